@@ -1,0 +1,72 @@
+/**
+ * The routing contract: an immutable snapshot of the cluster plus the queued
+ * jobs go in, placements come out. Nothing here does I/O, reads a clock or
+ * holds a timer; callers pass `now` where time matters.
+ */
+
+export type QosClass = 'critical' | 'standard' | 'batch';
+export type StrategyName = 'spread' | 'binpack';
+
+export interface Resources {
+  readonly slots: number;
+  /** 0 = not tracked. */
+  readonly cpuMillis: number;
+  /** 0 = not tracked. */
+  readonly memoryMb: number;
+}
+
+/** One agent as the router sees it at snapshot time. */
+export interface AgentView {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly capacity: Resources;
+  /** What is left after the attempts it runs now. */
+  readonly free: Resources;
+  /** Host load (one-minute load average divided by cores), 0 when unknown. */
+  readonly load: number;
+  /** False when cordoned, draining or disconnected: no new work. */
+  readonly schedulable: boolean;
+}
+
+/** An attempt running now; the router may preempt batch ones for critical jobs. */
+export interface RunningAttemptView {
+  readonly jobId: string;
+  readonly agent: string;
+  readonly qos: QosClass;
+  readonly resources: Resources;
+}
+
+/** A job waiting for an agent. */
+export interface QueuedJob {
+  readonly id: string;
+  /** Raw selector text; parsed (and cached) by the router. Empty matches all. */
+  readonly selector: string;
+  readonly resources: Resources;
+  readonly qos: QosClass;
+  readonly tenant: string;
+  readonly priority: number;
+  readonly affinityKey: string;
+  readonly strategy: StrategyName;
+  /** Submission order; lower is older (FIFO tiebreak). */
+  readonly order: number;
+}
+
+export interface Placement {
+  readonly jobId: string;
+  readonly agent: string;
+}
+
+export interface Preemption {
+  /** The running batch attempt to cancel and re-queue. */
+  readonly victimJobId: string;
+  readonly agent: string;
+  /** The critical job that needs the room. */
+  readonly forJobId: string;
+}
+
+export interface Decision {
+  readonly placements: readonly Placement[];
+  readonly preemptions: readonly Preemption[];
+  /** For each job left waiting: a human reason ("no agent matches os=mac"). */
+  readonly waiting: ReadonlyMap<string, string>;
+}
