@@ -77,7 +77,11 @@ export interface WatchHandlers {
 
 export interface Lease {
   readonly id: number;
-  /** Fires once when the lease is lost (expired, revoked, or keepalive failed). */
+  /**
+   * Fires once when the lease is lost against the holder's will: expired, revoked
+   * by someone else, keepalive failed, or the store was closed (a `LeaseLostError`).
+   * Not fired by this handle's own `revoke()`.
+   */
   readonly lost: Promise<Error>;
   /** Revokes the lease and deletes its keys; idempotent. */
   revoke(): Promise<void>;

@@ -1,0 +1,198 @@
+/**
+ * The agent: holds one stream to the control plane (reconnecting with
+ * jittered backoff, falling back down its address list), runs what it is
+ * assigned through the executor, and on restart finds its attempts on disk
+ * and reattaches to them. On SIGTERM it drains: no new work, running jobs
+ * finish (up to the grace), the rest are handed back, then it exits.
+ */
+import { hostname, loadavg, availableParallelism } from 'node:os';
+import { status as Status } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../proto/gen/runmesh/v1/agent.js';
+import { FailureCategory } from '../proto/gen/runmesh/v1/job.js';
+import { PROTOCOL_VERSION } from '../proto/protocol.js';
+import { FallbackDialer, isDowngradeRefused } from '../transport/index.js';
+import { createExecutor, type Executor } from './executor/index.js';
+import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
+import { AttemptStream } from './session/attempt.js';
+import { Backoff, delay } from './session/backoff.js';
+import { runConnection, type ConnectionHost } from './session/connection.js';
+import type { Link } from './session/link.js';
+import { VERSION } from '../proto/version.js';
+
+/** Statuses after which reconnecting cannot help: the operator must fix something. */
+const FATAL = new Set<number>([Status.UNAUTHENTICATED, Status.PERMISSION_DENIED, Status.INVALID_ARGUMENT]);
+
+export class Agent implements ConnectionHost {
+  readonly options: AgentOptions;
+  private readonly log: Logger;
+  private readonly executor: Executor;
+  private readonly attempts = new Map<string, AttemptStream>();
+  private readonly stop = new AbortController();
+  private readonly backoff = new Backoff();
+  private readonly dialer: FallbackDialer;
+  private draining = false;
+  private loop: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+  /** Rejects when the control plane refuses this agent for good (bad token, bad name). */
+  readonly fatal: Promise<Error>;
+  private setFatal!: (err: Error) => void;
+
+  constructor(input: AgentInput) {
+    this.options = resolveAgentOptions(input);
+    this.log = this.options.logger.child({ agent_id: this.options.name });
+    this.executor = createExecutor({ workDir: this.options.workDir, logger: this.log });
+    this.dialer = new FallbackDialer(this.options.servers, { tls: this.options.tls, logger: this.log, allowDowngrade: this.options.allowInsecureFallback });
+    this.fatal = new Promise((resolve) => (this.setFatal = resolve));
+  }
+
+  /** Reattaches attempts left on disk, then connects (in the background). */
+  async start(): Promise<void> {
+    for (const handle of await this.executor.recover()) this.track(new AttemptStream(handle, this.attemptLog(handle.jobId, handle.attempt)));
+    if (this.attempts.size > 0) this.log.info({ attempts: this.attempts.size }, 'recovered attempts from disk');
+    this.loop = this.connectLoop();
+  }
+
+  private attemptLog(jobId: string, attempt: number): Logger {
+    return this.log.child({ job_id: jobId, attempt });
+  }
+
+  private track(s: AttemptStream): void {
+    this.attempts.set(s.key, s);
+    void s.done.then(() => {
+      if (this.attempts.get(s.key) === s) this.attempts.delete(s.key);
+    });
+  }
+
+  private async connectLoop(): Promise<void> {
+    while (!this.stop.signal.aborted) {
+      try {
+        const d = await this.dialer.next(this.stop.signal);
+        try {
+          if (await runConnection(d, this, this.log, this.stop.signal)) {
+            this.backoff.reset();
+            this.dialer.markGood(d.address);
+          }
+        } finally {
+          await d.close();
+        }
+      } catch (err) {
+        if (this.stop.signal.aborted) break;
+        const code = (err as { code?: number }).code;
+        if ((code !== undefined && FATAL.has(code)) || isDowngradeRefused(err)) {
+          this.log.error({ err }, 'control plane refused this agent');
+          this.setFatal(err as Error);
+          break;
+        }
+        this.log.warn({ err: { message: (err as Error).message, code } }, 'connection lost');
+      }
+      await delay(this.backoff.next(), this.stop.signal);
+    }
+  }
+
+  hello(): ConnectRequest {
+    const held = [...this.attempts.values()].map((s) => ({ jobId: s.handle.jobId, attempt: s.handle.attempt, finished: s.exited }));
+    const o = this.options;
+    return { msg: { $case: 'hello', value: { name: o.name, joinToken: o.joinToken, labels: o.labels, capacity: o.capacity, version: VERSION, protocolVersion: PROTOCOL_VERSION, held, hostname: hostname() } } };
+  }
+
+  heartbeat(): ConnectRequest {
+    const running = [...this.attempts.values()].filter((s) => !s.exited).length;
+    const load = loadavg()[0] ?? 0;
+    return { msg: { $case: 'heartbeat', value: { freeSlots: Math.max(0, this.options.capacity.slots - running), running, draining: this.draining, load: load / availableParallelism() } } };
+  }
+
+  onWelcome(w: Welcome, link: Link): void {
+    this.log.info({ session_id: w.sessionId, resume: w.resume.length, abandon: w.abandon.length }, 'connected');
+    link.send(this.heartbeat());
+    for (const r of w.resume) this.attempts.get(`${r.jobId}/${r.attempt}`)?.attach(link, r.nextSeq);
+    for (const a of w.abandon) void this.attempts.get(`${a.jobId}/${a.attempt}`)?.abandon();
+  }
+
+  onAssign(a: Assign, link: Link): void {
+    const key = `${a.jobId}/${a.attempt}`;
+    if (this.attempts.has(key)) return; // a duplicate Assign of the same attempt is a no-op
+    const log = this.attemptLog(a.jobId, a.attempt);
+    const spec = a.spec;
+    const started = this.executor.start({
+      jobId: a.jobId,
+      attempt: a.attempt,
+      argv: spec?.argv ?? [],
+      script: spec?.script ?? '',
+      env: spec?.env ?? {},
+      deadline: a.deadline ? Date.parse(a.deadline) : Date.now() + 3600_000,
+      graceSeconds: spec?.cancelGraceSeconds || 10,
+    });
+    started.then(
+      (handle) => {
+        const s = new AttemptStream(handle, log);
+        this.track(s);
+        if (this.draining) s.handBack = true;
+        s.attach(link, 0);
+        log.info('attempt started');
+      },
+      (err: unknown) => {
+        log.error({ err }, 'could not start attempt');
+        link.send({ msg: { $case: 'jobResult', value: { jobId: a.jobId, attempt: a.attempt, exitCode: -1, failure: FailureCategory.FAILURE_CATEGORY_COULD_NOT_START, message: String((err as Error).message), logRecords: 0, startedAt: undefined, finishedAt: undefined } } });
+      },
+    );
+  }
+
+  onMessage(m: ConnectResponse): void {
+    const msg = m.msg;
+    switch (msg?.$case) {
+      case 'cancel':
+        void this.attempts.get(`${msg.value.jobId}/${msg.value.attempt}`)?.handle.cancel(msg.value.graceSeconds, msg.value.reason);
+        return;
+      case 'logAck':
+        return this.attempts.get(`${msg.value.jobId}/${msg.value.attempt}`)?.onLogAck(msg.value.nextSeq);
+      case 'resultAck':
+        void this.attempts.get(`${msg.value.jobId}/${msg.value.attempt}`)?.onResultAck();
+        return;
+      case 'drain':
+        this.log.info({ reason: msg.value.reason }, 'draining on request');
+        this.draining = true;
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Running (not yet reported) attempts. */
+  get held(): number {
+    return this.attempts.size;
+  }
+
+  /**
+   * Drains: no new work, running attempts finish for up to `graceMs`, the rest
+   * are cancelled and handed back (re-queued without using up a retry). Idempotent.
+   */
+  shutdown(graceMs = this.options.shutdownGraceMs): Promise<void> {
+    return (this.closing ??= this.drainAndStop(graceMs));
+  }
+
+  private async drainAndStop(graceMs: number): Promise<void> {
+    this.draining = true;
+    this.log.info({ running: this.attempts.size, grace_ms: graceMs }, 'shutting down: draining');
+    const all = (): Promise<unknown> => Promise.all([...this.attempts.values()].map((s) => s.done));
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), graceMs);
+    await Promise.race([all(), new Promise((r) => deadline.signal.addEventListener('abort', r, { once: true }))]);
+    clearTimeout(timer);
+    if (this.attempts.size > 0) {
+      this.log.warn({ attempts: this.attempts.size }, 'grace over: handing running attempts back');
+      for (const s of this.attempts.values()) {
+        s.handBack = true;
+        void s.handle.cancel(5, 'agent shutting down');
+      }
+      await Promise.race([all(), delay(15_000, new AbortController().signal)]);
+    }
+    await this.close();
+  }
+
+  /** Stops at once: ends the connection; running jobs keep running and are found on restart. */
+  async close(): Promise<void> {
+    this.stop.abort();
+    await this.loop;
+  }
+}

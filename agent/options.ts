@@ -1,0 +1,47 @@
+/**
+ * Agent options: user input with documented defaults becomes a fully
+ * resolved type here, once.
+ */
+import { availableParallelism, hostname, totalmem } from 'node:os';
+import type { Logger } from 'pino';
+import type { Resources } from '../routing/index.js';
+
+export interface AgentOptions {
+  /** Control-plane addresses in order of preference (tcp, unix, ws, wss). Default ["127.0.0.1:7433"]. */
+  servers: string[];
+  joinToken: string;
+  /** Unique agent name. Default: the host name. */
+  name: string;
+  labels: Record<string, string>;
+  /** Default: 1 slot, all cores (millicores) and all memory (MB) of the host. */
+  capacity: Resources;
+  /** Workspaces and spools. Default "./.runmesh-agent". */
+  workDir: string;
+  /** On SIGTERM, how long running jobs may finish before they are handed back. Default 60 s. */
+  shutdownGraceMs: number;
+  tls: { ca?: string; cert?: string; key?: string } | undefined;
+  /** Allow falling back from an encrypted address to a plaintext one. Default false. */
+  allowInsecureFallback: boolean;
+  logger: Logger;
+}
+
+export type AgentInput = Partial<Omit<AgentOptions, 'capacity'>> & { joinToken: string; logger: Logger; capacity?: Partial<Resources> };
+
+export function resolveAgentOptions(o: AgentInput): AgentOptions {
+  return {
+    servers: o.servers?.length ? o.servers : ['127.0.0.1:7433'],
+    joinToken: o.joinToken,
+    name: o.name || hostname(),
+    labels: o.labels ?? {},
+    capacity: {
+      slots: o.capacity?.slots || 1,
+      cpuMillis: o.capacity?.cpuMillis ?? availableParallelism() * 1000,
+      memoryMb: o.capacity?.memoryMb ?? Math.floor(totalmem() / (1024 * 1024)),
+    },
+    workDir: o.workDir ?? './.runmesh-agent',
+    shutdownGraceMs: o.shutdownGraceMs ?? 60_000,
+    tls: o.tls,
+    allowInsecureFallback: o.allowInsecureFallback ?? false,
+    logger: o.logger,
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * One attempt as the agent streams it: log records from the executor's spool
+ * go out with a bounded window of unacknowledged bytes, then the result; the
+ * spool is dropped only after the control plane acknowledged the result. A
+ * dropped connection stops the pump; the next connection resumes it from the
+ * sequence number the control plane says it holds.
+ */
+import type { Logger } from 'pino';
+import { FailureCategory, JobState, LogStream } from '../../proto/gen/runmesh/v1/job.js';
+import type { AttemptHandle, ExitFailure, ExitStatus } from '../executor/executor.js';
+import { delay } from './backoff.js';
+import type { Link } from './link.js';
+
+const WINDOW_BYTES = 8 * 1024 * 1024;
+/** Re-send the result (and any unacknowledged log) if no ResultAck arrives in this time. */
+const RESULT_ACK_TIMEOUT_MS = 15_000;
+
+const FAILURES: Record<ExitFailure, FailureCategory> = {
+  none: FailureCategory.FAILURE_CATEGORY_UNSPECIFIED,
+  exit_code: FailureCategory.FAILURE_CATEGORY_EXIT_CODE,
+  timeout: FailureCategory.FAILURE_CATEGORY_TIMEOUT,
+  cancelled: FailureCategory.FAILURE_CATEGORY_CANCELLED,
+  could_not_start: FailureCategory.FAILURE_CATEGORY_COULD_NOT_START,
+  agent_lost: FailureCategory.FAILURE_CATEGORY_AGENT_LOST,
+};
+
+export class AttemptStream {
+  private acked = 0;
+  private inflight: Array<{ seq: number; bytes: number }> = [];
+  private inflightBytes = 0;
+  private wake: (() => void) | undefined;
+  private pump: AbortController | undefined;
+  private status: ExitStatus | undefined;
+  /** Set when the agent hands the attempt back on shutdown instead of reporting it. */
+  handBack = false;
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(
+    readonly handle: AttemptHandle,
+    private readonly log: Logger,
+  ) {
+    this.done = new Promise((r) => (this.resolveDone = r));
+    void handle.exited().then((s) => (this.status = s));
+  }
+
+  get key(): string {
+    return `${this.handle.jobId}/${this.handle.attempt}`;
+  }
+
+  get exited(): boolean {
+    return this.status !== undefined;
+  }
+
+  /** Starts (or restarts) streaming over `link` from record `from`. */
+  attach(link: Link, from: number): void {
+    this.pump?.abort();
+    const pump = new AbortController();
+    this.pump = pump;
+    link.signal.addEventListener('abort', () => pump.abort(), { once: true });
+    this.acked = from;
+    this.inflight = [];
+    this.inflightBytes = 0;
+    void this.run(link, from, pump.signal).catch((err: unknown) => {
+      if (!pump.signal.aborted) this.log.error({ err }, 'attempt stream failed');
+    });
+  }
+
+  onLogAck(nextSeq: number): void {
+    if (nextSeq > this.acked) this.acked = nextSeq;
+    while (this.inflight.length > 0 && (this.inflight[0]?.seq ?? Infinity) < this.acked) this.inflightBytes -= this.inflight.shift()?.bytes ?? 0;
+    this.wake?.();
+  }
+
+  async onResultAck(): Promise<void> {
+    this.pump?.abort();
+    await this.handle.remove().catch((err: unknown) => this.log.warn({ err }, 'could not remove workspace'));
+    this.log.info('attempt reported');
+    this.resolveDone();
+  }
+
+  /** Drops an attempt the control plane no longer wants. */
+  async abandon(): Promise<void> {
+    this.pump?.abort();
+    await this.handle.cancel(0, 'abandoned by the control plane');
+    await this.handle.exited();
+    await this.handle.remove().catch(() => undefined);
+    this.resolveDone();
+  }
+
+  private async run(link: Link, from: number, signal: AbortSignal): Promise<void> {
+    const ids = { jobId: this.handle.jobId, attempt: this.handle.attempt };
+    if (!this.exited) link.send({ msg: { $case: 'jobUpdate', value: { ...ids, state: JobState.JOB_STATE_RUNNING, message: '' } } });
+    for await (const r of this.handle.records(from, signal)) {
+      while (this.inflightBytes > WINDOW_BYTES && !signal.aborted) await this.waitAck(signal);
+      if (signal.aborted) return;
+      this.inflight.push({ seq: r.seq, bytes: r.data.length });
+      this.inflightBytes += r.data.length;
+      const stream = r.stream === 'stdout' ? LogStream.LOG_STREAM_STDOUT : LogStream.LOG_STREAM_STDERR;
+      if (!link.send({ msg: { $case: 'logChunk', value: { ...ids, seq: r.seq, stream, data: r.data } } })) await link.drained();
+    }
+    if (signal.aborted) return;
+    const s = await this.handle.exited();
+    const failure = this.handBack ? FailureCategory.FAILURE_CATEGORY_PREEMPTED : FAILURES[s.failure];
+    const message = this.handBack ? 'agent shut down before the job finished; handed back' : s.message;
+    link.send({
+      msg: {
+        $case: 'jobResult',
+        value: { ...ids, exitCode: s.exitCode, failure, message, logRecords: s.records, startedAt: new Date(s.startedAt).toISOString(), finishedAt: new Date(s.finishedAt).toISOString() },
+      },
+    });
+    await delay(RESULT_ACK_TIMEOUT_MS, signal);
+    if (!signal.aborted) {
+      this.log.warn({ acked: this.acked }, 'no result acknowledgement, re-sending');
+      this.attach(link, this.acked);
+    }
+  }
+
+  private waitAck(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.wake = undefined;
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.wake = done;
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}

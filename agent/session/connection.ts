@@ -1,0 +1,63 @@
+/**
+ * One connection to the control plane: Hello (with the attempts this agent
+ * holds) → Welcome → messages until the stream ends. The caller (the agent)
+ * owns what outlives a connection: the attempts and the reconnect loop.
+ */
+import { once } from 'node:events';
+import type { Logger } from 'pino';
+import { AgentServiceClient, type Assign, type ConnectRequest, type ConnectResponse, type Welcome } from '../../proto/gen/runmesh/v1/agent.js';
+import { PROTOCOL_VERSION } from '../../proto/protocol.js';
+import type { Dialer } from '../../transport/index.js';
+import type { Link } from './link.js';
+
+/** What a connection asks of the agent. */
+export interface ConnectionHost {
+  hello(): ConnectRequest;
+  onWelcome(w: Welcome, link: Link): void;
+  onAssign(a: Assign, link: Link): void;
+  onMessage(m: ConnectResponse, link: Link): void;
+  heartbeat(): ConnectRequest;
+}
+
+/** Runs one connection to its end; resolves true if it got as far as Welcome. */
+export async function runConnection(dialer: Dialer, host: ConnectionHost, log: Logger, stop: AbortSignal): Promise<boolean> {
+  const client = new AgentServiceClient(dialer.target, dialer.credentials, dialer.channelOptions);
+  const call = client.connect();
+  const ended = new AbortController();
+  const onStop = (): void => void call.cancel();
+  stop.addEventListener('abort', onStop, { once: true });
+  const link: Link = {
+    signal: ended.signal,
+    send: (m) => !ended.signal.aborted && call.write(m),
+    drained: async () => {
+      if (!ended.signal.aborted) await once(call, 'drain', { signal: ended.signal }).catch(() => undefined);
+    },
+  };
+  let welcomed = false;
+  let heartbeat: NodeJS.Timeout | undefined;
+  try {
+    call.write(host.hello());
+    for await (const m of call as AsyncIterable<ConnectResponse>) {
+      const msg = m.msg;
+      if (msg?.$case === 'welcome') {
+        welcomed = true;
+        heartbeat = setInterval(() => link.send(host.heartbeat()), Math.max(100, msg.value.heartbeatIntervalMs || 2000));
+        host.onWelcome(msg.value, link);
+      } else if (!welcomed) {
+        log.warn({ got: msg?.$case }, 'message before Welcome, ignored');
+      } else if (msg?.$case === 'assign') host.onAssign(msg.value, link);
+      else host.onMessage(m, link);
+    }
+  } catch (err) {
+    if (!stop.aborted) throw err;
+  } finally {
+    clearInterval(heartbeat);
+    ended.abort();
+    stop.removeEventListener('abort', onStop);
+    call.cancel();
+    client.close();
+  }
+  return welcomed;
+}
+
+export { PROTOCOL_VERSION };

@@ -1,0 +1,10 @@
+/** What an attempt needs of the live connection: a way to send, and to know it dropped. */
+import type { ConnectRequest } from '../../proto/gen/runmesh/v1/agent.js';
+
+export interface Link {
+  /** Aborted when this connection ends. */
+  readonly signal: AbortSignal;
+  /** Queues a message; false when the connection's buffer is full (wait for `drained`). */
+  send(msg: ConnectRequest): boolean;
+  drained(): Promise<void>;
+}

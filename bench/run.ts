@@ -1,0 +1,15 @@
+/** `npm run bench`: every benchmark in one run, figures on stdout. */
+import { benchSpine } from './spine.js';
+
+async function main(): Promise<void> {
+  process.stdout.write(`runmesh bench — node ${process.version}, ${new Date().toISOString()}\n`);
+  await benchSpine();
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

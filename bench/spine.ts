@@ -1,0 +1,154 @@
+/**
+ * Spine figures on the embedded store, control plane as its own process:
+ * - dispatch latency submit → agent receives Assign (idle, simulated agent),
+ *   against a raw gRPC unary round trip measured on the same server;
+ * - no-op job throughput with simulated agents, against the store's raw
+ *   single-put transaction rate measured in the same run;
+ * - submit → job process running with a real agent;
+ * - control-plane memory with 1,000 simulated agents; an idle agent's memory.
+ */
+import { Client, credentials } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { AgentServiceClient } from '../proto/gen/runmesh/v1/agent.js';
+import { openEmbeddedStore } from '../control-plane/store/embedded.js';
+import { TestClient } from '../test/support/client.js';
+import { startAgent, startServer, stopAll, tempDir, TOKEN, type ServerProc } from '../test/support/processes.js';
+import { simAgent, type SimAgent } from './sim-agent.js';
+import { line, ms, round, rssMb, summarize } from './stats.js';
+
+const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
+
+/** A raw unary round trip (grpc.health.v1 Check, empty request) on the same server: the floor. */
+async function grpcBaseline(address: string, n: number): Promise<{ p50: number; p99: number }> {
+  const raw = new Client(address, credentials.createInsecure());
+  const id = (b: Buffer): Buffer => b;
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await new Promise((resolve, reject) => raw.makeUnaryRequest('/grpc.health.v1.Health/Check', id, id, Buffer.alloc(0), (e, r) => (e ? reject(e) : resolve(r))));
+    samples.push(ms(t0, process.hrtime.bigint()));
+  }
+  raw.close();
+  return summarize(samples.slice(n / 10));
+}
+
+async function dispatchLatency(server: ServerProc, client: TestClient, n: number): Promise<{ p50: number; p99: number }> {
+  const waiters = new Map<string, (at: bigint) => void>();
+  // An Assign can arrive before Submit's answer does; keep it until the id is known.
+  const early = new Map<string, bigint>();
+  const onAssign = (id: string, at: bigint): void => {
+    const w = waiters.get(id);
+    if (w) w(at);
+    else early.set(id, at);
+  };
+  const agent = simAgent(server.address, { name: 'lat', token: TOKEN, slots: 4, onAssign });
+  await agent.welcomed;
+  await sleep(200);
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    const job = await client.submit({ argv: ['true'] });
+    const at = await new Promise<bigint>((resolve) => {
+      const got = early.get(job.id);
+      if (got) resolve(got);
+      else waiters.set(job.id, resolve);
+    });
+    samples.push(ms(t0, at));
+  }
+  agent.close();
+  return summarize(samples.slice(n / 10));
+}
+
+async function throughput(server: ServerProc, client: TestClient, jobs: number): Promise<number> {
+  const shared = Array.from({ length: 4 }, () => new AgentServiceClient(server.address, credentials.createInsecure()));
+  const agents: SimAgent[] = Array.from({ length: 16 }, (_, i) => simAgent(server.address, { name: `tp-${i}`, token: TOKEN, slots: 64, client: shared[i % 4] }));
+  await Promise.all(agents.map((a) => a.welcomed));
+  const t0 = process.hrtime.bigint();
+  const batch = 1000;
+  const submits: Promise<unknown>[] = [];
+  for (let i = 0; i < jobs; i += batch) {
+    const specs = Array.from({ length: Math.min(batch, jobs - i) }, () => client.spec({ argv: ['true'] }));
+    submits.push(new Promise((r, j) => client.jobs.submitBatch({ specs }, (e, res) => (e ? j(e) : r(res)))));
+  }
+  await Promise.all(submits);
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const s = await client.status();
+    const live = Object.values(s.jobsByState).reduce((a, b) => a + b, 0);
+    if (live === 0 || Date.now() > deadline) break;
+    await sleep(25);
+  }
+  const seconds = ms(t0, process.hrtime.bigint()) / 1000;
+  agents.forEach((a) => a.close());
+  shared.forEach((c) => c.close());
+  return round(jobs / seconds, 0);
+}
+
+async function storeCeiling(n: number): Promise<number> {
+  const dir = await tempDir('runmesh-bench-store-');
+  const store = await openEmbeddedStore({ dir, logger: pino({ level: 'silent' }) });
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: n }, (_, i) => store.txn({ success: [{ type: 'put', key: `/bench/${i}`, value: 'x'.repeat(400) }] })));
+  const rate = n / (ms(t0, process.hrtime.bigint()) / 1000);
+  await store.close();
+  return round(rate, 0);
+}
+
+async function realAgentStart(server: ServerProc, client: TestClient, n: number): Promise<{ p50: number; p99: number }> {
+  const agent = await startAgent(server.address, { name: 'real', slots: 2 });
+  await client.waitAgents(1);
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = Date.now();
+    const job = await client.submit({ script: 'date +%s%3N' });
+    await client.waitDone(job.id);
+    const started = Number((await client.logs(job.id)).stdout.trim());
+    samples.push(started - t0);
+  }
+  await agent.stop();
+  return summarize(samples);
+}
+
+async function memory(): Promise<{ base: number; with1000: number; perAgentKb: number; idleAgent: number }> {
+  const server = await startServer({ args: ['--heartbeat-timeout', '60s'] });
+  const client = new TestClient(server.address);
+  await sleep(500);
+  const base = rssMb(server.proc.pid!);
+  const channels = Array.from({ length: 10 }, () => new AgentServiceClient(server.address, credentials.createInsecure()));
+  const agents = Array.from({ length: 1000 }, (_, i) => simAgent(server.address, { name: `mem-${i}`, token: TOKEN, slots: 4, client: channels[i % 10] }));
+  await Promise.all(agents.map((a) => a.welcomed));
+  await sleep(1000);
+  const with1000 = rssMb(server.proc.pid!);
+  agents.forEach((a) => a.close());
+  channels.forEach((c) => c.close());
+  const agent = await startAgent(server.address, { name: 'idle' });
+  await client.waitAgents(1);
+  await sleep(1500);
+  const idleAgent = rssMb(agent.proc.pid!);
+  client.close();
+  await server.stop();
+  await agent.stop();
+  return { base, with1000, perAgentKb: round(((with1000 - base) * 1024) / 1000, 1), idleAgent };
+}
+
+export async function benchSpine(): Promise<void> {
+  try {
+    const server = await startServer();
+    const client = new TestClient(server.address);
+    const base = await grpcBaseline(server.address, 500);
+    line('baseline gRPC unary round trip (ms)', base);
+    const lat = await dispatchLatency(server, client, 300);
+    line('dispatch submit→assign, idle (ms)', { ...lat, 'p50/baseline': round(lat.p50 / base.p50, 1) });
+    const tp = await throughput(server, client, 20_000);
+    const ceiling = await storeCeiling(20_000);
+    line('no-op jobs/s, 16 sim agents, embedded', { jobs_per_s: tp, store_txn_per_s: ceiling, 'ratio (txn per job)': round(ceiling / tp, 1) });
+    const real = await realAgentStart(server, client, 20);
+    line('submit→process running, real agent (ms)', real);
+    client.close();
+    await server.stop();
+    const mem = await memory();
+    line('memory (RSS MB)', { control_plane_idle: mem.base, with_1000_sim_agents: mem.with1000, per_agent_kb: mem.perAgentKb, idle_agent: mem.idleAgent });
+  } finally {
+    await stopAll();
+  }
+}

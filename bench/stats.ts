@@ -1,0 +1,27 @@
+/** Small figures helpers for benchmarks. */
+import { readFileSync } from 'node:fs';
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+export function summarize(samplesMs: number[]): { p50: number; p99: number; n: number } {
+  const s = [...samplesMs].sort((a, b) => a - b);
+  return { p50: round(percentile(s, 50)), p99: round(percentile(s, 99)), n: s.length };
+}
+
+export const round = (x: number, digits = 2): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+export const ms = (from: bigint, to: bigint): number => Number(to - from) / 1e6;
+
+export function rssMb(pid: number | 'self' = 'self'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = status.match(/VmRSS:\s+(\d+) kB/);
+  return m ? round(Number(m[1]) / 1024, 1) : NaN;
+}
+
+export function line(label: string, figures: Record<string, number | string>): void {
+  const parts = Object.entries(figures).map(([k, v]) => `${k}=${v}`);
+  process.stdout.write(`${label.padEnd(44)} ${parts.join('  ')}\n`);
+}

@@ -1,0 +1,66 @@
+/** `runmesh agent`: run jobs for a control plane. */
+import type { Command } from 'commander';
+import { Agent } from '../../agent/agent.js';
+import { collect, durationMs, parseLabels, positiveInt } from '../flags.js';
+import { createLogger } from '../logging.js';
+import { untilSignal } from './serve.js';
+
+interface AgentFlags {
+  server: string[];
+  joinToken?: string;
+  name?: string;
+  labels: string[];
+  slots?: number;
+  cpu?: number;
+  memory?: number;
+  workDir: string;
+  shutdownGrace: number;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  allowInsecureFallback?: boolean;
+  logLevel?: string;
+}
+
+export function registerAgent(program: Command): void {
+  program
+    .command('agent')
+    .description('run an agent that takes jobs from the control plane')
+    .option('--server <addrs>', 'control-plane addresses in order of preference (comma-separated or repeated)', collect, [])
+    .option('--join-token <token>', 'the control plane\'s join token', process.env.RUNMESH_JOIN_TOKEN)
+    .option('--name <name>', 'unique agent name (default: host name)')
+    .option('--labels <k=v,...>', 'labels jobs can select on', collect, [])
+    .option('--slots <n>', 'jobs run at once', positiveInt('--slots'))
+    .option('--cpu <millicores>', 'cpu offered (default: all cores)', positiveInt('--cpu'))
+    .option('--memory <mb>', 'memory offered in MB (default: all memory)', positiveInt('--memory'))
+    .option('--work-dir <dir>', 'workspaces and log spools', './.runmesh-agent')
+    .option('--shutdown-grace <duration>', 'on SIGTERM, how long running jobs may finish', durationMs('--shutdown-grace'), 60_000)
+    .option('--tls-ca <file>', 'CA that signed the control plane\'s certificate (PEM)')
+    .option('--tls-cert <file>', 'client certificate for mTLS (PEM)')
+    .option('--tls-key <file>', 'client key for mTLS (PEM)')
+    .option('--allow-insecure-fallback', 'allow falling back from an encrypted address to a plaintext one')
+    .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
+    .action(async (f: AgentFlags) => {
+      if (!f.joinToken) throw new Error('--join-token is required (or set RUNMESH_JOIN_TOKEN)');
+      const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? '127.0.0.1:7433').split(',');
+      const agent = new Agent({
+        servers,
+        joinToken: f.joinToken,
+        name: f.name,
+        labels: parseLabels(f.labels),
+        capacity: { slots: f.slots, cpuMillis: f.cpu, memoryMb: f.memory },
+        workDir: f.workDir,
+        shutdownGraceMs: f.shutdownGrace,
+        tls: f.tlsCa || f.tlsCert ? { ca: f.tlsCa, cert: f.tlsCert, key: f.tlsKey } : undefined,
+        allowInsecureFallback: !!f.allowInsecureFallback,
+        logger: createLogger(f.logLevel),
+      });
+      await agent.start();
+      const outcome = await Promise.race([untilSignal(), agent.fatal]);
+      if (outcome instanceof Error) {
+        await agent.close();
+        throw outcome;
+      }
+      await agent.shutdown();
+    });
+}

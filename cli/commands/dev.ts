@@ -1,0 +1,65 @@
+/** `runmesh dev`: a control plane and N local agents in one process, embedded store. */
+import { platform, arch } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { Agent } from '../../agent/agent.js';
+import { ControlPlane } from '../../control-plane/server.js';
+import { positiveInt } from '../flags.js';
+import { createLogger } from '../logging.js';
+import { joinTokenFor, untilSignal } from './serve.js';
+
+interface DevFlags {
+  agents: number;
+  slots: number;
+  dataDir: string;
+  listen: string;
+  httpListen: string;
+  logLevel: string;
+}
+
+export function registerDev(program: Command): void {
+  program
+    .command('dev')
+    .description('run a control plane plus local agents (embedded store): the quickest way to try runmesh')
+    .option('--agents <n>', 'local agents', positiveInt('--agents'), 2)
+    .option('--slots <n>', 'jobs each agent runs at once', positiveInt('--slots'), 4)
+    .option('--data-dir <dir>', 'local state', './.runmesh')
+    .option('--listen <addr>', 'gRPC address', '127.0.0.1:7433')
+    .option('--http-listen <addr>', 'HTTP address', '127.0.0.1:7434')
+    .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'warn')
+    .action(async (f: DevFlags) => {
+      const logger = createLogger(f.logLevel);
+      const { token } = await joinTokenFor(f.dataDir, undefined);
+      const cp = await ControlPlane.start({ listen: [f.listen], httpListen: f.httpListen, dataDir: f.dataDir, joinToken: token, logger });
+      const agents = Array.from({ length: f.agents }, (_, i) =>
+        new Agent({
+          servers: [cp.address],
+          joinToken: token,
+          name: `dev-${i + 1}`,
+          labels: { os: platform(), arch: arch(), pool: 'dev' },
+          capacity: { slots: f.slots },
+          workDir: join(f.dataDir, 'agents', `dev-${i + 1}`),
+          shutdownGraceMs: 5000,
+          logger,
+        }),
+      );
+      await Promise.all(agents.map((a) => a.start()));
+      const server = cp.address === '127.0.0.1:7433' ? '' : ` --server ${cp.address}`;
+      process.stdout.write(
+        [
+          `runmesh dev: control plane on ${cp.address} (http ${cp.httpAddress}), ${f.agents} agent(s) with ${f.slots} slot(s) each, data in ${f.dataDir}`,
+          'Try, in another terminal:',
+          `  npx runmesh submit${server} --wait -- echo hello from runmesh`,
+          `  npx runmesh jobs ls${server}`,
+          `  npx runmesh agents ls${server}`,
+          `  npx runmesh cluster status${server}`,
+          'Ctrl-C to stop.',
+          '',
+        ].join('\n'),
+      );
+      await untilSignal();
+      process.stdout.write('runmesh dev: stopping\n');
+      await Promise.all(agents.map((a) => a.shutdown(5000)));
+      await cp.close();
+    });
+}

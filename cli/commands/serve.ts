@@ -1,0 +1,94 @@
+/** `runmesh server`: one control-plane peer. */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { ControlPlane } from '../../control-plane/server.js';
+import { collect, durationMs, parseLabels } from '../flags.js';
+import { createLogger } from '../logging.js';
+
+/** The join token: given, or the one kept in the data dir, or a new one saved there. */
+export async function joinTokenFor(dataDir: string, given: string | undefined): Promise<{ token: string; generated: boolean }> {
+  if (given) return { token: given, generated: false };
+  const path = join(dataDir, 'join-token');
+  const saved = await readFile(path, 'utf8').catch(() => '');
+  if (saved.trim()) return { token: saved.trim(), generated: false };
+  const token = `rmj_${randomBytes(18).toString('base64url')}`;
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(path, `${token}\n`, { mode: 0o600 });
+  return { token, generated: true };
+}
+
+interface ServerFlags {
+  listen: string[];
+  httpListen: string;
+  dataDir: string;
+  store?: string;
+  joinToken?: string;
+  heartbeatTimeout: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsRequireClientCert?: boolean;
+  websocket: boolean;
+  tenantWeight: string[];
+  logLevel?: string;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('server')
+    .description('run a control-plane peer')
+    .option('--listen <addr>', 'gRPC address (repeatable): host:port or unix:///path', collect, [])
+    .option('--http-listen <addr>', 'HTTP address for /healthz, /readyz, /metrics and the ws tunnel', '127.0.0.1:7434')
+    .option('--data-dir <dir>', 'local state: embedded store, logs', './.runmesh')
+    .option('--store <url>', 'etcd://host:port[,host:port] (default: embedded store in the data dir)')
+    .option('--join-token <token>', 'token agents must present (default: generated, kept in the data dir)', process.env.RUNMESH_JOIN_TOKEN)
+    .option('--heartbeat-timeout <duration>', 'agent silence before it is considered gone', durationMs('--heartbeat-timeout'), 10_000)
+    .option('--tls-cert <file>', 'server certificate (PEM)')
+    .option('--tls-key <file>', 'server key (PEM)')
+    .option('--tls-ca <file>', 'CA for client certificates (PEM)')
+    .option('--tls-require-client-cert', 'require client certificates (mTLS)')
+    .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
+    .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collect, [])
+    .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
+    .action(async (f: ServerFlags) => {
+      const logger = createLogger(f.logLevel);
+      const { token, generated } = await joinTokenFor(f.dataDir, f.joinToken);
+      const cp = await ControlPlane.start({
+        listen: f.listen,
+        httpListen: f.httpListen,
+        dataDir: f.dataDir,
+        store: f.store ?? '',
+        joinToken: token,
+        heartbeatTimeoutMs: f.heartbeatTimeout,
+        webSocket: f.websocket,
+        tls: tlsOf(f),
+        tenantWeights: Object.fromEntries(Object.entries(parseLabels(f.tenantWeight, '--tenant-weight')).map(([k, v]) => [k, Number(v)])),
+        logger,
+      });
+      process.stderr.write(`runmesh server: gRPC ${cp.grpcAddresses.join(', ')}, http ${cp.httpAddress}\n`);
+      if (generated) process.stderr.write(`join token (saved in ${join(f.dataDir, 'join-token')}): ${token}\n`);
+      await untilSignal();
+      await cp.close();
+    });
+}
+
+function tlsOf(f: ServerFlags) {
+  if (!f.tlsCert && !f.tlsKey) return undefined;
+  if (!f.tlsCert || !f.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+  return { cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa, requireClientCert: !!f.tlsRequireClientCert };
+}
+
+/** Resolves on the first SIGTERM or SIGINT. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals): void => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      resolve(sig);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+}

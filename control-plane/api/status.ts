@@ -1,0 +1,44 @@
+/** Maps errors to gRPC statuses in one place; unknown errors are logged and hidden. */
+import { Metadata, status as Status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { isJobNotFound, isValidation } from '../jobs/errors.js';
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly code: Status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const invalid = (field: string, detail: string): ApiError => new ApiError(Status.INVALID_ARGUMENT, `${field}: ${detail}`);
+export const notFound = (what: string): ApiError => new ApiError(Status.NOT_FOUND, `${what} not found`);
+
+export function toServiceError(err: unknown, log: Logger): Partial<ServiceError> {
+  if (err instanceof ApiError) return { code: err.code, details: err.message, metadata: new Metadata() };
+  if (isValidation(err)) return { code: Status.INVALID_ARGUMENT, details: (err as Error).message };
+  if (isJobNotFound(err)) return { code: Status.NOT_FOUND, details: (err as Error).message };
+  log.error({ err }, 'request failed');
+  return { code: Status.INTERNAL, details: 'internal error (see the control plane log)' };
+}
+
+/** Wraps an async unary handler: result or mapped status, never an unhandled rejection. */
+export function unary<Req, Res>(log: Logger, handler: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    handler(call.request, call).then(
+      (res) => callback(null, res),
+      (err: unknown) => callback(toServiceError(err, log)),
+    );
+  };
+}
+
+const JOB_ID = /^j_[0-9a-z]{10,40}$/;
+
+/** Checks a job id's shape before it reaches the store (or a file path). */
+export function checkJobId(id: string, field = 'id'): string {
+  if (!id) throw invalid(field, 'missing');
+  if (!JOB_ID.test(id)) throw notFound(`job ${id.slice(0, 64)}`);
+  return id;
+}

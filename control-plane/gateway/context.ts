@@ -1,0 +1,25 @@
+/** What an agent session needs from the control plane: narrow, so sessions stay testable. */
+import type { Logger } from 'pino';
+import type { Hello } from '../../proto/gen/runmesh/v1/agent.js';
+import type { JobRepo } from '../jobs/repo.js';
+import type { JobTracker } from '../jobs/tracker.js';
+import type { JobWriter } from '../jobs/writer.js';
+import type { LogStore } from '../logs/log-store.js';
+import type { ActiveIndex } from '../scheduler/active-index.js';
+import type { AgentAuth } from './auth.js';
+import type { AgentLink, AgentRegistry } from './registry.js';
+
+export interface GatewayContext {
+  repo: JobRepo;
+  tracker: JobTracker;
+  writer: JobWriter;
+  index: ActiveIndex;
+  registry: AgentRegistry;
+  logs: LogStore;
+  auth: AgentAuth;
+  logger: Logger;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  onConnect(hello: Hello, link: AgentLink): void;
+  onDisconnect(name: string, link: AgentLink): void;
+}

@@ -1,0 +1,155 @@
+/**
+ * Agents known to this control plane: their advertised shape, their state as
+ * operators see it, and the live session (if connected here). The scheduler
+ * reads it through `views()`; operators through `toProto()`.
+ */
+import { AgentState, type Agent } from '../../proto/gen/runmesh/v1/cluster.js';
+import type { AgentView, Resources } from '../../routing/index.js';
+import type { ActiveIndex } from '../scheduler/active-index.js';
+import { add, resourcesOf } from '../scheduler/convert.js';
+import type { Hello } from '../../proto/gen/runmesh/v1/agent.js';
+
+/** What the registry needs of a session: a way to talk to the agent. */
+export interface AgentLink {
+  readonly sessionId: string;
+  send(msg: import('../../proto/gen/runmesh/v1/agent.js').ConnectResponse): boolean;
+  close(reason: string): void;
+}
+
+export interface AgentEntry {
+  name: string;
+  labels: Record<string, string>;
+  capacity: Resources;
+  version: string;
+  hostname: string;
+  cordoned: boolean;
+  draining: boolean;
+  load: number;
+  connectedAt: Date;
+  lastHeartbeat: Date;
+  link: AgentLink | undefined;
+}
+
+export class AgentRegistry {
+  private readonly agents = new Map<string, AgentEntry>();
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly peerId: string) {}
+
+  /** Registers (or re-registers) a connected agent; returns the session it replaces, if any. */
+  connect(hello: Hello, link: AgentLink, now: Date): AgentLink | undefined {
+    const prev = this.agents.get(hello.name);
+    this.agents.set(hello.name, {
+      name: hello.name,
+      labels: { ...hello.labels },
+      capacity: resourcesOf(hello.capacity),
+      version: hello.version,
+      hostname: hello.hostname,
+      cordoned: prev?.cordoned ?? false,
+      draining: false,
+      load: 0,
+      connectedAt: now,
+      lastHeartbeat: now,
+      link,
+    });
+    this.changed();
+    return prev?.link !== link ? prev?.link : undefined;
+  }
+
+  /** Marks the agent disconnected if `link` is still its session. */
+  disconnect(name: string, link: AgentLink): boolean {
+    const e = this.agents.get(name);
+    if (!e || e.link !== link) return false;
+    e.link = undefined;
+    this.changed();
+    return true;
+  }
+
+  heartbeat(name: string, load: number, draining: boolean, now: Date): void {
+    const e = this.agents.get(name);
+    if (!e) return;
+    e.lastHeartbeat = now;
+    e.load = load;
+    if (e.draining !== draining) {
+      e.draining = draining;
+      this.changed();
+    }
+  }
+
+  get(name: string): AgentEntry | undefined {
+    return this.agents.get(name);
+  }
+
+  all(): AgentEntry[] {
+    return [...this.agents.values()];
+  }
+
+  setCordoned(name: string, cordoned: boolean): AgentEntry | undefined {
+    const e = this.agents.get(name);
+    if (e) {
+      e.cordoned = cordoned;
+      this.changed();
+    }
+    return e;
+  }
+
+  setDraining(name: string): AgentEntry | undefined {
+    const e = this.agents.get(name);
+    if (e) {
+      e.draining = true;
+      this.changed();
+    }
+    return e;
+  }
+
+  /** Forgets an agent that stayed gone past the heartbeat timeout. */
+  forget(name: string): void {
+    const e = this.agents.get(name);
+    if (e && !e.link) this.agents.delete(name);
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  views(index: ActiveIndex): AgentView[] {
+    return this.all().map((e) => ({
+      name: e.name,
+      labels: e.labels,
+      capacity: e.capacity,
+      free: add(e.capacity, index.usageOf(e.name), -1),
+      load: e.load,
+      schedulable: stateOf(e) === AgentState.AGENT_STATE_READY,
+    }));
+  }
+
+  toProto(e: AgentEntry, index: ActiveIndex): Agent {
+    const used = index.usageOf(e.name);
+    return {
+      name: e.name,
+      state: stateOf(e),
+      labels: e.labels,
+      capacity: e.capacity,
+      free: add(e.capacity, used, -1),
+      running: index.jobsOn(e.name).length,
+      version: e.version,
+      peer: this.peerId,
+      hostname: e.hostname,
+      connectedAt: e.connectedAt.toISOString(),
+      lastHeartbeat: e.lastHeartbeat.toISOString(),
+      load: e.load,
+    };
+  }
+}
+
+export function stateOf(e: AgentEntry): AgentState {
+  if (!e.link) return AgentState.AGENT_STATE_DISCONNECTED;
+  if (e.draining) return AgentState.AGENT_STATE_DRAINING;
+  if (e.cordoned) return AgentState.AGENT_STATE_CORDONED;
+  return AgentState.AGENT_STATE_READY;
+}

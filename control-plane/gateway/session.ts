@@ -1,0 +1,228 @@
+/**
+ * One agent's stream, server side. Lifecycle: `hello` (first message must be
+ * Hello, checked and answered with Welcome) → `active` → `closed`. Messages of
+ * one job are handled in arrival order on a per-job chain; different jobs do
+ * not wait for each other. Nothing an agent sends can crash the control
+ * plane: bad messages end the stream with a status that says why.
+ */
+import { randomUUID } from 'node:crypto';
+import { status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { ConnectRequest, ConnectResponse, Hello, HeldAttempt, JobResult, LogChunk, ResumeAttempt } from '../../proto/gen/runmesh/v1/agent.js';
+import { JobState } from '../../proto/gen/runmesh/v1/job.js';
+import { PROTOCOL_VERSION } from '../../proto/protocol.js';
+import { activeAgent, finish, lost, started } from '../jobs/lifecycle.js';
+import { isLogGap } from '../logs/errors.js';
+import type { GatewayContext } from './context.js';
+import type { AgentLink } from './registry.js';
+
+type Phase = 'hello' | 'active' | 'closed';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export class AgentSession implements AgentLink {
+  readonly sessionId = randomUUID();
+  private phase: Phase = 'hello';
+  private name = '';
+  private log: Logger;
+  private lastSeen = Date.now();
+  private watchdog: NodeJS.Timeout;
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly acksDue = new Set<string>();
+
+  constructor(
+    private readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
+    private readonly ctx: GatewayContext,
+  ) {
+    this.log = ctx.logger.child({ session_id: this.sessionId });
+    this.watchdog = setInterval(() => this.checkAlive(), Math.max(50, ctx.heartbeatTimeoutMs / 4));
+    this.watchdog.unref();
+    call.on('data', (m: ConnectRequest) => this.onMessage(m));
+    call.on('error', (err) => this.log.debug({ err }, 'agent stream error'));
+    call.on('end', () => this.ended('agent closed the stream'));
+    call.on('close', () => this.ended('stream closed'));
+    call.on('cancelled', () => this.ended('stream cancelled'));
+  }
+
+  send(msg: ConnectResponse): boolean {
+    if (this.phase === 'closed') return false;
+    this.call.write(msg);
+    return true;
+  }
+
+  /** Ends the stream with an error status (or OK when `code` is omitted). */
+  close(reason: string, code: Status = Status.UNAVAILABLE): void {
+    if (this.phase === 'closed') return;
+    const wasActive = this.phase === 'active';
+    this.phase = 'closed';
+    clearInterval(this.watchdog);
+    this.log.info({ reason }, 'agent session closed');
+    try {
+      this.call.emit('error', { code, details: reason });
+    } catch (err) {
+      this.log.debug({ err }, 'closing a broken stream');
+    }
+    if (wasActive) this.ctx.onDisconnect(this.name, this);
+  }
+
+  private ended(reason: string): void {
+    if (this.phase === 'closed') return;
+    const wasActive = this.phase === 'active';
+    this.phase = 'closed';
+    clearInterval(this.watchdog);
+    this.log.info({ reason }, 'agent disconnected');
+    if (!this.call.destroyed) this.call.end();
+    if (wasActive) this.ctx.onDisconnect(this.name, this);
+  }
+
+  private checkAlive(): void {
+    if (Date.now() - this.lastSeen > this.ctx.heartbeatTimeoutMs) this.close('no heartbeat within the timeout', Status.DEADLINE_EXCEEDED);
+  }
+
+  private onMessage(m: ConnectRequest): void {
+    this.lastSeen = Date.now();
+    const msg = m.msg;
+    if (this.phase === 'closed') return;
+    if (this.phase === 'hello') {
+      if (msg?.$case !== 'hello') return this.close('first message must be Hello', Status.FAILED_PRECONDITION);
+      this.phase = 'active';
+      void this.onHello(msg.value).catch((err: unknown) => {
+        this.log.error({ err }, 'hello failed');
+        this.close('could not register the agent', Status.INTERNAL);
+      });
+      return;
+    }
+    switch (msg?.$case) {
+      case 'heartbeat':
+        return this.ctx.registry.heartbeat(this.name, msg.value.load, msg.value.draining, new Date());
+      case 'jobUpdate':
+        return this.onJob(msg.value.jobId, () => this.onRunning(msg.value.jobId, msg.value.attempt, msg.value.state));
+      case 'logChunk':
+        return this.onJob(msg.value.jobId, () => this.onLog(msg.value));
+      case 'jobResult':
+        return this.onJob(msg.value.jobId, () => this.onResult(msg.value));
+      case 'hello':
+        return this.close('Hello sent twice', Status.FAILED_PRECONDITION);
+      default:
+        return this.close('empty or unknown message', Status.INVALID_ARGUMENT);
+    }
+  }
+
+  private refuse(hello: Hello): string | undefined {
+    if (hello.protocolVersion !== PROTOCOL_VERSION) return `protocol version ${hello.protocolVersion} is not supported (server speaks ${PROTOCOL_VERSION})`;
+    if (!NAME.test(hello.name)) return `hello.name: "${hello.name.slice(0, 64)}" is not a valid agent name`;
+    return undefined;
+  }
+
+  private async onHello(hello: Hello): Promise<void> {
+    if (!this.ctx.auth.check(hello.name, hello.joinToken)) return this.close('join token or credential refused', Status.UNAUTHENTICATED);
+    const refusal = this.refuse(hello);
+    if (refusal) return this.close(refusal, Status.INVALID_ARGUMENT);
+    this.name = hello.name;
+    this.log = this.log.child({ agent_id: hello.name });
+    const { resume, abandon, cancels } = await this.reconcile(hello.held);
+    if (this.phase === 'closed') return;
+    this.send({
+      msg: {
+        $case: 'welcome',
+        value: { agentId: hello.name, sessionId: this.sessionId, heartbeatIntervalMs: this.ctx.heartbeatIntervalMs, credential: this.ctx.auth.credentialFor(hello.name), resume, abandon },
+      },
+    });
+    this.ctx.onConnect(hello, this);
+    for (const c of cancels) this.send({ msg: { $case: 'cancel', value: c } });
+    this.log.info({ labels: hello.labels, capacity: hello.capacity, version: hello.version, resumed: resume.length, abandoned: abandon.length }, 'agent connected');
+  }
+
+  /** Decides, from the store's truth, which held attempts the agent keeps and which it drops. */
+  private async reconcile(held: HeldAttempt[]) {
+    const resume: ResumeAttempt[] = [];
+    const abandon: HeldAttempt[] = [];
+    const cancels: Array<{ jobId: string; attempt: number; graceSeconds: number; reason: string }> = [];
+    const heldIds = new Set(held.map((h) => h.jobId));
+    for (const h of held) {
+      const v = await this.ctx.repo.get(h.jobId).catch(() => undefined);
+      const r = v?.record;
+      if (!r || r.job.attempt !== h.attempt || activeAgent(r) !== this.name) {
+        abandon.push(h);
+        continue;
+      }
+      if (v) this.ctx.tracker.apply(v);
+      const file = await this.ctx.logs.file(h.jobId, h.attempt);
+      resume.push({ jobId: h.jobId, attempt: h.attempt, nextSeq: await file.durable() });
+      if (r.cancel) cancels.push({ jobId: h.jobId, attempt: h.attempt, graceSeconds: r.job.spec?.cancelGraceSeconds ?? 10, reason: r.cancel.reason });
+    }
+    // Attempts assigned to this agent that it does not hold were lost in flight or with the host.
+    for (const id of this.ctx.index.jobsOn(this.name)) {
+      if (heldIds.has(id)) continue;
+      const at = this.ctx.index.attemptOf(id);
+      if (at) await this.ctx.writer.write(id, (r) => lost(r, at.attempt, 'agent restarted without the attempt', new Date()));
+    }
+    return { resume, abandon, cancels };
+  }
+
+  /** Serialises the handling of one job's messages; errors are logged, never thrown. */
+  private onJob(jobId: string, work: () => Promise<void>): void {
+    const prev = this.chains.get(jobId) ?? Promise.resolve();
+    const next = prev.then(work).catch((err: unknown) => this.log.error({ err, job_id: jobId }, 'agent message failed'));
+    this.chains.set(jobId, next);
+    void next.then(() => {
+      if (this.chains.get(jobId) === next) this.chains.delete(jobId);
+    });
+  }
+
+  /** True when this agent holds the current active attempt of the job. */
+  private owns(jobId: string, attempt: number): boolean {
+    const v = this.ctx.tracker.get(jobId);
+    return !!v && v.record.job.attempt === attempt && activeAgent(v.record) === this.name;
+  }
+
+  private async onRunning(jobId: string, attempt: number, state: JobState): Promise<void> {
+    if (state !== JobState.JOB_STATE_RUNNING || !this.owns(jobId, attempt)) return;
+    await this.ctx.writer.write(jobId, (r) => started(r, attempt, new Date()));
+  }
+
+  private async onLog(c: LogChunk): Promise<void> {
+    if (!this.owns(c.jobId, c.attempt)) return;
+    const file = await this.ctx.logs.file(c.jobId, c.attempt);
+    try {
+      file.append(c.seq, c.stream, c.data);
+    } catch (err) {
+      if (!isLogGap(err)) throw err;
+      this.send({ msg: { $case: 'logAck', value: { jobId: c.jobId, attempt: c.attempt, nextSeq: err.expected } } });
+      return;
+    }
+    this.ackSoon(c.jobId, c.attempt);
+  }
+
+  /** Coalesces acknowledgements: one fsync and one LogAck for a burst of chunks. */
+  private ackSoon(jobId: string, attempt: number): void {
+    const key = `${jobId}/${attempt}`;
+    if (this.acksDue.has(key)) return;
+    this.acksDue.add(key);
+    setImmediate(() => {
+      this.acksDue.delete(key);
+      void this.ctx.logs
+        .file(jobId, attempt)
+        .then((f) => f.durable())
+        .then((nextSeq) => this.send({ msg: { $case: 'logAck', value: { jobId, attempt, nextSeq } } }))
+        .catch((err: unknown) => this.log.error({ err, job_id: jobId }, 'log sync failed'));
+    });
+  }
+
+  private async onResult(res: JobResult): Promise<void> {
+    const ack = (): void => void this.send({ msg: { $case: 'resultAck', value: { jobId: res.jobId, attempt: res.attempt } } });
+    if (!this.owns(res.jobId, res.attempt)) return ack(); // stale or zombie: fenced out, let the agent drop it
+    const file = await this.ctx.logs.file(res.jobId, res.attempt);
+    const held = await file.durable();
+    if (held < res.logRecords) {
+      this.send({ msg: { $case: 'logAck', value: { jobId: res.jobId, attempt: res.attempt, nextSeq: held } } });
+      return; // the agent re-sends the missing records, then the result
+    }
+    const outcome = { exitCode: res.exitCode, failure: res.failure, message: res.message, logRecords: res.logRecords, startedAt: res.startedAt, finishedAt: res.finishedAt };
+    const stored = await this.ctx.writer.write(res.jobId, (r) => finish(r, res.attempt, outcome, new Date()));
+    if (stored || !this.owns(res.jobId, res.attempt)) {
+      await this.ctx.logs.seal(res.jobId, res.attempt);
+      ack();
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The plain HTTP port: `/healthz` (the process is up), `/readyz` (the store
+ * answers and state is loaded). The WebSocket tunnel and /metrics hang off
+ * the same server.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+export interface HttpOptions {
+  ready(): Promise<{ ok: boolean; detail: string }>;
+  routes?: Record<string, Route>;
+}
+
+export function createHttpServer(o: HttpOptions): Server {
+  const routes: Record<string, Route> = {
+    '/healthz': (_req, res) => text(res, 200, 'ok\n'),
+    '/readyz': async (_req, res) => {
+      const r = await o.ready().catch((err: unknown) => ({ ok: false, detail: String(err) }));
+      text(res, r.ok ? 200 : 503, `${r.detail}\n`);
+    },
+    ...o.routes,
+  };
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const route = routes[path];
+    if (!route) return text(res, 404, 'not found\n');
+    Promise.resolve(route(req, res)).catch(() => text(res, 500, 'internal error\n'));
+  });
+}
+
+function text(res: ServerResponse, code: number, body: string): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8' }).end(body);
+}
+
+/** Listens on `host:port` (port 0 picks one); resolves with the bound address. */
+export function listenHttp(server: Server, address: string): Promise<string> {
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1';
+  const port = Number(address.slice(i + 1));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const a = server.address() as AddressInfo;
+      resolve(`${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
+    });
+  });
+}

@@ -1,0 +1,53 @@
+/** Errors of the jobs area. Match with the `isX` guards, never on message text. */
+import { JobState } from '../../proto/gen/runmesh/v1/job.js';
+
+export class JobError extends Error {
+  override name = 'JobError';
+}
+
+export class IllegalTransitionError extends JobError {
+  override name = 'IllegalTransitionError';
+  constructor(
+    readonly jobId: string,
+    readonly from: JobState,
+    readonly to: JobState,
+  ) {
+    super(`job ${jobId}: illegal transition ${JobState[from]} -> ${JobState[to]}`);
+  }
+}
+
+export class JobNotFoundError extends JobError {
+  override name = 'JobNotFoundError';
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} not found`);
+  }
+}
+
+/** A request field failed validation; `field` names it for the INVALID_ARGUMENT message. */
+export class ValidationError extends JobError {
+  override name = 'ValidationError';
+  constructor(
+    readonly field: string,
+    readonly detail: string,
+  ) {
+    super(`${field}: ${detail}`);
+  }
+}
+
+/** A fenced write lost: someone else changed the job (or a newer attempt exists). */
+export class StaleWriteError extends JobError {
+  override name = 'StaleWriteError';
+  constructor(readonly jobId: string, detail: string) {
+    super(`job ${jobId}: stale write (${detail})`);
+  }
+}
+
+function walk(err: unknown, test: (e: Error) => boolean): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (test(e)) return true;
+  return false;
+}
+
+export const isIllegalTransition = (err: unknown): boolean => walk(err, (e) => e instanceof IllegalTransitionError);
+export const isJobNotFound = (err: unknown): boolean => walk(err, (e) => e instanceof JobNotFoundError);
+export const isValidation = (err: unknown): err is ValidationError => walk(err, (e) => e instanceof ValidationError);
+export const isStaleWrite = (err: unknown): boolean => walk(err, (e) => e instanceof StaleWriteError);

@@ -1,0 +1,31 @@
+/**
+ * What the store holds per job: the public `Job` plus the few internal fields
+ * the control plane needs to rebuild its state after a restart or failover.
+ */
+import { Job } from '../../proto/gen/runmesh/v1/job.js';
+
+export interface JobRecord {
+  job: Job;
+  /** Submission order (FIFO tiebreak in routing). */
+  order: number;
+  /** Set by Cancel while an attempt is active; delivered to the agent until it ends. */
+  cancel?: { reason: string; at: string };
+  /** Set when an attempt was preempted: the requeue does not use up a retry. */
+  preempted?: boolean;
+}
+
+export function encodeRecord(r: JobRecord): string {
+  return JSON.stringify({ job: Job.toJSON(r.job), order: r.order, cancel: r.cancel, preempted: r.preempted });
+}
+
+export function decodeRecord(text: string): JobRecord {
+  const raw = JSON.parse(text) as { job: unknown; order: number; cancel?: JobRecord['cancel']; preempted?: boolean };
+  const r: JobRecord = { job: Job.fromJSON(raw.job), order: raw.order };
+  if (raw.cancel) r.cancel = raw.cancel;
+  if (raw.preempted) r.preempted = true;
+  return r;
+}
+
+export function cloneRecord(r: JobRecord): JobRecord {
+  return decodeRecord(encodeRecord(r));
+}

@@ -1,0 +1,175 @@
+/**
+ * Job persistence with domain verbs on top of the etcd-shaped store. Every
+ * write is fenced on the job key's mod revision, so a stale peer or a zombie
+ * agent cannot overwrite a newer state; callers re-read and retry in one place.
+ */
+import { JobState, type Job, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import type { Op, Store, WatchHandlers, Watch } from '../store/store.js';
+import { JobNotFoundError, StaleWriteError } from './errors.js';
+import { newJobId } from './ids.js';
+import { decodeRecord, encodeRecord, type JobRecord } from './record.js';
+
+export interface Versioned {
+  record: JobRecord;
+  modRevision: number;
+}
+
+export interface ListFilter {
+  states: readonly JobState[];
+  namePrefix: string;
+  tenant: string;
+}
+
+/** Mutator for `update`: edit the record in place; return false to write nothing. */
+export type Mutator = (record: JobRecord) => boolean | void;
+
+const MAX_CAS_TRIES = 16;
+
+export class JobRepo {
+  readonly jobsPrefix: string;
+  private readonly idemPrefix: string;
+  private orderSeq = 0;
+
+  constructor(
+    private readonly store: Store,
+    prefix = '/runmesh/',
+  ) {
+    this.jobsPrefix = `${prefix}jobs/`;
+    this.idemPrefix = `${prefix}idem/`;
+  }
+
+  key(id: string): string {
+    return this.jobsPrefix + id;
+  }
+
+  idFromKey(key: string): string {
+    return key.slice(this.jobsPrefix.length);
+  }
+
+  private newRecord(spec: JobSpec, now: Date): JobRecord {
+    const id = newJobId(now.getTime());
+    const at = now.toISOString();
+    const job: Job = {
+      id,
+      spec,
+      state: JobState.JOB_STATE_QUEUED,
+      attempt: 0,
+      attempts: [],
+      timeline: [{ state: JobState.JOB_STATE_QUEUED, at, attempt: 0, reason: 'submitted' }],
+      createdAt: at,
+      updatedAt: at,
+      waitingReason: '',
+      notBefore: undefined,
+      exitCode: 0,
+      failure: 0,
+    };
+    return { job, order: now.getTime() * 1000 + (this.orderSeq++ % 1000) };
+  }
+
+  /** Stores a new QUEUED job; with an idempotency key already used, returns that job instead. */
+  async create(spec: JobSpec, now: Date): Promise<{ created: Versioned; existing: boolean }> {
+    const record = this.newRecord(spec, now);
+    const key = this.key(record.job.id);
+    if (!spec.idempotencyKey) {
+      const modRevision = await this.store.put(key, encodeRecord(record));
+      return { created: { record, modRevision }, existing: false };
+    }
+    const idemKey = this.idemPrefix + spec.idempotencyKey;
+    for (let i = 0; i < MAX_CAS_TRIES; i++) {
+      const res = await this.store.txn({
+        compare: [{ key: idemKey, target: 'version', op: '==', value: 0 }],
+        success: [
+          { type: 'put', key, value: encodeRecord(record) },
+          { type: 'put', key: idemKey, value: record.job.id },
+        ],
+      });
+      if (res.succeeded) return { created: { record, modRevision: res.revision }, existing: false };
+      const first = await this.store.get(idemKey);
+      const found = first ? await this.get(first.value) : undefined;
+      if (found) return { created: found, existing: true };
+    }
+    throw new StaleWriteError(record.job.id, 'idempotency key kept changing');
+  }
+
+  /** Stores many jobs in as few transactions as the store allows. */
+  async createMany(specs: readonly JobSpec[], now: Date): Promise<Versioned[]> {
+    const records = specs.map((s) => this.newRecord(s, now));
+    const ops: Op[] = records.map((r) => ({ type: 'put', key: this.key(r.job.id), value: encodeRecord(r) }));
+    const out: Versioned[] = [];
+    const step = this.store.maxTxnOps;
+    const txns = [];
+    for (let i = 0; i < ops.length; i += step) txns.push(this.store.txn({ success: ops.slice(i, i + step) }));
+    const results = await Promise.all(txns);
+    records.forEach((record, i) => out.push({ record, modRevision: results[Math.floor(i / step)]?.revision ?? 0 }));
+    return out;
+  }
+
+  async get(id: string): Promise<Versioned | undefined> {
+    const kv = await this.store.get(this.key(id));
+    return kv ? { record: decodeRecord(kv.value), modRevision: kv.modRevision } : undefined;
+  }
+
+  async mustGet(id: string): Promise<Versioned> {
+    const v = await this.get(id);
+    if (!v) throw new JobNotFoundError(id);
+    return v;
+  }
+
+  /**
+   * Read-modify-write fenced on the mod revision. With `expect`, the first try
+   * uses the caller's copy; a lost race re-reads and re-applies the mutator,
+   * which must itself re-check the state it depends on (attempt number, state).
+   */
+  async update(id: string, mutate: Mutator, expect?: Versioned): Promise<Versioned> {
+    let current = expect ?? (await this.mustGet(id));
+    for (let i = 0; i < MAX_CAS_TRIES; i++) {
+      const record = decodeRecord(encodeRecord(current.record));
+      if (mutate(record) === false) return current;
+      const res = await this.store.txn({
+        compare: [{ key: this.key(id), target: 'modRevision', op: '==', value: current.modRevision }],
+        success: [{ type: 'put', key: this.key(id), value: encodeRecord(record) }],
+      });
+      if (res.succeeded) return { record, modRevision: res.revision };
+      current = await this.mustGet(id);
+    }
+    throw new StaleWriteError(id, 'too many concurrent writers');
+  }
+
+  /** One page of jobs in submission order. */
+  async list(filter: ListFilter, pageSize: number, pageToken: string): Promise<{ records: JobRecord[]; next: string }> {
+    const out: JobRecord[] = [];
+    let after = pageToken ? this.key(pageToken) : undefined;
+    const states = new Set(filter.states);
+    for (;;) {
+      const page = await this.store.range(this.jobsPrefix, { after, limit: Math.max(pageSize * 2, 200) });
+      for (const kv of page.kvs) {
+        after = kv.key;
+        const r = decodeRecord(kv.value);
+        if (states.size > 0 && !states.has(r.job.state)) continue;
+        if (filter.namePrefix && !r.job.spec?.name.startsWith(filter.namePrefix)) continue;
+        if (filter.tenant && r.job.spec?.tenant !== filter.tenant) continue;
+        out.push(r);
+        if (out.length === pageSize) return { records: out, next: page.more || kv !== page.kvs.at(-1) ? r.job.id : '' };
+      }
+      if (!page.more) return { records: out, next: '' };
+    }
+  }
+
+  /** Every job, for rebuilding in-memory state; returns the revision to watch from. */
+  async loadAll(): Promise<{ records: Versioned[]; revision: number }> {
+    const records: Versioned[] = [];
+    let after: string | undefined;
+    let revision = 0;
+    for (;;) {
+      const page = await this.store.range(this.jobsPrefix, { after, limit: 1000 });
+      if (revision === 0) revision = page.revision;
+      for (const kv of page.kvs) records.push({ record: decodeRecord(kv.value), modRevision: kv.modRevision });
+      after = page.kvs.at(-1)?.key;
+      if (!page.more || !after) return { records, revision };
+    }
+  }
+
+  watch(handlers: WatchHandlers, fromRevision?: number): Promise<Watch> {
+    return this.store.watch(this.jobsPrefix, handlers, fromRevision);
+  }
+}

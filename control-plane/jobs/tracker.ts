@@ -1,0 +1,90 @@
+/**
+ * The in-memory view of live (non-terminal) jobs, rebuilt from the store at
+ * start and kept current by one watch. Local writes are applied at once too
+ * (`apply`), ordered by mod revision so the watch echo is a no-op. Listeners
+ * get every change, terminal ones included (Watch, Logs follow, scheduler).
+ */
+import type { Logger } from 'pino';
+import { isCompacted } from '../store/errors.js';
+import type { Watch, WatchEvent } from '../store/store.js';
+import { decodeRecord } from './record.js';
+import type { JobRepo, Versioned } from './repo.js';
+import { isTerminal } from './state.js';
+
+export type JobListener = (v: Versioned) => void;
+
+export class JobTracker {
+  private readonly live = new Map<string, Versioned>();
+  /** Last revision applied per job, terminal ones included, so late echoes are dropped. */
+  private readonly seen = new Map<string, number>();
+  private readonly listeners = new Set<JobListener>();
+  private watch: Watch | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly repo: JobRepo,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const { records, revision } = await this.repo.loadAll();
+    for (const v of records) this.apply(v, false);
+    this.log.info({ live: this.live.size, revision }, 'jobs loaded');
+    this.watch = await this.repo.watch({ onEvents: (ev) => this.onEvents(ev), onError: (err) => void this.rewatch(err) }, revision);
+  }
+
+  private onEvents(events: WatchEvent[]): void {
+    for (const ev of events) {
+      if (ev.type !== 'put') continue;
+      this.apply({ record: decodeRecord(ev.kv.value), modRevision: ev.kv.modRevision });
+    }
+  }
+
+  private async rewatch(err: Error): Promise<void> {
+    if (this.closed) return;
+    this.log.warn({ err, compacted: isCompacted(err) }, 'job watch lost, reloading');
+    await this.watch?.close();
+    await this.start();
+  }
+
+  /** Applies a newer version of a job; older or equal revisions are ignored. */
+  apply(v: Versioned, notify = true): void {
+    const id = v.record.job.id;
+    if ((this.seen.get(id) ?? 0) >= v.modRevision) return;
+    this.seen.set(id, v.modRevision);
+    if (isTerminal(v.record.job.state)) this.live.delete(id);
+    else this.live.set(id, v);
+    if (notify) for (const l of this.listeners) l(v);
+    if (this.seen.size > 200_000) this.trimSeen();
+  }
+
+  private trimSeen(): void {
+    for (const id of this.seen.keys()) {
+      if (this.seen.size <= 100_000) break;
+      if (!this.live.has(id)) this.seen.delete(id);
+    }
+  }
+
+  get(id: string): Versioned | undefined {
+    return this.live.get(id);
+  }
+
+  values(): IterableIterator<Versioned> {
+    return this.live.values();
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  subscribe(listener: JobListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    await this.watch?.close();
+  }
+}

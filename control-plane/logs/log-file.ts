@@ -1,0 +1,112 @@
+/**
+ * One attempt's log on disk: framed records appended in sequence order, an
+ * in-memory index of record offsets, and coalesced fsyncs (many appends, one
+ * fsync) so acknowledging a chunk never waits on a sync per chunk.
+ */
+import { EventEmitter } from 'node:events';
+import { open, type FileHandle } from 'node:fs/promises';
+import { decodeFrames, encodeFrame, scanFrames, type Frame } from './frame.js';
+import { LogGapError } from './errors.js';
+
+export interface LogRecordOut extends Frame {
+  seq: number;
+}
+
+const READ_BATCH_BYTES = 1 << 20;
+
+export class LogFile extends EventEmitter {
+  private offsets: number[] = [];
+  /** File size of what has been queued for writing. */
+  private size = 0;
+  /** Records whose bytes are written (readable). */
+  private written = 0;
+  /** Records covered by a completed fsync. */
+  private synced = 0;
+  private tail: Promise<void> = Promise.resolve();
+  private syncing: Promise<number> | undefined;
+  private pendingSync = false;
+
+  private constructor(private readonly fh: FileHandle) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  static async open(path: string): Promise<LogFile> {
+    const fh = await open(path, 'a+');
+    const f = new LogFile(fh);
+    const { size } = await fh.stat();
+    const buf = Buffer.allocUnsafe(size);
+    if (size > 0) await fh.read(buf, 0, size, 0);
+    const { offsets, end } = scanFrames(buf, 0);
+    if (end < size) await fh.truncate(end); // a torn frame from a crash: drop it, the agent re-sends
+    f.offsets = offsets;
+    f.size = end;
+    f.written = f.synced = offsets.length;
+    return f;
+  }
+
+  /** Records held (queued for writing included). */
+  get count(): number {
+    return this.offsets.length;
+  }
+
+  get readable(): number {
+    return this.written;
+  }
+
+  /** Appends record `seq`; a duplicate is ignored, a gap throws LogGapError. */
+  append(seq: number, stream: number, data: Uint8Array): boolean {
+    if (seq < this.offsets.length) return false;
+    if (seq > this.offsets.length) throw new LogGapError(this.offsets.length, seq);
+    const frame = encodeFrame(stream, data);
+    this.offsets.push(this.size);
+    this.size += frame.length;
+    const target = this.offsets.length;
+    this.tail = this.tail.then(async () => {
+      await this.fh.write(frame, 0, frame.length);
+      this.written = target;
+      this.emit('append', target);
+    });
+    return true;
+  }
+
+  /** Resolves once every record queued so far is on disk and fsync'd; returns that count. */
+  durable(): Promise<number> {
+    if (this.synced === this.offsets.length && !this.syncing) return Promise.resolve(this.synced);
+    if (this.syncing) {
+      this.pendingSync = true;
+      return this.syncing.then(() => this.durable());
+    }
+    const target = this.offsets.length;
+    this.syncing = this.tail
+      .then(() => this.fh.datasync())
+      .then(() => {
+        this.synced = Math.max(this.synced, target);
+        return this.synced;
+      })
+      .finally(() => {
+        this.syncing = undefined;
+        this.pendingSync = false;
+      });
+    return this.syncing;
+  }
+
+  /** Reads readable records from `from`, at most about 1 MB at a time. */
+  async read(from: number): Promise<LogRecordOut[]> {
+    if (from >= this.written) return [];
+    const start = this.offsets[from];
+    let to = from + 1;
+    while (to < this.written && (this.offsets[to] ?? 0) - (start ?? 0) < READ_BATCH_BYTES) to++;
+    const end = to < this.offsets.length ? (this.offsets[to] ?? this.size) : this.size;
+    if (start === undefined) return [];
+    const buf = Buffer.allocUnsafe(end - start);
+    await this.fh.read(buf, 0, buf.length, start);
+    return decodeFrames(buf).map((f, i) => ({ ...f, seq: from + i }));
+  }
+
+  async close(): Promise<void> {
+    await this.tail;
+    await this.fh.datasync().catch(() => undefined);
+    await this.fh.close();
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Control-plane options: user input with documented defaults becomes a fully
+ * resolved type here, once; nothing downstream checks for undefined.
+ */
+import type { Logger } from 'pino';
+import { hostname } from 'node:os';
+import type { ServerTlsFiles } from '../transport/index.js';
+
+export interface ControlPlaneOptions {
+  /** gRPC listen addresses (tcp host:port, unix:///path). Default ["127.0.0.1:7433"]. */
+  listen: string[];
+  /** Plain HTTP port: /healthz, /readyz, /metrics, the WebSocket tunnel. Default "127.0.0.1:7434". */
+  httpListen: string;
+  /** Local state: embedded store, log blobs. Default "./.runmesh". */
+  dataDir: string;
+  /** `etcd://h:p,...`; empty means the embedded store in dataDir. */
+  store: string;
+  /** Agents must present it (or the credential derived from it). */
+  joinToken: string;
+  /** Sent to agents in Welcome. Default 2000. */
+  heartbeatIntervalMs: number;
+  /** An agent silent this long is disconnected; one gone this long loses its attempts. Default 10000. */
+  heartbeatTimeoutMs: number;
+  /** Serve the agent WebSocket tunnel at ws://HTTP/agent. Default true. */
+  webSocket: boolean;
+  /** TLS for tcp listeners (PEM paths); a `ca` with requireClientCert makes it mTLS. */
+  tls: ServerTlsFiles | undefined;
+  /** Fair-share weights per tenant (default weight 1). */
+  tenantWeights: Record<string, number>;
+  peerId: string;
+  logger: Logger;
+}
+
+export type ControlPlaneInput = Partial<ControlPlaneOptions> & { logger: Logger; joinToken: string };
+
+export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
+  return {
+    listen: o.listen?.length ? o.listen : ['127.0.0.1:7433'],
+    httpListen: o.httpListen ?? '127.0.0.1:7434',
+    dataDir: o.dataDir ?? './.runmesh',
+    store: o.store ?? '',
+    joinToken: o.joinToken,
+    heartbeatIntervalMs: o.heartbeatIntervalMs ?? 2000,
+    heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 10_000,
+    webSocket: o.webSocket ?? true,
+    tls: o.tls,
+    tenantWeights: o.tenantWeights ?? {},
+    peerId: o.peerId ?? `${hostname()}-${process.pid}`,
+    logger: o.logger,
+  };
+}

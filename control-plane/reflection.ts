@@ -1,0 +1,26 @@
+/** gRPC health and server reflection, so grpcurl and standard probes work unmodified. */
+import type { Server } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { repoRoot } from './paths.js';
+
+const require = createRequire(import.meta.url);
+
+export const SERVICES = ['runmesh.v1.AgentService', 'runmesh.v1.JobService', 'runmesh.v1.ClusterService'] as const;
+
+export function addReflection(server: Server): void {
+  const dir = join(repoRoot(), 'proto');
+  const healthDir = join(dirname(require.resolve('grpc-health-check/package.json')), 'proto');
+  const files = ['runmesh/v1/job.proto', 'runmesh/v1/agent.proto', 'runmesh/v1/cluster.proto', 'health/v1/health.proto'];
+  const definition = loadSync(files, { includeDirs: [dir, healthDir], keepCase: true, longs: String, enums: String, defaults: true });
+  new ReflectionService(definition).addToServer(server);
+}
+
+export function addHealth(server: Server): HealthImplementation {
+  const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICES.map((s) => [s, 'NOT_SERVING' as const])) });
+  health.addToServer(server);
+  return health;
+}

@@ -1,0 +1,91 @@
+/**
+ * Incremental indices over live jobs, fed by the tracker: which attempts run
+ * where (per-agent usage, preemption candidates, lost-agent sweeps) and which
+ * jobs wait in the queue. Kept in step with each change, never rescanned.
+ */
+import { JobState } from '../../proto/gen/runmesh/v1/job.js';
+import type { QueuedJob, Resources, RunningAttemptView } from '../../routing/index.js';
+import { activeAgent } from '../jobs/lifecycle.js';
+import type { Versioned } from '../jobs/repo.js';
+import { add, qosName, specResources, strategyName, ZERO } from './convert.js';
+
+interface Active {
+  agent: string;
+  attempt: number;
+  view: RunningAttemptView;
+}
+
+export class ActiveIndex {
+  private readonly active = new Map<string, Active>();
+  private readonly byAgent = new Map<string, Set<string>>();
+  private readonly usage = new Map<string, Resources>();
+  readonly queued = new Map<string, QueuedJob>();
+  /** WAITING jobs and when their backoff ends (ms). */
+  readonly waiting = new Map<string, number>();
+
+  /** Applies one job's new version. */
+  update(v: Versioned): void {
+    const job = v.record.job;
+    this.dropActive(job.id);
+    this.queued.delete(job.id);
+    this.waiting.delete(job.id);
+    const agent = activeAgent(v.record);
+    if (agent) this.addActive(job.id, agent, v);
+    else if (job.state === JobState.JOB_STATE_QUEUED) this.queued.set(job.id, toQueued(v));
+    else if (job.state === JobState.JOB_STATE_WAITING) this.waiting.set(job.id, job.notBefore ? Date.parse(job.notBefore) : 0);
+  }
+
+  private addActive(id: string, agent: string, v: Versioned): void {
+    const spec = v.record.job.spec;
+    const view: RunningAttemptView = { jobId: id, agent, qos: qosName(spec?.qos ?? 0), resources: specResources(spec) };
+    this.active.set(id, { agent, attempt: v.record.job.attempt, view });
+    let set = this.byAgent.get(agent);
+    if (!set) this.byAgent.set(agent, (set = new Set()));
+    set.add(id);
+    this.usage.set(agent, add(this.usage.get(agent) ?? ZERO, view.resources));
+  }
+
+  private dropActive(id: string): void {
+    const a = this.active.get(id);
+    if (!a) return;
+    this.active.delete(id);
+    this.byAgent.get(a.agent)?.delete(id);
+    this.usage.set(a.agent, add(this.usage.get(a.agent) ?? ZERO, a.view.resources, -1));
+  }
+
+  usageOf(agent: string): Resources {
+    return this.usage.get(agent) ?? ZERO;
+  }
+
+  /** Job ids with an active attempt on `agent`. */
+  jobsOn(agent: string): string[] {
+    return [...(this.byAgent.get(agent) ?? [])];
+  }
+
+  attemptOf(jobId: string): { agent: string; attempt: number } | undefined {
+    return this.active.get(jobId);
+  }
+
+  running(): RunningAttemptView[] {
+    return [...this.active.values()].map((a) => a.view);
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+}
+
+function toQueued(v: Versioned): QueuedJob {
+  const spec = v.record.job.spec;
+  return {
+    id: v.record.job.id,
+    selector: spec?.selector ?? '',
+    resources: specResources(spec),
+    qos: qosName(spec?.qos ?? 0),
+    tenant: spec?.tenant || 'default',
+    priority: spec?.priority ?? 0,
+    affinityKey: spec?.affinityKey ?? '',
+    strategy: strategyName(spec?.strategy ?? 0),
+    order: v.record.order,
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * The scheduler: turns queued jobs into assignments. It owns no policy (that
+ * is `routing/`); it builds the snapshot, asks the router, and writes the
+ * outcome through the fenced job repository. Rounds never overlap: `kick()`
+ * marks work and one loop drains it.
+ */
+import type { Logger } from 'pino';
+import type { AgentView, Decision, Placement, Preemption } from '../../routing/index.js';
+import { Router, snapshotOf } from '../../routing/index.js';
+import { assign, lost, preempt, promote, setWaitingReason } from '../jobs/lifecycle.js';
+import type { JobRecord } from '../jobs/record.js';
+import type { Mutator } from '../jobs/repo.js';
+import type { JobWriter } from '../jobs/writer.js';
+import type { JobTracker } from '../jobs/tracker.js';
+import type { ActiveIndex } from './active-index.js';
+
+/** Where the scheduler sends its decisions: the gateway (or, in a mesh, the peer holding the agent). */
+export interface Dispatcher {
+  /** Pushes the assignment to the agent's stream; false when the agent is not connected here. */
+  assign(agent: string, record: JobRecord): boolean;
+  cancel(agent: string, jobId: string, attempt: number, graceSeconds: number, reason: string): boolean;
+}
+
+/** The agents the router may consider, with their free resources worked out from `index`. */
+export interface AgentSource {
+  views(index: ActiveIndex): AgentView[];
+}
+
+export interface SchedulerOptions {
+  writer: JobWriter;
+  tracker: JobTracker;
+  agents: AgentSource;
+  dispatcher: Dispatcher;
+  /** Live attempts and the queue; shared with the gateway, fed by this scheduler. */
+  index: ActiveIndex;
+  router?: Router;
+  logger: Logger;
+  /** Unschedulable reasons persisted per round, at most (the rest stay in memory). */
+  reasonWritesPerRound?: number;
+}
+
+const TICK_MS = 250;
+
+export class Scheduler {
+  readonly index: ActiveIndex;
+  private readonly router: Router;
+  private readonly reasons = new Map<string, string>();
+  private dirty = false;
+  private running: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: SchedulerOptions) {
+    this.router = o.router ?? new Router();
+    this.index = o.index;
+  }
+
+  start(): void {
+    for (const v of this.o.tracker.values()) this.index.update(v);
+    this.unsubscribe = this.o.tracker.subscribe((v) => {
+      this.index.update(v);
+      this.kick();
+    });
+    this.timer = setInterval(() => this.onTick(), TICK_MS);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** Asks for a scheduling round soon; cheap to call often. */
+  kick(): void {
+    this.dirty = true;
+    if (!this.running && !this.stopped) this.running = this.loop().finally(() => (this.running = undefined));
+  }
+
+  /** Why a queued job is still waiting, as last decided. */
+  waitingReason(jobId: string): string | undefined {
+    return this.reasons.get(jobId);
+  }
+
+  /** Queued jobs no agent could ever run, with the reason. */
+  unschedulable(): Array<{ jobId: string; reason: string }> {
+    return [...this.reasons].filter(([, r]) => r.startsWith('unschedulable')).map(([jobId, reason]) => ({ jobId, reason }));
+  }
+
+  private onTick(): void {
+    const now = Date.now();
+    const due = [...this.index.waiting.values()].some((t) => t <= now);
+    if (due || this.index.queued.size > 0) this.kick();
+  }
+
+  private async loop(): Promise<void> {
+    while (this.dirty && !this.stopped) {
+      this.dirty = false;
+      try {
+        await this.round(new Date());
+      } catch (err) {
+        this.o.logger.error({ err }, 'scheduling round failed');
+      }
+    }
+  }
+
+  private async round(now: Date): Promise<void> {
+    await this.promoteDue(now);
+    if (this.index.queued.size === 0) return;
+    const snapshot = snapshotOf(this.o.agents.views(this.index), this.index.running());
+    const decision = this.router.decide(snapshot, [...this.index.queued.values()]);
+    await Promise.all([
+      ...decision.placements.map((p) => this.place(p, now)),
+      ...decision.preemptions.map((p) => this.preempt(p)),
+    ]);
+    await this.recordReasons(decision);
+  }
+
+  private async promoteDue(now: Date): Promise<void> {
+    const due = [...this.index.waiting].filter(([, t]) => t <= now.getTime()).map(([id]) => id);
+    await Promise.all(due.map((id) => this.write(id, (r) => promote(r, now))));
+  }
+
+  private async place(p: Placement, now: Date): Promise<void> {
+    this.reasons.delete(p.jobId);
+    const v = await this.write(p.jobId, (r) => assign(r, p.agent, now));
+    if (!v) return;
+    if (this.o.dispatcher.assign(p.agent, v)) return;
+    this.o.logger.warn({ job_id: p.jobId, agent_id: p.agent }, 'agent gone before assignment, requeueing');
+    await this.write(p.jobId, (r) => lost(r, v.job.attempt, 'agent disconnected before the assignment arrived', new Date()));
+  }
+
+  private async preempt(p: Preemption): Promise<void> {
+    const at = this.index.attemptOf(p.victimJobId);
+    if (!at) return;
+    const v = await this.write(p.victimJobId, (r) => preempt(r, at.attempt));
+    if (!v) return;
+    this.o.logger.info({ job_id: p.victimJobId, agent_id: p.agent, for_job: p.forJobId }, 'preempting batch attempt');
+    this.o.dispatcher.cancel(p.agent, p.victimJobId, at.attempt, v.job.spec?.cancelGraceSeconds ?? 10, `preempted for critical job ${p.forJobId}`);
+  }
+
+  private async recordReasons(decision: Decision): Promise<void> {
+    let budget = this.o.reasonWritesPerRound ?? 100;
+    const writes: Promise<unknown>[] = [];
+    for (const [id, reason] of decision.waiting) {
+      const before = this.reasons.get(id);
+      this.reasons.set(id, reason);
+      if (before === reason || budget <= 0 || !reason.startsWith('unschedulable')) continue;
+      budget--;
+      writes.push(this.write(id, (r) => setWaitingReason(r, reason)));
+    }
+    for (const id of this.reasons.keys()) if (!this.index.queued.has(id)) this.reasons.delete(id);
+    await Promise.all(writes);
+  }
+
+  private write(id: string, mutate: Mutator): Promise<JobRecord | undefined> {
+    return this.o.writer.write(id, mutate);
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.unsubscribe?.();
+    await this.running;
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * An etcd lease kept alive in the background.
+ *
+ * We grant leases with ids we pick instead of etcd3's `Lease`: etcd's own ids
+ * are 63-bit and do not survive a JavaScript number, while `KeyValue.lease`
+ * and `Lease.id` are numbers. Ids are random below 2^48 (etcd accepts any
+ * non-zero id and refuses a duplicate, in which case we draw again).
+ */
+import { randomInt } from 'node:crypto';
+import { EtcdLeaseInvalidError, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse, type LeaseClient } from 'etcd3';
+import type pino from 'pino';
+import { LeaseLostError, StoreUnavailableError } from './errors.js';
+import { translateError } from './etcd-codec.js';
+import type { Lease } from './store.js';
+
+const GRANT_ATTEMPTS = 3;
+const RETRY_DELAY_MS = 250;
+
+export async function grantEtcdLease(client: LeaseClient, ttlSeconds: number, log: pino.Logger): Promise<EtcdLease> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < GRANT_ATTEMPTS; attempt++) {
+    const id = randomInt(1, 2 ** 48);
+    try {
+      const res = await client.leaseGrant({ ID: id, TTL: ttlSeconds });
+      if (res.error) throw new Error(res.error);
+      const lease = new EtcdLease(client, id, ttlSeconds, log.child({ lease: id }));
+      lease.start();
+      return lease;
+    } catch (err) {
+      lastError = err;
+      if (translateError(err, 'lease grant').name === 'StoreUnavailableError') break;
+    }
+  }
+  throw translateError(lastError, 'lease grant');
+}
+
+export class EtcdLease implements Lease {
+  readonly lost: Promise<Error>;
+  private resolveLost!: (err: Error) => void;
+  private stopped = false;
+  private lastAlive = Date.now();
+  private stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private revoking: Promise<void> | undefined;
+  private connecting = false;
+
+  constructor(
+    private readonly client: LeaseClient,
+    readonly id: number,
+    private readonly ttlSeconds: number,
+    private readonly log: pino.Logger,
+  ) {
+    this.lost = new Promise<Error>((resolve) => (this.resolveLost = resolve));
+  }
+
+  /** Sends a keepalive every ttl/3 (as the Go client does) on one stream, reopened when it breaks. */
+  start(): void {
+    const every = Math.max(100, (this.ttlSeconds * 1000) / 3);
+    this.timer = setInterval(() => this.tick(), every);
+    this.tick();
+  }
+
+  revoke(): Promise<void> {
+    this.revoking ??= this.doRevoke();
+    return this.revoking;
+  }
+
+  /** The store is closing: stop keeping it alive; etcd expires it after the TTL. */
+  release(): void {
+    if (this.stopped) return;
+    this.stop();
+    this.resolveLost(new LeaseLostError(this.id, { cause: new StoreUnavailableError('store closed') }));
+  }
+
+  private async doRevoke(): Promise<void> {
+    this.stop();
+    try {
+      await this.client.leaseRevoke({ ID: this.id });
+    } catch (err) {
+      if (!(err instanceof EtcdLeaseInvalidError)) throw translateError(err, 'lease revoke');
+    }
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    if (Date.now() - this.lastAlive > this.ttlSeconds * 1000) {
+      this.lose(new StoreUnavailableError('no keepalive answered within the lease TTL'));
+      return;
+    }
+    if (this.stream) this.stream.write({ ID: this.id });
+    else if (!this.connecting) void this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    this.connecting = true;
+    try {
+      const stream = await this.client.leaseKeepAlive();
+      if (this.stopped) return stream.cancel();
+      this.stream = stream;
+      stream.on('data', (res) => this.onResponse(res));
+      stream.on('error', (err) => this.onStreamError(stream, err));
+      stream.on('end', () => this.onStreamError(stream, new Error('keepalive stream ended')));
+      stream.write({ ID: this.id });
+    } catch (err) {
+      this.log.debug({ err }, 'lease keepalive connect failed');
+    } finally {
+      this.connecting = false;
+    }
+  }
+
+  private onResponse(res: ILeaseKeepAliveResponse): void {
+    if (Number(res.TTL) <= 0) {
+      this.lose(new EtcdLeaseInvalidError(res.ID));
+      return;
+    }
+    this.lastAlive = Date.now();
+  }
+
+  private onStreamError(stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>, err: Error): void {
+    if (this.stream !== stream) return;
+    this.stream = undefined;
+    if (!this.stopped) this.log.debug({ err }, 'lease keepalive stream broke');
+    setTimeout(() => this.tick(), RETRY_DELAY_MS).unref();
+  }
+
+  private lose(cause: Error): void {
+    if (this.stopped) return;
+    this.log.warn({ err: cause }, 'lease lost');
+    this.stop();
+    this.resolveLost(new LeaseLostError(this.id, { cause }));
+  }
+
+  private stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.cancel();
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * The etcd store: the cluster mode. Raw etcd v3 KV/Lease/Watch calls through
+ * etcd3's connection pool (which retries transient failures and reconnects);
+ * every key lives under an optional prefix, so several runmesh clusters (or
+ * tests) can share one etcd.
+ */
+import { Etcd3, type IOptions } from 'etcd3';
+import pino from 'pino';
+import { StoreError, StoreUnavailableError } from './errors.js';
+import { Keys, translateError } from './etcd-codec.js';
+import { EtcdLease, grantEtcdLease } from './etcd-lease.js';
+import { EtcdWatch } from './etcd-watch.js';
+import type { KeyValue, Lease, RangeOptions, RangeResult, Store, TxnRequest, TxnResult, Watch, WatchHandlers } from './store.js';
+
+export interface EtcdStoreOptions {
+  /** Client URLs, e.g. `http://10.0.0.1:2379`. */
+  endpoints: string[];
+  /** Every key is stored under this prefix (default: none). */
+  prefix?: string;
+  logger?: pino.Logger;
+  /** Deadline of each unary call, so a hung etcd surfaces as StoreUnavailableError (default 10 s). */
+  callTimeoutMs?: number;
+}
+
+/** etcd's default --max-txn-ops. */
+export const ETCD_MAX_TXN_OPS = 128;
+
+export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStore> {
+  if (options.endpoints.length === 0) throw new StoreError('no etcd endpoints given');
+  const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'store', store: 'etcd' });
+  const timeout = options.callTimeoutMs ?? 10_000;
+  const clientOptions: IOptions = {
+    hosts: options.endpoints,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+  };
+  const store = new EtcdStore(new Etcd3(clientOptions), new Keys(options.prefix ?? ''), log);
+  try {
+    await store.revision();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  log.info({ endpoints: options.endpoints, prefix: options.prefix ?? '' }, 'etcd store connected');
+  return store;
+}
+
+export class EtcdStore implements Store {
+  readonly kind = 'etcd';
+  readonly maxTxnOps = ETCD_MAX_TXN_OPS;
+  private readonly watches = new Set<EtcdWatch>();
+  private readonly leases = new Set<EtcdLease>();
+  private closing: Promise<void> | undefined;
+
+  /** Use `openEtcdStore`. */
+  constructor(
+    readonly client: Etcd3,
+    private readonly keys: Keys,
+    private readonly log: pino.Logger,
+  ) {}
+
+  get(key: string): Promise<KeyValue | undefined> {
+    return this.call('get', async () => {
+      const res = await this.client.kv.range({ key: this.keys.key(key) });
+      const kv = res.kvs[0];
+      return kv && this.keys.kv(kv);
+    });
+  }
+
+  range(prefix: string, options: RangeOptions = {}): Promise<RangeResult> {
+    return this.call('range', async () => {
+      const first = this.keys.key(prefix);
+      const after = options.after === undefined ? undefined : Buffer.concat([this.keys.key(options.after), ZERO]);
+      const start = after && Buffer.compare(after, first) > 0 ? after : first;
+      const res = await this.client.kv.range({
+        key: start.length > 0 ? start : ZERO,
+        range_end: this.keys.prefixEnd(prefix),
+        limit: options.limit && options.limit > 0 ? options.limit : 0,
+      });
+      return { kvs: res.kvs.map((kv) => this.keys.kv(kv)), revision: Number(res.header.revision), more: res.more };
+    });
+  }
+
+  put(key: string, value: string, options: { lease?: number } = {}): Promise<number> {
+    return this.call('put', async () => {
+      const res = await this.client.kv.put({ key: this.keys.key(key), value: Buffer.from(value), lease: options.lease ?? 0 });
+      return Number(res.header.revision);
+    });
+  }
+
+  delete(key: string): Promise<boolean> {
+    return this.call('delete', async () => {
+      const res = await this.client.kv.deleteRange({ key: this.keys.key(key) });
+      return Number(res.deleted) > 0;
+    });
+  }
+
+  txn(request: TxnRequest): Promise<TxnResult> {
+    return this.call('txn', async () => {
+      const res = await this.client.kv.txn({
+        compare: (request.compare ?? []).map((c) => this.keys.compare(c)),
+        success: (request.success ?? []).map((op) => this.keys.op(op)),
+        failure: (request.failure ?? []).map((op) => this.keys.op(op)),
+      });
+      return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+    });
+  }
+
+  grantLease(ttlSeconds: number): Promise<Lease> {
+    return this.call('lease grant', async () => {
+      const lease = await grantEtcdLease(this.client.leaseClient, ttlSeconds, this.log);
+      this.leases.add(lease);
+      void lease.lost.then(() => this.leases.delete(lease));
+      return wrapRevoke(lease, () => this.leases.delete(lease));
+    });
+  }
+
+  watch(prefix: string, handlers: WatchHandlers, fromRevision?: number): Promise<Watch> {
+    return this.call('watch', async () => {
+      const from = fromRevision ?? (await this.revision());
+      const w = new EtcdWatch(this.client.watchClient, this.keys, prefix, handlers, from + 1, this.log, (x) =>
+        this.watches.delete(x),
+      );
+      this.watches.add(w);
+      await w.start();
+      return w;
+    });
+  }
+
+  revision(): Promise<number> {
+    return this.call('revision', async () => {
+      const res = await this.client.kv.range({ key: this.keys.key('\0'), count_only: true, limit: 1 });
+      return Number(res.header.revision);
+    });
+  }
+
+  /** Test hook (not on `Store`): compacts etcd's history up to `revision` (the whole etcd, not just our prefix). */
+  async compact(revision: number): Promise<void> {
+    await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));
+  }
+
+  /** Stops watches and keepalives (leases then expire after their TTL), then the connection. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const closed = new StoreUnavailableError('store closed');
+    for (const w of [...this.watches]) w.fail(closed);
+    for (const lease of [...this.leases]) lease.release();
+    try {
+      this.client.close();
+    } catch (err) {
+      this.log.warn({ err }, 'etcd client close failed');
+    }
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.closing) throw new StoreUnavailableError('store closed');
+    try {
+      return await fn();
+    } catch (err) {
+      throw translateError(err, what);
+    }
+  }
+}
+
+const ZERO = Buffer.from([0]);
+
+/** Forgets the lease in the store's set once it is revoked, so close() does not report it lost. */
+function wrapRevoke(lease: EtcdLease, forget: () => void): Lease {
+  return {
+    id: lease.id,
+    lost: lease.lost,
+    revoke: () => lease.revoke().finally(forget),
+  };
+}

@@ -1,0 +1,93 @@
+/** A promise-shaped gRPC client for tests: submit, get, wait for a state, collect logs. */
+import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { ClusterServiceClient, type StatusResponse, type ListAgentsResponse } from '../../proto/gen/runmesh/v1/cluster.js';
+import { JobServiceClient, JobSpec, JobState, type Job, type LogsResponse } from '../../proto/gen/runmesh/v1/job.js';
+
+type Callback<T> = (err: ServiceError | null, res: T) => void;
+
+function call<T>(fn: (cb: Callback<T>) => unknown): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res))));
+}
+
+export const TERMINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED, JobState.JOB_STATE_TIMED_OUT, JobState.JOB_STATE_DEAD]);
+
+export class TestClient {
+  readonly jobs: JobServiceClient;
+  readonly cluster: ClusterServiceClient;
+
+  constructor(address: string) {
+    this.jobs = new JobServiceClient(address, credentials.createInsecure());
+    this.cluster = new ClusterServiceClient(address, credentials.createInsecure());
+  }
+
+  spec(partial: Partial<JobSpec>): JobSpec {
+    return JobSpec.fromPartial(partial);
+  }
+
+  async submit(partial: Partial<JobSpec>): Promise<Job> {
+    const res = await call<{ job?: Job }>((cb) => this.jobs.submit({ spec: this.spec(partial) }, cb));
+    return res.job!;
+  }
+
+  async get(id: string): Promise<Job> {
+    const res = await call<{ job?: Job }>((cb) => this.jobs.get({ id }, cb));
+    return res.job!;
+  }
+
+  cancel(id: string, reason = 'test'): Promise<unknown> {
+    return call((cb) => this.jobs.cancel({ id, reason }, cb));
+  }
+
+  status(): Promise<StatusResponse> {
+    return call((cb) => this.cluster.status({}, cb));
+  }
+
+  agents(): Promise<ListAgentsResponse> {
+    return call((cb) => this.cluster.listAgents({}, cb));
+  }
+
+  /** Polls until `pred(job)` holds; fails with the last job seen. */
+  async waitFor(id: string, pred: (j: Job) => boolean, timeoutMs = 30_000): Promise<Job> {
+    const until = Date.now() + timeoutMs;
+    let last: Job | undefined;
+    while (Date.now() < until) {
+      last = await this.get(id).catch(() => last);
+      if (last && pred(last)) return last;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`job ${id} did not reach the expected state; last: ${JSON.stringify(last && { state: JobState[last.state], attempts: last.attempts, waiting: last.waitingReason })}`);
+  }
+
+  waitDone(id: string, timeoutMs = 30_000): Promise<Job> {
+    return this.waitFor(id, (j) => TERMINAL.has(j.state), timeoutMs);
+  }
+
+  async waitAgents(n: number, timeoutMs = 15_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      const res = await this.agents().catch(() => undefined);
+      if (res && res.agents.filter((a) => a.state === 1).length >= n) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`fewer than ${n} agents became ready`);
+  }
+
+  /** The whole output of one attempt (latest by default), per stream. */
+  logs(id: string, o: { attempt?: number; follow?: boolean; fromSeq?: number } = {}): Promise<{ stdout: string; stderr: string; records: LogsResponse[] }> {
+    return new Promise((resolve, reject) => {
+      const records: LogsResponse[] = [];
+      const stream = this.jobs.logs({ id, attempt: o.attempt ?? 0, follow: o.follow ?? false, fromSeq: o.fromSeq ?? 0 });
+      stream.on('data', (r: LogsResponse) => records.push(r));
+      stream.on('error', reject);
+      stream.on('end', () => {
+        const text = (s: number): string => Buffer.concat(records.filter((r) => r.stream === s).map((r) => Buffer.from(r.data))).toString();
+        resolve({ stdout: text(1), stderr: text(2), records });
+      });
+    });
+  }
+
+  close(): void {
+    this.jobs.close();
+    this.cluster.close();
+  }
+}

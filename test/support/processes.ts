@@ -1,0 +1,105 @@
+/**
+ * Real runmesh processes for cross-process tests: `runmesh server` and
+ * `runmesh agent` started from the built CLI, on port 0 and temp dirs, killed
+ * on cleanup. Nothing here fakes our own code.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = join(ROOT, 'bin', 'runmesh.js');
+
+export interface Proc {
+  readonly proc: ChildProcess;
+  readonly output: () => string;
+  /** Sends `signal` and waits for the exit (SIGKILL after `timeoutMs`). */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+  kill9(): Promise<void>;
+}
+
+const all = new Set<Proc>();
+
+export function run(args: string[], env: Record<string, string> = {}): Proc {
+  const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, RUNMESH_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer): void => {
+    out += d.toString();
+    if (out.length > 4_000_000) out = out.slice(-2_000_000);
+  };
+  proc.stdout?.on('data', keep);
+  proc.stderr?.on('data', keep);
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const p: Proc = {
+    proc,
+    output: () => out,
+    async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+      const code = await exited;
+      clearTimeout(t);
+      all.delete(p);
+      return code;
+    },
+    async kill9() {
+      await p.stop('SIGKILL');
+    },
+  };
+  all.add(p);
+  return p;
+}
+
+/** Waits for `pattern` in the process output; fails with the output if it exits or times out. */
+export async function waitForOutput(p: Proc, pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const m = p.output().match(pattern);
+    if (m) return m;
+    if (p.proc.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`waiting for ${pattern} failed; output:\n${p.output().slice(-4000)}`);
+}
+
+export async function tempDir(prefix = 'runmesh-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export interface ServerProc extends Proc {
+  address: string;
+  http: string;
+  dataDir: string;
+}
+
+export const TOKEN = 'test-join-token';
+
+export async function startServer(o: { dataDir?: string; args?: string[]; listen?: string } = {}): Promise<ServerProc> {
+  const dataDir = o.dataDir ?? (await tempDir('runmesh-cp-'));
+  const p = run(['server', '--listen', o.listen ?? '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--data-dir', dataDir, '--join-token', TOKEN, '--heartbeat-timeout', '2s', ...(o.args ?? [])]);
+  const m = await waitForOutput(p, /runmesh server: gRPC ([^,\s]+).*, http (\S+)/);
+  return Object.assign(p, { address: m[1] ?? '', http: m[2] ?? '', dataDir });
+}
+
+export interface AgentProc extends Proc {
+  name: string;
+  workDir: string;
+}
+
+export async function startAgent(server: string, o: { name: string; workDir?: string; slots?: number; labels?: string; args?: string[] }): Promise<AgentProc> {
+  const workDir = o.workDir ?? (await tempDir(`runmesh-agent-${o.name}-`));
+  const args = ['agent', '--server', server, '--join-token', TOKEN, '--name', o.name, '--slots', String(o.slots ?? 2), '--work-dir', workDir, '--shutdown-grace', '5s'];
+  if (o.labels) args.push('--labels', o.labels);
+  const p = run([...args, ...(o.args ?? [])]);
+  return Object.assign(p, { name: o.name, workDir });
+}
+
+/** Kills every process these helpers started (afterAll/afterEach). */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...all].map((p) => p.stop('SIGKILL')));
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
