@@ -79,12 +79,16 @@ export class Agent implements ConnectionHost {
       } catch (err) {
         if (this.stop.signal.aborted) break;
         const code = (err as { code?: number }).code;
-        if ((code !== undefined && FATAL.has(code)) || isDowngradeRefused(err)) {
+        if (code !== undefined && FATAL.has(code)) {
           this.log.error({ err }, 'control plane refused this agent');
           this.setFatal(err as Error);
           break;
         }
-        this.log.warn({ err: { message: (err as Error).message, code } }, 'connection lost');
+        // The encrypted address may only be down for now: keep trying it, loudly, never the plaintext one.
+        if (isDowngradeRefused(err)) this.log.error({ err: (err as Error).message }, 'refusing to fall back to plaintext');
+        else this.log.warn({ err: { message: (err as Error).message, code } }, 'connection lost');
+        await delay(this.backoff.next(), this.stop.signal);
+        continue;
       }
       await delay(this.backoff.next(), this.stop.signal);
     }

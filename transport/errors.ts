@@ -1,0 +1,62 @@
+/** Errors of the transport area. Match with the `isX` guards, never on message text. */
+
+/** Anything that stops bytes from reaching the gRPC layer: bad address, bind or dial failure. */
+export class TransportError extends Error {
+  override name = 'TransportError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The text is not an address any transport understands; `text` is what the operator wrote. */
+export class InvalidAddressError extends TransportError {
+  override name = 'InvalidAddressError';
+  constructor(
+    readonly text: string,
+    readonly detail: string,
+  ) {
+    super(`invalid transport address "${text}": ${detail}`);
+  }
+}
+
+/** Something is already listening on a Unix socket we were asked to bind. */
+export class AddressInUseError extends TransportError {
+  override name = 'AddressInUseError';
+  constructor(readonly address: string) {
+    super(`address in use: ${address} (another process is listening on it)`);
+  }
+}
+
+/**
+ * Fallback would move from an encrypted address to a plaintext network one.
+ * Refused by default: a silent downgrade is how credentials leak (Jenkins JEP-222).
+ */
+export class DowngradeRefusedError extends TransportError {
+  override name = 'DowngradeRefusedError';
+  constructor(
+    readonly from: string,
+    readonly to: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`refusing to fall back from ${from} to plaintext ${to}; pass --allow-insecure-fallback to allow it`, options);
+  }
+}
+
+/** No address of a fallback list answered; `attempts` holds each address with why it failed. */
+export class NoReachableAddressError extends TransportError {
+  override name = 'NoReachableAddressError';
+  constructor(readonly attempts: ReadonlyArray<{ address: string; error: Error }>) {
+    super(`no address reachable: ${attempts.map((a) => `${a.address} (${a.error.message})`).join('; ')}`);
+  }
+}
+
+function walk(err: unknown, test: (e: Error) => boolean): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (test(e)) return true;
+  return false;
+}
+
+export const isTransportError = (err: unknown): boolean => walk(err, (e) => e instanceof TransportError);
+export const isInvalidAddress = (err: unknown): boolean => walk(err, (e) => e instanceof InvalidAddressError);
+export const isAddressInUse = (err: unknown): boolean => walk(err, (e) => e instanceof AddressInUseError);
+export const isDowngradeRefused = (err: unknown): boolean => walk(err, (e) => e instanceof DowngradeRefusedError);
+export const isNoReachableAddress = (err: unknown): boolean => walk(err, (e) => e instanceof NoReachableAddressError);

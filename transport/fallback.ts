@@ -1,0 +1,124 @@
+/**
+ * Ordered fallback over a list of addresses, as an agent walks them when it
+ * (re)connects: the address that worked last time first, then the configured
+ * order. Never from an encrypted address to a plaintext network one unless
+ * the operator allows it: a silent downgrade is how Jenkins' JEP-222 went
+ * wrong. Unix sockets never cross the network, so they are not a downgrade.
+ */
+import type { Logger } from 'pino';
+import { parseAddress, type Target } from './address.js';
+import type { ClientTlsFiles } from './credentials.js';
+import { dial, type Dialer } from './dial.js';
+import { DowngradeRefusedError, NoReachableAddressError, TransportError } from './errors.js';
+import { probe } from './probe.js';
+import type { Env } from './proxy.js';
+
+export interface FallbackOptions {
+  /** PEM file paths for tcps and wss addresses. */
+  tls?: ClientTlsFiles;
+  logger: Logger;
+  /** Where proxy settings are read from. Default process.env. */
+  env?: Env;
+  /** Allow falling back from tcps/wss to tcp/ws. Default false (--allow-insecure-fallback). */
+  allowDowngrade?: boolean;
+  /** Deadline of each address's connectivity check. Default 3 s. */
+  perAddressTimeoutMs?: number;
+}
+
+interface ResolvedOptions {
+  tls: ClientTlsFiles | undefined;
+  logger: Logger;
+  env: Env;
+  allowDowngrade: boolean;
+  perAddressTimeoutMs: number;
+}
+
+const DEFAULT_PER_ADDRESS_TIMEOUT_MS = 3_000;
+
+export class FallbackDialer {
+  readonly #targets: readonly Target[];
+  readonly #options: ResolvedOptions;
+  #preferred: string | undefined;
+
+  /** Throws a TransportError naming the first unparseable address. */
+  constructor(addresses: string[], options: FallbackOptions) {
+    if (addresses.length === 0) throw new TransportError('no transport address given');
+    this.#targets = addresses.map(parseAddress);
+    this.#options = {
+      tls: options.tls,
+      logger: options.logger.child({ component: 'transport.fallback' }),
+      env: options.env ?? process.env,
+      allowDowngrade: options.allowDowngrade ?? false,
+      perAddressTimeoutMs: options.perAddressTimeoutMs ?? DEFAULT_PER_ADDRESS_TIMEOUT_MS,
+    };
+  }
+
+  /** Canonical addresses in the order next() tries them. */
+  get order(): string[] {
+    return this.#ordered().map((t) => t.address);
+  }
+
+  /**
+   * Dials the first address that passes a connectivity check and remembers it.
+   * Throws DowngradeRefusedError when only a refused plaintext fallback was left,
+   * NoReachableAddressError when nothing answered, or the signal's reason.
+   */
+  async next(signal?: AbortSignal): Promise<Dialer & { address: string }> {
+    const attempts: Array<{ address: string; error: Error }> = [];
+    let failedEncrypted: Target | undefined;
+    let refused: { from: string; to: string } | undefined;
+    for (const target of this.#ordered()) {
+      signal?.throwIfAborted();
+      if (failedEncrypted !== undefined && isPlaintextNetwork(target) && !this.#options.allowDowngrade) {
+        refused ??= { from: failedEncrypted.address, to: target.address };
+        this.#options.logger.warn({ from: failedEncrypted.address, to: target.address }, 'insecure fallback refused');
+        continue;
+      }
+      try {
+        const dialer = await this.#attempt(target, signal);
+        this.#preferred = target.address;
+        return { ...dialer, address: target.address };
+      } catch (err) {
+        signal?.throwIfAborted();
+        attempts.push({ address: target.address, error: err instanceof Error ? err : new Error(String(err)) });
+        if (target.encrypted) failedEncrypted ??= target;
+      }
+    }
+    const unreachable = new NoReachableAddressError(attempts);
+    if (refused !== undefined) throw new DowngradeRefusedError(refused.from, refused.to, { cause: unreachable });
+    throw unreachable;
+  }
+
+  /** Records that `address` (any spelling of a listed address) worked; next() tries it first. */
+  markGood(address: string): void {
+    const canonical = parseAddress(address).address;
+    if (!this.#targets.some((t) => t.address === canonical)) {
+      throw new TransportError(`markGood: ${address} is not one of the fallback addresses`);
+    }
+    this.#preferred = canonical;
+  }
+
+  #ordered(): Target[] {
+    const preferred = this.#targets.filter((t) => t.address === this.#preferred);
+    return [...preferred, ...this.#targets.filter((t) => t.address !== this.#preferred)];
+  }
+
+  async #attempt(target: Target, signal: AbortSignal | undefined): Promise<Dialer> {
+    const { tls, logger, env, perAddressTimeoutMs } = this.#options;
+    const started = Date.now();
+    const dialer = await dial(target, { tls, logger, env, signal });
+    try {
+      await probe(dialer, perAddressTimeoutMs, signal);
+    } catch (err) {
+      await dialer.close();
+      logger.warn({ address: target.address, err, elapsed_ms: Date.now() - started }, 'transport address unreachable');
+      throw err;
+    }
+    logger.info({ address: target.address, elapsed_ms: Date.now() - started }, 'transport address reachable');
+    return dialer;
+  }
+}
+
+function isPlaintextNetwork(target: Target): boolean {
+  return !target.encrypted && target.scheme !== 'unix';
+}

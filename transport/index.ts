@@ -1,0 +1,16 @@
+/**
+ * transport/: how bytes reach the gRPC layer. tcp (HTTP/2, optional TLS/mTLS),
+ * unix (same host), and ws/wss (HTTP/2 bytes inside WebSocket frames, for
+ * HTTP/1.1-only proxies). gRPC runs on top unchanged. quic:// is recognised
+ * and refused until Node ships QUIC.
+ *
+ * Server: bindAll() for tcp/unix, serveWebSocketTunnel() on the HTTP port.
+ * Client: parseAddress(), dial(), FallbackDialer.
+ * Both: KEEPALIVE_SERVER_OPTIONS / KEEPALIVE_CLIENT_OPTIONS, which agree.
+ */
+export { parseAddress, joinHostPort, DEFAULT_TUNNEL_PATH, type Target, type Scheme } from './address.js';
+export { bindAll, serveWebSocketTunnel, type ListenOptions, type BoundAddress, type TunnelOptions, type TunnelHandle } from './server.js';
+export { dial, FallbackDialer, type Dialer, type DialOptions, type FallbackOptions } from './client.js';
+export type { ServerTlsFiles, ClientTlsFiles } from './credentials.js';
+export { KEEPALIVE_SERVER_OPTIONS, KEEPALIVE_CLIENT_OPTIONS, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './keepalive.js';
+export * from './errors.js';

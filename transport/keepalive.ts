@@ -1,0 +1,32 @@
+/**
+ * Keepalive settings that agree on both ends, for every transport.
+ *
+ * The client pings every 20 s, idle or not; the server must accept that or it
+ * answers GOAWAY ENHANCE_YOUR_CALM ("too_many_pings") and the client doubles
+ * its interval. So the server's minimum ping interval (10 s) sits below the
+ * client's ping time, and both permit pings without calls: an agent's stream
+ * is often idle for minutes between jobs, and the NATs and proxies on the way
+ * drop idle flows. The server also pings on its own so it notices a vanished
+ * agent within about 30 s instead of the TCP default of hours.
+ */
+import type { ChannelOptions } from '@grpc/grpc-js';
+
+/** How often each side sends an HTTP/2 ping; also the WebSocket tunnel's ping period. */
+export const KEEPALIVE_TIME_MS = 20_000;
+/** How long a ping may stay unanswered before the connection is declared dead. */
+export const KEEPALIVE_TIMEOUT_MS = 10_000;
+
+/** Pass to `new grpc.Server(...)` (merge with your own options). */
+export const KEEPALIVE_SERVER_OPTIONS: Readonly<ChannelOptions> = Object.freeze({
+  'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+  'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': KEEPALIVE_TIME_MS / 2,
+});
+
+/** Part of every Dialer's channel options. */
+export const KEEPALIVE_CLIENT_OPTIONS: Readonly<ChannelOptions> = Object.freeze({
+  'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+  'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+  'grpc.keepalive_permit_without_calls': 1,
+});
