@@ -1,34 +1,19 @@
-/** Flag parsers shared by the server-side commands; each names the flag it rejects. */
-import { InvalidArgumentError } from 'commander';
+/**
+ * Flag parsers for the server-side commands (server, agent, dev), as commander
+ * argument parsers; built on the client commands' checks in options.ts and
+ * duration.ts so every flag error reads the same.
+ */
+import { parseDuration } from './duration.js';
+import { parsePair, parseWhole, UINT32_MAX } from './options.js';
 
-export const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+/** A repeatable flag whose values may also be comma-separated (`--labels a=1,b=2 --labels c=3`). */
+export const collectList = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 
 export function parseLabels(items: string[], flag = '--labels'): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of items) {
-    const eq = item.indexOf('=');
-    if (eq <= 0) throw new InvalidArgumentError(`${flag}: expected key=value, got "${item}"`);
-    out[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
-  }
-  return out;
+  return Object.fromEntries(items.map((item) => parsePair(flag, item).map((s) => s.trim())));
 }
 
-export function positiveInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag}: expected a whole number, got "${value}"`);
-    return n;
-  };
-}
+export const whole = (flag: string) => (text: string): number => parseWhole(flag, text, 0, UINT32_MAX);
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** `500ms`, `30s`, `5m`, `1h30m`, or bare seconds → milliseconds. */
-export function durationMs(flag: string) {
-  return (value: string): number => {
-    if (/^\d+$/.test(value)) return Number(value) * 1000;
-    const parts = [...value.matchAll(/(\d+)(ms|s|m|h)/g)];
-    if (parts.length === 0 || parts.map((p) => p[0]).join('') !== value) throw new InvalidArgumentError(`${flag}: expected a duration like 30s, 5m or 1h, got "${value}"`);
-    return parts.reduce((ms, p) => ms + Number(p[1]) * (UNITS[p[2] ?? 's'] ?? 1000), 0);
-  };
-}
+/** A duration flag (`30s`, `5m`, `1h`, bare seconds) in milliseconds. */
+export const durationMs = (text: string): number => parseDuration(text) * 1000;

@@ -1,7 +1,8 @@
 /** `runmesh agent`: run jobs for a control plane. */
 import type { Command } from 'commander';
 import { Agent } from '../../agent/agent.js';
-import { collect, durationMs, parseLabels, positiveInt } from '../flags.js';
+import { collectList, durationMs, parseLabels, whole } from '../flags.js';
+import { CliError, UsageError } from '../errors.js';
 import { createLogger } from '../logging.js';
 import { untilSignal } from './serve.js';
 
@@ -26,22 +27,22 @@ export function registerAgent(program: Command): void {
   program
     .command('agent')
     .description('run an agent that takes jobs from the control plane')
-    .option('--server <addrs>', 'control-plane addresses in order of preference (comma-separated or repeated)', collect, [])
+    .option('--server <addrs>', 'control-plane addresses in order of preference (comma-separated or repeated)', collectList, [])
     .option('--join-token <token>', 'the control plane\'s join token', process.env.RUNMESH_JOIN_TOKEN)
     .option('--name <name>', 'unique agent name (default: host name)')
-    .option('--labels <k=v,...>', 'labels jobs can select on', collect, [])
-    .option('--slots <n>', 'jobs run at once', positiveInt('--slots'))
-    .option('--cpu <millicores>', 'cpu offered (default: all cores)', positiveInt('--cpu'))
-    .option('--memory <mb>', 'memory offered in MB (default: all memory)', positiveInt('--memory'))
+    .option('--labels <k=v,...>', 'labels jobs can select on', collectList, [])
+    .option('--slots <n>', 'jobs run at once', whole('--slots'))
+    .option('--cpu <millicores>', 'cpu offered (default: all cores)', whole('--cpu'))
+    .option('--memory <mb>', 'memory offered in MB (default: all memory)', whole('--memory'))
     .option('--work-dir <dir>', 'workspaces and log spools', './.runmesh-agent')
-    .option('--shutdown-grace <duration>', 'on SIGTERM, how long running jobs may finish', durationMs('--shutdown-grace'), 60_000)
+    .option('--shutdown-grace <duration>', 'on SIGTERM, how long running jobs may finish', durationMs, 60_000)
     .option('--tls-ca <file>', 'CA that signed the control plane\'s certificate (PEM)')
     .option('--tls-cert <file>', 'client certificate for mTLS (PEM)')
     .option('--tls-key <file>', 'client key for mTLS (PEM)')
     .option('--allow-insecure-fallback', 'allow falling back from an encrypted address to a plaintext one')
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: AgentFlags) => {
-      if (!f.joinToken) throw new Error('--join-token is required (or set RUNMESH_JOIN_TOKEN)');
+      if (!f.joinToken) throw new UsageError('--join-token is required (or set RUNMESH_JOIN_TOKEN)');
       const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? '127.0.0.1:7433').split(',');
       const agent = new Agent({
         servers,
@@ -59,7 +60,8 @@ export function registerAgent(program: Command): void {
       const outcome = await Promise.race([untilSignal(), agent.fatal]);
       if (outcome instanceof Error) {
         await agent.close();
-        throw outcome;
+        const details = (outcome as { details?: string }).details ?? outcome.message;
+        throw new CliError(`the control plane refused this agent: ${details}`);
       }
       await agent.shutdown();
     });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from '../../agent/agent.js';
 import { ControlPlane } from '../../control-plane/server.js';
-import { positiveInt } from '../flags.js';
+import { whole } from '../flags.js';
 import { createLogger } from '../logging.js';
 import { joinTokenFor, untilSignal } from './serve.js';
 
@@ -21,8 +21,8 @@ export function registerDev(program: Command): void {
   program
     .command('dev')
     .description('run a control plane plus local agents (embedded store): the quickest way to try runmesh')
-    .option('--agents <n>', 'local agents', positiveInt('--agents'), 2)
-    .option('--slots <n>', 'jobs each agent runs at once', positiveInt('--slots'), 4)
+    .option('--agents <n>', 'local agents', whole('--agents'), 2)
+    .option('--slots <n>', 'jobs each agent runs at once', whole('--slots'), 4)
     .option('--data-dir <dir>', 'local state', './.runmesh')
     .option('--listen <addr>', 'gRPC address', '127.0.0.1:7433')
     .option('--http-listen <addr>', 'HTTP address', '127.0.0.1:7434')

@@ -4,7 +4,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ControlPlane } from '../../control-plane/server.js';
-import { collect, durationMs, parseLabels } from '../flags.js';
+import { collectList, durationMs, parseLabels } from '../flags.js';
+import { UsageError } from '../errors.js';
 import { createLogger } from '../logging.js';
 
 /** The join token: given, or the one kept in the data dir, or a new one saved there. */
@@ -39,18 +40,18 @@ export function registerServe(program: Command): void {
   program
     .command('server')
     .description('run a control-plane peer')
-    .option('--listen <addr>', 'gRPC address (repeatable): host:port or unix:///path', collect, [])
+    .option('--listen <addr>', 'gRPC address (repeatable): host:port or unix:///path', collectList, [])
     .option('--http-listen <addr>', 'HTTP address for /healthz, /readyz, /metrics and the ws tunnel', '127.0.0.1:7434')
     .option('--data-dir <dir>', 'local state: embedded store, logs', './.runmesh')
     .option('--store <url>', 'etcd://host:port[,host:port] (default: embedded store in the data dir)')
     .option('--join-token <token>', 'token agents must present (default: generated, kept in the data dir)', process.env.RUNMESH_JOIN_TOKEN)
-    .option('--heartbeat-timeout <duration>', 'agent silence before it is considered gone', durationMs('--heartbeat-timeout'), 10_000)
+    .option('--heartbeat-timeout <duration>', 'agent silence before it is considered gone', durationMs, 10_000)
     .option('--tls-cert <file>', 'server certificate (PEM)')
     .option('--tls-key <file>', 'server key (PEM)')
     .option('--tls-ca <file>', 'CA for client certificates (PEM)')
     .option('--tls-require-client-cert', 'require client certificates (mTLS)')
     .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
-    .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collect, [])
+    .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: ServerFlags) => {
       const logger = createLogger(f.logLevel);
@@ -76,7 +77,7 @@ export function registerServe(program: Command): void {
 
 function tlsOf(f: ServerFlags) {
   if (!f.tlsCert && !f.tlsKey) return undefined;
-  if (!f.tlsCert || !f.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+  if (!f.tlsCert || !f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
   return { cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa, requireClientCert: !!f.tlsRequireClientCert };
 }
 

@@ -1,0 +1,99 @@
+/**
+ * The CLI's connection to a control plane: one channel shared by the job and
+ * cluster clients, unary calls with a deadline, and gRPC failures turned into
+ * {@link RpcError}s that carry the server address for the error message.
+ */
+import {
+  credentials as grpcCredentials,
+  type CallOptions,
+  type ChannelCredentials,
+  type ClientUnaryCall,
+  Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { JobServiceClient } from '../proto/gen/runmesh/v1/job.js';
+import { ClusterServiceClient } from '../proto/gen/runmesh/v1/cluster.js';
+import { RpcError } from './errors.js';
+
+/** Where the CLI looks for the control plane unless `--server` or `RUNMESH_SERVER` says otherwise. */
+export const DEFAULT_SERVER = '127.0.0.1:7433';
+
+/**
+ * grpc-js backs reconnects off up to 2 minutes by default; a follower waiting
+ * out a control-plane restart (30 s window) needs to notice it is back sooner.
+ */
+const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 5_000 };
+
+/** Deadline of every unary call. */
+export const UNARY_DEADLINE_MS = 10_000;
+
+export interface Connection {
+  readonly server: string;
+  readonly jobs: JobServiceClient;
+  readonly cluster: ClusterServiceClient;
+  /** Closes the shared channel; idempotent. */
+  close(): void;
+}
+
+/**
+ * Opens clients to `server` (`host:port`). Credentials default to plaintext;
+ * the transport work passes TLS credentials here and nothing else changes.
+ */
+export function connect(server: string, credentials: ChannelCredentials = grpcCredentials.createInsecure()): Connection {
+  const jobs = new JobServiceClient(server, credentials, CHANNEL_OPTIONS);
+  // Reuse the job client's channel: one TCP connection per command, not one per service.
+  const cluster = new ClusterServiceClient(server, credentials, { channelOverride: jobs.getChannel() });
+  let closed = false;
+  return {
+    server,
+    jobs,
+    cluster,
+    close() {
+      if (closed) return;
+      closed = true;
+      jobs.close();
+    },
+  };
+}
+
+/** Runs `fn` with a connection to `server` and closes it afterwards, whatever happens. */
+export async function withConnection<T>(server: string, fn: (conn: Connection) => Promise<T>): Promise<T> {
+  const conn = connect(server);
+  try {
+    return await fn(conn);
+  } finally {
+    conn.close();
+  }
+}
+
+/** The full-arity overload of a generated unary method. */
+export type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+/**
+ * Calls a unary method with the {@link UNARY_DEADLINE_MS} deadline. `name` is
+ * the RPC as operators know it (`JobService.Get`), used in error messages.
+ */
+export function unary<Req, Res>(conn: Connection, name: string, method: UnaryMethod<Req, Res>, request: Req): Promise<Res> {
+  const deadline = new Date(Date.now() + UNARY_DEADLINE_MS);
+  return new Promise((resolve, reject) => {
+    method(request, new Metadata(), { deadline }, (err, res) => {
+      if (err) reject(toRpcError(err, conn.server, name));
+      else resolve(res);
+    });
+  });
+}
+
+/** Wraps a grpc-js failure (a ServiceError, or anything a stream threw) as an {@link RpcError}. */
+export function toRpcError(err: unknown, server: string, name: string): unknown {
+  if (!isServiceError(err)) return err;
+  return new RpcError(err.code, err.details ?? '', server, name, { cause: err });
+}
+
+function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && 'details' in err;
+}

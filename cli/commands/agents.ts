@@ -1,0 +1,116 @@
+/** `runmesh agents ls | get | drain | cordon | uncordon`. */
+import type { Command } from 'commander';
+import { Agent } from '../../proto/gen/runmesh/v1/cluster.js';
+import type { Resources } from '../../proto/gen/runmesh/v1/job.js';
+import { type Connection, unary, withConnection } from '../client.js';
+import { relativeTime } from '../duration.js';
+import { agentStateName, keyValues, printJson, table } from '../format.js';
+import { serverOption } from '../options.js';
+
+interface ReadOptions {
+  server: string;
+  json?: boolean;
+}
+
+/** The three operator actions on one agent, by RPC. */
+const ACTIONS = {
+  drain: 'stop sending work to the agent and let it finish what it runs',
+  cordon: 'stop sending work to the agent; running work is untouched',
+  uncordon: 'let the agent take work again',
+} as const;
+
+export function registerAgents(program: Command): void {
+  const agents = program.command('agents').description('list, inspect, drain and cordon agents');
+  agents
+    .command('ls')
+    .description('list agents')
+    .addOption(serverOption())
+    .option('--json', 'print a JSON array of agents')
+    .action((options: ReadOptions) => ls(options));
+  agents
+    .command('get')
+    .description('show one agent')
+    .argument('<name>', 'agent name')
+    .addOption(serverOption())
+    .option('--json', 'print the agent as JSON')
+    .action((name: string, options: ReadOptions) => get(name, options));
+  for (const [action, description] of Object.entries(ACTIONS) as [keyof typeof ACTIONS, string][]) {
+    agents
+      .command(action)
+      .description(description)
+      .argument('<name>', 'agent name')
+      .addOption(serverOption())
+      .action((name: string, options: { server: string }) => act(action, name, options.server));
+  }
+}
+
+async function ls(options: ReadOptions): Promise<void> {
+  const res = await withConnection(options.server, (conn) =>
+    unary(conn, 'ClusterService.ListAgents', conn.cluster.listAgents.bind(conn.cluster), {}),
+  );
+  if (options.json) return printJson(res.agents.map((a) => Agent.toJSON(a)));
+  const now = Date.now();
+  const rows = res.agents.map((a) => [
+    a.name,
+    agentStateName(a.state),
+    String(a.running),
+    `${a.free?.slots ?? 0}/${a.capacity?.slots ?? 0}`,
+    a.load.toFixed(2),
+    a.peer || '-',
+    a.version || '-',
+    relativeTime(a.lastHeartbeat, now),
+  ]);
+  process.stdout.write(`${table(['NAME', 'STATE', 'RUNNING', 'FREE/SLOTS', 'LOAD', 'PEER', 'VERSION', 'HEARTBEAT'], rows)}\n`);
+}
+
+async function get(name: string, options: ReadOptions): Promise<void> {
+  const res = await withConnection(options.server, (conn) =>
+    unary(conn, 'ClusterService.GetAgent', conn.cluster.getAgent.bind(conn.cluster), { name }),
+  );
+  if (!res.agent) throw new Error(`ClusterService.GetAgent returned no agent for ${name}`);
+  if (options.json) return printJson(Agent.toJSON(res.agent));
+  process.stdout.write(`${agentPage(res.agent, Date.now())}\n`);
+}
+
+function agentPage(a: Agent, now: number): string {
+  const labels = Object.entries(a.labels)
+    .sort(([x], [y]) => x.localeCompare(y))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  return keyValues([
+    ['name', a.name],
+    ['state', agentStateName(a.state)],
+    ['hostname', a.hostname || undefined],
+    ['labels', labels || '-'],
+    ['capacity', resources(a.capacity)],
+    ['free', resources(a.free)],
+    ['running', String(a.running)],
+    ['load', a.load.toFixed(2)],
+    ['peer', a.peer || undefined],
+    ['version', a.version || undefined],
+    ['connected', relativeTime(a.connectedAt, now)],
+    ['heartbeat', relativeTime(a.lastHeartbeat, now)],
+  ]);
+}
+
+function resources(r: Resources | undefined): string {
+  if (!r) return '-';
+  return `${r.slots} slots, ${r.cpuMillis}m cpu, ${r.memoryMb} MB`;
+}
+
+async function act(action: keyof typeof ACTIONS, name: string, server: string): Promise<void> {
+  const res = await withConnection(server, (conn) => callAction(conn, action, name));
+  process.stdout.write(res.agent ? `${res.agent.name} ${agentStateName(res.agent.state)}\n` : `${name} ${action}ed\n`);
+}
+
+function callAction(conn: Connection, action: keyof typeof ACTIONS, name: string): Promise<{ agent: Agent | undefined }> {
+  const c = conn.cluster;
+  switch (action) {
+    case 'drain':
+      return unary(conn, 'ClusterService.Drain', c.drain.bind(c), { name });
+    case 'cordon':
+      return unary(conn, 'ClusterService.Cordon', c.cordon.bind(c), { name });
+    case 'uncordon':
+      return unary(conn, 'ClusterService.Uncordon', c.uncordon.bind(c), { name });
+  }
+}

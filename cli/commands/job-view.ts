@@ -1,0 +1,105 @@
+/** Human renderings of jobs: the `jobs ls` table and the `jobs get` page. */
+import { type Attempt, FailureCategory, type Job, JobState } from '../../proto/gen/runmesh/v1/job.js';
+import { between, formatDuration, parseTime, relativeTime } from '../duration.js';
+import { commandText, failureName, indent, keyValues, qosName, stateName, strategyName, table } from '../format.js';
+import { reasonOf } from '../outcome.js';
+
+const COMMAND_WIDTH = 40;
+
+/** One row per job: what an operator scans for. */
+export function jobsTable(jobs: readonly Job[], now: number): string {
+  const rows = jobs.map((job) => {
+    const last = job.attempts.at(-1);
+    return [
+      job.id,
+      job.spec?.name || '-',
+      stateName(job.state),
+      String(job.attempt),
+      last?.agent || '-',
+      relativeTime(job.createdAt, now),
+      last ? attemptDuration(last, now) : '-',
+      clip(commandText(job.spec?.argv ?? [], job.spec?.script ?? ''), COMMAND_WIDTH),
+    ];
+  });
+  return table(['ID', 'NAME', 'STATE', 'ATTEMPT', 'AGENT', 'CREATED', 'DURATION', 'COMMAND'], rows);
+}
+
+/** Everything `jobs get` shows: summary, attempts, timeline. */
+export function jobPage(job: Job, now: number): string {
+  const parts = [summary(job, now)];
+  if (job.attempts.length > 0) parts.push(`attempts:\n${indent(attemptsTable(job.attempts, now))}`);
+  if (job.timeline.length > 0) parts.push(`timeline:\n${indent(timelineTable(job, now))}`);
+  return parts.join('\n\n');
+}
+
+function summary(job: Job, now: number): string {
+  const spec = job.spec;
+  const notBefore = parseTime(job.notBefore);
+  return keyValues([
+    ['id', job.id],
+    ['name', spec?.name || undefined],
+    ['state', stateLine(job)],
+    ['command', spec ? commandText(spec.argv, spec.script) : undefined],
+    ['selector', spec?.selector || undefined],
+    ['qos', spec ? `${qosName(spec.qos)}, tenant ${spec.tenant || 'default'}, priority ${spec.priority}` : undefined],
+    ['strategy', spec?.strategy ? strategyName(spec.strategy) : undefined],
+    ['affinity', spec?.affinityKey || undefined],
+    ['attempts', spec ? `${job.attempts.length} of ${spec.maxAttempts || 1}` : undefined],
+    ['created', stamp(job.createdAt, now)],
+    ['updated', stamp(job.updatedAt, now)],
+    ['waiting', job.waitingReason || undefined],
+    ['next try', notBefore !== undefined && notBefore > now ? relativeTime(job.notBefore, now) : undefined],
+  ]);
+}
+
+function stateLine(job: Job): string {
+  const state = stateName(job.state);
+  if (job.state === JobState.JOB_STATE_SUCCEEDED) return state;
+  if (job.failure === FailureCategory.FAILURE_CATEGORY_EXIT_CODE) return `${state} (exit code ${job.exitCode})`;
+  if (job.failure !== FailureCategory.FAILURE_CATEGORY_UNSPECIFIED) return `${state} (${reasonOf(job)})`;
+  return state;
+}
+
+function attemptsTable(attempts: readonly Attempt[], now: number): string {
+  const rows = attempts.map((a) => [
+    String(a.number),
+    a.agent || '-',
+    stateName(a.state),
+    a.finishedAt && a.failure !== FailureCategory.FAILURE_CATEGORY_UNSPECIFIED ? failureName(a.failure) : '-',
+    exitText(a),
+    relativeTime(a.startedAt ?? a.assignedAt, now),
+    attemptDuration(a, now),
+    a.message || '',
+  ]);
+  return table(['#', 'AGENT', 'STATE', 'FAILURE', 'EXIT', 'STARTED', 'DURATION', 'MESSAGE'], rows);
+}
+
+// An exit code only means something when the process ran to an exit.
+function exitText(a: Attempt): string {
+  const exited = a.failure === FailureCategory.FAILURE_CATEGORY_EXIT_CODE || a.state === JobState.JOB_STATE_SUCCEEDED;
+  return a.finishedAt && exited ? String(a.exitCode) : '-';
+}
+
+function timelineTable(job: Job, now: number): string {
+  const rows = job.timeline.map((t) => [
+    relativeTime(t.at, now),
+    stateName(t.state),
+    t.attempt ? String(t.attempt) : '-',
+    t.reason,
+  ]);
+  return table(['WHEN', 'STATE', 'ATTEMPT', 'REASON'], rows);
+}
+
+/** Run time of an attempt: start to finish, or start to now while it runs. */
+function attemptDuration(a: Attempt, now: number): string {
+  const ms = between(a.startedAt, a.finishedAt ?? new Date(now).toISOString());
+  return ms === undefined ? '-' : formatDuration(ms);
+}
+
+function stamp(iso: string | undefined, now: number): string | undefined {
+  return parseTime(iso) === undefined ? undefined : `${relativeTime(iso, now)} (${iso})`;
+}
+
+function clip(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, width - 3)}...`;
+}

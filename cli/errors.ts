@@ -1,0 +1,126 @@
+/**
+ * Errors of the `runmesh` command, and the one place that turns any error into
+ * the single `runmesh: <message>` line and exit code an operator sees.
+ * Match with the `isX` guards, never on message text.
+ */
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+/** Base of every error the CLI raises on purpose (exit code 1 unless a subclass says otherwise). */
+export class CliError extends Error {
+  override name = 'CliError';
+  readonly exitCode: number = 1;
+}
+
+/** The command line itself is wrong: bad flag value, missing command. Exit code 2. */
+export class UsageError extends CliError {
+  override name = 'UsageError';
+  override readonly exitCode = 2;
+}
+
+/** A gRPC call failed; the message is chosen from the status code by {@link rpcMessage}. */
+export class RpcError extends CliError {
+  override name = 'RpcError';
+  constructor(
+    readonly code: GrpcStatus,
+    readonly details: string,
+    readonly server: string,
+    readonly method: string,
+    options?: ErrorOptions,
+  ) {
+    super(rpcMessage(code, details, server, method), options);
+  }
+}
+
+/**
+ * A waited-for job ended without success. `exitCode` is what the command exits
+ * with; `report` is the stderr line, absent when the job's own exit code says it all.
+ */
+export class JobOutcomeError extends CliError {
+  override name = 'JobOutcomeError';
+  constructor(
+    readonly jobId: string,
+    override readonly exitCode: number,
+    readonly report: string | undefined,
+  ) {
+    super(report ?? `job ${jobId} exited with code ${exitCode}`);
+  }
+}
+
+function find<T extends Error>(err: unknown, test: (e: Error) => e is T): T | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (test(e)) return e;
+  return undefined;
+}
+
+export const findCliError = (err: unknown): CliError | undefined => find(err, (e): e is CliError => e instanceof CliError);
+export const isUsage = (err: unknown): boolean => find(err, (e): e is UsageError => e instanceof UsageError) !== undefined;
+export const findRpcError = (err: unknown): RpcError | undefined => find(err, (e): e is RpcError => e instanceof RpcError);
+export const isJobOutcome = (err: unknown): boolean =>
+  find(err, (e): e is JobOutcomeError => e instanceof JobOutcomeError) !== undefined;
+
+/**
+ * Codes after which a broken log stream is worth re-opening: the server went
+ * away (restart, failover) or the connection was cut mid-stream. Everything
+ * else (NOT_FOUND, INVALID_ARGUMENT, ...) would fail the same way again.
+ */
+const RETRYABLE = new Set<GrpcStatus>([
+  GrpcStatus.UNAVAILABLE,
+  GrpcStatus.INTERNAL,
+  GrpcStatus.ABORTED,
+  GrpcStatus.CANCELLED,
+]);
+
+/** True when `err` (or its cause) is a gRPC failure that a retry may cure. */
+export function isRetryable(err: unknown): boolean {
+  const rpc = findRpcError(err);
+  return rpc !== undefined && RETRYABLE.has(rpc.code);
+}
+
+/** The gRPC status → operator message mapping; the server's details text is kept where it says more. */
+export function rpcMessage(code: GrpcStatus, details: string, server: string, method: string): string {
+  const said = details.trim();
+  switch (code) {
+    case GrpcStatus.UNAVAILABLE:
+      return `cannot reach the control plane at ${server} (is \`runmesh server\` or \`runmesh dev\` running?)`;
+    case GrpcStatus.DEADLINE_EXCEEDED:
+      return `the control plane at ${server} did not answer in time (${method})`;
+    case GrpcStatus.NOT_FOUND:
+      return said || 'not found';
+    case GrpcStatus.INVALID_ARGUMENT:
+      return `invalid request: ${said || 'rejected by the server'}`;
+    case GrpcStatus.UNAUTHENTICATED:
+      return `not authenticated: ${said || 'the control plane asks for credentials'}`;
+    case GrpcStatus.PERMISSION_DENIED:
+      return `permission denied: ${said || method}`;
+    case GrpcStatus.RESOURCE_EXHAUSTED:
+      return `rate limited: ${said || 'try again later'}`;
+    case GrpcStatus.UNIMPLEMENTED:
+      return `the control plane at ${server} does not implement ${method} (version mismatch?)`;
+    default:
+      return said ? `${said} (${GrpcStatus[code] ?? code})` : `${method} failed: ${GrpcStatus[code] ?? code}`;
+  }
+}
+
+/** What the process prints and exits with for an error that reached the top. */
+export interface ErrorReport {
+  exitCode: number;
+  /** The one stderr line (without the `runmesh: ` prefix); undefined prints nothing. */
+  line: string | undefined;
+}
+
+/** Turns any thrown value into an {@link ErrorReport}. Unknown errors are bugs: exit 1, message only. */
+const OPERATIONAL = new Set(['TransportError', 'InvalidAddressError', 'AddressInUseError', 'DowngradeRefusedError', 'NoReachableAddressError', 'StoreError', 'StoreUnavailableError']);
+
+export function reportFor(err: unknown): ErrorReport {
+  const outcome = find(err, (e): e is JobOutcomeError => e instanceof JobOutcomeError);
+  if (outcome) return { exitCode: outcome.exitCode, line: outcome.report };
+  const cli = findCliError(err);
+  if (cli) return { exitCode: cli.exitCode, line: oneLine(cli.message) };
+  // Errors our own layers raise on purpose (bad address, store unreachable) already read as one clear line.
+  if (err instanceof Error && OPERATIONAL.has(err.name)) return { exitCode: 1, line: oneLine(err.message) };
+  const message = err instanceof Error ? err.message : String(err);
+  return { exitCode: 1, line: `internal error: ${oneLine(message)}` };
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}

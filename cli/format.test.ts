@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { JobState, QosClass } from '../proto/gen/runmesh/v1/job.js';
+import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
+import { agentStateName, commandText, enumChoices, keyValues, parseEnum, stateName, table } from './format.js';
+
+describe('table', () => {
+  it('sizes columns from their widest cell and trims line ends', () => {
+    const out = table(
+      ['ID', 'STATE', 'NAME'],
+      [
+        ['j_1', 'running', 'build'],
+        ['j_12345', 'queued', ''],
+      ],
+    );
+    expect(out.split('\n')).toEqual(['ID       STATE    NAME', 'j_1      running  build', 'j_12345  queued']);
+  });
+
+  it('prints only the header for no rows, and tolerates short rows', () => {
+    expect(table(['A', 'BB'], [])).toBe('A  BB');
+    expect(table(['A', 'B'], [['long']])).toBe('A     B\nlong');
+  });
+});
+
+describe('keyValues', () => {
+  it('aligns values and skips undefined ones', () => {
+    expect(keyValues([['id', 'j_1'], ['skipped', undefined], ['state', 'failed']])).toBe('id:     j_1\nstate:  failed');
+  });
+});
+
+describe('enum names', () => {
+  it('lower-cases states without their prefix', () => {
+    expect(stateName(JobState.JOB_STATE_RUNNING)).toBe('running');
+    expect(stateName(JobState.JOB_STATE_TIMED_OUT)).toBe('timed_out');
+    expect(agentStateName(AgentState.AGENT_STATE_DRAINING)).toBe('draining');
+  });
+
+  it('reads user spellings of enum values and refuses UNSPECIFIED', () => {
+    for (const text of ['timed_out', 'timed-out', 'TIMED_OUT', 'JOB_STATE_TIMED_OUT', 'job_state_timed_out']) {
+      expect(parseEnum(JobState, 'JOB_STATE_', text)).toBe(JobState.JOB_STATE_TIMED_OUT);
+    }
+    expect(parseEnum(QosClass, 'QOS_CLASS_', 'critical')).toBe(QosClass.QOS_CLASS_CRITICAL);
+    expect(parseEnum(QosClass, 'QOS_CLASS_', 'unspecified')).toBeUndefined();
+    expect(parseEnum(QosClass, 'QOS_CLASS_', 'unrecognized')).toBeUndefined();
+    expect(parseEnum(QosClass, 'QOS_CLASS_', 'urgent')).toBeUndefined();
+    expect(enumChoices(QosClass, 'QOS_CLASS_')).toBe('critical, standard, batch');
+  });
+});
+
+describe('commandText', () => {
+  it('quotes words that need it and shortens scripts to their first line', () => {
+    expect(commandText(['sh', '-c', "echo 'hi there'"], '')).toBe(`sh -c 'echo '\\''hi there'\\'''`);
+    expect(commandText(['make', 'test'], '')).toBe('make test');
+    expect(commandText([], 'make\nmake test')).toBe('make ...');
+  });
+});

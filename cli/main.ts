@@ -1,0 +1,22 @@
+/**
+ * Entry point of the `runmesh` command (bin/runmesh.js imports the compiled
+ * file). Parses argv, runs the command, and ends with one `runmesh: <message>`
+ * line on stderr for any failure; stack traces only with RUNMESH_DEBUG=1.
+ */
+import { buildProgram, reportError } from './program.js';
+
+export { buildProgram } from './program.js';
+
+async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+  } catch (err) {
+    const report = reportError(err);
+    if (report.line !== undefined) process.stderr.write(`runmesh: ${report.line}\n`);
+    if (process.env.RUNMESH_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
+    // exitCode, not exit(): let stdout drain; every command has closed its gRPC channel by now.
+    process.exitCode = report.exitCode;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,45 @@
+/** The `runmesh` command tree: client commands here, server/agent/dev from commands/server.ts. */
+import { Command, CommanderError } from 'commander';
+import { registerAgents } from './commands/agents.js';
+import { registerCluster } from './commands/cluster.js';
+import { registerJobs } from './commands/jobs.js';
+import { registerLogs } from './commands/logs.js';
+import { registerServerCommands } from './commands/server.js';
+import { registerSubmit } from './commands/submit.js';
+import { type ErrorReport, reportFor } from './errors.js';
+import { packageVersion } from './version.js';
+
+/**
+ * Builds the whole command tree. Commander never exits the process or prints
+ * its own errors: it throws a CommanderError, which {@link reportCommanderError}
+ * turns into one `runmesh:` line and exit code 2. Subcommands inherit this
+ * because they are created with `.command()` after it is configured.
+ */
+export function buildProgram(): Command {
+  const program = new Command('runmesh')
+    .description('runner-agent mesh: submit jobs, follow their output, operate the cluster')
+    .version(packageVersion(), '--version', 'print the runmesh version')
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined });
+  registerSubmit(program);
+  registerJobs(program);
+  registerLogs(program);
+  registerAgents(program);
+  registerCluster(program);
+  registerServerCommands(program);
+  return program;
+}
+
+/** Exit code and line for any error, including commander's own (usage: 2; help and version: 0). */
+export function reportError(err: unknown): ErrorReport {
+  if (err instanceof CommanderError) return reportCommanderError(err);
+  return reportFor(err);
+}
+
+function reportCommanderError(err: CommanderError): ErrorReport {
+  if (err.exitCode === 0) return { exitCode: 0, line: undefined };
+  // Help already went to stderr (e.g. `runmesh jobs` without a subcommand); a second line would only repeat it.
+  if (err.code === 'commander.help') return { exitCode: 2, line: undefined };
+  const line = err.message.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ').trim();
+  return { exitCode: 2, line };
+}

@@ -1,0 +1,286 @@
+/**
+ * The built `runmesh` binary as operators run it: a real process, talking to a
+ * real gRPC server on port 0 that stands in for the control plane (a boundary
+ * fake: scripted JobService handlers, nothing of ours mocked).
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import {
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  status,
+} from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  FailureCategory,
+  Job,
+  JobServiceService,
+  JobState,
+  type LogsRequest,
+  LogStream,
+  type SubmitRequest,
+} from '../proto/gen/runmesh/v1/job.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(ROOT, 'bin', 'runmesh.js');
+const RUN_TIMEOUT_MS = 45_000;
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const children = new Set<ChildProcess>();
+
+function run(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function expectOneLine(stderr: string, pattern: RegExp): void {
+  const lines = stderr.split('\n').filter(Boolean);
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
+}
+
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const address = probe.address();
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+beforeAll(async () => {
+  // Others' files may not type-check mid-edit; tsc still emits (noEmitOnError is off), so only the output matters.
+  await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json', '--noEmitOnError', 'false'], {
+    cwd: ROOT,
+    timeout: 240_000,
+  }).catch(() => undefined);
+  expect(existsSync(join(ROOT, 'dist', 'cli', 'main.js'))).toBe(true);
+}, 300_000);
+
+afterEach(() => {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+});
+
+describe('runmesh without a control plane', () => {
+  it('says the control plane is unreachable in one line, exit 1', async () => {
+    const port = await closedPort();
+    const res = await run(['jobs', 'ls', '--server', `127.0.0.1:${port}`]);
+    expect(res.code).toBe(1);
+    expectOneLine(
+      res.stderr,
+      new RegExp(`^runmesh: cannot reach the control plane at 127\\.0\\.0\\.1:${port} \\(is \`runmesh server\` or \`runmesh dev\` running\\?\\)$`),
+    );
+    expect(res.stdout).toBe('');
+  });
+
+  it('rejects submit without a command as a usage error, exit 2', async () => {
+    const res = await run(['submit']);
+    expect(res.code).toBe(2);
+    expectOneLine(res.stderr, /^runmesh: nothing to run: give a command after --/);
+  });
+
+  it('turns commander errors into one line, exit 2', async () => {
+    const res = await run(['jobs', 'ls', '--no-such-flag']);
+    expect(res.code).toBe(2);
+    expectOneLine(res.stderr, /^runmesh: unknown option '--no-such-flag'/);
+    const bad = await run(['submit', '--retries', 'many', '--', 'true']);
+    expect(bad.code).toBe(2);
+    expectOneLine(bad.stderr, /^runmesh: --retries: expected a whole number/);
+  });
+
+  it('prints the package version', async () => {
+    const res = await run(['--version']);
+    expect(res.code).toBe(0);
+    expect(res.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+/** A scripted JobService: each test sets the handlers it needs; the rest answer UNIMPLEMENTED. */
+class FakeControlPlane {
+  private server: Server | undefined;
+  port = 0;
+  submits: SubmitRequest[] = [];
+  logRequests: LogsRequest[] = [];
+  getJob: (id: string) => Job | undefined = () => undefined;
+  logs: (req: LogsRequest, call: ServerWritableStream<LogsRequest, unknown>) => void = (_req, call) => call.end();
+  list: (pageToken: string, pageSize: number) => { jobs: Job[]; nextPageToken: string } = () => ({ jobs: [], nextPageToken: '' });
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async start(port = 0): Promise<void> {
+    const server = new Server();
+    const unimplemented = (_call: unknown, cb: sendUnaryData<never>): void => cb({ code: status.UNIMPLEMENTED });
+    server.addService(JobServiceService, {
+      submit: (call: ServerUnaryCall<SubmitRequest, unknown>, cb: sendUnaryData<unknown>) => this.submit(call, cb),
+      get: (call: ServerUnaryCall<{ id: string }, unknown>, cb: sendUnaryData<unknown>) => {
+        const job = this.getJob(call.request.id);
+        if (job) cb(null, { job });
+        else cb({ code: status.NOT_FOUND, details: `job ${call.request.id} not found` });
+      },
+      list: (call: ServerUnaryCall<{ pageToken: string; pageSize: number }, unknown>, cb: sendUnaryData<unknown>) =>
+        cb(null, this.list(call.request.pageToken, call.request.pageSize)),
+      logs: (call: ServerWritableStream<LogsRequest, unknown>) => {
+        this.logRequests.push(call.request);
+        this.logs(call.request, call);
+      },
+      submitBatch: unimplemented,
+      cancel: unimplemented,
+      watch: (call: ServerWritableStream<unknown, unknown>) => call.emit('error', { code: status.UNIMPLEMENTED }),
+    });
+    this.port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      ),
+    );
+    this.server = server;
+  }
+
+  /** Drops every connection and open stream at once, as a crashed control plane would. */
+  crash(): void {
+    this.server?.forceShutdown();
+    this.server = undefined;
+  }
+
+  private submit(call: ServerUnaryCall<SubmitRequest, unknown>, cb: sendUnaryData<unknown>): void {
+    this.submits.push(call.request);
+    if (call.request.spec?.argv[0] === 'bad') {
+      cb({ code: status.INVALID_ARGUMENT, details: 'spec.argv: "bad" is not allowed' });
+      return;
+    }
+    cb(null, { job: job({ id: 'j_1', state: JobState.JOB_STATE_QUEUED }), existing: false });
+  }
+}
+
+function job(patch: Parameters<typeof Job.fromPartial>[0]): Job {
+  return Job.fromPartial({ spec: { argv: ['x'] }, ...patch });
+}
+
+function record(attempt: number, seq: number, stream: LogStream, text: string): object {
+  return { attempt, seq, stream, data: Buffer.from(text) };
+}
+
+describe('runmesh against a gRPC control plane', () => {
+  const fakes: FakeControlPlane[] = [];
+  async function fake(port = 0): Promise<FakeControlPlane> {
+    const f = new FakeControlPlane();
+    await f.start(port);
+    fakes.push(f);
+    return f;
+  }
+  afterAll(() => fakes.forEach((f) => f.crash()));
+
+  it('submit --wait streams the output and exits with the job exit code', async () => {
+    const cp = await fake();
+    cp.logs = (_req, call) => {
+      call.write(record(1, 0, LogStream.LOG_STREAM_STDOUT, 'hello from stdout\n'));
+      call.write(record(1, 1, LogStream.LOG_STREAM_STDERR, 'oops on stderr\n'));
+      call.end();
+    };
+    cp.getJob = (id) =>
+      job({ id, state: JobState.JOB_STATE_FAILED, attempt: 1, failure: FailureCategory.FAILURE_CATEGORY_EXIT_CODE, exitCode: 3 });
+    const res = await run(['submit', '--wait', '--retries', '2', '--label', 'os=linux', '--', 'x', '--flag'], {
+      RUNMESH_SERVER: cp.address,
+    });
+    expect(res).toEqual({ code: 3, stdout: 'hello from stdout\n', stderr: 'oops on stderr\n' });
+    expect(cp.submits[0]?.spec).toMatchObject({ argv: ['x', '--flag'], maxAttempts: 3, selector: 'os=linux' });
+    expect(cp.logRequests[0]).toMatchObject({ id: 'j_1', attempt: 0, fromSeq: 0, follow: true });
+  });
+
+  it('submit prints the job id, or the job as JSON', async () => {
+    const cp = await fake();
+    const plain = await run(['submit', '--', 'true'], { RUNMESH_SERVER: cp.address });
+    expect(plain).toEqual({ code: 0, stdout: 'j_1\n', stderr: '' });
+    const json = await run(['submit', '--json', '--', 'true'], { RUNMESH_SERVER: cp.address });
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ id: 'j_1', state: 'JOB_STATE_QUEUED' });
+  });
+
+  it('maps NOT_FOUND and INVALID_ARGUMENT to one line each', async () => {
+    const cp = await fake();
+    const missing = await run(['jobs', 'get', 'j_nope', '--server', cp.address]);
+    expect(missing.code).toBe(1);
+    expectOneLine(missing.stderr, /^runmesh: job j_nope not found$/);
+    const invalid = await run(['submit', '--server', cp.address, '--', 'bad']);
+    expect(invalid.code).toBe(1);
+    expectOneLine(invalid.stderr, /^runmesh: invalid request: spec\.argv: "bad" is not allowed$/);
+  });
+
+  it('jobs ls pages through List up to --limit and prints a JSON array', async () => {
+    const cp = await fake();
+    const pages: [string, number][] = [];
+    cp.list = (token, size) => {
+      pages.push([token, size]);
+      const n = token === '' ? 2 : 5;
+      return { jobs: Array.from({ length: n }, (_, i) => job({ id: `j_${token}${i}` })), nextPageToken: `p${pages.length}` };
+    };
+    const res = await run(['jobs', 'ls', '--json', '--limit', '3', '--state', 'running', '--server', cp.address]);
+    expect(res.code).toBe(0);
+    expect((JSON.parse(res.stdout) as { id: string }[]).map((j) => j.id)).toEqual(['j_0', 'j_1', 'j_p10']);
+    expect(pages).toEqual([
+      ['', 3],
+      ['p1', 1],
+    ]);
+    const human = await run(['jobs', 'ls', '--limit', '2', '--server', cp.address]);
+    expect(human.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATE\s+ATTEMPT/);
+  });
+
+  it('logs -f resumes from the last record after a control-plane crash and follows the retry', async () => {
+    const first = await fake();
+    first.getJob = (id) => job({ id, state: JobState.JOB_STATE_RUNNING, attempt: 1 });
+    first.logs = (_req, call) => {
+      call.write(record(1, 0, LogStream.LOG_STREAM_STDOUT, 'a\n'));
+      // Crash once the record is surely on the wire; the stream never ends cleanly.
+      setTimeout(() => first.crash(), 300);
+    };
+    const child = run(['logs', '-f', 'j_1', '--server', first.address]);
+    // Wait (bounded) for the crash, then bring a new control plane up on the same address.
+    for (let i = 0; i < 100 && first.logRequests.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 600));
+    const second = await fake(first.port);
+    let attempt = 1;
+    second.getJob = (id) =>
+      attempt === 1
+        ? job({ id, state: JobState.JOB_STATE_QUEUED, attempt: (attempt = 2) })
+        : job({ id, state: JobState.JOB_STATE_SUCCEEDED, attempt: 2 });
+    second.logs = (req, call) => {
+      if (req.attempt === 1) call.write(record(1, 1, LogStream.LOG_STREAM_STDOUT, 'b\n'));
+      if (req.attempt === 2) call.write(record(2, 0, LogStream.LOG_STREAM_STDOUT, 'retry\n'));
+      call.end();
+    };
+    const res = await child;
+    expect(res).toEqual({ code: 0, stdout: 'a\nb\nretry\n', stderr: '' });
+    expect(second.logRequests.map((r) => [r.attempt, r.fromSeq])).toEqual([
+      [1, 1],
+      [2, 0],
+    ]);
+  });
+});
