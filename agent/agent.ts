@@ -87,8 +87,6 @@ export class Agent implements ConnectionHost {
         // The encrypted address may only be down for now: keep trying it, loudly, never the plaintext one.
         if (isDowngradeRefused(err)) this.log.error({ err: (err as Error).message }, 'refusing to fall back to plaintext');
         else this.log.warn({ err: { message: (err as Error).message, code } }, 'connection lost');
-        await delay(this.backoff.next(), this.stop.signal);
-        continue;
       }
       await delay(this.backoff.next(), this.stop.signal);
     }

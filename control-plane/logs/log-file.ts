@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
-import { decodeFrames, encodeFrame, scanFrames, type Frame } from './frame.js';
+import { decodeFrames, encodeFrame, scanFrames, type Frame } from '../../proto/log-frame.js';
 import { LogGapError } from './errors.js';
 
 export interface LogRecordOut extends Frame {

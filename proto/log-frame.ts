@@ -1,4 +1,4 @@
-/** The on-disk log record frame: [u8 stream][u32be length][bytes]. Same format as the agent's spool. */
+/** The log record frame, on disk in the agent spool and the control plane log blobs alike: [u8 stream][u32be length][bytes]. */
 
 export const HEADER = 5;
 
