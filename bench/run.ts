@@ -1,9 +1,11 @@
 /** `npm run bench`: every benchmark in one run, figures on stdout. */
+import { benchRouting } from './routing.js';
 import { benchSpine } from './spine.js';
 
 async function main(): Promise<void> {
   process.stdout.write(`runmesh bench — node ${process.version}, ${new Date().toISOString()}\n`);
   await benchSpine();
+  await benchRouting();
 }
 
 main().then(

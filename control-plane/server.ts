@@ -7,7 +7,7 @@ import { Server } from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Router } from '../routing/index.js';
+import { HealthTracker, Router } from '../routing/index.js';
 import { bindAll, serveWebSocketTunnel, KEEPALIVE_SERVER_OPTIONS } from '../transport/index.js';
 import { ClusterServiceImpl } from './api/cluster-service.js';
 import { JobServiceImpl } from './api/job-service.js';
@@ -23,6 +23,7 @@ import { LogStore } from './logs/log-store.js';
 import { resolveOptions, type ControlPlaneInput, type ControlPlaneOptions } from './options.js';
 import { addHealth, addReflection, SERVICES } from './reflection.js';
 import { ActiveIndex } from './scheduler/active-index.js';
+import { HealthFeed } from './scheduler/health-feed.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/store.js';
@@ -101,7 +102,9 @@ async function assemble(o: ControlPlaneOptions, store: Store): Promise<Parts> {
     heartbeatTimeoutMs: o.heartbeatTimeoutMs,
     onAgentsChanged: () => scheduler?.kick(),
   });
-  scheduler = new Scheduler({ writer, tracker, index, agents: registry, dispatcher: gateway, router: new Router({ tenantWeights: o.tenantWeights }), logger });
+  const agentHealth = new HealthTracker();
+  const router = new Router({ tenantWeights: o.tenantWeights, health: agentHealth });
+  scheduler = new Scheduler({ writer, tracker, index, agents: registry, dispatcher: gateway, router, healthFeed: new HealthFeed(agentHealth), logger });
   scheduler.start();
   gateway.start();
   const grpc = new Server({ ...KEEPALIVE_SERVER_OPTIONS, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });

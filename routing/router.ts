@@ -1,61 +1,177 @@
-import { matches, parseSelector, type Selector } from './selector.js';
-import type { AgentView, Decision, Placement, QueuedJob, Resources, RunningAttemptView } from './types.js';
-
-/** An immutable view of the cluster; replaced whole, never edited. */
-export interface ClusterSnapshot {
-  readonly agents: readonly AgentView[];
-  readonly running: readonly RunningAttemptView[];
-}
-
-export function snapshotOf(agents: readonly AgentView[], running: readonly RunningAttemptView[] = []): ClusterSnapshot {
-  return Object.freeze({ agents: Object.freeze([...agents]), running: Object.freeze([...running]) });
-}
-
-const fits = (need: Resources, free: Resources): boolean =>
-  need.slots <= free.slots &&
-  (need.cpuMillis === 0 || need.cpuMillis <= free.cpuMillis) &&
-  (need.memoryMb === 0 || need.memoryMb <= free.memoryMb);
-
-const minus = (a: Resources, b: Resources): Resources => ({
-  slots: a.slots - b.slots,
-  cpuMillis: Math.max(0, a.cpuMillis - b.cpuMillis),
-  memoryMb: Math.max(0, a.memoryMb - b.memoryMb),
-});
-
 /**
- * Places queued jobs. Stateful across rounds only in what it learns (selector
- * cache); every decision is a function of (snapshot, queue).
+ * The router: a snapshot and the queue in, placements out. Per round it
+ * serves QoS classes in order (critical, standard, batch); within a class,
+ * tenants share by weight (deficit round robin) and a tenant's jobs go by
+ * priority, then FIFO. Each job is matched through the snapshot's label
+ * index, then placed by affinity (rendezvous hashing) or by its strategy. A
+ * critical job that fits nowhere gets batch attempts preempted for it.
+ *
+ * State kept across rounds is only what the router learns: fair-share
+ * deficits, parsed selectors, and the preemptions already asked for (so a
+ * critical job does not claim fresh victims every round while the first
+ * ones drain).
  */
-export class Router {
-  private readonly selectors = new Map<string, Selector>();
+import { FairShare } from './fair-share.js';
+import { resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from './options.js';
+import { chooseVictims } from './preemption.js';
+import { badSelector, busy, capacityVerdict, noAgentMatches, preempting } from './reasons.js';
+import { needOf } from './resources.js';
+import { Round } from './round.js';
+import { parseSelector, type Selector } from './selector.js';
+import type { CandidateSet, ClusterSnapshot } from './snapshot.js';
+import { choose } from './strategy.js';
+import type { Decision, Placement, Preemption, QosClass, QueuedJob, Resources } from './types.js';
 
-  decide(snapshot: ClusterSnapshot, queue: readonly QueuedJob[]): Decision {
-    const free = new Map(snapshot.agents.filter((a) => a.schedulable).map((a) => [a.name, a.free]));
-    const placements: Placement[] = [];
-    const waiting = new Map<string, string>();
-    const ordered = [...queue].sort((a, b) => b.priority - a.priority || a.order - b.order);
-    for (const job of ordered) {
-      const selector = this.selector(job.selector);
-      const candidates = snapshot.agents.filter((a) => matches(selector, a.labels));
-      if (candidates.length === 0) {
-        waiting.set(job.id, job.selector ? `no agent matches ${job.selector}` : 'no agent connected');
-        continue;
-      }
-      const chosen = candidates.find((a) => fits(job.resources, free.get(a.name) ?? a.free) && free.has(a.name));
-      if (!chosen) {
-        waiting.set(job.id, 'all matching agents are busy');
-        continue;
-      }
-      free.set(chosen.name, minus(free.get(chosen.name) ?? chosen.free, job.resources));
-      placements.push({ jobId: job.id, agent: chosen.name });
-    }
-    return { placements, preemptions: [], waiting };
+export { ClusterSnapshot, snapshotOf } from './snapshot.js';
+export type { RouterOptions } from './options.js';
+
+const MAX_CACHED_SELECTORS = 10_000;
+
+const CLASSES: readonly QosClass[] = ['critical', 'standard', 'batch'];
+
+/** Preemptions asked for on behalf of one critical job, remembered until the victims are gone. */
+interface Pending {
+  readonly agent: string;
+  readonly victims: readonly string[];
+}
+
+/** One round's outputs, filled as jobs are tried. */
+interface Outcome {
+  readonly placements: Placement[];
+  readonly preemptions: Preemption[];
+  readonly waiting: Map<string, string>;
+  /** Victims chosen this round or still draining from earlier rounds. */
+  readonly taken: Set<string>;
+}
+
+const byPriorityThenFifo = (a: QueuedJob, b: QueuedJob): number => b.priority - a.priority || a.order - b.order;
+
+/** Splits the queue by class, then by tenant, each tenant's jobs in serving order. */
+function partition(queue: readonly QueuedJob[]): Map<QosClass, Map<string, QueuedJob[]>> {
+  const out = new Map<QosClass, Map<string, QueuedJob[]>>(CLASSES.map((c) => [c, new Map()]));
+  for (const job of queue) {
+    const tenants = out.get(job.qos) ?? (out.get('standard') as Map<string, QueuedJob[]>);
+    const list = tenants.get(job.tenant);
+    if (list) list.push(job);
+    else tenants.set(job.tenant, [job]);
+  }
+  for (const tenants of out.values()) for (const list of tenants.values()) list.sort(byPriorityThenFifo);
+  return out;
+}
+
+export class Router {
+  private readonly o: ResolvedRouterOptions;
+  private readonly fair = new Map<QosClass, FairShare>();
+  private readonly selectors = new Map<string, Selector | string>();
+  private pending = new Map<string, Pending>();
+
+  constructor(options: RouterOptions = {}) {
+    this.o = resolveRouterOptions(options);
+    for (const c of CLASSES) this.fair.set(c, new FairShare(this.o.weightOf));
   }
 
-  private selector(text: string): Selector {
+  /**
+   * Decides one round. `now` (ms) drives circuit-breaker cool-downs; without
+   * it the health tracker's latest recorded time is used.
+   */
+  decide(snapshot: ClusterSnapshot, queue: readonly QueuedJob[], now?: number): Decision {
+    const round = new Round(snapshot, this.o.health, now ?? this.o.health?.lastSeen ?? 0);
+    const out: Outcome = { placements: [], preemptions: [], waiting: new Map(), taken: new Set() };
+    this.carryPending(snapshot, out);
+    const classes = partition(queue);
+    for (const c of CLASSES) {
+      const tenants = classes.get(c);
+      if (tenants && tenants.size > 0) this.fair.get(c)?.run(tenants, (job) => this.place(round, job, out));
+    }
+    const queued = new Set(queue.map((j) => j.id));
+    for (const id of [...this.pending.keys()]) if (!queued.has(id) || !out.waiting.has(id)) this.pending.delete(id);
+    return { placements: out.placements, preemptions: out.preemptions, waiting: out.waiting };
+  }
+
+  /** Forgets victims that are no longer running; the rest stay claimed. */
+  private carryPending(snapshot: ClusterSnapshot, out: Outcome): void {
+    const next = new Map<string, Pending>();
+    for (const [id, p] of this.pending) {
+      const victims = p.victims.filter((v) => snapshot.runningIds.has(v));
+      if (victims.length === 0) continue;
+      next.set(id, { agent: p.agent, victims });
+      for (const v of victims) out.taken.add(v);
+    }
+    this.pending = next;
+  }
+
+  /** Tries one job; true when placed. Otherwise records why it waits. */
+  private place(round: Round, job: QueuedJob, out: Outcome): boolean {
+    const selector = this.selector(job.selector);
+    if (typeof selector === 'string') return this.wait(out, job, badSelector(selector));
+    const snapshot = round.snapshot;
+    const cands = snapshot.candidates(job.selector, selector);
+    if (cands.matching.length === 0) return this.wait(out, job, noAgentMatches(job.selector));
+    const need = needOf(job.resources);
+    const agent = this.pick(round, job, need, cands);
+    if (agent >= 0) {
+      round.take(agent, need);
+      out.placements.push({ jobId: job.id, agent: snapshot.agents[agent]?.name ?? '' });
+      return true;
+    }
+    const verdict = snapshot.verdict(job.selector, need, () => capacityVerdict(snapshot, cands, need));
+    if (verdict) return this.wait(out, job, verdict);
+    if (job.qos === 'critical' && this.preempt(round, job, need, cands, out)) return false;
+    return this.wait(out, job, round.busyReason(job.selector, () => busy(round, cands)));
+  }
+
+  /** Affinity first (the rendezvous winner, when it fits and is healthy), then the strategy. */
+  private pick(round: Round, job: QueuedJob, need: Resources, cands: CandidateSet): number {
+    if (round.knownToFail(job.selector, need)) return -1;
+    if (job.affinityKey !== '') {
+      const preferred = round.snapshot.preferred(job.selector, job.affinityKey, cands);
+      if (preferred >= 0 && round.fits(preferred, need)) return preferred;
+    }
+    const agent = choose(round, job.selector, cands, need, job.strategy, this.o.random);
+    if (agent < 0) round.noteFailure(job.selector, need);
+    return agent;
+  }
+
+  /** Claims (or keeps claiming) batch victims for a critical job; true when the job now waits on them. */
+  private preempt(round: Round, job: QueuedJob, need: Resources, cands: CandidateSet, out: Outcome): boolean {
+    const snapshot = round.snapshot;
+    const earlier = this.pending.get(job.id);
+    const at = earlier && snapshot.indexOf(earlier.agent);
+    if (earlier && at !== undefined) {
+      round.reserve(at, need);
+      this.wait(out, job, preempting(earlier.victims.length, earlier.agent));
+      return true;
+    }
+    const choice = chooseVictims(round, cands.schedulable, need, out.taken);
+    if (!choice) return false;
+    const agent = snapshot.agents[choice.agent]?.name ?? '';
+    const victims = choice.victims.map((v) => v.view.jobId);
+    for (const v of victims) {
+      out.taken.add(v);
+      out.preemptions.push({ victimJobId: v, agent, forJobId: job.id });
+    }
+    round.reserve(choice.agent, need);
+    this.pending.set(job.id, { agent, victims });
+    this.wait(out, job, preempting(victims.length, agent));
+    return true;
+  }
+
+  private wait(out: Outcome, job: QueuedJob, reason: string): false {
+    out.waiting.set(job.id, reason);
+    return false;
+  }
+
+  /** The parsed selector, or the parse error's message (cached either way). */
+  private selector(text: string): Selector | string {
     let s = this.selectors.get(text);
-    if (!s) {
-      s = parseSelector(text);
+    if (s === undefined) {
+      try {
+        s = parseSelector(text);
+      } catch (err) {
+        s = (err as Error).message;
+      }
+      // Selector texts are few in practice; a flood of distinct ones must not grow memory without bound.
+      if (this.selectors.size >= MAX_CACHED_SELECTORS) this.selectors.clear();
       this.selectors.set(text, s);
     }
     return s;

@@ -8,6 +8,7 @@ export type QosClass = 'critical' | 'standard' | 'batch';
 export type StrategyName = 'spread' | 'binpack';
 
 export interface Resources {
+  /** Every job occupies at least one slot; 0 is read as 1. */
   readonly slots: number;
   /** 0 = not tracked. */
   readonly cpuMillis: number;
@@ -34,6 +35,12 @@ export interface RunningAttemptView {
   readonly agent: string;
   readonly qos: QosClass;
   readonly resources: Resources;
+  /**
+   * When the attempt started (ms since the epoch); preemption prefers the
+   * newest victims (least work lost). When absent, later entries in
+   * `snapshot.running` count as newer.
+   */
+  readonly startedAt?: number;
 }
 
 /** A job waiting for an agent. */
@@ -67,6 +74,10 @@ export interface Preemption {
 export interface Decision {
   readonly placements: readonly Placement[];
   readonly preemptions: readonly Preemption[];
-  /** For each job left waiting: a human reason ("no agent matches os=mac"). */
+  /**
+   * For each job left waiting: a human reason. Jobs no agent could ever run
+   * start with `unschedulable:` ("unschedulable: no agent matches os=mac");
+   * transient waits start with `waiting:` or `preempting`.
+   */
   readonly waiting: ReadonlyMap<string, string>;
 }

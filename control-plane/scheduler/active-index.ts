@@ -37,7 +37,9 @@ export class ActiveIndex {
 
   private addActive(id: string, agent: string, v: Versioned): void {
     const spec = v.record.job.spec;
-    const view: RunningAttemptView = { jobId: id, agent, qos: qosName(spec?.qos ?? 0), resources: specResources(spec) };
+    const at = v.record.job.attempts.at(-1);
+    const startedAt = Date.parse(at?.startedAt ?? at?.assignedAt ?? '') || undefined;
+    const view: RunningAttemptView = { jobId: id, agent, qos: qosName(spec?.qos ?? 0), resources: specResources(spec), startedAt };
     this.active.set(id, { agent, attempt: v.record.job.attempt, view });
     let set = this.byAgent.get(agent);
     if (!set) this.byAgent.set(agent, (set = new Set()));

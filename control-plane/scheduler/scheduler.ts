@@ -13,6 +13,7 @@ import type { Mutator } from '../jobs/repo.js';
 import type { JobWriter } from '../jobs/writer.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import type { ActiveIndex } from './active-index.js';
+import type { HealthFeed } from './health-feed.js';
 
 /** Where the scheduler sends its decisions: the gateway (or, in a mesh, the peer holding the agent). */
 export interface Dispatcher {
@@ -34,6 +35,8 @@ export interface SchedulerOptions {
   /** Live attempts and the queue; shared with the gateway, fed by this scheduler. */
   index: ActiveIndex;
   router?: Router;
+  /** Turns transitions into the router's health observations. */
+  healthFeed?: HealthFeed;
   logger: Logger;
   /** Unschedulable reasons persisted per round, at most (the rest stay in memory). */
   reasonWritesPerRound?: number;
@@ -60,6 +63,7 @@ export class Scheduler {
     for (const v of this.o.tracker.values()) this.index.update(v);
     this.unsubscribe = this.o.tracker.subscribe((v) => {
       this.index.update(v);
+      this.o.healthFeed?.observe(v);
       this.kick();
     });
     this.timer = setInterval(() => this.onTick(), TICK_MS);
@@ -104,7 +108,7 @@ export class Scheduler {
     await this.promoteDue(now);
     if (this.index.queued.size === 0) return;
     const snapshot = snapshotOf(this.o.agents.views(this.index), this.index.running());
-    const decision = this.router.decide(snapshot, [...this.index.queued.values()]);
+    const decision = this.router.decide(snapshot, [...this.index.queued.values()], now.getTime());
     await Promise.all([
       ...decision.placements.map((p) => this.place(p, now)),
       ...decision.preemptions.map((p) => this.preempt(p)),

@@ -172,6 +172,9 @@ function wrapRevoke(lease: EtcdLease, forget: () => void): Lease {
   return {
     id: lease.id,
     lost: lease.lost,
+    get renewedAt() {
+      return lease.renewedAt;
+    },
     revoke: () => lease.revoke().finally(forget),
   };
 }

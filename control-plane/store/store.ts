@@ -83,6 +83,14 @@ export interface Lease {
    * Not fired by this handle's own `revoke()`.
    */
   readonly lost: Promise<Error>;
+  /**
+   * `performance.now()` when the newest grant or keepalive that the store confirmed
+   * was sent. The store counts the TTL from no earlier than that, so the lease is
+   * surely alive until `renewedAt + ttl` (less a margin for clock rate drift):
+   * what a leader checks before acting. Absent where a lease cannot expire behind
+   * its holder's back (the embedded store lives and pauses with its holder).
+   */
+  readonly renewedAt?: number;
   /** Revokes the lease and deletes its keys; idempotent. */
   revoke(): Promise<void>;
 }

@@ -1,0 +1,35 @@
+/**
+ * Feeds the router's health tracker from job transitions, whichever peer or
+ * code path caused them: dispatch latency when an attempt starts running,
+ * infrastructure failures (could not start, agent lost) when one ends.
+ */
+import { FailureCategory, JobState } from '../../proto/gen/runmesh/v1/job.js';
+import type { HealthTracker } from '../../routing/index.js';
+import type { Versioned } from '../jobs/repo.js';
+import { isTerminal } from '../jobs/state.js';
+
+const INFRA = new Set([FailureCategory.FAILURE_CATEGORY_COULD_NOT_START, FailureCategory.FAILURE_CATEGORY_AGENT_LOST]);
+
+export class HealthFeed {
+  /** Timeline length seen per live job, so a rewrite without a transition is not counted twice. */
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly health: HealthTracker) {}
+
+  observe(v: Versioned): void {
+    const job = v.record.job;
+    const before = this.seen.get(job.id) ?? 0;
+    if (isTerminal(job.state)) this.seen.delete(job.id);
+    else this.seen.set(job.id, job.timeline.length);
+    for (const entry of job.timeline.slice(before)) {
+      const attempt = job.attempts.find((a) => a.number === entry.attempt);
+      if (!attempt?.agent) continue;
+      const now = Date.parse(entry.at ?? '') || Date.now();
+      if (entry.state === JobState.JOB_STATE_RUNNING && attempt.assignedAt) {
+        this.health.recordDispatch(attempt.agent, Math.max(0, now - Date.parse(attempt.assignedAt)), now);
+      } else if (entry.state !== JobState.JOB_STATE_ASSIGNED && attempt.finishedAt && before > 0) {
+        this.health.recordResult(attempt.agent, INFRA.has(attempt.failure), now);
+      }
+    }
+  }
+}
