@@ -2,7 +2,7 @@
  * A handle on one attempt directory, usable by whichever agent process holds
  * it: the one that started it or a later one after a restart.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile, rm, writeFile, rename } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { AttemptHandle, ExitStatus, LogRecord } from './executor.js';
@@ -126,7 +126,8 @@ export class LocalAttempt implements AttemptHandle {
     await writeFile(this.f.cancel, JSON.stringify({ grace: graceSeconds, reason, at: Date.now() }));
     const pid = this.supervisorPid();
     if (pid && this.supervisorAlive()) {
-      process.kill(pid, 'SIGUSR2');
+      // Before `ready` the supervisor reads cancel.json itself; a signal then would kill it.
+      if (existsSync(this.f.ready)) process.kill(pid, 'SIGUSR2');
       this.log.info({ grace_s: graceSeconds, reason }, 'cancel sent to the supervisor');
       return;
     }

@@ -13,6 +13,8 @@ export const files = (dir: string) => ({
   supervisorPid: join(dir, 'supervisor.pid'),
   jobPgid: join(dir, 'job.pgid'),
   supervisorLog: join(dir, 'supervisor.log'),
+  /** Written once the supervisor handles cancel signals; before that a signal would kill it. */
+  ready: join(dir, 'supervisor.ready'),
   work: join(dir, 'work'),
 });
 

@@ -9,7 +9,7 @@
  * Usage: node supervisor.js <attemptDir>
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { encodeFrame } from '../../proto/log-frame.js';
 import type { AttemptSpec, ExitFailure, ExitStatus } from './executor.js';
@@ -120,12 +120,21 @@ function run(): void {
   });
   const untilDeadline = Math.min(Math.max(0, spec.deadline - Date.now()), 2_147_483_647);
   setTimeout(() => stop(child, 'timeout', spec.graceSeconds * 1000), untilDeadline).unref();
-  const onCancel = (): void => stop(child, 'cancelled', cancelGraceMs());
-  process.on('SIGUSR2', onCancel);
-  process.on('SIGTERM', onCancel);
-  process.on('SIGINT', onCancel);
-  process.on('SIGHUP', () => undefined); // the agent's terminal going away is not our business
+  onCancel = () => stop(child, 'cancelled', cancelGraceMs());
+  if (cancelRequested || existsSync(f.cancel)) onCancel();
 }
+
+// Handlers first: a cancel may arrive while we boot. Then `ready` tells the
+// executor it may signal; a cancel.json written before that is picked up in run().
+let cancelRequested = false;
+let onCancel = (): void => {
+  cancelRequested = true;
+};
+process.on('SIGUSR2', () => onCancel());
+process.on('SIGTERM', () => onCancel());
+process.on('SIGINT', () => onCancel());
+process.on('SIGHUP', () => undefined); // the agent's terminal going away is not our business
+writeFileSync(f.ready, String(process.pid));
 
 function cancelRequest(): { grace?: number; reason?: string } {
   try {
