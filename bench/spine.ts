@@ -76,7 +76,7 @@ async function throughput(server: ServerProc, client: TestClient, jobs: number):
     const s = await client.status();
     const live = Object.values(s.jobsByState).reduce((a, b) => a + b, 0);
     if (live === 0 || Date.now() > deadline) break;
-    await sleep(25);
+    await sleep(100);
   }
   const seconds = ms(t0, process.hrtime.bigint()) / 1000;
   agents.forEach((a) => a.close());

@@ -212,8 +212,7 @@ export class AgentSession implements AgentLink {
   private async onResult(res: JobResult): Promise<void> {
     const ack = (): void => void this.send({ msg: { $case: 'resultAck', value: { jobId: res.jobId, attempt: res.attempt } } });
     if (!this.owns(res.jobId, res.attempt)) return ack(); // stale or zombie: fenced out, let the agent drop it
-    const file = await this.ctx.logs.file(res.jobId, res.attempt);
-    const held = await file.durable();
+    const held = res.logRecords === 0 ? 0 : await (await this.ctx.logs.file(res.jobId, res.attempt)).durable();
     if (held < res.logRecords) {
       this.send({ msg: { $case: 'logAck', value: { jobId: res.jobId, attempt: res.attempt, nextSeq: held } } });
       return; // the agent re-sends the missing records, then the result

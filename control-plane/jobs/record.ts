@@ -26,6 +26,12 @@ export function decodeRecord(text: string): JobRecord {
   return r;
 }
 
+/**
+ * A copy safe to mutate through the lifecycle verbs: they edit the job's own
+ * fields, its attempts and the timeline array, never the spec or a timeline
+ * entry, so those are shared.
+ */
 export function cloneRecord(r: JobRecord): JobRecord {
-  return decodeRecord(encodeRecord(r));
+  const job = { ...r.job, attempts: r.job.attempts.map((a) => ({ ...a })), timeline: [...r.job.timeline] };
+  return { ...r, job, cancel: r.cancel && { ...r.cancel } };
 }

@@ -7,7 +7,7 @@ import { JobState, type Job, type JobSpec } from '../../proto/gen/runmesh/v1/job
 import type { Op, Store, WatchHandlers, Watch } from '../store/store.js';
 import { JobNotFoundError, StaleWriteError } from './errors.js';
 import { newJobId } from './ids.js';
-import { decodeRecord, encodeRecord, type JobRecord } from './record.js';
+import { cloneRecord, decodeRecord, encodeRecord, type JobRecord } from './record.js';
 
 export interface Versioned {
   record: JobRecord;
@@ -123,7 +123,7 @@ export class JobRepo {
   async update(id: string, mutate: Mutator, expect?: Versioned): Promise<Versioned> {
     let current = expect ?? (await this.mustGet(id));
     for (let i = 0; i < MAX_CAS_TRIES; i++) {
-      const record = decodeRecord(encodeRecord(current.record));
+      const record = cloneRecord(current.record);
       if (mutate(record) === false) return current;
       const res = await this.store.txn({
         compare: [{ key: this.key(id), target: 'modRevision', op: '==', value: current.modRevision }],

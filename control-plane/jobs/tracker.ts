@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { isCompacted } from '../store/errors.js';
-import type { Watch, WatchEvent } from '../store/store.js';
+import type { KeyValue, Watch, WatchEvent } from '../store/store.js';
 import { decodeRecord } from './record.js';
 import type { JobRepo, Versioned } from './repo.js';
 import { isTerminal } from './state.js';
@@ -18,6 +18,9 @@ export class JobTracker {
   /** Last revision applied per job, terminal ones included, so late echoes are dropped. */
   private readonly seen = new Map<string, number>();
   private readonly listeners = new Set<JobListener>();
+  /** Jobs this process is writing now, and the latest watch event held back for each. */
+  private readonly writing = new Map<string, number>();
+  private readonly heldBack = new Map<string, KeyValue>();
   private watch: Watch | undefined;
   private closed = false;
 
@@ -36,6 +39,14 @@ export class JobTracker {
   private onEvents(events: WatchEvent[]): void {
     for (const ev of events) {
       if (ev.type !== 'put') continue;
+      const id = this.repo.idFromKey(ev.kv.key);
+      // Our own writes come back as echoes: skip what is applied before paying for a decode,
+      // and hold back what a write in flight is about to apply (settled in endWrite).
+      if ((this.seen.get(id) ?? 0) >= ev.kv.modRevision) continue;
+      if (this.writing.has(id)) {
+        this.heldBack.set(id, ev.kv);
+        continue;
+      }
       this.apply({ record: decodeRecord(ev.kv.value), modRevision: ev.kv.modRevision });
     }
   }
@@ -63,6 +74,21 @@ export class JobTracker {
       if (this.seen.size <= 100_000) break;
       if (!this.live.has(id)) this.seen.delete(id);
     }
+  }
+
+  /** Marks a local write of `id` in flight (see JobWriter). */
+  beginWrite(id: string): void {
+    this.writing.set(id, (this.writing.get(id) ?? 0) + 1);
+  }
+
+  /** Ends a local write; a held-back event newer than what was applied is applied now. */
+  endWrite(id: string): void {
+    const n = (this.writing.get(id) ?? 1) - 1;
+    if (n > 0) return void this.writing.set(id, n);
+    this.writing.delete(id);
+    const kv = this.heldBack.get(id);
+    this.heldBack.delete(id);
+    if (kv && (this.seen.get(id) ?? 0) < kv.modRevision) this.apply({ record: decodeRecord(kv.value), modRevision: kv.modRevision });
   }
 
   get(id: string): Versioned | undefined {

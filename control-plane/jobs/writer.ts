@@ -18,6 +18,7 @@ export class JobWriter {
 
   /** Applies `mutate`; returns the stored record, or undefined when nothing was written. */
   async write(id: string, mutate: Mutator): Promise<JobRecord | undefined> {
+    this.tracker.beginWrite(id);
     try {
       let changed = false;
       const v = await this.repo.update(id, (r) => (changed = mutate(r) !== false), this.tracker.get(id));
@@ -27,6 +28,8 @@ export class JobWriter {
     } catch (err) {
       if (!isStaleWrite(err)) this.log.error({ err, job_id: id }, 'job write failed');
       return undefined;
+    } finally {
+      this.tracker.endWrite(id);
     }
   }
 }

@@ -7,6 +7,7 @@ import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import type { QueuedJob, Resources, RunningAttemptView } from '../../routing/index.js';
 import { activeAgent } from '../jobs/lifecycle.js';
 import type { Versioned } from '../jobs/repo.js';
+import { QueueBuckets } from './queue-buckets.js';
 import { add, qosName, specResources, strategyName, ZERO } from './convert.js';
 
 interface Active {
@@ -20,6 +21,7 @@ export class ActiveIndex {
   private readonly byAgent = new Map<string, Set<string>>();
   private readonly usage = new Map<string, Resources>();
   readonly queued = new Map<string, QueuedJob>();
+  private readonly buckets = new QueueBuckets((j) => this.queued.get(j.id) === j);
   /** WAITING jobs and when their backoff ends (ms). */
   readonly waiting = new Map<string, number>();
 
@@ -31,7 +33,11 @@ export class ActiveIndex {
     this.waiting.delete(job.id);
     const agent = activeAgent(v.record);
     if (agent) this.addActive(job.id, agent, v);
-    else if (job.state === JobState.JOB_STATE_QUEUED) this.queued.set(job.id, toQueued(v));
+    else if (job.state === JobState.JOB_STATE_QUEUED) {
+      const q = toQueued(v);
+      this.queued.set(job.id, q);
+      this.buckets.add(q);
+    }
     else if (job.state === JobState.JOB_STATE_WAITING) this.waiting.set(job.id, job.notBefore ? Date.parse(job.notBefore) : 0);
   }
 
@@ -53,6 +59,15 @@ export class ActiveIndex {
     this.active.delete(id);
     this.byAgent.get(a.agent)?.delete(id);
     this.usage.set(a.agent, add(this.usage.get(a.agent) ?? ZERO, a.view.resources, -1));
+  }
+
+  /**
+   * The queued jobs worth showing the router this round: the best `perBucket`
+   * of each (QoS class, tenant) by priority then age. The router can place at
+   * most as many jobs as there are free slots, so the rest would only cost time.
+   */
+  queueSlice(perBucket: number): QueuedJob[] {
+    return this.buckets.head(perBucket);
   }
 
   usageOf(agent: string): Resources {

@@ -43,6 +43,8 @@ export interface SchedulerOptions {
 }
 
 const TICK_MS = 250;
+/** Jobs per (QoS, tenant) shown to the router even with no free slot: preemption and reasons need them. */
+const MIN_SLICE = 64;
 
 export class Scheduler {
   readonly index: ActiveIndex;
@@ -107,8 +109,10 @@ export class Scheduler {
   private async round(now: Date): Promise<void> {
     await this.promoteDue(now);
     if (this.index.queued.size === 0) return;
-    const snapshot = snapshotOf(this.o.agents.views(this.index), this.index.running());
-    const decision = this.router.decide(snapshot, [...this.index.queued.values()], now.getTime());
+    const agents = this.o.agents.views(this.index);
+    const snapshot = snapshotOf(agents, this.index.running());
+    const freeSlots = agents.reduce((n, a) => n + (a.schedulable ? Math.max(0, a.free.slots) : 0), 0);
+    const decision = this.router.decide(snapshot, this.index.queueSlice(Math.max(MIN_SLICE, freeSlots)), now.getTime());
     await Promise.all([
       ...decision.placements.map((p) => this.place(p, now)),
       ...decision.preemptions.map((p) => this.preempt(p)),

@@ -35,7 +35,8 @@ export class WatchHub {
 
   publish(revision: number, events: WatchEvent[]): void {
     this.history.push({ revision, events });
-    if (this.history.length > this.maxRevisions) {
+    // Trim in chunks: shifting the whole array on every publish is O(history) per write.
+    if (this.history.length > this.maxRevisions + Math.max(1, this.maxRevisions >> 2)) {
       const dropped = this.history.splice(0, this.history.length - this.maxRevisions);
       this.floor = dropped[dropped.length - 1]?.revision ?? this.floor;
     }

@@ -7,6 +7,7 @@
  * non-zero id and refuses a duplicate, in which case we draw again).
  */
 import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { EtcdLeaseInvalidError, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse, type LeaseClient } from 'etcd3';
 import type pino from 'pino';
 import { LeaseLostError, StoreUnavailableError } from './errors.js';
@@ -20,10 +21,11 @@ export async function grantEtcdLease(client: LeaseClient, ttlSeconds: number, lo
   let lastError: unknown;
   for (let attempt = 0; attempt < GRANT_ATTEMPTS; attempt++) {
     const id = randomInt(1, 2 ** 48);
+    const sentAt = performance.now();
     try {
       const res = await client.leaseGrant({ ID: id, TTL: ttlSeconds });
       if (res.error) throw new Error(res.error);
-      const lease = new EtcdLease(client, id, ttlSeconds, log.child({ lease: id }));
+      const lease = new EtcdLease(client, id, ttlSeconds, log.child({ lease: id }), sentAt);
       lease.start();
       return lease;
     } catch (err) {
@@ -38,7 +40,12 @@ export class EtcdLease implements Lease {
   readonly lost: Promise<Error>;
   private resolveLost!: (err: Error) => void;
   private stopped = false;
-  private lastAlive = Date.now();
+  /**
+   * Send times of keepalives not yet answered, oldest first: etcd answers them in
+   * order, and an answer proves the lease alive from its request's send time on,
+   * not from when we read it (after a SIGSTOP an old answer can sit in the socket).
+   */
+  private unanswered: number[] = [];
   private stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private revoking: Promise<void> | undefined;
@@ -49,6 +56,8 @@ export class EtcdLease implements Lease {
     readonly id: number,
     private readonly ttlSeconds: number,
     private readonly log: pino.Logger,
+    /** The grant's send time: the first proof of life. */
+    private renewed: number,
   ) {
     this.lost = new Promise<Error>((resolve) => (this.resolveLost = resolve));
   }
@@ -58,6 +67,11 @@ export class EtcdLease implements Lease {
     const every = Math.max(100, (this.ttlSeconds * 1000) / 3);
     this.timer = setInterval(() => this.tick(), every);
     this.tick();
+  }
+
+  /** See `Lease.renewedAt`. */
+  get renewedAt(): number {
+    return this.renewed;
   }
 
   revoke(): Promise<void> {
@@ -83,11 +97,11 @@ export class EtcdLease implements Lease {
 
   private tick(): void {
     if (this.stopped) return;
-    if (Date.now() - this.lastAlive > this.ttlSeconds * 1000) {
+    if (performance.now() - this.renewedAt > this.ttlSeconds * 1000) {
       this.lose(new StoreUnavailableError('no keepalive answered within the lease TTL'));
       return;
     }
-    if (this.stream) this.stream.write({ ID: this.id });
+    if (this.stream) this.send(this.stream);
     else if (!this.connecting) void this.connect();
   }
 
@@ -100,7 +114,7 @@ export class EtcdLease implements Lease {
       stream.on('data', (res) => this.onResponse(res));
       stream.on('error', (err) => this.onStreamError(stream, err));
       stream.on('end', () => this.onStreamError(stream, new Error('keepalive stream ended')));
-      stream.write({ ID: this.id });
+      this.send(stream);
     } catch (err) {
       this.log.debug({ err }, 'lease keepalive connect failed');
     } finally {
@@ -108,17 +122,24 @@ export class EtcdLease implements Lease {
     }
   }
 
+  private send(stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>): void {
+    this.unanswered.push(performance.now());
+    stream.write({ ID: this.id });
+  }
+
   private onResponse(res: ILeaseKeepAliveResponse): void {
+    const sentAt = this.unanswered.shift();
     if (Number(res.TTL) <= 0) {
       this.lose(new EtcdLeaseInvalidError(res.ID));
       return;
     }
-    this.lastAlive = Date.now();
+    if (sentAt !== undefined && sentAt > this.renewed) this.renewed = sentAt;
   }
 
   private onStreamError(stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>, err: Error): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
+    this.unanswered = [];
     if (!this.stopped) this.log.debug({ err }, 'lease keepalive stream broke');
     setTimeout(() => this.tick(), RETRY_DELAY_MS).unref();
   }

@@ -7,9 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../../control-plane/paths.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The package root, from test/support (vitest) or dist/test/support (benchmarks). */
+export const ROOT = repoRoot();
 export const CLI = join(ROOT, 'bin', 'runmesh.js');
 
 export interface Proc {

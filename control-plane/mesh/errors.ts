@@ -1,0 +1,50 @@
+/** Errors of the mesh area. Match with the `isX` guards, never on message text. */
+import type { status as Status } from '@grpc/grpc-js';
+
+export class MeshError extends Error {
+  override name = 'MeshError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The membership, election or directory was closed while the call was under way. */
+export class MeshClosedError extends MeshError {
+  override name = 'MeshClosedError';
+}
+
+/** A peer-to-peer call failed: the peer is down, slow, or answered with an error status. */
+export class PeerCallError extends MeshError {
+  override name = 'PeerCallError';
+  constructor(
+    readonly address: string,
+    readonly method: string,
+    /** The gRPC status code of the failure. */
+    readonly code: Status,
+    options?: { cause?: unknown },
+  ) {
+    super(`${method} to peer ${address} failed (code ${code})`, options);
+  }
+}
+
+/** A stored record could not be parsed; someone wrote a key they should not have. */
+export class BadRecordError extends MeshError {
+  override name = 'BadRecordError';
+  constructor(
+    readonly key: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`unreadable record at ${key}`, options);
+  }
+}
+
+function walk(err: unknown, test: (e: Error) => boolean): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (test(e)) return true;
+  }
+  return false;
+}
+
+export const isMeshClosed = (err: unknown): boolean => walk(err, (e) => e instanceof MeshClosedError);
+export const isPeerCall = (err: unknown): boolean => walk(err, (e) => e instanceof PeerCallError);
+export const isBadRecord = (err: unknown): boolean => walk(err, (e) => e instanceof BadRecordError);

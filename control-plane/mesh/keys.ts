@@ -1,0 +1,21 @@
+/**
+ * Where the mesh keeps its state in the store. Everything sits under
+ * `/runmesh/`; keys that describe something alive (a peer, its agents, the
+ * leadership) hang on the holding peer's lease and vanish with it.
+ */
+
+/** `/runmesh/peers/<peerId>` = PeerInfo JSON, on the peer's lease. */
+export const PEERS_PREFIX = '/runmesh/peers/';
+
+/** Held by the scheduler leader, on its lease; its createRevision is the leader's term. */
+export const LEADER_KEY = '/runmesh/leader';
+
+/** `/runmesh/agents/<name>` = AgentRecord JSON, on the lease of the peer holding the agent's stream. */
+export const AGENTS_PREFIX = '/runmesh/agents/';
+
+/** `/runmesh/agent-config/<name>` = AgentConfig JSON, no lease: operator intent outlives sessions. */
+export const AGENT_CONFIG_PREFIX = '/runmesh/agent-config/';
+
+export const peerKey = (peerId: string): string => `${PEERS_PREFIX}${peerId}`;
+export const agentKey = (name: string): string => `${AGENTS_PREFIX}${name}`;
+export const agentConfigKey = (name: string): string => `${AGENT_CONFIG_PREFIX}${name}`;
