@@ -1,4 +1,5 @@
 /** `npm run bench`: every benchmark in one run, figures on stdout. */
+import { benchEtcd } from './etcd.js';
 import { benchRouting } from './routing.js';
 import { benchSpine } from './spine.js';
 
@@ -6,6 +7,7 @@ async function main(): Promise<void> {
   process.stdout.write(`runmesh bench — node ${process.version}, ${new Date().toISOString()}\n`);
   await benchSpine();
   await benchRouting();
+  await benchEtcd();
 }
 
 main().then(

@@ -19,7 +19,7 @@ import { line, ms, round, rssMb, summarize } from './stats.js';
 const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
 
 /** A raw unary round trip (grpc.health.v1 Check, empty request) on the same server: the floor. */
-async function grpcBaseline(address: string, n: number): Promise<{ p50: number; p99: number }> {
+export async function grpcBaseline(address: string, n: number): Promise<{ p50: number; p99: number }> {
   const raw = new Client(address, credentials.createInsecure());
   const id = (b: Buffer): Buffer => b;
   const samples: number[] = [];
@@ -32,7 +32,7 @@ async function grpcBaseline(address: string, n: number): Promise<{ p50: number; 
   return summarize(samples.slice(n / 10));
 }
 
-async function dispatchLatency(server: ServerProc, client: TestClient, n: number): Promise<{ p50: number; p99: number }> {
+export async function dispatchLatency(server: ServerProc, client: TestClient, n: number): Promise<{ p50: number; p99: number }> {
   const waiters = new Map<string, (at: bigint) => void>();
   // An Assign can arrive before Submit's answer does; keep it until the id is known.
   const early = new Map<string, bigint>();
@@ -59,7 +59,7 @@ async function dispatchLatency(server: ServerProc, client: TestClient, n: number
   return summarize(samples.slice(n / 10));
 }
 
-async function throughput(server: ServerProc, client: TestClient, jobs: number): Promise<number> {
+export async function throughput(server: ServerProc, client: TestClient, jobs: number): Promise<number> {
   const shared = Array.from({ length: 4 }, () => new AgentServiceClient(server.address, credentials.createInsecure()));
   const agents: SimAgent[] = Array.from({ length: 16 }, (_, i) => simAgent(server.address, { name: `tp-${i}`, token: TOKEN, slots: 64, client: shared[i % 4] }));
   await Promise.all(agents.map((a) => a.welcomed));

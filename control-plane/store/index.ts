@@ -8,12 +8,14 @@ import type pino from 'pino';
 import { openEmbeddedStore } from './embedded.js';
 import { StoreError } from './errors.js';
 import { openEtcdStore } from './etcd.js';
+import { withGroupCommit } from './group-commit.js';
 import type { Store } from './store.js';
 
 export * from './errors.js';
 export type * from './store.js';
 export { openEmbeddedStore, EmbeddedStore, type EmbeddedStoreOptions } from './embedded.js';
 export { openEtcdStore, EtcdStore, type EtcdStoreOptions } from './etcd.js';
+export { withGroupCommit } from './group-commit.js';
 
 /**
  * Opens the store named by the `--store` flag: empty or absent means the
@@ -22,7 +24,7 @@ export { openEtcdStore, EtcdStore, type EtcdStoreOptions } from './etcd.js';
  */
 export async function openStore(url: string | undefined, dataDir: string, logger: pino.Logger): Promise<Store> {
   if (url === undefined || url === '') return openEmbeddedStore({ dir: path.join(dataDir, 'store'), logger });
-  return openEtcdStore({ endpoints: etcdEndpoints(url), logger });
+  return withGroupCommit(await openEtcdStore({ endpoints: etcdEndpoints(url), logger }));
 }
 
 /** `etcd://h:p,h2:p2` -> [`http://h:p`, `http://h2:p2`]. */

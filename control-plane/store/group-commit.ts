@@ -1,0 +1,100 @@
+/**
+ * Group commit for a remote store: transactions issued while earlier ones
+ * are in flight are merged into one (their compares and puts concatenated,
+ * up to the store's op limit), so throughput is bounded by the store's
+ * transactions per second rather than by one round trip per job transition.
+ * Only transactions without a failure branch, on distinct keys, merge. If a
+ * merged transaction fails, its parts are re-run one by one, so each caller
+ * still learns whether its own compares held.
+ */
+import type { Store, TxnRequest, TxnResult } from './store.js';
+
+interface Pending {
+  request: TxnRequest;
+  keys: string[];
+  resolve(r: TxnResult): void;
+  reject(err: unknown): void;
+}
+
+/** Batches in flight at once; more pile up into the next batch. */
+const MAX_IN_FLIGHT = 4;
+
+export function withGroupCommit(store: Store): Store {
+  const queue: Pending[] = [];
+  let inFlight = 0;
+  const opLimit = Math.max(2, store.maxTxnOps);
+
+  const keysOf = (r: TxnRequest): string[] => [...(r.compare ?? []).map((c) => c.key), ...(r.success ?? []).map((o) => (o.type === 'deletePrefix' ? `\u0000prefix:${o.prefix}` : o.key))];
+
+  function takeBatch(): Pending[] {
+    const batch: Pending[] = [];
+    const seen = new Set<string>();
+    let ops = 0;
+    for (let i = 0; i < queue.length && batch.length < 256; ) {
+      const p = queue[i]!;
+      const size = Math.max(p.request.success?.length ?? 0, p.request.compare?.length ?? 0);
+      const clash = p.keys.some((k) => seen.has(k));
+      if (clash || (batch.length > 0 && ops + size > opLimit)) {
+        if (batch.length > 0 && !clash) break;
+        i++;
+        continue;
+      }
+      queue.splice(i, 1);
+      batch.push(p);
+      ops += size;
+      for (const k of p.keys) seen.add(k);
+    }
+    return batch;
+  }
+
+  async function runAlone(p: Pending): Promise<void> {
+    try {
+      p.resolve(await store.txn(p.request));
+    } catch (err) {
+      p.reject(err);
+    }
+  }
+
+  async function runBatch(batch: Pending[]): Promise<void> {
+    if (batch.length === 1) return runAlone(batch[0]!);
+    const merged: TxnRequest = {
+      compare: batch.flatMap((p) => p.request.compare ?? []),
+      success: batch.flatMap((p) => p.request.success ?? []),
+    };
+    try {
+      const res = await store.txn(merged);
+      if (res.succeeded) return batch.forEach((p) => p.resolve(res));
+    } catch {
+      // fall through: one by one tells each caller its own outcome (or error)
+    }
+    await Promise.all(batch.map(runAlone));
+  }
+
+  function pump(): void {
+    while (inFlight < MAX_IN_FLIGHT && queue.length > 0) {
+      const batch = takeBatch();
+      if (batch.length === 0) return;
+      inFlight++;
+      void runBatch(batch).finally(() => {
+        inFlight--;
+        pump();
+      });
+    }
+  }
+
+  const txn = (request: TxnRequest): Promise<TxnResult> => {
+    if ((request.failure?.length ?? 0) > 0) return store.txn(request);
+    return new Promise((resolve, reject) => {
+      queue.push({ request, keys: keysOf(request), resolve, reject });
+      pump();
+    });
+  };
+
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'txn') return txn;
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
