@@ -62,6 +62,7 @@ export class LeaderElection {
   private readonly listeners = new Set<(state: ElectionState) => void>();
   private readonly validity: LeaseValidity;
   private campaigning = false;
+  private leaseLost = false;
   private closed = false;
   private inFlight: Promise<void> | undefined;
   private again = false;
@@ -79,6 +80,7 @@ export class LeaderElection {
     view.onChange(() => this.changed());
     void o.lease.lost.then(() => {
       // Without the lease there is nothing to campaign with; the caller rejoins with a new one.
+      this.leaseLost = true;
       this.campaigning = false;
       this.changed();
     });
@@ -119,7 +121,7 @@ export class LeaderElection {
 
   /** Campaigns now and whenever the key is free; idempotent. `start` calls it; call it again after `resign`. */
   campaign(): void {
-    if (this.closed) return;
+    if (this.closed || this.leaseLost) return;
     this.campaigning = true;
     this.kick();
   }

@@ -7,7 +7,7 @@
  * merged transaction fails, its parts are re-run one by one, so each caller
  * still learns whether its own compares held.
  */
-import type { Store, TxnRequest, TxnResult } from './store.js';
+import type { Compare, Store, TxnRequest, TxnResult } from './store.js';
 
 interface Pending {
   request: TxnRequest;
@@ -24,7 +24,11 @@ export function withGroupCommit(store: Store): Store {
   let inFlight = 0;
   const opLimit = Math.max(2, store.maxTxnOps);
 
-  const keysOf = (r: TxnRequest): string[] => [...(r.compare ?? []).map((c) => c.key), ...(r.success ?? []).map((o) => (o.type === 'deletePrefix' ? `\u0000prefix:${o.prefix}` : o.key))];
+  // Only written keys clash (etcd refuses a key twice in one txn). Compares never do: all of a
+  // merged txn's compares are evaluated before any of its writes, which is a serial order; one
+  // that every writer shares (the leader fence) is kept once.
+  const compareKey = (c: Compare): string => `${c.key}\u0000${c.target}\u0000${c.op}\u0000${String(c.value)}`;
+  const keysOf = (r: TxnRequest): string[] => (r.success ?? []).map((o) => (o.type === 'deletePrefix' ? o.prefix : o.key));
 
   function takeBatch(): Pending[] {
     const batch: Pending[] = [];
@@ -57,8 +61,9 @@ export function withGroupCommit(store: Store): Store {
 
   async function runBatch(batch: Pending[]): Promise<void> {
     if (batch.length === 1) return runAlone(batch[0]!);
+    const compares = new Map(batch.flatMap((p) => p.request.compare ?? []).map((c) => [compareKey(c), c]));
     const merged: TxnRequest = {
-      compare: batch.flatMap((p) => p.request.compare ?? []),
+      compare: [...compares.values()],
       success: batch.flatMap((p) => p.request.success ?? []),
     };
     try {
@@ -83,7 +88,8 @@ export function withGroupCommit(store: Store): Store {
   }
 
   const txn = (request: TxnRequest): Promise<TxnResult> => {
-    if ((request.failure?.length ?? 0) > 0) return store.txn(request);
+    // A failure branch, or a prefix delete (whose keys we cannot see), runs on its own.
+    if ((request.failure?.length ?? 0) > 0 || request.success?.some((o) => o.type === 'deletePrefix')) return store.txn(request);
     return new Promise((resolve, reject) => {
       queue.push({ request, keys: keysOf(request), resolve, reject });
       pump();

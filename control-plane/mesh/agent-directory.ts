@@ -1,0 +1,159 @@
+/**
+ * The agents of the whole mesh. The peer holding an agent's stream publishes
+ * it at `/runmesh/agents/<name>` on that peer's lease, so a dead peer's agents
+ * vanish with it and reappear when they reconnect elsewhere. Operator intent
+ * (cordon) is not part of a session: it lives at `/runmesh/agent-config/<name>`
+ * without a lease, and outlives reconnects to any peer.
+ */
+import pino, { type Logger } from 'pino';
+import type { KeyValue, Lease, Store } from '../store/store.js';
+import { BadRecordError } from './errors.js';
+import { AGENT_CONFIG_PREFIX, AGENTS_PREFIX, agentConfigKey, agentKey } from './keys.js';
+import { WatchedPrefix } from './watched-prefix.js';
+
+/** An agent as the mesh sees it. */
+export interface AgentRecord {
+  name: string;
+  /** The peer holding the agent's stream. */
+  peerId: string;
+  labels: Record<string, string>;
+  capacity: { slots: number; cpuMillis: number; memoryMb: number };
+  version: string;
+  hostname: string;
+  /** ISO time the current session began. */
+  connectedAt: string;
+  /** From the agent's config when one is stored (operator intent wins over the session's copy). */
+  cordoned: boolean;
+  draining: boolean;
+}
+
+/** What operators decide about an agent, kept across sessions. */
+export interface AgentConfig {
+  cordoned: boolean;
+}
+
+export interface AgentDirectoryOptions {
+  logger?: Logger;
+}
+
+export class AgentDirectory {
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly store: Store,
+    private readonly agents: WatchedPrefix<AgentRecord>,
+    private readonly configs: WatchedPrefix<AgentConfig>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Reads and starts watching the mesh's agents and their configs. */
+  static async open(store: Store, options: AgentDirectoryOptions = {}): Promise<AgentDirectory> {
+    const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'agent-directory' });
+    const agents = await WatchedPrefix.open({ store, prefix: AGENTS_PREFIX, parse: (kv) => parseAgent(kv, log), logger: log });
+    try {
+      const configs = await WatchedPrefix.open({ store, prefix: AGENT_CONFIG_PREFIX, parse: (kv) => parseConfig(kv, log), logger: log });
+      return new AgentDirectory(store, agents, configs, log);
+    } catch (err) {
+      await agents.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Publishes (or updates) an agent held by this peer, on the peer's lease.
+   * The latest session wins: a record of the same agent from another peer is
+   * replaced. Returns the store revision of the write.
+   */
+  publish(record: AgentRecord, lease: Lease): Promise<number> {
+    return this.store.put(agentKey(record.name), JSON.stringify(record), { lease: lease.id });
+  }
+
+  /**
+   * Removes the agent's record if `peerId` still holds it; a record that a
+   * newer session on another peer wrote is left alone. True if deleted.
+   */
+  async unpublish(name: string, peerId: string): Promise<boolean> {
+    const key = agentKey(name);
+    const kv = await this.store.get(key);
+    if (!kv || parseAgent(kv, this.log)?.peerId !== peerId) return false;
+    // Delete exactly the version we just read as ours: a republish by another peer in between wins.
+    const res = await this.store.txn({
+      compare: [{ key, target: 'modRevision', op: '==', value: kv.modRevision }],
+      success: [{ type: 'delete', key }],
+    });
+    return res.succeeded;
+  }
+
+  /** Every agent in the mesh, by name. */
+  all(): AgentRecord[] {
+    return this.agents.entriesInOrder().map((e) => this.withConfig(e.value));
+  }
+
+  get(name: string): AgentRecord | undefined {
+    const record = this.agents.get(agentKey(name))?.value;
+    return record && this.withConfig(record);
+  }
+
+  /** The operator's settings for `name` (defaults when none are stored). */
+  config(name: string): AgentConfig {
+    return this.configs.get(agentConfigKey(name))?.value ?? { cordoned: false };
+  }
+
+  /** Records the operator's cordon decision; it holds across reconnects to any peer. */
+  async setCordoned(name: string, cordoned: boolean): Promise<void> {
+    await this.store.put(agentConfigKey(name), JSON.stringify({ cordoned } satisfies AgentConfig));
+    this.log.info({ agent: name, cordoned }, 'agent cordon set');
+  }
+
+  /** Calls `listener` after any change to agents or their configs; returns the unsubscribe. */
+  onChange(listener: () => void): () => void {
+    const offAgents = this.agents.onChange(listener);
+    const offConfigs = this.configs.onChange(listener);
+    return () => {
+      offAgents();
+      offConfigs();
+    };
+  }
+
+  /** Stops watching; idempotent. Published records stay (they go with their lease). */
+  close(): Promise<void> {
+    this.closing ??= Promise.allSettled([this.agents.close(), this.configs.close()]).then(() => undefined);
+    return this.closing;
+  }
+
+  private withConfig(record: AgentRecord): AgentRecord {
+    const config = this.configs.get(agentConfigKey(record.name))?.value;
+    return config ? { ...record, cordoned: config.cordoned } : record;
+  }
+}
+
+function parseAgent(kv: KeyValue, log: Logger): AgentRecord | undefined {
+  try {
+    const v = JSON.parse(kv.value) as Partial<AgentRecord>;
+    if (typeof v.name !== 'string' || typeof v.peerId !== 'string') throw new Error('missing name or peerId');
+    return {
+      name: v.name,
+      peerId: v.peerId,
+      labels: v.labels ?? {},
+      capacity: v.capacity ?? { slots: 0, cpuMillis: 0, memoryMb: 0 },
+      version: v.version ?? '',
+      hostname: v.hostname ?? '',
+      connectedAt: v.connectedAt ?? '',
+      cordoned: v.cordoned === true,
+      draining: v.draining === true,
+    };
+  } catch (err) {
+    log.warn({ err: new BadRecordError(kv.key, { cause: err }) }, 'skipping unreadable agent record');
+    return undefined;
+  }
+}
+
+function parseConfig(kv: KeyValue, log: Logger): AgentConfig | undefined {
+  try {
+    const v = JSON.parse(kv.value) as Partial<AgentConfig>;
+    return { cordoned: v.cordoned === true };
+  } catch (err) {
+    log.warn({ err: new BadRecordError(kv.key, { cause: err }) }, 'skipping unreadable agent config');
+    return undefined;
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * PeerService, the client side: one lazily created client per peer address,
+ * promise helpers for the unary calls (each with a deadline, so a hung peer
+ * costs at most that), and the log read as an async iterable. Failures come
+ * back as `PeerCallError` carrying the gRPC code; whether to retry, and
+ * where, is the caller's decision (the leader re-places, a reader tries the
+ * log's second copy).
+ */
+import { credentials as grpcCredentials, Metadata, status as Status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import pino, { type Logger } from 'pino';
+import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
+import { PeerServiceClient, type ReadLogRequest } from '../../proto/gen/runmesh/v1/peer.js';
+import { MeshClosedError, PeerCallError } from './errors.js';
+import type { LogRecord } from './peer-service.js';
+
+export interface PeerClientsOptions {
+  /** Channel credentials for peer connections (default: plaintext). */
+  credentials?: ChannelCredentials;
+  /** Deadline of each unary call (default 2 s). */
+  unaryTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export const DEFAULT_PEER_UNARY_TIMEOUT_MS = 2_000;
+
+type Callback<T> = (err: ServiceError | null, res: T) => void;
+
+export class PeerClients {
+  private readonly clients = new Map<string, PeerServiceClient>();
+  private readonly credentials: ChannelCredentials;
+  private readonly unaryTimeoutMs: number;
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(options: PeerClientsOptions = {}) {
+    this.credentials = options.credentials ?? grpcCredentials.createInsecure();
+    this.unaryTimeoutMs = options.unaryTimeoutMs ?? DEFAULT_PEER_UNARY_TIMEOUT_MS;
+    this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'peer-clients' });
+  }
+
+  /** Asks the peer at `address` to send `assign` to `agent`; false when the agent is not connected there. */
+  deliverAssign(address: string, agent: string, assign: Assign): Promise<boolean> {
+    return this.unary<{ delivered: boolean }>(address, 'DeliverAssign', (c, md, opts, cb) => c.deliverAssign({ agent, assign }, md, opts, cb)).then(
+      (r) => r.delivered,
+    );
+  }
+
+  deliverCancel(address: string, agent: string, cancel: Cancel): Promise<boolean> {
+    return this.unary<{ delivered: boolean }>(address, 'DeliverCancel', (c, md, opts, cb) => c.deliverCancel({ agent, cancel }, md, opts, cb)).then(
+      (r) => r.delivered,
+    );
+  }
+
+  deliverDrain(address: string, agent: string, drain: Drain): Promise<boolean> {
+    return this.unary<{ delivered: boolean }>(address, 'DeliverDrain', (c, md, opts, cb) => c.deliverDrain({ agent, drain }, md, opts, cb)).then(
+      (r) => r.delivered,
+    );
+  }
+
+  /**
+   * Reads a log held by the peer at `address`. No deadline (a followed log
+   * streams as long as the job runs): stop it with `signal`, or by leaving the
+   * loop. Ends with the abort reason when `signal` aborts.
+   */
+  async *readLog(address: string, request: ReadLogRequest, signal?: AbortSignal): AsyncGenerator<LogRecord> {
+    signal?.throwIfAborted();
+    const call = this.client(address).readLog(request);
+    const onAbort = (): void => call.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const msg of call) {
+        const r = msg as { seq: number; stream: LogRecord['stream']; data: Uint8Array };
+        yield { seq: r.seq, stream: r.stream, data: r.data };
+      }
+      signal?.throwIfAborted();
+    } catch (err) {
+      signal?.throwIfAborted();
+      throw wrap(err, address, 'ReadLog');
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      // The consumer may have left the loop early; the peer can stop reading then.
+      call.cancel();
+    }
+  }
+
+  /** Drops the client of a peer that left the mesh. */
+  forget(address: string): void {
+    const client = this.clients.get(address);
+    this.clients.delete(address);
+    client?.close();
+  }
+
+  /** Closes every client; calls after this fail with MeshClosedError. Idempotent. */
+  close(): void {
+    this.closed = true;
+    for (const address of [...this.clients.keys()]) this.forget(address);
+  }
+
+  private client(address: string): PeerServiceClient {
+    if (this.closed) throw new MeshClosedError('peer clients closed');
+    let client = this.clients.get(address);
+    if (!client) {
+      client = new PeerServiceClient(address, this.credentials);
+      this.clients.set(address, client);
+      this.log.debug({ address }, 'peer client created');
+    }
+    return client;
+  }
+
+  private unary<T>(
+    address: string,
+    method: string,
+    invoke: (client: PeerServiceClient, md: Metadata, opts: { deadline: number }, cb: Callback<T>) => void,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const client = this.client(address);
+      invoke(client, new Metadata(), { deadline: Date.now() + this.unaryTimeoutMs }, (err, res) => {
+        if (err) reject(wrap(err, address, method));
+        else resolve(res);
+      });
+    });
+  }
+}
+
+function wrap(err: unknown, address: string, method: string): PeerCallError {
+  const code = typeof (err as Partial<ServiceError>).code === 'number' ? (err as ServiceError).code : Status.UNKNOWN;
+  return new PeerCallError(address, method, code, { cause: err });
+}

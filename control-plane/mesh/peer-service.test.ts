@@ -1,0 +1,117 @@
+import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
+import { JobSpec, LogStream } from '../../proto/gen/runmesh/v1/job.js';
+import { eventually } from '../store/contract-helpers.js';
+import { isMeshClosed, PeerCallError } from './errors.js';
+import { PeerClients } from './peer-clients.js';
+import { PeerServiceImpl, type LogRecord, type PeerHandler } from './peer-service.js';
+
+const JOB = 'j_0123456789abcdef';
+
+/** The peer's side of the contract: agents it holds, and one log of three records that can be followed. */
+class TestPeer implements PeerHandler {
+  readonly delivered: string[] = [];
+  readonly connected = new Set(['runner-1']);
+  followAborted = false;
+
+  deliverAssign(agent: string, assign: Assign): boolean {
+    return this.take(agent, `assign ${assign.jobId}/${assign.attempt}`);
+  }
+  deliverCancel(agent: string, cancel: Cancel): boolean {
+    return this.take(agent, `cancel ${cancel.jobId}/${cancel.attempt} ${cancel.graceSeconds}s`);
+  }
+  deliverDrain(agent: string, drain: Drain): boolean {
+    return this.take(agent, `drain ${drain.reason}`);
+  }
+  async *readLog(jobId: string, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord> {
+    if (jobId !== JOB || attempt !== 1) throw new Error('no such log');
+    for (let seq = fromSeq; seq < 3; seq++) yield { seq, stream: LogStream.LOG_STREAM_STDOUT, data: Buffer.from(`line ${seq}\n`) };
+    if (!follow) return;
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    this.followAborted = true;
+  }
+  private take(agent: string, what: string): boolean {
+    if (!this.connected.has(agent)) return false;
+    this.delivered.push(`${agent}: ${what}`);
+    return true;
+  }
+}
+
+let server: Server;
+let peer: TestPeer;
+let address: string;
+let clients: PeerClients;
+
+beforeEach(async () => {
+  peer = new TestPeer();
+  server = new Server();
+  new PeerServiceImpl(peer, pino({ level: 'silent' })).addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  address = `127.0.0.1:${port}`;
+  clients = new PeerClients();
+});
+
+afterEach(async () => {
+  clients.close();
+  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+});
+
+const assign: Assign = { jobId: JOB, attempt: 2, spec: JobSpec.fromPartial({ name: 'build', argv: ['make'] }), deadline: undefined };
+
+async function collect(it: AsyncIterable<LogRecord>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const r of it) out.push(`${r.seq}:${Buffer.from(r.data).toString().trim()}`);
+  return out;
+}
+
+describe('PeerService', () => {
+  it('delivers Assign, Cancel and Drain to the agent held by the peer', async () => {
+    expect(await clients.deliverAssign(address, 'runner-1', assign)).toBe(true);
+    expect(await clients.deliverCancel(address, 'runner-1', { jobId: JOB, attempt: 2, graceSeconds: 5, reason: 'user' })).toBe(true);
+    expect(await clients.deliverDrain(address, 'runner-1', { reason: 'maintenance' })).toBe(true);
+    expect(peer.delivered).toEqual([`runner-1: assign ${JOB}/2`, `runner-1: cancel ${JOB}/2 5s`, 'runner-1: drain maintenance']);
+    expect(await clients.deliverAssign(address, 'elsewhere', assign)).toBe(false);
+  });
+
+  it('refuses a request without its message, naming the field', async () => {
+    const err = await clients.deliverDrain(address, 'runner-1', undefined as unknown as Drain).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PeerCallError);
+    expect((err as PeerCallError).code).toBe(Status.INVALID_ARGUMENT);
+    expect(((err as PeerCallError).cause as Error).message).toContain('drain');
+  });
+
+  it('streams a log and ends; resumes from a seq', async () => {
+    expect(await collect(clients.readLog(address, { jobId: JOB, attempt: 1, fromSeq: 0, follow: false }))).toEqual(['0:line 0', '1:line 1', '2:line 2']);
+    expect(await collect(clients.readLog(address, { jobId: JOB, attempt: 1, fromSeq: 2, follow: false }))).toEqual(['2:line 2']);
+    const err = await collect(clients.readLog(address, { jobId: JOB, attempt: 7, fromSeq: 0, follow: false })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PeerCallError);
+  });
+
+  it('stops a followed log when the reader aborts, and tells the peer', async () => {
+    const abort = new AbortController();
+    const seen: number[] = [];
+    const reading = (async () => {
+      for await (const r of clients.readLog(address, { jobId: JOB, attempt: 1, fromSeq: 0, follow: true }, abort.signal)) {
+        seen.push(r.seq);
+        if (seen.length === 3) abort.abort(new Error('reader done'));
+      }
+    })();
+    await expect(reading).rejects.toThrow('reader done');
+    expect(seen).toEqual([0, 1, 2]);
+    await eventually(() => peer.followAborted, 5_000, 'the peer to see the reader leave');
+  });
+
+  it('fails fast against a peer that is not there, and after close', async () => {
+    const started = Date.now();
+    const err = await clients.deliverAssign('127.0.0.1:1', 'runner-1', assign).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PeerCallError);
+    expect([Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED]).toContain((err as PeerCallError).code);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    clients.close();
+    await expect(clients.deliverAssign(address, 'runner-1', assign)).rejects.toSatisfy(isMeshClosed);
+  });
+});

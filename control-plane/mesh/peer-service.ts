@@ -1,0 +1,113 @@
+/**
+ * PeerService, the server side: what one control-plane peer asks of another.
+ * The leader delivers Assign/Cancel/Drain to the peer holding the agent's
+ * stream; any peer reads a log that another peer holds. A thin translator
+ * around `PeerHandler`, which the control plane implements with its gateway
+ * and log store.
+ */
+import type { Server, ServerWritableStream } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
+import type { LogStream } from '../../proto/gen/runmesh/v1/job.js';
+import {
+  PeerServiceService,
+  type DeliverAssignRequest,
+  type DeliverAssignResponse,
+  type DeliverCancelRequest,
+  type DeliverCancelResponse,
+  type DeliverDrainRequest,
+  type DeliverDrainResponse,
+  type ReadLogRequest,
+  type ReadLogResponse,
+} from '../../proto/gen/runmesh/v1/peer.js';
+import { checkJobId, invalid, toServiceError, unary } from '../api/status.js';
+
+/** One record of an attempt's log. */
+export interface LogRecord {
+  seq: number;
+  stream: LogStream;
+  data: Uint8Array;
+}
+
+/** What a peer does for its peers. */
+export interface PeerHandler {
+  /** Sends `assign` on the stream of `agent`; false when that agent is not connected here. */
+  deliverAssign(agent: string, assign: Assign): boolean;
+  deliverCancel(agent: string, cancel: Cancel): boolean;
+  deliverDrain(agent: string, drain: Drain): boolean;
+  /**
+   * The attempt's records from `fromSeq` on. With `follow`, keeps yielding as
+   * records arrive and ends when the log is sealed. Ends early when `signal`
+   * aborts (the reader went away).
+   */
+  readLog(jobId: string, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord>;
+}
+
+export class PeerServiceImpl {
+  constructor(
+    private readonly handler: PeerHandler,
+    private readonly log: Logger,
+  ) {}
+
+  addToServer(server: Server): void {
+    const log = this.log;
+    server.addService(PeerServiceService, {
+      deliverAssign: unary(log, async (req: DeliverAssignRequest): Promise<DeliverAssignResponse> => {
+        const assign = required(req.assign, 'assign');
+        return { delivered: this.handler.deliverAssign(agentName(req.agent), assign) };
+      }),
+      deliverCancel: unary(log, async (req: DeliverCancelRequest): Promise<DeliverCancelResponse> => {
+        const cancel = required(req.cancel, 'cancel');
+        return { delivered: this.handler.deliverCancel(agentName(req.agent), cancel) };
+      }),
+      deliverDrain: unary(log, async (req: DeliverDrainRequest): Promise<DeliverDrainResponse> => {
+        const drain = required(req.drain, 'drain');
+        return { delivered: this.handler.deliverDrain(agentName(req.agent), drain) };
+      }),
+      readLog: (call: ServerWritableStream<ReadLogRequest, ReadLogResponse>) => void this.readLog(call),
+    });
+  }
+
+  private async readLog(call: ServerWritableStream<ReadLogRequest, ReadLogResponse>): Promise<void> {
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort(new Error('reader went away')));
+    call.on('close', () => abort.abort(new Error('stream closed')));
+    try {
+      const { jobId, attempt, fromSeq, follow } = call.request;
+      checkJobId(jobId, 'job_id');
+      if (attempt === 0) throw invalid('attempt', 'missing');
+      for await (const r of this.handler.readLog(jobId, attempt, fromSeq, follow, abort.signal)) {
+        if (abort.signal.aborted) break;
+        if (!call.write({ seq: r.seq, stream: r.stream, data: Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength) })) {
+          await drained(call, abort.signal);
+        }
+      }
+      if (!abort.signal.aborted) call.end();
+    } catch (err) {
+      if (!abort.signal.aborted) call.emit('error', toServiceError(err, this.log));
+    }
+  }
+}
+
+function required<T>(value: T | undefined, field: string): T {
+  if (value === undefined) throw invalid(field, 'missing');
+  return value;
+}
+
+function agentName(name: string): string {
+  if (!name) throw invalid('agent', 'missing');
+  return name;
+}
+
+/** Resolves once the stream's buffer drained (or the call is gone). */
+function drained(call: ServerWritableStream<ReadLogRequest, ReadLogResponse>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
