@@ -1,55 +1,91 @@
 /**
  * A handle on one attempt directory, usable by whichever agent process holds
- * it: the one that started it or a later one after a restart.
+ * it: the one that started it or a later one after a restart. Everything goes
+ * through the directory (spool, status.json, cancel.json) and signals to the
+ * supervisor's pid, never through state held by the process that started it.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { readFile, rm, writeFile, rename } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { readFile, rm, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { DirChanges } from './dir-changes.js';
+import { AttemptRunningError } from './errors.js';
 import type { AttemptHandle, ExitStatus, LogRecord } from './executor.js';
-import { files } from './files.js';
+import { files, publishOnce, type AttemptFiles, type CancelRequest } from './files.js';
+import { isSupervisor, killJobGroup } from './liveness.js';
 import { SpoolReader } from './spool-reader.js';
 
-const POLL_MS = 25;
+/** How often exited() asks /proc whether the supervisor is still there. */
 const LIVENESS_EVERY_MS = 500;
+/**
+ * A directory without supervisor.pid counts as starting for this long: start()
+ * writes the pid right after the spawn and the supervisor on boot, so only an
+ * agent killed in between, with a supervisor that never booted, leaves none.
+ */
+const BOOT_GRACE_MS = 10_000;
+
+export interface AttemptPlace {
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly dir: string;
+  readonly log: Logger;
+  /** Called once the directory is gone, so the executor forgets the handle. */
+  readonly onRemoved: () => void;
+}
 
 export class LocalAttempt implements AttemptHandle {
-  private readonly f: ReturnType<typeof files>;
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly dir: string;
+  private readonly f: AttemptFiles;
+  private readonly log: Logger;
   private status: ExitStatus | undefined;
   private exitWatch: Promise<ExitStatus> | undefined;
 
-  constructor(
-    readonly jobId: string,
-    readonly attempt: number,
-    readonly dir: string,
-    private readonly log: Logger,
-  ) {
-    this.f = files(dir);
-  }
-
-  private async readStatus(): Promise<ExitStatus | undefined> {
-    if (this.status) return this.status;
-    try {
-      this.status = JSON.parse(await readFile(this.f.status, 'utf8')) as ExitStatus;
-    } catch {
-      return undefined;
-    }
-    return this.status;
+  constructor(private readonly place: AttemptPlace) {
+    this.jobId = place.jobId;
+    this.attempt = place.attempt;
+    this.dir = place.dir;
+    this.log = place.log;
+    this.f = files(place.dir);
   }
 
   async *records(fromSeq: number, signal: AbortSignal): AsyncGenerator<LogRecord> {
-    const reader = await SpoolReader.open(this.f.spool);
+    const reader = await this.openSpool();
+    if (!reader) return;
+    const changes = new DirChanges(this.dir);
     try {
+      // Once the status is seen, one more pass to the end yields what was written before it.
+      let final = false;
       while (!signal.aborted) {
-        const batch = await reader.read();
-        for (const r of batch) if (r.seq >= fromSeq) yield r;
-        if (batch.length > 0) continue;
-        const s = await this.readStatus();
-        if (s && reader.next >= s.records) return;
-        await sleep(POLL_MS, signal);
+        const { records, atEnd } = await reader.read(fromSeq);
+        for (const r of records) {
+          if (signal.aborted) return;
+          yield r;
+        }
+        if (!atEnd) continue;
+        if (final) return this.checkComplete(reader.next);
+        if (await this.readStatus()) final = true;
+        else await changes.next(signal);
       }
     } finally {
+      changes.close();
       await reader.close();
     }
+  }
+
+  private async openSpool(): Promise<SpoolReader | undefined> {
+    try {
+      return await SpoolReader.open(this.f.spool);
+    } catch (err) {
+      // An attempt lost before its spool existed has a status and nothing to read.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (await this.readStatus())) return undefined;
+      throw err;
+    }
+  }
+
+  private checkComplete(read: number): void {
+    const expected = this.status?.records ?? read;
+    if (read < expected) this.log.error({ read, expected }, 'spool holds fewer records than the status says');
   }
 
   exited(): Promise<ExitStatus> {
@@ -57,105 +93,131 @@ export class LocalAttempt implements AttemptHandle {
   }
 
   private async watchExit(): Promise<ExitStatus> {
-    let lastCheck = 0;
-    for (;;) {
-      const s = await this.readStatus();
-      if (s) return s;
-      if (Date.now() - lastCheck > LIVENESS_EVERY_MS) {
-        lastCheck = Date.now();
-        if (!this.supervisorAlive()) {
-          // A status may have landed between our read and the liveness check.
-          const late = await this.readStatus();
-          return late ?? (await this.markLost());
+    const changes = new DirChanges(this.dir);
+    const forever = new AbortController().signal;
+    try {
+      let checkedAt = 0;
+      for (;;) {
+        const s = await this.readStatus();
+        if (s) return this.logExit(s);
+        if (Date.now() - checkedAt >= LIVENESS_EVERY_MS) {
+          checkedAt = Date.now();
+          // A status may land between our read and the liveness check: read again before calling it lost.
+          if (!(await this.supervisorAlive())) return this.logExit((await this.readStatus()) ?? (await this.markLost()));
         }
+        await changes.next(forever);
       }
-      await sleep(POLL_MS * 2);
+    } finally {
+      changes.close();
     }
   }
 
-  private supervisorPid(): number | undefined {
+  private logExit(s: ExitStatus): ExitStatus {
+    this.log.info({ exit_code: s.exitCode, failure: s.failure, records: s.records }, 'attempt exited');
+    return s;
+  }
+
+  private async readStatus(): Promise<ExitStatus | undefined> {
+    if (this.status) return this.status;
     try {
-      const pid = Number(readFileSync(this.f.supervisorPid, 'utf8'));
-      return pid > 0 ? pid : undefined;
+      this.status = JSON.parse(await readFile(this.f.status, 'utf8')) as ExitStatus;
     } catch {
-      return undefined;
+      return undefined; // not there yet (it is renamed into place whole, so never half there)
     }
+    return this.status;
   }
 
-  /** Alive, and really our supervisor (not a recycled pid). */
-  private supervisorAlive(): boolean {
-    const pid = this.supervisorPid();
-    if (!pid) return this.justStarted(); // start() writes the pid right after spawning
+  private async supervisorPid(): Promise<number | undefined> {
+    const pid = Number(await readFile(this.f.supervisorPid, 'utf8').catch(() => ''));
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  }
+
+  private async jobPgid(): Promise<number> {
+    const pgid = Number(await readFile(this.f.jobPgid, 'utf8').catch(() => ''));
+    return Number.isInteger(pgid) && pgid > 0 ? pgid : 0;
+  }
+
+  private async supervisorAlive(): Promise<boolean> {
+    const pid = await this.supervisorPid();
+    return pid === undefined ? this.booting() : isSupervisor(pid, this.dir);
+  }
+
+  private booting(): boolean {
     try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return cmdline.includes('supervisor.js') && cmdline.includes(this.dir) && !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+      return Date.now() - statSync(this.dir).mtimeMs < BOOT_GRACE_MS;
     } catch {
       return false;
     }
   }
 
-  private justStarted(): boolean {
-    try {
-      return Date.now() - statSync(this.f.spec).mtimeMs < 10_000;
-    } catch {
-      return false;
-    }
-  }
-
-  /** The supervisor died without a status: the host lost the job. Recorded so the answer is stable. */
+  /**
+   * The supervisor died without a status: the host lost the job. Whatever is
+   * left of the job goes (no orphans), and the verdict is published once, so
+   * every later question gets the same answer.
+   */
   private async markLost(): Promise<ExitStatus> {
-    let records = 0;
-    const reader = await SpoolReader.open(this.f.spool).catch(() => undefined);
-    if (reader) {
-      while ((await reader.read()).length > 0);
-      records = reader.next;
-      await reader.close();
-    }
+    const pgid = await this.jobPgid();
+    if (killJobGroup(pgid, this.f.work)) this.log.warn({ pgid }, 'killed the job a lost supervisor left behind');
     const now = Date.now();
-    const status: ExitStatus = { exitCode: -1, failure: 'agent_lost', message: 'the supervisor died before the job finished', startedAt: now, finishedAt: now, records };
-    await writeFile(`${this.f.status}.tmp`, JSON.stringify(status));
-    await rename(`${this.f.status}.tmp`, this.f.status);
-    this.status = status;
-    this.log.warn('attempt lost: supervisor gone without a status');
-    return status;
+    const lost: ExitStatus = {
+      exitCode: -1,
+      failure: 'agent_lost',
+      message: 'the supervisor died before the job finished',
+      startedAt: await mtime(this.f.ready, now),
+      finishedAt: now,
+      records: await countRecords(this.f.spool),
+    };
+    if (await publishOnce(this.f.status, JSON.stringify(lost))) this.log.warn('attempt lost: supervisor gone without a status');
+    return (await this.readStatus()) ?? lost;
   }
 
   async cancel(graceSeconds: number, reason: string): Promise<void> {
-    if (await this.readStatus()) return;
-    await writeFile(this.f.cancel, JSON.stringify({ grace: graceSeconds, reason, at: Date.now() }));
-    const pid = this.supervisorPid();
-    if (pid && this.supervisorAlive()) {
-      // Before `ready` the supervisor reads cancel.json itself; a signal then would kill it.
-      if (existsSync(this.f.ready)) process.kill(pid, 'SIGUSR2');
+    if (await this.readStatus()) return; // already exited: nothing to stop
+    const request: CancelRequest = { grace: graceSeconds, reason, at: Date.now() };
+    await publishOnce(this.f.cancel, JSON.stringify(request)); // the first request's grace and reason hold
+    const pid = await this.supervisorPid();
+    if (pid !== undefined && isSupervisor(pid, this.dir)) {
+      // Before `ready` a signal would kill it; it reads cancel.json itself once the job runs.
+      if (existsSync(this.f.ready)) signal(pid, 'SIGUSR2');
       this.log.info({ grace_s: graceSeconds, reason }, 'cancel sent to the supervisor');
       return;
     }
-    // No supervisor to ask: take the job's group down ourselves.
-    const pgid = Number(await readFile(this.f.jobPgid, 'utf8').catch(() => '0'));
-    if (pgid > 0) {
-      try {
-        process.kill(-pgid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    if (pid === undefined && this.booting()) return;
+    // No supervisor to ask: take the job's group down ourselves; exited() reports the attempt lost.
+    if (killJobGroup(await this.jobPgid(), this.f.work)) this.log.warn('cancel: killed the job of a lost supervisor');
   }
 
   async remove(): Promise<void> {
-    if (!(await this.readStatus())) throw new Error(`attempt ${this.jobId}.${this.attempt} is still running; cancel it first`);
+    if (!(await this.readStatus())) throw new AttemptRunningError(this.jobId, this.attempt);
     await rm(this.dir, { recursive: true, force: true });
+    this.place.onRemoved();
+    this.log.info('attempt removed');
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // it exited between the check and the signal: its status says how
+  }
+}
+
+async function mtime(path: string, fallback: number): Promise<number> {
+  return stat(path).then(
+    (s) => Math.floor(s.mtimeMs),
+    () => fallback,
+  );
+}
+
+/** Complete records in a spool nobody writes to any more. */
+async function countRecords(path: string): Promise<number> {
+  const reader = await SpoolReader.open(path).catch(() => undefined);
+  if (!reader) return 0;
+  try {
+    while (!(await reader.read(Number.MAX_SAFE_INTEGER)).atEnd);
+    return reader.next;
+  } finally {
+    await reader.close();
+  }
 }

@@ -12,7 +12,7 @@ export interface AttemptSpec {
   readonly argv: readonly string[];
   readonly script: string;
   readonly env: Readonly<Record<string, string>>;
-  /** Absolute deadline (ms since epoch); the supervisor enforces it even if the agent is gone. */
+  /** Absolute deadline (ms since epoch); the supervisor enforces it even if the agent is gone. 0 means none. */
   readonly deadline: number;
   /** Seconds between SIGTERM and SIGKILL on cancel or timeout. */
   readonly graceSeconds: number;

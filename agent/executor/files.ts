@@ -3,6 +3,8 @@
  * supervisor (its own process): everything an attempt needs to be found and
  * finished by a later agent process lives here.
  */
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { link, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const files = (dir: string) => ({
@@ -18,4 +20,56 @@ export const files = (dir: string) => ({
   work: join(dir, 'work'),
 });
 
+export type AttemptFiles = ReturnType<typeof files>;
+
 export const STREAM_CODES = { stdout: 1, stderr: 2 } as const;
+
+/** What cancel() leaves for the supervisor: any agent process can write it, the supervisor reads it on SIGUSR2. */
+export interface CancelRequest {
+  readonly grace: number;
+  readonly reason: string;
+  readonly at: number;
+}
+
+/**
+ * Writes `path` so that readers see the old content or the whole new one,
+ * never a torn file: a reader of status.json or supervisor.pid may be another
+ * process at any moment. `durable` adds the fsync a status needs to survive a crash.
+ */
+export function writeFileAtomicSync(path: string, content: string, durable = false): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, content);
+    if (durable) fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/**
+ * Publishes `content` at `path` unless something is there already: the first
+ * writer wins and later ones leave it be (link(2) refuses to replace), so two
+ * agent processes racing to record the same fact agree on one answer.
+ * Returns whether ours was the one published.
+ */
+export async function publishOnce(path: string, content: string): Promise<boolean> {
+  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(content);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await link(tmp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}

@@ -1,10 +1,24 @@
-/** agent/executor/: runs attempts as supervised process groups with an on-disk spool. */
+/**
+ * agent/executor/: runs attempts as supervised process groups with an on-disk
+ * spool. Each attempt lives in WORKDIR/attempts/<jobId>.<attempt>/ (spec.json,
+ * output.spool, status.json, work/), run by a detached supervisor
+ * (supervisor.ts) that outlives the agent; the handle (attempt.ts) works from
+ * that directory alone, so a restarted agent picks up where the last one was.
+ */
 import type { Logger } from 'pino';
 import type { Executor } from './executor.js';
 import { LocalExecutor } from './local.js';
 
 export * from './executor.js';
+export { isAttemptRunningError, isInvalidAttemptSpecError, isSupervisorStartError, AttemptRunningError, InvalidAttemptSpecError, SupervisorStartError } from './errors.js';
 
-export function createExecutor(options: { workDir: string; logger: Logger }): Executor {
+export interface ExecutorOptions {
+  /** The agent's work directory; attempts go under `<workDir>/attempts`. */
+  readonly workDir: string;
+  /** Parent logger; each attempt logs through a child bound to job_id and attempt. */
+  readonly logger: Logger;
+}
+
+export function createExecutor(options: ExecutorOptions): Executor {
   return new LocalExecutor(options.workDir, options.logger);
 }

@@ -1,32 +1,37 @@
 /**
  * The local executor: one directory per attempt under WORKDIR/attempts, each
- * run by a detached supervisor process. `start` is idempotent per attempt;
- * `recover` finds what an earlier agent process left.
+ * run by a detached supervisor process. `start` is idempotent per attempt
+ * (the directory is the lock); `recover` finds what an earlier agent process left.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { LocalAttempt } from './attempt.js';
+import { InvalidAttemptSpecError, SupervisorStartError } from './errors.js';
 import type { AttemptHandle, AttemptSpec, Executor } from './executor.js';
-import { files } from './files.js';
+import { files, writeFileAtomicSync } from './files.js';
 
-const ATTEMPT_DIR = /^(j_[0-9a-z]+)\.(\d+)$/;
+/** Job ids become directory names: no separators, no dots (the dot splits id from attempt). */
+const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
+const ATTEMPT_DIR = /^([A-Za-z0-9_-]{1,128})\.(\d{1,9})$/;
 
-/** The compiled supervisor: beside this module in dist/, or dist/ of the repo when running from source. */
-function supervisorPath(): string {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) return join(dirname(here), 'supervisor.js');
-  const built = resolve(dirname(here), '..', '..', 'dist', 'agent', 'executor', 'supervisor.js');
-  if (!existsSync(built)) throw new Error(`supervisor not built: ${built} (run npm run build)`);
-  return built;
+/** The compiled supervisor: beside this module in dist/, or in the repo's dist/ when running from TS source. */
+export function supervisorPath(): string {
+  const url = import.meta.url;
+  const here = dirname(fileURLToPath(url));
+  const path = url.endsWith('.ts') ? resolve(here, '..', '..', 'dist', 'agent', 'executor', 'supervisor.js') : join(here, 'supervisor.js');
+  if (!existsSync(path)) throw new SupervisorStartError(path, 'not built (run npm run build)');
+  return path;
 }
 
 export class LocalExecutor implements Executor {
   private readonly root: string;
   private readonly handles = new Map<string, LocalAttempt>();
+  /** Starts in flight, so that a concurrent second start waits for the first instead of racing it. */
+  private readonly starting = new Map<string, Promise<AttemptHandle>>();
 
   constructor(
     workDir: string,
@@ -35,49 +40,89 @@ export class LocalExecutor implements Executor {
     this.root = resolve(workDir, 'attempts');
   }
 
-  private handle(jobId: string, attempt: number): LocalAttempt {
-    const key = `${jobId}.${attempt}`;
-    let h = this.handles.get(key);
-    if (!h) {
-      h = new LocalAttempt(jobId, attempt, join(this.root, key), this.log.child({ job_id: jobId, attempt }));
-      this.handles.set(key, h);
-    }
-    return h;
+  start(spec: AttemptSpec): Promise<AttemptHandle> {
+    const key = `${spec.jobId}.${spec.attempt}`;
+    const pending = this.starting.get(key);
+    if (pending) return pending;
+    const started = this.launch(spec);
+    this.starting.set(key, started);
+    const forget = (): void => void this.starting.delete(key);
+    started.then(forget, forget);
+    return started;
   }
 
-  async start(spec: AttemptSpec): Promise<AttemptHandle> {
-    if (!/^j_[0-9a-z]+$/.test(spec.jobId)) throw new Error(`bad job id ${JSON.stringify(spec.jobId)}`);
+  private async launch(spec: AttemptSpec): Promise<AttemptHandle> {
+    validate(spec);
+    const supervisor = supervisorPath();
     const h = this.handle(spec.jobId, spec.attempt);
     await mkdir(this.root, { recursive: true });
     try {
       await mkdir(h.dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return h; // already started: the same attempt again is a no-op
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return h; // the same attempt again: it runs already
       throw err;
     }
     const f = files(h.dir);
     await writeFile(f.spec, JSON.stringify(spec));
     await writeFile(f.spool, '');
-    const out = openSync(f.supervisorLog, 'a');
-    try {
-      const child = spawn(process.execPath, [supervisorPath(), h.dir], { detached: true, stdio: ['ignore', out, out] });
-      if (!child.pid) throw new Error('could not start the supervisor');
-      await writeFile(f.supervisorPid, String(child.pid));
-      child.unref();
-    } finally {
-      closeSync(out);
-    }
+    const pid = await spawnSupervisor(supervisor, h.dir, f.supervisorLog).catch(async (err: unknown) => {
+      await rm(h.dir, { recursive: true, force: true }); // nothing ran: a retry may start afresh
+      throw err;
+    });
+    writeFileAtomicSync(f.supervisorPid, String(pid));
+    this.log.child({ job_id: spec.jobId, attempt: spec.attempt }).info({ supervisor_pid: pid }, 'attempt started');
     return h;
   }
 
   async recover(): Promise<AttemptHandle[]> {
     const names = await readdir(this.root).catch(() => [] as string[]);
     const out: AttemptHandle[] = [];
-    for (const name of names) {
+    for (const name of names.sort()) {
       const m = ATTEMPT_DIR.exec(name);
-      if (!m || !existsSync(files(join(this.root, name)).spec)) continue;
-      out.push(this.handle(m[1]!, Number(m[2])));
+      if (!m?.[1] || !existsSync(files(join(this.root, name)).spec)) continue; // not ours, or abandoned mid-start
+      out.push(this.handle(m[1], Number(m[2])));
     }
+    this.log.info({ attempts: out.length }, 'attempts recovered');
     return out;
+  }
+
+  private handle(jobId: string, attempt: number): LocalAttempt {
+    const key = `${jobId}.${attempt}`;
+    let h = this.handles.get(key);
+    if (!h) {
+      const log = this.log.child({ job_id: jobId, attempt });
+      h = new LocalAttempt({ jobId, attempt, dir: join(this.root, key), log, onRemoved: () => this.handles.delete(key) });
+      this.handles.set(key, h);
+    }
+    return h;
+  }
+}
+
+function validate(spec: AttemptSpec): void {
+  if (!JOB_ID.test(spec.jobId)) throw new InvalidAttemptSpecError('jobId', `${JSON.stringify(spec.jobId)} is not a valid job id`);
+  if (!Number.isInteger(spec.attempt) || spec.attempt < 0) throw new InvalidAttemptSpecError('attempt', `${spec.attempt} is not a non-negative integer`);
+  if ((spec.argv.length > 0) === (spec.script !== '')) throw new InvalidAttemptSpecError('argv', 'exactly one of argv and script must be set');
+  if (spec.argv.length > 0 && spec.argv[0] === '') throw new InvalidAttemptSpecError('argv', 'the program name is empty');
+  if (!(spec.graceSeconds >= 0)) throw new InvalidAttemptSpecError('graceSeconds', `${spec.graceSeconds} is negative`);
+}
+
+/**
+ * Detached, in its own session, stdio to its log file and unref'd: killing the
+ * agent, even with SIGKILL, leaves the supervisor and its job running.
+ */
+async function spawnSupervisor(path: string, dir: string, logPath: string): Promise<number> {
+  const out = openSync(logPath, 'a');
+  try {
+    // cwd is the attempt dir: the supervisor must not pin whatever directory the agent happened to start in.
+    const child = spawn(process.execPath, [path, dir], { cwd: dir, detached: true, stdio: ['ignore', out, out] });
+    const pid = child.pid;
+    if (pid === undefined) {
+      const err = await new Promise<Error>((resolve) => child.once('error', resolve));
+      throw new SupervisorStartError(path, err.message, { cause: err });
+    }
+    child.unref();
+    return pid;
+  } finally {
+    closeSync(out);
   }
 }

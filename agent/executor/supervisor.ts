@@ -9,17 +9,27 @@
  * Usage: node supervisor.js <attemptDir>
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { encodeFrame } from '../../proto/log-frame.js';
+import { pino } from 'pino';
 import type { AttemptSpec, ExitFailure, ExitStatus } from './executor.js';
-import { files, STREAM_CODES } from './files.js';
+import { files, writeFileAtomicSync, type CancelRequest } from './files.js';
+import { SpoolWriter } from './spool-writer.js';
 
-const MAX_RECORD = 64 * 1024;
-/** After the main process exits, how long leftovers of its group get before SIGKILL. */
+/** After the main process exits, how long leftovers of its group get between SIGTERM and SIGKILL. */
 const LEFTOVER_GRACE_MS = 2000;
-/** How long to wait for pipes held open by killed leftovers. */
+/** Beyond that, how long pipes held by processes that escaped the group may stay open. */
 const PIPE_DRAIN_MS = 3000;
+/** setTimeout's ceiling; a later deadline re-arms. */
+const MAX_TIMER_MS = 2_147_483_647;
+const BASE_ENV = ['PATH', 'HOME', 'LANG', 'TMPDIR'] as const;
+const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+type Outcome = Pick<ExitStatus, 'exitCode' | 'failure' | 'message'>;
+interface MainExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
 
 const dir = process.argv[2];
 if (!dir) {
@@ -27,33 +37,124 @@ if (!dir) {
   process.exit(2);
 }
 const f = files(dir);
-const spec = JSON.parse(readFileSync(f.spec, 'utf8')) as AttemptSpec;
-const spool = openSync(f.spool, 'a');
-let records = 0;
+
+// Handlers first: a cancel may arrive while we boot. `ready` then tells the
+// executor it may signal; a cancel.json written before that is seen once the job runs.
+let pgid = 0;
+let cancelPending = false;
 let ending: ExitFailure | undefined;
+let mainExited = false;
 let killTimer: NodeJS.Timeout | undefined;
+process.on('SIGUSR2', onCancel);
+process.on('SIGTERM', onCancel);
+process.on('SIGINT', onCancel);
+process.on('SIGHUP', () => undefined); // the agent's terminal going away is not our business
+writeFileAtomicSync(f.supervisorPid, String(process.pid));
+writeFileAtomicSync(f.ready, String(process.pid));
+
+const spec = JSON.parse(readFileSync(f.spec, 'utf8')) as AttemptSpec;
+const log = pino({ base: { job_id: spec.jobId, attempt: spec.attempt, pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+const spool = new SpoolWriter(f.spool);
 const startedAt = Date.now();
 
-function append(stream: 'stdout' | 'stderr', chunk: Buffer): void {
-  for (let at = 0; at < chunk.length; at += MAX_RECORD) {
-    const frame = encodeFrame(STREAM_CODES[stream], chunk.subarray(at, at + MAX_RECORD));
-    writeSync(spool, frame);
-    records++;
+main().catch((err: unknown) => {
+  // Without a status the executor reports the attempt lost; the job must not outlive us unseen.
+  log.error({ err }, 'supervisor failed');
+  signalGroup('SIGKILL');
+  process.exit(1);
+});
+
+async function main(): Promise<void> {
+  mkdirSync(f.work, { recursive: true });
+  const [program, ...args] = spec.argv.length > 0 ? spec.argv : ['sh', '-e', '-c', spec.script];
+  const child = spawn(program ?? '', args, { cwd: f.work, env: jobEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exit = new Promise<MainExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const drained = spoolPipes(child);
+  const failed = await spawned(child);
+  if (failed) return finish({ exitCode: 127, failure: 'could_not_start', message: `could not start ${program}: ${failed.message}` });
+  pgid = child.pid ?? 0;
+  writeFileAtomicSync(f.jobPgid, String(pgid));
+  log.info({ pgid }, 'job started');
+  armDeadline();
+  if (cancelPending || existsSync(f.cancel)) onCancel();
+  const ended = await exit;
+  mainExited = true;
+  reapLeftovers(child);
+  await drained;
+  clearTimeout(killTimer);
+  finish(outcome(ended));
+}
+
+function jobEnv(): Record<string, string> {
+  const env: Record<string, string> = { PATH: DEFAULT_PATH };
+  for (const k of BASE_ENV) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
   }
+  return { ...env, ...spec.env, RUNMESH_JOB_ID: spec.jobId, RUNMESH_ATTEMPT: String(spec.attempt), RUNMESH_WORKSPACE: f.work };
 }
 
-function writeStatus(s: Omit<ExitStatus, 'records' | 'startedAt' | 'finishedAt'>): void {
-  fsyncSync(spool);
-  closeSync(spool);
-  const status: ExitStatus = { ...s, records, startedAt, finishedAt: Date.now() };
-  writeFileSync(`${f.status}.tmp`, JSON.stringify(status));
-  const fd = openSync(`${f.status}.tmp`, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(`${f.status}.tmp`, f.status);
+/** Resolves with the spawn error (ENOENT, EACCES...), or undefined once the job runs. */
+function spawned(child: ChildProcess): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    child.once('spawn', () => resolve(undefined));
+    child.once('error', resolve);
+    child.on('error', (err) => log.warn({ err }, 'job process error'));
+  });
 }
 
-function signalGroup(pgid: number, sig: NodeJS.Signals): void {
+/** Every pipe read becomes a record, in arrival order; resolves when both pipes are closed. */
+function spoolPipes(child: ChildProcess): Promise<void> {
+  const closed = [child.stdout, child.stderr].map((pipe, i) => {
+    const stream = i === 0 ? 'stdout' : 'stderr';
+    return new Promise<void>((resolve) => {
+      if (!pipe) return resolve();
+      pipe.on('data', (d: Buffer) => spool.append(stream, d));
+      pipe.on('error', () => undefined); // a destroyed pipe: what was read is already spooled
+      pipe.on('close', resolve);
+    });
+  });
+  return Promise.all(closed).then(() => undefined);
+}
+
+/** Leftovers of the group (background children) are part of the job: they go too, and their pipes with them. */
+function reapLeftovers(child: ChildProcess): void {
+  signalGroup('SIGTERM');
+  setTimeout(() => signalGroup('SIGKILL'), LEFTOVER_GRACE_MS).unref();
+  setTimeout(() => {
+    // Only a process that left the group (setsid) can still hold them now.
+    log.warn('pipes still open after the group was killed; closing them');
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+  }, LEFTOVER_GRACE_MS + PIPE_DRAIN_MS).unref();
+}
+
+function armDeadline(): void {
+  if (!(spec.deadline > 0)) return;
+  const left = spec.deadline - Date.now();
+  if (left <= 0) return stop('timeout', spec.graceSeconds * 1000);
+  setTimeout(armDeadline, Math.min(left, MAX_TIMER_MS)).unref();
+}
+
+function onCancel(): void {
+  if (pgid === 0) {
+    cancelPending = true;
+    return;
+  }
+  stop('cancelled', (cancelRequest()?.grace ?? spec.graceSeconds) * 1000);
+}
+
+/** SIGTERM to the group now, SIGKILL after `graceMs`; the first reason to stop wins. */
+function stop(why: ExitFailure, graceMs: number): void {
+  if (ending || mainExited || pgid === 0) return;
+  ending = why;
+  log.info({ why, grace_ms: graceMs }, 'stopping job');
+  signalGroup('SIGTERM');
+  killTimer = setTimeout(() => signalGroup('SIGKILL'), Math.max(0, graceMs));
+}
+
+function signalGroup(sig: NodeJS.Signals): void {
+  if (pgid === 0) return;
   try {
     process.kill(-pgid, sig);
   } catch {
@@ -61,90 +162,31 @@ function signalGroup(pgid: number, sig: NodeJS.Signals): void {
   }
 }
 
-/** SIGTERM to the group now, SIGKILL after `graceMs`; the first reason to stop wins. */
-function stop(child: ChildProcess, why: ExitFailure, graceMs: number): void {
-  if (ending || !child.pid) return;
-  ending = why;
-  signalGroup(child.pid, 'SIGTERM');
-  killTimer = setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), Math.max(0, graceMs));
-}
-
-function jobEnv(): Record<string, string> {
-  const base: Record<string, string> = {};
-  for (const k of ['PATH', 'HOME', 'LANG', 'TMPDIR', 'USER', 'LOGNAME', 'SHELL', 'TZ']) {
-    const v = process.env[k];
-    if (v !== undefined) base[k] = v;
-  }
-  return { ...base, ...spec.env, RUNMESH_JOB_ID: spec.jobId, RUNMESH_ATTEMPT: String(spec.attempt), RUNMESH_WORKSPACE: f.work };
-}
-
-function run(): void {
-  mkdirSync(f.work, { recursive: true });
-  const [program, ...args] = spec.argv.length > 0 ? spec.argv : ['sh', '-e', '-c', spec.script];
-  const child = spawn(program!, args, { cwd: f.work, env: jobEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let open = 2;
-  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const finish = (): void => {
-    if (!exit || open > 0) return;
-    clearTimeout(killTimer);
-    const exitCode = exit.code ?? 128 + (exit.signal ? (constants.signals[exit.signal] ?? 0) : 0);
-    const failure: ExitFailure = ending ?? (exitCode === 0 ? 'none' : 'exit_code');
-    const message = ending === 'timeout' ? `timed out after ${Math.round((spec.deadline - startedAt) / 1000)}s` : ending === 'cancelled' ? cancelReason() : '';
-    writeStatus({ exitCode, failure, message });
-    process.exit(0);
-  };
-  child.on('error', (err) => {
-    writeStatus({ exitCode: 127, failure: 'could_not_start', message: `could not start ${program}: ${err.message}` });
-    process.exit(0);
-  });
-  if (!child.pid) return;
-  writeFileSync(f.jobPgid, String(child.pid));
-  for (const stream of ['stdout', 'stderr'] as const) {
-    const pipe = child[stream]!;
-    pipe.on('data', (d: Buffer) => append(stream, d));
-    pipe.on('close', () => {
-      open--;
-      finish();
-    });
-  }
-  child.on('exit', (code, signal) => {
-    exit = { code, signal };
-    // Leftovers of the group (background children) are part of the job: they go too.
-    signalGroup(child.pid!, 'SIGTERM');
-    setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), LEFTOVER_GRACE_MS).unref();
-    setTimeout(() => {
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-    }, LEFTOVER_GRACE_MS + PIPE_DRAIN_MS).unref();
-    finish();
-  });
-  const untilDeadline = Math.min(Math.max(0, spec.deadline - Date.now()), 2_147_483_647);
-  setTimeout(() => stop(child, 'timeout', spec.graceSeconds * 1000), untilDeadline).unref();
-  onCancel = () => stop(child, 'cancelled', cancelGraceMs());
-  if (cancelRequested || existsSync(f.cancel)) onCancel();
-}
-
-// Handlers first: a cancel may arrive while we boot. Then `ready` tells the
-// executor it may signal; a cancel.json written before that is picked up in run().
-let cancelRequested = false;
-let onCancel = (): void => {
-  cancelRequested = true;
-};
-process.on('SIGUSR2', () => onCancel());
-process.on('SIGTERM', () => onCancel());
-process.on('SIGINT', () => onCancel());
-process.on('SIGHUP', () => undefined); // the agent's terminal going away is not our business
-writeFileSync(f.ready, String(process.pid));
-
-function cancelRequest(): { grace?: number; reason?: string } {
+function cancelRequest(): CancelRequest | undefined {
   try {
-    return JSON.parse(readFileSync(f.cancel, 'utf8')) as { grace?: number; reason?: string };
+    return JSON.parse(readFileSync(f.cancel, 'utf8')) as CancelRequest;
   } catch {
-    return {};
+    return undefined;
   }
 }
 
-const cancelGraceMs = (): number => (cancelRequest().grace ?? spec.graceSeconds) * 1000;
-const cancelReason = (): string => cancelRequest().reason ?? 'cancelled';
+/** A signal death reads as 128 + signal number, the way a shell reports it. */
+function outcome({ code, signal }: MainExit): Outcome {
+  const exitCode = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+  if (ending === 'timeout') return { exitCode, failure: 'timeout', message: `deadline passed after ${Math.round((Date.now() - startedAt) / 1000)}s` };
+  if (ending === 'cancelled') return { exitCode, failure: 'cancelled', message: `cancelled: ${cancelRequest()?.reason ?? 'on request'}` };
+  if (exitCode === 0) return { exitCode, failure: 'none', message: '' };
+  return { exitCode, failure: 'exit_code', message: signal ? `killed by ${signal}` : `exited with code ${exitCode}` };
+}
 
-run();
+/** The spool is durable before the status that counts its records; the status is the last thing we write. */
+function finish(o: Outcome): void {
+  spool.seal();
+  const status: ExitStatus = { ...o, startedAt, finishedAt: Date.now(), records: spool.records };
+  writeFileAtomicSync(f.status, JSON.stringify(status), true);
+  const d = openSync(dir!, 'r');
+  fsyncSync(d); // the rename itself
+  closeSync(d);
+  log.info({ exit_code: o.exitCode, failure: o.failure, records: status.records }, 'job finished');
+  process.exit(0);
+}

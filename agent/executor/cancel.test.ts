@@ -1,0 +1,94 @@
+/** Cancel and timeout take the whole process group down: SIGTERM, SIGKILL after the grace, no orphans. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { collectFirst, Fixture, groupGone, pgidOf, text } from './testdata/fixture.js';
+import { groupMembers, waitUntil } from './testdata/proc.js';
+
+let fx: Fixture;
+afterEach(async () => {
+  await fx.cleanup();
+});
+
+/** Waits until the job's group has at least `n` live processes; returns the group id. */
+async function groupOf(dir: string, n: number): Promise<number> {
+  await waitUntil(() => pgidOf(dir) > 0 && groupMembers(pgidOf(dir)).length >= n, `${n} processes in the job's group`);
+  return pgidOf(dir);
+}
+
+describe('cancel', () => {
+  it('kills the job and its background child, and reports cancelled with the reason', async () => {
+    fx = new Fixture();
+    const h = await fx.executor.start(fx.spec({ script: 'sleep 600 & sleep 600' }));
+    const pgid = await groupOf(h.dir, 2);
+    await h.cancel(5, 'user asked');
+    const s = await h.exited();
+    expect(s).toMatchObject({ failure: 'cancelled', message: 'cancelled: user asked' });
+    expect(groupMembers(pgid)).toEqual([]);
+  });
+
+  it('SIGKILLs a job that ignores SIGTERM once the grace is over', async () => {
+    fx = new Fixture();
+    const h = await fx.executor.start(fx.spec({ script: "trap '' TERM; echo trapped; sleep 600 & wait" }));
+    const pgid = await groupOf(h.dir, 2);
+    expect(text(await collectFirst(h, 1), 'stdout')).toBe('trapped\n'); // the trap is set before we cancel
+    const t0 = Date.now();
+    await h.cancel(1, 'stubborn');
+    const s = await h.exited();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(s).toMatchObject({ failure: 'cancelled', exitCode: 137 });
+    expect(groupMembers(pgid)).toEqual([]);
+  });
+
+  it('works from another executor (a restarted agent), is idempotent, and is a no-op once exited', async () => {
+    fx = new Fixture();
+    const h = await fx.executor.start(fx.spec({ script: 'sleep 600' }));
+    const pgid = await groupOf(h.dir, 1);
+    const [other] = await fx.reopen().recover();
+    expect(other?.dir).toBe(h.dir);
+    await other!.cancel(2, 'first');
+    await other!.cancel(0, 'second');
+    const s = await h.exited();
+    expect(s).toMatchObject({ failure: 'cancelled', message: 'cancelled: first' });
+    expect(await other!.exited()).toEqual(s);
+    await h.cancel(0, 'late');
+    expect(await h.exited()).toEqual(s);
+    expect(groupGone(pgid)).toBe(true);
+  });
+
+  it('takes effect when sent right after start, while the supervisor is still booting', async () => {
+    fx = new Fixture();
+    const h = await fx.executor.start(fx.spec({ script: 'sleep 600' }));
+    await h.cancel(0, 'changed my mind');
+    const s = await h.exited();
+    expect(s.failure).toBe('cancelled');
+    const pgid = pgidOf(h.dir);
+    if (pgid > 0) expect(groupMembers(pgid)).toEqual([]);
+  });
+});
+
+describe('timeout', () => {
+  it('stops a job at its deadline, even a trapping one, with failure timeout', async () => {
+    fx = new Fixture();
+    const deadline = Date.now() + 1500;
+    const h = await fx.executor.start(fx.spec({ script: "trap '' TERM; sleep 600 & wait", deadline, graceSeconds: 1 }));
+    const pgid = await groupOf(h.dir, 2);
+    const s = await h.exited();
+    expect(s.failure).toBe('timeout');
+    expect(s.finishedAt).toBeGreaterThanOrEqual(deadline + 900); // SIGTERM was ignored: SIGKILL after the grace
+    expect(groupMembers(pgid)).toEqual([]);
+  });
+
+  it('times out a job whose deadline has already passed', async () => {
+    fx = new Fixture();
+    const h = await fx.executor.start(fx.spec({ argv: ['sleep', '600'], deadline: Date.now() - 1 }));
+    expect(await h.exited()).toMatchObject({ failure: 'timeout', exitCode: 143 });
+  });
+
+  it('kills background children left behind when the main process exits', async () => {
+    fx = new Fixture();
+    // The child keeps stdout open: the attempt must still end, and the child must not survive it.
+    const h = await fx.executor.start(fx.spec({ script: "sh -c 'trap \"\" TERM; sleep 600' & echo main done" }));
+    const s = await h.exited();
+    expect(s).toMatchObject({ failure: 'none', exitCode: 0 });
+    expect(groupGone(pgidOf(h.dir))).toBe(true);
+  });
+});

@@ -1,0 +1,46 @@
+/** Errors raised by agent/executor/. Guards walk the `cause` chain, so wrapped errors still match. */
+
+/** An AttemptSpec the executor refuses before touching the disk; `field` names the culprit. */
+export class InvalidAttemptSpecError extends Error {
+  override name = 'InvalidAttemptSpecError';
+  constructor(
+    readonly field: string,
+    readonly detail: string,
+  ) {
+    super(`${field}: ${detail}`);
+  }
+}
+
+/** `remove()` on an attempt that has not exited: its workspace is still in use. */
+export class AttemptRunningError extends Error {
+  override name = 'AttemptRunningError';
+  constructor(
+    readonly jobId: string,
+    readonly attempt: number,
+  ) {
+    super(`attempt ${jobId}.${attempt} is still running; cancel it and wait for exited() first`);
+  }
+}
+
+/** The supervisor could not be launched (not built, or spawn failed); the attempt never ran. */
+export class SupervisorStartError extends Error {
+  override name = 'SupervisorStartError';
+  constructor(
+    readonly path: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`could not start the supervisor ${path}: ${detail}`, options);
+  }
+}
+
+function walk<T extends Error>(err: unknown, type: abstract new (...args: never[]) => T): T | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 16; e = e.cause, depth++) {
+    if (e instanceof type) return e;
+  }
+  return undefined;
+}
+
+export const isInvalidAttemptSpecError = (err: unknown): boolean => walk(err, InvalidAttemptSpecError) !== undefined;
+export const isAttemptRunningError = (err: unknown): boolean => walk(err, AttemptRunningError) !== undefined;
+export const isSupervisorStartError = (err: unknown): boolean => walk(err, SupervisorStartError) !== undefined;

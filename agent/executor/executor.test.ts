@@ -1,0 +1,151 @@
+/** The executor with real supervisors and real jobs: output, exit status, idempotent start, remove. */
+import { existsSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isAttemptRunningError, isInvalidAttemptSpecError } from './errors.js';
+import { collect, collectFirst, Fixture, text } from './testdata/fixture.js';
+import { pidsWithArg } from './testdata/proc.js';
+
+let fx: Fixture;
+afterEach(async () => {
+  await fx.cleanup();
+});
+
+describe('executor output and exit status', () => {
+  it('spools interleaved stdout and stderr so that each stream reads back exactly as written', async () => {
+    fx = new Fixture();
+    const script = 'i=1; while [ $i -le 200 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done';
+    const h = await fx.executor.start(fx.spec({ script }));
+    const records = await collect(h);
+    const lines = (p: string): string => Array.from({ length: 200 }, (_, i) => `${p} ${i + 1}\n`).join('');
+    expect(text(records, 'stdout')).toBe(lines('out'));
+    expect(text(records, 'stderr')).toBe(lines('err'));
+    expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i));
+    const s = await h.exited();
+    expect(s).toMatchObject({ exitCode: 0, failure: 'none', records: records.length });
+    expect(s.finishedAt).toBeGreaterThanOrEqual(s.startedAt);
+  });
+
+  it('reports a non-zero exit as exit_code and a missing program as could_not_start', async () => {
+    fx = new Fixture();
+    const three = await fx.executor.start(fx.spec({ script: 'echo bye; exit 3' }));
+    const missing = await fx.executor.start(fx.spec({ argv: ['/nonexistent/runmesh-prog', '-x'] }));
+    expect(await three.exited()).toMatchObject({ exitCode: 3, failure: 'exit_code', message: 'exited with code 3', records: 1 });
+    const m = await missing.exited();
+    expect(m).toMatchObject({ exitCode: 127, failure: 'could_not_start', records: 0 });
+    expect(m.message).toContain('/nonexistent/runmesh-prog');
+    expect(await collect(missing)).toEqual([]);
+  });
+
+  it('runs argv directly in work/ with a clean env plus the spec env and the RUNMESH_ variables', async () => {
+    fx = new Fixture();
+    process.env.RUNMESH_TEST_LEAK = 'leaked';
+    try {
+      const script = 'echo "$RUNMESH_JOB_ID $RUNMESH_ATTEMPT $FOO ${RUNMESH_TEST_LEAK:-clean}"; echo "$RUNMESH_WORKSPACE"; pwd';
+      const spec = fx.spec({ argv: ['sh', '-c', script], env: { FOO: 'bar' }, attempt: 4 });
+      const h = await fx.executor.start(spec);
+      const [ids, workspace, cwd] = text(await collect(h), 'stdout').trim().split('\n');
+      expect(ids).toBe(`${spec.jobId} 4 bar clean`);
+      expect(workspace).toBe(`${h.dir}/work`);
+      expect(cwd).toBe(`${h.dir}/work`);
+    } finally {
+      delete process.env.RUNMESH_TEST_LEAK;
+    }
+  });
+
+  it('runs a script under sh -e: the first failing command ends it', async () => {
+    fx = new Fixture();
+    const h = await fx.executor.start(fx.spec({ script: 'echo one\nfalse\necho two' }));
+    expect(await h.exited()).toMatchObject({ exitCode: 1, failure: 'exit_code' });
+    expect(text(await collect(h), 'stdout')).toBe('one\n');
+  });
+
+  it('reads from any sequence number, and follows a job that is still writing', async () => {
+    fx = new Fixture();
+    const h = await fx.executor.start(fx.spec({ script: 'for i in 1 2 3 4 5 6; do echo "line $i"; sleep 0.1; done' }));
+    const live = await collect(h);
+    expect(live).toHaveLength(6); // one read per line: the sleeps keep them apart
+    const tail = await collect(h, 4);
+    expect(tail.map((r) => [r.seq, r.data.toString()])).toEqual([
+      [4, 'line 5\n'],
+      [5, 'line 6\n'],
+    ]);
+    expect(await collect(h, 100)).toEqual([]);
+  });
+
+  it('ends records() promptly when the signal is aborted', async () => {
+    fx = new Fixture();
+    const h = await fx.executor.start(fx.spec({ script: 'echo started; sleep 600' }));
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const started = Date.now();
+    for await (const r of h.records(0, ac.signal)) {
+      seen.push(r.data.toString());
+      setTimeout(() => ac.abort(new Error('test done')), 100);
+    }
+    expect(seen).toEqual(['started\n']);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await h.cancel(0, 'test over');
+    expect((await h.exited()).failure).toBe('cancelled');
+  });
+
+  it('streams 50 MB of stdout through the spool byte for byte', async () => {
+    fx = new Fixture();
+    const size = 50 * 1024 * 1024;
+    const h = await fx.executor.start(fx.spec({ script: `head -c ${size} /dev/zero | tr '\\0' 'x'` }));
+    const t0 = performance.now();
+    let bytes = 0;
+    let records = 0;
+    let allX = true;
+    const xs = Buffer.alloc(64 * 1024, 'x');
+    for await (const r of h.records(0, AbortSignal.timeout(120_000))) {
+      bytes += r.data.length;
+      records++;
+      if (!r.data.equals(xs.subarray(0, r.data.length))) allX = false;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    console.log(`executor spool: ${(bytes / 1048576).toFixed(0)} MB in ${records} records, ${(bytes / 1048576 / seconds).toFixed(1)} MB/s end to end`);
+    expect(bytes).toBe(size);
+    expect(allX).toBe(true);
+    expect(await h.exited()).toMatchObject({ failure: 'none', records });
+  });
+});
+
+describe('executor start and remove', () => {
+  it('returns the existing handle on a second start of the same attempt and runs one process', async () => {
+    fx = new Fixture();
+    const spec = fx.spec({ script: 'echo once; sleep 600' });
+    const [a, b] = await Promise.all([fx.executor.start(spec), fx.executor.start(spec)]);
+    const c = await fx.executor.start(spec);
+    const d = await fx.reopen().start(spec); // a restarted agent getting the same Assign again
+    expect(b).toBe(a);
+    expect(c).toBe(a);
+    expect(d.dir).toBe(a.dir);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pidsWithArg(a.dir)).toHaveLength(1);
+    const outputs = text(await collectFirst(a, 1), 'stdout');
+    expect(outputs).toBe('once\n');
+    await a.cancel(0, 'test over');
+    await a.exited();
+  });
+
+  it('refuses to remove a running attempt and removes a finished one', async () => {
+    fx = new Fixture();
+    const h = await fx.executor.start(fx.spec({ script: 'sleep 600' }));
+    const err = await h.remove().catch((e: unknown) => e);
+    expect(isAttemptRunningError(err)).toBe(true);
+    await h.cancel(0, 'test over');
+    await h.exited();
+    await h.remove();
+    expect(existsSync(h.dir)).toBe(false);
+    expect(await fx.executor.recover()).toEqual([]);
+  });
+
+  it('refuses a spec with both argv and script, or a job id that is not a plain name', async () => {
+    fx = new Fixture();
+    const both = await fx.executor.start(fx.spec({ argv: ['true'], script: 'true' })).catch((e: unknown) => e);
+    const path = await fx.executor.start(fx.spec({ jobId: '../escape', script: 'true' })).catch((e: unknown) => e);
+    expect(isInvalidAttemptSpecError(both)).toBe(true);
+    expect(isInvalidAttemptSpecError(path)).toBe(true);
+    expect(await fx.executor.recover()).toEqual([]);
+  });
+});
