@@ -25,6 +25,8 @@ export interface ControlPlaneOptions {
   webSocket: boolean;
   /** TLS for tcp listeners (PEM paths); a `ca` with requireClientCert makes it mTLS. */
   tls: ServerTlsFiles | undefined;
+  /** TTL of this peer's mesh lease and of the scheduler leadership. Default 5. */
+  peerTtlSeconds: number;
   /** Fair-share weights per tenant (default weight 1). */
   tenantWeights: Record<string, number>;
   peerId: string;
@@ -44,6 +46,7 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 10_000,
     webSocket: o.webSocket ?? true,
     tls: o.tls,
+    peerTtlSeconds: o.peerTtlSeconds ?? 5,
     tenantWeights: o.tenantWeights ?? {},
     peerId: o.peerId ?? `${hostname()}-${process.pid}`,
     logger: o.logger,

@@ -1,25 +1,35 @@
 /**
- * One control-plane peer: wires store, job state, scheduler, gateway, API and
- * the HTTP port, and shuts them down in order. Two of these can run in one
- * process (no globals), which the tests rely on.
+ * One control-plane peer: wires store, job state, scheduler, gateway, mesh,
+ * API and the HTTP port, and shuts them down in order. Two of these can run
+ * in one process (no globals), which the tests rely on.
+ *
+ * Startup order: state is loaded from the store; the gRPC and HTTP ports are
+ * bound (health says NOT_SERVING); the peer joins the mesh under its bound
+ * address; then the services are added and health turns SERVING.
  */
 import { Server } from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { VERSION } from '../proto/version.js';
 import { HealthTracker, Router } from '../routing/index.js';
-import { bindAll, serveWebSocketTunnel, KEEPALIVE_SERVER_OPTIONS } from '../transport/index.js';
+import { bindAll, serveWebSocketTunnel, KEEPALIVE_SERVER_OPTIONS, type BoundAddress } from '../transport/index.js';
 import { ClusterServiceImpl } from './api/cluster-service.js';
 import { JobServiceImpl } from './api/job-service.js';
+import { readLocalLog } from './api/logs-follow.js';
+import { clusterView } from './cluster-view.js';
 import { AgentAuth } from './gateway/auth.js';
 import { Gateway } from './gateway/gateway.js';
 import { AgentRegistry } from './gateway/registry.js';
-import { createHttpServer, listenHttp } from './http/http-server.js';
+import { createHttpServer, listenHttp, type Route } from './http/http-server.js';
 import { createMetrics } from './http/metrics.js';
 import { JobRepo } from './jobs/repo.js';
 import { JobTracker } from './jobs/tracker.js';
 import { JobWriter } from './jobs/writer.js';
 import { LogStore } from './logs/log-store.js';
+import { MeshNode } from './mesh/node.js';
+import { PeerServiceImpl } from './mesh/peer-service.js';
 import { resolveOptions, type ControlPlaneInput, type ControlPlaneOptions } from './options.js';
 import { addHealth, addReflection, SERVICES } from './reflection.js';
 import { ActiveIndex } from './scheduler/active-index.js';
@@ -27,7 +37,28 @@ import { HealthFeed } from './scheduler/health-feed.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/store.js';
-import { VERSION } from '../proto/version.js';
+
+interface Parts {
+  o: ControlPlaneOptions;
+  log: Logger;
+  store: Store;
+  repo: JobRepo;
+  tracker: JobTracker;
+  writer: JobWriter;
+  logs: LogStore;
+  registry: AgentRegistry;
+  index: ActiveIndex;
+  gateway: Gateway;
+  grpc: Server;
+  http: HttpServer;
+  routes: Record<string, Route>;
+  health: ReturnType<typeof addHealth>;
+  /** Set once the peer has joined the mesh. */
+  mesh?: MeshNode;
+  scheduler?: Scheduler;
+  metrics?: { close(): void };
+  tunnel?: { close(): Promise<void> };
+}
 
 export class ControlPlane {
   private closing: Promise<void> | undefined;
@@ -36,7 +67,7 @@ export class ControlPlane {
     readonly options: ControlPlaneOptions,
     readonly grpcAddresses: string[],
     readonly httpAddress: string,
-    private readonly parts: Parts,
+    private readonly parts: Parts & { mesh: MeshNode },
   ) {}
 
   /** The first gRPC address, as clients dial it. */
@@ -44,111 +75,123 @@ export class ControlPlane {
     return this.grpcAddresses[0] ?? '';
   }
 
+  /** Resolves if this peer loses its mesh lease (paused too long, store gone): it must stop. */
+  get lost(): Promise<Error> {
+    return this.parts.mesh.lost;
+  }
+
   static async start(input: ControlPlaneInput): Promise<ControlPlane> {
     const o = resolveOptions(input);
     const log = o.logger.child({ peer_id: o.peerId });
     await mkdir(o.dataDir, { recursive: true });
     const store = await openStore(o.store, o.dataDir, log);
-    const parts = await assemble(o, store);
+    const parts = await core(o, log, store);
     try {
       const bound = await bindAll(parts.grpc, o.listen, { tls: o.tls, logger: log });
       const grpcAddresses = bound.map((b) => b.address);
       const httpAddress = await listenHttp(parts.http, o.httpListen);
+      const mesh = await MeshNode.start({
+        store, peerId: o.peerId, grpcAddress: dialable(bound), httpAddress, ttlSeconds: o.peerTtlSeconds,
+        gateway: parts.gateway, registry: parts.registry, logger: log,
+        readLocalLog: (id, attempt, from, follow, signal) => readLocalLog(parts.tracker, parts.logs, id, attempt, from, follow, signal),
+      });
+      parts.mesh = mesh;
+      serve(parts, mesh);
       if (o.webSocket) parts.tunnel = await serveWebSocketTunnel(parts.grpc, parts.http, { path: '/agent', logger: log });
       for (const s of ['', ...SERVICES]) parts.health.setStatus(s, 'SERVING');
-      parts.ready = true;
       log.info({ grpc: grpcAddresses, http: httpAddress, store: store.kind, version: VERSION }, 'control plane ready');
-      return new ControlPlane(o, grpcAddresses, httpAddress, parts);
+      return new ControlPlane(o, grpcAddresses, httpAddress, { ...parts, mesh });
     } catch (err) {
-      await shutdown(parts, o);
+      await shutdown(parts);
       throw err;
     }
   }
 
-  /** Stops intake, ends agent streams, drains the scheduler, closes storage. Idempotent. */
+  /** Stops intake, ends agent streams, leaves the mesh, closes storage. Idempotent. */
   close(): Promise<void> {
-    return (this.closing ??= shutdown(this.parts, this.options));
+    return (this.closing ??= shutdown(this.parts));
   }
 }
 
-interface Parts {
-  store: Store;
-  tracker: JobTracker;
-  scheduler: Scheduler;
-  gateway: Gateway;
-  logs: LogStore;
-  grpc: Server;
-  http: HttpServer;
-  health: ReturnType<typeof addHealth>;
-  metrics: { close(): void };
-  tunnel?: { close(): Promise<void> };
-  ready: boolean;
+/** The address other peers dial: the first tcp listener, else the first one. */
+function dialable(bound: BoundAddress[]): string {
+  return (bound.find((b) => b.scheme === 'tcp' || b.scheme === 'tcps') ?? bound[0])?.address ?? '';
 }
 
-async function assemble(o: ControlPlaneOptions, store: Store): Promise<Parts> {
-  const logger = o.logger.child({ peer_id: o.peerId });
+async function core(o: ControlPlaneOptions, log: Logger, store: Store): Promise<Parts> {
   const repo = new JobRepo(store);
-  const tracker = new JobTracker(repo, logger);
+  const tracker = new JobTracker(repo, log);
   await tracker.start();
-  const writer = new JobWriter(repo, tracker, logger);
+  const writer = new JobWriter(repo, tracker, log);
   const logs = new LogStore(join(o.dataDir, 'blobs', 'logs'));
   const registry = new AgentRegistry(o.peerId);
   const index = new ActiveIndex();
-  let scheduler: Scheduler | undefined;
-  const gateway = new Gateway({
-    repo, tracker, writer, logs, registry, logger, index,
-    auth: new AgentAuth(o.joinToken),
-    heartbeatIntervalMs: o.heartbeatIntervalMs,
-    heartbeatTimeoutMs: o.heartbeatTimeoutMs,
-    onAgentsChanged: () => scheduler?.kick(),
-  });
-  const agentHealth = new HealthTracker();
-  const router = new Router({ tenantWeights: o.tenantWeights, health: agentHealth });
-  scheduler = new Scheduler({ writer, tracker, index, agents: registry, dispatcher: gateway, router, healthFeed: new HealthFeed(agentHealth), logger });
-  scheduler.start();
-  gateway.start();
   const grpc = new Server({ ...KEEPALIVE_SERVER_OPTIONS, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   const health = addHealth(grpc);
   addReflection(grpc);
-  gateway.addToServer(grpc);
-  const sched = scheduler;
-  new JobServiceImpl({
-    repo, tracker, writer, logs, logger,
-    cancelOnAgent: (a, id, at, g, r) => gateway.cancel(a, id, at, g, r),
-    waitingReason: (id) => sched.waitingReason(id),
-  }).addToServer(grpc);
-  const cluster = new ClusterServiceImpl({
-    registry, tracker, logger, index, version: VERSION,
-    peers: () => [{ id: o.peerId, address: o.listen[0] ?? '', leader: true, agents: registry.all().filter((a) => a.link).length }],
-    leader: () => o.peerId,
-    unschedulable: () => sched.unschedulable(),
-    drainAgent: (name, reason) => gateway.drain(name, reason),
-  });
-  cluster.addToServer(grpc);
-  const metrics = createMetrics({ tracker, cluster });
-  const parts: Parts = { store, tracker, scheduler, gateway, logs, grpc, health, metrics, ready: false, http: undefined as unknown as HttpServer };
-  parts.http = createHttpServer({
-    routes: { '/metrics': metrics.route },
+  const routes: Record<string, Route> = {};
+  const http = createHttpServer({
+    routes,
     ready: async () => {
-      if (!parts.ready) return { ok: false, detail: 'starting' };
       await store.revision();
       return { ok: true, detail: `ready (store ${store.kind}, ${tracker.size} live jobs)` };
     },
   });
+  const parts: Parts = { o, log, store, repo, tracker, writer, logs, registry, index, grpc, http, routes, health, gateway: undefined as unknown as Gateway };
+  parts.gateway = new Gateway({
+    repo, tracker, writer, logs, registry, index, logger: log, peerId: o.peerId,
+    auth: new AgentAuth(o.joinToken),
+    heartbeatIntervalMs: o.heartbeatIntervalMs,
+    heartbeatTimeoutMs: o.heartbeatTimeoutMs,
+    onAgentsChanged: () => parts.scheduler?.kick(),
+  });
   return parts;
 }
 
+/** Starts the scheduler (it acts only while leader) and adds the services. */
+function serve(p: Parts, mesh: MeshNode): void {
+  const { o, log, tracker, index, registry } = p;
+  const agentHealth = new HealthTracker();
+  const scheduler = new Scheduler({
+    writer: new JobWriter(p.repo, tracker, log, () => mesh.fence()),
+    tracker, index, agents: mesh, dispatcher: mesh,
+    router: new Router({ tenantWeights: o.tenantWeights, health: agentHealth }),
+    healthFeed: new HealthFeed(agentHealth),
+    isLeader: () => mesh.isLeader(),
+    agentLostAfterMs: o.heartbeatTimeoutMs,
+    logger: log,
+  });
+  p.scheduler = scheduler;
+  mesh.directory.onChange(() => scheduler.kick());
+  mesh.election.onChange(() => scheduler.kick());
+  scheduler.start();
+  p.gateway.addToServer(p.grpc);
+  p.gateway.open(mesh);
+  new PeerServiceImpl(mesh, log).addToServer(p.grpc);
+  new JobServiceImpl({
+    repo: p.repo, tracker, writer: p.writer, logs: p.logs, logger: log,
+    cancelOnAgent: (agent, id, attempt, grace, reason) => mesh.cancel(agent, id, attempt, grace, reason),
+    waitingReason: (id) => scheduler.waitingReason(id),
+    remoteLogs: (record, attempt, from, follow, signal) => mesh.remoteLog(record, attempt, from, follow, signal),
+  }).addToServer(p.grpc);
+  const cluster = new ClusterServiceImpl({ view: clusterView(mesh, registry, index, scheduler), tracker, logger: log, version: VERSION });
+  cluster.addToServer(p.grpc);
+  const metrics = createMetrics({ tracker, cluster });
+  p.metrics = metrics;
+  p.routes['/metrics'] = metrics.route;
+}
+
 /** Every step runs even if an earlier one throws. */
-async function shutdown(p: Parts, o: ControlPlaneOptions): Promise<void> {
-  const log = o.logger.child({ peer_id: o.peerId });
+async function shutdown(p: Parts): Promise<void> {
   const steps: Array<[string, () => unknown]> = [
     ['health', () => p.health.setStatus('', 'NOT_SERVING')],
     ['gateway', () => p.gateway.close()],
     ['tunnel', () => p.tunnel?.close()],
     ['grpc', () => shutdownGrpc(p.grpc)],
     ['http', () => new Promise<void>((r) => (p.http.listening ? p.http.close(() => r()) : r()))],
-    ['metrics', () => p.metrics.close()],
-    ['scheduler', () => p.scheduler.close()],
+    ['metrics', () => p.metrics?.close()],
+    ['scheduler', () => p.scheduler?.close()],
+    ['mesh', () => p.mesh?.close()],
     ['tracker', () => p.tracker.close()],
     ['logs', () => p.logs.close()],
     ['store', () => p.store.close()],
@@ -157,11 +200,11 @@ async function shutdown(p: Parts, o: ControlPlaneOptions): Promise<void> {
     try {
       await step();
     } catch (err) {
-      log.warn({ err, step: name }, 'shutdown step failed');
+      p.log.warn({ err, step: name }, 'shutdown step failed');
     }
   }
   p.http.closeAllConnections?.();
-  log.info('control plane stopped');
+  p.log.info('control plane stopped');
 }
 
 function shutdownGrpc(server: Server): Promise<void> {

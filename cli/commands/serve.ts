@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ControlPlane } from '../../control-plane/server.js';
 import { collectList, durationMs, parseLabels } from '../flags.js';
-import { UsageError } from '../errors.js';
+import { CliError, UsageError } from '../errors.js';
 import { createLogger } from '../logging.js';
 
 /** The join token: given, or the one kept in the data dir, or a new one saved there. */
@@ -33,6 +33,7 @@ interface ServerFlags {
   tlsRequireClientCert?: boolean;
   websocket: boolean;
   tenantWeight: string[];
+  peerId?: string;
   logLevel?: string;
 }
 
@@ -51,6 +52,7 @@ export function registerServe(program: Command): void {
     .option('--tls-ca <file>', 'CA for client certificates (PEM)')
     .option('--tls-require-client-cert', 'require client certificates (mTLS)')
     .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
+    .option('--peer-id <id>', 'this peer\'s name in the mesh (default: host name and pid)')
     .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: ServerFlags) => {
@@ -65,13 +67,15 @@ export function registerServe(program: Command): void {
         heartbeatTimeoutMs: f.heartbeatTimeout,
         webSocket: f.websocket,
         tls: tlsOf(f),
+        peerId: f.peerId,
         tenantWeights: Object.fromEntries(Object.entries(parseLabels(f.tenantWeight, '--tenant-weight')).map(([k, v]) => [k, Number(v)])),
         logger,
       });
       process.stderr.write(`runmesh server: gRPC ${cp.grpcAddresses.join(', ')}, http ${cp.httpAddress}\n`);
       if (generated) process.stderr.write(`join token (saved in ${join(f.dataDir, 'join-token')}): ${token}\n`);
-      await untilSignal();
+      const outcome = await Promise.race([untilSignal(), cp.lost]);
       await cp.close();
+      if (outcome instanceof Error) throw new CliError(`lost this peer's lease in the store (${outcome.message}); stopping so that a supervisor restarts it cleanly`);
     });
 }
 

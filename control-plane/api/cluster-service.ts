@@ -1,35 +1,36 @@
-/** ClusterService: what operators ask of the cluster, and cordon/drain. */
+/** ClusterService: what operators ask of the cluster (every peer answers for all), and cordon/drain. */
 import type { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
   AgentState,
   ClusterServiceService,
+  type Agent,
   type CordonRequest,
   type DrainRequest,
   type GetAgentRequest,
+  type Peer,
   type StatusResponse,
   type UncordonRequest,
-  type Agent,
-  type Peer,
 } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobState, QosClass } from '../../proto/gen/runmesh/v1/job.js';
 import type { JobTracker } from '../jobs/tracker.js';
-import type { AgentEntry, AgentRegistry } from '../gateway/registry.js';
-import { stateOf } from '../gateway/registry.js';
-import type { ActiveIndex } from '../scheduler/active-index.js';
 import { invalid, notFound, unary } from './status.js';
 
-export interface ClusterServiceDeps {
-  registry: AgentRegistry;
-  index: ActiveIndex;
-  tracker: JobTracker;
-  logger: Logger;
-  version: string;
-  /** Peers of the mesh as this peer knows them. */
+/** The cluster as this peer sees it (agents on every peer, peers, leader). */
+export interface ClusterView {
+  agents(): Agent[];
   peers(): Peer[];
   leader(): string;
   unschedulable(): Array<{ jobId: string; reason: string }>;
-  drainAgent(name: string, reason: string): boolean;
+  drain(name: string, reason: string): Promise<boolean>;
+  setCordoned(name: string, cordoned: boolean): Promise<void>;
+}
+
+export interface ClusterServiceDeps {
+  view: ClusterView;
+  tracker: JobTracker;
+  logger: Logger;
+  version: string;
 }
 
 const enumName = (table: Record<number, string>, value: number, prefix: string): string => (table[value] ?? String(value)).replace(prefix, '').toLowerCase();
@@ -41,29 +42,25 @@ export class ClusterServiceImpl {
     const log = this.d.logger;
     server.addService(ClusterServiceService, {
       status: unary(log, async () => this.status()),
-      listAgents: unary(log, async () => ({ agents: this.d.registry.all().map((e) => this.proto(e)) })),
-      getAgent: unary(log, async (req: GetAgentRequest) => ({ agent: this.proto(this.agent(req.name)) })),
+      listAgents: unary(log, async () => ({ agents: this.d.view.agents() })),
+      getAgent: unary(log, async (req: GetAgentRequest) => ({ agent: this.agent(req.name) })),
       drain: unary(log, async (req: DrainRequest) => this.drain(req.name)),
       cordon: unary(log, async (req: CordonRequest) => this.cordon(req.name, true)),
       uncordon: unary(log, async (req: UncordonRequest) => this.cordon(req.name, false)),
     });
   }
 
-  private proto(e: AgentEntry): Agent {
-    return this.d.registry.toProto(e, this.d.index);
-  }
-
-  private agent(name: string): AgentEntry {
+  private agent(name: string): Agent {
     if (!name) throw invalid('name', 'missing');
-    const e = this.d.registry.get(name);
-    if (!e) throw notFound(`agent ${name.slice(0, 64)}`);
-    return e;
+    const a = this.d.view.agents().find((x) => x.name === name);
+    if (!a) throw notFound(`agent ${name.slice(0, 64)}`);
+    return a;
   }
 
   status(): StatusResponse {
     const agentsByState: Record<string, number> = {};
-    for (const e of this.d.registry.all()) {
-      const k = enumName(AgentState, stateOf(e), 'AGENT_STATE_');
+    for (const a of this.d.view.agents()) {
+      const k = enumName(AgentState, a.state, 'AGENT_STATE_');
       agentsByState[k] = (agentsByState[k] ?? 0) + 1;
     }
     const depth = new Map<QosClass, number>([
@@ -82,28 +79,27 @@ export class ClusterServiceImpl {
       }
     }
     return {
-      peers: this.d.peers(),
-      leader: this.d.leader(),
+      peers: this.d.view.peers(),
+      leader: this.d.view.leader(),
       agentsByState,
       queues: [...depth].map(([qos, queued]) => ({ qos, queued })),
       jobsByState,
-      unschedulable: this.d.unschedulable().slice(0, 100),
+      unschedulable: this.d.view.unschedulable().slice(0, 100),
       version: this.d.version,
     };
   }
 
-  private drain(name: string) {
-    const e = this.agent(name);
-    this.d.registry.setDraining(name);
-    this.d.drainAgent(name, 'drained by an operator');
+  private async drain(name: string) {
+    this.agent(name);
+    await this.d.view.drain(name, 'drained by an operator');
     this.d.logger.info({ agent_id: name }, 'agent drain requested');
-    return { agent: this.proto(e) };
+    return { agent: this.agent(name) };
   }
 
-  private cordon(name: string, cordoned: boolean) {
-    const e = this.agent(name);
-    this.d.registry.setCordoned(name, cordoned);
+  private async cordon(name: string, cordoned: boolean) {
+    this.agent(name);
+    await this.d.view.setCordoned(name, cordoned);
     this.d.logger.info({ agent_id: name, cordoned }, 'agent cordon changed');
-    return { agent: this.proto(e) };
+    return { agent: { ...this.agent(name), state: cordoned ? AgentState.AGENT_STATE_CORDONED : AgentState.AGENT_STATE_READY } };
   }
 }

@@ -30,7 +30,7 @@ import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
 import type { LogStore } from '../logs/log-store.js';
 import { checkJobId, invalid, notFound, toServiceError, unary } from './status.js';
-import { followLogs } from './logs-follow.js';
+import { followLogs, type RemoteLogs } from './logs-follow.js';
 
 export interface JobServiceDeps {
   repo: JobRepo;
@@ -39,9 +39,11 @@ export interface JobServiceDeps {
   logs: LogStore;
   logger: Logger;
   /** Tells the agent running `jobId` to cancel; false when it is not connected here. */
-  cancelOnAgent(agent: string, jobId: string, attempt: number, graceSeconds: number, reason: string): boolean;
+  cancelOnAgent(agent: string, jobId: string, attempt: number, graceSeconds: number, reason: string): Promise<boolean>;
   /** The scheduler's latest reason a queued job waits, if it has one. */
   waitingReason(jobId: string): string | undefined;
+  /** Reads logs that another peer holds. */
+  remoteLogs: RemoteLogs;
 }
 
 const MAX_BATCH = 10_000;
@@ -111,7 +113,7 @@ export class JobServiceImpl {
     if (!v) throw notFound(`job ${id}`);
     const agent = v.job.attempts.at(-1)?.agent;
     if (outcome === 'agent' && agent) {
-      this.d.cancelOnAgent(agent, id, v.job.attempt, v.job.spec?.cancelGraceSeconds ?? 10, v.cancel?.reason ?? 'cancelled');
+      await this.d.cancelOnAgent(agent, id, v.job.attempt, v.job.spec?.cancelGraceSeconds ?? 10, v.cancel?.reason ?? 'cancelled').catch(() => false);
     }
     this.d.logger.info({ job_id: id, outcome, reason: req.reason }, 'job cancel requested');
     return { job: v.job };
@@ -140,7 +142,7 @@ export class JobServiceImpl {
     call.on('close', () => abort.abort(new Error('stream closed')));
     try {
       const id = checkJobId(call.request.id);
-      await followLogs({ ...this.d, id, request: call.request, signal: abort.signal, write: (m) => call.write(m), drained: () => waitDrain(call, abort.signal) });
+      await followLogs({ ...this.d, remote: this.d.remoteLogs, id, request: call.request, signal: abort.signal, write: (m) => call.write(m), drained: () => waitDrain(call, abort.signal) });
       call.end();
     } catch (err) {
       if (!abort.signal.aborted) call.emit('error', toServiceError(err, this.d.logger));

@@ -18,6 +18,8 @@ export interface GatewayContext {
   logs: LogStore;
   auth: AgentAuth;
   logger: Logger;
+  /** This peer, recorded as the holder of the logs of the results it accepts. */
+  peerId: string;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   onConnect(hello: Hello, link: AgentLink): void;

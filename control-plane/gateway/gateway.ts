@@ -1,43 +1,49 @@
 /**
- * AgentService: accepts agent streams and is the scheduler's Dispatcher for
- * agents connected to this peer. Owns the "agent lost" rule: an agent that
- * stays disconnected past the heartbeat timeout loses its active attempts,
- * which are re-queued (or finished) through the job lifecycle.
+ * AgentService: accepts agent streams on this peer, publishes each connected
+ * agent to the mesh-wide directory (under this peer's lease, so the entry
+ * dies with the peer), and delivers assignments, cancels and drains to the
+ * agents it holds. Deciding that an agent is lost is the leader's job (see
+ * Scheduler), so that a dead peer's agents are handled like any other.
  */
-import type { Server, ServerDuplexStream } from '@grpc/grpc-js';
-import { AgentServiceService, type ConnectRequest, type ConnectResponse, type Hello } from '../../proto/gen/runmesh/v1/agent.js';
-import type { JobRecord } from '../jobs/record.js';
-import { lost } from '../jobs/lifecycle.js';
-import type { Dispatcher } from '../scheduler/scheduler.js';
+import { status as Status, type Server, type ServerDuplexStream } from '@grpc/grpc-js';
+import { AgentServiceService, type Assign, type Cancel, type ConnectRequest, type ConnectResponse, type Drain, type Hello } from '../../proto/gen/runmesh/v1/agent.js';
 import type { GatewayContext } from './context.js';
-import type { AgentLink } from './registry.js';
+import type { AgentEntry, AgentLink } from './registry.js';
 import { AgentSession } from './session.js';
+
+/** Where connected agents are announced to the mesh. */
+export interface AgentPublisher {
+  publish(entry: AgentEntry): Promise<unknown>;
+  unpublish(name: string): Promise<unknown>;
+}
 
 export type GatewayOptions = Omit<GatewayContext, 'onConnect' | 'onDisconnect'> & { onAgentsChanged(): void };
 
-export class Gateway implements Dispatcher {
+export class Gateway {
   private readonly ctx: GatewayContext;
-  private readonly lostTimers = new Map<string, NodeJS.Timeout>();
   private readonly sessions = new Set<AgentSession>();
+  private publisher: AgentPublisher | undefined;
+  /** What was last announced per connected agent (its draining flag). */
+  private readonly published = new Map<string, string>();
   private closed = false;
 
   constructor(private readonly o: GatewayOptions) {
     this.ctx = { ...o, onConnect: (h, l) => this.onConnect(h, l), onDisconnect: (n, l) => this.onDisconnect(n, l) };
+    o.registry.onChange(() => this.republishChanged());
   }
 
   addToServer(server: Server): void {
     server.addService(AgentServiceService, { connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => this.connect(call) });
   }
 
-  /** After a restart: agents holding active attempts get one timeout to come back. */
-  start(): void {
-    const agents = new Set([...this.o.tracker.values()].map((v) => this.o.index.attemptOf(v.record.job.id)?.agent).filter((a): a is string => !!a));
-    for (const name of agents) this.armLost(name);
+  /** Starts taking agents; until then they are told to come back later. */
+  open(publisher: AgentPublisher): void {
+    this.publisher = publisher;
   }
 
   private connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {
-    if (this.closed) {
-      call.emit('error', { code: 14, details: 'control plane is shutting down' });
+    if (this.closed || !this.publisher) {
+      call.emit('error', { code: Status.UNAVAILABLE, details: this.closed ? 'control plane is shutting down' : 'control plane is starting' });
       return;
     }
     const s = new AgentSession(call, this.ctx);
@@ -46,63 +52,54 @@ export class Gateway implements Dispatcher {
   }
 
   private onConnect(hello: Hello, link: AgentLink): void {
-    clearTimeout(this.lostTimers.get(hello.name));
-    this.lostTimers.delete(hello.name);
     const replaced = this.o.registry.connect(hello, link, new Date());
     replaced?.close('replaced by a newer session of the same agent');
+    this.publish(hello.name);
     this.o.onAgentsChanged();
   }
 
   private onDisconnect(name: string, link: AgentLink): void {
     if (!this.o.registry.disconnect(name, link)) return;
-    this.armLost(name);
+    this.published.delete(name);
+    void this.publisher?.unpublish(name).catch((err: unknown) => this.o.logger.warn({ err, agent_id: name }, 'could not unpublish agent'));
     this.o.onAgentsChanged();
   }
 
-  private armLost(name: string): void {
-    clearTimeout(this.lostTimers.get(name));
-    const t = setTimeout(() => void this.agentLost(name), this.o.heartbeatTimeoutMs);
-    t.unref();
-    this.lostTimers.set(name, t);
+  private publish(name: string): void {
+    const e = this.o.registry.get(name);
+    if (!e?.link || !this.publisher) return;
+    this.published.set(name, `${e.draining}`);
+    void this.publisher.publish(e).catch((err: unknown) => this.o.logger.warn({ err, agent_id: name }, 'could not publish agent'));
   }
 
-  private async agentLost(name: string): Promise<void> {
-    this.lostTimers.delete(name);
-    if (this.closed || this.o.registry.get(name)?.link) return;
-    const jobs = this.o.index.jobsOn(name);
-    this.o.logger.warn({ agent_id: name, attempts: jobs.length }, 'agent lost');
-    await Promise.all(
-      jobs.map((id) => {
-        const at = this.o.index.attemptOf(id);
-        return at ? this.o.writer.write(id, (r) => lost(r, at.attempt, `agent ${name} lost (no heartbeat for ${this.o.heartbeatTimeoutMs} ms)`, new Date())) : undefined;
-      }),
-    );
+  /** Re-announces agents whose draining state changed (the scheduler reads it from the directory). */
+  private republishChanged(): void {
+    for (const e of this.o.registry.all()) {
+      if (e.link && this.published.has(e.name) && this.published.get(e.name) !== `${e.draining}`) this.publish(e.name);
+    }
   }
 
-  assign(agent: string, record: JobRecord): boolean {
+  private send(agent: string, msg: ConnectResponse['msg']): boolean {
     const link = this.o.registry.get(agent)?.link;
-    if (!link) return false;
-    const timeoutMs = (record.job.spec?.timeoutSeconds ?? 3600) * 1000;
-    return link.send({
-      msg: { $case: 'assign', value: { jobId: record.job.id, attempt: record.job.attempt, spec: record.job.spec, deadline: new Date(Date.now() + timeoutMs).toISOString() } },
-    });
+    return !!link?.send({ msg });
   }
 
-  cancel(agent: string, jobId: string, attempt: number, graceSeconds: number, reason: string): boolean {
-    const link = this.o.registry.get(agent)?.link;
-    return !!link?.send({ msg: { $case: 'cancel', value: { jobId, attempt, graceSeconds, reason } } });
+  deliverAssign(agent: string, assign: Assign): boolean {
+    return this.send(agent, { $case: 'assign', value: assign });
   }
 
-  drain(agent: string, reason: string): boolean {
-    const link = this.o.registry.get(agent)?.link;
-    return !!link?.send({ msg: { $case: 'drain', value: { reason } } });
+  deliverCancel(agent: string, cancel: Cancel): boolean {
+    return this.send(agent, { $case: 'cancel', value: cancel });
   }
 
-  /** Ends every agent stream (agents reconnect elsewhere or later) and stops the lost timers. */
+  deliverDrain(agent: string, drain: Drain): boolean {
+    this.o.registry.setDraining(agent);
+    return this.send(agent, { $case: 'drain', value: drain });
+  }
+
+  /** Ends every agent stream; agents reconnect to another peer or later. */
   close(): void {
     this.closed = true;
-    for (const t of this.lostTimers.values()) clearTimeout(t);
-    this.lostTimers.clear();
     for (const s of this.sessions) s.close('control plane is shutting down');
   }
 }

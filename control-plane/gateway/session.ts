@@ -218,7 +218,11 @@ export class AgentSession implements AgentLink {
       return; // the agent re-sends the missing records, then the result
     }
     const outcome = { exitCode: res.exitCode, failure: res.failure, message: res.message, logRecords: res.logRecords, startedAt: res.startedAt, finishedAt: res.finishedAt };
-    const stored = await this.ctx.writer.write(res.jobId, (r) => finish(r, res.attempt, outcome, new Date()));
+    const stored = await this.ctx.writer.write(res.jobId, (r) => {
+      if (!finish(r, res.attempt, outcome, new Date())) return false;
+      r.logPeers = { ...r.logPeers, [res.attempt]: this.ctx.peerId };
+      return true;
+    });
     if (stored || !this.owns(res.jobId, res.attempt)) {
       await this.ctx.logs.seal(res.jobId, res.attempt);
       ack();

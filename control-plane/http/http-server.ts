@@ -10,21 +10,21 @@ export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promis
 
 export interface HttpOptions {
   ready(): Promise<{ ok: boolean; detail: string }>;
+  /** More routes; read on every request, so routes added after start are served. */
   routes?: Record<string, Route>;
 }
 
 export function createHttpServer(o: HttpOptions): Server {
-  const routes: Record<string, Route> = {
+  const builtin: Record<string, Route> = {
     '/healthz': (_req, res) => text(res, 200, 'ok\n'),
     '/readyz': async (_req, res) => {
       const r = await o.ready().catch((err: unknown) => ({ ok: false, detail: String(err) }));
       text(res, r.ok ? 200 : 503, `${r.detail}\n`);
     },
-    ...o.routes,
   };
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const route = routes[path];
+    const route = builtin[path] ?? o.routes?.[path];
     if (!route) return text(res, 404, 'not found\n');
     Promise.resolve(route(req, res)).catch(() => text(res, 500, 'internal error\n'));
   });

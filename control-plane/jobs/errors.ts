@@ -42,6 +42,14 @@ export class StaleWriteError extends JobError {
   }
 }
 
+/** A leader-only write from a peer that is not (or no longer provably) the leader. */
+export class NotLeaderError extends JobError {
+  override name = 'NotLeaderError';
+  constructor() {
+    super('this peer is not the scheduling leader');
+  }
+}
+
 function walk(err: unknown, test: (e: Error) => boolean): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) if (test(e)) return true;
   return false;
@@ -51,3 +59,4 @@ export const isIllegalTransition = (err: unknown): boolean => walk(err, (e) => e
 export const isJobNotFound = (err: unknown): boolean => walk(err, (e) => e instanceof JobNotFoundError);
 export const isValidation = (err: unknown): err is ValidationError => walk(err, (e) => e instanceof ValidationError);
 export const isStaleWrite = (err: unknown): boolean => walk(err, (e) => e instanceof StaleWriteError);
+export const isNotLeader = (err: unknown): boolean => walk(err, (e) => e instanceof NotLeaderError);

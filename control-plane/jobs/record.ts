@@ -12,17 +12,20 @@ export interface JobRecord {
   cancel?: { reason: string; at: string };
   /** Set when an attempt was preempted: the requeue does not use up a retry. */
   preempted?: boolean;
+  /** Per finished attempt: the peer whose blob directory holds its log. */
+  logPeers?: Record<number, string>;
 }
 
 export function encodeRecord(r: JobRecord): string {
-  return JSON.stringify({ job: Job.toJSON(r.job), order: r.order, cancel: r.cancel, preempted: r.preempted });
+  return JSON.stringify({ job: Job.toJSON(r.job), order: r.order, cancel: r.cancel, preempted: r.preempted, logPeers: r.logPeers });
 }
 
 export function decodeRecord(text: string): JobRecord {
-  const raw = JSON.parse(text) as { job: unknown; order: number; cancel?: JobRecord['cancel']; preempted?: boolean };
+  const raw = JSON.parse(text) as { job: unknown; order: number; cancel?: JobRecord['cancel']; preempted?: boolean; logPeers?: JobRecord['logPeers'] };
   const r: JobRecord = { job: Job.fromJSON(raw.job), order: raw.order };
   if (raw.cancel) r.cancel = raw.cancel;
   if (raw.preempted) r.preempted = true;
+  if (raw.logPeers) r.logPeers = raw.logPeers;
   return r;
 }
 
@@ -33,5 +36,5 @@ export function decodeRecord(text: string): JobRecord {
  */
 export function cloneRecord(r: JobRecord): JobRecord {
   const job = { ...r.job, attempts: r.job.attempts.map((a) => ({ ...a })), timeline: [...r.job.timeline] };
-  return { ...r, job, cancel: r.cancel && { ...r.cancel } };
+  return { ...r, job, cancel: r.cancel && { ...r.cancel }, logPeers: r.logPeers && { ...r.logPeers } };
 }

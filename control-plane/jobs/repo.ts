@@ -4,7 +4,7 @@
  * agent cannot overwrite a newer state; callers re-read and retry in one place.
  */
 import { JobState, type Job, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
-import type { Op, Store, WatchHandlers, Watch } from '../store/store.js';
+import type { Compare, Op, Store, WatchHandlers, Watch } from '../store/store.js';
 import { JobNotFoundError, StaleWriteError } from './errors.js';
 import { newJobId } from './ids.js';
 import { cloneRecord, decodeRecord, encodeRecord, type JobRecord } from './record.js';
@@ -24,6 +24,7 @@ export interface ListFilter {
 export type Mutator = (record: JobRecord) => boolean | void;
 
 const MAX_CAS_TRIES = 16;
+const noFence = (): Compare[] => [];
 
 export class JobRepo {
   readonly jobsPrefix: string;
@@ -119,14 +120,17 @@ export class JobRepo {
    * Read-modify-write fenced on the mod revision. With `expect`, the first try
    * uses the caller's copy; a lost race re-reads and re-applies the mutator,
    * which must itself re-check the state it depends on (attempt number, state).
+   * `fence` adds compares that must also hold (the leader's term); it may throw
+   * to refuse the write outright.
    */
-  async update(id: string, mutate: Mutator, expect?: Versioned): Promise<Versioned> {
+  async update(id: string, mutate: Mutator, expect?: Versioned, fence: () => Compare[] = noFence): Promise<Versioned> {
     let current = expect ?? (await this.mustGet(id));
     for (let i = 0; i < MAX_CAS_TRIES; i++) {
       const record = cloneRecord(current.record);
       if (mutate(record) === false) return current;
+      const extra = fence();
       const res = await this.store.txn({
-        compare: [{ key: this.key(id), target: 'modRevision', op: '==', value: current.modRevision }],
+        compare: [{ key: this.key(id), target: 'modRevision', op: '==', value: current.modRevision }, ...extra],
         success: [{ type: 'put', key: this.key(id), value: encodeRecord(record) }],
       });
       if (res.succeeded) return { record, modRevision: res.revision };

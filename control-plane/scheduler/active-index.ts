@@ -74,6 +74,11 @@ export class ActiveIndex {
     return this.usage.get(agent) ?? ZERO;
   }
 
+  /** Agents that hold at least one active attempt. */
+  agentsWithAttempts(): string[] {
+    return [...this.byAgent].filter(([, jobs]) => jobs.size > 0).map(([name]) => name);
+  }
+
   /** Job ids with an active attempt on `agent`. */
   jobsOn(agent: string): string[] {
     return [...(this.byAgent.get(agent) ?? [])];

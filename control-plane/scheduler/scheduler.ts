@@ -15,16 +15,18 @@ import type { JobTracker } from '../jobs/tracker.js';
 import type { ActiveIndex } from './active-index.js';
 import type { HealthFeed } from './health-feed.js';
 
-/** Where the scheduler sends its decisions: the gateway (or, in a mesh, the peer holding the agent). */
+/** Where the scheduler sends its decisions: the peer holding the agent's stream (maybe this one). */
 export interface Dispatcher {
-  /** Pushes the assignment to the agent's stream; false when the agent is not connected here. */
-  assign(agent: string, record: JobRecord): boolean;
-  cancel(agent: string, jobId: string, attempt: number, graceSeconds: number, reason: string): boolean;
+  /** Pushes the assignment to the agent's stream; false when no peer holds the agent. */
+  assign(agent: string, record: JobRecord): Promise<boolean>;
+  cancel(agent: string, jobId: string, attempt: number, graceSeconds: number, reason: string): Promise<boolean>;
 }
 
-/** The agents the router may consider, with their free resources worked out from `index`. */
+/** The agents the router may consider (mesh-wide), with free resources worked out from `index`. */
 export interface AgentSource {
   views(index: ActiveIndex): AgentView[];
+  /** True while the agent holds a session on some peer. */
+  connected(name: string): boolean;
 }
 
 export interface SchedulerOptions {
@@ -40,6 +42,10 @@ export interface SchedulerOptions {
   logger: Logger;
   /** Unschedulable reasons persisted per round, at most (the rest stay in memory). */
   reasonWritesPerRound?: number;
+  /** Only the elected leader schedules; others keep their index for status. Default: always. */
+  isLeader?: () => boolean;
+  /** An agent gone from every peer this long loses its active attempts. */
+  agentLostAfterMs: number;
 }
 
 const TICK_MS = 250;
@@ -55,6 +61,8 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
+  /** Agents with active attempts that no peer holds, and since when. */
+  private readonly missing = new Map<string, number>();
 
   constructor(private readonly o: SchedulerOptions) {
     this.router = o.router ?? new Router();
@@ -89,8 +97,17 @@ export class Scheduler {
     return [...this.reasons].filter(([, r]) => r.startsWith('unschedulable')).map(([jobId, reason]) => ({ jobId, reason }));
   }
 
+  private leader(): boolean {
+    return this.o.isLeader?.() ?? true;
+  }
+
   private onTick(): void {
     const now = Date.now();
+    if (!this.leader()) {
+      this.missing.clear();
+      return;
+    }
+    void this.sweepLost(now);
     const due = [...this.index.waiting.values()].some((t) => t <= now);
     if (due || this.index.queued.size > 0) this.kick();
   }
@@ -107,6 +124,7 @@ export class Scheduler {
   }
 
   private async round(now: Date): Promise<void> {
+    if (!this.leader()) return;
     await this.promoteDue(now);
     if (this.index.queued.size === 0) return;
     const agents = this.o.agents.views(this.index);
@@ -129,7 +147,7 @@ export class Scheduler {
     this.reasons.delete(p.jobId);
     const v = await this.write(p.jobId, (r) => assign(r, p.agent, now));
     if (!v) return;
-    if (this.o.dispatcher.assign(p.agent, v)) return;
+    if (await this.o.dispatcher.assign(p.agent, v).catch(() => false)) return;
     this.o.logger.warn({ job_id: p.jobId, agent_id: p.agent }, 'agent gone before assignment, requeueing');
     await this.write(p.jobId, (r) => lost(r, v.job.attempt, 'agent disconnected before the assignment arrived', new Date()));
   }
@@ -140,7 +158,7 @@ export class Scheduler {
     const v = await this.write(p.victimJobId, (r) => preempt(r, at.attempt));
     if (!v) return;
     this.o.logger.info({ job_id: p.victimJobId, agent_id: p.agent, for_job: p.forJobId }, 'preempting batch attempt');
-    this.o.dispatcher.cancel(p.agent, p.victimJobId, at.attempt, v.job.spec?.cancelGraceSeconds ?? 10, `preempted for critical job ${p.forJobId}`);
+    await this.o.dispatcher.cancel(p.agent, p.victimJobId, at.attempt, v.job.spec?.cancelGraceSeconds ?? 10, `preempted for critical job ${p.forJobId}`).catch(() => false);
   }
 
   private async recordReasons(decision: Decision): Promise<void> {
@@ -155,6 +173,31 @@ export class Scheduler {
     }
     for (const id of this.reasons.keys()) if (!this.index.queued.has(id)) this.reasons.delete(id);
     await Promise.all(writes);
+  }
+
+  /**
+   * The "agent lost" rule, mesh-wide: an agent with active attempts that no
+   * peer holds (its session key went with its peer's lease, or it hung up)
+   * for longer than the timeout loses them; they are re-queued or finished.
+   */
+  private async sweepLost(now: number): Promise<void> {
+    for (const name of this.index.agentsWithAttempts()) {
+      if (this.o.agents.connected(name)) {
+        this.missing.delete(name);
+        continue;
+      }
+      const since = this.missing.get(name) ?? now;
+      this.missing.set(name, since);
+      if (now - since < this.o.agentLostAfterMs) continue;
+      this.missing.delete(name);
+      const jobs = this.index.jobsOn(name);
+      this.o.logger.warn({ agent_id: name, attempts: jobs.length }, 'agent lost');
+      const reason = `agent ${name} lost (gone for ${this.o.agentLostAfterMs} ms)`;
+      await Promise.all(jobs.map((id) => {
+        const at = this.index.attemptOf(id);
+        return at ? this.write(id, (r) => lost(r, at.attempt, reason, new Date(now))) : undefined;
+      }));
+    }
   }
 
   private write(id: string, mutate: Mutator): Promise<JobRecord | undefined> {

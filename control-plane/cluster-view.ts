@@ -1,0 +1,53 @@
+/**
+ * The operator's view of the cluster, answered by any peer: agents on every
+ * peer (from the mesh directory) plus the ones this peer saw leave, peers,
+ * the leader, and what the scheduler could not place.
+ */
+import { AgentState, type Agent } from '../proto/gen/runmesh/v1/cluster.js';
+import type { ClusterView } from './api/cluster-service.js';
+import { stateOf, type AgentRegistry } from './gateway/registry.js';
+import type { AgentRecord } from './mesh/agent-directory.js';
+import type { MeshNode } from './mesh/node.js';
+import type { ActiveIndex } from './scheduler/active-index.js';
+import { add } from './scheduler/convert.js';
+import type { Scheduler } from './scheduler/scheduler.js';
+
+export function clusterView(mesh: MeshNode, registry: AgentRegistry, index: ActiveIndex, scheduler: Scheduler): ClusterView {
+  const fromRecord = (r: AgentRecord): Agent => {
+    const local = registry.get(r.name);
+    const state = r.draining ? AgentState.AGENT_STATE_DRAINING : r.cordoned ? AgentState.AGENT_STATE_CORDONED : AgentState.AGENT_STATE_READY;
+    return {
+      name: r.name,
+      state,
+      labels: r.labels,
+      capacity: r.capacity,
+      free: add(r.capacity, index.usageOf(r.name), -1),
+      running: index.jobsOn(r.name).length,
+      version: r.version,
+      peer: r.peerId,
+      hostname: r.hostname,
+      connectedAt: r.connectedAt,
+      lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined,
+      load: local?.load ?? 0,
+    };
+  };
+  return {
+    agents: () => {
+      const connected = mesh.directory.all().map(fromRecord);
+      const names = new Set(connected.map((a) => a.name));
+      const gone = registry
+        .all()
+        .filter((e) => !names.has(e.name) && stateOf(e) === AgentState.AGENT_STATE_DISCONNECTED)
+        .map((e) => registry.toProto(e, index));
+      return [...connected, ...gone].sort((a, b) => a.name.localeCompare(b.name));
+    },
+    peers: () => mesh.peers(),
+    leader: () => mesh.leaderId(),
+    unschedulable: () => scheduler.unschedulable(),
+    drain: (name, reason) => mesh.drain(name, reason),
+    setCordoned: async (name, cordoned) => {
+      registry.setCordoned(name, cordoned);
+      await mesh.directory.setCordoned(name, cordoned);
+    },
+  };
+}
