@@ -34,6 +34,7 @@ interface ServerFlags {
   websocket: boolean;
   tenantWeight: string[];
   peerId?: string;
+  peerTtl: number;
   logLevel?: string;
 }
 
@@ -52,6 +53,7 @@ export function registerServe(program: Command): void {
     .option('--tls-ca <file>', 'CA for client certificates (PEM)')
     .option('--tls-require-client-cert', 'require client certificates (mTLS)')
     .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
+    .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
     .option('--peer-id <id>', 'this peer\'s name in the mesh (default: host name and pid)')
     .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
@@ -68,6 +70,7 @@ export function registerServe(program: Command): void {
         webSocket: f.websocket,
         tls: tlsOf(f),
         peerId: f.peerId,
+        peerTtlSeconds: Math.max(1, Math.round(f.peerTtl / 1000)),
         tenantWeights: Object.fromEntries(Object.entries(parseLabels(f.tenantWeight, '--tenant-weight')).map(([k, v]) => [k, Number(v)])),
         logger,
       });
