@@ -30,6 +30,7 @@ import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
 import type { LogStore } from '../logs/log-store.js';
 import { checkJobId, invalid, notFound, toServiceError, unary } from './status.js';
+import { drained } from './drain.js';
 import { followLogs, type RemoteLogs } from './logs-follow.js';
 
 export interface JobServiceDeps {
@@ -142,23 +143,10 @@ export class JobServiceImpl {
     call.on('close', () => abort.abort(new Error('stream closed')));
     try {
       const id = checkJobId(call.request.id);
-      await followLogs({ ...this.d, remote: this.d.remoteLogs, id, request: call.request, signal: abort.signal, write: (m) => call.write(m), drained: () => waitDrain(call, abort.signal) });
+      await followLogs({ ...this.d, remote: this.d.remoteLogs, id, request: call.request, signal: abort.signal, write: (m) => call.write(m), drained: () => drained(call, abort.signal) });
       call.end();
     } catch (err) {
       if (!abort.signal.aborted) call.emit('error', toServiceError(err, this.d.logger));
     }
   }
-}
-
-/** Resolves once the stream's buffer drained (or the call is gone). */
-function waitDrain(call: ServerWritableStream<LogsRequest, LogsResponse>, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      call.off('drain', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    call.once('drain', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

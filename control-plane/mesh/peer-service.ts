@@ -20,6 +20,7 @@ import {
   type ReadLogRequest,
   type ReadLogResponse,
 } from '../../proto/gen/runmesh/v1/peer.js';
+import { drained } from '../api/drain.js';
 import { checkJobId, invalid, toServiceError, unary } from '../api/status.js';
 
 /** One record of an attempt's log. */
@@ -97,17 +98,4 @@ function required<T>(value: T | undefined, field: string): T {
 function agentName(name: string): string {
   if (!name) throw invalid('agent', 'missing');
   return name;
-}
-
-/** Resolves once the stream's buffer drained (or the call is gone). */
-function drained(call: ServerWritableStream<ReadLogRequest, ReadLogResponse>, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      call.off('drain', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    call.once('drain', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
