@@ -21,9 +21,14 @@ afterAll(async () => {
 storeContract('etcd with group commit', async () => {
   const prefix = `/gc-${randomUUID()}/`;
   const opened: EtcdStore[] = [await openEtcdStore({ endpoints: [etcd.endpoint], prefix })];
+  const store = withGroupCommit(opened[0]!);
   return {
-    store: withGroupCommit(opened[0]!),
+    store,
     compact: (rev) => opened[0]!.compact(rev),
+    restart: async () => {
+      await etcd.restart();
+      return store;
+    },
     reopen: async () => {
       const s = await openEtcdStore({ endpoints: [etcd.endpoint], prefix });
       opened.push(s);
