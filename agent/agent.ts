@@ -160,11 +160,6 @@ export class Agent implements ConnectionHost {
     }
   }
 
-  /** Running (not yet reported) attempts. */
-  get held(): number {
-    return this.attempts.size;
-  }
-
   /**
    * Drains: no new work, running attempts finish for up to `graceMs`, the rest
    * are cancelled and handed back (re-queued without using up a retry). Idempotent.

@@ -4,7 +4,7 @@
  * reads it through `views()`; operators through `toProto()`.
  */
 import { AgentState, type Agent } from '../../proto/gen/runmesh/v1/cluster.js';
-import type { AgentView, Resources } from '../../routing/index.js';
+import type { Resources } from '../../routing/index.js';
 import type { ActiveIndex } from '../scheduler/active-index.js';
 import { add, resourcesOf } from '../scheduler/convert.js';
 import type { Hello } from '../../proto/gen/runmesh/v1/agent.js';
@@ -102,12 +102,6 @@ export class AgentRegistry {
     return e;
   }
 
-  /** Forgets an agent that stayed gone past the heartbeat timeout. */
-  forget(name: string): void {
-    const e = this.agents.get(name);
-    if (e && !e.link) this.agents.delete(name);
-  }
-
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -115,17 +109,6 @@ export class AgentRegistry {
 
   private changed(): void {
     for (const l of this.listeners) l();
-  }
-
-  views(index: ActiveIndex): AgentView[] {
-    return this.all().map((e) => ({
-      name: e.name,
-      labels: e.labels,
-      capacity: e.capacity,
-      free: add(e.capacity, index.usageOf(e.name), -1),
-      load: e.load,
-      schedulable: stateOf(e) === AgentState.AGENT_STATE_READY,
-    }));
   }
 
   toProto(e: AgentEntry, index: ActiveIndex): Agent {

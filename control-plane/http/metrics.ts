@@ -4,10 +4,9 @@
  * job tracker's transitions.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import type { ClusterServiceImpl } from '../api/cluster-service.js';
 import type { JobTracker } from '../jobs/tracker.js';
-import { isTerminal } from '../jobs/state.js';
+import { isTerminal, stateName } from '../jobs/state.js';
 import type { Route } from './http-server.js';
 
 export function createMetrics(o: { tracker: JobTracker; cluster: Pick<ClusterServiceImpl, 'status'> }): { route: Route; close(): void } {
@@ -46,7 +45,7 @@ export function createMetrics(o: { tracker: JobTracker; cluster: Pick<ClusterSer
   const finished = new Counter({ name: 'runmesh_jobs_finished_total', help: 'Jobs that reached a final state', labelNames: ['state'], registers: [registry] });
   const unsubscribe = o.tracker.subscribe((v) => {
     const s = v.record.job.state;
-    if (isTerminal(s)) finished.inc({ state: (JobState[s] ?? '').replace('JOB_STATE_', '').toLowerCase() });
+    if (isTerminal(s)) finished.inc({ state: stateName(s) });
   });
   return {
     route: async (_req, res) => {
