@@ -2,10 +2,12 @@
 import { benchEtcd } from './etcd.js';
 import { benchRouting } from './routing.js';
 import { benchSpine } from './spine.js';
+import { benchTransports } from './transports.js';
 
 async function main(): Promise<void> {
   process.stdout.write(`runmesh bench — node ${process.version}, ${new Date().toISOString()}\n`);
   await benchSpine();
+  await benchTransports();
   await benchRouting();
   await benchEtcd();
 }

@@ -7,10 +7,11 @@
  */
 import type { Logger } from 'pino';
 import { parseAddress, type Target } from './address.js';
-import type { ClientTlsFiles } from './credentials.js';
+import { loadClientTls, type ClientTlsFiles } from './credentials.js';
 import { dial, type Dialer } from './dial.js';
 import { DowngradeRefusedError, NoReachableAddressError, TransportError } from './errors.js';
 import { probe } from './probe.js';
+import { diagnoseTls } from './tls-diagnosis.js';
 import type { Env } from './proxy.js';
 
 export interface FallbackOptions {
@@ -111,8 +112,10 @@ export class FallbackDialer {
       await probe(dialer, perAddressTimeoutMs, signal);
     } catch (err) {
       await dialer.close();
-      logger.warn({ address: target.address, err, elapsed_ms: Date.now() - started }, 'transport address unreachable');
-      throw err;
+      const tlsError = target.encrypted ? await diagnoseTls(target.host, target.port, await loadClientTls(tls)).catch(() => undefined) : undefined;
+      const failure = tlsError ? new TransportError(`TLS handshake with ${target.address} failed: ${tlsError}`, { cause: err }) : err;
+      logger.warn({ address: target.address, err: failure, elapsed_ms: Date.now() - started }, 'transport address unreachable');
+      throw failure;
     }
     logger.info({ address: target.address, elapsed_ms: Date.now() - started }, 'transport address reachable');
     return dialer;

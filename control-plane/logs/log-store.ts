@@ -9,8 +9,15 @@ import { LogFile, type LogRecordOut } from './log-file.js';
 
 const SAFE_ID = /^[A-Za-z0-9_.-]+$/;
 
+interface Open {
+  file: Promise<LogFile>;
+  /** Readers inside `read()`: a sealed file is closed only once the last one leaves. */
+  readers: number;
+  sealed: boolean;
+}
+
 export class LogStore {
-  private readonly files = new Map<string, Promise<LogFile>>();
+  private readonly files = new Map<string, Open>();
 
   constructor(private readonly dir: string) {}
 
@@ -21,15 +28,19 @@ export class LogStore {
 
   /** The attempt's log file, opened (and created) on first use. */
   file(jobId: string, attempt: number): Promise<LogFile> {
-    const key = this.key(jobId, attempt);
-    let f = this.files.get(key);
-    if (!f) {
+    return this.open(this.key(jobId, attempt), jobId, attempt).file;
+  }
+
+  private open(key: string, jobId: string, attempt: number): Open {
+    let o = this.files.get(key);
+    if (!o) {
       const dir = join(this.dir, jobId);
-      f = mkdir(dir, { recursive: true }).then(() => LogFile.open(join(dir, `${attempt}.log`)));
-      f.catch(() => this.files.delete(key));
-      this.files.set(key, f);
+      const file = mkdir(dir, { recursive: true }).then(() => LogFile.open(join(dir, `${attempt}.log`)));
+      file.catch(() => this.files.delete(key));
+      o = { file, readers: 0, sealed: false };
+      this.files.set(key, o);
     }
-    return f;
+    return o;
   }
 
   /**
@@ -37,34 +48,46 @@ export class LogStore {
    * says the attempt is over and everything it holds was yielded, or `signal` aborts.
    */
   async *read(jobId: string, attempt: number, from: number, follow: () => 'more' | 'done', signal: AbortSignal): AsyncGenerator<LogRecordOut> {
-    const file = await this.file(jobId, attempt);
-    let seq = from;
-    while (!signal.aborted) {
-      const batch = await file.read(seq);
-      for (const r of batch) yield r;
-      seq += batch.length;
-      if (batch.length > 0) continue;
-      if (follow() === 'done' && seq >= file.readable) return;
-      await waitForAppend(file, seq, signal);
+    const key = this.key(jobId, attempt);
+    const o = this.open(key, jobId, attempt);
+    o.readers++;
+    try {
+      const file = await o.file;
+      let seq = from;
+      while (!signal.aborted) {
+        const batch = await file.read(seq);
+        for (const r of batch) yield r;
+        seq += batch.length;
+        if (batch.length > 0) continue;
+        if (follow() === 'done' && seq >= file.readable) return;
+        await waitForAppend(file, seq, signal);
+      }
+    } finally {
+      o.readers--;
+      if (o.sealed && o.readers === 0) await this.closeSealed(key, o);
     }
   }
 
   /** Closes an attempt's file once its log is sealed (the result is stored). */
   async seal(jobId: string, attempt: number): Promise<void> {
     const key = this.key(jobId, attempt);
-    const f = this.files.get(key);
-    if (!f) return;
-    const file = await f;
-    await file.durable();
-    if (file.listenerCount('append') > 0) return; // followers still read; closed with the store
+    const o = this.files.get(key);
+    if (!o) return;
+    await (await o.file).durable();
+    o.sealed = true;
+    if (o.readers === 0) await this.closeSealed(key, o);
+  }
+
+  private async closeSealed(key: string, o: Open): Promise<void> {
+    if (this.files.get(key) !== o) return;
     this.files.delete(key);
-    await file.close();
+    await (await o.file).close();
   }
 
   async close(): Promise<void> {
     const all = [...this.files.values()];
     this.files.clear();
-    await Promise.allSettled(all.map(async (f) => (await f).close()));
+    await Promise.allSettled(all.map(async (o) => (await o.file).close()));
   }
 }
 
