@@ -1,7 +1,8 @@
 /** Maps errors to gRPC statuses in one place; unknown errors are logged and hidden. */
 import { Metadata, status as Status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { isJobNotFound, isValidation } from '../jobs/errors.js';
+import { isJobNotFound, isStaleWrite, isValidation } from '../jobs/errors.js';
+import { isStoreUnavailable } from '../store/errors.js';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -20,6 +21,8 @@ export function toServiceError(err: unknown, log: Logger): Partial<ServiceError>
   if (err instanceof ApiError) return { code: err.code, details: err.message, metadata: new Metadata() };
   if (isValidation(err)) return { code: Status.INVALID_ARGUMENT, details: (err as Error).message };
   if (isJobNotFound(err)) return { code: Status.NOT_FOUND, details: (err as Error).message };
+  if (isStoreUnavailable(err)) return { code: Status.UNAVAILABLE, details: 'the store is unavailable; retry' };
+  if (isStaleWrite(err)) return { code: Status.ABORTED, details: (err as Error).message };
   log.error({ err }, 'request failed');
   return { code: Status.INTERNAL, details: 'internal error (see the control plane log)' };
 }

@@ -5,10 +5,14 @@
  */
 import type { Logger } from 'pino';
 import type { Compare } from '../store/store.js';
+import { isStoreUnavailable } from '../store/errors.js';
 import { isNotLeader, isStaleWrite } from './errors.js';
 import type { JobRecord } from './record.js';
 import type { JobRepo, Mutator } from './repo.js';
 import type { JobTracker } from './tracker.js';
+
+/** How long a write keeps trying while the store is unavailable. */
+const UNAVAILABLE_RETRY_MS = 10_000;
 
 export class JobWriter {
   /**
@@ -26,17 +30,31 @@ export class JobWriter {
   async write(id: string, mutate: Mutator): Promise<JobRecord | undefined> {
     this.tracker.beginWrite(id);
     try {
-      let changed = false;
-      const v = await this.repo.update(id, (r) => (changed = mutate(r) !== false), this.tracker.get(id), this.fence);
-      if (!changed) return undefined;
-      this.tracker.apply(v);
-      return v.record;
+      return await this.writeOnce(id, mutate);
     } catch (err) {
       if (isNotLeader(err)) this.log.debug({ job_id: id }, 'write refused: not the leader');
       else if (!isStaleWrite(err)) this.log.error({ err, job_id: id }, 'job write failed');
       return undefined;
     } finally {
       this.tracker.endWrite(id);
+    }
+  }
+
+  /** One fenced write, retried while the store is briefly unavailable (an etcd restart, a leader change). */
+  private async writeOnce(id: string, mutate: Mutator): Promise<JobRecord | undefined> {
+    const until = Date.now() + UNAVAILABLE_RETRY_MS;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+      try {
+        let changed = false;
+        const v = await this.repo.update(id, (r) => (changed = mutate(r) !== false), this.tracker.get(id), this.fence);
+        if (!changed) return undefined;
+        this.tracker.apply(v);
+        return v.record;
+      } catch (err) {
+        if (!isStoreUnavailable(err) || Date.now() + delay > until) throw err;
+        this.log.warn({ job_id: id, retry_in_ms: delay }, 'store unavailable, retrying job write');
+        await new Promise((r) => setTimeout(r, delay));
+      }
     }
   }
 }

@@ -4,7 +4,8 @@
  * every key lives under an optional prefix, so several runmesh clusters (or
  * tests) can share one etcd.
  */
-import { Etcd3, type IOptions } from 'etcd3';
+import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
+import { isRecoverableError, Etcd3, type IOptions } from 'etcd3';
 import pino from 'pino';
 import { StoreError, StoreUnavailableError } from './errors.js';
 import { Keys, translateError } from './etcd-codec.js';
@@ -25,6 +26,18 @@ export interface EtcdStoreOptions {
 /** etcd's default --max-txn-ops. */
 export const ETCD_MAX_TXN_OPS = 128;
 
+/**
+ * etcd3's default opens a per-host circuit breaker for 5 s after 3 errors:
+ * after a sub-second etcd restart that refuses lease keepalives for longer
+ * than a short lease lives, and every peer loses its lease. Instead: no
+ * breaker, and a few quick retries of recoverable errors, so calls go
+ * through the moment etcd is back; callers decide beyond that.
+ */
+const FAULT_HANDLING: IOptions['faultHandling'] = {
+  host: () => noop,
+  global: retry(handleWhen(isRecoverableError), { maxAttempts: 3, backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 400 }) }),
+};
+
 export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStore> {
   if (options.endpoints.length === 0) throw new StoreError('no etcd endpoints given');
   const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'store', store: 'etcd' });
@@ -32,6 +45,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
   const clientOptions: IOptions = {
     hosts: options.endpoints,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+    faultHandling: FAULT_HANDLING,
   };
   const store = new EtcdStore(new Etcd3(clientOptions), new Keys(options.prefix ?? ''), log);
   try {
