@@ -11,7 +11,7 @@ import type { AttemptHandle, ExitFailure, ExitStatus } from '../executor/executo
 import { delay } from './backoff.js';
 import type { Link } from './link.js';
 
-const WINDOW_BYTES = 8 * 1024 * 1024;
+const WINDOW_BYTES = 32 * 1024 * 1024;
 /** Re-send the result (and any unacknowledged log) if no ResultAck arrives in this time. */
 const RESULT_ACK_TIMEOUT_MS = 15_000;
 

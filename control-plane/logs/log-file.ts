@@ -22,7 +22,10 @@ export class LogFile extends EventEmitter {
   private written = 0;
   /** Records covered by a completed fsync. */
   private synced = 0;
+  /** Frames queued for the next write, and the record count they bring the file to. */
+  private pending: Buffer[] = [];
   private tail: Promise<void> = Promise.resolve();
+  private flushing = false;
   private syncing: Promise<number> | undefined;
   private pendingSync = false;
 
@@ -61,13 +64,28 @@ export class LogFile extends EventEmitter {
     const frame = encodeFrame(stream, data);
     this.offsets.push(this.size);
     this.size += frame.length;
-    const target = this.offsets.length;
-    this.tail = this.tail.then(async () => {
-      await this.fh.write(frame, 0, frame.length);
-      this.written = target;
-      this.emit('append', target);
-    });
+    this.pending.push(frame);
+    if (!this.flushing) {
+      this.flushing = true;
+      this.tail = this.flush();
+    }
     return true;
+  }
+
+  /** Writes queued frames in as few syscalls as possible: one writev per burst. */
+  private async flush(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const frames = this.pending;
+        this.pending = [];
+        const target = this.written + frames.length;
+        await this.fh.writev(frames);
+        this.written = target;
+        this.emit('append', target);
+      }
+    } finally {
+      this.flushing = false;
+    }
   }
 
   /** Resolves once every record queued so far is on disk and fsync'd; returns that count. */
