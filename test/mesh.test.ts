@@ -86,7 +86,7 @@ async function mesh(tag: string): Promise<{ peers: MeshPeer[]; leader: MeshPeer;
   clients.push(...peers.map((p) => p.client));
   running = peers;
   dirs.push(...peers.map((p) => p.dataDir));
-  const leaderId = await waitLeader(peers[0]!.client);
+  const leaderId = await waitLeader(peers[0]!.client, '', 20_000, peers.map((p) => p.id));
   const leader = peers.find((p) => p.id === leaderId);
   if (!leader) throw new Error(`leader ${leaderId} is not one of ${peers.map((p) => p.id).join(',')}`);
   return { peers, leader, others: peers.filter((p) => p !== leader) };
