@@ -7,7 +7,7 @@ import { registerLogs } from './commands/logs.js';
 import { registerServerCommands } from './commands/server.js';
 import { registerSubmit } from './commands/submit.js';
 import { type ErrorReport, reportFor } from './errors.js';
-import { packageVersion } from './version.js';
+import { VERSION } from '../proto/version.js';
 
 /**
  * Builds the whole command tree. Commander never exits the process or prints
@@ -18,7 +18,7 @@ import { packageVersion } from './version.js';
 export function buildProgram(): Command {
   const program = new Command('runmesh')
     .description('runner-agent mesh: submit jobs, follow their output, operate the cluster')
-    .version(packageVersion(), '--version', 'print the runmesh version')
+    .version(VERSION, '--version', 'print the runmesh version')
     .exitOverride()
     .configureOutput({ outputError: () => undefined });
   registerSubmit(program);

@@ -5,31 +5,32 @@
  */
 import { AgentState, type Agent } from '../proto/gen/runmesh/v1/cluster.js';
 import type { ClusterView } from './api/cluster-service.js';
-import { stateOf, type AgentRegistry } from './gateway/registry.js';
+import { stateOf, type AgentEntry, type AgentRegistry } from './gateway/registry.js';
 import type { AgentRecord } from './mesh/agent-directory.js';
 import type { MeshNode } from './mesh/node.js';
 import type { ActiveIndex } from './scheduler/active-index.js';
 import { add } from './scheduler/convert.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 
+type AgentFacts = Pick<Agent, 'name' | 'state' | 'labels' | 'capacity' | 'version' | 'peer' | 'hostname' | 'connectedAt' | 'lastHeartbeat' | 'load'>;
+
+/** The one way an Agent message is built: what is known of it, plus its work from the index. */
+const agentProto = (a: AgentFacts, index: ActiveIndex): Agent => ({
+  ...a,
+  free: add(a.capacity ?? { slots: 0, cpuMillis: 0, memoryMb: 0 }, index.usageOf(a.name), -1),
+  running: index.jobsOn(a.name).length,
+});
+
 export function clusterView(mesh: MeshNode, registry: AgentRegistry, index: ActiveIndex, scheduler: Scheduler): ClusterView {
   const fromRecord = (r: AgentRecord): Agent => {
     const local = registry.get(r.name);
     const state = r.draining ? AgentState.AGENT_STATE_DRAINING : r.cordoned ? AgentState.AGENT_STATE_CORDONED : AgentState.AGENT_STATE_READY;
-    return {
-      name: r.name,
-      state,
-      labels: r.labels,
-      capacity: r.capacity,
-      free: add(r.capacity, index.usageOf(r.name), -1),
-      running: index.jobsOn(r.name).length,
-      version: r.version,
-      peer: r.peerId,
-      hostname: r.hostname,
-      connectedAt: r.connectedAt,
-      lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined,
-      load: local?.load ?? 0,
-    };
+    const { name, labels, capacity, version, hostname, connectedAt } = r;
+    return agentProto({ name, state, labels, capacity, version, hostname, connectedAt, peer: r.peerId, lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined, load: local?.load ?? 0 }, index);
+  };
+  const fromLocal = (e: AgentEntry): Agent => {
+    const { name, labels, capacity, version, hostname, load } = e;
+    return agentProto({ name, state: stateOf(e), labels, capacity, version, hostname, load, peer: mesh.peerId, connectedAt: e.connectedAt.toISOString(), lastHeartbeat: e.lastHeartbeat.toISOString() }, index);
   };
   return {
     agents: () => {
@@ -38,7 +39,7 @@ export function clusterView(mesh: MeshNode, registry: AgentRegistry, index: Acti
       const gone = registry
         .all()
         .filter((e) => !names.has(e.name) && stateOf(e) === AgentState.AGENT_STATE_DISCONNECTED)
-        .map((e) => registry.toProto(e, index));
+        .map(fromLocal);
       return [...connected, ...gone].sort((a, b) => a.name.localeCompare(b.name));
     },
     peers: () => mesh.peers(),

@@ -124,7 +124,7 @@ async function core(o: ControlPlaneOptions, log: Logger, store: Store): Promise<
   await tracker.start();
   const writer = new JobWriter(repo, tracker, log);
   const logs = new LogStore(join(o.dataDir, 'blobs', 'logs'));
-  const registry = new AgentRegistry(o.peerId);
+  const registry = new AgentRegistry();
   const index = new ActiveIndex();
   const grpc = new Server({ ...KEEPALIVE_SERVER_OPTIONS, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   const health = addHealth(grpc);

@@ -1,12 +1,12 @@
 /**
  * Agents known to this control plane: their advertised shape, their state as
- * operators see it, and the live session (if connected here). The scheduler
- * reads it through `views()`; operators through `toProto()`.
+ * operators see it, and the live session (if connected here). The mesh
+ * directory announces what is connected; operators also see, from here,
+ * the agents that left this peer.
  */
-import { AgentState, type Agent } from '../../proto/gen/runmesh/v1/cluster.js';
+import { AgentState } from '../../proto/gen/runmesh/v1/cluster.js';
 import type { Resources } from '../../routing/index.js';
-import type { ActiveIndex } from '../scheduler/active-index.js';
-import { add, resourcesOf } from '../scheduler/convert.js';
+import { resourcesOf } from '../scheduler/convert.js';
 import type { Hello } from '../../proto/gen/runmesh/v1/agent.js';
 
 /** What the registry needs of a session: a way to talk to the agent. */
@@ -33,8 +33,6 @@ export interface AgentEntry {
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentEntry>();
   private readonly listeners = new Set<() => void>();
-
-  constructor(private readonly peerId: string) {}
 
   /** Registers (or re-registers) a connected agent; returns the session it replaces, if any. */
   connect(hello: Hello, link: AgentLink, now: Date): AgentLink | undefined {
@@ -111,23 +109,6 @@ export class AgentRegistry {
     for (const l of this.listeners) l();
   }
 
-  toProto(e: AgentEntry, index: ActiveIndex): Agent {
-    const used = index.usageOf(e.name);
-    return {
-      name: e.name,
-      state: stateOf(e),
-      labels: e.labels,
-      capacity: e.capacity,
-      free: add(e.capacity, used, -1),
-      running: index.jobsOn(e.name).length,
-      version: e.version,
-      peer: this.peerId,
-      hostname: e.hostname,
-      connectedAt: e.connectedAt.toISOString(),
-      lastHeartbeat: e.lastHeartbeat.toISOString(),
-      load: e.load,
-    };
-  }
 }
 
 export function stateOf(e: AgentEntry): AgentState {

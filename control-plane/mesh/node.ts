@@ -63,6 +63,10 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
     return new MeshNode(o, membership, election, directory, new PeerClients());
   }
 
+  get peerId(): string {
+    return this.o.peerId;
+  }
+
   /** Resolves when this peer's lease is lost: it must stop acting for the mesh. */
   get lost(): Promise<Error> {
     return this.membership.lost;
