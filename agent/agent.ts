@@ -22,12 +22,16 @@ import { VERSION } from '../proto/version.js';
 
 /** Statuses after which reconnecting cannot help: the operator must fix something. */
 const FATAL = new Set<number>([Status.UNAUTHENTICATED, Status.PERMISSION_DENIED, Status.INVALID_ARGUMENT]);
+/** Attempts remembered as seen, so a re-sent Assign of one already started or finished is ignored. */
+const SEEN_ATTEMPTS = 10_000;
 
 export class Agent implements ConnectionHost {
   readonly options: AgentOptions;
   private readonly log: Logger;
   private readonly executor: Executor;
   private readonly attempts = new Map<string, AttemptStream>();
+  /** Every attempt assigned to this process, oldest first (bounded by SEEN_ATTEMPTS). */
+  private readonly seen = new Set<string>();
   private readonly stop = new AbortController();
   private readonly backoff = new Backoff();
   private readonly dialer: FallbackDialer;
@@ -113,7 +117,10 @@ export class Agent implements ConnectionHost {
 
   onAssign(a: Assign, link: Link): void {
     const key = `${a.jobId}/${a.attempt}`;
-    if (this.attempts.has(key)) return; // a duplicate Assign of the same attempt is a no-op
+    // A duplicate Assign of the same attempt (the control plane re-sends one it has no news of) is a no-op.
+    if (this.attempts.has(key) || this.seen.has(key)) return;
+    this.seen.add(key);
+    if (this.seen.size > SEEN_ATTEMPTS) this.seen.delete(this.seen.values().next().value!);
     const log = this.attemptLog(a.jobId, a.attempt);
     const spec = a.spec;
     const started = this.executor.start({

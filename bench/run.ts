@@ -1,15 +1,20 @@
-/** `npm run bench`: every benchmark in one run, figures on stdout. */
+/**
+ * `npm run bench`: every benchmark in one run, figures on stdout.
+ * `npm run bench -- etcd routing` runs just the named ones.
+ */
 import { benchEtcd } from './etcd.js';
 import { benchRouting } from './routing.js';
 import { benchSpine } from './spine.js';
 import { benchTransports } from './transports.js';
 
+const BENCHES: Record<string, () => Promise<unknown>> = { spine: benchSpine, transports: benchTransports, routing: benchRouting, etcd: benchEtcd };
+
 async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const unknown = wanted.filter((w) => !(w in BENCHES));
+  if (unknown.length > 0) throw new Error(`unknown bench ${unknown.join(', ')} (have: ${Object.keys(BENCHES).join(', ')})`);
   process.stdout.write(`runmesh bench — node ${process.version}, ${new Date().toISOString()}\n`);
-  await benchSpine();
-  await benchTransports();
-  await benchRouting();
-  await benchEtcd();
+  for (const [name, run] of Object.entries(BENCHES)) if (wanted.length === 0 || wanted.includes(name)) await run();
 }
 
 main().then(

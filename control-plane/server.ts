@@ -153,6 +153,7 @@ function serve(p: Parts, mesh: MeshNode): void {
   const { o, log, tracker, index, registry } = p;
   const agentHealth = new HealthTracker();
   const scheduler = new Scheduler({
+    repo: p.repo,
     writer: new JobWriter(p.repo, tracker, log, () => mesh.fence()),
     tracker, index, agents: mesh, dispatcher: mesh,
     router: new Router({ tenantWeights: o.tenantWeights, health: agentHealth }),
@@ -173,6 +174,7 @@ function serve(p: Parts, mesh: MeshNode): void {
     cancelOnAgent: (agent, id, attempt, grace, reason) => mesh.cancel(agent, id, attempt, grace, reason),
     waitingReason: (id) => scheduler.waitingReason(id),
     remoteLogs: (record, attempt, from, follow, signal) => mesh.remoteLog(record, attempt, from, follow, signal),
+    admit: (records) => scheduler.admit(records),
   }).addToServer(p.grpc);
   const cluster = new ClusterServiceImpl({ view: clusterView(mesh, registry, index, scheduler), tracker, logger: log, version: VERSION });
   cluster.addToServer(p.grpc);

@@ -11,6 +11,7 @@ import {
   type GetRequest,
   type GetResponse,
   type Job,
+  type JobSpec,
   type ListRequest,
   type ListResponse,
   type LogsRequest,
@@ -24,7 +25,7 @@ import {
 } from '../../proto/gen/runmesh/v1/job.js';
 import { requestCancel } from '../jobs/lifecycle.js';
 import type { JobRecord } from '../jobs/record.js';
-import type { JobRepo } from '../jobs/repo.js';
+import type { JobRepo, Versioned } from '../jobs/repo.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
@@ -45,6 +46,8 @@ export interface JobServiceDeps {
   waitingReason(jobId: string): string | undefined;
   /** Reads logs that another peer holds. */
   remoteLogs: RemoteLogs;
+  /** Stores drafted new jobs (placing them at once where it can); resolves when all are durable. */
+  admit(records: JobRecord[]): Promise<Versioned[]>;
 }
 
 const MAX_BATCH = 10_000;
@@ -75,7 +78,7 @@ export class JobServiceImpl {
 
   async submit(req: SubmitRequest): Promise<SubmitResponse> {
     const spec = validateSpec(req.spec);
-    const { created, existing } = await this.d.repo.create(spec, new Date());
+    const { created, existing } = spec.idempotencyKey ? await this.d.repo.create(spec, new Date()) : { created: await this.admitOne(spec), existing: false };
     this.d.tracker.apply(created);
     if (!existing) this.d.logger.info({ job_id: created.record.job.id, name: spec.name }, 'job submitted');
     return { job: created.record.job, existing };
@@ -87,9 +90,14 @@ export class JobServiceImpl {
     const specs = req.specs.map((s, i) => validateSpec(s, `specs[${i}]`));
     const keyed = specs.findIndex((s) => s.idempotencyKey);
     if (keyed >= 0) throw invalid(`specs[${keyed}].idempotency_key`, 'not supported in SubmitBatch; use Submit');
-    const created = await this.d.repo.createMany(specs, new Date());
-    for (const v of created) this.d.tracker.apply(v);
+    const now = new Date();
+    const created = await this.d.admit(specs.map((s) => this.d.repo.draft(s, now)));
     return { jobs: created.map((v) => v.record.job) };
+  }
+
+  private async admitOne(spec: JobSpec): Promise<Versioned> {
+    const [v] = await this.d.admit([this.d.repo.draft(spec, new Date())]);
+    return v!;
   }
 
   async get(req: GetRequest): Promise<GetResponse> {

@@ -47,7 +47,8 @@ export class JobRepo {
     return key.slice(this.jobsPrefix.length);
   }
 
-  private newRecord(spec: JobSpec, now: Date): JobRecord {
+  /** A new QUEUED record for `spec`, not yet stored. */
+  draft(spec: JobSpec, now: Date): JobRecord {
     const id = newJobId(now.getTime());
     const at = now.toISOString();
     const job: Job = {
@@ -69,7 +70,7 @@ export class JobRepo {
 
   /** Stores a new QUEUED job; with an idempotency key already used, returns that job instead. */
   async create(spec: JobSpec, now: Date): Promise<{ created: Versioned; existing: boolean }> {
-    const record = this.newRecord(spec, now);
+    const record = this.draft(spec, now);
     const key = this.key(record.job.id);
     if (!spec.idempotencyKey) {
       const modRevision = await this.store.put(key, encodeRecord(record));
@@ -92,9 +93,13 @@ export class JobRepo {
     throw new StaleWriteError(record.job.id, 'idempotency key kept changing');
   }
 
-  /** Stores many jobs in as few transactions as the store allows. */
+  /** Stores many new jobs in as few transactions as the store allows. */
   async createMany(specs: readonly JobSpec[], now: Date): Promise<Versioned[]> {
-    const records = specs.map((s) => this.newRecord(s, now));
+    return this.storeNew(specs.map((s) => this.draft(s, now)));
+  }
+
+  /** Stores drafted records (as they are) in as few transactions as the store allows. */
+  async storeNew(records: readonly JobRecord[]): Promise<Versioned[]> {
     const ops: Op[] = records.map((r) => ({ type: 'put', key: this.key(r.job.id), value: encodeRecord(r) }));
     const out: Versioned[] = [];
     const step = this.store.maxTxnOps;
@@ -103,6 +108,19 @@ export class JobRepo {
     const results = await Promise.all(txns);
     records.forEach((record, i) => out.push({ record, modRevision: results[Math.floor(i / step)]?.revision ?? 0 }));
     return out;
+  }
+
+  /**
+   * Stores one drafted record, already moved on (e.g. assigned at submit),
+   * only if its key does not exist yet and `fence` holds; undefined otherwise.
+   */
+  async insert(record: JobRecord, fence: readonly Compare[]): Promise<Versioned | undefined> {
+    const key = this.key(record.job.id);
+    const res = await this.store.txn({
+      compare: [{ key, target: 'version', op: '==', value: 0 }, ...fence],
+      success: [{ type: 'put', key, value: encodeRecord(record) }],
+    });
+    return res.succeeded ? { record, modRevision: res.revision } : undefined;
   }
 
   async get(id: string): Promise<Versioned | undefined> {

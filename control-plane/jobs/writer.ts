@@ -8,7 +8,7 @@ import type { Compare } from '../store/store.js';
 import { isStoreUnavailable } from '../store/errors.js';
 import { isNotLeader, isStaleWrite } from './errors.js';
 import type { JobRecord } from './record.js';
-import type { JobRepo, Mutator } from './repo.js';
+import type { JobRepo, Mutator, Versioned } from './repo.js';
 import type { JobTracker } from './tracker.js';
 
 /** How long a write keeps trying while the store is unavailable. */
@@ -37,6 +37,23 @@ export class JobWriter {
       return undefined;
     } finally {
       this.tracker.endWrite(id);
+    }
+  }
+
+  /**
+   * Stores a new record that has already moved on (assigned at submit), fenced
+   * on its key not existing and on this writer's fence; undefined when refused
+   * or failed (the caller stores it plainly instead).
+   */
+  async insert(record: JobRecord): Promise<Versioned | undefined> {
+    try {
+      const v = await this.repo.insert(record, this.fence?.() ?? []);
+      if (v) this.tracker.apply(v);
+      return v;
+    } catch (err) {
+      if (isNotLeader(err)) this.log.debug({ job_id: record.job.id }, 'insert refused: not the leader');
+      else this.log.warn({ err, job_id: record.job.id }, 'fenced insert failed');
+      return undefined;
     }
   }
 

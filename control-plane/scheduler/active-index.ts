@@ -6,6 +6,7 @@
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import type { QueuedJob, Resources, RunningAttemptView } from '../../routing/index.js';
 import { activeAgent } from '../jobs/lifecycle.js';
+import type { JobRecord } from '../jobs/record.js';
 import type { Versioned } from '../jobs/repo.js';
 import { QueueBuckets } from './queue-buckets.js';
 import { add, qosName, specResources, strategyName, ZERO } from './convert.js';
@@ -14,6 +15,8 @@ interface Active {
   agent: string;
   attempt: number;
   view: RunningAttemptView;
+  /** ms; set while the attempt is ASSIGNED and the agent has not reported it running. */
+  unstartedSince?: number;
 }
 
 export class ActiveIndex {
@@ -34,7 +37,7 @@ export class ActiveIndex {
     const agent = activeAgent(v.record);
     if (agent) this.addActive(job.id, agent, v);
     else if (job.state === JobState.JOB_STATE_QUEUED) {
-      const q = toQueued(v);
+      const q = toQueued(v.record);
       this.queued.set(job.id, q);
       this.buckets.add(q);
     }
@@ -46,7 +49,8 @@ export class ActiveIndex {
     const at = v.record.job.attempts.at(-1);
     const startedAt = Date.parse(at?.startedAt ?? at?.assignedAt ?? '') || undefined;
     const view: RunningAttemptView = { jobId: id, agent, qos: qosName(spec?.qos ?? 0), resources: specResources(spec), startedAt };
-    this.active.set(id, { agent, attempt: v.record.job.attempt, view });
+    const unstartedSince = v.record.job.state === JobState.JOB_STATE_ASSIGNED ? Date.parse(at?.assignedAt ?? '') || 0 : undefined;
+    this.active.set(id, { agent, attempt: v.record.job.attempt, view, unstartedSince });
     let set = this.byAgent.get(agent);
     if (!set) this.byAgent.set(agent, (set = new Set()));
     set.add(id);
@@ -84,6 +88,13 @@ export class ActiveIndex {
     return [...(this.byAgent.get(agent) ?? [])];
   }
 
+  /** Attempts still ASSIGNED, with no news from their agent, since before `before` (ms). */
+  unstarted(before: number): Array<{ jobId: string; agent: string; attempt: number }> {
+    const out = [];
+    for (const [jobId, a] of this.active) if (a.unstartedSince !== undefined && a.unstartedSince < before) out.push({ jobId, agent: a.agent, attempt: a.attempt });
+    return out;
+  }
+
   attemptOf(jobId: string): { agent: string; attempt: number } | undefined {
     return this.active.get(jobId);
   }
@@ -97,10 +108,11 @@ export class ActiveIndex {
   }
 }
 
-function toQueued(v: Versioned): QueuedJob {
-  const spec = v.record.job.spec;
+/** What the router sees of a queued job. */
+export function toQueued(r: JobRecord): QueuedJob {
+  const spec = r.job.spec;
   return {
-    id: v.record.job.id,
+    id: r.job.id,
     selector: spec?.selector ?? '',
     resources: specResources(spec),
     qos: qosName(spec?.qos ?? 0),
@@ -108,6 +120,6 @@ function toQueued(v: Versioned): QueuedJob {
     priority: spec?.priority ?? 0,
     affinityKey: spec?.affinityKey ?? '',
     strategy: strategyName(spec?.strategy ?? 0),
-    order: v.record.order,
+    order: r.order,
   };
 }

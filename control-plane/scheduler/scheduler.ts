@@ -8,11 +8,11 @@ import type { Logger } from 'pino';
 import type { AgentView, Decision, Placement, Preemption } from '../../routing/index.js';
 import { Router, snapshotOf } from '../../routing/index.js';
 import { assign, lost, preempt, promote, setWaitingReason } from '../jobs/lifecycle.js';
-import type { JobRecord } from '../jobs/record.js';
-import type { Mutator } from '../jobs/repo.js';
+import { cloneRecord, type JobRecord } from '../jobs/record.js';
+import type { JobRepo, Mutator, Versioned } from '../jobs/repo.js';
 import type { JobWriter } from '../jobs/writer.js';
 import type { JobTracker } from '../jobs/tracker.js';
-import type { ActiveIndex } from './active-index.js';
+import { toQueued, type ActiveIndex } from './active-index.js';
 import type { HealthFeed } from './health-feed.js';
 
 /** Where the scheduler sends its decisions: the peer holding the agent's stream (maybe this one). */
@@ -30,6 +30,8 @@ export interface AgentSource {
 }
 
 export interface SchedulerOptions {
+  /** Stores submitted jobs that are not placed at once. */
+  repo: JobRepo;
   writer: JobWriter;
   tracker: JobTracker;
   agents: AgentSource;
@@ -48,7 +50,20 @@ export interface SchedulerOptions {
   agentLostAfterMs: number;
 }
 
+interface Admission {
+  records: JobRecord[];
+  resolve(stored: Versioned[]): void;
+  reject(err: unknown): void;
+}
+
 const TICK_MS = 250;
+/**
+ * An assignment stored but with no word from its agent this long is pushed
+ * again (the agent ignores an Assign it has seen). It covers the one write
+ * whose outcome is unknown: a commit whose answer was lost (etcd restarted),
+ * which the retry then sees as "already assigned" and does not deliver.
+ */
+const REDELIVER_AFTER_MS = 5_000;
 /** Jobs per (QoS, tenant) shown to the router even with no free slot: preemption and reasons need them. */
 const MIN_SLICE = 64;
 
@@ -63,6 +78,10 @@ export class Scheduler {
   private stopped = false;
   /** Agents with active attempts that no peer holds, and since when. */
   private readonly missing = new Map<string, number>();
+  /** When each unconfirmed assignment was last pushed again. */
+  private readonly redelivered = new Map<string, number>();
+  /** Submitted jobs waiting for the next round to store them (placed, or queued). */
+  private admissions: Admission[] = [];
 
   constructor(private readonly o: SchedulerOptions) {
     this.router = o.router ?? new Router();
@@ -87,6 +106,21 @@ export class Scheduler {
     if (!this.running && !this.stopped) this.running = this.loop().finally(() => (this.running = undefined));
   }
 
+  /**
+   * Stores newly submitted (drafted) jobs; resolves once every one is durable.
+   * On the leader with nothing queued, the jobs that fit an agent now are
+   * stored already assigned, in one fenced write instead of a QUEUED write
+   * and an assignment, and pushed to the agent; the rest are stored QUEUED.
+   * With a queue, new jobs join its back (placing them first would jump it).
+   */
+  admit(records: JobRecord[]): Promise<Versioned[]> {
+    if (this.stopped || !this.leader()) return this.storeQueued(records);
+    return new Promise((resolve, reject) => {
+      this.admissions.push({ records, resolve, reject });
+      this.kick();
+    });
+  }
+
   /** Why a queued job is still waiting, as last decided. */
   waitingReason(jobId: string): string | undefined {
     return this.reasons.get(jobId);
@@ -108,6 +142,7 @@ export class Scheduler {
       return;
     }
     void this.sweepLost(now);
+    void this.redeliver(now);
     const due = [...this.index.waiting.values()].some((t) => t <= now);
     if (due || this.index.queued.size > 0) this.kick();
   }
@@ -124,6 +159,9 @@ export class Scheduler {
   }
 
   private async round(now: Date): Promise<void> {
+    const admitted = this.admissions;
+    this.admissions = [];
+    if (admitted.length > 0) await this.admitNow(admitted, now);
     if (!this.leader()) return;
     await this.promoteDue(now);
     if (this.index.queued.size === 0) return;
@@ -138,6 +176,43 @@ export class Scheduler {
     await this.recordReasons(decision);
   }
 
+  private async admitNow(admitted: Admission[], now: Date): Promise<void> {
+    const records = admitted.flatMap((a) => a.records);
+    try {
+      const stored = new Map<string, Versioned>();
+      const placed = this.leader() && this.index.queued.size === 0 ? await this.placeFresh(records, now) : [];
+      for (const v of placed) stored.set(v.record.job.id, v);
+      for (const v of await this.storeQueued(records.filter((r) => !stored.has(r.job.id)))) stored.set(v.record.job.id, v);
+      for (const a of admitted) a.resolve(a.records.map((r) => stored.get(r.job.id)!));
+      await Promise.all(placed.map((v) => this.deliver(v.record)));
+    } catch (err) {
+      for (const a of admitted) a.reject(err);
+    }
+  }
+
+  /** Routes fresh jobs against the cluster as it is and stores those placed as assigned. */
+  private async placeFresh(records: JobRecord[], now: Date): Promise<Versioned[]> {
+    const agents = this.o.agents.views(this.index);
+    const byId = new Map(records.map((r) => [r.job.id, r]));
+    const decision = this.router.decide(snapshotOf(agents, this.index.running()), records.map(toQueued), now.getTime());
+    await Promise.all(decision.preemptions.map((p) => this.preempt(p)));
+    const inserted = await Promise.all(
+      decision.placements.map((p) => {
+        const r = cloneRecord(byId.get(p.jobId)!);
+        assign(r, p.agent, now);
+        return this.o.writer.insert(r);
+      }),
+    );
+    return inserted.filter((v): v is Versioned => v !== undefined);
+  }
+
+  private async storeQueued(records: JobRecord[]): Promise<Versioned[]> {
+    if (records.length === 0) return [];
+    const stored = await this.o.repo.storeNew(records);
+    for (const v of stored) this.o.tracker.apply(v);
+    return stored;
+  }
+
   private async promoteDue(now: Date): Promise<void> {
     const due = [...this.index.waiting].filter(([, t]) => t <= now.getTime()).map(([id]) => id);
     await Promise.all(due.map((id) => this.write(id, (r) => promote(r, now))));
@@ -146,10 +221,15 @@ export class Scheduler {
   private async place(p: Placement, now: Date): Promise<void> {
     this.reasons.delete(p.jobId);
     const v = await this.write(p.jobId, (r) => assign(r, p.agent, now));
-    if (!v) return;
-    if (await this.o.dispatcher.assign(p.agent, v).catch(() => false)) return;
-    this.o.logger.warn({ job_id: p.jobId, agent_id: p.agent }, 'agent gone before assignment, requeueing');
-    await this.write(p.jobId, (r) => lost(r, v.job.attempt, 'agent disconnected before the assignment arrived', new Date()));
+    if (v) await this.deliver(v);
+  }
+
+  /** Pushes a stored assignment to its agent; requeues the job if the agent is gone. */
+  private async deliver(r: JobRecord): Promise<void> {
+    const agent = r.job.attempts.at(-1)?.agent ?? '';
+    if (await this.o.dispatcher.assign(agent, r).catch(() => false)) return;
+    this.o.logger.warn({ job_id: r.job.id, agent_id: agent }, 'agent gone before assignment, requeueing');
+    await this.write(r.job.id, (x) => lost(x, r.job.attempt, 'agent disconnected before the assignment arrived', new Date()));
   }
 
   private async preempt(p: Preemption): Promise<void> {
@@ -200,12 +280,28 @@ export class Scheduler {
     }
   }
 
+  private async redeliver(now: number): Promise<void> {
+    const stale = this.index.unstarted(now - REDELIVER_AFTER_MS);
+    for (const id of this.redelivered.keys()) if (!this.index.attemptOf(id)) this.redelivered.delete(id);
+    await Promise.all(stale.map(async ({ jobId, agent, attempt }) => {
+      if (now - (this.redelivered.get(jobId) ?? 0) < REDELIVER_AFTER_MS) return;
+      const r = this.o.tracker.get(jobId)?.record;
+      if (!r || r.job.attempt !== attempt || !this.o.agents.connected(agent)) return;
+      this.redelivered.set(jobId, now);
+      this.o.logger.info({ job_id: jobId, agent_id: agent, attempt }, 'no word of an assignment, sending it again');
+      await this.o.dispatcher.assign(agent, r).catch(() => false);
+    }));
+  }
+
   private write(id: string, mutate: Mutator): Promise<JobRecord | undefined> {
     return this.o.writer.write(id, mutate);
   }
 
   async close(): Promise<void> {
     this.stopped = true;
+    const admitted = this.admissions;
+    this.admissions = [];
+    for (const a of admitted) a.reject(new Error('scheduler stopped'));
     clearInterval(this.timer);
     this.unsubscribe?.();
     await this.running;

@@ -1,17 +1,18 @@
 /**
- * Translation between the store's shapes and etcd's wire shapes: namespaced
- * keys, key values, compares, ops, and errors.
+ * Translation between the store's shapes and etcd3's shapes: namespaced keys,
+ * key values, and errors (txn requests are encoded in `etcd-wire.ts`).
  */
-import { ClientClosedError, CompareResult, CompareTarget, isRecoverableError } from 'etcd3';
-import type { ICompare, IKeyValue, IRequestOp } from 'etcd3';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { ClientClosedError, isRecoverableError } from 'etcd3';
+import type { IKeyValue } from 'etcd3';
 import { StoreError, StoreUnavailableError } from './errors.js';
-import type { Compare, KeyValue, Op } from './store.js';
+import type { KeyValue } from './store.js';
 
 /** Applies and strips the store's key prefix (etcd's own namespacing, done by hand on raw requests). */
 export class Keys {
   private readonly ns: Buffer;
 
-  constructor(prefix: string) {
+  constructor(readonly prefix: string) {
     this.ns = Buffer.from(prefix);
   }
 
@@ -46,40 +47,7 @@ export class Keys {
       lease: Number(kv.lease),
     };
   }
-
-  compare(c: Compare): ICompare {
-    const result = COMPARE_RESULT[c.op];
-    const key = this.key(c.key);
-    switch (c.target) {
-      case 'value':
-        return { key, result, target: CompareTarget.Value, value: Buffer.from(c.value) };
-      case 'version':
-        return { key, result, target: CompareTarget.Version, version: c.value };
-      case 'modRevision':
-        return { key, result, target: CompareTarget.Mod, mod_revision: c.value };
-      case 'createRevision':
-        return { key, result, target: CompareTarget.Create, create_revision: c.value };
-    }
-  }
-
-  op(op: Op): IRequestOp {
-    switch (op.type) {
-      case 'put':
-        return { request_put: { key: this.key(op.key), value: Buffer.from(op.value), lease: op.lease ?? 0 } };
-      case 'delete':
-        return { request_delete_range: { key: this.key(op.key) } };
-      case 'deletePrefix':
-        return { request_delete_range: { key: this.key(op.prefix), range_end: this.prefixEnd(op.prefix) } };
-    }
-  }
 }
-
-const COMPARE_RESULT: Record<Compare['op'], CompareResult> = {
-  '==': CompareResult.Equal,
-  '!=': CompareResult.NotEqual,
-  '<': CompareResult.Less,
-  '>': CompareResult.Greater,
-};
 
 /** Connection trouble (retryable) becomes StoreUnavailableError, anything else StoreError; the original is the cause. */
 export function translateError(err: unknown, what: string): StoreError {
@@ -88,8 +56,12 @@ export function translateError(err: unknown, what: string): StoreError {
   return new StoreError(`etcd ${what} failed`, { cause: err });
 }
 
+/** gRPC codes meaning etcd could not be reached or could not answer in time (raw calls, `etcd-rpc`). */
+const UNAVAILABLE_CODES = new Set([GrpcStatus.UNAVAILABLE, GrpcStatus.DEADLINE_EXCEEDED]);
+
 function isUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
+  if ('code' in err && UNAVAILABLE_CODES.has(err.code as GrpcStatus)) return true;
   // cockatiel (etcd3's fault handling) marks an open circuit with this property, not a class we can import.
   return isRecoverableError(err) || err instanceof ClientClosedError || 'isBrokenCircuitError' in err;
 }

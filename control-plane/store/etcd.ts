@@ -10,6 +10,8 @@ import pino from 'pino';
 import { StoreError, StoreUnavailableError } from './errors.js';
 import { Keys, translateError } from './etcd-codec.js';
 import { EtcdLease, grantEtcdLease } from './etcd-lease.js';
+import { EtcdRpc } from './etcd-rpc.js';
+import { decodeTxnResponse, encodeTxn } from './etcd-wire.js';
 import { EtcdWatch } from './etcd-watch.js';
 import type { KeyValue, Lease, RangeOptions, RangeResult, Store, TxnRequest, TxnResult, Watch, WatchHandlers } from './store.js';
 
@@ -47,7 +49,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
     faultHandling: FAULT_HANDLING,
   };
-  const store = new EtcdStore(new Etcd3(clientOptions), new Keys(options.prefix ?? ''), log);
+  const store = new EtcdStore(new Etcd3(clientOptions), new EtcdRpc(options.endpoints, timeout), new Keys(options.prefix ?? ''), log);
   try {
     await store.revision();
   } catch (err) {
@@ -68,6 +70,7 @@ export class EtcdStore implements Store {
   /** Use `openEtcdStore`. */
   constructor(
     readonly client: Etcd3,
+    private readonly rpc: EtcdRpc,
     private readonly keys: Keys,
     private readonly log: pino.Logger,
   ) {}
@@ -108,15 +111,9 @@ export class EtcdStore implements Store {
     });
   }
 
+  /** The hot path (every job transition): our own wire encoding, see `etcd-wire.ts`. */
   txn(request: TxnRequest): Promise<TxnResult> {
-    return this.call('txn', async () => {
-      const res = await this.client.kv.txn({
-        compare: (request.compare ?? []).map((c) => this.keys.compare(c)),
-        success: (request.success ?? []).map((op) => this.keys.op(op)),
-        failure: (request.failure ?? []).map((op) => this.keys.op(op)),
-      });
-      return { succeeded: res.succeeded, revision: Number(res.header.revision) };
-    });
+    return this.call('txn', () => this.rpc.unary('/etcdserverpb.KV/Txn', encodeTxn(request, this.keys.prefix, (p) => this.keys.prefixEnd(p)), decodeTxnResponse));
   }
 
   grantLease(ttlSeconds: number): Promise<Lease> {
@@ -163,6 +160,7 @@ export class EtcdStore implements Store {
     for (const w of [...this.watches]) w.fail(closed);
     for (const lease of [...this.leases]) lease.release();
     try {
+      this.rpc.close();
       this.client.close();
     } catch (err) {
       this.log.warn({ err }, 'etcd client close failed');
