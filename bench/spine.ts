@@ -13,7 +13,7 @@ import { AgentServiceClient } from '../proto/gen/runmesh/v1/agent.js';
 import { openEmbeddedStore } from '../control-plane/store/embedded.js';
 import { TestClient } from '../test/support/client.js';
 import { startAgent, startServer, stopAll, tempDir, TOKEN, type ServerProc } from '../test/support/processes.js';
-import { simAgent, type SimAgent } from './sim-agent.js';
+import { simAgent, type SimAgent } from '../test/support/sim-agent.js';
 import { line, ms, round, rssMb, summarize } from './stats.js';
 
 const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
