@@ -1,38 +1,54 @@
 /**
  * Durable throughput on etcd, with the ceilings measured in the same run:
- * - runmesh on etcd: idle dispatch submit → assign, and no-op jobs/s with
- *   simulated agents over real gRPC;
- * - raw etcd: transactions of 100 puts, 8 in flight (what batching could reach);
+ * - runmesh on etcd: idle dispatch submit → assign against the floor of one
+ *   durable etcd put; no-op jobs/s with simulated agents over real gRPC, and
+ *   the CPU each process spent per job (what limits it on a small machine);
+ * - raw etcd: transactions of 100 puts, 8 in flight (what batching could
+ *   reach), and etcd's own CPU per put, from which the ceiling of a design
+ *   with three durable writes per job follows;
  * - BullMQ on Redis (appendonly yes, appendfsync everysec): addBulk 20k, one
  *   worker at concurrency 100, the same no-op work.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { Etcd3 } from 'etcd3';
+import { availableParallelism } from 'node:os';
+import { pino } from 'pino';
+import { openEtcdStore } from '../control-plane/store/etcd.js';
+import type { Store } from '../control-plane/store/store.js';
 import { startEtcd, freePort } from '../test/support/etcd.js';
 import { TestClient } from '../test/support/client.js';
 import { startServer, stopAll, tempDir } from '../test/support/processes.js';
 import { dispatchLatency, throughput } from './spine.js';
-import { line, round } from './stats.js';
+import { cpuSeconds, line, ms, round, summarize } from './stats.js';
 
 const JOBS = 20_000;
 
-async function rawEtcdPuts(endpoint: string, seconds: number): Promise<number> {
-  const client = new Etcd3({ hosts: endpoint });
+/** Transactions of 100 puts, 8 in flight, for `seconds`: puts/s and etcd's CPU per put. */
+async function rawEtcdPuts(store: Store, etcdPid: number, seconds: number): Promise<{ putsPerS: number; etcdUsPerPut: number }> {
   const value = 'x'.repeat(400);
   let puts = 0;
   const until = Date.now() + seconds * 1000;
   const worker = async (w: number): Promise<void> => {
     for (let i = 0; Date.now() < until; i++) {
-      const ops = Array.from({ length: 100 }, (_, k) => client.put(`/bench/${w}/${i}/${k}`).value(value));
-      await client.if(`/bench/${w}/guard`, 'Version', '==', 0).then(...ops).commit();
+      await store.txn({ success: Array.from({ length: 100 }, (_, k) => ({ type: 'put' as const, key: `/bench/${w}/${i}/${k}`, value })) });
       puts += 100;
     }
   };
   const t0 = Date.now();
+  const cpu0 = cpuSeconds(etcdPid);
   await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)));
-  client.close();
-  return round(puts / ((Date.now() - t0) / 1000), 0);
+  return { putsPerS: round(puts / ((Date.now() - t0) / 1000), 0), etcdUsPerPut: round(((cpuSeconds(etcdPid) - cpu0) * 1e6) / puts, 1) };
+}
+
+/** One single-put transaction at a time: the floor under any durable dispatch. */
+async function onePutLatency(store: Store, n: number): Promise<{ p50: number; p99: number }> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await store.txn({ success: [{ type: 'put', key: `/bench/one/${i}`, value: 'x'.repeat(800) }] });
+    samples.push(ms(t0, process.hrtime.bigint()));
+  }
+  return summarize(samples.slice(n / 10));
 }
 
 async function bullmq(jobs: number): Promise<number | string> {
@@ -72,24 +88,39 @@ async function bullmq(jobs: number): Promise<number | string> {
   }
 }
 
-export async function benchEtcd(): Promise<void> {
+export async function benchEtcd(): Promise<Record<string, number | string>> {
   const etcd = await startEtcd();
   try {
     const server = await startServer({ args: ['--store', `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`, '--log-level', 'warn'] });
     const client = new TestClient(server.address);
     const lat = await dispatchLatency(server, client, 300);
-    line('etcd: dispatch submit→assign, idle (ms)', lat);
+    const store = await openEtcdStore({ endpoints: [etcd.endpoint], prefix: '/bench-raw', logger: pino({ level: 'silent' }) });
+    const floor = await onePutLatency(store, 300);
+    line('etcd: dispatch submit→assign, idle (ms)', { ...lat, one_put_p50: floor.p50, one_put_p99: floor.p99, 'p50/one_put': round(lat.p50 / floor.p50, 2) });
+    const cpu0 = { cp: cpuSeconds(server.proc.pid!), etcd: cpuSeconds(etcd.pid()), bench: cpuSeconds() };
+    const t0 = Date.now();
     const tp = await throughput(server, client, JOBS);
+    const wall = (Date.now() - t0) / 1000;
+    const perJob = (a: number, b: number): number => round(((b - a) * 1e6) / JOBS, 0);
+    const cpu = { cp: perJob(cpu0.cp, cpuSeconds(server.proc.pid!)), etcd: perJob(cpu0.etcd, cpuSeconds(etcd.pid())), bench: perJob(cpu0.bench, cpuSeconds()) };
+    line('etcd: no-op jobs/s, 16 sim agents', {
+      jobs_per_s: tp,
+      cpu_us_per_job_control_plane: cpu.cp,
+      cpu_us_per_job_etcd: cpu.etcd,
+      cpu_us_per_job_bench_agents: cpu.bench,
+      cores_busy: round(((cpu.cp + cpu.etcd + cpu.bench) * JOBS) / 1e6 / wall, 2),
+    });
     client.close();
     await server.stop();
-    const raw = await rawEtcdPuts(etcd.endpoint, 3);
+    const raw = await rawEtcdPuts(store, etcd.pid(), 3);
+    await store.close();
+    // Three durable writes per job (submit, assign, finish); etcd alone on every core of this machine.
+    const ceiling = round((availableParallelism() * 1e6) / (3 * raw.etcdUsPerPut), 0);
+    line('etcd: raw txns of 100 puts, 8 in flight', { puts_per_s: raw.putsPerS, etcd_cpu_us_per_put: raw.etcdUsPerPut, ceiling_jobs_per_s_all_cores_to_etcd: ceiling });
     const bull = await bullmq(JOBS);
-    line('etcd: no-op jobs/s vs ceilings', {
-      runmesh_jobs_per_s: tp,
-      raw_etcd_puts_per_s: raw,
-      bullmq_jobs_per_s: bull,
-      'runmesh/bullmq': typeof bull === 'number' ? round(tp / bull, 2) : 'n/a',
-    });
+    const ratio = typeof bull === 'number' ? round(tp / bull, 2) : 'n/a';
+    line('bullmq on redis (aof everysec), same work', { bullmq_jobs_per_s: bull, 'runmesh/bullmq': ratio });
+    return { dispatch_p50: lat.p50, dispatch_p99: lat.p99, jobs_per_s: tp, bullmq: bull, ratio };
   } finally {
     await stopAll();
     await etcd.stop();

@@ -32,31 +32,48 @@ export async function grpcBaseline(address: string, n: number): Promise<{ p50: n
   return summarize(samples.slice(n / 10));
 }
 
+/**
+ * Idle dispatch: one job at a time into a quiet cluster, submit → the agent
+ * holds its Assign. The next job waits until the previous one is finished
+ * and acknowledged, so no earlier write shares the store's commit with it.
+ */
 export async function dispatchLatency(server: ServerProc, client: TestClient, n: number): Promise<{ p50: number; p99: number }> {
-  const waiters = new Map<string, (at: bigint) => void>();
-  // An Assign can arrive before Submit's answer does; keep it until the id is known.
-  const early = new Map<string, bigint>();
-  const onAssign = (id: string, at: bigint): void => {
-    const w = waiters.get(id);
-    if (w) w(at);
-    else early.set(id, at);
-  };
-  const agent = simAgent(server.address, { name: 'lat', token: TOKEN, slots: 4, onAssign });
+  const assigned = new Waiters<bigint>();
+  const acked = new Waiters<void>();
+  const agent = simAgent(server.address, { name: 'lat', token: TOKEN, slots: 4, onAssign: (id, at) => assigned.settle(id, at), onResultAck: (id) => acked.settle(id, undefined) });
   await agent.welcomed;
   await sleep(200);
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = process.hrtime.bigint();
     const job = await client.submit({ argv: ['true'] });
-    const at = await new Promise<bigint>((resolve) => {
-      const got = early.get(job.id);
-      if (got) resolve(got);
-      else waiters.set(job.id, resolve);
-    });
-    samples.push(ms(t0, at));
+    samples.push(ms(t0, await assigned.wait(job.id)));
+    await acked.wait(job.id);
   }
   agent.close();
   return summarize(samples.slice(n / 10));
+}
+
+/** Values keyed by job id that may arrive before anyone waits for them (an Assign can beat Submit's answer). */
+class Waiters<T> {
+  private readonly early = new Map<string, T>();
+  private readonly waiting = new Map<string, (v: T) => void>();
+
+  settle(id: string, value: T): void {
+    const w = this.waiting.get(id);
+    this.waiting.delete(id);
+    if (w) w(value);
+    else this.early.set(id, value);
+  }
+
+  wait(id: string): Promise<T> {
+    if (this.early.has(id)) {
+      const v = this.early.get(id) as T;
+      this.early.delete(id);
+      return Promise.resolve(v);
+    }
+    return new Promise((resolve) => this.waiting.set(id, resolve));
+  }
 }
 
 export async function throughput(server: ServerProc, client: TestClient, jobs: number): Promise<number> {

@@ -25,3 +25,9 @@ export function line(label: string, figures: Record<string, number | string>): v
   const parts = Object.entries(figures).map(([k, v]) => `${k}=${v}`);
   process.stdout.write(`${label.padEnd(44)} ${parts.join('  ')}\n`);
 }
+
+/** CPU seconds a process has used so far (user + system), from /proc. */
+export function cpuSeconds(pid: number | 'self' = 'self'): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}

@@ -68,16 +68,18 @@ export class ClusterServiceImpl {
       [QosClass.QOS_CLASS_STANDARD, 0],
       [QosClass.QOS_CLASS_BATCH, 0],
     ]);
-    const jobsByState: Record<string, number> = {};
+    // Counted by enum value, named once per state: this runs over every live job on each call.
+    const byState = new Map<JobState, number>();
     for (const v of this.d.tracker.values()) {
       const j = v.record.job;
-      const k = enumName(JobState, j.state, 'JOB_STATE_');
-      jobsByState[k] = (jobsByState[k] ?? 0) + 1;
+      byState.set(j.state, (byState.get(j.state) ?? 0) + 1);
       if (j.state === JobState.JOB_STATE_QUEUED) {
         const q = j.spec?.qos || QosClass.QOS_CLASS_STANDARD;
         depth.set(q, (depth.get(q) ?? 0) + 1);
       }
     }
+    const jobsByState: Record<string, number> = {};
+    for (const [state, n] of byState) jobsByState[enumName(JobState, state, 'JOB_STATE_')] = n;
     return {
       peers: this.d.view.peers(),
       leader: this.d.view.leader(),

@@ -46,14 +46,18 @@ export class JobWriter {
    * or failed (the caller stores it plainly instead).
    */
   async insert(record: JobRecord): Promise<Versioned | undefined> {
+    const id = record.job.id;
+    this.tracker.beginWrite(id);
     try {
       const v = await this.repo.insert(record, this.fence?.() ?? []);
       if (v) this.tracker.apply(v);
       return v;
     } catch (err) {
-      if (isNotLeader(err)) this.log.debug({ job_id: record.job.id }, 'insert refused: not the leader');
-      else this.log.warn({ err, job_id: record.job.id }, 'fenced insert failed');
+      if (isNotLeader(err)) this.log.debug({ job_id: id }, 'insert refused: not the leader');
+      else this.log.warn({ err, job_id: id }, 'fenced insert failed');
       return undefined;
+    } finally {
+      this.tracker.endWrite(id);
     }
   }
 

@@ -17,9 +17,11 @@ export class QueueBuckets {
   add(job: QueuedJob): void {
     const key = `${job.qos}/${job.tenant}`;
     const b = this.buckets.get(key);
-    if (b) b.push(job);
-    else this.buckets.set(key, [job]);
-    this.unsorted.add(key);
+    if (!b) return void this.buckets.set(key, [job]);
+    // Submissions arrive in order: appending one that sorts last keeps the group sorted.
+    const last = b.at(-1);
+    if (last && byRoutingOrder(last, job) > 0) this.unsorted.add(key);
+    b.push(job);
   }
 
   /** The first `perBucket` live jobs of every group. */

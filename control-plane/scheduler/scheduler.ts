@@ -181,10 +181,12 @@ export class Scheduler {
     try {
       const stored = new Map<string, Versioned>();
       const placed = this.leader() && this.index.queued.size === 0 ? await this.placeFresh(records, now) : [];
+      // Assignments go out first: the agent's Assign does not wait behind the submitter's answer.
+      const delivered = Promise.all(placed.map((v) => this.deliver(v.record)));
       for (const v of placed) stored.set(v.record.job.id, v);
       for (const v of await this.storeQueued(records.filter((r) => !stored.has(r.job.id)))) stored.set(v.record.job.id, v);
       for (const a of admitted) a.resolve(a.records.map((r) => stored.get(r.job.id)!));
-      await Promise.all(placed.map((v) => this.deliver(v.record)));
+      await delivered;
     } catch (err) {
       for (const a of admitted) a.reject(err);
     }
@@ -208,9 +210,16 @@ export class Scheduler {
 
   private async storeQueued(records: JobRecord[]): Promise<Versioned[]> {
     if (records.length === 0) return [];
-    const stored = await this.o.repo.storeNew(records);
-    for (const v of stored) this.o.tracker.apply(v);
-    return stored;
+    const { tracker } = this.o;
+    // Marked as local writes, so a watch echo that beats the answer is not decoded and applied twice.
+    for (const r of records) tracker.beginWrite(r.job.id);
+    try {
+      const stored = await this.o.repo.storeNew(records);
+      for (const v of stored) tracker.apply(v);
+      return stored;
+    } finally {
+      for (const r of records) tracker.endWrite(r.job.id);
+    }
   }
 
   private async promoteDue(now: Date): Promise<void> {

@@ -196,6 +196,19 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       await later.watch.close();
     });
 
+    it('replays a history larger than one gRPC message (8 MB over 80 revisions)', async () => {
+      const start = await store.revision();
+      const value = 'v'.repeat(2048);
+      for (let i = 0; i < 80; i++) {
+        await store.txn({ success: Array.from({ length: 50 }, (_, k) => ({ type: 'put' as const, key: `big/${i}/${k}`, value })) });
+      }
+      const replay = await collect(store, 'big/', start);
+      await eventually(() => replay.groups.length >= 80 || replay.errors.length > 0, 20_000, 'replay of 80 revisions');
+      expect(replay.errors).toEqual([]);
+      expect(replay.groups.map((g) => g.length)).toEqual(Array.from({ length: 80 }, () => 50));
+      await replay.watch.close();
+    });
+
     it('delivers nothing after close', async () => {
       const w = await collect(store, 'c/');
       await store.put('c/1', 'v');

@@ -101,6 +101,9 @@ export class EtcdWatch implements Watch {
         range_end: this.keys.prefixEnd(this.prefix),
         start_revision: this.next,
         progress_notify: true,
+        // Lets etcd split a revision over its message limit (a catch-up after a long break) instead of
+        // sending one message larger than the client accepts, which would fail the watch on every resume.
+        fragment: true,
       },
     });
     if (confirm) await created;

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { StoreError, StoreUnavailableError } from './errors.js';
 import { Keys, translateError } from './etcd-codec.js';
 import { EtcdLease, grantEtcdLease } from './etcd-lease.js';
-import { EtcdRpc } from './etcd-rpc.js';
+import { ETCD_CHANNEL_OPTIONS, EtcdRpc } from './etcd-rpc.js';
 import { decodeTxnResponse, encodeTxn } from './etcd-wire.js';
 import { EtcdWatch } from './etcd-watch.js';
 import type { KeyValue, Lease, RangeOptions, RangeResult, Store, TxnRequest, TxnResult, Watch, WatchHandlers } from './store.js';
@@ -48,6 +48,7 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
     hosts: options.endpoints,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
     faultHandling: FAULT_HANDLING,
+    grpcOptions: ETCD_CHANNEL_OPTIONS,
   };
   const store = new EtcdStore(new Etcd3(clientOptions), new EtcdRpc(options.endpoints, timeout), new Keys(options.prefix ?? ''), log);
   try {

@@ -20,7 +20,7 @@ interface Pending {
 const MAX_IN_FLIGHT = 4;
 
 export function withGroupCommit(store: Store): Store {
-  const queue: Pending[] = [];
+  let queue: Pending[] = [];
   let inFlight = 0;
   const opLimit = Math.max(2, store.maxTxnOps);
 
@@ -30,24 +30,26 @@ export function withGroupCommit(store: Store): Store {
   const compareKey = (c: Compare): string => `${c.key}\u0000${c.target}\u0000${c.op}\u0000${String(c.value)}`;
   const keysOf = (r: TxnRequest): string[] => (r.success ?? []).map((o) => (o.type === 'deletePrefix' ? o.prefix : o.key));
 
+  /** The next batch from the head of the queue: distinct keys, within the op limit; clashing txns wait their turn. */
   function takeBatch(): Pending[] {
     const batch: Pending[] = [];
+    const waiting: Pending[] = [];
     const seen = new Set<string>();
     let ops = 0;
-    for (let i = 0; i < queue.length && batch.length < 256; ) {
+    let i = 0;
+    for (; i < queue.length && batch.length < 256; i++) {
       const p = queue[i]!;
-      const size = Math.max(p.request.success?.length ?? 0, p.request.compare?.length ?? 0);
-      const clash = p.keys.some((k) => seen.has(k));
-      if (clash || (batch.length > 0 && ops + size > opLimit)) {
-        if (batch.length > 0 && !clash) break;
-        i++;
+      if (p.keys.some((k) => seen.has(k))) {
+        waiting.push(p);
         continue;
       }
-      queue.splice(i, 1);
+      const size = Math.max(p.request.success?.length ?? 0, p.request.compare?.length ?? 0);
+      if (batch.length > 0 && ops + size > opLimit) break;
       batch.push(p);
       ops += size;
       for (const k of p.keys) seen.add(k);
     }
+    queue = waiting.length > 0 ? waiting.concat(queue.slice(i)) : queue.slice(i);
     return batch;
   }
 

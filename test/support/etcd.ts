@@ -21,6 +21,8 @@ export interface TestEtcd {
   dataDir: string;
   /** Kills etcd and removes its directory. Idempotent. */
   stop(): Promise<void>;
+  /** The running etcd's process id (benchmarks read its CPU time). */
+  pid(): number;
   /** Sends a signal (default SIGKILL) without waiting or cleaning up. */
   kill(signal?: NodeJS.Signals): void;
   /** Stops etcd and starts it again on the same data and ports; resolves once it answers. */
@@ -40,6 +42,7 @@ export async function startEtcd(): Promise<TestEtcd> {
   return {
     endpoint,
     dataDir: dir,
+    pid: () => child.pid ?? 0,
     kill: (signal = 'SIGKILL') => void child.kill(signal),
     async restart() {
       await terminate(child);

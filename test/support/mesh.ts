@@ -8,8 +8,13 @@ import { JobState, type Job } from '../../proto/gen/runmesh/v1/job.js';
 import { TERMINAL, TestClient } from './client.js';
 import { startAgent, startServer, type AgentProc, type ServerProc } from './processes.js';
 
-/** Lease of every test peer: short, so failovers fit in a test. */
-export const PEER_TTL_SECONDS = 2;
+/**
+ * Lease of every test peer: short, so failovers fit in a test, but not so
+ * short that a 2-core CI machine running two suites at once (a dozen
+ * processes) starves a keepalive past it: at 2 s, one in a few full runs lost
+ * a healthy peer's lease while three peers and four agents ran 500 jobs.
+ */
+export const PEER_TTL_SECONDS = 3;
 
 export interface MeshPeer extends ServerProc {
   readonly id: string;

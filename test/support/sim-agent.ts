@@ -23,6 +23,8 @@ export interface SimAgentOptions {
   /** Shares one channel among several agents. */
   client?: AgentServiceClient;
   onAssign?: (jobId: string, at: bigint) => void;
+  /** Called when the control plane acknowledges a result (the job's final write is done). */
+  onResultAck?: (jobId: string) => void;
   /** Whether to answer this Assign with a success (default: always). */
   complete?: (assign: Assign) => boolean;
 }
@@ -50,6 +52,7 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
   call.on('data', (m: ConnectResponse) => {
     const msg = m.msg;
     if (msg?.$case === 'welcome') resolveWelcome();
+    if (msg?.$case === 'resultAck') o.onResultAck?.(msg.value.jobId);
     if (msg?.$case !== 'assign') return;
     agent.onAssign?.(msg.value.jobId, process.hrtime.bigint());
     if (!o.complete || o.complete(msg.value)) finish(msg.value);
