@@ -117,6 +117,9 @@ export class EtcdLease implements Lease {
       this.send(stream);
     } catch (err) {
       this.log.debug({ err }, 'lease keepalive connect failed');
+      // Try again soon rather than at the next tick (ttl/3): after an etcd restart every
+      // moment without a keepalive comes out of the lease's TTL.
+      setTimeout(() => this.tick(), RETRY_DELAY_MS).unref();
     } finally {
       this.connecting = false;
     }
