@@ -16,6 +16,9 @@ import { startAgent, startServer, type AgentProc, type ServerProc } from './proc
  */
 export const PEER_TTL_SECONDS = 3;
 
+/** `runmesh server`'s default lease, for tests about riding out store blips as deployed. */
+export const DEFAULT_PEER_TTL_SECONDS = 5;
+
 export interface MeshPeer extends ServerProc {
   readonly id: string;
   readonly client: TestClient;
@@ -24,12 +27,12 @@ export interface MeshPeer extends ServerProc {
 }
 
 /** Starts `n` peers on `etcdEndpoint` (`http://host:port`), named `<tag>p0`…, one after another. */
-export async function startPeers(etcdEndpoint: string, tag: string, n = 3): Promise<MeshPeer[]> {
+export async function startPeers(etcdEndpoint: string, tag: string, n = 3, ttlSeconds = PEER_TTL_SECONDS): Promise<MeshPeer[]> {
   const store = `etcd://${etcdEndpoint.replace(/^https?:\/\//, '')}`;
   const peers: MeshPeer[] = [];
   for (let i = 0; i < n; i++) {
     const id = `${tag}p${i}`;
-    const server = await startServer({ args: ['--store', store, '--peer-id', id, '--peer-ttl', `${PEER_TTL_SECONDS}s`] });
+    const server = await startServer({ args: ['--store', store, '--peer-id', id, '--peer-ttl', `${ttlSeconds}s`] });
     const client = new TestClient(server.address);
     const alive = (): boolean => server.proc.exitCode === null && server.proc.signalCode === null;
     peers.push(Object.assign(server, { id, client, alive }));
