@@ -153,7 +153,6 @@ function serve(p: Parts, mesh: MeshNode): void {
   const { o, log, tracker, index, registry } = p;
   const agentHealth = new HealthTracker();
   const scheduler = new Scheduler({
-    repo: p.repo,
     writer: new JobWriter(p.repo, tracker, log, () => mesh.fence()),
     tracker, index, agents: mesh, dispatcher: mesh,
     router: new Router({ tenantWeights: o.tenantWeights, health: agentHealth }),

@@ -78,7 +78,7 @@ export class JobServiceImpl {
 
   async submit(req: SubmitRequest): Promise<SubmitResponse> {
     const spec = validateSpec(req.spec);
-    const { created, existing } = spec.idempotencyKey ? await this.d.repo.create(spec, new Date()) : { created: await this.admitOne(spec), existing: false };
+    const { created, existing } = spec.idempotencyKey ? await this.d.repo.createOnce(spec, new Date()) : { created: await this.admitOne(spec), existing: false };
     this.d.tracker.apply(created);
     if (!existing) this.d.logger.info({ job_id: created.record.job.id, name: spec.name }, 'job submitted');
     return { job: created.record.job, existing };

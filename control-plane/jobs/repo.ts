@@ -68,14 +68,10 @@ export class JobRepo {
     return { job, order: now.getTime() * 1000 + (this.orderSeq++ % 1000) };
   }
 
-  /** Stores a new QUEUED job; with an idempotency key already used, returns that job instead. */
-  async create(spec: JobSpec, now: Date): Promise<{ created: Versioned; existing: boolean }> {
+  /** Stores a new QUEUED job under its (non-empty) idempotency key; with the key already used, returns that job instead. */
+  async createOnce(spec: JobSpec, now: Date): Promise<{ created: Versioned; existing: boolean }> {
     const record = this.draft(spec, now);
     const key = this.key(record.job.id);
-    if (!spec.idempotencyKey) {
-      const modRevision = await this.store.put(key, encodeRecord(record));
-      return { created: { record, modRevision }, existing: false };
-    }
     const idemKey = this.idemPrefix + spec.idempotencyKey;
     for (let i = 0; i < MAX_CAS_TRIES; i++) {
       const res = await this.store.txn({
@@ -91,11 +87,6 @@ export class JobRepo {
       if (found) return { created: found, existing: true };
     }
     throw new StaleWriteError(record.job.id, 'idempotency key kept changing');
-  }
-
-  /** Stores many new jobs in as few transactions as the store allows. */
-  async createMany(specs: readonly JobSpec[], now: Date): Promise<Versioned[]> {
-    return this.storeNew(specs.map((s) => this.draft(s, now)));
   }
 
   /** Stores drafted records (as they are) in as few transactions as the store allows. */

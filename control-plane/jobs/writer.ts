@@ -41,6 +41,23 @@ export class JobWriter {
   }
 
   /**
+   * Stores drafted QUEUED records as they are (new keys: nothing to fence) and
+   * applies them. Marked as local writes, so a watch echo that beats the
+   * answer is not decoded and applied a second time.
+   */
+  async create(records: readonly JobRecord[]): Promise<Versioned[]> {
+    if (records.length === 0) return [];
+    for (const r of records) this.tracker.beginWrite(r.job.id);
+    try {
+      const stored = await this.repo.storeNew(records);
+      for (const v of stored) this.tracker.apply(v);
+      return stored;
+    } finally {
+      for (const r of records) this.tracker.endWrite(r.job.id);
+    }
+  }
+
+  /**
    * Stores a new record that has already moved on (assigned at submit), fenced
    * on its key not existing and on this writer's fence; undefined when refused
    * or failed (the caller stores it plainly instead).

@@ -49,7 +49,7 @@ export class ActiveIndex {
     const at = v.record.job.attempts.at(-1);
     const startedAt = Date.parse(at?.startedAt ?? at?.assignedAt ?? '') || undefined;
     const view: RunningAttemptView = { jobId: id, agent, qos: qosName(spec?.qos ?? 0), resources: specResources(spec), startedAt };
-    const unstartedSince = v.record.job.state === JobState.JOB_STATE_ASSIGNED ? Date.parse(at?.assignedAt ?? '') || 0 : undefined;
+    const unstartedSince = v.record.job.state === JobState.JOB_STATE_ASSIGNED ? (startedAt ?? 0) : undefined;
     this.active.set(id, { agent, attempt: v.record.job.attempt, view, unstartedSince });
     let set = this.byAgent.get(agent);
     if (!set) this.byAgent.set(agent, (set = new Set()));

@@ -9,7 +9,7 @@ import type { AgentView, Decision, Placement, Preemption } from '../../routing/i
 import { Router, snapshotOf } from '../../routing/index.js';
 import { assign, lost, preempt, promote, setWaitingReason } from '../jobs/lifecycle.js';
 import { cloneRecord, type JobRecord } from '../jobs/record.js';
-import type { JobRepo, Mutator, Versioned } from '../jobs/repo.js';
+import type { Mutator, Versioned } from '../jobs/repo.js';
 import type { JobWriter } from '../jobs/writer.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import { toQueued, type ActiveIndex } from './active-index.js';
@@ -30,8 +30,6 @@ export interface AgentSource {
 }
 
 export interface SchedulerOptions {
-  /** Stores submitted jobs that are not placed at once. */
-  repo: JobRepo;
   writer: JobWriter;
   tracker: JobTracker;
   agents: AgentSource;
@@ -114,7 +112,7 @@ export class Scheduler {
    * With a queue, new jobs join its back (placing them first would jump it).
    */
   admit(records: JobRecord[]): Promise<Versioned[]> {
-    if (this.stopped || !this.leader()) return this.storeQueued(records);
+    if (this.stopped || !this.leader()) return this.o.writer.create(records);
     return new Promise((resolve, reject) => {
       this.admissions.push({ records, resolve, reject });
       this.kick();
@@ -184,7 +182,7 @@ export class Scheduler {
       // Assignments go out first: the agent's Assign does not wait behind the submitter's answer.
       const delivered = Promise.all(placed.map((v) => this.deliver(v.record)));
       for (const v of placed) stored.set(v.record.job.id, v);
-      for (const v of await this.storeQueued(records.filter((r) => !stored.has(r.job.id)))) stored.set(v.record.job.id, v);
+      for (const v of await this.o.writer.create(records.filter((r) => !stored.has(r.job.id)))) stored.set(v.record.job.id, v);
       for (const a of admitted) a.resolve(a.records.map((r) => stored.get(r.job.id)!));
       await delivered;
     } catch (err) {
@@ -206,20 +204,6 @@ export class Scheduler {
       }),
     );
     return inserted.filter((v): v is Versioned => v !== undefined);
-  }
-
-  private async storeQueued(records: JobRecord[]): Promise<Versioned[]> {
-    if (records.length === 0) return [];
-    const { tracker } = this.o;
-    // Marked as local writes, so a watch echo that beats the answer is not decoded and applied twice.
-    for (const r of records) tracker.beginWrite(r.job.id);
-    try {
-      const stored = await this.o.repo.storeNew(records);
-      for (const v of stored) tracker.apply(v);
-      return stored;
-    } finally {
-      for (const r of records) tracker.endWrite(r.job.id);
-    }
   }
 
   private async promoteDue(now: Date): Promise<void> {

@@ -78,7 +78,7 @@ function writeOp(w: protobuf.Writer, tag: number, op: Op, ns: string, prefixEnd:
 }
 
 /** A minimal protobuf reader: varints as JS numbers (etcd revisions stay far below 2^53), skips the rest. */
-export class WireReader {
+class WireReader {
   pos: number;
 
   constructor(
@@ -135,7 +135,7 @@ export class WireReader {
 }
 
 /** `ResponseHeader.revision` (field 3) of a header payload. */
-export function headerRevision(r: WireReader, [start, end]: [number, number]): number {
+function headerRevision(r: WireReader, [start, end]: [number, number]): number {
   const h = new WireReader(r.buf, start, end);
   while (!h.done) {
     const tag = h.varint();
