@@ -16,7 +16,7 @@ import { startAgent, startServer, type AgentProc, type ServerProc } from './proc
  */
 export const PEER_TTL_SECONDS = 3;
 
-/** `runmesh server`'s default lease, for tests about riding out store blips as deployed. */
+/** `runmesh server`'s default lease, for tests that need no quick failover (riding out load and store blips as deployed). */
 export const DEFAULT_PEER_TTL_SECONDS = 5;
 
 export interface MeshPeer extends ServerProc {

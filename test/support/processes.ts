@@ -79,7 +79,8 @@ export const TOKEN = 'test-join-token';
 export async function startServer(o: { dataDir?: string; args?: string[]; listen?: string } = {}): Promise<ServerProc> {
   const dataDir = o.dataDir ?? (await tempDir('runmesh-cp-'));
   const p = run(['server', '--listen', o.listen ?? '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--data-dir', dataDir, '--join-token', TOKEN, '--heartbeat-timeout', '2s', ...(o.args ?? [])]);
-  const m = await waitForOutput(p, /runmesh server: gRPC ([^,\s]+).*, http (\S+)/);
+  // Bounded, but with room for a runner busy with another suite's processes (seen: over 15 s).
+  const m = await waitForOutput(p, /runmesh server: gRPC ([^,\s]+).*, http (\S+)/, 45_000);
   return Object.assign(p, { address: m[1] ?? '', http: m[2] ?? '', dataDir });
 }
 
