@@ -26,7 +26,7 @@ export function clusterView(mesh: MeshNode, registry: AgentRegistry, index: Acti
     const local = registry.get(r.name);
     const state = r.draining ? AgentState.AGENT_STATE_DRAINING : r.cordoned ? AgentState.AGENT_STATE_CORDONED : AgentState.AGENT_STATE_READY;
     const { name, labels, capacity, version, hostname, connectedAt } = r;
-    return agentProto({ name, state, labels, capacity, version, hostname, connectedAt, peer: r.peerId, lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined, load: local?.load ?? 0 }, index);
+    return agentProto({ name, state, labels, capacity, version, hostname, connectedAt, peer: r.peerId, lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined, load: mesh.loadOf(r) }, index);
   };
   const fromLocal = (e: AgentEntry): Agent => {
     const { name, labels, capacity, version, hostname, load } = e;

@@ -94,6 +94,7 @@ export class ControlPlane {
         store, peerId: o.peerId, grpcAddress: dialable(bound), httpAddress, ttlSeconds: o.peerTtlSeconds,
         gateway: parts.gateway, registry: parts.registry, logger: log,
         readLocalLog: (id, attempt, from, follow, signal) => readLocalLog(parts.tracker, parts.logs, id, attempt, from, follow, signal),
+        logs: parts.logs,
       });
       parts.mesh = mesh;
       serve(parts, mesh);
@@ -140,6 +141,8 @@ async function core(o: ControlPlaneOptions, log: Logger, store: Store): Promise<
   const parts: Parts = { o, log, store, repo, tracker, writer, logs, registry, index, grpc, http, routes, health, gateway: undefined as unknown as Gateway };
   parts.gateway = new Gateway({
     repo, tracker, writer, logs, registry, index, logger: log, peerId: o.peerId,
+    // The mesh joins once the gRPC server is bound; no agent is served before that.
+    replicateLog: (id, attempt, records) => parts.mesh?.replicateLog(id, attempt, records) ?? Promise.resolve([o.peerId]),
     auth: new AgentAuth(o.joinToken),
     heartbeatIntervalMs: o.heartbeatIntervalMs,
     heartbeatTimeoutMs: o.heartbeatTimeoutMs,

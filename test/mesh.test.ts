@@ -27,7 +27,8 @@ import {
   type MeshPeer,
 } from './support/mesh.js';
 import { jobPids, waitUntil } from './support/proc.js';
-import { removeDir, stopAll } from './support/processes.js';
+import { removeDir, stopAll, TOKEN } from './support/processes.js';
+import { simAgent, type SimAgent } from './support/sim-agent.js';
 
 // Real agents start a supervisor process per attempt (~0.1-0.2 s of CPU): 500 jobs take 75-100 s on a
 // 2-core runner that is also running another suite, so the bounds leave room for twice that.
@@ -201,7 +202,8 @@ describe('control-plane mesh over etcd', () => {
     const held = await waitAgentsOn(survivor.client, pinned);
     expect(pinned.map((n) => held.get(n))).toEqual([victim.id, victim.id]);
     const lines = 60;
-    const script = `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); sleep 0.05; done`;
+    // At least 6 s of work: a loaded runner can take a few seconds to record RUNNING, and the jobs must outlive the kill.
+    const script = `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done`;
     const jobs = await Promise.all(pinned.map((name) => survivor.client.submit({ script, selector: `agent=${name}`, maxAttempts: 1 })));
     for (const j of jobs) await survivor.client.waitFor(j.id, (x) => x.state === JobState.JOB_STATE_RUNNING, 20_000);
     await sleep(1000);
@@ -217,6 +219,53 @@ describe('control-plane mesh over etcd', () => {
       expect(entries(done, SUCCEEDED)).toBe(1);
       expect((await survivor.client.logs(j.id)).stdout).toBe(want);
       expect((await leader.client.logs(j.id)).stdout).toBe(want);
+    }
+  });
+
+  it('keeps a finished log readable from the other peers after a kill -9 of the peer that accepted it', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const { leader, others } = await mesh('m6');
+    const [home, third] = [others[0]!, others[1]!];
+    await agentsOn([home, third, leader], 'm6');
+    const [name] = agentNames('m6', [0]);
+    expect((await waitAgentsOn(leader.client, [name!])).get(name!)).toBe(home.id);
+    const lines = 300;
+    const script = `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); done; echo "to stderr" >&2`;
+    const job = await leader.client.submit({ script, selector: `agent=${name}`, maxAttempts: 1 });
+    const done = await leader.client.waitDone(job.id, 30_000);
+    expect(done.state, describeJob(done)).toBe(SUCCEEDED);
+    const want = Array.from({ length: lines }, (_, i) => `line ${i + 1}\n`).join('');
+    expect((await home.client.logs(job.id)).stdout).toBe(want);
+    // The agent dropped its spool when its result was acknowledged: the copy on another peer is all there is.
+    await home.kill9();
+    for (const p of [leader, third]) {
+      const read = await p.client.logs(job.id);
+      expect(read.stdout, `stdout read from ${p.id}`).toBe(want);
+      expect(read.stderr, `stderr read from ${p.id}`).toBe('to stderr\n');
+    }
+  });
+
+  it("routes by the load an agent reports to another peer: the leader's router and ListAgents see it", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const peers = await startPeers(etcd.endpoint, 'm7', 2);
+    clients.push(...peers.map((p) => p.client));
+    running = peers;
+    dirs.push(...peers.map((p) => p.dataDir));
+    const leaderId = await waitLeader(peers[0]!.client, '', 20_000, peers.map((p) => p.id));
+    const sims: SimAgent[] = [];
+    try {
+      // Same capacity; the busy host is held by the other peer, the idle one by the leader.
+      const lead = peers.find((p) => p.id === leaderId)!;
+      const other = peers.find((p) => p.id !== leaderId)!;
+      const hold = { complete: () => false, heartbeatMs: 200, token: TOKEN, slots: 4 };
+      sims.push(simAgent(other.address, { ...hold, name: 'm7-busy', load: 0.9 }), simAgent(lead.address, { ...hold, name: 'm7-idle', load: 0 }));
+      await Promise.all(sims.map((s) => s.welcomed));
+      await waitUntil(async () => (await lead.client.agents()).agents.find((a) => a.name === 'm7-busy')?.load === 0.9, 20_000, "the leader to see m7-busy's load");
+      const jobs = [];
+      for (let i = 0; i < 4; i++) jobs.push(await lead.client.submit({ argv: ['true'], selector: 'sim=true' }));
+      const placed = await Promise.all(jobs.map((j) => lead.client.waitFor(j.id, (x) => x.attempts.length > 0, 20_000)));
+      // Spread weighs free slots plus host load: the idle host wins every job until it is fuller than the busy one.
+      expect(placed.map((j) => j.attempts[0]!.agent)).toEqual(['m7-idle', 'm7-idle', 'm7-idle', 'm7-idle']);
+    } finally {
+      sims.forEach((s) => s.close());
     }
   });
 

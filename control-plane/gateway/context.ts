@@ -20,6 +20,8 @@ export interface GatewayContext {
   logger: Logger;
   /** This peer, recorded as the holder of the logs of the results it accepts. */
   peerId: string;
+  /** Copies a sealed log held here to a second peer; resolves with the peers holding it (this one first). */
+  replicateLog(jobId: string, attempt: number, records: number): Promise<string[]>;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   onConnect(hello: Hello, link: AgentLink): void;

@@ -8,7 +8,7 @@
 import { status as Status, type Server, type ServerDuplexStream } from '@grpc/grpc-js';
 import { AgentServiceService, type Assign, type Cancel, type ConnectRequest, type ConnectResponse, type Drain, type Hello } from '../../proto/gen/runmesh/v1/agent.js';
 import type { GatewayContext } from './context.js';
-import type { AgentEntry, AgentLink } from './registry.js';
+import { announcedLoad, type AgentEntry, type AgentLink } from './registry.js';
 import { AgentSession } from './session.js';
 
 /** Where connected agents are announced to the mesh. */
@@ -23,7 +23,7 @@ export class Gateway {
   private readonly ctx: GatewayContext;
   private readonly sessions = new Set<AgentSession>();
   private publisher: AgentPublisher | undefined;
-  /** What was last announced per connected agent (its draining flag). */
+  /** What was last announced per connected agent (its draining flag and load). */
   private readonly published = new Map<string, string>();
   private closed = false;
 
@@ -68,14 +68,14 @@ export class Gateway {
   private publish(name: string): void {
     const e = this.o.registry.get(name);
     if (!e?.link || !this.publisher) return;
-    this.published.set(name, `${e.draining}`);
+    this.published.set(name, announced(e));
     void this.publisher.publish(e).catch((err: unknown) => this.o.logger.warn({ err, agent_id: name }, 'could not publish agent'));
   }
 
-  /** Re-announces agents whose draining state changed (the scheduler reads it from the directory). */
+  /** Re-announces agents whose draining state or load changed (every peer's scheduler reads them from the directory). */
   private republishChanged(): void {
     for (const e of this.o.registry.all()) {
-      if (e.link && this.published.has(e.name) && this.published.get(e.name) !== `${e.draining}`) this.publish(e.name);
+      if (e.link && this.published.has(e.name) && this.published.get(e.name) !== announced(e)) this.publish(e.name);
     }
   }
 
@@ -102,4 +102,9 @@ export class Gateway {
     this.closed = true;
     for (const s of this.sessions) s.close('control plane is shutting down');
   }
+}
+
+/** What the directory shows of a connected agent that its session can change. */
+function announced(e: AgentEntry): string {
+  return `${e.draining}/${announcedLoad(e.load)}`;
 }

@@ -67,8 +67,9 @@ export class AgentRegistry {
     const e = this.agents.get(name);
     if (!e) return;
     e.lastHeartbeat = now;
-    e.load = load;
-    if (e.draining !== draining) {
+    const moved = announcedLoad(e.load) !== announcedLoad(load);
+    e.load = Number.isFinite(load) && load > 0 ? load : 0;
+    if (e.draining !== draining || moved) {
       e.draining = draining;
       this.changed();
     }
@@ -109,6 +110,11 @@ export class AgentRegistry {
     for (const l of this.listeners) l();
   }
 
+}
+
+/** An agent's load as the mesh is told of it: in tenths, so a host's load average moving a little writes nothing. */
+export function announcedLoad(load: number): number {
+  return Number.isFinite(load) && load > 0 ? Math.round(load * 10) / 10 : 0;
 }
 
 export function stateOf(e: AgentEntry): AgentState {

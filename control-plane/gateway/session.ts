@@ -217,10 +217,12 @@ export class AgentSession implements AgentLink {
       this.send({ msg: { $case: 'logAck', value: { jobId: res.jobId, attempt: res.attempt, nextSeq: held } } });
       return; // the agent re-sends the missing records, then the result
     }
+    // The second copy is made before the result is stored: once the agent has its ack it drops its spool.
+    const holders = await this.ctx.replicateLog(res.jobId, res.attempt, res.logRecords);
     const outcome = { exitCode: res.exitCode, failure: res.failure, message: res.message, logRecords: res.logRecords, startedAt: res.startedAt, finishedAt: res.finishedAt };
     const stored = await this.ctx.writer.write(res.jobId, (r) => {
       if (!finish(r, res.attempt, outcome, new Date())) return false;
-      r.logPeers = { ...r.logPeers, [res.attempt]: this.ctx.peerId };
+      r.logPeers = { ...r.logPeers, [res.attempt]: holders };
       return true;
     });
     if (stored || !this.owns(res.jobId, res.attempt)) {

@@ -12,8 +12,8 @@ export interface JobRecord {
   cancel?: { reason: string; at: string };
   /** Set when an attempt was preempted: the requeue does not use up a retry. */
   preempted?: boolean;
-  /** Per finished attempt: the peer whose blob directory holds its log. */
-  logPeers?: Record<number, string>;
+  /** Per finished attempt: the peers whose blob directories hold its sealed log (the accepting peer first). */
+  logPeers?: Record<number, string[]>;
 }
 
 export function encodeRecord(r: JobRecord): string {
@@ -21,12 +21,17 @@ export function encodeRecord(r: JobRecord): string {
 }
 
 export function decodeRecord(text: string): JobRecord {
-  const raw = JSON.parse(text) as { job: unknown; order: number; cancel?: JobRecord['cancel']; preempted?: boolean; logPeers?: JobRecord['logPeers'] };
+  const raw = JSON.parse(text) as { job: unknown; order: number; cancel?: JobRecord['cancel']; preempted?: boolean; logPeers?: Record<number, string[] | string> };
   const r: JobRecord = { job: Job.fromJSON(raw.job), order: raw.order };
   if (raw.cancel) r.cancel = raw.cancel;
   if (raw.preempted) r.preempted = true;
-  if (raw.logPeers) r.logPeers = raw.logPeers;
+  if (raw.logPeers) r.logPeers = Object.fromEntries(Object.entries(raw.logPeers).map(([k, v]) => [k, typeof v === 'string' ? [v] : v]));
   return r;
+}
+
+/** The peers holding an attempt's sealed log; none before its result was accepted. */
+export function logHolders(r: JobRecord, attempt: number): string[] {
+  return r.logPeers?.[attempt] ?? [];
 }
 
 /**

@@ -40,6 +40,7 @@ const record = (name: string, peerId: string, extra: Partial<AgentRecord> = {}):
   connectedAt: new Date().toISOString(),
   cordoned: false,
   draining: false,
+  load: 0,
   ...extra,
 });
 
@@ -51,10 +52,11 @@ describe('AgentDirectory', () => {
     let changes = 0;
     p2.dir.onChange(() => changes++);
     await p1.dir.publish(record('runner-1', 'p1'), p1.lease);
-    await p1.dir.publish(record('runner-2', 'p1', { draining: true }), p1.lease);
+    await p1.dir.publish(record('runner-2', 'p1', { draining: true, load: 0.7 }), p1.lease);
     await eventually(() => p2.dir.all().length === 2, 5_000, 'both agents on p2');
     expect(p2.dir.get('runner-1')).toEqual(record('runner-1', 'p1', { connectedAt: p2.dir.get('runner-1')!.connectedAt }));
     expect(p2.dir.get('runner-2')?.draining).toBe(true);
+    expect(p2.dir.get('runner-2')?.load).toBe(0.7);
     expect(p2.dir.all().map((a) => a.name)).toEqual(['runner-1', 'runner-2']);
     expect(changes).toBeGreaterThan(0);
 

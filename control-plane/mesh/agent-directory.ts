@@ -25,6 +25,12 @@ export interface AgentRecord {
   /** From the agent's config when one is stored (operator intent wins over the session's copy). */
   cordoned: boolean;
   draining: boolean;
+  /**
+   * Host load (one-minute load average over cores) as last announced: the
+   * holding peer republishes it when it moves by a tenth, so every peer's
+   * router and ListAgents see it.
+   */
+  load: number;
 }
 
 /** What operators decide about an agent, kept across sessions. */
@@ -141,6 +147,7 @@ function parseAgent(kv: KeyValue, log: Logger): AgentRecord | undefined {
       connectedAt: v.connectedAt ?? '',
       cordoned: v.cordoned === true,
       draining: v.draining === true,
+      load: typeof v.load === 'number' && Number.isFinite(v.load) ? v.load : 0,
     };
   } catch (err) {
     log.warn({ err: new BadRecordError(kv.key, { cause: err }) }, 'skipping unreadable agent record');

@@ -5,23 +5,28 @@
  * (this one, through the gateway, or another, through PeerService). On one
  * host with the embedded store it is a mesh of one: the same code path.
  */
+import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Assign } from '../../proto/gen/runmesh/v1/agent.js';
 import type { Peer } from '../../proto/gen/runmesh/v1/cluster.js';
 import type { AgentView } from '../../routing/index.js';
+import { agentSeed, fnv1a, rendezvous } from '../../routing/hash.js';
+import { ApiError } from '../api/status.js';
 import type { AgentPublisher, Gateway } from '../gateway/gateway.js';
-import type { AgentEntry, AgentRegistry } from '../gateway/registry.js';
+import { announcedLoad, type AgentEntry, type AgentRegistry } from '../gateway/registry.js';
 import { NotLeaderError } from '../jobs/errors.js';
-import type { JobRecord } from '../jobs/record.js';
+import { logHolders, type JobRecord } from '../jobs/record.js';
+import type { LogStore } from '../logs/log-store.js';
 import type { ActiveIndex } from '../scheduler/active-index.js';
 import { add } from '../scheduler/convert.js';
 import type { AgentSource, Dispatcher } from '../scheduler/scheduler.js';
 import type { Compare, Store } from '../store/store.js';
-import { AgentDirectory } from './agent-directory.js';
+import { AgentDirectory, type AgentRecord } from './agent-directory.js';
 import { LeaderElection, leaderFence } from './election.js';
 import { PeerMembership } from './membership.js';
 import { PeerClients } from './peer-clients.js';
 import type { LogRecord, PeerHandler } from './peer-service.js';
+import type { ReadLogRequest } from '../../proto/gen/runmesh/v1/peer.js';
 
 export interface MeshNodeOptions {
   store: Store;
@@ -33,8 +38,18 @@ export interface MeshNodeOptions {
   registry: AgentRegistry;
   /** Reads a log held here (PeerService.ReadLog). */
   readLocalLog: PeerHandler['readLog'];
+  /** This peer's log blob directory (copies of other peers' sealed logs land here). */
+  logs: LogStore;
   logger: Logger;
 }
+
+/** Peers asked in turn to keep a sealed log's second copy. */
+const COPY_TRIES = 2;
+/** A copy's deadline: this, plus 1 ms per record, up to the max. */
+const COPY_TIMEOUT_MS = 5_000;
+const COPY_TIMEOUT_MAX_MS = 60_000;
+/** A copy syncs what it has written after about this many bytes. */
+const COPY_SYNC_BYTES = 4 << 20;
 
 export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHandler {
   private closing: Promise<void> | undefined;
@@ -90,9 +105,15 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
       labels: r.labels,
       capacity: r.capacity,
       free: add(r.capacity, index.usageOf(r.name), -1),
-      load: this.o.registry.get(r.name)?.load ?? 0,
+      load: this.loadOf(r),
       schedulable: !r.cordoned && !r.draining,
     }));
+  }
+
+  /** The agent's host load: its latest heartbeat when held here, else as its peer last announced it. */
+  loadOf(r: AgentRecord): number {
+    const local = this.o.registry.get(r.name);
+    return local?.link ? local.load : r.load;
   }
 
   connected(name: string): boolean {
@@ -132,7 +153,8 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
   // AgentPublisher
   publish(e: AgentEntry): Promise<unknown> {
     const { name, labels, capacity, version, hostname, cordoned, draining } = e;
-    return this.directory.publish({ name, peerId: this.o.peerId, labels, capacity, version, hostname, connectedAt: e.connectedAt.toISOString(), cordoned, draining }, this.membership.lease);
+    const load = announcedLoad(e.load);
+    return this.directory.publish({ name, peerId: this.o.peerId, labels, capacity, version, hostname, connectedAt: e.connectedAt.toISOString(), cordoned, draining, load }, this.membership.lease);
   }
 
   unpublish(name: string): Promise<unknown> {
@@ -157,15 +179,92 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
   }
 
   /**
-   * Where an attempt's log lives when not here: the peer that accepted its
-   * result (finished), or the peer holding its agent now (running).
+   * Keeps a second copy of a sealed log held here on another live peer, the
+   * one ranked first for this attempt by rendezvous hashing (the next on
+   * failure), so losing one peer loses no finished log. Resolves with the
+   * peers holding it, this one first; with no other peer (or none answering)
+   * that is this one alone, and a warning says so.
+   */
+  async replicateLog(jobId: string, attempt: number, records: number): Promise<string[]> {
+    const self = this.o.peerId;
+    if (records === 0) return [self];
+    const key = fnv1a(`${jobId}/${attempt}`);
+    const ranked = this.membership
+      .peers()
+      .filter((p) => p.id !== self)
+      .map((p) => ({ p, w: rendezvous(key, agentSeed(p.id)) }))
+      .sort((a, b) => b.w - a.w)
+      .slice(0, COPY_TRIES);
+    const timeoutMs = Math.min(COPY_TIMEOUT_MAX_MS, COPY_TIMEOUT_MS + records);
+    for (const { p } of ranked) {
+      try {
+        await this.clients.copyLog(p.grpcAddress, { jobId, attempt, sourcePeer: self, records }, timeoutMs);
+        return [self, p.id];
+      } catch (err) {
+        this.o.logger.warn({ err, job_id: jobId, attempt, peer_id: p.id }, 'copying a sealed log to a peer failed');
+      }
+    }
+    this.o.logger.warn({ job_id: jobId, attempt, peers_tried: ranked.length }, 'sealed log kept on this peer only');
+    return [self];
+  }
+
+  // PeerHandler
+  async copyLog(jobId: string, attempt: number, sourcePeer: string, records: number): Promise<number> {
+    const address = sourcePeer === this.o.peerId ? undefined : this.membership.peer(sourcePeer)?.grpcAddress;
+    if (!address) throw new ApiError(Status.FAILED_PRECONDITION, `source_peer: ${sourcePeer.slice(0, 64)} is not another live peer`);
+    const file = await this.o.logs.file(jobId, attempt);
+    let unsynced = 0;
+    if (file.count < records) {
+      for await (const r of this.clients.readLog(address, { jobId, attempt, fromSeq: file.count, follow: false })) {
+        file.append(r.seq, r.stream, r.data);
+        // Bounded memory for a long log: what is queued is written and synced as it goes.
+        if ((unsynced += r.data.byteLength) > COPY_SYNC_BYTES) await file.durable().then(() => (unsynced = 0));
+        if (file.count >= records) break;
+      }
+    }
+    const held = await file.durable();
+    if (held < records) throw new ApiError(Status.FAILED_PRECONDITION, `records: ${sourcePeer} holds ${held} of the ${records} records`);
+    await this.o.logs.seal(jobId, attempt);
+    return held;
+  }
+
+  /**
+   * Where an attempt's log lives when not here: the peers holding its sealed
+   * copies (finished), or the peer holding its agent now (running). A sealed
+   * log none of whose holders is live fails with UNAVAILABLE, rather than
+   * reading as empty.
    */
   remoteLog(record: JobRecord, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord> | undefined {
     const running = record.job.attempt === attempt && !record.job.attempts.at(-1)?.finishedAt;
-    const peerId = running ? this.directory.get(record.job.attempts.at(-1)?.agent ?? '')?.peerId : record.logPeers?.[attempt];
-    if (!peerId || peerId === this.o.peerId) return undefined;
-    const address = this.membership.peer(peerId)?.grpcAddress;
-    return address ? this.clients.readLog(address, { jobId: record.job.id, attempt, fromSeq, follow }, signal) : undefined;
+    const holders = running ? [this.directory.get(record.job.attempts.at(-1)?.agent ?? '')?.peerId ?? ''] : logHolders(record, attempt);
+    if (holders.length === 0 || holders.includes(this.o.peerId) || !holders[0]) return undefined;
+    const live = holders.flatMap((id) => this.membership.peer(id)?.grpcAddress ?? []);
+    if (live.length === 0) {
+      if (running) return undefined;
+      throw new ApiError(Status.UNAVAILABLE, `the log of job ${record.job.id} attempt ${attempt} is held by ${holders.join(', ')}, none of them live now`);
+    }
+    return this.readFrom(live, { jobId: record.job.id, attempt, fromSeq, follow }, signal);
+  }
+
+  /** Reads from the first holder that answers, going on from the last record yielded when one fails. */
+  private async *readFrom(addresses: string[], request: ReadLogRequest, signal: AbortSignal): AsyncGenerator<LogRecord> {
+    let fromSeq = request.fromSeq;
+    for (let i = 0; ; i++) {
+      try {
+        for await (const r of this.clients.readLog(addresses[i]!, { ...request, fromSeq }, signal)) {
+          fromSeq = r.seq + 1;
+          yield r;
+        }
+        return;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        if (i + 1 >= addresses.length) {
+          const tried = addresses.length === 1 ? `peer ${addresses[0]}` : `peers ${addresses.join(', ')}`;
+          throw new ApiError(Status.UNAVAILABLE, `the log of job ${request.jobId} attempt ${request.attempt} could not be read from ${tried} (${(err as Error).message}); retry`);
+        }
+        this.o.logger.warn({ err, job_id: request.jobId, attempt: request.attempt, address: addresses[i] }, 'reading a log copy failed, trying the next');
+      }
+    }
   }
 
   peers(): Peer[] {

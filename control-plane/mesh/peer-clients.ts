@@ -9,7 +9,7 @@
 import { credentials as grpcCredentials, Metadata, status as Status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
-import { PeerServiceClient, type ReadLogRequest } from '../../proto/gen/runmesh/v1/peer.js';
+import { PeerServiceClient, type CopyLogRequest, type ReadLogRequest } from '../../proto/gen/runmesh/v1/peer.js';
 import { MeshClosedError, PeerCallError } from './errors.js';
 import type { LogRecord } from './peer-service.js';
 
@@ -55,6 +55,15 @@ export class PeerClients {
     return this.unary<{ delivered: boolean }>(address, 'DeliverDrain', (c, md, opts, cb) => c.deliverDrain({ agent, drain }, md, opts, cb)).then(
       (r) => r.delivered,
     );
+  }
+
+  /**
+   * Asks the peer at `address` to keep a copy of the sealed log `sourcePeer`
+   * holds; resolves with the records it holds. The deadline grows with the
+   * log (the peer reads all of it), from the unary deadline up.
+   */
+  copyLog(address: string, request: CopyLogRequest, timeoutMs: number): Promise<number> {
+    return this.unary<{ records: number }>(address, 'CopyLog', (c, md, opts, cb) => c.copyLog(request, md, opts, cb), timeoutMs).then((r) => r.records);
   }
 
   /**
@@ -111,10 +120,11 @@ export class PeerClients {
     address: string,
     method: string,
     invoke: (client: PeerServiceClient, md: Metadata, opts: { deadline: number }, cb: Callback<T>) => void,
+    timeoutMs = this.unaryTimeoutMs,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const client = this.client(address);
-      invoke(client, new Metadata(), { deadline: Date.now() + this.unaryTimeoutMs }, (err, res) => {
+      invoke(client, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) reject(wrap(err, address, method));
         else resolve(res);
       });

@@ -32,6 +32,11 @@ class TestPeer implements PeerHandler {
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     this.followAborted = true;
   }
+  async copyLog(jobId: string, attempt: number, sourcePeer: string, records: number): Promise<number> {
+    this.copied.push(`${jobId}/${attempt} from ${sourcePeer}: ${records}`);
+    return records;
+  }
+  readonly copied: string[] = [];
   private take(agent: string, what: string): boolean {
     if (!this.connected.has(agent)) return false;
     this.delivered.push(`${agent}: ${what}`);
@@ -82,6 +87,22 @@ describe('PeerService', () => {
     expect(err).toBeInstanceOf(PeerCallError);
     expect((err as PeerCallError).code).toBe(Status.INVALID_ARGUMENT);
     expect(((err as PeerCallError).cause as Error).message).toContain('drain');
+  });
+
+  it('passes CopyLog to the peer and refuses one missing a field, naming it', async () => {
+    expect(await clients.copyLog(address, { jobId: JOB, attempt: 1, sourcePeer: 'p0', records: 3 }, 2_000)).toBe(3);
+    expect(peer.copied).toEqual([`${JOB}/1 from p0: 3`]);
+    for (const [request, field] of [
+      [{ jobId: JOB, attempt: 1, sourcePeer: '', records: 3 }, 'source_peer'],
+      [{ jobId: JOB, attempt: 0, sourcePeer: 'p0', records: 3 }, 'attempt'],
+      [{ jobId: JOB, attempt: 1, sourcePeer: 'p0', records: 0 }, 'records'],
+      [{ jobId: '', attempt: 1, sourcePeer: 'p0', records: 3 }, 'job_id'],
+    ] as const) {
+      const err = await clients.copyLog(address, request, 2_000).catch((e: unknown) => e);
+      expect((err as PeerCallError).code, field).toBe(Status.INVALID_ARGUMENT);
+      expect(((err as PeerCallError).cause as Error).message).toContain(field);
+    }
+    expect(peer.copied).toHaveLength(1);
   });
 
   it('streams a log and ends; resumes from a seq', async () => {

@@ -11,6 +11,8 @@ import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js'
 import type { LogStream } from '../../proto/gen/runmesh/v1/job.js';
 import {
   PeerServiceService,
+  type CopyLogRequest,
+  type CopyLogResponse,
   type DeliverAssignRequest,
   type DeliverAssignResponse,
   type DeliverCancelRequest,
@@ -42,6 +44,11 @@ export interface PeerHandler {
    * aborts (the reader went away).
    */
   readLog(jobId: string, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord>;
+  /**
+   * Keeps a durable copy of a sealed log that `sourcePeer` holds, fetching
+   * the records not yet held here; resolves with how many are held.
+   */
+  copyLog(jobId: string, attempt: number, sourcePeer: string, records: number): Promise<number>;
 }
 
 export class PeerServiceImpl {
@@ -64,6 +71,13 @@ export class PeerServiceImpl {
       deliverDrain: unary(log, async (req: DeliverDrainRequest): Promise<DeliverDrainResponse> => {
         const drain = required(req.drain, 'drain');
         return { delivered: this.handler.deliverDrain(agentName(req.agent), drain) };
+      }),
+      copyLog: unary(log, async (req: CopyLogRequest): Promise<CopyLogResponse> => {
+        checkJobId(req.jobId, 'job_id');
+        if (req.attempt === 0) throw invalid('attempt', 'missing');
+        if (!req.sourcePeer) throw invalid('source_peer', 'missing');
+        if (req.records === 0) throw invalid('records', 'a sealed log to copy has at least one record');
+        return { records: await this.handler.copyLog(req.jobId, req.attempt, req.sourcePeer, req.records) };
       }),
       readLog: (call: ServerWritableStream<ReadLogRequest, ReadLogResponse>) => void this.readLog(call),
     });

@@ -27,6 +27,10 @@ export interface SimAgentOptions {
   onResultAck?: (jobId: string) => void;
   /** Whether to answer this Assign with a success (default: always). */
   complete?: (assign: Assign) => boolean;
+  /** Host load reported in heartbeats (default 0). */
+  load?: number;
+  /** Heartbeat period (default 2 s). */
+  heartbeatMs?: number;
 }
 
 export function simAgent(address: string, o: SimAgentOptions): SimAgent {
@@ -58,7 +62,7 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
     if (!o.complete || o.complete(msg.value)) finish(msg.value);
   });
   call.write({ msg: { $case: 'hello', value: { name: o.name, joinToken: o.token, labels: { sim: 'true' }, capacity: { slots: o.slots, cpuMillis: 0, memoryMb: 0 }, version: 'sim', protocolVersion: PROTOCOL_VERSION, held: [], hostname: 'sim' } } });
-  const hb = setInterval(() => call.write({ msg: { $case: 'heartbeat', value: { freeSlots: o.slots, running: 0, draining: false, load: 0 } } }), 2000);
+  const hb = setInterval(() => call.write({ msg: { $case: 'heartbeat', value: { freeSlots: o.slots, running: 0, draining: false, load: o.load ?? 0 } } }), o.heartbeatMs ?? 2000);
   hb.unref();
   return agent;
 }

@@ -71,6 +71,20 @@ export interface ReadLogResponse {
   data: Buffer;
 }
 
+export interface CopyLogRequest {
+  jobId: string;
+  attempt: number;
+  /** The peer (its id in /runmesh/peers/) that holds the sealed log. */
+  sourcePeer: string;
+  /** How many records the sealed log has. */
+  records: number;
+}
+
+export interface CopyLogResponse {
+  /** Records the receiving peer now holds durably (equal to the request's). */
+  records: number;
+}
+
 function createBaseDeliverAssignRequest(): DeliverAssignRequest {
   return { agent: "", assign: undefined };
 }
@@ -757,6 +771,198 @@ export const ReadLogResponse: MessageFns<ReadLogResponse> = {
   },
 };
 
+function createBaseCopyLogRequest(): CopyLogRequest {
+  return { jobId: "", attempt: 0, sourcePeer: "", records: 0 };
+}
+
+export const CopyLogRequest: MessageFns<CopyLogRequest> = {
+  encode(message: CopyLogRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.sourcePeer !== "") {
+      writer.uint32(26).string(message.sourcePeer);
+    }
+    if (message.records !== 0) {
+      writer.uint32(32).uint32(message.records);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopyLogRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopyLogRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sourcePeer = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.records = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CopyLogRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      sourcePeer: isSet(object.sourcePeer)
+        ? globalThis.String(object.sourcePeer)
+        : isSet(object.source_peer)
+        ? globalThis.String(object.source_peer)
+        : "",
+      records: isSet(object.records) ? globalThis.Number(object.records) : 0,
+    };
+  },
+
+  toJSON(message: CopyLogRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.sourcePeer !== "") {
+      obj.sourcePeer = message.sourcePeer;
+    }
+    if (message.records !== 0) {
+      obj.records = Math.round(message.records);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CopyLogRequest>): CopyLogRequest {
+    return CopyLogRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CopyLogRequest>): CopyLogRequest {
+    const message = createBaseCopyLogRequest();
+    message.jobId = object.jobId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.sourcePeer = object.sourcePeer ?? "";
+    message.records = object.records ?? 0;
+    return message;
+  },
+};
+
+function createBaseCopyLogResponse(): CopyLogResponse {
+  return { records: 0 };
+}
+
+export const CopyLogResponse: MessageFns<CopyLogResponse> = {
+  encode(message: CopyLogResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.records !== 0) {
+      writer.uint32(8).uint32(message.records);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopyLogResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopyLogResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.records = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CopyLogResponse {
+    return { records: isSet(object.records) ? globalThis.Number(object.records) : 0 };
+  },
+
+  toJSON(message: CopyLogResponse): unknown {
+    const obj: any = {};
+    if (message.records !== 0) {
+      obj.records = Math.round(message.records);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CopyLogResponse>): CopyLogResponse {
+    return CopyLogResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CopyLogResponse>): CopyLogResponse {
+    const message = createBaseCopyLogResponse();
+    message.records = object.records ?? 0;
+    return message;
+  },
+};
+
 /**
  * Control-plane peer to control-plane peer. The leader sends each placement to
  * the peer that holds the chosen agent's stream; any peer reads a log held by
@@ -807,6 +1013,20 @@ export const PeerServiceService = {
     responseSerialize: (value: ReadLogResponse): Buffer => Buffer.from(ReadLogResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReadLogResponse => ReadLogResponse.decode(value),
   },
+  /**
+   * Asks the receiving peer to keep a second copy of a sealed log: it reads
+   * the records it lacks from the source peer (ReadLog), makes them durable
+   * and answers with how many it holds.
+   */
+  copyLog: {
+    path: "/runmesh.v1.PeerService/CopyLog" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CopyLogRequest): Buffer => Buffer.from(CopyLogRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CopyLogRequest => CopyLogRequest.decode(value),
+    responseSerialize: (value: CopyLogResponse): Buffer => Buffer.from(CopyLogResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CopyLogResponse => CopyLogResponse.decode(value),
+  },
 } as const;
 
 export interface PeerServiceServer extends UntypedServiceImplementation {
@@ -818,6 +1038,12 @@ export interface PeerServiceServer extends UntypedServiceImplementation {
   deliverDrain: handleUnaryCall<DeliverDrainRequest, DeliverDrainResponse>;
   /** Streams the records of an attempt's log that the receiving peer holds. */
   readLog: handleServerStreamingCall<ReadLogRequest, ReadLogResponse>;
+  /**
+   * Asks the receiving peer to keep a second copy of a sealed log: it reads
+   * the records it lacks from the source peer (ReadLog), makes them durable
+   * and answers with how many it holds.
+   */
+  copyLog: handleUnaryCall<CopyLogRequest, CopyLogResponse>;
 }
 
 export interface PeerServiceClient extends Client {
@@ -876,6 +1102,26 @@ export interface PeerServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<ReadLogResponse>;
+  /**
+   * Asks the receiving peer to keep a second copy of a sealed log: it reads
+   * the records it lacks from the source peer (ReadLog), makes them durable
+   * and answers with how many it holds.
+   */
+  copyLog(
+    request: CopyLogRequest,
+    callback: (error: ServiceError | null, response: CopyLogResponse) => void,
+  ): ClientUnaryCall;
+  copyLog(
+    request: CopyLogRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CopyLogResponse) => void,
+  ): ClientUnaryCall;
+  copyLog(
+    request: CopyLogRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CopyLogResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const PeerServiceClient = makeGenericClientConstructor(
