@@ -7,7 +7,7 @@ import { credentials, Metadata, status, type ServiceError, Client } from '@grpc/
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentServiceClient, ConnectResponse } from '../proto/gen/runmesh/v1/agent.js';
-import { JobState } from '../proto/gen/runmesh/v1/job.js';
+import { JobState, QosClass } from '../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { TestClient } from './support/client.js';
@@ -69,6 +69,29 @@ describe('bad input', () => {
     );
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.details).toContain('specs[1].argv');
+  });
+});
+
+describe('status', () => {
+  it('counts live jobs by state and queued ones by QoS class as they change (no agent: they wait)', async () => {
+    const depth = (s: Awaited<ReturnType<TestClient['status']>>, qos: QosClass): number => s.queues.find((q) => q.qos === qos)?.queued ?? 0;
+    const before = await client.status();
+    const critical = await Promise.all([0, 1].map(() => client.submit({ argv: ['true'], qos: QosClass.QOS_CLASS_CRITICAL })));
+    const batch = await Promise.all([0, 1, 2].map(() => client.submit({ argv: ['true'], qos: QosClass.QOS_CLASS_BATCH })));
+    await client.cancel(batch[0]!.id);
+    await client.waitDone(batch[0]!.id, 10_000);
+    const after = await client.status();
+    expect((after.jobsByState.queued ?? 0) - (before.jobsByState.queued ?? 0)).toBe(4);
+    expect(depth(after, QosClass.QOS_CLASS_CRITICAL) - depth(before, QosClass.QOS_CLASS_CRITICAL)).toBe(2);
+    expect(depth(after, QosClass.QOS_CLASS_BATCH) - depth(before, QosClass.QOS_CLASS_BATCH)).toBe(2);
+    expect(depth(after, QosClass.QOS_CLASS_STANDARD)).toBe(depth(before, QosClass.QOS_CLASS_STANDARD));
+    // Terminal jobs are not live: a cancelled job leaves the counts.
+    expect(after.jobsByState.cancelled).toBeUndefined();
+    for (const j of [...critical, ...batch.slice(1)]) await client.cancel(j.id);
+    await Promise.all([...critical, ...batch].map((j) => client.waitDone(j.id, 10_000)));
+    const end = await client.status();
+    expect(end.jobsByState).toEqual(before.jobsByState);
+    expect(end.queues).toEqual(before.queues);
   });
 });
 

@@ -46,6 +46,10 @@ beforeAll(async () => {
   etcd = await startEtcd();
 });
 
+afterAll(async () => {
+  await etcd?.stop();
+});
+
 afterEach(async (ctx) => {
   if (ctx.task.result?.state === 'fail') for (const p of running) console.error(peerReport(p));
   for (const c of clients) c.close();

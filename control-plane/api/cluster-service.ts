@@ -63,28 +63,15 @@ export class ClusterServiceImpl {
       const k = enumName(AgentState, a.state, 'AGENT_STATE_');
       agentsByState[k] = (agentsByState[k] ?? 0) + 1;
     }
-    const depth = new Map<QosClass, number>([
-      [QosClass.QOS_CLASS_CRITICAL, 0],
-      [QosClass.QOS_CLASS_STANDARD, 0],
-      [QosClass.QOS_CLASS_BATCH, 0],
-    ]);
-    // Counted by enum value, named once per state: this runs over every live job on each call.
-    const byState = new Map<JobState, number>();
-    for (const v of this.d.tracker.values()) {
-      const j = v.record.job;
-      byState.set(j.state, (byState.get(j.state) ?? 0) + 1);
-      if (j.state === JobState.JOB_STATE_QUEUED) {
-        const q = j.spec?.qos || QosClass.QOS_CLASS_STANDARD;
-        depth.set(q, (depth.get(q) ?? 0) + 1);
-      }
-    }
+    // Kept by the tracker as jobs change: Status costs the same with a million live jobs.
     const jobsByState: Record<string, number> = {};
-    for (const [state, n] of byState) jobsByState[enumName(JobState, state, 'JOB_STATE_')] = n;
+    for (const [state, n] of this.d.tracker.countsByState()) if (n > 0) jobsByState[enumName(JobState, state, 'JOB_STATE_')] = n;
+    const classes = [QosClass.QOS_CLASS_CRITICAL, QosClass.QOS_CLASS_STANDARD, QosClass.QOS_CLASS_BATCH];
     return {
       peers: this.d.view.peers(),
       leader: this.d.view.leader(),
       agentsByState,
-      queues: [...depth].map(([qos, queued]) => ({ qos, queued })),
+      queues: classes.map((qos) => ({ qos, queued: this.d.tracker.queuedCount(qos) })),
       jobsByState,
       unschedulable: this.d.view.unschedulable().slice(0, 100),
       version: this.d.version,

@@ -5,6 +5,7 @@
  * get every change, terminal ones included (Watch, Logs follow, scheduler).
  */
 import type { Logger } from 'pino';
+import { JobState, QosClass, type Job } from '../../proto/gen/runmesh/v1/job.js';
 import { isCompacted } from '../store/errors.js';
 import type { KeyValue, Watch, WatchEvent } from '../store/store.js';
 import { decodeRecord } from './record.js';
@@ -21,6 +22,9 @@ export class JobTracker {
   /** Jobs this process is writing now, and the latest watch event held back for each. */
   private readonly writing = new Map<string, number>();
   private readonly heldBack = new Map<string, KeyValue>();
+  /** Live jobs per state, and queued ones per QoS class, kept in step with `live` (Status reads them). */
+  private readonly byState = new Map<JobState, number>();
+  private readonly queuedByQos = new Map<QosClass, number>();
   private watch: Watch | undefined;
   private closed = false;
 
@@ -63,10 +67,32 @@ export class JobTracker {
     const id = v.record.job.id;
     if ((this.seen.get(id) ?? 0) >= v.modRevision) return;
     this.seen.set(id, v.modRevision);
+    const before = this.live.get(id);
+    if (before) this.count(before.record.job, -1);
     if (isTerminal(v.record.job.state)) this.live.delete(id);
-    else this.live.set(id, v);
+    else {
+      this.live.set(id, v);
+      this.count(v.record.job, 1);
+    }
     if (notify) for (const l of this.listeners) l(v);
     if (this.seen.size > 200_000) this.trimSeen();
+  }
+
+  private count(job: Job, by: 1 | -1): void {
+    this.byState.set(job.state, (this.byState.get(job.state) ?? 0) + by);
+    if (job.state !== JobState.JOB_STATE_QUEUED) return;
+    const qos = job.spec?.qos || QosClass.QOS_CLASS_STANDARD;
+    this.queuedByQos.set(qos, (this.queuedByQos.get(qos) ?? 0) + by);
+  }
+
+  /** Live jobs per state (states with none may be absent or 0). */
+  countsByState(): ReadonlyMap<JobState, number> {
+    return this.byState;
+  }
+
+  /** Queued jobs per QoS class (unset counts as standard). */
+  queuedCount(qos: QosClass): number {
+    return this.queuedByQos.get(qos) ?? 0;
   }
 
   private trimSeen(): void {
