@@ -45,7 +45,7 @@ export class Agent implements ConnectionHost {
   constructor(input: AgentInput) {
     this.options = resolveAgentOptions(input);
     this.log = this.options.logger.child({ agent_id: this.options.name });
-    this.executor = createExecutor({ workDir: this.options.workDir, logger: this.log });
+    this.executor = createExecutor({ workDir: this.options.workDir, logger: this.log, standby: this.options.standbySupervisor });
     this.dialer = new FallbackDialer(this.options.servers, { tls: this.options.tls, logger: this.log, allowDowngrade: this.options.allowInsecureFallback });
     this.fatal = new Promise((resolve) => (this.setFatal = resolve));
   }
@@ -198,5 +198,6 @@ export class Agent implements ConnectionHost {
   async close(): Promise<void> {
     this.stop.abort();
     await this.loop;
+    this.executor.close();
   }
 }

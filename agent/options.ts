@@ -22,6 +22,11 @@ export interface AgentOptions {
   tls: { ca?: string; cert?: string; key?: string } | undefined;
   /** Allow falling back from an encrypted address to a plaintext one. Default false. */
   allowInsecureFallback: boolean;
+  /**
+   * Keep one job supervisor booted ahead of the next Assign (~50 MB of RSS
+   * while idle; a job then starts ~0.1 s sooner). Default true.
+   */
+  standbySupervisor: boolean;
   logger: Logger;
 }
 
@@ -42,6 +47,7 @@ export function resolveAgentOptions(o: AgentInput): AgentOptions {
     shutdownGraceMs: o.shutdownGraceMs ?? 60_000,
     tls: o.tls,
     allowInsecureFallback: o.allowInsecureFallback ?? false,
+    standbySupervisor: o.standbySupervisor ?? true,
     logger: o.logger,
   };
 }

@@ -10,10 +10,13 @@
 import { Client, credentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { AgentServiceClient } from '../proto/gen/runmesh/v1/agent.js';
+import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
 import { openEmbeddedStore } from '../control-plane/store/embedded.js';
 import { TestClient } from '../test/support/client.js';
 import { startAgent, startServer, stopAll, tempDir, TOKEN, type ServerProc } from '../test/support/processes.js';
 import { simAgent, type SimAgent } from '../test/support/sim-agent.js';
+import { join } from 'node:path';
+import { pidsWithArgPrefix } from '../agent/executor/testdata/proc.js';
 import { line, ms, round, rssMb, summarize } from './stats.js';
 
 const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
@@ -111,13 +114,16 @@ async function storeCeiling(n: number): Promise<number> {
   return round(rate, 0);
 }
 
-async function realAgentStart(server: ServerProc, client: TestClient, n: number): Promise<{ p50: number; p99: number }> {
-  const agent = await startAgent(server.address, { name: 'real', slots: 2 });
-  await client.waitAgents(1);
+/** Submit → the job's process running, one job at a time, on a real agent (with or without its standby supervisor). */
+async function realAgentStart(server: ServerProc, client: TestClient, n: number, standby: boolean): Promise<{ p50: number; p99: number }> {
+  const name = standby ? 'real' : 'real-cold';
+  const agent = await startAgent(server.address, { name, slots: 2, labels: `agent=${name}`, args: standby ? [] : ['--no-standby-supervisor'] });
+  while (!(await client.agents()).agents.some((a) => a.name === name && a.state === AgentState.AGENT_STATE_READY)) await sleep(50);
+  await sleep(500); // its standby boots
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = Date.now();
-    const job = await client.submit({ script: 'date +%s%3N' });
+    const job = await client.submit({ script: 'date +%s%3N', selector: `agent=${name}` });
     await client.waitDone(job.id);
     const started = Number((await client.logs(job.id)).stdout.trim());
     samples.push(started - t0);
@@ -126,7 +132,7 @@ async function realAgentStart(server: ServerProc, client: TestClient, n: number)
   return summarize(samples);
 }
 
-async function memory(): Promise<{ base: number; with1000: number; perAgentKb: number; idleAgent: number }> {
+async function memory(): Promise<{ base: number; with1000: number; perAgentKb: number; idleAgent: number; standby: number }> {
   const server = await startServer({ args: ['--heartbeat-timeout', '60s'] });
   const client = new TestClient(server.address);
   await sleep(500);
@@ -142,10 +148,11 @@ async function memory(): Promise<{ base: number; with1000: number; perAgentKb: n
   await client.waitAgents(1);
   await sleep(1500);
   const idleAgent = rssMb(agent.proc.pid!);
+  const standby = pidsWithArgPrefix(join(agent.workDir, 'attempts', '.standby-')).reduce((mb, pid) => mb + rssMb(pid), 0);
   client.close();
   await server.stop();
   await agent.stop();
-  return { base, with1000, perAgentKb: round(((with1000 - base) * 1024) / 1000, 1), idleAgent };
+  return { base, with1000, perAgentKb: round(((with1000 - base) * 1024) / 1000, 1), idleAgent, standby: round(standby, 1) };
 }
 
 export async function benchSpine(): Promise<void> {
@@ -159,12 +166,13 @@ export async function benchSpine(): Promise<void> {
     const tp = await throughput(server, client, 20_000);
     const ceiling = await storeCeiling(20_000);
     line('no-op jobs/s, 16 sim agents, embedded', { jobs_per_s: tp, store_txn_per_s: ceiling, 'ratio (txn per job)': round(ceiling / tp, 1) });
-    const real = await realAgentStart(server, client, 20);
-    line('submit→process running, real agent (ms)', real);
+    const cold = await realAgentStart(server, client, 20, false);
+    const real = await realAgentStart(server, client, 20, true);
+    line('submit→process running, real agent (ms)', { ...real, cold_supervisor_p50: cold.p50, cold_supervisor_p99: cold.p99 });
     client.close();
     await server.stop();
     const mem = await memory();
-    line('memory (RSS MB)', { control_plane_idle: mem.base, with_1000_sim_agents: mem.with1000, per_agent_kb: mem.perAgentKb, idle_agent: mem.idleAgent });
+    line('memory (RSS MB)', { control_plane_idle: mem.base, with_1000_sim_agents: mem.with1000, per_agent_kb: mem.perAgentKb, idle_agent: mem.idleAgent, its_standby_supervisor: mem.standby });
   } finally {
     await stopAll();
   }

@@ -1,9 +1,12 @@
 /** The executor with real supervisors and real jobs: output, exit status, idempotent start, remove. */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAttemptRunningError, isInvalidAttemptSpecError } from './errors.js';
-import { collect, collectFirst, Fixture, text } from './testdata/fixture.js';
-import { pidsWithArg } from './testdata/proc.js';
+import { createExecutor } from './index.js';
+import { collect, collectFirst, Fixture, silent, text } from './testdata/fixture.js';
+import { supervisorMarks } from './liveness.js';
+import { alive, pidsWithArg, pidsWithArgPrefix, waitUntil } from './testdata/proc.js';
 
 let fx: Fixture;
 afterEach(async () => {
@@ -121,7 +124,7 @@ describe('executor start and remove', () => {
     expect(c).toBe(a);
     expect(d.dir).toBe(a.dir);
     await new Promise((r) => setTimeout(r, 300));
-    expect(pidsWithArg(a.dir)).toHaveLength(1);
+    expect(new Set(supervisorMarks(a.dir).flatMap(pidsWithArg)).size).toBe(1);
     const outputs = text(await collectFirst(a, 1), 'stdout');
     expect(outputs).toBe('once\n');
     await a.cancel(0, 'test over');
@@ -147,5 +150,61 @@ describe('executor start and remove', () => {
     expect(isInvalidAttemptSpecError(both)).toBe(true);
     expect(isInvalidAttemptSpecError(path)).toBe(true);
     expect(await fx.executor.recover()).toEqual([]);
+  });
+});
+
+describe('standby supervisor', () => {
+  const standbys = (): number[] => pidsWithArgPrefix(join(fx.workDir, 'attempts', '.standby-'));
+
+  it('runs the next attempt on a supervisor booted ahead of time, then boots another', async () => {
+    fx = new Fixture();
+    const first = await fx.executor.start(fx.spec({ script: 'echo cold' }));
+    expect(existsSync(join(first.dir, 'supervisor.standby'))).toBe(false);
+    await waitUntil(() => standbys().length === 1, 'a standby to be booted after the first start');
+    const [ready] = standbys();
+    const second = await fx.executor.start(fx.spec({ script: 'echo warm; echo to-stderr >&2; exit 4' }));
+    const token = readFileSync(join(second.dir, 'supervisor.standby'), 'utf8');
+    expect(readFileSync(join(second.dir, 'supervisor.pid'), 'utf8')).toBe(String(ready));
+    const records = await collect(second);
+    expect(text(records, 'stdout')).toBe('warm\n');
+    expect(text(records, 'stderr')).toBe('to-stderr\n');
+    expect(await second.exited()).toMatchObject({ exitCode: 4, failure: 'exit_code' });
+    // Its log moved into the attempt with it; a new standby waits for the attempt after.
+    expect(existsSync(token)).toBe(false);
+    expect(readFileSync(join(second.dir, 'supervisor.log'), 'utf8')).toContain('job finished');
+    await waitUntil(() => standbys().length === 1 && standbys()[0] !== ready, 'the next standby');
+    expect(text(await collect(first), 'stdout')).toBe('cold\n');
+  });
+
+  it('cancels a job on a standby supervisor and leaves nothing behind', async () => {
+    fx = new Fixture();
+    await fx.executor.recover(); // an agent starting up boots its standby here
+    await waitUntil(() => standbys().length === 1, 'the standby');
+    const h = await fx.executor.start(fx.spec({ script: 'echo tick; sleep 600' }));
+    expect(existsSync(join(h.dir, 'supervisor.standby'))).toBe(true);
+    await collectFirst(h, 1);
+    await h.cancel(1, 'test');
+    expect(await h.exited()).toMatchObject({ failure: 'cancelled' });
+  });
+
+  it('is not booted when standbys are off: every attempt starts cold', async () => {
+    fx = new Fixture();
+    const cold = createExecutor({ workDir: fx.workDir, logger: silent, standby: false });
+    await cold.recover();
+    const h = await cold.start(fx.spec({ script: 'echo cold' }));
+    expect(text(await collect(h), 'stdout')).toBe('cold\n');
+    expect(existsSync(join(h.dir, 'supervisor.standby'))).toBe(false);
+    expect(standbys()).toEqual([]);
+    cold.close();
+  });
+
+  it('leaves when its executor closes, removing its log', async () => {
+    fx = new Fixture();
+    await fx.executor.recover();
+    await waitUntil(() => standbys().length === 1, 'the standby');
+    const [pid] = standbys();
+    fx.executor.close();
+    await waitUntil(() => !alive(pid!), 'the standby to leave on close');
+    expect(readdirSync(join(fx.workDir, 'attempts')).filter((n) => n.startsWith('.standby-'))).toEqual([]);
   });
 });

@@ -61,4 +61,6 @@ export interface Executor {
   start(spec: AttemptSpec): Promise<AttemptHandle>;
   /** Attempts left on disk by an earlier agent process (running or finished, not yet removed). */
   recover(): Promise<AttemptHandle[]>;
+  /** Releases what the executor holds for future attempts; running attempts carry on. Idempotent. */
+  close(): void;
 }

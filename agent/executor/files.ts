@@ -15,6 +15,8 @@ export const files = (dir: string) => ({
   supervisorPid: join(dir, 'supervisor.pid'),
   jobPgid: join(dir, 'job.pgid'),
   supervisorLog: join(dir, 'supervisor.log'),
+  /** When a standby supervisor took the attempt: the argument it was started with (its command line lacks the dir). */
+  standby: join(dir, 'supervisor.standby'),
   /** Written once the supervisor handles cancel signals; before that a signal would kill it. */
   ready: join(dir, 'supervisor.ready'),
   work: join(dir, 'work'),

@@ -17,8 +17,10 @@ export interface ExecutorOptions {
   readonly workDir: string;
   /** Parent logger; each attempt logs through a child bound to job_id and attempt. */
   readonly logger: Logger;
+  /** Keep a supervisor booted ahead of the next attempt (see supervisor.ts). Default true. */
+  readonly standby?: boolean;
 }
 
 export function createExecutor(options: ExecutorOptions): Executor {
-  return new LocalExecutor(options.workDir, options.logger);
+  return new LocalExecutor(options.workDir, options.logger, options.standby ?? true);
 }

@@ -4,6 +4,7 @@
  * recycled by the time a restarted agent reads it.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { files } from './files.js';
 
 /** State and process group from /proc/<pid>/stat; the command name may hold spaces and parentheses. */
 function stat(pid: number): { state: string; pgrp: number } | undefined {
@@ -21,13 +22,26 @@ const running = (pid: number): boolean => {
   return s !== undefined && s.state !== 'Z' && s.state !== 'X';
 };
 
-/** `pid` is a live supervisor.js process working on `dir`. */
+/**
+ * `pid` is a live supervisor.js process working on `dir`: started with `dir`
+ * as its argument, or a standby started with the token `dir` records.
+ */
 export function isSupervisor(pid: number, dir: string): boolean {
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv.some((a) => a.endsWith('supervisor.js')) && argv.includes(dir) && running(pid);
+    const marks = supervisorMarks(dir);
+    return argv.some((a) => a.endsWith('supervisor.js')) && argv.some((a) => marks.includes(a)) && running(pid);
   } catch {
     return false;
+  }
+}
+
+/** The command-line arguments that name `dir`'s supervisor: the dir itself, and a standby's token. */
+export function supervisorMarks(dir: string): string[] {
+  try {
+    return [dir, readFileSync(files(dir).standby, 'utf8')];
+  } catch {
+    return [dir];
   }
 }
 

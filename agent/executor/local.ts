@@ -2,9 +2,12 @@
  * The local executor: one directory per attempt under WORKDIR/attempts, each
  * run by a detached supervisor process. `start` is idempotent per attempt
  * (the directory is the lock); `recover` finds what an earlier agent process left.
+ * One supervisor is kept booted ahead of time (a standby, see supervisor.ts)
+ * and handed the next attempt, so an Assign does not wait for Node to start.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,15 +30,27 @@ export function supervisorPath(): string {
   return path;
 }
 
+/** A supervisor started before its attempt, waiting on stdin for the attempt dir. */
+interface Standby {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** Its argument and first log file (under the attempts root). */
+  readonly token: string;
+}
+
 export class LocalExecutor implements Executor {
   private readonly root: string;
   private readonly handles = new Map<string, LocalAttempt>();
   /** Starts in flight, so that a concurrent second start waits for the first instead of racing it. */
   private readonly starting = new Map<string, Promise<AttemptHandle>>();
+  private standby: Standby | undefined;
+  private closed = false;
 
   constructor(
     workDir: string,
     private readonly log: Logger,
+    /** Keep a standby supervisor booted for the next attempt. */
+    private readonly useStandby = true,
   ) {
     this.root = resolve(workDir, 'attempts');
   }
@@ -65,13 +80,49 @@ export class LocalExecutor implements Executor {
     const f = files(h.dir);
     await writeFile(f.spec, JSON.stringify(spec));
     await writeFile(f.spool, '');
-    const pid = await spawnSupervisor(supervisor, h.dir, f.supervisorLog).catch(async (err: unknown) => {
-      await rm(h.dir, { recursive: true, force: true }); // nothing ran: a retry may start afresh
-      throw err;
-    });
+    const standby = this.takeStandby();
+    let pid: number;
+    if (standby) {
+      writeFileSync(f.standby, standby.token); // before the handover: liveness checks need it from then on
+      standby.child.stdin!.end(`${h.dir}\n`);
+      pid = standby.pid;
+    } else {
+      pid = await spawnSupervisor(supervisor, h.dir, f.supervisorLog).catch(async (err: unknown) => {
+        await rm(h.dir, { recursive: true, force: true }); // nothing ran: a retry may start afresh
+        throw err;
+      });
+    }
     writeFileAtomicSync(f.supervisorPid, String(pid));
-    this.log.child({ job_id: spec.jobId, attempt: spec.attempt }).info({ supervisor_pid: pid }, 'attempt started');
+    this.log.child({ job_id: spec.jobId, attempt: spec.attempt }).info({ supervisor_pid: pid, standby: standby !== undefined }, 'attempt started');
+    this.prepareStandby();
     return h;
+  }
+
+  /** The standby, if it is still there to take work; the caller starts a replacement. */
+  private takeStandby(): Standby | undefined {
+    const s = this.standby;
+    this.standby = undefined;
+    if (!s) return undefined;
+    if (s.child.exitCode === null && s.child.signalCode === null && s.child.stdin?.writable) return s;
+    s.child.stdin?.destroy();
+    return undefined;
+  }
+
+  /** Boots the next standby in the background, unless there is one or we are closed. */
+  private prepareStandby(): void {
+    if (!this.useStandby || this.closed || this.standby) return;
+    try {
+      this.standby = spawnStandby(supervisorPath(), this.root);
+    } catch (err) {
+      this.log.warn({ err }, 'could not start a standby supervisor; the next attempt starts cold');
+    }
+  }
+
+  /** Lets the standby go (it exits on end of input). Attempts keep running. Idempotent. */
+  close(): void {
+    this.closed = true;
+    this.standby?.child.stdin?.end();
+    this.standby = undefined;
   }
 
   async recover(): Promise<AttemptHandle[]> {
@@ -83,6 +134,8 @@ export class LocalExecutor implements Executor {
       out.push(this.handle(m[1], Number(m[2])));
     }
     this.log.info({ attempts: out.length }, 'attempts recovered');
+    // An agent recovers as it starts: boot a standby now, so that even its first Assign starts warm.
+    this.prepareStandby();
     return out;
   }
 
@@ -104,6 +157,28 @@ function validate(spec: AttemptSpec): void {
   if ((spec.argv.length > 0) === (spec.script !== '')) throw new InvalidAttemptSpecError('argv', 'exactly one of argv and script must be set');
   if (spec.argv.length > 0 && spec.argv[0] === '') throw new InvalidAttemptSpecError('argv', 'the program name is empty');
   if (!(spec.graceSeconds >= 0)) throw new InvalidAttemptSpecError('graceSeconds', `${spec.graceSeconds} is negative`);
+}
+
+/**
+ * A standby supervisor: detached like any other, its log file named by its
+ * token in the attempts root, its stdin a pipe from us that the agent process
+ * does not wait on. When this process dies the pipe closes and it leaves.
+ */
+function spawnStandby(path: string, root: string): Standby {
+  mkdirSync(root, { recursive: true });
+  const token = join(root, `.standby-${randomUUID()}.log`);
+  const out = openSync(token, 'a');
+  try {
+    const child = spawn(process.execPath, [path, '--standby', token], { cwd: root, detached: true, stdio: ['pipe', out, out] });
+    if (child.pid === undefined) throw new SupervisorStartError(path, 'standby did not start');
+    child.on('error', () => undefined); // seen as exitCode/writable when it is taken
+    child.stdin!.on('error', () => undefined); // EPIPE once it is gone
+    child.unref();
+    (child.stdin as unknown as { unref?: () => void }).unref?.();
+    return { child, pid: child.pid, token };
+  } finally {
+    closeSync(out);
+  }
 }
 
 /**

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collect, Fixture, groupGone, pgidOf, supervisorPidOf } from './testdata/fixture.js';
-import { alive, groupMembers, waitUntil } from './testdata/proc.js';
+import { alive, groupMembers, pidsWithArgPrefix, waitUntil } from './testdata/proc.js';
 
 const AGENT = fileURLToPath(new URL('./testdata/start-and-die.mjs', import.meta.url));
 
@@ -42,9 +42,12 @@ describe('after the agent is SIGKILLed', () => {
     const n = 100;
     const jobId = 'j_outlives';
     const dir = await startInChild(jobId, `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep 0.02; done`);
+    await waitUntil(() => pidsWithArgPrefix(join(fx.workDir, 'attempts', '.standby-')).length === 1, "the dead agent's standby to boot");
     await killAgent();
     const supervisor = supervisorPidOf(dir);
     expect(alive(supervisor)).toBe(true);
+    // Its standby supervisor had no attempt yet: it leaves with the agent instead of lingering.
+    await waitUntil(() => pidsWithArgPrefix(join(fx.workDir, 'attempts', '.standby-')).length === 0, 'the standby to leave with its agent');
     expect(existsSync(join(dir, 'status.json'))).toBe(false); // it was mid-run when the agent died
 
     const handles = await fx.reopen().recover();

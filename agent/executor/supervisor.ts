@@ -7,9 +7,17 @@
  * outlives the agent, a killed or upgraded agent loses nothing.
  *
  * Usage: node supervisor.js <attemptDir>
+ *        node supervisor.js --standby <token>
+ *
+ * A standby is started before there is an attempt for it, so that Node's
+ * start-up (~0.1 s of CPU) is not on the path from Assign to a running job:
+ * it boots, then waits for the agent to write an attempt dir on its stdin and
+ * close it. End of input without one (the agent closed or died) and it
+ * leaves. Its token, the path of the log file it was started on, is moved
+ * into the attempt as supervisor.log and recorded there as supervisor.standby.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { pino } from 'pino';
 import type { AttemptSpec, ExitFailure, ExitStatus } from './executor.js';
@@ -31,9 +39,9 @@ interface MainExit {
   readonly signal: NodeJS.Signals | null;
 }
 
-const dir = process.argv[2];
+const dir = process.argv[2] === '--standby' ? await standbyFor(process.argv[3]) : process.argv[2];
 if (!dir) {
-  process.stderr.write('usage: supervisor.js <attemptDir>\n');
+  process.stderr.write('usage: supervisor.js <attemptDir> | --standby <token>\n');
   process.exit(2);
 }
 const f = files(dir);
@@ -63,6 +71,29 @@ main().catch((err: unknown) => {
   signalGroup('SIGKILL');
   process.exit(1);
 });
+
+/** Waits for the agent to hand over an attempt dir (stdin, then end of input); leaves if none comes. */
+async function standbyFor(token: string | undefined): Promise<string> {
+  if (!token) return '';
+  let input = '';
+  for await (const chunk of process.stdin) input += String(chunk);
+  const given = input.trim();
+  if (!given) {
+    try {
+      unlinkSync(token);
+    } catch {
+      // already gone
+    }
+    process.exit(0);
+  }
+  process.chdir(given); // never pin the directory we were started in
+  try {
+    renameSync(token, files(given).supervisorLog); // our stdout and stderr go with the file
+  } catch {
+    // the log stays where it was; the attempt runs all the same
+  }
+  return given;
+}
 
 async function main(): Promise<void> {
   mkdirSync(f.work, { recursive: true });

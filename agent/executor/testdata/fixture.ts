@@ -11,12 +11,15 @@ export const silent = pino({ level: process.env.RUNMESH_TEST_LOG ?? 'silent' });
 
 export class Fixture {
   readonly workDir = mkdtempSync(join(tmpdir(), 'runmesh-exec-'));
-  readonly executor: Executor = createExecutor({ workDir: this.workDir, logger: silent });
+  private readonly executors: Executor[] = [];
+  readonly executor: Executor = this.reopen();
   private seq = 0;
 
   /** A fresh executor on the same work dir, as a restarted agent would build. */
   reopen(): Executor {
-    return createExecutor({ workDir: this.workDir, logger: silent });
+    const e = createExecutor({ workDir: this.workDir, logger: silent });
+    this.executors.push(e);
+    return e;
   }
 
   spec(job: Partial<AttemptSpec>): AttemptSpec {
@@ -24,6 +27,7 @@ export class Fixture {
   }
 
   async cleanup(): Promise<void> {
+    for (const e of this.executors) e.close();
     const root = join(this.workDir, 'attempts');
     const dirs = safeList(root).map((d) => join(root, d));
     for (const dir of dirs) killLeftovers(dir, [pgidOf(dir)].filter((p) => p > 0));

@@ -37,6 +37,22 @@ export function pidsWithArg(needle: string): number[] {
   return out;
 }
 
+/** Live processes with an argument that starts with `prefix`. */
+export function pidsWithArgPrefix(prefix: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      const f = statFields(name);
+      if (argv.some((a) => a.startsWith(prefix)) && f && f[0] !== 'Z') out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 export function alive(pid: number): boolean {
   const f = statFields(String(pid));
   return f !== undefined && f[0] !== 'Z';
