@@ -171,7 +171,7 @@ describe('standby supervisor', () => {
     expect(await second.exited()).toMatchObject({ exitCode: 4, failure: 'exit_code' });
     // Its log moved into the attempt with it; a new standby waits for the attempt after.
     expect(existsSync(token)).toBe(false);
-    expect(readFileSync(join(second.dir, 'supervisor.log'), 'utf8')).toContain('job finished');
+    expect(readFileSync(join(second.dir, 'supervisor.log'), 'utf8')).toContain('"msg":"job started"'); // logged before the job can end
     await waitUntil(() => standbys().length === 1 && standbys()[0] !== ready, 'the next standby');
     expect(text(await collect(first), 'stdout')).toBe('cold\n');
   });
