@@ -43,13 +43,14 @@ export async function grpcBaseline(address: string, n: number): Promise<{ p50: n
 export async function dispatchLatency(server: ServerProc, client: TestClient, n: number): Promise<{ p50: number; p99: number }> {
   const assigned = new Waiters<bigint>();
   const acked = new Waiters<void>();
-  const agent = simAgent(server.address, { name: 'lat', token: TOKEN, slots: 4, onAssign: (id, at) => assigned.settle(id, at), onResultAck: (id) => acked.settle(id, undefined) });
+  const agent = simAgent(server.address, { name: 'lat', token: TOKEN, slots: 4, labels: { lat: 'true' }, onAssign: (id, at) => assigned.settle(id, at), onResultAck: (id) => acked.settle(id, undefined) });
   await agent.welcomed;
   await sleep(200);
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = process.hrtime.bigint();
-    const job = await client.submit({ argv: ['true'] });
+    // Pinned to the measuring agent: the cluster may hold others (see the crowd in benchSpine).
+    const job = await client.submit({ argv: ['true'], selector: 'lat=true' });
     samples.push(ms(t0, await assigned.wait(job.id)));
     await acked.wait(job.id);
   }
@@ -132,7 +133,7 @@ async function realAgentStart(server: ServerProc, client: TestClient, n: number,
   return summarize(samples);
 }
 
-async function memory(): Promise<{ base: number; with1000: number; perAgentKb: number; idleAgent: number; standby: number }> {
+async function memory(): Promise<{ base: number; with1000: number; perAgentKb: number; idleAgent: number; standby: number; crowded: { p50: number; p99: number } }> {
   const server = await startServer({ args: ['--heartbeat-timeout', '60s'] });
   const client = new TestClient(server.address);
   await sleep(500);
@@ -142,6 +143,8 @@ async function memory(): Promise<{ base: number; with1000: number; perAgentKb: n
   await Promise.all(agents.map((a) => a.welcomed));
   await sleep(1000);
   const with1000 = rssMb(server.proc.pid!);
+  // Every round routes over all of them: dispatch must not slow down with the size of the cluster.
+  const crowded = await dispatchLatency(server, client, 200);
   agents.forEach((a) => a.close());
   channels.forEach((c) => c.close());
   const agent = await startAgent(server.address, { name: 'idle' });
@@ -152,7 +155,7 @@ async function memory(): Promise<{ base: number; with1000: number; perAgentKb: n
   client.close();
   await server.stop();
   await agent.stop();
-  return { base, with1000, perAgentKb: round(((with1000 - base) * 1024) / 1000, 1), idleAgent, standby: round(standby, 1) };
+  return { base, with1000, perAgentKb: round(((with1000 - base) * 1024) / 1000, 1), idleAgent, standby: round(standby, 1), crowded };
 }
 
 export async function benchSpine(): Promise<void> {
@@ -172,6 +175,7 @@ export async function benchSpine(): Promise<void> {
     client.close();
     await server.stop();
     const mem = await memory();
+    line('dispatch submit→assign, 1,000 idle sim agents connected (ms)', { ...mem.crowded, 'p50/alone': round(mem.crowded.p50 / lat.p50, 2) });
     line('memory (RSS MB)', { control_plane_idle: mem.base, with_1000_sim_agents: mem.with1000, per_agent_kb: mem.perAgentKb, idle_agent: mem.idleAgent, its_standby_supervisor: mem.standby });
   } finally {
     await stopAll();

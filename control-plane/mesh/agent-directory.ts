@@ -44,13 +44,18 @@ export interface AgentDirectoryOptions {
 
 export class AgentDirectory {
   private closing: Promise<void> | undefined;
+  private everyone: readonly AgentRecord[] | undefined;
 
   private constructor(
     private readonly store: Store,
     private readonly agents: WatchedPrefix<AgentRecord>,
     private readonly configs: WatchedPrefix<AgentConfig>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const changed = (): void => void (this.everyone = undefined);
+    agents.onChange(changed);
+    configs.onChange(changed);
+  }
 
   /** Reads and starts watching the mesh's agents and their configs. */
   static async open(store: Store, options: AgentDirectoryOptions = {}): Promise<AgentDirectory> {
@@ -90,9 +95,10 @@ export class AgentDirectory {
     return res.succeeded;
   }
 
-  /** Every agent in the mesh, by name. */
-  all(): AgentRecord[] {
-    return this.agents.entriesInOrder().map((e) => this.withConfig(e.value));
+  /** Every agent in the mesh, by name (built once per change: the scheduler asks every round). */
+  all(): readonly AgentRecord[] {
+    this.everyone ??= this.agents.entriesInOrder().map((e) => this.withConfig(e.value));
+    return this.everyone;
   }
 
   get(name: string): AgentRecord | undefined {

@@ -27,6 +27,8 @@ const RESYNC_MAX_MS = 2_000;
 
 export class WatchedPrefix<T> {
   private entries = new Map<string, Entry<T>>();
+  /** `entries` in key order, until the next change. */
+  private ordered: readonly Entry<T>[] | undefined;
   private readonly listeners = new Set<() => void>();
   private watch: Watch | undefined;
   /** Bumped by each re-read; events and errors of an older watch are dropped. */
@@ -45,9 +47,10 @@ export class WatchedPrefix<T> {
     return w;
   }
 
-  /** Entries in key order. */
-  entriesInOrder(): Entry<T>[] {
-    return [...this.entries.values()].sort((a, b) => (a.kv.key < b.kv.key ? -1 : a.kv.key > b.kv.key ? 1 : 0));
+  /** Entries in key order (sorted once per change: the scheduler asks every round). */
+  entriesInOrder(): readonly Entry<T>[] {
+    this.ordered ??= [...this.entries.values()].sort((a, b) => (a.kv.key < b.kv.key ? -1 : a.kv.key > b.kv.key ? 1 : 0));
+    return this.ordered;
   }
 
   /** The entry at the full key `key`. */
@@ -81,6 +84,7 @@ export class WatchedPrefix<T> {
     if (this.closed) return;
     const generation = ++this.generation;
     this.entries = new Map();
+    this.ordered = undefined;
     for (const kv of res.kvs) this.put(this.entries, kv);
     const watch = await this.o.store.watch(
       this.o.prefix,
@@ -106,6 +110,7 @@ export class WatchedPrefix<T> {
       if (e.type === 'put') this.put(this.entries, e.kv);
       else this.entries.delete(e.key);
     }
+    this.ordered = undefined;
     this.notify();
   }
 

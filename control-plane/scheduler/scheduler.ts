@@ -5,7 +5,7 @@
  * marks work and one loop drains it.
  */
 import type { Logger } from 'pino';
-import type { AgentView, Decision, Placement, Preemption } from '../../routing/index.js';
+import type { AgentView, ClusterSnapshot, Decision, Placement, Preemption } from '../../routing/index.js';
 import { Router, snapshotOf } from '../../routing/index.js';
 import { assign, lost, preempt, promote, setWaitingReason } from '../jobs/lifecycle.js';
 import { cloneRecord, type JobRecord } from '../jobs/record.js';
@@ -80,6 +80,7 @@ export class Scheduler {
   private readonly redelivered = new Map<string, number>();
   /** Submitted jobs waiting for the next round to store them (placed, or queued). */
   private admissions: Admission[] = [];
+  private last: ClusterSnapshot | undefined;
 
   constructor(private readonly o: SchedulerOptions) {
     this.router = o.router ?? new Router();
@@ -164,7 +165,7 @@ export class Scheduler {
     await this.promoteDue(now);
     if (this.index.queued.size === 0) return;
     const agents = this.o.agents.views(this.index);
-    const snapshot = snapshotOf(agents, this.index.running());
+    const snapshot = this.snapshot(agents);
     const freeSlots = agents.reduce((n, a) => n + (a.schedulable ? Math.max(0, a.free.slots) : 0), 0);
     const decision = this.router.decide(snapshot, this.index.queueSlice(Math.max(MIN_SLICE, freeSlots)), now.getTime());
     await Promise.all([
@@ -194,7 +195,7 @@ export class Scheduler {
   private async placeFresh(records: JobRecord[], now: Date): Promise<Versioned[]> {
     const agents = this.o.agents.views(this.index);
     const byId = new Map(records.map((r) => [r.job.id, r]));
-    const decision = this.router.decide(snapshotOf(agents, this.index.running()), records.map(toQueued), now.getTime());
+    const decision = this.router.decide(this.snapshot(agents), records.map(toQueued), now.getTime());
     await Promise.all(decision.preemptions.map((p) => this.preempt(p)));
     const inserted = await Promise.all(
       decision.placements.map((p) => {
@@ -204,6 +205,12 @@ export class Scheduler {
       }),
     );
     return inserted.filter((v): v is Versioned => v !== undefined);
+  }
+
+  /** This round's snapshot; the agent indices of the last one are reused while the agents are the same. */
+  private snapshot(agents: AgentView[]): ClusterSnapshot {
+    this.last = snapshotOf(agents, this.index.running(), this.last);
+    return this.last;
   }
 
   private async promoteDue(now: Date): Promise<void> {

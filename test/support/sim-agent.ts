@@ -31,6 +31,8 @@ export interface SimAgentOptions {
   load?: number;
   /** Heartbeat period (default 2 s). */
   heartbeatMs?: number;
+  /** Labels besides `sim=true`. */
+  labels?: Record<string, string>;
 }
 
 export function simAgent(address: string, o: SimAgentOptions): SimAgent {
@@ -61,7 +63,7 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
     agent.onAssign?.(msg.value.jobId, process.hrtime.bigint());
     if (!o.complete || o.complete(msg.value)) finish(msg.value);
   });
-  call.write({ msg: { $case: 'hello', value: { name: o.name, joinToken: o.token, labels: { sim: 'true' }, capacity: { slots: o.slots, cpuMillis: 0, memoryMb: 0 }, version: 'sim', protocolVersion: PROTOCOL_VERSION, held: [], hostname: 'sim' } } });
+  call.write({ msg: { $case: 'hello', value: { name: o.name, joinToken: o.token, labels: { sim: 'true', ...o.labels }, capacity: { slots: o.slots, cpuMillis: 0, memoryMb: 0 }, version: 'sim', protocolVersion: PROTOCOL_VERSION, held: [], hostname: 'sim' } } });
   const hb = setInterval(() => call.write({ msg: { $case: 'heartbeat', value: { freeSlots: o.slots, running: 0, draining: false, load: o.load ?? 0 } } }), o.heartbeatMs ?? 2000);
   hb.unref();
   return agent;
