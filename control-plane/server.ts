@@ -93,7 +93,8 @@ export class ControlPlane {
       const mesh = await MeshNode.start({
         store, peerId: o.peerId, grpcAddress: dialable(bound), httpAddress, ttlSeconds: o.peerTtlSeconds,
         gateway: parts.gateway, registry: parts.registry, logger: log,
-        readLocalLog: (id, attempt, from, follow, signal) => readLocalLog(parts.tracker, parts.logs, id, attempt, from, follow, signal),
+        // A peer's reader stops following once the agent's stream moved elsewhere; the reader finds where.
+        readLocalLog: (id, attempt, from, follow, signal) => readLocalLog(parts.tracker, parts.logs, id, attempt, from, follow, signal, (live) => parts.mesh?.logIsHere(live, attempt) ?? true),
         logs: parts.logs,
       });
       parts.mesh = mesh;
@@ -175,7 +176,7 @@ function serve(p: Parts, mesh: MeshNode): void {
     repo: p.repo, tracker, writer: p.writer, logs: p.logs, logger: log,
     cancelOnAgent: (agent, id, attempt, grace, reason) => mesh.cancel(agent, id, attempt, grace, reason),
     waitingReason: (id) => scheduler.waitingReason(id),
-    remoteLogs: (record, attempt, from, follow, signal) => mesh.remoteLog(record, attempt, from, follow, signal),
+    logLocator: { here: (record, attempt) => mesh.logIsHere(record, attempt), read: (record, attempt, from, follow, signal) => mesh.remoteLog(record, attempt, from, follow, signal) },
     admit: (records) => scheduler.admit(records),
   }).addToServer(p.grpc);
   const cluster = new ClusterServiceImpl({ view: clusterView(mesh, registry, index, scheduler), tracker, logger: log, version: VERSION });

@@ -248,6 +248,30 @@ describe('control-plane mesh over etcd', () => {
     }
   });
 
+  it('follows a running job\'s log from the other peers through a kill -9 of the peer holding its agent', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const { leader, others } = await mesh('m8');
+    const [home, third] = [others[0]!, others[1]!];
+    await agentsOn([home, third, leader], 'm8');
+    const [name] = agentNames('m8', [0]);
+    expect((await waitAgentsOn(leader.client, [name!])).get(name!)).toBe(home.id);
+    const lines = 60;
+    const script = `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done`;
+    const job = await leader.client.submit({ script, selector: `agent=${name}`, maxAttempts: 1 });
+    await leader.client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 20_000);
+    // Both followers read from the agent's peer until it dies, then from wherever the agent reconnects.
+    const follows = [leader, third].map((p) => p.client.logs(job.id, { follow: true }));
+    await sleep(1500);
+    await home.kill9();
+    const done = await leader.client.waitDone(job.id, 60_000);
+    expect(done.state, describeJob(done)).toBe(SUCCEEDED);
+    const want = Array.from({ length: lines }, (_, i) => `line ${i + 1}\n`).join('');
+    for (const [i, read] of (await Promise.all(follows)).entries()) {
+      const from = [leader, third][i]!.id;
+      expect(read.stdout, `followed from ${from}`).toBe(want);
+      expect(read.records.map((r) => r.seq), `followed from ${from}`).toEqual(read.records.map((_, k) => k));
+    }
+  });
+
   it("routes by the load an agent reports to another peer: the leader's router and ListAgents see it", { timeout: TEST_TIMEOUT_MS }, async () => {
     const peers = await startPeers(etcd.endpoint, 'm7', 2);
     clients.push(...peers.map((p) => p.client));

@@ -32,7 +32,7 @@ import { validateSpec } from '../jobs/validate.js';
 import type { LogStore } from '../logs/log-store.js';
 import { checkJobId, invalid, notFound, toServiceError, unary } from './status.js';
 import { drained } from './drain.js';
-import { followLogs, type RemoteLogs } from './logs-follow.js';
+import { followLogs, type LogLocator } from './logs-follow.js';
 
 export interface JobServiceDeps {
   repo: JobRepo;
@@ -44,8 +44,8 @@ export interface JobServiceDeps {
   cancelOnAgent(agent: string, jobId: string, attempt: number, graceSeconds: number, reason: string): Promise<boolean>;
   /** The scheduler's latest reason a queued job waits, if it has one. */
   waitingReason(jobId: string): string | undefined;
-  /** Reads logs that another peer holds. */
-  remoteLogs: RemoteLogs;
+  /** Where each attempt's log is, this peer or others. */
+  logLocator: LogLocator;
   /** Stores drafted new jobs (placing them at once where it can); resolves when all are durable. */
   admit(records: JobRecord[]): Promise<Versioned[]>;
 }
@@ -151,7 +151,7 @@ export class JobServiceImpl {
     call.on('close', () => abort.abort(new Error('stream closed')));
     try {
       const id = checkJobId(call.request.id);
-      await followLogs({ ...this.d, remote: this.d.remoteLogs, id, request: call.request, signal: abort.signal, write: (m) => call.write(m), drained: () => drained(call, abort.signal) });
+      await followLogs({ ...this.d, locator: this.d.logLocator, id, request: call.request, signal: abort.signal, write: (m) => call.write(m), drained: () => drained(call, abort.signal) });
       call.end();
     } catch (err) {
       if (!abort.signal.aborted) call.emit('error', toServiceError(err, this.d.logger));

@@ -13,8 +13,22 @@ import type { LogStore } from '../logs/log-store.js';
 import type { LogRecord } from '../mesh/peer-service.js';
 import { invalid, notFound } from './status.js';
 
-/** Where to read an attempt's log when another peer holds it; undefined means here. */
-export type RemoteLogs = (record: JobRecord, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal) => AsyncIterable<LogRecord> | undefined;
+/** Where an attempt's log is: this peer, or other peers to read it from. */
+export interface LogLocator {
+  /**
+   * True when this peer is where the attempt's log is written (running: it
+   * holds the agent's stream) or kept (finished: it holds a sealed copy), or
+   * when no peer is.
+   */
+  here(record: JobRecord, attempt: number): boolean;
+  /** Reads the attempt's log from the peers that have it (fails when none is reachable). */
+  read(record: JobRecord, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord>;
+}
+
+/** How long a follower keeps trying to reach an attempt's log (its agent moving to another peer) before it gives up. */
+const FOLLOW_RETRY_MS = 60_000;
+/** Pause before looking again for where a followed log went. */
+const FOLLOW_PAUSE_MS = 200;
 
 export interface FollowArgs {
   id: string;
@@ -22,7 +36,7 @@ export interface FollowArgs {
   repo: JobRepo;
   tracker: JobTracker;
   logs: LogStore;
-  remote: RemoteLogs;
+  locator: LogLocator;
   signal: AbortSignal;
   /** Returns false when the client's buffer is full. */
   write(m: LogsResponse): boolean;
@@ -57,9 +71,19 @@ function untilAssigned(a: FollowArgs): Promise<JobRecord | undefined> {
 
 /**
  * The records of an attempt held on this peer, from `fromSeq`; with `follow`,
- * until the attempt is over and all it holds was yielded.
+ * until the attempt is over and all it holds was yielded, or until `stay`
+ * says its log is no longer written here (the agent moved to another peer).
  */
-export async function* readLocalLog(tracker: JobTracker, logs: LogStore, jobId: string, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncGenerator<LogRecord> {
+export async function* readLocalLog(
+  tracker: JobTracker,
+  logs: LogStore,
+  jobId: string,
+  attempt: number,
+  fromSeq: number,
+  follow: boolean,
+  signal: AbortSignal,
+  stay: (live: JobRecord) => boolean = () => true,
+): AsyncGenerator<LogRecord> {
   const file = await logs.file(jobId, attempt);
   // Wake the reader as soon as the attempt ends, rather than at its next poll.
   const unsubscribe = tracker.subscribe((v) => {
@@ -67,8 +91,8 @@ export async function* readLocalLog(tracker: JobTracker, logs: LogStore, jobId: 
   });
   const over = (): 'more' | 'done' => {
     if (!follow) return 'done';
-    const live = tracker.get(jobId)?.record.job;
-    return live && live.attempt === attempt && isActive(live.state) ? 'more' : 'done';
+    const live = tracker.get(jobId)?.record;
+    return live && live.job.attempt === attempt && isActive(live.job.state) && stay(live) ? 'more' : 'done';
   };
   try {
     yield* logs.read(jobId, attempt, fromSeq, over, signal);
@@ -87,10 +111,53 @@ export async function followLogs(a: FollowArgs): Promise<void> {
     record = assigned;
   }
   const attempt = a.request.attempt || record.job.attempt;
-  const { fromSeq, follow } = a.request;
-  const source = a.remote(record, attempt, fromSeq, follow, a.signal) ?? readLocalLog(a.tracker, a.logs, a.id, attempt, fromSeq, follow, a.signal);
-  for await (const r of source) {
-    const data = Buffer.isBuffer(r.data) ? r.data : Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
-    if (!a.write({ attempt, seq: r.seq, stream: r.stream, data })) await a.drained();
+  const { follow } = a.request;
+  let next = a.request.fromSeq;
+  let failingSince: number | undefined;
+  // One pass per place the log is read from; a followed attempt whose agent moves to another peer
+  // (or whose peer dies) is picked up where it went, from the next record not yet sent.
+  for (let pass = 0; ; pass++) {
+    if (pass > 0) await pause(FOLLOW_PAUSE_MS, a.signal);
+    const here = a.locator.here(record, attempt);
+    const sent = next;
+    try {
+      const source = here
+        ? readLocalLog(a.tracker, a.logs, a.id, attempt, next, follow, a.signal, (live) => a.locator.here(live, attempt))
+        : a.locator.read(record, attempt, next, follow, a.signal);
+      for await (const r of source) {
+        if (r.seq < next) continue;
+        const data = Buffer.isBuffer(r.data) ? r.data : Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+        if (!a.write({ attempt, seq: r.seq, stream: r.stream, data })) await a.drained();
+        next = r.seq + 1;
+      }
+    } catch (err) {
+      if (!follow || a.signal.aborted) throw err;
+      failingSince ??= Date.now();
+      if (Date.now() - failingSince > FOLLOW_RETRY_MS) throw err;
+    }
+    if (next > sent) failingSince = undefined;
+    if (!follow || a.signal.aborted) return;
+    record = await currentRecord(a);
+    if (!moreToCome(record, attempt, next)) return;
   }
+}
+
+/** Whether a followed attempt may still have records past `next`: it runs, or it ended with more than were sent. */
+function moreToCome(record: JobRecord, attempt: number, next: number): boolean {
+  const at = record.job.attempts.find((x) => x.number === attempt);
+  if (!at) return false;
+  if (!at.finishedAt) return isActive(record.job.state) && record.job.attempt === attempt;
+  return next < at.logRecords;
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

@@ -229,20 +229,31 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
   }
 
   /**
-   * Where an attempt's log lives when not here: the peers holding its sealed
-   * copies (finished), or the peer holding its agent now (running). A sealed
-   * log none of whose holders is live fails with UNAVAILABLE, rather than
-   * reading as empty.
+   * Where an attempt's log is: the peer holding its agent now (running), or
+   * the peers holding its sealed copies (finished); none when no peer does.
    */
-  remoteLog(record: JobRecord, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord> | undefined {
+  private logPeers(record: JobRecord, attempt: number): string[] {
     const running = record.job.attempt === attempt && !record.job.attempts.at(-1)?.finishedAt;
-    const holders = running ? [this.directory.get(record.job.attempts.at(-1)?.agent ?? '')?.peerId ?? ''] : logHolders(record, attempt);
-    if (holders.length === 0 || holders.includes(this.o.peerId) || !holders[0]) return undefined;
+    if (!running) return logHolders(record, attempt);
+    const peer = this.directory.get(record.job.attempts.at(-1)?.agent ?? '')?.peerId;
+    return peer ? [peer] : [];
+  }
+
+  /** True when the attempt's log is written or kept here, or nowhere known (then here is as good as any). */
+  logIsHere(record: JobRecord, attempt: number): boolean {
+    const peers = this.logPeers(record, attempt);
+    return peers.length === 0 || peers.includes(this.o.peerId);
+  }
+
+  /**
+   * Reads an attempt's log from the peers that have it (see `logIsHere`). A
+   * log none of whose holders is live fails with UNAVAILABLE, the holders
+   * named, rather than reading as empty.
+   */
+  remoteLog(record: JobRecord, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord> {
+    const holders = this.logPeers(record, attempt);
     const live = holders.flatMap((id) => this.membership.peer(id)?.grpcAddress ?? []);
-    if (live.length === 0) {
-      if (running) return undefined;
-      throw new ApiError(Status.UNAVAILABLE, `the log of job ${record.job.id} attempt ${attempt} is held by ${holders.join(', ')}, none of them live now`);
-    }
+    if (live.length === 0) throw new ApiError(Status.UNAVAILABLE, `the log of job ${record.job.id} attempt ${attempt} is held by ${holders.join(', ') || 'no peer'}, none of them live now`);
     return this.readFrom(live, { jobId: record.job.id, attempt, fromSeq, follow }, signal);
   }
 
