@@ -26,8 +26,9 @@ export function retryDelayMs(failedAttempts: number, random = Math.random): numb
   return Math.round(base * (0.8 + 0.4 * random()));
 }
 
-/** Attempts that count against max_attempts: preemption never uses up a retry. */
-export const countedAttempts = (r: JobRecord): number => r.job.attempts.filter((a) => a.failure !== F.FAILURE_CATEGORY_PREEMPTED).length;
+/** Attempts that count against max_attempts: preemption, or an assignment that never reached its agent, never uses up a retry. */
+export const countedAttempts = (r: JobRecord): number =>
+  r.job.attempts.filter((a) => a.failure !== F.FAILURE_CATEGORY_PREEMPTED && a.failure !== F.FAILURE_CATEGORY_NOT_DELIVERED).length;
 
 export const currentAttempt = (r: JobRecord): Attempt | undefined => r.job.attempts.at(-1);
 
@@ -66,7 +67,7 @@ export function started(r: JobRecord, attempt: number, now: Date): boolean {
 
 function nextState(r: JobRecord, outcome: AttemptOutcome): { state: JobState; retry: boolean } {
   if (outcome.failure === F.FAILURE_CATEGORY_UNSPECIFIED && outcome.exitCode === 0) return { state: S.JOB_STATE_SUCCEEDED, retry: false };
-  if (outcome.failure === F.FAILURE_CATEGORY_PREEMPTED) return { state: S.JOB_STATE_QUEUED, retry: true };
+  if (outcome.failure === F.FAILURE_CATEGORY_PREEMPTED || outcome.failure === F.FAILURE_CATEGORY_NOT_DELIVERED) return { state: S.JOB_STATE_QUEUED, retry: true };
   if (r.cancel || outcome.failure === F.FAILURE_CATEGORY_CANCELLED) return { state: S.JOB_STATE_CANCELLED, retry: false };
   const left = (r.job.spec?.maxAttempts ?? 1) - countedAttempts(r);
   if (left > 0) return { state: S.JOB_STATE_WAITING, retry: true };
@@ -106,6 +107,16 @@ export function finish(r: JobRecord, attempt: number, outcome: AttemptOutcome, n
 /** The agent holding the attempt is gone for good. */
 export function lost(r: JobRecord, attempt: number, reason: string, now: Date): boolean {
   return finish(r, attempt, { exitCode: -1, failure: F.FAILURE_CATEGORY_AGENT_LOST, message: reason, logRecords: currentAttempt(r)?.logRecords ?? 0 }, now);
+}
+
+/**
+ * The assignment could not be handed to its agent (no peer holds it): nothing
+ * ran, so the job is queued again at once without using up a retry. Only for
+ * an attempt still ASSIGNED; one the agent reported is left to the lost sweep.
+ */
+export function undelivered(r: JobRecord, attempt: number, reason: string, now: Date): boolean {
+  if (r.job.state !== S.JOB_STATE_ASSIGNED || r.job.attempt !== attempt) return false;
+  return finish(r, attempt, { exitCode: -1, failure: F.FAILURE_CATEGORY_NOT_DELIVERED, message: reason, logRecords: 0 }, now);
 }
 
 /** Cancel: ends a queued job at once; marks an active one so its agent is told (returns 'agent'). */

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { AgentView, ClusterSnapshot, Decision, Placement, Preemption } from '../../routing/index.js';
 import { Router, snapshotOf } from '../../routing/index.js';
-import { assign, lost, preempt, promote, setWaitingReason } from '../jobs/lifecycle.js';
+import { assign, lost, preempt, promote, setWaitingReason, undelivered } from '../jobs/lifecycle.js';
 import { cloneRecord, type JobRecord } from '../jobs/record.js';
 import type { Mutator, Versioned } from '../jobs/repo.js';
 import type { JobWriter } from '../jobs/writer.js';
@@ -224,12 +224,22 @@ export class Scheduler {
     if (v) await this.deliver(v);
   }
 
-  /** Pushes a stored assignment to its agent; requeues the job if the agent is gone. */
+  /**
+   * Pushes a stored assignment to its agent. When no peer holds the agent the
+   * job is queued again at once, without using up a retry (nothing ran). When
+   * the outcome is unknown (a peer call failed), it stays assigned: it is sent
+   * again if the agent stays silent, and the lost sweep takes it if the agent is gone.
+   */
   private async deliver(r: JobRecord): Promise<void> {
     const agent = r.job.attempts.at(-1)?.agent ?? '';
-    if (await this.o.dispatcher.assign(agent, r).catch(() => false)) return;
-    this.o.logger.warn({ job_id: r.job.id, agent_id: agent }, 'agent gone before assignment, requeueing');
-    await this.write(r.job.id, (x) => lost(x, r.job.attempt, 'agent disconnected before the assignment arrived', new Date()));
+    const attempt = r.job.attempt;
+    const delivered = await this.o.dispatcher.assign(agent, r).catch((err: unknown) => {
+      this.o.logger.warn({ err, job_id: r.job.id, agent_id: agent, attempt }, 'assignment delivery unconfirmed; it is sent again if the agent stays silent');
+      return true;
+    });
+    if (delivered) return;
+    this.o.logger.warn({ job_id: r.job.id, agent_id: agent, attempt }, 'agent gone before assignment, requeueing');
+    await this.write(r.job.id, (x) => undelivered(x, attempt, `agent ${agent} was gone before the assignment arrived`, new Date()));
   }
 
   private async preempt(p: Preemption): Promise<void> {

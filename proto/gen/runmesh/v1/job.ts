@@ -200,6 +200,11 @@ export enum FailureCategory {
   FAILURE_CATEGORY_AGENT_LOST = 4,
   FAILURE_CATEGORY_COULD_NOT_START = 5,
   FAILURE_CATEGORY_PREEMPTED = 6,
+  /**
+   * FAILURE_CATEGORY_NOT_DELIVERED - The assignment never reached the agent (it was gone from every peer):
+   * the job is queued again without using up a retry.
+   */
+  FAILURE_CATEGORY_NOT_DELIVERED = 7,
   UNRECOGNIZED = -1,
 }
 
@@ -226,6 +231,9 @@ export function failureCategoryFromJSON(object: any): FailureCategory {
     case 6:
     case "FAILURE_CATEGORY_PREEMPTED":
       return FailureCategory.FAILURE_CATEGORY_PREEMPTED;
+    case 7:
+    case "FAILURE_CATEGORY_NOT_DELIVERED":
+      return FailureCategory.FAILURE_CATEGORY_NOT_DELIVERED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -249,6 +257,8 @@ export function failureCategoryToJSON(object: FailureCategory): string {
       return "FAILURE_CATEGORY_COULD_NOT_START";
     case FailureCategory.FAILURE_CATEGORY_PREEMPTED:
       return "FAILURE_CATEGORY_PREEMPTED";
+    case FailureCategory.FAILURE_CATEGORY_NOT_DELIVERED:
+      return "FAILURE_CATEGORY_NOT_DELIVERED";
     case FailureCategory.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
