@@ -42,7 +42,9 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     dataDir: o.dataDir ?? './.runmesh',
     store: o.store ?? '',
     joinToken: o.joinToken,
-    heartbeatIntervalMs: o.heartbeatIntervalMs ?? 2000,
+    // At least four heartbeats fit in the timeout: a short one (tests, --heartbeat-timeout 2s) must not
+    // close a healthy agent's session for one late heartbeat.
+    heartbeatIntervalMs: o.heartbeatIntervalMs ?? Math.max(100, Math.min(2000, Math.floor((o.heartbeatTimeoutMs ?? 10_000) / 4))),
     heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 10_000,
     webSocket: o.webSocket ?? true,
     tls: o.tls,

@@ -29,7 +29,7 @@ export interface SimAgentOptions {
   complete?: (assign: Assign) => boolean;
   /** Host load reported in heartbeats (default 0). */
   load?: number;
-  /** Heartbeat period (default 2 s). */
+  /** Heartbeat period (default: what the control plane's Welcome asks for). */
   heartbeatMs?: number;
   /** Labels besides `sim=true`. */
   labels?: Record<string, string>;
@@ -57,14 +57,21 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
   call.on('error', () => undefined);
   call.on('data', (m: ConnectResponse) => {
     const msg = m.msg;
-    if (msg?.$case === 'welcome') resolveWelcome();
+    if (msg?.$case === 'welcome') {
+      beat(o.heartbeatMs ?? (msg.value.heartbeatIntervalMs || 2000));
+      resolveWelcome();
+    }
     if (msg?.$case === 'resultAck') o.onResultAck?.(msg.value.jobId);
     if (msg?.$case !== 'assign') return;
     agent.onAssign?.(msg.value.jobId, process.hrtime.bigint());
     if (!o.complete || o.complete(msg.value)) finish(msg.value);
   });
   call.write({ msg: { $case: 'hello', value: { name: o.name, joinToken: o.token, labels: { sim: 'true', ...o.labels }, capacity: { slots: o.slots, cpuMillis: 0, memoryMb: 0 }, version: 'sim', protocolVersion: PROTOCOL_VERSION, held: [], hostname: 'sim' } } });
-  const hb = setInterval(() => call.write({ msg: { $case: 'heartbeat', value: { freeSlots: o.slots, running: 0, draining: false, load: o.load ?? 0 } } }), o.heartbeatMs ?? 2000);
-  hb.unref();
+  let hb: NodeJS.Timeout | undefined;
+  function beat(everyMs: number): void {
+    clearInterval(hb);
+    hb = setInterval(() => call.write({ msg: { $case: 'heartbeat', value: { freeSlots: o.slots, running: 0, draining: false, load: o.load ?? 0 } } }), everyMs);
+    hb.unref();
+  }
   return agent;
 }
