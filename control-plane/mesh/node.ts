@@ -182,8 +182,8 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
    * Keeps a second copy of a sealed log held here on another live peer, the
    * one ranked first for this attempt by rendezvous hashing (the next on
    * failure), so losing one peer loses no finished log. Resolves with the
-   * peers holding it, this one first; with no other peer (or none answering)
-   * that is this one alone, and a warning says so.
+   * peers holding it, this one first; with no other peer (or none answering,
+   * which is logged as a warning) that is this one alone.
    */
   async replicateLog(jobId: string, attempt: number, records: number): Promise<string[]> {
     const self = this.o.peerId;
@@ -204,7 +204,8 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
         this.o.logger.warn({ err, job_id: jobId, attempt, peer_id: p.id }, 'copying a sealed log to a peer failed');
       }
     }
-    this.o.logger.warn({ job_id: jobId, attempt, peers_tried: ranked.length }, 'sealed log kept on this peer only');
+    // A mesh of one has nowhere to copy to; that is how it runs, not a warning.
+    if (ranked.length > 0) this.o.logger.warn({ job_id: jobId, attempt, peers_tried: ranked.length }, 'sealed log kept on this peer only');
     return [self];
   }
 
