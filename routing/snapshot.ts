@@ -128,10 +128,6 @@ export class ClusterSnapshot {
   readonly seeds: Uint32Array;
   /** Job ids of every running attempt. */
   readonly runningIds: ReadonlySet<string>;
-  private readonly byName: ReadonlyMap<string, number>;
-  private readonly sortedNames: readonly string[];
-  private readonly labels: ReadonlyMap<string, ReadonlyMap<string, Int32Array>>;
-  private readonly all: Int32Array;
   private readonly batch: ReadonlyMap<number, readonly RankedAttempt[]>;
   /** The identity-derived part, for the next snapshot of the same agents. */
   readonly index: AgentIndex;
@@ -150,7 +146,6 @@ export class ClusterSnapshot {
     const index = previous?.index.fits(this.agents) ? previous.index : new AgentIndex(this.agents);
     this.index = index;
     ({ capacity: this.capacity, capSlots: this.capSlots, capCpu: this.capCpu, capMem: this.capMem, seeds: this.seeds } = index);
-    ({ byName: this.byName, sortedNames: this.sortedNames, labels: this.labels, all: this.all } = index);
     this.freeSlots = new Float64Array(n);
     this.freeCpu = new Float64Array(n);
     this.freeMem = new Float64Array(n);
@@ -162,30 +157,30 @@ export class ClusterSnapshot {
       this.freeMem[i] = a.free.memoryMb;
       this.load[i] = a.load;
     }
-    this.batch = runningOnAgents(this.running, this.byName, 'batch');
+    this.batch = runningOnAgents(this.running, index.byName, 'batch');
     this.runningIds = new Set(this.running.map((r) => r.jobId));
     Object.freeze(this);
   }
 
   /** The index of the agent called `name`, if it is in this snapshot. */
   indexOf(name: string): number | undefined {
-    return this.byName.get(name);
+    return this.index.byName.get(name);
   }
 
   /** Agents whose name starts with `prefix`, in name order (binary search on the sorted names). */
   agentsWithPrefix(prefix: string): readonly AgentView[] {
     let lo = 0;
-    let hi = this.sortedNames.length;
+    let hi = this.index.sortedNames.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((this.sortedNames[mid] ?? '') < prefix) lo = mid + 1;
+      if ((this.index.sortedNames[mid] ?? '') < prefix) lo = mid + 1;
       else hi = mid;
     }
     const out: AgentView[] = [];
-    for (let i = lo; i < this.sortedNames.length; i++) {
-      const name = this.sortedNames[i] ?? '';
+    for (let i = lo; i < this.index.sortedNames.length; i++) {
+      const name = this.index.sortedNames[i] ?? '';
       if (!name.startsWith(prefix)) break;
-      const at = this.byName.get(name);
+      const at = this.index.byName.get(name);
       if (at !== undefined) out.push(this.agents[at] as AgentView);
     }
     return out;
@@ -236,7 +231,7 @@ export class ClusterSnapshot {
 
   /** Estimated size of the agent set one positive requirement selects, or Infinity for negative ones. */
   private sizeOf(r: Requirement): number {
-    const byValue = this.labels.get(r.key);
+    const byValue = this.index.labels.get(r.key);
     if (r.op === 'exists') return byValue ? [...byValue.values()].reduce((n, l) => n + l.length, 0) : 0;
     if (r.op !== '=' && r.op !== 'in') return Infinity;
     return r.values.reduce((n, v) => n + (byValue?.get(v)?.length ?? 0), 0);
@@ -244,7 +239,7 @@ export class ClusterSnapshot {
 
   /** The agents one positive requirement selects, ascending. */
   private setOf(r: Requirement): Int32Array {
-    const byValue = this.labels.get(r.key);
+    const byValue = this.index.labels.get(r.key);
     if (!byValue) return EMPTY;
     const parts = r.op === 'exists' ? [...byValue.values()] : r.values.map((v) => byValue.get(v) ?? EMPTY);
     if (parts.length === 1) return parts[0] ?? EMPTY;
@@ -258,7 +253,7 @@ export class ClusterSnapshot {
 
   /** Starts from the smallest positive requirement's set and filters it by the whole selector. */
   private select(selector: Selector): Int32Array {
-    let base = this.all;
+    let base = this.index.all;
     let smallest = Infinity;
     for (const r of selector) {
       const size = this.sizeOf(r);

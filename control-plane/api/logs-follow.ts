@@ -4,6 +4,7 @@
  * `follow` keep going until the attempt is over and everything was sent. A log
  * held by another peer is read from it over PeerService.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job, LogsRequest, LogsResponse } from '../../proto/gen/runmesh/v1/job.js';
 import type { JobRecord } from '../jobs/record.js';
 import { isActive, isTerminal } from '../jobs/state.js';
@@ -117,7 +118,7 @@ export async function followLogs(a: FollowArgs): Promise<void> {
   // One pass per place the log is read from; a followed attempt whose agent moves to another peer
   // (or whose peer dies) is picked up where it went, from the next record not yet sent.
   for (let pass = 0; ; pass++) {
-    if (pass > 0) await pause(FOLLOW_PAUSE_MS, a.signal);
+    if (pass > 0) await sleep(FOLLOW_PAUSE_MS, undefined, { signal: a.signal }).catch(() => undefined); // ends early on abort
     const here = a.locator.here(record, attempt);
     const sent = next;
     try {
@@ -148,16 +149,4 @@ function moreToCome(record: JobRecord, attempt: number, next: number): boolean {
   if (!at) return false;
   if (!at.finishedAt) return isActive(record.job.state) && record.job.attempt === attempt;
   return next < at.logRecords;
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -68,7 +68,7 @@ export class AgentRegistry {
     if (!e) return;
     e.lastHeartbeat = now;
     const moved = announcedLoad(e.load) !== announcedLoad(load);
-    e.load = Number.isFinite(load) && load > 0 ? load : 0;
+    e.load = hostLoad(load);
     if (e.draining !== draining || moved) {
       e.draining = draining;
       this.changed();
@@ -112,9 +112,12 @@ export class AgentRegistry {
 
 }
 
+/** A reported host load, 0 when it is not a positive number. */
+const hostLoad = (load: number): number => (Number.isFinite(load) && load > 0 ? load : 0);
+
 /** An agent's load as the mesh is told of it: in tenths, so a host's load average moving a little writes nothing. */
 export function announcedLoad(load: number): number {
-  return Number.isFinite(load) && load > 0 ? Math.round(load * 10) / 10 : 0;
+  return Math.round(hostLoad(load) * 10) / 10;
 }
 
 export function stateOf(e: AgentEntry): AgentState {

@@ -1,31 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { FailureCategory, JobSpec, JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { assign, countedAttempts, finish, lost, started, undelivered } from './lifecycle.js';
-import type { JobRecord } from './record.js';
+import { queuedRecord, type JobRecord } from './record.js';
 
 const S = JobState;
 const now = new Date('2026-12-01T12:00:00Z');
 
-function queued(maxAttempts: number): JobRecord {
-  const at = now.toISOString();
-  return {
-    job: {
-      id: 'j_0000000000lifecycle',
-      spec: JobSpec.fromPartial({ argv: ['true'], maxAttempts }),
-      state: S.JOB_STATE_QUEUED,
-      attempt: 0,
-      attempts: [],
-      timeline: [{ state: S.JOB_STATE_QUEUED, at, attempt: 0, reason: 'submitted' }],
-      createdAt: at,
-      updatedAt: at,
-      waitingReason: '',
-      notBefore: undefined,
-      exitCode: 0,
-      failure: 0,
-    },
-    order: 1,
-  };
-}
+const queued = (maxAttempts: number): JobRecord => queuedRecord('j_0000000000lifecycle', JobSpec.fromPartial({ argv: ['true'], maxAttempts }), now, 1);
 
 const ok = { exitCode: 0, failure: FailureCategory.FAILURE_CATEGORY_UNSPECIFIED, message: '', logRecords: 0 };
 

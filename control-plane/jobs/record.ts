@@ -2,7 +2,7 @@
  * What the store holds per job: the public `Job` plus the few internal fields
  * the control plane needs to rebuild its state after a restart or failover.
  */
-import { Job } from '../../proto/gen/runmesh/v1/job.js';
+import { Job, JobState, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
 
 export interface JobRecord {
   job: Job;
@@ -12,8 +12,31 @@ export interface JobRecord {
   cancel?: { reason: string; at: string };
   /** Set when an attempt was preempted: the requeue does not use up a retry. */
   preempted?: boolean;
-  /** Per finished attempt: the peers whose blob directories hold its sealed log (the accepting peer first). */
-  logPeers?: Record<number, string[]>;
+  /**
+   * Per finished attempt: the peers whose blob directories hold its sealed log
+   * (the accepting peer first); records from before copies name one peer. Read through `logHolders`.
+   */
+  logPeers?: Record<number, string[] | string>;
+}
+
+/** A new QUEUED record with id `id`, submitted `now`, `order` in the queue. */
+export function queuedRecord(id: string, spec: JobSpec, now: Date, order: number): JobRecord {
+  const at = now.toISOString();
+  const job: Job = {
+    id,
+    spec,
+    state: JobState.JOB_STATE_QUEUED,
+    attempt: 0,
+    attempts: [],
+    timeline: [{ state: JobState.JOB_STATE_QUEUED, at, attempt: 0, reason: 'submitted' }],
+    createdAt: at,
+    updatedAt: at,
+    waitingReason: '',
+    notBefore: undefined,
+    exitCode: 0,
+    failure: 0,
+  };
+  return { job, order };
 }
 
 export function encodeRecord(r: JobRecord): string {
@@ -21,17 +44,18 @@ export function encodeRecord(r: JobRecord): string {
 }
 
 export function decodeRecord(text: string): JobRecord {
-  const raw = JSON.parse(text) as { job: unknown; order: number; cancel?: JobRecord['cancel']; preempted?: boolean; logPeers?: Record<number, string[] | string> };
+  const raw = JSON.parse(text) as { job: unknown; order: number; cancel?: JobRecord['cancel']; preempted?: boolean; logPeers?: JobRecord['logPeers'] };
   const r: JobRecord = { job: Job.fromJSON(raw.job), order: raw.order };
   if (raw.cancel) r.cancel = raw.cancel;
   if (raw.preempted) r.preempted = true;
-  if (raw.logPeers) r.logPeers = Object.fromEntries(Object.entries(raw.logPeers).map(([k, v]) => [k, typeof v === 'string' ? [v] : v]));
+  if (raw.logPeers) r.logPeers = raw.logPeers;
   return r;
 }
 
 /** The peers holding an attempt's sealed log; none before its result was accepted. */
 export function logHolders(r: JobRecord, attempt: number): string[] {
-  return r.logPeers?.[attempt] ?? [];
+  const held = r.logPeers?.[attempt];
+  return typeof held === 'string' ? [held] : (held ?? []);
 }
 
 /**

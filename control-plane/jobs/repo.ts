@@ -3,11 +3,11 @@
  * write is fenced on the job key's mod revision, so a stale peer or a zombie
  * agent cannot overwrite a newer state; callers re-read and retry in one place.
  */
-import { JobState, type Job, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import { JobState, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
 import type { Compare, Op, Store, WatchHandlers, Watch } from '../store/store.js';
 import { JobNotFoundError, StaleWriteError } from './errors.js';
 import { newJobId } from './ids.js';
-import { cloneRecord, decodeRecord, encodeRecord, type JobRecord } from './record.js';
+import { cloneRecord, decodeRecord, encodeRecord, queuedRecord, type JobRecord } from './record.js';
 
 export interface Versioned {
   record: JobRecord;
@@ -49,23 +49,7 @@ export class JobRepo {
 
   /** A new QUEUED record for `spec`, not yet stored. */
   draft(spec: JobSpec, now: Date): JobRecord {
-    const id = newJobId(now.getTime());
-    const at = now.toISOString();
-    const job: Job = {
-      id,
-      spec,
-      state: JobState.JOB_STATE_QUEUED,
-      attempt: 0,
-      attempts: [],
-      timeline: [{ state: JobState.JOB_STATE_QUEUED, at, attempt: 0, reason: 'submitted' }],
-      createdAt: at,
-      updatedAt: at,
-      waitingReason: '',
-      notBefore: undefined,
-      exitCode: 0,
-      failure: 0,
-    };
-    return { job, order: now.getTime() * 1000 + (this.orderSeq++ % 1000) };
+    return queuedRecord(newJobId(now.getTime()), spec, now, now.getTime() * 1000 + (this.orderSeq++ % 1000));
   }
 
   /** Stores a new QUEUED job under its (non-empty) idempotency key; with the key already used, returns that job instead. */

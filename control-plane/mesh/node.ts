@@ -9,6 +9,7 @@ import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Assign } from '../../proto/gen/runmesh/v1/agent.js';
 import type { Peer } from '../../proto/gen/runmesh/v1/cluster.js';
+import type { ReadLogRequest } from '../../proto/gen/runmesh/v1/peer.js';
 import type { AgentView } from '../../routing/index.js';
 import { agentSeed, fnv1a, rendezvous } from '../../routing/hash.js';
 import { ApiError } from '../api/status.js';
@@ -26,7 +27,6 @@ import { LeaderElection, leaderFence } from './election.js';
 import { PeerMembership } from './membership.js';
 import { PeerClients } from './peer-clients.js';
 import type { LogRecord, PeerHandler } from './peer-service.js';
-import type { ReadLogRequest } from '../../proto/gen/runmesh/v1/peer.js';
 
 export interface MeshNodeOptions {
   store: Store;
@@ -271,8 +271,7 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
       } catch (err) {
         if (signal.aborted) throw err;
         if (i + 1 >= addresses.length) {
-          const tried = addresses.length === 1 ? `peer ${addresses[0]}` : `peers ${addresses.join(', ')}`;
-          throw new ApiError(Status.UNAVAILABLE, `the log of job ${request.jobId} attempt ${request.attempt} could not be read from ${tried} (${(err as Error).message}); retry`);
+          throw new ApiError(Status.UNAVAILABLE, `the log of job ${request.jobId} attempt ${request.attempt} could not be read from ${addresses.join(', ')} (${(err as Error).message}); retry`);
         }
         this.o.logger.warn({ err, job_id: request.jobId, attempt: request.attempt, address: addresses[i] }, 'reading a log copy failed, trying the next');
       }

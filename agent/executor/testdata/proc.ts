@@ -21,15 +21,15 @@ export function groupMembers(pgid: number): number[] {
   return out;
 }
 
-/** Live processes whose command line contains `needle` as one argument. */
-export function pidsWithArg(needle: string): number[] {
+/** Live processes whose command line (split into arguments) satisfies `pred`. */
+function pidsWhere(pred: (argv: string[]) => boolean): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
       const f = statFields(name);
-      if (argv.includes(needle) && f && f[0] !== 'Z') out.push(Number(name));
+      if (pred(argv) && f && f[0] !== 'Z') out.push(Number(name));
     } catch {
       // gone meanwhile
     }
@@ -37,21 +37,11 @@ export function pidsWithArg(needle: string): number[] {
   return out;
 }
 
+/** Live processes whose command line contains `needle` as one argument. */
+export const pidsWithArg = (needle: string): number[] => pidsWhere((argv) => argv.includes(needle));
+
 /** Live processes with an argument that starts with `prefix`. */
-export function pidsWithArgPrefix(prefix: string): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      const f = statFields(name);
-      if (argv.some((a) => a.startsWith(prefix)) && f && f[0] !== 'Z') out.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
+export const pidsWithArgPrefix = (prefix: string): number[] => pidsWhere((argv) => argv.some((a) => a.startsWith(prefix)));
 
 export function alive(pid: number): boolean {
   const f = statFields(String(pid));
