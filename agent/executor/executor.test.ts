@@ -171,7 +171,11 @@ describe('standby supervisor', () => {
     expect(await second.exited()).toMatchObject({ exitCode: 4, failure: 'exit_code' });
     // Its log moved into the attempt with it; a new standby waits for the attempt after.
     expect(existsSync(token)).toBe(false);
-    expect(readFileSync(join(second.dir, 'supervisor.log'), 'utf8')).toContain('"msg":"job started"'); // logged before the job can end
+    // It logs once the job runs (pino loads after the spawn) and leaves once both lines are written.
+    await waitUntil(() => !alive(ready!), 'the supervisor to exit');
+    const logged = readFileSync(join(second.dir, 'supervisor.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; exit_code?: number });
+    expect(logged.map((l) => l.msg)).toEqual(['job started', 'job finished']);
+    expect(logged[1]?.exit_code).toBe(4);
     await waitUntil(() => standbys().length === 1 && standbys()[0] !== ready, 'the next standby');
     expect(text(await collect(first), 'stdout')).toBe('cold\n');
   });

@@ -15,11 +15,15 @@
  * close it. End of input without one (the agent closed or died) and it
  * leaves. Its token, the path of the log file it was started on, is moved
  * into the attempt as supervisor.log and recorded there as supervisor.standby.
+ *
+ * pino is imported once the job has been spawned, not at start-up: its import
+ * is a third of Node's start-up here (~45 ms of ~130), which a cold start
+ * would wait for and a standby's boot (the next job's readiness) would pay.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { constants } from 'node:os';
-import { pino } from 'pino';
+import type { Logger } from 'pino';
 import type { AttemptSpec, ExitFailure, ExitStatus } from './executor.js';
 import { files, writeFileAtomicSync, type CancelRequest } from './files.js';
 import { SpoolWriter } from './spool-writer.js';
@@ -61,16 +65,21 @@ writeFileAtomicSync(f.supervisorPid, String(process.pid));
 writeFileAtomicSync(f.ready, String(process.pid));
 
 const spec = JSON.parse(readFileSync(f.spec, 'utf8')) as AttemptSpec;
-const log = pino({ base: { job_id: spec.jobId, attempt: spec.attempt, pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+let logger: Promise<Logger> | undefined;
 const spool = new SpoolWriter(f.spool);
 const startedAt = Date.now();
 
 main().catch((err: unknown) => {
   // Without a status the executor reports the attempt lost; the job must not outlive us unseen.
-  log.error({ err }, 'supervisor failed');
   signalGroup('SIGKILL');
-  process.exit(1);
+  void log('error', { err }, 'supervisor failed').finally(() => process.exit(1));
 });
+
+/** Logs to our stderr (supervisor.log) in call order; the first call imports pino. */
+function log(level: 'info' | 'warn' | 'error', fields: object, msg: string): Promise<void> {
+  logger ??= import('pino').then(({ pino }) => pino({ base: { job_id: spec.jobId, attempt: spec.attempt, pid: process.pid } }, pino.destination({ fd: 2, sync: true })));
+  return logger.then((l) => l[level](fields, msg));
+}
 
 /** Waits for the agent to hand over an attempt dir (stdin, then end of input); leaves if none comes. */
 async function standbyFor(token: string | undefined): Promise<string> {
@@ -105,7 +114,7 @@ async function main(): Promise<void> {
   if (failed) return finish({ exitCode: 127, failure: 'could_not_start', message: `could not start ${program}: ${failed.message}` });
   pgid = child.pid ?? 0;
   writeFileAtomicSync(f.jobPgid, String(pgid));
-  log.info({ pgid }, 'job started');
+  void log('info', { pgid }, 'job started');
   armDeadline();
   if (cancelPending || existsSync(f.cancel)) onCancel();
   const ended = await exit;
@@ -130,7 +139,7 @@ function spawned(child: ChildProcess): Promise<Error | undefined> {
   return new Promise((resolve) => {
     child.once('spawn', () => resolve(undefined));
     child.once('error', resolve);
-    child.on('error', (err) => log.warn({ err }, 'job process error'));
+    child.on('error', (err) => void log('warn', { err }, 'job process error'));
   });
 }
 
@@ -154,7 +163,7 @@ function reapLeftovers(child: ChildProcess): void {
   setTimeout(() => signalGroup('SIGKILL'), LEFTOVER_GRACE_MS).unref();
   setTimeout(() => {
     // Only a process that left the group (setsid) can still hold them now.
-    log.warn('pipes still open after the group was killed; closing them');
+    void log('warn', {}, 'pipes still open after the group was killed; closing them');
     child.stdout?.destroy();
     child.stderr?.destroy();
   }, LEFTOVER_GRACE_MS + PIPE_DRAIN_MS).unref();
@@ -179,7 +188,7 @@ function onCancel(): void {
 function stop(why: ExitFailure, graceMs: number): void {
   if (ending || mainExited || pgid === 0) return;
   ending = why;
-  log.info({ why, grace_ms: graceMs }, 'stopping job');
+  void log('info', { why, grace_ms: graceMs }, 'stopping job');
   signalGroup('SIGTERM');
   killTimer = setTimeout(() => signalGroup('SIGKILL'), Math.max(0, graceMs));
 }
@@ -218,6 +227,5 @@ function finish(o: Outcome): void {
   const d = openSync(dir!, 'r');
   fsyncSync(d); // the rename itself
   closeSync(d);
-  log.info({ exit_code: o.exitCode, failure: o.failure, records: status.records }, 'job finished');
-  process.exit(0);
+  void log('info', { exit_code: o.exitCode, failure: o.failure, records: status.records }, 'job finished').finally(() => process.exit(0));
 }
