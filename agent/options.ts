@@ -23,7 +23,7 @@ export interface AgentOptions {
   /** Allow falling back from an encrypted address to a plaintext one. Default false. */
   allowInsecureFallback: boolean;
   /**
-   * Keep one job supervisor booted ahead of the next Assign (~50 MB of RSS
+   * Keep one job supervisor booted ahead of the next Assign (~45 MB of RSS
    * while idle; a job then starts ~0.1 s sooner). Default true.
    */
   standbySupervisor: boolean;

@@ -1,9 +1,12 @@
 /** The executor with real supervisors and real jobs: output, exit status, idempotent start, remove. */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAttemptRunningError, isInvalidAttemptSpecError } from './errors.js';
 import { createExecutor } from './index.js';
+import { supervisorPath } from './local.js';
 import { collect, collectFirst, Fixture, silent, text } from './testdata/fixture.js';
 import { supervisorMarks } from './liveness.js';
 import { alive, pidsWithArg, pidsWithArgPrefix, waitUntil } from './testdata/proc.js';
@@ -210,5 +213,31 @@ describe('standby supervisor', () => {
     fx.executor.close();
     await waitUntil(() => !alive(pid!), 'the standby to leave on close');
     expect(readdirSync(join(fx.workDir, 'attempts')).filter((n) => n.startsWith('.standby-'))).toEqual([]);
+  });
+});
+
+describe('supervisor without its logger', () => {
+  it('runs the job and writes its status when pino cannot be loaded (the install replaced under it)', () => {
+    // The supervisor and the modules it imports statically, copied where no node_modules can be found.
+    const root = mkdtempSync(join(tmpdir(), 'runmesh-nopino-'));
+    try {
+      const dist = join(dirname(supervisorPath()), '..', '..');
+      for (const rel of ['agent/executor/supervisor.js', 'agent/executor/files.js', 'agent/executor/spool-writer.js', 'proto/log-frame.js']) {
+        mkdirSync(dirname(join(root, 'app', rel)), { recursive: true });
+        copyFileSync(join(dist, rel), join(root, 'app', rel));
+      }
+      writeFileSync(join(root, 'app', 'package.json'), '{"type":"module"}');
+      const dir = join(root, 'j_nopino.1');
+      mkdirSync(dir);
+      const spec = { jobId: 'j_nopino', attempt: 1, argv: ['sh', '-c', 'echo ran'], script: '', env: {}, deadline: Date.now() + 60_000, graceSeconds: 1 };
+      writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
+      writeFileSync(join(dir, 'output.spool'), '');
+      const run = spawnSync(process.execPath, [join(root, 'app', 'agent', 'executor', 'supervisor.js'), dir], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+      expect(run.status).toBe(0);
+      expect(run.stderr).toContain('cannot load pino, log lines dropped');
+      expect(JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8'))).toMatchObject({ exitCode: 0, failure: 'none', records: 1 });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -10,7 +10,7 @@
  *        node supervisor.js --standby <token>
  *
  * A standby is started before there is an attempt for it, so that Node's
- * start-up (~0.1 s of CPU) is not on the path from Assign to a running job:
+ * start-up (~0.1 s of CPU here) is not on the path from Assign to a running job:
  * it boots, then waits for the agent to write an attempt dir on its stdin and
  * close it. End of input without one (the agent closed or died) and it
  * leaves. Its token, the path of the log file it was started on, is moved
@@ -65,7 +65,7 @@ writeFileAtomicSync(f.supervisorPid, String(process.pid));
 writeFileAtomicSync(f.ready, String(process.pid));
 
 const spec = JSON.parse(readFileSync(f.spec, 'utf8')) as AttemptSpec;
-let logger: Promise<Logger> | undefined;
+let logger: Promise<Logger | undefined> | undefined;
 const spool = new SpoolWriter(f.spool);
 const startedAt = Date.now();
 
@@ -75,10 +75,17 @@ main().catch((err: unknown) => {
   void log('error', { err }, 'supervisor failed').finally(() => process.exit(1));
 });
 
-/** Logs to our stderr (supervisor.log) in call order; the first call imports pino. */
+/**
+ * Logs to our stderr (supervisor.log) in call order; the first call imports
+ * pino. If that import fails (the install was replaced under a running job),
+ * the lines are dropped, said once: the job and its status do not depend on them.
+ */
 function log(level: 'info' | 'warn' | 'error', fields: object, msg: string): Promise<void> {
-  logger ??= import('pino').then(({ pino }) => pino({ base: { job_id: spec.jobId, attempt: spec.attempt, pid: process.pid } }, pino.destination({ fd: 2, sync: true })));
-  return logger.then((l) => l[level](fields, msg));
+  logger ??= import('pino').then(
+    ({ pino }) => pino({ base: { job_id: spec.jobId, attempt: spec.attempt, pid: process.pid } }, pino.destination({ fd: 2, sync: true })),
+    (err: unknown) => void process.stderr.write(`supervisor: cannot load pino, log lines dropped: ${String(err)}\n`),
+  );
+  return logger.then((l) => l?.[level](fields, msg));
 }
 
 /** Waits for the agent to hand over an attempt dir (stdin, then end of input); leaves if none comes. */
