@@ -13,11 +13,13 @@ describe('parseDuration', () => {
     ['90', 90],
     [' 45S ', 45],
     ['0', 0],
+    ['7d', 604_800],
+    ['1d12h', 129_600],
   ])('%s → %d seconds', (text, seconds) => {
     expect(parseDuration(text)).toBe(seconds);
   });
 
-  it.each(['', 'abc', '5x', '30 s', '1.5h', '-5s', '30m1h', 'h', '5ms'])('rejects %j with a usage error naming the forms', (text) => {
+  it.each(['', 'abc', '5x', '30 s', '1.5h', '-5s', '30m1h', 'h', '5ms', '1h2d', 'd'])('rejects %j with a usage error naming the forms', (text) => {
     let caught: unknown;
     try {
       parseDuration(text);

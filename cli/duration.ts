@@ -1,11 +1,11 @@
-/** Durations as operators type them (`30s`, `5m`, `1h30m`, `90`) and as the CLI prints them. */
+/** Durations as operators type them (`30s`, `5m`, `1h30m`, `7d`, `90`) and as the CLI prints them. */
 import { UsageError } from './errors.js';
 
-const DURATION = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
+const DURATION = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
 
 /**
  * Parses a duration into whole seconds: `90` (plain seconds), `30s`, `5m`,
- * `1h`, or combinations in h-m-s order (`1h30m`, `2m30s`). Throws a
+ * `1h`, `7d`, or combinations in d-h-m-s order (`1h30m`, `2m30s`, `1d12h`). Throws a
  * {@link UsageError} naming the accepted forms otherwise.
  */
 export function parseDuration(text: string): number {
@@ -13,10 +13,10 @@ export function parseDuration(text: string): number {
   if (/^\d+$/.test(input)) return checked(Number(input), text);
   const match = DURATION.exec(input);
   if (input === '' || !match) {
-    throw new UsageError(`invalid duration "${text}" (use e.g. 90, 30s, 5m, 1h30m)`);
+    throw new UsageError(`invalid duration "${text}" (use e.g. 90, 30s, 5m, 1h30m, 7d)`);
   }
-  const [, h, m, s] = match;
-  const seconds = Number(h ?? 0) * 3600 + Number(m ?? 0) * 60 + Number(s ?? 0);
+  const [, d, h, m, s] = match;
+  const seconds = Number(d ?? 0) * 86_400 + Number(h ?? 0) * 3600 + Number(m ?? 0) * 60 + Number(s ?? 0);
   return checked(seconds, text);
 }
 

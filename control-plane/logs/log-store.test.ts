@@ -41,6 +41,38 @@ describe('LogStore', () => {
     await logs.close();
   });
 
+  it('closes a log it only read once the reader is done, so finished logs hold no descriptor', async () => {
+    const logs = await store();
+    const file = await logs.file('j_0000000000aaa', 1);
+    file.append(0, 1, Buffer.from('done'));
+    await logs.seal('j_0000000000aaa', 1);
+    const ac = new AbortController();
+    for (let i = 0; i < 3; i++) {
+      const seqs: number[] = [];
+      for await (const r of logs.read('j_0000000000aaa', 1, 0, () => 'done', ac.signal)) seqs.push(r.seq);
+      expect(seqs).toEqual([0]);
+    }
+    expect(await logs.remove('j_0000000000aaa')).toBe(true); // nothing of it is open
+    expect(await logs.jobs()).toEqual([]);
+    await logs.close();
+  });
+
+  it('keeps a log that is being written, and removes it once sealed', async () => {
+    const logs = await store();
+    const file = await logs.file('j_0000000000bbb', 1);
+    file.append(0, 1, Buffer.from('still running'));
+    await file.durable();
+    await logs.file('j_0000000000ccc', 2);
+    expect(await logs.jobs()).toEqual(['j_0000000000bbb', 'j_0000000000ccc']);
+    expect(await logs.remove('j_0000000000bbb')).toBe(false);
+    expect(await logs.jobs()).toContain('j_0000000000bbb');
+    await logs.seal('j_0000000000bbb', 1);
+    expect(await logs.remove('j_0000000000bbb')).toBe(true);
+    expect(await logs.jobs()).toEqual(['j_0000000000ccc']);
+    await expect(logs.remove('../escape')).rejects.toThrow(/bad job id/);
+    await logs.close();
+  });
+
   it('ignores duplicates and refuses gaps', async () => {
     const logs = await store();
     const file = await logs.file('j_0000000000def', 1);

@@ -3,7 +3,7 @@
  * (etcd holds only small metadata). Appends are fsync'd before the gateway
  * acknowledges them; readers can follow a log as it grows.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LogFile, type LogRecordOut } from './log-file.js';
 
@@ -14,6 +14,8 @@ interface Open {
   /** Readers inside `read()`: a sealed file is closed only once the last one leaves. */
   readers: number;
   sealed: boolean;
+  /** Opened through `file()` (chunks arrive, a copy is written): kept open until sealed. A file only read closes with its last reader. */
+  writing: boolean;
 }
 
 export class LogStore {
@@ -28,7 +30,9 @@ export class LogStore {
 
   /** The attempt's log file, opened (and created) on first use. */
   file(jobId: string, attempt: number): Promise<LogFile> {
-    return this.open(this.key(jobId, attempt), jobId, attempt).file;
+    const o = this.open(this.key(jobId, attempt), jobId, attempt);
+    o.writing = true;
+    return o.file;
   }
 
   private open(key: string, jobId: string, attempt: number): Open {
@@ -37,7 +41,7 @@ export class LogStore {
       const dir = join(this.dir, jobId);
       const file = mkdir(dir, { recursive: true }).then(() => LogFile.open(join(dir, `${attempt}.log`)));
       file.catch(() => this.files.delete(key));
-      o = { file, readers: 0, sealed: false };
+      o = { file, readers: 0, sealed: false, writing: false };
       this.files.set(key, o);
     }
     return o;
@@ -64,8 +68,22 @@ export class LogStore {
       }
     } finally {
       o.readers--;
-      if (o.sealed && o.readers === 0) await this.closeSealed(key, o);
+      if ((o.sealed || !o.writing) && o.readers === 0) await this.closeEntry(key, o);
     }
+  }
+
+  /** The jobs with logs in this directory, in id order (which is submission order). */
+  async jobs(): Promise<string[]> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    return names.filter((n) => SAFE_ID.test(n)).sort();
+  }
+
+  /** Deletes every attempt's log of a job; false (nothing deleted) while one of them is open here. */
+  async remove(jobId: string): Promise<boolean> {
+    this.key(jobId, 0); // the id check
+    for (const k of this.files.keys()) if (k.startsWith(`${jobId}/`)) return false;
+    await rm(join(this.dir, jobId), { recursive: true, force: true });
+    return true;
   }
 
   /** Closes an attempt's file once its log is sealed (the result is stored). */
@@ -75,10 +93,10 @@ export class LogStore {
     if (!o) return;
     await (await o.file).durable();
     o.sealed = true;
-    if (o.readers === 0) await this.closeSealed(key, o);
+    if (o.readers === 0) await this.closeEntry(key, o);
   }
 
-  private async closeSealed(key: string, o: Open): Promise<void> {
+  private async closeEntry(key: string, o: Open): Promise<void> {
     if (this.files.get(key) !== o) return;
     this.files.delete(key);
     await (await o.file).close();
