@@ -27,6 +27,10 @@ export interface ControlPlaneOptions {
   tls: ServerTlsFiles | undefined;
   /** TTL of this peer's mesh lease and of the scheduler leadership. Default 5. */
   peerTtlSeconds: number;
+  /** Ended jobs (records, idempotency keys, logs) are deleted this long after they ended; 0 keeps them. Default 7 days. */
+  jobRetentionMs: number;
+  /** The leader compacts store history this often (to one interval back); 0 never. Default 5 minutes. */
+  compactionIntervalMs: number;
   /** Fair-share weights per tenant (default weight 1). */
   tenantWeights: Record<string, number>;
   peerId: string;
@@ -49,6 +53,8 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     webSocket: o.webSocket ?? true,
     tls: o.tls,
     peerTtlSeconds: o.peerTtlSeconds ?? 5,
+    jobRetentionMs: o.jobRetentionMs ?? 7 * 24 * 3600_000,
+    compactionIntervalMs: o.compactionIntervalMs ?? 5 * 60_000,
     tenantWeights: o.tenantWeights ?? {},
     peerId: o.peerId ?? `${hostname()}-${process.pid}`,
     logger: o.logger,

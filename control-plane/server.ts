@@ -32,6 +32,7 @@ import { MeshNode } from './mesh/node.js';
 import { PeerServiceImpl } from './mesh/peer-service.js';
 import { resolveOptions, type ControlPlaneInput, type ControlPlaneOptions } from './options.js';
 import { addHealth, addReflection, SERVICES } from './reflection.js';
+import { Housekeeper } from './housekeeping.js';
 import { ActiveIndex } from './scheduler/active-index.js';
 import { HealthFeed } from './scheduler/health-feed.js';
 import { Scheduler } from './scheduler/scheduler.js';
@@ -56,6 +57,7 @@ interface Parts {
   /** Set once the peer has joined the mesh. */
   mesh?: MeshNode;
   scheduler?: Scheduler;
+  housekeeper?: Housekeeper;
   metrics?: { close(): void };
   tunnel?: { close(): Promise<void> };
 }
@@ -166,6 +168,12 @@ function serve(p: Parts, mesh: MeshNode): void {
     logger: log,
   });
   p.scheduler = scheduler;
+  p.housekeeper = new Housekeeper({
+    repo: p.repo, store: p.store, logs: p.logs, logger: log,
+    jobRetentionMs: o.jobRetentionMs, compactionIntervalMs: o.compactionIntervalMs,
+    isLeader: () => mesh.isLeader(), fence: () => mesh.fence(),
+  });
+  p.housekeeper.start();
   mesh.directory.onChange(() => scheduler.kick());
   mesh.election.onChange(() => scheduler.kick());
   scheduler.start();
@@ -196,6 +204,7 @@ async function shutdown(p: Parts): Promise<void> {
     ['http', () => new Promise<void>((r) => (p.http.listening ? p.http.close(() => r()) : r()))],
     ['metrics', () => p.metrics?.close()],
     ['scheduler', () => p.scheduler?.close()],
+    ['housekeeping', () => p.housekeeper?.close()],
     ['mesh', () => p.mesh?.close()],
     ['tracker', () => p.tracker.close()],
     ['logs', () => p.logs.close()],

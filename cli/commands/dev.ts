@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from '../../agent/agent.js';
 import { ControlPlane } from '../../control-plane/server.js';
-import { whole } from '../flags.js';
+import { durationMs, whole } from '../flags.js';
 import { createLogger } from '../logging.js';
 import { joinTokenFor, untilSignal } from './serve.js';
 
@@ -14,6 +14,7 @@ interface DevFlags {
   dataDir: string;
   listen: string;
   httpListen: string;
+  jobRetention: number;
   logLevel: string;
 }
 
@@ -26,11 +27,12 @@ export function registerDev(program: Command): void {
     .option('--data-dir <dir>', 'local state', './.runmesh')
     .option('--listen <addr>', 'gRPC address', '127.0.0.1:7433')
     .option('--http-listen <addr>', 'HTTP address', '127.0.0.1:7434')
+    .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, 7 * 24 * 3600_000)
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'warn')
     .action(async (f: DevFlags) => {
       const logger = createLogger(f.logLevel);
       const { token } = await joinTokenFor(f.dataDir, undefined);
-      const cp = await ControlPlane.start({ listen: [f.listen], httpListen: f.httpListen, dataDir: f.dataDir, joinToken: token, logger });
+      const cp = await ControlPlane.start({ listen: [f.listen], httpListen: f.httpListen, dataDir: f.dataDir, joinToken: token, jobRetentionMs: f.jobRetention, logger });
       const agents = Array.from({ length: f.agents }, (_, i) =>
         new Agent({
           servers: [cp.address],

@@ -35,6 +35,8 @@ interface ServerFlags {
   tenantWeight: string[];
   peerId?: string;
   peerTtl: number;
+  jobRetention: number;
+  compactionInterval: number;
   logLevel?: string;
 }
 
@@ -56,6 +58,8 @@ export function registerServe(program: Command): void {
     .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
     .option('--peer-id <id>', 'this peer\'s name in the mesh (default: host name and pid)')
     .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
+    .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, 7 * 24 * 3600_000)
+    .option('--compaction-interval <duration>', "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)", durationMs, 5 * 60_000)
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: ServerFlags) => {
       const logger = createLogger(f.logLevel);
@@ -71,6 +75,8 @@ export function registerServe(program: Command): void {
         tls: tlsOf(f),
         peerId: f.peerId,
         peerTtlSeconds: Math.max(1, Math.round(f.peerTtl / 1000)),
+        jobRetentionMs: f.jobRetention,
+        compactionIntervalMs: f.compactionInterval,
         tenantWeights: Object.fromEntries(Object.entries(parseLabels(f.tenantWeight, '--tenant-weight')).map(([k, v]) => [k, Number(v)])),
         logger,
       });

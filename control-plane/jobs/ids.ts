@@ -26,3 +26,9 @@ export function newJobId(now = Date.now()): string {
   const seq = counter.toString(36).padStart(4, '0');
   return `j_${time}${seq}${random4()}`;
 }
+
+/** When the job with this id was submitted (ms since the epoch), read back from the id; undefined for an id not made by `newJobId`. */
+export function jobIdTime(id: string): number | undefined {
+  const m = /^j_([0-9a-z]{9})[0-9a-z]{4}[0-9a-f]{8}$/.exec(id);
+  return m?.[1] ? parseInt(m[1], 36) : undefined;
+}

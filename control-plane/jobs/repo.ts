@@ -6,8 +6,9 @@
 import { JobState, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
 import type { Compare, Op, Store, WatchHandlers, Watch } from '../store/store.js';
 import { JobNotFoundError, StaleWriteError } from './errors.js';
-import { newJobId } from './ids.js';
+import { jobIdTime, newJobId } from './ids.js';
 import { cloneRecord, decodeRecord, encodeRecord, queuedRecord, type JobRecord } from './record.js';
+import { isTerminal } from './state.js';
 
 export interface Versioned {
   record: JobRecord;
@@ -150,6 +151,47 @@ export class JobRepo {
       }
       if (!page.more) return { records: out, next: '' };
     }
+  }
+
+  /**
+   * Jobs that ended before `cutoffMs`, oldest submission first, at most
+   * `limit`. Keys sort by submission time, so the scan stops at the first job
+   * submitted after the cutoff: it reads what is due plus the older jobs still
+   * kept (running, or ended since), never the whole history.
+   */
+  async endedBefore(cutoffMs: number, limit: number): Promise<Versioned[]> {
+    const out: Versioned[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.range(this.jobsPrefix, { after, limit: 500 });
+      for (const kv of page.kvs) {
+        after = kv.key;
+        if ((jobIdTime(this.idFromKey(kv.key)) ?? 0) > cutoffMs) return out;
+        const record = decodeRecord(kv.value);
+        const ended = Date.parse(record.job.updatedAt ?? '');
+        if (!isTerminal(record.job.state) || !(ended < cutoffMs)) continue;
+        out.push({ record, modRevision: kv.modRevision });
+        if (out.length >= limit) return out;
+      }
+      if (!page.more) return out;
+    }
+  }
+
+  /**
+   * Deletes an ended job and its idempotency key, unless the record changed
+   * since `v` was read or `fence` fails; true when it was deleted.
+   */
+  async remove(v: Versioned, fence: readonly Compare[]): Promise<boolean> {
+    const key = this.key(v.record.job.id);
+    const compare: Compare[] = [{ key, target: 'modRevision', op: '==', value: v.modRevision }, ...fence];
+    const success: Op[] = [{ type: 'delete', key }];
+    const idem = v.record.job.spec?.idempotencyKey;
+    // The key maps to this job unless it was reused after an earlier delete: only ours goes.
+    if (idem && (await this.store.get(this.idemPrefix + idem))?.value === v.record.job.id) {
+      compare.push({ key: this.idemPrefix + idem, target: 'value', op: '==', value: v.record.job.id });
+      success.push({ type: 'delete', key: this.idemPrefix + idem });
+    }
+    return (await this.store.txn({ compare, success })).succeeded;
   }
 
   /** Every job, for rebuilding in-memory state; returns the revision to watch from. */

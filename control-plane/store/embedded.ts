@@ -118,7 +118,7 @@ export class EmbeddedStore implements Store {
     return this.commits.current;
   }
 
-  /** Test hook (not on `Store`): forgets watch history up to `revision`, as etcd's compaction does. */
+  /** Forgets watch history up to `revision`, as etcd's compaction does (there is no other history to drop). */
   async compact(revision: number): Promise<void> {
     this.ensureOpen();
     this.hub.compact(Math.min(revision, this.commits.current));

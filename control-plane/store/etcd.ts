@@ -145,7 +145,7 @@ export class EtcdStore implements Store {
     });
   }
 
-  /** Test hook (not on `Store`): compacts etcd's history up to `revision` (the whole etcd, not just our prefix). */
+  /** Compacts etcd's history up to `revision` (the whole etcd, not just our prefix). */
   async compact(revision: number): Promise<void> {
     await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));
   }

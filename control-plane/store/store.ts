@@ -110,6 +110,12 @@ export interface Store {
   watch(prefix: string, handlers: WatchHandlers, fromRevision?: number): Promise<Watch>;
   /** Current store revision. */
   revision(): Promise<number>;
+  /**
+   * Drops history up to `revision`: watching from before it then fails with
+   * `CompactedError`. On etcd that is the whole etcd's MVCC history, not just
+   * our prefix; the embedded store forgets its in-memory watch history.
+   */
+  compact(revision: number): Promise<void>;
   /** Idempotent. */
   close(): Promise<void>;
 }

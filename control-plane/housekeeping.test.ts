@@ -1,0 +1,146 @@
+/** Housekeeping on both real stores: retention of ended jobs and their logs, fencing, and history compaction. */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobState, type JobSpec } from '../proto/gen/runmesh/v1/job.js';
+import { startEtcd, type TestEtcd } from '../test/support/etcd.js';
+import { Housekeeper } from './housekeeping.js';
+import { newJobId } from './jobs/ids.js';
+import { queuedRecord, type JobRecord } from './jobs/record.js';
+import { JobRepo } from './jobs/repo.js';
+import { LogStore } from './logs/log-store.js';
+import { isCompacted } from './store/errors.js';
+import { openEmbeddedStore } from './store/embedded.js';
+import { openEtcdStore } from './store/etcd.js';
+import type { Compare, Store } from './store/store.js';
+
+const HOUR = 3600_000;
+const silent = pino({ level: 'silent' });
+let etcd: TestEtcd;
+const dirs: string[] = [];
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+afterAll(async () => {
+  await etcd?.stop();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+const stores: Array<[string, () => Promise<Store>]> = [
+  ['embedded', async () => openEmbeddedStore({ dir: await temp() })],
+  ['etcd', () => openEtcdStore({ endpoints: [etcd.endpoint], prefix: `/hk-${randomUUID()}/` })],
+];
+
+async function temp(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'runmesh-hk-'));
+  dirs.push(d);
+  return d;
+}
+
+const spec = (idempotencyKey = ''): JobSpec => ({ argv: ['true'], idempotencyKey }) as JobSpec;
+
+/** A job submitted at `submitted`; with `endedAt`, one that succeeded then. */
+function job(submitted: number, endedAt?: number, idempotencyKey = ''): JobRecord {
+  const r = queuedRecord(newJobId(submitted), spec(idempotencyKey), new Date(submitted), submitted * 1000);
+  if (endedAt !== undefined) {
+    r.job.state = JobState.JOB_STATE_SUCCEEDED;
+    r.job.updatedAt = new Date(endedAt).toISOString();
+  } else {
+    r.job.state = JobState.JOB_STATE_RUNNING;
+  }
+  return r;
+}
+
+async function setup(open: () => Promise<Store>, o: { leader?: boolean; fence?: Compare[]; compactionIntervalMs?: number } = {}) {
+  const store = await open();
+  const repo = new JobRepo(store);
+  const logs = new LogStore(join(await temp(), 'logs'));
+  const keeper = new Housekeeper({
+    repo, store, logs, logger: silent, jobRetentionMs: 24 * HOUR, compactionIntervalMs: o.compactionIntervalMs ?? 0,
+    isLeader: () => o.leader ?? true, fence: () => o.fence ?? [],
+  });
+  const withLog = async (r: JobRecord): Promise<void> => {
+    const f = await logs.file(r.job.id, 1);
+    f.append(0, 1, Buffer.from(`log of ${r.job.id}`));
+    await logs.seal(r.job.id, 1);
+  };
+  return { store, repo, logs, keeper, withLog };
+}
+
+describe.each(stores)('housekeeping on the %s store', (_name, open) => {
+  it('deletes jobs that ended before the retention with their idempotency keys and logs, and keeps the rest', async () => {
+    const now = Date.now();
+    const { store, repo, logs, keeper, withLog } = await setup(open);
+    const expired = job(now - 30 * HOUR, now - 29 * HOUR);
+    const expiredIdem = job(now - 28 * HOUR, now - 27 * HOUR, 'build-41');
+    const recent = job(now - 30 * HOUR, now - 2 * HOUR); // submitted long ago, ended inside the retention
+    const running = job(now - 40 * HOUR); // still running after 40 h: never deleted
+    const fresh = job(now - HOUR, now - HOUR + 1000);
+    await repo.storeNew([running, expired, recent, expiredIdem, fresh]);
+    await store.put('/runmesh/idem/build-41', expiredIdem.job.id);
+    for (const r of [expired, expiredIdem, recent, running]) await withLog(r);
+
+    expect(await keeper.sweep(now)).toEqual({ jobs: 2, logs: 2 });
+    for (const r of [expired, expiredIdem]) expect(await repo.get(r.job.id)).toBeUndefined();
+    for (const r of [recent, running, fresh]) expect((await repo.get(r.job.id))?.record.job.state).toBe(r.job.state);
+    expect(await store.get('/runmesh/idem/build-41')).toBeUndefined();
+    expect(await logs.jobs()).toEqual([running.job.id, recent.job.id].sort());
+    // A day later the recent one is due too; the running one stays.
+    expect(await keeper.sweep(now + 24 * HOUR)).toEqual({ jobs: 2, logs: 1 });
+    expect(await logs.jobs()).toEqual([running.job.id]);
+    expect((await repo.get(running.job.id))?.record.job.state).toBe(JobState.JOB_STATE_RUNNING);
+    await logs.close();
+    await store.close();
+  });
+
+  it('deletes nothing a leader fence refuses, nor a record that changed since it was read', async () => {
+    const now = Date.now();
+    const stale = await setup(open, { fence: [{ key: '/runmesh/leader', target: 'createRevision', op: '==', value: 987_654 }] });
+    const old = job(now - 48 * HOUR, now - 47 * HOUR);
+    await stale.repo.storeNew([old]);
+    expect(await stale.keeper.sweep(now)).toEqual({ jobs: 0, logs: 0 });
+    expect(await stale.repo.get(old.job.id)).toBeDefined();
+
+    const [due] = await stale.repo.endedBefore(now - 24 * HOUR, 10);
+    await stale.repo.update(old.job.id, (r) => void (r.job.waitingReason = 'touched'));
+    expect(await stale.repo.remove(due!, [])).toBe(false);
+    expect((await stale.repo.get(old.job.id))?.record.job.waitingReason).toBe('touched');
+    await stale.store.close();
+  });
+
+  it('leaves job deletion to the leader but still removes its own logs of jobs that are gone', async () => {
+    const now = Date.now();
+    const follower = await setup(open, { leader: false });
+    const old = job(now - 48 * HOUR, now - 47 * HOUR);
+    const gone = job(now - 50 * HOUR, now - 49 * HOUR); // deleted by the leader: only its log is left here
+    await follower.repo.storeNew([old]);
+    await follower.withLog(old);
+    await follower.withLog(gone);
+    expect(await follower.keeper.sweep(now)).toEqual({ jobs: 0, logs: 1 });
+    expect(await follower.logs.jobs()).toEqual([old.job.id]);
+    await follower.logs.close();
+    await follower.store.close();
+  });
+
+  it('compacts history to the revision of the previous tick, so only older watches fail', async () => {
+    const { store, keeper } = await setup(open, { compactionIntervalMs: 60_000 });
+    await store.put('/a', '1');
+    expect(await keeper.compact()).toBeUndefined(); // the first tick only notes where history stands
+    const kept = await store.revision();
+    await store.put('/a', '2');
+    expect(await keeper.compact()).toBe(kept);
+    const errors: Error[] = [];
+    const events: string[] = [];
+    const old = await store.watch('/a', { onEvents: () => undefined, onError: (e) => errors.push(e) }, kept - 2);
+    const ok = await store.watch('/a', { onEvents: (ev) => events.push(...ev.map((e) => e.type)), onError: (e) => errors.push(e) }, kept);
+    for (let i = 0; i < 100 && (errors.length === 0 || events.length === 0); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(errors.map(isCompacted)).toEqual([true]);
+    expect(events).toEqual(['put']);
+    await old.close();
+    await ok.close();
+    await store.close();
+  });
+});

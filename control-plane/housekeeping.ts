@@ -1,0 +1,131 @@
+/**
+ * Housekeeping: what a long-running mesh accumulates stays bounded.
+ * - The leader deletes jobs that ended more than the retention ago (record and
+ *   idempotency key), each fenced on its mod revision and the leader's term,
+ *   a bounded batch per pass.
+ * - Every peer deletes the logs it holds for jobs whose records are gone.
+ * - The leader compacts the store's history every interval, to the revision
+ *   seen one interval earlier (what kube-apiserver does for its etcd): etcd
+ *   keeps every version of every key until compacted, and each job record is
+ *   written three times or more, so an uncompacted etcd fills its space quota
+ *   and turns read-only. A watcher further behind than one interval re-reads
+ *   and re-watches, as after any compaction.
+ */
+import type { Logger } from 'pino';
+import { jobIdTime } from './jobs/ids.js';
+import type { JobRepo } from './jobs/repo.js';
+import type { LogStore } from './logs/log-store.js';
+import { isNotLeader } from './jobs/errors.js';
+import type { Compare, Store } from './store/store.js';
+
+export interface HousekeepingOptions {
+  repo: JobRepo;
+  store: Store;
+  logs: LogStore;
+  /** Ended jobs are deleted this long after they ended; 0 keeps them forever. */
+  jobRetentionMs: number;
+  /** How often the leader compacts history; 0 never (etcd's own --auto-compaction does it). */
+  compactionIntervalMs: number;
+  isLeader(): boolean;
+  /** Compares a leader's deletes carry; throws when this peer is not the leader. */
+  fence(): Compare[];
+  logger: Logger;
+}
+
+/** Jobs deleted per pass at most: a backlog drains over several passes, not in one burst. */
+const JOBS_PER_PASS = 2000;
+/** Deletes in flight at once (the store's group commit merges them). */
+const DELETES_IN_FLIGHT = 64;
+/** Retention passes run at least twice per retention period, and at most a minute apart. */
+const MAX_PASS_INTERVAL_MS = 60_000;
+
+export class Housekeeper {
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** The revision seen at the previous compaction tick: the next compaction's target. */
+  private seenRevision: number | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly o: HousekeepingOptions) {
+    this.log = o.logger.child({ component: 'housekeeping' });
+  }
+
+  start(): void {
+    const retention = this.o.jobRetentionMs;
+    if (retention > 0) this.every(Math.min(MAX_PASS_INTERVAL_MS, Math.max(250, retention / 2)), () => this.sweep(Date.now()));
+    if (this.o.compactionIntervalMs > 0) this.every(this.o.compactionIntervalMs, () => this.compact());
+  }
+
+  close(): void {
+    for (const t of this.timers.splice(0)) clearInterval(t);
+  }
+
+  /** One retention pass at `now`: ended jobs past retention (leader only), then logs of jobs that are gone. */
+  async sweep(now: number): Promise<{ jobs: number; logs: number }> {
+    if (this.o.jobRetentionMs <= 0) return { jobs: 0, logs: 0 };
+    const cutoff = now - this.o.jobRetentionMs;
+    const jobs = this.o.isLeader() ? await this.deleteJobs(cutoff) : 0;
+    const logs = await this.deleteLogs(cutoff);
+    if (jobs + logs > 0) this.log.info({ jobs, logs, retention_ms: this.o.jobRetentionMs }, 'deleted ended jobs and logs past retention');
+    return { jobs, logs };
+  }
+
+  private async deleteJobs(cutoff: number): Promise<number> {
+    const due = await this.o.repo.endedBefore(cutoff, JOBS_PER_PASS);
+    let deleted = 0;
+    for (let i = 0; i < due.length; i += DELETES_IN_FLIGHT) {
+      let fence: Compare[];
+      try {
+        fence = this.o.fence();
+      } catch (err) {
+        if (isNotLeader(err)) return deleted; // leadership moved mid-pass: the new leader carries on
+        throw err;
+      }
+      const done = await Promise.all(due.slice(i, i + DELETES_IN_FLIGHT).map((v) => this.o.repo.remove(v, fence)));
+      deleted += done.filter(Boolean).length;
+    }
+    return deleted;
+  }
+
+  /** Logs here of jobs submitted before the cutoff whose records no longer exist. */
+  private async deleteLogs(cutoff: number): Promise<number> {
+    let deleted = 0;
+    let checked = 0;
+    for (const id of await this.o.logs.jobs()) {
+      const submitted = jobIdTime(id);
+      if (submitted === undefined) continue;
+      if (submitted > cutoff || checked++ >= JOBS_PER_PASS) break; // ids sort by submission: the rest are newer
+      if (await this.o.repo.get(id)) continue;
+      if (await this.o.logs.remove(id)) deleted++;
+    }
+    return deleted;
+  }
+
+  /** One compaction tick: compacts to the revision of the previous tick (leader only; every peer keeps count). */
+  async compact(): Promise<number | undefined> {
+    const target = this.seenRevision;
+    this.seenRevision = await this.o.store.revision();
+    if (target === undefined || !this.o.isLeader()) return undefined;
+    try {
+      await this.o.store.compact(target);
+    } catch (err) {
+      // Someone compacted further already (etcd's own auto-compaction, an operator): nothing to do.
+      if (/compacted/i.test(String((err as Error).message))) return undefined;
+      throw err;
+    }
+    this.log.debug({ revision: target }, 'store history compacted');
+    return target;
+  }
+
+  private every(ms: number, task: () => Promise<unknown>): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      task()
+        .catch((err: unknown) => this.log.warn({ err }, 'housekeeping pass failed'))
+        .finally(() => (busy = false));
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Retention and compaction in a running control plane on a real etcd: ended
+ * jobs go after the retention, history is compacted while jobs keep flowing,
+ * and the control plane's own watches carry on through it.
+ */
+import { status as Status } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobState } from '../proto/gen/runmesh/v1/job.js';
+import { ControlPlane } from '../control-plane/server.js';
+import { isCompacted } from '../control-plane/store/errors.js';
+import { openEtcdStore } from '../control-plane/store/etcd.js';
+import { TestClient } from './support/client.js';
+import { startEtcd, type TestEtcd } from './support/etcd.js';
+import { tempDir } from './support/processes.js';
+import { simAgent } from './support/sim-agent.js';
+
+const TOKEN = 'retention-test-token';
+let etcd: TestEtcd;
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> => {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+describe('retention and compaction', () => {
+  it('deletes ended jobs after the retention and compacts etcd while jobs keep flowing', async () => {
+    const cp = await ControlPlane.start({
+      listen: ['127.0.0.1:0'], httpListen: '127.0.0.1:0', dataDir: await tempDir('runmesh-retention-'), joinToken: TOKEN,
+      store: `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`, jobRetentionMs: 1000, compactionIntervalMs: 500, logger: pino({ level: 'silent' }),
+    });
+    const client = new TestClient(cp.address);
+    const agent = simAgent(cp.address, { name: 'keeper', token: TOKEN, slots: 4 });
+    const raw = await openEtcdStore({ endpoints: [etcd.endpoint], prefix: '' });
+    try {
+      await agent.welcomed;
+      const first = await Promise.all(Array.from({ length: 20 }, () => client.submit({ argv: ['true'] })));
+      for (const j of first) expect((await client.waitDone(j.id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+      const startRevision = await raw.revision();
+
+      // Gone once the retention has passed: Get answers NOT_FOUND, List no longer shows them.
+      await until('the ended jobs to be deleted', async () => (await client.get(first[0]!.id).then(() => false, (e: { code?: number }) => e.code === Status.NOT_FOUND)));
+      const listed = (): Promise<string[]> =>
+        new Promise((resolve, reject) => client.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1000, pageToken: '' }, (e, r) => (e ? reject(e) : resolve(r!.jobs.map((j) => j.id)))));
+      await until('every one of them', async () => !(await listed()).some((id) => first.some((f) => f.id === id)));
+
+      // History before a later tick is compacted: a watch from the start revision is refused.
+      await until('a compaction past the first jobs', async () => {
+        const refused = await new Promise<boolean>((resolve) => {
+          void raw.watch('/runmesh/', { onEvents: () => undefined, onError: (e) => resolve(isCompacted(e)) }, 1).then((w) => setTimeout(() => (void w.close(), resolve(false)), 300));
+        });
+        return refused && (await raw.revision()) > startRevision;
+      });
+
+      // The control plane's watches carried on: new jobs run and are seen to end.
+      const later = await Promise.all(Array.from({ length: 10 }, () => client.submit({ argv: ['true'] })));
+      for (const j of later) expect((await client.waitDone(j.id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    } finally {
+      agent.close();
+      client.close();
+      await raw.close();
+      await cp.close();
+    }
+  });
+});
