@@ -32,8 +32,10 @@ export interface HousekeepingOptions {
   logger: Logger;
 }
 
-/** Jobs deleted per pass at most: a backlog drains over several passes, not in one burst. */
-const JOBS_PER_PASS = 2000;
+/** Jobs read and deleted per batch; a pass runs batches while they come back full, up to `BATCHES_PER_PASS`. */
+const JOBS_PER_BATCH = 2000;
+/** 20,000 deletions a minute at most: a larger backlog drains over several passes, not in one burst. */
+const BATCHES_PER_PASS = 10;
 /** Deletes in flight at once (the store's group commit merges them). */
 const DELETES_IN_FLIGHT = 64;
 /** Retention passes run at least twice per retention period, and at most a minute apart. */
@@ -63,14 +65,19 @@ export class Housekeeper {
   async sweep(now: number): Promise<{ jobs: number; logs: number }> {
     if (this.o.jobRetentionMs <= 0) return { jobs: 0, logs: 0 };
     const cutoff = now - this.o.jobRetentionMs;
-    const jobs = this.o.isLeader() ? await this.deleteJobs(cutoff) : 0;
+    let jobs = 0;
+    for (let i = 0; i < BATCHES_PER_PASS && this.o.isLeader(); i++) {
+      const deleted = await this.deleteJobs(cutoff);
+      jobs += deleted;
+      if (deleted < JOBS_PER_BATCH) break;
+    }
     const logs = await this.deleteLogs(cutoff);
     if (jobs + logs > 0) this.log.info({ jobs, logs, retention_ms: this.o.jobRetentionMs }, 'deleted ended jobs and logs past retention');
     return { jobs, logs };
   }
 
   private async deleteJobs(cutoff: number): Promise<number> {
-    const due = await this.o.repo.endedBefore(cutoff, JOBS_PER_PASS);
+    const due = await this.o.repo.endedBefore(cutoff, JOBS_PER_BATCH);
     let deleted = 0;
     for (let i = 0; i < due.length; i += DELETES_IN_FLIGHT) {
       let fence: Compare[];
@@ -93,7 +100,7 @@ export class Housekeeper {
     for (const id of await this.o.logs.jobs()) {
       const submitted = jobIdTime(id);
       if (submitted === undefined) continue;
-      if (submitted > cutoff || checked++ >= JOBS_PER_PASS) break; // ids sort by submission: the rest are newer
+      if (submitted > cutoff || checked++ >= JOBS_PER_BATCH * BATCHES_PER_PASS) break; // ids sort by submission: the rest are newer
       if (await this.o.repo.get(id)) continue;
       if (await this.o.logs.remove(id)) deleted++;
     }
