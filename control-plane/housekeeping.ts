@@ -41,7 +41,16 @@ const DELETES_IN_FLIGHT = 64;
 /** Retention passes run at least twice per retention period, and at most a minute apart. */
 const MAX_PASS_INTERVAL_MS = 60_000;
 
+/** What housekeeping has done since this peer started (for /metrics). */
+export interface HousekeepingStats {
+  jobsDeleted: number;
+  logsDeleted: number;
+  /** The revision history was last compacted to by this peer; 0 before the first. */
+  compactedRevision: number;
+}
+
 export class Housekeeper {
+  readonly stats: HousekeepingStats = { jobsDeleted: 0, logsDeleted: 0, compactedRevision: 0 };
   private readonly timers: NodeJS.Timeout[] = [];
   /** The revision seen at the previous compaction tick: the next compaction's target. */
   private seenRevision: number | undefined;
@@ -72,6 +81,8 @@ export class Housekeeper {
       if (deleted < JOBS_PER_BATCH) break;
     }
     const logs = await this.deleteLogs(cutoff);
+    this.stats.jobsDeleted += jobs;
+    this.stats.logsDeleted += logs;
     if (jobs + logs > 0) this.log.info({ jobs, logs, retention_ms: this.o.jobRetentionMs }, 'deleted ended jobs and logs past retention');
     return { jobs, logs };
   }
@@ -119,6 +130,7 @@ export class Housekeeper {
       if (/compacted/i.test(String((err as Error).message))) return undefined;
       throw err;
     }
+    this.stats.compactedRevision = target;
     this.log.debug({ revision: target }, 'store history compacted');
     return target;
   }

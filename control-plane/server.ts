@@ -189,7 +189,7 @@ function serve(p: Parts, mesh: MeshNode): void {
   }).addToServer(p.grpc);
   const cluster = new ClusterServiceImpl({ view: clusterView(mesh, registry, index, scheduler), tracker, logger: log, version: VERSION });
   cluster.addToServer(p.grpc);
-  const metrics = createMetrics({ tracker, cluster });
+  const metrics = createMetrics({ tracker, cluster, housekeeping: p.housekeeper?.stats });
   p.metrics = metrics;
   p.routes['/metrics'] = metrics.route;
 }

@@ -64,6 +64,12 @@ describe('retention and compaction', () => {
       // The control plane's watches carried on: new jobs run and are seen to end.
       const later = await Promise.all(Array.from({ length: 10 }, () => client.submit({ argv: ['true'] })));
       for (const j of later) expect((await client.waitDone(j.id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+
+      // And /metrics says what housekeeping did.
+      const metrics = await (await fetch(`http://${cp.httpAddress}/metrics`)).text();
+      const figure = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+      expect(figure('runmesh_retention_jobs_deleted_total')).toBeGreaterThanOrEqual(first.length);
+      expect(figure('runmesh_store_compacted_revision')).toBeGreaterThan(0);
     } finally {
       agent.close();
       client.close();
