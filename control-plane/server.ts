@@ -186,6 +186,7 @@ function serve(p: Parts, mesh: MeshNode): void {
     waitingReason: (id) => scheduler.waitingReason(id),
     logLocator: { here: (record, attempt) => mesh.logIsHere(record, attempt), read: (record, attempt, from, follow, signal) => mesh.remoteLog(record, attempt, from, follow, signal) },
     admit: (records) => scheduler.admit(records),
+    jobRetentionMs: o.jobRetentionMs,
   }).addToServer(p.grpc);
   const cluster = new ClusterServiceImpl({ view: clusterView(mesh, registry, index, scheduler), tracker, logger: log, version: VERSION });
   cluster.addToServer(p.grpc);

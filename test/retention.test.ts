@@ -48,7 +48,9 @@ describe('retention and compaction', () => {
       const startRevision = await raw.revision();
 
       // Gone once the retention has passed: Get answers NOT_FOUND, List no longer shows them.
-      await until('the ended jobs to be deleted', async () => (await client.get(first[0]!.id).then(() => false, (e: { code?: number }) => e.code === Status.NOT_FOUND)));
+      let missing: { code?: number; details?: string } = {};
+      await until('the ended jobs to be deleted', async () => (await client.get(first[0]!.id).then(() => false, (e: typeof missing) => ((missing = e), e.code === Status.NOT_FOUND))));
+      expect(missing.details).toBe(`job ${first[0]!.id} not found (jobs are deleted 1s after they end; it may have been)`);
       const listed = (): Promise<string[]> =>
         new Promise((resolve, reject) => client.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1000, pageToken: '' }, (e, r) => (e ? reject(e) : resolve(r!.jobs.map((j) => j.id)))));
       await until('every one of them', async () => !(await listed()).some((id) => first.some((f) => f.id === id)));

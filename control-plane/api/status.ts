@@ -2,6 +2,7 @@
 import { Metadata, status as Status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { isJobNotFound, isStaleWrite, isValidation } from '../jobs/errors.js';
+import { jobIdTime } from '../jobs/ids.js';
 import { isStoreUnavailable } from '../store/errors.js';
 
 export class ApiError extends Error {
@@ -16,6 +17,21 @@ export class ApiError extends Error {
 
 export const invalid = (field: string, detail: string): ApiError => new ApiError(Status.INVALID_ARGUMENT, `${field}: ${detail}`);
 export const notFound = (what: string): ApiError => new ApiError(Status.NOT_FOUND, `${what} not found`);
+
+/** A job that is not there; one submitted before the retention says it may have been deleted after it ended. */
+export function jobNotFound(id: string, retentionMs: number, now = Date.now()): ApiError {
+  const submitted = jobIdTime(id);
+  const deleted = retentionMs > 0 && submitted !== undefined && submitted < now - retentionMs;
+  const hint = deleted ? ` (jobs are deleted ${largestUnit(retentionMs)} after they end; it may have been)` : '';
+  return new ApiError(Status.NOT_FOUND, `job ${id} not found${hint}`);
+}
+
+const UNITS: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]];
+/** `7d`, `36h`, `90m`, `1s`: the largest unit that divides it (a retention is typed as one). */
+function largestUnit(ms: number): string {
+  const [unit, size] = UNITS.find(([, size]) => ms % size === 0) ?? ['ms', 1];
+  return `${ms / size}${unit}`;
+}
 
 export function toServiceError(err: unknown, log: Logger): Partial<ServiceError> {
   if (err instanceof ApiError) return { code: err.code, details: err.message, metadata: new Metadata() };
