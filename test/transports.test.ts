@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,13 +60,22 @@ async function waitReady(client: TestClient, agent: AgentProc): Promise<void> {
   });
 }
 
-/** A loopback port nothing listens on (bound, then closed). */
+/**
+ * A loopback port that refuses connections and stays that way: one below
+ * 1024, which port-0 listeners (every server these tests start, in this file
+ * and the ones running beside it) are never given. A port freed after
+ * listen(0) could be handed to one of them and answer as a control plane.
+ */
 async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  for (const port of [1, 9, 13, 17, 19, 37]) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(false)));
+      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    if (refused) return port;
+  }
+  throw new Error('no refusing loopback port below 1024');
 }
 
 /** Something between agent and control plane that can cut every connection through it. */
