@@ -194,17 +194,20 @@ export class JobRepo {
     return (await this.store.txn({ compare, success })).succeeded;
   }
 
-  /** Every job, for rebuilding in-memory state; returns the revision to watch from. */
-  async loadAll(): Promise<{ records: Versioned[]; revision: number }> {
-    const records: Versioned[] = [];
+  /**
+   * Every job, page by page, for rebuilding in-memory state: `each` gets them
+   * as they are read, so the ended ones (most of a long history) are garbage
+   * once their page is done. Returns the revision to watch from.
+   */
+  async loadAll(each: (v: Versioned) => void): Promise<number> {
     let after: string | undefined;
     let revision = 0;
     for (;;) {
       const page = await this.store.range(this.jobsPrefix, { after, limit: 1000 });
       if (revision === 0) revision = page.revision;
-      for (const kv of page.kvs) records.push({ record: decodeRecord(kv.value), modRevision: kv.modRevision });
+      for (const kv of page.kvs) each({ record: decodeRecord(kv.value), modRevision: kv.modRevision });
       after = page.kvs.at(-1)?.key;
-      if (!page.more || !after) return { records, revision };
+      if (!page.more || !after) return revision;
     }
   }
 

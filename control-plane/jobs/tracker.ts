@@ -34,8 +34,7 @@ export class JobTracker {
   ) {}
 
   async start(): Promise<void> {
-    const { records, revision } = await this.repo.loadAll();
-    for (const v of records) this.apply(v, false);
+    const revision = await this.repo.loadAll((v) => this.apply(v, false));
     this.log.info({ live: this.live.size, revision }, 'jobs loaded');
     this.watch = await this.repo.watch({ onEvents: (ev) => this.onEvents(ev), onError: (err) => void this.rewatch(err) }, revision);
   }
