@@ -12,6 +12,7 @@ import { newJobId } from './jobs/ids.js';
 import { queuedRecord, type JobRecord } from './jobs/record.js';
 import { JobRepo } from './jobs/repo.js';
 import { LogStore } from './logs/log-store.js';
+import { eventually } from './store/contract-helpers.js';
 import { isCompacted } from './store/errors.js';
 import { openEmbeddedStore } from './store/embedded.js';
 import { openEtcdStore } from './store/etcd.js';
@@ -136,7 +137,7 @@ describe.each(stores)('housekeeping on the %s store', (_name, open) => {
     const events: string[] = [];
     const old = await store.watch('/a', { onEvents: () => undefined, onError: (e) => errors.push(e) }, kept - 2);
     const ok = await store.watch('/a', { onEvents: (ev) => events.push(...ev.map((e) => e.type)), onError: (e) => errors.push(e) }, kept);
-    for (let i = 0; i < 100 && (errors.length === 0 || events.length === 0); i++) await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => errors.length > 0 && events.length > 0, 5_000, 'the compacted and the kept watch');
     expect(errors.map(isCompacted)).toEqual([true]);
     expect(events).toEqual(['put']);
     await old.close();

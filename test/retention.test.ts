@@ -12,6 +12,7 @@ import { isCompacted } from '../control-plane/store/errors.js';
 import { openEtcdStore } from '../control-plane/store/etcd.js';
 import { TestClient } from './support/client.js';
 import { startEtcd, type TestEtcd } from './support/etcd.js';
+import { waitUntil } from './support/proc.js';
 import { tempDir } from './support/processes.js';
 import { simAgent } from './support/sim-agent.js';
 
@@ -23,14 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await etcd?.stop();
 });
-
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> => {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-};
 
 describe('retention and compaction', () => {
   it('deletes ended jobs after the retention and compacts etcd while jobs keep flowing', async () => {
@@ -49,19 +42,19 @@ describe('retention and compaction', () => {
 
       // Gone once the retention has passed: Get answers NOT_FOUND, List no longer shows them.
       let missing: { code?: number; details?: string } = {};
-      await until('the ended jobs to be deleted', async () => (await client.get(first[0]!.id).then(() => false, (e: typeof missing) => ((missing = e), e.code === Status.NOT_FOUND))));
+      await waitUntil(async () => await client.get(first[0]!.id).then(() => false, (e: typeof missing) => ((missing = e), e.code === Status.NOT_FOUND)), 15_000, 'the ended jobs to be deleted');
       expect(missing.details).toBe(`job ${first[0]!.id} not found (jobs are deleted 1s after they end; it may have been)`);
       const listed = (): Promise<string[]> =>
         new Promise((resolve, reject) => client.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1000, pageToken: '' }, (e, r) => (e ? reject(e) : resolve(r!.jobs.map((j) => j.id)))));
-      await until('every one of them', async () => !(await listed()).some((id) => first.some((f) => f.id === id)));
+      await waitUntil(async () => !(await listed()).some((id) => first.some((f) => f.id === id)), 15_000, 'every one of them to be deleted');
 
       // History before a later tick is compacted: a watch from the start revision is refused.
-      await until('a compaction past the first jobs', async () => {
+      await waitUntil(async () => {
         const refused = await new Promise<boolean>((resolve) => {
           void raw.watch('/runmesh/', { onEvents: () => undefined, onError: (e) => resolve(isCompacted(e)) }, 1).then((w) => setTimeout(() => (void w.close(), resolve(false)), 300));
         });
         return refused && (await raw.revision()) > startRevision;
-      });
+      }, 15_000, 'a compaction past the first jobs');
 
       // The control plane's watches carried on: new jobs run and are seen to end.
       const later = await Promise.all(Array.from({ length: 10 }, () => client.submit({ argv: ['true'] })));

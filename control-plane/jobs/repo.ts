@@ -4,7 +4,7 @@
  * agent cannot overwrite a newer state; callers re-read and retry in one place.
  */
 import { JobState, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
-import type { Compare, Op, Store, WatchHandlers, Watch } from '../store/store.js';
+import type { Compare, Op, RangeResult, Store, WatchHandlers, Watch } from '../store/store.js';
 import { JobNotFoundError, StaleWriteError } from './errors.js';
 import { jobIdTime, newJobId } from './ids.js';
 import { cloneRecord, decodeRecord, encodeRecord, queuedRecord, type JobRecord } from './record.js';
@@ -136,12 +136,9 @@ export class JobRepo {
   /** One page of jobs in submission order. */
   async list(filter: ListFilter, pageSize: number, pageToken: string): Promise<{ records: JobRecord[]; next: string }> {
     const out: JobRecord[] = [];
-    let after = pageToken ? this.key(pageToken) : undefined;
     const states = new Set(filter.states);
-    for (;;) {
-      const page = await this.store.range(this.jobsPrefix, { after, limit: Math.max(pageSize * 2, 200) });
+    for await (const page of this.pages(Math.max(pageSize * 2, 200), pageToken ? this.key(pageToken) : undefined)) {
       for (const kv of page.kvs) {
-        after = kv.key;
         const r = decodeRecord(kv.value);
         if (states.size > 0 && !states.has(r.job.state)) continue;
         if (filter.namePrefix && !r.job.spec?.name.startsWith(filter.namePrefix)) continue;
@@ -149,8 +146,8 @@ export class JobRepo {
         out.push(r);
         if (out.length === pageSize) return { records: out, next: page.more || kv !== page.kvs.at(-1) ? r.job.id : '' };
       }
-      if (!page.more) return { records: out, next: '' };
     }
+    return { records: out, next: '' };
   }
 
   /**
@@ -161,11 +158,8 @@ export class JobRepo {
    */
   async endedBefore(cutoffMs: number, limit: number): Promise<Versioned[]> {
     const out: Versioned[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.store.range(this.jobsPrefix, { after, limit: 500 });
+    for await (const page of this.pages(500)) {
       for (const kv of page.kvs) {
-        after = kv.key;
         if ((jobIdTime(this.idFromKey(kv.key)) ?? 0) > cutoffMs) return out;
         const record = decodeRecord(kv.value);
         const ended = Date.parse(record.job.updatedAt ?? '');
@@ -173,8 +167,8 @@ export class JobRepo {
         out.push({ record, modRevision: kv.modRevision });
         if (out.length >= limit) return out;
       }
-      if (!page.more) return out;
     }
+    return out;
   }
 
   /**
@@ -200,14 +194,21 @@ export class JobRepo {
    * once their page is done. Returns the revision to watch from.
    */
   async loadAll(each: (v: Versioned) => void): Promise<number> {
-    let after: string | undefined;
     let revision = 0;
-    for (;;) {
-      const page = await this.store.range(this.jobsPrefix, { after, limit: 1000 });
+    for await (const page of this.pages(1000)) {
       if (revision === 0) revision = page.revision;
       for (const kv of page.kvs) each({ record: decodeRecord(kv.value), modRevision: kv.modRevision });
+    }
+    return revision;
+  }
+
+  /** The job keys in order, a page at a time, from just after `after` (the start when omitted). */
+  private async *pages(pageSize: number, after?: string): AsyncGenerator<RangeResult> {
+    for (;;) {
+      const page = await this.store.range(this.jobsPrefix, { after, limit: pageSize });
+      yield page;
       after = page.kvs.at(-1)?.key;
-      if (!page.more || !after) return revision;
+      if (!page.more || !after) return;
     }
   }
 

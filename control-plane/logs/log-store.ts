@@ -18,14 +18,19 @@ interface Open {
   writing: boolean;
 }
 
+/** A job id safe to use as a directory name; throws otherwise. */
+function checked(jobId: string): string {
+  if (!SAFE_ID.test(jobId)) throw new Error(`bad job id for a log path: ${JSON.stringify(jobId)}`);
+  return jobId;
+}
+
 export class LogStore {
   private readonly files = new Map<string, Open>();
 
   constructor(private readonly dir: string) {}
 
   private key(jobId: string, attempt: number): string {
-    if (!SAFE_ID.test(jobId)) throw new Error(`bad job id for a log path: ${JSON.stringify(jobId)}`);
-    return `${jobId}/${attempt}`;
+    return `${checked(jobId)}/${attempt}`;
   }
 
   /** The attempt's log file, opened (and created) on first use. */
@@ -80,8 +85,8 @@ export class LogStore {
 
   /** Deletes every attempt's log of a job; false (nothing deleted) while one of them is open here. */
   async remove(jobId: string): Promise<boolean> {
-    this.key(jobId, 0); // the id check
-    for (const k of this.files.keys()) if (k.startsWith(`${jobId}/`)) return false;
+    const prefix = `${checked(jobId)}/`;
+    for (const k of this.files.keys()) if (k.startsWith(prefix)) return false;
     await rm(join(this.dir, jobId), { recursive: true, force: true });
     return true;
   }
