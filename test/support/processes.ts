@@ -15,6 +15,10 @@ export const CLI = join(ROOT, 'bin', 'runmesh.js');
 
 export interface Proc {
   readonly proc: ChildProcess;
+  /** The runmesh command line, for reports. */
+  readonly args: readonly string[];
+  /** When stop() or kill9() was first called, if it was. */
+  readonly stoppedAt: number | undefined;
   readonly output: () => string;
   /** Sends `signal` and waits for the exit (SIGKILL after `timeoutMs`). */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
@@ -22,6 +26,9 @@ export interface Proc {
 }
 
 const all = new Set<Proc>();
+/** The latest processes started, stopped or not, for failure reports. */
+const recent: Proc[] = [];
+const RECENT_MAX = 50;
 
 export function run(args: string[], env: Record<string, string> = {}): Proc {
   const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, RUNMESH_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -33,10 +40,16 @@ export function run(args: string[], env: Record<string, string> = {}): Proc {
   proc.stdout?.on('data', keep);
   proc.stderr?.on('data', keep);
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  let stoppedAt: number | undefined;
   const p: Proc = {
     proc,
+    args,
+    get stoppedAt() {
+      return stoppedAt;
+    },
     output: () => out,
     async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
+      stoppedAt ??= Date.now();
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
       const code = await exited;
@@ -49,6 +62,8 @@ export function run(args: string[], env: Record<string, string> = {}): Proc {
     },
   };
   all.add(p);
+  recent.push(p);
+  if (recent.length > RECENT_MAX) recent.shift();
   return p;
 }
 
@@ -95,6 +110,11 @@ export async function startAgent(server: string, o: { name: string; workDir?: st
   if (o.labels) args.push('--labels', o.labels);
   const p = run([...args, ...(o.args ?? [])]);
   return Object.assign(p, { name: o.name, workDir });
+}
+
+/** The processes (of the latest few started) that were still running at `since`. */
+export function procsAliveSince(since: number): Proc[] {
+  return recent.filter((p) => p.stoppedAt === undefined || p.stoppedAt >= since);
 }
 
 /** Kills every process these helpers started (afterAll/afterEach). */
