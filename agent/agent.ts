@@ -36,6 +36,8 @@ export class Agent implements ConnectionHost {
   private readonly backoff = new Backoff();
   private readonly dialer: FallbackDialer;
   private draining = false;
+  /** The connection that got the latest Welcome, while it lasts. */
+  private link: Link | undefined;
   private loop: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   /** Rejects when the control plane refuses this agent for good (bad token, bad name). */
@@ -72,12 +74,16 @@ export class Agent implements ConnectionHost {
     while (!this.stop.signal.aborted) {
       try {
         const d = await this.dialer.next(this.stop.signal);
+        let welcomed = false;
         try {
-          if (await runConnection(d, this, this.log, this.stop.signal)) {
+          await runConnection(d, this, this.log, this.stop.signal, () => (welcomed = true));
+        } finally {
+          // A connection that got as far as Welcome was a good one, however it ended:
+          // the next one starts from the shortest backoff, on the same address.
+          if (welcomed) {
             this.backoff.reset();
             this.dialer.markGood(d.address);
           }
-        } finally {
           await d.close();
         }
       } catch (err) {
@@ -110,9 +116,22 @@ export class Agent implements ConnectionHost {
 
   onWelcome(w: Welcome, link: Link): void {
     this.log.info({ session_id: w.sessionId, resume: w.resume.length, abandon: w.abandon.length }, 'connected');
+    this.link = link;
+    link.signal.addEventListener('abort', () => this.link === link && (this.link = undefined), { once: true });
     link.send(this.heartbeat());
-    for (const r of w.resume) this.attempts.get(`${r.jobId}/${r.attempt}`)?.attach(link, r.nextSeq);
-    for (const a of w.abandon) void this.attempts.get(`${a.jobId}/${a.attempt}`)?.abandon();
+    const answered = new Set<string>();
+    for (const r of w.resume) {
+      answered.add(`${r.jobId}/${r.attempt}`);
+      this.attempts.get(`${r.jobId}/${r.attempt}`)?.attach(link, r.nextSeq);
+    }
+    for (const a of w.abandon) {
+      answered.add(`${a.jobId}/${a.attempt}`);
+      void this.attempts.get(`${a.jobId}/${a.attempt}`)?.abandon();
+    }
+    // Started after our Hello was sent (its Assign came on the connection before): the
+    // control plane has not heard of it here. Report it; if it was given up meanwhile,
+    // the control plane acknowledges and ignores the result, and we drop it.
+    for (const s of this.attempts.values()) if (!answered.has(s.key)) s.attach(link, 0);
   }
 
   onAssign(a: Assign, link: Link): void {
@@ -137,7 +156,10 @@ export class Agent implements ConnectionHost {
         const s = new AttemptStream(handle, log);
         this.track(s);
         if (this.draining) s.handBack = true;
-        s.attach(link, 0);
+        // The connection the Assign came on may have dropped while the job started:
+        // report on the one we have now, or on the next one's Welcome.
+        const on = link.signal.aborted ? this.link : link;
+        if (on) s.attach(on, 0);
         log.info('attempt started');
       },
       (err: unknown) => {
@@ -154,7 +176,7 @@ export class Agent implements ConnectionHost {
         void this.attempts.get(`${msg.value.jobId}/${msg.value.attempt}`)?.handle.cancel(msg.value.graceSeconds, msg.value.reason);
         return;
       case 'logAck':
-        return this.attempts.get(`${msg.value.jobId}/${msg.value.attempt}`)?.onLogAck(msg.value.nextSeq);
+        return this.attempts.get(`${msg.value.jobId}/${msg.value.attempt}`)?.onLogAck(msg.value.nextSeq, msg.value.resend);
       case 'resultAck':
         void this.attempts.get(`${msg.value.jobId}/${msg.value.attempt}`)?.onResultAck();
         return;

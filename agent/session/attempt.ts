@@ -30,6 +30,8 @@ export class AttemptStream {
   private inflightBytes = 0;
   private wake: (() => void) | undefined;
   private pump: AbortController | undefined;
+  /** The connection the stream runs on (the latest attach). */
+  private link: Link | undefined;
   private status: ExitStatus | undefined;
   /** Set when the agent hands the attempt back on shutdown instead of reporting it. */
   handBack = false;
@@ -55,8 +57,10 @@ export class AttemptStream {
   /** Starts (or restarts) streaming over `link` from record `from`. */
   attach(link: Link, from: number): void {
     this.pump?.abort();
+    if (link.signal.aborted) return; // gone already: the next connection's Welcome resumes us
     const pump = new AbortController();
     this.pump = pump;
+    this.link = link;
     link.signal.addEventListener('abort', () => pump.abort(), { once: true });
     this.acked = from;
     this.inflight = [];
@@ -66,7 +70,20 @@ export class AttemptStream {
     });
   }
 
-  onLogAck(nextSeq: number): void {
+  /**
+   * The control plane holds the records before `nextSeq`. With `resend` it
+   * lacks the ones from there on (a gap, or our result counted more): the
+   * stream starts again from `nextSeq` at once, on the same connection.
+   */
+  onLogAck(nextSeq: number, resend: boolean): void {
+    if (resend) {
+      const link = this.link;
+      if (link && !link.signal.aborted) {
+        this.log.warn({ from: nextSeq }, 'control plane asked for log records again, resending');
+        this.attach(link, nextSeq);
+      }
+      return;
+    }
     if (nextSeq > this.acked) this.acked = nextSeq;
     while (this.inflight.length > 0 && (this.inflight[0]?.seq ?? Infinity) < this.acked) this.inflightBytes -= this.inflight.shift()?.bytes ?? 0;
     this.wake?.();

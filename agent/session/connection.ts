@@ -19,8 +19,11 @@ export interface ConnectionHost {
   heartbeat(): ConnectRequest;
 }
 
-/** Runs one connection to its end; resolves true if it got as far as Welcome. */
-export async function runConnection(dialer: Dialer, host: ConnectionHost, log: Logger, stop: AbortSignal): Promise<boolean> {
+/**
+ * Runs one connection to its end. `onWelcomed` is called when it gets as far
+ * as Welcome, so the caller knows it was good even if it then ends in an error.
+ */
+export async function runConnection(dialer: Dialer, host: ConnectionHost, log: Logger, stop: AbortSignal, onWelcomed: () => void): Promise<void> {
   const client = new AgentServiceClient(dialer.target, dialer.credentials, dialer.channelOptions);
   const call = client.connect();
   const ended = new AbortController();
@@ -41,6 +44,7 @@ export async function runConnection(dialer: Dialer, host: ConnectionHost, log: L
       const msg = m.msg;
       if (msg?.$case === 'welcome') {
         welcomed = true;
+        onWelcomed();
         heartbeat = setInterval(() => link.send(host.heartbeat()), Math.max(100, msg.value.heartbeatIntervalMs || 2000));
         host.onWelcome(msg.value, link);
       } else if (!welcomed) {
@@ -57,7 +61,6 @@ export async function runConnection(dialer: Dialer, host: ConnectionHost, log: L
     call.cancel();
     client.close();
   }
-  return welcomed;
 }
 
 export { PROTOCOL_VERSION };

@@ -29,6 +29,8 @@ export class AgentSession implements AgentLink {
   private watchdog: NodeJS.Timeout;
   private readonly chains = new Map<string, Promise<void>>();
   private readonly acksDue = new Set<string>();
+  /** Per attempt with a gap, the record asked for again, so a burst past the gap asks once. */
+  private readonly resendAsked = new Map<string, number>();
 
   constructor(
     private readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
@@ -184,14 +186,24 @@ export class AgentSession implements AgentLink {
   private async onLog(c: LogChunk): Promise<void> {
     if (!this.owns(c.jobId, c.attempt)) return;
     const file = await this.ctx.logs.file(c.jobId, c.attempt);
+    const key = `${c.jobId}/${c.attempt}`;
     try {
       file.append(c.seq, c.stream, c.data);
     } catch (err) {
       if (!isLogGap(err)) throw err;
-      this.send({ msg: { $case: 'logAck', value: { jobId: c.jobId, attempt: c.attempt, nextSeq: err.expected } } });
+      if (this.resendAsked.get(key) !== err.expected) {
+        this.resendAsked.set(key, err.expected);
+        this.log.warn({ job_id: c.jobId, attempt: c.attempt, expected: err.expected, got: c.seq }, 'gap in the log stream, asking the agent to resend');
+        this.askResend(c.jobId, c.attempt, err.expected);
+      }
       return;
     }
+    this.resendAsked.delete(key);
     this.ackSoon(c.jobId, c.attempt);
+  }
+
+  private askResend(jobId: string, attempt: number, nextSeq: number): void {
+    this.send({ msg: { $case: 'logAck', value: { jobId, attempt, nextSeq, resend: true } } });
   }
 
   /** Coalesces acknowledgements: one fsync and one LogAck for a burst of chunks. */
@@ -204,7 +216,7 @@ export class AgentSession implements AgentLink {
       void this.ctx.logs
         .file(jobId, attempt)
         .then((f) => f.durable())
-        .then((nextSeq) => this.send({ msg: { $case: 'logAck', value: { jobId, attempt, nextSeq } } }))
+        .then((nextSeq) => this.send({ msg: { $case: 'logAck', value: { jobId, attempt, nextSeq, resend: false } } }))
         .catch((err: unknown) => this.log.error({ err, job_id: jobId }, 'log sync failed'));
     });
   }
@@ -214,9 +226,11 @@ export class AgentSession implements AgentLink {
     if (!this.owns(res.jobId, res.attempt)) return ack(); // stale or zombie: fenced out, let the agent drop it
     const held = res.logRecords === 0 ? 0 : await (await this.ctx.logs.file(res.jobId, res.attempt)).durable();
     if (held < res.logRecords) {
-      this.send({ msg: { $case: 'logAck', value: { jobId: res.jobId, attempt: res.attempt, nextSeq: held } } });
+      this.log.warn({ job_id: res.jobId, attempt: res.attempt, held, records: res.logRecords }, 'result counts more log records than we hold, asking the agent to resend');
+      this.askResend(res.jobId, res.attempt, held);
       return; // the agent re-sends the missing records, then the result
     }
+    this.resendAsked.delete(`${res.jobId}/${res.attempt}`);
     // The second copy is made before the result is stored: once the agent has its ack it drops its spool.
     const holders = await this.ctx.replicateLog(res.jobId, res.attempt, res.logRecords);
     const outcome = { exitCode: res.exitCode, failure: res.failure, message: res.message, logRecords: res.logRecords, startedAt: res.startedAt, finishedAt: res.finishedAt };

@@ -162,6 +162,11 @@ export interface LogAck {
   jobId: string;
   attempt: number;
   nextSeq: number;
+  /**
+   * The control plane lacks the records from next_seq on (a gap in what it got,
+   * or a result counting more records than it holds): send them again from there.
+   */
+  resend: boolean;
 }
 
 /** The result is stored: the agent may drop the attempt's workspace and spool. */
@@ -2149,7 +2154,7 @@ export const Drain: MessageFns<Drain> = {
 };
 
 function createBaseLogAck(): LogAck {
-  return { jobId: "", attempt: 0, nextSeq: 0 };
+  return { jobId: "", attempt: 0, nextSeq: 0, resend: false };
 }
 
 export const LogAck: MessageFns<LogAck> = {
@@ -2162,6 +2167,9 @@ export const LogAck: MessageFns<LogAck> = {
     }
     if (message.nextSeq !== 0) {
       writer.uint32(24).uint32(message.nextSeq);
+    }
+    if (message.resend !== false) {
+      writer.uint32(32).bool(message.resend);
     }
     return writer;
   },
@@ -2203,6 +2211,14 @@ export const LogAck: MessageFns<LogAck> = {
             message.nextSeq = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.resend = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2228,6 +2244,7 @@ export const LogAck: MessageFns<LogAck> = {
         : isSet(object.next_seq)
         ? globalThis.Number(object.next_seq)
         : 0,
+      resend: isSet(object.resend) ? globalThis.Boolean(object.resend) : false,
     };
   },
 
@@ -2242,6 +2259,9 @@ export const LogAck: MessageFns<LogAck> = {
     if (message.nextSeq !== 0) {
       obj.nextSeq = Math.round(message.nextSeq);
     }
+    if (message.resend !== false) {
+      obj.resend = message.resend;
+    }
     return obj;
   },
 
@@ -2253,6 +2273,7 @@ export const LogAck: MessageFns<LogAck> = {
     message.jobId = object.jobId ?? "";
     message.attempt = object.attempt ?? 0;
     message.nextSeq = object.nextSeq ?? 0;
+    message.resend = object.resend ?? false;
     return message;
   },
 };
