@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Compare } from '../store/store.js';
 import { isStoreUnavailable } from '../store/errors.js';
-import { isNotLeader, isStaleWrite } from './errors.js';
+import { isJobNotFound, isNotLeader, isStaleWrite } from './errors.js';
 import type { JobRecord } from './record.js';
 import type { JobRepo, Mutator, Versioned } from './repo.js';
 import type { JobTracker } from './tracker.js';
@@ -33,6 +33,8 @@ export class JobWriter {
       return await this.writeOnce(id, mutate);
     } catch (err) {
       if (isNotLeader(err)) this.log.debug({ job_id: id }, 'write refused: not the leader');
+      // A job that is not there (an unknown id, or deleted after its retention) is the caller's answer, not a failure.
+      else if (isJobNotFound(err)) this.log.debug({ job_id: id }, 'write skipped: no such job');
       else if (!isStaleWrite(err)) this.log.error({ err, job_id: id }, 'job write failed');
       return undefined;
     } finally {
