@@ -55,12 +55,15 @@ function job(submitted: number, endedAt?: number, idempotencyKey = ''): JobRecor
   return r;
 }
 
-async function setup(open: () => Promise<Store>, o: { leader?: boolean; fence?: Compare[]; compactionIntervalMs?: number } = {}) {
+async function setup(open: () => Promise<Store>, o: { leader?: boolean; fence?: Compare[]; compactionIntervalMs?: number; retentionMs?: number; maxEndedJobs?: number } = {}) {
   const store = await open();
   const repo = new JobRepo(store);
   const logs = new LogStore(join(await temp(), 'logs'));
+  // Live jobs as the tracker would count them: what is stored and not ended.
+  const liveJobs = { n: 0 };
   const keeper = new Housekeeper({
-    repo, store, logs, logger: silent, jobRetentionMs: 24 * HOUR, compactionIntervalMs: o.compactionIntervalMs ?? 0,
+    repo, store, logs, logger: silent, jobRetentionMs: o.retentionMs ?? 24 * HOUR, compactionIntervalMs: o.compactionIntervalMs ?? 0,
+    maxEndedJobs: o.maxEndedJobs ?? 0, liveJobs: () => liveJobs.n,
     isLeader: () => o.leader ?? true, fence: () => o.fence ?? [],
   });
   const withLog = async (r: JobRecord): Promise<void> => {
@@ -68,7 +71,7 @@ async function setup(open: () => Promise<Store>, o: { leader?: boolean; fence?: 
     f.append(0, 1, Buffer.from(`log of ${r.job.id}`));
     await logs.seal(r.job.id, 1);
   };
-  return { store, repo, logs, keeper, withLog };
+  return { store, repo, logs, keeper, withLog, liveJobs };
 }
 
 describe.each(stores)('housekeeping on the %s store', (_name, open) => {
@@ -84,17 +87,60 @@ describe.each(stores)('housekeeping on the %s store', (_name, open) => {
     await store.put('/runmesh/idem/build-41', expiredIdem.job.id);
     for (const r of [expired, expiredIdem, recent, running]) await withLog(r);
 
-    expect(await keeper.sweep(now)).toEqual({ jobs: 2, logs: 2 });
+    expect(await keeper.sweep(now)).toEqual({ jobs: 2, overCap: 0, logs: 2 });
     for (const r of [expired, expiredIdem]) expect(await repo.get(r.job.id)).toBeUndefined();
     for (const r of [recent, running, fresh]) expect((await repo.get(r.job.id))?.record.job.state).toBe(r.job.state);
     expect(await store.get('/runmesh/idem/build-41')).toBeUndefined();
     expect(await logs.jobs()).toEqual([running.job.id, recent.job.id].sort());
     // A day later the recent one is due too; the running one stays.
-    expect(await keeper.sweep(now + 24 * HOUR)).toEqual({ jobs: 2, logs: 1 });
+    expect(await keeper.sweep(now + 24 * HOUR)).toEqual({ jobs: 2, overCap: 0, logs: 1 });
     expect(await logs.jobs()).toEqual([running.job.id]);
     expect((await repo.get(running.job.id))?.record.job.state).toBe(JobState.JOB_STATE_RUNNING);
     await logs.close();
     await store.close();
+  });
+
+  it('keeps at most the cap of ended jobs: the oldest submitted go, with their keys and logs; live ones never count', async () => {
+    const now = Date.now();
+    const { store, repo, logs, keeper, withLog, liveJobs } = await setup(open, { retentionMs: 0, maxEndedJobs: 3 });
+    const ended = Array.from({ length: 6 }, (_, i) => job(now - (10 - i) * HOUR, now - (10 - i) * HOUR + 1000, i === 0 ? 'build-7' : ''));
+    const running = job(now - 8.5 * HOUR); // among the oldest, and live: neither counted nor deleted
+    await repo.storeNew([running, ...ended]);
+    await store.put('/runmesh/idem/build-7', ended[0]!.job.id);
+    liveJobs.n = 1;
+    for (const r of ended) await withLog(r);
+
+    // Logs of the deleted jobs submitted before the oldest record left (the running one) go in the
+    // sweep; a peer's watch removes the others as the deletes arrive (see test/retention.test.ts).
+    expect(await keeper.sweep(now)).toEqual({ jobs: 0, overCap: 3, logs: 2 });
+    for (const r of ended.slice(0, 3)) expect(await repo.get(r.job.id)).toBeUndefined();
+    for (const r of [running, ...ended.slice(3)]) expect(await repo.get(r.job.id)).toBeDefined();
+    expect(await store.get('/runmesh/idem/build-7')).toBeUndefined();
+    expect(await logs.jobs()).toEqual(ended.slice(2).map((r) => r.job.id));
+    expect(await repo.count()).toBe(4);
+    // At the cap: nothing more goes.
+    expect(await keeper.sweep(now)).toEqual({ jobs: 0, overCap: 0, logs: 0 });
+    await logs.close();
+    await store.close();
+  });
+
+  it('removes logs of jobs older than every record without asking for each one, but not recent ones', async () => {
+    const now = Date.now();
+    const follower = await setup(open, { leader: false, retentionMs: 0, maxEndedJobs: 10 });
+    const oldest = job(now - 5 * HOUR, now - 5 * HOUR + 1000);
+    const goneLongAgo = job(now - 6 * HOUR, now - 6 * HOUR + 1000); // deleted over the cap by the leader
+    const goneJustNow = job(now - 60_000, now - 30_000); // too recent to be sure no peer is still creating it
+    await follower.repo.storeNew([oldest]);
+    for (const r of [oldest, goneLongAgo]) await follower.withLog(r);
+    expect(await follower.keeper.sweep(now)).toEqual({ jobs: 0, overCap: 0, logs: 1 });
+    expect(await follower.logs.jobs()).toEqual([oldest.job.id]);
+    await follower.repo.remove((await follower.repo.get(oldest.job.id))!, []);
+    await follower.withLog(goneJustNow);
+    // No record left at all: only logs older than a few minutes go.
+    expect(await follower.keeper.sweep(now)).toEqual({ jobs: 0, overCap: 0, logs: 1 });
+    expect(await follower.logs.jobs()).toEqual([goneJustNow.job.id]);
+    await follower.logs.close();
+    await follower.store.close();
   });
 
   it('deletes nothing a leader fence refuses, nor a record that changed since it was read', async () => {
@@ -102,7 +148,7 @@ describe.each(stores)('housekeeping on the %s store', (_name, open) => {
     const stale = await setup(open, { fence: [{ key: '/runmesh/leader', target: 'createRevision', op: '==', value: 987_654 }] });
     const old = job(now - 48 * HOUR, now - 47 * HOUR);
     await stale.repo.storeNew([old]);
-    expect(await stale.keeper.sweep(now)).toEqual({ jobs: 0, logs: 0 });
+    expect(await stale.keeper.sweep(now)).toEqual({ jobs: 0, overCap: 0, logs: 0 });
     expect(await stale.repo.get(old.job.id)).toBeDefined();
 
     const [due] = await stale.repo.endedBefore(now - 24 * HOUR, 10);
@@ -120,7 +166,7 @@ describe.each(stores)('housekeeping on the %s store', (_name, open) => {
     await follower.repo.storeNew([old]);
     await follower.withLog(old);
     await follower.withLog(gone);
-    expect(await follower.keeper.sweep(now)).toEqual({ jobs: 0, logs: 1 });
+    expect(await follower.keeper.sweep(now)).toEqual({ jobs: 0, overCap: 0, logs: 1 });
     expect(await follower.logs.jobs()).toEqual([old.job.id]);
     await follower.logs.close();
     await follower.store.close();

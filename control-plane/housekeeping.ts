@@ -2,7 +2,9 @@
  * Housekeeping: what a long-running mesh accumulates stays bounded.
  * - The leader deletes jobs that ended more than the retention ago (record and
  *   idempotency key), each fenced on its mod revision and the leader's term,
- *   a bounded batch per pass.
+ *   a bounded batch per pass; and, past a cap on how many ended jobs are kept,
+ *   the oldest submitted of them (age alone would let a busy mesh fill etcd's
+ *   space quota within the retention: 100 jobs/s for 7 days is 60M records).
  * - Every peer deletes the logs it holds for jobs whose records are gone.
  * - The leader compacts the store's history every interval, to the revision
  *   seen one interval earlier (what kube-apiserver does for its etcd): etcd
@@ -24,6 +26,10 @@ export interface HousekeepingOptions {
   logs: LogStore;
   /** Ended jobs are deleted this long after they ended; 0 keeps them forever. */
   jobRetentionMs: number;
+  /** At most this many ended jobs are kept (the oldest submitted go first); 0: no cap. */
+  maxEndedJobs: number;
+  /** How many jobs have not ended (this peer's tracker; the leader's is current). */
+  liveJobs(): number;
   /** How often the leader compacts history; 0 never (etcd's own --auto-compaction does it). */
   compactionIntervalMs: number;
   isLeader(): boolean;
@@ -34,12 +40,18 @@ export interface HousekeepingOptions {
 
 /** Jobs read and deleted per batch; a pass runs batches while they come back full, up to `BATCHES_PER_PASS`. */
 const JOBS_PER_BATCH = 2000;
-/** 20,000 deletions a minute at most: a larger backlog drains over several passes, not in one burst. */
+/** 20,000 deletions a pass at most: a larger backlog drains over several passes, not in one burst. */
 const BATCHES_PER_PASS = 10;
 /** Deletes in flight at once (the store's group commit merges them). */
 const DELETES_IN_FLIGHT = 64;
-/** Retention passes run at least twice per retention period, and at most a minute apart. */
-const MAX_PASS_INTERVAL_MS = 60_000;
+/** Retention passes run at least twice per retention period, and at most 10 s apart (20,000 deletions each, 2,000/s). */
+const MAX_PASS_INTERVAL_MS = 10_000;
+/**
+ * A log of a job submitted before the oldest job record is gone with its job,
+ * once it is this old too: a peer with a clock behind ours could still be
+ * creating a job whose id sorts before the oldest.
+ */
+const ORPHAN_LOG_MIN_AGE_MS = 5 * 60_000;
 
 /** What housekeeping has done since this peer started (for /metrics). */
 export interface HousekeepingStats {
@@ -62,7 +74,9 @@ export class Housekeeper {
 
   start(): void {
     const retention = this.o.jobRetentionMs;
-    if (retention > 0) this.every(Math.min(MAX_PASS_INTERVAL_MS, Math.max(250, retention / 2)), () => this.sweep(Date.now()));
+    if (retention > 0 || this.o.maxEndedJobs > 0) {
+      this.every(retention > 0 ? Math.min(MAX_PASS_INTERVAL_MS, Math.max(250, retention / 2)) : MAX_PASS_INTERVAL_MS, () => this.sweep(Date.now()));
+    }
     if (this.o.compactionIntervalMs > 0) this.every(this.o.compactionIntervalMs, () => this.compact());
   }
 
@@ -70,25 +84,39 @@ export class Housekeeper {
     for (const t of this.timers.splice(0)) clearInterval(t);
   }
 
-  /** One retention pass at `now`: ended jobs past retention (leader only), then logs of jobs that are gone. */
-  async sweep(now: number): Promise<{ jobs: number; logs: number }> {
-    if (this.o.jobRetentionMs <= 0) return { jobs: 0, logs: 0 };
-    const cutoff = now - this.o.jobRetentionMs;
+  /**
+   * One retention pass at `now`: ended jobs past the retention, then the
+   * oldest ended ones over the cap (leader only), then logs of jobs that are gone.
+   */
+  async sweep(now: number): Promise<{ jobs: number; overCap: number; logs: number }> {
+    const retention = this.o.jobRetentionMs;
+    const cutoff = retention > 0 ? now - retention : -Infinity;
     let jobs = 0;
-    for (let i = 0; i < BATCHES_PER_PASS && this.o.isLeader(); i++) {
-      const deleted = await this.deleteJobs(cutoff);
+    for (let i = 0; i < BATCHES_PER_PASS && retention > 0 && this.o.isLeader(); i++) {
+      const deleted = await this.deleteJobs(cutoff, JOBS_PER_BATCH);
       jobs += deleted;
       if (deleted < JOBS_PER_BATCH) break;
     }
-    const logs = await this.deleteLogs(cutoff);
-    this.stats.jobsDeleted += jobs;
+    let overCap = 0;
+    for (let i = 0; i < BATCHES_PER_PASS && this.o.maxEndedJobs > 0 && this.o.isLeader(); i++) {
+      const excess = (await this.o.repo.count()) - this.o.liveJobs() - this.o.maxEndedJobs;
+      if (excess <= 0) break;
+      const want = Math.min(excess, JOBS_PER_BATCH);
+      const deleted = await this.deleteJobs(now, want);
+      overCap += deleted;
+      if (deleted < want) break;
+    }
+    const logs = await this.deleteLogs(cutoff, now);
+    this.stats.jobsDeleted += jobs + overCap;
     this.stats.logsDeleted += logs;
-    if (jobs + logs > 0) this.log.info({ jobs, logs, retention_ms: this.o.jobRetentionMs }, 'deleted ended jobs and logs past retention');
-    return { jobs, logs };
+    if (jobs + overCap + logs > 0) {
+      this.log.info({ jobs, over_cap: overCap, logs, retention_ms: retention, max_ended_jobs: this.o.maxEndedJobs }, 'deleted ended jobs (past the retention, or oldest over the cap) and their logs');
+    }
+    return { jobs, overCap, logs };
   }
 
-  private async deleteJobs(cutoff: number): Promise<number> {
-    const due = await this.o.repo.endedBefore(cutoff, JOBS_PER_BATCH);
+  private async deleteJobs(cutoff: number, limit: number): Promise<number> {
+    const due = await this.o.repo.endedBefore(cutoff, limit);
     let deleted = 0;
     for (let i = 0; i < due.length; i += DELETES_IN_FLIGHT) {
       let fence: Compare[];
@@ -104,18 +132,40 @@ export class Housekeeper {
     return deleted;
   }
 
-  /** Logs here of jobs submitted before the cutoff whose records no longer exist. */
-  private async deleteLogs(cutoff: number): Promise<number> {
+  /**
+   * Logs here of jobs whose records no longer exist: without a look at the
+   * record for jobs submitted before the oldest record (that is where jobs
+   * deleted over the cap are), one by one for jobs submitted before the cutoff.
+   */
+  private async deleteLogs(cutoff: number, now: number): Promise<number> {
+    const oldest = await this.o.repo.oldestId();
+    const goneBelow = Math.min(oldest === undefined ? Infinity : (jobIdTime(oldest) ?? 0), now - ORPHAN_LOG_MIN_AGE_MS);
     let deleted = 0;
     let checked = 0;
     for (const id of await this.o.logs.jobs()) {
       const submitted = jobIdTime(id);
       if (submitted === undefined) continue;
-      if (submitted > cutoff || checked++ >= JOBS_PER_BATCH * BATCHES_PER_PASS) break; // ids sort by submission: the rest are newer
-      if (await this.o.repo.get(id)) continue;
+      if (submitted >= goneBelow || (oldest !== undefined && id >= oldest)) {
+        // ids sort by submission: the rest are newer
+        if (submitted > cutoff || checked++ >= JOBS_PER_BATCH * BATCHES_PER_PASS) break;
+        if (await this.o.repo.get(id)) continue;
+      }
       if (await this.o.logs.remove(id)) deleted++;
     }
     return deleted;
+  }
+
+  /**
+   * A job's record was deleted (seen on this peer's watch, whoever deleted
+   * it): its logs here go at once. One still open (being read) is left to a
+   * later sweep.
+   */
+  async forget(jobId: string): Promise<void> {
+    try {
+      if (await this.o.logs.remove(jobId)) this.stats.logsDeleted++;
+    } catch (err) {
+      this.log.warn({ err, job_id: jobId }, 'could not delete the logs of a deleted job');
+    }
   }
 
   /** One compaction tick: compacts to the revision of the previous tick (leader only; every peer keeps count). */

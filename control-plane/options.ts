@@ -29,6 +29,8 @@ export interface ControlPlaneOptions {
   peerTtlSeconds: number;
   /** Ended jobs (records, idempotency keys, logs) are deleted this long after they ended; 0 keeps them. Default 7 days. */
   jobRetentionMs: number;
+  /** At most this many ended jobs are kept, the oldest submitted deleted first; 0: no cap. Default 100,000. */
+  maxEndedJobs: number;
   /** The leader compacts store history this often (to one interval back); 0 never. Default 5 minutes. */
   compactionIntervalMs: number;
   /** Fair-share weights per tenant (default weight 1). */
@@ -36,6 +38,9 @@ export interface ControlPlaneOptions {
   peerId: string;
   logger: Logger;
 }
+
+/** About 100 MB of job records in etcd (its default space quota is 2 GB). */
+export const DEFAULT_MAX_ENDED_JOBS = 100_000;
 
 export type ControlPlaneInput = Partial<ControlPlaneOptions> & { logger: Logger; joinToken: string };
 
@@ -55,6 +60,7 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     peerTtlSeconds: o.peerTtlSeconds ?? 5,
     jobRetentionMs: o.jobRetentionMs ?? 7 * 24 * 3600_000,
     compactionIntervalMs: o.compactionIntervalMs ?? 5 * 60_000,
+    maxEndedJobs: o.maxEndedJobs ?? DEFAULT_MAX_ENDED_JOBS,
     tenantWeights: o.tenantWeights ?? {},
     peerId: o.peerId ?? `${hostname()}-${process.pid}`,
     logger: o.logger,

@@ -171,9 +171,11 @@ function serve(p: Parts, mesh: MeshNode): void {
   p.housekeeper = new Housekeeper({
     repo: p.repo, store: p.store, logs: p.logs, logger: log,
     jobRetentionMs: o.jobRetentionMs, compactionIntervalMs: o.compactionIntervalMs,
+    maxEndedJobs: o.maxEndedJobs, liveJobs: () => tracker.size,
     isLeader: () => mesh.isLeader(), fence: () => mesh.fence(),
   });
   p.housekeeper.start();
+  tracker.onDeleted((id) => void p.housekeeper?.forget(id));
   mesh.directory.onChange(() => scheduler.kick());
   mesh.election.onChange(() => scheduler.kick());
   scheduler.start();
@@ -186,7 +188,7 @@ function serve(p: Parts, mesh: MeshNode): void {
     waitingReason: (id) => scheduler.waitingReason(id),
     logLocator: { here: (record, attempt) => mesh.logIsHere(record, attempt), read: (record, attempt, from, follow, signal) => mesh.remoteLog(record, attempt, from, follow, signal) },
     admit: (records) => scheduler.admit(records),
-    jobRetentionMs: o.jobRetentionMs,
+    retention: { ageMs: o.jobRetentionMs, maxEnded: o.maxEndedJobs },
   }).addToServer(p.grpc);
   const cluster = new ClusterServiceImpl({ view: clusterView(mesh, registry, index, scheduler), tracker, logger: log, version: VERSION });
   cluster.addToServer(p.grpc);

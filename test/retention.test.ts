@@ -4,6 +4,8 @@
  * and the control plane's own watches carry on through it.
  */
 import { status as Status } from '@grpc/grpc-js';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
@@ -43,7 +45,7 @@ describe('retention and compaction', () => {
       // Gone once the retention has passed: Get answers NOT_FOUND, List no longer shows them.
       let missing: { code?: number; details?: string } = {};
       await waitUntil(async () => await client.get(first[0]!.id).then(() => false, (e: typeof missing) => ((missing = e), e.code === Status.NOT_FOUND)), 15_000, 'the ended jobs to be deleted');
-      expect(missing.details).toBe(`job ${first[0]!.id} not found (jobs are deleted 1s after they end; it may have been)`);
+      expect(missing.details).toBe(`job ${first[0]!.id} not found (jobs are deleted 1s after they end, or oldest first past 100,000 ended; it may have been)`);
       const listed = (): Promise<string[]> =>
         new Promise((resolve, reject) => client.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1000, pageToken: '' }, (e, r) => (e ? reject(e) : resolve(r!.jobs.map((j) => j.id)))));
       await waitUntil(async () => !(await listed()).some((id) => first.some((f) => f.id === id)), 15_000, 'every one of them to be deleted');
@@ -69,6 +71,37 @@ describe('retention and compaction', () => {
       agent.close();
       client.close();
       await raw.close();
+      await cp.close();
+    }
+  });
+
+  it('keeps at most --max-ended-jobs ended jobs, and the logs of the deleted ones go with them', async () => {
+    const dataDir = await tempDir('runmesh-retention-cap-');
+    const cp = await ControlPlane.start({
+      listen: ['127.0.0.1:0'], httpListen: '127.0.0.1:0', dataDir, joinToken: TOKEN,
+      store: `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`, jobRetentionMs: 0, maxEndedJobs: 5, logger: pino({ level: 'silent' }),
+    });
+    const client = new TestClient(cp.address);
+    const agent = simAgent(cp.address, { name: 'capped', token: TOKEN, slots: 4, log: 'done\n' });
+    try {
+      await agent.welcomed;
+      // Jobs the first test left in this etcd count too: being older, they go first.
+      const jobs: string[] = [];
+      for (let i = 0; i < 12; i++) jobs.push((await client.submit({ argv: ['true'] })).id);
+      for (const id of jobs) expect((await client.waitDone(id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+      expect((await client.logs(jobs.at(-1)!)).stdout).toBe('done\n');
+      const kept = jobs.slice(-5);
+      const exists = (id: string): Promise<boolean> => client.get(id).then(() => true, () => false);
+      // The sweep runs every 10 s at most; the newest five stay.
+      await waitUntil(async () => !(await exists(jobs[jobs.length - 6]!)), 25_000, 'the jobs over the cap to be deleted');
+      for (const id of kept) expect(await exists(id)).toBe(true);
+      for (const id of jobs.slice(0, -5)) expect(await exists(id)).toBe(false);
+      const logDirs = async (): Promise<string[]> => (await readdir(join(dataDir, 'blobs', 'logs')).catch(() => [] as string[])).filter((d) => jobs.includes(d));
+      await waitUntil(async () => (await logDirs()).length === 5, 10_000, 'only the kept jobs to have logs');
+      expect((await logDirs()).sort()).toEqual([...kept].sort());
+    } finally {
+      agent.close();
+      client.close();
       await cp.close();
     }
   });

@@ -3,6 +3,7 @@ import { platform, arch } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from '../../agent/agent.js';
+import { DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
 import { ControlPlane } from '../../control-plane/server.js';
 import { durationMs, whole } from '../flags.js';
 import { createLogger } from '../logging.js';
@@ -15,6 +16,7 @@ interface DevFlags {
   listen: string;
   httpListen: string;
   jobRetention: number;
+  maxEndedJobs: number;
   logLevel: string;
 }
 
@@ -28,11 +30,12 @@ export function registerDev(program: Command): void {
     .option('--listen <addr>', 'gRPC address', '127.0.0.1:7433')
     .option('--http-listen <addr>', 'HTTP address', '127.0.0.1:7434')
     .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, 7 * 24 * 3600_000)
+    .option('--max-ended-jobs <n>', 'keep at most this many ended jobs, deleting the oldest first (0: no cap)', whole('--max-ended-jobs'), DEFAULT_MAX_ENDED_JOBS)
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'warn')
     .action(async (f: DevFlags) => {
       const logger = createLogger(f.logLevel);
       const { token } = await joinTokenFor(f.dataDir, undefined);
-      const cp = await ControlPlane.start({ listen: [f.listen], httpListen: f.httpListen, dataDir: f.dataDir, joinToken: token, jobRetentionMs: f.jobRetention, logger });
+      const cp = await ControlPlane.start({ listen: [f.listen], httpListen: f.httpListen, dataDir: f.dataDir, joinToken: token, jobRetentionMs: f.jobRetention, maxEndedJobs: f.maxEndedJobs, logger });
       const agents = Array.from({ length: f.agents }, (_, i) =>
         new Agent({
           servers: [cp.address],

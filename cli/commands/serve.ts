@@ -4,7 +4,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ControlPlane } from '../../control-plane/server.js';
-import { collectList, durationMs, parseLabels } from '../flags.js';
+import { DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
+import { collectList, durationMs, parseLabels, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { createLogger } from '../logging.js';
 
@@ -37,6 +38,7 @@ interface ServerFlags {
   peerTtl: number;
   jobRetention: number;
   compactionInterval: number;
+  maxEndedJobs: number;
   logLevel?: string;
 }
 
@@ -59,6 +61,7 @@ export function registerServe(program: Command): void {
     .option('--peer-id <id>', 'this peer\'s name in the mesh (default: host name and pid)')
     .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
     .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, 7 * 24 * 3600_000)
+    .option('--max-ended-jobs <n>', 'keep at most this many ended jobs, deleting the oldest first (0: no cap)', whole('--max-ended-jobs'), DEFAULT_MAX_ENDED_JOBS)
     .option('--compaction-interval <duration>', "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)", durationMs, 5 * 60_000)
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: ServerFlags) => {
@@ -77,6 +80,7 @@ export function registerServe(program: Command): void {
         peerTtlSeconds: Math.max(1, Math.round(f.peerTtl / 1000)),
         jobRetentionMs: f.jobRetention,
         compactionIntervalMs: f.compactionInterval,
+        maxEndedJobs: f.maxEndedJobs,
         tenantWeights: Object.fromEntries(Object.entries(parseLabels(f.tenantWeight, '--tenant-weight')).map(([k, v]) => [k, Number(v)])),
         logger,
       });

@@ -30,7 +30,7 @@ import type { JobTracker } from '../jobs/tracker.js';
 import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
 import type { LogStore } from '../logs/log-store.js';
-import { checkJobId, invalid, jobNotFound, notFound, toServiceError, unary } from './status.js';
+import { checkJobId, invalid, jobNotFound, notFound, toServiceError, unary, type Retention } from './status.js';
 import { drained } from './drain.js';
 import { followLogs, type LogLocator } from './logs-follow.js';
 
@@ -46,8 +46,8 @@ export interface JobServiceDeps {
   waitingReason(jobId: string): string | undefined;
   /** Where each attempt's log is, this peer or others. */
   logLocator: LogLocator;
-  /** Ended jobs are deleted this long after they end (0: never): a missing old job says so. */
-  jobRetentionMs: number;
+  /** How long and how many ended jobs are kept: a missing job that may have been deleted says so. */
+  retention: Retention;
   /** Stores drafted new jobs (placing them at once where it can); resolves when all are durable. */
   admit(records: JobRecord[]): Promise<Versioned[]>;
 }
@@ -104,7 +104,7 @@ export class JobServiceImpl {
 
   async get(req: GetRequest): Promise<GetResponse> {
     const v = await this.d.repo.get(checkJobId(req.id));
-    if (!v) throw jobNotFound(req.id, this.d.jobRetentionMs);
+    if (!v) throw jobNotFound(req.id, this.d.retention);
     return { job: this.view(v.record) };
   }
 
@@ -121,7 +121,7 @@ export class JobServiceImpl {
     const now = new Date();
     const stored = await this.d.writer.write(id, (r) => (outcome = requestCancel(r, req.reason, now)) !== 'noop');
     const v = stored ?? (await this.d.repo.get(id))?.record;
-    if (!v) throw jobNotFound(id, this.d.jobRetentionMs);
+    if (!v) throw jobNotFound(id, this.d.retention);
     const agent = v.job.attempts.at(-1)?.agent;
     if (outcome === 'agent' && agent) {
       await this.d.cancelOnAgent(agent, id, v.job.attempt, v.job.spec?.cancelGraceSeconds ?? 10, v.cancel?.reason ?? 'cancelled').catch(() => false);

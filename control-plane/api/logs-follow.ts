@@ -12,7 +12,7 @@ import type { JobRepo } from '../jobs/repo.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { LogRecord } from '../mesh/peer-service.js';
-import { invalid, jobNotFound } from './status.js';
+import { invalid, jobNotFound, type Retention } from './status.js';
 
 /** Where an attempt's log is: this peer, or other peers to read it from. */
 export interface LogLocator {
@@ -39,18 +39,18 @@ export interface FollowArgs {
   logs: LogStore;
   locator: LogLocator;
   /** For the not-found message of a job deleted after the retention. */
-  jobRetentionMs: number;
+  retention: Retention;
   signal: AbortSignal;
   /** Returns false when the client's buffer is full. */
   write(m: LogsResponse): boolean;
   drained(): Promise<void>;
 }
 
-async function currentRecord(a: Pick<FollowArgs, 'tracker' | 'repo' | 'id' | 'jobRetentionMs'>): Promise<JobRecord> {
+async function currentRecord(a: Pick<FollowArgs, 'tracker' | 'repo' | 'id' | 'retention'>): Promise<JobRecord> {
   const live = a.tracker.get(a.id);
   if (live) return live.record;
   const v = await a.repo.get(a.id);
-  if (!v) throw jobNotFound(a.id, a.jobRetentionMs);
+  if (!v) throw jobNotFound(a.id, a.retention);
   return v.record;
 }
 

@@ -19,10 +19,22 @@ export const invalid = (field: string, detail: string): ApiError => new ApiError
 export const notFound = (what: string): ApiError => new ApiError(Status.NOT_FOUND, `${what} not found`);
 
 /** A job that is not there; one submitted before the retention says it may have been deleted after it ended. */
-export function jobNotFound(id: string, retentionMs: number, now = Date.now()): ApiError {
+/** How long, and how many, ended jobs are kept (0: no limit). */
+export interface Retention {
+  readonly ageMs: number;
+  readonly maxEnded: number;
+}
+
+/** NOT_FOUND for a job id; one that may have been deleted (old enough, or with a cap on ended jobs) says so. */
+export function jobNotFound(id: string, retention: Retention, now = Date.now()): ApiError {
   const submitted = jobIdTime(id);
-  const deleted = retentionMs > 0 && submitted !== undefined && submitted < now - retentionMs;
-  const hint = deleted ? ` (jobs are deleted ${largestUnit(retentionMs)} after they end; it may have been)` : '';
+  const old = retention.ageMs > 0 && submitted !== undefined && submitted < now - retention.ageMs;
+  const capped = retention.maxEnded > 0 && submitted !== undefined && submitted <= now;
+  const rules = [
+    ...(old ? [`${largestUnit(retention.ageMs)} after they end`] : []),
+    ...(capped ? [`oldest first past ${retention.maxEnded.toLocaleString('en-US')} ended`] : []),
+  ];
+  const hint = rules.length > 0 ? ` (jobs are deleted ${rules.join(', or ')}; it may have been)` : '';
   return new ApiError(Status.NOT_FOUND, `job ${id} not found${hint}`);
 }
 

@@ -212,6 +212,18 @@ export class JobRepo {
     }
   }
 
+  /** How many jobs are stored, live and ended. */
+  count(): Promise<number> {
+    return this.store.count(this.jobsPrefix);
+  }
+
+  /** The id of the oldest stored job (ids sort by submission), if there is one. */
+  async oldestId(): Promise<string | undefined> {
+    const page = await this.store.range(this.jobsPrefix, { limit: 1 });
+    const kv = page.kvs[0];
+    return kv && this.idFromKey(kv.key);
+  }
+
   watch(handlers: WatchHandlers, fromRevision?: number): Promise<Watch> {
     return this.store.watch(this.jobsPrefix, handlers, fromRevision);
   }

@@ -13,12 +13,14 @@ import type { JobRepo, Versioned } from './repo.js';
 import { isTerminal } from './state.js';
 
 export type JobListener = (v: Versioned) => void;
+export type DeleteListener = (id: string) => void;
 
 export class JobTracker {
   private readonly live = new Map<string, Versioned>();
   /** Last revision applied per job, terminal ones included, so late echoes are dropped. */
   private readonly seen = new Map<string, number>();
   private readonly listeners = new Set<JobListener>();
+  private readonly deleteListeners = new Set<DeleteListener>();
   /** Jobs this process is writing now, and the latest watch event held back for each. */
   private readonly writing = new Map<string, number>();
   private readonly heldBack = new Map<string, KeyValue>();
@@ -41,7 +43,10 @@ export class JobTracker {
 
   private onEvents(events: WatchEvent[]): void {
     for (const ev of events) {
-      if (ev.type !== 'put') continue;
+      if (ev.type === 'delete') {
+        this.deleted(this.repo.idFromKey(ev.key), ev.revision);
+        continue;
+      }
       const id = this.repo.idFromKey(ev.kv.key);
       // Our own writes come back as echoes: skip what is applied before paying for a decode,
       // and hold back what a write in flight is about to apply (settled in endWrite).
@@ -75,6 +80,22 @@ export class JobTracker {
     }
     if (notify) for (const l of this.listeners) l(v);
     if (this.seen.size > 200_000) this.trimSeen();
+  }
+
+  /**
+   * A job's record is gone (retention, or an operator's delete). The revision
+   * stays as a tombstone, so a write's answer that arrives after the delete
+   * does not bring the job back.
+   */
+  private deleted(id: string, revision: number): void {
+    if ((this.seen.get(id) ?? 0) >= revision) return;
+    this.seen.set(id, revision);
+    const before = this.live.get(id);
+    if (before) {
+      this.count(before.record.job, -1);
+      this.live.delete(id);
+    }
+    for (const l of this.deleteListeners) l(id);
   }
 
   private count(job: Job, by: 1 | -1): void {
@@ -133,9 +154,16 @@ export class JobTracker {
     return () => this.listeners.delete(listener);
   }
 
+  /** Called with the id of each job whose record is deleted while we watch. */
+  onDeleted(listener: DeleteListener): () => void {
+    this.deleteListeners.add(listener);
+    return () => this.deleteListeners.delete(listener);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.listeners.clear();
+    this.deleteListeners.clear();
     await this.watch?.close();
   }
 }

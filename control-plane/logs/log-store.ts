@@ -3,6 +3,7 @@
  * (etcd holds only small metadata). Appends are fsync'd before the gateway
  * acknowledges them; readers can follow a log as it grows.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LogFile, type LogRecordOut } from './log-file.js';
@@ -87,7 +88,9 @@ export class LogStore {
   async remove(jobId: string): Promise<boolean> {
     const prefix = `${checked(jobId)}/`;
     for (const k of this.files.keys()) if (k.startsWith(prefix)) return false;
-    await rm(join(this.dir, jobId), { recursive: true, force: true });
+    const dir = join(this.dir, jobId);
+    if (!existsSync(dir)) return false;
+    await rm(dir, { recursive: true, force: true });
     return true;
   }
 

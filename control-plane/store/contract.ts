@@ -83,6 +83,15 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       expect((await store.range('p/', { limit: 2, after: 'p/d' })).kvs).toEqual([]);
     });
 
+    it('counts the keys under a prefix', async () => {
+      for (const k of ['p/a', 'p/b', 'p/c', 'q/a', 'p']) await store.put(k, k);
+      expect(await store.count('p/')).toBe(3);
+      expect(await store.count('q/')).toBe(1);
+      expect(await store.count('r/')).toBe(0);
+      await store.delete('p/b');
+      expect(await store.count('p/')).toBe(2);
+    });
+
     it('creates a key only if absent (version == 0), with success and failure branches', async () => {
       const create = {
         compare: [{ key: 'job', target: 'version', op: '==', value: 0 }] as const,

@@ -85,6 +85,14 @@ export class EmbeddedStore implements Store {
     });
   }
 
+  count(prefix: string): Promise<number> {
+    return this.guard(() => {
+      let n = 0;
+      for (const _ of keysUnder(this.dbs.kv, prefix)) n++;
+      return n;
+    });
+  }
+
   async put(key: string, value: string, options: { lease?: number } = {}): Promise<number> {
     const r = await this.txn({ success: [{ type: 'put', key, value, lease: options.lease ?? 0 }] });
     return r.revision;

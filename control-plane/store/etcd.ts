@@ -98,6 +98,14 @@ export class EtcdStore implements Store {
     });
   }
 
+  count(prefix: string): Promise<number> {
+    return this.call('count', async () => {
+      const first = this.keys.key(prefix);
+      const res = await this.client.kv.range({ key: first.length > 0 ? first : ZERO, range_end: this.keys.prefixEnd(prefix), count_only: true });
+      return Number(res.count);
+    });
+  }
+
   put(key: string, value: string, options: { lease?: number } = {}): Promise<number> {
     return this.call('put', async () => {
       const res = await this.client.kv.put({ key: this.keys.key(key), value: Buffer.from(value), lease: options.lease ?? 0 });

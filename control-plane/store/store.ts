@@ -101,6 +101,8 @@ export interface Store {
   readonly maxTxnOps: number;
   get(key: string): Promise<KeyValue | undefined>;
   range(prefix: string, options?: RangeOptions): Promise<RangeResult>;
+  /** How many keys are under `prefix`, without reading them. */
+  count(prefix: string): Promise<number>;
   put(key: string, value: string, options?: { lease?: number }): Promise<number>;
   delete(key: string): Promise<boolean>;
   txn(request: TxnRequest): Promise<TxnResult>;

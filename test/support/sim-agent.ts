@@ -33,6 +33,8 @@ export interface SimAgentOptions {
   heartbeatMs?: number;
   /** Labels besides `sim=true`. */
   labels?: Record<string, string>;
+  /** Sends this as the job's one stdout record before the result (default: no log). */
+  log?: string;
 }
 
 export function simAgent(address: string, o: SimAgentOptions): SimAgent {
@@ -42,7 +44,9 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
   const welcomed = new Promise<void>((r) => (resolveWelcome = r));
   const finish = (a: Assign): void => {
     const now = new Date().toISOString();
-    call.write({ msg: { $case: 'jobResult', value: { jobId: a.jobId, attempt: a.attempt, exitCode: 0, failure: 0, message: '', logRecords: 0, startedAt: now, finishedAt: now } } });
+    if (o.log !== undefined) call.write({ msg: { $case: 'logChunk', value: { jobId: a.jobId, attempt: a.attempt, seq: 0, stream: 1, data: Buffer.from(o.log) } } });
+    const logRecords = o.log === undefined ? 0 : 1;
+    call.write({ msg: { $case: 'jobResult', value: { jobId: a.jobId, attempt: a.attempt, exitCode: 0, failure: 0, message: '', logRecords, startedAt: now, finishedAt: now } } });
   };
   const agent: SimAgent = {
     onAssign: o.onAssign,

@@ -1,0 +1,41 @@
+/** The job tracker on a real (embedded) store: deletes seen on its watch. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { JobState, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import { eventually } from '../store/contract-helpers.js';
+import { openEmbeddedStore } from '../store/embedded.js';
+import { JobRepo } from './repo.js';
+import { JobTracker } from './tracker.js';
+
+let cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c();
+  cleanup = [];
+});
+
+describe('JobTracker', () => {
+  it('drops a live job whose record is deleted, tells listeners, and does not bring it back for a late answer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'runmesh-tracker-'));
+    const store = await openEmbeddedStore({ dir });
+    const repo = new JobRepo(store);
+    const tracker = new JobTracker(repo, pino({ level: 'silent' }));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }), () => store.close(), () => tracker.close());
+    const [v] = await repo.storeNew([repo.draft({ argv: ['true'] } as JobSpec, new Date())]);
+    await tracker.start();
+    expect(tracker.get(v!.record.job.id)?.record.job.state).toBe(JobState.JOB_STATE_QUEUED);
+    expect(tracker.countsByState().get(JobState.JOB_STATE_QUEUED)).toBe(1);
+    const deleted: string[] = [];
+    tracker.onDeleted((id) => deleted.push(id));
+
+    await store.delete(repo.key(v!.record.job.id));
+    await eventually(() => deleted.length > 0, 5_000, 'the delete to be seen');
+    expect(deleted).toEqual([v!.record.job.id]);
+    expect(tracker.size).toBe(0);
+    expect(tracker.countsByState().get(JobState.JOB_STATE_QUEUED)).toBe(0);
+    tracker.apply(v!); // a write's answer that arrives after the delete
+    expect(tracker.size).toBe(0);
+  });
+});
