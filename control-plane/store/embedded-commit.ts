@@ -10,6 +10,9 @@ import type pino from 'pino';
 import { BatchView, type Outcome, type Stored } from './embedded-txn.js';
 import type { WatchEvent } from './store.js';
 
+/** A commit (one fsync) taking this long is logged. */
+const SLOW_COMMIT_MS = 1000;
+
 /** One queued transaction: applied synchronously to the view at a candidate revision. */
 export type Apply = (view: BatchView, revision: number) => Outcome;
 
@@ -89,8 +92,12 @@ export class CommitQueue {
         results.push({ entry, error });
       }
     }
+    const started = Date.now();
     try {
       if (view.writes.size > 0) await this.dbs.root.transaction(() => this.write(view, revision));
+      const took = Date.now() - started;
+      // A disk that stalls its fsync stalls every write of the mesh: say so, it is what an operator must look at.
+      if (took >= SLOW_COMMIT_MS) this.log.warn({ took_ms: took, txns: batch.length, keys: view.writes.size }, 'store commit slow: the disk took this long to sync');
     } catch (err) {
       this.log.error({ err, txns: batch.length }, 'store commit failed');
       for (const r of results) r.entry.reject(err);

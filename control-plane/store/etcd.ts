@@ -178,15 +178,24 @@ export class EtcdStore implements Store {
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     if (this.closing) throw new StoreUnavailableError('store closed');
+    const started = Date.now();
+    let result: T;
     try {
-      return await fn();
+      result = await fn();
     } catch (err) {
       throw translateError(err, what);
     }
+    const took = Date.now() - started;
+    // Every job transition waits on these: a slow etcd (disk, elections, overload) is what an operator must see.
+    // A failed request is its caller's to report; a compaction of a long history may take its time.
+    if (took >= SLOW_REQUEST_MS && what !== 'watch' && what !== 'compact') this.log.warn({ op: what, took_ms: took }, 'etcd request slow');
+    return result;
   }
 }
 
 const ZERO = Buffer.from([0]);
+/** An etcd request taking this long is logged (etcd itself warns past 100 ms of apply). */
+const SLOW_REQUEST_MS = 1000;
 
 /** Forgets the lease in the store's set once it is revoked, so close() does not report it lost. */
 function wrapRevoke(lease: EtcdLease, forget: () => void): Lease {
