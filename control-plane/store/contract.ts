@@ -241,6 +241,12 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       expect(isCompacted(w.errors[0])).toBe(true);
       expect(w.groups).toEqual([]);
       await w.watch?.close();
+      // The compaction revision itself is kept, as etcd keeps it: a watch from just before it still works.
+      const kept = await collect(store, 'z/', last - 1);
+      await eventually(() => kept.groups.length === 1, 10_000, 'the event at the compaction revision');
+      expect(kept.groups[0]!.map((e) => (e.type === 'put' ? e.kv.key : e.key))).toEqual(['z/3']);
+      expect(kept.errors).toEqual([]);
+      await kept.watch.close();
     });
 
     it('reports a closed store as unavailable', async () => {

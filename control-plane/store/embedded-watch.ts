@@ -43,11 +43,11 @@ export class WatchHub {
     for (const s of this.subscribers) s.offer(events);
   }
 
-  /** Drops history up to and including `revision`. */
+  /** Drops history before `revision`; its own events stay, as etcd keeps the compaction revision. */
   compact(revision: number): void {
-    if (revision <= this.floor) return;
-    this.floor = revision;
-    this.history = this.history.slice(this.firstAfter(revision));
+    if (revision - 1 <= this.floor) return;
+    this.floor = revision - 1;
+    this.history = this.history.slice(this.firstAfter(this.floor));
   }
 
   /** Events after `fromRevision`; the replay and the live feed are joined in one tick, so nothing falls between. */
