@@ -17,6 +17,15 @@ async function store(): Promise<LogStore> {
 }
 
 describe('LogStore', () => {
+  it('reads nothing, and creates nothing, for a log it never had', async () => {
+    const logs = await store();
+    const got: number[] = [];
+    for await (const r of logs.read('j_0000000000nope', 1, 0, () => 'done', new AbortController().signal)) got.push(r.seq);
+    expect(got).toEqual([]);
+    expect(await logs.jobs()).toEqual([]);
+    await logs.close();
+  });
+
   it('keeps a sealed file open for a reader that is still behind', async () => {
     const logs = await store();
     const file = await logs.file('j_0000000000abc', 1);

@@ -59,6 +59,8 @@ export class LogStore {
    */
   async *read(jobId: string, attempt: number, from: number, follow: () => 'more' | 'done', signal: AbortSignal): AsyncGenerator<LogRecordOut> {
     const key = this.key(jobId, attempt);
+    // Nothing here and nothing more to come: do not leave an empty file behind for having looked.
+    if (!this.files.has(key) && follow() === 'done' && !existsSync(join(this.dir, jobId, `${attempt}.log`))) return;
     const o = this.open(key, jobId, attempt);
     o.readers++;
     try {
