@@ -218,7 +218,9 @@ describe.each(CASES)('transport $name: server + 1 agent', (tc) => {
 
   beforeAll(async () => {
     ctx = { dir: await tempDir('runmesh-tr-'), certs };
-    server = await startServer({ dataDir: join(ctx.dir, 'data'), listen: `unix://${join(ctx.dir, 'cp.sock')}`, args: ['--listen', '127.0.0.1:0', ...tc.serverArgs(ctx)] });
+    // The agent must be back before it counts as lost (the heartbeat timeout): on a loaded runner a
+    // reconnect through a TLS relay was seen to take over the harness's usual 2 s.
+    server = await startServer({ dataDir: join(ctx.dir, 'data'), listen: `unix://${join(ctx.dir, 'cp.sock')}`, args: ['--listen', '127.0.0.1:0', '--heartbeat-timeout', '10s', ...tc.serverArgs(ctx)] });
     const r = await tc.relay(server, ctx);
     relay = r.relay;
     agent = await startAgent(r.address, { name: `agent-${tc.slug}`, workDir: join(ctx.dir, 'agent'), slots: 4, args: tc.agentArgs(ctx) });
