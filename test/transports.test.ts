@@ -55,7 +55,7 @@ function unreachableReasons(p: Proc): string[] {
 
 /** Waits for `agent` to be the one ready agent; fails with its output. */
 async function waitReady(client: TestClient, agent: AgentProc): Promise<void> {
-  await client.waitAgents(1, 20_000).catch((err: Error) => {
+  await client.waitAgents(1, 60_000).catch((err: Error) => {
     throw new Error(`${err.message}; agent output:\n${agent.output().slice(-3000)}`);
   });
 }
@@ -297,27 +297,25 @@ describe('agent address fallback', () => {
 
   const jobOn = (name: string): ReturnType<TestClient['submit']> => client.submit({ script: 'echo ran', selector: `agent=${name}` });
 
-  it('skips an unreachable first address: joins within a few seconds and runs a job', async () => {
-    const t0 = Date.now();
+  it('skips an unreachable first address: connects within a few seconds of starting and runs a job', async () => {
     const agent = await startAgent(`tcp://127.0.0.1:${closed},${good}`, { name: 'skip-closed', workDir: under('skip-closed'), labels: 'agent=skip-closed' });
     const j = await jobOn('skip-closed');
-    // What is measured is the fallback: the agent is connected soon after it starts (a loaded runner
-    // starts Node slowly, hence the margin). The job then has the usual time to run.
-    await waitUntil(async () => (await client.agents()).agents.some((a) => a.name === 'skip-closed'), 15_000, 'the agent to join through its second address');
-    expect(Date.now() - t0).toBeLessThan(15_000);
-    const done = await client.waitDone(j.id);
+    // Node itself was seen to take 13 s to start an agent on a runner busy with the mesh suite: the
+    // fallback is timed from the agent's own log, from its start to its connection.
+    await waitUntil(async () => (await client.agents()).agents.some((a) => a.name === 'skip-closed'), 60_000, 'the agent to join through its second address');
+    const at = (msg: string): number => Number(JSON.parse(agent.output().split('\n').find((l) => l.includes(`"msg":"${msg}"`)) ?? '{}').time);
+    expect(unreachableReasons(agent).length).toBeGreaterThan(0); // the closed address was tried first
+    expect(at('connected') - at('attempts recovered')).toBeLessThan(5_000);
+    const done = await client.waitDone(j.id, 60_000);
     expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(done.attempts[0]?.agent).toBe('skip-closed');
-    // Seen once in CI: the job ran but its result took over 14 s to be stored. Keep what the agent said if it recurs.
-    const tookMs = Date.parse(done.timeline.at(-1)?.at ?? '') - Date.parse(done.attempts[0]?.startedAt ?? '');
-    if (tookMs > 5_000) console.warn(`skip-closed: 'echo ran' took ${tookMs} ms from running to stored result; agent output:\n${agent.output().slice(-6000)}`);
   });
 
   it('never falls back from wss to plaintext tcp on its own', async () => {
     const agent = await startAgent(`wss://127.0.0.1:${closed}/agent,${good}`, { name: 'no-downgrade', workDir: under('no-downgrade'), labels: 'agent=no-downgrade' });
     const j = await jobOn('no-downgrade');
     // Bounded wait for the refusal (a loaded runner starts the agent slowly), then a while to be sure.
-    await waitForOutput(agent, /refusing to fall back/, 20_000);
+    await waitForOutput(agent, /refusing to fall back/, 60_000);
     await sleep(2_000);
     expect((await client.get(j.id)).state).toBe(JobState.JOB_STATE_QUEUED);
     expect((await client.agents()).agents.map((a) => a.name)).not.toContain('no-downgrade');
@@ -328,7 +326,7 @@ describe('agent address fallback', () => {
   it('falls back from wss to plaintext tcp with --allow-insecure-fallback', async () => {
     await startAgent(`wss://127.0.0.1:${closed}/agent,${good}`, { name: 'downgrade-ok', workDir: under('downgrade-ok'), labels: 'agent=downgrade-ok', args: ['--allow-insecure-fallback'] });
     const j = await jobOn('downgrade-ok');
-    const done = await client.waitDone(j.id, 20_000);
+    const done = await client.waitDone(j.id, 60_000);
     expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(done.attempts[0]?.agent).toBe('downgrade-ok');
   });
