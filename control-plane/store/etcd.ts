@@ -5,7 +5,7 @@
  * tests) can share one etcd.
  */
 import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
-import { isRecoverableError, Etcd3, type IOptions } from 'etcd3';
+import { GRPCOutOfRangeError, isRecoverableError, Etcd3, type IOptions } from 'etcd3';
 import pino from 'pino';
 import { StoreError, StoreUnavailableError } from './errors.js';
 import { Keys, translateError } from './etcd-codec.js';
@@ -155,7 +155,13 @@ export class EtcdStore implements Store {
 
   /** Compacts etcd's history up to `revision` (the whole etcd, not just our prefix). */
   async compact(revision: number): Promise<void> {
-    await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));
+    try {
+      await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));
+    } catch (err) {
+      // Compacted past it already (etcd's auto-compaction, an operator): nothing is left to drop.
+      if (err instanceof StoreError && err.cause instanceof GRPCOutOfRangeError && /has been compacted/.test(err.cause.message)) return;
+      throw err;
+    }
   }
 
   /** Stops watches and keepalives (leases then expire after their TTL), then the connection. Idempotent. */

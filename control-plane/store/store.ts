@@ -115,7 +115,8 @@ export interface Store {
   /**
    * Drops history up to `revision`: watching from before it then fails with
    * `CompactedError`. On etcd that is the whole etcd's MVCC history, not just
-   * our prefix; the embedded store forgets its in-memory watch history.
+   * our prefix; the embedded store forgets its in-memory watch history. A
+   * revision at or before an earlier compaction is a no-op.
    */
   compact(revision: number): Promise<void>;
   /** Idempotent. */
