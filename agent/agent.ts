@@ -119,15 +119,9 @@ export class Agent implements ConnectionHost {
     this.link = link;
     link.signal.addEventListener('abort', () => this.link === link && (this.link = undefined), { once: true });
     link.send(this.heartbeat());
-    const answered = new Set<string>();
-    for (const r of w.resume) {
-      answered.add(`${r.jobId}/${r.attempt}`);
-      this.attempts.get(`${r.jobId}/${r.attempt}`)?.attach(link, r.nextSeq);
-    }
-    for (const a of w.abandon) {
-      answered.add(`${a.jobId}/${a.attempt}`);
-      void this.attempts.get(`${a.jobId}/${a.attempt}`)?.abandon();
-    }
+    for (const r of w.resume) this.attempts.get(`${r.jobId}/${r.attempt}`)?.attach(link, r.nextSeq);
+    for (const a of w.abandon) void this.attempts.get(`${a.jobId}/${a.attempt}`)?.abandon();
+    const answered = new Set([...w.resume, ...w.abandon].map((a) => `${a.jobId}/${a.attempt}`));
     // Started after our Hello was sent (its Assign came on the connection before): the
     // control plane has not heard of it here. Report it; if it was given up meanwhile,
     // the control plane acknowledges and ignores the result, and we drop it.

@@ -9,8 +9,8 @@
  * - BullMQ on Redis (appendonly yes, appendfsync everysec): addBulk 20k, one
  *   worker at concurrency 100, the same no-op work.
  * It ends with the limits in figures from this run: the floor under idle
- * dispatch (a bare gRPC round trip plus one durable put: any durable dispatch
- * pays both), and the CPU per job that 2× BullMQ would allow on this machine's
+ * dispatch (a bare gRPC round trip plus one durable put, each after the same
+ * idle pause as the dispatch loop's: any durable dispatch pays both), and the CPU per job that 2× BullMQ would allow on this machine's
  * cores against what etcd and the simulated agents alone spent.
  */
 import { spawn } from 'node:child_process';

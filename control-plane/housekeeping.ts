@@ -145,7 +145,8 @@ export class Housekeeper {
     for (const id of await this.o.logs.jobs()) {
       const submitted = jobIdTime(id);
       if (submitted === undefined) continue;
-      if (submitted >= goneBelow || (oldest !== undefined && id >= oldest)) {
+      // Below `goneBelow` a job sorts before the oldest record (same ms or later is not below it).
+      if (submitted >= goneBelow) {
         // ids sort by submission: the rest are newer
         if (submitted > cutoff || checked++ >= JOBS_PER_BATCH * BATCHES_PER_PASS) break;
         if (await this.o.repo.get(id)) continue;

@@ -18,7 +18,6 @@ export class ApiError extends Error {
 export const invalid = (field: string, detail: string): ApiError => new ApiError(Status.INVALID_ARGUMENT, `${field}: ${detail}`);
 export const notFound = (what: string): ApiError => new ApiError(Status.NOT_FOUND, `${what} not found`);
 
-/** A job that is not there; one submitted before the retention says it may have been deleted after it ended. */
 /** How long, and how many, ended jobs are kept (0: no limit). */
 export interface Retention {
   readonly ageMs: number;

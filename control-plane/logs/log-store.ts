@@ -41,11 +41,14 @@ export class LogStore {
     return o.file;
   }
 
+  private path(jobId: string, attempt: number): string {
+    return join(this.dir, jobId, `${attempt}.log`);
+  }
+
   private open(key: string, jobId: string, attempt: number): Open {
     let o = this.files.get(key);
     if (!o) {
-      const dir = join(this.dir, jobId);
-      const file = mkdir(dir, { recursive: true }).then(() => LogFile.open(join(dir, `${attempt}.log`)));
+      const file = mkdir(join(this.dir, jobId), { recursive: true }).then(() => LogFile.open(this.path(jobId, attempt)));
       file.catch(() => this.files.delete(key));
       o = { file, readers: 0, sealed: false, writing: false };
       this.files.set(key, o);
@@ -60,7 +63,7 @@ export class LogStore {
   async *read(jobId: string, attempt: number, from: number, follow: () => 'more' | 'done', signal: AbortSignal): AsyncGenerator<LogRecordOut> {
     const key = this.key(jobId, attempt);
     // Nothing here and nothing more to come: do not leave an empty file behind for having looked.
-    if (!this.files.has(key) && follow() === 'done' && !existsSync(join(this.dir, jobId, `${attempt}.log`))) return;
+    if (!this.files.has(key) && follow() === 'done' && !existsSync(this.path(jobId, attempt))) return;
     const o = this.open(key, jobId, attempt);
     o.readers++;
     try {
