@@ -13,6 +13,7 @@ import {
 } from '@grpc/grpc-js';
 import { JobServiceClient } from '../proto/gen/runmesh/v1/job.js';
 import { ClusterServiceClient } from '../proto/gen/runmesh/v1/cluster.js';
+import { CLIENT_FLOW_CONTROL_OPTIONS } from '../transport/index.js';
 import { RpcError } from './errors.js';
 
 /** Where the CLI looks for the control plane unless `--server` or `RUNMESH_SERVER` says otherwise. */
@@ -21,8 +22,9 @@ export const DEFAULT_SERVER = '127.0.0.1:7433';
 /**
  * grpc-js backs reconnects off up to 2 minutes by default; a follower waiting
  * out a control-plane restart (30 s window) needs to notice it is back sooner.
+ * A wide receive window for `runmesh logs`.
  */
-const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 5_000 };
+const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 5_000, ...CLIENT_FLOW_CONTROL_OPTIONS };
 
 /** Deadline of every unary call. */
 export const UNARY_DEADLINE_MS = 10_000;

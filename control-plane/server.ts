@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { VERSION } from '../proto/version.js';
 import { HealthTracker, Router } from '../routing/index.js';
-import { bindAll, serveWebSocketTunnel, KEEPALIVE_SERVER_OPTIONS, type BoundAddress } from '../transport/index.js';
+import { bindAll, serveWebSocketTunnel, widenServerWindows, KEEPALIVE_SERVER_OPTIONS, type BoundAddress } from '../transport/index.js';
 import { ClusterServiceImpl } from './api/cluster-service.js';
 import { JobServiceImpl } from './api/job-service.js';
 import { readLocalLog } from './api/logs-follow.js';
@@ -131,6 +131,7 @@ async function core(o: ControlPlaneOptions, log: Logger, store: Store): Promise<
   const registry = new AgentRegistry();
   const index = new ActiveIndex();
   const grpc = new Server({ ...KEEPALIVE_SERVER_OPTIONS, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  widenServerWindows(grpc); // agents' log streams: 64 KiB windows halve their throughput
   const health = addHealth(grpc);
   addReflection(grpc);
   const routes: Record<string, Route> = {};

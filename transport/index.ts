@@ -6,11 +6,13 @@
  *
  * Server: bindAll() for tcp/unix, serveWebSocketTunnel() on the HTTP port.
  * Client: parseAddress(), dial(), FallbackDialer.
- * Both: KEEPALIVE_SERVER_OPTIONS / KEEPALIVE_CLIENT_OPTIONS, which agree.
+ * Both: KEEPALIVE_SERVER_OPTIONS / KEEPALIVE_CLIENT_OPTIONS, which agree;
+ * widenServerWindows() / CLIENT_FLOW_CONTROL_OPTIONS for 1 MiB HTTP/2 windows.
  */
 export { parseAddress, joinHostPort, DEFAULT_TUNNEL_PATH, type Target, type Scheme } from './address.js';
 export { bindAll, serveWebSocketTunnel, type ListenOptions, type BoundAddress, type TunnelOptions, type TunnelHandle } from './server.js';
 export { dial, FallbackDialer, type Dialer, type DialOptions, type FallbackOptions } from './client.js';
 export type { ServerTlsFiles, ClientTlsFiles } from './credentials.js';
 export { KEEPALIVE_SERVER_OPTIONS, KEEPALIVE_CLIENT_OPTIONS, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './keepalive.js';
+export { widenServerWindows, CLIENT_FLOW_CONTROL_OPTIONS, FLOW_CONTROL_WINDOW } from './flow-control.js';
 export * from './errors.js';

@@ -10,6 +10,7 @@ import { credentials as grpcCredentials, Metadata, status as Status, type Channe
 import pino, { type Logger } from 'pino';
 import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
 import { PeerServiceClient, type CopyLogRequest, type ReadLogRequest } from '../../proto/gen/runmesh/v1/peer.js';
+import { CLIENT_FLOW_CONTROL_OPTIONS } from '../../transport/index.js';
 import { MeshClosedError, PeerCallError } from './errors.js';
 import type { LogRecord } from './peer-service.js';
 
@@ -109,7 +110,7 @@ export class PeerClients {
     if (this.closed) throw new MeshClosedError('peer clients closed');
     let client = this.clients.get(address);
     if (!client) {
-      client = new PeerServiceClient(address, this.credentials);
+      client = new PeerServiceClient(address, this.credentials, CLIENT_FLOW_CONTROL_OPTIONS); // logs are read and copied between peers
       this.clients.set(address, client);
       this.log.debug({ address }, 'peer client created');
     }
