@@ -15,6 +15,14 @@ export function encodeFrame(stream: number, data: Uint8Array): Buffer {
   return out;
 }
 
+/** A frame's header alone, to write before `length` bytes of data without copying them (writev). */
+export function frameHeader(stream: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(HEADER);
+  out.writeUInt8(stream, 0);
+  out.writeUInt32BE(length, 1);
+  return out;
+}
+
 /** Offsets of the complete frames in `buf` (starting at `base`), and where the complete part ends. */
 export function scanFrames(buf: Buffer, base: number): { offsets: number[]; end: number } {
   const offsets: number[] = [];

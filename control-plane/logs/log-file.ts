@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
-import { decodeFrames, encodeFrame, scanFrames, type Frame } from '../../proto/log-frame.js';
+import { decodeFrames, frameHeader, HEADER, scanFrames, type Frame } from '../../proto/log-frame.js';
 import { LogGapError } from './errors.js';
 
 export interface LogRecordOut extends Frame {
@@ -22,8 +22,9 @@ export class LogFile extends EventEmitter {
   private written = 0;
   /** Records covered by a completed fsync. */
   private synced = 0;
-  /** Frames queued for the next write, and the record count they bring the file to. */
-  private pending: Buffer[] = [];
+  /** What the next writev writes (a header, then its data, per record), and how many records that is. */
+  private pending: Uint8Array[] = [];
+  private pendingRecords = 0;
   private tail: Promise<void> = Promise.resolve();
   private flushing = false;
   private syncing: Promise<number> | undefined;
@@ -57,14 +58,15 @@ export class LogFile extends EventEmitter {
     return this.written;
   }
 
-  /** Appends record `seq`; a duplicate is ignored, a gap throws LogGapError. */
+  /** Appends record `seq`; a duplicate is ignored, a gap throws LogGapError. `data` is written later as it is: do not reuse it. */
   append(seq: number, stream: number, data: Uint8Array): boolean {
     if (seq < this.offsets.length) return false;
     if (seq > this.offsets.length) throw new LogGapError(this.offsets.length, seq);
-    const frame = encodeFrame(stream, data);
+    // Header and data go to writev side by side: the chunk is not copied again (it is up to 1 MiB).
     this.offsets.push(this.size);
-    this.size += frame.length;
-    this.pending.push(frame);
+    this.size += HEADER + data.length;
+    this.pending.push(frameHeader(stream, data.length), data);
+    this.pendingRecords++;
     if (!this.flushing) {
       this.flushing = true;
       this.tail = this.flush();
@@ -77,8 +79,9 @@ export class LogFile extends EventEmitter {
     try {
       while (this.pending.length > 0) {
         const frames = this.pending;
+        const target = this.written + this.pendingRecords;
         this.pending = [];
-        const target = this.written + frames.length;
+        this.pendingRecords = 0;
         await this.fh.writev(frames);
         this.written = target;
         this.emit('append', target);
