@@ -4,7 +4,8 @@
  * - dispatch latency submit → job process running (the job prints its own
  *   start time, so client-side polling does not inflate it);
  * - log throughput: one job writes 200 MB to stdout; the clock stops at
- *   SUCCEEDED, and the log read back (counted, never held) must be complete.
+ *   SUCCEEDED, and the log read back (counted, never held) must be complete;
+ *   with the CPU the control plane and the agent spent per 100 MB.
  * The test client always talks over the same unix socket, so only the
  * agent's transport differs between rows.
  */
@@ -13,7 +14,7 @@ import { JobState, type LogsResponse } from '../proto/gen/runmesh/v1/job.js';
 import { makeTestCerts, type TestCerts } from '../transport/testing/certs.js';
 import { TestClient } from '../test/support/client.js';
 import { removeDir, startAgent, startServer, stopAll, tempDir, type ServerProc } from '../test/support/processes.js';
-import { line, ms, round, summarize } from './stats.js';
+import { cpuSeconds, line, ms, round, summarize } from './stats.js';
 
 const LATENCY_JOBS = 30;
 const WARMUP_JOBS = 3;
@@ -80,17 +81,29 @@ function countLogBytes(client: TestClient, id: string): Promise<number> {
  * read-back runs over the client's unix socket, the same for every row, and
  * is reported on its own.
  */
-async function logThroughput(client: TestClient): Promise<{ mbPerS: number; seconds: number; readBackMbPerS: number }> {
+async function logThroughput(client: TestClient, pids: { server: number; agent: number }): Promise<LogFigures> {
+  const cpu0 = { server: cpuSeconds(pids.server), agent: cpuSeconds(pids.agent) };
   const t0 = process.hrtime.bigint();
   const job = await client.submit({ script: LOG_SCRIPT, timeoutSeconds: 600 });
   const done = await client.waitDone(job.id, 600_000);
   const t1 = process.hrtime.bigint();
+  // CPU per 100 MB steadies a figure the machine's speed moves by half from run to run.
+  const per100 = (pid: number, before: number): number => round(((cpuSeconds(pid) - before) * 100) / 200, 2);
+  const cpu = { server: per100(pids.server, cpu0.server), agent: per100(pids.agent, cpu0.agent) };
   if (done.state !== JobState.JOB_STATE_SUCCEEDED) throw new Error(`the 200 MB job ended ${JobState[done.state]}`);
   const bytes = await countLogBytes(client, job.id);
   const readBack = ms(t1, process.hrtime.bigint()) / 1000;
   if (bytes !== LOG_BYTES) throw new Error(`the 200 MB job's log has ${bytes} bytes, expected ${LOG_BYTES}`);
   const seconds = ms(t0, t1) / 1000;
-  return { mbPerS: round(200 / seconds, 1), seconds: round(seconds, 2), readBackMbPerS: round(200 / readBack, 1) };
+  return { mbPerS: round(200 / seconds, 1), seconds: round(seconds, 2), readBackMbPerS: round(200 / readBack, 1), cpuPer100Mb: cpu };
+}
+
+interface LogFigures {
+  mbPerS: number;
+  seconds: number;
+  readBackMbPerS: number;
+  /** CPU seconds per 100 MB moved, control plane and agent (the job and its supervisor not counted). */
+  cpuPer100Mb: { server: number; agent: number };
 }
 
 /** The control plane's error records (pino level ≥ 50), for a failed run's report. */
@@ -104,7 +117,7 @@ function errorLines(output: string): string {
 
 interface Figures {
   latency: { p50: number; p99: number; n: number };
-  log: { mbPerS: number; seconds: number; readBackMbPerS: number };
+  log: LogFigures;
 }
 
 async function benchOne(w: Wiring): Promise<Figures> {
@@ -117,8 +130,14 @@ async function benchOne(w: Wiring): Promise<Figures> {
     await client.waitAgents(1, 20_000);
     const latency = await dispatchLatency(client, LATENCY_JOBS);
     line(`transport ${w.name}: submit→process running (ms)`, latency);
-    const log = await logThroughput(client);
-    line(`transport ${w.name}: 200 MB of stdout`, { mb_per_s: log.mbPerS, seconds: log.seconds, read_back_mb_per_s: log.readBackMbPerS });
+    const log = await logThroughput(client, { server: server.proc.pid!, agent: agent.proc.pid! });
+    line(`transport ${w.name}: 200 MB of stdout`, {
+      mb_per_s: log.mbPerS,
+      seconds: log.seconds,
+      read_back_mb_per_s: log.readBackMbPerS,
+      cpu_s_per_100mb_control_plane: log.cpuPer100Mb.server,
+      cpu_s_per_100mb_agent: log.cpuPer100Mb.agent,
+    });
     return { latency, log };
   } catch (err) {
     throw new Error(`transport ${w.name}: ${(err as Error).message}\ncontrol-plane errors:\n${errorLines(server.output())}`, { cause: err });

@@ -5,10 +5,11 @@
  */
 import { once } from 'node:events';
 import type { Logger } from 'pino';
-import { AgentServiceClient, type Assign, type ConnectRequest, type ConnectResponse, type Welcome } from '../../proto/gen/runmesh/v1/agent.js';
+import { type Assign, type ConnectRequest, type ConnectResponse, type Welcome } from '../../proto/gen/runmesh/v1/agent.js';
 import { PROTOCOL_VERSION } from '../../proto/protocol.js';
 import type { Dialer } from '../../transport/index.js';
 import type { Link } from './link.js';
+import { FastAgentServiceClient } from './wire.js';
 
 /** What a connection asks of the agent. */
 export interface ConnectionHost {
@@ -24,7 +25,7 @@ export interface ConnectionHost {
  * as Welcome, so the caller knows it was good even if it then ends in an error.
  */
 export async function runConnection(dialer: Dialer, host: ConnectionHost, log: Logger, stop: AbortSignal, onWelcomed: () => void): Promise<void> {
-  const client = new AgentServiceClient(dialer.target, dialer.credentials, dialer.channelOptions);
+  const client = new FastAgentServiceClient(dialer.target, dialer.credentials, dialer.channelOptions);
   const call = client.connect();
   const ended = new AbortController();
   const onStop = (): void => void call.cancel();
