@@ -6,6 +6,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import { DirChanges } from './dir-changes.js';
 import { AttemptRunningError } from './errors.js';
@@ -52,10 +53,11 @@ export class LocalAttempt implements AttemptHandle {
   async *records(fromSeq: number, signal: AbortSignal): AsyncGenerator<LogRecord> {
     const reader = await this.openSpool();
     if (!reader) return;
-    const changes = new DirChanges(this.dir);
+    const changes = new DirChanges(this.dir, [basename(this.f.spool)]);
     try {
       // Once the status is seen, one more pass to the end yields what was written before it.
       let final = false;
+      let statusMayBeThere = true;
       while (!signal.aborted) {
         const { records, atEnd } = await reader.read(fromSeq);
         for (const r of records) {
@@ -64,8 +66,8 @@ export class LocalAttempt implements AttemptHandle {
         }
         if (!atEnd) continue;
         if (final) return this.checkComplete(reader.next);
-        if (await this.readStatus()) final = true;
-        else await changes.next(signal);
+        if (statusMayBeThere && (await this.readStatus())) final = true;
+        else statusMayBeThere = await changes.next(signal);
       }
     } finally {
       changes.close();
@@ -93,19 +95,20 @@ export class LocalAttempt implements AttemptHandle {
   }
 
   private async watchExit(): Promise<ExitStatus> {
-    const changes = new DirChanges(this.dir);
+    const changes = new DirChanges(this.dir, [basename(this.f.spool)]);
     const forever = new AbortController().signal;
     try {
       let checkedAt = 0;
+      let statusMayBeThere = true;
       for (;;) {
-        const s = await this.readStatus();
+        const s = statusMayBeThere ? await this.readStatus() : undefined;
         if (s) return this.logExit(s);
         if (Date.now() - checkedAt >= LIVENESS_EVERY_MS) {
           checkedAt = Date.now();
           // A status may land between our read and the liveness check: read again before calling it lost.
           if (!(await this.supervisorAlive())) return this.logExit((await this.readStatus()) ?? (await this.markLost()));
         }
-        await changes.next(forever);
+        statusMayBeThere = await changes.next(forever);
       }
     } finally {
       changes.close();
