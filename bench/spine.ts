@@ -121,22 +121,28 @@ async function storeCeiling(n: number): Promise<number> {
   return round(rate, 0);
 }
 
-/** Submit → the job's process running, one job at a time, on a real agent (with or without its standby supervisor). */
-async function realAgentStart(server: ServerProc, client: TestClient, n: number, standby: boolean): Promise<{ p50: number; p99: number }> {
+/**
+ * Submit → the job's process running, and submit → SUCCEEDED as the control
+ * plane recorded it, one job at a time, on a real agent (with or without its
+ * standby supervisor).
+ */
+async function realAgentStart(server: ServerProc, client: TestClient, n: number, standby: boolean): Promise<{ p50: number; p99: number; done: { p50: number; p99: number } }> {
   const name = standby ? 'real' : 'real-cold';
   const agent = await startAgent(server.address, { name, slots: 2, labels: `agent=${name}`, args: standby ? [] : ['--no-standby-supervisor'] });
   while (!(await client.agents()).agents.some((a) => a.name === name && a.state === AgentState.AGENT_STATE_READY)) await sleep(50);
   await sleep(500); // its standby boots
   const samples: number[] = [];
+  const done: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = Date.now();
     const job = await client.submit({ script: 'date +%s%3N', selector: `agent=${name}` });
-    await client.waitDone(job.id);
+    const end = await client.waitDone(job.id);
+    done.push(Date.parse(end.updatedAt ?? '') - Date.parse(end.createdAt ?? ''));
     const started = Number((await client.logs(job.id)).stdout.trim());
     samples.push(started - t0);
   }
   await agent.stop();
-  return summarize(samples);
+  return { ...summarize(samples), done: summarize(done) };
 }
 
 async function memory(): Promise<{ base: number; with1000: number; perAgentKb: number; idleAgent: number; standby: number; crowded: { p50: number; p99: number } }> {
@@ -177,7 +183,8 @@ export async function benchSpine(): Promise<void> {
     line('no-op jobs/s, 16 sim agents, embedded', { jobs_per_s: tp, store_txn_per_s: ceiling, 'ratio (txn per job)': round(ceiling / tp, 1) });
     const cold = await realAgentStart(server, client, 20, false);
     const real = await realAgentStart(server, client, 20, true);
-    line('submit→process running, real agent (ms)', { ...real, cold_supervisor_p50: cold.p50, cold_supervisor_p99: cold.p99 });
+    line('submit→process running, real agent (ms)', { p50: real.p50, p99: real.p99, cold_supervisor_p50: cold.p50, cold_supervisor_p99: cold.p99 });
+    line('submit→SUCCEEDED, real agent, job `date` (ms)', { p50: real.done.p50, p99: real.done.p99, cold_supervisor_p50: cold.done.p50, cold_supervisor_p99: cold.done.p99 });
     client.close();
     await server.stop();
     const mem = await memory();

@@ -116,6 +116,21 @@ describe('executor output and exit status', () => {
   });
 });
 
+describe('supervisor log', () => {
+  it('stamps each line with when it was logged, though pino loads after the job has run a while', async () => {
+    fx = new Fixture();
+    const h = await fx.executor.start(fx.spec({ script: 'sleep 1; date +%s%3N' }));
+    const printedAt = Number(text(await collect(h), 'stdout').trim());
+    await h.exited();
+    await waitUntil(() => readFileSync(join(h.dir, 'supervisor.log'), 'utf8').includes('job finished'), 'the last line');
+    const lines = readFileSync(join(h.dir, 'supervisor.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; time: number });
+    expect(lines.map((l) => l.msg)).toEqual(['job started', 'job finished']);
+    // Logged right after the spawn, a second before the job printed; written only once pino had loaded.
+    expect(printedAt - lines[0]!.time).toBeGreaterThanOrEqual(900);
+    expect(lines[1]!.time).toBeGreaterThanOrEqual(printedAt);
+  });
+});
+
 describe('executor start and remove', () => {
   it('returns the existing handle on a second start of the same attempt and runs one process', async () => {
     fx = new Fixture();
@@ -174,7 +189,7 @@ describe('standby supervisor', () => {
     expect(await second.exited()).toMatchObject({ exitCode: 4, failure: 'exit_code' });
     // Its log moved into the attempt with it; a new standby waits for the attempt after.
     expect(existsSync(token)).toBe(false);
-    // It logs once the job runs (pino loads after the spawn) and leaves once both lines are written.
+    // It logs once the job has run (pino loads after it) and leaves once both lines are written.
     await waitUntil(() => !alive(ready!), 'the supervisor to exit');
     const logged = readFileSync(join(second.dir, 'supervisor.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; exit_code?: number });
     expect(logged.map((l) => l.msg)).toEqual(['job started', 'job finished']);
