@@ -14,7 +14,7 @@ import { PROTOCOL_VERSION } from '../proto/protocol.js';
 import { FallbackDialer, isDowngradeRefused } from '../transport/index.js';
 import { createExecutor, type Executor } from './executor/index.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
-import { AttemptStream } from './session/attempt.js';
+import { attemptKey, AttemptStream } from './session/attempt.js';
 import { Backoff, delay } from './session/backoff.js';
 import { runConnection, type ConnectionHost } from './session/connection.js';
 import type { Link } from './session/link.js';
@@ -119,9 +119,9 @@ export class Agent implements ConnectionHost {
     this.link = link;
     link.signal.addEventListener('abort', () => this.link === link && (this.link = undefined), { once: true });
     link.send(this.heartbeat());
-    for (const r of w.resume) this.attempts.get(`${r.jobId}/${r.attempt}`)?.attach(link, r.nextSeq);
-    for (const a of w.abandon) void this.attempts.get(`${a.jobId}/${a.attempt}`)?.abandon();
-    const answered = new Set([...w.resume, ...w.abandon].map((a) => `${a.jobId}/${a.attempt}`));
+    for (const r of w.resume) this.attempts.get(attemptKey(r))?.attach(link, r.nextSeq);
+    for (const a of w.abandon) void this.attempts.get(attemptKey(a))?.abandon();
+    const answered = new Set([...w.resume, ...w.abandon].map(attemptKey));
     // Started after our Hello was sent (its Assign came on the connection before): the
     // control plane has not heard of it here. Report it; if it was given up meanwhile,
     // the control plane acknowledges and ignores the result, and we drop it.
@@ -129,7 +129,7 @@ export class Agent implements ConnectionHost {
   }
 
   onAssign(a: Assign, link: Link): void {
-    const key = `${a.jobId}/${a.attempt}`;
+    const key = attemptKey(a);
     // A duplicate Assign of the same attempt (the control plane re-sends one it has no news of) is a no-op.
     if (this.attempts.has(key) || this.seen.has(key)) return;
     this.seen.add(key);
@@ -167,12 +167,12 @@ export class Agent implements ConnectionHost {
     const msg = m.msg;
     switch (msg?.$case) {
       case 'cancel':
-        void this.attempts.get(`${msg.value.jobId}/${msg.value.attempt}`)?.handle.cancel(msg.value.graceSeconds, msg.value.reason);
+        void this.attempts.get(attemptKey(msg.value))?.handle.cancel(msg.value.graceSeconds, msg.value.reason);
         return;
       case 'logAck':
-        return this.attempts.get(`${msg.value.jobId}/${msg.value.attempt}`)?.onLogAck(msg.value.nextSeq, msg.value.resend);
+        return this.attempts.get(attemptKey(msg.value))?.onLogAck(msg.value.nextSeq, msg.value.resend);
       case 'resultAck':
-        void this.attempts.get(`${msg.value.jobId}/${msg.value.attempt}`)?.onResultAck();
+        void this.attempts.get(attemptKey(msg.value))?.onResultAck();
         return;
       case 'drain':
         this.log.info({ reason: msg.value.reason }, 'draining on request');

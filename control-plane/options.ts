@@ -41,6 +41,8 @@ export interface ControlPlaneOptions {
 
 /** About 100 MB of job records in etcd (its default space quota is 2 GB). */
 export const DEFAULT_MAX_ENDED_JOBS = 100_000;
+export const DEFAULT_JOB_RETENTION_MS = 7 * 24 * 3600_000;
+export const DEFAULT_COMPACTION_INTERVAL_MS = 5 * 60_000;
 
 export type ControlPlaneInput = Partial<ControlPlaneOptions> & { logger: Logger; joinToken: string };
 
@@ -58,8 +60,8 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     webSocket: o.webSocket ?? true,
     tls: o.tls,
     peerTtlSeconds: o.peerTtlSeconds ?? 5,
-    jobRetentionMs: o.jobRetentionMs ?? 7 * 24 * 3600_000,
-    compactionIntervalMs: o.compactionIntervalMs ?? 5 * 60_000,
+    jobRetentionMs: o.jobRetentionMs ?? DEFAULT_JOB_RETENTION_MS,
+    compactionIntervalMs: o.compactionIntervalMs ?? DEFAULT_COMPACTION_INTERVAL_MS,
     maxEndedJobs: o.maxEndedJobs ?? DEFAULT_MAX_ENDED_JOBS,
     tenantWeights: o.tenantWeights ?? {},
     peerId: o.peerId ?? `${hostname()}-${process.pid}`,

@@ -8,11 +8,7 @@ export interface Frame {
 }
 
 export function encodeFrame(stream: number, data: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(HEADER + data.length);
-  out.writeUInt8(stream, 0);
-  out.writeUInt32BE(data.length, 1);
-  out.set(data, HEADER);
-  return out;
+  return Buffer.concat([frameHeader(stream, data.length), data], HEADER + data.length);
 }
 
 /** A frame's header alone, to write before `length` bytes of data without copying them (writev). */

@@ -24,6 +24,11 @@ const FAILURES: Record<ExitFailure, FailureCategory> = {
   agent_lost: FailureCategory.FAILURE_CATEGORY_AGENT_LOST,
 };
 
+/** How an attempt is named in the agent's maps: `jobId/attempt`. */
+export function attemptKey(a: { readonly jobId: string; readonly attempt: number }): string {
+  return `${a.jobId}/${a.attempt}`;
+}
+
 export class AttemptStream {
   private acked = 0;
   private inflight: Array<{ seq: number; bytes: number }> = [];
@@ -47,7 +52,7 @@ export class AttemptStream {
   }
 
   get key(): string {
-    return `${this.handle.jobId}/${this.handle.attempt}`;
+    return attemptKey(this.handle);
   }
 
   get exited(): boolean {

@@ -3,7 +3,7 @@ import { platform, arch } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from '../../agent/agent.js';
-import { DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
+import { DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
 import { ControlPlane } from '../../control-plane/server.js';
 import { durationMs, whole } from '../flags.js';
 import { createLogger } from '../logging.js';
@@ -29,7 +29,7 @@ export function registerDev(program: Command): void {
     .option('--data-dir <dir>', 'local state', './.runmesh')
     .option('--listen <addr>', 'gRPC address', '127.0.0.1:7433')
     .option('--http-listen <addr>', 'HTTP address', '127.0.0.1:7434')
-    .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, 7 * 24 * 3600_000)
+    .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, DEFAULT_JOB_RETENTION_MS)
     .option('--max-ended-jobs <n>', 'keep at most this many ended jobs, deleting the oldest first (0: no cap)', whole('--max-ended-jobs'), DEFAULT_MAX_ENDED_JOBS)
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'warn')
     .action(async (f: DevFlags) => {

@@ -4,7 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ControlPlane } from '../../control-plane/server.js';
-import { DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
+import { DEFAULT_COMPACTION_INTERVAL_MS, DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
 import { collectList, durationMs, parseLabels, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { createLogger } from '../logging.js';
@@ -60,9 +60,9 @@ export function registerServe(program: Command): void {
     .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
     .option('--peer-id <id>', 'this peer\'s name in the mesh (default: host name and pid)')
     .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
-    .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, 7 * 24 * 3600_000)
+    .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, DEFAULT_JOB_RETENTION_MS)
     .option('--max-ended-jobs <n>', 'keep at most this many ended jobs, deleting the oldest first (0: no cap)', whole('--max-ended-jobs'), DEFAULT_MAX_ENDED_JOBS)
-    .option('--compaction-interval <duration>', "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)", durationMs, 5 * 60_000)
+    .option('--compaction-interval <duration>', "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)", durationMs, DEFAULT_COMPACTION_INTERVAL_MS)
     .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: ServerFlags) => {
       const logger = createLogger(f.logLevel);

@@ -186,7 +186,7 @@ export class AgentSession implements AgentLink {
   private async onLog(c: LogChunk): Promise<void> {
     if (!this.owns(c.jobId, c.attempt)) return;
     const file = await this.ctx.logs.file(c.jobId, c.attempt);
-    const key = `${c.jobId}/${c.attempt}`;
+    const key = logKey(c.jobId, c.attempt);
     try {
       file.append(c.seq, c.stream, c.data);
     } catch (err) {
@@ -208,7 +208,7 @@ export class AgentSession implements AgentLink {
 
   /** Coalesces acknowledgements: one fsync and one LogAck for a burst of chunks. */
   private ackSoon(jobId: string, attempt: number): void {
-    const key = `${jobId}/${attempt}`;
+    const key = logKey(jobId, attempt);
     if (this.acksDue.has(key)) return;
     this.acksDue.add(key);
     setImmediate(() => {
@@ -230,7 +230,7 @@ export class AgentSession implements AgentLink {
       this.askResend(res.jobId, res.attempt, held);
       return; // the agent re-sends the missing records, then the result
     }
-    this.resendAsked.delete(`${res.jobId}/${res.attempt}`);
+    this.resendAsked.delete(logKey(res.jobId, res.attempt));
     // The second copy is made before the result is stored: once the agent has its ack it drops its spool.
     const holders = await this.ctx.replicateLog(res.jobId, res.attempt, res.logRecords);
     const outcome = { exitCode: res.exitCode, failure: res.failure, message: res.message, logRecords: res.logRecords, startedAt: res.startedAt, finishedAt: res.finishedAt };
@@ -244,4 +244,9 @@ export class AgentSession implements AgentLink {
       ack();
     }
   }
+}
+
+/** An attempt's key in the per-attempt log bookkeeping (acks due, resends asked). */
+function logKey(jobId: string, attempt: number): string {
+  return `${jobId}/${attempt}`;
 }

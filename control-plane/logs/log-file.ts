@@ -22,9 +22,8 @@ export class LogFile extends EventEmitter {
   private written = 0;
   /** Records covered by a completed fsync. */
   private synced = 0;
-  /** What the next writev writes (a header, then its data, per record), and how many records that is. */
+  /** What the next writev writes: a header, then its data, per record. */
   private pending: Uint8Array[] = [];
-  private pendingRecords = 0;
   private tail: Promise<void> = Promise.resolve();
   private flushing = false;
   private syncing: Promise<number> | undefined;
@@ -66,7 +65,6 @@ export class LogFile extends EventEmitter {
     this.offsets.push(this.size);
     this.size += HEADER + data.length;
     this.pending.push(frameHeader(stream, data.length), data);
-    this.pendingRecords++;
     if (!this.flushing) {
       this.flushing = true;
       this.tail = this.flush();
@@ -79,9 +77,8 @@ export class LogFile extends EventEmitter {
     try {
       while (this.pending.length > 0) {
         const frames = this.pending;
-        const target = this.written + this.pendingRecords;
         this.pending = [];
-        this.pendingRecords = 0;
+        const target = this.written + frames.length / 2;
         await this.fh.writev(frames);
         this.written = target;
         this.emit('append', target);

@@ -86,24 +86,21 @@ export class EtcdStore implements Store {
 
   range(prefix: string, options: RangeOptions = {}): Promise<RangeResult> {
     return this.call('range', async () => {
-      const first = this.keys.key(prefix);
-      const after = options.after === undefined ? undefined : Buffer.concat([this.keys.key(options.after), ZERO]);
-      const start = after && Buffer.compare(after, first) > 0 ? after : first;
-      const res = await this.client.kv.range({
-        key: start.length > 0 ? start : ZERO,
-        range_end: this.keys.prefixEnd(prefix),
-        limit: options.limit && options.limit > 0 ? options.limit : 0,
-      });
+      const res = await this.client.kv.range({ ...this.span(prefix, options.after), limit: options.limit && options.limit > 0 ? options.limit : 0 });
       return { kvs: res.kvs.map((kv) => this.keys.kv(kv)), revision: Number(res.header.revision), more: res.more };
     });
   }
 
   count(prefix: string): Promise<number> {
-    return this.call('count', async () => {
-      const first = this.keys.key(prefix);
-      const res = await this.client.kv.range({ key: first.length > 0 ? first : ZERO, range_end: this.keys.prefixEnd(prefix), count_only: true });
-      return Number(res.count);
-    });
+    return this.call('count', async () => Number((await this.client.kv.range({ ...this.span(prefix), count_only: true })).count));
+  }
+
+  /** etcd's key range for the keys under `prefix`, from just after `after` when given. */
+  private span(prefix: string, after?: string): { key: Buffer; range_end: Buffer } {
+    const first = this.keys.key(prefix);
+    const past = after === undefined ? undefined : Buffer.concat([this.keys.key(after), ZERO]);
+    const start = past && Buffer.compare(past, first) > 0 ? past : first;
+    return { key: start.length > 0 ? start : ZERO, range_end: this.keys.prefixEnd(prefix) };
   }
 
   put(key: string, value: string, options: { lease?: number } = {}): Promise<number> {
