@@ -189,13 +189,61 @@ describe('standby supervisor', () => {
     expect(await second.exited()).toMatchObject({ exitCode: 4, failure: 'exit_code' });
     // Its log moved into the attempt with it; a new standby waits for the attempt after.
     expect(existsSync(token)).toBe(false);
-    // It logs once the job has run (pino loads after it) and leaves once both lines are written.
-    await waitUntil(() => !alive(ready!), 'the supervisor to exit');
+    // It logs once the job has run (pino loads after it).
+    await waitUntil(() => readFileSync(join(second.dir, 'supervisor.log'), 'utf8').includes('job finished'), 'the last line');
     const logged = readFileSync(join(second.dir, 'supervisor.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; exit_code?: number });
     expect(logged.map((l) => l.msg)).toEqual(['job started', 'job finished']);
     expect(logged[1]?.exit_code).toBe(4);
-    await waitUntil(() => standbys().length === 1 && standbys()[0] !== ready, 'the next standby');
+    await waitUntil(() => standbys().length === 2 && standbys().includes(ready!), 'the next standby, beside the one kept');
     expect(text(await collect(first), 'stdout')).toBe('cold\n');
+  });
+
+  it('hands a supervisor back from its attempt to the next one, which logs to its own file', async () => {
+    fx = new Fixture();
+    await fx.executor.recover();
+    await waitUntil(() => standbys().length === 1, 'the standby');
+    const pids: string[] = [];
+    const jobs = [];
+    for (let i = 0; i < 4; i++) {
+      const h = await fx.executor.start(fx.spec({ script: `echo run-$RUNMESH_ATTEMPT-${i}; pwd >&2` }));
+      pids.push(readFileSync(join(h.dir, 'supervisor.pid'), 'utf8'));
+      const records = await collect(h);
+      expect(text(records, 'stdout')).toBe(`run-1-${i}\n`);
+      expect(text(records, 'stderr')).toBe(`${join(h.dir, 'work')}\n`);
+      expect(await h.exited()).toMatchObject({ exitCode: 0, failure: 'none', records: 2 });
+      jobs.push(h);
+    }
+    // Back to back, one process ran them all (the first attempt's supervisor came back before the second started).
+    expect(new Set(pids.slice(1)).size).toBe(1);
+    expect(pids).toContain(pids[0]);
+    for (const h of jobs) {
+      await waitUntil(() => readFileSync(join(h.dir, 'supervisor.log'), 'utf8').includes('job finished'), 'the last line');
+      const logged = readFileSync(join(h.dir, 'supervisor.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; job_id: string });
+      expect(logged.map((l) => [l.msg, l.job_id])).toEqual([
+        ['job started', h.jobId],
+        ['job finished', h.jobId],
+      ]);
+    }
+    expect(standbys().length).toBeLessThanOrEqual(2);
+  });
+
+  it("ignores a cancel signal meant for the attempt before: only the running attempt's cancel.json counts", async () => {
+    fx = new Fixture();
+    await fx.executor.recover();
+    await waitUntil(() => standbys().length === 1, 'the standby');
+    const a = await fx.executor.start(fx.spec({ script: 'true' }));
+    await a.exited();
+    const b = await fx.executor.start(fx.spec({ script: 'echo tick; sleep 600' }));
+    const pid = Number(readFileSync(join(b.dir, 'supervisor.pid'), 'utf8'));
+    expect(pid).toBe(Number(readFileSync(join(a.dir, 'supervisor.pid'), 'utf8')));
+    await collectFirst(b, 1);
+    // A late cancel of `a`: its request lands in a's directory, its signal reaches the supervisor now running b.
+    writeFileSync(join(a.dir, 'cancel.json'), JSON.stringify({ grace: 0, reason: 'late', at: Date.now() }));
+    process.kill(pid, 'SIGUSR2');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(existsSync(join(b.dir, 'status.json'))).toBe(false);
+    await b.cancel(0, 'test over');
+    expect(await b.exited()).toMatchObject({ failure: 'cancelled', message: 'cancelled: test over' });
   });
 
   it('cancels a job on a standby supervisor and leaves nothing behind', async () => {
@@ -220,13 +268,19 @@ describe('standby supervisor', () => {
     cold.close();
   });
 
-  it('leaves when its executor closes, removing its log', async () => {
+  it('leaves when its executor closes, removing its log; one still running its attempt leaves after it', async () => {
     fx = new Fixture();
     await fx.executor.recover();
     await waitUntil(() => standbys().length === 1, 'the standby');
-    const [pid] = standbys();
+    const [busy] = standbys();
+    const h = await fx.executor.start(fx.spec({ script: 'sleep 0.5; echo done' }));
+    await waitUntil(() => standbys().length === 2, 'a standby for the attempt after');
+    const idle = standbys().find((p) => p !== busy);
     fx.executor.close();
-    await waitUntil(() => !alive(pid!), 'the standby to leave on close');
+    await waitUntil(() => !alive(idle!), 'the idle standby to leave on close');
+    expect(alive(busy!)).toBe(true);
+    expect(text(await collect(h), 'stdout')).toBe('done\n');
+    await waitUntil(() => !alive(busy!), 'the busy one to leave after its attempt');
     expect(readdirSync(join(fx.workDir, 'attempts')).filter((n) => n.startsWith('.standby-'))).toEqual([]);
   });
 });
@@ -249,7 +303,7 @@ describe('supervisor without its logger', () => {
       writeFileSync(join(dir, 'output.spool'), '');
       const run = spawnSync(process.execPath, [join(root, 'app', 'agent', 'executor', 'supervisor.js'), dir], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
       expect(run.status).toBe(0);
-      expect(run.stderr).toContain('cannot load pino, log lines dropped');
+      expect(readFileSync(join(dir, 'supervisor.log'), 'utf8')).toContain('cannot load pino, log lines dropped');
       expect(JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8'))).toMatchObject({ exitCode: 0, failure: 'none', records: 1 });
     } finally {
       rmSync(root, { recursive: true, force: true });

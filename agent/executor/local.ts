@@ -2,8 +2,11 @@
  * The local executor: one directory per attempt under WORKDIR/attempts, each
  * run by a detached supervisor process. `start` is idempotent per attempt
  * (the directory is the lock); `recover` finds what an earlier agent process left.
- * One supervisor is kept booted ahead of time (a standby, see supervisor.ts)
- * and handed the next attempt, so an Assign does not wait for Node to start.
+ * Idle supervisors are kept booted ahead of time (standbys, see
+ * supervisor.ts) and handed the next attempt, so an Assign does not wait for
+ * Node to start: one booted ahead, and one that finished an attempt kept for
+ * the next instead of booting another, up to MAX_IDLE idle at a time (back
+ * down to one after IDLE_TRIM_MS without a start).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -20,6 +23,12 @@ import { files, writeFileAtomicSync } from './files.js';
 /** Job ids become directory names: no separators, no dots (the dot splits id from attempt). */
 const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const ATTEMPT_DIR = /^([A-Za-z0-9_-]{1,128})\.(\d{1,9})$/;
+/** Idle supervisors kept at most: one booting ahead plus one back from its attempt covers jobs back to back. */
+const MAX_IDLE = 2;
+/** After this long without a start, idle supervisors beyond one leave (each is a Node process, ~44 MB). */
+const IDLE_TRIM_MS = 30_000;
+/** A supervisor runs this many attempts at most, then leaves; whatever it may leak goes with it. */
+const MAX_RUNS = 200;
 
 /** The compiled supervisor: beside this module in dist/, or in the repo's dist/ when running from TS source. */
 export function supervisorPath(): string {
@@ -36,6 +45,8 @@ interface Standby {
   readonly pid: number;
   /** Its argument and first log file (under the attempts root). */
   readonly token: string;
+  /** Attempts handed to it so far. */
+  runs: number;
 }
 
 export class LocalExecutor implements Executor {
@@ -43,7 +54,9 @@ export class LocalExecutor implements Executor {
   private readonly handles = new Map<string, LocalAttempt>();
   /** Starts in flight, so that a concurrent second start waits for the first instead of racing it. */
   private readonly starting = new Map<string, Promise<AttemptHandle>>();
-  private standby: Standby | undefined;
+  /** Idle supervisors, the one to hand work to next last: those back from an attempt are booted for sure. */
+  private idle: Standby[] = [];
+  private trimTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
@@ -84,8 +97,13 @@ export class LocalExecutor implements Executor {
     let pid: number;
     if (standby) {
       writeFileSync(f.standby, standby.token); // before the handover: liveness checks need it from then on
-      standby.child.stdin!.end(`${h.dir}\n`);
+      standby.child.stdin!.write(`${h.dir}\n`);
+      standby.runs++;
       pid = standby.pid;
+      void h.exited().then(
+        () => this.giveBack(standby),
+        () => retire(standby),
+      );
     } else {
       pid = await spawnSupervisor(supervisor, h.dir, f.supervisorLog).catch(async (err: unknown) => {
         await rm(h.dir, { recursive: true, force: true }); // nothing ran: a retry may start afresh
@@ -93,36 +111,51 @@ export class LocalExecutor implements Executor {
       });
     }
     writeFileAtomicSync(f.supervisorPid, String(pid));
-    this.log.child({ job_id: spec.jobId, attempt: spec.attempt }).info({ supervisor_pid: pid, standby: standby !== undefined }, 'attempt started');
+    this.log.child({ job_id: spec.jobId, attempt: spec.attempt }).info({ supervisor_pid: pid, standby: standby !== undefined, runs: standby?.runs ?? 1 }, 'attempt started');
     this.prepareStandby();
+    this.armTrim();
     return h;
   }
 
-  /** The standby, if it is still there to take work; the caller starts a replacement. */
+  /** An idle supervisor still there to take work, if any; the caller boots a replacement. */
   private takeStandby(): Standby | undefined {
-    const s = this.standby;
-    this.standby = undefined;
-    if (!s) return undefined;
-    if (s.child.exitCode === null && s.child.signalCode === null && s.child.stdin?.writable) return s;
-    s.child.stdin?.destroy();
+    for (let s = this.idle.pop(); s; s = this.idle.pop()) {
+      if (usable(s)) return s;
+      s.child.stdin?.destroy();
+    }
     return undefined;
   }
 
-  /** Boots the next standby in the background, unless there is one or we are closed. */
+  /** A supervisor whose attempt has exited: kept for the next one, or let go. */
+  private giveBack(s: Standby): void {
+    if (this.closed || s.runs >= MAX_RUNS || this.idle.length >= MAX_IDLE || !usable(s)) return retire(s);
+    this.idle.push(s);
+  }
+
+  /** Boots the next standby in the background, unless one is idle or we are closed. */
   private prepareStandby(): void {
-    if (!this.useStandby || this.closed || this.standby) return;
+    if (!this.useStandby || this.closed || this.idle.length > 0) return;
     try {
-      this.standby = spawnStandby(supervisorPath(), this.root);
+      this.idle.unshift(spawnStandby(supervisorPath(), this.root));
     } catch (err) {
       this.log.warn({ err }, 'could not start a standby supervisor; the next attempt starts cold');
     }
   }
 
-  /** Lets the standby go (it exits on end of input). Attempts keep running. Idempotent. */
+  /** Once starts stop for a while, one idle supervisor is enough. */
+  private armTrim(): void {
+    clearTimeout(this.trimTimer);
+    this.trimTimer = setTimeout(() => {
+      while (this.idle.length > 1) retire(this.idle.shift()!);
+    }, IDLE_TRIM_MS);
+    this.trimTimer.unref();
+  }
+
+  /** Lets the idle supervisors go (each exits on end of input). Attempts keep running, and their supervisors leave after them. Idempotent. */
   close(): void {
     this.closed = true;
-    this.standby?.child.stdin?.end();
-    this.standby = undefined;
+    clearTimeout(this.trimTimer);
+    for (const s of this.idle.splice(0)) retire(s);
   }
 
   async recover(): Promise<AttemptHandle[]> {
@@ -151,6 +184,13 @@ export class LocalExecutor implements Executor {
   }
 }
 
+const usable = (s: Standby): boolean => s.child.exitCode === null && s.child.signalCode === null && s.child.stdin?.writable === true;
+
+/** End of input: it leaves once it has nothing to run. */
+function retire(s: Standby): void {
+  s.child.stdin?.end();
+}
+
 function validate(spec: AttemptSpec): void {
   if (!JOB_ID.test(spec.jobId)) throw new InvalidAttemptSpecError('jobId', `${JSON.stringify(spec.jobId)} is not a valid job id`);
   if (!Number.isInteger(spec.attempt) || spec.attempt < 0) throw new InvalidAttemptSpecError('attempt', `${spec.attempt} is not a non-negative integer`);
@@ -161,8 +201,9 @@ function validate(spec: AttemptSpec): void {
 
 /**
  * A standby supervisor: detached like any other, its log file named by its
- * token in the attempts root, its stdin a pipe from us that the agent process
- * does not wait on. When this process dies the pipe closes and it leaves.
+ * token in the attempts root, its stdin a pipe from us (attempt dirs, one per
+ * line) that the agent process does not wait on. When this process dies the
+ * pipe closes and it leaves after its attempt, if it has one.
  */
 function spawnStandby(path: string, root: string): Standby {
   mkdirSync(root, { recursive: true });
@@ -175,7 +216,7 @@ function spawnStandby(path: string, root: string): Standby {
     child.stdin!.on('error', () => undefined); // EPIPE once it is gone
     child.unref();
     (child.stdin as unknown as { unref?: () => void }).unref?.();
-    return { child, pid: child.pid, token };
+    return { child, pid: child.pid, token, runs: 0 };
   } finally {
     closeSync(out);
   }

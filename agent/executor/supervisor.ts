@@ -1,20 +1,25 @@
 /**
- * The supervisor: a small process, detached from the agent, that runs one
- * attempt. It spawns the job in its own process group, appends its output to
- * the spool, enforces the deadline, honours cancel requests (SIGUSR2 plus
- * cancel.json, so any later agent process can ask), kills whatever is left of
- * the group when the job ends, and writes status.json last. Because it
- * outlives the agent, a killed or upgraded agent loses nothing.
+ * The supervisor: a small process, detached from the agent, that runs
+ * attempts one at a time. For each it spawns the job in its own process
+ * group, appends its output to the spool, enforces the deadline, honours
+ * cancel requests (cancel.json plus SIGUSR2, so any later agent process can
+ * ask), kills whatever is left of the group when the job ends, and writes
+ * status.json last. Because it outlives the agent, a killed or upgraded agent
+ * loses nothing.
  *
- * Usage: node supervisor.js <attemptDir>
- *        node supervisor.js --standby <token>
+ * Usage: node supervisor.js <attemptDir>          one attempt, then exit
+ *        node supervisor.js --standby <token>     attempts named on stdin
  *
  * A standby is started before there is an attempt for it, so that Node's
- * start-up (~0.1 s of CPU here) is not on the path from Assign to a running job:
- * it boots, then waits for the agent to write an attempt dir on its stdin and
- * close it. End of input without one (the agent closed or died) and it
- * leaves. Its token, the path of the log file it was started on, is moved
- * into the attempt as supervisor.log and recorded there as supervisor.standby.
+ * start-up (0.12-0.15 s here) is not on the path from Assign to a running
+ * job. It boots, then reads attempt dirs from stdin, one per line, and runs
+ * each in turn; the agent hands it the next one once it has seen the last
+ * one's status, so a supervisor that has run a job is ready for the next at
+ * once instead of the next job waiting for a new one to boot. End of input
+ * (the agent retired it, closed, or died) and it leaves once its attempt is
+ * done. Its token, the path of the log file it was started on, is moved into
+ * its first attempt as supervisor.log and recorded in every attempt it runs
+ * as supervisor.standby (its command line lacks the dir).
  *
  * pino is imported neither at start-up nor on the first line logged: its
  * import is a third of Node's start-up here (~45 ms of ~130), which a cold
@@ -23,14 +28,16 @@
  * or its status is written, or we fail. Importing right after the spawn, as
  * this once did, put those 45 ms of busy main thread between a short job's
  * exit and its status: 56-70 ms from a `date` job's run to the agent seeing
- * it exit, against 11-24 ms now.
+ * it exit, against 11-24 ms now. Each attempt's lines go to its own
+ * supervisor.log.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { constants } from 'node:os';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { AttemptSpec, ExitFailure, ExitStatus } from './executor.js';
-import { files, writeFileAtomicSync, type CancelRequest } from './files.js';
+import { files, writeFileAtomicSync, type AttemptFiles, type CancelRequest } from './files.js';
 import { SpoolWriter } from './spool-writer.js';
 
 /** After the main process exits, how long leftovers of its group get between SIGTERM and SIGKILL. */
@@ -50,209 +57,315 @@ interface MainExit {
   readonly signal: NodeJS.Signals | null;
 }
 
-const dir = process.argv[2] === '--standby' ? await standbyFor(process.argv[3]) : process.argv[2];
-if (!dir) {
-  process.stderr.write('usage: supervisor.js <attemptDir> | --standby <token>\n');
-  process.exit(2);
-}
-const f = files(dir);
+/** The attempt being run, for the signal handlers; none between attempts. */
+let current: Run | undefined;
+/** SIGTERM or SIGINT came: finish the attempt at hand (stopped) and take no other. */
+let leaving = false;
+/** pino, once imported (see the top); undefined if it could not be. */
+let pinoModule: ReturnType<typeof importPino> | undefined;
+const importPino = (onError: (err: unknown) => void) => import('pino').catch((err: unknown) => void onError(err));
 
-// Handlers first: a cancel may arrive while we boot. `ready` then tells the
-// executor it may signal; a cancel.json written before that is seen once the job runs.
-let pgid = 0;
-let cancelPending = false;
-let ending: ExitFailure | undefined;
-let mainExited = false;
-let killTimer: NodeJS.Timeout | undefined;
-process.on('SIGUSR2', onCancel);
-process.on('SIGTERM', onCancel);
-process.on('SIGINT', onCancel);
+// Handlers first: a cancel may arrive while we boot. A run's `ready` file
+// then tells the agent it may signal; a cancel.json written before that is
+// seen once the job runs.
+process.on('SIGUSR2', () => current?.onCancelSignal());
+process.on('SIGTERM', onTerminate);
+process.on('SIGINT', onTerminate);
 process.on('SIGHUP', () => undefined); // the agent's terminal going away is not our business
-writeFileAtomicSync(f.supervisorPid, String(process.pid));
-writeFileAtomicSync(f.ready, String(process.pid));
 
-const spec = JSON.parse(readFileSync(f.spec, 'utf8')) as AttemptSpec;
-let logger: Promise<Logger | undefined> | undefined;
-/** The time of the line being written (pino's timestamp reads it). */
-let lineTime = 0;
-let allowLogging!: () => void;
-const loggingAllowed = new Promise<void>((resolve) => (allowLogging = resolve));
-const spool = new SpoolWriter(f.spool);
-const startedAt = Date.now();
-
-main().catch((err: unknown) => {
-  // Without a status the executor reports the attempt lost; the job must not outlive us unseen.
-  signalGroup('SIGKILL');
-  allowLogging();
-  void log('error', { err }, 'supervisor failed').finally(() => process.exit(1));
-});
-
-/**
- * Logs to our stderr (supervisor.log) in call order, each line with the time
- * it was logged at; pino is imported once logging is allowed (see the top).
- * If that import fails (the install was replaced under a running job), the
- * lines are dropped, said once: the job and its status do not depend on them.
- */
-function log(level: 'info' | 'warn' | 'error', fields: object, msg: string): Promise<void> {
-  const at = Date.now();
-  logger ??= loggingAllowed.then(() => import('pino')).then(
-    ({ pino }) =>
-      pino({ base: { job_id: spec.jobId, attempt: spec.attempt, pid: process.pid }, timestamp: () => `,"time":${lineTime}` }, pino.destination({ fd: 2, sync: true })),
-    (err: unknown) => void process.stderr.write(`supervisor: cannot load pino, log lines dropped: ${String(err)}\n`),
-  );
-  return logger.then((l) => {
-    lineTime = at;
-    l?.[level](fields, msg);
-  });
+function onTerminate(): void {
+  leaving = true;
+  if (current) current.onCancel();
+  else process.exit(0);
 }
 
-/** Waits for the agent to hand over an attempt dir (stdin, then end of input); leaves if none comes. */
-async function standbyFor(token: string | undefined): Promise<string> {
-  if (!token) return '';
-  let input = '';
-  for await (const chunk of process.stdin) input += String(chunk);
-  const given = input.trim();
-  if (!given) {
+async function runOne(dir: string): Promise<void> {
+  await run(dir);
+  process.exit(0);
+}
+
+/** Runs the attempts named on stdin, one per line, until end of input. */
+async function serve(token: string | undefined): Promise<void> {
+  if (!token) process.exit(2);
+  let ran = 0;
+  process.stdin.setEncoding('utf8');
+  for await (const line of lines(process.stdin)) {
+    const dir = line.trim();
+    if (!dir) continue;
+    process.chdir(dir); // never pin the directory we were started in, nor the last attempt's
+    if (ran++ === 0) {
+      try {
+        renameSync(token, files(dir).supervisorLog); // our stdout and stderr go with the file
+      } catch {
+        // the log stays where it was; the attempt runs all the same
+      }
+    }
+    await run(dir);
+    process.chdir(dirname(dir)); // its directory goes once the agent has the result
+    if (leaving) break;
+  }
+  if (ran === 0) {
     try {
       unlinkSync(token);
     } catch {
       // already gone
     }
-    process.exit(0);
   }
-  process.chdir(given); // never pin the directory we were started in
+  process.exit(0);
+}
+
+async function* lines(input: NodeJS.ReadableStream): AsyncGenerator<string> {
+  let rest = '';
+  for await (const chunk of input) {
+    rest += chunk as string;
+    let nl: number;
+    while ((nl = rest.indexOf('\n')) >= 0) {
+      yield rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+    }
+  }
+  if (rest) yield rest;
+}
+
+/** Runs one attempt to its status; a failure of our own kills the job and ends the process. */
+async function run(dir: string): Promise<void> {
+  const r = new Run(dir);
+  current = r;
   try {
-    renameSync(token, files(given).supervisorLog); // our stdout and stderr go with the file
-  } catch {
-    // the log stays where it was; the attempt runs all the same
+    await r.main();
+  } catch (err) {
+    // Without a status the executor reports the attempt lost; the job must not outlive us unseen.
+    r.signalGroup('SIGKILL');
+    r.allowLogging();
+    await r.log('error', { err }, 'supervisor failed').finally(() => process.exit(1));
   }
-  return given;
+  await r.settled();
+  current = undefined;
 }
 
-async function main(): Promise<void> {
-  mkdirSync(f.work, { recursive: true });
-  const [program, ...args] = spec.argv.length > 0 ? spec.argv : ['sh', '-e', '-c', spec.script];
-  const child = spawn(program ?? '', args, { cwd: f.work, env: jobEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exit = new Promise<MainExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const drained = spoolPipes(child);
-  const failed = await spawned(child);
-  if (failed) return finish({ exitCode: 127, failure: 'could_not_start', message: `could not start ${program}: ${failed.message}` });
-  pgid = child.pid ?? 0;
-  writeFileAtomicSync(f.jobPgid, String(pgid));
-  setTimeout(allowLogging, LOG_IMPORT_AFTER_MS);
-  void log('info', { pgid }, 'job started');
-  armDeadline();
-  if (cancelPending || existsSync(f.cancel)) onCancel();
-  const ended = await exit;
-  mainExited = true;
-  reapLeftovers(child);
-  await drained;
-  clearTimeout(killTimer);
-  finish(outcome(ended));
-}
+class Run {
+  readonly f: AttemptFiles;
+  private readonly spec: AttemptSpec;
+  private readonly spool: SpoolWriter;
+  private readonly startedAt = Date.now();
+  private pgid = 0;
+  private cancelPending = false;
+  private ending: ExitFailure | undefined;
+  private mainExited = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Set once leftovers of the group are gone or killed: the next attempt may start. */
+  private leftoversGone: Promise<void> = Promise.resolve();
+  private groupGone: (() => void) | undefined;
+  private logger: Promise<{ logger: Logger; close: () => void } | undefined> | undefined;
+  /** The time of the line being written (pino's timestamp reads it). */
+  private lineTime = 0;
+  allowLogging!: () => void;
+  private readonly loggingAllowed = new Promise<void>((resolve) => (this.allowLogging = resolve));
 
-function jobEnv(): Record<string, string> {
-  const env: Record<string, string> = { PATH: DEFAULT_PATH };
-  for (const k of BASE_ENV) {
-    const v = process.env[k];
-    if (v !== undefined) env[k] = v;
+  constructor(private readonly dir: string) {
+    this.f = files(dir);
+    writeFileAtomicSync(this.f.supervisorPid, String(process.pid));
+    writeFileAtomicSync(this.f.ready, String(process.pid));
+    this.spec = JSON.parse(readFileSync(this.f.spec, 'utf8')) as AttemptSpec;
+    this.spool = new SpoolWriter(this.f.spool);
   }
-  return { ...env, ...spec.env, RUNMESH_JOB_ID: spec.jobId, RUNMESH_ATTEMPT: String(spec.attempt), RUNMESH_WORKSPACE: f.work };
-}
 
-/** Resolves with the spawn error (ENOENT, EACCES...), or undefined once the job runs. */
-function spawned(child: ChildProcess): Promise<Error | undefined> {
-  return new Promise((resolve) => {
-    child.once('spawn', () => resolve(undefined));
-    child.once('error', resolve);
-    child.on('error', (err) => void log('warn', { err }, 'job process error'));
-  });
-}
+  async main(): Promise<void> {
+    const f = this.f;
+    mkdirSync(f.work, { recursive: true });
+    const spec = this.spec;
+    const [program, ...args] = spec.argv.length > 0 ? spec.argv : ['sh', '-e', '-c', spec.script];
+    const child = spawn(program ?? '', args, { cwd: f.work, env: this.jobEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exit = new Promise<MainExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const drained = this.spoolPipes(child);
+    const failed = await this.spawned(child);
+    if (failed) return this.finish({ exitCode: 127, failure: 'could_not_start', message: `could not start ${program}: ${failed.message}` });
+    this.pgid = child.pid ?? 0;
+    writeFileAtomicSync(f.jobPgid, String(this.pgid));
+    this.timers.push(setTimeout(this.allowLogging, LOG_IMPORT_AFTER_MS));
+    void this.log('info', { pgid: this.pgid }, 'job started');
+    this.armDeadline();
+    if (this.cancelPending || existsSync(f.cancel)) this.onCancel();
+    const ended = await exit;
+    this.mainExited = true;
+    this.reapLeftovers(child);
+    await drained;
+    return this.finish(this.outcome(ended));
+  }
 
-/** Every pipe read becomes a record, in arrival order; resolves when both pipes are closed. */
-function spoolPipes(child: ChildProcess): Promise<void> {
-  const closed = [child.stdout, child.stderr].map((pipe, i) => {
-    const stream = i === 0 ? 'stdout' : 'stderr';
-    return new Promise<void>((resolve) => {
-      if (!pipe) return resolve();
-      pipe.on('data', (d: Buffer) => spool.append(stream, d));
-      pipe.on('error', () => undefined); // a destroyed pipe: what was read is already spooled
-      pipe.on('close', resolve);
+  /** Resolves once the attempt is over for good: its status and last line written, nothing of its group left. */
+  async settled(): Promise<void> {
+    await this.leftoversGone;
+    for (const t of this.timers) clearTimeout(t);
+    const l = await this.logger;
+    l?.close();
+  }
+
+  /**
+   * Logs to the attempt's supervisor.log in call order, each line with the
+   * time it was logged at; pino is imported once logging is allowed (see the
+   * top). If that import fails (the install was replaced under a running
+   * job), the lines are dropped, said once: the job and its status do not
+   * depend on them.
+   */
+  log(level: 'info' | 'warn' | 'error', fields: object, msg: string): Promise<void> {
+    const at = Date.now();
+    this.logger ??= this.loggingAllowed.then(async () => {
+      pinoModule ??= importPino((err) => this.note(`supervisor: cannot load pino, log lines dropped: ${String(err)}\n`));
+      const m = await pinoModule;
+      if (!m) return undefined;
+      const dest = m.pino.destination({ dest: this.f.supervisorLog, append: true, sync: true });
+      const base = { job_id: this.spec.jobId, attempt: this.spec.attempt, pid: process.pid };
+      const logger = m.pino({ base, timestamp: () => `,"time":${this.lineTime}` }, dest);
+      return { logger, close: () => dest.end() };
     });
-  });
-  return Promise.all(closed).then(() => undefined);
-}
-
-/** Leftovers of the group (background children) are part of the job: they go too, and their pipes with them. */
-function reapLeftovers(child: ChildProcess): void {
-  signalGroup('SIGTERM');
-  setTimeout(() => signalGroup('SIGKILL'), LEFTOVER_GRACE_MS).unref();
-  setTimeout(() => {
-    // Only a process that left the group (setsid) can still hold them now.
-    void log('warn', {}, 'pipes still open after the group was killed; closing them');
-    child.stdout?.destroy();
-    child.stderr?.destroy();
-  }, LEFTOVER_GRACE_MS + PIPE_DRAIN_MS).unref();
-}
-
-function armDeadline(): void {
-  if (!(spec.deadline > 0)) return;
-  const left = spec.deadline - Date.now();
-  if (left <= 0) return stop('timeout', spec.graceSeconds * 1000);
-  setTimeout(armDeadline, Math.min(left, MAX_TIMER_MS)).unref();
-}
-
-function onCancel(): void {
-  if (pgid === 0) {
-    cancelPending = true;
-    return;
+    return this.logger.then((l) => {
+      this.lineTime = at;
+      l?.logger[level](fields, msg);
+    });
   }
-  stop('cancelled', (cancelRequest()?.grace ?? spec.graceSeconds) * 1000);
-}
 
-/** SIGTERM to the group now, SIGKILL after `graceMs`; the first reason to stop wins. */
-function stop(why: ExitFailure, graceMs: number): void {
-  if (ending || mainExited || pgid === 0) return;
-  ending = why;
-  void log('info', { why, grace_ms: graceMs }, 'stopping job');
-  signalGroup('SIGTERM');
-  killTimer = setTimeout(() => signalGroup('SIGKILL'), Math.max(0, graceMs));
-}
+  /** A line without pino, to the attempt's log. */
+  private note(text: string): void {
+    try {
+      appendFileSync(this.f.supervisorLog, text);
+    } catch {
+      process.stderr.write(text);
+    }
+  }
 
-function signalGroup(sig: NodeJS.Signals): void {
-  if (pgid === 0) return;
-  try {
-    process.kill(-pgid, sig);
-  } catch {
-    // the group is already gone
+  private jobEnv(): Record<string, string> {
+    const env: Record<string, string> = { PATH: DEFAULT_PATH };
+    for (const k of BASE_ENV) {
+      const v = process.env[k];
+      if (v !== undefined) env[k] = v;
+    }
+    return { ...env, ...this.spec.env, RUNMESH_JOB_ID: this.spec.jobId, RUNMESH_ATTEMPT: String(this.spec.attempt), RUNMESH_WORKSPACE: this.f.work };
+  }
+
+  /** Resolves with the spawn error (ENOENT, EACCES...), or undefined once the job runs. */
+  private spawned(child: ChildProcess): Promise<Error | undefined> {
+    return new Promise((resolve) => {
+      child.once('spawn', () => resolve(undefined));
+      child.once('error', resolve);
+      child.on('error', (err) => void this.log('warn', { err }, 'job process error'));
+    });
+  }
+
+  /** Every pipe read becomes a record, in arrival order; resolves when both pipes are closed. */
+  private spoolPipes(child: ChildProcess): Promise<void> {
+    const closed = [child.stdout, child.stderr].map((pipe, i) => {
+      const stream = i === 0 ? 'stdout' : 'stderr';
+      return new Promise<void>((resolve) => {
+        if (!pipe) return resolve();
+        pipe.on('data', (d: Buffer) => this.spool.append(stream, d));
+        pipe.on('error', () => undefined); // a destroyed pipe: what was read is already spooled
+        pipe.on('close', resolve);
+      });
+    });
+    return Promise.all(closed).then(() => undefined);
+  }
+
+  /**
+   * Leftovers of the group (background children) are part of the job: they
+   * go too, and their pipes with them. The next attempt waits until the group
+   * is empty or killed, so a late SIGKILL never meets a recycled group id.
+   */
+  private reapLeftovers(child: ChildProcess): void {
+    this.signalGroup('SIGTERM');
+    this.leftoversGone = new Promise((resolve) => {
+      this.timers.push(
+        setTimeout(() => {
+          this.signalGroup('SIGKILL');
+          resolve();
+        }, LEFTOVER_GRACE_MS),
+      );
+      this.groupGone = resolve;
+    });
+    this.timers.push(
+      setTimeout(() => {
+        // Only a process that left the group (setsid) can still hold them now.
+        void this.log('warn', {}, 'pipes still open after the group was killed; closing them');
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, LEFTOVER_GRACE_MS + PIPE_DRAIN_MS),
+    );
+  }
+
+  private armDeadline(): void {
+    if (!(this.spec.deadline > 0)) return;
+    const left = this.spec.deadline - Date.now();
+    if (left <= 0) return this.stop('timeout', this.spec.graceSeconds * 1000);
+    this.timers.push(setTimeout(() => this.armDeadline(), Math.min(left, MAX_TIMER_MS)));
+  }
+
+  /** SIGUSR2 asks about this attempt only if its cancel.json is there: a late one for the attempt before is not ours. */
+  onCancelSignal(): void {
+    if (existsSync(this.f.cancel)) this.onCancel();
+  }
+
+  onCancel(): void {
+    if (this.pgid === 0) {
+      this.cancelPending = true;
+      return;
+    }
+    this.stop('cancelled', (this.cancelRequest()?.grace ?? this.spec.graceSeconds) * 1000);
+  }
+
+  /** SIGTERM to the group now, SIGKILL after `graceMs`; the first reason to stop wins. */
+  private stop(why: ExitFailure, graceMs: number): void {
+    if (this.ending || this.mainExited || this.pgid === 0) return;
+    this.ending = why;
+    void this.log('info', { why, grace_ms: graceMs }, 'stopping job');
+    this.signalGroup('SIGTERM');
+    this.timers.push(setTimeout(() => this.signalGroup('SIGKILL'), Math.max(0, graceMs)));
+  }
+
+  signalGroup(sig: NodeJS.Signals | 0): boolean {
+    if (this.pgid === 0) return false;
+    try {
+      process.kill(-this.pgid, sig);
+      return true;
+    } catch {
+      return false; // the group is already gone
+    }
+  }
+
+  private cancelRequest(): CancelRequest | undefined {
+    try {
+      return JSON.parse(readFileSync(this.f.cancel, 'utf8')) as CancelRequest;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A signal death reads as 128 + signal number, the way a shell reports it. */
+  private outcome({ code, signal }: MainExit): Outcome {
+    const exitCode = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+    if (this.ending === 'timeout') return { exitCode, failure: 'timeout', message: `deadline passed after ${Math.round((Date.now() - this.startedAt) / 1000)}s` };
+    if (this.ending === 'cancelled') return { exitCode, failure: 'cancelled', message: `cancelled: ${this.cancelRequest()?.reason ?? 'on request'}` };
+    if (exitCode === 0) return { exitCode, failure: 'none', message: '' };
+    return { exitCode, failure: 'exit_code', message: signal ? `killed by ${signal}` : `exited with code ${exitCode}` };
+  }
+
+  /** The spool is durable before the status that counts its records; the status is the last thing we write. */
+  private async finish(o: Outcome): Promise<void> {
+    this.spool.seal();
+    const status: ExitStatus = { ...o, startedAt: this.startedAt, finishedAt: Date.now(), records: this.spool.records };
+    writeFileAtomicSync(this.f.status, JSON.stringify(status), true);
+    const d = openSync(this.dir, 'r');
+    fsyncSync(d); // the rename itself
+    closeSync(d);
+    if (!this.signalGroup(0)) this.groupGone?.(); // nothing of the job left to kill
+    this.allowLogging();
+    await this.log('info', { exit_code: o.exitCode, failure: o.failure, records: status.records }, 'job finished');
   }
 }
 
-function cancelRequest(): CancelRequest | undefined {
-  try {
-    return JSON.parse(readFileSync(f.cancel, 'utf8')) as CancelRequest;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A signal death reads as 128 + signal number, the way a shell reports it. */
-function outcome({ code, signal }: MainExit): Outcome {
-  const exitCode = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
-  if (ending === 'timeout') return { exitCode, failure: 'timeout', message: `deadline passed after ${Math.round((Date.now() - startedAt) / 1000)}s` };
-  if (ending === 'cancelled') return { exitCode, failure: 'cancelled', message: `cancelled: ${cancelRequest()?.reason ?? 'on request'}` };
-  if (exitCode === 0) return { exitCode, failure: 'none', message: '' };
-  return { exitCode, failure: 'exit_code', message: signal ? `killed by ${signal}` : `exited with code ${exitCode}` };
-}
-
-/** The spool is durable before the status that counts its records; the status is the last thing we write. */
-function finish(o: Outcome): void {
-  spool.seal();
-  const status: ExitStatus = { ...o, startedAt, finishedAt: Date.now(), records: spool.records };
-  writeFileAtomicSync(f.status, JSON.stringify(status), true);
-  const d = openSync(dir!, 'r');
-  fsyncSync(d); // the rename itself
-  closeSync(d);
-  allowLogging();
-  void log('info', { exit_code: o.exitCode, failure: o.failure, records: status.records }, 'job finished').finally(() => process.exit(0));
+// Last: the class above must be initialised before the first attempt runs.
+if (process.argv[2] === '--standby') await serve(process.argv[3]);
+else if (process.argv[2]) await runOne(process.argv[2]);
+else {
+  process.stderr.write('usage: supervisor.js <attemptDir> | --standby <token>\n');
+  process.exit(2);
 }
