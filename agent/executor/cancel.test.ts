@@ -91,4 +91,16 @@ describe('timeout', () => {
     expect(s).toMatchObject({ failure: 'none', exitCode: 0 });
     expect(groupGone(pgidOf(h.dir))).toBe(true);
   });
+
+  it('kills a leftover that ignores SIGTERM and let go of its pipes, before the supervisor moves on', async () => {
+    fx = new Fixture();
+    await fx.executor.recover(); // boots the standby that runs the second attempt
+    // The first runs on a one-shot supervisor, the second on the standby; neither may leave the child behind.
+    for (let i = 0; i < 2; i++) {
+      const h = await fx.executor.start(fx.spec({ script: "(trap '' TERM; exec sleep 600 </dev/null >/dev/null 2>&1) & echo main done" }));
+      expect(await h.exited()).toMatchObject({ failure: 'none', exitCode: 0 });
+      const pgid = pgidOf(h.dir);
+      await waitUntil(() => groupMembers(pgid).length === 0, 'the leftover to be SIGKILLed', 5000);
+    }
+  });
 });
