@@ -11,13 +11,14 @@ import { Client, credentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { AgentServiceClient } from '../proto/gen/runmesh/v1/agent.js';
 import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
+import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { openEmbeddedStore } from '../control-plane/store/embedded.js';
 import { TestClient } from '../test/support/client.js';
 import { startAgent, startServer, stopAll, tempDir, TOKEN, type ServerProc } from '../test/support/processes.js';
 import { simAgent, type SimAgent } from '../test/support/sim-agent.js';
 import { join } from 'node:path';
 import { pidsWithArgPrefix } from '../agent/executor/testdata/proc.js';
-import { line, ms, round, rssMb, summarize } from './stats.js';
+import { hostBusySeconds, line, ms, round, rssMb, summarize } from './stats.js';
 
 const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
 
@@ -124,28 +125,34 @@ async function storeCeiling(n: number): Promise<number> {
 /**
  * Submit → the job's process running, and submit → SUCCEEDED as the control
  * plane recorded it, one job at a time, on a real agent (with or without its
- * standby supervisor). Back to back, or `gapMs` apart: one standby takes
- * about Node's start-up (0.12-0.15 s here) to boot, so jobs closer than that
- * partly wait for it.
+ * standby supervisors). Back to back, or `gapMs` apart: a new standby takes
+ * about Node's start-up (0.12-0.15 s here) to boot, which back to back only
+ * the first jobs wait for, since a supervisor back from its attempt takes the
+ * next. Also the machine's CPU per job (every process, the kernel's share
+ * included), where a cold start pays a Node start-up each time.
  */
-async function realAgentStart(server: ServerProc, client: TestClient, n: number, standby: boolean, gapMs = 0): Promise<{ p50: number; p99: number; done: { p50: number; p99: number } }> {
+async function realAgentStart(server: ServerProc, client: TestClient, n: number, standby: boolean, gapMs = 0): Promise<{ p50: number; p99: number; done: { p50: number; p99: number }; hostCpuMs: number }> {
   const name = standby ? 'real' : 'real-cold';
   const agent = await startAgent(server.address, { name, slots: 2, labels: `agent=${name}`, args: standby ? [] : ['--no-standby-supervisor'] });
   while (!(await client.agents()).agents.some((a) => a.name === name && a.state === AgentState.AGENT_STATE_READY)) await sleep(50);
   await sleep(500); // its standby boots
   const samples: number[] = [];
   const done: number[] = [];
+  const busy0 = hostBusySeconds();
   for (let i = 0; i < n; i++) {
     const t0 = Date.now();
     const job = await client.submit({ script: 'date +%s%3N', selector: `agent=${name}` });
     const end = await client.waitDone(job.id);
+    // A lost or failed attempt would read as a fast one (or a retried slow one): the figures must not hide it.
+    if (end.state !== JobState.JOB_STATE_SUCCEEDED || end.attempt !== 1) throw new Error(`real agent job ${job.id} ended ${JobState[end.state]} on attempt ${end.attempt}: ${end.attempts.at(-1)?.message ?? ''}`);
     done.push(Date.parse(end.updatedAt ?? '') - Date.parse(end.createdAt ?? ''));
     const started = Number((await client.logs(job.id)).stdout.trim());
     samples.push(started - t0);
     if (gapMs > 0) await sleep(gapMs);
   }
+  const hostCpuMs = round(((hostBusySeconds() - busy0) * 1000) / n, 1);
   await agent.stop();
-  return { ...summarize(samples), done: summarize(done) };
+  return { ...summarize(samples), done: summarize(done), hostCpuMs };
 }
 
 async function memory(): Promise<{ base: number; with1000: number; perAgentKb: number; idleAgent: number; standby: number; crowded: { p50: number; p99: number } }> {
@@ -197,6 +204,8 @@ export async function benchSpine(): Promise<void> {
     });
     line('submit→process running, real agent (ms)', row((f) => f));
     line('submit→SUCCEEDED, real agent, job `date` (ms)', row((f) => f.done));
+    // Everything the machine did per job: control plane, agent, supervisors, the job, this client.
+    line('host CPU per job, real agent, job `date` (ms)', { back_to_back: real.hostCpuMs, spaced_400ms: spaced.hostCpuMs, cold_supervisor: cold.hostCpuMs });
     client.close();
     await server.stop();
     const mem = await memory();

@@ -31,3 +31,14 @@ export function cpuSeconds(pid: number | 'self' = 'self'): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
+
+/**
+ * CPU seconds the whole machine has been busy so far (every process, user +
+ * system + interrupts), from /proc/stat: what a job costs a host, supervisors
+ * and short-lived processes included.
+ */
+export function hostBusySeconds(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = cpu;
+  return (user + nice + system + irq + softirq) / 100; // USER_HZ = 100
+}

@@ -32,7 +32,7 @@
  * supervisor.log.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -147,6 +147,8 @@ class Run {
   readonly f: AttemptFiles;
   private readonly spec: AttemptSpec;
   private readonly spool: SpoolWriter;
+  /** The attempt's supervisor.log. */
+  private readonly logFd: number;
   private readonly startedAt = Date.now();
   private pgid = 0;
   private cancelPending = false;
@@ -156,7 +158,7 @@ class Run {
   /** Set once leftovers of the group are gone or killed: the next attempt may start. */
   private leftoversGone: Promise<void> = Promise.resolve();
   private groupGone: (() => void) | undefined;
-  private logger: Promise<{ logger: Logger; close: () => void } | undefined> | undefined;
+  private logger: Promise<Logger | undefined> | undefined;
   /** The time of the line being written (pino's timestamp reads it). */
   private lineTime = 0;
   allowLogging!: () => void;
@@ -168,6 +170,8 @@ class Run {
     writeFileAtomicSync(this.f.ready, String(process.pid));
     this.spec = JSON.parse(readFileSync(this.f.spec, 'utf8')) as AttemptSpec;
     this.spool = new SpoolWriter(this.f.spool);
+    // Opened now: the agent removes the directory once it has the result, maybe before our last line.
+    this.logFd = openSync(this.f.supervisorLog, 'a');
   }
 
   async main(): Promise<void> {
@@ -197,8 +201,8 @@ class Run {
   async settled(): Promise<void> {
     await this.leftoversGone;
     for (const t of this.timers) clearTimeout(t);
-    const l = await this.logger;
-    l?.close();
+    await this.logger; // its lines are written (synchronously) once it is there
+    closeSync(this.logFd);
   }
 
   /**
@@ -214,21 +218,20 @@ class Run {
       pinoModule ??= importPino((err) => this.note(`supervisor: cannot load pino, log lines dropped: ${String(err)}\n`));
       const m = await pinoModule;
       if (!m) return undefined;
-      const dest = m.pino.destination({ dest: this.f.supervisorLog, append: true, sync: true });
+      const dest = m.pino.destination({ fd: this.logFd, sync: true });
       const base = { job_id: this.spec.jobId, attempt: this.spec.attempt, pid: process.pid };
-      const logger = m.pino({ base, timestamp: () => `,"time":${this.lineTime}` }, dest);
-      return { logger, close: () => dest.end() };
+      return m.pino({ base, timestamp: () => `,"time":${this.lineTime}` }, dest);
     });
     return this.logger.then((l) => {
       this.lineTime = at;
-      l?.logger[level](fields, msg);
+      l?.[level](fields, msg);
     });
   }
 
   /** A line without pino, to the attempt's log. */
   private note(text: string): void {
     try {
-      appendFileSync(this.f.supervisorLog, text);
+      writeSync(this.logFd, text);
     } catch {
       process.stderr.write(text);
     }
