@@ -1,9 +1,12 @@
 /** Cancel and timeout take the whole process group down: SIGTERM, SIGKILL after the grace, no orphans. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { collectFirst, Fixture, groupGone, pgidOf, text } from './testdata/fixture.js';
-import { groupMembers, waitUntil } from './testdata/proc.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { alive, groupMembers, pidsWithArgPrefix, waitUntil } from './testdata/proc.js';
 
 let fx: Fixture;
+const supervisors = (): number[] => pidsWithArgPrefix(join(fx.workDir, 'attempts', '.standby-'));
 afterEach(async () => {
   await fx.cleanup();
 });
@@ -92,15 +95,22 @@ describe('timeout', () => {
     expect(groupGone(pgidOf(h.dir))).toBe(true);
   });
 
-  it('kills a leftover that ignores SIGTERM and let go of its pipes, before the supervisor moves on', async () => {
+  it('kills a leftover that ignores SIGTERM and let go of its pipes, and the next job does not wait for that', async () => {
     fx = new Fixture();
-    await fx.executor.recover(); // boots the standby that runs the second attempt
-    // The first runs on a one-shot supervisor, the second on the standby; neither may leave the child behind.
-    for (let i = 0; i < 2; i++) {
-      const h = await fx.executor.start(fx.spec({ script: "(trap '' TERM; exec sleep 600 </dev/null >/dev/null 2>&1) & echo main done" }));
-      expect(await h.exited()).toMatchObject({ failure: 'none', exitCode: 0 });
+    await fx.executor.recover(); // boots the standby that runs the first attempt
+    await waitUntil(() => supervisors().length === 1, 'the standby');
+    const supervisorOf = (dir: string): number => Number(readFileSync(join(dir, 'supervisor.pid'), 'utf8'));
+    const script = "(trap '' TERM; exec sleep 600 </dev/null >/dev/null 2>&1) & echo main done";
+    const first = await fx.executor.start(fx.spec({ script }));
+    expect(await first.exited()).toMatchObject({ failure: 'none', exitCode: 0 });
+    // Its supervisor stays to SIGKILL the leftover; the next job goes to another instead of queueing behind it.
+    const second = await fx.executor.start(fx.spec({ script }));
+    expect(supervisorOf(second.dir)).not.toBe(supervisorOf(first.dir));
+    expect(await second.exited()).toMatchObject({ failure: 'none', exitCode: 0 });
+    for (const h of [first, second]) {
       const pgid = pgidOf(h.dir);
       await waitUntil(() => groupMembers(pgid).length === 0, 'the leftover to be SIGKILLed', 5000);
     }
+    await waitUntil(() => !alive(supervisorOf(first.dir)), 'the first supervisor to leave once its leftover is gone', 5000);
   });
 });
