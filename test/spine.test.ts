@@ -35,12 +35,22 @@ describe('spine: server + 2 agents as processes', () => {
     for (const [i, j] of done.entries()) {
       expect(j.state).toBe(i % 4 === 0 ? JobState.JOB_STATE_SUCCEEDED : JobState.JOB_STATE_FAILED);
       expect(j.exitCode).toBe(i % 4);
+      expect(j.attempts).toHaveLength(1); // none lost and run again
       const logs = await client.logs(j.id);
       expect(logs.stdout).toBe(`out ${i}\n`);
       expect(logs.stderr).toBe(`err ${i}\n`);
     }
     const agentsUsed = new Set(done.map((j) => j.attempts[0]?.agent));
     expect(agentsUsed.size).toBe(2);
+  });
+
+  it('runs jobs one after another, each once, on supervisors kept from the job before', async () => {
+    for (let i = 0; i < 12; i++) {
+      const j = await client.waitDone((await client.submit({ script: `echo seq ${i}` })).id);
+      expect(j.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+      expect(j.attempts).toHaveLength(1);
+      expect((await client.logs(j.id)).stdout).toBe(`seq ${i}\n`);
+    }
   });
 
   it('passes env and the job identity to the process', async () => {
