@@ -13,7 +13,7 @@ import {
 } from '@grpc/grpc-js';
 import { JobServiceClient } from '../proto/gen/runmesh/v1/job.js';
 import { ClusterServiceClient } from '../proto/gen/runmesh/v1/cluster.js';
-import { CLIENT_FLOW_CONTROL_OPTIONS } from '../transport/index.js';
+import { CLIENT_FLOW_CONTROL_OPTIONS } from '../transport/flow-control.js';
 import { RpcError } from './errors.js';
 
 /** Where the CLI looks for the control plane unless `--server` or `RUNMESH_SERVER` says otherwise. */

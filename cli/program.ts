@@ -1,4 +1,10 @@
-/** The `runmesh` command tree: client commands here, server/agent/dev from commands/server.ts. */
+/**
+ * The `runmesh` command tree: client commands here, server/agent/dev from
+ * commands/server.ts. The control plane and the agent are imported by the
+ * command that runs them, not here: loading the control plane (etcd3, lmdb,
+ * prom-client...) is ~0.3 s and ~20 MB that `runmesh jobs` or an agent on a
+ * build host would otherwise pay at every start.
+ */
 import { Command, CommanderError } from 'commander';
 import { registerAgents } from './commands/agents.js';
 import { registerCluster } from './commands/cluster.js';

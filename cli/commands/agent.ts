@@ -1,6 +1,5 @@
 /** `runmesh agent`: run jobs for a control plane. */
 import type { Command } from 'commander';
-import { Agent } from '../../agent/agent.js';
 import { collectList, durationMs, parseLabels, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { createLogger } from '../logging.js';
@@ -46,6 +45,7 @@ export function registerAgent(program: Command): void {
     .action(async (f: AgentFlags) => {
       if (!f.joinToken) throw new UsageError('--join-token is required (or set RUNMESH_JOIN_TOKEN)');
       const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? '127.0.0.1:7433').split(',');
+      const { Agent } = await import('../../agent/agent.js'); // see cli/program.ts
       const agent = new Agent({
         servers,
         joinToken: f.joinToken,

@@ -2,9 +2,7 @@
 import { platform, arch } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { Agent } from '../../agent/agent.js';
 import { DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
-import { ControlPlane } from '../../control-plane/server.js';
 import { durationMs, whole } from '../flags.js';
 import { createLogger } from '../logging.js';
 import { joinTokenFor, untilSignal } from './serve.js';
@@ -35,6 +33,7 @@ export function registerDev(program: Command): void {
     .action(async (f: DevFlags) => {
       const logger = createLogger(f.logLevel);
       const { token } = await joinTokenFor(f.dataDir, undefined);
+      const [{ ControlPlane }, { Agent }] = await Promise.all([import('../../control-plane/server.js'), import('../../agent/agent.js')]);
       const cp = await ControlPlane.start({ listen: [f.listen], httpListen: f.httpListen, dataDir: f.dataDir, joinToken: token, jobRetentionMs: f.jobRetention, maxEndedJobs: f.maxEndedJobs, logger });
       const agents = Array.from({ length: f.agents }, (_, i) =>
         new Agent({

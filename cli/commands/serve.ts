@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { ControlPlane } from '../../control-plane/server.js';
 import { DEFAULT_COMPACTION_INTERVAL_MS, DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
 import { collectList, durationMs, parseLabels, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
@@ -67,6 +66,7 @@ export function registerServe(program: Command): void {
     .action(async (f: ServerFlags) => {
       const logger = createLogger(f.logLevel);
       const { token, generated } = await joinTokenFor(f.dataDir, f.joinToken);
+      const { ControlPlane } = await import('../../control-plane/server.js'); // see cli/program.ts: loaded by the command that runs it
       const cp = await ControlPlane.start({
         listen: f.listen,
         httpListen: f.httpListen,
