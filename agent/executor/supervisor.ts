@@ -29,7 +29,8 @@
  * this once did, put those 45 ms of busy main thread between a short job's
  * exit and its status: 56-70 ms from a `date` job's run to the agent seeing
  * it exit, against 11-24 ms now. Each attempt's lines go to its own
- * supervisor.log.
+ * supervisor.log; what Node itself prints on a crash goes to our stderr, the
+ * first attempt's file.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
