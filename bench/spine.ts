@@ -18,7 +18,7 @@ import { startAgent, startServer, stopAll, tempDir, TOKEN, type ServerProc } fro
 import { simAgent, type SimAgent } from '../test/support/sim-agent.js';
 import { join } from 'node:path';
 import { pidsWithArgPrefix } from '../agent/executor/testdata/proc.js';
-import { hostBusySeconds, line, ms, round, rssMb, summarize } from './stats.js';
+import { hostBusySeconds, line, ms, privateMb, round, rssMb, summarize } from './stats.js';
 
 const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
 
@@ -155,7 +155,7 @@ async function realAgentStart(server: ServerProc, client: TestClient, n: number,
   return { ...summarize(samples), done: summarize(done), hostCpuMs };
 }
 
-async function memory(): Promise<{ base: number; with1000: number; perAgentKb: number; idleAgent: number; standby: number; crowded: { p50: number; p99: number } }> {
+async function memory(): Promise<{ base: number; with1000: number; perAgentKb: number; idleAgent: number; idleAgentOwn: number; standby: number; standbyOwn: number; crowded: { p50: number; p99: number } }> {
   const server = await startServer({ args: ['--heartbeat-timeout', '60s'] });
   const client = new TestClient(server.address);
   await sleep(500);
@@ -173,11 +173,14 @@ async function memory(): Promise<{ base: number; with1000: number; perAgentKb: n
   await client.waitAgents(1);
   await sleep(1500);
   const idleAgent = rssMb(agent.proc.pid!);
-  const standby = pidsWithArgPrefix(join(agent.workDir, 'attempts', '.standby-')).reduce((mb, pid) => mb + rssMb(pid), 0);
+  const idleAgentOwn = privateMb(agent.proc.pid!);
+  const standbys = pidsWithArgPrefix(join(agent.workDir, 'attempts', '.standby-'));
+  const standby = standbys.reduce((mb, pid) => mb + rssMb(pid), 0);
+  const standbyOwn = standbys.reduce((mb, pid) => mb + privateMb(pid), 0);
   client.close();
   await server.stop();
   await agent.stop();
-  return { base, with1000, perAgentKb: round(((with1000 - base) * 1024) / 1000, 1), idleAgent, standby: round(standby, 1), crowded };
+  return { base, with1000, perAgentKb: round(((with1000 - base) * 1024) / 1000, 1), idleAgent, idleAgentOwn, standby: round(standby, 1), standbyOwn: round(standbyOwn, 1), crowded };
 }
 
 export async function benchSpine(): Promise<void> {
@@ -211,6 +214,8 @@ export async function benchSpine(): Promise<void> {
     const mem = await memory();
     line('dispatch submit→assign, 1,000 idle sim agents connected (ms)', { ...mem.crowded, 'p50/alone': round(mem.crowded.p50 / lat.p50, 2) });
     line('memory (RSS MB)', { control_plane_idle: mem.base, with_1000_sim_agents: mem.with1000, per_agent_kb: mem.perAgentKb, idle_agent: mem.idleAgent, its_standby_supervisor: mem.standby });
+    // RSS counts the Node binary's pages, shared by every Node process on the host; this is what each one adds.
+    line('memory private to the process (MB)', { idle_agent: mem.idleAgentOwn, its_standby_supervisor: mem.standbyOwn });
   } finally {
     await stopAll();
   }

@@ -21,6 +21,17 @@ export function rssMb(pid: number | 'self' = 'self'): number {
   return m ? round(Number(m[1]) / 1024, 1) : NaN;
 }
 
+/**
+ * Memory only this process holds (private pages, from smaps_rollup): what
+ * one more process of the same kind costs. RSS also counts the Node binary's
+ * pages, which every Node process on the host shares (~33 MB here).
+ */
+export function privateMb(pid: number | 'self' = 'self'): number {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = [...rollup.matchAll(/^Private_(?:Clean|Dirty):\s+(\d+) kB/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+  return round(kb / 1024, 1);
+}
+
 export function line(label: string, figures: Record<string, number | string>): void {
   const parts = Object.entries(figures).map(([k, v]) => `${k}=${v}`);
   process.stdout.write(`${label.padEnd(44)} ${parts.join('  ')}\n`);
