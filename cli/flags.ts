@@ -4,6 +4,7 @@
  * duration.ts so every flag error reads the same.
  */
 import { parseDuration } from './duration.js';
+import { UsageError } from './errors.js';
 import { parsePair, parseWhole, UINT32_MAX } from './options.js';
 
 /** A repeatable flag whose values may also be comma-separated (`--labels a=1,b=2 --labels c=3`). */
@@ -17,3 +18,12 @@ export const whole = (flag: string) => (text: string): number => parseWhole(flag
 
 /** A duration flag (`30s`, `5m`, `1h`, bare seconds) in milliseconds. */
 export const durationMs = (text: string): number => parseDuration(text) * 1000;
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** A log level, as the flag or RUNMESH_LOG_LEVEL gave it; pino's own error for a bad one reads as an internal error. */
+export function logLevel(text: string, flag = '--log-level'): string {
+  const level = text.trim().toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`${flag}: expected one of ${LOG_LEVELS.join('|')}, got "${text}"`);
+  return level;
+}

@@ -110,6 +110,15 @@ describe('runmesh without a control plane', () => {
     expectOneLine(bad.stderr, /^runmesh: --retries: expected a whole number/);
   });
 
+  it('names the log level flag, or its variable, when the level is not one pino knows', async () => {
+    const flag = await run(['server', '--log-level', 'loud']);
+    expect(flag.code).toBe(2);
+    expectOneLine(flag.stderr, /^runmesh: --log-level: expected one of trace\|debug\|info\|warn\|error\|fatal\|silent, got "loud"$/);
+    const env = await run(['agent', '--join-token', 't', '--server', '127.0.0.1:1'], { RUNMESH_LOG_LEVEL: 'verbose' });
+    expect(env.code).toBe(2);
+    expectOneLine(env.stderr, /^runmesh: --log-level \(or RUNMESH_LOG_LEVEL\): expected one of .*, got "verbose"$/);
+  });
+
   it('prints the package version', async () => {
     const res = await run(['--version']);
     expect(res.code).toBe(0);

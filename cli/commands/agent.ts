@@ -1,8 +1,7 @@
 /** `runmesh agent`: run jobs for a control plane. */
 import type { Command } from 'commander';
-import { collectList, durationMs, parseLabels, whole } from '../flags.js';
+import { collectList, durationMs, logLevel, parseLabels, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
-import { createLogger } from '../logging.js';
 import { untilSignal } from './serve.js';
 
 interface AgentFlags {
@@ -41,11 +40,11 @@ export function registerAgent(program: Command): void {
     .option('--tls-key <file>', 'client key for mTLS (PEM)')
     .option('--allow-insecure-fallback', 'allow falling back from an encrypted address to a plaintext one')
     .option('--no-standby-supervisor', 'do not keep job supervisors booted ahead of the next job nor reuse them (saves ~8 MB of private memory per idle supervisor, ~44 MB RSS; every job starts ~0.15 s later on a new supervisor)')
-    .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
+    .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: AgentFlags) => {
       if (!f.joinToken) throw new UsageError('--join-token is required (or set RUNMESH_JOIN_TOKEN)');
       const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? '127.0.0.1:7433').split(',');
-      const { Agent } = await import('../../agent/agent.js'); // see cli/program.ts
+      const [{ Agent }, { createLogger }] = await Promise.all([import('../../agent/agent.js'), import('../logging.js')]); // see cli/program.ts
       const agent = new Agent({
         servers,
         joinToken: f.joinToken,

@@ -3,8 +3,7 @@ import { platform, arch } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
-import { durationMs, whole } from '../flags.js';
-import { createLogger } from '../logging.js';
+import { durationMs, logLevel, whole } from '../flags.js';
 import { joinTokenFor, untilSignal } from './serve.js';
 
 interface DevFlags {
@@ -29,8 +28,9 @@ export function registerDev(program: Command): void {
     .option('--http-listen <addr>', 'HTTP address', '127.0.0.1:7434')
     .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, DEFAULT_JOB_RETENTION_MS)
     .option('--max-ended-jobs <n>', 'keep at most this many ended jobs, deleting the oldest first (0: no cap)', whole('--max-ended-jobs'), DEFAULT_MAX_ENDED_JOBS)
-    .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'warn')
+    .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'warn')
     .action(async (f: DevFlags) => {
+      const { createLogger } = await import('../logging.js'); // pino: see cli/program.ts
       const logger = createLogger(f.logLevel);
       const { token } = await joinTokenFor(f.dataDir, undefined);
       const [{ ControlPlane }, { Agent }] = await Promise.all([import('../../control-plane/server.js'), import('../../agent/agent.js')]);

@@ -4,9 +4,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_COMPACTION_INTERVAL_MS, DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
-import { collectList, durationMs, parseLabels, whole } from '../flags.js';
+import { collectList, durationMs, logLevel, parseLabels, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
-import { createLogger } from '../logging.js';
 
 /** The join token: given, or the one kept in the data dir, or a new one saved there. */
 export async function joinTokenFor(dataDir: string, given: string | undefined): Promise<{ token: string; generated: boolean }> {
@@ -62,8 +61,9 @@ export function registerServe(program: Command): void {
     .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, DEFAULT_JOB_RETENTION_MS)
     .option('--max-ended-jobs <n>', 'keep at most this many ended jobs, deleting the oldest first (0: no cap)', whole('--max-ended-jobs'), DEFAULT_MAX_ENDED_JOBS)
     .option('--compaction-interval <duration>', "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)", durationMs, DEFAULT_COMPACTION_INTERVAL_MS)
-    .option('--log-level <level>', 'trace|debug|info|warn|error', process.env.RUNMESH_LOG_LEVEL ?? 'info')
+    .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: ServerFlags) => {
+      const { createLogger } = await import('../logging.js'); // pino: see cli/program.ts
       const logger = createLogger(f.logLevel);
       const { token, generated } = await joinTokenFor(f.dataDir, f.joinToken);
       const { ControlPlane } = await import('../../control-plane/server.js'); // see cli/program.ts: loaded by the command that runs it
