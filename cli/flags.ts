@@ -4,6 +4,7 @@
  * duration.ts so every flag error reads the same.
  */
 import { parseDuration } from './duration.js';
+import { parseAddress } from '../transport/address.js';
 import { UsageError } from './errors.js';
 import { parsePair, parseWhole, UINT32_MAX } from './options.js';
 
@@ -26,4 +27,39 @@ export function logLevel(text: string, flag = '--log-level'): string {
   const level = text.trim().toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`${flag}: expected one of ${LOG_LEVELS.join('|')}, got "${text}"`);
   return level;
+}
+
+/** A transport address flag (tcp, tcps, unix, ws, wss), checked as it is parsed so a typo stops us before anything starts. */
+export const address = (flag: string) => (text: string): string => {
+  try {
+    parseAddress(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
+  }
+  return text;
+};
+
+/** A repeatable, comma-separated list of transport addresses, each checked. */
+export const addresses = (flag: string) => (value: string, previous: string[] = []): string[] => {
+  const all = collectList(value, previous);
+  all.slice(previous.length).forEach(address(flag));
+  return all;
+};
+
+/** host:port (or [v6]:port) for a plain TCP listener, port 0 to 65535. */
+export const hostPort = (flag: string) => (text: string): string => {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):(\d{1,5})$/.exec(text.trim());
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`${flag}: expected host:port with a port from 0 to 65535, got "${text}"`);
+  return text.trim();
+};
+
+/** `--tenant-weight tenant=weight` pairs: weights are positive numbers. */
+export function tenantWeights(items: string[], flag = '--tenant-weight'): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(parseLabels(items, flag)).map(([tenant, text]) => {
+      const weight = Number(text);
+      if (!(text !== '' && Number.isFinite(weight) && weight > 0)) throw new UsageError(`${flag}: ${tenant}=${text}: the weight must be a positive number`);
+      return [tenant, weight];
+    }),
+  );
 }

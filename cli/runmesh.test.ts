@@ -110,6 +110,21 @@ describe('runmesh without a control plane', () => {
     expectOneLine(bad.stderr, /^runmesh: --retries: expected a whole number/);
   });
 
+  it('rejects a bad listen address, HTTP port or tenant weight before starting anything, naming the flag', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['server', '--listen', 'garbage'], /^runmesh: --listen: invalid transport address "garbage"/],
+      [['server', '--http-listen', '127.0.0.1:99999'], /^runmesh: --http-listen: expected host:port with a port from 0 to 65535, got "127.0.0.1:99999"$/],
+      [['server', '--tenant-weight', 'a=b'], /^runmesh: --tenant-weight: a=b: the weight must be a positive number$/],
+      [['agent', '--join-token', 't', '--server', '127.0.0.1:1,::::'], /^runmesh: --server: invalid transport address "::::"/],
+      [['dev', '--listen', 'nope'], /^runmesh: --listen: invalid transport address "nope"/],
+    ];
+    for (const [args, message] of cases) {
+      const res = await run(args);
+      expect(res.code, args.join(' ')).toBe(2);
+      expectOneLine(res.stderr, message);
+    }
+  });
+
   it('names the log level flag, or its variable, when the level is not one pino knows', async () => {
     const flag = await run(['server', '--log-level', 'loud']);
     expect(flag.code).toBe(2);

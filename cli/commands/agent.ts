@@ -1,6 +1,6 @@
 /** `runmesh agent`: run jobs for a control plane. */
 import type { Command } from 'commander';
-import { collectList, durationMs, logLevel, parseLabels, whole } from '../flags.js';
+import { addresses, collectList, durationMs, logLevel, parseLabels, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { untilSignal } from './serve.js';
 
@@ -26,7 +26,7 @@ export function registerAgent(program: Command): void {
   program
     .command('agent')
     .description('run an agent that takes jobs from the control plane')
-    .option('--server <addrs>', 'control-plane addresses in order of preference (comma-separated or repeated)', collectList, [])
+    .option('--server <addrs>', 'control-plane addresses in order of preference (comma-separated or repeated)', addresses('--server'), [])
     .option('--join-token <token>', 'the control plane\'s join token', process.env.RUNMESH_JOIN_TOKEN)
     .option('--name <name>', 'unique agent name (default: host name)')
     .option('--labels <k=v,...>', 'labels jobs can select on', collectList, [])

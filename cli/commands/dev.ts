@@ -3,7 +3,7 @@ import { platform, arch } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
-import { durationMs, logLevel, whole } from '../flags.js';
+import { address, durationMs, hostPort, logLevel, whole } from '../flags.js';
 import { joinTokenFor, untilSignal } from './serve.js';
 
 interface DevFlags {
@@ -24,8 +24,8 @@ export function registerDev(program: Command): void {
     .option('--agents <n>', 'local agents', whole('--agents'), 2)
     .option('--slots <n>', 'jobs each agent runs at once', whole('--slots'), 4)
     .option('--data-dir <dir>', 'local state', './.runmesh')
-    .option('--listen <addr>', 'gRPC address', '127.0.0.1:7433')
-    .option('--http-listen <addr>', 'HTTP address', '127.0.0.1:7434')
+    .option('--listen <addr>', 'gRPC address', address('--listen'), '127.0.0.1:7433')
+    .option('--http-listen <addr>', 'HTTP address', hostPort('--http-listen'), '127.0.0.1:7434')
     .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, DEFAULT_JOB_RETENTION_MS)
     .option('--max-ended-jobs <n>', 'keep at most this many ended jobs, deleting the oldest first (0: no cap)', whole('--max-ended-jobs'), DEFAULT_MAX_ENDED_JOBS)
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'warn')

@@ -4,7 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_COMPACTION_INTERVAL_MS, DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
-import { collectList, durationMs, logLevel, parseLabels, whole } from '../flags.js';
+import { addresses, collectList, durationMs, hostPort, logLevel, tenantWeights, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 
 /** The join token: given, or the one kept in the data dir, or a new one saved there. */
@@ -44,8 +44,8 @@ export function registerServe(program: Command): void {
   program
     .command('server')
     .description('run a control-plane peer')
-    .option('--listen <addr>', 'gRPC address (repeatable): host:port or unix:///path', collectList, [])
-    .option('--http-listen <addr>', 'HTTP address for /healthz, /readyz, /metrics and the ws tunnel', '127.0.0.1:7434')
+    .option('--listen <addr>', 'gRPC address (repeatable): host:port or unix:///path', addresses('--listen'), [])
+    .option('--http-listen <addr>', 'HTTP address for /healthz, /readyz, /metrics and the ws tunnel', hostPort('--http-listen'), '127.0.0.1:7434')
     .option('--data-dir <dir>', 'local state: embedded store, logs', './.runmesh')
     .option('--store <url>', 'etcd://host:port[,host:port] (default: embedded store in the data dir)')
     .option('--join-token <token>', 'token agents must present (default: generated, kept in the data dir)', process.env.RUNMESH_JOIN_TOKEN)
@@ -81,7 +81,7 @@ export function registerServe(program: Command): void {
         jobRetentionMs: f.jobRetention,
         compactionIntervalMs: f.compactionInterval,
         maxEndedJobs: f.maxEndedJobs,
-        tenantWeights: Object.fromEntries(Object.entries(parseLabels(f.tenantWeight, '--tenant-weight')).map(([k, v]) => [k, Number(v)])),
+        tenantWeights: tenantWeights(f.tenantWeight),
         logger,
       });
       process.stderr.write(`runmesh server: gRPC ${cp.grpcAddresses.join(', ')}, http ${cp.httpAddress}\n`);
