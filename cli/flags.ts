@@ -4,7 +4,7 @@
  * duration.ts so every flag error reads the same.
  */
 import { parseDuration } from './duration.js';
-import { parseAddress } from '../transport/address.js';
+import { parseAddress, parseHostPort } from '../transport/address.js';
 import { UsageError } from './errors.js';
 import { parsePair, parseWhole, UINT32_MAX } from './options.js';
 
@@ -48,8 +48,11 @@ export const addresses = (flag: string) => (value: string, previous: string[] = 
 
 /** host:port (or [v6]:port) for a plain TCP listener, port 0 to 65535. */
 export const hostPort = (flag: string) => (text: string): string => {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):(\d{1,5})$/.exec(text.trim());
-  if (!m || Number(m[2]) > 65535) throw new UsageError(`${flag}: expected host:port with a port from 0 to 65535, got "${text}"`);
+  try {
+    parseHostPort(text); // what the control plane's HTTP listener parses it with
+  } catch {
+    throw new UsageError(`${flag}: expected host:port with a port from 0 to 65535, got "${text}"`);
+  }
   return text.trim();
 };
 

@@ -81,13 +81,25 @@ function tcpTarget(text: string, scheme: 'tcp' | 'tcps', hostPort: string): Targ
   return { address: `${scheme}://${joinHostPort(host, port)}`, scheme, encrypted: scheme === 'tcps', host, port, path: '' };
 }
 
+/**
+ * host:port or [v6]:port for a plain TCP listener (the HTTP one), port 0 to
+ * 65535; ":7434" leaves the host empty, for the listener's default.
+ */
+export function parseHostPort(text: string): { host: string; port: number } {
+  const trimmed = text.trim();
+  return trimmed.startsWith(':') ? { host: '', port: checkPort(text, trimmed.slice(1)) } : splitHostPort(text, trimmed);
+}
+
+function checkPort(text: string, digits: string): number {
+  const port = /^\d+$/.test(digits) ? Number(digits) : Number.NaN;
+  if (!Number.isInteger(port) || port > 65535) throw new InvalidAddressError(text, `port out of range: ${digits}`);
+  return port;
+}
+
 function splitHostPort(text: string, hostPort: string): { host: string; port: number } {
   const match = /^\[([0-9a-fA-F:.%\w]+)\]:(\d+)$/.exec(hostPort) ?? /^([^:/\s[\]@?#]+):(\d+)$/.exec(hostPort);
   if (match === null) throw new InvalidAddressError(text, 'expected host:port');
-  const host = match[1] ?? '';
-  const port = Number(match[2]);
-  if (!Number.isInteger(port) || port > 65535) throw new InvalidAddressError(text, `port out of range: ${match[2]}`);
-  return { host, port };
+  return { host: match[1] ?? '', port: checkPort(text, match[2] ?? '') };
 }
 
 function unixTarget(text: string, rest: string): Target {

@@ -12,7 +12,7 @@ import { DirChanges } from './dir-changes.js';
 import { AttemptRunningError } from './errors.js';
 import type { AttemptHandle, ExitStatus, LogRecord } from './executor.js';
 import { files, publishOnce, type AttemptFiles, type CancelRequest } from './files.js';
-import { isSupervisor, killJobGroup } from './liveness.js';
+import { groupAlive, isSupervisor, killJobGroup } from './liveness.js';
 import { SpoolReader } from './spool-reader.js';
 
 /** How often exited() asks /proc whether the supervisor is still there. */
@@ -138,6 +138,11 @@ export class LocalAttempt implements AttemptHandle {
   private async jobPgid(): Promise<number> {
     const pgid = Number(await readFile(this.f.jobPgid, 'utf8').catch(() => ''));
     return Number.isInteger(pgid) && pgid > 0 ? pgid : 0;
+  }
+
+  /** Whether processes of the job's group are still there: once it exited, leftovers its supervisor is about to kill. */
+  async groupLeft(): Promise<boolean> {
+    return groupAlive(await this.jobPgid());
   }
 
   private async supervisorAlive(): Promise<boolean> {

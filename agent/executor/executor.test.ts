@@ -294,7 +294,7 @@ describe('supervisor without its logger', () => {
     const root = mkdtempSync(join(tmpdir(), 'runmesh-nopino-'));
     try {
       const dist = join(dirname(supervisorPath()), '..', '..');
-      for (const rel of ['agent/executor/supervisor.js', 'agent/executor/files.js', 'agent/executor/spool-writer.js', 'proto/log-frame.js']) {
+      for (const rel of ['agent/executor/supervisor.js', 'agent/executor/files.js', 'agent/executor/liveness.js', 'agent/executor/spool-writer.js', 'proto/log-frame.js']) {
         mkdirSync(dirname(join(root, 'app', rel)), { recursive: true });
         copyFileSync(join(dist, rel), join(root, 'app', rel));
       }

@@ -67,6 +67,17 @@ export function jobGroupMembers(pgid: number, workspace: string): number[] {
   return out;
 }
 
+/** Any process left in group `pgid` (signal 0 to the group: nothing is sent). */
+export function groupAlive(pgid: number): boolean {
+  if (pgid <= 0) return false;
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** SIGKILL to the job's group if any of it is left; true if there was something to kill. */
 export function killJobGroup(pgid: number, workspace: string): boolean {
   if (pgid <= 0 || jobGroupMembers(pgid, workspace).length === 0) return false;

@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,7 +101,7 @@ export class LocalExecutor implements Executor {
       standby.runs++;
       pid = standby.pid;
       void h.exited().then(
-        () => this.giveBack(standby, f.jobPgid),
+        async () => this.giveBack(standby, await h.groupLeft()),
         () => retire(standby),
       );
     } else {
@@ -127,10 +127,10 @@ export class LocalExecutor implements Executor {
   }
 
   /** A supervisor whose attempt has exited: kept for the next one, or let go. */
-  private giveBack(s: Standby, pgidFile: string): void {
+  private giveBack(s: Standby, leftovers: boolean): void {
     if (this.closed || s.runs >= MAX_RUNS || this.idle.length >= MAX_IDLE || !usable(s)) return retire(s);
     // A job that left processes behind holds its supervisor until they are killed (up to 2 s): the next job should not wait for that.
-    if (groupLeft(pgidFile)) return retire(s);
+    if (leftovers) return retire(s);
     this.idle.push(s);
   }
 
@@ -187,18 +187,6 @@ export class LocalExecutor implements Executor {
 }
 
 const usable = (s: Standby): boolean => s.child.exitCode === null && s.child.signalCode === null && s.child.stdin?.writable === true;
-
-/** Whether any process is left in the job's group (the one `pgidFile` names). */
-function groupLeft(pgidFile: string): boolean {
-  try {
-    const pgid = Number(readFileSync(pgidFile, 'utf8'));
-    if (!(Number.isInteger(pgid) && pgid > 0)) return false; // it never ran (could_not_start)
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false; // no pgid file (it never ran), or nobody left in the group
-  }
-}
 
 /** End of input: it leaves once it has nothing to run. */
 function retire(s: Standby): void {

@@ -39,6 +39,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { AttemptSpec, ExitFailure, ExitStatus } from './executor.js';
 import { files, writeFileAtomicSync, type AttemptFiles, type CancelRequest } from './files.js';
+import { groupAlive } from './liveness.js';
 import { SpoolWriter } from './spool-writer.js';
 
 /** After the main process exits, how long leftovers of its group get between SIGTERM and SIGKILL. */
@@ -325,13 +326,12 @@ class Run {
     this.timers.push(setTimeout(() => this.signalGroup('SIGKILL'), Math.max(0, graceMs)));
   }
 
-  signalGroup(sig: NodeJS.Signals | 0): boolean {
-    if (this.pgid === 0) return false;
+  signalGroup(sig: NodeJS.Signals): void {
+    if (this.pgid === 0) return;
     try {
       process.kill(-this.pgid, sig);
-      return true;
     } catch {
-      return false; // the group is already gone
+      // the group is already gone
     }
   }
 
@@ -360,7 +360,7 @@ class Run {
     const d = openSync(this.dir, 'r');
     fsyncSync(d); // the rename itself
     closeSync(d);
-    if (!this.signalGroup(0)) this.groupGone?.(); // nothing of the job left to kill
+    if (!groupAlive(this.pgid)) this.groupGone?.(); // nothing of the job left to kill
     this.allowLogging();
     await this.log('info', { exit_code: o.exitCode, failure: o.failure, records: status.records }, 'job finished');
   }

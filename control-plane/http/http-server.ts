@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseHostPort } from '../../transport/address.js';
 
 export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
@@ -35,14 +36,12 @@ function text(res: ServerResponse, code: number, body: string): void {
   res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8' }).end(body);
 }
 
-/** Listens on `host:port` (port 0 picks one); resolves with the bound address. */
+/** Listens on `host:port` (port 0 picks one; no host: 127.0.0.1); resolves with the bound address. */
 export function listenHttp(server: Server, address: string): Promise<string> {
-  const i = address.lastIndexOf(':');
-  const host = address.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1';
-  const port = Number(address.slice(i + 1));
+  const { host, port } = parseHostPort(address);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen(port, host || '127.0.0.1', () => {
       server.off('error', reject);
       const a = server.address() as AddressInfo;
       resolve(`${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
