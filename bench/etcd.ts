@@ -13,9 +13,11 @@
  * idle pause as the dispatch loop's: any durable dispatch pays both), and the CPU per job that 2× BullMQ would allow on this machine's
  * cores against what etcd and the simulated agents alone spent.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { openEtcdStore } from '../control-plane/store/etcd.js';
 import type { Store } from '../control-plane/store/store.js';
@@ -56,6 +58,41 @@ async function onePutLatency(store: Store, n: number, gapMs: number): Promise<{ 
     samples.push(ms(t0, process.hrtime.bigint()));
   }
   return summarize(samples.slice(n / 10));
+}
+
+/** Starts `skeleton.js` (the bare durable I/O per job) on `etcdEndpoint`; resolves with its process and address. */
+async function startSkeleton(etcdEndpoint: string, sharedKeys: boolean): Promise<{ proc: ChildProcess; address: string }> {
+  const args = [join(fileURLToPath(new URL('.', import.meta.url)), 'skeleton.js'), etcdEndpoint, ...(sharedKeys ? ['--shared-keys'] : [])];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const address = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`skeleton did not start: ${out}`)), 20_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /skeleton listening (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`skeleton exited ${code}: ${out}`)));
+  });
+  return { proc, address };
+}
+
+/** The skeleton's jobs/s, and the CPU per job of it, etcd and the simulated agents. */
+async function skeletonThroughput(etcd: { endpoint: string; pid(): number }, jobs: number, sharedKeys = false): Promise<{ tp: number; cpu: { cp: number; etcd: number; bench: number } }> {
+  const sk = await startSkeleton(etcd.endpoint, sharedKeys);
+  const client = new TestClient(sk.address);
+  try {
+    const cpu0 = { cp: cpuSeconds(sk.proc.pid!), etcd: cpuSeconds(etcd.pid()), bench: cpuSeconds() };
+    const tp = await throughput(sk.address, client, jobs);
+    const perJob = (a: number, b: number): number => round(((b - a) * 1e6) / jobs, 0);
+    return { tp, cpu: { cp: perJob(cpu0.cp, cpuSeconds(sk.proc.pid!)), etcd: perJob(cpu0.etcd, cpuSeconds(etcd.pid())), bench: perJob(cpu0.bench, cpuSeconds()) } };
+  } finally {
+    client.close();
+    sk.proc.kill('SIGTERM');
+  }
 }
 
 async function bullmq(jobs: number): Promise<number | string> {
@@ -109,7 +146,7 @@ export async function benchEtcd(): Promise<Record<string, number | string>> {
     line('etcd: dispatch submit→assign, idle (ms)', { ...lat, one_put_p50: put.p50, one_put_p99: put.p99, grpc_rtt_p50: rtt.p50, grpc_rtt_p99: rtt.p99, grpc_rtt_back_to_back_p50: hot.p50 });
     const cpu0 = { cp: cpuSeconds(server.proc.pid!), etcd: cpuSeconds(etcd.pid()), bench: cpuSeconds() };
     const t0 = Date.now();
-    const tp = await throughput(server, client, JOBS);
+    const tp = await throughput(server.address, client, JOBS);
     const wall = (Date.now() - t0) / 1000;
     const perJob = (a: number, b: number): number => round(((b - a) * 1e6) / JOBS, 0);
     const cpu = { cp: perJob(cpu0.cp, cpuSeconds(server.proc.pid!)), etcd: perJob(cpu0.etcd, cpuSeconds(etcd.pid())), bench: perJob(cpu0.bench, cpuSeconds()) };
@@ -127,9 +164,25 @@ export async function benchEtcd(): Promise<Record<string, number | string>> {
     // Three durable writes per job (submit, assign, finish); etcd alone on every core of this machine.
     const ceiling = round((availableParallelism() * 1e6) / (3 * raw.etcdUsPerPut), 0);
     line('etcd: raw txns of 100 puts, 8 in flight', { puts_per_s: raw.putsPerS, etcd_cpu_us_per_put: raw.etcdUsPerPut, ceiling_jobs_per_s_all_cores_to_etcd: ceiling });
+    const sk = await skeletonThroughput(etcd, JOBS);
+    line('etcd: skeleton, the durable I/O alone', {
+      jobs_per_s: sk.tp,
+      'runmesh/skeleton': round(tp / sk.tp, 2),
+      cpu_us_per_job_skeleton: sk.cpu.cp,
+      cpu_us_per_job_etcd: sk.cpu.etcd,
+      cpu_us_per_job_bench_agents: sk.cpu.bench,
+    });
+    const shared = await skeletonThroughput(etcd, JOBS, true);
+    line('etcd: skeleton, jobs sharing keys', {
+      jobs_per_s: shared.tp,
+      cpu_us_per_job_skeleton: shared.cpu.cp,
+      cpu_us_per_job_etcd: shared.cpu.etcd,
+      cpu_us_per_job_bench_agents: shared.cpu.bench,
+    });
     const bull = await bullmq(JOBS);
     const ratio = typeof bull === 'number' ? round(tp / bull, 2) : 'n/a';
-    line('bullmq on redis (aof everysec), same work', { bullmq_jobs_per_s: bull, 'runmesh/bullmq': ratio });
+    const vsBull = (x: number): number | string => (typeof bull === 'number' ? round(x / bull, 2) : 'n/a');
+    line('bullmq on redis (aof everysec), same work', { bullmq_jobs_per_s: bull, 'runmesh/bullmq': ratio, 'skeleton/bullmq': vsBull(sk.tp), 'skeleton_shared_keys/bullmq': vsBull(shared.tp) });
     // What any design pays on this machine, against the targets (p50 ≤ 2 ms, ≥ 2× BullMQ).
     const floorP50 = round(rtt.p50 + put.p50);
     const limits: Record<string, number | string> = { dispatch_floor_p50_ms: floorP50, 'dispatch_p50/floor': round(lat.p50 / floorP50, 2), dispatch_floor_p99_ms: round(rtt.p99 + put.p99) };
