@@ -3,6 +3,7 @@
  * file). Parses argv, runs the command, and ends with one `runmesh: <message>`
  * line on stderr for any failure; stack traces only with RUNMESH_DEBUG=1.
  */
+import { handleClosedPipes } from './pipes.js';
 import { buildProgram, reportError } from './program.js';
 
 export { buildProgram } from './program.js';
@@ -19,4 +20,5 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
+handleClosedPipes();
 await main(process.argv);

@@ -4,7 +4,8 @@
  * fake: scripted JobService handlers, nothing of ours mocked).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +56,24 @@ function run(args: string[], env: Record<string, string> = {}): Promise<Result> 
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Spawns the binary with its stdout or stderr pipe closed on our side before it writes anything (the reader went away). */
+function runWithClosedPipe(args: string[], which: 'stdout' | 'stderr'): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, RUNMESH_LOG_LEVEL: 'info' } });
+  children.add(child);
+  child[which].destroy();
+  let output = '';
+  const other = which === 'stdout' ? child.stderr : child.stdout;
+  other.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function expectOneLine(stderr: string, pattern: RegExp): void {
@@ -132,6 +151,26 @@ describe('runmesh without a control plane', () => {
     const env = await run(['agent', '--join-token', 't', '--server', '127.0.0.1:1'], { RUNMESH_LOG_LEVEL: 'verbose' });
     expect(env.code).toBe(2);
     expectOneLine(env.stderr, /^runmesh: --log-level \(or RUNMESH_LOG_LEVEL\): expected one of .*, got "verbose"$/);
+  });
+
+  it('keeps a server running when the reader of its stderr goes away, and stops it cleanly on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'runmesh-cli-pipe-'));
+    try {
+      const [grpcPort, httpPort] = [await closedPort(), await closedPort()];
+      const s = runWithClosedPipe(['server', '--listen', `127.0.0.1:${grpcPort}`, '--http-listen', `127.0.0.1:${httpPort}`, '--data-dir', dir], 'stderr');
+      const healthy = async (): Promise<boolean> => (await fetch(`http://127.0.0.1:${httpPort}/healthz`).catch(() => undefined))?.ok ?? false;
+      // Bounded: up to 30 s for a busy runner to start it.
+      for (let i = 0; i < 300 && !(await healthy()); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await healthy()).toBe(true);
+      // Its start-up lines went to the closed pipe; before, the first one ended the process with an EPIPE stack trace.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(s.child.exitCode).toBeNull();
+      expect(await healthy()).toBe(true);
+      s.child.kill('SIGTERM');
+      expect(await within(s.exited, 15_000, 'server exit after SIGTERM')).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('prints the package version', async () => {
@@ -270,6 +309,27 @@ describe('runmesh against a gRPC control plane', () => {
     ]);
     const human = await run(['jobs', 'ls', '--limit', '2', '--server', cp.address]);
     expect(human.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATE\s+ATTEMPT/);
+  });
+
+  it('logs -f stops quietly when the reader of its stdout goes away', async () => {
+    const cp = await fake();
+    cp.getJob = (id) => job({ id, state: JobState.JOB_STATE_RUNNING, attempt: 1 });
+    let written = 0;
+    cp.logs = (_req, call) => {
+      // A job that keeps printing (bounded: 200 records over 10 s) while nobody reads the command's output.
+      const timer = setInterval(() => {
+        if (call.cancelled || written === 200) {
+          clearInterval(timer);
+          return void call.end();
+        }
+        call.write(record(1, written, LogStream.LOG_STREAM_STDOUT, `line ${written++}\n`));
+      }, 50);
+      call.on('cancelled', () => clearInterval(timer));
+    };
+    const f = runWithClosedPipe(['logs', '-f', 'j_1', '--server', cp.address], 'stdout');
+    expect(await within(f.exited, 8_000, 'logs -f exit')).toBe(0);
+    expect(written).toBeLessThan(200);
+    expect(f.output()).toBe('');
   });
 
   it('logs -f resumes from the last record after a control-plane crash and follows the retry', async () => {

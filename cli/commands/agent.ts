@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { addresses, collectList, durationMs, logLevel, parseLabels, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { untilSignal } from './serve.js';
+import { keepRunningWhenOutputCloses } from '../pipes.js';
 
 interface AgentFlags {
   server: string[];
@@ -42,6 +43,7 @@ export function registerAgent(program: Command): void {
     .option('--no-standby-supervisor', 'do not keep job supervisors booted ahead of the next job nor reuse them (saves ~8 MB of private memory per idle supervisor, ~44 MB RSS; every job starts ~0.15 s later on a new supervisor)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: AgentFlags) => {
+      keepRunningWhenOutputCloses();
       if (!f.joinToken) throw new UsageError('--join-token is required (or set RUNMESH_JOIN_TOKEN)');
       const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? '127.0.0.1:7433').split(',');
       const [{ Agent }, { createLogger }] = await Promise.all([import('../../agent/agent.js'), import('../logging.js')]); // see cli/program.ts

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
 import { address, durationMs, hostPort, logLevel, whole } from '../flags.js';
 import { joinTokenFor, untilSignal } from './serve.js';
+import { keepRunningWhenOutputCloses } from '../pipes.js';
 
 interface DevFlags {
   agents: number;
@@ -30,6 +31,7 @@ export function registerDev(program: Command): void {
     .option('--max-ended-jobs <n>', 'keep at most this many ended jobs, deleting the oldest first (0: no cap)', whole('--max-ended-jobs'), DEFAULT_MAX_ENDED_JOBS)
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'warn')
     .action(async (f: DevFlags) => {
+      keepRunningWhenOutputCloses();
       const { createLogger } = await import('../logging.js'); // pino: see cli/program.ts
       const logger = createLogger(f.logLevel);
       const { token } = await joinTokenFor(f.dataDir, undefined);

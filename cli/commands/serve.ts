@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { DEFAULT_COMPACTION_INTERVAL_MS, DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
 import { addresses, collectList, durationMs, hostPort, logLevel, tenantWeights, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
+import { keepRunningWhenOutputCloses } from '../pipes.js';
 
 /** The join token: given, or the one kept in the data dir, or a new one saved there. */
 export async function joinTokenFor(dataDir: string, given: string | undefined): Promise<{ token: string; generated: boolean }> {
@@ -63,6 +64,7 @@ export function registerServe(program: Command): void {
     .option('--compaction-interval <duration>', "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)", durationMs, DEFAULT_COMPACTION_INTERVAL_MS)
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: ServerFlags) => {
+      keepRunningWhenOutputCloses();
       const { createLogger } = await import('../logging.js'); // pino: see cli/program.ts
       const logger = createLogger(f.logLevel);
       const { token, generated } = await joinTokenFor(f.dataDir, f.joinToken);
