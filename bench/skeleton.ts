@@ -19,13 +19,26 @@
 import { Server, ServerCredentials, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { AgentServiceService, type ConnectRequest, type ConnectResponse } from '../proto/gen/runmesh/v1/agent.js';
-import { JobServiceService, JobState, type JobSpec, type SubmitBatchRequest, type SubmitBatchResponse } from '../proto/gen/runmesh/v1/job.js';
+import { JobServiceService, JobSpec, JobState, type SubmitBatchRequest, type SubmitBatchResponse } from '../proto/gen/runmesh/v1/job.js';
+import { assign, finish } from '../control-plane/jobs/lifecycle.js';
+import { encodeRecord, queuedRecord } from '../control-plane/jobs/record.js';
 import { openEtcdStore } from '../control-plane/store/etcd.js';
 import { withGroupCommit } from '../control-plane/store/group-commit.js';
 import type { Op, Store } from '../control-plane/store/store.js';
 
-/** Bytes of a no-op job's record as runmesh stores it: queued, assigned, succeeded. */
-const RECORD_BYTES = { queued: 280, assigned: 505, finished: 695 } as const;
+/** The bytes of a no-op job's record as runmesh stores it when queued, assigned and succeeded (made by runmesh's own code once, at start). */
+function recordBytes(): Record<Point, number> {
+  const now = new Date();
+  const r = queuedRecord('01KBQ0000000000000000000000', JobSpec.fromPartial({ argv: ['true'] }), now, 1);
+  const queued = encodeRecord(r).length;
+  assign(r, 'tp-10', now);
+  const assigned = encodeRecord(r).length;
+  const at = now.toISOString();
+  finish(r, 1, { exitCode: 0, failure: 0, message: '', logRecords: 0, startedAt: at, finishedAt: at }, now);
+  return { queued, assigned, finished: encodeRecord(r).length };
+}
+
+type Point = 'queued' | 'assigned' | 'finished';
 
 /** At most this many jobs in one shared key (etcd refuses requests over 1.5 MiB). */
 const JOBS_PER_SHARED_KEY = 256;
@@ -40,17 +53,19 @@ class Skeleton {
   private readonly agents: Slot[] = [];
   private next = 0;
   private ids = 0;
-  private readonly values = { queued: 'q'.repeat(RECORD_BYTES.queued), assigned: 'a'.repeat(RECORD_BYTES.assigned), finished: 'f'.repeat(RECORD_BYTES.finished) };
-
-  private readonly pending = new Map<keyof typeof RECORD_BYTES, { ids: string[]; done: Promise<unknown> }>();
+  private readonly values: Record<Point, string>;
+  private readonly pending = new Map<Point, { ids: string[]; done: Promise<unknown> }>();
 
   constructor(
     private readonly store: Store,
     private readonly sharedKeys: boolean,
-  ) {}
+  ) {
+    const bytes = recordBytes();
+    this.values = { queued: 'q'.repeat(bytes.queued), assigned: 'a'.repeat(bytes.assigned), finished: 'f'.repeat(bytes.finished) };
+  }
 
   /** Durably records that job `id` reached `point`: its own key, or one shared with this turn's others. */
-  private put(id: string, point: keyof typeof RECORD_BYTES): Promise<unknown> {
+  private put(id: string, point: Point): Promise<unknown> {
     if (!this.sharedKeys) return this.store.txn({ success: [{ type: 'put', key: `/jobs/${id}`, value: this.values[point] }] });
     const open = this.pending.get(point);
     if (open && open.ids.length < JOBS_PER_SHARED_KEY) {
