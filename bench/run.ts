@@ -6,6 +6,7 @@ import { benchEtcd } from './etcd.js';
 import { benchRouting } from './routing.js';
 import { benchSpine } from './spine.js';
 import { benchTransports } from './transports.js';
+import { removeTempDirs } from '../test/support/processes.js';
 
 const BENCHES: Record<string, () => Promise<unknown>> = { spine: benchSpine, transports: benchTransports, routing: benchRouting, etcd: benchEtcd };
 
@@ -14,7 +15,11 @@ async function main(): Promise<void> {
   const unknown = wanted.filter((w) => !(w in BENCHES));
   if (unknown.length > 0) throw new Error(`unknown bench ${unknown.join(', ')} (have: ${Object.keys(BENCHES).join(', ')})`);
   process.stdout.write(`runmesh bench — node ${process.version}, ${new Date().toISOString()}\n`);
-  for (const [name, run] of Object.entries(BENCHES)) if (wanted.length === 0 || wanted.includes(name)) await run();
+  try {
+    for (const [name, run] of Object.entries(BENCHES)) if (wanted.length === 0 || wanted.includes(name)) await run();
+  } finally {
+    await removeTempDirs();
+  }
 }
 
 main().then(

@@ -2,10 +2,11 @@
  * Setup file: when a test fails, print the end of the output of every runmesh
  * process that was running during it (servers, agents), even if an afterEach
  * has stopped them since. A CI failure then shows what the processes said,
- * not only what the test saw.
+ * not only what the test saw. After each test file, removes the temp dirs
+ * its processes used (see removeTempDirs).
  */
-import { afterEach, beforeEach } from 'vitest';
-import { procsAliveSince } from './processes.js';
+import { afterAll, afterEach, beforeEach } from 'vitest';
+import { procsAliveSince, removeTempDirs } from './processes.js';
 
 const TAIL_CHARS = 6_000;
 let testStart = 0;
@@ -24,4 +25,9 @@ afterEach((ctx) => {
     const out = p.output();
     process.stderr.write(`\n--- ${label} (pid ${p.proc.pid}, ${state}): last ${Math.min(out.length, TAIL_CHARS)} of ${out.length} chars ---\n${out.slice(-TAIL_CHARS)}\n`);
   }
+});
+
+// Registered first, so it runs after the file's own afterAll hooks have stopped what they started.
+afterAll(async () => {
+  await removeTempDirs();
 });

@@ -79,8 +79,26 @@ export async function waitForOutput(p: Proc, pattern: RegExp, timeoutMs = 15_000
   throw new Error(`waiting for ${pattern} failed; output:\n${p.output().slice(-4000)}`);
 }
 
+/** Directories made by `tempDir`, removed by `removeTempDirs` once their processes are gone. */
+const made = new Set<string>();
+
+/** A fresh directory under the temp dir, removed by `removeTempDirs` (the setup file calls it after each test file). */
 export async function tempDir(prefix = 'runmesh-test-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  made.add(dir);
+  return dir;
+}
+
+/**
+ * Kills every process started here, then removes every `tempDir`. Data dirs
+ * hold a store and logs (tens of MB each): left behind, a runner's temp dir
+ * grew by hundreds of MB per suite run.
+ */
+export async function removeTempDirs(): Promise<void> {
+  await stopAll();
+  const dirs = [...made];
+  made.clear();
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 }
 
 export interface ServerProc extends Proc {
