@@ -80,15 +80,34 @@ async function startSkeleton(etcdEndpoint: string, sharedKeys: boolean): Promise
   return { proc, address };
 }
 
-/** The skeleton's jobs/s, and the CPU per job of it, etcd and the simulated agents. */
-async function skeletonThroughput(etcd: { endpoint: string; pid(): number }, jobs: number, sharedKeys = false): Promise<{ tp: number; cpu: { cp: number; etcd: number; bench: number } }> {
+interface CpuPerJob {
+  cp: number;
+  etcd: number;
+  bench: number;
+}
+
+/** No-op jobs/s on the control plane at `address` (process `cpPid`), with the CPU per job of it, etcd and the simulated agents (this process). */
+async function measuredThroughput(address: string, cpPid: number, etcdPid: number, client: TestClient, jobs: number): Promise<{ tp: number; cpu: CpuPerJob; coresBusy: number }> {
+  const cpu0 = { cp: cpuSeconds(cpPid), etcd: cpuSeconds(etcdPid), bench: cpuSeconds() };
+  const t0 = Date.now();
+  const tp = await throughput(address, client, jobs);
+  const wall = (Date.now() - t0) / 1000;
+  const perJob = (a: number, b: number): number => round(((b - a) * 1e6) / jobs, 0);
+  const cpu = { cp: perJob(cpu0.cp, cpuSeconds(cpPid)), etcd: perJob(cpu0.etcd, cpuSeconds(etcdPid)), bench: perJob(cpu0.bench, cpuSeconds()) };
+  return { tp, cpu, coresBusy: round(((cpu.cp + cpu.etcd + cpu.bench) * jobs) / 1e6 / wall, 2) };
+}
+
+/** The CPU per job as bench fields, the control plane's under `cpName`. */
+function cpuFields(cpu: CpuPerJob, cpName: string): Record<string, number> {
+  return { [`cpu_us_per_job_${cpName}`]: cpu.cp, cpu_us_per_job_etcd: cpu.etcd, cpu_us_per_job_bench_agents: cpu.bench };
+}
+
+/** The skeleton's jobs/s and CPU per job, once with a key per job, once with `sharedKeys`. */
+async function skeletonThroughput(etcd: { endpoint: string; pid(): number }, jobs: number, sharedKeys = false): Promise<{ tp: number; cpu: CpuPerJob }> {
   const sk = await startSkeleton(etcd.endpoint, sharedKeys);
   const client = new TestClient(sk.address);
   try {
-    const cpu0 = { cp: cpuSeconds(sk.proc.pid!), etcd: cpuSeconds(etcd.pid()), bench: cpuSeconds() };
-    const tp = await throughput(sk.address, client, jobs);
-    const perJob = (a: number, b: number): number => round(((b - a) * 1e6) / jobs, 0);
-    return { tp, cpu: { cp: perJob(cpu0.cp, cpuSeconds(sk.proc.pid!)), etcd: perJob(cpu0.etcd, cpuSeconds(etcd.pid())), bench: perJob(cpu0.bench, cpuSeconds()) } };
+    return await measuredThroughput(sk.address, sk.proc.pid!, etcd.pid(), client, jobs);
   } finally {
     client.close();
     sk.proc.kill('SIGTERM');
@@ -144,19 +163,8 @@ export async function benchEtcd(): Promise<Record<string, number | string>> {
     const hot = await grpcBaseline(server.address, 300);
     const rtt = await grpcBaseline(server.address, 300, IDLE_GAP_MS);
     line('etcd: dispatch submit→assign, idle (ms)', { ...lat, one_put_p50: put.p50, one_put_p99: put.p99, grpc_rtt_p50: rtt.p50, grpc_rtt_p99: rtt.p99, grpc_rtt_back_to_back_p50: hot.p50 });
-    const cpu0 = { cp: cpuSeconds(server.proc.pid!), etcd: cpuSeconds(etcd.pid()), bench: cpuSeconds() };
-    const t0 = Date.now();
-    const tp = await throughput(server.address, client, JOBS);
-    const wall = (Date.now() - t0) / 1000;
-    const perJob = (a: number, b: number): number => round(((b - a) * 1e6) / JOBS, 0);
-    const cpu = { cp: perJob(cpu0.cp, cpuSeconds(server.proc.pid!)), etcd: perJob(cpu0.etcd, cpuSeconds(etcd.pid())), bench: perJob(cpu0.bench, cpuSeconds()) };
-    line('etcd: no-op jobs/s, 16 sim agents', {
-      jobs_per_s: tp,
-      cpu_us_per_job_control_plane: cpu.cp,
-      cpu_us_per_job_etcd: cpu.etcd,
-      cpu_us_per_job_bench_agents: cpu.bench,
-      cores_busy: round(((cpu.cp + cpu.etcd + cpu.bench) * JOBS) / 1e6 / wall, 2),
-    });
+    const { tp, cpu, coresBusy } = await measuredThroughput(server.address, server.proc.pid!, etcd.pid(), client, JOBS);
+    line('etcd: no-op jobs/s, 16 sim agents', { jobs_per_s: tp, ...cpuFields(cpu, 'control_plane'), cores_busy: coresBusy });
     client.close();
     await server.stop();
     const raw = await rawEtcdPuts(store, etcd.pid(), 3);
@@ -168,17 +176,10 @@ export async function benchEtcd(): Promise<Record<string, number | string>> {
     line('etcd: skeleton, the durable I/O alone', {
       jobs_per_s: sk.tp,
       'runmesh/skeleton': round(tp / sk.tp, 2),
-      cpu_us_per_job_skeleton: sk.cpu.cp,
-      cpu_us_per_job_etcd: sk.cpu.etcd,
-      cpu_us_per_job_bench_agents: sk.cpu.bench,
+      ...cpuFields(sk.cpu, 'skeleton'),
     });
     const shared = await skeletonThroughput(etcd, JOBS, true);
-    line('etcd: skeleton, jobs sharing keys', {
-      jobs_per_s: shared.tp,
-      cpu_us_per_job_skeleton: shared.cpu.cp,
-      cpu_us_per_job_etcd: shared.cpu.etcd,
-      cpu_us_per_job_bench_agents: shared.cpu.bench,
-    });
+    line('etcd: skeleton, jobs sharing keys', { jobs_per_s: shared.tp, ...cpuFields(shared.cpu, 'skeleton') });
     const bull = await bullmq(JOBS);
     const ratio = typeof bull === 'number' ? round(tp / bull, 2) : 'n/a';
     const vsBull = (x: number): number | string => (typeof bull === 'number' ? round(x / bull, 2) : 'n/a');

@@ -16,6 +16,7 @@ import { openEmbeddedStore } from '../control-plane/store/embedded.js';
 import { TestClient } from '../test/support/client.js';
 import { startAgent, startServer, stopAll, tempDir, TOKEN, type ServerProc } from '../test/support/processes.js';
 import { simAgent, type SimAgent } from '../test/support/sim-agent.js';
+import { within } from '../test/support/within.js';
 import { join } from 'node:path';
 import { pidsWithArgPrefix } from '../agent/executor/testdata/proc.js';
 import { hostBusySeconds, line, ms, privateMb, round, rssMb, summarize } from './stats.js';
@@ -112,9 +113,9 @@ export async function throughput(address: string, client: TestClient, jobs: numb
       submits.push(new Promise((r, j) => client.jobs.submitBatch({ specs }, (e, res) => (e ? j(e) : r(res)))));
     }
     await Promise.all(submits);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`throughput: ${acked} of ${jobs} jobs done after 120 s`)), 120_000)));
-    await Promise.race([done, timeout]).finally(() => clearTimeout(timer));
+    await within(done, 120_000, `all ${jobs} jobs to be done (throughput)`).catch((err: Error) => {
+      throw new Error(`${err.message}: ${acked} done`);
+    });
     return round(jobs / (ms(t0, process.hrtime.bigint()) / 1000), 0);
   } finally {
     agents.forEach((a) => a.close());

@@ -27,6 +27,7 @@ import {
   LogStream,
   type SubmitRequest,
 } from '../proto/gen/runmesh/v1/job.js';
+import { within } from '../test/support/within.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'runmesh.js');
@@ -68,12 +69,6 @@ function runWithClosedPipe(args: string[], which: 'stdout' | 'stderr'): { child:
   other.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return { child, output: () => output, exited };
-}
-
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function expectOneLine(stderr: string, pattern: RegExp): void {

@@ -13,6 +13,7 @@ import { makeTestCerts, type TestCerts } from './testing/certs.js';
 import { ConnectProxy, Relay } from './testing/relays.js';
 import { healthCheck, openStream } from './testing/services.js';
 import { startTransport, type Running } from './testing/setups.js';
+import { within } from '../test/support/within.js';
 
 const STEP_TIMEOUT_MS = 20_000;
 
@@ -40,14 +41,6 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), STEP_TIMEOUT_MS);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** Streams from the server, kills the path after the first MiB, checks the status and a fresh call. */
 async function dropMidStream(client: grpc.Client, kill: () => number): Promise<void> {
   const call = openStream(client, 100_000, 16 * 1024);
@@ -59,9 +52,9 @@ async function dropMidStream(client: grpc.Client, kill: () => number): Promise<v
     });
   });
   const failed = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
-  await within(firstMiB, 'the first MiB');
+  await within(firstMiB, STEP_TIMEOUT_MS, 'the first MiB');
   expect(kill()).toBeGreaterThan(0);
-  const err = await within(failed, 'the call to fail');
+  const err = await within(failed, STEP_TIMEOUT_MS, 'the call to fail');
   expect([grpc.status.UNAVAILABLE, grpc.status.INTERNAL]).toContain(err.code);
   await expect(healthCheck(client, STEP_TIMEOUT_MS, true)).resolves.toBe('SERVING');
 }
