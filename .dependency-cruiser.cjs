@@ -18,8 +18,18 @@ const testCode = '(\\.test\\.ts$|/testdata/|/testing/)';
 module.exports = {
   forbidden: [
     { name: 'no-cycles', severity: 'error', comment: 'Import cycles, type-only ones included.', from: {}, to: { circular: true } },
-    { name: 'proto-is-a-leaf', severity: 'error', from: { path: '^proto/' }, to: { path: '^(routing|transport|agent|control-plane|cli|test|bench)/' } },
-    { name: 'routing-is-pure', severity: 'error', from: { path: '^routing/' }, to: { path: '^(transport|agent|control-plane|cli|test|bench)/' } },
+    {
+      name: 'proto-is-a-leaf',
+      severity: 'error',
+      from: { path: '^proto/' },
+      to: { path: '^(routing|transport|agent|control-plane|cli|test|bench)/' },
+    },
+    {
+      name: 'routing-is-pure',
+      severity: 'error',
+      from: { path: '^routing/' },
+      to: { path: '^(transport|agent|control-plane|cli|test|bench)/' },
+    },
     {
       name: 'routing-imports-no-io',
       severity: 'error',
@@ -27,7 +37,12 @@ module.exports = {
       from: { path: '^routing/', pathNot: testCode },
       to: { dependencyTypes: ['core'], path: '^(node:)?(net|http|http2|fs|fs/promises|child_process|dgram|tls|timers)$' },
     },
-    { name: 'transport-is-below', severity: 'error', from: { path: '^transport/', pathNot: testCode }, to: { path: '^(routing|agent|control-plane|cli|test|bench)/' } },
+    {
+      name: 'transport-is-below',
+      severity: 'error',
+      from: { path: '^transport/', pathNot: testCode },
+      to: { path: '^(routing|agent|control-plane|cli|test|bench)/' },
+    },
     {
       name: 'agent-not-control-plane',
       severity: 'error',
@@ -40,7 +55,12 @@ module.exports = {
       from: { path: '^agent/' },
       to: { path: '^routing/', dependencyTypesNot: ['type-only'] },
     },
-    { name: 'control-plane-not-agent', severity: 'error', from: { path: '^control-plane/', pathNot: testCode }, to: { path: '^(agent|cli|test|bench)/' } },
+    {
+      name: 'control-plane-not-agent',
+      severity: 'error',
+      from: { path: '^control-plane/', pathNot: testCode },
+      to: { path: '^(agent|cli|test|bench)/' },
+    },
     { name: 'cli-not-tests', severity: 'error', from: { path: '^cli/', pathNot: testCode }, to: { path: '^(test|bench)/' } },
     {
       name: 'product-not-test-support',
@@ -55,6 +75,10 @@ module.exports = {
     exclude: { path: '^(node_modules|dist)/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+      extensions: ['.ts', '.js'],
+    },
   },
 };

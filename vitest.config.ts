@@ -17,7 +17,10 @@ export default defineConfig({
     // starts agents saw Node take 13 s to boot one, and its bounded waits ran out.
     projects: [
       { extends: true, test: { name: 'mesh', include: MESH, sequence: { groupOrder: 0 } } },
-      { extends: true, test: { name: 'rest', include: ['**/*.test.ts'], exclude: ['node_modules/**', 'dist/**', ...MESH], sequence: { groupOrder: 1 } } },
+      {
+        extends: true,
+        test: { name: 'rest', include: ['**/*.test.ts'], exclude: ['node_modules/**', 'dist/**', ...MESH], sequence: { groupOrder: 1 } },
+      },
     ],
   },
 });

@@ -11,7 +11,13 @@ import { join } from 'node:path';
 import { Server, ServerCredentials, status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AgentServiceService, type ConnectRequest, type ConnectResponse, type JobResult, type LogChunk } from '../proto/gen/runmesh/v1/agent.js';
+import {
+  AgentServiceService,
+  type ConnectRequest,
+  type ConnectResponse,
+  type JobResult,
+  type LogChunk,
+} from '../proto/gen/runmesh/v1/agent.js';
 import { JobSpec } from '../proto/gen/runmesh/v1/job.js';
 import { waitUntil } from '../test/support/proc.js';
 import { Agent } from './agent.js';
@@ -54,7 +60,19 @@ class ScriptedControlPlane {
         this.conns.push(conn);
         // Resume whatever the agent holds, from the start of its log.
         const resume = msg.value.held.map((h) => ({ jobId: h.jobId, attempt: h.attempt, nextSeq: 0 }));
-        call.write({ msg: { $case: 'welcome', value: { agentId: msg.value.name, sessionId: `s${this.conns.length}`, heartbeatIntervalMs: 200, credential: '', resume, abandon: [] } } });
+        call.write({
+          msg: {
+            $case: 'welcome',
+            value: {
+              agentId: msg.value.name,
+              sessionId: `s${this.conns.length}`,
+              heartbeatIntervalMs: 200,
+              credential: '',
+              resume,
+              abandon: [],
+            },
+          },
+        });
         this.onWelcomed(conn);
       } else if (c && msg?.$case === 'logChunk') {
         c.chunks.push(msg.value);
@@ -67,7 +85,12 @@ class ScriptedControlPlane {
   }
 
   assign(c: Conn, jobId: string, script: string): void {
-    c.call.write({ msg: { $case: 'assign', value: { jobId, attempt: 1, spec: JobSpec.fromPartial({ script }), deadline: new Date(Date.now() + 60_000).toISOString() } } });
+    c.call.write({
+      msg: {
+        $case: 'assign',
+        value: { jobId, attempt: 1, spec: JobSpec.fromPartial({ script }), deadline: new Date(Date.now() + 60_000).toISOString() },
+      },
+    });
   }
 
   ack(c: Conn, r: JobResult): void {

@@ -48,13 +48,18 @@ export class Agent implements ConnectionHost {
     this.options = resolveAgentOptions(input);
     this.log = this.options.logger.child({ agent_id: this.options.name });
     this.executor = createExecutor({ workDir: this.options.workDir, logger: this.log, standby: this.options.standbySupervisor });
-    this.dialer = new FallbackDialer(this.options.servers, { tls: this.options.tls, logger: this.log, allowDowngrade: this.options.allowInsecureFallback });
+    this.dialer = new FallbackDialer(this.options.servers, {
+      tls: this.options.tls,
+      logger: this.log,
+      allowDowngrade: this.options.allowInsecureFallback,
+    });
     this.fatal = new Promise((resolve) => (this.setFatal = resolve));
   }
 
   /** Reattaches attempts left on disk, then connects (in the background). */
   async start(): Promise<void> {
-    for (const handle of await this.executor.recover()) this.track(new AttemptStream(handle, this.attemptLog(handle.jobId, handle.attempt)));
+    for (const handle of await this.executor.recover())
+      this.track(new AttemptStream(handle, this.attemptLog(handle.jobId, handle.attempt)));
     if (this.attempts.size > 0) this.log.info({ attempts: this.attempts.size }, 'recovered attempts from disk');
     this.loop = this.connectLoop();
   }
@@ -105,13 +110,37 @@ export class Agent implements ConnectionHost {
   hello(): ConnectRequest {
     const held = [...this.attempts.values()].map((s) => ({ jobId: s.handle.jobId, attempt: s.handle.attempt, finished: s.exited }));
     const o = this.options;
-    return { msg: { $case: 'hello', value: { name: o.name, joinToken: o.joinToken, labels: o.labels, capacity: o.capacity, version: VERSION, protocolVersion: PROTOCOL_VERSION, held, hostname: hostname() } } };
+    return {
+      msg: {
+        $case: 'hello',
+        value: {
+          name: o.name,
+          joinToken: o.joinToken,
+          labels: o.labels,
+          capacity: o.capacity,
+          version: VERSION,
+          protocolVersion: PROTOCOL_VERSION,
+          held,
+          hostname: hostname(),
+        },
+      },
+    };
   }
 
   heartbeat(): ConnectRequest {
     const running = [...this.attempts.values()].filter((s) => !s.exited).length;
     const load = loadavg()[0] ?? 0;
-    return { msg: { $case: 'heartbeat', value: { freeSlots: Math.max(0, this.options.capacity.slots - running), running, draining: this.draining, load: load / availableParallelism() } } };
+    return {
+      msg: {
+        $case: 'heartbeat',
+        value: {
+          freeSlots: Math.max(0, this.options.capacity.slots - running),
+          running,
+          draining: this.draining,
+          load: load / availableParallelism(),
+        },
+      },
+    };
   }
 
   onWelcome(w: Welcome, link: Link): void {
@@ -158,7 +187,21 @@ export class Agent implements ConnectionHost {
       },
       (err: unknown) => {
         log.error({ err }, 'could not start attempt');
-        link.send({ msg: { $case: 'jobResult', value: { jobId: a.jobId, attempt: a.attempt, exitCode: -1, failure: FailureCategory.FAILURE_CATEGORY_COULD_NOT_START, message: String((err as Error).message), logRecords: 0, startedAt: undefined, finishedAt: undefined } } });
+        link.send({
+          msg: {
+            $case: 'jobResult',
+            value: {
+              jobId: a.jobId,
+              attempt: a.attempt,
+              exitCode: -1,
+              failure: FailureCategory.FAILURE_CATEGORY_COULD_NOT_START,
+              message: String((err as Error).message),
+              logRecords: 0,
+              startedAt: undefined,
+              finishedAt: undefined,
+            },
+          },
+        });
       },
     );
   }

@@ -87,13 +87,23 @@ interface CpuPerJob {
 }
 
 /** No-op jobs/s on the control plane at `address` (process `cpPid`), with the CPU per job of it, etcd and the simulated agents (this process). */
-async function measuredThroughput(address: string, cpPid: number, etcdPid: number, client: TestClient, jobs: number): Promise<{ tp: number; cpu: CpuPerJob; coresBusy: number }> {
+async function measuredThroughput(
+  address: string,
+  cpPid: number,
+  etcdPid: number,
+  client: TestClient,
+  jobs: number,
+): Promise<{ tp: number; cpu: CpuPerJob; coresBusy: number }> {
   const cpu0 = { cp: cpuSeconds(cpPid), etcd: cpuSeconds(etcdPid), bench: cpuSeconds() };
   const t0 = Date.now();
   const tp = await throughput(address, client, jobs);
   const wall = (Date.now() - t0) / 1000;
   const perJob = (a: number, b: number): number => round(((b - a) * 1e6) / jobs, 0);
-  const cpu = { cp: perJob(cpu0.cp, cpuSeconds(cpPid)), etcd: perJob(cpu0.etcd, cpuSeconds(etcdPid)), bench: perJob(cpu0.bench, cpuSeconds()) };
+  const cpu = {
+    cp: perJob(cpu0.cp, cpuSeconds(cpPid)),
+    etcd: perJob(cpu0.etcd, cpuSeconds(etcdPid)),
+    bench: perJob(cpu0.bench, cpuSeconds()),
+  };
   return { tp, cpu, coresBusy: round(((cpu.cp + cpu.etcd + cpu.bench) * jobs) / 1e6 / wall, 2) };
 }
 
@@ -103,7 +113,11 @@ function cpuFields(cpu: CpuPerJob, cpName: string): Record<string, number> {
 }
 
 /** The skeleton's jobs/s and CPU per job, once with a key per job, once with `sharedKeys`. */
-async function skeletonThroughput(etcd: { endpoint: string; pid(): number }, jobs: number, sharedKeys = false): Promise<{ tp: number; cpu: CpuPerJob }> {
+async function skeletonThroughput(
+  etcd: { endpoint: string; pid(): number },
+  jobs: number,
+  sharedKeys = false,
+): Promise<{ tp: number; cpu: CpuPerJob }> {
   const sk = await startSkeleton(etcd.endpoint, sharedKeys);
   const client = new TestClient(sk.address);
   try {
@@ -119,12 +133,19 @@ async function bullmq(jobs: number): Promise<number | string> {
   const { Queue, Worker, QueueEvents } = await import('bullmq');
   const port = await freePort();
   const dir = await tempDir('runmesh-bench-redis-');
-  const redis = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', ''], { stdio: 'ignore' });
+  const redis = spawn(
+    '/usr/bin/redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', ''],
+    { stdio: 'ignore' },
+  );
   try {
     const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
     for (let i = 0; i < 100; i++) {
       const q = new Queue('ping', { connection });
-      const ok = await q.waitUntilReady().then(() => true, () => false);
+      const ok = await q.waitUntilReady().then(
+        () => true,
+        () => false,
+      );
       await q.close();
       if (ok) break;
       await new Promise((r) => setTimeout(r, 50));
@@ -140,7 +161,8 @@ async function bullmq(jobs: number): Promise<number | string> {
       });
     });
     const t0 = Date.now();
-    for (let i = 0; i < jobs; i += 1000) await queue.addBulk(Array.from({ length: Math.min(1000, jobs - i) }, (_, k) => ({ name: 'n', data: { i: i + k } })));
+    for (let i = 0; i < jobs; i += 1000)
+      await queue.addBulk(Array.from({ length: Math.min(1000, jobs - i) }, (_, k) => ({ name: 'n', data: { i: i + k } })));
     await finished;
     const rate = round(jobs / ((Date.now() - t0) / 1000), 0);
     await events.close();
@@ -162,7 +184,14 @@ export async function benchEtcd(): Promise<Record<string, number | string>> {
     const put = await onePutLatency(store, 300, IDLE_GAP_MS);
     const hot = await grpcBaseline(server.address, 300);
     const rtt = await grpcBaseline(server.address, 300, IDLE_GAP_MS);
-    line('etcd: dispatch submit→assign, idle (ms)', { ...lat, one_put_p50: put.p50, one_put_p99: put.p99, grpc_rtt_p50: rtt.p50, grpc_rtt_p99: rtt.p99, grpc_rtt_back_to_back_p50: hot.p50 });
+    line('etcd: dispatch submit→assign, idle (ms)', {
+      ...lat,
+      one_put_p50: put.p50,
+      one_put_p99: put.p99,
+      grpc_rtt_p50: rtt.p50,
+      grpc_rtt_p99: rtt.p99,
+      grpc_rtt_back_to_back_p50: hot.p50,
+    });
     const { tp, cpu, coresBusy } = await measuredThroughput(server.address, server.proc.pid!, etcd.pid(), client, JOBS);
     line('etcd: no-op jobs/s, 16 sim agents', { jobs_per_s: tp, ...cpuFields(cpu, 'control_plane'), cores_busy: coresBusy });
     client.close();
@@ -171,7 +200,11 @@ export async function benchEtcd(): Promise<Record<string, number | string>> {
     await store.close();
     // Three durable writes per job (submit, assign, finish); etcd alone on every core of this machine.
     const ceiling = round((availableParallelism() * 1e6) / (3 * raw.etcdUsPerPut), 0);
-    line('etcd: raw txns of 100 puts, 8 in flight', { puts_per_s: raw.putsPerS, etcd_cpu_us_per_put: raw.etcdUsPerPut, ceiling_jobs_per_s_all_cores_to_etcd: ceiling });
+    line('etcd: raw txns of 100 puts, 8 in flight', {
+      puts_per_s: raw.putsPerS,
+      etcd_cpu_us_per_put: raw.etcdUsPerPut,
+      ceiling_jobs_per_s_all_cores_to_etcd: ceiling,
+    });
     const sk = await skeletonThroughput(etcd, JOBS);
     line('etcd: skeleton, the durable I/O alone', {
       jobs_per_s: sk.tp,
@@ -183,10 +216,19 @@ export async function benchEtcd(): Promise<Record<string, number | string>> {
     const bull = await bullmq(JOBS);
     const ratio = typeof bull === 'number' ? round(tp / bull, 2) : 'n/a';
     const vsBull = (x: number): number | string => (typeof bull === 'number' ? round(x / bull, 2) : 'n/a');
-    line('bullmq on redis (aof everysec), same work', { bullmq_jobs_per_s: bull, 'runmesh/bullmq': ratio, 'skeleton/bullmq': vsBull(sk.tp), 'skeleton_shared_keys/bullmq': vsBull(shared.tp) });
+    line('bullmq on redis (aof everysec), same work', {
+      bullmq_jobs_per_s: bull,
+      'runmesh/bullmq': ratio,
+      'skeleton/bullmq': vsBull(sk.tp),
+      'skeleton_shared_keys/bullmq': vsBull(shared.tp),
+    });
     // What any design pays on this machine, against the targets (p50 ≤ 2 ms, ≥ 2× BullMQ).
     const floorP50 = round(rtt.p50 + put.p50);
-    const limits: Record<string, number | string> = { dispatch_floor_p50_ms: floorP50, 'dispatch_p50/floor': round(lat.p50 / floorP50, 2), dispatch_floor_p99_ms: round(rtt.p99 + put.p99) };
+    const limits: Record<string, number | string> = {
+      dispatch_floor_p50_ms: floorP50,
+      'dispatch_p50/floor': round(lat.p50 / floorP50, 2),
+      dispatch_floor_p99_ms: round(rtt.p99 + put.p99),
+    };
     if (typeof bull === 'number') {
       limits.cpu_us_per_job_budget_at_2x_bullmq = round((availableParallelism() * 1e6) / (2 * bull), 0);
       limits.cpu_us_per_job_etcd_plus_agents = cpu.etcd + cpu.bench;

@@ -7,7 +7,17 @@
  * same run on the same slice.
  */
 import { pathToFileURL } from 'node:url';
-import { matches, parseSelector, Router, snapshotOf, xorshift32, type AgentView, type QueuedJob, type Resources, type RunningAttemptView } from '../routing/index.js';
+import {
+  matches,
+  parseSelector,
+  Router,
+  snapshotOf,
+  xorshift32,
+  type AgentView,
+  type QueuedJob,
+  type Resources,
+  type RunningAttemptView,
+} from '../routing/index.js';
 import { line, ms, round, summarize } from './stats.js';
 
 const AGENTS = 10_000;
@@ -32,12 +42,22 @@ function makeAgent(rand: Rand, k: number, running: RunningAttemptView[]): AgentV
   const busy = int(rand, 0, Math.floor(capacity.slots / 2));
   for (let s = 0; s < busy; s++) {
     const r = { slots: 1, cpuMillis: 500, memoryMb: 1000 };
-    running.push({ jobId: `run-${k}-${s}`, agent: `agent-${k}`, qos: pick(rand, ['batch', 'batch', 'standard'] as const), resources: r, startedAt: k * 100 + s });
+    running.push({
+      jobId: `run-${k}-${s}`,
+      agent: `agent-${k}`,
+      qos: pick(rand, ['batch', 'batch', 'standard'] as const),
+      resources: r,
+      startedAt: k * 100 + s,
+    });
     used.slots += 1;
     used.cpuMillis += r.cpuMillis;
     used.memoryMb += r.memoryMb;
   }
-  const free = { slots: capacity.slots - used.slots, cpuMillis: capacity.cpuMillis - used.cpuMillis, memoryMb: capacity.memoryMb - used.memoryMb };
+  const free = {
+    slots: capacity.slots - used.slots,
+    cpuMillis: capacity.cpuMillis - used.cpuMillis,
+    memoryMb: capacity.memoryMb - used.memoryMb,
+  };
   return { name: `agent-${k}`, labels, capacity, free, load: rand() * 1.5, schedulable: rand() > 0.02 };
 }
 

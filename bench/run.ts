@@ -8,7 +8,12 @@ import { benchSpine } from './spine.js';
 import { benchTransports } from './transports.js';
 import { removeTempDirs } from '../test/support/processes.js';
 
-const BENCHES: Record<string, () => Promise<unknown>> = { spine: benchSpine, transports: benchTransports, routing: benchRouting, etcd: benchEtcd };
+const BENCHES: Record<string, () => Promise<unknown>> = {
+  spine: benchSpine,
+  transports: benchTransports,
+  routing: benchRouting,
+  etcd: benchEtcd,
+};
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -93,7 +93,22 @@ class Skeleton {
     }
     this.queue.push(...jobs);
     this.place();
-    return { jobs: jobs.map((j) => ({ id: j.id, spec: undefined, state: JobState.JOB_STATE_QUEUED, attempt: 0, attempts: [], timeline: [], createdAt: undefined, updatedAt: undefined, waitingReason: '', notBefore: undefined, exitCode: 0, failure: 0 })) };
+    return {
+      jobs: jobs.map((j) => ({
+        id: j.id,
+        spec: undefined,
+        state: JobState.JOB_STATE_QUEUED,
+        attempt: 0,
+        attempts: [],
+        timeline: [],
+        createdAt: undefined,
+        updatedAt: undefined,
+        waitingReason: '',
+        notBefore: undefined,
+        exitCode: 0,
+        failure: 0,
+      })),
+    };
   }
 
   connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {
@@ -108,7 +123,19 @@ class Skeleton {
       if (msg?.$case === 'hello') {
         slot = { call, free: msg.value.capacity?.slots ?? 1 };
         this.agents.push(slot);
-        call.write({ msg: { $case: 'welcome', value: { agentId: msg.value.name, sessionId: msg.value.name, heartbeatIntervalMs: 2000, credential: '', resume: [], abandon: [] } } });
+        call.write({
+          msg: {
+            $case: 'welcome',
+            value: {
+              agentId: msg.value.name,
+              sessionId: msg.value.name,
+              heartbeatIntervalMs: 2000,
+              credential: '',
+              resume: [],
+              abandon: [],
+            },
+          },
+        });
         this.place();
       } else if (msg?.$case === 'jobResult' && slot) {
         const { jobId, attempt } = msg.value;
@@ -149,16 +176,22 @@ class Skeleton {
 
 async function main(): Promise<void> {
   const [endpoint, flag] = process.argv.slice(2);
-  if (!endpoint || (flag !== undefined && flag !== '--shared-keys')) throw new Error('usage: skeleton.js <etcd client url> [--shared-keys]');
+  if (!endpoint || (flag !== undefined && flag !== '--shared-keys'))
+    throw new Error('usage: skeleton.js <etcd client url> [--shared-keys]');
   const store = withGroupCommit(await openEtcdStore({ endpoints: [endpoint], prefix: '/skeleton', logger: pino({ level: 'silent' }) }));
   const sk = new Skeleton(store, flag === '--shared-keys');
   const server = new Server();
   server.addService(JobServiceService, {
     submitBatch: (call: ServerUnaryCall<SubmitBatchRequest, SubmitBatchResponse>, cb: sendUnaryData<SubmitBatchResponse>) =>
-      void sk.submitBatch(call.request).then((r) => cb(null, r), (err: Error) => cb(err)),
+      void sk.submitBatch(call.request).then(
+        (r) => cb(null, r),
+        (err: Error) => cb(err),
+      ),
   });
   server.addService(AgentServiceService, { connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => sk.connect(call) });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
   process.stdout.write(`skeleton listening 127.0.0.1:${port}\n`);
   process.on('SIGTERM', () => {
     server.forceShutdown();

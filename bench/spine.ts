@@ -36,7 +36,9 @@ export async function grpcBaseline(address: string, n: number, gapMs = 0): Promi
   for (let i = 0; i < n; i++) {
     if (gapMs > 0) await sleep(gapMs);
     const t0 = process.hrtime.bigint();
-    await new Promise((resolve, reject) => raw.makeUnaryRequest('/grpc.health.v1.Health/Check', id, id, Buffer.alloc(0), (e, r) => (e ? reject(e) : resolve(r))));
+    await new Promise((resolve, reject) =>
+      raw.makeUnaryRequest('/grpc.health.v1.Health/Check', id, id, Buffer.alloc(0), (e, r) => (e ? reject(e) : resolve(r))),
+    );
     samples.push(ms(t0, process.hrtime.bigint()));
   }
   raw.close();
@@ -51,7 +53,14 @@ export async function grpcBaseline(address: string, n: number, gapMs = 0): Promi
 export async function dispatchLatency(server: ServerProc, client: TestClient, n: number): Promise<{ p50: number; p99: number }> {
   const assigned = new Waiters<bigint>();
   const acked = new Waiters<void>();
-  const agent = simAgent(server.address, { name: 'lat', token: TOKEN, slots: 4, labels: { lat: 'true' }, onAssign: (id, at) => assigned.settle(id, at), onResultAck: (id) => acked.settle(id, undefined) });
+  const agent = simAgent(server.address, {
+    name: 'lat',
+    token: TOKEN,
+    slots: 4,
+    labels: { lat: 'true' },
+    onAssign: (id, at) => assigned.settle(id, at),
+    onResultAck: (id) => acked.settle(id, undefined),
+  });
   await agent.welcomed;
   await sleep(200);
   const samples: number[] = [];
@@ -102,7 +111,9 @@ export async function throughput(address: string, client: TestClient, jobs: numb
     if (++acked === jobs) allAcked();
   };
   const shared = Array.from({ length: 4 }, () => new AgentServiceClient(address, credentials.createInsecure()));
-  const agents: SimAgent[] = Array.from({ length: 16 }, (_, i) => simAgent(address, { name: `tp-${i}`, token: TOKEN, slots: 64, client: shared[i % 4], onResultAck }));
+  const agents: SimAgent[] = Array.from({ length: 16 }, (_, i) =>
+    simAgent(address, { name: `tp-${i}`, token: TOKEN, slots: 64, client: shared[i % 4], onResultAck }),
+  );
   try {
     await Promise.all(agents.map((a) => a.welcomed));
     const t0 = process.hrtime.bigint();
@@ -127,7 +138,9 @@ async function storeCeiling(n: number): Promise<number> {
   const dir = await tempDir('runmesh-bench-store-');
   const store = await openEmbeddedStore({ dir, logger: pino({ level: 'silent' }) });
   const t0 = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: n }, (_, i) => store.txn({ success: [{ type: 'put', key: `/bench/${i}`, value: 'x'.repeat(400) }] })));
+  await Promise.all(
+    Array.from({ length: n }, (_, i) => store.txn({ success: [{ type: 'put', key: `/bench/${i}`, value: 'x'.repeat(400) }] })),
+  );
   const rate = n / (ms(t0, process.hrtime.bigint()) / 1000);
   await store.close();
   return round(rate, 0);
@@ -142,9 +155,20 @@ async function storeCeiling(n: number): Promise<number> {
  * next. Also the machine's CPU per job (every process, the kernel's share
  * included), where a cold start pays a Node start-up each time.
  */
-async function realAgentStart(server: ServerProc, client: TestClient, n: number, standby: boolean, gapMs = 0): Promise<{ p50: number; p99: number; done: { p50: number; p99: number }; hostCpuMs: number }> {
+async function realAgentStart(
+  server: ServerProc,
+  client: TestClient,
+  n: number,
+  standby: boolean,
+  gapMs = 0,
+): Promise<{ p50: number; p99: number; done: { p50: number; p99: number }; hostCpuMs: number }> {
   const name = standby ? 'real' : 'real-cold';
-  const agent = await startAgent(server.address, { name, slots: 2, labels: `agent=${name}`, args: standby ? [] : ['--no-standby-supervisor'] });
+  const agent = await startAgent(server.address, {
+    name,
+    slots: 2,
+    labels: `agent=${name}`,
+    args: standby ? [] : ['--no-standby-supervisor'],
+  });
   while (!(await client.agents()).agents.some((a) => a.name === name && a.state === AgentState.AGENT_STATE_READY)) await sleep(50);
   await sleep(500); // its standby boots
   const samples: number[] = [];
@@ -155,7 +179,10 @@ async function realAgentStart(server: ServerProc, client: TestClient, n: number,
     const job = await client.submit({ script: 'date +%s%3N', selector: `agent=${name}` });
     const end = await client.waitDone(job.id);
     // A lost or failed attempt would read as a fast one (or a retried slow one): the figures must not hide it.
-    if (end.state !== JobState.JOB_STATE_SUCCEEDED || end.attempt !== 1) throw new Error(`real agent job ${job.id} ended ${JobState[end.state]} on attempt ${end.attempt}: ${end.attempts.at(-1)?.message ?? ''}`);
+    if (end.state !== JobState.JOB_STATE_SUCCEEDED || end.attempt !== 1)
+      throw new Error(
+        `real agent job ${job.id} ended ${JobState[end.state]} on attempt ${end.attempt}: ${end.attempts.at(-1)?.message ?? ''}`,
+      );
     done.push(Date.parse(end.updatedAt ?? '') - Date.parse(end.createdAt ?? ''));
     const started = Number((await client.logs(job.id)).stdout.trim());
     samples.push(started - t0);
@@ -166,13 +193,24 @@ async function realAgentStart(server: ServerProc, client: TestClient, n: number,
   return { ...summarize(samples), done: summarize(done), hostCpuMs };
 }
 
-async function memory(): Promise<{ base: number; with1000: number; perAgentKb: number; idleAgent: number; idleAgentOwn: number; standby: number; standbyOwn: number; crowded: { p50: number; p99: number } }> {
+async function memory(): Promise<{
+  base: number;
+  with1000: number;
+  perAgentKb: number;
+  idleAgent: number;
+  idleAgentOwn: number;
+  standby: number;
+  standbyOwn: number;
+  crowded: { p50: number; p99: number };
+}> {
   const server = await startServer({ args: ['--heartbeat-timeout', '60s'] });
   const client = new TestClient(server.address);
   await sleep(500);
   const base = rssMb(server.proc.pid!);
   const channels = Array.from({ length: 10 }, () => new AgentServiceClient(server.address, credentials.createInsecure()));
-  const agents = Array.from({ length: 1000 }, (_, i) => simAgent(server.address, { name: `mem-${i}`, token: TOKEN, slots: 4, client: channels[i % 10] }));
+  const agents = Array.from({ length: 1000 }, (_, i) =>
+    simAgent(server.address, { name: `mem-${i}`, token: TOKEN, slots: 4, client: channels[i % 10] }),
+  );
   await Promise.all(agents.map((a) => a.welcomed));
   await sleep(1000);
   const with1000 = rssMb(server.proc.pid!);
@@ -191,7 +229,16 @@ async function memory(): Promise<{ base: number; with1000: number; perAgentKb: n
   client.close();
   await server.stop();
   await agent.stop();
-  return { base, with1000, perAgentKb: round(((with1000 - base) * 1024) / 1000, 1), idleAgent, idleAgentOwn, standby: round(standby, 1), standbyOwn: round(standbyOwn, 1), crowded };
+  return {
+    base,
+    with1000,
+    perAgentKb: round(((with1000 - base) * 1024) / 1000, 1),
+    idleAgent,
+    idleAgentOwn,
+    standby: round(standby, 1),
+    standbyOwn: round(standbyOwn, 1),
+    crowded,
+  };
 }
 
 export async function benchSpine(): Promise<void> {
@@ -204,7 +251,11 @@ export async function benchSpine(): Promise<void> {
     line('dispatch submit→assign, idle (ms)', { ...lat, 'p50/baseline': round(lat.p50 / base.p50, 1) });
     const tp = await throughput(server.address, client, 20_000);
     const ceiling = await storeCeiling(20_000);
-    line('no-op jobs/s, 16 sim agents, embedded', { jobs_per_s: tp, store_txn_per_s: ceiling, 'ratio (txn per job)': round(ceiling / tp, 1) });
+    line('no-op jobs/s, 16 sim agents, embedded', {
+      jobs_per_s: tp,
+      store_txn_per_s: ceiling,
+      'ratio (txn per job)': round(ceiling / tp, 1),
+    });
     const cold = await realAgentStart(server, client, 20, false);
     const real = await realAgentStart(server, client, 20, true);
     const spaced = await realAgentStart(server, client, 20, true, 400);
@@ -216,15 +267,34 @@ export async function benchSpine(): Promise<void> {
       cold_supervisor_p50: pick(cold).p50,
       cold_supervisor_p99: pick(cold).p99,
     });
-    line('submit→process running, real agent (ms)', row((f) => f));
-    line('submit→SUCCEEDED, real agent, job `date` (ms)', row((f) => f.done));
+    line(
+      'submit→process running, real agent (ms)',
+      row((f) => f),
+    );
+    line(
+      'submit→SUCCEEDED, real agent, job `date` (ms)',
+      row((f) => f.done),
+    );
     // Everything the machine did per job: control plane, agent, supervisors, the job, this client.
-    line('host CPU per job, real agent, job `date` (ms)', { back_to_back: real.hostCpuMs, spaced_400ms: spaced.hostCpuMs, cold_supervisor: cold.hostCpuMs });
+    line('host CPU per job, real agent, job `date` (ms)', {
+      back_to_back: real.hostCpuMs,
+      spaced_400ms: spaced.hostCpuMs,
+      cold_supervisor: cold.hostCpuMs,
+    });
     client.close();
     await server.stop();
     const mem = await memory();
-    line('dispatch submit→assign, 1,000 idle sim agents connected (ms)', { ...mem.crowded, 'p50/alone': round(mem.crowded.p50 / lat.p50, 2) });
-    line('memory (RSS MB)', { control_plane_idle: mem.base, with_1000_sim_agents: mem.with1000, per_agent_kb: mem.perAgentKb, idle_agent: mem.idleAgent, its_standby_supervisor: mem.standby });
+    line('dispatch submit→assign, 1,000 idle sim agents connected (ms)', {
+      ...mem.crowded,
+      'p50/alone': round(mem.crowded.p50 / lat.p50, 2),
+    });
+    line('memory (RSS MB)', {
+      control_plane_idle: mem.base,
+      with_1000_sim_agents: mem.with1000,
+      per_agent_kb: mem.perAgentKb,
+      idle_agent: mem.idleAgent,
+      its_standby_supervisor: mem.standby,
+    });
     // RSS counts the Node binary's pages, shared by every Node process on the host; this is what each one adds.
     line('memory private to the process (MB)', { idle_agent: mem.idleAgentOwn, its_standby_supervisor: mem.standbyOwn });
   } finally {

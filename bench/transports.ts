@@ -125,7 +125,12 @@ async function benchOne(w: Wiring): Promise<Figures> {
   const sock = `unix://${join(dir, 'cp.sock')}`;
   const server = await startServer({ dataDir: join(dir, 'data'), listen: sock, args: ['--listen', '127.0.0.1:0', ...w.serverArgs] });
   const client = new TestClient(sock);
-  const agent = await startAgent(w.agentAddress(server, tcpAddress(server), dir), { name: `bench-${w.name}`, slots: 2, workDir: join(dir, 'agent'), args: w.agentArgs });
+  const agent = await startAgent(w.agentAddress(server, tcpAddress(server), dir), {
+    name: `bench-${w.name}`,
+    slots: 2,
+    workDir: join(dir, 'agent'),
+    args: w.agentArgs,
+  });
   try {
     await client.waitAgents(1, 20_000);
     const latency = await dispatchLatency(client, LATENCY_JOBS);
@@ -140,7 +145,9 @@ async function benchOne(w: Wiring): Promise<Figures> {
     });
     return { latency, log };
   } catch (err) {
-    throw new Error(`transport ${w.name}: ${(err as Error).message}\ncontrol-plane errors:\n${errorLines(server.output())}`, { cause: err });
+    throw new Error(`transport ${w.name}: ${(err as Error).message}\ncontrol-plane errors:\n${errorLines(server.output())}`, {
+      cause: err,
+    });
   } finally {
     client.close();
     await agent.stop();
@@ -157,7 +164,11 @@ export async function benchTransports(): Promise<void> {
     const tcp = figures.get('tcp');
     const ws = figures.get('ws');
     if (tcp && ws) {
-      line('transports: ws/tcp dispatch latency', { p50_ratio: round(ws.latency.p50 / tcp.latency.p50), p99_ratio: round(ws.latency.p99 / tcp.latency.p99), target: '≤1.5' });
+      line('transports: ws/tcp dispatch latency', {
+        p50_ratio: round(ws.latency.p50 / tcp.latency.p50),
+        p99_ratio: round(ws.latency.p99 / tcp.latency.p99),
+        target: '≤1.5',
+      });
     }
     if (tcp) line('transports: tcp log throughput', { mb_per_s: tcp.log.mbPerS, target: '≥50' });
   } finally {

@@ -24,7 +24,11 @@ export const DEFAULT_SERVER = '127.0.0.1:7433';
  * out a control-plane restart (30 s window) needs to notice it is back sooner.
  * A wide receive window for `runmesh logs`.
  */
-const CHANNEL_OPTIONS = { 'grpc.initial_reconnect_backoff_ms': 250, 'grpc.max_reconnect_backoff_ms': 5_000, ...CLIENT_FLOW_CONTROL_OPTIONS };
+const CHANNEL_OPTIONS = {
+  'grpc.initial_reconnect_backoff_ms': 250,
+  'grpc.max_reconnect_backoff_ms': 5_000,
+  ...CLIENT_FLOW_CONTROL_OPTIONS,
+};
 
 /** Deadline of every unary call. */
 export const UNARY_DEADLINE_MS = 10_000;

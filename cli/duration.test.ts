@@ -19,17 +19,20 @@ describe('parseDuration', () => {
     expect(parseDuration(text)).toBe(seconds);
   });
 
-  it.each(['', 'abc', '5x', '30 s', '1.5h', '-5s', '30m1h', 'h', '5ms', '1h2d', 'd'])('rejects %j with a usage error naming the forms', (text) => {
-    let caught: unknown;
-    try {
-      parseDuration(text);
-    } catch (err) {
-      caught = err;
-    }
-    expect(isUsage(caught)).toBe(true);
-    expect((caught as Error).message).toContain(`invalid duration "${text}"`);
-    expect((caught as Error).message).toContain('30s');
-  });
+  it.each(['', 'abc', '5x', '30 s', '1.5h', '-5s', '30m1h', 'h', '5ms', '1h2d', 'd'])(
+    'rejects %j with a usage error naming the forms',
+    (text) => {
+      let caught: unknown;
+      try {
+        parseDuration(text);
+      } catch (err) {
+        caught = err;
+      }
+      expect(isUsage(caught)).toBe(true);
+      expect((caught as Error).message).toContain(`invalid duration "${text}"`);
+      expect((caught as Error).message).toContain('30s');
+    },
+  );
 
   it('rejects durations that do not fit the wire field', () => {
     expect(() => parseDuration('99999999999s')).toThrow(/too long/);

@@ -54,20 +54,14 @@ function find<T extends Error>(err: unknown, test: (e: Error) => e is T): T | un
 export const findCliError = (err: unknown): CliError | undefined => find(err, (e): e is CliError => e instanceof CliError);
 export const isUsage = (err: unknown): boolean => find(err, (e): e is UsageError => e instanceof UsageError) !== undefined;
 export const findRpcError = (err: unknown): RpcError | undefined => find(err, (e): e is RpcError => e instanceof RpcError);
-export const isJobOutcome = (err: unknown): boolean =>
-  find(err, (e): e is JobOutcomeError => e instanceof JobOutcomeError) !== undefined;
+export const isJobOutcome = (err: unknown): boolean => find(err, (e): e is JobOutcomeError => e instanceof JobOutcomeError) !== undefined;
 
 /**
  * Codes after which a broken log stream is worth re-opening: the server went
  * away (restart, failover) or the connection was cut mid-stream. Everything
  * else (NOT_FOUND, INVALID_ARGUMENT, ...) would fail the same way again.
  */
-const RETRYABLE = new Set<GrpcStatus>([
-  GrpcStatus.UNAVAILABLE,
-  GrpcStatus.INTERNAL,
-  GrpcStatus.ABORTED,
-  GrpcStatus.CANCELLED,
-]);
+const RETRYABLE = new Set<GrpcStatus>([GrpcStatus.UNAVAILABLE, GrpcStatus.INTERNAL, GrpcStatus.ABORTED, GrpcStatus.CANCELLED]);
 
 /** True when `err` (or its cause) is a gRPC failure that a retry may cure. */
 export function isRetryable(err: unknown): boolean {
@@ -108,7 +102,15 @@ export interface ErrorReport {
 }
 
 /** Turns any thrown value into an {@link ErrorReport}. Unknown errors are bugs: exit 1, message only. */
-const OPERATIONAL = new Set(['TransportError', 'InvalidAddressError', 'AddressInUseError', 'DowngradeRefusedError', 'NoReachableAddressError', 'StoreError', 'StoreUnavailableError']);
+const OPERATIONAL = new Set([
+  'TransportError',
+  'InvalidAddressError',
+  'AddressInUseError',
+  'DowngradeRefusedError',
+  'NoReachableAddressError',
+  'StoreError',
+  'StoreUnavailableError',
+]);
 
 export function reportFor(err: unknown): ErrorReport {
   const outcome = find(err, (e): e is JobOutcomeError => e instanceof JobOutcomeError);

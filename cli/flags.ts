@@ -9,13 +9,22 @@ import { UsageError } from './errors.js';
 import { parsePair, parseWhole, UINT32_MAX } from './options.js';
 
 /** A repeatable flag whose values may also be comma-separated (`--labels a=1,b=2 --labels c=3`). */
-export const collectList = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+export const collectList = (value: string, previous: string[] = []): string[] => [
+  ...previous,
+  ...value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
 
 export function parseLabels(items: string[], flag = '--labels'): Record<string, string> {
   return Object.fromEntries(items.map((item) => parsePair(flag, item).map((s) => s.trim())));
 }
 
-export const whole = (flag: string) => (text: string): number => parseWhole(flag, text, 0, UINT32_MAX);
+export const whole =
+  (flag: string) =>
+  (text: string): number =>
+    parseWhole(flag, text, 0, UINT32_MAX);
 
 /** A duration flag (`30s`, `5m`, `1h`, bare seconds) in milliseconds. */
 export const durationMs = (text: string): number => parseDuration(text) * 1000;
@@ -25,43 +34,51 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 /** A log level, as the flag or RUNMESH_LOG_LEVEL gave it; pino's own error for a bad one reads as an internal error. */
 export function logLevel(text: string, flag = '--log-level'): string {
   const level = text.trim().toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`${flag}: expected one of ${LOG_LEVELS.join('|')}, got "${text}"`);
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    throw new UsageError(`${flag}: expected one of ${LOG_LEVELS.join('|')}, got "${text}"`);
   return level;
 }
 
 /** A transport address flag (tcp, tcps, unix, ws, wss), checked as it is parsed so a typo stops us before anything starts. */
-export const address = (flag: string) => (text: string): string => {
-  try {
-    parseAddress(text);
-  } catch (err) {
-    throw new UsageError(`${flag}: ${(err as Error).message}`);
-  }
-  return text;
-};
+export const address =
+  (flag: string) =>
+  (text: string): string => {
+    try {
+      parseAddress(text);
+    } catch (err) {
+      throw new UsageError(`${flag}: ${(err as Error).message}`);
+    }
+    return text;
+  };
 
 /** A repeatable, comma-separated list of transport addresses, each checked. */
-export const addresses = (flag: string) => (value: string, previous: string[] = []): string[] => {
-  const all = collectList(value, previous);
-  all.slice(previous.length).forEach(address(flag));
-  return all;
-};
+export const addresses =
+  (flag: string) =>
+  (value: string, previous: string[] = []): string[] => {
+    const all = collectList(value, previous);
+    all.slice(previous.length).forEach(address(flag));
+    return all;
+  };
 
 /** host:port (or [v6]:port) for a plain TCP listener, port 0 to 65535. */
-export const hostPort = (flag: string) => (text: string): string => {
-  try {
-    parseHostPort(text); // what the control plane's HTTP listener parses it with
-  } catch {
-    throw new UsageError(`${flag}: expected host:port with a port from 0 to 65535, got "${text}"`);
-  }
-  return text.trim();
-};
+export const hostPort =
+  (flag: string) =>
+  (text: string): string => {
+    try {
+      parseHostPort(text); // what the control plane's HTTP listener parses it with
+    } catch {
+      throw new UsageError(`${flag}: expected host:port with a port from 0 to 65535, got "${text}"`);
+    }
+    return text.trim();
+  };
 
 /** `--tenant-weight tenant=weight` pairs: weights are positive numbers. */
 export function tenantWeights(items: string[], flag = '--tenant-weight'): Record<string, number> {
   return Object.fromEntries(
     Object.entries(parseLabels(items, flag)).map(([tenant, text]) => {
       const weight = Number(text);
-      if (!(text !== '' && Number.isFinite(weight) && weight > 0)) throw new UsageError(`${flag}: ${tenant}=${text}: the weight must be a positive number`);
+      if (!(text !== '' && Number.isFinite(weight) && weight > 0))
+        throw new UsageError(`${flag}: ${tenant}=${text}: the weight must be a positive number`);
       return [tenant, weight];
     }),
   );

@@ -23,7 +23,13 @@ describe('table', () => {
 
 describe('keyValues', () => {
   it('aligns values and skips undefined ones', () => {
-    expect(keyValues([['id', 'j_1'], ['skipped', undefined], ['state', 'failed']])).toBe('id:     j_1\nstate:  failed');
+    expect(
+      keyValues([
+        ['id', 'j_1'],
+        ['skipped', undefined],
+        ['state', 'failed'],
+      ]),
+    ).toBe('id:     j_1\nstate:  failed');
   });
 });
 

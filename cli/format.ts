@@ -57,12 +57,14 @@ export const failureName = (f: FailureCategory): string => enumLabel(FailureCate
  * against the members of a generated enum; undefined when nothing matches.
  * The UNSPECIFIED and UNRECOGNIZED members are never accepted.
  */
-export function parseEnum<E extends number>(
-  values: Record<string, string | number>,
-  prefix: string,
-  input: string,
-): E | undefined {
-  const key = prefix + input.trim().toUpperCase().replace(/[-\s]/g, '_').replace(new RegExp(`^${prefix}`), '');
+export function parseEnum<E extends number>(values: Record<string, string | number>, prefix: string, input: string): E | undefined {
+  const key =
+    prefix +
+    input
+      .trim()
+      .toUpperCase()
+      .replace(/[-\s]/g, '_')
+      .replace(new RegExp(`^${prefix}`), '');
   if (key.endsWith('_UNSPECIFIED')) return undefined;
   const value = values[key];
   return typeof value === 'number' && value >= 0 ? (value as E) : undefined;

@@ -42,12 +42,7 @@ export const INT32_MAX = 0x7fff_ffff;
 export const INT32_MIN = -0x8000_0000;
 
 /** A generated-enum value from its lower-case name (`critical`, `timed_out`); usage error listing the choices otherwise. */
-export function enumFlag<E extends number>(
-  flag: string,
-  values: Record<string, string | number>,
-  prefix: string,
-  text: string,
-): E {
+export function enumFlag<E extends number>(flag: string, values: Record<string, string | number>, prefix: string, text: string): E {
   const value = parseEnum<E>(values, prefix, text);
   if (value === undefined) {
     throw new UsageError(`${flag}: unknown value "${text}" (one of ${enumChoices(values, prefix)})`);

@@ -15,11 +15,13 @@ export function keepRunningWhenOutputCloses(): void {
 }
 
 export function handleClosedPipes(exit: (code: number) => void = (code) => process.exit(code)): void {
-  const onError = (stream: 'stdout' | 'stderr') => (err: NodeJS.ErrnoException): void => {
-    if (err.code !== 'EPIPE') throw err;
-    // stderr gone: nothing more can be said there; stdout gone: a printing command's reader has what it wanted.
-    if (!longRunning && stream === 'stdout') exit(0);
-  };
+  const onError =
+    (stream: 'stdout' | 'stderr') =>
+    (err: NodeJS.ErrnoException): void => {
+      if (err.code !== 'EPIPE') throw err;
+      // stderr gone: nothing more can be said there; stdout gone: a printing command's reader has what it wanted.
+      if (!longRunning && stream === 'stdout') exit(0);
+    };
   process.stdout.on('error', onError('stdout'));
   process.stderr.on('error', onError('stderr'));
 }

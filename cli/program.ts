@@ -46,6 +46,9 @@ function reportCommanderError(err: CommanderError): ErrorReport {
   if (err.exitCode === 0) return { exitCode: 0, line: undefined };
   // Help already went to stderr (e.g. `runmesh jobs` without a subcommand); a second line would only repeat it.
   if (err.code === 'commander.help') return { exitCode: 2, line: undefined };
-  const line = err.message.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ').trim();
+  const line = err.message
+    .replace(/^error:\s*/, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
   return { exitCode: 2, line };
 }

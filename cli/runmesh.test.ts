@@ -9,14 +9,7 @@ import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  Server,
-  ServerCredentials,
-  type ServerUnaryCall,
-  type ServerWritableStream,
-  type sendUnaryData,
-  status,
-} from '@grpc/grpc-js';
+import { Server, ServerCredentials, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   FailureCategory,
@@ -60,7 +53,10 @@ function run(args: string[], env: Record<string, string> = {}): Promise<Result> 
 }
 
 /** Spawns the binary with its stdout or stderr pipe closed on our side before it writes anything (the reader went away). */
-function runWithClosedPipe(args: string[], which: 'stdout' | 'stderr'): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+function runWithClosedPipe(
+  args: string[],
+  which: 'stdout' | 'stderr',
+): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, RUNMESH_LOG_LEVEL: 'info' } });
   children.add(child);
   child[which].destroy();
@@ -104,7 +100,9 @@ describe('runmesh without a control plane', () => {
     expect(res.code).toBe(1);
     expectOneLine(
       res.stderr,
-      new RegExp(`^runmesh: cannot reach the control plane at 127\\.0\\.0\\.1:${port} \\(is \`runmesh server\` or \`runmesh dev\` running\\?\\)$`),
+      new RegExp(
+        `^runmesh: cannot reach the control plane at 127\\.0\\.0\\.1:${port} \\(is \`runmesh server\` or \`runmesh dev\` running\\?\\)$`,
+      ),
     );
     expect(res.stdout).toBe('');
   });
@@ -127,7 +125,10 @@ describe('runmesh without a control plane', () => {
   it('rejects a bad listen address, HTTP port or tenant weight before starting anything, naming the flag', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['server', '--listen', 'garbage'], /^runmesh: --listen: invalid transport address "garbage"/],
-      [['server', '--http-listen', '127.0.0.1:99999'], /^runmesh: --http-listen: expected host:port with a port from 0 to 65535, got "127.0.0.1:99999"$/],
+      [
+        ['server', '--http-listen', '127.0.0.1:99999'],
+        /^runmesh: --http-listen: expected host:port with a port from 0 to 65535, got "127.0.0.1:99999"$/,
+      ],
       [['server', '--tenant-weight', 'a=b'], /^runmesh: --tenant-weight: a=b: the weight must be a positive number$/],
       [['agent', '--join-token', 't', '--server', '127.0.0.1:1,::::'], /^runmesh: --server: invalid transport address "::::"/],
       [['dev', '--listen', 'nope'], /^runmesh: --listen: invalid transport address "nope"/],
@@ -152,8 +153,12 @@ describe('runmesh without a control plane', () => {
     const dir = mkdtempSync(join(tmpdir(), 'runmesh-cli-pipe-'));
     try {
       const [grpcPort, httpPort] = [await closedPort(), await closedPort()];
-      const s = runWithClosedPipe(['server', '--listen', `127.0.0.1:${grpcPort}`, '--http-listen', `127.0.0.1:${httpPort}`, '--data-dir', dir], 'stderr');
-      const healthy = async (): Promise<boolean> => (await fetch(`http://127.0.0.1:${httpPort}/healthz`).catch(() => undefined))?.ok ?? false;
+      const s = runWithClosedPipe(
+        ['server', '--listen', `127.0.0.1:${grpcPort}`, '--http-listen', `127.0.0.1:${httpPort}`, '--data-dir', dir],
+        'stderr',
+      );
+      const healthy = async (): Promise<boolean> =>
+        (await fetch(`http://127.0.0.1:${httpPort}/healthz`).catch(() => undefined))?.ok ?? false;
       // Bounded: up to 30 s for a busy runner to start it.
       for (let i = 0; i < 300 && !(await healthy()); i++) await new Promise((r) => setTimeout(r, 100));
       expect(await healthy()).toBe(true);
@@ -210,9 +215,7 @@ class FakeControlPlane {
       watch: (call: ServerWritableStream<unknown, unknown>) => call.emit('error', { code: status.UNIMPLEMENTED }),
     });
     this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, bound) =>
-        err ? reject(err) : resolve(bound),
-      ),
+      server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
     );
     this.server = server;
   }

@@ -33,9 +33,7 @@ describe('buildSpec', () => {
   });
 
   it('joins --label flags and --selector with commas, labels first', () => {
-    expect(buildSpec({ label: ['os=linux', 'arch=amd64'], selector: 'gpu,!spot' }, ['x']).selector).toBe(
-      'os=linux,arch=amd64,gpu,!spot',
-    );
+    expect(buildSpec({ label: ['os=linux', 'arch=amd64'], selector: 'gpu,!spot' }, ['x']).selector).toBe('os=linux,arch=amd64,gpu,!spot');
     expect(buildSpec({ selector: 'gpu' }, ['x']).selector).toBe('gpu');
     expect(buildSpec({ label: ['os=linux'] }, ['x']).selector).toBe('os=linux');
     expect(usageMessage(() => buildSpec({ label: ['linux'] }, ['x']))).toMatch(/--label: expected KEY=VALUE/);

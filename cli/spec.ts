@@ -43,10 +43,7 @@ export function buildSpec(flags: SubmitFlags, command: readonly string[]): JobSp
     tenant: flags.tenant ?? '',
     priority: optionalWhole('--priority', flags.priority, INT32_MIN, INT32_MAX) ?? 0,
     affinityKey: flags.affinity ?? '',
-    strategy:
-      flags.strategy === undefined
-        ? Strategy.STRATEGY_UNSPECIFIED
-        : enumFlag('--strategy', Strategy, 'STRATEGY_', flags.strategy),
+    strategy: flags.strategy === undefined ? Strategy.STRATEGY_UNSPECIFIED : enumFlag('--strategy', Strategy, 'STRATEGY_', flags.strategy),
   });
 }
 

@@ -12,7 +12,10 @@ import type { ActiveIndex } from './scheduler/active-index.js';
 import { add } from './scheduler/convert.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 
-type AgentFacts = Pick<Agent, 'name' | 'state' | 'labels' | 'capacity' | 'version' | 'peer' | 'hostname' | 'connectedAt' | 'lastHeartbeat' | 'load'>;
+type AgentFacts = Pick<
+  Agent,
+  'name' | 'state' | 'labels' | 'capacity' | 'version' | 'peer' | 'hostname' | 'connectedAt' | 'lastHeartbeat' | 'load'
+>;
 
 /** The one way an Agent message is built: what is known of it, plus its work from the index. */
 const agentProto = (a: AgentFacts, index: ActiveIndex): Agent => ({
@@ -24,13 +27,45 @@ const agentProto = (a: AgentFacts, index: ActiveIndex): Agent => ({
 export function clusterView(mesh: MeshNode, registry: AgentRegistry, index: ActiveIndex, scheduler: Scheduler): ClusterView {
   const fromRecord = (r: AgentRecord): Agent => {
     const local = registry.get(r.name);
-    const state = r.draining ? AgentState.AGENT_STATE_DRAINING : r.cordoned ? AgentState.AGENT_STATE_CORDONED : AgentState.AGENT_STATE_READY;
+    const state = r.draining
+      ? AgentState.AGENT_STATE_DRAINING
+      : r.cordoned
+        ? AgentState.AGENT_STATE_CORDONED
+        : AgentState.AGENT_STATE_READY;
     const { name, labels, capacity, version, hostname, connectedAt } = r;
-    return agentProto({ name, state, labels, capacity, version, hostname, connectedAt, peer: r.peerId, lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined, load: mesh.loadOf(r) }, index);
+    return agentProto(
+      {
+        name,
+        state,
+        labels,
+        capacity,
+        version,
+        hostname,
+        connectedAt,
+        peer: r.peerId,
+        lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined,
+        load: mesh.loadOf(r),
+      },
+      index,
+    );
   };
   const fromLocal = (e: AgentEntry): Agent => {
     const { name, labels, capacity, version, hostname, load } = e;
-    return agentProto({ name, state: stateOf(e), labels, capacity, version, hostname, load, peer: mesh.peerId, connectedAt: e.connectedAt.toISOString(), lastHeartbeat: e.lastHeartbeat.toISOString() }, index);
+    return agentProto(
+      {
+        name,
+        state: stateOf(e),
+        labels,
+        capacity,
+        version,
+        hostname,
+        load,
+        peer: mesh.peerId,
+        connectedAt: e.connectedAt.toISOString(),
+        lastHeartbeat: e.lastHeartbeat.toISOString(),
+      },
+      index,
+    );
   };
   return {
     agents: () => {

@@ -55,16 +55,26 @@ function job(submitted: number, endedAt?: number, idempotencyKey = ''): JobRecor
   return r;
 }
 
-async function setup(open: () => Promise<Store>, o: { leader?: boolean; fence?: Compare[]; compactionIntervalMs?: number; retentionMs?: number; maxEndedJobs?: number } = {}) {
+async function setup(
+  open: () => Promise<Store>,
+  o: { leader?: boolean; fence?: Compare[]; compactionIntervalMs?: number; retentionMs?: number; maxEndedJobs?: number } = {},
+) {
   const store = await open();
   const repo = new JobRepo(store);
   const logs = new LogStore(join(await temp(), 'logs'));
   // Live jobs as the tracker would count them: what is stored and not ended.
   const liveJobs = { n: 0 };
   const keeper = new Housekeeper({
-    repo, store, logs, logger: silent, jobRetentionMs: o.retentionMs ?? 24 * HOUR, compactionIntervalMs: o.compactionIntervalMs ?? 0,
-    maxEndedJobs: o.maxEndedJobs ?? 0, liveJobs: () => liveJobs.n,
-    isLeader: () => o.leader ?? true, fence: () => o.fence ?? [],
+    repo,
+    store,
+    logs,
+    logger: silent,
+    jobRetentionMs: o.retentionMs ?? 24 * HOUR,
+    compactionIntervalMs: o.compactionIntervalMs ?? 0,
+    maxEndedJobs: o.maxEndedJobs ?? 0,
+    liveJobs: () => liveJobs.n,
+    isLeader: () => o.leader ?? true,
+    fence: () => o.fence ?? [],
   });
   const withLog = async (r: JobRecord): Promise<void> => {
     const f = await logs.file(r.job.id, 1);

@@ -75,7 +75,9 @@ export class Housekeeper {
   start(): void {
     const retention = this.o.jobRetentionMs;
     if (retention > 0 || this.o.maxEndedJobs > 0) {
-      this.every(retention > 0 ? Math.min(MAX_PASS_INTERVAL_MS, Math.max(250, retention / 2)) : MAX_PASS_INTERVAL_MS, () => this.sweep(Date.now()));
+      this.every(retention > 0 ? Math.min(MAX_PASS_INTERVAL_MS, Math.max(250, retention / 2)) : MAX_PASS_INTERVAL_MS, () =>
+        this.sweep(Date.now()),
+      );
     }
     if (this.o.compactionIntervalMs > 0) this.every(this.o.compactionIntervalMs, () => this.compact());
   }
@@ -110,7 +112,10 @@ export class Housekeeper {
     this.stats.jobsDeleted += jobs + overCap;
     this.stats.logsDeleted += logs;
     if (jobs + overCap + logs > 0) {
-      this.log.info({ jobs, over_cap: overCap, logs, retention_ms: retention, max_ended_jobs: this.o.maxEndedJobs }, 'deleted ended jobs (past the retention, or oldest over the cap) and their logs');
+      this.log.info(
+        { jobs, over_cap: overCap, logs, retention_ms: retention, max_ended_jobs: this.o.maxEndedJobs },
+        'deleted ended jobs (past the retention, or oldest over the cap) and their logs',
+      );
     }
     return { jobs, overCap, logs };
   }

@@ -9,12 +9,23 @@ import { repoRoot } from './paths.js';
 
 const require = createRequire(import.meta.url);
 
-export const SERVICES = ['runmesh.v1.AgentService', 'runmesh.v1.JobService', 'runmesh.v1.ClusterService', 'runmesh.v1.PeerService'] as const;
+export const SERVICES = [
+  'runmesh.v1.AgentService',
+  'runmesh.v1.JobService',
+  'runmesh.v1.ClusterService',
+  'runmesh.v1.PeerService',
+] as const;
 
 export function addReflection(server: Server): void {
   const dir = join(repoRoot(), 'proto');
   const healthDir = join(dirname(require.resolve('grpc-health-check/package.json')), 'proto');
-  const files = ['runmesh/v1/job.proto', 'runmesh/v1/agent.proto', 'runmesh/v1/cluster.proto', 'runmesh/v1/peer.proto', 'health/v1/health.proto'];
+  const files = [
+    'runmesh/v1/job.proto',
+    'runmesh/v1/agent.proto',
+    'runmesh/v1/cluster.proto',
+    'runmesh/v1/peer.proto',
+    'health/v1/health.proto',
+  ];
   const definition = loadSync(files, { includeDirs: [dir, healthDir], keepCase: true, longs: String, enums: String, defaults: true });
   new ReflectionService(definition).addToServer(server);
 }

@@ -93,10 +93,26 @@ export class ControlPlane {
       const grpcAddresses = bound.map((b) => b.address);
       const httpAddress = await listenHttp(parts.http, o.httpListen);
       const mesh = await MeshNode.start({
-        store, peerId: o.peerId, grpcAddress: dialable(bound), httpAddress, ttlSeconds: o.peerTtlSeconds,
-        gateway: parts.gateway, registry: parts.registry, logger: log,
+        store,
+        peerId: o.peerId,
+        grpcAddress: dialable(bound),
+        httpAddress,
+        ttlSeconds: o.peerTtlSeconds,
+        gateway: parts.gateway,
+        registry: parts.registry,
+        logger: log,
         // A peer's reader stops following once the agent's stream moved elsewhere; the reader finds where.
-        readLocalLog: (id, attempt, from, follow, signal) => readLocalLog(parts.tracker, parts.logs, id, attempt, from, follow, signal, (live) => parts.mesh?.logIsHere(live, attempt) ?? true),
+        readLocalLog: (id, attempt, from, follow, signal) =>
+          readLocalLog(
+            parts.tracker,
+            parts.logs,
+            id,
+            attempt,
+            from,
+            follow,
+            signal,
+            (live) => parts.mesh?.logIsHere(live, attempt) ?? true,
+          ),
         logs: parts.logs,
       });
       parts.mesh = mesh;
@@ -142,9 +158,31 @@ async function core(o: ControlPlaneOptions, log: Logger, store: Store): Promise<
       return { ok: true, detail: `ready (store ${store.kind}, ${tracker.size} live jobs)` };
     },
   });
-  const parts: Parts = { o, log, store, repo, tracker, writer, logs, registry, index, grpc, http, routes, health, gateway: undefined as unknown as Gateway };
+  const parts: Parts = {
+    o,
+    log,
+    store,
+    repo,
+    tracker,
+    writer,
+    logs,
+    registry,
+    index,
+    grpc,
+    http,
+    routes,
+    health,
+    gateway: undefined as unknown as Gateway,
+  };
   parts.gateway = new Gateway({
-    repo, tracker, writer, logs, registry, index, logger: log, peerId: o.peerId,
+    repo,
+    tracker,
+    writer,
+    logs,
+    registry,
+    index,
+    logger: log,
+    peerId: o.peerId,
     // The mesh joins once the gRPC server is bound; no agent is served before that.
     replicateLog: (id, attempt, records) => parts.mesh?.replicateLog(id, attempt, records) ?? Promise.resolve([o.peerId]),
     auth: new AgentAuth(o.joinToken),
@@ -161,7 +199,10 @@ function serve(p: Parts, mesh: MeshNode): void {
   const agentHealth = new HealthTracker();
   const scheduler = new Scheduler({
     writer: new JobWriter(p.repo, tracker, log, () => mesh.fence()),
-    tracker, index, agents: mesh, dispatcher: mesh,
+    tracker,
+    index,
+    agents: mesh,
+    dispatcher: mesh,
     router: new Router({ tenantWeights: o.tenantWeights, health: agentHealth }),
     healthFeed: new HealthFeed(agentHealth),
     isLeader: () => mesh.isLeader(),
@@ -170,10 +211,16 @@ function serve(p: Parts, mesh: MeshNode): void {
   });
   p.scheduler = scheduler;
   p.housekeeper = new Housekeeper({
-    repo: p.repo, store: p.store, logs: p.logs, logger: log,
-    jobRetentionMs: o.jobRetentionMs, compactionIntervalMs: o.compactionIntervalMs,
-    maxEndedJobs: o.maxEndedJobs, liveJobs: () => tracker.size,
-    isLeader: () => mesh.isLeader(), fence: () => mesh.fence(),
+    repo: p.repo,
+    store: p.store,
+    logs: p.logs,
+    logger: log,
+    jobRetentionMs: o.jobRetentionMs,
+    compactionIntervalMs: o.compactionIntervalMs,
+    maxEndedJobs: o.maxEndedJobs,
+    liveJobs: () => tracker.size,
+    isLeader: () => mesh.isLeader(),
+    fence: () => mesh.fence(),
   });
   p.housekeeper.start();
   tracker.onDeleted((id) => void p.housekeeper?.forget(id));
@@ -184,10 +231,17 @@ function serve(p: Parts, mesh: MeshNode): void {
   p.gateway.open(mesh);
   new PeerServiceImpl(mesh, log).addToServer(p.grpc);
   new JobServiceImpl({
-    repo: p.repo, tracker, writer: p.writer, logs: p.logs, logger: log,
+    repo: p.repo,
+    tracker,
+    writer: p.writer,
+    logs: p.logs,
+    logger: log,
     cancelOnAgent: (agent, id, attempt, grace, reason) => mesh.cancel(agent, id, attempt, grace, reason),
     waitingReason: (id) => scheduler.waitingReason(id),
-    logLocator: { here: (record, attempt) => mesh.logIsHere(record, attempt), read: (record, attempt, from, follow, signal) => mesh.remoteLog(record, attempt, from, follow, signal) },
+    logLocator: {
+      here: (record, attempt) => mesh.logIsHere(record, attempt),
+      read: (record, attempt, from, follow, signal) => mesh.remoteLog(record, attempt, from, follow, signal),
+    },
     admit: (records) => scheduler.admit(records),
     retention: { ageMs: o.jobRetentionMs, maxEnded: o.maxEndedJobs },
   }).addToServer(p.grpc);

@@ -38,7 +38,10 @@ describe('affinity (rendezvous hashing)', () => {
         const keys = Array.from({ length: 2000 }, (_, k) => `repo-${k}`);
         const before = placeAll(agents, keys);
         const removed = agents[gone]?.name;
-        const after = placeAll(agents.filter((a) => a.name !== removed), keys);
+        const after = placeAll(
+          agents.filter((a) => a.name !== removed),
+          keys,
+        );
         const moved = keys.filter((k) => before.get(k) !== after.get(k));
         for (const k of moved) expect(before.get(k)).toBe(removed);
         expect(moved.length / keys.length).toBeLessThan(2 / agents.length);

@@ -33,7 +33,7 @@ export class SlotBuckets {
     let ties = 0;
     for (let s = Math.max(1, need.slots); s < this.buckets.length && s <= bestLevel && ties < TIE_SCAN; s++) {
       const bucket = this.buckets[s] as number[];
-      for (let pos = 0; pos < bucket.length && ties < TIE_SCAN; ) {
+      for (let pos = 0; pos < bucket.length && ties < TIE_SCAN;) {
         const i = bucket[pos] as number;
         const level = Math.floor(this.r.freeSlots[i] ?? 0);
         if (this.r.spent(i) || level !== s) {

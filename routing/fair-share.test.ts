@@ -8,7 +8,13 @@ import { agent, job, res, TEST_SEED } from './test-support.js';
  * cluster holds; after each round everything placed completes, and the
  * next round starts from an empty cluster with the backlog topped up.
  */
-function simulate(weights: Record<string, number>, agents: number, slotsPerAgent: number, target: number, seed: number): Map<string, number> {
+function simulate(
+  weights: Record<string, number>,
+  agents: number,
+  slotsPerAgent: number,
+  target: number,
+  seed: number,
+): Map<string, number> {
   const router = new Router({ tenantWeights: weights, seed });
   const cluster = snapshotOf(Array.from({ length: agents }, (_, k) => agent(`a${k}`, {}, res(slotsPerAgent))));
   const capacity = agents * slotsPerAgent;
@@ -39,7 +45,9 @@ function expectShares(placed: Map<string, number>, weights: Record<string, numbe
   for (const [tenant, w] of Object.entries(weights)) {
     const share = (placed.get(tenant) ?? 0) / total;
     const want = w / weightSum;
-    expect(Math.abs(share - want) / want, `${tenant}: share ${share.toFixed(4)}, weight share ${want.toFixed(4)}`).toBeLessThanOrEqual(0.05);
+    expect(Math.abs(share - want) / want, `${tenant}: share ${share.toFixed(4)}, weight share ${want.toFixed(4)}`).toBeLessThanOrEqual(
+      0.05,
+    );
   }
 }
 
@@ -53,10 +61,17 @@ describe('fair share (deficit round robin)', () => {
   it(`keeps every tenant within ±5% of its weight over 10k placements (seed ${TEST_SEED})`, () => {
     const tenants = fc.uniqueArray(fc.constantFrom('t1', 't2', 't3', 't4', 't5'), { minLength: 2, maxLength: 5 });
     fc.assert(
-      fc.property(tenants, fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 5, maxLength: 5 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 4 }), fc.nat(), (ts, ws, agents, slots, seed) => {
-        const weights = Object.fromEntries(ts.map((t, k) => [t, ws[k] ?? 1]));
-        expectShares(simulate(weights, agents, slots, 10_000, seed), weights);
-      }),
+      fc.property(
+        tenants,
+        fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 5, maxLength: 5 }),
+        fc.integer({ min: 1, max: 9 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.nat(),
+        (ts, ws, agents, slots, seed) => {
+          const weights = Object.fromEntries(ts.map((t, k) => [t, ws[k] ?? 1]));
+          expectShares(simulate(weights, agents, slots, 10_000, seed), weights);
+        },
+      ),
       { seed: TEST_SEED, numRuns: 25 },
     );
   });

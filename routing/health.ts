@@ -44,7 +44,8 @@ const LEGAL: Record<BreakerState, readonly BreakerState[]> = {
 
 function resolve(o: HealthOptions): Resolved {
   const r = { failureThreshold: 3, coolDownMs: 30_000, alpha: 0.2, latencyRefMs: 1_000, ...o };
-  if (!Number.isInteger(r.failureThreshold) || r.failureThreshold < 1) throw new RoutingOptionError('failureThreshold', 'must be an integer >= 1');
+  if (!Number.isInteger(r.failureThreshold) || r.failureThreshold < 1)
+    throw new RoutingOptionError('failureThreshold', 'must be an integer >= 1');
   if (!(r.coolDownMs >= 0)) throw new RoutingOptionError('coolDownMs', 'must be >= 0');
   if (!(r.alpha > 0 && r.alpha <= 1)) throw new RoutingOptionError('alpha', 'must be in (0, 1]');
   if (!(r.latencyRefMs > 0)) throw new RoutingOptionError('latencyRefMs', 'must be > 0');

@@ -8,7 +8,16 @@
 export * from './types.js';
 export { Router, type RouterOptions } from './router.js';
 export { ClusterSnapshot, snapshotOf, type CandidateSet } from './snapshot.js';
-export { parseSelector, matches, formatSelector, holds, SelectorParseError, type Selector, type Requirement, type Operator } from './selector.js';
+export {
+  parseSelector,
+  matches,
+  formatSelector,
+  holds,
+  SelectorParseError,
+  type Selector,
+  type Requirement,
+  type Operator,
+} from './selector.js';
 export { HealthTracker, type HealthOptions, type BreakerState, type Admission } from './health.js';
 export { RoutingOptionError, isSelectorParseError, isRoutingOptionError } from './errors.js';
 export { xorshift32, type RandomSource } from './random.js';

@@ -1,12 +1,26 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatSelector, matches, parseSelector, Router, snapshotOf, type AgentView, type QueuedJob, type Requirement, type Resources } from './index.js';
+import {
+  formatSelector,
+  matches,
+  parseSelector,
+  Router,
+  snapshotOf,
+  type AgentView,
+  type QueuedJob,
+  type Requirement,
+  type Resources,
+} from './index.js';
 import { agent, busyAgent, job, res, running, TEST_SEED } from './test-support.js';
 
 const KEYS = ['os', 'arch', 'pool', 'gpu', 'zone'] as const;
 const VALUES = ['a', 'b', 'c'] as const;
 
-const resources = fc.record({ slots: fc.integer({ min: 1, max: 8 }), cpuMillis: fc.constantFrom(0, 1000, 2000, 4000, 8000), memoryMb: fc.constantFrom(0, 512, 2048, 8192) });
+const resources = fc.record({
+  slots: fc.integer({ min: 1, max: 8 }),
+  cpuMillis: fc.constantFrom(0, 1000, 2000, 4000, 8000),
+  memoryMb: fc.constantFrom(0, 512, 2048, 8192),
+});
 
 const agents = fc
   .array(
@@ -30,26 +44,40 @@ const agents = fc
   );
 
 /** Selectors built from the vocabulary the agents' labels use, so many of them match something. */
-const requirement: fc.Arbitrary<Requirement> = fc.record({
-  key: fc.constantFrom(...KEYS),
-  op: fc.constantFrom('=' as const, '!=' as const, 'in' as const, 'notin' as const, 'exists' as const, '!exists' as const),
-  values: fc.array(fc.constantFrom(...VALUES), { minLength: 1, maxLength: 2 }),
-}).map((r) => (r.op === 'exists' || r.op === '!exists' ? { ...r, values: [] } : r.op === '=' || r.op === '!=' ? { ...r, values: r.values.slice(0, 1) } : r));
+const requirement: fc.Arbitrary<Requirement> = fc
+  .record({
+    key: fc.constantFrom(...KEYS),
+    op: fc.constantFrom('=' as const, '!=' as const, 'in' as const, 'notin' as const, 'exists' as const, '!exists' as const),
+    values: fc.array(fc.constantFrom(...VALUES), { minLength: 1, maxLength: 2 }),
+  })
+  .map((r) =>
+    r.op === 'exists' || r.op === '!exists'
+      ? { ...r, values: [] }
+      : r.op === '=' || r.op === '!='
+        ? { ...r, values: r.values.slice(0, 1) }
+        : r,
+  );
 
-const jobs = fc.array(
-  fc.record({
-    selector: fc.array(requirement, { maxLength: 3 }).map(formatSelector),
-    resources,
-    qos: fc.constantFrom('critical' as const, 'standard' as const, 'batch' as const),
-    tenant: fc.constantFrom('t1', 't2', 't3'),
-    priority: fc.integer({ min: 0, max: 3 }),
-    affinityKey: fc.constantFrom('', '', 'repo-a', 'repo-b'),
-    strategy: fc.constantFrom('spread' as const, 'binpack' as const),
-  }),
-  { maxLength: 60 },
-).map((js) => js.map((j, k) => job(`job-${k}`, j)));
+const jobs = fc
+  .array(
+    fc.record({
+      selector: fc.array(requirement, { maxLength: 3 }).map(formatSelector),
+      resources,
+      qos: fc.constantFrom('critical' as const, 'standard' as const, 'batch' as const),
+      tenant: fc.constantFrom('t1', 't2', 't3'),
+      priority: fc.integer({ min: 0, max: 3 }),
+      affinityKey: fc.constantFrom('', '', 'repo-a', 'repo-b'),
+      strategy: fc.constantFrom('spread' as const, 'binpack' as const),
+    }),
+    { maxLength: 60 },
+  )
+  .map((js) => js.map((j, k) => job(`job-${k}`, j)));
 
-function assertSafe(cluster: readonly AgentView[], queue: readonly QueuedJob[], placements: ReadonlyArray<{ jobId: string; agent: string }>): void {
+function assertSafe(
+  cluster: readonly AgentView[],
+  queue: readonly QueuedJob[],
+  placements: ReadonlyArray<{ jobId: string; agent: string }>,
+): void {
   const used = new Map<string, Resources>();
   const byId = new Map(queue.map((j) => [j.id, j]));
   for (const p of placements) {
@@ -58,7 +86,11 @@ function assertSafe(cluster: readonly AgentView[], queue: readonly QueuedJob[], 
     expect(a.schedulable).toBe(true);
     expect(matches(parseSelector(j.selector), a.labels)).toBe(true);
     const u = used.get(a.name) ?? res(0);
-    used.set(a.name, { slots: u.slots + j.resources.slots, cpuMillis: u.cpuMillis + j.resources.cpuMillis, memoryMb: u.memoryMb + j.resources.memoryMb });
+    used.set(a.name, {
+      slots: u.slots + j.resources.slots,
+      cpuMillis: u.cpuMillis + j.resources.cpuMillis,
+      memoryMb: u.memoryMb + j.resources.memoryMb,
+    });
   }
   for (const [name, u] of used) {
     const a = cluster.find((x) => x.name === name) as AgentView;
@@ -129,7 +161,9 @@ describe('Router reasons and order', () => {
   });
 
   it('says so when every matching agent is cordoned, and when the cluster is empty', () => {
-    const d = new Router().decide(snapshotOf([agent('c', { os: 'mac' }, res(1), { schedulable: false })]), [job('j', { selector: 'os=mac' })]);
+    const d = new Router().decide(snapshotOf([agent('c', { os: 'mac' }, res(1), { schedulable: false })]), [
+      job('j', { selector: 'os=mac' }),
+    ]);
     expect(d.waiting.get('j')).toBe('waiting: the 1 matching agent is cordoned, draining or disconnected');
     expect(new Router().decide(snapshotOf([]), [job('k')]).waiting.get('k')).toBe('waiting: no agent connected');
   });
@@ -160,7 +194,13 @@ describe('Router reasons and order', () => {
 
 describe('Router preemption', () => {
   const fullOfBatch = fc
-    .array(fc.record({ slots: fc.integer({ min: 1, max: 6 }), mix: fc.array(fc.constantFrom('batch' as const, 'standard' as const, 'critical' as const), { minLength: 6, maxLength: 6 }) }), { minLength: 1, maxLength: 12 })
+    .array(
+      fc.record({
+        slots: fc.integer({ min: 1, max: 6 }),
+        mix: fc.array(fc.constantFrom('batch' as const, 'standard' as const, 'critical' as const), { minLength: 6, maxLength: 6 }),
+      }),
+      { minLength: 1, maxLength: 12 },
+    )
     .map((specs) => {
       const cluster: AgentView[] = [];
       const run = specs.flatMap((s, k) => {
@@ -185,7 +225,9 @@ describe('Router preemption', () => {
         for (const v of victims) expect(v?.qos).toBe('batch');
         const agentName = d.preemptions[0]?.agent ?? '';
         for (const p of d.preemptions) expect([p.agent, p.forJobId]).toEqual([agentName, 'crit']);
-        expect(d.waiting.get('crit')).toBe(`preempting ${d.preemptions.length} batch attempt${d.preemptions.length === 1 ? '' : 's'} on ${agentName}`);
+        expect(d.waiting.get('crit')).toBe(
+          `preempting ${d.preemptions.length} batch attempt${d.preemptions.length === 1 ? '' : 's'} on ${agentName}`,
+        );
         // A standard job never preempts.
         expect(d.waiting.get('std')).toMatch(/^waiting:/);
       }),
@@ -212,7 +254,13 @@ describe('Router preemption', () => {
     expect(again.waiting.get('crit')).toBe('preempting 1 batch attempt on a');
     // Once the victim is gone and its room is free, the critical job is placed.
     const freed = busyAgent(agent('a', {}, res(5)), res(3));
-    const done = router.decide(snapshotOf([freed, b], run.filter((r) => r.jobId !== 'a-new')), [crit]);
+    const done = router.decide(
+      snapshotOf(
+        [freed, b],
+        run.filter((r) => r.jobId !== 'a-new'),
+      ),
+      [crit],
+    );
     expect(done.placements).toEqual([{ jobId: 'crit', agent: 'a' }]);
   });
 });

@@ -117,7 +117,11 @@ export class Router {
     const verdict = snapshot.verdict(job.selector, need, () => capacityVerdict(snapshot, cands, need));
     if (verdict) return this.wait(out, job, verdict);
     if (job.qos === 'critical' && this.preempt(round, job, need, cands, out)) return false;
-    return this.wait(out, job, round.busyReason(job.selector, () => busy(round, cands)));
+    return this.wait(
+      out,
+      job,
+      round.busyReason(job.selector, () => busy(round, cands)),
+    );
   }
 
   /** Affinity first (the rendezvous winner, when it fits and is healthy), then the strategy. */

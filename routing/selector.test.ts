@@ -60,8 +60,16 @@ describe('parseSelector', () => {
 
 const labelText = fc.stringMatching(/^[A-Za-z0-9]([A-Za-z0-9._/-]{0,10}[A-Za-z0-9])?$/);
 const requirement: fc.Arbitrary<Requirement> = fc.oneof(
-  fc.record({ key: labelText, op: fc.constantFrom('=' as const, '!=' as const), values: fc.array(labelText, { minLength: 1, maxLength: 1 }) }),
-  fc.record({ key: labelText, op: fc.constantFrom('in' as const, 'notin' as const), values: fc.array(labelText, { minLength: 1, maxLength: 4 }) }),
+  fc.record({
+    key: labelText,
+    op: fc.constantFrom('=' as const, '!=' as const),
+    values: fc.array(labelText, { minLength: 1, maxLength: 1 }),
+  }),
+  fc.record({
+    key: labelText,
+    op: fc.constantFrom('in' as const, 'notin' as const),
+    values: fc.array(labelText, { minLength: 1, maxLength: 4 }),
+  }),
   fc.record({ key: labelText, op: fc.constantFrom('exists' as const, '!exists' as const), values: fc.constant([] as string[]) }),
 );
 
@@ -89,7 +97,14 @@ describe('selector properties', () => {
       fc.property(req, labels, (r, l) => {
         const v = Object.hasOwn(l, r.key) ? l[r.key] : undefined;
         const inValues = v !== undefined && r.values.includes(v);
-        const expected = { '=': inValues, in: inValues, '!=': !inValues, notin: !inValues, exists: v !== undefined, '!exists': v === undefined }[r.op];
+        const expected = {
+          '=': inValues,
+          in: inValues,
+          '!=': !inValues,
+          notin: !inValues,
+          exists: v !== undefined,
+          '!exists': v === undefined,
+        }[r.op];
         expect(matches([r], l)).toBe(expected);
       }),
       { seed: TEST_SEED, numRuns: 500 },

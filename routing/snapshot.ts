@@ -52,7 +52,11 @@ function buildLabelIndex(agents: readonly AgentView[]): Map<string, Map<string, 
   return index;
 }
 
-function runningOnAgents(running: readonly RunningAttemptView[], byName: ReadonlyMap<string, number>, qos: QosClass): Map<number, RankedAttempt[]> {
+function runningOnAgents(
+  running: readonly RunningAttemptView[],
+  byName: ReadonlyMap<string, number>,
+  qos: QosClass,
+): Map<number, RankedAttempt[]> {
   const out = new Map<number, RankedAttempt[]>();
   running.forEach((view, position) => {
     const i = byName.get(view.agent);
@@ -220,7 +224,11 @@ export class ClusterSnapshot {
   /** A memoised verdict (null = feasible) per selector and exact need. */
   verdict(text: string, need: Resources, compute: () => string | null): string | null {
     const bySlots = child(this.memo.verdicts, text, () => new Map());
-    const byMem = child(child(bySlots, need.slots, () => new Map()), need.cpuMillis, () => new Map<number, string | null>());
+    const byMem = child(
+      child(bySlots, need.slots, () => new Map()),
+      need.cpuMillis,
+      () => new Map<number, string | null>(),
+    );
     return child(byMem, need.memoryMb, compute);
   }
 
@@ -269,6 +277,10 @@ export class ClusterSnapshot {
  * the `previous` snapshot, the indices of agents whose identity (name, labels
  * and capacity, compared by reference) is unchanged are reused from it.
  */
-export function snapshotOf(agents: readonly AgentView[], running: readonly RunningAttemptView[] = [], previous?: ClusterSnapshot): ClusterSnapshot {
+export function snapshotOf(
+  agents: readonly AgentView[],
+  running: readonly RunningAttemptView[] = [],
+  previous?: ClusterSnapshot,
+): ClusterSnapshot {
   return new ClusterSnapshot(agents, running, previous);
 }

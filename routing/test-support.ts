@@ -9,7 +9,12 @@ export const TEST_SEED = Number(process.env['FC_SEED'] ?? 20_240_611);
 
 export const res = (slots: number, cpuMillis = 0, memoryMb = 0): Resources => ({ slots, cpuMillis, memoryMb });
 
-export function agent(name: string, labels: Record<string, string> = {}, capacity: Resources = res(4), over: Partial<AgentView> = {}): AgentView {
+export function agent(
+  name: string,
+  labels: Record<string, string> = {},
+  capacity: Resources = res(4),
+  over: Partial<AgentView> = {},
+): AgentView {
   return { name, labels, capacity, free: capacity, load: 0, schedulable: true, ...over };
 }
 
@@ -30,7 +35,12 @@ export function job(id: string, over: Partial<QueuedJob> = {}): QueuedJob {
   };
 }
 
-export const running = (jobId: string, agentName: string, qos: RunningAttemptView['qos'], resources: Resources = res(1)): RunningAttemptView => ({
+export const running = (
+  jobId: string,
+  agentName: string,
+  qos: RunningAttemptView['qos'],
+  resources: Resources = res(1),
+): RunningAttemptView => ({
   jobId,
   agent: agentName,
   qos,

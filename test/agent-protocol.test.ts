@@ -26,16 +26,39 @@ afterEach(async () => {
 
 describe('agent stream, control-plane side', () => {
   it('asks once for the records after a gap and for those a result counts but never sent, then completes the job', async () => {
-    const cp = await ControlPlane.start({ listen: ['127.0.0.1:0'], httpListen: '127.0.0.1:0', dataDir: await tempDir('runmesh-agent-protocol-'), joinToken: TOKEN, logger: pino({ level: 'silent' }) });
+    const cp = await ControlPlane.start({
+      listen: ['127.0.0.1:0'],
+      httpListen: '127.0.0.1:0',
+      dataDir: await tempDir('runmesh-agent-protocol-'),
+      joinToken: TOKEN,
+      logger: pino({ level: 'silent' }),
+    });
     const client = new TestClient(cp.address);
     const raw = new AgentServiceClient(cp.address, credentials.createInsecure());
     const call = raw.connect();
-    cleanup.push(() => cp.close(), () => client.close(), () => raw.close(), () => call.cancel());
+    cleanup.push(
+      () => cp.close(),
+      () => client.close(),
+      () => raw.close(),
+      () => call.cancel(),
+    );
     const got: ConnectResponse[] = [];
     call.on('data', (m: ConnectResponse) => got.push(m));
     call.on('error', () => undefined);
     const send = (m: ConnectRequest['msg']): void => void call.write({ msg: m });
-    send({ $case: 'hello', value: { name: 'raw', joinToken: TOKEN, labels: {}, capacity: { slots: 1, cpuMillis: 0, memoryMb: 0 }, version: 'test', protocolVersion: PROTOCOL_VERSION, held: [], hostname: 'test' } });
+    send({
+      $case: 'hello',
+      value: {
+        name: 'raw',
+        joinToken: TOKEN,
+        labels: {},
+        capacity: { slots: 1, cpuMillis: 0, memoryMb: 0 },
+        version: 'test',
+        protocolVersion: PROTOCOL_VERSION,
+        held: [],
+        hostname: 'test',
+      },
+    });
     await waitUntil(() => got.some((m) => m.msg?.$case === 'welcome'), 10_000, 'Welcome');
     send({ $case: 'heartbeat', value: { freeSlots: 1, running: 0, draining: false, load: 0 } });
     await client.waitAgents(1);
@@ -45,10 +68,14 @@ describe('agent stream, control-plane side', () => {
     const ids = { jobId: job.id, attempt: 1 };
     const acks = (): LogAck[] => got.flatMap((m) => (m.msg?.$case === 'logAck' && m.msg.value.jobId === job.id ? [m.msg.value] : []));
     const resends = (): LogAck[] => acks().filter((a) => a.resend);
-    const chunk = (seq: number, text: string): void => send({ $case: 'logChunk', value: { ...ids, seq, stream: LogStream.LOG_STREAM_STDOUT, data: Buffer.from(text) } });
+    const chunk = (seq: number, text: string): void =>
+      send({ $case: 'logChunk', value: { ...ids, seq, stream: LogStream.LOG_STREAM_STDOUT, data: Buffer.from(text) } });
     const result = (records: number): void => {
       const now = new Date().toISOString();
-      send({ $case: 'jobResult', value: { ...ids, exitCode: 0, failure: 0, message: '', logRecords: records, startedAt: now, finishedAt: now } });
+      send({
+        $case: 'jobResult',
+        value: { ...ids, exitCode: 0, failure: 0, message: '', logRecords: records, startedAt: now, finishedAt: now },
+      });
     };
 
     send({ $case: 'jobUpdate', value: { ...ids, state: JobState.JOB_STATE_RUNNING, message: '' } });

@@ -18,7 +18,13 @@ let cp: ControlPlane;
 let client: TestClient;
 
 beforeAll(async () => {
-  cp = await ControlPlane.start({ listen: ['127.0.0.1:0'], httpListen: '127.0.0.1:0', dataDir: await tempDir('runmesh-api-'), joinToken: TOKEN, logger: pino({ level: 'silent' }) });
+  cp = await ControlPlane.start({
+    listen: ['127.0.0.1:0'],
+    httpListen: '127.0.0.1:0',
+    dataDir: await tempDir('runmesh-api-'),
+    joinToken: TOKEN,
+    logger: pino({ level: 'silent' }),
+  });
   client = new TestClient(cp.address);
 });
 
@@ -65,7 +71,9 @@ describe('bad input', () => {
 
   it('names the index of a bad spec in a batch', async () => {
     const err = await rejects(
-      new Promise((resolve, reject) => client.jobs.submitBatch({ specs: [client.spec({ argv: ['true'] }), client.spec({})] }, (e, r) => (e ? reject(e) : resolve(r)))),
+      new Promise((resolve, reject) =>
+        client.jobs.submitBatch({ specs: [client.spec({ argv: ['true'] }), client.spec({})] }, (e, r) => (e ? reject(e) : resolve(r))),
+      ),
     );
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.details).toContain('specs[1].argv');
@@ -134,7 +142,21 @@ describe('agents that misbehave', () => {
     return { agents, stream, ended };
   }
 
-  const hello = (joinToken: string, name = 'misfit') => ({ msg: { $case: 'hello' as const, value: { name, joinToken, labels: {}, capacity: { slots: 1, cpuMillis: 0, memoryMb: 0 }, version: 'test', protocolVersion: PROTOCOL_VERSION, held: [], hostname: 'h' } } });
+  const hello = (joinToken: string, name = 'misfit') => ({
+    msg: {
+      $case: 'hello' as const,
+      value: {
+        name,
+        joinToken,
+        labels: {},
+        capacity: { slots: 1, cpuMillis: 0, memoryMb: 0 },
+        version: 'test',
+        protocolVersion: PROTOCOL_VERSION,
+        held: [],
+        hostname: 'h',
+      },
+    },
+  });
 
   it('refuses a wrong join token with UNAUTHENTICATED', async () => {
     const { stream, ended, agents } = connect();
@@ -152,7 +174,12 @@ describe('agents that misbehave', () => {
 
   it('survives garbage bytes on the agent stream', async () => {
     const raw = new Client(cp.address, credentials.createInsecure());
-    const stream = raw.makeBidiStreamRequest('/runmesh.v1.AgentService/Connect', (b: Buffer) => b, (b: Buffer) => b, new Metadata());
+    const stream = raw.makeBidiStreamRequest(
+      '/runmesh.v1.AgentService/Connect',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      new Metadata(),
+    );
     const ended = new Promise<number>((resolve) => stream.on('error', (e: ServiceError) => resolve(e.code)));
     stream.on('data', () => undefined);
     stream.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01, 0x02]));
@@ -183,10 +210,14 @@ describe('operator surface', () => {
   it('lists our services through server reflection and reports SERVING health', async () => {
     const { ServerReflectionClient } = await reflectionClient();
     const services = await ServerReflectionClient(cp.address);
-    expect(services).toEqual(expect.arrayContaining(['runmesh.v1.JobService', 'runmesh.v1.ClusterService', 'runmesh.v1.AgentService', 'grpc.health.v1.Health']));
+    expect(services).toEqual(
+      expect.arrayContaining(['runmesh.v1.JobService', 'runmesh.v1.ClusterService', 'runmesh.v1.AgentService', 'grpc.health.v1.Health']),
+    );
     const raw = new Client(cp.address, credentials.createInsecure());
     const id = (b: Buffer): Buffer => b;
-    const res = await new Promise<Buffer>((resolve, reject) => raw.makeUnaryRequest('/grpc.health.v1.Health/Check', id, id, Buffer.alloc(0), (e, r) => (e ? reject(e) : resolve(r!))));
+    const res = await new Promise<Buffer>((resolve, reject) =>
+      raw.makeUnaryRequest('/grpc.health.v1.Health/Check', id, id, Buffer.alloc(0), (e, r) => (e ? reject(e) : resolve(r!))),
+    );
     raw.close();
     expect([...res]).toEqual([0x08, 0x01]); // status: SERVING
   });
@@ -200,7 +231,21 @@ async function reflectionClient() {
   const require = createRequire(import.meta.url);
   const protoPath = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1alpha/reflection.proto');
   const def = grpc.loadPackageDefinition(loadSync(protoPath, { keepCase: true })) as unknown as {
-    grpc: { reflection: { v1alpha: { ServerReflection: new (addr: string, creds: unknown) => Client & { ServerReflectionInfo(): import('@grpc/grpc-js').ClientDuplexStream<unknown, { list_services_response?: { service: Array<{ name: string }> } }> } } } };
+    grpc: {
+      reflection: {
+        v1alpha: {
+          ServerReflection: new (
+            addr: string,
+            creds: unknown,
+          ) => Client & {
+            ServerReflectionInfo(): import('@grpc/grpc-js').ClientDuplexStream<
+              unknown,
+              { list_services_response?: { service: Array<{ name: string }> } }
+            >;
+          };
+        };
+      };
+    };
   };
   return {
     ServerReflectionClient: (addr: string) =>

@@ -23,13 +23,28 @@ afterEach(async () => {
 });
 
 async function start(): Promise<{ cp: ControlPlane; client: TestClient }> {
-  const cp = await ControlPlane.start({ listen: ['127.0.0.1:0'], httpListen: '127.0.0.1:0', dataDir: await tempDir('runmesh-dispatch-'), joinToken: TOKEN, logger: pino({ level: 'silent' }) });
+  const cp = await ControlPlane.start({
+    listen: ['127.0.0.1:0'],
+    httpListen: '127.0.0.1:0',
+    dataDir: await tempDir('runmesh-dispatch-'),
+    joinToken: TOKEN,
+    logger: pino({ level: 'silent' }),
+  });
   const client = new TestClient(cp.address);
-  cleanup.push(() => cp.close(), () => client.close());
+  cleanup.push(
+    () => cp.close(),
+    () => client.close(),
+  );
   return { cp, client };
 }
 
-async function agent(cp: ControlPlane, client: TestClient, name: string, slots: number, complete?: (a: Assign) => boolean): Promise<SimAgent & { assigns: Assign[] }> {
+async function agent(
+  cp: ControlPlane,
+  client: TestClient,
+  name: string,
+  slots: number,
+  complete?: (a: Assign) => boolean,
+): Promise<SimAgent & { assigns: Assign[] }> {
   const assigns: Assign[] = [];
   const a = simAgent(cp.address, { name, token: TOKEN, slots, complete: (x) => (assigns.push(x), complete ? complete(x) : true) });
   cleanup.push(() => a.close());

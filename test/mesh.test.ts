@@ -62,13 +62,18 @@ afterEach(async (ctx) => {
 
 /** A failed test's evidence from one peer: how it ended and its last warnings and errors, one line each. */
 function peerReport(p: MeshPeer): string {
-  const lines = p.output().split('\n').flatMap((line) => {
-    if (!line.startsWith('{')) return line.trim() ? [line] : [];
-    const rec = parseRecord(line);
-    if (!rec) return [line.slice(0, 300)];
-    if ((rec.level ?? 0) < 40) return [];
-    return [`${new Date(rec.time ?? 0).toISOString()} ${rec.level} ${rec.msg ?? ''}${rec.job_id ? ` job=${rec.job_id}` : ''}${rec.err ? `: ${rec.err.message ?? ''}` : ''}`];
-  });
+  const lines = p
+    .output()
+    .split('\n')
+    .flatMap((line) => {
+      if (!line.startsWith('{')) return line.trim() ? [line] : [];
+      const rec = parseRecord(line);
+      if (!rec) return [line.slice(0, 300)];
+      if ((rec.level ?? 0) < 40) return [];
+      return [
+        `${new Date(rec.time ?? 0).toISOString()} ${rec.level} ${rec.msg ?? ''}${rec.job_id ? ` job=${rec.job_id}` : ''}${rec.err ? `: ${rec.err.message ?? ''}` : ''}`,
+      ];
+    });
   return `--- peer ${p.id} exit=${p.proc.exitCode} signal=${p.proc.signalCode}\n${lines.slice(-30).join('\n')}`;
 }
 
@@ -94,7 +99,12 @@ async function mesh(tag: string, ttlSeconds = PEER_TTL_SECONDS): Promise<{ peers
   clients.push(...peers.map((p) => p.client));
   running = peers;
   dirs.push(...peers.map((p) => p.dataDir));
-  const leaderId = await waitLeader(peers[0]!.client, '', 20_000, peers.map((p) => p.id));
+  const leaderId = await waitLeader(
+    peers[0]!.client,
+    '',
+    20_000,
+    peers.map((p) => p.id),
+  );
   const leader = peers.find((p) => p.id === leaderId);
   if (!leader) throw new Error(`leader ${leaderId} is not one of ${peers.map((p) => p.id).join(',')}`);
   return { peers, leader, others: peers.filter((p) => p !== leader) };
@@ -102,7 +112,10 @@ async function mesh(tag: string, ttlSeconds = PEER_TTL_SECONDS): Promise<{ peers
 
 /** Jobs in `done` that break `pred`, described, so a failure names them. */
 function breaking(done: Map<string, Job>, pred: (j: Job) => boolean): string[] {
-  return [...done.values()].filter((j) => !pred(j)).map((j) => describeJob(j) ?? j.id).slice(0, 10);
+  return [...done.values()]
+    .filter((j) => !pred(j))
+    .map((j) => describeJob(j) ?? j.id)
+    .slice(0, 10);
 }
 
 /** Every job SUCCEEDED, once: one SUCCEEDED entry, nothing written after it, no two attempts at once. */
@@ -115,7 +128,13 @@ function expectSucceededOnce(done: Map<string, Job>): void {
 }
 
 /** Submits `n` jobs round-robin over `to`, `batch` at a time; `onBatch` runs after each batch. */
-async function submitSpread(to: MeshPeer[], n: number, spec: Parameters<TestClient['submit']>[0], batch: number, onBatch?: (submitted: number) => void): Promise<string[]> {
+async function submitSpread(
+  to: MeshPeer[],
+  n: number,
+  spec: Parameters<TestClient['submit']>[0],
+  batch: number,
+  onBatch?: (submitted: number) => void,
+): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i += batch) {
     const size = Math.min(batch, n - i);
@@ -155,7 +174,11 @@ describe('control-plane mesh over etcd', () => {
     await waitAgentsOn(peers[0]!.client, agentNames('m1', [0, 1, 2, 3]));
     const started = Date.now();
     const ids = await submitSpread(peers, 500, echoId, 50);
-    const done = await waitAllDone(peers.map((p) => p.client), ids, 200_000);
+    const done = await waitAllDone(
+      peers.map((p) => p.client),
+      ids,
+      200_000,
+    );
     console.log(`mesh: 500 jobs over 3 peers done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     expectSucceededOnce(done);
     expect(breaking(done, (j) => j.attempts.length === 1)).toEqual([]);
@@ -189,10 +212,16 @@ describe('control-plane mesh over etcd', () => {
     const { next, seconds } = await failover;
     console.log(`mesh: leader ${leader.id} killed -9, ${next} leads after ${seconds.toFixed(2)} s (peer TTL ${PEER_TTL_SECONDS} s)`);
     expect(seconds).toBeLessThanOrEqual(5);
-    const done = await waitAllDone(others.map((p) => p.client), ids, 90_000);
+    const done = await waitAllDone(
+      others.map((p) => p.client),
+      ids,
+      90_000,
+    );
     expectSucceededOnce(done);
     const retried = [...done.values()].filter((j) => j.attempts.length > 1);
-    console.log(`mesh: ${retried.length} of ${ids.length} jobs needed a second attempt (agents on the killed peer: ${[...onKilled].join(',')})`);
+    console.log(
+      `mesh: ${retried.length} of ${ids.length} jobs needed a second attempt (agents on the killed peer: ${[...onKilled].join(',')})`,
+    );
     // Only an attempt on an agent whose stream died with the leader may be lost and retried.
     expect(breaking(done, (j) => j.attempts.length === 1 || onKilled.has(j.attempts[0]!.agent))).toEqual([]);
   });
@@ -226,76 +255,103 @@ describe('control-plane mesh over etcd', () => {
     }
   });
 
-  it('keeps a finished log readable from the other peers after a kill -9 of the peer that accepted it', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const { leader, others } = await mesh('m6');
-    const [home, third] = [others[0]!, others[1]!];
-    await agentsOn([home, third, leader], 'm6');
-    const [name] = agentNames('m6', [0]);
-    expect((await waitAgentsOn(leader.client, [name!])).get(name!)).toBe(home.id);
-    const lines = 300;
-    const script = `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); done; echo "to stderr" >&2`;
-    const job = await leader.client.submit({ script, selector: `agent=${name}`, maxAttempts: 1 });
-    const done = await leader.client.waitDone(job.id, 30_000);
-    expect(done.state, describeJob(done)).toBe(SUCCEEDED);
-    const want = Array.from({ length: lines }, (_, i) => `line ${i + 1}\n`).join('');
-    expect((await home.client.logs(job.id)).stdout).toBe(want);
-    // The agent dropped its spool when its result was acknowledged: the copy on another peer is all there is.
-    await home.kill9();
-    for (const p of [leader, third]) {
-      const read = await p.client.logs(job.id);
-      expect(read.stdout, `stdout read from ${p.id}`).toBe(want);
-      expect(read.stderr, `stderr read from ${p.id}`).toBe('to stderr\n');
-    }
-  });
+  it(
+    'keeps a finished log readable from the other peers after a kill -9 of the peer that accepted it',
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const { leader, others } = await mesh('m6');
+      const [home, third] = [others[0]!, others[1]!];
+      await agentsOn([home, third, leader], 'm6');
+      const [name] = agentNames('m6', [0]);
+      expect((await waitAgentsOn(leader.client, [name!])).get(name!)).toBe(home.id);
+      const lines = 300;
+      const script = `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); done; echo "to stderr" >&2`;
+      const job = await leader.client.submit({ script, selector: `agent=${name}`, maxAttempts: 1 });
+      const done = await leader.client.waitDone(job.id, 30_000);
+      expect(done.state, describeJob(done)).toBe(SUCCEEDED);
+      const want = Array.from({ length: lines }, (_, i) => `line ${i + 1}\n`).join('');
+      expect((await home.client.logs(job.id)).stdout).toBe(want);
+      // The agent dropped its spool when its result was acknowledged: the copy on another peer is all there is.
+      await home.kill9();
+      for (const p of [leader, third]) {
+        const read = await p.client.logs(job.id);
+        expect(read.stdout, `stdout read from ${p.id}`).toBe(want);
+        expect(read.stderr, `stderr read from ${p.id}`).toBe('to stderr\n');
+      }
+    },
+  );
 
-  it('follows a running job\'s log from the other peers through a kill -9 of the peer holding its agent', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const { leader, others } = await mesh('m8');
-    const [home, third] = [others[0]!, others[1]!];
-    await agentsOn([home, third, leader], 'm8');
-    const [name] = agentNames('m8', [0]);
-    expect((await waitAgentsOn(leader.client, [name!])).get(name!)).toBe(home.id);
-    const lines = 60;
-    const script = `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done`;
-    const job = await leader.client.submit({ script, selector: `agent=${name}`, maxAttempts: 1 });
-    await leader.client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 20_000);
-    // Both followers read from the agent's peer until it dies, then from wherever the agent reconnects.
-    const follows = [leader, third].map((p) => p.client.logs(job.id, { follow: true }));
-    await sleep(1500);
-    await home.kill9();
-    const done = await leader.client.waitDone(job.id, 60_000);
-    expect(done.state, describeJob(done)).toBe(SUCCEEDED);
-    const want = Array.from({ length: lines }, (_, i) => `line ${i + 1}\n`).join('');
-    for (const [i, read] of (await Promise.all(follows)).entries()) {
-      const from = [leader, third][i]!.id;
-      expect(read.stdout, `followed from ${from}`).toBe(want);
-      expect(read.records.map((r) => r.seq), `followed from ${from}`).toEqual(read.records.map((_, k) => k));
-    }
-  });
+  it(
+    "follows a running job's log from the other peers through a kill -9 of the peer holding its agent",
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const { leader, others } = await mesh('m8');
+      const [home, third] = [others[0]!, others[1]!];
+      await agentsOn([home, third, leader], 'm8');
+      const [name] = agentNames('m8', [0]);
+      expect((await waitAgentsOn(leader.client, [name!])).get(name!)).toBe(home.id);
+      const lines = 60;
+      const script = `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done`;
+      const job = await leader.client.submit({ script, selector: `agent=${name}`, maxAttempts: 1 });
+      await leader.client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 20_000);
+      // Both followers read from the agent's peer until it dies, then from wherever the agent reconnects.
+      const follows = [leader, third].map((p) => p.client.logs(job.id, { follow: true }));
+      await sleep(1500);
+      await home.kill9();
+      const done = await leader.client.waitDone(job.id, 60_000);
+      expect(done.state, describeJob(done)).toBe(SUCCEEDED);
+      const want = Array.from({ length: lines }, (_, i) => `line ${i + 1}\n`).join('');
+      for (const [i, read] of (await Promise.all(follows)).entries()) {
+        const from = [leader, third][i]!.id;
+        expect(read.stdout, `followed from ${from}`).toBe(want);
+        expect(
+          read.records.map((r) => r.seq),
+          `followed from ${from}`,
+        ).toEqual(read.records.map((_, k) => k));
+      }
+    },
+  );
 
-  it("routes by the load an agent reports to another peer: the leader's router and ListAgents see it", { timeout: TEST_TIMEOUT_MS }, async () => {
-    const peers = await startPeers(etcd.endpoint, 'm7', 2);
-    clients.push(...peers.map((p) => p.client));
-    running = peers;
-    dirs.push(...peers.map((p) => p.dataDir));
-    const leaderId = await waitLeader(peers[0]!.client, '', 20_000, peers.map((p) => p.id));
-    const sims: SimAgent[] = [];
-    try {
-      // Same capacity; the busy host is held by the other peer, the idle one by the leader.
-      const lead = peers.find((p) => p.id === leaderId)!;
-      const other = peers.find((p) => p.id !== leaderId)!;
-      const hold = { complete: () => false, heartbeatMs: 200, token: TOKEN, slots: 4 };
-      sims.push(simAgent(other.address, { ...hold, name: 'm7-busy', load: 0.9 }), simAgent(lead.address, { ...hold, name: 'm7-idle', load: 0 }));
-      await Promise.all(sims.map((s) => s.welcomed));
-      await waitUntil(async () => (await lead.client.agents()).agents.find((a) => a.name === 'm7-busy')?.load === 0.9, 20_000, "the leader to see m7-busy's load");
-      const jobs = [];
-      for (let i = 0; i < 4; i++) jobs.push(await lead.client.submit({ argv: ['true'], selector: 'sim=true' }));
-      const placed = await Promise.all(jobs.map((j) => lead.client.waitFor(j.id, (x) => x.attempts.length > 0, 20_000)));
-      // Spread weighs free slots plus host load: the idle host wins every job until it is fuller than the busy one.
-      expect(placed.map((j) => j.attempts[0]!.agent)).toEqual(['m7-idle', 'm7-idle', 'm7-idle', 'm7-idle']);
-    } finally {
-      sims.forEach((s) => s.close());
-    }
-  });
+  it(
+    "routes by the load an agent reports to another peer: the leader's router and ListAgents see it",
+    { timeout: TEST_TIMEOUT_MS },
+    async () => {
+      const peers = await startPeers(etcd.endpoint, 'm7', 2);
+      clients.push(...peers.map((p) => p.client));
+      running = peers;
+      dirs.push(...peers.map((p) => p.dataDir));
+      const leaderId = await waitLeader(
+        peers[0]!.client,
+        '',
+        20_000,
+        peers.map((p) => p.id),
+      );
+      const sims: SimAgent[] = [];
+      try {
+        // Same capacity; the busy host is held by the other peer, the idle one by the leader.
+        const lead = peers.find((p) => p.id === leaderId)!;
+        const other = peers.find((p) => p.id !== leaderId)!;
+        const hold = { complete: () => false, heartbeatMs: 200, token: TOKEN, slots: 4 };
+        sims.push(
+          simAgent(other.address, { ...hold, name: 'm7-busy', load: 0.9 }),
+          simAgent(lead.address, { ...hold, name: 'm7-idle', load: 0 }),
+        );
+        await Promise.all(sims.map((s) => s.welcomed));
+        await waitUntil(
+          async () => (await lead.client.agents()).agents.find((a) => a.name === 'm7-busy')?.load === 0.9,
+          20_000,
+          "the leader to see m7-busy's load",
+        );
+        const jobs = [];
+        for (let i = 0; i < 4; i++) jobs.push(await lead.client.submit({ argv: ['true'], selector: 'sim=true' }));
+        const placed = await Promise.all(jobs.map((j) => lead.client.waitFor(j.id, (x) => x.attempts.length > 0, 20_000)));
+        // Spread weighs free slots plus host load: the idle host wins every job until it is fuller than the busy one.
+        expect(placed.map((j) => j.attempts[0]!.agent)).toEqual(['m7-idle', 'm7-idle', 'm7-idle', 'm7-idle']);
+      } finally {
+        sims.forEach((s) => s.close());
+      }
+    },
+  );
 
   it('rides out an etcd restart under load without restarting any peer', { timeout: TEST_TIMEOUT_MS }, async () => {
     // The default lease: an etcd restart takes 0.3 s on an idle machine but up to ~3 s on a loaded runner.
@@ -315,15 +371,29 @@ describe('control-plane mesh over etcd', () => {
     const later = Promise.allSettled(Array.from({ length: 20 }, (_, i) => submitRetrying(peers[i % peers.length]!, spec, 20_000)));
     // A blip under the lease must not cost any peer its lease: same processes a lease and a half later.
     await sleep(ttl * 1500);
-    const exited = peers.filter((p) => !p.alive()).map((p) => `${p.id}: ${p.output().match(/lost this peer's lease[^\n]*/)?.[0] ?? `exit ${p.proc.exitCode}`}`);
+    const exited = peers
+      .filter((p) => !p.alive())
+      .map((p) => `${p.id}: ${p.output().match(/lost this peer's lease[^\n]*/)?.[0] ?? `exit ${p.proc.exitCode}`}`);
     expect(exited, 'peers that exited after an etcd restart shorter than their lease').toEqual([]);
-    const done = await waitAllDone(peers.map((p) => p.client), flowing, 90_000);
+    const done = await waitAllDone(
+      peers.map((p) => p.client),
+      flowing,
+      90_000,
+    );
     expectSucceededOnce(done);
-    console.log(`mesh: ${[...done.values()].filter((j) => j.attempts.length > 1).length} of ${flowing.length} jobs retried across the etcd restart`);
+    console.log(
+      `mesh: ${[...done.values()].filter((j) => j.attempts.length > 1).length} of ${flowing.length} jobs retried across the etcd restart`,
+    );
     const submitted = await later;
     expect(submitted.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : [])).slice(0, 3)).toEqual([]);
     const ids = submitted.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    expectSucceededOnce(await waitAllDone(peers.map((p) => p.client), ids, 60_000));
+    expectSucceededOnce(
+      await waitAllDone(
+        peers.map((p) => p.client),
+        ids,
+        60_000,
+      ),
+    );
     // Still the same processes once the work is done, and one of them leads.
     expect(peers.map((p) => [p.id, p.proc.exitCode, p.proc.signalCode])).toEqual(peers.map((p) => [p.id, null, null]));
     for (const p of peers) expect(await waitLeader(p.client, '', 10_000)).toMatch(/^m4p\d$/);
@@ -347,12 +417,22 @@ describe('control-plane mesh over etcd', () => {
     expect(leader.proc.exitCode, leader.output().slice(-3000)).toBe(1);
     expect(leader.output()).toContain("lost this peer's lease");
     const all = [...before, ...meanwhile];
-    const done = await waitAllDone(others.map((p) => p.client), all, 60_000);
+    const done = await waitAllDone(
+      others.map((p) => p.client),
+      all,
+      60_000,
+    );
     expectSucceededOnce(done);
-    console.log(`mesh: ${[...done.values()].filter((j) => j.attempts.length > 1).length} of ${all.length} jobs needed a second attempt around the frozen leader`);
+    console.log(
+      `mesh: ${[...done.values()].filter((j) => j.attempts.length > 1).length} of ${all.length} jobs needed a second attempt around the frozen leader`,
+    );
     // Read again once the stale peer is long gone: nothing changed behind the survivors' backs.
     await sleep(1000);
-    const again = await waitAllDone(others.map((p) => p.client), all, 30_000);
+    const again = await waitAllDone(
+      others.map((p) => p.client),
+      all,
+      30_000,
+    );
     expect(breaking(again, (j) => j.timeline.length === done.get(j.id)?.timeline.length)).toEqual([]);
   });
 });

@@ -37,7 +37,10 @@ describe('restarts', () => {
     let agent = await startAgent(server.address, { name: 'phoenix', workDir });
     await client.waitAgents(1);
     const lines = 60;
-    const j = await client.submit({ script: `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); sleep 0.05; done`, maxAttempts: 1 });
+    const j = await client.submit({
+      script: `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); sleep 0.05; done`,
+      maxAttempts: 1,
+    });
     await client.waitFor(j.id, (x) => x.state === JobState.JOB_STATE_RUNNING);
     for (let round = 0; round < 3; round++) {
       await new Promise((r) => setTimeout(r, 400));

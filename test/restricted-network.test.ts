@@ -73,7 +73,9 @@ async function startNginx(dir: string, upstream: string): Promise<Nginx> {
   await mkdir(join(dir, 'temp'), { recursive: true });
   await writeFile(join(dir, 'nginx.conf'), nginxConf(dir, port, upstream));
   const globals = `daemon off; master_process off; pid ${join(dir, 'nginx.pid')}; error_log ${join(dir, 'error.log')};`;
-  const proc = spawn(NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', globals], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', globals], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -85,11 +87,15 @@ async function startNginx(dir: string, upstream: string): Promise<Nginx> {
     await exited;
     clearTimeout(t);
   };
-  await waitUntil(async () => {
-    if (proc.exitCode !== null) throw new Error(`nginx exited: ${out}`);
-    const res = await fetch(`http://${address}/healthz`).catch(() => undefined);
-    return res?.ok ?? false;
-  }, 10_000, 'nginx to proxy /healthz').catch(async (err: Error) => {
+  await waitUntil(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`nginx exited: ${out}`);
+      const res = await fetch(`http://${address}/healthz`).catch(() => undefined);
+      return res?.ok ?? false;
+    },
+    10_000,
+    'nginx to proxy /healthz',
+  ).catch(async (err: Error) => {
     await stop();
     throw err;
   });
@@ -134,9 +140,16 @@ describe('restricted network: an HTTP/1.1-only reverse proxy (nginx) in front of
 
   it.skipIf(!hasNginx)(`tcp then ws: falls back to the WebSocket through the proxy and runs jobs end to end${skipped}`, async () => {
     const ws = `ws://${nginx?.address}/agent`;
-    const agent = await startAgent(`tcp://${nginx?.address},${ws}`, { name: 'ws-via-proxy', workDir: join(dir, 'ws-via-proxy'), labels: 'agent=ws-via-proxy' });
+    const agent = await startAgent(`tcp://${nginx?.address},${ws}`, {
+      name: 'ws-via-proxy',
+      workDir: join(dir, 'ws-via-proxy'),
+      labels: 'agent=ws-via-proxy',
+    });
     await client.waitAgents(1, 30_000);
-    const reachable = agent.output().split('\n').filter((l) => l.includes('"msg":"transport address reachable"'));
+    const reachable = agent
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"transport address reachable"'));
     expect(reachable.length).toBeGreaterThan(0);
     expect(reachable.every((l) => l.includes(`"address":"${ws}"`))).toBe(true);
     const ok = await client.submit({ script: 'seq 1 5000; echo oops >&2', selector: 'agent=ws-via-proxy' });

@@ -30,8 +30,14 @@ afterAll(async () => {
 describe('retention and compaction', () => {
   it('deletes ended jobs after the retention and compacts etcd while jobs keep flowing', async () => {
     const cp = await ControlPlane.start({
-      listen: ['127.0.0.1:0'], httpListen: '127.0.0.1:0', dataDir: await tempDir('runmesh-retention-'), joinToken: TOKEN,
-      store: `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`, jobRetentionMs: 1000, compactionIntervalMs: 500, logger: pino({ level: 'silent' }),
+      listen: ['127.0.0.1:0'],
+      httpListen: '127.0.0.1:0',
+      dataDir: await tempDir('runmesh-retention-'),
+      joinToken: TOKEN,
+      store: `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`,
+      jobRetentionMs: 1000,
+      compactionIntervalMs: 500,
+      logger: pino({ level: 'silent' }),
     });
     const client = new TestClient(cp.address);
     const agent = simAgent(cp.address, { name: 'keeper', token: TOKEN, slots: 4 });
@@ -44,19 +50,43 @@ describe('retention and compaction', () => {
 
       // Gone once the retention has passed: Get answers NOT_FOUND, List no longer shows them.
       let missing: { code?: number; details?: string } = {};
-      await waitUntil(async () => await client.get(first[0]!.id).then(() => false, (e: typeof missing) => ((missing = e), e.code === Status.NOT_FOUND)), 15_000, 'the ended jobs to be deleted');
-      expect(missing.details).toBe(`job ${first[0]!.id} not found (jobs are deleted 1s after they end, or oldest first past 100,000 ended; it may have been)`);
+      await waitUntil(
+        async () =>
+          await client.get(first[0]!.id).then(
+            () => false,
+            (e: typeof missing) => ((missing = e), e.code === Status.NOT_FOUND),
+          ),
+        15_000,
+        'the ended jobs to be deleted',
+      );
+      expect(missing.details).toBe(
+        `job ${first[0]!.id} not found (jobs are deleted 1s after they end, or oldest first past 100,000 ended; it may have been)`,
+      );
       const listed = (): Promise<string[]> =>
-        new Promise((resolve, reject) => client.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1000, pageToken: '' }, (e, r) => (e ? reject(e) : resolve(r!.jobs.map((j) => j.id)))));
-      await waitUntil(async () => !(await listed()).some((id) => first.some((f) => f.id === id)), 15_000, 'every one of them to be deleted');
+        new Promise((resolve, reject) =>
+          client.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1000, pageToken: '' }, (e, r) =>
+            e ? reject(e) : resolve(r!.jobs.map((j) => j.id)),
+          ),
+        );
+      await waitUntil(
+        async () => !(await listed()).some((id) => first.some((f) => f.id === id)),
+        15_000,
+        'every one of them to be deleted',
+      );
 
       // History before a later tick is compacted: a watch from the start revision is refused.
-      await waitUntil(async () => {
-        const refused = await new Promise<boolean>((resolve) => {
-          void raw.watch('/runmesh/', { onEvents: () => undefined, onError: (e) => resolve(isCompacted(e)) }, 1).then((w) => setTimeout(() => (void w.close(), resolve(false)), 300));
-        });
-        return refused && (await raw.revision()) > startRevision;
-      }, 15_000, 'a compaction past the first jobs');
+      await waitUntil(
+        async () => {
+          const refused = await new Promise<boolean>((resolve) => {
+            void raw
+              .watch('/runmesh/', { onEvents: () => undefined, onError: (e) => resolve(isCompacted(e)) }, 1)
+              .then((w) => setTimeout(() => (void w.close(), resolve(false)), 300));
+          });
+          return refused && (await raw.revision()) > startRevision;
+        },
+        15_000,
+        'a compaction past the first jobs',
+      );
 
       // The control plane's watches carried on: new jobs run and are seen to end.
       const later = await Promise.all(Array.from({ length: 10 }, () => client.submit({ argv: ['true'] })));
@@ -78,8 +108,14 @@ describe('retention and compaction', () => {
   it('keeps at most --max-ended-jobs ended jobs, and the logs of the deleted ones go with them', async () => {
     const dataDir = await tempDir('runmesh-retention-cap-');
     const cp = await ControlPlane.start({
-      listen: ['127.0.0.1:0'], httpListen: '127.0.0.1:0', dataDir, joinToken: TOKEN,
-      store: `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`, jobRetentionMs: 0, maxEndedJobs: 5, logger: pino({ level: 'silent' }),
+      listen: ['127.0.0.1:0'],
+      httpListen: '127.0.0.1:0',
+      dataDir,
+      joinToken: TOKEN,
+      store: `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`,
+      jobRetentionMs: 0,
+      maxEndedJobs: 5,
+      logger: pino({ level: 'silent' }),
     });
     const client = new TestClient(cp.address);
     const agent = simAgent(cp.address, { name: 'capped', token: TOKEN, slots: 4, log: 'done\n' });
@@ -91,12 +127,17 @@ describe('retention and compaction', () => {
       for (const id of jobs) expect((await client.waitDone(id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
       expect((await client.logs(jobs.at(-1)!)).stdout).toBe('done\n');
       const kept = jobs.slice(-5);
-      const exists = (id: string): Promise<boolean> => client.get(id).then(() => true, () => false);
+      const exists = (id: string): Promise<boolean> =>
+        client.get(id).then(
+          () => true,
+          () => false,
+        );
       // The sweep runs every 10 s at most; the newest five stay.
       await waitUntil(async () => !(await exists(jobs[jobs.length - 6]!)), 25_000, 'the jobs over the cap to be deleted');
       for (const id of kept) expect(await exists(id)).toBe(true);
       for (const id of jobs.slice(0, -5)) expect(await exists(id)).toBe(false);
-      const logDirs = async (): Promise<string[]> => (await readdir(join(dataDir, 'blobs', 'logs')).catch(() => [] as string[])).filter((d) => jobs.includes(d));
+      const logDirs = async (): Promise<string[]> =>
+        (await readdir(join(dataDir, 'blobs', 'logs')).catch(() => [] as string[])).filter((d) => jobs.includes(d));
       await waitUntil(async () => (await logDirs()).length === 5, 10_000, 'only the kept jobs to have logs');
       expect((await logDirs()).sort()).toEqual([...kept].sort());
     } finally {

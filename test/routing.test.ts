@@ -25,14 +25,22 @@ describe('routing end to end', () => {
   });
 
   it('preempts a batch sleep for a critical job; the batch job is re-queued and completes', async () => {
-    const batch = await client.submit({ script: 'echo batch run $RUNMESH_ATTEMPT; sleep 2', qos: QosClass.QOS_CLASS_BATCH, maxAttempts: 1, cancelGraceSeconds: 1 });
+    const batch = await client.submit({
+      script: 'echo batch run $RUNMESH_ATTEMPT; sleep 2',
+      qos: QosClass.QOS_CLASS_BATCH,
+      maxAttempts: 1,
+      cancelGraceSeconds: 1,
+    });
     await client.waitFor(batch.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
     const critical = await client.submit({ argv: ['echo', 'urgent'], qos: QosClass.QOS_CLASS_CRITICAL });
     const c = await client.waitDone(critical.id, 20_000);
     expect(c.state, JSON.stringify(c.attempts)).toBe(JobState.JOB_STATE_SUCCEEDED);
     const b = await client.waitDone(batch.id, 30_000);
     expect(b.state, JSON.stringify([b.attempts, b.timeline])).toBe(JobState.JOB_STATE_SUCCEEDED);
-    expect(b.attempts.map((a) => a.failure)).toEqual([FailureCategory.FAILURE_CATEGORY_PREEMPTED, FailureCategory.FAILURE_CATEGORY_UNSPECIFIED]);
+    expect(b.attempts.map((a) => a.failure)).toEqual([
+      FailureCategory.FAILURE_CATEGORY_PREEMPTED,
+      FailureCategory.FAILURE_CATEGORY_UNSPECIFIED,
+    ]);
     expect(Date.parse(c.attempts[0]!.finishedAt!)).toBeLessThan(Date.parse(b.attempts[1]!.startedAt!));
   });
 
@@ -49,6 +57,8 @@ describe('routing end to end', () => {
   it('places by selector and refuses a malformed one naming the position', async () => {
     const ok = await client.submit({ argv: ['true'], selector: 'os in (linux,darwin),pool!=slow,!spot' });
     expect((await client.waitDone(ok.id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
-    await expect(client.submit({ argv: ['true'], selector: 'os in (linux' })).rejects.toMatchObject({ details: expect.stringMatching(/spec\.selector: .*position \d+/) });
+    await expect(client.submit({ argv: ['true'], selector: 'os in (linux' })).rejects.toMatchObject({
+      details: expect.stringMatching(/spec\.selector: .*position \d+/),
+    });
   });
 });

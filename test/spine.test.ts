@@ -17,7 +17,10 @@ describe('spine: server + 2 agents as processes', () => {
 
   beforeAll(async () => {
     server = await startServer();
-    agents = await Promise.all([startAgent(server.address, { name: 'a1', slots: 4 }), startAgent(server.address, { name: 'a2', slots: 4 })]);
+    agents = await Promise.all([
+      startAgent(server.address, { name: 'a1', slots: 4 }),
+      startAgent(server.address, { name: 'a2', slots: 4 }),
+    ]);
     client = new TestClient(server.address);
     await client.waitAgents(2);
   });
@@ -29,7 +32,9 @@ describe('spine: server + 2 agents as processes', () => {
 
   it('runs 50 jobs and every output and exit code matches', async () => {
     const jobs = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => client.submit({ name: `job-${i}`, script: `echo "out ${i}"; echo "err ${i}" >&2; exit ${i % 4}` })),
+      Array.from({ length: 50 }, (_, i) =>
+        client.submit({ name: `job-${i}`, script: `echo "out ${i}"; echo "err ${i}" >&2; exit ${i % 4}` }),
+      ),
     );
     const done = await Promise.all(jobs.map((j) => client.waitDone(j.id, 60_000)));
     for (const [i, j] of done.entries()) {

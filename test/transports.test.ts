@@ -18,7 +18,17 @@ import { makeTestCerts, type TestCerts } from '../transport/testing/certs.js';
 import { Relay } from '../transport/testing/relays.js';
 import { TestClient } from './support/client.js';
 import { jobPids, waitUntil } from './support/proc.js';
-import { removeDir, startAgent, startServer, stopAll, tempDir, waitForOutput, type AgentProc, type Proc, type ServerProc } from './support/processes.js';
+import {
+  removeDir,
+  startAgent,
+  startServer,
+  stopAll,
+  tempDir,
+  waitForOutput,
+  type AgentProc,
+  type Proc,
+  type ServerProc,
+} from './support/processes.js';
 
 const LINES = 2000;
 /** ~2,000 numbered lines over ~2 s: 20 bursts of 100 lines, 0.1 s apart. */
@@ -34,7 +44,10 @@ function grpcAddresses(server: ServerProc): string[] {
 }
 
 const tcpOf = (server: ServerProc): string => grpcAddresses(server).find((a) => !a.startsWith('unix:')) ?? '';
-const hostPort = (addr: string): { host: string; port: number } => ({ host: '127.0.0.1', port: Number(addr.slice(addr.lastIndexOf(':') + 1)) });
+const hostPort = (addr: string): { host: string; port: number } => ({
+  host: '127.0.0.1',
+  port: Number(addr.slice(addr.lastIndexOf(':') + 1)),
+});
 const alive = (p: Proc): boolean => p.proc.exitCode === null && p.proc.signalCode === null;
 const connects = (p: Proc): number => p.output().match(/"msg":"connected"/g)?.length ?? 0;
 
@@ -148,7 +161,13 @@ const tlsServer = (c: Ctx): string[] => ['--tls-cert', c.certs.serverCert, '--tl
 
 const CASES: TransportCase[] = [
   { name: 'tcp', slug: 'tcp', serverArgs: () => [], relay: (s) => tcpRelay(tcpOf(s), 'tcp'), agentArgs: () => [] },
-  { name: 'tcp+TLS', slug: 'tls', serverArgs: tlsServer, relay: (s) => tcpRelay(tcpOf(s), 'tcps'), agentArgs: (c) => ['--tls-ca', c.certs.ca] },
+  {
+    name: 'tcp+TLS',
+    slug: 'tls',
+    serverArgs: tlsServer,
+    relay: (s) => tcpRelay(tcpOf(s), 'tcps'),
+    agentArgs: (c) => ['--tls-ca', c.certs.ca],
+  },
   {
     name: 'tcp+mTLS',
     slug: 'mtls',
@@ -220,7 +239,11 @@ describe.each(CASES)('transport $name: server + 1 agent', (tc) => {
     ctx = { dir: await tempDir('runmesh-tr-'), certs };
     // The agent must be back before it counts as lost (the heartbeat timeout): on a loaded runner a
     // reconnect through a TLS relay was seen to take over the harness's usual 2 s.
-    server = await startServer({ dataDir: join(ctx.dir, 'data'), listen: `unix://${join(ctx.dir, 'cp.sock')}`, args: ['--listen', '127.0.0.1:0', '--heartbeat-timeout', '10s', ...tc.serverArgs(ctx)] });
+    server = await startServer({
+      dataDir: join(ctx.dir, 'data'),
+      listen: `unix://${join(ctx.dir, 'cp.sock')}`,
+      args: ['--listen', '127.0.0.1:0', '--heartbeat-timeout', '10s', ...tc.serverArgs(ctx)],
+    });
     const r = await tc.relay(server, ctx);
     relay = r.relay;
     agent = await startAgent(r.address, { name: `agent-${tc.slug}`, workDir: join(ctx.dir, 'agent'), slots: 4, args: tc.agentArgs(ctx) });
@@ -298,12 +321,28 @@ describe('agent address fallback', () => {
   const jobOn = (name: string): ReturnType<TestClient['submit']> => client.submit({ script: 'echo ran', selector: `agent=${name}` });
 
   it('skips an unreachable first address: connects within a few seconds of starting and runs a job', async () => {
-    const agent = await startAgent(`tcp://127.0.0.1:${closed},${good}`, { name: 'skip-closed', workDir: under('skip-closed'), labels: 'agent=skip-closed' });
+    const agent = await startAgent(`tcp://127.0.0.1:${closed},${good}`, {
+      name: 'skip-closed',
+      workDir: under('skip-closed'),
+      labels: 'agent=skip-closed',
+    });
     const j = await jobOn('skip-closed');
     // Node itself was seen to take 13 s to start an agent on a runner busy with the mesh suite: the
     // fallback is timed from the agent's own log, from its start to its connection.
-    await waitUntil(async () => (await client.agents()).agents.some((a) => a.name === 'skip-closed'), 60_000, 'the agent to join through its second address');
-    const at = (msg: string): number => Number(JSON.parse(agent.output().split('\n').find((l) => l.includes(`"msg":"${msg}"`)) ?? '{}').time);
+    await waitUntil(
+      async () => (await client.agents()).agents.some((a) => a.name === 'skip-closed'),
+      60_000,
+      'the agent to join through its second address',
+    );
+    const at = (msg: string): number =>
+      Number(
+        JSON.parse(
+          agent
+            .output()
+            .split('\n')
+            .find((l) => l.includes(`"msg":"${msg}"`)) ?? '{}',
+        ).time,
+      );
     expect(unreachableReasons(agent).length).toBeGreaterThan(0); // the closed address was tried first
     expect(at('connected') - at('attempts recovered')).toBeLessThan(5_000);
     const done = await client.waitDone(j.id, 60_000);
@@ -312,7 +351,11 @@ describe('agent address fallback', () => {
   });
 
   it('never falls back from wss to plaintext tcp on its own', async () => {
-    const agent = await startAgent(`wss://127.0.0.1:${closed}/agent,${good}`, { name: 'no-downgrade', workDir: under('no-downgrade'), labels: 'agent=no-downgrade' });
+    const agent = await startAgent(`wss://127.0.0.1:${closed}/agent,${good}`, {
+      name: 'no-downgrade',
+      workDir: under('no-downgrade'),
+      labels: 'agent=no-downgrade',
+    });
     const j = await jobOn('no-downgrade');
     // Bounded wait for the refusal (a loaded runner starts the agent slowly), then a while to be sure.
     await waitForOutput(agent, /refusing to fall back/, 60_000);
@@ -324,7 +367,12 @@ describe('agent address fallback', () => {
   });
 
   it('falls back from wss to plaintext tcp with --allow-insecure-fallback', async () => {
-    await startAgent(`wss://127.0.0.1:${closed}/agent,${good}`, { name: 'downgrade-ok', workDir: under('downgrade-ok'), labels: 'agent=downgrade-ok', args: ['--allow-insecure-fallback'] });
+    await startAgent(`wss://127.0.0.1:${closed}/agent,${good}`, {
+      name: 'downgrade-ok',
+      workDir: under('downgrade-ok'),
+      labels: 'agent=downgrade-ok',
+      args: ['--allow-insecure-fallback'],
+    });
     const j = await jobOn('downgrade-ok');
     const done = await client.waitDone(j.id, 60_000);
     expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
@@ -346,7 +394,17 @@ describe('TLS refusals: a server that requires client certificates', () => {
     server = await startServer({
       dataDir: join(dir, 'data'),
       listen: sock,
-      args: ['--listen', '127.0.0.1:0', '--tls-cert', certs.serverCert, '--tls-key', certs.serverKey, '--tls-ca', certs.ca, '--tls-require-client-cert'],
+      args: [
+        '--listen',
+        '127.0.0.1:0',
+        '--tls-cert',
+        certs.serverCert,
+        '--tls-key',
+        certs.serverKey,
+        '--tls-ca',
+        certs.ca,
+        '--tls-require-client-cert',
+      ],
     });
     client = new TestClient(sock);
     const tls = `tcps://${tcpOf(server)}`;
@@ -372,7 +430,7 @@ describe('TLS refusals: a server that requires client certificates', () => {
     expect(alive(server)).toBe(true);
   });
 
-  it('the refused agents\' logs say why (certificate verification, certificate required)', () => {
+  it("the refused agents' logs say why (certificate verification, certificate required)", () => {
     expect(unreachableReasons(wrongCa).join(' | ')).toMatch(/self[- ]signed|unable to (get|verify)|certificate verify|CERT_/i);
     expect(unreachableReasons(noCert).join(' | ')).toMatch(/certificate required|alert|handshake|peer did not return a certificate/i);
   });

@@ -72,7 +72,9 @@ describe.each(ALL_KINDS)('transport contract over %s', (kind) => {
     await ended;
     const seconds = (performance.now() - started) / 1000;
     const megabytes = (BULK_CHUNK * BULK_CHUNKS) / 1e6;
-    console.log(`[transport] ${kind.padEnd(8)} ${megabytes.toFixed(1)} MB echoed in ${seconds.toFixed(2)} s: ${(megabytes / seconds).toFixed(1)} MB/s each way`);
+    console.log(
+      `[transport] ${kind.padEnd(8)} ${megabytes.toFixed(1)} MB echoed in ${seconds.toFixed(2)} s: ${(megabytes / seconds).toFixed(1)} MB/s each way`,
+    );
     expect(gotBytes).toBe(BULK_CHUNK * BULK_CHUNKS);
     expect(got.digest('hex')).toBe(sent.digest('hex'));
   });

@@ -112,7 +112,9 @@ export class FallbackDialer {
       await probe(dialer, perAddressTimeoutMs, signal);
     } catch (err) {
       await dialer.close();
-      const tlsError = target.encrypted ? await diagnoseTls(target.host, target.port, await loadClientTls(tls)).catch(() => undefined) : undefined;
+      const tlsError = target.encrypted
+        ? await diagnoseTls(target.host, target.port, await loadClientTls(tls)).catch(() => undefined)
+        : undefined;
       const failure = tlsError ? new TransportError(`TLS handshake with ${target.address} failed: ${tlsError}`, { cause: err }) : err;
       logger.warn({ address: target.address, err: failure, elapsed_ms: Date.now() - started }, 'transport address unreachable');
       throw failure;

@@ -19,7 +19,12 @@ const cleanups: Array<() => void> = [];
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'runmesh-flow-control-'));
 });
-afterEach(() => cleanups.splice(0).reverse().forEach((c) => c()));
+afterEach(() =>
+  cleanups
+    .splice(0)
+    .reverse()
+    .forEach((c) => c()),
+);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 async function serve(widen: boolean, address: string): Promise<string> {

@@ -22,7 +22,9 @@ import type { Http2Server, Http2Session, Http2SecureServer } from 'node:http2';
 export const FLOW_CONTROL_WINDOW = 1 << 20;
 
 /** Merge into a client's channel options: its receive window (what the server streams to it). */
-export const CLIENT_FLOW_CONTROL_OPTIONS: Readonly<ChannelOptions> = Object.freeze({ 'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW });
+export const CLIENT_FLOW_CONTROL_OPTIONS: Readonly<ChannelOptions> = Object.freeze({
+  'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
+});
 
 /** The grpc-js internal every listener and connection injector is created through (1.14). */
 interface HasHttp2ServerFactory {

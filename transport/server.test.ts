@@ -93,9 +93,7 @@ describe('bindAll', () => {
     const taken = (probe.address() as AddressInfo).port;
     cleanups.push(() => new Promise<void>((resolve) => probe.close(() => resolve())));
     const path = join(tmp, 'first.sock');
-    await expect(bindAll(server, [`unix://${path}`, `127.0.0.1:${taken}`], { logger: testLogger })).rejects.toThrow(
-      `127.0.0.1:${taken}`,
-    );
+    await expect(bindAll(server, [`unix://${path}`, `127.0.0.1:${taken}`], { logger: testLogger })).rejects.toThrow(`127.0.0.1:${taken}`);
     await expect(healthOver(`unix://${path}`)).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
   });
 
@@ -125,7 +123,9 @@ describe('serveWebSocketTunnel', () => {
     const [err] = (await once(ws, 'error')) as [Error];
     expect(err.message).toContain('404');
     const status = await new Promise<number>((resolve, reject) => {
-      request(`http://127.0.0.1:${port}/healthz`, (r) => resolve(r.statusCode ?? 0)).on('error', reject).end();
+      request(`http://127.0.0.1:${port}/healthz`, (r) => resolve(r.statusCode ?? 0))
+        .on('error', reject)
+        .end();
     });
     expect(status).toBe(200);
   });

@@ -36,11 +36,7 @@ export interface TunnelHandle {
 const CLOSE_WAIT_MS = 2_000;
 
 /** Serves the tunnel at `path` on `http`; `server` gets a private Unix socket bound for it. */
-export async function serveWebSocketTunnel(
-  server: grpc.Server,
-  http: HttpServer,
-  options: TunnelOptions,
-): Promise<TunnelHandle> {
+export async function serveWebSocketTunnel(server: grpc.Server, http: HttpServer, options: TunnelOptions): Promise<TunnelHandle> {
   const dir = await makePrivateDir('tunnel');
   const socketPath = join(dir, 'grpc.sock');
   try {

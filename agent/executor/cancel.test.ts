@@ -89,7 +89,7 @@ describe('timeout', () => {
   it('kills background children left behind when the main process exits', async () => {
     fx = new Fixture();
     // The child keeps stdout open: the attempt must still end, and the child must not survive it.
-    const h = await fx.executor.start(fx.spec({ script: "sh -c 'trap \"\" TERM; sleep 600' & echo main done" }));
+    const h = await fx.executor.start(fx.spec({ script: 'sh -c \'trap "" TERM; sleep 600\' & echo main done' }));
     const s = await h.exited();
     expect(s).toMatchObject({ failure: 'none', exitCode: 0 });
     expect(groupGone(pgidOf(h.dir))).toBe(true);

@@ -49,7 +49,9 @@ describe('executor output and exit status', () => {
       const script = 'echo "$RUNMESH_JOB_ID $RUNMESH_ATTEMPT $FOO ${RUNMESH_TEST_LEAK:-clean}"; echo "$RUNMESH_WORKSPACE"; pwd';
       const spec = fx.spec({ argv: ['sh', '-c', script], env: { FOO: 'bar' }, attempt: 4 });
       const h = await fx.executor.start(spec);
-      const [ids, workspace, cwd] = text(await collect(h), 'stdout').trim().split('\n');
+      const [ids, workspace, cwd] = text(await collect(h), 'stdout')
+        .trim()
+        .split('\n');
       expect(ids).toBe(`${spec.jobId} 4 bar clean`);
       expect(workspace).toBe(`${h.dir}/work`);
       expect(cwd).toBe(`${h.dir}/work`);
@@ -109,7 +111,9 @@ describe('executor output and exit status', () => {
       if (!r.data.equals(xs.subarray(0, r.data.length))) allX = false;
     }
     const seconds = (performance.now() - t0) / 1000;
-    console.log(`executor spool: ${(bytes / 1048576).toFixed(0)} MB in ${records} records, ${(bytes / 1048576 / seconds).toFixed(1)} MB/s end to end`);
+    console.log(
+      `executor spool: ${(bytes / 1048576).toFixed(0)} MB in ${records} records, ${(bytes / 1048576 / seconds).toFixed(1)} MB/s end to end`,
+    );
     expect(bytes).toBe(size);
     expect(allX).toBe(true);
     expect(await h.exited()).toMatchObject({ failure: 'none', records });
@@ -123,7 +127,10 @@ describe('supervisor log', () => {
     const printedAt = Number(text(await collect(h), 'stdout').trim());
     await h.exited();
     await waitUntil(() => readFileSync(join(h.dir, 'supervisor.log'), 'utf8').includes('job finished'), 'the last line');
-    const lines = readFileSync(join(h.dir, 'supervisor.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; time: number });
+    const lines = readFileSync(join(h.dir, 'supervisor.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; time: number });
     expect(lines.map((l) => l.msg)).toEqual(['job started', 'job finished']);
     // Logged right after the spawn, a second before the job printed; written only once pino had loaded.
     expect(printedAt - lines[0]!.time).toBeGreaterThanOrEqual(900);
@@ -191,7 +198,10 @@ describe('standby supervisor', () => {
     expect(existsSync(token)).toBe(false);
     // It logs once the job has run (pino loads after it).
     await waitUntil(() => readFileSync(join(second.dir, 'supervisor.log'), 'utf8').includes('job finished'), 'the last line');
-    const logged = readFileSync(join(second.dir, 'supervisor.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; exit_code?: number });
+    const logged = readFileSync(join(second.dir, 'supervisor.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; exit_code?: number });
     expect(logged.map((l) => l.msg)).toEqual(['job started', 'job finished']);
     expect(logged[1]?.exit_code).toBe(4);
     await waitUntil(() => standbys().length === 2 && standbys().includes(ready!), 'the next standby, beside the one kept');
@@ -221,7 +231,10 @@ describe('standby supervisor', () => {
     expect(alive(Number(pids[1]))).toBe(true);
     for (const h of kept) {
       await waitUntil(() => readFileSync(join(h.dir, 'supervisor.log'), 'utf8').includes('job finished'), 'the last line');
-      const logged = readFileSync(join(h.dir, 'supervisor.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; job_id: string });
+      const logged = readFileSync(join(h.dir, 'supervisor.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string; job_id: string });
       expect(logged.map((l) => [l.msg, l.job_id])).toEqual([
         ['job started', h.jobId],
         ['job finished', h.jobId],
@@ -294,17 +307,35 @@ describe('supervisor without its logger', () => {
     const root = mkdtempSync(join(tmpdir(), 'runmesh-nopino-'));
     try {
       const dist = join(dirname(supervisorPath()), '..', '..');
-      for (const rel of ['agent/executor/supervisor.js', 'agent/executor/files.js', 'agent/executor/liveness.js', 'agent/executor/spool-writer.js', 'proto/log-frame.js']) {
+      for (const rel of [
+        'agent/executor/supervisor.js',
+        'agent/executor/files.js',
+        'agent/executor/liveness.js',
+        'agent/executor/spool-writer.js',
+        'proto/log-frame.js',
+      ]) {
         mkdirSync(dirname(join(root, 'app', rel)), { recursive: true });
         copyFileSync(join(dist, rel), join(root, 'app', rel));
       }
       writeFileSync(join(root, 'app', 'package.json'), '{"type":"module"}');
       const dir = join(root, 'j_nopino.1');
       mkdirSync(dir);
-      const spec = { jobId: 'j_nopino', attempt: 1, argv: ['sh', '-c', 'echo ran'], script: '', env: {}, deadline: Date.now() + 60_000, graceSeconds: 1 };
+      const spec = {
+        jobId: 'j_nopino',
+        attempt: 1,
+        argv: ['sh', '-c', 'echo ran'],
+        script: '',
+        env: {},
+        deadline: Date.now() + 60_000,
+        graceSeconds: 1,
+      };
       writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
       writeFileSync(join(dir, 'output.spool'), '');
-      const run = spawnSync(process.execPath, [join(root, 'app', 'agent', 'executor', 'supervisor.js'), dir], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+      const run = spawnSync(process.execPath, [join(root, 'app', 'agent', 'executor', 'supervisor.js'), dir], {
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
       expect(run.status).toBe(0);
       expect(readFileSync(join(dir, 'supervisor.log'), 'utf8')).toContain('cannot load pino, log lines dropped');
       expect(JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8'))).toMatchObject({ exitCode: 0, failure: 'none', records: 1 });

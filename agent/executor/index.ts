@@ -10,7 +10,14 @@ import type { Executor } from './executor.js';
 import { LocalExecutor } from './local.js';
 
 export * from './executor.js';
-export { isAttemptRunningError, isInvalidAttemptSpecError, isSupervisorStartError, AttemptRunningError, InvalidAttemptSpecError, SupervisorStartError } from './errors.js';
+export {
+  isAttemptRunningError,
+  isInvalidAttemptSpecError,
+  isSupervisorStartError,
+  AttemptRunningError,
+  InvalidAttemptSpecError,
+  SupervisorStartError,
+} from './errors.js';
 
 export interface ExecutorOptions {
   /** The agent's work directory; attempts go under `<workDir>/attempts`. */

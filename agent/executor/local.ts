@@ -111,7 +111,9 @@ export class LocalExecutor implements Executor {
       });
     }
     writeFileAtomicSync(f.supervisorPid, String(pid));
-    this.log.child({ job_id: spec.jobId, attempt: spec.attempt }).info({ supervisor_pid: pid, standby: standby !== undefined, runs: standby?.runs ?? 1 }, 'attempt started');
+    this.log
+      .child({ job_id: spec.jobId, attempt: spec.attempt })
+      .info({ supervisor_pid: pid, standby: standby !== undefined, runs: standby?.runs ?? 1 }, 'attempt started');
     this.prepareStandby();
     this.armTrim();
     return h;
@@ -195,8 +197,10 @@ function retire(s: Standby): void {
 
 function validate(spec: AttemptSpec): void {
   if (!JOB_ID.test(spec.jobId)) throw new InvalidAttemptSpecError('jobId', `${JSON.stringify(spec.jobId)} is not a valid job id`);
-  if (!Number.isInteger(spec.attempt) || spec.attempt < 0) throw new InvalidAttemptSpecError('attempt', `${spec.attempt} is not a non-negative integer`);
-  if ((spec.argv.length > 0) === (spec.script !== '')) throw new InvalidAttemptSpecError('argv', 'exactly one of argv and script must be set');
+  if (!Number.isInteger(spec.attempt) || spec.attempt < 0)
+    throw new InvalidAttemptSpecError('attempt', `${spec.attempt} is not a non-negative integer`);
+  if (spec.argv.length > 0 === (spec.script !== ''))
+    throw new InvalidAttemptSpecError('argv', 'exactly one of argv and script must be set');
   if (spec.argv.length > 0 && spec.argv[0] === '') throw new InvalidAttemptSpecError('argv', 'the program name is empty');
   if (!(spec.graceSeconds >= 0)) throw new InvalidAttemptSpecError('graceSeconds', `${spec.graceSeconds} is negative`);
 }

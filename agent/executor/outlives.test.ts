@@ -54,7 +54,10 @@ describe('after the agent is SIGKILLed', () => {
     expect(handles.map((h) => [h.jobId, h.attempt, h.dir])).toEqual([[jobId, 1, dir]]);
     const h = handles[0]!;
     const records = await collect(h);
-    const lines = Buffer.concat(records.map((r) => r.data)).toString().split('\n').filter(Boolean);
+    const lines = Buffer.concat(records.map((r) => r.data))
+      .toString()
+      .split('\n')
+      .filter(Boolean);
     expect(lines).toEqual(Array.from({ length: n }, (_, i) => `line ${i + 1}`));
     expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i));
     expect(await h.exited()).toMatchObject({ exitCode: 0, failure: 'none', records: records.length });

@@ -45,5 +45,5 @@ export class SpoolWriter {
 
 /** A frame goes down whole: a short write (full disk, odd filesystem) must not leave half a header behind a later frame. */
 function writeAll(fd: number, buf: Buffer): void {
-  for (let at = 0; at < buf.length; ) at += writeSync(fd, buf, at);
+  for (let at = 0; at < buf.length;) at += writeSync(fd, buf, at);
 }

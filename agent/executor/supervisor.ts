@@ -245,7 +245,13 @@ class Run {
       const v = process.env[k];
       if (v !== undefined) env[k] = v;
     }
-    return { ...env, ...this.spec.env, RUNMESH_JOB_ID: this.spec.jobId, RUNMESH_ATTEMPT: String(this.spec.attempt), RUNMESH_WORKSPACE: this.f.work };
+    return {
+      ...env,
+      ...this.spec.env,
+      RUNMESH_JOB_ID: this.spec.jobId,
+      RUNMESH_ATTEMPT: String(this.spec.attempt),
+      RUNMESH_WORKSPACE: this.f.work,
+    };
   }
 
   /** Resolves with the spawn error (ENOENT, EACCES...), or undefined once the job runs. */
@@ -346,8 +352,10 @@ class Run {
   /** A signal death reads as 128 + signal number, the way a shell reports it. */
   private outcome({ code, signal }: MainExit): Outcome {
     const exitCode = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
-    if (this.ending === 'timeout') return { exitCode, failure: 'timeout', message: `deadline passed after ${Math.round((Date.now() - this.startedAt) / 1000)}s` };
-    if (this.ending === 'cancelled') return { exitCode, failure: 'cancelled', message: `cancelled: ${this.cancelRequest()?.reason ?? 'on request'}` };
+    if (this.ending === 'timeout')
+      return { exitCode, failure: 'timeout', message: `deadline passed after ${Math.round((Date.now() - this.startedAt) / 1000)}s` };
+    if (this.ending === 'cancelled')
+      return { exitCode, failure: 'cancelled', message: `cancelled: ${this.cancelRequest()?.reason ?? 'on request'}` };
     if (exitCode === 0) return { exitCode, failure: 'none', message: '' };
     return { exitCode, failure: 'exit_code', message: signal ? `killed by ${signal}` : `exited with code ${exitCode}` };
   }

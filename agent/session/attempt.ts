@@ -90,7 +90,8 @@ export class AttemptStream {
       return;
     }
     if (nextSeq > this.acked) this.acked = nextSeq;
-    while (this.inflight.length > 0 && (this.inflight[0]?.seq ?? Infinity) < this.acked) this.inflightBytes -= this.inflight.shift()?.bytes ?? 0;
+    while (this.inflight.length > 0 && (this.inflight[0]?.seq ?? Infinity) < this.acked)
+      this.inflightBytes -= this.inflight.shift()?.bytes ?? 0;
     this.wake?.();
   }
 
@@ -128,7 +129,15 @@ export class AttemptStream {
     link.send({
       msg: {
         $case: 'jobResult',
-        value: { ...ids, exitCode: s.exitCode, failure, message, logRecords: s.records, startedAt: new Date(s.startedAt).toISOString(), finishedAt: new Date(s.finishedAt).toISOString() },
+        value: {
+          ...ids,
+          exitCode: s.exitCode,
+          failure,
+          message,
+          logRecords: s.records,
+          startedAt: new Date(s.startedAt).toISOString(),
+          finishedAt: new Date(s.finishedAt).toISOString(),
+        },
       },
     });
     await delay(RESULT_ACK_TIMEOUT_MS, signal);

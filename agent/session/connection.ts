@@ -24,7 +24,13 @@ export interface ConnectionHost {
  * Runs one connection to its end. `onWelcomed` is called when it gets as far
  * as Welcome, so the caller knows it was good even if it then ends in an error.
  */
-export async function runConnection(dialer: Dialer, host: ConnectionHost, log: Logger, stop: AbortSignal, onWelcomed: () => void): Promise<void> {
+export async function runConnection(
+  dialer: Dialer,
+  host: ConnectionHost,
+  log: Logger,
+  stop: AbortSignal,
+  onWelcomed: () => void,
+): Promise<void> {
   const client = new FastAgentServiceClient(dialer.target, dialer.credentials, dialer.channelOptions);
   const call = client.connect();
   const ended = new AbortController();

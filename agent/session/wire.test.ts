@@ -12,7 +12,12 @@ const logChunk = fc.record({
   seq: fc.nat({ max: 0xffffffff }),
   stream: fc.integer({ min: 0, max: 2 }),
   // Lengths across every varint width a chunk can have: 1, 2 and 3 bytes (64 KiB records), and more.
-  data: fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 16_000, max: 2_200_000 }).map((n) => new Uint8Array(n).fill(n & 0xff))).map((a) => Buffer.from(a)),
+  data: fc
+    .oneof(
+      fc.uint8Array({ maxLength: 300 }),
+      fc.integer({ min: 16_000, max: 2_200_000 }).map((n) => new Uint8Array(n).fill(n & 0xff)),
+    )
+    .map((a) => Buffer.from(a)),
 });
 
 describe('serializeConnectRequest', () => {

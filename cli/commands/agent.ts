@@ -28,7 +28,7 @@ export function registerAgent(program: Command): void {
     .command('agent')
     .description('run an agent that takes jobs from the control plane')
     .option('--server <addrs>', 'control-plane addresses in order of preference (comma-separated or repeated)', addresses('--server'), [])
-    .option('--join-token <token>', 'the control plane\'s join token', process.env.RUNMESH_JOIN_TOKEN)
+    .option('--join-token <token>', "the control plane's join token", process.env.RUNMESH_JOIN_TOKEN)
     .option('--name <name>', 'unique agent name (default: host name)')
     .option('--labels <k=v,...>', 'labels jobs can select on', collectList, [])
     .option('--slots <n>', 'jobs run at once', whole('--slots'))
@@ -36,11 +36,14 @@ export function registerAgent(program: Command): void {
     .option('--memory <mb>', 'memory offered in MB (default: all memory)', whole('--memory'))
     .option('--work-dir <dir>', 'workspaces and log spools', './.runmesh-agent')
     .option('--shutdown-grace <duration>', 'on SIGTERM, how long running jobs may finish', durationMs, 60_000)
-    .option('--tls-ca <file>', 'CA that signed the control plane\'s certificate (PEM)')
+    .option('--tls-ca <file>', "CA that signed the control plane's certificate (PEM)")
     .option('--tls-cert <file>', 'client certificate for mTLS (PEM)')
     .option('--tls-key <file>', 'client key for mTLS (PEM)')
     .option('--allow-insecure-fallback', 'allow falling back from an encrypted address to a plaintext one')
-    .option('--no-standby-supervisor', 'do not keep job supervisors booted ahead of the next job nor reuse them (saves ~8 MB of private memory per idle supervisor, ~44 MB RSS; every job starts ~0.15 s later on a new supervisor)')
+    .option(
+      '--no-standby-supervisor',
+      'do not keep job supervisors booted ahead of the next job nor reuse them (saves ~8 MB of private memory per idle supervisor, ~44 MB RSS; every job starts ~0.15 s later on a new supervisor)',
+    )
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: AgentFlags) => {
       keepRunningWhenOutputCloses();

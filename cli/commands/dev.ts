@@ -27,8 +27,18 @@ export function registerDev(program: Command): void {
     .option('--data-dir <dir>', 'local state', './.runmesh')
     .option('--listen <addr>', 'gRPC address', address('--listen'), '127.0.0.1:7433')
     .option('--http-listen <addr>', 'HTTP address', hostPort('--http-listen'), '127.0.0.1:7434')
-    .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, DEFAULT_JOB_RETENTION_MS)
-    .option('--max-ended-jobs <n>', 'keep at most this many ended jobs, deleting the oldest first (0: no cap)', whole('--max-ended-jobs'), DEFAULT_MAX_ENDED_JOBS)
+    .option(
+      '--job-retention <duration>',
+      'delete ended jobs and their logs this long after they ended (0: keep them)',
+      durationMs,
+      DEFAULT_JOB_RETENTION_MS,
+    )
+    .option(
+      '--max-ended-jobs <n>',
+      'keep at most this many ended jobs, deleting the oldest first (0: no cap)',
+      whole('--max-ended-jobs'),
+      DEFAULT_MAX_ENDED_JOBS,
+    )
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'warn')
     .action(async (f: DevFlags) => {
       keepRunningWhenOutputCloses();
@@ -36,18 +46,28 @@ export function registerDev(program: Command): void {
       const logger = createLogger(f.logLevel);
       const { token } = await joinTokenFor(f.dataDir, undefined);
       const [{ ControlPlane }, { Agent }] = await Promise.all([import('../../control-plane/server.js'), import('../../agent/agent.js')]);
-      const cp = await ControlPlane.start({ listen: [f.listen], httpListen: f.httpListen, dataDir: f.dataDir, joinToken: token, jobRetentionMs: f.jobRetention, maxEndedJobs: f.maxEndedJobs, logger });
-      const agents = Array.from({ length: f.agents }, (_, i) =>
-        new Agent({
-          servers: [cp.address],
-          joinToken: token,
-          name: `dev-${i + 1}`,
-          labels: { os: platform(), arch: arch(), pool: 'dev' },
-          capacity: { slots: f.slots },
-          workDir: join(f.dataDir, 'agents', `dev-${i + 1}`),
-          shutdownGraceMs: 5000,
-          logger,
-        }),
+      const cp = await ControlPlane.start({
+        listen: [f.listen],
+        httpListen: f.httpListen,
+        dataDir: f.dataDir,
+        joinToken: token,
+        jobRetentionMs: f.jobRetention,
+        maxEndedJobs: f.maxEndedJobs,
+        logger,
+      });
+      const agents = Array.from(
+        { length: f.agents },
+        (_, i) =>
+          new Agent({
+            servers: [cp.address],
+            joinToken: token,
+            name: `dev-${i + 1}`,
+            labels: { os: platform(), arch: arch(), pool: 'dev' },
+            capacity: { slots: f.slots },
+            workDir: join(f.dataDir, 'agents', `dev-${i + 1}`),
+            shutdownGraceMs: 5000,
+            logger,
+          }),
       );
       await Promise.all(agents.map((a) => a.start()));
       const server = cp.address === '127.0.0.1:7433' ? '' : ` --server ${cp.address}`;

@@ -81,12 +81,7 @@ function exitText(a: Attempt): string {
 }
 
 function timelineTable(job: Job, now: number): string {
-  const rows = job.timeline.map((t) => [
-    relativeTime(t.at, now),
-    stateName(t.state),
-    t.attempt ? String(t.attempt) : '-',
-    t.reason,
-  ]);
+  const rows = job.timeline.map((t) => [relativeTime(t.at, now), stateName(t.state), t.attempt ? String(t.attempt) : '-', t.reason]);
   return table(['WHEN', 'STATE', 'ATTEMPT', 'REASON'], rows);
 }
 

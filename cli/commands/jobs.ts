@@ -75,9 +75,7 @@ export async function listJobs(conn: Connection, filter: ListRequest, limit: num
 }
 
 async function get(id: string, options: { server: string; json?: boolean }): Promise<void> {
-  const res = await withConnection(options.server, (conn) =>
-    unary(conn, 'JobService.Get', conn.jobs.get.bind(conn.jobs), { id }),
-  );
+  const res = await withConnection(options.server, (conn) => unary(conn, 'JobService.Get', conn.jobs.get.bind(conn.jobs), { id }));
   if (!res.job) throw new Error(`JobService.Get returned no job for ${id}`);
   if (options.json) printJson(Job.toJSON(res.job));
   else process.stdout.write(`${jobPage(res.job, Date.now())}\n`);

@@ -46,7 +46,12 @@ export function registerServe(program: Command): void {
     .command('server')
     .description('run a control-plane peer')
     .option('--listen <addr>', 'gRPC address (repeatable): host:port or unix:///path', addresses('--listen'), [])
-    .option('--http-listen <addr>', 'HTTP address for /healthz, /readyz, /metrics and the ws tunnel', hostPort('--http-listen'), '127.0.0.1:7434')
+    .option(
+      '--http-listen <addr>',
+      'HTTP address for /healthz, /readyz, /metrics and the ws tunnel',
+      hostPort('--http-listen'),
+      '127.0.0.1:7434',
+    )
     .option('--data-dir <dir>', 'local state: embedded store, logs', './.runmesh')
     .option('--store <url>', 'etcd://host:port[,host:port] (default: embedded store in the data dir)')
     .option('--join-token <token>', 'token agents must present (default: generated, kept in the data dir)', process.env.RUNMESH_JOIN_TOKEN)
@@ -57,11 +62,26 @@ export function registerServe(program: Command): void {
     .option('--tls-require-client-cert', 'require client certificates (mTLS)')
     .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
     .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
-    .option('--peer-id <id>', 'this peer\'s name in the mesh (default: host name and pid)')
+    .option('--peer-id <id>', "this peer's name in the mesh (default: host name and pid)")
     .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
-    .option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)', durationMs, DEFAULT_JOB_RETENTION_MS)
-    .option('--max-ended-jobs <n>', 'keep at most this many ended jobs, deleting the oldest first (0: no cap)', whole('--max-ended-jobs'), DEFAULT_MAX_ENDED_JOBS)
-    .option('--compaction-interval <duration>', "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)", durationMs, DEFAULT_COMPACTION_INTERVAL_MS)
+    .option(
+      '--job-retention <duration>',
+      'delete ended jobs and their logs this long after they ended (0: keep them)',
+      durationMs,
+      DEFAULT_JOB_RETENTION_MS,
+    )
+    .option(
+      '--max-ended-jobs <n>',
+      'keep at most this many ended jobs, deleting the oldest first (0: no cap)',
+      whole('--max-ended-jobs'),
+      DEFAULT_MAX_ENDED_JOBS,
+    )
+    .option(
+      '--compaction-interval <duration>',
+      "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)",
+      durationMs,
+      DEFAULT_COMPACTION_INTERVAL_MS,
+    )
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: ServerFlags) => {
       keepRunningWhenOutputCloses();
@@ -90,7 +110,8 @@ export function registerServe(program: Command): void {
       if (generated) process.stderr.write(`join token (saved in ${join(f.dataDir, 'join-token')}): ${token}\n`);
       const outcome = await Promise.race([untilSignal(), cp.lost]);
       await cp.close();
-      if (outcome instanceof Error) throw new CliError(`lost this peer's lease in the store (${outcome.message}); stopping so that a supervisor restarts it cleanly`);
+      if (outcome instanceof Error)
+        throw new CliError(`lost this peer's lease in the store (${outcome.message}); stopping so that a supervisor restarts it cleanly`);
     });
 }
 

@@ -26,7 +26,7 @@ export function registerSubmit(program: Command): void {
     .option('--env <K=V>', 'environment variable for the job (repeatable)', collect)
     .option('--timeout <duration>', 'wall-clock limit per attempt: 30s, 5m, 1h30m, or seconds')
     .option('--retries <n>', 'retries after a failed attempt (attempts = n + 1)')
-    .option('--wait', 'stream the output and exit with the job\'s exit code')
+    .option('--wait', "stream the output and exit with the job's exit code")
     .option('--script <text>', 'shell script to run with sh -e -c instead of a command')
     .option('--idempotency-key <key>', 'a second submit with the same key returns the first job')
     .option('--selector <expr>', 'label selector, e.g. "os=linux,arch in (amd64,arm64)"')
@@ -45,7 +45,7 @@ export function registerSubmit(program: Command): void {
 async function submit(command: string[], options: SubmitOptions): Promise<void> {
   const spec = buildSpec(options, command);
   if (options.wait && options.json) {
-    throw new UsageError('--json and --wait do not mix: with --wait, stdout carries the job\'s output');
+    throw new UsageError("--json and --wait do not mix: with --wait, stdout carries the job's output");
   }
   await withConnection(options.server, async (conn) => {
     const res = await unary(conn, 'JobService.Submit', conn.jobs.submit.bind(conn.jobs), { spec });

@@ -33,7 +33,8 @@ export interface ClusterServiceDeps {
   version: string;
 }
 
-const enumName = (table: Record<number, string>, value: number, prefix: string): string => (table[value] ?? String(value)).replace(prefix, '').toLowerCase();
+const enumName = (table: Record<number, string>, value: number, prefix: string): string =>
+  (table[value] ?? String(value)).replace(prefix, '').toLowerCase();
 
 export class ClusterServiceImpl {
   constructor(private readonly d: ClusterServiceDeps) {}

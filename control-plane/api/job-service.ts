@@ -80,7 +80,9 @@ export class JobServiceImpl {
 
   async submit(req: SubmitRequest): Promise<SubmitResponse> {
     const spec = validateSpec(req.spec);
-    const { created, existing } = spec.idempotencyKey ? await this.d.repo.createOnce(spec, new Date()) : { created: await this.admitOne(spec), existing: false };
+    const { created, existing } = spec.idempotencyKey
+      ? await this.d.repo.createOnce(spec, new Date())
+      : { created: await this.admitOne(spec), existing: false };
     this.d.tracker.apply(created);
     if (!existing) this.d.logger.info({ job_id: created.record.job.id, name: spec.name }, 'job submitted');
     return { job: created.record.job, existing };
@@ -111,7 +113,11 @@ export class JobServiceImpl {
   async list(req: ListRequest): Promise<ListResponse> {
     if (req.pageSize > MAX_PAGE) throw invalid('page_size', `${req.pageSize} exceeds the limit of ${MAX_PAGE}`);
     if (req.pageToken) checkJobId(req.pageToken, 'page_token');
-    const page = await this.d.repo.list({ states: req.states, namePrefix: req.namePrefix, tenant: req.tenant }, req.pageSize || 100, req.pageToken);
+    const page = await this.d.repo.list(
+      { states: req.states, namePrefix: req.namePrefix, tenant: req.tenant },
+      req.pageSize || 100,
+      req.pageToken,
+    );
     return { jobs: page.records.map((r) => this.view(r)), nextPageToken: page.next };
   }
 
@@ -124,7 +130,9 @@ export class JobServiceImpl {
     if (!v) throw jobNotFound(id, this.d.retention);
     const agent = v.job.attempts.at(-1)?.agent;
     if (outcome === 'agent' && agent) {
-      await this.d.cancelOnAgent(agent, id, v.job.attempt, v.job.spec?.cancelGraceSeconds ?? 10, v.cancel?.reason ?? 'cancelled').catch(() => false);
+      await this.d
+        .cancelOnAgent(agent, id, v.job.attempt, v.job.spec?.cancelGraceSeconds ?? 10, v.cancel?.reason ?? 'cancelled')
+        .catch(() => false);
     }
     this.d.logger.info({ job_id: id, outcome, reason: req.reason }, 'job cancel requested');
     return { job: v.job };
@@ -153,7 +161,15 @@ export class JobServiceImpl {
     call.on('close', () => abort.abort(new Error('stream closed')));
     try {
       const id = checkJobId(call.request.id);
-      await followLogs({ ...this.d, locator: this.d.logLocator, id, request: call.request, signal: abort.signal, write: (m) => call.write(m), drained: () => drained(call, abort.signal) });
+      await followLogs({
+        ...this.d,
+        locator: this.d.logLocator,
+        id,
+        request: call.request,
+        signal: abort.signal,
+        write: (m) => call.write(m),
+        drained: () => drained(call, abort.signal),
+      });
       call.end();
     } catch (err) {
       if (!abort.signal.aborted) call.emit('error', toServiceError(err, this.d.logger));

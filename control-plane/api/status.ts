@@ -37,7 +37,12 @@ export function jobNotFound(id: string, retention: Retention, now = Date.now()):
   return new ApiError(Status.NOT_FOUND, `job ${id} not found${hint}`);
 }
 
-const UNITS: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]];
+const UNITS: Array<[string, number]> = [
+  ['d', 86_400_000],
+  ['h', 3_600_000],
+  ['m', 60_000],
+  ['s', 1000],
+];
 /** `7d`, `36h`, `90m`, `1s`: the largest unit that divides it (a retention is typed as one). */
 function largestUnit(ms: number): string {
   const [unit, size] = UNITS.find(([, size]) => ms % size === 0) ?? ['ms', 1];

@@ -6,7 +6,15 @@
  * Scheduler), so that a dead peer's agents are handled like any other.
  */
 import { status as Status, type Server, type ServerDuplexStream } from '@grpc/grpc-js';
-import { AgentServiceService, type Assign, type Cancel, type ConnectRequest, type ConnectResponse, type Drain, type Hello } from '../../proto/gen/runmesh/v1/agent.js';
+import {
+  AgentServiceService,
+  type Assign,
+  type Cancel,
+  type ConnectRequest,
+  type ConnectResponse,
+  type Drain,
+  type Hello,
+} from '../../proto/gen/runmesh/v1/agent.js';
 import type { GatewayContext } from './context.js';
 import { announcedLoad, type AgentEntry, type AgentLink } from './registry.js';
 import { AgentSession } from './session.js';
@@ -43,7 +51,10 @@ export class Gateway {
 
   private connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {
     if (this.closed || !this.publisher) {
-      call.emit('error', { code: Status.UNAVAILABLE, details: this.closed ? 'control plane is shutting down' : 'control plane is starting' });
+      call.emit('error', {
+        code: Status.UNAVAILABLE,
+        details: this.closed ? 'control plane is shutting down' : 'control plane is starting',
+      });
       return;
     }
     const s = new AgentSession(call, this.ctx);

@@ -109,7 +109,6 @@ export class AgentRegistry {
   private changed(): void {
     for (const l of this.listeners) l();
   }
-
 }
 
 /** A reported host load, 0 when it is not a positive number. */

@@ -8,7 +8,15 @@
 import { randomUUID } from 'node:crypto';
 import { status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { ConnectRequest, ConnectResponse, Hello, HeldAttempt, JobResult, LogChunk, ResumeAttempt } from '../../proto/gen/runmesh/v1/agent.js';
+import type {
+  ConnectRequest,
+  ConnectResponse,
+  Hello,
+  HeldAttempt,
+  JobResult,
+  LogChunk,
+  ResumeAttempt,
+} from '../../proto/gen/runmesh/v1/agent.js';
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../../proto/protocol.js';
 import { activeAgent, finish, lost, started } from '../jobs/lifecycle.js';
@@ -111,7 +119,8 @@ export class AgentSession implements AgentLink {
   }
 
   private refuse(hello: Hello): string | undefined {
-    if (hello.protocolVersion !== PROTOCOL_VERSION) return `protocol version ${hello.protocolVersion} is not supported (server speaks ${PROTOCOL_VERSION})`;
+    if (hello.protocolVersion !== PROTOCOL_VERSION)
+      return `protocol version ${hello.protocolVersion} is not supported (server speaks ${PROTOCOL_VERSION})`;
     if (!NAME.test(hello.name)) return `hello.name: "${hello.name.slice(0, 64)}" is not a valid agent name`;
     return undefined;
   }
@@ -127,12 +136,22 @@ export class AgentSession implements AgentLink {
     this.send({
       msg: {
         $case: 'welcome',
-        value: { agentId: hello.name, sessionId: this.sessionId, heartbeatIntervalMs: this.ctx.heartbeatIntervalMs, credential: this.ctx.auth.credentialFor(hello.name), resume, abandon },
+        value: {
+          agentId: hello.name,
+          sessionId: this.sessionId,
+          heartbeatIntervalMs: this.ctx.heartbeatIntervalMs,
+          credential: this.ctx.auth.credentialFor(hello.name),
+          resume,
+          abandon,
+        },
       },
     });
     this.ctx.onConnect(hello, this);
     for (const c of cancels) this.send({ msg: { $case: 'cancel', value: c } });
-    this.log.info({ labels: hello.labels, capacity: hello.capacity, version: hello.version, resumed: resume.length, abandoned: abandon.length }, 'agent connected');
+    this.log.info(
+      { labels: hello.labels, capacity: hello.capacity, version: hello.version, resumed: resume.length, abandoned: abandon.length },
+      'agent connected',
+    );
   }
 
   /** Decides, from the store's truth, which held attempts the agent keeps and which it drops. */
@@ -151,7 +170,8 @@ export class AgentSession implements AgentLink {
       if (v) this.ctx.tracker.apply(v);
       const file = await this.ctx.logs.file(h.jobId, h.attempt);
       resume.push({ jobId: h.jobId, attempt: h.attempt, nextSeq: await file.durable() });
-      if (r.cancel) cancels.push({ jobId: h.jobId, attempt: h.attempt, graceSeconds: r.job.spec?.cancelGraceSeconds ?? 10, reason: r.cancel.reason });
+      if (r.cancel)
+        cancels.push({ jobId: h.jobId, attempt: h.attempt, graceSeconds: r.job.spec?.cancelGraceSeconds ?? 10, reason: r.cancel.reason });
     }
     // Attempts assigned to this agent that it does not hold were lost in flight or with the host.
     for (const id of this.ctx.index.jobsOn(this.name)) {
@@ -193,7 +213,10 @@ export class AgentSession implements AgentLink {
       if (!isLogGap(err)) throw err;
       if (this.resendAsked.get(key) !== err.expected) {
         this.resendAsked.set(key, err.expected);
-        this.log.warn({ job_id: c.jobId, attempt: c.attempt, expected: err.expected, got: c.seq }, 'gap in the log stream, asking the agent to resend');
+        this.log.warn(
+          { job_id: c.jobId, attempt: c.attempt, expected: err.expected, got: c.seq },
+          'gap in the log stream, asking the agent to resend',
+        );
         this.askResend(c.jobId, c.attempt, err.expected);
       }
       return;
@@ -226,14 +249,24 @@ export class AgentSession implements AgentLink {
     if (!this.owns(res.jobId, res.attempt)) return ack(); // stale or zombie: fenced out, let the agent drop it
     const held = res.logRecords === 0 ? 0 : await (await this.ctx.logs.file(res.jobId, res.attempt)).durable();
     if (held < res.logRecords) {
-      this.log.warn({ job_id: res.jobId, attempt: res.attempt, held, records: res.logRecords }, 'result counts more log records than we hold, asking the agent to resend');
+      this.log.warn(
+        { job_id: res.jobId, attempt: res.attempt, held, records: res.logRecords },
+        'result counts more log records than we hold, asking the agent to resend',
+      );
       this.askResend(res.jobId, res.attempt, held);
       return; // the agent re-sends the missing records, then the result
     }
     this.resendAsked.delete(logKey(res.jobId, res.attempt));
     // The second copy is made before the result is stored: once the agent has its ack it drops its spool.
     const holders = await this.ctx.replicateLog(res.jobId, res.attempt, res.logRecords);
-    const outcome = { exitCode: res.exitCode, failure: res.failure, message: res.message, logRecords: res.logRecords, startedAt: res.startedAt, finishedAt: res.finishedAt };
+    const outcome = {
+      exitCode: res.exitCode,
+      failure: res.failure,
+      message: res.message,
+      logRecords: res.logRecords,
+      startedAt: res.startedAt,
+      finishedAt: res.finishedAt,
+    };
     const stored = await this.ctx.writer.write(res.jobId, (r) => {
       if (!finish(r, res.attempt, outcome, new Date())) return false;
       r.logPeers = { ...r.logPeers, [res.attempt]: holders };

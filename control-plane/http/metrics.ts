@@ -10,7 +10,10 @@ import type { JobTracker } from '../jobs/tracker.js';
 import { isTerminal, stateName } from '../jobs/state.js';
 import type { Route } from './http-server.js';
 
-export function createMetrics(o: { tracker: JobTracker; cluster: Pick<ClusterServiceImpl, 'status'>; housekeeping?: HousekeepingStats }): { route: Route; close(): void } {
+export function createMetrics(o: { tracker: JobTracker; cluster: Pick<ClusterServiceImpl, 'status'>; housekeeping?: HousekeepingStats }): {
+  route: Route;
+  close(): void;
+} {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'runmesh_process_' });
   new Gauge({
@@ -47,12 +50,32 @@ export function createMetrics(o: { tracker: JobTracker; cluster: Pick<ClusterSer
   if (kept) {
     // Totals kept by the housekeeper, read at scrape time.
     const total = (name: string, help: string, read: () => number): void =>
-      void new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
+      void new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
     total('runmesh_retention_jobs_deleted_total', 'Ended jobs deleted after the retention, by this peer', () => kept.jobsDeleted);
     total('runmesh_retention_logs_deleted_total', 'Logs of deleted jobs removed from this peer', () => kept.logsDeleted);
-    new Gauge({ name: 'runmesh_store_compacted_revision', help: 'Revision this peer last compacted store history to (0: none yet)', registers: [registry], collect() { this.set(kept.compactedRevision); } });
+    new Gauge({
+      name: 'runmesh_store_compacted_revision',
+      help: 'Revision this peer last compacted store history to (0: none yet)',
+      registers: [registry],
+      collect() {
+        this.set(kept.compactedRevision);
+      },
+    });
   }
-  const finished = new Counter({ name: 'runmesh_jobs_finished_total', help: 'Jobs that reached a final state', labelNames: ['state'], registers: [registry] });
+  const finished = new Counter({
+    name: 'runmesh_jobs_finished_total',
+    help: 'Jobs that reached a final state',
+    labelNames: ['state'],
+    registers: [registry],
+  });
   const unsubscribe = o.tracker.subscribe((v) => {
     const s = v.record.job.state;
     if (isTerminal(s)) finished.inc({ state: stateName(s) });

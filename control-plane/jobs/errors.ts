@@ -37,7 +37,10 @@ export class ValidationError extends JobError {
 /** A fenced write lost: someone else changed the job (or a newer attempt exists). */
 export class StaleWriteError extends JobError {
   override name = 'StaleWriteError';
-  constructor(readonly jobId: string, detail: string) {
+  constructor(
+    readonly jobId: string,
+    detail: string,
+  ) {
     super(`job ${jobId}: stale write (${detail})`);
   }
 }

@@ -6,7 +6,8 @@ import { queuedRecord, type JobRecord } from './record.js';
 const S = JobState;
 const now = new Date('2026-12-01T12:00:00Z');
 
-const queued = (maxAttempts: number): JobRecord => queuedRecord('j_0000000000lifecycle', JobSpec.fromPartial({ argv: ['true'], maxAttempts }), now, 1);
+const queued = (maxAttempts: number): JobRecord =>
+  queuedRecord('j_0000000000lifecycle', JobSpec.fromPartial({ argv: ['true'], maxAttempts }), now, 1);
 
 const ok = { exitCode: 0, failure: FailureCategory.FAILURE_CATEGORY_UNSPECIFIED, message: '', logRecords: 0 };
 
@@ -23,7 +24,13 @@ describe('an assignment that never reached its agent', () => {
     expect(r.job.attempt).toBe(2);
     expect(finish(r, 2, ok, now)).toBe(true);
     expect(r.job.state).toBe(S.JOB_STATE_SUCCEEDED);
-    expect(r.job.timeline.map((t) => t.state)).toEqual([S.JOB_STATE_QUEUED, S.JOB_STATE_ASSIGNED, S.JOB_STATE_QUEUED, S.JOB_STATE_ASSIGNED, S.JOB_STATE_SUCCEEDED]);
+    expect(r.job.timeline.map((t) => t.state)).toEqual([
+      S.JOB_STATE_QUEUED,
+      S.JOB_STATE_ASSIGNED,
+      S.JOB_STATE_QUEUED,
+      S.JOB_STATE_ASSIGNED,
+      S.JOB_STATE_SUCCEEDED,
+    ]);
   });
 
   it('does not apply once the agent reported the attempt, or to another attempt', () => {

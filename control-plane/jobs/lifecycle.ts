@@ -67,7 +67,8 @@ export function started(r: JobRecord, attempt: number, now: Date): boolean {
 
 function nextState(r: JobRecord, outcome: AttemptOutcome): { state: JobState; retry: boolean } {
   if (outcome.failure === F.FAILURE_CATEGORY_UNSPECIFIED && outcome.exitCode === 0) return { state: S.JOB_STATE_SUCCEEDED, retry: false };
-  if (outcome.failure === F.FAILURE_CATEGORY_PREEMPTED || outcome.failure === F.FAILURE_CATEGORY_NOT_DELIVERED) return { state: S.JOB_STATE_QUEUED, retry: true };
+  if (outcome.failure === F.FAILURE_CATEGORY_PREEMPTED || outcome.failure === F.FAILURE_CATEGORY_NOT_DELIVERED)
+    return { state: S.JOB_STATE_QUEUED, retry: true };
   if (r.cancel || outcome.failure === F.FAILURE_CATEGORY_CANCELLED) return { state: S.JOB_STATE_CANCELLED, retry: false };
   const left = (r.job.spec?.maxAttempts ?? 1) - countedAttempts(r);
   if (left > 0) return { state: S.JOB_STATE_WAITING, retry: true };
@@ -90,11 +91,19 @@ export function finish(r: JobRecord, attempt: number, outcome: AttemptOutcome, n
   });
   if (outcome.startedAt && !a.startedAt) a.startedAt = outcome.startedAt;
   const next = nextState(r, { ...outcome, failure: a.failure });
-  a.state = failed ? (a.failure === F.FAILURE_CATEGORY_TIMEOUT ? S.JOB_STATE_TIMED_OUT : a.failure === F.FAILURE_CATEGORY_CANCELLED ? S.JOB_STATE_CANCELLED : S.JOB_STATE_FAILED) : S.JOB_STATE_SUCCEEDED;
+  a.state = failed
+    ? a.failure === F.FAILURE_CATEGORY_TIMEOUT
+      ? S.JOB_STATE_TIMED_OUT
+      : a.failure === F.FAILURE_CATEGORY_CANCELLED
+        ? S.JOB_STATE_CANCELLED
+        : S.JOB_STATE_FAILED
+    : S.JOB_STATE_SUCCEEDED;
   r.job.exitCode = a.exitCode;
   r.job.failure = a.failure;
   delete r.preempted;
-  const why = failed ? `attempt ${attempt} ${FailureCategory[a.failure]?.replace('FAILURE_CATEGORY_', '').toLowerCase()}${outcome.message ? `: ${outcome.message}` : ''}` : `attempt ${attempt} succeeded`;
+  const why = failed
+    ? `attempt ${attempt} ${FailureCategory[a.failure]?.replace('FAILURE_CATEGORY_', '').toLowerCase()}${outcome.message ? `: ${outcome.message}` : ''}`
+    : `attempt ${attempt} succeeded`;
   transition(r.job, next.state, now, why);
   if (next.state === S.JOB_STATE_WAITING) {
     r.job.notBefore = new Date(now.getTime() + retryDelayMs(countedAttempts(r), random)).toISOString();
@@ -106,7 +115,12 @@ export function finish(r: JobRecord, attempt: number, outcome: AttemptOutcome, n
 
 /** The agent holding the attempt is gone for good. */
 export function lost(r: JobRecord, attempt: number, reason: string, now: Date): boolean {
-  return finish(r, attempt, { exitCode: -1, failure: F.FAILURE_CATEGORY_AGENT_LOST, message: reason, logRecords: currentAttempt(r)?.logRecords ?? 0 }, now);
+  return finish(
+    r,
+    attempt,
+    { exitCode: -1, failure: F.FAILURE_CATEGORY_AGENT_LOST, message: reason, logRecords: currentAttempt(r)?.logRecords ?? 0 },
+    now,
+  );
 }
 
 /**

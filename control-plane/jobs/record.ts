@@ -44,7 +44,13 @@ export function encodeRecord(r: JobRecord): string {
 }
 
 export function decodeRecord(text: string): JobRecord {
-  const raw = JSON.parse(text) as { job: unknown; order: number; cancel?: JobRecord['cancel']; preempted?: boolean; logPeers?: JobRecord['logPeers'] };
+  const raw = JSON.parse(text) as {
+    job: unknown;
+    order: number;
+    cancel?: JobRecord['cancel'];
+    preempted?: boolean;
+    logPeers?: JobRecord['logPeers'];
+  };
   const r: JobRecord = { job: Job.fromJSON(raw.job), order: raw.order };
   if (raw.cancel) r.cancel = raw.cancel;
   if (raw.preempted) r.preempted = true;

@@ -22,7 +22,11 @@ describe('JobTracker', () => {
     const store = await openEmbeddedStore({ dir });
     const repo = new JobRepo(store);
     const tracker = new JobTracker(repo, pino({ level: 'silent' }));
-    cleanup.push(() => rm(dir, { recursive: true, force: true }), () => store.close(), () => tracker.close());
+    cleanup.push(
+      () => rm(dir, { recursive: true, force: true }),
+      () => store.close(),
+      () => tracker.close(),
+    );
     const [v] = await repo.storeNew([repo.draft({ argv: ['true'] } as JobSpec, new Date())]);
     await tracker.start();
     expect(tracker.get(v!.record.job.id)?.record.job.state).toBe(JobState.JOB_STATE_QUEUED);

@@ -60,7 +60,13 @@ export class LogStore {
    * Yields records from `from`; with `follow`, waits for more until `done()`
    * says the attempt is over and everything it holds was yielded, or `signal` aborts.
    */
-  async *read(jobId: string, attempt: number, from: number, follow: () => 'more' | 'done', signal: AbortSignal): AsyncGenerator<LogRecordOut> {
+  async *read(
+    jobId: string,
+    attempt: number,
+    from: number,
+    follow: () => 'more' | 'done',
+    signal: AbortSignal,
+  ): AsyncGenerator<LogRecordOut> {
     const key = this.key(jobId, attempt);
     // Nothing here and nothing more to come: do not leave an empty file behind for having looked.
     if (!this.files.has(key) && follow() === 'done' && !existsSync(this.path(jobId, attempt))) return;

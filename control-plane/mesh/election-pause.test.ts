@@ -53,7 +53,13 @@ afterAll(async () => {
 function spawnCampaigner(prefix: string): { proc: ChildProcess; lines: Line[]; stderr: () => string } {
   const proc = spawn(process.execPath, [SCRIPT], {
     cwd: ROOT,
-    env: { ...process.env, RUNMESH_ETCD: etcd.endpoint, RUNMESH_PREFIX: prefix, RUNMESH_PEER_ID: 'paused', RUNMESH_TTL: String(TTL_SECONDS) },
+    env: {
+      ...process.env,
+      RUNMESH_ETCD: etcd.endpoint,
+      RUNMESH_PREFIX: prefix,
+      RUNMESH_PEER_ID: 'paused',
+      RUNMESH_TTL: String(TTL_SECONDS),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Line[] = [];
@@ -79,8 +85,18 @@ describe('LeaderElection across a process pause', () => {
 
     const store: EtcdStore = await openEtcdStore({ endpoints: [etcd.endpoint], prefix });
     closers.push(() => store.close());
-    const membership = await PeerMembership.join(store, { peerId: 'other', grpcAddress: 'other:1', httpAddress: 'other:2', ttlSeconds: TTL_SECONDS });
-    const election = await LeaderElection.start(store, { peerId: 'other', grpcAddress: 'other:1', lease: membership.lease, ttlSeconds: TTL_SECONDS });
+    const membership = await PeerMembership.join(store, {
+      peerId: 'other',
+      grpcAddress: 'other:1',
+      httpAddress: 'other:2',
+      ttlSeconds: TTL_SECONDS,
+    });
+    const election = await LeaderElection.start(store, {
+      peerId: 'other',
+      grpcAddress: 'other:1',
+      lease: membership.lease,
+      ttlSeconds: TTL_SECONDS,
+    });
     closers.push(async () => {
       await election.close();
       await membership.close();

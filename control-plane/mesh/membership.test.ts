@@ -27,9 +27,20 @@ async function open(prefix: string): Promise<EtcdStore> {
   return store;
 }
 
-async function join(prefix: string, peerId: string, ttlSeconds = 1, logger?: pino.Logger): Promise<{ m: PeerMembership; store: EtcdStore }> {
+async function join(
+  prefix: string,
+  peerId: string,
+  ttlSeconds = 1,
+  logger?: pino.Logger,
+): Promise<{ m: PeerMembership; store: EtcdStore }> {
   const store = await open(prefix);
-  const m = await PeerMembership.join(store, { peerId, grpcAddress: `127.0.0.1:${peerId.length}`, httpAddress: '127.0.0.1:1', ttlSeconds, logger });
+  const m = await PeerMembership.join(store, {
+    peerId,
+    grpcAddress: `127.0.0.1:${peerId.length}`,
+    httpAddress: '127.0.0.1:1',
+    ttlSeconds,
+    logger,
+  });
   members.push(m);
   return { m, store };
 }

@@ -122,7 +122,13 @@ function parsePeer(kv: KeyValue, log: Logger): PeerInfo | undefined {
   try {
     const v = JSON.parse(kv.value) as Partial<PeerInfo>;
     if (typeof v.id !== 'string' || typeof v.grpcAddress !== 'string') throw new Error('missing id or grpcAddress');
-    return { id: v.id, grpcAddress: v.grpcAddress, httpAddress: v.httpAddress ?? '', startedAt: v.startedAt ?? '', version: v.version ?? '' };
+    return {
+      id: v.id,
+      grpcAddress: v.grpcAddress,
+      httpAddress: v.httpAddress ?? '',
+      startedAt: v.startedAt ?? '',
+      version: v.version ?? '',
+    };
   } catch (err) {
     log.warn({ err: new BadRecordError(kv.key, { cause: err }) }, 'skipping unreadable peer record');
     return undefined;

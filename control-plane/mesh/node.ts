@@ -72,9 +72,21 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
 
   static async start(o: MeshNodeOptions): Promise<MeshNode> {
     const logger = o.logger;
-    const membership = await PeerMembership.join(o.store, { peerId: o.peerId, grpcAddress: o.grpcAddress, httpAddress: o.httpAddress, ttlSeconds: o.ttlSeconds, logger });
+    const membership = await PeerMembership.join(o.store, {
+      peerId: o.peerId,
+      grpcAddress: o.grpcAddress,
+      httpAddress: o.httpAddress,
+      ttlSeconds: o.ttlSeconds,
+      logger,
+    });
     const directory = await AgentDirectory.open(o.store, { logger });
-    const election = await LeaderElection.start(o.store, { peerId: o.peerId, grpcAddress: o.grpcAddress, lease: membership.lease, ttlSeconds: o.ttlSeconds, logger });
+    const election = await LeaderElection.start(o.store, {
+      peerId: o.peerId,
+      grpcAddress: o.grpcAddress,
+      lease: membership.lease,
+      ttlSeconds: o.ttlSeconds,
+      logger,
+    });
     return new MeshNode(o, membership, election, directory, new PeerClients());
   }
 
@@ -131,7 +143,12 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
   // Dispatcher
   async assign(agent: string, record: JobRecord): Promise<boolean> {
     const timeoutMs = (record.job.spec?.timeoutSeconds ?? 3600) * 1000;
-    const msg: Assign = { jobId: record.job.id, attempt: record.job.attempt, spec: record.job.spec, deadline: new Date(Date.now() + timeoutMs).toISOString() };
+    const msg: Assign = {
+      jobId: record.job.id,
+      attempt: record.job.attempt,
+      spec: record.job.spec,
+      deadline: new Date(Date.now() + timeoutMs).toISOString(),
+    };
     const at = this.holder(agent);
     if (at === 'self') return this.o.gateway.deliverAssign(agent, msg);
     return at ? this.clients.deliverAssign(at, agent, msg) : false;
@@ -154,7 +171,21 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
   publish(e: AgentEntry): Promise<unknown> {
     const { name, labels, capacity, version, hostname, cordoned, draining } = e;
     const load = announcedLoad(e.load);
-    return this.directory.publish({ name, peerId: this.o.peerId, labels, capacity, version, hostname, connectedAt: e.connectedAt.toISOString(), cordoned, draining, load }, this.membership.lease);
+    return this.directory.publish(
+      {
+        name,
+        peerId: this.o.peerId,
+        labels,
+        capacity,
+        version,
+        hostname,
+        connectedAt: e.connectedAt.toISOString(),
+        cordoned,
+        draining,
+        load,
+      },
+      this.membership.lease,
+    );
   }
 
   unpublish(name: string): Promise<unknown> {
@@ -254,7 +285,11 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
   remoteLog(record: JobRecord, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord> {
     const holders = this.logPeers(record, attempt);
     const live = holders.flatMap((id) => this.membership.peer(id)?.grpcAddress ?? []);
-    if (live.length === 0) throw new ApiError(Status.UNAVAILABLE, `the log of job ${record.job.id} attempt ${attempt} is held by ${holders.join(', ') || 'no peer'}, none of them live now`);
+    if (live.length === 0)
+      throw new ApiError(
+        Status.UNAVAILABLE,
+        `the log of job ${record.job.id} attempt ${attempt} is held by ${holders.join(', ') || 'no peer'}, none of them live now`,
+      );
     return this.readFrom(live, { jobId: record.job.id, attempt, fromSeq, follow }, signal);
   }
 
@@ -271,9 +306,15 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
       } catch (err) {
         if (signal.aborted) throw err;
         if (i + 1 >= addresses.length) {
-          throw new ApiError(Status.UNAVAILABLE, `the log of job ${request.jobId} attempt ${request.attempt} could not be read from ${addresses.join(', ')} (${(err as Error).message}); retry`);
+          throw new ApiError(
+            Status.UNAVAILABLE,
+            `the log of job ${request.jobId} attempt ${request.attempt} could not be read from ${addresses.join(', ')} (${(err as Error).message}); retry`,
+          );
         }
-        this.o.logger.warn({ err, job_id: request.jobId, attempt: request.attempt, address: addresses[i] }, 'reading a log copy failed, trying the next');
+        this.o.logger.warn(
+          { err, job_id: request.jobId, attempt: request.attempt, address: addresses[i] },
+          'reading a log copy failed, trying the next',
+        );
       }
     }
   }
@@ -282,7 +323,9 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
     const leader = this.election.leader()?.peerId;
     const counts = new Map<string, number>();
     for (const a of this.directory.all()) counts.set(a.peerId, (counts.get(a.peerId) ?? 0) + 1);
-    return this.membership.peers().map((p) => ({ id: p.id, address: p.grpcAddress, leader: p.id === leader, agents: counts.get(p.id) ?? 0 }));
+    return this.membership
+      .peers()
+      .map((p) => ({ id: p.id, address: p.grpcAddress, leader: p.id === leader, agents: counts.get(p.id) ?? 0 }));
   }
 
   leaderId(): string {
@@ -292,7 +335,12 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
   /** Resigns, withdraws, leaves; every step runs. Idempotent. */
   close(): Promise<void> {
     return (this.closing ??= (async () => {
-      for (const step of [() => this.election.close(), () => this.directory.close(), () => this.membership.close(), () => this.clients.close()]) {
+      for (const step of [
+        () => this.election.close(),
+        () => this.directory.close(),
+        () => this.membership.close(),
+        () => this.clients.close(),
+      ]) {
         try {
           await step();
         } catch (err) {

@@ -41,21 +41,21 @@ export class PeerClients {
 
   /** Asks the peer at `address` to send `assign` to `agent`; false when the agent is not connected there. */
   deliverAssign(address: string, agent: string, assign: Assign): Promise<boolean> {
-    return this.unary<{ delivered: boolean }>(address, 'DeliverAssign', (c, md, opts, cb) => c.deliverAssign({ agent, assign }, md, opts, cb)).then(
-      (r) => r.delivered,
-    );
+    return this.unary<{ delivered: boolean }>(address, 'DeliverAssign', (c, md, opts, cb) =>
+      c.deliverAssign({ agent, assign }, md, opts, cb),
+    ).then((r) => r.delivered);
   }
 
   deliverCancel(address: string, agent: string, cancel: Cancel): Promise<boolean> {
-    return this.unary<{ delivered: boolean }>(address, 'DeliverCancel', (c, md, opts, cb) => c.deliverCancel({ agent, cancel }, md, opts, cb)).then(
-      (r) => r.delivered,
-    );
+    return this.unary<{ delivered: boolean }>(address, 'DeliverCancel', (c, md, opts, cb) =>
+      c.deliverCancel({ agent, cancel }, md, opts, cb),
+    ).then((r) => r.delivered);
   }
 
   deliverDrain(address: string, agent: string, drain: Drain): Promise<boolean> {
-    return this.unary<{ delivered: boolean }>(address, 'DeliverDrain', (c, md, opts, cb) => c.deliverDrain({ agent, drain }, md, opts, cb)).then(
-      (r) => r.delivered,
-    );
+    return this.unary<{ delivered: boolean }>(address, 'DeliverDrain', (c, md, opts, cb) =>
+      c.deliverDrain({ agent, drain }, md, opts, cb),
+    ).then((r) => r.delivered);
   }
 
   /**
@@ -64,7 +64,9 @@ export class PeerClients {
    * log (the peer reads all of it), from the unary deadline up.
    */
   copyLog(address: string, request: CopyLogRequest, timeoutMs: number): Promise<number> {
-    return this.unary<{ records: number }>(address, 'CopyLog', (c, md, opts, cb) => c.copyLog(request, md, opts, cb), timeoutMs).then((r) => r.records);
+    return this.unary<{ records: number }>(address, 'CopyLog', (c, md, opts, cb) => c.copyLog(request, md, opts, cb), timeoutMs).then(
+      (r) => r.records,
+    );
   }
 
   /**

@@ -106,7 +106,11 @@ describe('PeerService', () => {
   });
 
   it('streams a log and ends; resumes from a seq', async () => {
-    expect(await collect(clients.readLog(address, { jobId: JOB, attempt: 1, fromSeq: 0, follow: false }))).toEqual(['0:line 0', '1:line 1', '2:line 2']);
+    expect(await collect(clients.readLog(address, { jobId: JOB, attempt: 1, fromSeq: 0, follow: false }))).toEqual([
+      '0:line 0',
+      '1:line 1',
+      '2:line 2',
+    ]);
     expect(await collect(clients.readLog(address, { jobId: JOB, attempt: 1, fromSeq: 2, follow: false }))).toEqual(['2:line 2']);
     const err = await collect(clients.readLog(address, { jobId: JOB, attempt: 7, fromSeq: 0, follow: false })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PeerCallError);

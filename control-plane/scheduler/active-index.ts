@@ -40,8 +40,7 @@ export class ActiveIndex {
       const q = toQueued(v.record);
       this.queued.set(job.id, q);
       this.buckets.add(q);
-    }
-    else if (job.state === JobState.JOB_STATE_WAITING) this.waiting.set(job.id, job.notBefore ? Date.parse(job.notBefore) : 0);
+    } else if (job.state === JobState.JOB_STATE_WAITING) this.waiting.set(job.id, job.notBefore ? Date.parse(job.notBefore) : 0);
   }
 
   private addActive(id: string, agent: string, v: Versioned): void {
@@ -91,7 +90,8 @@ export class ActiveIndex {
   /** Attempts still ASSIGNED, with no news from their agent, since before `before` (ms). */
   unstarted(before: number): Array<{ jobId: string; agent: string; attempt: number }> {
     const out = [];
-    for (const [jobId, a] of this.active) if (a.unstartedSince !== undefined && a.unstartedSince < before) out.push({ jobId, agent: a.agent, attempt: a.attempt });
+    for (const [jobId, a] of this.active)
+      if (a.unstartedSince !== undefined && a.unstartedSince < before) out.push({ jobId, agent: a.agent, attempt: a.attempt });
     return out;
   }
 

@@ -11,7 +11,15 @@ const routingOrder = (x: QueuedJob, y: QueuedJob): number => y.priority - x.prio
 function expected(queued: Map<string, QueuedJob>, k: number): Map<string, string[]> {
   const groups = new Map<string, QueuedJob[]>();
   for (const j of queued.values()) groups.set(keyOf(j), [...(groups.get(keyOf(j)) ?? []), j]);
-  return new Map([...groups].map(([key, js]) => [key, js.sort(routingOrder).slice(0, k).map((j) => j.id)]));
+  return new Map(
+    [...groups].map(([key, js]) => [
+      key,
+      js
+        .sort(routingOrder)
+        .slice(0, k)
+        .map((j) => j.id),
+    ]),
+  );
 }
 
 function grouped(out: QueuedJob[]): Map<string, string[]> {

@@ -168,10 +168,7 @@ export class Scheduler {
     const snapshot = this.snapshot(agents);
     const freeSlots = agents.reduce((n, a) => n + (a.schedulable ? Math.max(0, a.free.slots) : 0), 0);
     const decision = this.router.decide(snapshot, this.index.queueSlice(Math.max(MIN_SLICE, freeSlots)), now.getTime());
-    await Promise.all([
-      ...decision.placements.map((p) => this.place(p, now)),
-      ...decision.preemptions.map((p) => this.preempt(p)),
-    ]);
+    await Promise.all([...decision.placements.map((p) => this.place(p, now)), ...decision.preemptions.map((p) => this.preempt(p))]);
     await this.recordReasons(decision);
   }
 
@@ -234,7 +231,10 @@ export class Scheduler {
     const agent = r.job.attempts.at(-1)?.agent ?? '';
     const attempt = r.job.attempt;
     const delivered = await this.o.dispatcher.assign(agent, r).catch((err: unknown) => {
-      this.o.logger.warn({ err, job_id: r.job.id, agent_id: agent, attempt }, 'assignment delivery unconfirmed; it is sent again if the agent stays silent');
+      this.o.logger.warn(
+        { err, job_id: r.job.id, agent_id: agent, attempt },
+        'assignment delivery unconfirmed; it is sent again if the agent stays silent',
+      );
       return true;
     });
     if (delivered) return;
@@ -248,7 +248,9 @@ export class Scheduler {
     const v = await this.write(p.victimJobId, (r) => preempt(r, at.attempt));
     if (!v) return;
     this.o.logger.info({ job_id: p.victimJobId, agent_id: p.agent, for_job: p.forJobId }, 'preempting batch attempt');
-    await this.o.dispatcher.cancel(p.agent, p.victimJobId, at.attempt, v.job.spec?.cancelGraceSeconds ?? 10, `preempted for critical job ${p.forJobId}`).catch(() => false);
+    await this.o.dispatcher
+      .cancel(p.agent, p.victimJobId, at.attempt, v.job.spec?.cancelGraceSeconds ?? 10, `preempted for critical job ${p.forJobId}`)
+      .catch(() => false);
   }
 
   private async recordReasons(decision: Decision): Promise<void> {
@@ -283,24 +285,28 @@ export class Scheduler {
       const jobs = this.index.jobsOn(name);
       this.o.logger.warn({ agent_id: name, attempts: jobs.length }, 'agent lost');
       const reason = `agent ${name} lost (gone for ${this.o.agentLostAfterMs} ms)`;
-      await Promise.all(jobs.map((id) => {
-        const at = this.index.attemptOf(id);
-        return at ? this.write(id, (r) => lost(r, at.attempt, reason, new Date(now))) : undefined;
-      }));
+      await Promise.all(
+        jobs.map((id) => {
+          const at = this.index.attemptOf(id);
+          return at ? this.write(id, (r) => lost(r, at.attempt, reason, new Date(now))) : undefined;
+        }),
+      );
     }
   }
 
   private async redeliver(now: number): Promise<void> {
     const stale = this.index.unstarted(now - REDELIVER_AFTER_MS);
     for (const id of this.redelivered.keys()) if (!this.index.attemptOf(id)) this.redelivered.delete(id);
-    await Promise.all(stale.map(async ({ jobId, agent, attempt }) => {
-      if (now - (this.redelivered.get(jobId) ?? 0) < REDELIVER_AFTER_MS) return;
-      const r = this.o.tracker.get(jobId)?.record;
-      if (!r || r.job.attempt !== attempt || !this.o.agents.connected(agent)) return;
-      this.redelivered.set(jobId, now);
-      this.o.logger.info({ job_id: jobId, agent_id: agent, attempt }, 'no word of an assignment, sending it again');
-      await this.o.dispatcher.assign(agent, r).catch(() => false);
-    }));
+    await Promise.all(
+      stale.map(async ({ jobId, agent, attempt }) => {
+        if (now - (this.redelivered.get(jobId) ?? 0) < REDELIVER_AFTER_MS) return;
+        const r = this.o.tracker.get(jobId)?.record;
+        if (!r || r.job.attempt !== attempt || !this.o.agents.connected(agent)) return;
+        this.redelivered.set(jobId, now);
+        this.o.logger.info({ job_id: jobId, agent_id: agent, attempt }, 'no word of an assignment, sending it again');
+        await this.o.dispatcher.assign(agent, r).catch(() => false);
+      }),
+    );
   }
 
   private write(id: string, mutate: Mutator): Promise<JobRecord | undefined> {

@@ -11,11 +11,7 @@ export interface Collected {
 export async function collect(store: Store, prefix: string, fromRevision?: number): Promise<Collected> {
   const groups: WatchEvent[][] = [];
   const errors: Error[] = [];
-  const watch = await store.watch(
-    prefix,
-    { onEvents: (events) => groups.push(events), onError: (err) => errors.push(err) },
-    fromRevision,
-  );
+  const watch = await store.watch(prefix, { onEvents: (events) => groups.push(events), onError: (err) => errors.push(err) }, fromRevision);
   return { groups, errors, watch };
 }
 

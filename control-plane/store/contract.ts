@@ -52,7 +52,12 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       await store.delete('k');
       const r3 = await store.put('k', '3');
       expect(await store.get('k')).toMatchObject({ createRevision: r3, modRevision: r3, version: 1 });
-      const both = await store.txn({ success: [{ type: 'put', key: 'x', value: '1' }, { type: 'put', key: 'y', value: '1' }] });
+      const both = await store.txn({
+        success: [
+          { type: 'put', key: 'x', value: '1' },
+          { type: 'put', key: 'y', value: '1' },
+        ],
+      });
       expect(both.revision).toBe(r3 + 1);
       expect((await store.get('x'))?.modRevision).toBe(both.revision);
       expect((await store.get('y'))?.modRevision).toBe(both.revision);
@@ -60,7 +65,10 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
 
     it('does not bump the revision for a transaction that writes nothing', async () => {
       const rev = await store.put('k', 'v');
-      const r = await store.txn({ compare: [{ key: 'k', target: 'value', op: '==', value: 'other' }], success: [{ type: 'put', key: 'k', value: 'x' }] });
+      const r = await store.txn({
+        compare: [{ key: 'k', target: 'value', op: '==', value: 'other' }],
+        success: [{ type: 'put', key: 'k', value: 'x' }],
+      });
       expect(r).toEqual({ succeeded: false, revision: rev });
       expect(await store.delete('absent')).toBe(false);
       expect(await store.revision()).toBe(rev);
@@ -107,8 +115,7 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
     it('compares value, version, modRevision and createRevision', async () => {
       const c = await store.put('k', 'b');
       const m = await store.put('k', 'c');
-      const check = async (compare: Parameters<Store['txn']>[0]['compare']): Promise<boolean> =>
-        (await store.txn({ compare })).succeeded;
+      const check = async (compare: Parameters<Store['txn']>[0]['compare']): Promise<boolean> => (await store.txn({ compare })).succeeded;
       expect(await check([{ key: 'k', target: 'value', op: '==', value: 'c' }])).toBe(true);
       expect(await check([{ key: 'k', target: 'value', op: '!=', value: 'c' }])).toBe(false);
       expect(await check([{ key: 'k', target: 'value', op: '>', value: 'b' }])).toBe(true);
@@ -120,7 +127,12 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       expect(await check([{ key: 'k', target: 'createRevision', op: '==', value: c }])).toBe(true);
       expect(await check([{ key: 'k', target: 'createRevision', op: '!=', value: c }])).toBe(false);
       // All compares must hold.
-      expect(await check([{ key: 'k', target: 'version', op: '==', value: 2 }, { key: 'k', target: 'value', op: '==', value: 'x' }])).toBe(false);
+      expect(
+        await check([
+          { key: 'k', target: 'version', op: '==', value: 2 },
+          { key: 'k', target: 'value', op: '==', value: 'x' },
+        ]),
+      ).toBe(false);
       // A value compare on an absent key fails whatever the operator; numeric targets read as 0.
       expect(await check([{ key: 'nope', target: 'value', op: '!=', value: 'x' }])).toBe(false);
       expect(await check([{ key: 'nope', target: 'modRevision', op: '==', value: 0 }])).toBe(true);
@@ -128,7 +140,12 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
 
     it('deletes by prefix inside a transaction', async () => {
       for (const k of ['d/1', 'd/2', 'd/3', 'dx', 'e']) await store.put(k, 'v');
-      await store.txn({ success: [{ type: 'deletePrefix', prefix: 'd/' }, { type: 'put', key: 'e', value: 'w' }] });
+      await store.txn({
+        success: [
+          { type: 'deletePrefix', prefix: 'd/' },
+          { type: 'put', key: 'e', value: 'w' },
+        ],
+      });
       expect((await store.range('d')).kvs.map((kv) => kv.key)).toEqual(['dx']);
       expect((await store.get('e'))?.value).toBe('w');
     });
@@ -136,7 +153,11 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
     it('accepts a transaction of maxTxnOps puts', async () => {
       const n = Math.min(store.maxTxnOps, 500);
       expect(n).toBeGreaterThan(0);
-      const success = Array.from({ length: n }, (_, i) => ({ type: 'put' as const, key: `many/${String(i).padStart(4, '0')}`, value: 'v' }));
+      const success = Array.from({ length: n }, (_, i) => ({
+        type: 'put' as const,
+        key: `many/${String(i).padStart(4, '0')}`,
+        value: 'v',
+      }));
       await store.txn({ success });
       expect((await store.range('many/')).kvs).toHaveLength(n);
     });
@@ -177,7 +198,13 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       const w = await collect(store, 'w/');
       await store.put('w/a', '1');
       await store.put('other', 'x');
-      await store.txn({ success: [{ type: 'put', key: 'w/c', value: '3' }, { type: 'put', key: 'w/b', value: '2' }, { type: 'put', key: 'other', value: 'y' }] });
+      await store.txn({
+        success: [
+          { type: 'put', key: 'w/c', value: '3' },
+          { type: 'put', key: 'w/b', value: '2' },
+          { type: 'put', key: 'other', value: 'y' },
+        ],
+      });
       await store.delete('w/a');
       await store.txn({ success: [{ type: 'deletePrefix', prefix: 'w/' }] });
       await eventually(() => w.groups.length >= 4, 10_000, 'watch events');

@@ -97,7 +97,8 @@ export class CommitQueue {
       if (view.writes.size > 0) await this.dbs.root.transaction(() => this.write(view, revision));
       const took = Date.now() - started;
       // A disk that stalls its fsync stalls every write of the mesh: say so, it is what an operator must look at.
-      if (took >= SLOW_COMMIT_MS) this.log.warn({ took_ms: took, txns: batch.length, keys: view.writes.size }, 'store commit slow: the disk took this long to sync');
+      if (took >= SLOW_COMMIT_MS)
+        this.log.warn({ took_ms: took, txns: batch.length, keys: view.writes.size }, 'store commit slow: the disk took this long to sync');
     } catch (err) {
       this.log.error({ err, txns: batch.length }, 'store commit failed');
       for (const r of results) r.entry.reject(err);

@@ -85,7 +85,9 @@ describe('embedded store', () => {
         }),
       );
       const s2 = (performance.now() - t0) / 1000;
-      console.log(`embedded store: ${writers} writers x ${each} sequential txns in ${s2.toFixed(2)} s = ${Math.round((writers * each) / s2)} txns/s`);
+      console.log(
+        `embedded store: ${writers} writers x ${each} sequential txns in ${s2.toFixed(2)} s = ${Math.round((writers * each) / s2)} txns/s`,
+      );
       expect((await store.get('loop/0'))?.version).toBe(each);
     } finally {
       await store.close();

@@ -186,7 +186,12 @@ export class EmbeddedStore implements Store {
   private deleteKeys(keys: (view: BatchView) => string[]): Apply {
     return (view, rev) => ({
       succeeded: true,
-      events: applyOps(view, keys(view).map((key) => ({ type: 'delete', key }) as const), rev, this.ctx),
+      events: applyOps(
+        view,
+        keys(view).map((key) => ({ type: 'delete', key }) as const),
+        rev,
+        this.ctx,
+      ),
     });
   }
 

@@ -8,7 +8,13 @@
  */
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { EtcdLeaseInvalidError, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse, type LeaseClient } from 'etcd3';
+import {
+  EtcdLeaseInvalidError,
+  type IDuplexStream,
+  type ILeaseKeepAliveRequest,
+  type ILeaseKeepAliveResponse,
+  type LeaseClient,
+} from 'etcd3';
 import type pino from 'pino';
 import { LeaseLostError, StoreUnavailableError } from './errors.js';
 import { translateError } from './etcd-codec.js';

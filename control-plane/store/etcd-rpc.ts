@@ -54,7 +54,9 @@ export class EtcdRpc {
 
   private once<T>(client: Client, method: string, request: Uint8Array, decode: (b: Buffer) => T): Promise<T> {
     return new Promise((resolve, reject) => {
-      client.makeUnaryRequest(method, toBuffer, decode, request, { deadline: Date.now() + this.timeoutMs }, (err, res) => (err ? reject(err) : resolve(res as T)));
+      client.makeUnaryRequest(method, toBuffer, decode, request, { deadline: Date.now() + this.timeoutMs }, (err, res) =>
+        err ? reject(err) : resolve(res as T),
+      );
     });
   }
 

@@ -63,15 +63,30 @@ function writeOp(w: protobuf.Writer, tag: number, op: Op, ns: string, prefixEnd:
   w.uint32(tag).fork();
   switch (op.type) {
     case 'put':
-      w.uint32(OP_PUT).fork().uint32(PUT_KEY).string(ns + op.key).uint32(PUT_VALUE).string(op.value);
+      w.uint32(OP_PUT)
+        .fork()
+        .uint32(PUT_KEY)
+        .string(ns + op.key)
+        .uint32(PUT_VALUE)
+        .string(op.value);
       if (op.lease) w.uint32(PUT_LEASE).int64(op.lease);
       w.ldelim();
       break;
     case 'delete':
-      w.uint32(OP_DELETE).fork().uint32(DEL_KEY).string(ns + op.key).ldelim();
+      w.uint32(OP_DELETE)
+        .fork()
+        .uint32(DEL_KEY)
+        .string(ns + op.key)
+        .ldelim();
       break;
     case 'deletePrefix':
-      w.uint32(OP_DELETE).fork().uint32(DEL_KEY).string(ns + op.prefix).uint32(DEL_RANGE_END).bytes(prefixEnd(op.prefix)).ldelim();
+      w.uint32(OP_DELETE)
+        .fork()
+        .uint32(DEL_KEY)
+        .string(ns + op.prefix)
+        .uint32(DEL_RANGE_END)
+        .bytes(prefixEnd(op.prefix))
+        .ldelim();
       break;
   }
   w.ldelim();

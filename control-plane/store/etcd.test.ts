@@ -61,7 +61,12 @@ describe('etcd store', () => {
       await store.put('r/before', '1');
       await eventually(() => w.groups.length === 1);
       etcd.kill('SIGKILL');
-      await expect(retrying(async () => { await store.get('x'); throw new Error('still up'); }, 5_000)).rejects.toSatisfy(isStoreUnavailable);
+      await expect(
+        retrying(async () => {
+          await store.get('x');
+          throw new Error('still up');
+        }, 5_000),
+      ).rejects.toSatisfy(isStoreUnavailable);
       await etcd.restart();
       await retrying(() => store.put('r/after', '2'));
       await store.put('r/later', '3');

@@ -86,7 +86,10 @@ export class EtcdStore implements Store {
 
   range(prefix: string, options: RangeOptions = {}): Promise<RangeResult> {
     return this.call('range', async () => {
-      const res = await this.client.kv.range({ ...this.span(prefix, options.after), limit: options.limit && options.limit > 0 ? options.limit : 0 });
+      const res = await this.client.kv.range({
+        ...this.span(prefix, options.after),
+        limit: options.limit && options.limit > 0 ? options.limit : 0,
+      });
       return { kvs: res.kvs.map((kv) => this.keys.kv(kv)), revision: Number(res.header.revision), more: res.more };
     });
   }
@@ -119,7 +122,13 @@ export class EtcdStore implements Store {
 
   /** The hot path (every job transition): our own wire encoding, see `etcd-wire.ts`. */
   txn(request: TxnRequest): Promise<TxnResult> {
-    return this.call('txn', () => this.rpc.unary('/etcdserverpb.KV/Txn', encodeTxn(request, this.keys.prefix, (p) => this.keys.prefixEnd(p)), decodeTxnResponse));
+    return this.call('txn', () =>
+      this.rpc.unary(
+        '/etcdserverpb.KV/Txn',
+        encodeTxn(request, this.keys.prefix, (p) => this.keys.prefixEnd(p)),
+        decodeTxnResponse,
+      ),
+    );
   }
 
   grantLease(ttlSeconds: number): Promise<Lease> {
@@ -134,9 +143,7 @@ export class EtcdStore implements Store {
   watch(prefix: string, handlers: WatchHandlers, fromRevision?: number): Promise<Watch> {
     return this.call('watch', async () => {
       const from = fromRevision ?? (await this.revision());
-      const w = new EtcdWatch(this.client.watchClient, this.keys, prefix, handlers, from + 1, this.log, (x) =>
-        this.watches.delete(x),
-      );
+      const w = new EtcdWatch(this.client.watchClient, this.keys, prefix, handlers, from + 1, this.log, (x) => this.watches.delete(x));
       this.watches.add(w);
       await w.start();
       return w;

@@ -58,7 +58,14 @@ describe('group commit', () => {
     expect(results.map((r) => r.succeeded)).toEqual(Array.from({ length: n }, (_, i) => i % 2 === 0));
     for (let i = 0; i < n; i += 37) expect((await store.get(`k${i}`))?.value).toBe(i % 2 === 0 ? 'v1' : 'v0');
     // Many writers to one key: exactly one create-if-absent wins.
-    const creates = await Promise.all(Array.from({ length: 20 }, (_, i) => store.txn({ compare: [{ key: 'once', target: 'version', op: '==', value: 0 }], success: [{ type: 'put', key: 'once', value: String(i) }] })));
+    const creates = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        store.txn({
+          compare: [{ key: 'once', target: 'version', op: '==', value: 0 }],
+          success: [{ type: 'put', key: 'once', value: String(i) }],
+        }),
+      ),
+    );
     expect(creates.filter((r) => r.succeeded)).toHaveLength(1);
     await raw.close();
   });

@@ -30,9 +30,7 @@ export type Compare =
 export type CompareOp = '==' | '!=' | '<' | '>';
 
 export type Op =
-  | { type: 'put'; key: string; value: string; lease?: number }
-  | { type: 'delete'; key: string }
-  | { type: 'deletePrefix'; prefix: string };
+  { type: 'put'; key: string; value: string; lease?: number } | { type: 'delete'; key: string } | { type: 'deletePrefix'; prefix: string };
 
 export interface TxnRequest {
   compare?: readonly Compare[];
@@ -59,9 +57,7 @@ export interface RangeResult {
   more: boolean;
 }
 
-export type WatchEvent =
-  | { type: 'put'; kv: KeyValue; revision: number }
-  | { type: 'delete'; key: string; revision: number };
+export type WatchEvent = { type: 'put'; kv: KeyValue; revision: number } | { type: 'delete'; key: string; revision: number };
 
 export interface Watch {
   /** Stops the watch; idempotent. */

@@ -9,7 +9,13 @@ function call<T>(fn: (cb: Callback<T>) => unknown): Promise<T> {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res))));
 }
 
-export const TERMINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED, JobState.JOB_STATE_TIMED_OUT, JobState.JOB_STATE_DEAD]);
+export const TERMINAL = new Set([
+  JobState.JOB_STATE_SUCCEEDED,
+  JobState.JOB_STATE_FAILED,
+  JobState.JOB_STATE_CANCELLED,
+  JobState.JOB_STATE_TIMED_OUT,
+  JobState.JOB_STATE_DEAD,
+]);
 
 export class TestClient {
   readonly jobs: JobServiceClient;
@@ -55,7 +61,9 @@ export class TestClient {
       if (last && pred(last)) return last;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error(`job ${id} did not reach the expected state; last: ${JSON.stringify(last && { state: JobState[last.state], attempts: last.attempts, waiting: last.waitingReason })}`);
+    throw new Error(
+      `job ${id} did not reach the expected state; last: ${JSON.stringify(last && { state: JobState[last.state], attempts: last.attempts, waiting: last.waitingReason })}`,
+    );
   }
 
   waitDone(id: string, timeoutMs = 30_000): Promise<Job> {
@@ -73,7 +81,10 @@ export class TestClient {
   }
 
   /** The whole output of one attempt (latest by default), per stream. */
-  logs(id: string, o: { attempt?: number; follow?: boolean; fromSeq?: number } = {}): Promise<{ stdout: string; stderr: string; records: LogsResponse[] }> {
+  logs(
+    id: string,
+    o: { attempt?: number; follow?: boolean; fromSeq?: number } = {},
+  ): Promise<{ stdout: string; stderr: string; records: LogsResponse[] }> {
     return new Promise((resolve, reject) => {
       const records: LogsResponse[] = [];
       const stream = this.jobs.logs({ id, attempt: o.attempt ?? 0, follow: o.follow ?? false, fromSeq: o.fromSeq ?? 0 });

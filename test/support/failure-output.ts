@@ -23,7 +23,9 @@ afterEach((ctx) => {
     const label = named >= 0 ? `${role} ${p.args[named + 1]}` : role;
     const state = p.proc.exitCode !== null || p.proc.signalCode !== null ? `exited ${p.proc.exitCode ?? p.proc.signalCode}` : 'running';
     const out = p.output();
-    process.stderr.write(`\n--- ${label} (pid ${p.proc.pid}, ${state}): last ${Math.min(out.length, TAIL_CHARS)} of ${out.length} chars ---\n${out.slice(-TAIL_CHARS)}\n`);
+    process.stderr.write(
+      `\n--- ${label} (pid ${p.proc.pid}, ${state}): last ${Math.min(out.length, TAIL_CHARS)} of ${out.length} chars ---\n${out.slice(-TAIL_CHARS)}\n`,
+    );
   }
 });
 

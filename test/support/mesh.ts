@@ -129,7 +129,8 @@ export async function waitAllDone(clients: TestClient[], ids: string[], timeoutM
     });
     pending = pending.filter((id) => !done.has(id));
     // Every peer gone is a verdict already; do not spend the whole timeout on it.
-    if (Date.now() - answered > SILENCE_MS) throw new Error(`no peer answered for ${SILENCE_MS} ms with ${pending.length} of ${ids.length} jobs pending`);
+    if (Date.now() - answered > SILENCE_MS)
+      throw new Error(`no peer answered for ${SILENCE_MS} ms with ${pending.length} of ${ids.length} jobs pending`);
     if (pending.length > 0) await sleep(250);
   }
   if (pending.length > 0) {
@@ -146,7 +147,15 @@ export function describeJob(job: Job | undefined): string | undefined {
     id: job.id,
     state: JobState[job.state],
     waiting: job.waitingReason || undefined,
-    attempts: job.attempts.map((a) => ({ n: a.number, agent: a.agent, state: JobState[a.state], failure: a.failure, msg: a.message || undefined, started: a.startedAt, finished: a.finishedAt })),
+    attempts: job.attempts.map((a) => ({
+      n: a.number,
+      agent: a.agent,
+      state: JobState[a.state],
+      failure: a.failure,
+      msg: a.message || undefined,
+      started: a.startedAt,
+      finished: a.finishedAt,
+    })),
     timeline: job.timeline.map((t) => `${t.attempt}:${JobState[t.state]}@${t.at}${t.reason ? `(${t.reason})` : ''}`),
   });
 }

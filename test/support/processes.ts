@@ -31,7 +31,11 @@ const recent: Proc[] = [];
 const RECENT_MAX = 50;
 
 export function run(args: string[], env: Record<string, string> = {}): Proc {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, RUNMESH_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, RUNMESH_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const keep = (d: Buffer): void => {
     out += d.toString();
@@ -111,7 +115,20 @@ export const TOKEN = 'test-join-token';
 
 export async function startServer(o: { dataDir?: string; args?: string[]; listen?: string } = {}): Promise<ServerProc> {
   const dataDir = o.dataDir ?? (await tempDir('runmesh-cp-'));
-  const p = run(['server', '--listen', o.listen ?? '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--data-dir', dataDir, '--join-token', TOKEN, '--heartbeat-timeout', '2s', ...(o.args ?? [])]);
+  const p = run([
+    'server',
+    '--listen',
+    o.listen ?? '127.0.0.1:0',
+    '--http-listen',
+    '127.0.0.1:0',
+    '--data-dir',
+    dataDir,
+    '--join-token',
+    TOKEN,
+    '--heartbeat-timeout',
+    '2s',
+    ...(o.args ?? []),
+  ]);
   // Bounded, but with room for a runner busy with another suite's processes (seen: over 15 s).
   const m = await waitForOutput(p, /runmesh server: gRPC ([^,\s]+).*, http (\S+)/, 45_000);
   return Object.assign(p, { address: m[1] ?? '', http: m[2] ?? '', dataDir });
@@ -122,9 +139,26 @@ export interface AgentProc extends Proc {
   workDir: string;
 }
 
-export async function startAgent(server: string, o: { name: string; workDir?: string; slots?: number; labels?: string; args?: string[] }): Promise<AgentProc> {
+export async function startAgent(
+  server: string,
+  o: { name: string; workDir?: string; slots?: number; labels?: string; args?: string[] },
+): Promise<AgentProc> {
   const workDir = o.workDir ?? (await tempDir(`runmesh-agent-${o.name}-`));
-  const args = ['agent', '--server', server, '--join-token', TOKEN, '--name', o.name, '--slots', String(o.slots ?? 2), '--work-dir', workDir, '--shutdown-grace', '5s'];
+  const args = [
+    'agent',
+    '--server',
+    server,
+    '--join-token',
+    TOKEN,
+    '--name',
+    o.name,
+    '--slots',
+    String(o.slots ?? 2),
+    '--work-dir',
+    workDir,
+    '--shutdown-grace',
+    '5s',
+  ];
   if (o.labels) args.push('--labels', o.labels);
   const p = run([...args, ...(o.args ?? [])]);
   return Object.assign(p, { name: o.name, workDir });

@@ -44,9 +44,17 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
   const welcomed = new Promise<void>((r) => (resolveWelcome = r));
   const finish = (a: Assign): void => {
     const now = new Date().toISOString();
-    if (o.log !== undefined) call.write({ msg: { $case: 'logChunk', value: { jobId: a.jobId, attempt: a.attempt, seq: 0, stream: 1, data: Buffer.from(o.log) } } });
+    if (o.log !== undefined)
+      call.write({
+        msg: { $case: 'logChunk', value: { jobId: a.jobId, attempt: a.attempt, seq: 0, stream: 1, data: Buffer.from(o.log) } },
+      });
     const logRecords = o.log === undefined ? 0 : 1;
-    call.write({ msg: { $case: 'jobResult', value: { jobId: a.jobId, attempt: a.attempt, exitCode: 0, failure: 0, message: '', logRecords, startedAt: now, finishedAt: now } } });
+    call.write({
+      msg: {
+        $case: 'jobResult',
+        value: { jobId: a.jobId, attempt: a.attempt, exitCode: 0, failure: 0, message: '', logRecords, startedAt: now, finishedAt: now },
+      },
+    });
   };
   const agent: SimAgent = {
     onAssign: o.onAssign,
@@ -70,11 +78,28 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
     agent.onAssign?.(msg.value.jobId, process.hrtime.bigint());
     if (!o.complete || o.complete(msg.value)) finish(msg.value);
   });
-  call.write({ msg: { $case: 'hello', value: { name: o.name, joinToken: o.token, labels: { sim: 'true', ...o.labels }, capacity: { slots: o.slots, cpuMillis: 0, memoryMb: 0 }, version: 'sim', protocolVersion: PROTOCOL_VERSION, held: [], hostname: 'sim' } } });
+  call.write({
+    msg: {
+      $case: 'hello',
+      value: {
+        name: o.name,
+        joinToken: o.token,
+        labels: { sim: 'true', ...o.labels },
+        capacity: { slots: o.slots, cpuMillis: 0, memoryMb: 0 },
+        version: 'sim',
+        protocolVersion: PROTOCOL_VERSION,
+        held: [],
+        hostname: 'sim',
+      },
+    },
+  });
   let hb: NodeJS.Timeout | undefined;
   function beat(everyMs: number): void {
     clearInterval(hb);
-    hb = setInterval(() => call.write({ msg: { $case: 'heartbeat', value: { freeSlots: o.slots, running: 0, draining: false, load: o.load ?? 0 } } }), everyMs);
+    hb = setInterval(
+      () => call.write({ msg: { $case: 'heartbeat', value: { freeSlots: o.slots, running: 0, draining: false, load: o.load ?? 0 } } }),
+      everyMs,
+    );
     hb.unref();
   }
   return agent;

@@ -93,9 +93,7 @@ async function listen(kind: TransportKind, server: grpc.Server, certs: TestCerts
 
 async function listenWebSocket(kind: 'ws' | 'wss', server: grpc.Server, certs: TestCerts): Promise<Listening> {
   const http =
-    kind === 'wss'
-      ? createHttpsServer({ cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) })
-      : createHttpServer();
+    kind === 'wss' ? createHttpsServer({ cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) }) : createHttpServer();
   http.on('request', (_req, res) => res.writeHead(200).end('ok'));
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
   const tunnel = await serveWebSocketTunnel(server, http, { logger: testLogger });

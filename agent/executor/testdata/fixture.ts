@@ -23,14 +23,27 @@ export class Fixture {
   }
 
   spec(job: Partial<AttemptSpec>): AttemptSpec {
-    return { jobId: `j_t${process.pid}x${this.seq++}`, attempt: 1, argv: [], script: '', env: {}, deadline: Date.now() + 120_000, graceSeconds: 5, ...job };
+    return {
+      jobId: `j_t${process.pid}x${this.seq++}`,
+      attempt: 1,
+      argv: [],
+      script: '',
+      env: {},
+      deadline: Date.now() + 120_000,
+      graceSeconds: 5,
+      ...job,
+    };
   }
 
   async cleanup(): Promise<void> {
     for (const e of this.executors) e.close();
     const root = join(this.workDir, 'attempts');
     const dirs = safeList(root).map((d) => join(root, d));
-    for (const dir of dirs) killLeftovers(dir, [pgidOf(dir)].filter((p) => p > 0));
+    for (const dir of dirs)
+      killLeftovers(
+        dir,
+        [pgidOf(dir)].filter((p) => p > 0),
+      );
     rmSync(this.workDir, { recursive: true, force: true });
   }
 }
