@@ -67,7 +67,7 @@ async function startSkeleton(etcdEndpoint: string, sharedKeys: boolean): Promise
   const address = await new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`skeleton did not start: ${out}`)), 20_000);
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /skeleton listening (\S+)/.exec(out);
       if (m) {

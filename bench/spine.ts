@@ -206,14 +206,14 @@ async function memory(): Promise<{
   const server = await startServer({ args: ['--heartbeat-timeout', '60s'] });
   const client = new TestClient(server.address);
   await sleep(500);
-  const base = rssMb(server.proc.pid!);
+  const base = rssMb(server.proc.pid);
   const channels = Array.from({ length: 10 }, () => new AgentServiceClient(server.address, credentials.createInsecure()));
   const agents = Array.from({ length: 1000 }, (_, i) =>
     simAgent(server.address, { name: `mem-${i}`, token: TOKEN, slots: 4, client: channels[i % 10] }),
   );
   await Promise.all(agents.map((a) => a.welcomed));
   await sleep(1000);
-  const with1000 = rssMb(server.proc.pid!);
+  const with1000 = rssMb(server.proc.pid);
   // Every round routes over all of them: dispatch must not slow down with the size of the cluster.
   const crowded = await dispatchLatency(server, client, 200);
   agents.forEach((a) => a.close());
@@ -221,8 +221,8 @@ async function memory(): Promise<{
   const agent = await startAgent(server.address, { name: 'idle' });
   await client.waitAgents(1);
   await sleep(1500);
-  const idleAgent = rssMb(agent.proc.pid!);
-  const idleAgentOwn = privateMb(agent.proc.pid!);
+  const idleAgent = rssMb(agent.proc.pid);
+  const idleAgentOwn = privateMb(agent.proc.pid);
   const standbys = pidsWithArgPrefix(join(agent.workDir, 'attempts', '.standby-'));
   const standby = standbys.reduce((mb, pid) => mb + rssMb(pid), 0);
   const standbyOwn = standbys.reduce((mb, pid) => mb + privateMb(pid), 0);

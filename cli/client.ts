@@ -95,8 +95,8 @@ export function unary<Req, Res>(conn: Connection, name: string, method: UnaryMet
 }
 
 /** Wraps a grpc-js failure (a ServiceError, or anything a stream threw) as an {@link RpcError}. */
-export function toRpcError(err: unknown, server: string, name: string): unknown {
-  if (!isServiceError(err)) return err;
+export function toRpcError(err: unknown, server: string, name: string): Error {
+  if (!isServiceError(err)) return err instanceof Error ? err : new Error(String(err));
   return new RpcError(err.code, err.details ?? '', server, name, { cause: err });
 }
 

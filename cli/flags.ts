@@ -18,7 +18,12 @@ export const collectList = (value: string, previous: string[] = []): string[] =>
 ];
 
 export function parseLabels(items: string[], flag = '--labels'): Record<string, string> {
-  return Object.fromEntries(items.map((item) => parsePair(flag, item).map((s) => s.trim())));
+  return Object.fromEntries(
+    items.map((item): [string, string] => {
+      const [k, v] = parsePair(flag, item);
+      return [k.trim(), v.trim()];
+    }),
+  );
 }
 
 export const whole =

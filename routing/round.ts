@@ -51,7 +51,7 @@ export class Round {
     this.freeCpu = snapshot.freeCpu.slice();
     this.freeMem = snapshot.freeMem.slice();
     this.penalty = new Float64Array(n);
-    this.gate = new Uint8Array(n);
+    this.gate = new Uint8Array(n).fill(OPEN);
     this.tripped = new Uint8Array(n);
     if (health) this.applyHealth(health);
   }

@@ -50,7 +50,8 @@ const byPriorityThenFifo = (a: QueuedJob, b: QueuedJob): number => b.priority - 
 function partition(queue: readonly QueuedJob[]): Map<QosClass, Map<string, QueuedJob[]>> {
   const out = new Map<QosClass, Map<string, QueuedJob[]>>(CLASSES.map((c) => [c, new Map()]));
   for (const job of queue) {
-    const tenants = out.get(job.qos) ?? (out.get('standard') as Map<string, QueuedJob[]>);
+    // Every class is in `out`; an unknown one (not a QosClass at run time) is served as standard.
+    const tenants = (out.get(job.qos) ?? out.get('standard'))!;
     const list = tenants.get(job.tenant);
     if (list) list.push(job);
     else tenants.set(job.tenant, [job]);

@@ -41,7 +41,7 @@ function buildLabelIndex(agents: readonly AgentView[]): Map<string, Map<string, 
   agents.forEach((a, i) => {
     for (const [k, v] of Object.entries(a.labels)) {
       let byValue = raw.get(k);
-      if (!byValue) raw.set(k, (byValue = new Map()));
+      if (!byValue) raw.set(k, (byValue = new Map<string, number[]>()));
       const list = byValue.get(v);
       if (list) list.push(i);
       else byValue.set(v, [i]);
@@ -223,9 +223,9 @@ export class ClusterSnapshot {
 
   /** A memoised verdict (null = feasible) per selector and exact need. */
   verdict(text: string, need: Resources, compute: () => string | null): string | null {
-    const bySlots = child(this.memo.verdicts, text, () => new Map());
+    const bySlots = child(this.memo.verdicts, text, () => new Map<number, Map<number, Map<number, string | null>>>());
     const byMem = child(
-      child(bySlots, need.slots, () => new Map()),
+      child(bySlots, need.slots, () => new Map<number, Map<number, string | null>>()),
       need.cpuMillis,
       () => new Map<number, string | null>(),
     );
@@ -253,7 +253,10 @@ export class ClusterSnapshot {
     if (parts.length === 1) return parts[0] ?? EMPTY;
     const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
     let at = 0;
-    for (const p of parts) (out.set(p, at), (at += p.length));
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
     out.sort();
     // `in (a,a)` lists a value twice; keep each agent once.
     return out.filter((v, k) => k === 0 || v !== out[k - 1]);

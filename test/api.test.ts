@@ -3,10 +3,10 @@
  * input gets a status naming the field and stores nothing; bad agents and
  * clients that hang up never crash the server; health and reflection work.
  */
-import { credentials, Metadata, status, type ServiceError, Client } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type ServiceError, Client, type ClientDuplexStream } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentServiceClient, ConnectResponse } from '../proto/gen/runmesh/v1/agent.js';
+import { AgentServiceClient, type ConnectResponse } from '../proto/gen/runmesh/v1/agent.js';
 import { JobState, QosClass } from '../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
 import { ControlPlane } from '../control-plane/server.js';
@@ -238,10 +238,7 @@ async function reflectionClient() {
             addr: string,
             creds: unknown,
           ) => Client & {
-            ServerReflectionInfo(): import('@grpc/grpc-js').ClientDuplexStream<
-              unknown,
-              { list_services_response?: { service: Array<{ name: string }> } }
-            >;
+            ServerReflectionInfo(): ClientDuplexStream<unknown, { list_services_response?: { service: Array<{ name: string }> } }>;
           };
         };
       };
@@ -252,7 +249,7 @@ async function reflectionClient() {
       new Promise<string[]>((resolve, reject) => {
         const c = new def.grpc.reflection.v1alpha.ServerReflection(addr, grpc.credentials.createInsecure());
         const s = c.ServerReflectionInfo();
-        s.on('data', (r) => {
+        s.on('data', (r: { list_services_response?: { service: Array<{ name: string }> } }) => {
           resolve((r.list_services_response?.service ?? []).map((x: { name: string }) => x.name));
           s.end();
           c.close();

@@ -8,7 +8,7 @@
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JobState, type Job } from '../proto/gen/runmesh/v1/job.js';
-import { type TestClient } from './support/client.js';
+import type { TestClient } from './support/client.js';
 import { startEtcd, type TestEtcd } from './support/etcd.js';
 import {
   describeJob,

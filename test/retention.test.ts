@@ -65,7 +65,7 @@ describe('retention and compaction', () => {
       const listed = (): Promise<string[]> =>
         new Promise((resolve, reject) =>
           client.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1000, pageToken: '' }, (e, r) =>
-            e ? reject(e) : resolve(r!.jobs.map((j) => j.id)),
+            e ? reject(e) : resolve(r.jobs.map((j) => j.id)),
           ),
         );
       await waitUntil(

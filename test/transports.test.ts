@@ -334,15 +334,13 @@ describe('agent address fallback', () => {
       60_000,
       'the agent to join through its second address',
     );
-    const at = (msg: string): number =>
-      Number(
-        JSON.parse(
-          agent
-            .output()
-            .split('\n')
-            .find((l) => l.includes(`"msg":"${msg}"`)) ?? '{}',
-        ).time,
-      );
+    const at = (msg: string): number => {
+      const line = agent
+        .output()
+        .split('\n')
+        .find((l) => l.includes(`"msg":"${msg}"`));
+      return Number((JSON.parse(line ?? '{}') as { time?: number }).time);
+    };
     expect(unreachableReasons(agent).length).toBeGreaterThan(0); // the closed address was tried first
     expect(at('connected') - at('attempts recovered')).toBeLessThan(5_000);
     const done = await client.waitDone(j.id, 60_000);

@@ -18,7 +18,7 @@ export function diagnoseTls(host: string, port: number, material: ClientTlsMater
       resolve(why);
     };
     const timer = setTimeout(() => finish(undefined), timeoutMs);
-    socket.once('error', (err) => finish(err.message));
+    socket.once('error', (err: Error) => finish(err.message));
     // TLS 1.3 servers refuse a missing client certificate after the handshake: give the alert time to arrive.
     socket.once('secureConnect', () => setTimeout(() => finish(undefined), 300));
   });

@@ -23,7 +23,7 @@ async function startInChild(jobId: string, script: string): Promise<string> {
   const child = spawn(process.execPath, [AGENT, fx.workDir, jobId, script], { stdio: ['ignore', 'pipe', 'inherit'] });
   agent = child;
   let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   await waitUntil(() => out.includes('reading\n') || child.exitCode !== null, 'the child agent to start the attempt and read from it');
   const first = out.split('\n')[0] ?? '';
   expect(out).toContain('reading\n');

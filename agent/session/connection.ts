@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events';
 import type { Logger } from 'pino';
-import { type Assign, type ConnectRequest, type ConnectResponse, type Welcome } from '../../proto/gen/runmesh/v1/agent.js';
+import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../../proto/gen/runmesh/v1/agent.js';
 import { PROTOCOL_VERSION } from '../../proto/protocol.js';
 import type { Dialer } from '../../transport/index.js';
 import type { Link } from './link.js';

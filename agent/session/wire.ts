@@ -10,7 +10,7 @@
  * generated encoder's (the tests check that); every other message uses it as is.
  */
 import { makeGenericClientConstructor } from '@grpc/grpc-js';
-import { AgentServiceClient, AgentServiceService, ConnectRequest, LogChunk } from '../../proto/gen/runmesh/v1/agent.js';
+import { type AgentServiceClient, AgentServiceService, ConnectRequest, LogChunk } from '../../proto/gen/runmesh/v1/agent.js';
 
 /** ConnectRequest field `log_chunk` (4) and LogChunk field `data` (5), both length-delimited. */
 const LOG_CHUNK_TAG = (4 << 3) | 2;

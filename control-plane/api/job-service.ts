@@ -30,7 +30,7 @@ import type { JobTracker } from '../jobs/tracker.js';
 import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
 import type { LogStore } from '../logs/log-store.js';
-import { checkJobId, invalid, jobNotFound, notFound, toServiceError, unary, type Retention } from './status.js';
+import { checkJobId, invalid, jobNotFound, toServiceError, unary, type Retention } from './status.js';
 import { drained } from './drain.js';
 import { followLogs, type LogLocator } from './logs-follow.js';
 

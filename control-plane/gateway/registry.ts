@@ -7,12 +7,12 @@
 import { AgentState } from '../../proto/gen/runmesh/v1/cluster.js';
 import type { Resources } from '../../routing/index.js';
 import { resourcesOf } from '../scheduler/convert.js';
-import type { Hello } from '../../proto/gen/runmesh/v1/agent.js';
+import type { ConnectResponse, Hello } from '../../proto/gen/runmesh/v1/agent.js';
 
 /** What the registry needs of a session: a way to talk to the agent. */
 export interface AgentLink {
   readonly sessionId: string;
-  send(msg: import('../../proto/gen/runmesh/v1/agent.js').ConnectResponse): boolean;
+  send(msg: ConnectResponse): boolean;
   close(reason: string): void;
 }
 

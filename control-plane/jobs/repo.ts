@@ -3,7 +3,7 @@
  * write is fenced on the job key's mod revision, so a stale peer or a zombie
  * agent cannot overwrite a newer state; callers re-read and retry in one place.
  */
-import { JobState, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import type { JobState, JobSpec } from '../../proto/gen/runmesh/v1/job.js';
 import type { Compare, Op, RangeResult, Store, WatchHandlers, Watch } from '../store/store.js';
 import { JobNotFoundError, StaleWriteError } from './errors.js';
 import { jobIdTime, newJobId } from './ids.js';

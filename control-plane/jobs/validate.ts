@@ -83,8 +83,8 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): JobSpec
   range(spec.resources?.slots ?? 0, LIMITS.slots, `${field}.resources.slots`);
   check(Math.abs(spec.priority) <= LIMITS.priority, `${field}.priority`, `must be within ±${LIMITS.priority}`);
   check(spec.tenant === '' || TENANT.test(spec.tenant), `${field}.tenant`, `bad tenant name "${spec.tenant.slice(0, 64)}"`);
-  check(QosClass[spec.qos] !== undefined && spec.qos >= 0, `${field}.qos`, `unknown class ${spec.qos}`);
-  check(Strategy[spec.strategy] !== undefined && spec.strategy >= 0, `${field}.strategy`, `unknown strategy ${spec.strategy}`);
+  check(QosClass[spec.qos] !== undefined && (spec.qos as number) >= 0, `${field}.qos`, `unknown class ${spec.qos}`);
+  check(Strategy[spec.strategy] !== undefined && (spec.strategy as number) >= 0, `${field}.strategy`, `unknown strategy ${spec.strategy}`);
   return {
     ...spec,
     argv: [...spec.argv],

@@ -89,7 +89,7 @@ describe('PeerMembership', () => {
     // Compact past everything, then make the watch reconnect from its (now compacted) revision.
     await a.store.compact(await a.store.revision());
     await etcd.restart();
-    const b = await join(prefix, 'b', 30);
+    await join(prefix, 'b', 30);
     await eventually(() => ids(a.m).join() === 'a,b', 20_000, 'b seen after compaction');
     expect(messages).toContain('watch compacted; re-reading');
   });

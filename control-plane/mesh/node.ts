@@ -133,7 +133,7 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
   }
 
   /** The gRPC address of the peer holding `agent`, or 'self'. */
-  private holder(agent: string): string | 'self' | undefined {
+  private holder(agent: string): string | undefined {
     const r = this.directory.get(agent);
     if (!r) return undefined;
     if (r.peerId === this.o.peerId) return 'self';
@@ -335,12 +335,13 @@ export class MeshNode implements Dispatcher, AgentSource, AgentPublisher, PeerHa
   /** Resigns, withdraws, leaves; every step runs. Idempotent. */
   close(): Promise<void> {
     return (this.closing ??= (async () => {
-      for (const step of [
+      const steps: Array<() => unknown> = [
         () => this.election.close(),
         () => this.directory.close(),
         () => this.membership.close(),
         () => this.clients.close(),
-      ]) {
+      ];
+      for (const step of steps) {
         try {
           await step();
         } catch (err) {

@@ -286,9 +286,9 @@ export class Scheduler {
       this.o.logger.warn({ agent_id: name, attempts: jobs.length }, 'agent lost');
       const reason = `agent ${name} lost (gone for ${this.o.agentLostAfterMs} ms)`;
       await Promise.all(
-        jobs.map((id) => {
+        jobs.flatMap((id) => {
           const at = this.index.attemptOf(id);
-          return at ? this.write(id, (r) => lost(r, at.attempt, reason, new Date(now))) : undefined;
+          return at ? [this.write(id, (r) => lost(r, at.attempt, reason, new Date(now)))] : [];
         }),
       );
     }

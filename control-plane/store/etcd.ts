@@ -9,7 +9,7 @@ import { GRPCOutOfRangeError, isRecoverableError, Etcd3, type IOptions } from 'e
 import pino from 'pino';
 import { StoreError, StoreUnavailableError } from './errors.js';
 import { Keys, translateError } from './etcd-codec.js';
-import { EtcdLease, grantEtcdLease } from './etcd-lease.js';
+import { type EtcdLease, grantEtcdLease } from './etcd-lease.js';
 import { ETCD_CHANNEL_OPTIONS, EtcdRpc } from './etcd-rpc.js';
 import { decodeTxnResponse, encodeTxn } from './etcd-wire.js';
 import { EtcdWatch } from './etcd-watch.js';

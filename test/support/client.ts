@@ -1,7 +1,7 @@
 /** A promise-shaped gRPC client for tests: submit, get, wait for a state, collect logs. */
 import { credentials, type ServiceError } from '@grpc/grpc-js';
-import { ClusterServiceClient, type StatusResponse, type ListAgentsResponse } from '../../proto/gen/runmesh/v1/cluster.js';
-import { JobServiceClient, JobSpec, JobState, type Job, type LogsResponse } from '../../proto/gen/runmesh/v1/job.js';
+import { AgentState, ClusterServiceClient, type StatusResponse, type ListAgentsResponse } from '../../proto/gen/runmesh/v1/cluster.js';
+import { JobServiceClient, JobSpec, JobState, LogStream, type Job, type LogsResponse } from '../../proto/gen/runmesh/v1/job.js';
 
 type Callback<T> = (err: ServiceError | null, res: T) => void;
 
@@ -74,7 +74,7 @@ export class TestClient {
     const until = Date.now() + timeoutMs;
     while (Date.now() < until) {
       const res = await this.agents().catch(() => undefined);
-      if (res && res.agents.filter((a) => a.state === 1).length >= n) return;
+      if (res && res.agents.filter((a) => a.state === AgentState.AGENT_STATE_READY).length >= n) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`fewer than ${n} agents became ready`);
@@ -91,8 +91,9 @@ export class TestClient {
       stream.on('data', (r: LogsResponse) => records.push(r));
       stream.on('error', reject);
       stream.on('end', () => {
-        const text = (s: number): string => Buffer.concat(records.filter((r) => r.stream === s).map((r) => Buffer.from(r.data))).toString();
-        resolve({ stdout: text(1), stderr: text(2), records });
+        const text = (s: LogStream): string =>
+          Buffer.concat(records.filter((r) => r.stream === s).map((r) => Buffer.from(r.data))).toString();
+        resolve({ stdout: text(LogStream.LOG_STREAM_STDOUT), stderr: text(LogStream.LOG_STREAM_STDERR), records });
       });
     });
   }

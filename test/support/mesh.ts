@@ -4,6 +4,7 @@
  * as fallbacks, and the checks every failure test repeats (wait for many
  * jobs, find the leader, attempts that never overlap).
  */
+import { AgentState } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobState, type Job } from '../../proto/gen/runmesh/v1/job.js';
 import { TERMINAL, TestClient } from './client.js';
 import { startAgent, startServer, type AgentProc, type ServerProc } from './processes.js';
@@ -82,7 +83,9 @@ export async function waitAgentsOn(client: TestClient, names: string[], not = ''
   let last = '';
   while (Date.now() < until) {
     const res = await client.agents().catch(() => undefined);
-    const ready = (res?.agents ?? []).filter((a) => names.includes(a.name) && a.state === 1 && a.peer && a.peer !== not);
+    const ready = (res?.agents ?? []).filter(
+      (a) => names.includes(a.name) && a.state === AgentState.AGENT_STATE_READY && a.peer && a.peer !== not,
+    );
     if (ready.length === names.length) return new Map(ready.map((a) => [a.name, a.peer]));
     last = JSON.stringify(res?.agents.map((a) => ({ name: a.name, state: a.state, peer: a.peer })));
     await sleep(50);
