@@ -6,8 +6,22 @@
  * fit are compared on cpu/memory fullness and health; scanning a whole bucket
  * for that tie-break would make binpack linear in the cluster.
  */
-import type { Round } from './round.js';
+import type { ClusterSnapshot } from './snapshot.js';
 import type { Resources } from './types.js';
+
+/** What the buckets read of the round they serve (a Round; kept narrow so the two files do not import each other). */
+export interface RoundState {
+  readonly snapshot: Pick<ClusterSnapshot, 'capSlots' | 'capCpu' | 'capMem'>;
+  readonly freeSlots: Float64Array;
+  readonly freeCpu: Float64Array;
+  readonly freeMem: Float64Array;
+  /** Score cost from health (0 = healthy). */
+  readonly penalty: Float64Array;
+  /** True when agent `i` may take nothing more this round. */
+  spent(i: number): boolean;
+  /** True when `need` fits on agent `i` now. */
+  fits(i: number, need: Resources): boolean;
+}
 
 /** Fitting agents compared at the best level before settling. */
 const TIE_SCAN = 8;
@@ -16,7 +30,7 @@ export class SlotBuckets {
   private readonly buckets: number[][];
 
   constructor(
-    private readonly r: Round,
+    private readonly r: RoundState,
     items: Int32Array,
   ) {
     let max = 0;
