@@ -64,7 +64,6 @@ class ScriptedControlPlane {
           msg: {
             $case: 'welcome',
             value: {
-              agentId: msg.value.name,
               sessionId: `s${this.conns.length}`,
               heartbeatIntervalMs: 200,
               credential: '',

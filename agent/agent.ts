@@ -108,7 +108,7 @@ export class Agent implements ConnectionHost {
   }
 
   hello(): ConnectRequest {
-    const held = [...this.attempts.values()].map((s) => ({ jobId: s.handle.jobId, attempt: s.handle.attempt, finished: s.exited }));
+    const held = [...this.attempts.values()].map((s) => ({ jobId: s.handle.jobId, attempt: s.handle.attempt }));
     const o = this.options;
     return {
       msg: {
@@ -128,14 +128,11 @@ export class Agent implements ConnectionHost {
   }
 
   heartbeat(): ConnectRequest {
-    const running = [...this.attempts.values()].filter((s) => !s.exited).length;
     const load = loadavg()[0] ?? 0;
     return {
       msg: {
         $case: 'heartbeat',
         value: {
-          freeSlots: Math.max(0, this.options.capacity.slots - running),
-          running,
           draining: this.draining,
           load: load / availableParallelism(),
         },

@@ -127,7 +127,6 @@ class Skeleton {
           msg: {
             $case: 'welcome',
             value: {
-              agentId: msg.value.name,
               sessionId: msg.value.name,
               heartbeatIntervalMs: 2000,
               credential: '',

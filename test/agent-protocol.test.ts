@@ -60,7 +60,7 @@ describe('agent stream, control-plane side', () => {
       },
     });
     await waitUntil(() => got.some((m) => m.msg?.$case === 'welcome'), 10_000, 'Welcome');
-    send({ $case: 'heartbeat', value: { freeSlots: 1, running: 0, draining: false, load: 0 } });
+    send({ $case: 'heartbeat', value: { draining: false, load: 0 } });
     await client.waitAgents(1);
 
     const job = await client.submit({ script: 'true' });
@@ -78,7 +78,7 @@ describe('agent stream, control-plane side', () => {
       });
     };
 
-    send({ $case: 'jobUpdate', value: { ...ids, state: JobState.JOB_STATE_RUNNING, message: '' } });
+    send({ $case: 'jobUpdate', value: { ...ids, state: JobState.JOB_STATE_RUNNING } });
     chunk(0, 'a');
     chunk(2, 'c'); // record 1 never arrived
     chunk(3, 'd');

@@ -167,7 +167,7 @@ describe('agents that misbehave', () => {
 
   it('closes a stream whose first message is not Hello', async () => {
     const { stream, ended, agents } = connect();
-    stream.write({ msg: { $case: 'heartbeat', value: { freeSlots: 1, running: 0, draining: false, load: 0 } } });
+    stream.write({ msg: { $case: 'heartbeat', value: { draining: false, load: 0 } } });
     expect((await ended).code).toBe(status.FAILED_PRECONDITION);
     agents.close();
   });

@@ -113,7 +113,7 @@ export class AttemptStream {
 
   private async run(link: Link, from: number, signal: AbortSignal): Promise<void> {
     const ids = { jobId: this.handle.jobId, attempt: this.handle.attempt };
-    if (!this.exited) link.send({ msg: { $case: 'jobUpdate', value: { ...ids, state: JobState.JOB_STATE_RUNNING, message: '' } } });
+    if (!this.exited) link.send({ msg: { $case: 'jobUpdate', value: { ...ids, state: JobState.JOB_STATE_RUNNING } } });
     for await (const r of this.handle.records(from, signal)) {
       while (this.inflightBytes > WINDOW_BYTES && !signal.aborted) await this.waitAck(signal);
       if (signal.aborted) return;

@@ -137,7 +137,6 @@ export class AgentSession implements AgentLink {
       msg: {
         $case: 'welcome',
         value: {
-          agentId: hello.name,
           sessionId: this.sessionId,
           heartbeatIntervalMs: this.ctx.heartbeatIntervalMs,
           credential: this.ctx.auth.credentialFor(hello.name),

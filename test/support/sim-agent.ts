@@ -96,10 +96,7 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
   let hb: NodeJS.Timeout | undefined;
   function beat(everyMs: number): void {
     clearInterval(hb);
-    hb = setInterval(
-      () => call.write({ msg: { $case: 'heartbeat', value: { freeSlots: o.slots, running: 0, draining: false, load: o.load ?? 0 } } }),
-      everyMs,
-    );
+    hb = setInterval(() => call.write({ msg: { $case: 'heartbeat', value: { draining: false, load: o.load ?? 0 } } }), everyMs);
     hb.unref();
   }
   return agent;

@@ -82,22 +82,19 @@ export interface Hello_LabelsEntry {
 export interface HeldAttempt {
   jobId: string;
   attempt: number;
-  finished: boolean;
 }
 
 export interface Heartbeat {
-  freeSlots: number;
-  running: number;
   draining: boolean;
   /** One-minute load average of the host. */
   load: number;
 }
 
+/** Sent when an attempt is running (RUNNING is the only state the control plane acts on). */
 export interface JobUpdate {
   jobId: string;
   attempt: number;
   state: JobState;
-  message: string;
 }
 
 export interface LogChunk {
@@ -122,7 +119,6 @@ export interface JobResult {
 }
 
 export interface Welcome {
-  agentId: string;
   sessionId: string;
   heartbeatIntervalMs: number;
   /** Per-agent credential for reconnects. */
@@ -877,7 +873,7 @@ export const Hello_LabelsEntry: MessageFns<Hello_LabelsEntry> = {
 };
 
 function createBaseHeldAttempt(): HeldAttempt {
-  return { jobId: "", attempt: 0, finished: false };
+  return { jobId: "", attempt: 0 };
 }
 
 export const HeldAttempt: MessageFns<HeldAttempt> = {
@@ -887,9 +883,6 @@ export const HeldAttempt: MessageFns<HeldAttempt> = {
     }
     if (message.attempt !== 0) {
       writer.uint32(16).uint32(message.attempt);
-    }
-    if (message.finished !== false) {
-      writer.uint32(24).bool(message.finished);
     }
     return writer;
   },
@@ -923,14 +916,6 @@ export const HeldAttempt: MessageFns<HeldAttempt> = {
             message.attempt = reader.uint32();
             continue;
           }
-          case 3: {
-            if (tag !== 24) {
-              break;
-            }
-
-            message.finished = reader.bool();
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -951,7 +936,6 @@ export const HeldAttempt: MessageFns<HeldAttempt> = {
         ? globalThis.String(object.job_id)
         : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
-      finished: isSet(object.finished) ? globalThis.Boolean(object.finished) : false,
     };
   },
 
@@ -963,9 +947,6 @@ export const HeldAttempt: MessageFns<HeldAttempt> = {
     if (message.attempt !== 0) {
       obj.attempt = Math.round(message.attempt);
     }
-    if (message.finished !== false) {
-      obj.finished = message.finished;
-    }
     return obj;
   },
 
@@ -976,23 +957,16 @@ export const HeldAttempt: MessageFns<HeldAttempt> = {
     const message = createBaseHeldAttempt();
     message.jobId = object.jobId ?? "";
     message.attempt = object.attempt ?? 0;
-    message.finished = object.finished ?? false;
     return message;
   },
 };
 
 function createBaseHeartbeat(): Heartbeat {
-  return { freeSlots: 0, running: 0, draining: false, load: 0 };
+  return { draining: false, load: 0 };
 }
 
 export const Heartbeat: MessageFns<Heartbeat> = {
   encode(message: Heartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.freeSlots !== 0) {
-      writer.uint32(8).uint32(message.freeSlots);
-    }
-    if (message.running !== 0) {
-      writer.uint32(16).uint32(message.running);
-    }
     if (message.draining !== false) {
       writer.uint32(24).bool(message.draining);
     }
@@ -1015,22 +989,6 @@ export const Heartbeat: MessageFns<Heartbeat> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 8) {
-              break;
-            }
-
-            message.freeSlots = reader.uint32();
-            continue;
-          }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.running = reader.uint32();
-            continue;
-          }
           case 3: {
             if (tag !== 24) {
               break;
@@ -1061,12 +1019,6 @@ export const Heartbeat: MessageFns<Heartbeat> = {
 
   fromJSON(object: any): Heartbeat {
     return {
-      freeSlots: isSet(object.freeSlots)
-        ? globalThis.Number(object.freeSlots)
-        : isSet(object.free_slots)
-        ? globalThis.Number(object.free_slots)
-        : 0,
-      running: isSet(object.running) ? globalThis.Number(object.running) : 0,
       draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
       load: isSet(object.load) ? globalThis.Number(object.load) : 0,
     };
@@ -1074,12 +1026,6 @@ export const Heartbeat: MessageFns<Heartbeat> = {
 
   toJSON(message: Heartbeat): unknown {
     const obj: any = {};
-    if (message.freeSlots !== 0) {
-      obj.freeSlots = Math.round(message.freeSlots);
-    }
-    if (message.running !== 0) {
-      obj.running = Math.round(message.running);
-    }
     if (message.draining !== false) {
       obj.draining = message.draining;
     }
@@ -1094,8 +1040,6 @@ export const Heartbeat: MessageFns<Heartbeat> = {
   },
   fromPartial(object: DeepPartial<Heartbeat>): Heartbeat {
     const message = createBaseHeartbeat();
-    message.freeSlots = object.freeSlots ?? 0;
-    message.running = object.running ?? 0;
     message.draining = object.draining ?? false;
     message.load = object.load ?? 0;
     return message;
@@ -1103,7 +1047,7 @@ export const Heartbeat: MessageFns<Heartbeat> = {
 };
 
 function createBaseJobUpdate(): JobUpdate {
-  return { jobId: "", attempt: 0, state: 0, message: "" };
+  return { jobId: "", attempt: 0, state: 0 };
 }
 
 export const JobUpdate: MessageFns<JobUpdate> = {
@@ -1116,9 +1060,6 @@ export const JobUpdate: MessageFns<JobUpdate> = {
     }
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
-    }
-    if (message.message !== "") {
-      writer.uint32(34).string(message.message);
     }
     return writer;
   },
@@ -1160,14 +1101,6 @@ export const JobUpdate: MessageFns<JobUpdate> = {
             message.state = reader.int32() as any;
             continue;
           }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.message = reader.string();
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1189,7 +1122,6 @@ export const JobUpdate: MessageFns<JobUpdate> = {
         : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
       state: isSet(object.state) ? jobStateFromJSON(object.state) : 0,
-      message: isSet(object.message) ? globalThis.String(object.message) : "",
     };
   },
 
@@ -1204,9 +1136,6 @@ export const JobUpdate: MessageFns<JobUpdate> = {
     if (message.state !== 0) {
       obj.state = jobStateToJSON(message.state);
     }
-    if (message.message !== "") {
-      obj.message = message.message;
-    }
     return obj;
   },
 
@@ -1218,7 +1147,6 @@ export const JobUpdate: MessageFns<JobUpdate> = {
     message.jobId = object.jobId ?? "";
     message.attempt = object.attempt ?? 0;
     message.state = object.state ?? 0;
-    message.message = object.message ?? "";
     return message;
   },
 };
@@ -1571,14 +1499,11 @@ export const JobResult: MessageFns<JobResult> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { agentId: "", sessionId: "", heartbeatIntervalMs: 0, credential: "", resume: [], abandon: [] };
+  return { sessionId: "", heartbeatIntervalMs: 0, credential: "", resume: [], abandon: [] };
 }
 
 export const Welcome: MessageFns<Welcome> = {
   encode(message: Welcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.agentId !== "") {
-      writer.uint32(10).string(message.agentId);
-    }
     if (message.sessionId !== "") {
       writer.uint32(18).string(message.sessionId);
     }
@@ -1610,14 +1535,6 @@ export const Welcome: MessageFns<Welcome> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.agentId = reader.string();
-            continue;
-          }
           case 2: {
             if (tag !== 18) {
               break;
@@ -1672,11 +1589,6 @@ export const Welcome: MessageFns<Welcome> = {
 
   fromJSON(object: any): Welcome {
     return {
-      agentId: isSet(object.agentId)
-        ? globalThis.String(object.agentId)
-        : isSet(object.agent_id)
-        ? globalThis.String(object.agent_id)
-        : "",
       sessionId: isSet(object.sessionId)
         ? globalThis.String(object.sessionId)
         : isSet(object.session_id)
@@ -1695,9 +1607,6 @@ export const Welcome: MessageFns<Welcome> = {
 
   toJSON(message: Welcome): unknown {
     const obj: any = {};
-    if (message.agentId !== "") {
-      obj.agentId = message.agentId;
-    }
     if (message.sessionId !== "") {
       obj.sessionId = message.sessionId;
     }
@@ -1721,7 +1630,6 @@ export const Welcome: MessageFns<Welcome> = {
   },
   fromPartial(object: DeepPartial<Welcome>): Welcome {
     const message = createBaseWelcome();
-    message.agentId = object.agentId ?? "";
     message.sessionId = object.sessionId ?? "";
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.credential = object.credential ?? "";
