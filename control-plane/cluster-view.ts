@@ -7,7 +7,9 @@ import { AgentState, type Agent } from '../proto/gen/runmesh/v1/cluster.js';
 import type { ClusterView } from './api/cluster-service.js';
 import { stateOf, type AgentEntry, type AgentRegistry } from './gateway/registry.js';
 import type { AgentRecord } from './mesh/agent-directory.js';
-import type { MeshNode } from './mesh/node.js';
+import type { MeshAgents } from './mesh/agents.js';
+import type { PeerDispatch } from './mesh/dispatch.js';
+import type { Mesh } from './mesh/mesh.js';
 import type { ActiveIndex } from './scheduler/active-index.js';
 import { add } from './scheduler/convert.js';
 import type { Scheduler } from './scheduler/scheduler.js';
@@ -24,7 +26,17 @@ const agentProto = (a: AgentFacts, index: ActiveIndex): Agent => ({
   running: index.jobsOn(a.name).length,
 });
 
-export function clusterView(mesh: MeshNode, registry: AgentRegistry, index: ActiveIndex, scheduler: Scheduler): ClusterView {
+/** What the view reads: the mesh and its agents, this peer's registry and index, and the scheduler. */
+export interface ClusterViewSources {
+  mesh: Mesh;
+  agents: MeshAgents;
+  dispatch: PeerDispatch;
+  registry: AgentRegistry;
+  index: ActiveIndex;
+  scheduler: Scheduler;
+}
+
+export function clusterView({ mesh, agents, dispatch, registry, index, scheduler }: ClusterViewSources): ClusterView {
   const fromRecord = (r: AgentRecord): Agent => {
     const local = registry.get(r.name);
     const state = r.draining
@@ -44,7 +56,7 @@ export function clusterView(mesh: MeshNode, registry: AgentRegistry, index: Acti
         connectedAt,
         peer: r.peerId,
         lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined,
-        load: mesh.loadOf(r),
+        load: agents.loadOf(r),
       },
       index,
     );
@@ -80,7 +92,7 @@ export function clusterView(mesh: MeshNode, registry: AgentRegistry, index: Acti
     peers: () => mesh.peers(),
     leader: () => mesh.leaderId(),
     unschedulable: () => scheduler.unschedulable(),
-    drain: (name, reason) => mesh.drain(name, reason),
+    drain: (name, reason) => dispatch.drain(name, reason),
     setCordoned: async (name, cordoned) => {
       registry.setCordoned(name, cordoned);
       await mesh.directory.setCordoned(name, cordoned);

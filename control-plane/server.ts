@@ -1,11 +1,14 @@
 /**
- * One control-plane peer: wires store, job state, scheduler, gateway, mesh,
+ * One control-plane peer: wires store, job state, mesh, gateway, scheduler,
  * API and the HTTP port, and shuts them down in order. Two of these can run
  * in one process (no globals), which the tests rely on.
  *
- * Startup order: state is loaded from the store; the gRPC and HTTP ports are
- * bound (health says NOT_SERVING); the peer joins the mesh under its bound
- * address; then the services are added and health turns SERVING.
+ * Start-up builds each part once, in order, from the parts before it: state
+ * is loaded from the store; the gRPC and HTTP ports are bound (health says
+ * NOT_SERVING); the peer joins the mesh under its bound addresses; the
+ * gateway, scheduler and services are built on the mesh and added; then
+ * health turns SERVING. Nothing is reachable through a service before every
+ * part it uses exists.
  */
 import { Server } from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
@@ -18,48 +21,51 @@ import { bindAll, serveWebSocketTunnel, widenServerWindows, KEEPALIVE_SERVER_OPT
 import { ClusterServiceImpl } from './api/cluster-service.js';
 import { JobServiceImpl } from './api/job-service.js';
 import { readLocalLog } from './api/logs-follow.js';
+import { PeerServiceImpl, type PeerHandler } from './api/peer-service.js';
+import { closeInOrder, type CloseStep } from './close.js';
 import { clusterView } from './cluster-view.js';
 import { AgentAuth } from './gateway/auth.js';
 import { Gateway } from './gateway/gateway.js';
 import { AgentRegistry } from './gateway/registry.js';
+import { Housekeeper } from './housekeeping.js';
 import { createHttpServer, listenHttp, type Route } from './http/http-server.js';
 import { createMetrics } from './http/metrics.js';
 import { JobRepo } from './jobs/repo.js';
 import { JobTracker } from './jobs/tracker.js';
 import { JobWriter } from './jobs/writer.js';
 import { LogStore } from './logs/log-store.js';
-import { MeshNode } from './mesh/node.js';
-import { PeerServiceImpl } from './mesh/peer-service.js';
+import { MeshAgents } from './mesh/agents.js';
+import { PeerDispatch } from './mesh/dispatch.js';
+import { LogCopies } from './mesh/log-copies.js';
+import { Mesh } from './mesh/mesh.js';
+import { PeerClients } from './mesh/peer-clients.js';
 import { resolveOptions, type ControlPlaneInput, type ControlPlaneOptions } from './options.js';
 import { addHealth, addReflection, SERVICES } from './reflection.js';
-import { Housekeeper } from './housekeeping.js';
 import { ActiveIndex } from './scheduler/active-index.js';
 import { HealthFeed } from './scheduler/health-feed.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/store.js';
 
-interface Parts {
-  o: ControlPlaneOptions;
-  log: Logger;
+/** Job state a peer keeps in memory, loaded from the store before anything else. */
+interface State {
   store: Store;
   repo: JobRepo;
   tracker: JobTracker;
-  writer: JobWriter;
   logs: LogStore;
   registry: AgentRegistry;
   index: ActiveIndex;
-  gateway: Gateway;
+}
+
+/** The ports, bound before the peer joins the mesh (it announces their addresses). */
+interface Ports {
   grpc: Server;
   http: HttpServer;
+  /** HTTP routes beyond the built-in health ones; /metrics is added once the services exist. */
   routes: Record<string, Route>;
   health: ReturnType<typeof addHealth>;
-  /** Set once the peer has joined the mesh. */
-  mesh?: MeshNode;
-  scheduler?: Scheduler;
-  housekeeper?: Housekeeper;
-  metrics?: { close(): void };
-  tunnel?: { close(): Promise<void> };
+  bound: BoundAddress[];
+  httpAddress: string;
 }
 
 export class ControlPlane {
@@ -69,7 +75,9 @@ export class ControlPlane {
     readonly options: ControlPlaneOptions,
     readonly grpcAddresses: string[],
     readonly httpAddress: string,
-    private readonly parts: Parts & { mesh: MeshNode },
+    private readonly mesh: Mesh,
+    /** The shutdown, in order: intake first, storage last. */
+    private readonly stop: () => Promise<void>,
   ) {}
 
   /** The first gRPC address, as clients dial it. */
@@ -79,102 +87,140 @@ export class ControlPlane {
 
   /** Resolves if this peer loses its mesh lease (paused too long, store gone): it must stop. */
   get lost(): Promise<Error> {
-    return this.parts.mesh.lost;
+    return this.mesh.lost;
   }
 
   static async start(input: ControlPlaneInput): Promise<ControlPlane> {
     const o = resolveOptions(input);
     const log = o.logger.child({ peer_id: o.peerId });
     await mkdir(o.dataDir, { recursive: true });
-    const store = await openStore(o.store, o.dataDir, log);
-    const parts = await core(o, log, store);
+    // Each part adds its close step as it is built; a failed start closes what was built.
+    const closers = new Shutdown(log);
     try {
-      const bound = await bindAll(parts.grpc, o.listen, { tls: o.tls, logger: log });
-      const grpcAddresses = bound.map((b) => b.address);
-      const httpAddress = await listenHttp(parts.http, o.httpListen);
-      const mesh = await MeshNode.start({
-        store,
+      const state = await loadState(o, log, closers);
+      const ports = await bindPorts(o, log, state, closers);
+      const mesh = await Mesh.join({
+        store: state.store,
         peerId: o.peerId,
-        grpcAddress: dialable(bound),
-        httpAddress,
+        grpcAddress: dialable(ports),
+        httpAddress: ports.httpAddress,
         ttlSeconds: o.peerTtlSeconds,
-        gateway: parts.gateway,
-        registry: parts.registry,
         logger: log,
-        // A peer's reader stops following once the agent's stream moved elsewhere; the reader finds where.
-        readLocalLog: (id, attempt, from, follow, signal) =>
-          readLocalLog(
-            parts.tracker,
-            parts.logs,
-            id,
-            attempt,
-            from,
-            follow,
-            signal,
-            (live) => parts.mesh?.logIsHere(live, attempt) ?? true,
-          ),
-        logs: parts.logs,
       });
-      parts.mesh = mesh;
-      serve(parts, mesh);
-      if (o.webSocket) parts.tunnel = await serveWebSocketTunnel(parts.grpc, parts.http, { path: '/agent', logger: log });
-      for (const s of ['', ...SERVICES]) parts.health.setStatus(s, 'SERVING');
-      log.info({ grpc: grpcAddresses, http: httpAddress, store: store.kind, version: VERSION }, 'control plane ready');
-      return new ControlPlane(o, grpcAddresses, httpAddress, { ...parts, mesh });
+      closers.add('mesh', () => mesh.close());
+      await serve(o, log, state, ports, mesh, closers);
+      const grpcAddresses = ports.bound.map((b) => b.address);
+      log.info({ grpc: grpcAddresses, http: ports.httpAddress, store: state.store.kind, version: VERSION }, 'control plane ready');
+      return new ControlPlane(o, grpcAddresses, ports.httpAddress, mesh, () => closers.run());
     } catch (err) {
-      await shutdown(parts);
+      await closers.run();
       throw err;
     }
   }
 
   /** Stops intake, ends agent streams, leaves the mesh, closes storage. Idempotent. */
   close(): Promise<void> {
-    return (this.closing ??= shutdown(this.parts));
+    return (this.closing ??= this.stop());
   }
 }
 
-/** The address other peers dial: the first tcp listener, else the first one. */
-function dialable(bound: BoundAddress[]): string {
-  return (bound.find((b) => b.scheme === 'tcp' || b.scheme === 'tcps') ?? bound[0])?.address ?? '';
+/**
+ * The close steps of what has been built, run in a fixed order whatever the
+ * order of building: stop intake (health, agent streams, ports), then the
+ * workers, then the mesh, then state and storage.
+ */
+const SHUTDOWN_ORDER = [
+  'health',
+  'gateway',
+  'tunnel',
+  'grpc',
+  'http',
+  'metrics',
+  'scheduler',
+  'housekeeping',
+  'mesh',
+  'peer clients',
+  'tracker',
+  'logs',
+  'store',
+] as const;
+type StepName = (typeof SHUTDOWN_ORDER)[number];
+
+class Shutdown {
+  private readonly steps = new Map<StepName, CloseStep>();
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly log: Logger) {}
+
+  add(name: StepName, run: () => unknown): void {
+    this.steps.set(name, [name, run]);
+  }
+
+  run(): Promise<void> {
+    return (this.running ??= (async () => {
+      const steps = SHUTDOWN_ORDER.flatMap((name): CloseStep[] => {
+        const step = this.steps.get(name);
+        return step ? [step] : [];
+      });
+      await closeInOrder(this.log, 'control plane', steps);
+      this.log.info('control plane stopped');
+    })());
+  }
 }
 
-async function core(o: ControlPlaneOptions, log: Logger, store: Store): Promise<Parts> {
+async function loadState(o: ControlPlaneOptions, log: Logger, closers: Shutdown): Promise<State> {
+  const store = await openStore(o.store, o.dataDir, log);
+  closers.add('store', () => store.close());
   const repo = new JobRepo(store);
   const tracker = new JobTracker(repo, log);
+  closers.add('tracker', () => tracker.close());
   await tracker.start();
-  const writer = new JobWriter(repo, tracker, log);
   const logs = new LogStore(join(o.dataDir, 'blobs', 'logs'));
-  const registry = new AgentRegistry();
-  const index = new ActiveIndex();
+  closers.add('logs', () => logs.close());
+  return { store, repo, tracker, logs, registry: new AgentRegistry(), index: new ActiveIndex() };
+}
+
+async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, closers: Shutdown): Promise<Ports> {
   const grpc = new Server({ ...KEEPALIVE_SERVER_OPTIONS, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   widenServerWindows(grpc); // agents' log streams: 64 KiB windows halve their throughput
   const health = addHealth(grpc);
+  closers.add('health', () => health.setStatus('', 'NOT_SERVING'));
   addReflection(grpc);
   const routes: Record<string, Route> = {};
   const http = createHttpServer({
     routes,
     ready: async () => {
-      await store.revision();
-      return { ok: true, detail: `ready (store ${store.kind}, ${tracker.size} live jobs)` };
+      await state.store.revision();
+      return { ok: true, detail: `ready (store ${state.store.kind}, ${state.tracker.size} live jobs)` };
     },
   });
-  const parts: Parts = {
-    o,
-    log,
-    store,
-    repo,
-    tracker,
-    writer,
-    logs,
-    registry,
-    index,
-    grpc,
-    http,
-    routes,
-    health,
-    gateway: undefined as unknown as Gateway,
-  };
-  parts.gateway = new Gateway({
+  closers.add('grpc', () => shutdownGrpc(grpc));
+  closers.add('http', () => closeHttp(http));
+  const bound = await bindAll(grpc, o.listen, { tls: o.tls, logger: log });
+  const httpAddress = await listenHttp(http, o.httpListen);
+  return { grpc, http, routes, health, bound, httpAddress };
+}
+
+/** The address other peers dial: the first tcp listener, else the first one. */
+function dialable({ bound }: Ports): string {
+  return (bound.find((b) => b.scheme === 'tcp' || b.scheme === 'tcps') ?? bound[0])?.address ?? '';
+}
+
+/**
+ * Builds what runs on the mesh (agent placement, delivery, log copies, the
+ * gateway, the scheduler, housekeeping) and adds the services; health turns
+ * SERVING at the end.
+ */
+async function serve(o: ControlPlaneOptions, log: Logger, state: State, ports: Ports, mesh: Mesh, closers: Shutdown): Promise<void> {
+  const { store, repo, tracker, logs, registry, index } = state;
+  const clients = new PeerClients();
+  closers.add('peer clients', () => clients.close());
+  mesh.membership.onChange((peers) => clients.retain(new Set(peers.map((p) => p.grpcAddress))));
+  const copies = new LogCopies(mesh, clients, logs, log);
+  const agents = new MeshAgents(mesh, registry);
+  // Agents' reports and clients' cancels: any peer may write them, each fenced on the job's own record.
+  const writer = new JobWriter(repo, tracker, log);
+  const gateway = new Gateway({
     repo,
     tracker,
     writer,
@@ -183,37 +229,33 @@ async function core(o: ControlPlaneOptions, log: Logger, store: Store): Promise<
     index,
     logger: log,
     peerId: o.peerId,
-    // The mesh joins once the gRPC server is bound; no agent is served before that.
-    replicateLog: (id, attempt, records) => parts.mesh?.replicateLog(id, attempt, records) ?? Promise.resolve([o.peerId]),
+    publisher: agents,
+    replicateLog: (id, attempt, records) => copies.replicate(id, attempt, records),
     auth: new AgentAuth(o.joinToken),
     heartbeatIntervalMs: o.heartbeatIntervalMs,
     heartbeatTimeoutMs: o.heartbeatTimeoutMs,
-    onAgentsChanged: () => parts.scheduler?.kick(),
   });
-  return parts;
-}
-
-/** Starts the scheduler (it acts only while leader) and adds the services. */
-function serve(p: Parts, mesh: MeshNode): void {
-  const { o, log, tracker, index, registry } = p;
+  closers.add('gateway', () => gateway.close());
+  const dispatch = new PeerDispatch(mesh, gateway, clients);
   const agentHealth = new HealthTracker();
   const scheduler = new Scheduler({
-    writer: new JobWriter(p.repo, tracker, log, () => mesh.fence()),
+    // Placements: only the leader writes them, each fenced on its term.
+    writer: new JobWriter(repo, tracker, log, () => mesh.fence()),
     tracker,
     index,
-    agents: mesh,
-    dispatcher: mesh,
+    agents,
+    dispatcher: dispatch,
     router: new Router({ tenantWeights: o.tenantWeights, health: agentHealth }),
     healthFeed: new HealthFeed(agentHealth),
     isLeader: () => mesh.isLeader(),
     agentLostAfterMs: o.heartbeatTimeoutMs,
     logger: log,
   });
-  p.scheduler = scheduler;
-  p.housekeeper = new Housekeeper({
-    repo: p.repo,
-    store: p.store,
-    logs: p.logs,
+  closers.add('scheduler', () => scheduler.close());
+  const housekeeper = new Housekeeper({
+    repo,
+    store,
+    logs,
     logger: log,
     jobRetentionMs: o.jobRetentionMs,
     compactionIntervalMs: o.compactionIntervalMs,
@@ -222,61 +264,63 @@ function serve(p: Parts, mesh: MeshNode): void {
     isLeader: () => mesh.isLeader(),
     fence: () => mesh.fence(),
   });
-  p.housekeeper.start();
-  tracker.onDeleted((id) => void p.housekeeper?.forget(id));
+  closers.add('housekeeping', () => housekeeper.close());
+  housekeeper.start();
+  tracker.onDeleted((id) => void housekeeper.forget(id));
+  gateway.onAgentsChanged(() => scheduler.kick());
   mesh.directory.onChange(() => scheduler.kick());
   mesh.election.onChange(() => scheduler.kick());
   scheduler.start();
-  p.gateway.addToServer(p.grpc);
-  p.gateway.open(mesh);
-  new PeerServiceImpl(mesh, log).addToServer(p.grpc);
+
+  const peerHandler: PeerHandler = {
+    deliverAssign: (agent, assign) => gateway.deliverAssign(agent, assign),
+    deliverCancel: (agent, cancel) => gateway.deliverCancel(agent, cancel),
+    deliverDrain: (agent, drain) => gateway.deliverDrain(agent, drain),
+    // A reader stops following once the agent's stream moved to another peer; the asking peer finds where.
+    readLog: (read, signal) => readLocalLog({ tracker, logs, stay: (live) => copies.isHere(live, read.attempt) }, read, signal),
+    copyLog: (jobId, attempt, sourcePeer, records) => copies.copyFrom(jobId, attempt, sourcePeer, records),
+  };
+  gateway.addToServer(ports.grpc);
+  new PeerServiceImpl(peerHandler, log).addToServer(ports.grpc);
   new JobServiceImpl({
-    repo: p.repo,
+    repo,
     tracker,
-    writer: p.writer,
-    logs: p.logs,
+    writer,
+    logs,
     logger: log,
-    cancelOnAgent: (agent, id, attempt, grace, reason) => mesh.cancel(agent, id, attempt, grace, reason),
+    cancelOnAgent: (agent, id, attempt, grace, reason) => dispatch.cancel(agent, id, attempt, grace, reason),
     waitingReason: (id) => scheduler.waitingReason(id),
     logLocator: {
-      here: (record, attempt) => mesh.logIsHere(record, attempt),
-      read: (record, attempt, from, follow, signal) => mesh.remoteLog(record, attempt, from, follow, signal),
+      here: (record, attempt) => copies.isHere(record, attempt),
+      read: (record, read, signal) => copies.read(record, read, signal),
     },
     admit: (records) => scheduler.admit(records),
     retention: { ageMs: o.jobRetentionMs, maxEnded: o.maxEndedJobs },
-  }).addToServer(p.grpc);
-  const cluster = new ClusterServiceImpl({ view: clusterView(mesh, registry, index, scheduler), tracker, logger: log, version: VERSION });
-  cluster.addToServer(p.grpc);
-  const metrics = createMetrics({ tracker, cluster, housekeeping: p.housekeeper?.stats });
-  p.metrics = metrics;
-  p.routes['/metrics'] = metrics.route;
+  }).addToServer(ports.grpc);
+  const cluster = new ClusterServiceImpl({
+    view: clusterView({ mesh, agents, dispatch, registry, index, scheduler }),
+    tracker,
+    logger: log,
+    version: VERSION,
+  });
+  cluster.addToServer(ports.grpc);
+  const metrics = createMetrics({ tracker, cluster, housekeeping: housekeeper.stats });
+  closers.add('metrics', () => metrics.close());
+  ports.routes['/metrics'] = metrics.route;
+  if (o.webSocket) {
+    const tunnel = await serveWebSocketTunnel(ports.grpc, ports.http, { path: '/agent', logger: log });
+    closers.add('tunnel', () => tunnel.close());
+  }
+  for (const s of ['', ...SERVICES]) ports.health.setStatus(s, 'SERVING');
 }
 
-/** Every step runs even if an earlier one throws. */
-async function shutdown(p: Parts): Promise<void> {
-  const steps: Array<[string, () => unknown]> = [
-    ['health', () => p.health.setStatus('', 'NOT_SERVING')],
-    ['gateway', () => p.gateway.close()],
-    ['tunnel', () => p.tunnel?.close()],
-    ['grpc', () => shutdownGrpc(p.grpc)],
-    ['http', () => new Promise<void>((r) => (p.http.listening ? p.http.close(() => r()) : r()))],
-    ['metrics', () => p.metrics?.close()],
-    ['scheduler', () => p.scheduler?.close()],
-    ['housekeeping', () => p.housekeeper?.close()],
-    ['mesh', () => p.mesh?.close()],
-    ['tracker', () => p.tracker.close()],
-    ['logs', () => p.logs.close()],
-    ['store', () => p.store.close()],
-  ];
-  for (const [name, step] of steps) {
-    try {
-      await step();
-    } catch (err) {
-      p.log.warn({ err, step: name }, 'shutdown step failed');
-    }
-  }
-  p.http.closeAllConnections?.();
-  p.log.info('control plane stopped');
+function closeHttp(http: HttpServer): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!http.listening) return resolve();
+    http.close(() => resolve());
+    // Keep-alive connections would hold close() open; every step before this one already stopped intake.
+    http.closeAllConnections();
+  });
 }
 
 function shutdownGrpc(server: Server): Promise<void> {

@@ -10,8 +10,7 @@ import type { JobRecord } from '../jobs/record.js';
 import { isActive, isTerminal } from '../jobs/state.js';
 import type { JobRepo } from '../jobs/repo.js';
 import type { JobTracker } from '../jobs/tracker.js';
-import type { LogStore } from '../logs/log-store.js';
-import type { LogRecord } from '../mesh/peer-service.js';
+import type { LogRead, LogRecord, LogStore } from '../logs/log-store.js';
 import { invalid, jobNotFound, type Retention } from './status.js';
 
 /** Where an attempt's log is: this peer, or other peers to read it from. */
@@ -23,7 +22,7 @@ export interface LogLocator {
    */
   here(record: JobRecord, attempt: number): boolean;
   /** Reads the attempt's log from the peers that have it (fails when none is reachable). */
-  read(record: JobRecord, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord>;
+  read(record: JobRecord, read: LogRead, signal: AbortSignal): AsyncIterable<LogRecord>;
 }
 
 /** How long a follower keeps trying to reach an attempt's log (its agent moving to another peer) before it gives up. */
@@ -72,25 +71,26 @@ function untilAssigned(a: FollowArgs): Promise<JobRecord | undefined> {
   });
 }
 
+/** What reading a log held on this peer needs. */
+export interface LocalLogSource {
+  tracker: JobTracker;
+  logs: LogStore;
+  /** False once the attempt's log is no longer written here (its agent moved to another peer). */
+  stay: (live: JobRecord) => boolean;
+}
+
 /**
  * The records of an attempt held on this peer, from `fromSeq`; with `follow`,
  * until the attempt is over and all it holds was yielded, or until `stay`
- * says its log is no longer written here (the agent moved to another peer).
+ * says its log is no longer written here.
  */
-export async function* readLocalLog(
-  tracker: JobTracker,
-  logs: LogStore,
-  jobId: string,
-  attempt: number,
-  fromSeq: number,
-  follow: boolean,
-  signal: AbortSignal,
-  stay: (live: JobRecord) => boolean = () => true,
-): AsyncGenerator<LogRecord> {
+export async function* readLocalLog(source: LocalLogSource, read: LogRead, signal: AbortSignal): AsyncGenerator<LogRecord> {
+  const { tracker, logs, stay } = source;
+  const { jobId, attempt, fromSeq, follow } = read;
   const file = await logs.file(jobId, attempt);
-  // Wake the reader as soon as the attempt ends, rather than at its next poll.
+  // Wake the reader as soon as the job changes (it may have ended), rather than at its next look.
   const unsubscribe = tracker.subscribe((v) => {
-    if (v.record.job.id === jobId) file.emit('append', Number.MAX_SAFE_INTEGER);
+    if (v.record.job.id === jobId) file.wakeReaders();
   });
   const over = (): 'more' | 'done' => {
     if (!follow) return 'done';
@@ -124,9 +124,10 @@ export async function followLogs(a: FollowArgs): Promise<void> {
     const here = a.locator.here(record, attempt);
     const sent = next;
     try {
+      const read: LogRead = { jobId: a.id, attempt, fromSeq: next, follow };
       const source = here
-        ? readLocalLog(a.tracker, a.logs, a.id, attempt, next, follow, a.signal, (live) => a.locator.here(live, attempt))
-        : a.locator.read(record, attempt, next, follow, a.signal);
+        ? readLocalLog({ tracker: a.tracker, logs: a.logs, stay: (live) => a.locator.here(live, attempt) }, read, a.signal)
+        : a.locator.read(record, read, a.signal);
       for await (const r of source) {
         if (r.seq < next) continue;
         const data = Buffer.isBuffer(r.data) ? r.data : Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);

@@ -3,6 +3,7 @@ import { Metadata, status as Status, type sendUnaryData, type ServerUnaryCall, t
 import type { Logger } from 'pino';
 import { isJobNotFound, isStaleWrite, isValidation } from '../jobs/errors.js';
 import { jobIdTime } from '../jobs/ids.js';
+import { isCopySource, isLogUnreachable } from '../mesh/errors.js';
 import { isStoreUnavailable } from '../store/errors.js';
 
 export class ApiError extends Error {
@@ -55,6 +56,8 @@ export function toServiceError(err: unknown, log: Logger): Partial<ServiceError>
   if (isJobNotFound(err)) return { code: Status.NOT_FOUND, details: (err as Error).message };
   if (isStoreUnavailable(err)) return { code: Status.UNAVAILABLE, details: 'the store is unavailable; retry' };
   if (isStaleWrite(err)) return { code: Status.ABORTED, details: (err as Error).message };
+  if (isLogUnreachable(err)) return { code: Status.UNAVAILABLE, details: (err as Error).message };
+  if (isCopySource(err)) return { code: Status.FAILED_PRECONDITION, details: (err as Error).message };
   log.error({ err }, 'request failed');
   return { code: Status.INTERNAL, details: 'internal error (see the control plane log)' };
 }

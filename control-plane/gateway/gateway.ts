@@ -25,36 +25,43 @@ export interface AgentPublisher {
   unpublish(name: string): Promise<unknown>;
 }
 
-export type GatewayOptions = Omit<GatewayContext, 'onConnect' | 'onDisconnect'> & { onAgentsChanged(): void };
+export type GatewayOptions = Omit<GatewayContext, 'onConnect' | 'onDisconnect'> & {
+  /** Where connected agents are announced (the mesh-wide directory). */
+  publisher: AgentPublisher;
+};
 
 export class Gateway {
   private readonly ctx: GatewayContext;
   private readonly sessions = new Set<AgentSession>();
-  private publisher: AgentPublisher | undefined;
+  private readonly publisher: AgentPublisher;
+  private readonly changeListeners = new Set<() => void>();
   /** What was last announced per connected agent (its draining flag and load). */
   private readonly published = new Map<string, string>();
   private closed = false;
 
   constructor(private readonly o: GatewayOptions) {
+    this.publisher = o.publisher;
     this.ctx = { ...o, onConnect: (h, l) => this.onConnect(h, l), onDisconnect: (n, l) => this.onDisconnect(n, l) };
     o.registry.onChange(() => this.republishChanged());
+  }
+
+  /** Calls `listener` whenever an agent connects or leaves this peer. Returns the unsubscribe. */
+  onAgentsChanged(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private agentsChanged(): void {
+    for (const listener of this.changeListeners) listener();
   }
 
   addToServer(server: Server): void {
     server.addService(AgentServiceService, { connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => this.connect(call) });
   }
 
-  /** Starts taking agents; until then they are told to come back later. */
-  open(publisher: AgentPublisher): void {
-    this.publisher = publisher;
-  }
-
   private connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {
-    if (this.closed || !this.publisher) {
-      call.emit('error', {
-        code: Status.UNAVAILABLE,
-        details: this.closed ? 'control plane is shutting down' : 'control plane is starting',
-      });
+    if (this.closed) {
+      call.emit('error', { code: Status.UNAVAILABLE, details: 'control plane is shutting down' });
       return;
     }
     const s = new AgentSession(call, this.ctx);
@@ -66,19 +73,19 @@ export class Gateway {
     const replaced = this.o.registry.connect(hello, link, new Date());
     replaced?.close('replaced by a newer session of the same agent');
     this.publish(hello.name);
-    this.o.onAgentsChanged();
+    this.agentsChanged();
   }
 
   private onDisconnect(name: string, link: AgentLink): void {
     if (!this.o.registry.disconnect(name, link)) return;
     this.published.delete(name);
-    void this.publisher?.unpublish(name).catch((err: unknown) => this.o.logger.warn({ err, agent_id: name }, 'could not unpublish agent'));
-    this.o.onAgentsChanged();
+    void this.publisher.unpublish(name).catch((err: unknown) => this.o.logger.warn({ err, agent_id: name }, 'could not unpublish agent'));
+    this.agentsChanged();
   }
 
   private publish(name: string): void {
     const e = this.o.registry.get(name);
-    if (!e?.link || !this.publisher) return;
+    if (!e?.link) return;
     this.published.set(name, announced(e));
     void this.publisher.publish(e).catch((err: unknown) => this.o.logger.warn({ err, agent_id: name }, 'could not publish agent'));
   }

@@ -57,6 +57,15 @@ export class LogFile extends EventEmitter {
     return this.written;
   }
 
+  /**
+   * Wakes every reader waiting for more records now, so it re-checks whether
+   * the attempt is over (it ended, or its agent moved to another peer) rather
+   * than at its next periodic look.
+   */
+  wakeReaders(): void {
+    this.emit('wake');
+  }
+
   /** Appends record `seq`; a duplicate is ignored, a gap throws LogGapError. `data` is written later as it is: do not reuse it. */
   append(seq: number, stream: number, data: Uint8Array): boolean {
     if (seq < this.offsets.length) return false;

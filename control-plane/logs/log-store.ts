@@ -6,7 +6,23 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { LogStream } from '../../proto/gen/runmesh/v1/job.js';
 import { LogFile, type LogRecordOut } from './log-file.js';
+
+/** One record of an attempt's log, wherever it was read from (this peer's files, or another peer). */
+export interface LogRecord {
+  seq: number;
+  stream: LogStream;
+  data: Uint8Array;
+}
+
+/** Which records of which attempt to read; with `follow`, on until the attempt is over. */
+export interface LogRead {
+  jobId: string;
+  attempt: number;
+  fromSeq: number;
+  follow: boolean;
+}
 
 const SAFE_ID = /^[A-Za-z0-9_.-]+$/;
 
@@ -134,6 +150,7 @@ function waitForAppend(file: LogFile, seq: number, signal: AbortSignal): Promise
     const done = (): void => {
       clearTimeout(timer);
       file.off('append', onAppend);
+      file.off('wake', done);
       signal.removeEventListener('abort', done);
       resolve();
     };
@@ -143,6 +160,7 @@ function waitForAppend(file: LogFile, seq: number, signal: AbortSignal): Promise
     // A periodic wake-up lets the caller re-check whether the attempt ended.
     const timer = setTimeout(done, 250);
     file.on('append', onAppend);
+    file.once('wake', done);
     signal.addEventListener('abort', done, { once: true });
   });
 }

@@ -12,7 +12,7 @@ import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js'
 import { PeerServiceClient, type CopyLogRequest, type ReadLogRequest } from '../../proto/gen/runmesh/v1/peer.js';
 import { CLIENT_FLOW_CONTROL_OPTIONS } from '../../transport/index.js';
 import { MeshClosedError, PeerCallError } from './errors.js';
-import type { LogRecord } from './peer-service.js';
+import type { LogRecord } from '../logs/log-store.js';
 
 export interface PeerClientsOptions {
   /** Channel credentials for peer connections (default: plaintext). */
@@ -93,6 +93,11 @@ export class PeerClients {
       // The consumer may have left the loop early; the peer can stop reading then.
       call.cancel();
     }
+  }
+
+  /** Drops the clients of every address not in `live` (peers that left the mesh). */
+  retain(live: ReadonlySet<string>): void {
+    for (const address of [...this.clients.keys()]) if (!live.has(address)) this.forget(address);
   }
 
   /** Drops the client of a peer that left the mesh. */

@@ -2,13 +2,12 @@
  * PeerService, the server side: what one control-plane peer asks of another.
  * The leader delivers Assign/Cancel/Drain to the peer holding the agent's
  * stream; any peer reads a log that another peer holds. A thin translator
- * around `PeerHandler`, which the control plane implements with its gateway
- * and log store.
+ * around `PeerHandler`, which the control plane puts together from its
+ * gateway, its log store and the mesh's log copies (see server.ts).
  */
 import type { Server, ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
-import type { LogStream } from '../../proto/gen/runmesh/v1/job.js';
 import {
   PeerServiceService,
   type CopyLogRequest,
@@ -22,15 +21,9 @@ import {
   type ReadLogRequest,
   type ReadLogResponse,
 } from '../../proto/gen/runmesh/v1/peer.js';
-import { drained } from '../api/drain.js';
-import { checkJobId, invalid, toServiceError, unary } from '../api/status.js';
-
-/** One record of an attempt's log. */
-export interface LogRecord {
-  seq: number;
-  stream: LogStream;
-  data: Uint8Array;
-}
+import type { LogRead, LogRecord } from '../logs/log-store.js';
+import { drained } from './drain.js';
+import { checkJobId, invalid, toServiceError, unary } from './status.js';
 
 /** What a peer does for its peers. */
 export interface PeerHandler {
@@ -43,7 +36,7 @@ export interface PeerHandler {
    * records arrive and ends when the log is sealed. Ends early when `signal`
    * aborts (the reader went away).
    */
-  readLog(jobId: string, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord>;
+  readLog(read: LogRead, signal: AbortSignal): AsyncIterable<LogRecord>;
   /**
    * Keeps a durable copy of a sealed log that `sourcePeer` holds, fetching
    * the records not yet held here; resolves with how many are held.
@@ -91,7 +84,7 @@ export class PeerServiceImpl {
       const { jobId, attempt, fromSeq, follow } = call.request;
       checkJobId(jobId, 'job_id');
       if (attempt === 0) throw invalid('attempt', 'missing');
-      for await (const r of this.handler.readLog(jobId, attempt, fromSeq, follow, abort.signal)) {
+      for await (const r of this.handler.readLog({ jobId, attempt, fromSeq, follow }, abort.signal)) {
         if (abort.signal.aborted) break;
         if (!call.write({ seq: r.seq, stream: r.stream, data: Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength) })) {
           await drained(call, abort.signal);

@@ -1,0 +1,60 @@
+/**
+ * Delivers what the scheduler and the API decide (assign, cancel, drain) to
+ * the peer holding the agent's stream: this one, through its gateway, or
+ * another, through PeerService. False when no live peer holds the agent.
+ */
+import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
+import type { JobRecord } from '../jobs/record.js';
+import type { Dispatcher } from '../scheduler/scheduler.js';
+import type { Mesh } from './mesh.js';
+import type { PeerClients } from './peer-clients.js';
+
+/** What this peer can deliver itself: the gateway, for the agents whose streams it holds. */
+export interface LocalDelivery {
+  deliverAssign(agent: string, assign: Assign): boolean;
+  deliverCancel(agent: string, cancel: Cancel): boolean;
+  deliverDrain(agent: string, drain: Drain): boolean;
+}
+
+/** Who holds an agent's stream. */
+type Holder = { kind: 'self' } | { kind: 'peer'; address: string };
+
+export class PeerDispatch implements Dispatcher {
+  constructor(
+    private readonly mesh: Mesh,
+    private readonly local: LocalDelivery,
+    private readonly clients: PeerClients,
+  ) {}
+
+  async assign(agent: string, record: JobRecord): Promise<boolean> {
+    const { id, attempt, spec } = record.job;
+    // The spec is stored resolved at submit (jobs/validate.ts), so its timeout is always set.
+    const deadline = new Date(Date.now() + (spec?.timeoutSeconds ?? 0) * 1000).toISOString();
+    const msg: Assign = { jobId: id, attempt, spec, deadline };
+    const at = this.holder(agent);
+    if (!at) return false;
+    return at.kind === 'self' ? this.local.deliverAssign(agent, msg) : this.clients.deliverAssign(at.address, agent, msg);
+  }
+
+  async cancel(agent: string, jobId: string, attempt: number, graceSeconds: number, reason: string): Promise<boolean> {
+    const msg: Cancel = { jobId, attempt, graceSeconds, reason };
+    const at = this.holder(agent);
+    if (!at) return false;
+    return at.kind === 'self' ? this.local.deliverCancel(agent, msg) : this.clients.deliverCancel(at.address, agent, msg);
+  }
+
+  async drain(agent: string, reason: string): Promise<boolean> {
+    const msg: Drain = { reason };
+    const at = this.holder(agent);
+    if (!at) return false;
+    return at.kind === 'self' ? this.local.deliverDrain(agent, msg) : this.clients.deliverDrain(at.address, agent, msg);
+  }
+
+  private holder(agent: string): Holder | undefined {
+    const r = this.mesh.directory.get(agent);
+    if (!r) return undefined;
+    if (r.peerId === this.mesh.peerId) return { kind: 'self' };
+    const address = this.mesh.peer(r.peerId)?.grpcAddress;
+    return address ? { kind: 'peer', address } : undefined;
+  }
+}
