@@ -3,7 +3,7 @@
  * and no import cycles at all, type-only imports included.
  *
  *   proto         -> nothing of ours
- *   routing       -> proto (types)
+ *   routing       -> proto (types, and proto/cause.ts for its error guards)
  *   transport     -> proto
  *   agent         -> transport, proto, routing (types only: the resource and
  *                    label shapes the agent advertises are routing's)

@@ -4,6 +4,7 @@
  * Match with the `isX` guards, never on message text.
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { findCause, hasCause } from '../proto/cause.js';
 
 /** Base of every error the CLI raises on purpose (exit code 1 unless a subclass says otherwise). */
 export class CliError extends Error {
@@ -46,15 +47,7 @@ export class JobOutcomeError extends CliError {
   }
 }
 
-function find<T extends Error>(err: unknown, test: (e: Error) => e is T): T | undefined {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (test(e)) return e;
-  return undefined;
-}
-
-export const findCliError = (err: unknown): CliError | undefined => find(err, (e): e is CliError => e instanceof CliError);
-export const isUsage = (err: unknown): boolean => find(err, (e): e is UsageError => e instanceof UsageError) !== undefined;
-export const findRpcError = (err: unknown): RpcError | undefined => find(err, (e): e is RpcError => e instanceof RpcError);
-export const isJobOutcome = (err: unknown): boolean => find(err, (e): e is JobOutcomeError => e instanceof JobOutcomeError) !== undefined;
+export const isUsage = (err: unknown): boolean => hasCause(err, UsageError);
 
 /**
  * Codes after which a broken log stream is worth re-opening: the server went
@@ -65,7 +58,7 @@ const RETRYABLE = new Set<GrpcStatus>([GrpcStatus.UNAVAILABLE, GrpcStatus.INTERN
 
 /** True when `err` (or its cause) is a gRPC failure that a retry may cure. */
 export function isRetryable(err: unknown): boolean {
-  const rpc = findRpcError(err);
+  const rpc = findCause(err, RpcError);
   return rpc !== undefined && RETRYABLE.has(rpc.code);
 }
 
@@ -113,9 +106,9 @@ const OPERATIONAL = new Set([
 ]);
 
 export function reportFor(err: unknown): ErrorReport {
-  const outcome = find(err, (e): e is JobOutcomeError => e instanceof JobOutcomeError);
+  const outcome = findCause(err, JobOutcomeError);
   if (outcome) return { exitCode: outcome.exitCode, line: outcome.report };
-  const cli = findCliError(err);
+  const cli = findCause(err, CliError);
   if (cli) return { exitCode: cli.exitCode, line: oneLine(cli.message) };
   // Errors our own layers raise on purpose (bad address, store unreachable) already read as one clear line.
   if (err instanceof Error && OPERATIONAL.has(err.name)) return { exitCode: 1, line: oneLine(err.message) };

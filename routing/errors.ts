@@ -1,4 +1,5 @@
 /** Errors raised by routing/. Guards walk the `cause` chain, so wrapped errors still match. */
+import { hasCause } from '../proto/cause.js';
 
 /** A label selector that does not parse; `position` is the 0-based character index of the fault. */
 export class SelectorParseError extends Error {
@@ -22,12 +23,5 @@ export class RoutingOptionError extends Error {
   }
 }
 
-function walk<T extends Error>(err: unknown, type: abstract new (...args: never[]) => T): T | undefined {
-  for (let e = err, depth = 0; e instanceof Error && depth < 16; e = e.cause, depth++) {
-    if (e instanceof type) return e;
-  }
-  return undefined;
-}
-
-export const isSelectorParseError = (err: unknown): boolean => walk(err, SelectorParseError) !== undefined;
-export const isRoutingOptionError = (err: unknown): boolean => walk(err, RoutingOptionError) !== undefined;
+export const isSelectorParseError = (err: unknown): boolean => hasCause(err, SelectorParseError);
+export const isRoutingOptionError = (err: unknown): boolean => hasCause(err, RoutingOptionError);

@@ -1,4 +1,5 @@
-/** Errors of the transport area. Match with the `isX` guards, never on message text. */
+/** Errors of the transport area. Match with the `isX` guards (they walk the `cause` chain), never on message text. */
+import { hasCause } from '../proto/cause.js';
 
 /** Anything that stops bytes from reaching the gRPC layer: bad address, bind or dial failure. */
 export class TransportError extends Error {
@@ -50,13 +51,8 @@ export class NoReachableAddressError extends TransportError {
   }
 }
 
-function walk(err: unknown, test: (e: Error) => boolean): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (test(e)) return true;
-  return false;
-}
-
-export const isTransportError = (err: unknown): boolean => walk(err, (e) => e instanceof TransportError);
-export const isInvalidAddress = (err: unknown): boolean => walk(err, (e) => e instanceof InvalidAddressError);
-export const isAddressInUse = (err: unknown): boolean => walk(err, (e) => e instanceof AddressInUseError);
-export const isDowngradeRefused = (err: unknown): boolean => walk(err, (e) => e instanceof DowngradeRefusedError);
-export const isNoReachableAddress = (err: unknown): boolean => walk(err, (e) => e instanceof NoReachableAddressError);
+export const isTransportError = (err: unknown): boolean => hasCause(err, TransportError);
+export const isInvalidAddress = (err: unknown): boolean => hasCause(err, InvalidAddressError);
+export const isAddressInUse = (err: unknown): boolean => hasCause(err, AddressInUseError);
+export const isDowngradeRefused = (err: unknown): boolean => hasCause(err, DowngradeRefusedError);
+export const isNoReachableAddress = (err: unknown): boolean => hasCause(err, NoReachableAddressError);

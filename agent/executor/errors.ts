@@ -1,4 +1,5 @@
 /** Errors raised by agent/executor/. Guards walk the `cause` chain, so wrapped errors still match. */
+import { hasCause } from '../../proto/cause.js';
 
 /** An AttemptSpec the executor refuses before touching the disk; `field` names the culprit. */
 export class InvalidAttemptSpecError extends Error {
@@ -34,13 +35,5 @@ export class SupervisorStartError extends Error {
   }
 }
 
-function walk<T extends Error>(err: unknown, type: abstract new (...args: never[]) => T): T | undefined {
-  for (let e = err, depth = 0; e instanceof Error && depth < 16; e = e.cause, depth++) {
-    if (e instanceof type) return e;
-  }
-  return undefined;
-}
-
-export const isInvalidAttemptSpecError = (err: unknown): boolean => walk(err, InvalidAttemptSpecError) !== undefined;
-export const isAttemptRunningError = (err: unknown): boolean => walk(err, AttemptRunningError) !== undefined;
-export const isSupervisorStartError = (err: unknown): boolean => walk(err, SupervisorStartError) !== undefined;
+export const isInvalidAttemptSpecError = (err: unknown): boolean => hasCause(err, InvalidAttemptSpecError);
+export const isAttemptRunningError = (err: unknown): boolean => hasCause(err, AttemptRunningError);

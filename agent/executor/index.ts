@@ -13,7 +13,6 @@ export * from './executor.js';
 export {
   isAttemptRunningError,
   isInvalidAttemptSpecError,
-  isSupervisorStartError,
   AttemptRunningError,
   InvalidAttemptSpecError,
   SupervisorStartError,

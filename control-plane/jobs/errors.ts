@@ -1,4 +1,5 @@
-/** Errors of the jobs area. Match with the `isX` guards, never on message text. */
+/** Errors of the jobs area. Match with the `isX` guards (they walk the `cause` chain), never on message text. */
+import { hasCause } from '../../proto/cause.js';
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 
 export class JobError extends Error {
@@ -53,13 +54,7 @@ export class NotLeaderError extends JobError {
   }
 }
 
-function walk(err: unknown, test: (e: Error) => boolean): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (test(e)) return true;
-  return false;
-}
-
-export const isIllegalTransition = (err: unknown): boolean => walk(err, (e) => e instanceof IllegalTransitionError);
-export const isJobNotFound = (err: unknown): boolean => walk(err, (e) => e instanceof JobNotFoundError);
-export const isValidation = (err: unknown): err is ValidationError => walk(err, (e) => e instanceof ValidationError);
-export const isStaleWrite = (err: unknown): boolean => walk(err, (e) => e instanceof StaleWriteError);
-export const isNotLeader = (err: unknown): boolean => walk(err, (e) => e instanceof NotLeaderError);
+export const isJobNotFound = (err: unknown): boolean => hasCause(err, JobNotFoundError);
+export const isValidation = (err: unknown): boolean => hasCause(err, ValidationError);
+export const isStaleWrite = (err: unknown): boolean => hasCause(err, StaleWriteError);
+export const isNotLeader = (err: unknown): boolean => hasCause(err, NotLeaderError);

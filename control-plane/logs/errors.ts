@@ -1,4 +1,5 @@
-/** Errors of the log store. */
+/** Errors of the log store. Match with the `isX` guards (they walk the `cause` chain), never on message text. */
+import { findCause } from '../../proto/cause.js';
 
 export class LogError extends Error {
   override name = 'LogError';
@@ -15,4 +16,9 @@ export class LogGapError extends LogError {
   }
 }
 
-export const isLogGap = (err: unknown): err is LogGapError => err instanceof LogGapError;
+/**
+ * True when `err` or its cause is a LogGapError. It narrows `err` itself, which
+ * is exact for its caller (what LogFile.append threw, unwrapped); read a
+ * wrapped gap's fields from `findCause(err, LogGapError)`.
+ */
+export const isLogGap = (err: unknown): err is LogGapError => findCause(err, LogGapError) !== undefined;

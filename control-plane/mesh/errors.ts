@@ -1,5 +1,6 @@
-/** Errors of the mesh area. Match with the `isX` guards, never on message text. */
+/** Errors of the mesh area. Match with the `isX` guards (they walk the `cause` chain), never on message text. */
 import type { status as Status } from '@grpc/grpc-js';
+import { hasCause } from '../../proto/cause.js';
 
 export class MeshError extends Error {
   override name = 'MeshError';
@@ -38,13 +39,4 @@ export class BadRecordError extends MeshError {
   }
 }
 
-function walk(err: unknown, test: (e: Error) => boolean): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (test(e)) return true;
-  }
-  return false;
-}
-
-export const isMeshClosed = (err: unknown): boolean => walk(err, (e) => e instanceof MeshClosedError);
-export const isPeerCall = (err: unknown): boolean => walk(err, (e) => e instanceof PeerCallError);
-export const isBadRecord = (err: unknown): boolean => walk(err, (e) => e instanceof BadRecordError);
+export const isMeshClosed = (err: unknown): boolean => hasCause(err, MeshClosedError);

@@ -1,4 +1,5 @@
-/** Errors of the store area. Match with the `isX` guards, never on message text. */
+/** Errors of the store area. Match with the `isX` guards (they walk the `cause` chain), never on message text. */
+import { hasCause } from '../../proto/cause.js';
 
 export class StoreError extends Error {
   override name = 'StoreError';
@@ -34,13 +35,5 @@ export class StoreUnavailableError extends StoreError {
   override name = 'StoreUnavailableError';
 }
 
-function walk(err: unknown, test: (e: Error) => boolean): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (test(e)) return true;
-  }
-  return false;
-}
-
-export const isCompacted = (err: unknown): err is CompactedError => walk(err, (e) => e instanceof CompactedError);
-export const isLeaseLost = (err: unknown): boolean => walk(err, (e) => e instanceof LeaseLostError);
-export const isStoreUnavailable = (err: unknown): boolean => walk(err, (e) => e instanceof StoreUnavailableError);
+export const isCompacted = (err: unknown): boolean => hasCause(err, CompactedError);
+export const isStoreUnavailable = (err: unknown): boolean => hasCause(err, StoreUnavailableError);

@@ -1,0 +1,24 @@
+/**
+ * Walking an error's `cause` chain: the one helper behind every area's `isX`
+ * guards (each area's errors.ts), so a wrapped error still matches. It lives
+ * in proto/ because proto/ is the one folder every other folder may import.
+ */
+
+/**
+ * How far down a chain is followed. Chains can loop (an error set as the cause
+ * of its own cause), and a real one is a handful of layers deep.
+ */
+const MAX_DEPTH = 16;
+
+/** The first error in `err`'s cause chain (`err` itself included) that is a `type`; undefined if none is. */
+export function findCause<T extends Error>(err: unknown, type: abstract new (...args: never[]) => T): T | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < MAX_DEPTH; e = e.cause, depth++) {
+    if (e instanceof type) return e;
+  }
+  return undefined;
+}
+
+/** True when `err` or an error in its cause chain is a `type`. */
+export function hasCause(err: unknown, type: abstract new (...args: never[]) => Error): boolean {
+  return findCause(err, type) !== undefined;
+}
