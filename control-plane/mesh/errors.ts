@@ -40,3 +40,22 @@ export class BadRecordError extends MeshError {
 }
 
 export const isMeshClosed = (err: unknown): boolean => hasCause(err, MeshClosedError);
+
+/** An attempt's log is held only by peers that are not live, or none of them answered (UNAVAILABLE; retry). */
+export class LogUnreachableError extends MeshError {
+  override name = 'LogUnreachableError';
+}
+
+/** A CopyLog request this peer cannot serve: the source is not another live peer, or holds fewer records than asked (FAILED_PRECONDITION). */
+export class CopySourceError extends MeshError {
+  override name = 'CopySourceError';
+  constructor(
+    readonly field: string,
+    readonly detail: string,
+  ) {
+    super(`${field}: ${detail}`);
+  }
+}
+
+export const isLogUnreachable = (err: unknown): boolean => hasCause(err, LogUnreachableError);
+export const isCopySource = (err: unknown): boolean => hasCause(err, CopySourceError);
