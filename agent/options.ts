@@ -5,6 +5,7 @@
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import type { Logger } from 'pino';
 import type { Resources } from '../routing/index.js';
+import { DEFAULT_SERVER } from '../transport/address.js';
 
 export interface AgentOptions {
   /** Control-plane addresses in order of preference (tcp, unix, ws, wss). Default ["127.0.0.1:7433"]. */
@@ -34,7 +35,7 @@ export type AgentInput = Partial<Omit<AgentOptions, 'capacity'>> & { joinToken: 
 
 export function resolveAgentOptions(o: AgentInput): AgentOptions {
   return {
-    servers: o.servers?.length ? o.servers : ['127.0.0.1:7433'],
+    servers: o.servers?.length ? o.servers : [DEFAULT_SERVER],
     joinToken: o.joinToken,
     name: o.name || hostname(),
     labels: o.labels ?? {},

@@ -16,9 +16,6 @@ import { ClusterServiceClient } from '../proto/gen/runmesh/v1/cluster.js';
 import { CLIENT_FLOW_CONTROL_OPTIONS } from '../transport/flow-control.js';
 import { RpcError } from './errors.js';
 
-/** Where the CLI looks for the control plane unless `--server` or `RUNMESH_SERVER` says otherwise. */
-export const DEFAULT_SERVER = '127.0.0.1:7433';
-
 /**
  * grpc-js backs reconnects off up to 2 minutes by default; a follower waiting
  * out a control-plane restart (30 s window) needs to notice it is back sooner.

@@ -1,6 +1,6 @@
 /** Flag values as typed on the command line, checked into numbers and maps with usage errors. */
 import { Option } from 'commander';
-import { DEFAULT_SERVER } from './client.js';
+import { DEFAULT_SERVER } from '../transport/address.js';
 import { UsageError } from './errors.js';
 import { enumChoices, parseEnum } from './format.js';
 

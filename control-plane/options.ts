@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { hostname } from 'node:os';
+import { DEFAULT_SERVER } from '../transport/address.js';
 import type { ServerTlsFiles } from '../transport/index.js';
 
 export interface ControlPlaneOptions {
@@ -48,7 +49,7 @@ export type ControlPlaneInput = Partial<ControlPlaneOptions> & { logger: Logger;
 
 export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
   return {
-    listen: o.listen?.length ? o.listen : ['127.0.0.1:7433'],
+    listen: o.listen?.length ? o.listen : [DEFAULT_SERVER],
     httpListen: o.httpListen ?? '127.0.0.1:7434',
     dataDir: o.dataDir ?? './.runmesh',
     store: o.store ?? '',

@@ -23,6 +23,12 @@ const RESERVED_SCHEMES: Readonly<Record<string, string>> = {
 /** The WebSocket tunnel path the control plane serves when a ws/wss address names none. */
 export const DEFAULT_TUNNEL_PATH = '/agent';
 
+/**
+ * The control plane's default gRPC address: where it listens, and where the
+ * CLI and agents look for it, unless told otherwise.
+ */
+export const DEFAULT_SERVER = '127.0.0.1:7433';
+
 export interface Target {
   /** Canonical text, e.g. "tcp://127.0.0.1:7000", "unix:///run/rm.sock", "wss://cp:443/agent". */
   address: string;

@@ -9,7 +9,7 @@
  * Both: KEEPALIVE_SERVER_OPTIONS / KEEPALIVE_CLIENT_OPTIONS, which agree;
  * widenServerWindows() / CLIENT_FLOW_CONTROL_OPTIONS for 1 MiB HTTP/2 windows.
  */
-export { parseAddress, joinHostPort, DEFAULT_TUNNEL_PATH, type Target, type Scheme } from './address.js';
+export { parseAddress, joinHostPort, DEFAULT_SERVER, DEFAULT_TUNNEL_PATH, type Target, type Scheme } from './address.js';
 export { bindAll, serveWebSocketTunnel, type ListenOptions, type BoundAddress, type TunnelOptions, type TunnelHandle } from './server.js';
 export { dial, FallbackDialer, type Dialer, type DialOptions, type FallbackOptions } from './client.js';
 export type { ServerTlsFiles, ClientTlsFiles } from './credentials.js';

@@ -1,5 +1,6 @@
 /** `runmesh agent`: run jobs for a control plane. */
 import type { Command } from 'commander';
+import { DEFAULT_SERVER } from '../../transport/address.js';
 import { addresses, collectList, durationMs, logLevel, parseLabels, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { untilSignal } from './serve.js';
@@ -48,7 +49,7 @@ export function registerAgent(program: Command): void {
     .action(async (f: AgentFlags) => {
       keepRunningWhenOutputCloses();
       if (!f.joinToken) throw new UsageError('--join-token is required (or set RUNMESH_JOIN_TOKEN)');
-      const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? '127.0.0.1:7433').split(',');
+      const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? DEFAULT_SERVER).split(',');
       const [{ Agent }, { createLogger }] = await Promise.all([import('../../agent/agent.js'), import('../logging.js')]); // see cli/program.ts
       const agent = new Agent({
         servers,

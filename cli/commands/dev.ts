@@ -3,6 +3,7 @@ import { platform, arch } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
+import { DEFAULT_SERVER } from '../../transport/address.js';
 import { address, durationMs, hostPort, logLevel, whole } from '../flags.js';
 import { joinTokenFor, untilSignal } from './serve.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
@@ -25,7 +26,7 @@ export function registerDev(program: Command): void {
     .option('--agents <n>', 'local agents', whole('--agents'), 2)
     .option('--slots <n>', 'jobs each agent runs at once', whole('--slots'), 4)
     .option('--data-dir <dir>', 'local state', './.runmesh')
-    .option('--listen <addr>', 'gRPC address', address('--listen'), '127.0.0.1:7433')
+    .option('--listen <addr>', 'gRPC address', address('--listen'), DEFAULT_SERVER)
     .option('--http-listen <addr>', 'HTTP address', hostPort('--http-listen'), '127.0.0.1:7434')
     .option(
       '--job-retention <duration>',
@@ -70,7 +71,7 @@ export function registerDev(program: Command): void {
           }),
       );
       await Promise.all(agents.map((a) => a.start()));
-      const server = cp.address === '127.0.0.1:7433' ? '' : ` --server ${cp.address}`;
+      const server = cp.address === DEFAULT_SERVER ? '' : ` --server ${cp.address}`;
       process.stdout.write(
         [
           `runmesh dev: control plane on ${cp.address} (http ${cp.httpAddress}), ${f.agents} agent(s) with ${f.slots} slot(s) each, data in ${f.dataDir}`,
