@@ -19,8 +19,8 @@ import {
   type LogChunk,
 } from '../proto/gen/runmesh/v1/agent.js';
 import { JobSpec } from '../proto/gen/runmesh/v1/job.js';
-import { waitUntil } from '../test/support/proc.js';
 import { Agent } from './agent.js';
+import { waitUntil } from '../test/support/wait.js';
 
 type Call = ServerDuplexStream<ConnectRequest, ConnectResponse>;
 
@@ -148,17 +148,17 @@ describe('agent wire protocol', () => {
       cp.ack(c, r);
     };
     await startAgent();
-    await waitUntil(() => cp.results().length >= 1, 20_000, 'the first result');
+    await waitUntil(() => cp.results().length >= 1, { what: 'the first result', timeoutMs: 20_000 });
     const [c] = cp.conns;
     // Well inside the 15 s after which an unacknowledged result is re-sent anyway.
-    await waitUntil(() => cp.results().length >= 2, 5_000, 'the result again after the resend request');
+    await waitUntil(() => cp.results().length >= 2, { what: 'the result again after the resend request', timeoutMs: 5_000 });
     expect(Date.now() - firstAt).toBeLessThan(5_000);
     expect(cp.conns).toHaveLength(1);
     const again = c!.chunks.slice(sentBefore);
     expect(again.map((x) => x.seq)).toEqual(c!.chunks.slice(0, sentBefore).map((x) => x.seq));
     expect(Buffer.concat(again.map((x) => Buffer.from(x.data))).toString()).toContain('three');
     expect(cp.results()[1]).toMatchObject({ jobId: 'j_resend', exitCode: 0, logRecords: sentBefore });
-    await waitUntil(() => !existsSync(attemptDir('j_resend')), 5_000, 'the attempt to be dropped after its ack');
+    await waitUntil(() => !existsSync(attemptDir('j_resend')), { what: 'the attempt to be dropped after its ack', timeoutMs: 5_000 });
   });
 
   it('reconnects at the shortest backoff after a connection that got its Welcome ends in an error', async () => {
@@ -166,7 +166,7 @@ describe('agent wire protocol', () => {
       if (cp.conns.length < 8) setTimeout(() => c.call.emit('error', { code: Status.UNAVAILABLE, details: 'peer going away' }), 20);
     };
     await startAgent();
-    await waitUntil(() => cp.conns.length >= 8, 20_000, 'eight connections');
+    await waitUntil(() => cp.conns.length >= 8, { what: 'eight connections', timeoutMs: 20_000 });
     const gaps = cp.conns.slice(1).map((c, i) => c.at - cp.conns[i]!.at);
     // A backoff that grew with each drop would wait 0.8-1.6 s before the 6th and 1.6-3.2 s before the 7th.
     expect(Math.max(...gaps), `gaps ${gaps.join(', ')} ms`).toBeLessThan(1_500);
@@ -180,12 +180,12 @@ describe('agent wire protocol', () => {
     };
     cp.onResult = (c, r) => cp.ack(c, r);
     await startAgent();
-    await waitUntil(() => cp.results().length >= 1, 20_000, 'the result on a later connection');
+    await waitUntil(() => cp.results().length >= 1, { what: 'the result on a later connection', timeoutMs: 20_000 });
     expect(cp.conns.length).toBeGreaterThan(1);
     const reportedOn = cp.conns.find((c) => c.results.length > 0)!;
     expect(reportedOn).not.toBe(cp.conns[0]);
     expect(reportedOn.results[0]).toMatchObject({ jobId: 'j_dropped', exitCode: 0 });
     expect(Buffer.concat(reportedOn.chunks.map((x) => Buffer.from(x.data))).toString()).toBe('survived\n');
-    await waitUntil(() => !existsSync(attemptDir('j_dropped')), 5_000, 'the attempt to be dropped after its ack');
+    await waitUntil(() => !existsSync(attemptDir('j_dropped')), { what: 'the attempt to be dropped after its ack', timeoutMs: 5_000 });
   });
 });

@@ -24,6 +24,7 @@ import type { Store } from '../control-plane/store/store.js';
 import { startEtcd, freePort } from '../test/support/etcd.js';
 import { TestClient } from '../test/support/client.js';
 import { startServer, stopAll, tempDir } from '../test/support/processes.js';
+import { sleep, waitUntil } from '../test/support/wait.js';
 import { dispatchLatency, grpcBaseline, throughput } from './spine.js';
 import { cpuSeconds, line, ms, round, summarize } from './stats.js';
 
@@ -52,7 +53,7 @@ async function rawEtcdPuts(store: Store, etcdPid: number, seconds: number): Prom
 async function onePutLatency(store: Store, n: number, gapMs: number): Promise<{ p50: number; p99: number }> {
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
-    await new Promise((r) => setTimeout(r, gapMs));
+    await sleep(gapMs);
     const t0 = process.hrtime.bigint();
     await store.txn({ success: [{ type: 'put', key: `/bench/one/${i}`, value: 'x'.repeat(800) }] });
     samples.push(ms(t0, process.hrtime.bigint()));
@@ -140,16 +141,18 @@ async function bullmq(jobs: number): Promise<number | string> {
   );
   try {
     const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
-    for (let i = 0; i < 100; i++) {
-      const q = new Queue('ping', { connection });
-      const ok = await q.waitUntilReady().then(
-        () => true,
-        () => false,
-      );
-      await q.close();
-      if (ok) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntil(
+      async () => {
+        const q = new Queue('ping', { connection });
+        const ok = await q.waitUntilReady().then(
+          () => true,
+          () => false,
+        );
+        await q.close();
+        return ok;
+      },
+      { what: 'redis to answer', timeoutMs: 10_000, intervalMs: 50 },
+    );
     const queue = new Queue('noop', { connection });
     const events = new QueueEvents('noop', { connection });
     await events.waitUntilReady();

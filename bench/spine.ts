@@ -16,12 +16,10 @@ import { openEmbeddedStore } from '../control-plane/store/embedded.js';
 import { TestClient } from '../test/support/client.js';
 import { startAgent, startServer, stopAll, tempDir, TOKEN, type ServerProc } from '../test/support/processes.js';
 import { simAgent, type SimAgent } from '../test/support/sim-agent.js';
-import { within } from '../test/support/within.js';
+import { sleep, waitUntil, within } from '../test/support/wait.js';
 import { join } from 'node:path';
 import { pidsWithArgPrefix } from '../agent/executor/testdata/proc.js';
 import { hostBusySeconds, line, ms, privateMb, round, rssMb, summarize } from './stats.js';
-
-const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
 
 /**
  * A raw unary round trip (grpc.health.v1 Check, empty request) on the same
@@ -124,7 +122,7 @@ export async function throughput(address: string, client: TestClient, jobs: numb
       submits.push(new Promise((r, j) => client.jobs.submitBatch({ specs }, (e, res) => (e ? j(e) : r(res)))));
     }
     await Promise.all(submits);
-    await within(done, 120_000, `all ${jobs} jobs to be done (throughput)`).catch((err: Error) => {
+    await within(done, { what: `all ${jobs} jobs to be done (throughput)`, timeoutMs: 120_000 }).catch((err: Error) => {
       throw new Error(`${err.message}: ${acked} done`);
     });
     return round(jobs / (ms(t0, process.hrtime.bigint()) / 1000), 0);
@@ -169,8 +167,16 @@ async function realAgentStart(
     labels: `agent=${name}`,
     args: standby ? [] : ['--no-standby-supervisor'],
   });
-  while (!(await client.agents()).agents.some((a) => a.name === name && a.state === AgentState.AGENT_STATE_READY)) await sleep(50);
-  await sleep(500); // its standby boots
+  await waitUntil(async () => (await client.agents()).agents.some((a) => a.name === name && a.state === AgentState.AGENT_STATE_READY), {
+    what: `agent ${name} to be ready`,
+    timeoutMs: 60_000,
+    intervalMs: 50,
+  });
+  if (standby)
+    await waitUntil(() => pidsWithArgPrefix(join(agent.workDir, 'attempts', '.standby-')).length > 0, {
+      what: `agent ${name}'s standby supervisor to boot`,
+      timeoutMs: 30_000,
+    });
   const samples: number[] = [];
   const done: number[] = [];
   const busy0 = hostBusySeconds();

@@ -20,7 +20,7 @@ import {
   LogStream,
   type SubmitRequest,
 } from '../proto/gen/runmesh/v1/job.js';
-import { within } from '../test/support/within.js';
+import { sleep, waitUntil, within } from '../test/support/wait.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'runmesh.js');
@@ -160,14 +160,14 @@ describe('runmesh without a control plane', () => {
       const healthy = async (): Promise<boolean> =>
         (await fetch(`http://127.0.0.1:${httpPort}/healthz`).catch(() => undefined))?.ok ?? false;
       // Bounded: up to 30 s for a busy runner to start it.
-      for (let i = 0; i < 300 && !(await healthy()); i++) await new Promise((r) => setTimeout(r, 100));
+      await waitUntil(healthy, { what: 'the server to answer /healthz', timeoutMs: 30_000, intervalMs: 100 });
       expect(await healthy()).toBe(true);
       // Its start-up lines went to the closed pipe; before, the first one ended the process with an EPIPE stack trace.
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500); // deliberate: time for that to happen again, which it must not
       expect(s.child.exitCode).toBeNull();
       expect(await healthy()).toBe(true);
       s.child.kill('SIGTERM');
-      expect(await within(s.exited, 15_000, 'server exit after SIGTERM')).toBe(0);
+      expect(await within(s.exited, { what: 'server exit after SIGTERM', timeoutMs: 15_000 })).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -325,7 +325,7 @@ describe('runmesh against a gRPC control plane', () => {
       call.on('cancelled', () => clearInterval(timer));
     };
     const f = runWithClosedPipe(['logs', '-f', 'j_1', '--server', cp.address], 'stdout');
-    expect(await within(f.exited, 8_000, 'logs -f exit')).toBe(0);
+    expect(await within(f.exited, { what: 'logs -f exit', timeoutMs: 8_000 })).toBe(0);
     expect(written).toBeLessThan(200);
     expect(f.output()).toBe('');
   });
@@ -333,16 +333,19 @@ describe('runmesh against a gRPC control plane', () => {
   it('logs -f resumes from the last record after a control-plane crash and follows the retry', async () => {
     const first = await fake();
     first.getJob = (id) => job({ id, state: JobState.JOB_STATE_RUNNING, attempt: 1 });
+    let crashed = false;
     first.logs = (_req, call) => {
       call.write(record(1, 0, LogStream.LOG_STREAM_STDOUT, 'a\n'));
       // Crash once the record is surely on the wire; the stream never ends cleanly.
-      setTimeout(() => first.crash(), 300);
+      setTimeout(() => {
+        first.crash();
+        crashed = true;
+      }, 300);
     };
     const child = run(['logs', '-f', 'j_1', '--server', first.address]);
-    // Wait (bounded) for the crash, then bring a new control plane up on the same address.
-    for (let i = 0; i < 100 && first.logRequests.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-    await new Promise((r) => setTimeout(r, 600));
-    const second = await fake(first.port);
+    // Wait (bounded) for the crash, then bring a new control plane up on the same address (once the old one has let go of it).
+    await waitUntil(() => crashed, { what: 'the first control plane to crash', timeoutMs: 15_000 });
+    const second = await waitUntil(() => fake(first.port), { what: `a new control plane on port ${first.port}`, timeoutMs: 5_000 });
     let attempt = 1;
     second.getJob = (id) =>
       attempt === 1

@@ -13,8 +13,8 @@ import { JobState, LogStream } from '../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { TestClient } from './support/client.js';
-import { waitUntil } from './support/proc.js';
 import { tempDir } from './support/processes.js';
+import { sleep, waitUntil } from './support/wait.js';
 
 const TOKEN = 'agent-protocol-token';
 let cleanup: Array<() => unknown> = [];
@@ -59,12 +59,12 @@ describe('agent stream, control-plane side', () => {
         hostname: 'test',
       },
     });
-    await waitUntil(() => got.some((m) => m.msg?.$case === 'welcome'), 10_000, 'Welcome');
+    await waitUntil(() => got.some((m) => m.msg?.$case === 'welcome'), { what: 'Welcome', timeoutMs: 10_000 });
     send({ $case: 'heartbeat', value: { draining: false, load: 0 } });
     await client.waitAgents(1);
 
     const job = await client.submit({ script: 'true' });
-    await waitUntil(() => got.some((m) => m.msg?.$case === 'assign'), 10_000, 'the Assign');
+    await waitUntil(() => got.some((m) => m.msg?.$case === 'assign'), { what: 'the Assign', timeoutMs: 10_000 });
     const ids = { jobId: job.id, attempt: 1 };
     const acks = (): LogAck[] => got.flatMap((m) => (m.msg?.$case === 'logAck' && m.msg.value.jobId === job.id ? [m.msg.value] : []));
     const resends = (): LogAck[] => acks().filter((a) => a.resend);
@@ -82,23 +82,23 @@ describe('agent stream, control-plane side', () => {
     chunk(0, 'a');
     chunk(2, 'c'); // record 1 never arrived
     chunk(3, 'd');
-    await waitUntil(() => resends().length > 0, 10_000, 'a resend request');
-    await new Promise((r) => setTimeout(r, 300));
+    await waitUntil(() => resends().length > 0, { what: 'a resend request', timeoutMs: 10_000 });
+    await sleep(300); // deliberate: time for a second request, which must not come
     expect(resends()).toEqual([{ ...ids, nextSeq: 1, resend: true }]); // one request for the whole burst
 
     chunk(1, 'b');
     chunk(2, 'c');
     chunk(3, 'd');
-    await waitUntil(() => acks().some((a) => !a.resend && a.nextSeq === 4), 10_000, 'records 0-3 acknowledged');
+    await waitUntil(() => acks().some((a) => !a.resend && a.nextSeq === 4), { what: 'records 0-3 acknowledged', timeoutMs: 10_000 });
     result(5); // counts a record we never sent
-    await waitUntil(() => resends().length === 2, 10_000, 'a resend request for the result');
+    await waitUntil(() => resends().length === 2, { what: 'a resend request for the result', timeoutMs: 10_000 });
     expect(resends()[1]).toEqual({ ...ids, nextSeq: 4, resend: true });
     expect(got.some((m) => m.msg?.$case === 'resultAck')).toBe(false);
     expect((await client.get(job.id)).state).toBe(JobState.JOB_STATE_RUNNING);
 
     chunk(4, 'e');
     result(5);
-    await waitUntil(() => got.some((m) => m.msg?.$case === 'resultAck'), 10_000, 'the ResultAck');
+    await waitUntil(() => got.some((m) => m.msg?.$case === 'resultAck'), { what: 'the ResultAck', timeoutMs: 10_000 });
     const done = await client.waitDone(job.id);
     expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(done.attempts[0]?.logRecords).toBe(5);

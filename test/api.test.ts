@@ -12,6 +12,7 @@ import { PROTOCOL_VERSION } from '../proto/protocol.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { TestClient } from './support/client.js';
 import { tempDir } from './support/processes.js';
+import { sleep, waitUntil } from './support/wait.js';
 
 const TOKEN = 'api-test-token';
 let cp: ControlPlane;
@@ -105,25 +106,37 @@ describe('status', () => {
 
 describe('streams', () => {
   it('watches job events', async () => {
-    const events: JobState[] = [];
+    const events: Array<{ id: string; state: JobState }> = [];
     const watch = client.jobs.watch({ ids: [] });
-    watch.on('data', (e: { job?: { state: JobState } }) => events.push(e.job!.state));
+    watch.on('data', (e: { job?: { id: string; state: JobState } }) => events.push({ id: e.job!.id, state: e.job!.state }));
     watch.on('error', () => undefined);
-    await new Promise((r) => setTimeout(r, 100));
-    const job = await client.submit({ argv: ['true'] });
-    await client.cancel(job.id);
-    const until = Date.now() + 5000;
-    while (!events.includes(JobState.JOB_STATE_CANCELLED) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    watch.cancel();
-    expect(events).toContain(JobState.JOB_STATE_QUEUED);
-    expect(events).toContain(JobState.JOB_STATE_CANCELLED);
+    const states = (id: string): JobState[] => events.filter((e) => e.id === id).map((e) => e.state);
+    try {
+      // Nothing tells when the server has subscribed the watch: it has once it carries a probe job's events.
+      await waitUntil(
+        async () => {
+          const probe = await client.submit({ argv: ['true'], name: 'probe' });
+          await client.cancel(probe.id);
+          return states(probe.id).length > 0;
+        },
+        { what: 'the watch to carry a probe job', timeoutMs: 5_000, intervalMs: 100 },
+      );
+      const job = await client.submit({ argv: ['true'] });
+      await client.cancel(job.id);
+      await waitUntil(() => states(job.id).includes(JobState.JOB_STATE_CANCELLED), { what: 'the cancel on the watch', timeoutMs: 5_000 });
+      expect(states(job.id)).toContain(JobState.JOB_STATE_QUEUED);
+      expect(states(job.id)).toContain(JobState.JOB_STATE_CANCELLED);
+    } finally {
+      watch.cancel();
+    }
   });
 
   it('survives a client that hangs up mid-follow', async () => {
     const job = await client.submit({ argv: ['true'] });
     const logs = client.jobs.logs({ id: job.id, follow: true, attempt: 0, fromSeq: 0 });
     logs.on('error', () => undefined);
-    await new Promise((r) => setTimeout(r, 100));
+    // A moment for the server to start following before the client hangs up; nothing shows when it has.
+    await sleep(100);
     logs.cancel();
     await client.cancel(job.id);
     expect((await client.get(job.id)).state).toBe(JobState.JOB_STATE_CANCELLED);

@@ -18,7 +18,6 @@ import {
   overlappingAttempts,
   PEER_TTL_SECONDS,
   DEFAULT_PEER_TTL_SECONDS,
-  sleep,
   startMeshAgents,
   startPeers,
   waitAgentsOn,
@@ -26,9 +25,10 @@ import {
   waitLeader,
   type MeshPeer,
 } from './support/mesh.js';
-import { jobPids, waitUntil } from './support/proc.js';
+import { jobPids } from './support/proc.js';
 import { removeDir, stopAll, TOKEN } from './support/processes.js';
 import { simAgent, type SimAgent } from './support/sim-agent.js';
+import { sleep, waitUntil } from './support/wait.js';
 
 // Real agents start a supervisor process per attempt (~0.1-0.2 s of CPU): 500 jobs take 75-100 s on a
 // 2-core runner that is also running another suite, so the bounds leave room for twice that.
@@ -198,7 +198,7 @@ describe('control-plane mesh over etcd', () => {
     const onKilled = new Set([...held].filter(([, peer]) => peer === leader.id).map(([name]) => name));
     let killedAt = 0;
     const failover = (async () => {
-      await waitUntil(() => killedAt > 0, 60_000, 'the kill');
+      await waitUntil(() => killedAt > 0, { what: 'the kill', timeoutMs: 60_000 });
       const next = await waitLeader(others[0]!.client, leader.id, 30_000);
       return { next, seconds: (Date.now() - killedAt) / 1000 };
     })();
@@ -239,7 +239,12 @@ describe('control-plane mesh over etcd', () => {
     const script = `i=1; while [ $i -le ${lines} ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done`;
     const jobs = await Promise.all(pinned.map((name) => survivor.client.submit({ script, selector: `agent=${name}`, maxAttempts: 1 })));
     for (const j of jobs) await survivor.client.waitFor(j.id, (x) => x.state === JobState.JOB_STATE_RUNNING, 20_000);
-    await sleep(1000);
+    // Killed mid-stream: each job has sent a tenth of its output through the victim.
+    for (const j of jobs)
+      await waitUntil(async () => (await survivor.client.logs(j.id)).stdout.includes('line 6\n'), {
+        what: `${j.id} to stream 6 lines`,
+        timeoutMs: 20_000,
+      });
     for (const j of jobs) expect(jobPids(j.id).length).toBeGreaterThan(0);
     await victim.kill9();
     const moved = await waitAgentsOn(survivor.client, pinned, victim.id, 30_000);
@@ -296,7 +301,11 @@ describe('control-plane mesh over etcd', () => {
       await leader.client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING, 20_000);
       // Both followers read from the agent's peer until it dies, then from wherever the agent reconnects.
       const follows = [leader, third].map((p) => p.client.logs(job.id, { follow: true }));
-      await sleep(1500);
+      // Killed mid-job: a quarter of the output has been read from the agent's peer.
+      await waitUntil(async () => (await leader.client.logs(job.id)).stdout.includes('line 15\n'), {
+        what: 'the job to stream 15 lines',
+        timeoutMs: 20_000,
+      });
       await home.kill9();
       const done = await leader.client.waitDone(job.id, 60_000);
       expect(done.state, describeJob(done)).toBe(SUCCEEDED);
@@ -337,11 +346,10 @@ describe('control-plane mesh over etcd', () => {
           simAgent(lead.address, { ...hold, name: 'm7-idle', load: 0 }),
         );
         await Promise.all(sims.map((s) => s.welcomed));
-        await waitUntil(
-          async () => (await lead.client.agents()).agents.find((a) => a.name === 'm7-busy')?.load === 0.9,
-          20_000,
-          "the leader to see m7-busy's load",
-        );
+        await waitUntil(async () => (await lead.client.agents()).agents.find((a) => a.name === 'm7-busy')?.load === 0.9, {
+          what: "the leader to see m7-busy's load",
+          timeoutMs: 20_000,
+        });
         const jobs = [];
         for (let i = 0; i < 4; i++) jobs.push(await lead.client.submit({ argv: ['true'], selector: 'sim=true' }));
         const placed = await Promise.all(jobs.map((j) => lead.client.waitFor(j.id, (x) => x.attempts.length > 0, 20_000)));
@@ -361,7 +369,11 @@ describe('control-plane mesh over etcd', () => {
     await waitAgentsOn(peers[0]!.client, agentNames('m4', [0, 1, 2, 3]));
     const spec = { script: 'sleep 0.2; echo $RUNMESH_JOB_ID', maxAttempts: 3 };
     const flowing = await submitSpread(peers, 100, spec, 50);
-    await sleep(1000);
+    // Under load: the restart comes while jobs run.
+    await waitUntil(async () => ((await peers[0]!.client.status()).jobsByState.running ?? 0) > 0, {
+      what: 'jobs running',
+      timeoutMs: 20_000,
+    });
     const t0 = Date.now();
     await etcd.restart();
     const restartSeconds = (Date.now() - t0) / 1000;
@@ -370,7 +382,7 @@ describe('control-plane mesh over etcd', () => {
     // Submitted at once, retrying only what a client may retry (UNAVAILABLE); checked after the flowing jobs.
     const later = Promise.allSettled(Array.from({ length: 20 }, (_, i) => submitRetrying(peers[i % peers.length]!, spec, 20_000)));
     // A blip under the lease must not cost any peer its lease: same processes a lease and a half later.
-    await sleep(ttl * 1500);
+    await sleep(ttl * 1500); // deliberate: a lease and a half in which no peer may exit
     const exited = peers
       .filter((p) => !p.alive())
       .map((p) => `${p.id}: ${p.output().match(/lost this peer's lease[^\n]*/)?.[0] ?? `exit ${p.proc.exitCode}`}`);
@@ -411,9 +423,9 @@ describe('control-plane mesh over etcd', () => {
     const meanwhile = await submitSpread(others, 60, spec, 20);
     const next = await waitLeader(others[0]!.client, leader.id, 20_000);
     console.log(`mesh: leader ${leader.id} frozen, ${next} leads after ${((Date.now() - frozenAt) / 1000).toFixed(2)} s`);
-    await sleep(Math.max(0, frozenAt + 3 * PEER_TTL_SECONDS * 1000 - Date.now()));
+    await sleep(Math.max(0, frozenAt + 3 * PEER_TTL_SECONDS * 1000 - Date.now())); // deliberate: frozen well past its lease
     leader.proc.kill('SIGCONT');
-    await waitUntil(() => !leader.alive(), 20_000, 'the stale leader to exit');
+    await waitUntil(() => !leader.alive(), { what: 'the stale leader to exit', timeoutMs: 20_000 });
     expect(leader.proc.exitCode, leader.output().slice(-3000)).toBe(1);
     expect(leader.output()).toContain("lost this peer's lease");
     const all = [...before, ...meanwhile];
@@ -427,7 +439,7 @@ describe('control-plane mesh over etcd', () => {
       `mesh: ${[...done.values()].filter((j) => j.attempts.length > 1).length} of ${all.length} jobs needed a second attempt around the frozen leader`,
     );
     // Read again once the stale peer is long gone: nothing changed behind the survivors' backs.
-    await sleep(1000);
+    await sleep(1000); // deliberate: a while in which nothing may change
     const again = await waitAllDone(
       others.map((p) => p.client),
       all,

@@ -6,8 +6,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { TestClient } from './support/client.js';
-import { jobPids, waitUntil } from './support/proc.js';
+import { jobPids } from './support/proc.js';
 import { startAgent, startServer, stopAll, tempDir } from './support/processes.js';
+import { waitUntil } from './support/wait.js';
 
 afterAll(stopAll);
 
@@ -43,7 +44,12 @@ describe('restarts', () => {
     });
     await client.waitFor(j.id, (x) => x.state === JobState.JOB_STATE_RUNNING);
     for (let round = 0; round < 3; round++) {
-      await new Promise((r) => setTimeout(r, 400));
+      // Each agent (the first, then each restarted one) streams more of the job before it is killed.
+      const upTo = `line ${10 * (round + 1)}\n`;
+      await waitUntil(async () => (await client.logs(j.id)).stdout.includes(upTo), {
+        what: `the log up to ${upTo.trim()}`,
+        timeoutMs: 20_000,
+      });
       await agent.kill9();
       expect(jobPids(j.id).length).toBeGreaterThan(0); // the job outlives its agent
       agent = await startAgent(server.address, { name: 'phoenix', workDir });
@@ -54,7 +60,7 @@ describe('restarts', () => {
     const { stdout } = await client.logs(j.id);
     expect(stdout).toBe(Array.from({ length: lines }, (_, i) => `line ${i + 1}\n`).join(''));
     expect(done.timeline.filter((t) => t.state === JobState.JOB_STATE_SUCCEEDED)).toHaveLength(1);
-    await waitUntil(() => jobPids(j.id).length === 0, 5000, 'the job to be gone');
+    await waitUntil(() => jobPids(j.id).length === 0, { what: 'the job to be gone', timeoutMs: 5000 });
     client.close();
   });
 });

@@ -12,14 +12,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { TestClient } from './support/client.js';
-import { waitUntil } from './support/proc.js';
 import { removeDir, startAgent, startServer, stopAll, tempDir, type ServerProc } from './support/processes.js';
+import { waitUntil } from './support/wait.js';
 
 const NGINX = '/usr/sbin/nginx';
 const hasNginx = existsSync(NGINX);
 const skipped = hasNginx ? '' : ' (skipped: nginx not installed)';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -93,8 +91,7 @@ async function startNginx(dir: string, upstream: string): Promise<Nginx> {
       const res = await fetch(`http://${address}/healthz`).catch(() => undefined);
       return res?.ok ?? false;
     },
-    10_000,
-    'nginx to proxy /healthz',
+    { what: 'nginx to proxy /healthz', timeoutMs: 10_000 },
   ).catch(async (err: Error) => {
     await stop();
     throw err;
@@ -131,7 +128,13 @@ describe('restricted network: an HTTP/1.1-only reverse proxy (nginx) in front of
 
   it.skipIf(!hasNginx)(`gRPC over tcp through the proxy fails: the agent never becomes ready${skipped}`, async () => {
     const agent = await startAgent(`tcp://${nginx?.address}`, { name: 'grpc-via-proxy', workDir: join(dir, 'grpc-via-proxy') });
-    await sleep(5_000);
+    // Refused on every try, not once: the agent keeps dialling through the proxy and never gets in.
+    const refusals = (): number =>
+      agent
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"transport address unreachable"')).length;
+    await waitUntil(() => refusals() >= 3, { what: 'three refused dials through the proxy', timeoutMs: 30_000 });
     expect((await client.agents()).agents.map((a) => a.name)).not.toContain('grpc-via-proxy');
     expect(agent.output()).toContain('transport address unreachable');
     expect(agent.proc.exitCode).toBeNull();

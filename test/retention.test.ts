@@ -14,9 +14,9 @@ import { isCompacted } from '../control-plane/store/errors.js';
 import { openEtcdStore } from '../control-plane/store/etcd.js';
 import { TestClient } from './support/client.js';
 import { startEtcd, type TestEtcd } from './support/etcd.js';
-import { waitUntil } from './support/proc.js';
 import { tempDir } from './support/processes.js';
 import { simAgent } from './support/sim-agent.js';
+import { waitUntil } from './support/wait.js';
 
 const TOKEN = 'retention-test-token';
 let etcd: TestEtcd;
@@ -56,8 +56,7 @@ describe('retention and compaction', () => {
             () => false,
             (e: typeof missing) => ((missing = e), e.code === Status.NOT_FOUND),
           ),
-        15_000,
-        'the ended jobs to be deleted',
+        { what: 'the ended jobs to be deleted', timeoutMs: 15_000 },
       );
       expect(missing.details).toBe(
         `job ${first[0]!.id} not found (jobs are deleted 1s after they end, or oldest first past 100,000 ended; it may have been)`,
@@ -68,11 +67,10 @@ describe('retention and compaction', () => {
             e ? reject(e) : resolve(r.jobs.map((j) => j.id)),
           ),
         );
-      await waitUntil(
-        async () => !(await listed()).some((id) => first.some((f) => f.id === id)),
-        15_000,
-        'every one of them to be deleted',
-      );
+      await waitUntil(async () => !(await listed()).some((id) => first.some((f) => f.id === id)), {
+        what: 'every one of them to be deleted',
+        timeoutMs: 15_000,
+      });
 
       // History before a later tick is compacted: a watch from the start revision is refused.
       await waitUntil(
@@ -84,8 +82,7 @@ describe('retention and compaction', () => {
           });
           return refused && (await raw.revision()) > startRevision;
         },
-        15_000,
-        'a compaction past the first jobs',
+        { what: 'a compaction past the first jobs', timeoutMs: 15_000 },
       );
 
       // The control plane's watches carried on: new jobs run and are seen to end.
@@ -133,12 +130,15 @@ describe('retention and compaction', () => {
           () => false,
         );
       // The sweep runs every 10 s at most; the newest five stay.
-      await waitUntil(async () => !(await exists(jobs[jobs.length - 6]!)), 25_000, 'the jobs over the cap to be deleted');
+      await waitUntil(async () => !(await exists(jobs[jobs.length - 6]!)), {
+        what: 'the jobs over the cap to be deleted',
+        timeoutMs: 25_000,
+      });
       for (const id of kept) expect(await exists(id)).toBe(true);
       for (const id of jobs.slice(0, -5)) expect(await exists(id)).toBe(false);
       const logDirs = async (): Promise<string[]> =>
         (await readdir(join(dataDir, 'blobs', 'logs')).catch(() => [] as string[])).filter((d) => jobs.includes(d));
-      await waitUntil(async () => (await logDirs()).length === 5, 10_000, 'only the kept jobs to have logs');
+      await waitUntil(async () => (await logDirs()).length === 5, { what: 'only the kept jobs to have logs', timeoutMs: 10_000 });
       expect((await logDirs()).sort()).toEqual([...kept].sort());
     } finally {
       agent.close();

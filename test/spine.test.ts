@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
 import { TestClient } from './support/client.js';
-import { jobPids, waitUntil } from './support/proc.js';
+import { jobPids } from './support/proc.js';
 import { startAgent, startServer, stopAll, type AgentProc, type ServerProc } from './support/processes.js';
+import { waitUntil } from './support/wait.js';
 
 describe('spine: server + 2 agents as processes', () => {
   let server: ServerProc;
@@ -74,11 +75,11 @@ describe('spine: server + 2 agents as processes', () => {
   it('cancels a sleep 600 with a child process and leaves no process behind', async () => {
     const j = await client.submit({ script: 'sleep 600 & sleep 600; wait', cancelGraceSeconds: 2 });
     await client.waitFor(j.id, (x) => x.state === JobState.JOB_STATE_RUNNING);
-    await waitUntil(() => jobPids(j.id).length >= 3, 10_000, 'the job and its child to run');
+    await waitUntil(() => jobPids(j.id).length >= 3, { what: 'the job and its child to run', timeoutMs: 10_000 });
     await client.cancel(j.id);
     const done = await client.waitDone(j.id);
     expect(done.state).toBe(JobState.JOB_STATE_CANCELLED);
-    await waitUntil(() => jobPids(j.id).length === 0, 10_000, 'every process of the job to exit');
+    await waitUntil(() => jobPids(j.id).length === 0, { what: 'every process of the job to exit', timeoutMs: 10_000 });
   });
 
   it('times a job out and kills its process group', async () => {
@@ -86,7 +87,7 @@ describe('spine: server + 2 agents as processes', () => {
     const done = await client.waitDone(j.id);
     expect(done.state).toBe(JobState.JOB_STATE_TIMED_OUT);
     expect(done.failure).toBe(FailureCategory.FAILURE_CATEGORY_TIMEOUT);
-    await waitUntil(() => jobPids(j.id).length === 0, 10_000, 'the timed-out job to be gone');
+    await waitUntil(() => jobPids(j.id).length === 0, { what: 'the timed-out job to be gone', timeoutMs: 10_000 });
   });
 
   it('retries a failing job with backoff, then gives up', async () => {
@@ -120,7 +121,7 @@ describe('spine: server + 2 agents as processes', () => {
     const j = await client.submit({ script: 'echo start; sleep 3; echo end', maxAttempts: 2 });
     const running = await client.waitFor(j.id, (x) => x.state === JobState.JOB_STATE_RUNNING);
     const victim = agents.find((a) => a.name === running.attempts[0]?.agent)!;
-    await waitUntil(() => jobPids(j.id).length > 0, 10_000, 'the job to start');
+    await waitUntil(() => jobPids(j.id).length > 0, { what: 'the job to start', timeoutMs: 10_000 });
     // The host dies: the agent and every process of the job.
     await victim.kill9();
     const supervisor = Number(await readFile(join(victim.workDir, 'attempts', `${j.id}.1`, 'supervisor.pid'), 'utf8'));

@@ -17,7 +17,7 @@ import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { makeTestCerts, type TestCerts } from '../transport/testing/certs.js';
 import { Relay } from '../transport/testing/relays.js';
 import { TestClient } from './support/client.js';
-import { jobPids, waitUntil } from './support/proc.js';
+import { jobPids } from './support/proc.js';
 import {
   removeDir,
   startAgent,
@@ -29,13 +29,12 @@ import {
   type Proc,
   type ServerProc,
 } from './support/processes.js';
+import { sleep, waitUntil } from './support/wait.js';
 
 const LINES = 2000;
 /** ~2,000 numbered lines over ~2 s: 20 bursts of 100 lines, 0.1 s apart. */
 const NUMBERED = `i=1; while [ $i -le ${LINES} ]; do echo "line $i"; if [ $((i % 100)) -eq 0 ]; then sleep 0.1; fi; i=$((i+1)); done`;
 const EXPECTED = Array.from({ length: LINES }, (_, i) => `line ${i + 1}\n`).join('');
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Every gRPC address the server printed, in --listen order. */
 function grpcAddresses(server: ServerProc): string[] {
@@ -50,6 +49,8 @@ const hostPort = (addr: string): { host: string; port: number } => ({
 });
 const alive = (p: Proc): boolean => p.proc.exitCode === null && p.proc.signalCode === null;
 const connects = (p: Proc): number => p.output().match(/"msg":"connected"/g)?.length ?? 0;
+/** How many times the agent logged an address as unreachable (each dial that failed). */
+const refusals = (p: Proc): number => p.output().match(/"msg":"transport address unreachable"/g)?.length ?? 0;
 
 /** The distinct reasons an agent logged for an unreachable address. */
 function unreachableReasons(p: Proc): string[] {
@@ -275,23 +276,23 @@ describe.each(CASES)('transport $name: server + 1 agent', (tc) => {
   it('cancels a sleep 600 and leaves no process behind', async () => {
     const j = await client.submit({ script: 'sleep 600', cancelGraceSeconds: 2 });
     await client.waitFor(j.id, (x) => x.state === JobState.JOB_STATE_RUNNING);
-    await waitUntil(() => jobPids(j.id).length >= 1, 10_000, 'the job process to run');
+    await waitUntil(() => jobPids(j.id).length >= 1, { what: 'the job process to run', timeoutMs: 10_000 });
     await client.cancel(j.id);
     expect((await client.waitDone(j.id)).state).toBe(JobState.JOB_STATE_CANCELLED);
-    await waitUntil(() => jobPids(j.id).length === 0, 10_000, 'every process of the job to exit');
+    await waitUntil(() => jobPids(j.id).length === 0, { what: 'every process of the job to exit', timeoutMs: 10_000 });
   });
 
   it('survives an abrupt connection drop mid-job: reconnects, job succeeds, log complete and in order', async () => {
     const before = connects(agent);
     const j = await client.submit({ script: NUMBERED });
     const followed = client.logs(j.id, { follow: true });
-    await waitUntil(async () => (await client.logs(j.id)).stdout.includes('line 300\n'), 20_000, 'the log to stream');
+    await waitUntil(async () => (await client.logs(j.id)).stdout.includes('line 300\n'), { what: 'the log to stream', timeoutMs: 20_000 });
     expect((await client.get(j.id)).state).toBe(JobState.JOB_STATE_RUNNING); // the cut lands mid-job
     expect(relay.killAll()).toBeGreaterThan(0);
     const done = await client.waitDone(j.id, 45_000);
     expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(done.attempts).toHaveLength(1); // resumed on the new connection, not re-run
-    await waitUntil(() => connects(agent) > before, 15_000, 'the agent to reconnect');
+    await waitUntil(() => connects(agent) > before, { what: 'the agent to reconnect', timeoutMs: 15_000 });
     expect((await client.logs(j.id)).stdout).toBe(EXPECTED);
     expect((await followed).stdout).toBe(EXPECTED);
     expect(alive(server)).toBe(true);
@@ -329,11 +330,10 @@ describe('agent address fallback', () => {
     const j = await jobOn('skip-closed');
     // Node itself was seen to take 13 s to start an agent on a runner busy with the mesh suite: the
     // fallback is timed from the agent's own log, from its start to its connection.
-    await waitUntil(
-      async () => (await client.agents()).agents.some((a) => a.name === 'skip-closed'),
-      60_000,
-      'the agent to join through its second address',
-    );
+    await waitUntil(async () => (await client.agents()).agents.some((a) => a.name === 'skip-closed'), {
+      what: 'the agent to join through its second address',
+      timeoutMs: 60_000,
+    });
     const at = (msg: string): number => {
       const line = agent
         .output()
@@ -357,7 +357,7 @@ describe('agent address fallback', () => {
     const j = await jobOn('no-downgrade');
     // Bounded wait for the refusal (a loaded runner starts the agent slowly), then a while to be sure.
     await waitForOutput(agent, /refusing to fall back/, 60_000);
-    await sleep(2_000);
+    await sleep(2_000); // deliberate: a while in which it must not fall back
     expect((await client.get(j.id)).state).toBe(JobState.JOB_STATE_QUEUED);
     expect((await client.agents()).agents.map((a) => a.name)).not.toContain('no-downgrade');
     expect(alive(agent)).toBe(true);
@@ -422,7 +422,11 @@ describe('TLS refusals: a server that requires client certificates', () => {
     const j = await client.submit({ script: 'echo served', selector: 'agent=good' });
     expect((await client.waitDone(j.id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect((await client.logs(j.id)).stdout).toBe('served\n');
-    await sleep(4_000);
+    // Refused again on retry, not only once: neither gets in however often it tries.
+    await waitUntil(() => refusals(wrongCa) >= 2 && refusals(noCert) >= 2, {
+      what: 'both refused agents to retry and be refused again',
+      timeoutMs: 30_000,
+    });
     expect((await client.agents()).agents.map((a) => a.name)).toEqual(['good']);
     for (const p of [wrongCa, noCert]) expect(unreachableReasons(p).length).toBeGreaterThan(0);
     expect(alive(server)).toBe(true);

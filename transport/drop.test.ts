@@ -13,7 +13,7 @@ import { makeTestCerts, type TestCerts } from './testing/certs.js';
 import { ConnectProxy, Relay } from './testing/relays.js';
 import { healthCheck, openStream } from './testing/services.js';
 import { startTransport, type Running } from './testing/setups.js';
-import { within } from '../test/support/within.js';
+import { within } from '../test/support/wait.js';
 
 const STEP_TIMEOUT_MS = 20_000;
 
@@ -52,9 +52,9 @@ async function dropMidStream(client: grpc.Client, kill: () => number): Promise<v
     });
   });
   const failed = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
-  await within(firstMiB, STEP_TIMEOUT_MS, 'the first MiB');
+  await within(firstMiB, { what: 'the first MiB', timeoutMs: STEP_TIMEOUT_MS });
   expect(kill()).toBeGreaterThan(0);
-  const err = await within(failed, STEP_TIMEOUT_MS, 'the call to fail');
+  const err = await within(failed, { what: 'the call to fail', timeoutMs: STEP_TIMEOUT_MS });
   expect([grpc.status.UNAVAILABLE, grpc.status.INTERNAL]).toContain(err.code);
   await expect(healthCheck(client, STEP_TIMEOUT_MS, true)).resolves.toBe('SERVING');
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sleep, waitUntil } from '../test/support/wait.js';
 import { FLOW_CONTROL_WINDOW, widenServerWindows, CLIENT_FLOW_CONTROL_OPTIONS } from './flow-control.js';
 import { bindAll } from './server.js';
 import { startTestServer } from './testing/services.js';
@@ -44,10 +45,9 @@ function rawSession(address: string): ClientHttp2Session {
   return session;
 }
 
-/** The server's settings once it has sent them all (its first SETTINGS frame, then any update within 300 ms). */
-async function settledSettings(session: ClientHttp2Session): Promise<Settings> {
+/** The server's first SETTINGS frame. */
+async function firstSettings(session: ClientHttp2Session): Promise<Settings> {
   await once(session, 'remoteSettings');
-  await new Promise((r) => setTimeout(r, 300));
   return session.remoteSettings;
 }
 
@@ -57,7 +57,14 @@ describe.each([
 ])('on %s', (_name, address) => {
   it('a widened server advertises 1 MiB stream windows and opens its connection window as wide', async () => {
     const session = rawSession(await serve(true, address()));
-    const settings = await settledSettings(session);
+    await firstSettings(session);
+    // The wide settings and the connection's WINDOW_UPDATE may follow the first SETTINGS frame.
+    await waitUntil(
+      () =>
+        session.remoteSettings.initialWindowSize === FLOW_CONTROL_WINDOW && (session.state.remoteWindowSize ?? 0) >= FLOW_CONTROL_WINDOW,
+      { what: 'the widened windows', timeoutMs: 5_000, intervalMs: 5 },
+    );
+    const settings = session.remoteSettings;
     expect(settings.initialWindowSize).toBe(FLOW_CONTROL_WINDOW);
     // What this client may send on the connection before the server's next WINDOW_UPDATE.
     expect(session.state.remoteWindowSize).toBeGreaterThanOrEqual(FLOW_CONTROL_WINDOW);
@@ -65,7 +72,9 @@ describe.each([
 
   it('a plain grpc-js server keeps the 64 KiB default (what widening is for)', async () => {
     const session = rawSession(await serve(false, address()));
-    const settings = await settledSettings(session);
+    await firstSettings(session);
+    await sleep(300); // deliberate: a widened server has updated its windows by now; this one must not
+    const settings = session.remoteSettings;
     expect(settings.initialWindowSize).toBe(HTTP2_DEFAULT_WINDOW);
     expect(session.state.remoteWindowSize).toBe(HTTP2_DEFAULT_WINDOW);
   });

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { collectFirst, Fixture, groupGone, pgidOf, text } from './testdata/fixture.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, groupMembers, pidsWithArgPrefix, waitUntil } from './testdata/proc.js';
+import { alive, groupMembers, pidsWithArgPrefix } from './testdata/proc.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 let fx: Fixture;
 const supervisors = (): number[] => pidsWithArgPrefix(join(fx.workDir, 'attempts', '.standby-'));
@@ -13,7 +14,10 @@ afterEach(async () => {
 
 /** Waits until the job's group has at least `n` live processes; returns the group id. */
 async function groupOf(dir: string, n: number): Promise<number> {
-  await waitUntil(() => pgidOf(dir) > 0 && groupMembers(pgidOf(dir)).length >= n, `${n} processes in the job's group`);
+  await waitUntil(() => pgidOf(dir) > 0 && groupMembers(pgidOf(dir)).length >= n, {
+    what: `${n} processes in the job's group`,
+    timeoutMs: 20_000,
+  });
   return pgidOf(dir);
 }
 
@@ -98,7 +102,7 @@ describe('timeout', () => {
   it('kills a leftover that ignores SIGTERM and let go of its pipes, and the next job does not wait for that', async () => {
     fx = new Fixture();
     await fx.executor.recover(); // boots the standby that runs the first attempt
-    await waitUntil(() => supervisors().length === 1, 'the standby');
+    await waitUntil(() => supervisors().length === 1, { what: 'the standby', timeoutMs: 20_000 });
     const supervisorOf = (dir: string): number => Number(readFileSync(join(dir, 'supervisor.pid'), 'utf8'));
     const script = "(trap '' TERM; exec sleep 600 </dev/null >/dev/null 2>&1) & echo main done";
     const first = await fx.executor.start(fx.spec({ script }));
@@ -109,8 +113,11 @@ describe('timeout', () => {
     expect(await second.exited()).toMatchObject({ failure: 'none', exitCode: 0 });
     for (const h of [first, second]) {
       const pgid = pgidOf(h.dir);
-      await waitUntil(() => groupMembers(pgid).length === 0, 'the leftover to be SIGKILLed', 5000);
+      await waitUntil(() => groupMembers(pgid).length === 0, { what: 'the leftover to be SIGKILLed', timeoutMs: 5000 });
     }
-    await waitUntil(() => !alive(supervisorOf(first.dir)), 'the first supervisor to leave once its leftover is gone', 5000);
+    await waitUntil(() => !alive(supervisorOf(first.dir)), {
+      what: 'the first supervisor to leave once its leftover is gone',
+      timeoutMs: 5000,
+    });
   });
 });

@@ -1,21 +1,37 @@
 /** DirChanges on a real directory (inotify here): wakes on writes, and tells routine files from the rest. */
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { waitUntil } from '../../test/support/wait.js';
 import { DirChanges, POLL_MS } from './dir-changes.js';
 
 let dir: string;
 let changes: DirChanges;
+/** Names in the directory's events as a second watcher sees them: inotify hands one event to both watchers at once. */
+let seen: string[];
+let witness: FSWatcher;
 const forever = new AbortController().signal;
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+
+/** Waits until the watchers have the events of the writes since `since`: the last write was to the spool (after `after`, if given). */
+async function delivered(since: number, after?: string): Promise<void> {
+  const spoolLast = (): boolean => {
+    const names = seen.slice(since);
+    const from = after === undefined ? 0 : names.indexOf(after);
+    return from >= 0 && names.indexOf('output.spool', from) >= 0;
+  };
+  await waitUntil(spoolLast, { what: `an event of the spool${after ? ` after one of ${after}` : ''}`, timeoutMs: 5_000, intervalMs: 5 });
+}
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'runmesh-dir-changes-'));
   writeFileSync(join(dir, 'output.spool'), '');
   changes = new DirChanges(dir, ['output.spool']);
+  seen = [];
+  witness = watch(dir, { persistent: false }, (_event, name) => seen.push(String(name)));
 });
 afterEach(() => {
+  witness.close();
   changes.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -23,7 +39,7 @@ afterEach(() => {
 it('appends to a routine file say nothing else changed', async () => {
   appendFileSync(join(dir, 'output.spool'), 'x');
   appendFileSync(join(dir, 'output.spool'), 'y');
-  await settle();
+  await delivered(0);
   expect(await changes.next(forever)).toBe(false);
 });
 
@@ -31,10 +47,11 @@ it('another file appearing, even among routine appends, says to look', async () 
   appendFileSync(join(dir, 'output.spool'), 'x');
   writeFileSync(join(dir, 'status.json'), '{}');
   appendFileSync(join(dir, 'output.spool'), 'y');
-  await settle();
+  await delivered(0, 'status.json');
   expect(await changes.next(forever)).toBe(true);
+  const mark = seen.length;
   appendFileSync(join(dir, 'output.spool'), 'z');
-  await settle();
+  await delivered(mark);
   expect(await changes.next(forever)).toBe(false); // what was seen is reset by each wait
 });
 

@@ -9,7 +9,8 @@ import { createExecutor } from './index.js';
 import { supervisorPath } from './local.js';
 import { collect, collectFirst, Fixture, silent, text } from './testdata/fixture.js';
 import { supervisorMarks } from './liveness.js';
-import { alive, pidsWithArg, pidsWithArgPrefix, waitUntil } from './testdata/proc.js';
+import { alive, pidsWithArg, pidsWithArgPrefix } from './testdata/proc.js';
+import { sleep, waitUntil } from '../../test/support/wait.js';
 
 let fx: Fixture;
 afterEach(async () => {
@@ -126,7 +127,10 @@ describe('supervisor log', () => {
     const h = await fx.executor.start(fx.spec({ script: 'sleep 1; date +%s%3N' }));
     const printedAt = Number(text(await collect(h), 'stdout').trim());
     await h.exited();
-    await waitUntil(() => readFileSync(join(h.dir, 'supervisor.log'), 'utf8').includes('job finished'), 'the last line');
+    await waitUntil(() => readFileSync(join(h.dir, 'supervisor.log'), 'utf8').includes('job finished'), {
+      what: 'the last line',
+      timeoutMs: 20_000,
+    });
     const lines = readFileSync(join(h.dir, 'supervisor.log'), 'utf8')
       .trim()
       .split('\n')
@@ -148,7 +152,7 @@ describe('executor start and remove', () => {
     expect(b).toBe(a);
     expect(c).toBe(a);
     expect(d.dir).toBe(a.dir);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300); // deliberate: time for a second supervisor to show, which must not
     expect(new Set(supervisorMarks(a.dir).flatMap(pidsWithArg)).size).toBe(1);
     const outputs = text(await collectFirst(a, 1), 'stdout');
     expect(outputs).toBe('once\n');
@@ -185,7 +189,7 @@ describe('standby supervisor', () => {
     fx = new Fixture();
     const first = await fx.executor.start(fx.spec({ script: 'echo cold' }));
     expect(existsSync(join(first.dir, 'supervisor.standby'))).toBe(false);
-    await waitUntil(() => standbys().length === 1, 'a standby to be booted after the first start');
+    await waitUntil(() => standbys().length === 1, { what: 'a standby to be booted after the first start', timeoutMs: 20_000 });
     const [ready] = standbys();
     const second = await fx.executor.start(fx.spec({ script: 'echo warm; echo to-stderr >&2; exit 4' }));
     const token = readFileSync(join(second.dir, 'supervisor.standby'), 'utf8');
@@ -197,21 +201,27 @@ describe('standby supervisor', () => {
     // Its log moved into the attempt with it; a new standby waits for the attempt after.
     expect(existsSync(token)).toBe(false);
     // It logs once the job has run (pino loads after it).
-    await waitUntil(() => readFileSync(join(second.dir, 'supervisor.log'), 'utf8').includes('job finished'), 'the last line');
+    await waitUntil(() => readFileSync(join(second.dir, 'supervisor.log'), 'utf8').includes('job finished'), {
+      what: 'the last line',
+      timeoutMs: 20_000,
+    });
     const logged = readFileSync(join(second.dir, 'supervisor.log'), 'utf8')
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { msg: string; exit_code?: number });
     expect(logged.map((l) => l.msg)).toEqual(['job started', 'job finished']);
     expect(logged[1]?.exit_code).toBe(4);
-    await waitUntil(() => standbys().length === 2 && standbys().includes(ready!), 'the next standby, beside the one kept');
+    await waitUntil(() => standbys().length === 2 && standbys().includes(ready!), {
+      what: 'the next standby, beside the one kept',
+      timeoutMs: 20_000,
+    });
     expect(text(await collect(first), 'stdout')).toBe('cold\n');
   });
 
   it('hands a supervisor back from its attempt to the next one, which logs to its own file', async () => {
     fx = new Fixture();
     await fx.executor.recover();
-    await waitUntil(() => standbys().length === 1, 'the standby');
+    await waitUntil(() => standbys().length === 1, { what: 'the standby', timeoutMs: 20_000 });
     const pids: string[] = [];
     const kept = [];
     for (let i = 0; i < 6; i++) {
@@ -230,7 +240,10 @@ describe('standby supervisor', () => {
     expect(pids).toContain(pids[0]);
     expect(alive(Number(pids[1]))).toBe(true);
     for (const h of kept) {
-      await waitUntil(() => readFileSync(join(h.dir, 'supervisor.log'), 'utf8').includes('job finished'), 'the last line');
+      await waitUntil(() => readFileSync(join(h.dir, 'supervisor.log'), 'utf8').includes('job finished'), {
+        what: 'the last line',
+        timeoutMs: 20_000,
+      });
       const logged = readFileSync(join(h.dir, 'supervisor.log'), 'utf8')
         .trim()
         .split('\n')
@@ -246,7 +259,7 @@ describe('standby supervisor', () => {
   it("ignores a cancel signal meant for the attempt before: only the running attempt's cancel.json counts", async () => {
     fx = new Fixture();
     await fx.executor.recover();
-    await waitUntil(() => standbys().length === 1, 'the standby');
+    await waitUntil(() => standbys().length === 1, { what: 'the standby', timeoutMs: 20_000 });
     const a = await fx.executor.start(fx.spec({ script: 'true' }));
     await a.exited();
     const b = await fx.executor.start(fx.spec({ script: 'echo tick; sleep 600' }));
@@ -256,7 +269,7 @@ describe('standby supervisor', () => {
     // A late cancel of `a`: its request lands in a's directory, its signal reaches the supervisor now running b.
     writeFileSync(join(a.dir, 'cancel.json'), JSON.stringify({ grace: 0, reason: 'late', at: Date.now() }));
     process.kill(pid, 'SIGUSR2');
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300); // deliberate: time for the signal to stop b, which it must not
     expect(existsSync(join(b.dir, 'status.json'))).toBe(false);
     await b.cancel(0, 'test over');
     expect(await b.exited()).toMatchObject({ failure: 'cancelled', message: 'cancelled: test over' });
@@ -265,7 +278,7 @@ describe('standby supervisor', () => {
   it('cancels a job on a standby supervisor and leaves nothing behind', async () => {
     fx = new Fixture();
     await fx.executor.recover(); // an agent starting up boots its standby here
-    await waitUntil(() => standbys().length === 1, 'the standby');
+    await waitUntil(() => standbys().length === 1, { what: 'the standby', timeoutMs: 20_000 });
     const h = await fx.executor.start(fx.spec({ script: 'echo tick; sleep 600' }));
     expect(existsSync(join(h.dir, 'supervisor.standby'))).toBe(true);
     await collectFirst(h, 1);
@@ -287,16 +300,16 @@ describe('standby supervisor', () => {
   it('leaves when its executor closes, removing its log; one still running its attempt leaves after it', async () => {
     fx = new Fixture();
     await fx.executor.recover();
-    await waitUntil(() => standbys().length === 1, 'the standby');
+    await waitUntil(() => standbys().length === 1, { what: 'the standby', timeoutMs: 20_000 });
     const [busy] = standbys();
     const h = await fx.executor.start(fx.spec({ script: 'sleep 0.5; echo done' }));
-    await waitUntil(() => standbys().length === 2, 'a standby for the attempt after');
+    await waitUntil(() => standbys().length === 2, { what: 'a standby for the attempt after', timeoutMs: 20_000 });
     const idle = standbys().find((p) => p !== busy);
     fx.executor.close();
-    await waitUntil(() => !alive(idle!), 'the idle standby to leave on close');
+    await waitUntil(() => !alive(idle!), { what: 'the idle standby to leave on close', timeoutMs: 20_000 });
     expect(alive(busy!)).toBe(true);
     expect(text(await collect(h), 'stdout')).toBe('done\n');
-    await waitUntil(() => !alive(busy!), 'the busy one to leave after its attempt');
+    await waitUntil(() => !alive(busy!), { what: 'the busy one to leave after its attempt', timeoutMs: 20_000 });
     expect(readdirSync(join(fx.workDir, 'attempts')).filter((n) => n.startsWith('.standby-'))).toEqual([]);
   });
 });

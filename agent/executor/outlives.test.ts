@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collect, Fixture, groupGone, pgidOf, supervisorPidOf } from './testdata/fixture.js';
-import { alive, groupMembers, pidsWithArgPrefix, waitUntil } from './testdata/proc.js';
+import { alive, groupMembers, pidsWithArgPrefix } from './testdata/proc.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 const AGENT = fileURLToPath(new URL('./testdata/start-and-die.mjs', import.meta.url));
 
@@ -24,7 +25,10 @@ async function startInChild(jobId: string, script: string): Promise<string> {
   agent = child;
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  await waitUntil(() => out.includes('reading\n') || child.exitCode !== null, 'the child agent to start the attempt and read from it');
+  await waitUntil(() => out.includes('reading\n') || child.exitCode !== null, {
+    what: 'the child agent to start the attempt and read from it',
+    timeoutMs: 20_000,
+  });
   const first = out.split('\n')[0] ?? '';
   expect(out).toContain('reading\n');
   return (JSON.parse(first) as { dir: string }).dir;
@@ -42,12 +46,18 @@ describe('after the agent is SIGKILLed', () => {
     const n = 100;
     const jobId = 'j_outlives';
     const dir = await startInChild(jobId, `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep 0.02; done`);
-    await waitUntil(() => pidsWithArgPrefix(join(fx.workDir, 'attempts', '.standby-')).length === 1, "the dead agent's standby to boot");
+    await waitUntil(() => pidsWithArgPrefix(join(fx.workDir, 'attempts', '.standby-')).length === 1, {
+      what: "the dead agent's standby to boot",
+      timeoutMs: 20_000,
+    });
     await killAgent();
     const supervisor = supervisorPidOf(dir);
     expect(alive(supervisor)).toBe(true);
     // Its standby supervisor had no attempt yet: it leaves with the agent instead of lingering.
-    await waitUntil(() => pidsWithArgPrefix(join(fx.workDir, 'attempts', '.standby-')).length === 0, 'the standby to leave with its agent');
+    await waitUntil(() => pidsWithArgPrefix(join(fx.workDir, 'attempts', '.standby-')).length === 0, {
+      what: 'the standby to leave with its agent',
+      timeoutMs: 20_000,
+    });
     expect(existsSync(join(dir, 'status.json'))).toBe(false); // it was mid-run when the agent died
 
     const handles = await fx.reopen().recover();
@@ -61,7 +71,7 @@ describe('after the agent is SIGKILLed', () => {
     expect(lines).toEqual(Array.from({ length: n }, (_, i) => `line ${i + 1}`));
     expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i));
     expect(await h.exited()).toMatchObject({ exitCode: 0, failure: 'none', records: records.length });
-    await waitUntil(() => !alive(supervisor), 'the supervisor to exit');
+    await waitUntil(() => !alive(supervisor), { what: 'the supervisor to exit', timeoutMs: 20_000 });
   });
 
   it('a fresh executor can cancel the job the dead agent started', async () => {
@@ -80,8 +90,8 @@ describe('a lost attempt', () => {
   it('resolves agent_lost, stably, when supervisor and job were SIGKILLed', async () => {
     fx = new Fixture();
     const h = await fx.executor.start(fx.spec({ script: 'echo hello; sleep 600' }));
-    await waitUntil(() => pgidOf(h.dir) > 0 && groupMembers(pgidOf(h.dir)).length > 0, 'the job to run');
-    await waitUntil(async () => (await collectOne(h)) === 'hello\n', 'the first line');
+    await waitUntil(() => pgidOf(h.dir) > 0 && groupMembers(pgidOf(h.dir)).length > 0, { what: 'the job to run', timeoutMs: 20_000 });
+    await waitUntil(async () => (await collectOne(h)) === 'hello\n', { what: 'the first line', timeoutMs: 20_000 });
     const pgid = pgidOf(h.dir);
     process.kill(supervisorPidOf(h.dir), 'SIGKILL');
     process.kill(-pgid, 'SIGKILL');
@@ -95,11 +105,11 @@ describe('a lost attempt', () => {
   it('kills the job its SIGKILLed supervisor left behind, so nothing is orphaned', async () => {
     fx = new Fixture();
     const h = await fx.executor.start(fx.spec({ script: 'sleep 600 & sleep 600' }));
-    await waitUntil(() => pgidOf(h.dir) > 0 && groupMembers(pgidOf(h.dir)).length >= 2, 'the job to run');
+    await waitUntil(() => pgidOf(h.dir) > 0 && groupMembers(pgidOf(h.dir)).length >= 2, { what: 'the job to run', timeoutMs: 20_000 });
     const pgid = pgidOf(h.dir);
     process.kill(supervisorPidOf(h.dir), 'SIGKILL');
     expect((await h.exited()).failure).toBe('agent_lost');
-    await waitUntil(() => groupGone(pgid), 'the job group to go');
+    await waitUntil(() => groupGone(pgid), { what: 'the job group to go', timeoutMs: 20_000 });
   });
 });
 

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type TestEtcd } from '../../test/support/etcd.js';
-import { eventually, sleep } from '../store/contract-helpers.js';
 import { openEtcdStore } from '../store/etcd.js';
 import type { Lease, Store } from '../store/store.js';
 import { AgentDirectory, type AgentRecord } from './agent-directory.js';
+import { sleep, waitUntil } from '../../test/support/wait.js';
 
 let etcd: TestEtcd;
 beforeAll(async () => {
@@ -53,7 +53,7 @@ describe('AgentDirectory', () => {
     p2.dir.onChange(() => changes++);
     await p1.dir.publish(record('runner-1', 'p1'), p1.lease);
     await p1.dir.publish(record('runner-2', 'p1', { draining: true, load: 0.7 }), p1.lease);
-    await eventually(() => p2.dir.all().length === 2, 5_000, 'both agents on p2');
+    await waitUntil(() => p2.dir.all().length === 2, { what: 'both agents on p2', timeoutMs: 5_000 });
     expect(p2.dir.get('runner-1')).toEqual(record('runner-1', 'p1', { connectedAt: p2.dir.get('runner-1')!.connectedAt }));
     expect(p2.dir.get('runner-2')?.draining).toBe(true);
     expect(p2.dir.get('runner-2')?.load).toBe(0.7);
@@ -61,7 +61,7 @@ describe('AgentDirectory', () => {
     expect(changes).toBeGreaterThan(0);
 
     await p1.lease.revoke();
-    await eventually(() => p2.dir.all().length === 0, 5_000, 'agents gone with p1');
+    await waitUntil(() => p2.dir.all().length === 0, { what: 'agents gone with p1', timeoutMs: 5_000 });
   });
 
   it('unpublishes only what the caller still holds', async () => {
@@ -70,15 +70,15 @@ describe('AgentDirectory', () => {
     const p2 = await peerSide(prefix);
     await p1.dir.publish(record('runner-1', 'p1'), p1.lease);
     expect(await p2.dir.unpublish('runner-1', 'p2')).toBe(false);
-    await sleep(100);
+    await sleep(100); // deliberate: time for a delete, which must not come
     expect((await p2.store.get('/runmesh/agents/runner-1'))?.value).toContain('"peerId":"p1"');
 
     // The agent reconnects to p2; p1's late cleanup must not remove the new session.
     await p2.dir.publish(record('runner-1', 'p2'), p2.lease);
     expect(await p1.dir.unpublish('runner-1', 'p1')).toBe(false);
-    await eventually(() => p1.dir.get('runner-1')?.peerId === 'p2', 5_000, 'p2 holds runner-1');
+    await waitUntil(() => p1.dir.get('runner-1')?.peerId === 'p2', { what: 'p2 holds runner-1', timeoutMs: 5_000 });
     expect(await p2.dir.unpublish('runner-1', 'p2')).toBe(true);
-    await eventually(() => p1.dir.get('runner-1') === undefined, 5_000, 'runner-1 gone');
+    await waitUntil(() => p1.dir.get('runner-1') === undefined, { what: 'runner-1 gone', timeoutMs: 5_000 });
     expect(await p2.dir.unpublish('runner-1', 'p2')).toBe(false);
   });
 
@@ -88,19 +88,19 @@ describe('AgentDirectory', () => {
     const p2 = await peerSide(prefix);
     await p1.dir.publish(record('runner-1', 'p1'), p1.lease);
     await p2.dir.setCordoned('runner-1', true);
-    await eventually(() => p1.dir.get('runner-1')?.cordoned === true, 5_000, 'cordon seen on p1');
+    await waitUntil(() => p1.dir.get('runner-1')?.cordoned === true, { what: 'cordon seen on p1', timeoutMs: 5_000 });
     expect(p1.dir.config('runner-1')).toEqual({ cordoned: true });
 
     // p1 dies; the agent reconnects to p2, whose session copy says not cordoned: the config wins.
     await p1.lease.revoke();
-    await eventually(() => p2.dir.get('runner-1') === undefined, 5_000, 'session gone');
+    await waitUntil(() => p2.dir.get('runner-1') === undefined, { what: 'session gone', timeoutMs: 5_000 });
     expect(p2.dir.config('runner-1')).toEqual({ cordoned: true });
     await p2.dir.publish(record('runner-1', 'p2'), p2.lease);
-    await eventually(() => p2.dir.get('runner-1')?.peerId === 'p2', 5_000, 'new session');
+    await waitUntil(() => p2.dir.get('runner-1')?.peerId === 'p2', { what: 'new session', timeoutMs: 5_000 });
     expect(p2.dir.get('runner-1')?.cordoned).toBe(true);
 
     await p2.dir.setCordoned('runner-1', false);
-    await eventually(() => p2.dir.get('runner-1')?.cordoned === false, 5_000, 'uncordoned');
+    await waitUntil(() => p2.dir.get('runner-1')?.cordoned === false, { what: 'uncordoned', timeoutMs: 5_000 });
     expect(p2.dir.config('never-seen')).toEqual({ cordoned: false });
   });
 });

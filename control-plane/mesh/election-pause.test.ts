@@ -10,10 +10,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type TestEtcd } from '../../test/support/etcd.js';
 import { repoRoot } from '../paths.js';
-import { eventually, sleep } from '../store/contract-helpers.js';
 import { openEtcdStore, type EtcdStore } from '../store/etcd.js';
 import { LeaderElection, leaderFence } from './election.js';
 import { PeerMembership } from './membership.js';
+import { sleep, waitUntil } from '../../test/support/wait.js';
 
 const ROOT = repoRoot();
 const SCRIPT = path.join(ROOT, 'dist', 'control-plane', 'mesh', 'testdata', 'campaigner.js');
@@ -80,7 +80,11 @@ describe('LeaderElection across a process pause', () => {
     const prefix = `/t-${randomUUID()}/`;
     const c = spawnCampaigner(prefix);
     child = c.proc;
-    await eventually(() => c.lines.some((l) => l.isLeader), 15_000, `the child to lead (stderr: ${c.stderr()})`);
+    await waitUntil(() => c.lines.some((l) => l.isLeader), {
+      what: 'the child to lead',
+      timeoutMs: 15_000,
+      show: () => `stderr: ${c.stderr()}`,
+    });
     const term = c.lines.find((l) => l.isLeader)!.term!;
 
     const store: EtcdStore = await openEtcdStore({ endpoints: [etcd.endpoint], prefix });
@@ -101,13 +105,13 @@ describe('LeaderElection across a process pause', () => {
       await election.close();
       await membership.close();
     });
-    await sleep(300);
+    await sleep(300); // deliberate: its first campaign runs, and must not win while the paused peer leads
     expect(election.isLeader()).toBe(false);
     expect(election.leader()?.peerId).toBe('paused');
 
     const stoppedAt = Date.now();
     c.proc.kill('SIGSTOP');
-    await eventually(() => election.isLeader(), 10_000, 'the other peer to take over');
+    await waitUntil(() => election.isLeader(), { what: 'the other peer to take over', timeoutMs: 10_000 });
     const takeover = Date.now() - stoppedAt;
     expect(election.term).toBeGreaterThan(term);
     // Stay stopped well past the TTL.
@@ -115,9 +119,12 @@ describe('LeaderElection across a process pause', () => {
     const before = c.lines.length;
     c.proc.kill('SIGCONT');
 
-    await eventually(() => c.lines.some((l) => l.resumed && l.noticed), 10_000, 'the child to notice its lease is gone');
-    await eventually(() => c.lines.some((l) => l.event === 'fenced write'), 10_000, 'the child fenced write');
-    await sleep(300);
+    await waitUntil(() => c.lines.some((l) => l.resumed && l.noticed), {
+      what: 'the child to notice its lease is gone',
+      timeoutMs: 10_000,
+    });
+    await waitUntil(() => c.lines.some((l) => l.event === 'fenced write'), { what: 'the child fenced write', timeoutMs: 10_000 });
+    await sleep(300); // deliberate: the child runs on a while, and must never claim to lead again
     const resumed = c.lines.filter((l) => l.resumed);
     const first = resumed[0]!;
     console.log(

@@ -4,12 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type TestEtcd } from '../../test/support/etcd.js';
-import { eventually, sleep } from '../store/contract-helpers.js';
 import { openEmbeddedStore } from '../store/embedded.js';
 import { openEtcdStore } from '../store/etcd.js';
 import type { Store } from '../store/store.js';
 import { LeaderElection, leaderFence } from './election.js';
 import { PeerMembership } from './membership.js';
+import { sleep, waitUntil } from '../../test/support/wait.js';
 
 let etcd: TestEtcd;
 beforeAll(async () => {
@@ -66,7 +66,7 @@ describe('LeaderElection', () => {
   it('keeps exactly one leader among three campaigners, and fails over when it dies', async () => {
     const prefix = `/t-${randomUUID()}/`;
     const peers = [await peer(prefix, 'a', 2), await peer(prefix, 'b', 2), await peer(prefix, 'c', 2)];
-    await eventually(() => leaders(peers).length === 1, 10_000, 'a leader');
+    await waitUntil(() => leaders(peers).length === 1, { what: 'a leader', timeoutMs: 10_000 });
     const samples = await neverTwo(peers, 3_000);
     expect(samples).toBeGreaterThan(50);
     const first = leaders(peers)[0]!;
@@ -89,13 +89,16 @@ describe('LeaderElection', () => {
     const second = leaders(rest)[0]!;
     expect(second.election.term).toBeGreaterThan(first.election.term ?? 0);
     await neverTwo(peers, 500);
-    await eventually(() => rest.every((p) => p.election.leader()?.peerId === second.id), 5_000, 'agreement on the new leader');
+    await waitUntil(() => rest.every((p) => p.election.leader()?.peerId === second.id), {
+      what: 'agreement on the new leader',
+      timeoutMs: 5_000,
+    });
   });
 
   it('fences the writes of a deposed leader', async () => {
     const prefix = `/t-${randomUUID()}/`;
     const a = await peer(prefix, 'a', 2);
-    await eventually(() => a.election.isLeader(), 10_000, 'a leads');
+    await waitUntil(() => a.election.isLeader(), { what: 'a leads', timeoutMs: 10_000 });
     const b = await peer(prefix, 'b', 2);
     const oldTerm = a.election.term!;
     const write = (term: number, value: string) =>
@@ -103,43 +106,43 @@ describe('LeaderElection', () => {
     expect((await write(oldTerm, 'from a')).succeeded).toBe(true);
 
     await a.election.resign();
-    await eventually(() => b.election.isLeader(), 10_000, 'b leads');
+    await waitUntil(() => b.election.isLeader(), { what: 'b leads', timeoutMs: 10_000 });
     const newTerm = b.election.term!;
     expect(newTerm).toBeGreaterThan(oldTerm);
     expect((await write(oldTerm, 'stale a')).succeeded).toBe(false);
     expect((await write(newTerm, 'from b')).succeeded).toBe(true);
     expect((await a.store.get('/runmesh/jobs/x'))?.value).toBe('from b');
     // A resigned peer does not campaign again until asked to.
-    await sleep(300);
+    await sleep(300); // deliberate: time to campaign, which it must not
     expect(a.election.isLeader()).toBe(false);
   });
 
   it('hands over at once on resign and close, and tells listeners', async () => {
     const prefix = `/t-${randomUUID()}/`;
     const a = await peer(prefix, 'a', 30);
-    await eventually(() => a.election.isLeader(), 10_000, 'a leads');
+    await waitUntil(() => a.election.isLeader(), { what: 'a leads', timeoutMs: 10_000 });
     const b = await peer(prefix, 'b', 30);
     const states: boolean[] = [];
     b.election.onChange((s) => states.push(s.isLeader));
     await a.election.close();
-    await eventually(() => b.election.isLeader(), 3_000, 'b leads well before the 30 s TTL');
+    await waitUntil(() => b.election.isLeader(), { what: 'b leads well before the 30 s TTL', timeoutMs: 3_000 });
     expect(states.at(-1)).toBe(true);
 
     await b.election.resign();
-    await eventually(() => b.election.leader() === undefined, 3_000, 'no leader after resign');
+    await waitUntil(() => b.election.leader() === undefined, { what: 'no leader after resign', timeoutMs: 3_000 });
     expect(states.at(-1)).toBe(false);
     b.election.campaign();
-    await eventually(() => b.election.isLeader(), 3_000, 'b leads again');
+    await waitUntil(() => b.election.isLeader(), { what: 'b leads again', timeoutMs: 3_000 });
   });
 
   it('takes over at once from an earlier run of the same peer id', async () => {
     const prefix = `/t-${randomUUID()}/`;
     const old = await peer(prefix, 'a', 30);
-    await eventually(() => old.election.isLeader(), 10_000, 'old run leads');
+    await waitUntil(() => old.election.isLeader(), { what: 'old run leads', timeoutMs: 10_000 });
     const oldTerm = old.election.term!;
     await old.store.close(); // crash: the key stays for 30 s
     const again = await peer(prefix, 'a', 30);
-    await eventually(() => again.election.isLeader(), 5_000, 'new run leads before the old lease expires');
+    await waitUntil(() => again.election.isLeader(), { what: 'new run leads before the old lease expires', timeoutMs: 5_000 });
     expect(again.election.term).toBeGreaterThan(oldTerm);
   });
 
@@ -149,10 +152,10 @@ describe('LeaderElection', () => {
     const store = await openEmbeddedStore({ dir });
     cleanups.push(() => store.close());
     const a = await start(store, 'a', 5);
-    await eventually(() => a.election.isLeader(), 5_000, 'a leads');
+    await waitUntil(() => a.election.isLeader(), { what: 'a leads', timeoutMs: 5_000 });
     expect(a.membership.lease.renewedAt).toBeUndefined();
     const b = await start(store, 'b', 5);
-    await sleep(100);
+    await sleep(100); // deliberate: b's first campaign runs, and must not win
     expect(b.election.isLeader()).toBe(false);
     expect(b.election.leader()?.peerId).toBe('a');
   });

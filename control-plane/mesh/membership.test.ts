@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type TestEtcd } from '../../test/support/etcd.js';
-import { eventually } from '../store/contract-helpers.js';
 import { openEtcdStore, type EtcdStore } from '../store/etcd.js';
 import { PeerMembership } from './membership.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 let etcd: TestEtcd;
 beforeAll(async () => {
@@ -51,7 +51,7 @@ describe('PeerMembership', () => {
   it('lets three members see each other, and a dead one vanish after its TTL', async () => {
     const prefix = `/t-${randomUUID()}/`;
     const [a, b, c] = [await join(prefix, 'a'), await join(prefix, 'b'), await join(prefix, 'c')];
-    for (const x of [a, b, c]) await eventually(() => ids(x.m).join() === 'a,b,c', 10_000, 'all three peers');
+    for (const x of [a, b, c]) await waitUntil(() => ids(x.m).join() === 'a,b,c', { what: 'all three peers', timeoutMs: 10_000 });
     expect(a.m.peer('b')).toMatchObject({ id: 'b', grpcAddress: '127.0.0.1:1', httpAddress: '127.0.0.1:1' });
     expect(a.m.self.version).not.toBe('');
 
@@ -61,7 +61,7 @@ describe('PeerMembership', () => {
     const died = Date.now();
     await c.store.close();
     await expect(c.m.lost).resolves.toBeInstanceOf(Error);
-    await eventually(() => ids(a.m).join() === 'a,b' && ids(b.m).join() === 'a,b', 10_000, 'c to vanish');
+    await waitUntil(() => ids(a.m).join() === 'a,b' && ids(b.m).join() === 'a,b', { what: 'c to vanish', timeoutMs: 10_000 });
     const gone = Date.now() - died;
     console.log(`dead peer vanished after ${gone} ms (ttl 1 s)`);
     expect(gone).toBeGreaterThanOrEqual(500);
@@ -72,9 +72,9 @@ describe('PeerMembership', () => {
     const prefix = `/t-${randomUUID()}/`;
     const a = await join(prefix, 'a', 30);
     const b = await join(prefix, 'b', 30);
-    await eventually(() => ids(a.m).length === 2);
+    await waitUntil(() => ids(a.m).length === 2, { what: 'both peers seen' });
     await Promise.all([b.m.close(), b.m.close()]);
-    await eventually(() => ids(a.m).join() === 'a', 3_000, 'b to leave well before its 30 s TTL');
+    await waitUntil(() => ids(a.m).join() === 'a', { what: 'b to leave well before its 30 s TTL', timeoutMs: 3_000 });
     expect(await a.store.get('/runmesh/peers/b')).toBeUndefined();
   });
 
@@ -90,7 +90,7 @@ describe('PeerMembership', () => {
     await a.store.compact(await a.store.revision());
     await etcd.restart();
     await join(prefix, 'b', 30);
-    await eventually(() => ids(a.m).join() === 'a,b', 20_000, 'b seen after compaction');
+    await waitUntil(() => ids(a.m).join() === 'a,b', { what: 'b seen after compaction', timeoutMs: 20_000 });
     expect(messages).toContain('watch compacted; re-reading');
   });
 });

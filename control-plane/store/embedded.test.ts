@@ -2,10 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { storeContract } from './contract.js';
-import { collect, eventually } from './contract-helpers.js';
+import { storeContract } from './testing/contract.js';
+import { collect } from './testing/contract-helpers.js';
 import { openEmbeddedStore, type EmbeddedStore } from './embedded.js';
 import { isCompacted } from './errors.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 async function tempDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'runmesh-store-'));
@@ -45,7 +46,7 @@ describe('embedded store', () => {
       const old = await collect(second, '', before - 1);
       const now = await collect(second, '', before);
       await second.put('k', '2');
-      await eventually(() => old.errors.length === 1 && now.groups.length === 1);
+      await waitUntil(() => old.errors.length === 1 && now.groups.length === 1, { what: 'the compaction error and the kept watch' });
       expect(isCompacted(old.errors[0])).toBe(true);
       await second.close();
     } finally {

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type TestEtcd } from '../../test/support/etcd.js';
-import { storeContract } from './contract.js';
-import { collect, eventually, retrying, show } from './contract-helpers.js';
+import { storeContract } from './testing/contract.js';
+import { collect, retrying, show } from './testing/contract-helpers.js';
 import { isStoreUnavailable } from './errors.js';
 import { openEtcdStore, type EtcdStore } from './etcd.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 let etcd: TestEtcd;
 beforeAll(async () => {
@@ -59,7 +60,7 @@ describe('etcd store', () => {
     try {
       const w = await collect(store, 'r/');
       await store.put('r/before', '1');
-      await eventually(() => w.groups.length === 1);
+      await waitUntil(() => w.groups.length === 1, { what: 'the first event' });
       etcd.kill('SIGKILL');
       await expect(
         retrying(async () => {
@@ -70,7 +71,7 @@ describe('etcd store', () => {
       await etcd.restart();
       await retrying(() => store.put('r/after', '2'));
       await store.put('r/later', '3');
-      await eventually(() => w.groups.length >= 3, 30_000, 'resumed watch');
+      await waitUntil(() => w.groups.length >= 3, { what: 'resumed watch', timeoutMs: 30_000 });
       expect(w.groups.map(show)).toEqual([['put r/before=1'], ['put r/after=2'], ['put r/later=3']]);
       expect(w.errors).toEqual([]);
       await w.watch.close();

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type TestEtcd } from '../../test/support/etcd.js';
-import { storeContract } from './contract.js';
+import { storeContract } from './testing/contract.js';
 import { openEtcdStore, type EtcdStore } from './etcd.js';
 import { withGroupCommit } from './group-commit.js';
 

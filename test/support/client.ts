@@ -2,6 +2,7 @@
 import { credentials, type ServiceError } from '@grpc/grpc-js';
 import { AgentState, ClusterServiceClient, type StatusResponse, type ListAgentsResponse } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobServiceClient, JobSpec, JobState, LogStream, type Job, type LogsResponse } from '../../proto/gen/runmesh/v1/job.js';
+import { waitUntil } from './wait.js';
 
 type Callback<T> = (err: ServiceError | null, res: T) => void;
 
@@ -54,15 +55,19 @@ export class TestClient {
 
   /** Polls until `pred(job)` holds; fails with the last job seen. */
   async waitFor(id: string, pred: (j: Job) => boolean, timeoutMs = 30_000): Promise<Job> {
-    const until = Date.now() + timeoutMs;
     let last: Job | undefined;
-    while (Date.now() < until) {
-      last = await this.get(id).catch(() => last);
-      if (last && pred(last)) return last;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(
-      `job ${id} did not reach the expected state; last: ${JSON.stringify(last && { state: JobState[last.state], attempts: last.attempts, waiting: last.waitingReason })}`,
+    return waitUntil(
+      async () => {
+        last = await this.get(id).catch(() => last);
+        return last && pred(last) && last;
+      },
+      {
+        what: `job ${id} to reach the expected state`,
+        timeoutMs,
+        intervalMs: 50,
+        show: () =>
+          `last: ${JSON.stringify(last && { state: JobState[last.state], attempts: last.attempts, waiting: last.waitingReason })}`,
+      },
     );
   }
 
@@ -71,13 +76,13 @@ export class TestClient {
   }
 
   async waitAgents(n: number, timeoutMs = 15_000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while (Date.now() < until) {
-      const res = await this.agents().catch(() => undefined);
-      if (res && res.agents.filter((a) => a.state === AgentState.AGENT_STATE_READY).length >= n) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`fewer than ${n} agents became ready`);
+    await waitUntil(
+      async () => {
+        const res = await this.agents().catch(() => undefined);
+        return res && res.agents.filter((a) => a.state === AgentState.AGENT_STATE_READY).length >= n;
+      },
+      { what: `${n} agents to become ready`, timeoutMs, intervalMs: 50 },
+    );
   }
 
   /** The whole output of one attempt (latest by default), per stream. */

@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { waitUntil } from './wait.js';
 
 export const ETCD_BINARY = process.env.RUNMESH_TEST_ETCD ?? '/usr/bin/etcd';
 const START_TIMEOUT_MS = 10_000;
@@ -94,19 +95,16 @@ async function launch(args: string[], dir: string, endpoint: string): Promise<Ch
 }
 
 async function waitHealthy(endpoint: string, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`etcd exited (${child.exitCode ?? child.signalCode})`);
-    try {
+  const outcome = await waitUntil(
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return `exited (${child.exitCode ?? child.signalCode})`;
       const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1_000) });
       const body = (await res.json()) as { health?: string };
-      if (res.ok && body.health === 'true') return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no healthy answer from ${endpoint} within ${START_TIMEOUT_MS} ms`);
+      return res.ok && body.health === 'true' && 'healthy';
+    },
+    { what: `a healthy answer from ${endpoint}`, timeoutMs: START_TIMEOUT_MS, intervalMs: 50 },
+  );
+  if (outcome !== 'healthy') throw new Error(`etcd ${outcome}`);
 }
 
 /** SIGTERM, then SIGKILL after a grace period; resolves when the process is gone. */

@@ -8,6 +8,7 @@ import { AgentState } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobState, type Job } from '../../proto/gen/runmesh/v1/job.js';
 import { TERMINAL, TestClient } from './client.js';
 import { startAgent, startServer, type AgentProc, type ServerProc } from './processes.js';
+import { sleep, waitUntil } from './wait.js';
 
 /**
  * Lease of every test peer: short, so failovers fit in a test, but not so
@@ -65,32 +66,31 @@ export async function startMeshAgents(homes: MeshPeer[], tag: string, n = 4, slo
 
 /** Polls Status on `client` until a leader other than `not` is named; returns its id. */
 export async function waitLeader(client: TestClient, not = '', timeoutMs = 20_000, among?: readonly string[]): Promise<string> {
-  const until = Date.now() + timeoutMs;
   let last = '';
-  while (Date.now() < until) {
-    const status = await client.status().catch(() => undefined);
-    last = status?.leader ?? '';
-    // A peer killed by the previous test holds the leader key until its lease expires: wait it out.
-    if (last && last !== not && (!among || among.includes(last))) return last;
-    await sleep(25);
-  }
-  throw new Error(`no leader other than "${not}"${among ? ` among ${among.join(',')}` : ''} within ${timeoutMs} ms (last: "${last}")`);
+  return waitUntil(
+    async () => {
+      last = (await client.status().catch(() => undefined))?.leader ?? '';
+      // A peer killed by the previous test holds the leader key until its lease expires: wait it out.
+      return last && last !== not && (!among || among.includes(last)) && last;
+    },
+    { what: `a leader other than "${not}"${among ? ` among ${among.join(',')}` : ''}`, timeoutMs, show: () => `last leader: "${last}"` },
+  );
 }
 
 /** Polls until every agent named in `names` is READY on a peer other than `not`; returns agent → peer id. */
 export async function waitAgentsOn(client: TestClient, names: string[], not = '', timeoutMs = 20_000): Promise<Map<string, string>> {
-  const until = Date.now() + timeoutMs;
   let last = '';
-  while (Date.now() < until) {
-    const res = await client.agents().catch(() => undefined);
-    const ready = (res?.agents ?? []).filter(
-      (a) => names.includes(a.name) && a.state === AgentState.AGENT_STATE_READY && a.peer && a.peer !== not,
-    );
-    if (ready.length === names.length) return new Map(ready.map((a) => [a.name, a.peer]));
-    last = JSON.stringify(res?.agents.map((a) => ({ name: a.name, state: a.state, peer: a.peer })));
-    await sleep(50);
-  }
-  throw new Error(`agents ${names.join(',')} not ready off "${not}" within ${timeoutMs} ms; last: ${last}`);
+  return waitUntil(
+    async () => {
+      const res = await client.agents().catch(() => undefined);
+      const ready = (res?.agents ?? []).filter(
+        (a) => names.includes(a.name) && a.state === AgentState.AGENT_STATE_READY && a.peer && a.peer !== not,
+      );
+      last = JSON.stringify(res?.agents.map((a) => ({ name: a.name, state: a.state, peer: a.peer })));
+      return ready.length === names.length && new Map(ready.map((a) => [a.name, a.peer]));
+    },
+    { what: `agents ${names.join(',')} ready off "${not}"`, timeoutMs, intervalMs: 50, show: () => `last: ${last}` },
+  );
 }
 
 /** Runs `fn` over `items`, `size` at a time (Promise.all per batch), keeping order. */
@@ -186,8 +186,4 @@ export function entries(job: Job, state: JobState): number {
 export function endsAtTerminal(job: Job): boolean {
   const lastEntry = job.timeline[job.timeline.length - 1];
   return lastEntry !== undefined && TERMINAL.has(lastEntry.state) && job.timeline.filter((t) => TERMINAL.has(t.state)).length === 1;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

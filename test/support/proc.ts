@@ -20,12 +20,3 @@ export function pidsWithEnv(entry: string): number[] {
 
 /** Live processes of a job: everything spawned with RUNMESH_JOB_ID=<id>. */
 export const jobPids = (jobId: string): number[] => pidsWithEnv(`RUNMESH_JOB_ID=${jobId}`);
-
-export async function waitUntil(pred: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await pred()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../../control-plane/paths.js';
+import { waitUntil } from './wait.js';
 
 /** The package root, from test/support (vitest) or dist/test/support (benchmarks). */
 export const ROOT = repoRoot();
@@ -73,14 +74,14 @@ export function run(args: string[], env: Record<string, string> = {}): Proc {
 
 /** Waits for `pattern` in the process output; fails with the output if it exits or times out. */
 export async function waitForOutput(p: Proc, pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const m = p.output().match(pattern);
-    if (m) return m;
-    if (p.proc.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`waiting for ${pattern} failed; output:\n${p.output().slice(-4000)}`);
+  const found = await waitUntil(() => p.output().match(pattern) ?? (p.proc.exitCode !== null && 'exited'), {
+    what: `${pattern} in the output`,
+    timeoutMs,
+    intervalMs: 20,
+    show: () => `output:\n${p.output().slice(-4000)}`,
+  });
+  if (found === 'exited') throw new Error(`waiting for ${pattern} failed: the process exited; output:\n${p.output().slice(-4000)}`);
+  return found;
 }
 
 /** Directories made by `tempDir`, removed by `removeTempDirs` once their processes are gone. */

@@ -48,15 +48,6 @@ export function alive(pid: number): boolean {
   return f !== undefined && f[0] !== 'Z';
 }
 
-export async function waitUntil(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await pred()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 /** SIGKILL to every live process whose command line names `arg` (an attempt dir) and to the given groups. */
 export function killLeftovers(arg: string, pgids: number[]): void {
   for (const pid of pidsWithArg(arg)) tryKill(pid);

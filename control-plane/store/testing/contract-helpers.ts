@@ -1,5 +1,6 @@
-/** Small helpers for the store contract suite: collecting watch events, bounded waiting. */
-import type { Store, Watch, WatchEvent } from './store.js';
+/** Small helpers for the store contract suite: collecting watch events, retrying while a store comes back. */
+import { sleep } from '../../../test/support/wait.js';
+import type { Store, Watch, WatchEvent } from '../store.js';
 
 export interface Collected {
   groups: WatchEvent[][];
@@ -15,22 +16,6 @@ export async function collect(store: Store, prefix: string, fromRevision?: numbe
   return { groups, errors, watch };
 }
 
-/** Polls `check` until it returns true or throws no more; bounded by `timeoutMs`. */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(25);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: last });
-}
-
 /** Retries `fn` until it resolves (the store is coming back after a restart); bounded. */
 export async function retrying<T>(fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -43,8 +28,6 @@ export async function retrying<T>(fn: () => Promise<T>, timeoutMs = 30_000): Pro
     }
   }
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A compact, comparable form of events: `put k=v`, `del k`. */
 export function show(events: WatchEvent[]): string[] {

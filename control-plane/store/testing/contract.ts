@@ -5,9 +5,10 @@
  * implementation's own test file, not here.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { collect, eventually, retrying, show, sleep } from './contract-helpers.js';
-import { isCompacted, isStoreUnavailable, StoreError } from './errors.js';
-import type { Store } from './store.js';
+import { collect, retrying, show } from './contract-helpers.js';
+import { sleep, waitUntil } from '../../../test/support/wait.js';
+import { isCompacted, isStoreUnavailable, StoreError } from '../errors.js';
+import type { Store } from '../store.js';
 
 export interface ContractSubject {
   store: Store;
@@ -190,7 +191,7 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       await store.close();
       expect(await lease.lost).toBeInstanceOf(Error);
       const fresh = await subject.reopen();
-      await eventually(async () => (await fresh.get('gone')) === undefined, 15_000, 'leased key to expire');
+      await waitUntil(async () => (await fresh.get('gone')) === undefined, { what: 'leased key to expire', timeoutMs: 15_000 });
       expect((await fresh.get('kept'))?.value).toBe('v');
     });
 
@@ -207,7 +208,7 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       });
       await store.delete('w/a');
       await store.txn({ success: [{ type: 'deletePrefix', prefix: 'w/' }] });
-      await eventually(() => w.groups.length >= 4, 10_000, 'watch events');
+      await waitUntil(() => w.groups.length >= 4, { what: 'watch events', timeoutMs: 10_000 });
       expect(w.groups.map(show)).toEqual([['put w/a=1'], ['put w/b=2', 'put w/c=3'], ['del w/a'], ['del w/b', 'del w/c']]);
       const revs = w.groups.map((g) => g[0]?.revision ?? 0);
       expect([...revs].sort((a, b) => a - b)).toEqual(revs);
@@ -225,7 +226,7 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       await store.put('h/3', 'c');
       const all = await collect(store, 'h/', start);
       const later = await collect(store, 'h/', mid);
-      await eventually(() => all.groups.length >= 3 && later.groups.length >= 1, 10_000, 'replay');
+      await waitUntil(() => all.groups.length >= 3 && later.groups.length >= 1, { what: 'replay', timeoutMs: 10_000 });
       expect(all.groups.map(show)).toEqual([['put h/1=a'], ['put h/2=b'], ['put h/3=c']]);
       expect(later.groups.map(show)).toEqual([['put h/3=c']]);
       await all.watch.close();
@@ -239,7 +240,7 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
         await store.txn({ success: Array.from({ length: 50 }, (_, k) => ({ type: 'put' as const, key: `big/${i}/${k}`, value })) });
       }
       const replay = await collect(store, 'big/', start);
-      await eventually(() => replay.groups.length >= 80 || replay.errors.length > 0, 20_000, 'replay of 80 revisions');
+      await waitUntil(() => replay.groups.length >= 80 || replay.errors.length > 0, { what: 'replay of 80 revisions', timeoutMs: 20_000 });
       expect(replay.errors).toEqual([]);
       expect(replay.groups.map((g) => g.length)).toEqual(Array.from({ length: 80 }, () => 50));
       await replay.watch.close();
@@ -248,11 +249,11 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
     it('delivers nothing after close', async () => {
       const w = await collect(store, 'c/');
       await store.put('c/1', 'v');
-      await eventually(() => w.groups.length === 1, 10_000, 'first event');
+      await waitUntil(() => w.groups.length === 1, { what: 'first event', timeoutMs: 10_000 });
       await w.watch.close();
       await w.watch.close();
       await store.put('c/2', 'v');
-      await sleep(200);
+      await sleep(200); // deliberate: time for an event, which must not come
       expect(w.groups).toHaveLength(1);
       expect(w.errors).toEqual([]);
     });
@@ -264,14 +265,14 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       const last = await store.put('z/3', 'c');
       await subject.compact(last);
       const w = await collect(store, 'z/', start - 1).catch((err: unknown) => ({ groups: [], errors: [err as Error], watch: undefined }));
-      await eventually(() => w.errors.length === 1, 10_000, 'compaction error');
+      await waitUntil(() => w.errors.length === 1, { what: 'compaction error', timeoutMs: 10_000 });
       expect(isCompacted(w.errors[0])).toBe(true);
       expect(w.groups).toEqual([]);
       await w.watch?.close();
       await store.compact(start); // behind the compaction already: a no-op, not an error
       // The compaction revision itself is kept, as etcd keeps it: a watch from just before it still works.
       const kept = await collect(store, 'z/', last - 1);
-      await eventually(() => kept.groups.length === 1, 10_000, 'the event at the compaction revision');
+      await waitUntil(() => kept.groups.length === 1, { what: 'the event at the compaction revision', timeoutMs: 10_000 });
       expect(kept.groups[0]!.map((e) => (e.type === 'put' ? e.kv.key : e.key))).toEqual(['z/3']);
       expect(kept.errors).toEqual([]);
       await kept.watch.close();
