@@ -22,6 +22,7 @@ import { AgentServiceService, type ConnectRequest, type ConnectResponse } from '
 import { JobServiceService, JobSpec, JobState, type SubmitBatchRequest, type SubmitBatchResponse } from '../proto/gen/runmesh/v1/job.js';
 import { assign, finish } from '../control-plane/jobs/lifecycle.js';
 import { encodeRecord, queuedRecord } from '../control-plane/jobs/record.js';
+import { validateSpec } from '../control-plane/jobs/validate.js';
 import { openEtcdStore } from '../control-plane/store/etcd.js';
 import { withGroupCommit } from '../control-plane/store/group-commit.js';
 import type { Op, Store } from '../control-plane/store/store.js';
@@ -29,7 +30,7 @@ import type { Op, Store } from '../control-plane/store/store.js';
 /** The bytes of a no-op job's record as runmesh stores it when queued, assigned and succeeded (made by runmesh's own code once, at start). */
 function recordBytes(): Record<Point, number> {
   const now = new Date();
-  const r = queuedRecord('01KBQ0000000000000000000000', JobSpec.fromPartial({ argv: ['true'] }), now, 1);
+  const r = queuedRecord('01KBQ0000000000000000000000', validateSpec(JobSpec.fromPartial({ argv: ['true'] })), now, 1);
   const queued = encodeRecord(r).length;
   assign(r, 'tp-10', now);
   const assigned = encodeRecord(r).length;

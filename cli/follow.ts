@@ -37,7 +37,7 @@ export const DEFAULT_FOLLOW: FollowOptions = { ...DEFAULT_RESUME, pollMs: 1_000 
 
 /** Prints the records that exist now and returns (no follow, no retry). */
 export async function printLogs(conn: Connection, id: string, cursor: Cursor, sink: LogSink): Promise<void> {
-  await streamOnce(conn, id, cursor, false, sink, () => undefined);
+  await streamOnce(conn, { id, cursor, follow: false, sink, onRecord: () => undefined });
 }
 
 /** Follows one attempt until its stream ends, resuming after breaks. */
@@ -52,7 +52,7 @@ export async function followAttempt(
   const resume = new ResumeWindow(options);
   for (;;) {
     try {
-      return await streamOnce(conn, id, cursor, true, sink, () => resume.progressed());
+      return await streamOnce(conn, { id, cursor, follow: true, sink, onRecord: () => resume.progressed() });
     } catch (err) {
       await resume.retryAfter(err);
     }
@@ -75,7 +75,7 @@ export async function followJob(
   const resume = new ResumeWindow(options);
   for (;;) {
     try {
-      await streamOnce(conn, id, cursor, true, sink, () => resume.progressed());
+      await streamOnce(conn, { id, cursor, follow: true, sink, onRecord: () => resume.progressed() });
       const job = await getJob(conn, id);
       resume.progressed();
       if (isTerminal(job.state)) return job;
@@ -99,15 +99,17 @@ async function getJob(conn: Connection, id: string): Promise<Job> {
   return res.job;
 }
 
+/** One Logs call of job `id`, from `cursor`; `onRecord` hears of every record received, new or not. */
+interface LogsCall {
+  id: string;
+  cursor: Cursor;
+  follow: boolean;
+  sink: LogSink;
+  onRecord: () => void;
+}
+
 /** One Logs call: writes every new record to `sink` and moves `cursor` along. */
-async function streamOnce(
-  conn: Connection,
-  id: string,
-  cursor: Cursor,
-  follow: boolean,
-  sink: LogSink,
-  onRecord: () => void,
-): Promise<void> {
+async function streamOnce(conn: Connection, { id, cursor, follow, sink, onRecord }: LogsCall): Promise<void> {
   const request: LogsRequest = { id, attempt: cursor.attempt, fromSeq: cursor.nextSeq, follow };
   const stream = conn.jobs.logs(request);
   try {

@@ -5,18 +5,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobState, type JobSpec } from '../proto/gen/runmesh/v1/job.js';
+import { JobSpec, JobState } from '../proto/gen/runmesh/v1/job.js';
 import { startEtcd, type TestEtcd } from '../test/support/etcd.js';
 import { Housekeeper } from './housekeeping.js';
 import { newJobId } from './jobs/ids.js';
-import { queuedRecord, type JobRecord } from './jobs/record.js';
+import { queuedRecord, type JobRecord, type ResolvedSpec } from './jobs/record.js';
+import { validateSpec } from './jobs/validate.js';
 import { JobRepo } from './jobs/repo.js';
 import { LogStore } from './logs/log-store.js';
-import { eventually } from './store/contract-helpers.js';
 import { isCompacted } from './store/errors.js';
 import { openEmbeddedStore } from './store/embedded.js';
 import { openEtcdStore } from './store/etcd.js';
 import type { Compare, Store } from './store/store.js';
+import { waitUntil } from '../test/support/wait.js';
 
 const HOUR = 3600_000;
 const silent = pino({ level: 'silent' });
@@ -41,7 +42,7 @@ async function temp(): Promise<string> {
   return d;
 }
 
-const spec = (idempotencyKey = ''): JobSpec => ({ argv: ['true'], idempotencyKey }) as JobSpec;
+const spec = (idempotencyKey = ''): ResolvedSpec => validateSpec(JobSpec.fromPartial({ argv: ['true'], idempotencyKey }));
 
 /** A job submitted at `submitted`; with `endedAt`, one that succeeded then. */
 function job(submitted: number, endedAt?: number, idempotencyKey = ''): JobRecord {
@@ -193,7 +194,7 @@ describe.each(stores)('housekeeping on the %s store', (_name, open) => {
     const events: string[] = [];
     const old = await store.watch('/a', { onEvents: () => undefined, onError: (e) => errors.push(e) }, kept - 2);
     const ok = await store.watch('/a', { onEvents: (ev) => events.push(...ev.map((e) => e.type)), onError: (e) => errors.push(e) }, kept);
-    await eventually(() => errors.length > 0 && events.length > 0, 5_000, 'the compacted and the kept watch');
+    await waitUntil(() => errors.length > 0 && events.length > 0, { what: 'the compacted and the kept watch', timeoutMs: 5_000 });
     expect(errors.map(isCompacted)).toEqual([true]);
     expect(events).toEqual(['put']);
     await old.close();

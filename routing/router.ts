@@ -132,7 +132,7 @@ export class Router {
       const preferred = round.snapshot.preferred(job.selector, job.affinityKey, cands);
       if (preferred >= 0 && round.fits(preferred, need)) return preferred;
     }
-    const agent = choose(round, job.selector, cands, need, job.strategy, this.o.random);
+    const agent = choose(round, { text: job.selector, cands, need, strategy: job.strategy }, this.o.random);
     if (agent < 0) round.noteFailure(job.selector, need);
     return agent;
   }

@@ -56,8 +56,16 @@ function spread(r: Round, list: LiveList, need: Resources, random: RandomSource)
   return spreadCost(r, b) < spreadCost(r, a) ? b : a;
 }
 
-/** The agent for `need` under `strategy` among a selector's candidates, or -1 when none fits. */
-export function choose(r: Round, text: string, cands: CandidateSet, need: Resources, strategy: StrategyName, random: RandomSource): number {
+/** What a job asks of one choice: room for `need` among the candidates of selector `text`, placed by `strategy`. */
+export interface Choice {
+  text: string;
+  cands: CandidateSet;
+  need: Resources;
+  strategy: StrategyName;
+}
+
+/** The agent for a choice's need under its strategy among its selector's candidates, or -1 when none fits. */
+export function choose(r: Round, { text, cands, need, strategy }: Choice, random: RandomSource): number {
   if (strategy === 'binpack') return r.slotBuckets(text, cands).bestFit(need);
   return spread(r, r.liveList(text, cands), need, random);
 }

@@ -11,7 +11,6 @@ import {
   type GetRequest,
   type GetResponse,
   type Job,
-  type JobSpec,
   type ListRequest,
   type ListResponse,
   type LogsRequest,
@@ -25,7 +24,7 @@ import {
 } from '../../proto/gen/runmesh/v1/job.js';
 import { requestCancel } from '../jobs/lifecycle.js';
 import type { JobRecord } from '../jobs/record.js';
-import type { JobRepo, Versioned } from '../jobs/repo.js';
+import type { Created, JobRepo } from '../jobs/repo.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
@@ -48,8 +47,12 @@ export interface JobServiceDeps {
   logLocator: LogLocator;
   /** How long and how many ended jobs are kept: a missing job that may have been deleted says so. */
   retention: Retention;
-  /** Stores drafted new jobs (placing them at once where it can); resolves when all are durable. */
-  admit(records: JobRecord[]): Promise<Versioned[]>;
+  /**
+   * The one way a new job is stored: drafted records are placed at once where
+   * the scheduler can, else stored queued; a record with an idempotency key
+   * already used resolves to the first job (`existing`). Resolves when all are durable.
+   */
+  admit(records: JobRecord[]): Promise<Created[]>;
 }
 
 const MAX_BATCH = 10_000;
@@ -80,12 +83,10 @@ export class JobServiceImpl {
 
   async submit(req: SubmitRequest): Promise<SubmitResponse> {
     const spec = validateSpec(req.spec);
-    const { created, existing } = spec.idempotencyKey
-      ? await this.d.repo.createOnce(spec, new Date())
-      : { created: await this.admitOne(spec), existing: false };
-    this.d.tracker.apply(created);
-    if (!existing) this.d.logger.info({ job_id: created.record.job.id, name: spec.name }, 'job submitted');
-    return { job: created.record.job, existing };
+    const [created] = await this.d.admit([this.d.repo.draft(spec, new Date())]);
+    const { record, existing } = created!;
+    if (!existing) this.d.logger.info({ job_id: record.job.id, name: spec.name }, 'job submitted');
+    return { job: record.job, existing };
   }
 
   async submitBatch(req: SubmitBatchRequest): Promise<SubmitBatchResponse> {
@@ -97,11 +98,6 @@ export class JobServiceImpl {
     const now = new Date();
     const created = await this.d.admit(specs.map((s) => this.d.repo.draft(s, now)));
     return { jobs: created.map((v) => v.record.job) };
-  }
-
-  private async admitOne(spec: JobSpec): Promise<Versioned> {
-    const [v] = await this.d.admit([this.d.repo.draft(spec, new Date())]);
-    return v!;
   }
 
   async get(req: GetRequest): Promise<GetResponse> {
@@ -131,7 +127,7 @@ export class JobServiceImpl {
     const agent = v.job.attempts.at(-1)?.agent;
     if (outcome === 'agent' && agent) {
       await this.d
-        .cancelOnAgent(agent, id, v.job.attempt, v.job.spec?.cancelGraceSeconds ?? 10, v.cancel?.reason ?? 'cancelled')
+        .cancelOnAgent(agent, id, v.job.attempt, v.job.spec.cancelGraceSeconds, v.cancel?.reason ?? 'cancelled')
         .catch(() => false);
     }
     this.d.logger.info({ job_id: id, outcome, reason: req.reason }, 'job cancel requested');

@@ -170,7 +170,7 @@ export class AgentSession implements AgentLink {
       const file = await this.ctx.logs.file(h.jobId, h.attempt);
       resume.push({ jobId: h.jobId, attempt: h.attempt, nextSeq: await file.durable() });
       if (r.cancel)
-        cancels.push({ jobId: h.jobId, attempt: h.attempt, graceSeconds: r.job.spec?.cancelGraceSeconds ?? 10, reason: r.cancel.reason });
+        cancels.push({ jobId: h.jobId, attempt: h.attempt, graceSeconds: r.job.spec.cancelGraceSeconds, reason: r.cancel.reason });
     }
     // Attempts assigned to this agent that it does not hold were lost in flight or with the host.
     for (const id of this.ctx.index.jobsOn(this.name)) {

@@ -2,12 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { FailureCategory, JobSpec, JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { assign, countedAttempts, finish, lost, started, undelivered } from './lifecycle.js';
 import { queuedRecord, type JobRecord } from './record.js';
+import { validateSpec } from './validate.js';
 
 const S = JobState;
 const now = new Date('2026-12-01T12:00:00Z');
 
 const queued = (maxAttempts: number): JobRecord =>
-  queuedRecord('j_0000000000lifecycle', JobSpec.fromPartial({ argv: ['true'], maxAttempts }), now, 1);
+  queuedRecord('j_0000000000lifecycle', validateSpec(JobSpec.fromPartial({ argv: ['true'], maxAttempts })), now, 1);
 
 const ok = { exitCode: 0, failure: FailureCategory.FAILURE_CATEGORY_UNSPECIFIED, message: '', logRecords: 0 };
 

@@ -70,10 +70,10 @@ function nextState(r: JobRecord, outcome: AttemptOutcome): { state: JobState; re
   if (outcome.failure === F.FAILURE_CATEGORY_PREEMPTED || outcome.failure === F.FAILURE_CATEGORY_NOT_DELIVERED)
     return { state: S.JOB_STATE_QUEUED, retry: true };
   if (r.cancel || outcome.failure === F.FAILURE_CATEGORY_CANCELLED) return { state: S.JOB_STATE_CANCELLED, retry: false };
-  const left = (r.job.spec?.maxAttempts ?? 1) - countedAttempts(r);
+  const left = r.job.spec.maxAttempts - countedAttempts(r);
   if (left > 0) return { state: S.JOB_STATE_WAITING, retry: true };
   if (outcome.failure === F.FAILURE_CATEGORY_TIMEOUT) return { state: S.JOB_STATE_TIMED_OUT, retry: false };
-  return { state: (r.job.spec?.maxAttempts ?? 1) > 1 ? S.JOB_STATE_DEAD : S.JOB_STATE_FAILED, retry: false };
+  return { state: r.job.spec.maxAttempts > 1 ? S.JOB_STATE_DEAD : S.JOB_STATE_FAILED, retry: false };
 }
 
 /** Records how an attempt ended and moves the job on (done, retry later, or requeue now). */
@@ -107,7 +107,7 @@ export function finish(r: JobRecord, attempt: number, outcome: AttemptOutcome, n
   transition(r.job, next.state, now, why);
   if (next.state === S.JOB_STATE_WAITING) {
     r.job.notBefore = new Date(now.getTime() + retryDelayMs(countedAttempts(r), random)).toISOString();
-    r.job.waitingReason = `retry ${countedAttempts(r) + 1} of ${r.job.spec?.maxAttempts} after backoff`;
+    r.job.waitingReason = `retry ${countedAttempts(r) + 1} of ${r.job.spec.maxAttempts} after backoff`;
   }
   if (isTerminal(next.state)) delete r.cancel;
   return true;

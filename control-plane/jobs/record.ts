@@ -2,10 +2,19 @@
  * What the store holds per job: the public `Job` plus the few internal fields
  * the control plane needs to rebuild its state after a restart or failover.
  */
-import { Job, JobState, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import { Job, JobState, type JobSpec, type Resources } from '../../proto/gen/runmesh/v1/job.js';
+
+/**
+ * A job spec as stored: every default was resolved once, at submit
+ * (`validateSpec` in validate.ts), so no reader applies one again.
+ */
+export type ResolvedSpec = JobSpec & { resources: Resources };
+
+/** The public Job as stored: its spec is always there, resolved. */
+export type StoredJob = Job & { spec: ResolvedSpec };
 
 export interface JobRecord {
-  job: Job;
+  job: StoredJob;
   /** Submission order (FIFO tiebreak in routing). */
   order: number;
   /** Set by Cancel while an attempt is active; delivered to the agent until it ends. */
@@ -20,9 +29,9 @@ export interface JobRecord {
 }
 
 /** A new QUEUED record with id `id`, submitted `now`, `order` in the queue. */
-export function queuedRecord(id: string, spec: JobSpec, now: Date, order: number): JobRecord {
+export function queuedRecord(id: string, spec: ResolvedSpec, now: Date, order: number): JobRecord {
   const at = now.toISOString();
-  const job: Job = {
+  const job: StoredJob = {
     id,
     spec,
     state: JobState.JOB_STATE_QUEUED,
@@ -51,7 +60,10 @@ export function decodeRecord(text: string): JobRecord {
     preempted?: boolean;
     logPeers?: JobRecord['logPeers'];
   };
-  const r: JobRecord = { job: Job.fromJSON(raw.job), order: raw.order };
+  const job = Job.fromJSON(raw.job);
+  // Every record was stored with its spec resolved; one without is not ours to guess at.
+  if (!job.spec?.resources) throw new Error(`job record ${job.id || '(no id)'} has no resolved spec`);
+  const r: JobRecord = { job: job as StoredJob, order: raw.order };
   if (raw.cancel) r.cancel = raw.cancel;
   if (raw.preempted) r.preempted = true;
   if (raw.logPeers) r.logPeers = raw.logPeers;

@@ -3,16 +3,21 @@
  * write is fenced on the job key's mod revision, so a stale peer or a zombie
  * agent cannot overwrite a newer state; callers re-read and retry in one place.
  */
-import type { JobState, JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import type { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import type { Compare, Op, RangeResult, Store, WatchHandlers, Watch } from '../store/store.js';
 import { JobNotFoundError, StaleWriteError } from './errors.js';
 import { jobIdTime, newJobId } from './ids.js';
-import { cloneRecord, decodeRecord, encodeRecord, queuedRecord, type JobRecord } from './record.js';
+import { cloneRecord, decodeRecord, encodeRecord, queuedRecord, type JobRecord, type ResolvedSpec } from './record.js';
 import { isTerminal } from './state.js';
 
 export interface Versioned {
   record: JobRecord;
   modRevision: number;
+}
+
+/** What storing a new job came to: the stored job, or with `existing`, the first job stored under its idempotency key. */
+export interface Created extends Versioned {
+  existing: boolean;
 }
 
 export interface ListFilter {
@@ -49,15 +54,29 @@ export class JobRepo {
   }
 
   /** A new QUEUED record for `spec`, not yet stored. */
-  draft(spec: JobSpec, now: Date): JobRecord {
+  draft(spec: ResolvedSpec, now: Date): JobRecord {
     return queuedRecord(newJobId(now.getTime()), spec, now, now.getTime() * 1000 + (this.orderSeq++ % 1000));
   }
 
-  /** Stores a new QUEUED job under its (non-empty) idempotency key; with the key already used, returns that job instead. */
-  async createOnce(spec: JobSpec, now: Date): Promise<{ created: Versioned; existing: boolean }> {
-    const record = this.draft(spec, now);
+  /**
+   * Stores drafted QUEUED records (as they are). Those without an idempotency
+   * key go in as few transactions as the store allows; one with a key is
+   * stored only if the key is unused, else the job first stored under it is
+   * returned (`existing`).
+   */
+  async storeNew(records: readonly JobRecord[]): Promise<Created[]> {
+    const plain = records.filter((r) => !r.job.spec.idempotencyKey);
+    const stored = new Map<string, Created>();
+    for (const v of await this.storePlain(plain)) stored.set(v.record.job.id, { ...v, existing: false });
+    const keyed = records.filter((r) => r.job.spec.idempotencyKey);
+    for (const [i, c] of (await Promise.all(keyed.map((r) => this.storeOnce(r)))).entries()) stored.set(keyed[i]!.job.id, c);
+    return records.map((r) => stored.get(r.job.id)!);
+  }
+
+  /** Stores a drafted record under its (non-empty) idempotency key; with the key already used, returns that job instead. */
+  private async storeOnce(record: JobRecord): Promise<Created> {
     const key = this.key(record.job.id);
-    const idemKey = this.idemPrefix + spec.idempotencyKey;
+    const idemKey = this.idemPrefix + record.job.spec.idempotencyKey;
     for (let i = 0; i < MAX_CAS_TRIES; i++) {
       const res = await this.store.txn({
         compare: [{ key: idemKey, target: 'version', op: '==', value: 0 }],
@@ -66,16 +85,15 @@ export class JobRepo {
           { type: 'put', key: idemKey, value: record.job.id },
         ],
       });
-      if (res.succeeded) return { created: { record, modRevision: res.revision }, existing: false };
+      if (res.succeeded) return { record, modRevision: res.revision, existing: false };
       const first = await this.store.get(idemKey);
       const found = first ? await this.get(first.value) : undefined;
-      if (found) return { created: found, existing: true };
+      if (found) return { ...found, existing: true };
     }
     throw new StaleWriteError(record.job.id, 'idempotency key kept changing');
   }
 
-  /** Stores drafted records (as they are) in as few transactions as the store allows. */
-  async storeNew(records: readonly JobRecord[]): Promise<Versioned[]> {
+  private async storePlain(records: readonly JobRecord[]): Promise<Versioned[]> {
     const ops: Op[] = records.map((r) => ({ type: 'put', key: this.key(r.job.id), value: encodeRecord(r) }));
     const out: Versioned[] = [];
     const step = this.store.maxTxnOps;
@@ -141,8 +159,8 @@ export class JobRepo {
       for (const kv of page.kvs) {
         const r = decodeRecord(kv.value);
         if (states.size > 0 && !states.has(r.job.state)) continue;
-        if (filter.namePrefix && !r.job.spec?.name.startsWith(filter.namePrefix)) continue;
-        if (filter.tenant && r.job.spec?.tenant !== filter.tenant) continue;
+        if (filter.namePrefix && !r.job.spec.name.startsWith(filter.namePrefix)) continue;
+        if (filter.tenant && r.job.spec.tenant !== filter.tenant) continue;
         out.push(r);
         if (out.length === pageSize) return { records: out, next: page.more || kv !== page.kvs.at(-1) ? r.job.id : '' };
       }
@@ -179,7 +197,7 @@ export class JobRepo {
     const key = this.key(v.record.job.id);
     const compare: Compare[] = [{ key, target: 'modRevision', op: '==', value: v.modRevision }, ...fence];
     const success: Op[] = [{ type: 'delete', key }];
-    const idem = v.record.job.spec?.idempotencyKey;
+    const idem = v.record.job.spec.idempotencyKey;
     // The key maps to this job unless it was reused after an earlier delete: only ours goes.
     if (idem && (await this.store.get(this.idemPrefix + idem))?.value === v.record.job.id) {
       compare.push({ key: this.idemPrefix + idem, target: 'value', op: '==', value: v.record.job.id });

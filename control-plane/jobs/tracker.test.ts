@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { JobState, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
-import { eventually } from '../store/contract-helpers.js';
+import { JobSpec, JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { openEmbeddedStore } from '../store/embedded.js';
 import { JobRepo } from './repo.js';
 import { JobTracker } from './tracker.js';
+import { validateSpec } from './validate.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 let cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -27,7 +28,7 @@ describe('JobTracker', () => {
       () => store.close(),
       () => tracker.close(),
     );
-    const [v] = await repo.storeNew([repo.draft({ argv: ['true'] } as JobSpec, new Date())]);
+    const [v] = await repo.storeNew([repo.draft(validateSpec(JobSpec.fromPartial({ argv: ['true'] })), new Date())]);
     await tracker.start();
     expect(tracker.get(v!.record.job.id)?.record.job.state).toBe(JobState.JOB_STATE_QUEUED);
     expect(tracker.countsByState().get(JobState.JOB_STATE_QUEUED)).toBe(1);
@@ -35,7 +36,7 @@ describe('JobTracker', () => {
     tracker.onDeleted((id) => deleted.push(id));
 
     await store.delete(repo.key(v!.record.job.id));
-    await eventually(() => deleted.length > 0, 5_000, 'the delete to be seen');
+    await waitUntil(() => deleted.length > 0, { what: 'the delete to be seen', timeoutMs: 5_000 });
     expect(deleted).toEqual([v!.record.job.id]);
     expect(tracker.size).toBe(0);
     expect(tracker.countsByState().get(JobState.JOB_STATE_QUEUED)).toBe(0);

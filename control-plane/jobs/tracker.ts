@@ -5,10 +5,10 @@
  * get every change, terminal ones included (Watch, Logs follow, scheduler).
  */
 import type { Logger } from 'pino';
-import { JobState, QosClass, type Job } from '../../proto/gen/runmesh/v1/job.js';
+import { JobState, type QosClass } from '../../proto/gen/runmesh/v1/job.js';
 import { isCompacted } from '../store/errors.js';
 import type { KeyValue, Watch, WatchEvent } from '../store/store.js';
-import { decodeRecord } from './record.js';
+import { decodeRecord, type StoredJob } from './record.js';
 import type { JobRepo, Versioned } from './repo.js';
 import { isTerminal } from './state.js';
 
@@ -36,7 +36,7 @@ export class JobTracker {
   ) {}
 
   async start(): Promise<void> {
-    const revision = await this.repo.loadAll((v) => this.apply(v, false));
+    const revision = await this.repo.loadAll((v) => this.take(v));
     this.log.info({ live: this.live.size, revision }, 'jobs loaded');
     this.watch = await this.repo.watch({ onEvents: (ev) => this.onEvents(ev), onError: (err) => void this.rewatch(err) }, revision);
   }
@@ -66,10 +66,16 @@ export class JobTracker {
     await this.start();
   }
 
-  /** Applies a newer version of a job; older or equal revisions are ignored. */
-  apply(v: Versioned, notify = true): void {
+  /** Applies a newer version of a job and tells the subscribers; older or equal revisions are ignored. */
+  apply(v: Versioned): void {
+    if (!this.take(v)) return;
+    for (const l of this.listeners) l(v);
+  }
+
+  /** Takes a newer version of a job into the live set without telling anyone (loading); false when it was not newer. */
+  private take(v: Versioned): boolean {
     const id = v.record.job.id;
-    if ((this.seen.get(id) ?? 0) >= v.modRevision) return;
+    if ((this.seen.get(id) ?? 0) >= v.modRevision) return false;
     this.seen.set(id, v.modRevision);
     const before = this.live.get(id);
     if (before) this.count(before.record.job, -1);
@@ -78,8 +84,8 @@ export class JobTracker {
       this.live.set(id, v);
       this.count(v.record.job, 1);
     }
-    if (notify) for (const l of this.listeners) l(v);
     if (this.seen.size > 200_000) this.trimSeen();
+    return true;
   }
 
   /**
@@ -98,10 +104,10 @@ export class JobTracker {
     for (const l of this.deleteListeners) l(id);
   }
 
-  private count(job: Job, by: 1 | -1): void {
+  private count(job: StoredJob, by: 1 | -1): void {
     this.byState.set(job.state, (this.byState.get(job.state) ?? 0) + by);
     if (job.state !== JobState.JOB_STATE_QUEUED) return;
-    const qos = job.spec?.qos || QosClass.QOS_CLASS_STANDARD;
+    const qos = job.spec.qos;
     this.queuedByQos.set(qos, (this.queuedByQos.get(qos) ?? 0) + by);
   }
 

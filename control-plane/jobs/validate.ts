@@ -3,6 +3,7 @@
  * downstream checks for zero values, and names the offending field on error.
  */
 import { QosClass, Strategy, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import type { ResolvedSpec } from './record.js';
 import { parseSelector, SelectorParseError } from '../../routing/index.js';
 import { ValidationError } from './errors.js';
 
@@ -68,8 +69,11 @@ function range(value: number, max: number, field: string, unit = ''): void {
   check(value <= max, field, `${value}${unit} exceeds the limit of ${max}${unit}`);
 }
 
-/** Returns a copy of `spec` with every default resolved; throws ValidationError naming the field. */
-export function validateSpec(spec: JobSpec | undefined, field = 'spec'): JobSpec {
+/**
+ * Returns a copy of `spec` with every default resolved: the one place defaults
+ * are applied (the spec is stored like this). Throws ValidationError naming the field.
+ */
+export function validateSpec(spec: JobSpec | undefined, field = 'spec'): ResolvedSpec {
   if (!spec) throw new ValidationError(field, 'missing');
   validateCommand(spec, field);
   validateEnv(spec.env, field);

@@ -28,8 +28,7 @@ export class PeerDispatch implements Dispatcher {
 
   async assign(agent: string, record: JobRecord): Promise<boolean> {
     const { id, attempt, spec } = record.job;
-    // The spec is stored resolved at submit (jobs/validate.ts), so its timeout is always set.
-    const deadline = new Date(Date.now() + (spec?.timeoutSeconds ?? 0) * 1000).toISOString();
+    const deadline = new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
     const msg: Assign = { jobId: id, attempt, spec, deadline };
     const at = this.holder(agent);
     if (!at) return false;

@@ -9,7 +9,7 @@ import { activeAgent } from '../jobs/lifecycle.js';
 import type { JobRecord } from '../jobs/record.js';
 import type { Versioned } from '../jobs/repo.js';
 import { QueueBuckets } from './queue-buckets.js';
-import { add, qosName, specResources, strategyName, ZERO } from './convert.js';
+import { add, qosName, strategyName, ZERO } from './convert.js';
 
 interface Active {
   agent: string;
@@ -47,7 +47,7 @@ export class ActiveIndex {
     const spec = v.record.job.spec;
     const at = v.record.job.attempts.at(-1);
     const startedAt = Date.parse(at?.startedAt ?? at?.assignedAt ?? '') || undefined;
-    const view: RunningAttemptView = { jobId: id, agent, qos: qosName(spec?.qos ?? 0), resources: specResources(spec), startedAt };
+    const view: RunningAttemptView = { jobId: id, agent, qos: qosName(spec.qos), resources: spec.resources, startedAt };
     const unstartedSince = v.record.job.state === JobState.JOB_STATE_ASSIGNED ? (startedAt ?? 0) : undefined;
     this.active.set(id, { agent, attempt: v.record.job.attempt, view, unstartedSince });
     let set = this.byAgent.get(agent);
@@ -113,13 +113,13 @@ export function toQueued(r: JobRecord): QueuedJob {
   const spec = r.job.spec;
   return {
     id: r.job.id,
-    selector: spec?.selector ?? '',
-    resources: specResources(spec),
-    qos: qosName(spec?.qos ?? 0),
-    tenant: spec?.tenant || 'default',
-    priority: spec?.priority ?? 0,
-    affinityKey: spec?.affinityKey ?? '',
-    strategy: strategyName(spec?.strategy ?? 0),
+    selector: spec.selector,
+    resources: spec.resources,
+    qos: qosName(spec.qos),
+    tenant: spec.tenant,
+    priority: spec.priority,
+    affinityKey: spec.affinityKey,
+    strategy: strategyName(spec.strategy),
     order: r.order,
   };
 }

@@ -1,5 +1,5 @@
 /** Proto ↔ routing value mapping, in one place. */
-import { QosClass, Strategy, type JobSpec, type Resources as ProtoResources } from '../../proto/gen/runmesh/v1/job.js';
+import { QosClass, Strategy, type Resources as ProtoResources } from '../../proto/gen/runmesh/v1/job.js';
 import type { QosClass as RoutingQos, Resources, StrategyName } from '../../routing/index.js';
 
 export const qosName = (q: QosClass): RoutingQos =>
@@ -12,8 +12,6 @@ export const resourcesOf = (r: ProtoResources | undefined): Resources => ({
   cpuMillis: r?.cpuMillis ?? 0,
   memoryMb: r?.memoryMb ?? 0,
 });
-
-export const specResources = (spec: JobSpec | undefined): Resources => resourcesOf(spec?.resources);
 
 export const ZERO: Resources = { slots: 0, cpuMillis: 0, memoryMb: 0 };
 

@@ -9,7 +9,7 @@ import type { AgentView, ClusterSnapshot, Decision, Placement, Preemption } from
 import { Router, snapshotOf } from '../../routing/index.js';
 import { assign, lost, preempt, promote, setWaitingReason, undelivered } from '../jobs/lifecycle.js';
 import { cloneRecord, type JobRecord } from '../jobs/record.js';
-import type { Mutator, Versioned } from '../jobs/repo.js';
+import type { Created, Mutator, Versioned } from '../jobs/repo.js';
 import type { JobWriter } from '../jobs/writer.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import { toQueued, type ActiveIndex } from './active-index.js';
@@ -50,7 +50,7 @@ export interface SchedulerOptions {
 
 interface Admission {
   records: JobRecord[];
-  resolve(stored: Versioned[]): void;
+  resolve(stored: Created[]): void;
   reject(err: unknown): void;
 }
 
@@ -112,7 +112,7 @@ export class Scheduler {
    * and an assignment, and pushed to the agent; the rest are stored QUEUED.
    * With a queue, new jobs join its back (placing them first would jump it).
    */
-  admit(records: JobRecord[]): Promise<Versioned[]> {
+  admit(records: JobRecord[]): Promise<Created[]> {
     if (this.stopped || !this.leader()) return this.o.writer.create(records);
     return new Promise((resolve, reject) => {
       this.admissions.push({ records, resolve, reject });
@@ -175,12 +175,16 @@ export class Scheduler {
   private async admitNow(admitted: Admission[], now: Date): Promise<void> {
     const records = admitted.flatMap((a) => a.records);
     try {
-      const stored = new Map<string, Versioned>();
-      const placed = this.leader() && this.index.queued.size === 0 ? await this.placeFresh(records, now) : [];
+      const stored = new Map<string, Created>();
+      // A job with an idempotency key is stored queued, under its key (a repeat gets the first job), then placed as any queued job.
+      const fresh = records.filter((r) => !r.job.spec.idempotencyKey);
+      const placed = this.leader() && this.index.queued.size === 0 ? await this.placeFresh(fresh, now) : [];
       // Assignments go out first: the agent's Assign does not wait behind the submitter's answer.
       const delivered = Promise.all(placed.map((v) => this.deliver(v.record)));
-      for (const v of placed) stored.set(v.record.job.id, v);
-      for (const v of await this.o.writer.create(records.filter((r) => !stored.has(r.job.id)))) stored.set(v.record.job.id, v);
+      for (const v of placed) stored.set(v.record.job.id, { ...v, existing: false });
+      const rest = records.filter((r) => !stored.has(r.job.id));
+      // By draft: a repeated idempotency key answers with the first job, whose id is not the draft's.
+      for (const [i, c] of (await this.o.writer.create(rest)).entries()) stored.set(rest[i]!.job.id, c);
       for (const a of admitted) a.resolve(a.records.map((r) => stored.get(r.job.id)!));
       await delivered;
     } catch (err) {
@@ -249,7 +253,7 @@ export class Scheduler {
     if (!v) return;
     this.o.logger.info({ job_id: p.victimJobId, agent_id: p.agent, for_job: p.forJobId }, 'preempting batch attempt');
     await this.o.dispatcher
-      .cancel(p.agent, p.victimJobId, at.attempt, v.job.spec?.cancelGraceSeconds ?? 10, `preempted for critical job ${p.forJobId}`)
+      .cancel(p.agent, p.victimJobId, at.attempt, v.job.spec.cancelGraceSeconds, `preempted for critical job ${p.forJobId}`)
       .catch(() => false);
   }
 

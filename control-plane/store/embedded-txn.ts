@@ -102,7 +102,7 @@ export function applyTxn(view: BatchView, req: TxnRequest, revision: number, ctx
 export function applyOps(view: BatchView, ops: readonly Op[], revision: number, ctx: ApplyContext): WatchEvent[] {
   const events: WatchEvent[] = [];
   for (const op of ops) {
-    if (op.type === 'put') events.push(put(view, op.key, op.value, op.lease ?? 0, revision, ctx));
+    if (op.type === 'put') events.push(put(view, op, revision, ctx));
     else if (op.type === 'delete') remove(view, op.key, revision, ctx, events);
     else for (const key of view.keysUnder(op.prefix)) remove(view, key, revision, ctx, events);
   }
@@ -111,7 +111,7 @@ export function applyOps(view: BatchView, ops: readonly Op[], revision: number, 
 
 const keyOf = (e: WatchEvent): string => (e.type === 'put' ? e.kv.key : e.key);
 
-function put(view: BatchView, key: string, value: string, lease: number, revision: number, ctx: ApplyContext): WatchEvent {
+function put(view: BatchView, { key, value, lease = 0 }: Extract<Op, { type: 'put' }>, revision: number, ctx: ApplyContext): WatchEvent {
   const old = view.get(key);
   const next: Stored = old
     ? { v: value, c: old.c, m: revision, n: old.n + 1, l: lease }
