@@ -6,22 +6,20 @@
  * finish (up to the grace), the rest are handed back, then it exits.
  */
 import { hostname, loadavg, availableParallelism } from 'node:os';
-import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../proto/gen/runmesh/v1/agent.js';
 import { FailureCategory } from '../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
-import { FallbackDialer, isDowngradeRefused } from '../transport/index.js';
+import { Backoff, delay, FallbackDialer, isDowngradeRefused, isRefusedCode, statusCode, type BackoffOptions } from '../transport/index.js';
 import { createExecutor, type Executor } from './executor/index.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
 import { attemptKey, AttemptStream } from './session/attempt.js';
-import { Backoff, delay } from './session/backoff.js';
 import { runConnection, type ConnectionHost } from './session/connection.js';
 import type { Link } from './session/link.js';
 import { VERSION } from '../proto/version.js';
 
-/** Statuses after which reconnecting cannot help: the operator must fix something. */
-const FATAL = new Set<number>([Status.UNAUTHENTICATED, Status.PERMISSION_DENIED, Status.INVALID_ARGUMENT]);
+/** Waits between reconnects: 100 ms doubling to 5 s, half jitter; the shortest again after a good connection. */
+const RECONNECT: BackoffOptions = { baseMs: 100, capMs: 5_000 };
 /** Attempts remembered as seen, so a re-sent Assign of one already started or finished is ignored. */
 const SEEN_ATTEMPTS = 10_000;
 
@@ -33,7 +31,7 @@ export class Agent implements ConnectionHost {
   /** Every attempt assigned to this process, oldest first (bounded by SEEN_ATTEMPTS). */
   private readonly seen = new Set<string>();
   private readonly stop = new AbortController();
-  private readonly backoff = new Backoff();
+  private readonly backoff = new Backoff(RECONNECT);
   private readonly dialer: FallbackDialer;
   private draining = false;
   /** The connection that got the latest Welcome, while it lasts. */
@@ -93,8 +91,9 @@ export class Agent implements ConnectionHost {
         }
       } catch (err) {
         if (this.stop.signal.aborted) break;
-        const code = (err as { code?: number }).code;
-        if (code !== undefined && FATAL.has(code)) {
+        // Reconnecting cannot help once the control plane refused this agent (transport/retry.ts): the operator must fix something.
+        const code = statusCode(err);
+        if (code !== undefined && isRefusedCode(code)) {
           this.log.error({ err }, 'control plane refused this agent');
           this.setFatal(err as Error);
           break;

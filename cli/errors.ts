@@ -5,6 +5,7 @@
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { findCause, hasCause } from '../proto/cause.js';
+import { isRetryableCode } from '../transport/retry.js';
 
 /** Base of every error the CLI raises on purpose (exit code 1 unless a subclass says otherwise). */
 export class CliError extends Error {
@@ -49,17 +50,10 @@ export class JobOutcomeError extends CliError {
 
 export const isUsage = (err: unknown): boolean => hasCause(err, UsageError);
 
-/**
- * Codes after which a broken log stream is worth re-opening: the server went
- * away (restart, failover) or the connection was cut mid-stream. Everything
- * else (NOT_FOUND, INVALID_ARGUMENT, ...) would fail the same way again.
- */
-const RETRYABLE = new Set<GrpcStatus>([GrpcStatus.UNAVAILABLE, GrpcStatus.INTERNAL, GrpcStatus.ABORTED, GrpcStatus.CANCELLED]);
-
-/** True when `err` (or its cause) is a gRPC failure that a retry may cure. */
+/** True when `err` (or its cause) is a failed call whose status a retry may cure (the codes are transport/retry.ts's). */
 export function isRetryable(err: unknown): boolean {
   const rpc = findCause(err, RpcError);
-  return rpc !== undefined && RETRYABLE.has(rpc.code);
+  return rpc !== undefined && isRetryableCode(rpc.code);
 }
 
 /** The gRPC status → operator message mapping; the server's details text is kept where it says more. */

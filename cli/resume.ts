@@ -1,17 +1,17 @@
 /**
  * How long a follower keeps re-opening a broken stream: retryable gRPC
- * failures (see `isRetryable` in errors.ts) are retried with capped, jittered
- * exponential backoff until the window has passed without any progress.
+ * failures (see `isRetryable` in errors.ts) are retried with the shared
+ * backoff (transport/retry.ts) until the window has passed without any progress.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff, delay } from '../transport/retry.js';
 import { isRetryable } from './errors.js';
 
 export interface ResumeOptions {
   /** Give up after this long without progress. Default 30 s. */
   windowMs: number;
-  /** First backoff delay. Default 250 ms. */
+  /** First backoff ceiling (half jitter: waits are between half of it and all of it). Default 250 ms. */
   baseDelayMs: number;
-  /** Largest backoff delay. Default 5 s. */
+  /** Largest backoff ceiling. Default 5 s. */
   maxDelayMs: number;
 }
 
@@ -19,14 +19,17 @@ export const DEFAULT_RESUME: ResumeOptions = { windowMs: 30_000, baseDelayMs: 25
 
 export class ResumeWindow {
   private failingSince: number | undefined;
-  private failures = 0;
+  private readonly backoff: Backoff;
 
-  constructor(private readonly options: ResumeOptions = DEFAULT_RESUME) {}
+  constructor(private readonly options: ResumeOptions = DEFAULT_RESUME) {
+    // Half jitter, so the retries of many CLIs spread out.
+    this.backoff = new Backoff({ baseMs: options.baseDelayMs, capMs: options.maxDelayMs, jitter: 'half' });
+  }
 
   /** A call succeeded or a record arrived: the next failure starts a fresh window. */
   progressed(): void {
     this.failingSince = undefined;
-    this.failures = 0;
+    this.backoff.reset();
   }
 
   /**
@@ -39,12 +42,6 @@ export class ResumeWindow {
     this.failingSince ??= now;
     const left = this.failingSince + this.options.windowMs - now;
     if (left <= 0) throw err;
-    await sleep(Math.min(left, this.delay(this.failures++)));
-  }
-
-  // "Equal jitter": half the exponential step fixed, half random, so retries of many CLIs spread out.
-  private delay(failures: number): number {
-    const step = Math.min(this.options.maxDelayMs, this.options.baseDelayMs * 2 ** Math.min(failures, 20));
-    return step / 2 + Math.random() * (step / 2);
+    await delay(Math.min(left, this.backoff.next()));
   }
 }

@@ -10,11 +10,14 @@
  */
 const MAX_DEPTH = 16;
 
+/** `err` and the errors down its cause chain, nearest first (at most MAX_DEPTH of them). */
+export function* causeChain(err: unknown): Generator<Error> {
+  for (let e = err, depth = 0; e instanceof Error && depth < MAX_DEPTH; e = e.cause, depth++) yield e;
+}
+
 /** The first error in `err`'s cause chain (`err` itself included) that is a `type`; undefined if none is. */
 export function findCause<T extends Error>(err: unknown, type: abstract new (...args: never[]) => T): T | undefined {
-  for (let e = err, depth = 0; e instanceof Error && depth < MAX_DEPTH; e = e.cause, depth++) {
-    if (e instanceof type) return e;
-  }
+  for (const e of causeChain(err)) if (e instanceof type) return e;
   return undefined;
 }
 

@@ -8,6 +8,7 @@
  * Client: parseAddress(), dial(), FallbackDialer.
  * Both: KEEPALIVE_SERVER_OPTIONS / KEEPALIVE_CLIENT_OPTIONS, which agree;
  * widenServerWindows() / CLIENT_FLOW_CONTROL_OPTIONS for 1 MiB HTTP/2 windows.
+ * Retry (retry.ts): which gRPC statuses a client retries, and the one Backoff.
  */
 export { parseAddress, joinHostPort, DEFAULT_SERVER, DEFAULT_TUNNEL_PATH, type Target, type Scheme } from './address.js';
 export { bindAll, serveWebSocketTunnel, type ListenOptions, type BoundAddress, type TunnelOptions, type TunnelHandle } from './server.js';
@@ -16,3 +17,4 @@ export type { ServerTlsFiles, ClientTlsFiles } from './credentials.js';
 export { KEEPALIVE_SERVER_OPTIONS, KEEPALIVE_CLIENT_OPTIONS, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './keepalive.js';
 export { widenServerWindows, CLIENT_FLOW_CONTROL_OPTIONS, FLOW_CONTROL_WINDOW } from './flow-control.js';
 export * from './errors.js';
+export * from './retry.js';

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { FailureCategory, JobState, LogStream } from '../../proto/gen/runmesh/v1/job.js';
 import type { AttemptHandle, ExitFailure, ExitStatus } from '../executor/executor.js';
-import { delay } from './backoff.js';
+import { delay } from '../../transport/retry.js';
 import type { Link } from './link.js';
 
 const WINDOW_BYTES = 32 * 1024 * 1024;
