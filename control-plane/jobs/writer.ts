@@ -5,14 +5,11 @@
  */
 import type { Logger } from 'pino';
 import type { Compare } from '../store/store.js';
-import { isStoreUnavailable } from '../store/errors.js';
+import { JOB_WRITE, retryStore } from '../store/retry.js';
 import { isJobNotFound, isNotLeader, isStaleWrite } from './errors.js';
 import type { JobRecord } from './record.js';
 import type { JobRepo, Mutator, Versioned } from './repo.js';
 import type { JobTracker } from './tracker.js';
-
-/** How long a write keeps trying while the store is unavailable. */
-const UNAVAILABLE_RETRY_MS = 10_000;
 
 export class JobWriter {
   /**
@@ -80,21 +77,18 @@ export class JobWriter {
     }
   }
 
-  /** One fenced write, retried while the store is briefly unavailable (an etcd restart, a leader change). */
+  /** One fenced write, retried while the store is briefly unavailable (store/retry.ts's JOB_WRITE). */
   private async writeOnce(id: string, mutate: Mutator): Promise<JobRecord | undefined> {
-    const until = Date.now() + UNAVAILABLE_RETRY_MS;
-    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
-      try {
+    return retryStore(
+      async () => {
         let changed = false;
         const v = await this.repo.update(id, (r) => (changed = mutate(r) !== false), this.tracker.get(id), this.fence);
         if (!changed) return undefined;
         this.tracker.apply(v);
         return v.record;
-      } catch (err) {
-        if (!isStoreUnavailable(err) || Date.now() + delay > until) throw err;
-        this.log.warn({ job_id: id, retry_in_ms: delay }, 'store unavailable, retrying job write');
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+      },
+      JOB_WRITE,
+      (_err, waitMs) => this.log.warn({ job_id: id, retry_in_ms: waitMs }, 'store unavailable, retrying job write'),
+    );
   }
 }

@@ -14,6 +14,8 @@
  * from etcd.
  */
 import pino, { type Logger } from 'pino';
+import { Backoff } from '../../transport/retry.js';
+import { CAMPAIGN_RETRY } from '../store/retry.js';
 import type { Compare, KeyValue, Lease, Store } from '../store/store.js';
 import { BadRecordError } from './errors.js';
 import { LEADER_KEY } from './keys.js';
@@ -56,8 +58,6 @@ interface Holder extends LeaderInfo {
   lease: number;
 }
 
-const RETRY_MS = 500;
-
 export class LeaderElection {
   private readonly listeners = new Set<(state: ElectionState) => void>();
   private readonly validity: LeaseValidity;
@@ -67,6 +67,8 @@ export class LeaderElection {
   private inFlight: Promise<void> | undefined;
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Waits after a failed campaign (store/retry.ts's CAMPAIGN_RETRY). */
+  private readonly retry = new Backoff(CAMPAIGN_RETRY);
   private lastState: ElectionState = { leader: undefined, term: undefined, isLeader: false };
   private closing: Promise<void> | undefined;
 
@@ -195,8 +197,9 @@ export class LeaderElection {
       try {
         await this.campaignOnce();
       } catch (err) {
-        this.log.warn({ err, retry_ms: RETRY_MS }, 'campaign failed');
-        this.retryTimer = setTimeout(() => this.kick(), RETRY_MS);
+        const wait = this.retry.next();
+        this.log.warn({ err, retry_ms: wait }, 'campaign failed');
+        this.retryTimer = setTimeout(() => this.kick(), wait);
         this.retryTimer.unref();
         return;
       }

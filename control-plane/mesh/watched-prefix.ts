@@ -6,7 +6,9 @@
  * agent directory and the election all read the store through one of these.
  */
 import type { Logger } from 'pino';
+import { Backoff } from '../../transport/retry.js';
 import { isCompacted } from '../store/errors.js';
+import { RESYNC } from '../store/retry.js';
 import type { KeyValue, Store, Watch, WatchEvent } from '../store/store.js';
 
 export interface WatchedPrefixOptions<T> {
@@ -22,9 +24,6 @@ export interface Entry<T> {
   kv: KeyValue;
 }
 
-const RESYNC_FIRST_MS = 100;
-const RESYNC_MAX_MS = 2_000;
-
 export class WatchedPrefix<T> {
   private entries = new Map<string, Entry<T>>();
   /** `entries` in key order, until the next change. */
@@ -36,7 +35,8 @@ export class WatchedPrefix<T> {
   private closed = false;
   private closing: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryMs = RESYNC_FIRST_MS;
+  /** Waits between failed re-reads (store/retry.ts's RESYNC); reset by a good one. */
+  private readonly resyncBackoff = new Backoff(RESYNC);
 
   private constructor(private readonly o: WatchedPrefixOptions<T>) {}
 
@@ -93,7 +93,7 @@ export class WatchedPrefix<T> {
     );
     if (this.closed) return void (await watch.close());
     this.watch = watch;
-    this.retryMs = RESYNC_FIRST_MS;
+    this.resyncBackoff.reset();
     this.notify();
   }
 
@@ -134,9 +134,8 @@ export class WatchedPrefix<T> {
       await this.sync();
     } catch (err) {
       if (this.closed) return;
-      this.o.logger.warn({ err, prefix: this.o.prefix, retry_ms: this.retryMs }, 'watch re-read failed');
-      const delay = this.retryMs;
-      this.retryMs = Math.min(RESYNC_MAX_MS, this.retryMs * 2);
+      const delay = this.resyncBackoff.next();
+      this.o.logger.warn({ err, prefix: this.o.prefix, retry_ms: delay }, 'watch re-read failed');
       this.scheduleResync(delay);
     }
   }

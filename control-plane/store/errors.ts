@@ -1,4 +1,7 @@
-/** Errors of the store area. Match with the `isX` guards (they walk the `cause` chain), never on message text. */
+/**
+ * Errors of the store area. Match with the `isX` guards (they walk the `cause`
+ * chain), never on message text. Which ones a retry may cure is retry.ts's call.
+ */
 import { hasCause } from '../../proto/cause.js';
 
 export class StoreError extends Error {
@@ -30,7 +33,7 @@ export class LeaseLostError extends StoreError {
   }
 }
 
-/** The store is unreachable or closed. Retryable unless closed. */
+/** The store is unreachable or closed (see retry.ts for who retries it). */
 export class StoreUnavailableError extends StoreError {
   override name = 'StoreUnavailableError';
 }

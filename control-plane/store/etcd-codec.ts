@@ -1,11 +1,11 @@
 /**
  * Translation between the store's shapes and etcd3's shapes: namespaced keys,
- * key values, and errors (txn requests are encoded in `etcd-wire.ts`).
+ * key values, and errors (txn requests are encoded in `etcd-wire.ts`; which
+ * errors are connection trouble is retry.ts's call).
  */
-import { status as GrpcStatus } from '@grpc/grpc-js';
-import { ClientClosedError, isRecoverableError } from 'etcd3';
 import type { IKeyValue } from 'etcd3';
 import { StoreError, StoreUnavailableError } from './errors.js';
+import { isEtcdUnavailable } from './retry.js';
 import type { KeyValue } from './store.js';
 
 /** Applies and strips the store's key prefix (etcd's own namespacing, done by hand on raw requests). */
@@ -52,16 +52,6 @@ export class Keys {
 /** Connection trouble (retryable) becomes StoreUnavailableError, anything else StoreError; the original is the cause. */
 export function translateError(err: unknown, what: string): StoreError {
   if (err instanceof StoreError) return err;
-  if (isUnavailable(err)) return new StoreUnavailableError(`etcd unavailable during ${what}`, { cause: err });
+  if (isEtcdUnavailable(err)) return new StoreUnavailableError(`etcd unavailable during ${what}`, { cause: err });
   return new StoreError(`etcd ${what} failed`, { cause: err });
-}
-
-/** gRPC codes meaning etcd could not be reached or could not answer in time (raw calls, `etcd-rpc`). */
-const UNAVAILABLE_CODES = new Set([GrpcStatus.UNAVAILABLE, GrpcStatus.DEADLINE_EXCEEDED]);
-
-function isUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  if ('code' in err && UNAVAILABLE_CODES.has(err.code as GrpcStatus)) return true;
-  // cockatiel (etcd3's fault handling) marks an open circuit with this property, not a class we can import.
-  return isRecoverableError(err) || err instanceof ClientClosedError || 'isBrokenCircuitError' in err;
 }

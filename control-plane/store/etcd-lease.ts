@@ -18,14 +18,12 @@ import {
 import type pino from 'pino';
 import { LeaseLostError, StoreUnavailableError } from './errors.js';
 import { translateError } from './etcd-codec.js';
+import { isEtcdUnavailable, KEEPALIVE_RETRY_MS, LEASE_GRANT_TRIES } from './retry.js';
 import type { Lease } from './store.js';
-
-const GRANT_ATTEMPTS = 3;
-const RETRY_DELAY_MS = 250;
 
 export async function grantEtcdLease(client: LeaseClient, ttlSeconds: number, log: pino.Logger): Promise<EtcdLease> {
   let lastError: unknown;
-  for (let attempt = 0; attempt < GRANT_ATTEMPTS; attempt++) {
+  for (let attempt = 0; attempt < LEASE_GRANT_TRIES; attempt++) {
     const id = randomInt(1, 2 ** 48);
     const sentAt = performance.now();
     try {
@@ -36,7 +34,7 @@ export async function grantEtcdLease(client: LeaseClient, ttlSeconds: number, lo
       return lease;
     } catch (err) {
       lastError = err;
-      if (translateError(err, 'lease grant').name === 'StoreUnavailableError') break;
+      if (isEtcdUnavailable(err)) break;
     }
   }
   throw translateError(lastError, 'lease grant');
@@ -123,9 +121,8 @@ export class EtcdLease implements Lease {
       this.send(stream);
     } catch (err) {
       this.log.debug({ err }, 'lease keepalive connect failed');
-      // Try again soon rather than at the next tick (ttl/3): after an etcd restart every
-      // moment without a keepalive comes out of the lease's TTL.
-      setTimeout(() => this.tick(), RETRY_DELAY_MS).unref();
+      // Try again soon rather than at the next tick (ttl/3): see KEEPALIVE_RETRY_MS.
+      setTimeout(() => this.tick(), KEEPALIVE_RETRY_MS).unref();
     } finally {
       this.connecting = false;
     }
@@ -150,7 +147,7 @@ export class EtcdLease implements Lease {
     this.stream = undefined;
     this.unanswered = [];
     if (!this.stopped) this.log.debug({ err }, 'lease keepalive stream broke');
-    setTimeout(() => this.tick(), RETRY_DELAY_MS).unref();
+    setTimeout(() => this.tick(), KEEPALIVE_RETRY_MS).unref();
   }
 
   private lose(cause: Error): void {

@@ -2,14 +2,12 @@
  * A raw gRPC channel to etcd for the calls we encode ourselves (`etcd-wire`):
  * one grpc-js client per endpoint, the current one kept until it is
  * unreachable, then the next. A call refused because no connection could be
- * made is retried a few times with a short backoff (the request never left),
- * so an etcd restart costs a pause, not an error; anything else is the
- * caller's to decide.
+ * made is retried a few times with a short backoff (the request never left;
+ * retry.ts's ETCD_RESEND), on the next endpoint, so an etcd restart costs a
+ * pause, not an error; anything else is the caller's to decide.
  */
-import { Client, credentials, status as Status, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
-
-const RETRIES = 3;
-const RETRY_BASE_MS = 50;
+import { Client, credentials, type ChannelOptions } from '@grpc/grpc-js';
+import { ETCD_RESEND, retryStore } from './retry.js';
 
 /**
  * Reconnect to etcd quickly: grpc-js backs off 1 s, then ×1.6 up to 2 min by
@@ -39,17 +37,19 @@ export class EtcdRpc {
   }
 
   /** One unary call with our own bytes in and a decoder for the answer. */
-  async unary<T>(method: string, request: Uint8Array, decode: (b: Buffer) => T): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const index = this.current;
-      try {
-        return await this.once(this.clients[index]!, method, request, decode);
-      } catch (err) {
-        if ((err as ServiceError).code !== Status.UNAVAILABLE || attempt >= RETRIES) throw err;
+  unary<T>(method: string, request: Uint8Array, decode: (b: Buffer) => T): Promise<T> {
+    let index = this.current;
+    return retryStore(
+      () => {
+        index = this.current;
+        return this.once(this.clients[index]!, method, request, decode);
+      },
+      ETCD_RESEND,
+      () => {
+        // Move on from the endpoint that refused, unless another call already did.
         if (this.current === index) this.current = (index + 1) % this.clients.length;
-        await new Promise((r) => setTimeout(r, RETRY_BASE_MS * 2 ** attempt));
-      }
-    }
+      },
+    );
   }
 
   private once<T>(client: Client, method: string, request: Uint8Array, decode: (b: Buffer) => T): Promise<T> {

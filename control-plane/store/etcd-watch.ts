@@ -9,19 +9,18 @@
  */
 import type { IDuplexStream, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3';
 import type pino from 'pino';
+import { Backoff } from '../../transport/retry.js';
 import { CompactedError, StoreError } from './errors.js';
 import { translateError, type Keys } from './etcd-codec.js';
+import { WATCH_RECONNECT } from './retry.js';
 import type { Watch, WatchEvent, WatchHandlers } from './store.js';
 
 type Stream = IDuplexStream<IWatchRequest, IWatchResponse>;
 
-const BACKOFF_MIN_MS = 100;
-const BACKOFF_MAX_MS = 2_000;
-
 export class EtcdWatch implements Watch {
   private stream: Stream | undefined;
   private closed = false;
-  private backoff = BACKOFF_MIN_MS;
+  private readonly backoff = new Backoff(WATCH_RECONNECT);
   private retryTimer: NodeJS.Timeout | undefined;
   /** Events of the revision being received when a response ends mid-revision (fragments). */
   private partial: WatchEvent[] = [];
@@ -119,7 +118,7 @@ export class EtcdWatch implements Watch {
       this.fail(new StoreError(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`));
       return;
     }
-    this.backoff = BACKOFF_MIN_MS;
+    this.backoff.reset();
     const events = res.events.map((e): WatchEvent => {
       const revision = Number(e.kv.mod_revision);
       return e.type === 'Delete'
@@ -159,8 +158,7 @@ export class EtcdWatch implements Watch {
   }
 
   private scheduleReconnect(): void {
-    const delay = this.backoff * (0.5 + Math.random() / 2);
-    this.backoff = Math.min(BACKOFF_MAX_MS, this.backoff * 2);
+    const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       this.connect(false).catch((err: unknown) => {
         if (this.closed) return;

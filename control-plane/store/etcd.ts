@@ -4,8 +4,7 @@
  * every key lives under an optional prefix, so several runmesh clusters (or
  * tests) can share one etcd.
  */
-import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
-import { GRPCOutOfRangeError, isRecoverableError, Etcd3, type IOptions } from 'etcd3';
+import { GRPCOutOfRangeError, Etcd3, type IOptions } from 'etcd3';
 import pino from 'pino';
 import { StoreError, StoreUnavailableError } from './errors.js';
 import { Keys, translateError } from './etcd-codec.js';
@@ -13,6 +12,7 @@ import { type EtcdLease, grantEtcdLease } from './etcd-lease.js';
 import { ETCD_CHANNEL_OPTIONS, EtcdRpc } from './etcd-rpc.js';
 import { decodeTxnResponse, encodeTxn } from './etcd-wire.js';
 import { EtcdWatch } from './etcd-watch.js';
+import { ETCD3_FAULT_HANDLING } from './retry.js';
 import type { KeyValue, Lease, RangeOptions, RangeResult, Store, TxnRequest, TxnResult, Watch, WatchHandlers } from './store.js';
 
 export interface EtcdStoreOptions {
@@ -28,18 +28,6 @@ export interface EtcdStoreOptions {
 /** etcd's default --max-txn-ops. */
 export const ETCD_MAX_TXN_OPS = 128;
 
-/**
- * etcd3's default opens a per-host circuit breaker for 5 s after 3 errors:
- * after a sub-second etcd restart that refuses lease keepalives for longer
- * than a short lease lives, and every peer loses its lease. Instead: no
- * breaker, and a few quick retries of recoverable errors, so calls go
- * through the moment etcd is back; callers decide beyond that.
- */
-const FAULT_HANDLING: IOptions['faultHandling'] = {
-  host: () => noop,
-  global: retry(handleWhen(isRecoverableError), { maxAttempts: 3, backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 400 }) }),
-};
-
 export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStore> {
   if (options.endpoints.length === 0) throw new StoreError('no etcd endpoints given');
   const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'store', store: 'etcd' });
@@ -47,7 +35,8 @@ export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStor
   const clientOptions: IOptions = {
     hosts: options.endpoints,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
-    faultHandling: FAULT_HANDLING,
+    // No circuit breaker, a few quick retries: see retry.ts.
+    faultHandling: ETCD3_FAULT_HANDLING,
     grpcOptions: ETCD_CHANNEL_OPTIONS,
   };
   const store = new EtcdStore(new Etcd3(clientOptions), new EtcdRpc(options.endpoints, timeout), new Keys(options.prefix ?? ''), log);
