@@ -11,6 +11,7 @@ import { isActive, isTerminal } from '../jobs/state.js';
 import type { JobRepo } from '../jobs/repo.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import type { LogRead, LogRecord, LogStore } from '../logs/log-store.js';
+import { isRefusal } from '../../transport/retry.js';
 import { invalid, jobNotFound, type Retention } from './status.js';
 
 /** Where an attempt's log is: this peer, or other peers to read it from. */
@@ -135,7 +136,8 @@ export async function followLogs(a: FollowArgs): Promise<void> {
         next = r.seq + 1;
       }
     } catch (err) {
-      if (!follow || a.signal.aborted) throw err;
+      // Like an agent, a follower retries any failure but a refusal (transport/retry.ts), within the window.
+      if (!follow || a.signal.aborted || isRefusal(err)) throw err;
       failingSince ??= Date.now();
       if (Date.now() - failingSince > FOLLOW_RETRY_MS) throw err;
     }
