@@ -2,10 +2,9 @@
 import { platform, arch } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
 import { DEFAULT_SERVER } from '../../transport/address.js';
-import { address, durationMs, hostPort, logLevel, whole } from '../flags.js';
-import { joinTokenFor, untilSignal } from './serve.js';
+import { address, hostPort, logLevel, whole } from '../flags.js';
+import { joinTokenFor, retentionOptions, untilSignal } from './serve.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
 
 interface DevFlags {
@@ -20,26 +19,15 @@ interface DevFlags {
 }
 
 export function registerDev(program: Command): void {
-  program
+  const dev = program
     .command('dev')
     .description('run a control plane plus local agents (embedded store): the quickest way to try runmesh')
     .option('--agents <n>', 'local agents', whole('--agents'), 2)
     .option('--slots <n>', 'jobs each agent runs at once', whole('--slots'), 4)
     .option('--data-dir <dir>', 'local state', './.runmesh')
     .option('--listen <addr>', 'gRPC address', address('--listen'), DEFAULT_SERVER)
-    .option('--http-listen <addr>', 'HTTP address', hostPort('--http-listen'), '127.0.0.1:7434')
-    .option(
-      '--job-retention <duration>',
-      'delete ended jobs and their logs this long after they ended (0: keep them)',
-      durationMs,
-      DEFAULT_JOB_RETENTION_MS,
-    )
-    .option(
-      '--max-ended-jobs <n>',
-      'keep at most this many ended jobs, deleting the oldest first (0: no cap)',
-      whole('--max-ended-jobs'),
-      DEFAULT_MAX_ENDED_JOBS,
-    )
+    .option('--http-listen <addr>', 'HTTP address', hostPort('--http-listen'), '127.0.0.1:7434');
+  retentionOptions(dev)
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'warn')
     .action(async (f: DevFlags) => {
       keepRunningWhenOutputCloses();

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { DEFAULT_COMPACTION_INTERVAL_MS, DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
 import { addresses, collectList, durationMs, hostPort, logLevel, tenantWeights, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
@@ -42,7 +42,7 @@ interface ServerFlags {
 }
 
 export function registerServe(program: Command): void {
-  program
+  const server = program
     .command('server')
     .description('run a control-plane peer')
     .option('--listen <addr>', 'gRPC address (repeatable): host:port or unix:///path', addresses('--listen'), [])
@@ -63,19 +63,8 @@ export function registerServe(program: Command): void {
     .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
     .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
     .option('--peer-id <id>', "this peer's name in the mesh (default: host name and pid)")
-    .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
-    .option(
-      '--job-retention <duration>',
-      'delete ended jobs and their logs this long after they ended (0: keep them)',
-      durationMs,
-      DEFAULT_JOB_RETENTION_MS,
-    )
-    .option(
-      '--max-ended-jobs <n>',
-      'keep at most this many ended jobs, deleting the oldest first (0: no cap)',
-      whole('--max-ended-jobs'),
-      DEFAULT_MAX_ENDED_JOBS,
-    )
+    .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, []);
+  retentionOptions(server)
     .option(
       '--compaction-interval <duration>',
       "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)",
@@ -132,4 +121,20 @@ export function untilSignal(): Promise<NodeJS.Signals> {
     process.on('SIGTERM', on);
     process.on('SIGINT', on);
   });
+}
+
+/** What `server` and `dev` both take about how long ended jobs are kept. */
+export function retentionOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)')
+        .argParser(durationMs)
+        .default(DEFAULT_JOB_RETENTION_MS, '7d'),
+    )
+    .option(
+      '--max-ended-jobs <n>',
+      'keep at most this many ended jobs, deleting the oldest first (0: no cap)',
+      whole('--max-ended-jobs'),
+      DEFAULT_MAX_ENDED_JOBS,
+    );
 }
