@@ -1,0 +1,304 @@
+/**
+ * JobService and ClusterService by themselves: each on a real gRPC server on
+ * port 0 over the real job repo, tracker and writer on an embedded store, no
+ * mesh or scheduler (new jobs are stored queued, as on a peer that does not
+ * lead). The cluster view is a small implementation of its own interface.
+ * What the whole control plane adds is test/api.test.ts's.
+ */
+import { credentials, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentState, ClusterServiceClient, type Agent, type Peer } from '../../proto/gen/runmesh/v1/cluster.js';
+import { JobServiceClient, JobSpec, JobState, type Job, type QosClass } from '../../proto/gen/runmesh/v1/job.js';
+import { tempDir } from '../../test/support/processes.js';
+import { newJobId } from '../jobs/ids.js';
+import { JobRepo } from '../jobs/repo.js';
+import { JobTracker } from '../jobs/tracker.js';
+import { JobWriter } from '../jobs/writer.js';
+import { LogStore } from '../logs/log-store.js';
+import { openEmbeddedStore } from '../store/embedded.js';
+import type { Store } from '../store/store.js';
+import { ClusterServiceImpl, type ClusterView } from './cluster-service.js';
+import { JobServiceImpl } from './job-service.js';
+
+const log = pino({ level: 'silent' });
+const DAY_MS = 86_400_000;
+
+/** One agent, cordoned or not, and what the service asked of the view. */
+class OneAgentView implements ClusterView {
+  cordoned = false;
+  readonly drained: string[] = [];
+
+  agents(): Agent[] {
+    const capacity = { slots: 2, cpuMillis: 0, memoryMb: 0 };
+    const state = this.cordoned ? AgentState.AGENT_STATE_CORDONED : AgentState.AGENT_STATE_READY;
+    return [
+      {
+        name: 'runner-1',
+        state,
+        labels: {},
+        capacity,
+        free: capacity,
+        running: 0,
+        version: 't',
+        peer: 'p',
+        hostname: 'h',
+        load: 0,
+        connectedAt: undefined,
+        lastHeartbeat: undefined,
+      },
+    ];
+  }
+  peers(): Peer[] {
+    return [{ id: 'p', address: '127.0.0.1:1', leader: true, agents: 1 }];
+  }
+  leader(): string {
+    return 'p';
+  }
+  unschedulable(): Array<{ jobId: string; reason: string }> {
+    return [];
+  }
+  async drain(name: string): Promise<boolean> {
+    this.drained.push(name);
+    return true;
+  }
+  async setCordoned(_name: string, cordoned: boolean): Promise<void> {
+    this.cordoned = cordoned;
+  }
+}
+
+let store: Store;
+let repo: JobRepo;
+let tracker: JobTracker;
+let logs: LogStore;
+let server: Server;
+let jobs: JobServiceClient;
+let cluster: ClusterServiceClient;
+const view = new OneAgentView();
+const toldAgents: string[] = [];
+
+beforeAll(async () => {
+  const dir = await tempDir('runmesh-api-unit-');
+  store = await openEmbeddedStore({ dir });
+  repo = new JobRepo(store);
+  tracker = new JobTracker(repo, log);
+  await tracker.start();
+  const writer = new JobWriter(repo, tracker, log);
+  logs = new LogStore(`${dir}/logs`);
+  server = new Server();
+  new JobServiceImpl({
+    repo,
+    tracker,
+    writer,
+    logs,
+    logger: log,
+    cancelOnAgent: async (agent, id) => {
+      toldAgents.push(`${agent} ${id}`);
+      return true;
+    },
+    waitingReason: () => undefined,
+    logLocator: {
+      here: () => true,
+      read: () => {
+        throw new Error('no other peers here');
+      },
+    },
+    retention: { ageMs: 7 * DAY_MS, maxEnded: 0 },
+    admit: (records) => writer.create(records),
+  }).addToServer(server);
+  new ClusterServiceImpl({ view, tracker, logger: log, version: '9.9.9' }).addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  jobs = new JobServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  cluster = new ClusterServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+});
+
+afterAll(async () => {
+  jobs?.close();
+  cluster?.close();
+  server?.forceShutdown();
+  await tracker?.close();
+  await logs?.close();
+  await store?.close();
+});
+
+type Callback<T> = (err: ServiceError | null, res: T) => void;
+const call = <T>(fn: (cb: Callback<T>) => unknown): Promise<T> =>
+  new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res))));
+const refusal = (p: Promise<unknown>): Promise<ServiceError> =>
+  p.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (err: ServiceError) => err,
+  );
+
+const spec = (partial: Partial<JobSpec>): JobSpec => JobSpec.fromPartial({ argv: ['true'], ...partial });
+const submit = (partial: Partial<JobSpec>) => call<{ job?: Job; existing: boolean }>((cb) => jobs.submit({ spec: spec(partial) }, cb));
+const submitBatch = (specs: JobSpec[]) => call<{ jobs: Job[] }>((cb) => jobs.submitBatch({ specs }, cb));
+const get = (id: string) => call<{ job?: Job }>((cb) => jobs.get({ id }, cb));
+const list = (req: { pageSize?: number; pageToken?: string; namePrefix?: string; states?: JobState[] }) =>
+  call<{ jobs: Job[]; nextPageToken: string }>((cb) =>
+    jobs.list(
+      {
+        states: req.states ?? [],
+        namePrefix: req.namePrefix ?? '',
+        tenant: '',
+        pageSize: req.pageSize ?? 0,
+        pageToken: req.pageToken ?? '',
+      },
+      cb,
+    ),
+  );
+const cancel = (id: string, reason = 'test') => call<{ job?: Job }>((cb) => jobs.cancel({ id, reason }, cb));
+
+describe('JobService.Submit', () => {
+  const cases: Array<[string, Partial<JobSpec>, string]> = [
+    ['an empty program name', { argv: [''] }, 'spec.argv[0]: program name is empty'],
+    ['a bad tenant name', { tenant: 'no spaces' }, 'spec.tenant: bad tenant name'],
+    ['a priority out of range', { priority: 5000 }, 'spec.priority: must be within ±1000'],
+    ['too many slots', { resources: { slots: 5000, cpuMillis: 0, memoryMb: 0 } }, 'spec.resources.slots: 5000 exceeds the limit of 1024'],
+    ['an unknown QoS class', { qos: 42 as QosClass }, 'spec.qos: unknown class 42'],
+    ['a name too long', { name: 'n'.repeat(300) }, 'spec.name: longer than 256 characters'],
+    ['an idempotency key too long', { idempotencyKey: 'k'.repeat(300) }, 'spec.idempotency_key: longer than 256 characters'],
+    ['a cancel grace too long', { cancelGraceSeconds: 999_999 }, 'spec.cancel_grace_seconds: 999999s exceeds the limit of 3600s'],
+  ];
+  for (const [what, partial, detail] of cases) {
+    it(`refuses ${what} with INVALID_ARGUMENT naming the field, and stores nothing`, async () => {
+      const before = await repo.count();
+      const err = await refusal(submit(partial));
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.details).toContain(detail);
+      expect(await repo.count()).toBe(before);
+    });
+  }
+
+  it('stores the job with every default resolved', async () => {
+    const { job, existing } = await submit({ name: 'defaults' });
+    expect(existing).toBe(false);
+    expect((await repo.mustGet(job!.id)).record.job.spec).toMatchObject({
+      timeoutSeconds: 3600,
+      maxAttempts: 1,
+      cancelGraceSeconds: 10,
+      resources: { slots: 1 },
+      tenant: 'default',
+    });
+  });
+
+  it('answers a repeated idempotency key with the first job, storing one', async () => {
+    const before = await repo.count();
+    const first = await submit({ name: 'once', idempotencyKey: 'deploy-42' });
+    const again = await submit({ name: 'twice', idempotencyKey: 'deploy-42' });
+    const other = await submit({ name: 'other', idempotencyKey: 'deploy-43' });
+    expect(first.existing).toBe(false);
+    expect(again).toMatchObject({ existing: true, job: { id: first.job!.id } });
+    expect(again.job!.spec?.name).toBe('once');
+    expect(other.existing).toBe(false);
+    expect(other.job!.id).not.toBe(first.job!.id);
+    expect(await repo.count()).toBe(before + 2);
+  });
+});
+
+describe('JobService.Get', () => {
+  it('answers NOT_FOUND for an unknown id, saying when the job may have been deleted by retention', async () => {
+    const fresh = await refusal(get(newJobId()));
+    expect(fresh.code).toBe(status.NOT_FOUND);
+    expect(fresh.details).not.toContain('deleted');
+    const old = await refusal(get(newJobId(Date.now() - 30 * DAY_MS)));
+    expect(old.code).toBe(status.NOT_FOUND);
+    expect(old.details).toContain('jobs are deleted 7d after they end; it may have been');
+  });
+});
+
+describe('JobService.List', () => {
+  it('pages through jobs in submission order, with filters, and refuses a page over the limit', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await submit({ name: `paged-${i}` })).job!.id);
+    const seen: string[] = [];
+    const sizes: number[] = [];
+    let token = '';
+    do {
+      const page = await list({ namePrefix: 'paged-', pageSize: 2, pageToken: token });
+      sizes.push(page.jobs.length);
+      seen.push(...page.jobs.map((j) => j.id));
+      token = page.nextPageToken;
+    } while (token && sizes.length < 10);
+    expect(sizes).toEqual([2, 2, 1]);
+    expect(seen).toEqual(ids);
+
+    await cancel(ids[1]!);
+    const cancelled = await list({ namePrefix: 'paged-', states: [JobState.JOB_STATE_CANCELLED] });
+    expect(cancelled.jobs.map((j) => j.id)).toEqual([ids[1]]);
+
+    const err = await refusal(list({ pageSize: 1001 }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain('page_size');
+  });
+});
+
+describe('JobService.Cancel', () => {
+  it('ends a queued job at once without telling any agent, and a second cancel writes nothing', async () => {
+    const { job } = await submit({ name: 'to-cancel' });
+    const { job: cancelled } = await cancel(job!.id, 'no longer needed');
+    expect(cancelled!.state).toBe(JobState.JOB_STATE_CANCELLED);
+    const stored = await repo.mustGet(job!.id);
+    expect(stored.record.job.state).toBe(JobState.JOB_STATE_CANCELLED);
+    expect(stored.record.job.timeline.at(-1)).toMatchObject({ state: JobState.JOB_STATE_CANCELLED, reason: 'no longer needed' });
+    expect(toldAgents).toEqual([]);
+
+    expect((await cancel(job!.id)).job!.state).toBe(JobState.JOB_STATE_CANCELLED);
+    expect((await repo.mustGet(job!.id)).modRevision).toBe(stored.modRevision);
+  });
+});
+
+describe('JobService.SubmitBatch', () => {
+  it('refuses an empty batch, one over 10,000 jobs, and idempotency keys, storing nothing', async () => {
+    const before = await repo.count();
+    const empty = await refusal(submitBatch([]));
+    expect([empty.code, empty.details]).toEqual([status.INVALID_ARGUMENT, 'specs: empty batch']);
+    const huge = await refusal(submitBatch(Array.from({ length: 10_001 }, () => spec({}))));
+    expect([huge.code, huge.details]).toEqual([status.INVALID_ARGUMENT, 'specs: 10001 jobs exceed the batch limit of 10000']);
+    const keyed = await refusal(submitBatch([spec({}), spec({ idempotencyKey: 'k' })]));
+    expect(keyed.code).toBe(status.INVALID_ARGUMENT);
+    expect(keyed.details).toContain('specs[1].idempotency_key');
+    expect(await repo.count()).toBe(before);
+  });
+
+  it('stores a batch at the limit, in order', async () => {
+    const specs = Array.from({ length: 10_000 }, (_, i) => spec({ name: `batch-${i}` }));
+    const { jobs: stored } = await submitBatch(specs);
+    expect(stored.map((j) => j.spec?.name)).toEqual(specs.map((s) => s.name));
+    expect(new Set(stored.map((j) => j.state))).toEqual(new Set([JobState.JOB_STATE_QUEUED]));
+    const page = await list({ namePrefix: 'batch-', pageSize: 1000 });
+    expect(page.jobs.map((j) => j.id)).toEqual(stored.slice(0, 1000).map((j) => j.id));
+  });
+});
+
+describe('ClusterService', () => {
+  it('counts the live jobs it is given by state and QoS class, and names the leader and the version', async () => {
+    const res = await call<{
+      jobsByState: Record<string, number>;
+      leader: string;
+      version: string;
+      queues: Array<{ qos: number; queued: number }>;
+    }>((cb) => cluster.status({}, cb));
+    expect(res.leader).toBe('p');
+    expect(res.version).toBe('9.9.9');
+    expect(res.jobsByState.queued).toBe(tracker.countsByState().get(JobState.JOB_STATE_QUEUED));
+    expect(res.jobsByState.cancelled).toBeUndefined(); // ended jobs are not live
+  });
+
+  it('answers an unknown agent with NOT_FOUND, a missing name with INVALID_ARGUMENT, and cordons through the view', async () => {
+    const unknown = await refusal(call((cb) => cluster.getAgent({ name: 'nobody' }, cb)));
+    expect([unknown.code, unknown.details]).toEqual([status.NOT_FOUND, 'agent nobody not found']);
+    const missing = await refusal(call((cb) => cluster.cordon({ name: '' }, cb)));
+    expect([missing.code, missing.details]).toEqual([status.INVALID_ARGUMENT, 'name: missing']);
+    const cordoned = await call<{ agent?: Agent }>((cb) => cluster.cordon({ name: 'runner-1' }, cb));
+    expect(cordoned.agent?.state).toBe(AgentState.AGENT_STATE_CORDONED);
+    expect(view.cordoned).toBe(true);
+    const drained = await call<{ agent?: Agent }>((cb) => cluster.drain({ name: 'runner-1' }, cb));
+    expect(drained.agent?.name).toBe('runner-1');
+    expect(view.drained).toEqual(['runner-1']);
+  });
+});
