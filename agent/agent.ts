@@ -11,7 +11,7 @@ import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../proto/
 import { FailureCategory } from '../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
 import { Backoff, delay, FallbackDialer, isDowngradeRefused, isRefusedCode, statusCode, type BackoffOptions } from '../transport/index.js';
-import { createExecutor, type Executor } from './executor/index.js';
+import { createExecutor, InvalidAttemptSpecError, type AttemptSpec, type Executor } from './executor/index.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
 import { attemptKey, AttemptStream } from './session/attempt.js';
 import { runConnection, type ConnectionHost } from './session/connection.js';
@@ -160,16 +160,7 @@ export class Agent implements ConnectionHost {
     this.seen.add(key);
     if (this.seen.size > SEEN_ATTEMPTS) this.seen.delete(this.seen.values().next().value!);
     const log = this.attemptLog(a.jobId, a.attempt);
-    const spec = a.spec;
-    const started = this.executor.start({
-      jobId: a.jobId,
-      attempt: a.attempt,
-      argv: spec?.argv ?? [],
-      script: spec?.script ?? '',
-      env: spec?.env ?? {},
-      deadline: a.deadline ? Date.parse(a.deadline) : Date.now() + 3600_000,
-      graceSeconds: spec?.cancelGraceSeconds || 10,
-    });
+    const started = Promise.resolve().then(() => this.executor.start(attemptSpecOf(a)));
     started.then(
       (handle) => {
         const s = new AttemptStream(handle, log);
@@ -255,4 +246,26 @@ export class Agent implements ConnectionHost {
     await this.loop;
     this.executor.close();
   }
+}
+
+/**
+ * What the executor runs for an Assign. The control plane stores every spec
+ * resolved (defaults applied once, at submit) and always sends its deadline,
+ * so nothing is defaulted here: an Assign without them is refused, and the
+ * attempt is reported as one that could not start.
+ */
+function attemptSpecOf(a: Assign): AttemptSpec {
+  const { spec } = a;
+  if (!spec) throw new InvalidAttemptSpecError('assign.spec', 'missing');
+  const deadline = a.deadline ? Date.parse(a.deadline) : NaN;
+  if (!Number.isFinite(deadline)) throw new InvalidAttemptSpecError('assign.deadline', `missing or unreadable (${a.deadline ?? 'none'})`);
+  return {
+    jobId: a.jobId,
+    attempt: a.attempt,
+    argv: spec.argv,
+    script: spec.script,
+    env: spec.env,
+    deadline,
+    graceSeconds: spec.cancelGraceSeconds,
+  };
 }

@@ -218,8 +218,7 @@ async function serve(o: ControlPlaneOptions, log: Logger, state: State, ports: P
   mesh.membership.onChange((peers) => clients.retain(new Set(peers.map((p) => p.grpcAddress))));
   const copies = new LogCopies(mesh, clients, logs, log);
   const agents = new MeshAgents(mesh, registry);
-  // Agents' reports and clients' cancels: any peer may write them, each fenced on the job's own record.
-  const writer = new JobWriter(repo, tracker, log);
+  const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
   const gateway = new Gateway({
     repo,
     tracker,
@@ -239,8 +238,7 @@ async function serve(o: ControlPlaneOptions, log: Logger, state: State, ports: P
   const dispatch = new PeerDispatch(mesh, gateway, clients);
   const agentHealth = new HealthTracker();
   const scheduler = new Scheduler({
-    // Placements: only the leader writes them, each fenced on its term.
-    writer: new JobWriter(repo, tracker, log, () => mesh.fence()),
+    writer: JobWriter.forLeader({ repo, tracker, logger: log }, () => mesh.fence()),
     tracker,
     index,
     agents,

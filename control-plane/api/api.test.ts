@@ -83,7 +83,7 @@ beforeAll(async () => {
   repo = new JobRepo(store);
   tracker = new JobTracker(repo, log);
   await tracker.start();
-  const writer = new JobWriter(repo, tracker, log);
+  const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
   logs = new LogStore(`${dir}/logs`);
   server = new Server();
   new JobServiceImpl({

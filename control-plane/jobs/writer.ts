@@ -2,26 +2,57 @@
  * The one way in-process code changes a job: a fenced read-modify-write whose
  * result is applied to the tracker at once. A lost race (someone else moved
  * the job on) is not an error: the caller gets undefined, as for a no-op.
+ *
+ * A peer has two, named for what each may write: `forAnyPeer` (agents'
+ * reports, clients' cancels: fenced on the job's own record) and `forLeader`
+ * (the scheduler's placements, re-queues and lost attempts: also fenced on the
+ * leader's term, so a deposed leader's write fails).
  */
 import type { Logger } from 'pino';
 import type { Compare } from '../store/store.js';
 import { JOB_WRITE, retryStore } from '../store/retry.js';
 import { isJobNotFound, isNotLeader, isStaleWrite } from './errors.js';
 import type { JobRecord } from './record.js';
-import type { JobRepo, Mutator, Versioned } from './repo.js';
+import type { Created, JobRepo, Mutator, Versioned } from './repo.js';
 import type { JobTracker } from './tracker.js';
 
+/** What a writer writes through. */
+export interface JobWriterDeps {
+  repo: JobRepo;
+  tracker: JobTracker;
+  logger: Logger;
+}
+
+const noFence = (): Compare[] => [];
+
 export class JobWriter {
+  private readonly repo: JobRepo;
+  private readonly tracker: JobTracker;
+  private readonly log: Logger;
+
+  private constructor(
+    d: JobWriterDeps,
+    /** Compares every write must also pass; throws when this writer may not write at all. */
+    private readonly fence: () => Compare[],
+  ) {
+    this.repo = d.repo;
+    this.tracker = d.tracker;
+    this.log = d.logger;
+  }
+
+  /** Writes any peer may make: each is fenced on the job's own record (its mod revision, its attempt). */
+  static forAnyPeer(d: JobWriterDeps): JobWriter {
+    return new JobWriter(d, noFence);
+  }
+
   /**
-   * @param fence compares every write must also pass (a leader's term); it
-   *   throws when this writer may not write at all (no longer leader).
+   * The scheduler's writes: each is also fenced on the leader's term. `fence`
+   * returns the compares that hold while this peer leads, and throws
+   * NotLeaderError when it does not.
    */
-  constructor(
-    private readonly repo: JobRepo,
-    private readonly tracker: JobTracker,
-    private readonly log: Logger,
-    private readonly fence?: () => Compare[],
-  ) {}
+  static forLeader(d: JobWriterDeps, fence: () => Compare[]): JobWriter {
+    return new JobWriter(d, fence);
+  }
 
   /** Applies `mutate`; returns the stored record, or undefined when nothing was written. */
   async write(id: string, mutate: Mutator): Promise<JobRecord | undefined> {
@@ -44,7 +75,7 @@ export class JobWriter {
    * applies them. Marked as local writes, so a watch echo that beats the
    * answer is not decoded and applied a second time.
    */
-  async create(records: readonly JobRecord[]): Promise<Versioned[]> {
+  async create(records: readonly JobRecord[]): Promise<Created[]> {
     if (records.length === 0) return [];
     for (const r of records) this.tracker.beginWrite(r.job.id);
     try {
@@ -65,7 +96,7 @@ export class JobWriter {
     const id = record.job.id;
     this.tracker.beginWrite(id);
     try {
-      const v = await this.repo.insert(record, this.fence?.() ?? []);
+      const v = await this.repo.insert(record, this.fence());
       if (v) this.tracker.apply(v);
       return v;
     } catch (err) {

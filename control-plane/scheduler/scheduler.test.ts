@@ -72,7 +72,7 @@ async function harness(o: { isLeader?: () => boolean; agentLostAfterMs?: number 
   const tracker = new JobTracker(repo, log);
   await tracker.start();
   cleanups.push(() => tracker.close());
-  const writer = new JobWriter(repo, tracker, log);
+  const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
   const cluster = new RecordingCluster();
   const scheduler = new Scheduler({
     writer,
