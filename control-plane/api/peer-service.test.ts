@@ -3,10 +3,11 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
 import { JobSpec, LogStream } from '../../proto/gen/runmesh/v1/job.js';
-import { eventually } from '../store/contract-helpers.js';
-import { isMeshClosed, PeerCallError } from './errors.js';
-import { PeerClients } from './peer-clients.js';
-import { PeerServiceImpl, type LogRecord, type PeerHandler } from './peer-service.js';
+import type { LogRead, LogRecord } from '../logs/log-store.js';
+import { isMeshClosed, PeerCallError } from '../mesh/errors.js';
+import { PeerClients } from '../mesh/peer-clients.js';
+import { PeerServiceImpl, type PeerHandler } from './peer-service.js';
+import { waitUntil } from '../../test/support/wait.js';
 
 const JOB = 'j_0123456789abcdef';
 
@@ -25,7 +26,7 @@ class TestPeer implements PeerHandler {
   deliverDrain(agent: string, drain: Drain): boolean {
     return this.take(agent, `drain ${drain.reason}`);
   }
-  async *readLog(jobId: string, attempt: number, fromSeq: number, follow: boolean, signal: AbortSignal): AsyncIterable<LogRecord> {
+  async *readLog({ jobId, attempt, fromSeq, follow }: LogRead, signal: AbortSignal): AsyncIterable<LogRecord> {
     if (jobId !== JOB || attempt !== 1) throw new Error('no such log');
     for (let seq = fromSeq; seq < 3; seq++) yield { seq, stream: LogStream.LOG_STREAM_STDOUT, data: Buffer.from(`line ${seq}\n`) };
     if (!follow) return;
@@ -127,7 +128,7 @@ describe('PeerService', () => {
     })();
     await expect(reading).rejects.toThrow('reader done');
     expect(seen).toEqual([0, 1, 2]);
-    await eventually(() => peer.followAborted, 5_000, 'the peer to see the reader leave');
+    await waitUntil(() => peer.followAborted, { what: 'the peer to see the reader leave', timeoutMs: 5_000 });
   });
 
   it('fails fast against a peer that is not there, and after close', async () => {
