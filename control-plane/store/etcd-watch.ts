@@ -17,6 +17,23 @@ import type { Watch, WatchEvent, WatchHandlers } from './store.js';
 
 type Stream = IDuplexStream<IWatchRequest, IWatchResponse>;
 
+/** One watch of a prefix, from a revision on. */
+export interface EtcdWatchRequest {
+  prefix: string;
+  handlers: WatchHandlers;
+  /** First revision still to deliver (etcd's start_revision). */
+  from: number;
+}
+
+/** What a watch runs on: the store's watch client, its key namespace and logger. */
+export interface EtcdWatchContext {
+  client: WatchClient;
+  keys: Keys;
+  log: pino.Logger;
+  /** Called once when the watch ends for any reason, so the store forgets it. */
+  onEnd: (w: EtcdWatch) => void;
+}
+
 export class EtcdWatch implements Watch {
   private stream: Stream | undefined;
   private closed = false;
@@ -25,19 +42,19 @@ export class EtcdWatch implements Watch {
   /** Events of the revision being received when a response ends mid-revision (fragments). */
   private partial: WatchEvent[] = [];
 
-  /**
-   * @param next first revision still to deliver (etcd's start_revision)
-   * @param onEnd called once when the watch ends for any reason, so the store forgets it
-   */
-  constructor(
-    private readonly client: WatchClient,
-    private readonly keys: Keys,
-    private readonly prefix: string,
-    private readonly handlers: WatchHandlers,
-    private next: number,
-    private readonly log: pino.Logger,
-    private readonly onEnd: (w: EtcdWatch) => void,
-  ) {}
+  private readonly client: WatchClient;
+  private readonly keys: Keys;
+  private readonly log: pino.Logger;
+  private readonly onEnd: (w: EtcdWatch) => void;
+  private readonly prefix: string;
+  private readonly handlers: WatchHandlers;
+  /** First revision still to deliver (etcd's start_revision). */
+  private next: number;
+
+  constructor(ctx: EtcdWatchContext, request: EtcdWatchRequest) {
+    ({ client: this.client, keys: this.keys, log: this.log, onEnd: this.onEnd } = ctx);
+    ({ prefix: this.prefix, handlers: this.handlers, from: this.next } = request);
+  }
 
   /** Opens the stream; resolves once etcd confirmed the watch (or rejects). */
   async start(): Promise<void> {

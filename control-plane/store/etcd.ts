@@ -132,7 +132,8 @@ export class EtcdStore implements Store {
   watch(prefix: string, handlers: WatchHandlers, fromRevision?: number): Promise<Watch> {
     return this.call('watch', async () => {
       const from = fromRevision ?? (await this.revision());
-      const w = new EtcdWatch(this.client.watchClient, this.keys, prefix, handlers, from + 1, this.log, (x) => this.watches.delete(x));
+      const context = { client: this.client.watchClient, keys: this.keys, log: this.log, onEnd: (x: EtcdWatch) => this.watches.delete(x) };
+      const w = new EtcdWatch(context, { prefix, handlers, from: from + 1 });
       this.watches.add(w);
       await w.start();
       return w;
