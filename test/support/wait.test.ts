@@ -39,6 +39,16 @@ describe('waitUntil', () => {
     expect(err.message).toContain('waiting for the store; last error: still down');
     expect((err.cause as Error).message).toBe('still down');
   });
+
+  it('is not held past its deadline by a check that never answers', async () => {
+    const started = Date.now();
+    const never = (): Promise<boolean> => new Promise(() => undefined);
+    const err = (await waitUntil(never, { what: 'a silent peer', timeoutMs: 100 }).catch((e: unknown) => e)) as WaitTimeoutError;
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(err.message).toMatch(
+      /^timed out after 100 ms waiting for a silent peer; last error: timed out after \d+ ms waiting for a check/,
+    );
+  });
 });
 
 describe('within', () => {

@@ -44,7 +44,8 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 /**
  * Checks `condition` (sync or async) until it returns a truthy value, which is
  * returned. A check that throws counts as not yet: the wait goes on, and the
- * last error is the timeout's `cause`.
+ * last error is the timeout's `cause`. A check still pending at the deadline
+ * (a call that never answers) does not hold the wait past it.
  */
 export async function waitUntil<T>(condition: () => T | Promise<T>, o: WaitOptions): Promise<Truthy<T>> {
   const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -53,7 +54,10 @@ export async function waitUntil<T>(condition: () => T | Promise<T>, o: WaitOptio
   let lastError: unknown;
   for (;;) {
     try {
-      last = await condition();
+      last = await within(Promise.resolve().then(condition), {
+        what: `a check of ${o.what} to answer`,
+        timeoutMs: Math.max(1, deadline - Date.now()),
+      });
       lastError = undefined;
       if (last) return last as Truthy<T>;
     } catch (err) {
