@@ -4,24 +4,21 @@
  * Match with the `isX` guards, never on message text.
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { findCause, hasCause } from '../proto/cause.js';
+import { NamedError, findCause, hasCause } from '../proto/cause.js';
 import { isRetryableCode } from '../transport/retry.js';
 
 /** Base of every error the CLI raises on purpose (exit code 1 unless a subclass says otherwise). */
-export class CliError extends Error {
-  override name = 'CliError';
+export class CliError extends NamedError {
   readonly exitCode: number = 1;
 }
 
 /** The command line itself is wrong: bad flag value, missing command. Exit code 2. */
 export class UsageError extends CliError {
-  override name = 'UsageError';
   override readonly exitCode = 2;
 }
 
 /** A gRPC call failed; the message is chosen from the status code by {@link rpcMessage}. */
 export class RpcError extends CliError {
-  override name = 'RpcError';
   constructor(
     readonly code: GrpcStatus,
     readonly details: string,
@@ -38,7 +35,6 @@ export class RpcError extends CliError {
  * with; `report` is the stderr line, absent when the job's own exit code says it all.
  */
 export class JobOutcomeError extends CliError {
-  override name = 'JobOutcomeError';
   constructor(
     readonly jobId: string,
     override readonly exitCode: number,

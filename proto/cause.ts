@@ -25,3 +25,14 @@ export function findCause<T extends Error>(err: unknown, type: abstract new (...
 export function hasCause(err: unknown, type: abstract new (...args: never[]) => Error): boolean {
   return findCause(err, type) !== undefined;
 }
+
+/**
+ * Base of runmesh's own errors: its `name` is its class's name (what logs and
+ * `err.name` show), so no subclass has to repeat it.
+ */
+export class NamedError extends Error {
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}

@@ -1,9 +1,8 @@
 /** Errors raised by routing/. Guards walk the `cause` chain, so wrapped errors still match. */
-import { hasCause } from '../proto/cause.js';
+import { NamedError, hasCause } from '../proto/cause.js';
 
 /** A label selector that does not parse; `position` is the 0-based character index of the fault. */
-export class SelectorParseError extends Error {
-  override name = 'SelectorParseError';
+export class SelectorParseError extends NamedError {
   constructor(
     readonly position: number,
     readonly detail: string,
@@ -13,8 +12,7 @@ export class SelectorParseError extends Error {
 }
 
 /** A router or health option that makes no sense (a zero weight, a negative cool-down). */
-export class RoutingOptionError extends Error {
-  override name = 'RoutingOptionError';
+export class RoutingOptionError extends NamedError {
   constructor(
     readonly option: string,
     readonly detail: string,

@@ -12,9 +12,12 @@ import { dominates } from './resources.js';
 import type { CandidateSet, ClusterSnapshot } from './snapshot.js';
 import type { Resources } from './types.js';
 
-const OPEN = 0;
-const SKIP = 1;
-const PROBE = 2;
+/** What the circuit breaker lets through to an agent this round (one byte per agent). */
+const enum Gate {
+  Open = 0,
+  Skip = 1,
+  Probe = 2,
+}
 
 /**
  * A selector's schedulable candidates still worth trying; spent agents are
@@ -51,14 +54,14 @@ export class Round {
     this.freeCpu = snapshot.freeCpu.slice();
     this.freeMem = snapshot.freeMem.slice();
     this.penalty = new Float64Array(n);
-    this.gate = new Uint8Array(n).fill(OPEN);
+    this.gate = new Uint8Array(n).fill(Gate.Open);
     this.tripped = new Uint8Array(n);
     if (health) this.applyHealth(health);
   }
 
   /** True when `need` fits on agent `i` now and the agent may take work. */
   fits(i: number, need: Resources): boolean {
-    if (this.gate[i] === SKIP || need.slots > (this.freeSlots[i] ?? 0)) return false;
+    if (this.gate[i] === Gate.Skip || need.slots > (this.freeSlots[i] ?? 0)) return false;
     const s = this.snapshot;
     return (
       (need.cpuMillis === 0 || s.capCpu[i] === 0 || need.cpuMillis <= (this.freeCpu[i] ?? 0)) &&
@@ -72,7 +75,7 @@ export class Round {
 
   /** True when the breaker lets agent `i` take work (admitted or as the probe). */
   admitted(i: number): boolean {
-    return this.gate[i] !== SKIP;
+    return this.gate[i] !== Gate.Skip;
   }
 
   /** Commits `need` on agent `i`; a half-open agent's one probe is used up. */
@@ -80,8 +83,8 @@ export class Round {
     this.freeSlots[i] = (this.freeSlots[i] ?? 0) - need.slots;
     this.freeCpu[i] = (this.freeCpu[i] ?? 0) - need.cpuMillis;
     this.freeMem[i] = (this.freeMem[i] ?? 0) - need.memoryMb;
-    if (this.gate[i] === PROBE) {
-      this.gate[i] = SKIP;
+    if (this.gate[i] === Gate.Probe) {
+      this.gate[i] = Gate.Skip;
       this.health?.beginProbe(this.snapshot.agents[i]?.name ?? '', this.now);
     }
   }
@@ -119,7 +122,7 @@ export class Round {
 
   /** True when agent `i` can take no job at all this round (so live lists may drop it). */
   spent(i: number): boolean {
-    return this.gate[i] === SKIP || (this.freeSlots[i] ?? 0) <= 0;
+    return this.gate[i] === Gate.Skip || (this.freeSlots[i] ?? 0) <= 0;
   }
 
   knownToFail(text: string, need: Resources): boolean {
@@ -148,8 +151,8 @@ export class Round {
       if (i === undefined) continue;
       this.penalty[i] = health.penalty(name);
       const a = health.admission(name, this.now);
-      if (a === 'skip') [this.gate[i], this.tripped[i]] = [SKIP, 1];
-      else if (a === 'probe') this.gate[i] = PROBE;
+      if (a === 'skip') [this.gate[i], this.tripped[i]] = [Gate.Skip, 1];
+      else if (a === 'probe') this.gate[i] = Gate.Probe;
     }
   }
 }

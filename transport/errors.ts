@@ -1,17 +1,11 @@
 /** Errors of the transport area. Match with the `isX` guards (they walk the `cause` chain), never on message text. */
-import { hasCause } from '../proto/cause.js';
+import { NamedError, hasCause } from '../proto/cause.js';
 
 /** Anything that stops bytes from reaching the gRPC layer: bad address, bind or dial failure. */
-export class TransportError extends Error {
-  override name = 'TransportError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+export class TransportError extends NamedError {}
 
 /** The text is not an address any transport understands; `text` is what the operator wrote. */
 export class InvalidAddressError extends TransportError {
-  override name = 'InvalidAddressError';
   constructor(
     readonly text: string,
     readonly detail: string,
@@ -22,7 +16,6 @@ export class InvalidAddressError extends TransportError {
 
 /** Something is already listening on a Unix socket we were asked to bind. */
 export class AddressInUseError extends TransportError {
-  override name = 'AddressInUseError';
   constructor(readonly address: string) {
     super(`address in use: ${address} (another process is listening on it)`);
   }
@@ -33,7 +26,6 @@ export class AddressInUseError extends TransportError {
  * Refused by default: a silent downgrade is how credentials leak (Jenkins JEP-222).
  */
 export class DowngradeRefusedError extends TransportError {
-  override name = 'DowngradeRefusedError';
   constructor(
     readonly from: string,
     readonly to: string,
@@ -45,7 +37,6 @@ export class DowngradeRefusedError extends TransportError {
 
 /** No address of a fallback list answered; `attempts` holds each address with why it failed. */
 export class NoReachableAddressError extends TransportError {
-  override name = 'NoReachableAddressError';
   constructor(readonly attempts: ReadonlyArray<{ address: string; error: Error }>) {
     super(`no address reachable: ${attempts.map((a) => `${a.address} (${a.error.message})`).join('; ')}`);
   }

@@ -1,9 +1,8 @@
 /** Errors raised by agent/executor/. Guards walk the `cause` chain, so wrapped errors still match. */
-import { hasCause } from '../../proto/cause.js';
+import { NamedError, hasCause } from '../../proto/cause.js';
 
 /** An AttemptSpec the executor refuses before touching the disk; `field` names the culprit. */
-export class InvalidAttemptSpecError extends Error {
-  override name = 'InvalidAttemptSpecError';
+export class InvalidAttemptSpecError extends NamedError {
   constructor(
     readonly field: string,
     readonly detail: string,
@@ -13,8 +12,7 @@ export class InvalidAttemptSpecError extends Error {
 }
 
 /** `remove()` on an attempt that has not exited: its workspace is still in use. */
-export class AttemptRunningError extends Error {
-  override name = 'AttemptRunningError';
+export class AttemptRunningError extends NamedError {
   constructor(
     readonly jobId: string,
     readonly attempt: number,
@@ -24,8 +22,7 @@ export class AttemptRunningError extends Error {
 }
 
 /** The supervisor could not be launched (not built, or spawn failed); the attempt never ran. */
-export class SupervisorStartError extends Error {
-  override name = 'SupervisorStartError';
+export class SupervisorStartError extends NamedError {
   constructor(
     readonly path: string,
     detail: string,

@@ -1,4 +1,5 @@
 /** Maps errors to gRPC statuses in one place; unknown errors are logged and hidden. */
+import { NamedError } from '../../proto/cause.js';
 import { Metadata, status as Status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { isJobNotFound, isStaleWrite, isValidation } from '../jobs/errors.js';
@@ -6,8 +7,7 @@ import { jobIdTime } from '../jobs/ids.js';
 import { isCopySource, isLogUnreachable } from '../mesh/errors.js';
 import { isStoreUnavailable } from '../store/errors.js';
 
-export class ApiError extends Error {
-  override name = 'ApiError';
+export class ApiError extends NamedError {
   constructor(
     readonly code: Status,
     message: string,

@@ -1,13 +1,10 @@
 /** Errors of the jobs area. Match with the `isX` guards (they walk the `cause` chain), never on message text. */
-import { hasCause } from '../../proto/cause.js';
+import { NamedError, hasCause } from '../../proto/cause.js';
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 
-export class JobError extends Error {
-  override name = 'JobError';
-}
+export class JobError extends NamedError {}
 
 export class IllegalTransitionError extends JobError {
-  override name = 'IllegalTransitionError';
   constructor(
     readonly jobId: string,
     readonly from: JobState,
@@ -18,7 +15,6 @@ export class IllegalTransitionError extends JobError {
 }
 
 export class JobNotFoundError extends JobError {
-  override name = 'JobNotFoundError';
   constructor(readonly jobId: string) {
     super(`job ${jobId} not found`);
   }
@@ -26,7 +22,6 @@ export class JobNotFoundError extends JobError {
 
 /** A request field failed validation; `field` names it for the INVALID_ARGUMENT message. */
 export class ValidationError extends JobError {
-  override name = 'ValidationError';
   constructor(
     readonly field: string,
     readonly detail: string,
@@ -37,7 +32,6 @@ export class ValidationError extends JobError {
 
 /** A fenced write lost: someone else changed the job (or a newer attempt exists). */
 export class StaleWriteError extends JobError {
-  override name = 'StaleWriteError';
   constructor(
     readonly jobId: string,
     detail: string,
@@ -48,7 +42,6 @@ export class StaleWriteError extends JobError {
 
 /** A leader-only write from a peer that is not (or no longer provably) the leader. */
 export class NotLeaderError extends JobError {
-  override name = 'NotLeaderError';
   constructor() {
     super('this peer is not the scheduling leader');
   }

@@ -1,13 +1,10 @@
 /** Errors of the log store. Match with the `isX` guards (they walk the `cause` chain), never on message text. */
-import { findCause } from '../../proto/cause.js';
+import { NamedError, findCause } from '../../proto/cause.js';
 
-export class LogError extends Error {
-  override name = 'LogError';
-}
+export class LogError extends NamedError {}
 
 /** A chunk arrived past the end of what we hold: the sender must resume from `expected`. */
 export class LogGapError extends LogError {
-  override name = 'LogGapError';
   constructor(
     readonly expected: number,
     readonly got: number,

@@ -7,9 +7,8 @@
  */
 import pino, { type Logger } from 'pino';
 import type { KeyValue, Lease, Store } from '../store/store.js';
-import { BadRecordError } from './errors.js';
 import { AGENT_CONFIG_PREFIX, AGENTS_PREFIX, agentConfigKey, agentKey } from './keys.js';
-import { WatchedPrefix } from './watched-prefix.js';
+import { parseRecord, WatchedPrefix } from './watched-prefix.js';
 
 /** An agent as the mesh sees it. */
 export interface AgentRecord {
@@ -140,33 +139,22 @@ export class AgentDirectory {
 }
 
 function parseAgent(kv: KeyValue, log: Logger): AgentRecord | undefined {
-  try {
-    const v = JSON.parse(kv.value) as Partial<AgentRecord>;
-    if (typeof v.name !== 'string' || typeof v.peerId !== 'string') throw new Error('missing name or peerId');
-    return {
-      name: v.name,
-      peerId: v.peerId,
-      labels: v.labels ?? {},
-      capacity: v.capacity ?? { slots: 0, cpuMillis: 0, memoryMb: 0 },
-      version: v.version ?? '',
-      hostname: v.hostname ?? '',
-      connectedAt: v.connectedAt ?? '',
-      cordoned: v.cordoned === true,
-      draining: v.draining === true,
-      load: typeof v.load === 'number' && Number.isFinite(v.load) ? v.load : 0,
-    };
-  } catch (err) {
-    log.warn({ err: new BadRecordError(kv.key, { cause: err }) }, 'skipping unreadable agent record');
-    return undefined;
-  }
+  return parseRecord<AgentRecord, 'name' | 'peerId', AgentRecord>(kv, log, { what: 'agent', required: ['name', 'peerId'] }, (v) => ({
+    name: v.name,
+    peerId: v.peerId,
+    labels: v.labels ?? {},
+    capacity: v.capacity ?? { slots: 0, cpuMillis: 0, memoryMb: 0 },
+    version: v.version ?? '',
+    hostname: v.hostname ?? '',
+    connectedAt: v.connectedAt ?? '',
+    cordoned: v.cordoned === true,
+    draining: v.draining === true,
+    load: typeof v.load === 'number' && Number.isFinite(v.load) ? v.load : 0,
+  }));
 }
 
 function parseConfig(kv: KeyValue, log: Logger): AgentConfig | undefined {
-  try {
-    const v = JSON.parse(kv.value) as Partial<AgentConfig>;
-    return { cordoned: v.cordoned === true };
-  } catch (err) {
-    log.warn({ err: new BadRecordError(kv.key, { cause: err }) }, 'skipping unreadable agent config');
-    return undefined;
-  }
+  return parseRecord<AgentConfig, never, AgentConfig>(kv, log, { what: 'agent config', required: [] }, (v) => ({
+    cordoned: v.cordoned === true,
+  }));
 }

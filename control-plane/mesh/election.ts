@@ -17,10 +17,9 @@ import pino, { type Logger } from 'pino';
 import { Backoff } from '../../transport/retry.js';
 import { CAMPAIGN_RETRY } from '../store/retry.js';
 import type { Compare, KeyValue, Lease, Store } from '../store/store.js';
-import { BadRecordError } from './errors.js';
 import { LEADER_KEY } from './keys.js';
 import { LeaseValidity } from './lease-validity.js';
-import { WatchedPrefix } from './watched-prefix.js';
+import { parseRecord, WatchedPrefix } from './watched-prefix.js';
 
 export interface LeaderInfo {
   peerId: string;
@@ -228,12 +227,15 @@ export class LeaderElection {
 
 function parseHolder(kv: KeyValue, log: Logger): Holder | undefined {
   if (kv.key !== LEADER_KEY) return undefined;
-  try {
-    const v = JSON.parse(kv.value) as Partial<LeaderInfo>;
-    if (typeof v.peerId !== 'string' || typeof v.grpcAddress !== 'string') throw new Error('missing peerId or grpcAddress');
-    return { peerId: v.peerId, grpcAddress: v.grpcAddress, term: kv.createRevision, lease: kv.lease };
-  } catch (err) {
-    log.warn({ err: new BadRecordError(kv.key, { cause: err }) }, 'unreadable leader record');
-    return undefined;
-  }
+  return parseRecord<LeaderInfo, 'peerId' | 'grpcAddress', Holder>(
+    kv,
+    log,
+    { what: 'leader', required: ['peerId', 'grpcAddress'] },
+    (v) => ({
+      peerId: v.peerId,
+      grpcAddress: v.grpcAddress,
+      term: kv.createRevision,
+      lease: kv.lease,
+    }),
+  );
 }

@@ -1,22 +1,14 @@
 /** Errors of the mesh area. Match with the `isX` guards (they walk the `cause` chain), never on message text. */
 import type { status as Status } from '@grpc/grpc-js';
-import { hasCause } from '../../proto/cause.js';
+import { NamedError, hasCause } from '../../proto/cause.js';
 
-export class MeshError extends Error {
-  override name = 'MeshError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+export class MeshError extends NamedError {}
 
 /** The membership, election or directory was closed while the call was under way. */
-export class MeshClosedError extends MeshError {
-  override name = 'MeshClosedError';
-}
+export class MeshClosedError extends MeshError {}
 
 /** A peer-to-peer call failed: the peer is down, slow, or answered with an error status. */
 export class PeerCallError extends MeshError {
-  override name = 'PeerCallError';
   constructor(
     readonly address: string,
     readonly method: string,
@@ -30,7 +22,6 @@ export class PeerCallError extends MeshError {
 
 /** A stored record could not be parsed; someone wrote a key they should not have. */
 export class BadRecordError extends MeshError {
-  override name = 'BadRecordError';
   constructor(
     readonly key: string,
     options?: { cause?: unknown },
@@ -42,20 +33,14 @@ export class BadRecordError extends MeshError {
 export const isMeshClosed = (err: unknown): boolean => hasCause(err, MeshClosedError);
 
 /** An attempt's log is held only by peers that are not live, or none of them answered (UNAVAILABLE; retry). */
-export class LogUnreachableError extends MeshError {
-  override name = 'LogUnreachableError';
-}
+export class LogUnreachableError extends MeshError {}
 
-/** A CopyLog request this peer cannot serve: the source is not another live peer, or holds fewer records than asked (FAILED_PRECONDITION). */
-export class CopySourceError extends MeshError {
-  override name = 'CopySourceError';
-  constructor(
-    readonly field: string,
-    readonly detail: string,
-  ) {
-    super(`${field}: ${detail}`);
-  }
-}
+/**
+ * A CopyLog request this peer cannot serve: the source is not another live
+ * peer, or holds fewer records than asked (FAILED_PRECONDITION). The message
+ * starts with the request field at fault.
+ */
+export class CopySourceError extends MeshError {}
 
 export const isLogUnreachable = (err: unknown): boolean => hasCause(err, LogUnreachableError);
 export const isCopySource = (err: unknown): boolean => hasCause(err, CopySourceError);

@@ -67,7 +67,7 @@ export class LogCopies {
    */
   async copyFrom(jobId: string, attempt: number, sourcePeer: string, records: number): Promise<number> {
     const address = sourcePeer === this.mesh.peerId ? undefined : this.mesh.peer(sourcePeer)?.grpcAddress;
-    if (!address) throw new CopySourceError('source_peer', `${sourcePeer.slice(0, 64)} is not another live peer`);
+    if (!address) throw new CopySourceError(`source_peer: ${sourcePeer.slice(0, 64)} is not another live peer`);
     const file = await this.logs.file(jobId, attempt);
     let unsynced = 0;
     if (file.count < records) {
@@ -82,7 +82,7 @@ export class LogCopies {
       }
     }
     const held = await file.durable();
-    if (held < records) throw new CopySourceError('records', `${sourcePeer} holds ${held} of the ${records} records`);
+    if (held < records) throw new CopySourceError(`records: ${sourcePeer} holds ${held} of the ${records} records`);
     await this.logs.seal(jobId, attempt);
     return held;
   }

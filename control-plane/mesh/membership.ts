@@ -7,9 +7,8 @@
 import pino, { type Logger } from 'pino';
 import { VERSION } from '../../proto/version.js';
 import type { KeyValue, Lease, Store } from '../store/store.js';
-import { BadRecordError } from './errors.js';
 import { PEERS_PREFIX, peerKey } from './keys.js';
-import { WatchedPrefix } from './watched-prefix.js';
+import { parseRecord, WatchedPrefix } from './watched-prefix.js';
 
 /** What a peer publishes about itself. */
 export interface PeerInfo {
@@ -119,18 +118,11 @@ export class PeerMembership {
 }
 
 function parsePeer(kv: KeyValue, log: Logger): PeerInfo | undefined {
-  try {
-    const v = JSON.parse(kv.value) as Partial<PeerInfo>;
-    if (typeof v.id !== 'string' || typeof v.grpcAddress !== 'string') throw new Error('missing id or grpcAddress');
-    return {
-      id: v.id,
-      grpcAddress: v.grpcAddress,
-      httpAddress: v.httpAddress ?? '',
-      startedAt: v.startedAt ?? '',
-      version: v.version ?? '',
-    };
-  } catch (err) {
-    log.warn({ err: new BadRecordError(kv.key, { cause: err }) }, 'skipping unreadable peer record');
-    return undefined;
-  }
+  return parseRecord<PeerInfo, 'id' | 'grpcAddress', PeerInfo>(kv, log, { what: 'peer', required: ['id', 'grpcAddress'] }, (v) => ({
+    id: v.id,
+    grpcAddress: v.grpcAddress,
+    httpAddress: v.httpAddress ?? '',
+    startedAt: v.startedAt ?? '',
+    version: v.version ?? '',
+  }));
 }

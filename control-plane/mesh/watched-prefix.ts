@@ -10,6 +10,7 @@ import { Backoff } from '../../transport/retry.js';
 import { isCompacted } from '../store/errors.js';
 import { RESYNC } from '../store/retry.js';
 import type { KeyValue, Store, Watch, WatchEvent } from '../store/store.js';
+import { BadRecordError } from './errors.js';
 
 export interface WatchedPrefixOptions<T> {
   store: Store;
@@ -148,5 +149,34 @@ export class WatchedPrefix<T> {
         this.o.logger.error({ err, prefix: this.o.prefix }, 'change listener threw');
       }
     }
+  }
+}
+
+/** Which record a key holds, and the string fields it cannot do without. */
+export interface RecordShape<K> {
+  what: string;
+  required: readonly K[];
+}
+
+/**
+ * Reads a stored JSON record with `build`, for a WatchedPrefix's `parse`. One
+ * that cannot be read (bad JSON, a required string field missing, or `build`
+ * throws) is someone else's write: it is logged as a BadRecordError and
+ * skipped, never fatal.
+ */
+export function parseRecord<T, K extends keyof T & string, R>(
+  kv: KeyValue,
+  log: Logger,
+  { what, required }: RecordShape<K>,
+  build: (v: Partial<T> & Record<K, string>) => R,
+): R | undefined {
+  try {
+    const v = JSON.parse(kv.value) as Partial<T> & Record<K, unknown>;
+    const missing = required.filter((k) => typeof v[k] !== 'string');
+    if (missing.length > 0) throw new Error(`missing ${missing.join(' and ')}`);
+    return build(v as Partial<T> & Record<K, string>);
+  } catch (err) {
+    log.warn({ err: new BadRecordError(kv.key, { cause: err }), record: what }, 'skipping an unreadable record');
+    return undefined;
   }
 }

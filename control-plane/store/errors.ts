@@ -2,18 +2,12 @@
  * Errors of the store area. Match with the `isX` guards (they walk the `cause`
  * chain), never on message text. Which ones a retry may cure is retry.ts's call.
  */
-import { hasCause } from '../../proto/cause.js';
+import { NamedError, hasCause } from '../../proto/cause.js';
 
-export class StoreError extends Error {
-  override name = 'StoreError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+export class StoreError extends NamedError {}
 
 /** A watch asked for a revision the store has compacted away: re-read, re-watch. */
 export class CompactedError extends StoreError {
-  override name = 'CompactedError';
   constructor(
     readonly requested: number,
     readonly compactRevision: number,
@@ -24,7 +18,6 @@ export class CompactedError extends StoreError {
 
 /** A lease expired, was revoked, or could not be kept alive. */
 export class LeaseLostError extends StoreError {
-  override name = 'LeaseLostError';
   constructor(
     readonly leaseId: number,
     options?: { cause?: unknown },
@@ -34,9 +27,7 @@ export class LeaseLostError extends StoreError {
 }
 
 /** The store is unreachable or closed (see retry.ts for who retries it). */
-export class StoreUnavailableError extends StoreError {
-  override name = 'StoreUnavailableError';
-}
+export class StoreUnavailableError extends StoreError {}
 
 export const isCompacted = (err: unknown): boolean => hasCause(err, CompactedError);
 export const isStoreUnavailable = (err: unknown): boolean => hasCause(err, StoreUnavailableError);

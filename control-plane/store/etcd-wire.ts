@@ -73,21 +73,17 @@ function writeOp(w: protobuf.Writer, tag: number, op: Op, ns: string, prefixEnd:
       w.ldelim();
       break;
     case 'delete':
+    case 'deletePrefix': {
+      // A prefix is deleted as the range from it to its end.
+      const key = op.type === 'delete' ? op.key : op.prefix;
       w.uint32(OP_DELETE)
         .fork()
         .uint32(DEL_KEY)
-        .string(ns + op.key)
-        .ldelim();
+        .string(ns + key);
+      if (op.type === 'deletePrefix') w.uint32(DEL_RANGE_END).bytes(prefixEnd(op.prefix));
+      w.ldelim();
       break;
-    case 'deletePrefix':
-      w.uint32(OP_DELETE)
-        .fork()
-        .uint32(DEL_KEY)
-        .string(ns + op.prefix)
-        .uint32(DEL_RANGE_END)
-        .bytes(prefixEnd(op.prefix))
-        .ldelim();
-      break;
+    }
   }
   w.ldelim();
 }
