@@ -38,7 +38,7 @@ export interface CancelRequest {
  * never a torn file: a reader of status.json or supervisor.pid may be another
  * process at any moment. `durable` adds the fsync a status needs to survive a crash.
  */
-export function writeFileAtomicSync(path: string, content: string, durable = false): void {
+export function writeFileAtomicSync(path: string, content: string, { durable = false }: { durable?: boolean } = {}): void {
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
   try {

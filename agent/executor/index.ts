@@ -28,5 +28,5 @@ export interface ExecutorOptions {
 }
 
 export function createExecutor(options: ExecutorOptions): Executor {
-  return new LocalExecutor(options.workDir, options.logger, options.standby ?? true);
+  return new LocalExecutor({ ...options, standby: options.standby ?? true });
 }

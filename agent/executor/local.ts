@@ -59,13 +59,14 @@ export class LocalExecutor implements Executor {
   private trimTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(
-    workDir: string,
-    private readonly log: Logger,
-    /** Keep a standby supervisor booted for the next attempt. */
-    private readonly useStandby = true,
-  ) {
-    this.root = resolve(workDir, 'attempts');
+  private readonly log: Logger;
+  /** Keep a standby supervisor booted for the next attempt. */
+  private readonly useStandby: boolean;
+
+  constructor(o: { workDir: string; logger: Logger; standby: boolean }) {
+    this.root = resolve(o.workDir, 'attempts');
+    this.log = o.logger;
+    this.useStandby = o.standby;
   }
 
   start(spec: AttemptSpec): Promise<AttemptHandle> {

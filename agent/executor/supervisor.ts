@@ -364,7 +364,7 @@ class Run {
   private async finish(o: Outcome): Promise<void> {
     this.spool.seal();
     const status: ExitStatus = { ...o, startedAt: this.startedAt, finishedAt: Date.now(), records: this.spool.records };
-    writeFileAtomicSync(this.f.status, JSON.stringify(status), true);
+    writeFileAtomicSync(this.f.status, JSON.stringify(status), { durable: true });
     const d = openSync(this.dir, 'r');
     fsyncSync(d); // the rename itself
     closeSync(d);
