@@ -10,6 +10,11 @@ import type { ServerTlsFiles } from '../transport/index.js';
 export interface ControlPlaneOptions {
   /** gRPC listen addresses (tcp host:port, unix:///path). Default ["127.0.0.1:7433"]. */
   listen: string[];
+  /**
+   * PeerService on a gRPC listener of its own (plaintext host:port), and only
+   * there, so that operators can firewall it; "" serves it on `listen`. Default "".
+   */
+  peerListen: string;
   /** Plain HTTP port: /healthz, /readyz, /metrics, the WebSocket tunnel. Default "127.0.0.1:7434". */
   httpListen: string;
   /** Local state: embedded store, log blobs. Default "./.runmesh". */
@@ -50,6 +55,7 @@ export type ControlPlaneInput = Partial<ControlPlaneOptions> & { logger: Logger;
 export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
   return {
     listen: o.listen?.length ? o.listen : [DEFAULT_SERVER],
+    peerListen: o.peerListen ?? '',
     httpListen: o.httpListen ?? '127.0.0.1:7434',
     dataDir: o.dataDir ?? './.runmesh',
     store: o.store ?? '',

@@ -39,6 +39,7 @@ import { PeerDispatch } from './mesh/dispatch.js';
 import { LogCopies } from './mesh/log-copies.js';
 import { Mesh } from './mesh/mesh.js';
 import { PeerClients } from './mesh/peer-clients.js';
+import { PeerSecret } from './mesh/peer-secret.js';
 import { resolveOptions, type ControlPlaneInput, type ControlPlaneOptions } from './options.js';
 import { addHealth, addReflection, SERVICES } from './reflection.js';
 import { ActiveIndex } from './scheduler/active-index.js';
@@ -66,6 +67,8 @@ interface Ports {
   health: ReturnType<typeof addHealth>;
   bound: BoundAddress[];
   httpAddress: string;
+  /** PeerService's own listener (`--peer-listen`); absent, it is served on `grpc`. */
+  peer: { grpc: Server; address: string } | undefined;
 }
 
 export class ControlPlane {
@@ -103,12 +106,14 @@ export class ControlPlane {
         store: state.store,
         peerId: o.peerId,
         grpcAddress: dialable(ports),
+        peerAddress: ports.peer?.address,
         httpAddress: ports.httpAddress,
         ttlSeconds: o.peerTtlSeconds,
         logger: log,
       });
       closers.add('mesh', () => mesh.close());
-      await serve(o, log, state, ports, mesh, closers);
+      const secret = await PeerSecret.load(state.store);
+      await serve(o, log, state, ports, mesh, secret, closers);
       const grpcAddresses = ports.bound.map((b) => b.address);
       log.info({ grpc: grpcAddresses, http: ports.httpAddress, store: state.store.kind, version: VERSION }, 'control plane ready');
       return new ControlPlane(o, grpcAddresses, ports.httpAddress, mesh, () => closers.run());
@@ -134,6 +139,7 @@ const SHUTDOWN_ORDER = [
   'gateway',
   'tunnel',
   'grpc',
+  'peer grpc',
   'http',
   'metrics',
   'scheduler',
@@ -198,7 +204,17 @@ async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, clos
   closers.add('http', () => closeHttp(http));
   const bound = await bindAll(grpc, o.listen, { tls: o.tls, logger: log });
   const httpAddress = await listenHttp(http, o.httpListen);
-  return { grpc, http, routes, health, bound, httpAddress };
+  return { grpc, http, routes, health, bound, httpAddress, peer: await bindPeer(o, log, closers) };
+}
+
+/** PeerService's listener of its own, plaintext like the peers' clients, when `--peer-listen` asks for one. */
+async function bindPeer(o: ControlPlaneOptions, log: Logger, closers: Shutdown): Promise<Ports['peer']> {
+  if (!o.peerListen) return undefined;
+  const grpc = new Server({ ...KEEPALIVE_SERVER_OPTIONS, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  widenServerWindows(grpc); // logs are read and copied between peers
+  closers.add('peer grpc', () => shutdownGrpc(grpc));
+  const [bound] = await bindAll(grpc, [o.peerListen], { tls: undefined, logger: log });
+  return { grpc, address: bound?.address ?? o.peerListen };
 }
 
 /** The address other peers dial: the first tcp listener, else the first one. */
@@ -211,11 +227,19 @@ function dialable({ bound }: Ports): string {
  * gateway, the scheduler, housekeeping) and adds the services; health turns
  * SERVING at the end.
  */
-async function serve(o: ControlPlaneOptions, log: Logger, state: State, ports: Ports, mesh: Mesh, closers: Shutdown): Promise<void> {
+async function serve(
+  o: ControlPlaneOptions,
+  log: Logger,
+  state: State,
+  ports: Ports,
+  mesh: Mesh,
+  secret: PeerSecret,
+  closers: Shutdown,
+): Promise<void> {
   const { store, repo, tracker, logs, registry, index } = state;
-  const clients = new PeerClients();
+  const clients = new PeerClients({ secret });
   closers.add('peer clients', () => clients.close());
-  mesh.membership.onChange((peers) => clients.retain(new Set(peers.map((p) => p.grpcAddress))));
+  mesh.membership.onChange((peers) => clients.retain(new Set(peers.map((p) => p.peerAddress))));
   const copies = new LogCopies(mesh, clients, logs, log);
   const agents = new MeshAgents(mesh, registry);
   const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
@@ -279,7 +303,7 @@ async function serve(o: ControlPlaneOptions, log: Logger, state: State, ports: P
     copyLog: (jobId, attempt, sourcePeer, records) => copies.copyFrom(jobId, attempt, sourcePeer, records),
   };
   gateway.addToServer(ports.grpc);
-  new PeerServiceImpl(peerHandler, log).addToServer(ports.grpc);
+  new PeerServiceImpl(peerHandler, secret, log).addToServer(ports.peer?.grpc ?? ports.grpc);
   new JobServiceImpl({
     repo,
     tracker,

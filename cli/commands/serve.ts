@@ -23,6 +23,7 @@ export async function joinTokenFor(dataDir: string, given: string | undefined): 
 interface ServerFlags {
   listen: string[];
   httpListen: string;
+  peerListen?: string;
   dataDir: string;
   store?: string;
   joinToken?: string;
@@ -51,6 +52,11 @@ export function registerServe(program: Command): void {
       'HTTP address for /healthz, /readyz, /metrics and the ws tunnel',
       hostPort('--http-listen'),
       '127.0.0.1:7434',
+    )
+    .option(
+      '--peer-listen <addr>',
+      "serve PeerService (peers' calls to each other) only on this host:port, to firewall it (default: on --listen)",
+      hostPort('--peer-listen'),
     )
     .option('--data-dir <dir>', 'local state: embedded store, logs', './.runmesh')
     .option('--store <url>', 'etcd://host:port[,host:port] (default: embedded store in the data dir)')
@@ -81,6 +87,7 @@ export function registerServe(program: Command): void {
       const cp = await ControlPlane.start({
         listen: f.listen,
         httpListen: f.httpListen,
+        peerListen: f.peerListen ?? '',
         dataDir: f.dataDir,
         store: f.store ?? '',
         joinToken: token,

@@ -1,4 +1,5 @@
-import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { credentials, Metadata, Server, ServerCredentials, status as Status, type ServiceError } from '@grpc/grpc-js';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
@@ -6,6 +7,8 @@ import { JobSpec, LogStream } from '../../proto/gen/runmesh/v1/job.js';
 import type { LogRead, LogRecord } from '../logs/log-store.js';
 import { isMeshClosed, PeerCallError } from '../mesh/errors.js';
 import { PeerClients } from '../mesh/peer-clients.js';
+import { PEER_METADATA_KEY, PeerSecret } from '../mesh/peer-secret.js';
+import { PeerServiceClient } from '../../proto/gen/runmesh/v1/peer.js';
 import { PeerServiceImpl, type PeerHandler } from './peer-service.js';
 import { waitUntil } from '../../test/support/wait.js';
 
@@ -49,16 +52,18 @@ let server: Server;
 let peer: TestPeer;
 let address: string;
 let clients: PeerClients;
+let secret: PeerSecret;
 
 beforeEach(async () => {
   peer = new TestPeer();
   server = new Server();
-  new PeerServiceImpl(peer, pino({ level: 'silent' })).addToServer(server);
+  secret = PeerSecret.of(randomBytes(32));
+  new PeerServiceImpl(peer, secret, pino({ level: 'silent' })).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   address = `127.0.0.1:${port}`;
-  clients = new PeerClients();
+  clients = new PeerClients({ secret });
 });
 
 afterEach(async () => {
@@ -139,5 +144,90 @@ describe('PeerService', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     clients.close();
     await expect(clients.deliverAssign(address, 'runner-1', assign)).rejects.toSatisfy(isMeshClosed);
+  });
+});
+
+/** Each PeerService method, called on a raw client with the metadata given; resolves with the call's error, if any. */
+const CALLS: Record<string, (c: PeerServiceClient, md: Metadata) => Promise<ServiceError | undefined>> = {
+  DeliverAssign: (c, md) => unaryError((cb) => c.deliverAssign({ agent: 'runner-1', assign }, md, cb)),
+  DeliverCancel: (c, md) =>
+    unaryError((cb) => c.deliverCancel({ agent: 'runner-1', cancel: { jobId: JOB, attempt: 2, graceSeconds: 5, reason: 'x' } }, md, cb)),
+  DeliverDrain: (c, md) => unaryError((cb) => c.deliverDrain({ agent: 'runner-1', drain: { reason: 'x' } }, md, cb)),
+  CopyLog: (c, md) => unaryError((cb) => c.copyLog({ jobId: JOB, attempt: 1, sourcePeer: 'p0', records: 3 }, md, cb)),
+  ReadLog: (c, md) =>
+    new Promise((resolve) => {
+      const call = c.readLog({ jobId: JOB, attempt: 1, fromSeq: 0, follow: false }, md);
+      call.on('data', () => undefined);
+      call.on('error', (err: ServiceError) => resolve(err));
+      call.on('end', () => resolve(undefined));
+    }),
+};
+
+function unaryError(invoke: (cb: (err: ServiceError | null) => void) => void): Promise<ServiceError | undefined> {
+  return new Promise((resolve) => invoke((err) => resolve(err ?? undefined)));
+}
+
+function metadata(entries: Record<string, string>): Metadata {
+  const md = new Metadata();
+  for (const [k, v] of Object.entries(entries)) md.set(k, v);
+  return md;
+}
+
+describe('PeerService refuses everyone but the peers of its cluster', () => {
+  const other = PeerSecret.of(randomBytes(32));
+  const cases: Array<[string, () => Metadata, Status]> = [
+    ['no credential', () => new Metadata(), Status.UNAUTHENTICATED],
+    ["another cluster's peer token", () => metadata({ [PEER_METADATA_KEY]: other.token() }), Status.UNAUTHENTICATED],
+    ['garbage as the peer token', () => metadata({ [PEER_METADATA_KEY]: 'x' }), Status.UNAUTHENTICATED],
+    ['a client bearer token', () => metadata({ authorization: 'Bearer rmt_0123456789abcdef' }), Status.PERMISSION_DENIED],
+    [
+      'an agent credential',
+      () => metadata({ 'x-runmesh-agent-name': 'runner-1', 'x-runmesh-agent-credential': 'rmc_0123456789abcdef' }),
+      Status.PERMISSION_DENIED,
+    ],
+    ['a join token', () => metadata({ 'x-runmesh-join-token': 'rmj_0123456789abcdef' }), Status.PERMISSION_DENIED],
+  ];
+
+  for (const [what, md, code] of cases) {
+    it(`refuses ${what} on every method, before any handler runs`, async () => {
+      const raw = new PeerServiceClient(address, credentials.createInsecure());
+      try {
+        for (const [method, call] of Object.entries(CALLS)) {
+          const err = await call(raw, md());
+          expect(err?.code, method).toBe(code);
+          expect(err?.details, method).not.toContain(secret.token());
+        }
+      } finally {
+        raw.close();
+      }
+      expect(peer.delivered).toEqual([]);
+      expect(peer.copied).toEqual([]);
+    });
+  }
+
+  it("accepts the cluster's token on every method, also beside a bearer token", async () => {
+    const raw = new PeerServiceClient(address, credentials.createInsecure());
+    try {
+      for (const [method, call] of Object.entries(CALLS)) {
+        expect(await call(raw, metadata({ [PEER_METADATA_KEY]: secret.token() })), method).toBeUndefined();
+      }
+      expect(await CALLS.DeliverDrain!(raw, metadata({ [PEER_METADATA_KEY]: secret.token(), authorization: 'Bearer x' }))).toBeUndefined();
+    } finally {
+      raw.close();
+    }
+    expect(peer.delivered).toHaveLength(4);
+  });
+
+  it('refuses a client whose secret is not the cluster one, with UNAUTHENTICATED', async () => {
+    const stranger = new PeerClients({ secret: other });
+    try {
+      const err = await stranger.deliverAssign(address, 'runner-1', assign).catch((e: unknown) => e);
+      expect((err as PeerCallError).code).toBe(Status.UNAUTHENTICATED);
+      const read = await collect(stranger.readLog(address, { jobId: JOB, attempt: 1, fromSeq: 0, follow: false })).catch((e: unknown) => e);
+      expect((read as PeerCallError).code).toBe(Status.UNAUTHENTICATED);
+    } finally {
+      stranger.close();
+    }
+    expect(peer.delivered).toEqual([]);
   });
 });

@@ -3,7 +3,8 @@
  * The leader delivers Assign/Cancel/Drain to the peer holding the agent's
  * stream; any peer reads a log that another peer holds. A thin translator
  * around `PeerHandler`, which the control plane puts together from its
- * gateway, its log store and the mesh's log copies (see server.ts).
+ * gateway, its log store and the mesh's log copies (see server.ts). Every
+ * call passes `guardPeerCalls` first (peer-auth.ts): peers only.
  */
 import type { Server, ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -23,6 +24,7 @@ import {
 } from '../../proto/gen/runmesh/v1/peer.js';
 import type { LogRead, LogRecord } from '../logs/log-store.js';
 import { drained } from './drain.js';
+import { guardPeerCalls, type PeerVerifier } from './peer-auth.js';
 import { checkJobId, invalid, toServiceError, unary } from './status.js';
 
 /** What a peer does for its peers. */
@@ -47,12 +49,14 @@ export interface PeerHandler {
 export class PeerServiceImpl {
   constructor(
     private readonly handler: PeerHandler,
+    /** Recognises the cluster's peer token; every call without it is refused. */
+    private readonly verifier: PeerVerifier,
     private readonly log: Logger,
   ) {}
 
   addToServer(server: Server): void {
     const log = this.log;
-    server.addService(PeerServiceService, {
+    const handlers = {
       deliverAssign: unary(log, async (req: DeliverAssignRequest): Promise<DeliverAssignResponse> => {
         const assign = required(req.assign, 'assign');
         return { delivered: this.handler.deliverAssign(agentName(req.agent), assign) };
@@ -73,7 +77,8 @@ export class PeerServiceImpl {
         return { records: await this.handler.copyLog(req.jobId, req.attempt, req.sourcePeer, req.records) };
       }),
       readLog: (call: ServerWritableStream<ReadLogRequest, ReadLogResponse>) => void this.readLog(call),
-    });
+    };
+    server.addService(PeerServiceService, guardPeerCalls(handlers, this.verifier));
   }
 
   private async readLog(call: ServerWritableStream<ReadLogRequest, ReadLogResponse>): Promise<void> {

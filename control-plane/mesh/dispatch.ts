@@ -53,7 +53,7 @@ export class PeerDispatch implements Dispatcher {
     const r = this.mesh.directory.get(agent);
     if (!r) return undefined;
     if (r.peerId === this.mesh.peerId) return { kind: 'self' };
-    const address = this.mesh.peer(r.peerId)?.grpcAddress;
+    const address = this.mesh.peer(r.peerId)?.peerAddress;
     return address ? { kind: 'peer', address } : undefined;
   }
 }

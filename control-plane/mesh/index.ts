@@ -16,3 +16,4 @@ export { MeshAgents } from './agents.js';
 export { PeerDispatch, type LocalDelivery } from './dispatch.js';
 export { LogCopies } from './log-copies.js';
 export { PeerClients, DEFAULT_PEER_UNARY_TIMEOUT_MS, type PeerClientsOptions } from './peer-clients.js';
+export { PeerSecret, PEER_METADATA_KEY } from './peer-secret.js';

@@ -19,3 +19,9 @@ export const AGENT_CONFIG_PREFIX = '/runmesh/agent-config/';
 export const peerKey = (peerId: string): string => `${PEERS_PREFIX}${peerId}`;
 export const agentKey = (name: string): string => `${AGENTS_PREFIX}${name}`;
 export const agentConfigKey = (name: string): string => `${AGENT_CONFIG_PREFIX}${name}`;
+
+/**
+ * The cluster's peer secret (base64url of 32 random bytes), no lease: created
+ * once by the first peer to join, read by every later one, never handed out.
+ */
+export const PEER_SECRET_KEY = '/runmesh/cluster/peer-secret';

@@ -49,7 +49,7 @@ export class LogCopies {
     const timeoutMs = Math.min(COPY_TIMEOUT_MAX_MS, COPY_TIMEOUT_MS + records);
     for (const { p } of ranked) {
       try {
-        await this.clients.copyLog(p.grpcAddress, { jobId, attempt, sourcePeer: self, records }, timeoutMs);
+        await this.clients.copyLog(p.peerAddress, { jobId, attempt, sourcePeer: self, records }, timeoutMs);
         return [self, p.id];
       } catch (err) {
         this.log.warn({ err, job_id: jobId, attempt, peer_id: p.id }, 'copying a sealed log to a peer failed');
@@ -66,7 +66,7 @@ export class LogCopies {
    * makes them durable and seals the copy; resolves with how many are held.
    */
   async copyFrom(jobId: string, attempt: number, sourcePeer: string, records: number): Promise<number> {
-    const address = sourcePeer === this.mesh.peerId ? undefined : this.mesh.peer(sourcePeer)?.grpcAddress;
+    const address = sourcePeer === this.mesh.peerId ? undefined : this.mesh.peer(sourcePeer)?.peerAddress;
     if (!address) throw new CopySourceError(`source_peer: ${sourcePeer.slice(0, 64)} is not another live peer`);
     const file = await this.logs.file(jobId, attempt);
     let unsynced = 0;
@@ -100,7 +100,7 @@ export class LogCopies {
    */
   read(record: JobRecord, read: LogRead, signal: AbortSignal): AsyncIterable<LogRecord> {
     const holders = this.holders(record, read.attempt);
-    const live = holders.flatMap((id) => this.mesh.peer(id)?.grpcAddress ?? []);
+    const live = holders.flatMap((id) => this.mesh.peer(id)?.peerAddress ?? []);
     if (live.length === 0) {
       throw new LogUnreachableError(
         `the log of job ${record.job.id} attempt ${read.attempt} is held by ${holders.join(', ') || 'no peer'}, none of them live now`,

@@ -15,6 +15,11 @@ export interface PeerInfo {
   id: string;
   /** Where other peers (and clients) reach its gRPC server, `host:port`. */
   grpcAddress: string;
+  /**
+   * Where other peers call its PeerService: its `--peer-listen` address, else
+   * `grpcAddress` (also for a record written before this field existed).
+   */
+  peerAddress: string;
   /** Its HTTP server (metrics, websocket tunnel, page), `host:port`. */
   httpAddress: string;
   /** ISO time the peer joined. */
@@ -25,6 +30,8 @@ export interface PeerInfo {
 export interface JoinOptions {
   peerId: string;
   grpcAddress: string;
+  /** Where PeerService is served, when not on `grpcAddress`. */
+  peerAddress?: string;
   httpAddress: string;
   /** Lease TTL: how long a dead peer still looks alive (default 5 s). */
   ttlSeconds?: number;
@@ -58,6 +65,7 @@ export class PeerMembership {
     const self: PeerInfo = {
       id: options.peerId,
       grpcAddress: options.grpcAddress,
+      peerAddress: options.peerAddress ?? options.grpcAddress,
       httpAddress: options.httpAddress,
       startedAt: new Date().toISOString(),
       version: options.version ?? VERSION,
@@ -68,7 +76,10 @@ export class PeerMembership {
       const view = await WatchedPrefix.open({ store, prefix: PEERS_PREFIX, parse: (kv) => parsePeer(kv, log), logger: log });
       const membership = new PeerMembership(self, lease, ttlSeconds, view, log);
       void lease.lost.then((err) => log.error({ err }, 'peer lease lost; this peer must stop acting'));
-      log.info({ grpc: self.grpcAddress, http: self.httpAddress, ttl_seconds: ttlSeconds, lease: lease.id }, 'peer joined');
+      log.info(
+        { grpc: self.grpcAddress, peer: self.peerAddress, http: self.httpAddress, ttl_seconds: ttlSeconds, lease: lease.id },
+        'peer joined',
+      );
       return membership;
     } catch (err) {
       await lease.revoke().catch((revokeErr: unknown) => log.warn({ err: revokeErr }, 'lease revoke after failed join failed'));
@@ -121,6 +132,7 @@ function parsePeer(kv: KeyValue, log: Logger): PeerInfo | undefined {
   return parseRecord<PeerInfo, 'id' | 'grpcAddress', PeerInfo>(kv, log, { what: 'peer', required: ['id', 'grpcAddress'] }, (v) => ({
     id: v.id,
     grpcAddress: v.grpcAddress,
+    peerAddress: v.peerAddress || v.grpcAddress,
     httpAddress: v.httpAddress ?? '',
     startedAt: v.startedAt ?? '',
     version: v.version ?? '',

@@ -18,8 +18,10 @@ import { closeInOrder } from '../close.js';
 export interface MeshOptions {
   store: Store;
   peerId: string;
-  /** The address other peers dial (PeerService). */
+  /** The address clients and agents dial; other peers too, unless `peerAddress` is given. */
   grpcAddress: string;
+  /** Where PeerService is served when it has a listener of its own (`--peer-listen`). */
+  peerAddress?: string;
   httpAddress: string;
   ttlSeconds: number;
   logger: Logger;
@@ -41,6 +43,7 @@ export class Mesh {
     const membership = await PeerMembership.join(o.store, {
       peerId: o.peerId,
       grpcAddress: o.grpcAddress,
+      peerAddress: o.peerAddress,
       httpAddress: o.httpAddress,
       ttlSeconds: o.ttlSeconds,
       logger,

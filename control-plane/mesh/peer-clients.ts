@@ -4,7 +4,8 @@
  * costs at most that), and the log read as an async iterable. Failures come
  * back as `PeerCallError` carrying the gRPC code; whether to retry, and
  * where, is the caller's decision (the leader re-places, a reader tries the
- * log's second copy).
+ * log's second copy). Every call carries the cluster's peer token
+ * (`peer-secret.ts`): PeerService refuses any call without it.
  */
 import { credentials as grpcCredentials, Metadata, status as Status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
@@ -12,9 +13,12 @@ import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js'
 import { PeerServiceClient, type CopyLogRequest, type ReadLogRequest } from '../../proto/gen/runmesh/v1/peer.js';
 import { CLIENT_FLOW_CONTROL_OPTIONS } from '../../transport/index.js';
 import { MeshClosedError, PeerCallError } from './errors.js';
+import { PEER_METADATA_KEY, type PeerSecret } from './peer-secret.js';
 import type { LogRecord } from '../logs/log-store.js';
 
 export interface PeerClientsOptions {
+  /** The cluster's peer secret; its token goes with every call. */
+  secret: PeerSecret;
   /** Channel credentials for peer connections (default: plaintext). */
   credentials?: ChannelCredentials;
   /** Deadline of each unary call (default 2 s). */
@@ -31,9 +35,11 @@ export class PeerClients {
   private readonly credentials: ChannelCredentials;
   private readonly unaryTimeoutMs: number;
   private readonly log: Logger;
+  private readonly secret: PeerSecret;
   private closed = false;
 
-  constructor(options: PeerClientsOptions = {}) {
+  constructor(options: PeerClientsOptions) {
+    this.secret = options.secret;
     this.credentials = options.credentials ?? grpcCredentials.createInsecure();
     this.unaryTimeoutMs = options.unaryTimeoutMs ?? DEFAULT_PEER_UNARY_TIMEOUT_MS;
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'peer-clients' });
@@ -76,7 +82,7 @@ export class PeerClients {
    */
   async *readLog(address: string, request: ReadLogRequest, signal?: AbortSignal): AsyncGenerator<LogRecord> {
     signal?.throwIfAborted();
-    const call = this.client(address).readLog(request);
+    const call = this.client(address).readLog(request, this.metadata());
     const onAbort = (): void => call.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -124,6 +130,12 @@ export class PeerClients {
     return client;
   }
 
+  private metadata(): Metadata {
+    const md = new Metadata();
+    md.set(PEER_METADATA_KEY, this.secret.token());
+    return md;
+  }
+
   private unary<T>(
     address: string,
     method: string,
@@ -132,7 +144,7 @@ export class PeerClients {
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const client = this.client(address);
-      invoke(client, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+      invoke(client, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) reject(wrap(err, address, method));
         else resolve(res);
       });
