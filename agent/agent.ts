@@ -10,11 +10,22 @@ import type { Logger } from 'pino';
 import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../proto/gen/runmesh/v1/agent.js';
 import { FailureCategory } from '../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
-import { Backoff, delay, FallbackDialer, isDowngradeRefused, isRefusedCode, statusCode, type BackoffOptions } from '../transport/index.js';
+import {
+  Backoff,
+  delay,
+  FallbackDialer,
+  isDowngradeRefused,
+  isRefusedCode,
+  SESSION_BUSY_CODE,
+  SESSION_BUSY_RETRY_MS,
+  statusCode,
+  type BackoffOptions,
+} from '../transport/index.js';
 import { createExecutor, InvalidAttemptSpecError, type AttemptSpec, type Executor } from './executor/index.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
 import { attemptKey, AttemptStream } from './session/attempt.js';
 import { runConnection, type ConnectionHost } from './session/connection.js';
+import { readCredential, saveCredential } from './session/credential.js';
 import type { Link } from './session/link.js';
 import { VERSION } from '../proto/version.js';
 
@@ -34,6 +45,8 @@ export class Agent implements ConnectionHost {
   private readonly backoff = new Backoff(RECONNECT);
   private readonly dialer: FallbackDialer;
   private draining = false;
+  /** This agent's own credential ('' until the control plane enrols it); read from the work dir at start. */
+  private credential = '';
   /** The connection that got the latest Welcome, while it lasts. */
   private link: Link | undefined;
   private loop: Promise<void> | undefined;
@@ -56,6 +69,7 @@ export class Agent implements ConnectionHost {
 
   /** Reattaches attempts left on disk, then connects (in the background). */
   async start(): Promise<void> {
+    this.credential = readCredential(this.options.workDir);
     for (const handle of await this.executor.recover())
       this.track(new AttemptStream(handle, this.attemptLog(handle.jobId, handle.attempt)));
     if (this.attempts.size > 0) this.log.info({ attempts: this.attempts.size }, 'recovered attempts from disk');
@@ -75,6 +89,7 @@ export class Agent implements ConnectionHost {
 
   private async connectLoop(): Promise<void> {
     while (!this.stop.signal.aborted) {
+      let waitMs: number | undefined;
       try {
         const d = await this.dialer.next(this.stop.signal);
         let welcomed = false;
@@ -98,11 +113,16 @@ export class Agent implements ConnectionHost {
           this.setFatal(err as Error);
           break;
         }
+        // Our previous session (or one on a peer not yet known dead) still holds our name: ask again soon.
+        if (code === SESSION_BUSY_CODE) {
+          this.log.info({ err: { message: (err as Error).message, code } }, 'a previous session still holds this agent: retrying');
+          waitMs = SESSION_BUSY_RETRY_MS * (0.5 + Math.random() / 2);
+        }
         // The encrypted address may only be down for now: keep trying it, loudly, never the plaintext one.
-        if (isDowngradeRefused(err)) this.log.error({ err: (err as Error).message }, 'refusing to fall back to plaintext');
+        else if (isDowngradeRefused(err)) this.log.error({ err: (err as Error).message }, 'refusing to fall back to plaintext');
         else this.log.warn({ err: { message: (err as Error).message, code } }, 'connection lost');
       }
-      await delay(this.backoff.next(), this.stop.signal);
+      await delay(waitMs ?? this.backoff.next(), this.stop.signal);
     }
   }
 
@@ -114,7 +134,9 @@ export class Agent implements ConnectionHost {
         $case: 'hello',
         value: {
           name: o.name,
-          joinToken: o.joinToken,
+          // The join token only enrols: once the agent has a credential, that alone is presented.
+          joinToken: this.credential ? '' : o.joinToken,
+          credential: this.credential,
           labels: o.labels,
           capacity: o.capacity,
           version: VERSION,
@@ -141,6 +163,11 @@ export class Agent implements ConnectionHost {
 
   onWelcome(w: Welcome, link: Link): void {
     this.log.info({ session_id: w.sessionId, resume: w.resume.length, abandon: w.abandon.length }, 'connected');
+    if (w.credential && w.credential !== this.credential) {
+      saveCredential(this.options.workDir, w.credential);
+      this.credential = w.credential;
+      this.log.info('enrolled: credential saved in the work dir');
+    }
     this.link = link;
     link.signal.addEventListener('abort', () => this.link === link && (this.link = undefined), { once: true });
     link.send(this.heartbeat());

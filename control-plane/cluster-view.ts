@@ -6,6 +6,7 @@
 import { AgentState, type Agent } from '../proto/gen/runmesh/v1/cluster.js';
 import type { ClusterView } from './api/cluster-service.js';
 import { stateOf, type AgentEntry, type AgentRegistry } from './gateway/registry.js';
+import type { AgentCredentials } from './mesh/agent-credentials.js';
 import type { AgentRecord } from './mesh/agent-directory.js';
 import type { MeshAgents } from './mesh/agents.js';
 import type { PeerDispatch } from './mesh/dispatch.js';
@@ -34,9 +35,10 @@ export interface ClusterViewSources {
   registry: AgentRegistry;
   index: ActiveIndex;
   scheduler: Scheduler;
+  credentials: AgentCredentials;
 }
 
-export function clusterView({ mesh, agents, dispatch, registry, index, scheduler }: ClusterViewSources): ClusterView {
+export function clusterView({ mesh, agents, dispatch, registry, index, scheduler, credentials }: ClusterViewSources): ClusterView {
   const fromRecord = (r: AgentRecord): Agent => {
     const local = registry.get(r.name);
     const state = r.draining
@@ -97,5 +99,7 @@ export function clusterView({ mesh, agents, dispatch, registry, index, scheduler
       registry.setCordoned(name, cordoned);
       await mesh.directory.setCordoned(name, cordoned);
     },
+    // Every peer (this one too) hears of the delete through its watch and ends the agent's stream.
+    revokeAgent: (name) => credentials.revoke(name),
   };
 }

@@ -24,7 +24,7 @@ import { readLocalLog } from './api/logs-follow.js';
 import { PeerServiceImpl, type PeerHandler } from './api/peer-service.js';
 import { closeInOrder, type CloseStep } from './close.js';
 import { clusterView } from './cluster-view.js';
-import { AgentAuth } from './gateway/auth.js';
+import { AgentAuth, Secret } from './gateway/auth.js';
 import { Gateway } from './gateway/gateway.js';
 import { AgentRegistry } from './gateway/registry.js';
 import { Housekeeper } from './housekeeping.js';
@@ -34,6 +34,7 @@ import { JobRepo } from './jobs/repo.js';
 import { JobTracker } from './jobs/tracker.js';
 import { JobWriter } from './jobs/writer.js';
 import { LogStore } from './logs/log-store.js';
+import { AgentCredentials } from './mesh/agent-credentials.js';
 import { MeshAgents } from './mesh/agents.js';
 import { PeerDispatch } from './mesh/dispatch.js';
 import { LogCopies } from './mesh/log-copies.js';
@@ -145,6 +146,7 @@ const SHUTDOWN_ORDER = [
   'scheduler',
   'housekeeping',
   'mesh',
+  'agent credentials',
   'peer clients',
   'tracker',
   'logs',
@@ -243,6 +245,8 @@ async function serve(
   const copies = new LogCopies(mesh, clients, logs, log);
   const agents = new MeshAgents(mesh, registry);
   const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
+  const credentials = await AgentCredentials.open(store, log);
+  closers.add('agent credentials', () => credentials.close());
   const gateway = new Gateway({
     repo,
     tracker,
@@ -254,7 +258,9 @@ async function serve(
     peerId: o.peerId,
     publisher: agents,
     replicateLog: (id, attempt, records) => copies.replicate(id, attempt, records),
-    auth: new AgentAuth(o.joinToken),
+    auth: new AgentAuth(new Secret(o.joinToken), credentials),
+    holderOf: (name) => mesh.directory.get(name)?.peerId,
+    revocations: credentials,
     heartbeatIntervalMs: o.heartbeatIntervalMs,
     heartbeatTimeoutMs: o.heartbeatTimeoutMs,
   });
@@ -320,7 +326,7 @@ async function serve(
     retention: { ageMs: o.jobRetentionMs, maxEnded: o.maxEndedJobs },
   }).addToServer(ports.grpc);
   const cluster = new ClusterServiceImpl({
-    view: clusterView({ mesh, agents, dispatch, registry, index, scheduler }),
+    view: clusterView({ mesh, agents, dispatch, registry, index, scheduler, credentials }),
     tracker,
     logger: log,
     version: VERSION,

@@ -57,6 +57,7 @@ describe('agent stream, control-plane side', () => {
         protocolVersion: PROTOCOL_VERSION,
         held: [],
         hostname: 'test',
+        credential: '',
       },
     });
     await waitUntil(() => got.some((m) => m.msg?.$case === 'welcome'), { what: 'Welcome', timeoutMs: 10_000 });

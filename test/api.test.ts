@@ -167,6 +167,7 @@ describe('agents that misbehave', () => {
         protocolVersion: PROTOCOL_VERSION,
         held: [],
         hostname: 'h',
+        credential: '',
       },
     },
   });

@@ -23,6 +23,19 @@ const RETRYABLE_CODES: ReadonlySet<number> = new Set([Status.UNAVAILABLE, Status
  */
 const REFUSED_CODES: ReadonlySet<number> = new Set([Status.UNAUTHENTICATED, Status.PERMISSION_DENIED, Status.INVALID_ARGUMENT]);
 
+/**
+ * The code by which a control plane says another live session holds this
+ * agent's identity (ALREADY_EXISTS). Not a refusal: that session is usually
+ * this agent's own previous one, on a connection or a peer not yet known to
+ * be dead (a killed peer's directory entry lasts until its lease expires).
+ * The agent asks again soon and steadily, without growing its backoff, so it
+ * is back within moments of the old session going.
+ */
+export const SESSION_BUSY_CODE: number = Status.ALREADY_EXISTS;
+
+/** How long an agent waits before asking again after SESSION_BUSY_CODE: 250 ms, jittered by half. */
+export const SESSION_BUSY_RETRY_MS = 250;
+
 /** True for a gRPC status a retry may cure (see RETRYABLE_CODES). */
 export const isRetryableCode = (code: number): boolean => RETRYABLE_CODES.has(code);
 

@@ -1,4 +1,4 @@
-/** `runmesh agents ls | get | drain | cordon | uncordon`. */
+/** `runmesh agents ls | get | drain | cordon | uncordon | revoke`. */
 import type { Command } from 'commander';
 import { Agent } from '../../proto/gen/runmesh/v1/cluster.js';
 import type { Resources } from '../../proto/gen/runmesh/v1/job.js';
@@ -20,7 +20,7 @@ const ACTIONS = {
 } as const;
 
 export function registerAgents(program: Command): void {
-  const agents = program.command('agents').description('list, inspect, drain and cordon agents');
+  const agents = program.command('agents').description('list, inspect, drain, cordon and revoke agents');
   agents
     .command('ls')
     .description('list agents')
@@ -42,6 +42,22 @@ export function registerAgents(program: Command): void {
       .addOption(serverOption())
       .action((name: string, options: { server: string }) => act(action, name, options.server));
   }
+  agents
+    .command('revoke')
+    .description(
+      "delete the agent's credential: its stream is ended within a second, it cannot reconnect, and its running jobs are handled as lost. " +
+        'To enrol it again, delete the file "credential" in its work dir and restart it with the join token',
+    )
+    .argument('<name>', 'agent name')
+    .addOption(serverOption())
+    .action((name: string, options: { server: string }) => revoke(name, options.server));
+}
+
+async function revoke(name: string, server: string): Promise<void> {
+  const res = await withConnection(server, (conn) =>
+    unary(conn, 'ClusterService.RevokeAgent', conn.cluster.revokeAgent.bind(conn.cluster), { name }),
+  );
+  process.stdout.write(res.revoked ? `${name} revoked\n` : `${name} had no credential (nothing to revoke)\n`);
 }
 
 async function ls(options: ReadOptions): Promise<void> {

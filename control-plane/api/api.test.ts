@@ -65,6 +65,9 @@ class OneAgentView implements ClusterView {
   async setCordoned(_name: string, cordoned: boolean): Promise<void> {
     this.cordoned = cordoned;
   }
+  async revokeAgent(name: string): Promise<boolean> {
+    return name === 'runner-1';
+  }
 }
 
 let store: Store;

@@ -9,6 +9,8 @@ import {
   type DrainRequest,
   type GetAgentRequest,
   type Peer,
+  type RevokeAgentRequest,
+  type RevokeAgentResponse,
   type StatusResponse,
   type UncordonRequest,
 } from '../../proto/gen/runmesh/v1/cluster.js';
@@ -24,6 +26,8 @@ export interface ClusterView {
   unschedulable(): Array<{ jobId: string; reason: string }>;
   drain(name: string, reason: string): Promise<boolean>;
   setCordoned(name: string, cordoned: boolean): Promise<void>;
+  /** Deletes the agent's credential (every peer then ends its stream); false when it had none. */
+  revokeAgent(name: string): Promise<boolean>;
 }
 
 export interface ClusterServiceDeps {
@@ -48,6 +52,7 @@ export class ClusterServiceImpl {
       drain: unary(log, async (req: DrainRequest) => this.drain(req.name)),
       cordon: unary(log, async (req: CordonRequest) => this.cordon(req.name, true)),
       uncordon: unary(log, async (req: UncordonRequest) => this.cordon(req.name, false)),
+      revokeAgent: unary(log, async (req: RevokeAgentRequest) => this.revoke(req.name)),
     });
   }
 
@@ -91,5 +96,13 @@ export class ClusterServiceImpl {
     await this.d.view.setCordoned(name, cordoned);
     this.d.logger.info({ agent_id: name, cordoned }, 'agent cordon changed');
     return { agent: { ...this.agent(name), state: cordoned ? AgentState.AGENT_STATE_CORDONED : AgentState.AGENT_STATE_READY } };
+  }
+
+  /** Works for an agent that is not connected too: revoking is about its credential, not its session. */
+  private async revoke(name: string): Promise<RevokeAgentResponse> {
+    if (!name) throw invalid('name', 'missing');
+    const revoked = await this.d.view.revokeAgent(name);
+    this.d.logger.warn({ audit: true, agent_id: name, revoked }, 'agent revoke requested');
+    return { revoked };
   }
 }

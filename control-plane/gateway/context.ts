@@ -24,6 +24,13 @@ export interface GatewayContext {
   replicateLog(jobId: string, attempt: number, records: number): Promise<string[]>;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
+  /**
+   * Claims the agent's identity for `link` (one identity, one session):
+   * undefined when granted, else why it is refused (a live session holds it,
+   * here or on another peer). A session silent past the heartbeat timeout
+   * loses its claim to the new one. Released when `link` disconnects.
+   */
+  claim(name: string, link: AgentLink): string | undefined;
   onConnect(hello: Hello, link: AgentLink): void;
   onDisconnect(name: string, link: AgentLink): void;
 }

@@ -25,9 +25,17 @@ export interface AgentPublisher {
   unpublish(name: string): Promise<unknown>;
 }
 
-export type GatewayOptions = Omit<GatewayContext, 'onConnect' | 'onDisconnect'> & {
+/** Tells of agents' credentials deleted on any peer (revocations). */
+export interface Revocations {
+  onRevoked(listener: (name: string, hash: string) => void): () => void;
+}
+
+export type GatewayOptions = Omit<GatewayContext, 'onConnect' | 'onDisconnect' | 'claim'> & {
   /** Where connected agents are announced (the mesh-wide directory). */
   publisher: AgentPublisher;
+  /** The peer holding the agent's stream, per the mesh-wide directory (undefined: none). */
+  holderOf(name: string): string | undefined;
+  revocations: Revocations;
 };
 
 export class Gateway {
@@ -37,12 +45,20 @@ export class Gateway {
   private readonly changeListeners = new Set<() => void>();
   /** What was last announced per connected agent (its draining flag and load). */
   private readonly published = new Map<string, string>();
+  /** Per agent name, the one session (connecting or connected) that holds its identity here. */
+  private readonly claims = new Map<string, AgentLink>();
   private closed = false;
 
   constructor(private readonly o: GatewayOptions) {
     this.publisher = o.publisher;
-    this.ctx = { ...o, onConnect: (h, l) => this.onConnect(h, l), onDisconnect: (n, l) => this.onDisconnect(n, l) };
+    this.ctx = {
+      ...o,
+      claim: (n, l) => this.claim(n, l),
+      onConnect: (h, l) => this.onConnect(h, l),
+      onDisconnect: (n, l) => this.onDisconnect(n, l),
+    };
     o.registry.onChange(() => this.republishChanged());
+    o.revocations.onRevoked((name, hash) => this.revoked(name, hash));
   }
 
   /** Calls `listener` whenever an agent connects or leaves this peer. Returns the unsubscribe. */
@@ -69,6 +85,29 @@ export class Gateway {
     call.on('close', () => this.sessions.delete(s));
   }
 
+  private claim(name: string, link: AgentLink): string | undefined {
+    const held = this.claims.get(name);
+    if (held && held !== link) {
+      const e = this.o.registry.get(name);
+      const silentMs = e?.link === held ? Date.now() - e.lastHeartbeat.getTime() : 0;
+      if (silentMs <= this.o.heartbeatTimeoutMs) return `agent ${name} already has a live session on this peer`;
+      held.close('silent past its heartbeat timeout: replaced by a new session of the same agent');
+    }
+    const holder = this.o.holderOf(name);
+    if (holder !== undefined && holder !== this.o.peerId) return `agent ${name} already has a live session on peer ${holder}`;
+    this.claims.set(name, link);
+    return undefined;
+  }
+
+  /** Ends the streams (connected or connecting) that presented a credential just deleted. */
+  private revoked(name: string, hash: string): void {
+    for (const s of this.sessions) {
+      if (s.agentName !== name || s.credentialHash !== hash) continue;
+      this.o.logger.warn({ audit: true, agent_id: name, session_id: s.sessionId }, 'agent credential revoked: ending its stream');
+      s.close('agent credential revoked', Status.UNAUTHENTICATED);
+    }
+  }
+
   private onConnect(hello: Hello, link: AgentLink): void {
     const replaced = this.o.registry.connect(hello, link, new Date());
     replaced?.close('replaced by a newer session of the same agent');
@@ -77,6 +116,7 @@ export class Gateway {
   }
 
   private onDisconnect(name: string, link: AgentLink): void {
+    if (this.claims.get(name) === link) this.claims.delete(name);
     if (!this.o.registry.disconnect(name, link)) return;
     this.published.delete(name);
     void this.publisher.unpublish(name).catch((err: unknown) => this.o.logger.warn({ err, agent_id: name }, 'could not unpublish agent'));

@@ -21,6 +21,7 @@ import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../../proto/protocol.js';
 import { activeAgent, finish, lost, started } from '../jobs/lifecycle.js';
 import { isLogGap } from '../logs/errors.js';
+import { alreadyEnrolled, hashCredential, type Admission } from './auth.js';
 import type { GatewayContext } from './context.js';
 import type { AgentLink } from './registry.js';
 
@@ -32,6 +33,8 @@ export class AgentSession implements AgentLink {
   readonly sessionId = randomUUID();
   private phase: Phase = 'hello';
   private name = '';
+  /** sha256 of the credential this session presented or was given; a revocation of it ends the session. */
+  private hash = '';
   private log: Logger;
   private lastSeen = Date.now();
   private watchdog: NodeJS.Timeout;
@@ -54,10 +57,24 @@ export class AgentSession implements AgentLink {
     call.on('cancelled', () => this.ended('stream cancelled'));
   }
 
+  /** The agent's name once its Hello was read ('' before). */
+  get agentName(): string {
+    return this.name;
+  }
+
+  get credentialHash(): string {
+    return this.hash;
+  }
+
   send(msg: ConnectResponse): boolean {
     if (this.phase === 'closed') return false;
     this.call.write(msg);
     return true;
+  }
+
+  /** Read through a method: a session can close while its Hello is awaited. */
+  private isClosed(): boolean {
+    return this.phase === 'closed';
   }
 
   /** Ends the stream with an error status (or OK when `code` is omitted). */
@@ -126,11 +143,12 @@ export class AgentSession implements AgentLink {
   }
 
   private async onHello(hello: Hello): Promise<void> {
-    if (!this.ctx.auth.check(hello.name, hello.joinToken)) return this.close('join token or credential refused', Status.UNAUTHENTICATED);
     const refusal = this.refuse(hello);
     if (refusal) return this.close(refusal, Status.INVALID_ARGUMENT);
     this.name = hello.name;
     this.log = this.log.child({ agent_id: hello.name });
+    const credential = await this.admit(hello);
+    if (credential === undefined || this.isClosed()) return;
     const { resume, abandon, cancels } = await this.reconcile(hello.held);
     if (this.phase === 'closed') return;
     this.send({
@@ -139,7 +157,7 @@ export class AgentSession implements AgentLink {
         value: {
           sessionId: this.sessionId,
           heartbeatIntervalMs: this.ctx.heartbeatIntervalMs,
-          credential: this.ctx.auth.credentialFor(hello.name),
+          credential,
           resume,
           abandon,
         },
@@ -151,6 +169,48 @@ export class AgentSession implements AgentLink {
       { labels: hello.labels, capacity: hello.capacity, version: hello.version, resumed: resume.length, abandoned: abandon.length },
       'agent connected',
     );
+  }
+
+  /**
+   * Authenticates the Hello and claims the agent's identity for this session.
+   * Resolves with the credential to hand out ('' unless this Hello enrolled
+   * the agent), or undefined when the stream was ended instead.
+   */
+  private async admit(hello: Hello): Promise<string | undefined> {
+    // Set before the store is read, so a revocation landing meanwhile still finds this session.
+    if (hello.credential) this.hash = hashCredential(hello.credential);
+    let admission: Admission;
+    try {
+      admission = await this.ctx.auth.check(hello.name, hello.joinToken, hello.credential);
+    } catch (err) {
+      this.log.warn({ err }, 'could not read the agent credential');
+      this.close('could not check the agent credential (store unavailable); try again', Status.UNAVAILABLE);
+      return undefined;
+    }
+    if (this.isClosed()) return undefined;
+    if (admission.kind === 'refused') return this.refuseAudited(admission.reason, Status.UNAUTHENTICATED, admission.presented);
+    const presented = admission.kind === 'enrol' ? 'join token' : 'credential';
+    const busy = this.ctx.claim(hello.name, this);
+    if (busy) return this.refuseAudited(busy, Status.ALREADY_EXISTS, presented);
+    if (admission.kind === 'credential') return '';
+    const enrolled = await this.ctx.auth.enrol(hello.name).catch((err: unknown) => {
+      this.log.warn({ err }, 'could not store the agent credential');
+      return null;
+    });
+    if (enrolled === null) {
+      this.close('could not store the agent credential (store unavailable); try again', Status.UNAVAILABLE);
+      return undefined;
+    }
+    if (!enrolled) return this.refuseAudited(alreadyEnrolled(hello.name), Status.UNAUTHENTICATED, presented);
+    this.hash = enrolled.hash;
+    return enrolled.credential.reveal();
+  }
+
+  /** Ends the stream of a refused connection, with an audit line (never the secrets, only which kind was presented). */
+  private refuseAudited(reason: string, code: Status, presented: string): undefined {
+    this.log.warn({ audit: true, event: 'agent_refused', remote: this.call.getPeer(), presented, reason }, 'agent connection refused');
+    this.close(reason, code);
+    return undefined;
   }
 
   /** Decides, from the store's truth, which held attempts the agent keeps and which it drops. */

@@ -16,9 +16,17 @@ export const AGENTS_PREFIX = '/runmesh/agents/';
 /** `/runmesh/agent-config/<name>` = AgentConfig JSON, no lease: operator intent outlives sessions. */
 export const AGENT_CONFIG_PREFIX = '/runmesh/agent-config/';
 
+/**
+ * `/runmesh/agent-creds/<name>` = AgentCredentialRecord JSON (the sha256 of
+ * the agent's credential, never the credential), no lease: an enrolment
+ * outlives sessions and peers until an operator revokes it.
+ */
+export const AGENT_CREDS_PREFIX = '/runmesh/agent-creds/';
+
 export const peerKey = (peerId: string): string => `${PEERS_PREFIX}${peerId}`;
 export const agentKey = (name: string): string => `${AGENTS_PREFIX}${name}`;
 export const agentConfigKey = (name: string): string => `${AGENT_CONFIG_PREFIX}${name}`;
+export const agentCredKey = (name: string): string => `${AGENT_CREDS_PREFIX}${name}`;
 
 /**
  * The cluster's peer secret (base64url of 32 random bytes), no lease: created

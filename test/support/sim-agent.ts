@@ -90,6 +90,7 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
         protocolVersion: PROTOCOL_VERSION,
         held: [],
         hostname: 'sim',
+        credential: '',
       },
     },
   });

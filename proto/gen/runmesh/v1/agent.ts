@@ -63,6 +63,10 @@ export interface ConnectResponse {
 export interface Hello {
   /** Unique agent name; the agent's identity across reconnects. */
   name: string;
+  /**
+   * The cluster's join token: presented only by an agent that has no
+   * credential yet (its first contact), to enrol.
+   */
   joinToken: string;
   labels: { [key: string]: string };
   capacity: Resources | undefined;
@@ -72,6 +76,11 @@ export interface Hello {
   /** Attempts this agent still holds (running, or finished but not yet acknowledged). */
   held: HeldAttempt[];
   hostname: string;
+  /**
+   * The agent's own credential (from the Welcome that enrolled it), presented
+   * on every connection after the first. When set, join_token is not looked at.
+   */
+  credential: string;
 }
 
 export interface Hello_LabelsEntry {
@@ -121,7 +130,11 @@ export interface JobResult {
 export interface Welcome {
   sessionId: string;
   heartbeatIntervalMs: number;
-  /** Per-agent credential for reconnects. */
+  /**
+   * Set only when this Hello enrolled the agent: its new credential ("rma_" +
+   * 32 random bytes, base64url), stored by the control plane only as a hash.
+   * The agent keeps it and presents it in Hello.credential from then on.
+   */
   credential: string;
   /** For each held attempt the control plane still wants: where to resume its log. */
   resume: ResumeAttempt[];
@@ -565,6 +578,7 @@ function createBaseHello(): Hello {
     protocolVersion: 0,
     held: [],
     hostname: "",
+    credential: "",
   };
 }
 
@@ -593,6 +607,9 @@ export const Hello: MessageFns<Hello> = {
     }
     if (message.hostname !== "") {
       writer.uint32(66).string(message.hostname);
+    }
+    if (message.credential !== "") {
+      writer.uint32(74).string(message.credential);
     }
     return writer;
   },
@@ -677,6 +694,14 @@ export const Hello: MessageFns<Hello> = {
             message.hostname = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.credential = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -722,6 +747,7 @@ export const Hello: MessageFns<Hello> = {
         ? object.held.map((e: any) => HeldAttempt.fromJSON(e))
         : [],
       hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      credential: isSet(object.credential) ? globalThis.String(object.credential) : "",
     };
   },
 
@@ -757,6 +783,9 @@ export const Hello: MessageFns<Hello> = {
     if (message.hostname !== "") {
       obj.hostname = message.hostname;
     }
+    if (message.credential !== "") {
+      obj.credential = message.credential;
+    }
     return obj;
   },
 
@@ -783,6 +812,7 @@ export const Hello: MessageFns<Hello> = {
     message.protocolVersion = object.protocolVersion ?? 0;
     message.held = object.held?.map((e) => HeldAttempt.fromPartial(e)) || [];
     message.hostname = object.hostname ?? "";
+    message.credential = object.credential ?? "";
     return message;
   },
 };

@@ -176,6 +176,15 @@ export interface UncordonResponse {
   agent: Agent | undefined;
 }
 
+export interface RevokeAgentRequest {
+  name: string;
+}
+
+export interface RevokeAgentResponse {
+  /** False when the agent had no credential to revoke. */
+  revoked: boolean;
+}
+
 function createBaseAgent(): Agent {
   return {
     name: "",
@@ -1980,6 +1989,140 @@ export const UncordonResponse: MessageFns<UncordonResponse> = {
   },
 };
 
+function createBaseRevokeAgentRequest(): RevokeAgentRequest {
+  return { name: "" };
+}
+
+export const RevokeAgentRequest: MessageFns<RevokeAgentRequest> = {
+  encode(message: RevokeAgentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeAgentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeAgentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeAgentRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: RevokeAgentRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RevokeAgentRequest>): RevokeAgentRequest {
+    return RevokeAgentRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RevokeAgentRequest>): RevokeAgentRequest {
+    const message = createBaseRevokeAgentRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeAgentResponse(): RevokeAgentResponse {
+  return { revoked: false };
+}
+
+export const RevokeAgentResponse: MessageFns<RevokeAgentResponse> = {
+  encode(message: RevokeAgentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revoked !== false) {
+      writer.uint32(8).bool(message.revoked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeAgentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeAgentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.revoked = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeAgentResponse {
+    return { revoked: isSet(object.revoked) ? globalThis.Boolean(object.revoked) : false };
+  },
+
+  toJSON(message: RevokeAgentResponse): unknown {
+    const obj: any = {};
+    if (message.revoked !== false) {
+      obj.revoked = message.revoked;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RevokeAgentResponse>): RevokeAgentResponse {
+    return RevokeAgentResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RevokeAgentResponse>): RevokeAgentResponse {
+    const message = createBaseRevokeAgentResponse();
+    message.revoked = object.revoked ?? false;
+    return message;
+  },
+};
+
 /** What operators ask of the cluster. */
 export type ClusterServiceService = typeof ClusterServiceService;
 export const ClusterServiceService = {
@@ -2039,6 +2182,19 @@ export const ClusterServiceService = {
     responseSerialize: (value: UncordonResponse): Buffer => Buffer.from(UncordonResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UncordonResponse => UncordonResponse.decode(value),
   },
+  /**
+   * Delete the agent's credential: every peer ends its stream within a
+   * second and refuses it from then on; its running attempts are lost.
+   */
+  revokeAgent: {
+    path: "/runmesh.v1.ClusterService/RevokeAgent" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeAgentRequest): Buffer => Buffer.from(RevokeAgentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeAgentRequest => RevokeAgentRequest.decode(value),
+    responseSerialize: (value: RevokeAgentResponse): Buffer => Buffer.from(RevokeAgentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeAgentResponse => RevokeAgentResponse.decode(value),
+  },
 } as const;
 
 export interface ClusterServiceServer extends UntypedServiceImplementation {
@@ -2050,6 +2206,11 @@ export interface ClusterServiceServer extends UntypedServiceImplementation {
   /** Stop sending work to the agent; running work is untouched. */
   cordon: handleUnaryCall<CordonRequest, CordonResponse>;
   uncordon: handleUnaryCall<UncordonRequest, UncordonResponse>;
+  /**
+   * Delete the agent's credential: every peer ends its stream within a
+   * second and refuses it from then on; its running attempts are lost.
+   */
+  revokeAgent: handleUnaryCall<RevokeAgentRequest, RevokeAgentResponse>;
 }
 
 export interface ClusterServiceClient extends Client {
@@ -2144,6 +2305,25 @@ export interface ClusterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UncordonResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Delete the agent's credential: every peer ends its stream within a
+   * second and refuses it from then on; its running attempts are lost.
+   */
+  revokeAgent(
+    request: RevokeAgentRequest,
+    callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
+  ): ClientUnaryCall;
+  revokeAgent(
+    request: RevokeAgentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
+  ): ClientUnaryCall;
+  revokeAgent(
+    request: RevokeAgentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,234 @@
+/**
+ * An agent's own credential, one session per identity, and revocation, over
+ * real gRPC against a real in-process control plane (embedded store): real
+ * Agents (real supervisors and jobs) enrol with the join token, save their
+ * credential (0600) and reconnect with it; the join token cannot take an
+ * enrolled name; a forged credential is refused; an impostor with the live
+ * agent's credential is refused and its job is untouched; `runmesh agents
+ * revoke` (the real CLI, a real process) cuts a running agent within a second,
+ * refuses its reconnect, and its job is handled as lost.
+ */
+import { statSync } from 'node:fs';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent } from '../agent/agent.js';
+import { credentialPath, readCredential } from '../agent/session/credential.js';
+import { ControlPlane } from '../control-plane/server.js';
+import { AgentServiceClient, type ConnectResponse } from '../proto/gen/runmesh/v1/agent.js';
+import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
+import { FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
+import { PROTOCOL_VERSION } from '../proto/protocol.js';
+import { TestClient } from './support/client.js';
+import { startEtcd } from './support/etcd.js';
+import { run, tempDir } from './support/processes.js';
+import { waitUntil, within } from './support/wait.js';
+
+const TOKEN = 'agent-identity-token';
+/** Every log line of the control planes and agents here: refusals must be audited, and no secret may appear. */
+const lines: string[] = [];
+const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+const logged = (): Array<Record<string, unknown>> => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  const all = lines.splice(0).join('');
+  expect(all).not.toContain(TOKEN);
+  expect(all).not.toMatch(/rma_[A-Za-z0-9_-]{43}/);
+});
+
+async function controlPlane(
+  o: { heartbeatTimeoutMs?: number; store?: string; peerId?: string } = {},
+): Promise<{ cp: ControlPlane; client: TestClient }> {
+  const cp = await ControlPlane.start({
+    listen: ['127.0.0.1:0'],
+    httpListen: '127.0.0.1:0',
+    dataDir: await tempDir('runmesh-identity-'),
+    joinToken: TOKEN,
+    logger: log,
+    ...o,
+  });
+  const client = new TestClient(cp.address);
+  cleanups.push(
+    () => cp.close(),
+    () => client.close(),
+  );
+  return { cp, client };
+}
+
+async function startAgent(server: string, name: string, workDir: string): Promise<Agent> {
+  const agent = new Agent({ servers: [server], joinToken: TOKEN, name, workDir, standbySupervisor: false, logger: log });
+  cleanups.push(() => agent.close());
+  await agent.start();
+  return agent;
+}
+
+const ready = (client: TestClient, name: string) =>
+  waitUntil(async () => (await client.agents()).agents.find((a) => a.name === name && a.state === AgentState.AGENT_STATE_READY), {
+    what: `agent ${name} to be ready`,
+    timeoutMs: 15_000,
+  });
+
+/** One raw Hello; resolves with the Welcome or the status that ended the stream. */
+async function hello(
+  address: string,
+  o: { name: string; joinToken?: string; credential?: string },
+): Promise<{ welcome?: ConnectResponse; code?: number; details?: string }> {
+  const raw = new AgentServiceClient(address, credentials.createInsecure());
+  const call = raw.connect();
+  cleanups.push(
+    () => call.cancel(),
+    () => raw.close(),
+  );
+  const answer = new Promise<{ welcome?: ConnectResponse; code?: number; details?: string }>((resolve) => {
+    call.on('data', (m: ConnectResponse) => m.msg?.$case === 'welcome' && resolve({ welcome: m }));
+    call.on('error', (e: ServiceError) => resolve({ code: e.code, details: e.details }));
+  });
+  call.write({
+    msg: {
+      $case: 'hello',
+      value: {
+        name: o.name,
+        joinToken: o.joinToken ?? '',
+        credential: o.credential ?? '',
+        labels: {},
+        capacity: { slots: 1, cpuMillis: 0, memoryMb: 0 },
+        version: 'test',
+        protocolVersion: PROTOCOL_VERSION,
+        held: [],
+        hostname: 'impostor',
+      },
+    },
+  });
+  return within(answer, { what: 'Welcome or an error', timeoutMs: 10_000 });
+}
+
+describe("an agent's own credential", () => {
+  it('is given on enrolment with the join token, saved 0600 in the work dir, and used to reconnect after a restart', async () => {
+    const { cp, client } = await controlPlane();
+    const workDir = await tempDir('runmesh-identity-agent-');
+    const first = await startAgent(cp.address, 'enrolled', workDir);
+    await ready(client, 'enrolled');
+    const saved = await waitUntil(() => readCredential(workDir), { what: 'the saved credential', timeoutMs: 5_000 });
+    expect(saved).toMatch(/^rma_[A-Za-z0-9_-]{43}$/);
+    expect(statSync(credentialPath(workDir)).mode & 0o777).toBe(0o600);
+    await first.close();
+    await waitUntil(
+      async () => !(await client.agents()).agents.some((a) => a.name === 'enrolled' && a.state === AgentState.AGENT_STATE_READY),
+      {
+        what: 'the first session to end',
+        timeoutMs: 10_000,
+      },
+    );
+
+    // The same work dir: the agent presents its credential (the join token could no longer take the name).
+    const again = await startAgent(cp.address, 'enrolled', workDir);
+    await ready(client, 'enrolled');
+    expect(readCredential(workDir)).toBe(saved);
+    const job = await client.submit({ argv: ['echo', 'still me'] });
+    expect((await client.waitDone(job.id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    await again.close();
+  });
+
+  it('refuses the join token for an enrolled name, and a forged or unknown credential', async () => {
+    const { cp, client } = await controlPlane();
+    await startAgent(cp.address, 'taken', await tempDir('runmesh-identity-agent-'));
+    await ready(client, 'taken');
+
+    const byToken = await hello(cp.address, { name: 'taken', joinToken: TOKEN });
+    expect(byToken.code).toBe(status.UNAUTHENTICATED);
+    expect(byToken.details).toContain('runmesh agents revoke taken');
+
+    const forged = await hello(cp.address, { name: 'taken', credential: 'rma_' + 'A'.repeat(43) });
+    expect(forged.code).toBe(status.UNAUTHENTICATED);
+    const unknown = await hello(cp.address, { name: 'never-enrolled', credential: 'rma_' + 'B'.repeat(43) });
+    expect(unknown.code).toBe(status.UNAUTHENTICATED);
+    const wrongToken = await hello(cp.address, { name: 'fresh', joinToken: 'not-the-token' });
+    expect(wrongToken.code).toBe(status.UNAUTHENTICATED);
+
+    // A fresh name still enrols with just the join token.
+    const fresh = await hello(cp.address, { name: 'fresh', joinToken: TOKEN });
+    expect(fresh.welcome?.msg?.$case === 'welcome' && fresh.welcome.msg.value.credential).toMatch(/^rma_/);
+  });
+
+  it("refuses an impostor presenting the live agent's credential; the agent's running job completes, once", async () => {
+    const { cp, client } = await controlPlane();
+    const workDir = await tempDir('runmesh-identity-agent-');
+    await startAgent(cp.address, 'victim', workDir);
+    await ready(client, 'victim');
+    const credential = readCredential(workDir);
+    const job = await client.submit({ script: 'sleep 1.5; echo done' });
+    await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
+
+    const impostor = await hello(cp.address, { name: 'victim', credential });
+    expect(impostor.code).toBe(status.ALREADY_EXISTS);
+    const twice = await hello(cp.address, { name: 'victim', credential });
+    expect(twice.code).toBe(status.ALREADY_EXISTS);
+
+    const audited = logged().filter((l) => l.audit === true && l.agent_id === 'victim');
+    expect(audited).toHaveLength(2);
+    expect(audited[0]).toMatchObject({ level: 40, presented: 'credential' });
+    expect(String(audited[0]?.remote)).toContain('127.0.0.1');
+    const done = await client.waitDone(job.id);
+    expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(done.attempts).toHaveLength(1);
+    expect((await client.logs(job.id)).stdout).toBe('done\n');
+    expect((await client.agents()).agents.find((a) => a.name === 'victim')?.state).toBe(AgentState.AGENT_STATE_READY);
+  });
+});
+
+describe('runmesh agents revoke', () => {
+  it('cuts a running agent within 1 s, refuses its reconnect, and its job is handled as lost', async () => {
+    const { cp, client } = await controlPlane({ heartbeatTimeoutMs: 2_000 });
+    const workDir = await tempDir('runmesh-identity-agent-');
+    const agent = await startAgent(cp.address, 'revoked', workDir);
+    await ready(client, 'revoked');
+    const credential = readCredential(workDir);
+    const job = await client.submit({ script: 'sleep 8' });
+    await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
+
+    const cli = run(['agents', 'revoke', 'revoked', '--server', cp.address]);
+    await waitUntil(() => cli.proc.exitCode !== null, { what: 'runmesh agents revoke to exit', timeoutMs: 15_000, show: cli.output });
+    expect(cli.proc.exitCode, cli.output()).toBe(0);
+    expect(cli.output()).toContain('revoked revoked');
+    // The revoke has answered: the agent's stream ends within a second, and it stops reconnecting.
+    const err = (await within(agent.fatal, { what: 'the agent to be cut off', timeoutMs: 1_000 })) as ServiceError;
+    expect(err.code).toBe(status.UNAUTHENTICATED);
+
+    const reconnect = await hello(cp.address, { name: 'revoked', credential });
+    expect(reconnect.code).toBe(status.UNAUTHENTICATED);
+    const lost = await client.waitDone(job.id, 20_000);
+    expect(lost.state).not.toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(lost.attempts[0]?.failure).toBe(FailureCategory.FAILURE_CATEGORY_AGENT_LOST);
+  });
+});
+
+describe('across peers on one etcd', () => {
+  it('refuses an impostor on another peer, and a revoke on one peer cuts the agent held by the other within 1 s', async () => {
+    const etcd = await startEtcd();
+    cleanups.push(() => etcd.stop());
+    const store = `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`;
+    const a = await controlPlane({ store, peerId: 'peer-a' });
+    const b = await controlPlane({ store, peerId: 'peer-b' });
+    const workDir = await tempDir('runmesh-identity-agent-');
+    const agent = await startAgent(a.cp.address, 'roamer', workDir);
+    await ready(b.client, 'roamer'); // b sees it through the directory
+    const credential = readCredential(workDir);
+
+    // b reads the enrolment from the store (it accepts the credential) and sees the live session on a.
+    const impostor = await hello(b.cp.address, { name: 'roamer', credential });
+    expect(impostor.code).toBe(status.ALREADY_EXISTS);
+    expect(impostor.details).toContain('peer-a');
+    const byToken = await hello(b.cp.address, { name: 'roamer', joinToken: TOKEN });
+    expect(byToken.code).toBe(status.UNAUTHENTICATED);
+
+    const revoked = await new Promise<boolean>((resolve, reject) =>
+      b.client.cluster.revokeAgent({ name: 'roamer' }, (err, res) => (err ? reject(err) : resolve(res.revoked))),
+    );
+    expect(revoked).toBe(true);
+    const err = (await within(agent.fatal, { what: 'peer-a to cut the agent off', timeoutMs: 1_000 })) as ServiceError;
+    expect(err.code).toBe(status.UNAUTHENTICATED);
+    expect((await hello(a.cp.address, { name: 'roamer', credential })).code).toBe(status.UNAUTHENTICATED);
+  });
+});
