@@ -22,7 +22,7 @@ import { pino } from 'pino';
 import { openEtcdStore } from '../control-plane/store/etcd.js';
 import type { Store } from '../control-plane/store/store.js';
 import { startEtcd, freePort } from '../test/support/etcd.js';
-import { TestClient } from '../test/support/client.js';
+import { adminToken, TestClient } from '../test/support/client.js';
 import { startServer, stopAll, tempDir } from '../test/support/processes.js';
 import { sleep, waitUntil } from '../test/support/wait.js';
 import { dispatchLatency, grpcBaseline, throughput } from './spine.js';
@@ -180,7 +180,7 @@ export async function benchEtcd(): Promise<Record<string, number | string>> {
   const etcd = await startEtcd();
   try {
     const server = await startServer({ args: ['--store', `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`, '--log-level', 'warn'] });
-    const client = new TestClient(server.address);
+    const client = new TestClient(server.address, adminToken(server.dataDir));
     const lat = await dispatchLatency(server, client, 300);
     const store = await openEtcdStore({ endpoints: [etcd.endpoint], prefix: '/bench-raw', logger: pino({ level: 'silent' }) });
     // The dispatch loop is idle a few ms between jobs (the previous one's finish write): so is the floor.

@@ -13,7 +13,7 @@ import { AgentServiceClient } from '../proto/gen/runmesh/v1/agent.js';
 import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { openEmbeddedStore } from '../control-plane/store/embedded.js';
-import { TestClient } from '../test/support/client.js';
+import { adminToken, TestClient } from '../test/support/client.js';
 import { startAgent, startServer, stopAll, tempDir, TOKEN, type ServerProc } from '../test/support/processes.js';
 import { simAgent, type SimAgent } from '../test/support/sim-agent.js';
 import { sleep, waitUntil, within } from '../test/support/wait.js';
@@ -210,7 +210,7 @@ async function memory(): Promise<{
   crowded: { p50: number; p99: number };
 }> {
   const server = await startServer({ args: ['--heartbeat-timeout', '60s'] });
-  const client = new TestClient(server.address);
+  const client = new TestClient(server.address, adminToken(server.dataDir));
   await sleep(500);
   const base = rssMb(server.proc.pid);
   const channels = Array.from({ length: 10 }, () => new AgentServiceClient(server.address, credentials.createInsecure()));
@@ -250,7 +250,7 @@ async function memory(): Promise<{
 export async function benchSpine(): Promise<void> {
   try {
     const server = await startServer();
-    const client = new TestClient(server.address);
+    const client = new TestClient(server.address, adminToken(server.dataDir));
     const base = await grpcBaseline(server.address, 500);
     line('baseline gRPC unary round trip (ms)', base);
     const lat = await dispatchLatency(server, client, 300);

@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { JobState, type LogsResponse } from '../proto/gen/runmesh/v1/job.js';
 import { makeTestCerts, type TestCerts } from '../transport/testing/certs.js';
-import { TestClient } from '../test/support/client.js';
+import { adminToken, TestClient } from '../test/support/client.js';
 import { removeDir, startAgent, startServer, stopAll, tempDir, type ServerProc } from '../test/support/processes.js';
 import { cpuSeconds, line, ms, round, summarize } from './stats.js';
 
@@ -124,7 +124,7 @@ async function benchOne(w: Wiring): Promise<Figures> {
   const dir = await tempDir(`runmesh-bench-${w.name}-`);
   const sock = `unix://${join(dir, 'cp.sock')}`;
   const server = await startServer({ dataDir: join(dir, 'data'), listen: sock, args: ['--listen', '127.0.0.1:0', ...w.serverArgs] });
-  const client = new TestClient(sock);
+  const client = new TestClient(sock, adminToken(server.dataDir));
   const agent = await startAgent(w.agentAddress(server, tcpAddress(server), dir), {
     name: `bench-${w.name}`,
     slots: 2,

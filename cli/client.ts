@@ -8,11 +8,16 @@ import {
   type CallOptions,
   type ChannelCredentials,
   type ClientUnaryCall,
+  InterceptingCall,
+  type Interceptor,
   Metadata,
   type ServiceError,
 } from '@grpc/grpc-js';
 import { JobServiceClient } from '../proto/gen/runmesh/v1/job.js';
 import { ClusterServiceClient } from '../proto/gen/runmesh/v1/cluster.js';
+import { TokenServiceClient } from '../proto/gen/runmesh/v1/token.js';
+import { tokenFor } from './context.js';
+import type { Target } from './options.js';
 import { CLIENT_FLOW_CONTROL_OPTIONS } from '../transport/flow-control.js';
 import { RpcError } from './errors.js';
 
@@ -34,23 +39,42 @@ export interface Connection {
   readonly server: string;
   readonly jobs: JobServiceClient;
   readonly cluster: ClusterServiceClient;
+  readonly tokens: TokenServiceClient;
   /** Closes the shared channel; idempotent. */
   close(): void;
 }
 
+/** Adds `authorization: Bearer <token>` to every call (streams included). */
+function bearer(token: string): Interceptor {
+  return (options, next) =>
+    new InterceptingCall(next(options), {
+      start(metadata, listener, start) {
+        metadata.set('authorization', `Bearer ${token}`);
+        start(metadata, listener);
+      },
+    });
+}
+
 /**
- * Opens clients to `server` (`host:port`). Credentials default to plaintext;
- * the transport work passes TLS credentials here and nothing else changes.
+ * Opens clients to `target.server` (`host:port`), sending its token (see
+ * cli/context.ts for where one comes from) with every call. Credentials
+ * default to plaintext; the transport work passes TLS credentials here and
+ * nothing else changes.
  */
-export function connect(server: string, credentials: ChannelCredentials = grpcCredentials.createInsecure()): Connection {
-  const jobs = new JobServiceClient(server, credentials, CHANNEL_OPTIONS);
+export function connect(target: Target, credentials: ChannelCredentials = grpcCredentials.createInsecure()): Connection {
+  const { server } = target;
+  const token = tokenFor(server, target.token);
+  const interceptors = token ? [bearer(token)] : [];
+  const jobs = new JobServiceClient(server, credentials, { ...CHANNEL_OPTIONS, interceptors });
   // Reuse the job client's channel: one TCP connection per command, not one per service.
-  const cluster = new ClusterServiceClient(server, credentials, { channelOverride: jobs.getChannel() });
+  const cluster = new ClusterServiceClient(server, credentials, { channelOverride: jobs.getChannel(), interceptors });
+  const tokens = new TokenServiceClient(server, credentials, { channelOverride: jobs.getChannel(), interceptors });
   let closed = false;
   return {
     server,
     jobs,
     cluster,
+    tokens,
     close() {
       if (closed) return;
       closed = true;
@@ -59,9 +83,9 @@ export function connect(server: string, credentials: ChannelCredentials = grpcCr
   };
 }
 
-/** Runs `fn` with a connection to `server` and closes it afterwards, whatever happens. */
-export async function withConnection<T>(server: string, fn: (conn: Connection) => Promise<T>): Promise<T> {
-  const conn = connect(server);
+/** Runs `fn` with a connection to `target` and closes it afterwards, whatever happens. */
+export async function withConnection<T>(target: Target, fn: (conn: Connection) => Promise<T>): Promise<T> {
+  const conn = connect(target);
   try {
     return await fn(conn);
   } finally {

@@ -14,6 +14,19 @@ export function serverOption(): Option {
   return new Option('--server <addr>', 'control plane address (host:port)').env('RUNMESH_SERVER').default(DEFAULT_SERVER);
 }
 
+/** `--token TOKEN`, falling back to `RUNMESH_TOKEN`, then the config file's current context (cli/context.ts). */
+export function tokenOption(): Option {
+  return new Option('--token <token>', 'API token (default: RUNMESH_TOKEN, then the current context of the runmesh config file)').env(
+    'RUNMESH_TOKEN',
+  );
+}
+
+/** Where a client command goes, and as whom. */
+export interface Target {
+  server: string;
+  token?: string;
+}
+
 /** A whole number within [min, max]; `flag` names the option in the error. */
 export function parseWhole(flag: string, text: string, min: number, max: number): number {
   const value = /^[+-]?\d+$/.test(text.trim()) ? Number(text) : Number.NaN;

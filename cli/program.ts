@@ -8,6 +8,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAgents } from './commands/agents.js';
 import { registerCluster } from './commands/cluster.js';
+import { registerTokens } from './commands/tokens.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerLogs } from './commands/logs.js';
 import { registerServerCommands } from './commands/server.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerLogs(program);
   registerAgents(program);
   registerCluster(program);
+  registerTokens(program);
   registerServerCommands(program);
   return program;
 }

@@ -3,6 +3,7 @@
  * resolved type here, once; nothing downstream checks for undefined.
  */
 import type { Logger } from 'pino';
+import { DEFAULT_GATE_LIMITS, type GateLimits } from './auth/gate.js';
 import { hostname } from 'node:os';
 import { DEFAULT_SERVER } from '../transport/address.js';
 import type { ServerTlsFiles } from '../transport/index.js';
@@ -41,6 +42,10 @@ export interface ControlPlaneOptions {
   compactionIntervalMs: number;
   /** Fair-share weights per tenant (default weight 1). */
   tenantWeights: Record<string, number>;
+  /** A file holding the token /metrics asks for when the HTTP listener is not on loopback; '' none (then it refuses). */
+  metricsTokenFile: string;
+  /** Rate limits: calls per token, jobs per tenant, failed authentications per address. Default DEFAULT_GATE_LIMITS. */
+  limits: GateLimits;
   peerId: string;
   logger: Logger;
 }
@@ -71,6 +76,8 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     compactionIntervalMs: o.compactionIntervalMs ?? DEFAULT_COMPACTION_INTERVAL_MS,
     maxEndedJobs: o.maxEndedJobs ?? DEFAULT_MAX_ENDED_JOBS,
     tenantWeights: o.tenantWeights ?? {},
+    limits: o.limits ?? DEFAULT_GATE_LIMITS,
+    metricsTokenFile: o.metricsTokenFile ?? '',
     peerId: o.peerId ?? `${hostname()}-${process.pid}`,
     logger: o.logger,
   };

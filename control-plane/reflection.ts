@@ -14,6 +14,7 @@ export const SERVICES = [
   'runmesh.v1.JobService',
   'runmesh.v1.ClusterService',
   'runmesh.v1.PeerService',
+  'runmesh.v1.TokenService',
 ] as const;
 
 export function addReflection(server: Server): void {
@@ -24,6 +25,7 @@ export function addReflection(server: Server): void {
     'runmesh/v1/agent.proto',
     'runmesh/v1/cluster.proto',
     'runmesh/v1/peer.proto',
+    'runmesh/v1/token.proto',
     'health/v1/health.proto',
   ];
   const definition = loadSync(files, { includeDirs: [dir, healthDir], keepCase: true, longs: String, enums: String, defaults: true });

@@ -19,6 +19,8 @@ import { VERSION } from '../proto/version.js';
 import { HealthTracker, Router } from '../routing/index.js';
 import { bindAll, serveWebSocketTunnel, widenServerWindows, KEEPALIVE_SERVER_OPTIONS, type BoundAddress } from '../transport/index.js';
 import { ClusterServiceImpl } from './api/cluster-service.js';
+import { TokenServiceImpl } from './api/token-service.js';
+import { Gate, TokenStore } from './auth/index.js';
 import { JobServiceImpl } from './api/job-service.js';
 import { readLocalLog } from './api/logs-follow.js';
 import { PeerServiceImpl, type PeerHandler } from './api/peer-service.js';
@@ -30,6 +32,7 @@ import { AgentRegistry } from './gateway/registry.js';
 import { Housekeeper } from './housekeeping.js';
 import { createHttpServer, listenHttp, type Route } from './http/http-server.js';
 import { createMetrics } from './http/metrics.js';
+import { guardMetrics } from './http/metrics-auth.js';
 import { JobRepo } from './jobs/repo.js';
 import { JobTracker } from './jobs/tracker.js';
 import { JobWriter } from './jobs/writer.js';
@@ -57,6 +60,10 @@ interface State {
   logs: LogStore;
   registry: AgentRegistry;
   index: ActiveIndex;
+  /** API tokens, as every peer follows them in the store. */
+  tokens: TokenStore;
+  /** Where this peer wrote the cluster's first admin token, if it was the one to create it. */
+  adminTokenFile: string | undefined;
 }
 
 /** The ports, bound before the peer joins the mesh (it announces their addresses). */
@@ -79,6 +86,8 @@ export class ControlPlane {
     readonly options: ControlPlaneOptions,
     readonly grpcAddresses: string[],
     readonly httpAddress: string,
+    /** Set on the peer that created the cluster's first admin token: the file (mode 0600) it is in. */
+    readonly adminTokenFile: string | undefined,
     private readonly mesh: Mesh,
     /** The shutdown, in order: intake first, storage last. */
     private readonly stop: () => Promise<void>,
@@ -116,8 +125,13 @@ export class ControlPlane {
       const secret = await PeerSecret.load(state.store);
       await serve(o, log, state, ports, mesh, secret, closers);
       const grpcAddresses = ports.bound.map((b) => b.address);
-      log.info({ grpc: grpcAddresses, http: ports.httpAddress, store: state.store.kind, version: VERSION }, 'control plane ready');
-      return new ControlPlane(o, grpcAddresses, ports.httpAddress, mesh, () => closers.run());
+      // The admin token itself is never logged: where it was written is.
+      const admin = state.adminTokenFile ? { admin_token_file: state.adminTokenFile } : {};
+      log.info(
+        { grpc: grpcAddresses, http: ports.httpAddress, store: state.store.kind, version: VERSION, ...admin },
+        'control plane ready',
+      );
+      return new ControlPlane(o, grpcAddresses, ports.httpAddress, state.adminTokenFile, mesh, () => closers.run());
     } catch (err) {
       await closers.run();
       throw err;
@@ -149,6 +163,7 @@ const SHUTDOWN_ORDER = [
   'agent credentials',
   'peer clients',
   'tracker',
+  'tokens',
   'logs',
   'store',
 ] as const;
@@ -185,7 +200,10 @@ async function loadState(o: ControlPlaneOptions, log: Logger, closers: Shutdown)
   await tracker.start();
   const logs = new LogStore(join(o.dataDir, 'blobs', 'logs'));
   closers.add('logs', () => logs.close());
-  return { store, repo, tracker, logs, registry: new AgentRegistry(), index: new ActiveIndex() };
+  const tokens = await TokenStore.open(store, log);
+  closers.add('tokens', () => tokens.close());
+  const adminTokenFile = await tokens.bootstrap(o.dataDir);
+  return { store, repo, tracker, logs, registry: new AgentRegistry(), index: new ActiveIndex(), tokens, adminTokenFile };
 }
 
 async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, closers: Shutdown): Promise<Ports> {
@@ -238,7 +256,8 @@ async function serve(
   secret: PeerSecret,
   closers: Shutdown,
 ): Promise<void> {
-  const { store, repo, tracker, logs, registry, index } = state;
+  const { store, repo, tracker, logs, registry, index, tokens } = state;
+  const gate = new Gate(tokens, log, o.limits);
   const clients = new PeerClients({ secret });
   closers.add('peer clients', () => clients.close());
   mesh.membership.onChange((peers) => clients.retain(new Set(peers.map((p) => p.peerAddress))));
@@ -311,6 +330,7 @@ async function serve(
   gateway.addToServer(ports.grpc);
   new PeerServiceImpl(peerHandler, secret, log).addToServer(ports.peer?.grpc ?? ports.grpc);
   new JobServiceImpl({
+    gate,
     repo,
     tracker,
     writer,
@@ -325,7 +345,9 @@ async function serve(
     admit: (records) => scheduler.admit(records),
     retention: { ageMs: o.jobRetentionMs, maxEnded: o.maxEndedJobs },
   }).addToServer(ports.grpc);
+  new TokenServiceImpl({ gate, tokens, logger: log }).addToServer(ports.grpc);
   const cluster = new ClusterServiceImpl({
+    gate,
     view: clusterView({ mesh, agents, dispatch, registry, index, scheduler, credentials }),
     tracker,
     logger: log,
@@ -334,7 +356,7 @@ async function serve(
   cluster.addToServer(ports.grpc);
   const metrics = createMetrics({ tracker, cluster, housekeeping: housekeeper.stats });
   closers.add('metrics', () => metrics.close());
-  ports.routes['/metrics'] = metrics.route;
+  ports.routes['/metrics'] = await guardMetrics(metrics.route, { httpAddress: ports.httpAddress, tokenFile: o.metricsTokenFile, log });
   if (o.webSocket) {
     const tunnel = await serveWebSocketTunnel(ports.grpc, ports.http, { path: '/agent', logger: log });
     closers.add('tunnel', () => tunnel.close());

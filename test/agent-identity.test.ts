@@ -19,7 +19,7 @@ import { AgentServiceClient, type ConnectResponse } from '../proto/gen/runmesh/v
 import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
 import { FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { startEtcd } from './support/etcd.js';
 import { run, tempDir } from './support/processes.js';
 import { waitUntil, within } from './support/wait.js';
@@ -40,7 +40,7 @@ afterEach(async () => {
 
 async function controlPlane(
   o: { heartbeatTimeoutMs?: number; store?: string; peerId?: string } = {},
-): Promise<{ cp: ControlPlane; client: TestClient }> {
+): Promise<{ cp: ControlPlane; client: TestClient; token: string }> {
   const cp = await ControlPlane.start({
     listen: ['127.0.0.1:0'],
     httpListen: '127.0.0.1:0',
@@ -49,13 +49,17 @@ async function controlPlane(
     logger: log,
     ...o,
   });
-  const client = new TestClient(cp.address);
+  // On a shared etcd only the first control plane creates the cluster's admin token.
+  const token = o.store ? (clusterTokens[o.store] ??= adminToken(cp.options.dataDir)) : adminToken(cp.options.dataDir);
+  const client = new TestClient(cp.address, token);
   cleanups.push(
     () => cp.close(),
     () => client.close(),
   );
-  return { cp, client };
+  return { cp, client, token };
 }
+
+const clusterTokens: Record<string, string> = {};
 
 async function startAgent(server: string, name: string, workDir: string): Promise<Agent> {
   const agent = new Agent({ servers: [server], joinToken: TOKEN, name, workDir, standbySupervisor: false, logger: log });
@@ -180,7 +184,7 @@ describe("an agent's own credential", () => {
 
 describe('runmesh agents revoke', () => {
   it('cuts a running agent within 1 s, refuses its reconnect, and its job is handled as lost', async () => {
-    const { cp, client } = await controlPlane({ heartbeatTimeoutMs: 2_000 });
+    const { cp, client, token } = await controlPlane({ heartbeatTimeoutMs: 2_000 });
     const workDir = await tempDir('runmesh-identity-agent-');
     const agent = await startAgent(cp.address, 'revoked', workDir);
     await ready(client, 'revoked');
@@ -188,7 +192,7 @@ describe('runmesh agents revoke', () => {
     const job = await client.submit({ script: 'sleep 8' });
     await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
 
-    const cli = run(['agents', 'revoke', 'revoked', '--server', cp.address]);
+    const cli = run(['agents', 'revoke', 'revoked', '--server', cp.address], { RUNMESH_TOKEN: token });
     await waitUntil(() => cli.proc.exitCode !== null, { what: 'runmesh agents revoke to exit', timeoutMs: 15_000, show: cli.output });
     expect(cli.proc.exitCode, cli.output()).toBe(0);
     expect(cli.output()).toContain('revoked revoked');

@@ -12,7 +12,7 @@ import { AgentServiceClient, type ConnectRequest, type ConnectResponse, type Log
 import { JobState, LogStream } from '../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
 import { ControlPlane } from '../control-plane/server.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { tempDir } from './support/processes.js';
 import { sleep, waitUntil } from './support/wait.js';
 
@@ -33,7 +33,7 @@ describe('agent stream, control-plane side', () => {
       joinToken: TOKEN,
       logger: pino({ level: 'silent' }),
     });
-    const client = new TestClient(cp.address);
+    const client = new TestClient(cp.address, adminToken(cp.options.dataDir));
     const raw = new AgentServiceClient(cp.address, credentials.createInsecure());
     const call = raw.connect();
     cleanup.push(

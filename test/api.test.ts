@@ -10,7 +10,7 @@ import { AgentServiceClient, type ConnectResponse } from '../proto/gen/runmesh/v
 import { JobState, QosClass } from '../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
 import { ControlPlane } from '../control-plane/server.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { tempDir } from './support/processes.js';
 import { sleep, waitUntil } from './support/wait.js';
 
@@ -26,7 +26,7 @@ beforeAll(async () => {
     joinToken: TOKEN,
     logger: pino({ level: 'silent' }),
   });
-  client = new TestClient(cp.address);
+  client = new TestClient(cp.address, adminToken(cp.options.dataDir));
 });
 
 afterAll(async () => {

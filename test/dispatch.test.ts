@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Assign } from '../proto/gen/runmesh/v1/agent.js';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { ControlPlane } from '../control-plane/server.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { tempDir } from './support/processes.js';
 import { simAgent, type SimAgent } from './support/sim-agent.js';
 
@@ -30,7 +30,7 @@ async function start(): Promise<{ cp: ControlPlane; client: TestClient }> {
     joinToken: TOKEN,
     logger: pino({ level: 'silent' }),
   });
-  const client = new TestClient(cp.address);
+  const client = new TestClient(cp.address, adminToken(cp.options.dataDir));
   cleanup.push(
     () => cp.close(),
     () => client.close(),

@@ -14,7 +14,7 @@ import { ControlPlane } from '../control-plane/server.js';
 import type { ControlPlaneInput } from '../control-plane/options.js';
 import { peerKey, PeerClients, PeerSecret, type PeerCallError, type PeerInfo } from '../control-plane/mesh/index.js';
 import { openEtcdStore, type EtcdStore } from '../control-plane/store/etcd.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { freePort, startEtcd, type TestEtcd } from './support/etcd.js';
 import { waitLeader } from './support/mesh.js';
 import { startServer, stopAll, tempDir } from './support/processes.js';
@@ -28,6 +28,8 @@ afterEach(async () => {
   cleanup = [];
 });
 
+const clusterTokens: Record<string, string> = {};
+
 async function start(input: Partial<ControlPlaneInput>): Promise<{ cp: ControlPlane; client: TestClient }> {
   const cp = await ControlPlane.start({
     listen: ['127.0.0.1:0'],
@@ -37,7 +39,9 @@ async function start(input: Partial<ControlPlaneInput>): Promise<{ cp: ControlPl
     logger: pino({ level: 'silent' }),
     ...input,
   });
-  const client = new TestClient(cp.address);
+  // On a shared etcd only the first control plane creates the cluster's admin token.
+  const token = input.store ? (clusterTokens[input.store] ??= adminToken(cp.options.dataDir)) : adminToken(cp.options.dataDir);
+  const client = new TestClient(cp.address, token);
   cleanup.push(
     () => cp.close(),
     () => client.close(),

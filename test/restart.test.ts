@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { jobPids } from './support/proc.js';
 import { startAgent, startServer, stopAll, tempDir } from './support/processes.js';
 import { waitUntil } from './support/wait.js';
@@ -16,12 +16,12 @@ describe('restarts', () => {
   it('runs jobs that were queued before a server restart', async () => {
     const dataDir = await tempDir('runmesh-restart-');
     let server = await startServer({ dataDir });
-    let client = new TestClient(server.address);
+    let client = new TestClient(server.address, adminToken(server.dataDir));
     const jobs = await Promise.all([1, 2, 3].map((i) => client.submit({ script: `echo queued ${i}` })));
     client.close();
     expect(await server.stop('SIGTERM')).toBe(0);
     server = await startServer({ dataDir });
-    client = new TestClient(server.address);
+    client = new TestClient(server.address, adminToken(server.dataDir));
     for (const j of jobs) expect((await client.get(j.id)).state).toBe(JobState.JOB_STATE_QUEUED);
     await startAgent(server.address, { name: 'late' });
     for (const [i, j] of jobs.entries()) {
@@ -33,7 +33,7 @@ describe('restarts', () => {
 
   it('keeps one job running through three kill -9s of its agent', async () => {
     const server = await startServer({ args: ['--heartbeat-timeout', '10s'] });
-    const client = new TestClient(server.address);
+    const client = new TestClient(server.address, adminToken(server.dataDir));
     const workDir = await tempDir('runmesh-agent-phoenix-');
     let agent = await startAgent(server.address, { name: 'phoenix', workDir });
     await client.waitAgents(1);

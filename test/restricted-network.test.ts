@@ -11,7 +11,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { removeDir, startAgent, startServer, stopAll, tempDir, type ServerProc } from './support/processes.js';
 import { waitUntil } from './support/wait.js';
 
@@ -113,7 +113,7 @@ describe('restricted network: an HTTP/1.1-only reverse proxy (nginx) in front of
     // Processes killed with SIGKILL cannot remove their own temp dirs (ws tunnel and bridge sockets): give them ours.
     process.env.TMPDIR = dir;
     server = await startServer({ dataDir: join(dir, 'cp') });
-    client = new TestClient(server.address);
+    client = new TestClient(server.address, adminToken(server.dataDir));
     nginx = await startNginx(dir, server.http);
   });
 

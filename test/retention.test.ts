@@ -12,7 +12,7 @@ import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { isCompacted } from '../control-plane/store/errors.js';
 import { openEtcdStore } from '../control-plane/store/etcd.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { startEtcd, type TestEtcd } from './support/etcd.js';
 import { tempDir } from './support/processes.js';
 import { simAgent } from './support/sim-agent.js';
@@ -27,6 +27,10 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
+/** The etcd's cluster admin token: written by the first control plane started on it (the tests share the etcd). */
+let token: string | undefined;
+const clusterToken = (dataDir: string): string => (token ??= adminToken(dataDir));
+
 describe('retention and compaction', () => {
   it('deletes ended jobs after the retention and compacts etcd while jobs keep flowing', async () => {
     const cp = await ControlPlane.start({
@@ -39,7 +43,7 @@ describe('retention and compaction', () => {
       compactionIntervalMs: 500,
       logger: pino({ level: 'silent' }),
     });
-    const client = new TestClient(cp.address);
+    const client = new TestClient(cp.address, clusterToken(cp.options.dataDir));
     const agent = simAgent(cp.address, { name: 'keeper', token: TOKEN, slots: 4 });
     const raw = await openEtcdStore({ endpoints: [etcd.endpoint], prefix: '' });
     try {
@@ -114,7 +118,7 @@ describe('retention and compaction', () => {
       maxEndedJobs: 5,
       logger: pino({ level: 'silent' }),
     });
-    const client = new TestClient(cp.address);
+    const client = new TestClient(cp.address, clusterToken(cp.options.dataDir));
     const agent = simAgent(cp.address, { name: 'capped', token: TOKEN, slots: 4, log: 'done\n' });
     try {
       await agent.welcomed;

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FailureCategory, JobState, QosClass } from '../proto/gen/runmesh/v1/job.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { startAgent, startServer, stopAll, type ServerProc } from './support/processes.js';
 
 describe('routing end to end', () => {
@@ -15,7 +15,7 @@ describe('routing end to end', () => {
   beforeAll(async () => {
     server = await startServer();
     await startAgent(server.address, { name: 'solo', slots: 1, labels: 'os=linux,pool=ci' });
-    client = new TestClient(server.address);
+    client = new TestClient(server.address, adminToken(server.dataDir));
     await client.waitAgents(1);
   });
 

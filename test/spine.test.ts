@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { jobPids } from './support/proc.js';
 import { startAgent, startServer, stopAll, type AgentProc, type ServerProc } from './support/processes.js';
 import { waitUntil } from './support/wait.js';
@@ -22,7 +22,7 @@ describe('spine: server + 2 agents as processes', () => {
       startAgent(server.address, { name: 'a1', slots: 4 }),
       startAgent(server.address, { name: 'a2', slots: 4 }),
     ]);
-    client = new TestClient(server.address);
+    client = new TestClient(server.address, adminToken(server.dataDir));
     await client.waitAgents(2);
   });
 

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { makeTestCerts, type TestCerts } from '../transport/testing/certs.js';
 import { Relay } from '../transport/testing/relays.js';
-import { TestClient } from './support/client.js';
+import { adminToken, TestClient } from './support/client.js';
 import { jobPids } from './support/proc.js';
 import {
   removeDir,
@@ -248,7 +248,7 @@ describe.each(CASES)('transport $name: server + 1 agent', (tc) => {
     const r = await tc.relay(server, ctx);
     relay = r.relay;
     agent = await startAgent(r.address, { name: `agent-${tc.slug}`, workDir: join(ctx.dir, 'agent'), slots: 4, args: tc.agentArgs(ctx) });
-    client = new TestClient(`unix://${join(ctx.dir, 'cp.sock')}`);
+    client = new TestClient(`unix://${join(ctx.dir, 'cp.sock')}`, adminToken(server.dataDir));
     await waitReady(client, agent);
   });
 
@@ -309,7 +309,7 @@ describe('agent address fallback', () => {
 
   beforeAll(async () => {
     server = await startServer({ dataDir: under('fallback-cp') });
-    client = new TestClient(server.address);
+    client = new TestClient(server.address, adminToken(server.dataDir));
     good = `tcp://${server.address}`;
     closed = await closedPort();
   });
@@ -404,7 +404,7 @@ describe('TLS refusals: a server that requires client certificates', () => {
         '--tls-require-client-cert',
       ],
     });
-    client = new TestClient(sock);
+    client = new TestClient(sock, adminToken(server.dataDir));
     const tls = `tcps://${tcpOf(server)}`;
     const clientCert = ['--tls-cert', certs.clientCert, '--tls-key', certs.clientKey];
     wrongCa = await startAgent(tls, { name: 'wrong-ca', workDir: join(dir, 'wrong-ca'), args: ['--tls-ca', certs.rogueCa, ...clientCert] });

@@ -25,7 +25,7 @@ import {
 import { AgentState } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobSpec, JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { VERSION } from '../../proto/version.js';
-import { TestClient } from '../../test/support/client.js';
+import { adminToken, TestClient } from '../../test/support/client.js';
 import { tempDir } from '../../test/support/processes.js';
 import { sleep, waitUntil } from '../../test/support/wait.js';
 import { Agent } from '../agent.js';
@@ -49,7 +49,7 @@ async function controlPlane(dir: string, o: { heartbeatIntervalMs?: number } = {
     logger: log,
     ...o,
   });
-  const client = new TestClient(cp.address);
+  const client = new TestClient(cp.address, adminToken(cp.options.dataDir));
   cleanups.push(
     () => cp.close(),
     () => client.close(),

@@ -5,7 +5,7 @@ import type { Resources } from '../../proto/gen/runmesh/v1/job.js';
 import { type Connection, unary, withConnection } from '../client.js';
 import { relativeTime } from '../duration.js';
 import { agentStateName, keyValues, printJson, table } from '../format.js';
-import { serverOption } from '../options.js';
+import { serverOption, tokenOption, type Target } from '../options.js';
 
 interface ReadOptions {
   server: string;
@@ -25,6 +25,7 @@ export function registerAgents(program: Command): void {
     .command('ls')
     .description('list agents')
     .addOption(serverOption())
+    .addOption(tokenOption())
     .option('--json', 'print a JSON array of agents')
     .action((options: ReadOptions) => ls(options));
   agents
@@ -32,6 +33,7 @@ export function registerAgents(program: Command): void {
     .description('show one agent')
     .argument('<name>', 'agent name')
     .addOption(serverOption())
+    .addOption(tokenOption())
     .option('--json', 'print the agent as JSON')
     .action((name: string, options: ReadOptions) => get(name, options));
   for (const [action, description] of Object.entries(ACTIONS) as [keyof typeof ACTIONS, string][]) {
@@ -40,7 +42,8 @@ export function registerAgents(program: Command): void {
       .description(description)
       .argument('<name>', 'agent name')
       .addOption(serverOption())
-      .action((name: string, options: { server: string }) => act(action, name, options.server));
+      .addOption(tokenOption())
+      .action((name: string, options: Target) => act(action, name, options));
   }
   agents
     .command('revoke')
@@ -50,18 +53,19 @@ export function registerAgents(program: Command): void {
     )
     .argument('<name>', 'agent name')
     .addOption(serverOption())
-    .action((name: string, options: { server: string }) => revoke(name, options.server));
+    .addOption(tokenOption())
+    .action((name: string, options: Target) => revoke(name, options));
 }
 
-async function revoke(name: string, server: string): Promise<void> {
-  const res = await withConnection(server, (conn) =>
+async function revoke(name: string, target: Target): Promise<void> {
+  const res = await withConnection(target, (conn) =>
     unary(conn, 'ClusterService.RevokeAgent', conn.cluster.revokeAgent.bind(conn.cluster), { name }),
   );
   process.stdout.write(res.revoked ? `${name} revoked\n` : `${name} had no credential (nothing to revoke)\n`);
 }
 
 async function ls(options: ReadOptions): Promise<void> {
-  const res = await withConnection(options.server, (conn) =>
+  const res = await withConnection(options, (conn) =>
     unary(conn, 'ClusterService.ListAgents', conn.cluster.listAgents.bind(conn.cluster), {}),
   );
   if (options.json) return printJson(res.agents.map((a) => Agent.toJSON(a)));
@@ -80,7 +84,7 @@ async function ls(options: ReadOptions): Promise<void> {
 }
 
 async function get(name: string, options: ReadOptions): Promise<void> {
-  const res = await withConnection(options.server, (conn) =>
+  const res = await withConnection(options, (conn) =>
     unary(conn, 'ClusterService.GetAgent', conn.cluster.getAgent.bind(conn.cluster), { name }),
   );
   if (!res.agent) throw new Error(`ClusterService.GetAgent returned no agent for ${name}`);
@@ -114,8 +118,8 @@ function resources(r: Resources | undefined): string {
   return `${r.slots} slots, ${r.cpuMillis}m cpu, ${r.memoryMb} MB`;
 }
 
-async function act(action: keyof typeof ACTIONS, name: string, server: string): Promise<void> {
-  const res = await withConnection(server, (conn) => callAction(conn, action, name));
+async function act(action: keyof typeof ACTIONS, name: string, target: Target): Promise<void> {
+  const res = await withConnection(target, (conn) => callAction(conn, action, name));
   process.stdout.write(res.agent ? `${res.agent.name} ${agentStateName(res.agent.state)}\n` : `${name} ${action}ed\n`);
 }
 

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { StatusResponse } from '../../proto/gen/runmesh/v1/cluster.js';
 import { unary, withConnection } from '../client.js';
 import { indent, keyValues, printJson, qosName, table } from '../format.js';
-import { serverOption } from '../options.js';
+import { serverOption, tokenOption } from '../options.js';
 
 export function registerCluster(program: Command): void {
   const cluster = program.command('cluster').description('cluster health');
@@ -11,14 +11,13 @@ export function registerCluster(program: Command): void {
     .command('status')
     .description('peers, leader, agents, queue depth and stuck jobs')
     .addOption(serverOption())
+    .addOption(tokenOption())
     .option('--json', 'print the status as JSON')
     .action((options: { server: string; json?: boolean }) => status(options));
 }
 
 async function status(options: { server: string; json?: boolean }): Promise<void> {
-  const res = await withConnection(options.server, (conn) =>
-    unary(conn, 'ClusterService.Status', conn.cluster.status.bind(conn.cluster), {}),
-  );
+  const res = await withConnection(options, (conn) => unary(conn, 'ClusterService.Status', conn.cluster.status.bind(conn.cluster), {}));
   if (options.json) return printJson(StatusResponse.toJSON(res));
   process.stdout.write(`${statusPage(res)}\n`);
 }

@@ -1,11 +1,13 @@
 /** `runmesh dev`: a control plane and N local agents in one process, embedded store. */
 import { platform, arch } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_SERVER } from '../../transport/address.js';
 import { address, hostPort, logLevel, whole } from '../flags.js';
 import { joinTokenFor, retentionOptions, untilSignal } from './serve.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
+import { configPath, saveContext } from '../context.js';
 
 interface DevFlags {
   agents: number;
@@ -60,9 +62,15 @@ export function registerDev(program: Command): void {
       );
       await Promise.all(agents.map((a) => a.start()));
       const server = cp.address === DEFAULT_SERVER ? '' : ` --server ${cp.address}`;
+      // The CLI on this machine finds the admin token through its config file: no flags needed.
+      const tokenFile = resolve(f.dataDir, 'admin.token');
+      const signedIn = existsSync(tokenFile)
+        ? (saveContext('dev', { server: cp.address, tokenFile }), `admin token in ${tokenFile} (context "dev" in ${configPath()})`)
+        : `no admin token in ${f.dataDir}: pass --token`;
       process.stdout.write(
         [
           `runmesh dev: control plane on ${cp.address} (http ${cp.httpAddress}), ${f.agents} agent(s) with ${f.slots} slot(s) each, data in ${f.dataDir}`,
+          `runmesh dev: ${signedIn}`,
           'Try, in another terminal:',
           `  npx runmesh submit${server} --wait -- echo hello from runmesh`,
           `  npx runmesh jobs ls${server}`,

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Job, JobState, type ListRequest } from '../../proto/gen/runmesh/v1/job.js';
 import { type Connection, unary, withConnection } from '../client.js';
 import { printJson, stateName } from '../format.js';
-import { collect, enumFlag, parseWhole, serverOption } from '../options.js';
+import { collect, enumFlag, parseWhole, serverOption, tokenOption } from '../options.js';
 import { jobPage, jobsTable } from './job-view.js';
 
 /** Largest page the server hands out (ListRequest.page_size). */
@@ -24,6 +24,7 @@ export function registerJobs(program: Command): void {
     .command('ls')
     .description('list jobs')
     .addOption(serverOption())
+    .addOption(tokenOption())
     .option('--state <state>', 'only jobs in this state (repeatable)', collect)
     .option('--name-prefix <prefix>', 'only jobs whose name starts with this')
     .option('--tenant <tenant>', 'only jobs of this tenant')
@@ -35,6 +36,7 @@ export function registerJobs(program: Command): void {
     .description('show one job: attempts, timeline, why it waits')
     .argument('<id>', 'job id')
     .addOption(serverOption())
+    .addOption(tokenOption())
     .option('--json', 'print the job as JSON')
     .action((id: string, options: { server: string; json?: boolean }) => get(id, options));
   jobs
@@ -42,6 +44,7 @@ export function registerJobs(program: Command): void {
     .description('cancel a job (running attempts get SIGTERM, then SIGKILL after the grace period)')
     .argument('<id>', 'job id')
     .addOption(serverOption())
+    .addOption(tokenOption())
     .option('--reason <reason>', 'recorded in the job timeline')
     .action((id: string, options: { server: string; reason?: string }) => cancel(id, options));
 }
@@ -55,7 +58,7 @@ async function ls(options: LsOptions): Promise<void> {
     pageSize: 0,
     pageToken: '',
   };
-  const jobs = await withConnection(options.server, (conn) => listJobs(conn, filter, limit));
+  const jobs = await withConnection(options, (conn) => listJobs(conn, filter, limit));
   if (options.json) printJson(jobs.map((j) => Job.toJSON(j)));
   else process.stdout.write(`${jobsTable(jobs, Date.now())}\n`);
 }
@@ -75,14 +78,14 @@ export async function listJobs(conn: Connection, filter: ListRequest, limit: num
 }
 
 async function get(id: string, options: { server: string; json?: boolean }): Promise<void> {
-  const res = await withConnection(options.server, (conn) => unary(conn, 'JobService.Get', conn.jobs.get.bind(conn.jobs), { id }));
+  const res = await withConnection(options, (conn) => unary(conn, 'JobService.Get', conn.jobs.get.bind(conn.jobs), { id }));
   if (!res.job) throw new Error(`JobService.Get returned no job for ${id}`);
   if (options.json) printJson(Job.toJSON(res.job));
   else process.stdout.write(`${jobPage(res.job, Date.now())}\n`);
 }
 
 async function cancel(id: string, options: { server: string; reason?: string }): Promise<void> {
-  const res = await withConnection(options.server, (conn) =>
+  const res = await withConnection(options, (conn) =>
     unary(conn, 'JobService.Cancel', conn.jobs.cancel.bind(conn.jobs), { id, reason: options.reason ?? '' }),
   );
   const job = res.job;

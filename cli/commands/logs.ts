@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { withConnection } from '../client.js';
 import { followAttempt, followJob, printLogs, processSink } from '../follow.js';
-import { optionalWhole, serverOption, UINT32_MAX } from '../options.js';
+import { optionalWhole, serverOption, tokenOption, UINT32_MAX } from '../options.js';
 
 interface LogsOptions {
   server: string;
@@ -17,6 +17,7 @@ export function registerLogs(program: Command): void {
     .description("print a job's output (stdout and stderr as the job wrote them)")
     .argument('<id>', 'job id')
     .addOption(serverOption())
+    .addOption(tokenOption())
     .option('-f, --follow', 'keep streaming until the job ends, through retries')
     .option('--attempt <n>', 'read this attempt (default: the latest)')
     .option('--from <seq>', 'start at this record')
@@ -26,7 +27,7 @@ export function registerLogs(program: Command): void {
 async function logs(id: string, options: LogsOptions): Promise<void> {
   const attempt = optionalWhole('--attempt', options.attempt, 1, UINT32_MAX) ?? 0;
   const cursor = { attempt, nextSeq: optionalWhole('--from', options.from, 0, UINT32_MAX) ?? 0 };
-  await withConnection(options.server, async (conn) => {
+  await withConnection(options, async (conn) => {
     if (!options.follow) return printLogs(conn, id, cursor, processSink);
     // A named attempt ends with that attempt; the latest one is followed into any retry.
     if (attempt !== 0) return followAttempt(conn, id, cursor, processSink);

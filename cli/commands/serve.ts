@@ -3,9 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
+import { DEFAULT_GATE_LIMITS } from '../../control-plane/auth/gate.js';
 import { DEFAULT_COMPACTION_INTERVAL_MS, DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
 import { addresses, collectList, durationMs, hostPort, logLevel, tenantWeights, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
+import { parseWhole } from '../options.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
 
 /** The join token: given, or the one kept in the data dir, or a new one saved there. */
@@ -34,6 +36,9 @@ interface ServerFlags {
   tlsRequireClientCert?: boolean;
   websocket: boolean;
   tenantWeight: string[];
+  rateToken: number;
+  metricsTokenFile?: string;
+  rateTenant: number;
   peerId?: string;
   peerTtl: number;
   jobRetention: number;
@@ -69,7 +74,20 @@ export function registerServe(program: Command): void {
     .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
     .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
     .option('--peer-id <id>', "this peer's name in the mesh (default: host name and pid)")
-    .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, []);
+    .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
+    .option('--metrics-token-file <file>', 'the token /metrics asks for when --http-listen is not on loopback')
+    .option(
+      '--rate-token <n>',
+      'calls per second each token may make (bursts of twice that)',
+      (t: string) => parseWhole('--rate-token', t, 1, 1_000_000),
+      DEFAULT_GATE_LIMITS.perToken.perSecond,
+    )
+    .option(
+      '--rate-tenant <n>',
+      'jobs per second each tenant may submit (bursts of four times that)',
+      (t: string) => parseWhole('--rate-tenant', t, 1, 1_000_000),
+      DEFAULT_GATE_LIMITS.perTenant.perSecond,
+    );
   retentionOptions(server)
     .option(
       '--compaction-interval <duration>',
@@ -100,10 +118,19 @@ export function registerServe(program: Command): void {
         compactionIntervalMs: f.compactionInterval,
         maxEndedJobs: f.maxEndedJobs,
         tenantWeights: tenantWeights(f.tenantWeight),
+        metricsTokenFile: f.metricsTokenFile,
+        limits: {
+          ...DEFAULT_GATE_LIMITS,
+          perToken: { perSecond: f.rateToken, burst: 2 * f.rateToken },
+          perTenant: { perSecond: f.rateTenant, burst: Math.max(4 * f.rateTenant, 10_000) },
+        },
         logger,
       });
       process.stderr.write(`runmesh server: gRPC ${cp.grpcAddresses.join(', ')}, http ${cp.httpAddress}\n`);
       if (generated) process.stderr.write(`join token (saved in ${join(f.dataDir, 'join-token')}): ${token}\n`);
+      // The token itself is not printed: it is the cluster's first admin credential.
+      if (cp.adminTokenFile)
+        process.stderr.write(`admin token written to ${cp.adminTokenFile} (mode 0600); use it with --token or RUNMESH_TOKEN\n`);
       const outcome = await Promise.race([untilSignal(), cp.lost]);
       await cp.close();
       if (outcome instanceof Error)

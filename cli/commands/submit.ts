@@ -5,7 +5,7 @@ import { type Connection, unary, withConnection } from '../client.js';
 import { UsageError } from '../errors.js';
 import { followJob, processSink } from '../follow.js';
 import { printJson } from '../format.js';
-import { collect, serverOption } from '../options.js';
+import { collect, serverOption, tokenOption } from '../options.js';
 import { settle } from '../outcome.js';
 import { buildSpec, type SubmitFlags } from '../spec.js';
 
@@ -21,6 +21,7 @@ export function registerSubmit(program: Command): void {
     .description('submit a job: runmesh submit [flags] -- CMD ARGS...')
     .argument('[command...]', 'program and arguments to run (after --)')
     .addOption(serverOption())
+    .addOption(tokenOption())
     .option('--name <name>', 'job name shown in tables')
     .option('--label <k=v>', 'require an agent label (repeatable)', collect)
     .option('--env <K=V>', 'environment variable for the job (repeatable)', collect)
@@ -47,7 +48,7 @@ async function submit(command: string[], options: SubmitOptions): Promise<void> 
   if (options.wait && options.json) {
     throw new UsageError("--json and --wait do not mix: with --wait, stdout carries the job's output");
   }
-  await withConnection(options.server, async (conn) => {
+  await withConnection(options, async (conn) => {
     const res = await unary(conn, 'JobService.Submit', conn.jobs.submit.bind(conn.jobs), { spec });
     if (!res.job) throw new Error('JobService.Submit returned no job');
     if (options.wait) return wait(conn, res.job);

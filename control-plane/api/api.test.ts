@@ -10,7 +10,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentState, ClusterServiceClient, type Agent, type Peer } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobServiceClient, JobSpec, JobState, type Job, type QosClass } from '../../proto/gen/runmesh/v1/job.js';
+import { bearer } from '../../test/support/client.js';
 import { tempDir } from '../../test/support/processes.js';
+import { Gate, TokenStore } from '../auth/index.js';
 import { newJobId } from '../jobs/ids.js';
 import { JobRepo } from '../jobs/repo.js';
 import { JobTracker } from '../jobs/tracker.js';
@@ -75,6 +77,7 @@ let repo: JobRepo;
 let tracker: JobTracker;
 let logs: LogStore;
 let server: Server;
+let tokens: TokenStore;
 let jobs: JobServiceClient;
 let cluster: ClusterServiceClient;
 const view = new OneAgentView();
@@ -88,8 +91,12 @@ beforeAll(async () => {
   await tracker.start();
   const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
   logs = new LogStore(`${dir}/logs`);
+  tokens = await TokenStore.open(store, log);
+  const gate = new Gate(tokens, log);
+  const admin = await tokens.create({ name: 'test-admin', role: 'admin', tenants: [], ttlMs: 0 });
   server = new Server();
   new JobServiceImpl({
+    gate,
     repo,
     tracker,
     writer,
@@ -109,12 +116,13 @@ beforeAll(async () => {
     retention: { ageMs: 7 * DAY_MS, maxEnded: 0 },
     admit: (records) => writer.create(records),
   }).addToServer(server);
-  new ClusterServiceImpl({ view, tracker, logger: log, version: '9.9.9' }).addToServer(server);
+  new ClusterServiceImpl({ gate, view, tracker, logger: log, version: '9.9.9' }).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
-  jobs = new JobServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
-  cluster = new ClusterServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  const interceptors = [bearer(admin.token)];
+  jobs = new JobServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), { interceptors });
+  cluster = new ClusterServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), { interceptors });
 });
 
 afterAll(async () => {
@@ -122,6 +130,7 @@ afterAll(async () => {
   cluster?.close();
   server?.forceShutdown();
   await tracker?.close();
+  await tokens?.close();
   await logs?.close();
   await store?.close();
 });

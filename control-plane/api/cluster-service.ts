@@ -16,7 +16,9 @@ import {
 } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobState, QosClass } from '../../proto/gen/runmesh/v1/job.js';
 import type { JobTracker } from '../jobs/tracker.js';
-import { invalid, notFound, unary } from './status.js';
+import type { Gate } from '../auth/index.js';
+import { guardedUnary } from './guard.js';
+import { invalid, notFound } from './status.js';
 
 /** The cluster as this peer sees it (agents on every peer, peers, leader). */
 export interface ClusterView {
@@ -31,6 +33,8 @@ export interface ClusterView {
 }
 
 export interface ClusterServiceDeps {
+  /** Who may call what (the authorization table). */
+  gate: Gate;
   view: ClusterView;
   tracker: JobTracker;
   logger: Logger;
@@ -44,15 +48,16 @@ export class ClusterServiceImpl {
   constructor(private readonly d: ClusterServiceDeps) {}
 
   addToServer(server: Server): void {
-    const log = this.d.logger;
+    const { gate, logger: log } = this.d;
+    // Agents are not any tenant's: the role decides (table.ts), not the tenant.
     server.addService(ClusterServiceService, {
-      status: unary(log, async () => this.status()),
-      listAgents: unary(log, async () => ({ agents: this.d.view.agents() })),
-      getAgent: unary(log, async (req: GetAgentRequest) => ({ agent: this.agent(req.name) })),
-      drain: unary(log, async (req: DrainRequest) => this.drain(req.name)),
-      cordon: unary(log, async (req: CordonRequest) => this.cordon(req.name, true)),
-      uncordon: unary(log, async (req: UncordonRequest) => this.cordon(req.name, false)),
-      revokeAgent: unary(log, async (req: RevokeAgentRequest) => this.revoke(req.name)),
+      status: guardedUnary(gate, 'ClusterService.Status', log, async () => this.status()),
+      listAgents: guardedUnary(gate, 'ClusterService.ListAgents', log, async () => ({ agents: this.d.view.agents() })),
+      getAgent: guardedUnary(gate, 'ClusterService.GetAgent', log, async (req: GetAgentRequest) => ({ agent: this.agent(req.name) })),
+      drain: guardedUnary(gate, 'ClusterService.Drain', log, async (req: DrainRequest) => this.drain(req.name)),
+      cordon: guardedUnary(gate, 'ClusterService.Cordon', log, async (req: CordonRequest) => this.cordon(req.name, true)),
+      uncordon: guardedUnary(gate, 'ClusterService.Uncordon', log, async (req: UncordonRequest) => this.cordon(req.name, false)),
+      revokeAgent: guardedUnary(gate, 'ClusterService.RevokeAgent', log, async (req: RevokeAgentRequest) => this.revoke(req.name)),
     });
   }
 

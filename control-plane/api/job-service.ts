@@ -11,6 +11,7 @@ import {
   type GetRequest,
   type GetResponse,
   type Job,
+  type JobSpec,
   type ListRequest,
   type ListResponse,
   type LogsRequest,
@@ -23,17 +24,21 @@ import {
   type WatchResponse,
 } from '../../proto/gen/runmesh/v1/job.js';
 import { requestCancel } from '../jobs/lifecycle.js';
-import type { JobRecord } from '../jobs/record.js';
+import type { JobRecord, ResolvedSpec } from '../jobs/record.js';
 import type { Created, JobRepo } from '../jobs/repo.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
 import type { LogStore } from '../logs/log-store.js';
-import { checkJobId, invalid, jobNotFound, toServiceError, unary, type Retention } from './status.js';
+import { canSee, tenantFor, type Gate, type Principal } from '../auth/index.js';
+import { guardedStream, guardedUnary } from './guard.js';
+import { checkJobId, invalid, jobNotFound, toServiceError, type Retention } from './status.js';
 import { drained } from './drain.js';
 import { followLogs, type LogLocator } from './logs-follow.js';
 
 export interface JobServiceDeps {
+  /** Who may call what (the authorization table); tenants are checked here, per job. */
+  gate: Gate;
   repo: JobRepo;
   tracker: JobTracker;
   writer: JobWriter;
@@ -65,14 +70,22 @@ export class JobServiceImpl {
 
   addToServer(server: Server): void {
     const log = this.d.logger;
+    const { gate } = this.d;
     server.addService(JobServiceService, {
-      submit: unary(log, (req: SubmitRequest) => this.submit(req)),
-      submitBatch: unary(log, (req: SubmitBatchRequest) => this.submitBatch(req)),
-      get: unary(log, (req: GetRequest) => this.get(req)),
-      list: unary(log, (req: ListRequest) => this.list(req)),
-      cancel: unary(log, (req: CancelRequest) => this.cancel(req)),
-      watch: (call: ServerWritableStream<WatchRequest, WatchResponse>) => this.watch(call),
-      logs: (call: ServerWritableStream<LogsRequest, LogsResponse>) => void this.logs(call),
+      submit: guardedUnary(gate, 'JobService.Submit', log, (req: SubmitRequest, who) => this.submit(req, who)),
+      submitBatch: guardedUnary(gate, 'JobService.SubmitBatch', log, (req: SubmitBatchRequest, who) => this.submitBatch(req, who)),
+      get: guardedUnary(gate, 'JobService.Get', log, (req: GetRequest, who) => this.get(req, who)),
+      list: guardedUnary(gate, 'JobService.List', log, (req: ListRequest, who) => this.list(req, who)),
+      cancel: guardedUnary(gate, 'JobService.Cancel', log, (req: CancelRequest, who) => this.cancel(req, who)),
+      watch: guardedStream(gate, 'JobService.Watch', log, (call: ServerWritableStream<WatchRequest, WatchResponse>, who) =>
+        this.watch(call, who),
+      ),
+      logs: guardedStream(
+        gate,
+        'JobService.Logs',
+        log,
+        (call: ServerWritableStream<LogsRequest, LogsResponse>, who) => void this.logs(call, who),
+      ),
     });
   }
 
@@ -81,18 +94,37 @@ export class JobServiceImpl {
     return reason && !r.job.waitingReason.startsWith('unschedulable') ? { ...r.job, waitingReason: reason } : r.job;
   }
 
-  async submit(req: SubmitRequest): Promise<SubmitResponse> {
-    const spec = validateSpec(req.spec);
+  /** The spec with its tenant chosen from the caller's (never on trust from the spec), then validated and resolved. */
+  private resolve(spec: JobSpec | undefined, who: Principal, field: string): ResolvedSpec {
+    if (!spec) return validateSpec(spec, field);
+    const tenant = tenantFor(who, spec.tenant, `${field}.tenant`);
+    if (typeof tenant !== 'string') throw invalid(`${field}.tenant`, tenant.pick);
+    return validateSpec({ ...spec, tenant }, field);
+  }
+
+  /** The stored job `id`, if the caller may see it; a job of another tenant is as absent as an unknown one. */
+  private async visible(id: string, who: Principal): Promise<JobRecord> {
+    const v = await this.d.repo.get(checkJobId(id));
+    if (!v || !canSee(who, v.record.job.spec.tenant)) throw jobNotFound(id, this.d.retention);
+    return v.record;
+  }
+
+  async submit(req: SubmitRequest, who: Principal): Promise<SubmitResponse> {
+    const spec = this.resolve(req.spec, who, 'spec');
+    this.d.gate.spendTenant(spec.tenant, 1);
     const [created] = await this.d.admit([this.d.repo.draft(spec, new Date())]);
     const { record, existing } = created!;
-    if (!existing) this.d.logger.info({ job_id: record.job.id, name: spec.name }, 'job submitted');
+    if (!existing) this.d.logger.info({ job_id: record.job.id, name: spec.name, tenant: spec.tenant, token_id: who.id }, 'job submitted');
     return { job: record.job, existing };
   }
 
-  async submitBatch(req: SubmitBatchRequest): Promise<SubmitBatchResponse> {
+  async submitBatch(req: SubmitBatchRequest, who: Principal): Promise<SubmitBatchResponse> {
     if (req.specs.length === 0) throw invalid('specs', 'empty batch');
     if (req.specs.length > MAX_BATCH) throw invalid('specs', `${req.specs.length} jobs exceed the batch limit of ${MAX_BATCH}`);
-    const specs = req.specs.map((s, i) => validateSpec(s, `specs[${i}]`));
+    const specs = req.specs.map((s, i) => this.resolve(s, who, `specs[${i}]`));
+    const perTenant = new Map<string, number>();
+    for (const s of specs) perTenant.set(s.tenant, (perTenant.get(s.tenant) ?? 0) + 1);
+    for (const [tenant, n] of perTenant) this.d.gate.spendTenant(tenant, n);
     const keyed = specs.findIndex((s) => s.idempotencyKey);
     if (keyed >= 0) throw invalid(`specs[${keyed}].idempotency_key`, 'not supported in SubmitBatch; use Submit');
     const now = new Date();
@@ -100,44 +132,46 @@ export class JobServiceImpl {
     return { jobs: created.map((v) => v.record.job) };
   }
 
-  async get(req: GetRequest): Promise<GetResponse> {
-    const v = await this.d.repo.get(checkJobId(req.id));
-    if (!v) throw jobNotFound(req.id, this.d.retention);
-    return { job: this.view(v.record) };
+  async get(req: GetRequest, who: Principal): Promise<GetResponse> {
+    return { job: this.view(await this.visible(req.id, who)) };
   }
 
-  async list(req: ListRequest): Promise<ListResponse> {
+  async list(req: ListRequest, who: Principal): Promise<ListResponse> {
     if (req.pageSize > MAX_PAGE) throw invalid('page_size', `${req.pageSize} exceeds the limit of ${MAX_PAGE}`);
     if (req.pageToken) checkJobId(req.pageToken, 'page_token');
     const page = await this.d.repo.list(
-      { states: req.states, namePrefix: req.namePrefix, tenant: req.tenant },
+      // Another tenant's jobs are not there for this caller: asking for that tenant lists nothing.
+      { states: req.states, namePrefix: req.namePrefix, tenant: (t) => (!req.tenant || t === req.tenant) && canSee(who, t) },
       req.pageSize || 100,
       req.pageToken,
     );
     return { jobs: page.records.map((r) => this.view(r)), nextPageToken: page.next };
   }
 
-  async cancel(req: CancelRequest): Promise<CancelResponse> {
+  async cancel(req: CancelRequest, who: Principal): Promise<CancelResponse> {
     const id = checkJobId(req.id);
     let outcome = 'noop' as ReturnType<typeof requestCancel>;
     const now = new Date();
-    const stored = await this.d.writer.write(id, (r) => (outcome = requestCancel(r, req.reason, now)) !== 'noop');
-    const v = stored ?? (await this.d.repo.get(id))?.record;
-    if (!v) throw jobNotFound(id, this.d.retention);
+    const stored = await this.d.writer.write(
+      id,
+      (r) => canSee(who, r.job.spec.tenant) && (outcome = requestCancel(r, req.reason, now)) !== 'noop',
+    );
+    const v = stored ?? (await this.visible(id, who));
     const agent = v.job.attempts.at(-1)?.agent;
     if (outcome === 'agent' && agent) {
       await this.d
         .cancelOnAgent(agent, id, v.job.attempt, v.job.spec.cancelGraceSeconds, v.cancel?.reason ?? 'cancelled')
         .catch(() => false);
     }
-    this.d.logger.info({ job_id: id, outcome, reason: req.reason }, 'job cancel requested');
+    this.d.logger.info({ job_id: id, outcome, reason: req.reason, token_id: who.id }, 'job cancel requested');
     return { job: v.job };
   }
 
-  private watch(call: ServerWritableStream<WatchRequest, WatchResponse>): void {
+  private watch(call: ServerWritableStream<WatchRequest, WatchResponse>, who: Principal): void {
     const ids = new Set(call.request.ids);
     const unsubscribe = this.d.tracker.subscribe((v) => {
       if (ids.size > 0 && !ids.has(v.record.job.id)) return;
+      if (!canSee(who, v.record.job.spec.tenant)) return;
       if (call.writableLength > WATCH_BUFFER_LIMIT) {
         stop();
         call.emit('error', { code: Status.RESOURCE_EXHAUSTED, details: 'watcher too slow; re-read with List and watch again' });
@@ -151,12 +185,12 @@ export class JobServiceImpl {
     call.on('error', stop);
   }
 
-  private async logs(call: ServerWritableStream<LogsRequest, LogsResponse>): Promise<void> {
+  private async logs(call: ServerWritableStream<LogsRequest, LogsResponse>, who: Principal): Promise<void> {
     const abort = new AbortController();
     call.on('cancelled', () => abort.abort(new Error('client went away')));
     call.on('close', () => abort.abort(new Error('stream closed')));
     try {
-      const id = checkJobId(call.request.id);
+      const id = (await this.visible(call.request.id, who)).job.id;
       await followLogs({
         ...this.d,
         locator: this.d.logLocator,

@@ -2,6 +2,9 @@
 import { NamedError } from '../../proto/cause.js';
 import { Metadata, status as Status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { isPermissionDenied, isUnauthenticated } from '../auth/errors.js';
+import { RateLimitedError } from '../auth/rate-limit.js';
+import { findCause } from '../../proto/cause.js';
 import { isJobNotFound, isStaleWrite, isValidation } from '../jobs/errors.js';
 import { jobIdTime } from '../jobs/ids.js';
 import { isCopySource, isLogUnreachable } from '../mesh/errors.js';
@@ -52,6 +55,14 @@ function largestUnit(ms: number): string {
 
 export function toServiceError(err: unknown, log: Logger): Partial<ServiceError> {
   if (err instanceof ApiError) return { code: err.code, details: err.message, metadata: new Metadata() };
+  const limited = findCause(err, RateLimitedError);
+  if (limited) {
+    const metadata = new Metadata();
+    metadata.set('retry-after-ms', String(limited.retryAfterMs));
+    return { code: Status.RESOURCE_EXHAUSTED, details: limited.message, metadata };
+  }
+  if (isUnauthenticated(err)) return { code: Status.UNAUTHENTICATED, details: (err as Error).message };
+  if (isPermissionDenied(err)) return { code: Status.PERMISSION_DENIED, details: (err as Error).message };
   if (isValidation(err)) return { code: Status.INVALID_ARGUMENT, details: (err as Error).message };
   if (isJobNotFound(err)) return { code: Status.NOT_FOUND, details: (err as Error).message };
   if (isStoreUnavailable(err)) return { code: Status.UNAVAILABLE, details: 'the store is unavailable; retry' };

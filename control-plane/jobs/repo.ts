@@ -23,7 +23,8 @@ export interface Created extends Versioned {
 export interface ListFilter {
   states: readonly JobState[];
   namePrefix: string;
-  tenant: string;
+  /** Only jobs of the tenants this accepts (the caller's). */
+  tenant: (tenant: string) => boolean;
 }
 
 /** Mutator for `update`: edit the record in place; return false to write nothing. */
@@ -47,6 +48,11 @@ export class JobRepo {
 
   key(id: string): string {
     return this.jobsPrefix + id;
+  }
+
+  /** Where a job's idempotency key is kept: per tenant, so one tenant's key never answers with another's job. */
+  private idemKey(r: JobRecord): string {
+    return `${this.idemPrefix}${r.job.spec.tenant}/${r.job.spec.idempotencyKey}`;
   }
 
   idFromKey(key: string): string {
@@ -76,7 +82,7 @@ export class JobRepo {
   /** Stores a drafted record under its (non-empty) idempotency key; with the key already used, returns that job instead. */
   private async storeOnce(record: JobRecord): Promise<Created> {
     const key = this.key(record.job.id);
-    const idemKey = this.idemPrefix + record.job.spec.idempotencyKey;
+    const idemKey = this.idemKey(record);
     for (let i = 0; i < MAX_CAS_TRIES; i++) {
       const res = await this.store.txn({
         compare: [{ key: idemKey, target: 'version', op: '==', value: 0 }],
@@ -160,7 +166,7 @@ export class JobRepo {
         const r = decodeRecord(kv.value);
         if (states.size > 0 && !states.has(r.job.state)) continue;
         if (filter.namePrefix && !r.job.spec.name.startsWith(filter.namePrefix)) continue;
-        if (filter.tenant && r.job.spec.tenant !== filter.tenant) continue;
+        if (!filter.tenant(r.job.spec.tenant)) continue;
         out.push(r);
         if (out.length === pageSize) return { records: out, next: page.more || kv !== page.kvs.at(-1) ? r.job.id : '' };
       }
@@ -197,11 +203,11 @@ export class JobRepo {
     const key = this.key(v.record.job.id);
     const compare: Compare[] = [{ key, target: 'modRevision', op: '==', value: v.modRevision }, ...fence];
     const success: Op[] = [{ type: 'delete', key }];
-    const idem = v.record.job.spec.idempotencyKey;
+    const idem = v.record.job.spec.idempotencyKey && this.idemKey(v.record);
     // The key maps to this job unless it was reused after an earlier delete: only ours goes.
-    if (idem && (await this.store.get(this.idemPrefix + idem))?.value === v.record.job.id) {
-      compare.push({ key: this.idemPrefix + idem, target: 'value', op: '==', value: v.record.job.id });
-      success.push({ type: 'delete', key: this.idemPrefix + idem });
+    if (idem && (await this.store.get(idem))?.value === v.record.job.id) {
+      compare.push({ key: idem, target: 'value', op: '==', value: v.record.job.id });
+      success.push({ type: 'delete', key: idem });
     }
     return (await this.store.txn({ compare, success })).succeeded;
   }

@@ -1,5 +1,7 @@
 /** A promise-shaped gRPC client for tests: submit, get, wait for a state, collect logs. */
-import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { credentials, InterceptingCall, type Interceptor, type ServiceError } from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { AgentState, ClusterServiceClient, type StatusResponse, type ListAgentsResponse } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobServiceClient, JobSpec, JobState, LogStream, type Job, type LogsResponse } from '../../proto/gen/runmesh/v1/job.js';
 import { waitUntil } from './wait.js';
@@ -8,6 +10,29 @@ type Callback<T> = (err: ServiceError | null, res: T) => void;
 
 function call<T>(fn: (cb: Callback<T>) => unknown): Promise<T> {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res))));
+}
+
+/** Adds `authorization: Bearer <token>` to every call. */
+export function bearer(token: string): Interceptor {
+  return (options, next) =>
+    new InterceptingCall(next(options), {
+      start(metadata, listener, start) {
+        metadata.set('authorization', `Bearer ${token}`);
+        start(metadata, listener);
+      },
+    });
+}
+
+/** The admin token a control plane wrote to its data dir on first start; with several (a mesh), whichever peer created it. */
+export function adminToken(...dataDirs: string[]): string {
+  for (const dir of dataDirs) {
+    try {
+      return readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    } catch {
+      // not this peer: another one created the cluster's token
+    }
+  }
+  throw new Error(`no admin.token in ${dataDirs.join(', ')}`);
 }
 
 export const TERMINAL = new Set([
@@ -22,9 +47,11 @@ export class TestClient {
   readonly jobs: JobServiceClient;
   readonly cluster: ClusterServiceClient;
 
-  constructor(address: string) {
-    this.jobs = new JobServiceClient(address, credentials.createInsecure());
-    this.cluster = new ClusterServiceClient(address, credentials.createInsecure());
+  /** `token`: sent as a bearer token with every call (none: calls are anonymous, and refused by a real control plane). */
+  constructor(address: string, token?: string) {
+    const interceptors = token ? [bearer(token)] : [];
+    this.jobs = new JobServiceClient(address, credentials.createInsecure(), { interceptors });
+    this.cluster = new ClusterServiceClient(address, credentials.createInsecure(), { interceptors });
   }
 
   spec(partial: Partial<JobSpec>): JobSpec {

@@ -5,8 +5,13 @@
  * not only what the test saw. After each test file, removes the temp dirs
  * its processes used (see removeTempDirs).
  */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach } from 'vitest';
 import { procsAliveSince, removeTempDirs } from './processes.js';
+
+// The CLI's per-user config file: a test's own, never the user's (runmesh dev writes a context into it).
+process.env.RUNMESH_CONFIG = join(tmpdir(), `runmesh-test-config-${process.pid}.json`);
 
 const TAIL_CHARS = 6_000;
 let testStart = 0;

@@ -6,7 +6,7 @@
  */
 import { AgentState } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobState, type Job } from '../../proto/gen/runmesh/v1/job.js';
-import { TERMINAL, TestClient } from './client.js';
+import { adminToken, TERMINAL, TestClient } from './client.js';
 import { startAgent, startServer, type AgentProc, type ServerProc } from './processes.js';
 import { sleep, waitUntil } from './wait.js';
 
@@ -28,6 +28,9 @@ export interface MeshPeer extends ServerProc {
   alive(): boolean;
 }
 
+/** The admin token of each etcd's cluster: written by the first peer ever started on it, used by every client. */
+const clusterTokens = new Map<string, string>();
+
 /** Starts `n` peers on `etcdEndpoint` (`http://host:port`), named `<tag>p0`…, one after another. */
 export async function startPeers(etcdEndpoint: string, tag: string, n = 3, ttlSeconds = PEER_TTL_SECONDS): Promise<MeshPeer[]> {
   const store = `etcd://${etcdEndpoint.replace(/^https?:\/\//, '')}`;
@@ -35,7 +38,8 @@ export async function startPeers(etcdEndpoint: string, tag: string, n = 3, ttlSe
   for (let i = 0; i < n; i++) {
     const id = `${tag}p${i}`;
     const server = await startServer({ args: ['--store', store, '--peer-id', id, '--peer-ttl', `${ttlSeconds}s`] });
-    const client = new TestClient(server.address);
+    if (!clusterTokens.has(etcdEndpoint)) clusterTokens.set(etcdEndpoint, adminToken(server.dataDir));
+    const client = new TestClient(server.address, clusterTokens.get(etcdEndpoint));
     const alive = (): boolean => server.proc.exitCode === null && server.proc.signalCode === null;
     peers.push(Object.assign(server, { id, client, alive }));
   }

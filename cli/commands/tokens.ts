@@ -1,0 +1,76 @@
+/** `runmesh tokens create | ls | revoke`: API tokens (admin only). */
+import type { Command } from 'commander';
+import { TokenInfo } from '../../proto/gen/runmesh/v1/token.js';
+import { unary, withConnection } from '../client.js';
+import { durationMs } from '../flags.js';
+import { printJson, table } from '../format.js';
+import { collect, serverOption, tokenOption, type Target } from '../options.js';
+
+interface CreateOptions extends Target {
+  role: string;
+  tenant: string[];
+  name?: string;
+  ttl?: number;
+  json?: boolean;
+}
+
+export function registerTokens(program: Command): void {
+  const tokens = program.command('tokens').description('create, list and revoke API tokens (admin)');
+  tokens
+    .command('create')
+    .description('create a token; it is printed once and cannot be shown again')
+    .requiredOption('--role <role>', 'admin, operator, submitter, viewer or agent')
+    .option('--tenant <tenant>', 'a tenant it may act in (repeatable; none for admin)', collect, [])
+    .option('--name <name>', 'a label for people ("ci-bot")')
+    .option('--ttl <duration>', 'expires after this long (default: never)', durationMs)
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .option('--json', 'print the token and its record as JSON')
+    .action((options: CreateOptions) => create(options));
+  tokens
+    .command('ls')
+    .description('list tokens (never their secrets)')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .option('--json', 'print a JSON array')
+    .action((options: Target & { json?: boolean }) => ls(options));
+  tokens
+    .command('revoke')
+    .description('stop a token working, on every peer within a second')
+    .argument('<id>', 'the token id (tokens ls)')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .action((id: string, options: Target) => revoke(id, options));
+}
+
+async function create(o: CreateOptions): Promise<void> {
+  const res = await withConnection(o, (conn) =>
+    unary(conn, 'TokenService.CreateToken', conn.tokens.createToken.bind(conn.tokens), {
+      name: o.name ?? '',
+      role: o.role,
+      tenants: o.tenant,
+      ttlSeconds: Math.ceil((o.ttl ?? 0) / 1000),
+    }),
+  );
+  if (o.json) return printJson({ token: res.token, info: res.info && TokenInfo.toJSON(res.info) });
+  process.stdout.write(`${res.token}\n`);
+  process.stderr.write(`token ${res.info?.id} (${res.info?.role}): shown once, keep it somewhere safe\n`);
+}
+
+async function ls(o: Target & { json?: boolean }): Promise<void> {
+  const res = await withConnection(o, (conn) => unary(conn, 'TokenService.ListTokens', conn.tokens.listTokens.bind(conn.tokens), {}));
+  if (o.json) return printJson(res.tokens.map((t) => TokenInfo.toJSON(t)));
+  const rows = res.tokens.map((t) => [
+    t.id,
+    t.name,
+    t.role,
+    t.tenants.join(',') || (t.role === 'admin' ? '*' : '-'),
+    t.expiresAt || 'never',
+  ]);
+  process.stdout.write(`${table(['ID', 'NAME', 'ROLE', 'TENANTS', 'EXPIRES'], rows)}\n`);
+}
+
+async function revoke(id: string, o: Target): Promise<void> {
+  const res = await withConnection(o, (conn) => unary(conn, 'TokenService.RevokeToken', conn.tokens.revokeToken.bind(conn.tokens), { id }));
+  process.stdout.write(res.revoked ? `token ${id} revoked\n` : `no token ${id}\n`);
+}

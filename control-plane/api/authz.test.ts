@@ -1,0 +1,368 @@
+/**
+ * The authorization table, walked: every method of JobService, ClusterService
+ * and TokenService × every role × anonymous, on a real gRPC server (port 0)
+ * over the real services and token store on an embedded store. The expected
+ * grants below are written from the roles' definitions (issue 15), not read
+ * from table.ts, so a wrong row in the table fails here. Then tenants: a job
+ * of another tenant does not exist for the caller.
+ */
+import { Client, credentials, Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterServiceService, type Agent } from '../../proto/gen/runmesh/v1/cluster.js';
+import { JobServiceService, JobSpec, JobState, type Job } from '../../proto/gen/runmesh/v1/job.js';
+import { TokenServiceService } from '../../proto/gen/runmesh/v1/token.js';
+import { tempDir } from '../../test/support/processes.js';
+import { waitUntil } from '../../test/support/wait.js';
+import { DEFAULT_GATE_LIMITS, Gate, METHOD_VERBS, ROLES, TokenStore, type Role } from '../auth/index.js';
+import { JobRepo } from '../jobs/repo.js';
+import { JobTracker } from '../jobs/tracker.js';
+import { JobWriter } from '../jobs/writer.js';
+import { LogStore } from '../logs/log-store.js';
+import { openEmbeddedStore } from '../store/embedded.js';
+import type { Store } from '../store/store.js';
+import { ClusterServiceImpl, type ClusterView } from './cluster-service.js';
+import { JobServiceImpl } from './job-service.js';
+import { TokenServiceImpl } from './token-service.js';
+
+const log = pino({ level: 'silent' });
+
+/** What each role may call, as issue 15 defines the roles. */
+const READ_JOBS = ['JobService.Get', 'JobService.List', 'JobService.Watch', 'JobService.Logs'];
+const CLUSTER_READ = ['ClusterService.Status', 'ClusterService.ListAgents', 'ClusterService.GetAgent'];
+const CLUSTER_VERBS = ['ClusterService.Drain', 'ClusterService.Cordon', 'ClusterService.Uncordon', 'ClusterService.RevokeAgent'];
+const EXPECTED: Record<Role, 'all' | string[]> = {
+  admin: 'all',
+  operator: [...CLUSTER_READ, ...CLUSTER_VERBS, ...READ_JOBS, 'JobService.Cancel'],
+  submitter: ['JobService.Submit', 'JobService.SubmitBatch', ...READ_JOBS, 'JobService.Cancel'],
+  viewer: [...READ_JOBS, ...CLUSTER_READ],
+  agent: [],
+};
+
+const SERVICES = { JobService: JobServiceService, ClusterService: ClusterServiceService, TokenService: TokenServiceService } as const;
+
+interface Method {
+  name: string;
+  path: string;
+  responseStream: boolean;
+  requestSerialize: (v: never) => Buffer;
+  responseDeserialize: (b: Buffer) => unknown;
+}
+
+const methods: Method[] = Object.entries(SERVICES).flatMap(([service, def]) =>
+  (Object.values(def) as unknown as Array<Omit<Method, 'name'>>).map((m) => ({ ...m, name: `${service}.${m.path.split('/').pop()}` })),
+);
+
+class NoAgents implements ClusterView {
+  agents(): Agent[] {
+    return [];
+  }
+  peers() {
+    return [];
+  }
+  leader(): string {
+    return 'p1';
+  }
+  unschedulable() {
+    return [];
+  }
+  async drain(): Promise<boolean> {
+    return false;
+  }
+  async setCordoned(): Promise<void> {}
+  async revokeAgent(): Promise<boolean> {
+    return false;
+  }
+}
+
+let store: Store;
+let tracker: JobTracker;
+let tokens: TokenStore;
+let logs: LogStore;
+let server: Server;
+let client: Client;
+/** A queued job of tenant a, and one of tenant b. */
+let jobA: Job;
+let jobB: Job;
+const token: Partial<Record<Role | 'ab', string>> = {};
+
+beforeAll(async () => {
+  const dir = await tempDir('runmesh-authz-');
+  store = await openEmbeddedStore({ dir });
+  const repo = new JobRepo(store);
+  tracker = new JobTracker(repo, log);
+  await tracker.start();
+  tokens = await TokenStore.open(store, log);
+  logs = new LogStore(`${dir}/logs`);
+  // This server's callers fail authentication on purpose, many times: the address slow-down has its own test below.
+  const gate = new Gate(tokens, log, { ...DEFAULT_GATE_LIMITS, authFailures: { perSecond: 1000, burst: 1000 } });
+  const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
+  server = new Server();
+  new JobServiceImpl({
+    gate,
+    repo,
+    tracker,
+    writer,
+    logs,
+    logger: log,
+    cancelOnAgent: async () => false,
+    waitingReason: () => undefined,
+    logLocator: {
+      here: () => true,
+      read: () => {
+        throw new Error('no other peers here');
+      },
+    },
+    retention: { ageMs: 0, maxEnded: 0 },
+    admit: (records) => writer.create(records),
+  }).addToServer(server);
+  new ClusterServiceImpl({ gate, view: new NoAgents(), tracker, logger: log, version: 'test' }).addToServer(server);
+  new TokenServiceImpl({ gate, tokens, logger: log }).addToServer(server);
+  const port = await new Promise<status>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
+  for (const role of ROLES)
+    token[role] = (await tokens.create({ name: `t-${role}`, role, tenants: role === 'admin' ? [] : ['a'], ttlMs: 0 })).token;
+  token.ab = (await tokens.create({ name: 't-ab', role: 'submitter', tenants: ['a', 'b'], ttlMs: 0 })).token;
+  jobA = (await submit(token.admin!, { argv: ['true'], tenant: 'a' })) as Job;
+  jobB = (await submit(token.admin!, { argv: ['true'], tenant: 'b' })) as Job;
+});
+
+afterAll(async () => {
+  client?.close();
+  server?.forceShutdown();
+  await tracker?.close();
+  await tokens?.close();
+  await logs?.close();
+  await store?.close();
+});
+
+function metadata(bearer: string | undefined): Metadata {
+  const md = new Metadata();
+  if (bearer !== undefined) md.set('authorization', `Bearer ${bearer}`);
+  return md;
+}
+
+/** The status code a call ends with (OK: 0); a server stream that is still open after a moment counts as OK. */
+function codeOf(m: Method, request: unknown, bearer: string | undefined): Promise<status> {
+  const serialize = m.requestSerialize as (v: unknown) => Buffer;
+  if (!m.responseStream) {
+    return new Promise((resolve) =>
+      client.makeUnaryRequest(m.path, serialize, m.responseDeserialize, request, metadata(bearer), (err: ServiceError | null) =>
+        resolve(err ? err.code : status.OK),
+      ),
+    );
+  }
+  return new Promise((resolve) => {
+    const call = client.makeServerStreamRequest(m.path, serialize, m.responseDeserialize, request, metadata(bearer));
+    const timer = setTimeout(() => {
+      call.cancel();
+      resolve(status.OK);
+    }, 300);
+    call.on('data', () => undefined);
+    call.on('error', (err: ServiceError) => {
+      clearTimeout(timer);
+      resolve(err.code === status.CANCELLED ? status.OK : err.code);
+    });
+    call.on('end', () => {
+      clearTimeout(timer);
+      resolve(status.OK);
+    });
+  });
+}
+
+async function submit(bearer: string, spec: Partial<JobSpec>): Promise<Job | ServiceError> {
+  return new Promise((resolve) =>
+    client.makeUnaryRequest(
+      JobServiceService.submit.path,
+      JobServiceService.submit.requestSerialize,
+      JobServiceService.submit.responseDeserialize,
+      { spec: JobSpec.fromPartial(spec) },
+      metadata(bearer),
+      (err, res) => resolve(err ?? res!.job!),
+    ),
+  );
+}
+
+/** A request each method accepts from a caller it lets in (it may still answer NOT_FOUND and the like). */
+function requestFor(name: string): unknown {
+  const requests: Record<string, unknown> = {
+    'JobService.Submit': { spec: JobSpec.fromPartial({ argv: ['true'] }) },
+    'JobService.SubmitBatch': { specs: [JobSpec.fromPartial({ argv: ['true'] })] },
+    'JobService.Get': { id: jobA.id },
+    'JobService.List': { states: [], namePrefix: '', tenant: '', pageSize: 10, pageToken: '' },
+    'JobService.Watch': { ids: [] },
+    'JobService.Logs': { id: jobA.id, attempt: 0, fromSeq: 0, follow: false },
+    'JobService.Cancel': { id: jobA.id, reason: 'authz test' },
+    'ClusterService.Status': {},
+    'ClusterService.ListAgents': {},
+    'ClusterService.GetAgent': { name: 'nobody' },
+    'ClusterService.Drain': { name: 'nobody', reason: 'test' },
+    'ClusterService.Cordon': { name: 'nobody' },
+    'ClusterService.Uncordon': { name: 'nobody' },
+    'ClusterService.RevokeAgent': { name: 'nobody' },
+    'TokenService.CreateToken': { name: 'made', role: 'viewer', tenants: ['a'], ttlSeconds: 60 },
+    'TokenService.ListTokens': {},
+    'TokenService.RevokeToken': { id: '0000000000000000' },
+  };
+  if (!(name in requests)) throw new Error(`no request for ${name}: add one (and a row to the authorization table)`);
+  return requests[name];
+}
+
+describe('the authorization table', () => {
+  it('names every method of every client-facing service', () => {
+    expect(methods.map((m) => m.name).sort()).toEqual(Object.keys(METHOD_VERBS).sort());
+  });
+
+  it('refuses every method without a token (UNAUTHENTICATED), and with a token that is not one', async () => {
+    for (const m of methods) {
+      expect({ method: m.name, code: await codeOf(m, requestFor(m.name), undefined) }).toEqual({
+        method: m.name,
+        code: status.UNAUTHENTICATED,
+      });
+      expect({ method: m.name, code: await codeOf(m, requestFor(m.name), 'rmt_0123456789abcdef_' + 'x'.repeat(43)) }).toEqual({
+        method: m.name,
+        code: status.UNAUTHENTICATED,
+      });
+    }
+  });
+
+  for (const role of ROLES) {
+    it(`lets ${role} call exactly what the role allows, and answers the rest with PERMISSION_DENIED`, async () => {
+      const allowed = EXPECTED[role];
+      for (const m of methods) {
+        const code = await codeOf(m, requestFor(m.name), token[role]);
+        const may = allowed === 'all' || allowed.includes(m.name);
+        if (may) expect({ method: m.name, code }).not.toEqual({ method: m.name, code: status.PERMISSION_DENIED });
+        else expect({ method: m.name, code }).toEqual({ method: m.name, code: status.PERMISSION_DENIED });
+        expect({ method: m.name, code }).not.toEqual({ method: m.name, code: status.UNAUTHENTICATED });
+      }
+    });
+  }
+});
+
+describe('tenants', () => {
+  const get = (bearer: string, id: string): Promise<status> =>
+    codeOf(
+      methods.find((m) => m.name === 'JobService.Get')!,
+      { id },
+      bearer,
+    );
+
+  it("makes another tenant's job NOT_FOUND for every reading role, and its own readable", async () => {
+    for (const role of ['operator', 'submitter', 'viewer'] as const) {
+      expect({ role, own: await get(token[role]!, jobA.id), other: await get(token[role]!, jobB.id) }).toEqual({
+        role,
+        own: status.OK,
+        other: status.NOT_FOUND,
+      });
+    }
+    expect(await get(token.admin!, jobB.id)).toBe(status.OK);
+  });
+
+  it("cannot cancel, or read the log of, another tenant's job, and leaves it as it was", async () => {
+    const cancel = methods.find((m) => m.name === 'JobService.Cancel')!;
+    const logsOf = methods.find((m) => m.name === 'JobService.Logs')!;
+    expect(await codeOf(cancel, { id: jobB.id, reason: 'x' }, token.submitter)).toBe(status.NOT_FOUND);
+    expect(await codeOf(logsOf, { id: jobB.id, attempt: 0, fromSeq: 0, follow: false }, token.submitter)).toBe(status.NOT_FOUND);
+    expect(tracker.get(jobB.id)?.record.job.state).toBe(JobState.JOB_STATE_QUEUED);
+  });
+
+  it("takes a new job's tenant from the token: its only tenant, one it names, never another", async () => {
+    const own = (await submit(token.submitter!, { argv: ['true'] })) as Job;
+    expect(own.spec?.tenant).toBe('a');
+    const other = (await submit(token.submitter!, { argv: ['true'], tenant: 'b' })) as ServiceError;
+    expect(other.code).toBe(status.PERMISSION_DENIED);
+    expect(other.details).toMatch(/spec\.tenant: .*tenant b/);
+    const unnamed = (await submit(token.ab!, { argv: ['true'] })) as ServiceError;
+    expect(unnamed.code).toBe(status.INVALID_ARGUMENT);
+    expect(unnamed.details).toMatch(/spec\.tenant: name one of the token's tenants: a, b/);
+    expect(((await submit(token.ab!, { argv: ['true'], tenant: 'b' })) as Job).spec?.tenant).toBe('b');
+  });
+
+  it('keeps idempotency keys apart per tenant', async () => {
+    const a = (await submit(token.ab!, { argv: ['true'], tenant: 'a', idempotencyKey: 'deploy-1' })) as Job;
+    const b = (await submit(token.ab!, { argv: ['true'], tenant: 'b', idempotencyKey: 'deploy-1' })) as Job;
+    const again = (await submit(token.ab!, { argv: ['true'], tenant: 'a', idempotencyKey: 'deploy-1' })) as Job;
+    expect(b.id).not.toBe(a.id);
+    expect(again.id).toBe(a.id);
+  });
+});
+
+describe('tokens', () => {
+  it('stops working once revoked, and once expired', async () => {
+    const status_ = methods.find((m) => m.name === 'ClusterService.Status')!;
+    const made = await tokens.create({ name: 'short', role: 'viewer', tenants: ['a'], ttlMs: 0 });
+    expect(await codeOf(status_, {}, made.token)).toBe(status.OK);
+    expect(await tokens.revoke(made.record.id)).toBe(true);
+    await waitUntil(async () => (await codeOf(status_, {}, made.token)) === status.UNAUTHENTICATED, {
+      what: 'the revoked token refused',
+      timeoutMs: 1_000,
+    });
+    const brief = await tokens.create({ name: 'brief', role: 'viewer', tenants: ['a'], ttlMs: 1 });
+    await waitUntil(async () => (await codeOf(status_, {}, brief.token)) === status.UNAUTHENTICATED, {
+      what: 'the expired token refused',
+      timeoutMs: 2_000,
+    });
+  });
+
+  it('is stored only as a hash, and ListTokens never returns a secret', async () => {
+    const made = await tokens.create({ name: 'secret-check', role: 'viewer', tenants: ['a'], ttlMs: 0 });
+    const secret = made.token.split('_').slice(2).join('_');
+    const stored = await store.range('/runmesh/tokens/');
+    expect(JSON.stringify(stored.kvs)).not.toContain(secret);
+    expect(made.token).toMatch(/^rmt_[0-9a-f]{16}_/);
+  });
+});
+
+describe('limits', () => {
+  let limited: Server;
+  let limitedClient: Client;
+  const statusMethod = (): Method => methods.find((m) => m.name === 'ClusterService.Status')!;
+  const callStatus = (bearer: string | undefined): Promise<status> =>
+    new Promise((resolve) =>
+      limitedClient.makeUnaryRequest(
+        statusMethod().path,
+        statusMethod().requestSerialize as (v: unknown) => Buffer,
+        statusMethod().responseDeserialize,
+        {},
+        metadata(bearer),
+        (err: ServiceError | null) => resolve(err ? err.code : status.OK),
+      ),
+    );
+
+  beforeAll(async () => {
+    // Small limits on a server of their own: 5 calls a second per token, 3 failed authentications per address.
+    const gate = new Gate(tokens, log, {
+      perToken: { perSecond: 5, burst: 5 },
+      perTenant: { perSecond: 5, burst: 5 },
+      authFailures: { perSecond: 2, burst: 3 },
+    });
+    limited = new Server();
+    new ClusterServiceImpl({ gate, view: new NoAgents(), tracker, logger: log, version: 'test' }).addToServer(limited);
+    const port = await new Promise<status>((resolve, reject) =>
+      limited.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    limitedClient = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
+  });
+  afterAll(() => {
+    limitedClient?.close();
+    limited?.forceShutdown();
+  });
+
+  it('holds a token to its rate under a bounded flood (RESOURCE_EXHAUSTED), and lets it through again afterwards', async () => {
+    const codes = await Promise.all(Array.from({ length: 20 }, () => callStatus(token.viewer)));
+    expect(codes.filter((c) => c === status.OK).length).toBeLessThanOrEqual(6);
+    expect(codes.filter((c) => c === status.RESOURCE_EXHAUSTED).length).toBeGreaterThanOrEqual(14);
+    await waitUntil(async () => (await callStatus(token.viewer)) === status.OK, { what: 'the token let through again', timeoutMs: 2_000 });
+  });
+
+  it('slows an address down after repeated failed authentications, even for a good token, then recovers', async () => {
+    const bad = 'rmt_0123456789abcdef_' + 'y'.repeat(43);
+    for (let i = 0; i < 3; i++) expect(await callStatus(bad)).toBe(status.UNAUTHENTICATED);
+    expect(await callStatus(bad)).toBe(status.RESOURCE_EXHAUSTED);
+    expect(await callStatus(token.admin)).toBe(status.RESOURCE_EXHAUSTED);
+    await waitUntil(async () => (await callStatus(token.admin)) === status.OK, { what: 'the address let through again', timeoutMs: 3_000 });
+  });
+});

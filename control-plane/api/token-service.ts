@@ -1,0 +1,79 @@
+/**
+ * TokenService: admins create, list and revoke API tokens. A token is shown
+ * once, in CreateToken's answer; nothing returns it again, and no log line
+ * holds it.
+ */
+import type { Server } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  TokenServiceService,
+  type CreateTokenRequest,
+  type CreateTokenResponse,
+  type ListTokensResponse,
+  type RevokeTokenRequest,
+  type RevokeTokenResponse,
+  type TokenInfo,
+} from '../../proto/gen/runmesh/v1/token.js';
+import { isRole, ROLES, type Gate, type Principal, type TokenRecord, type TokenStore } from '../auth/index.js';
+import { guardedUnary } from './guard.js';
+import { invalid } from './status.js';
+
+export interface TokenServiceDeps {
+  gate: Gate;
+  tokens: TokenStore;
+  logger: Logger;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$/;
+const TENANT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const MAX_TENANTS = 64;
+/** Ten years: a TTL past that is a typo. */
+const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
+
+export class TokenServiceImpl {
+  constructor(private readonly d: TokenServiceDeps) {}
+
+  addToServer(server: Server): void {
+    const { gate, logger: log } = this.d;
+    server.addService(TokenServiceService, {
+      createToken: guardedUnary(gate, 'TokenService.CreateToken', log, (req: CreateTokenRequest, who) => this.create(req, who)),
+      listTokens: guardedUnary(gate, 'TokenService.ListTokens', log, async () => this.list()),
+      revokeToken: guardedUnary(gate, 'TokenService.RevokeToken', log, (req: RevokeTokenRequest, who) => this.revoke(req, who)),
+    });
+  }
+
+  private async create(req: CreateTokenRequest, who: Principal): Promise<CreateTokenResponse> {
+    if (!isRole(req.role)) throw invalid('role', `"${req.role.slice(0, 32)}" is not one of ${ROLES.join(', ')}`);
+    if (req.name && !NAME.test(req.name)) throw invalid('name', `bad token name "${req.name.slice(0, 64)}"`);
+    if (req.tenants.length > MAX_TENANTS) throw invalid('tenants', `${req.tenants.length} tenants exceed the limit of ${MAX_TENANTS}`);
+    const bad = req.tenants.find((t) => !TENANT.test(t));
+    if (bad !== undefined) throw invalid('tenants', `bad tenant name "${bad.slice(0, 64)}"`);
+    if (req.role === 'admin' && req.tenants.length > 0) throw invalid('tenants', 'an admin token acts in every tenant; give none');
+    if (req.role !== 'admin' && req.role !== 'agent' && req.tenants.length === 0)
+      throw invalid('tenants', `a ${req.role} token needs at least one tenant`);
+    if (req.ttlSeconds > MAX_TTL_SECONDS) throw invalid('ttl_seconds', `${req.ttlSeconds}s exceeds the limit of ${MAX_TTL_SECONDS}s`);
+    const { token, record } = await this.d.tokens.create({
+      name: req.name || `${req.role}-token`,
+      role: req.role,
+      tenants: [...new Set(req.tenants)],
+      ttlMs: req.ttlSeconds * 1000,
+    });
+    this.d.logger.info({ audit: true, token_id: record.id, role: record.role, tenants: record.tenants, by: who.id }, 'token created');
+    return { info: info(record), token };
+  }
+
+  private list(): ListTokensResponse {
+    return { tokens: this.d.tokens.list().map(info) };
+  }
+
+  private async revoke(req: RevokeTokenRequest, who: Principal): Promise<RevokeTokenResponse> {
+    if (!req.id) throw invalid('id', 'missing');
+    const revoked = await this.d.tokens.revoke(req.id);
+    this.d.logger.info({ audit: true, token_id: req.id.slice(0, 32), revoked, by: who.id }, 'token revoke requested');
+    return { revoked };
+  }
+}
+
+function info(r: TokenRecord): TokenInfo {
+  return { id: r.id, name: r.name, role: r.role, tenants: r.tenants, createdAt: r.createdAt, expiresAt: r.expiresAt };
+}

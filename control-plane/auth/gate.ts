@@ -1,0 +1,97 @@
+/**
+ * The gate every client-facing call passes: the bearer token in the call's
+ * metadata becomes a principal, and the authorization table decides whether
+ * that principal may call the method. Refusals are logged as audit lines
+ * (`audit: true`); the token itself never is.
+ */
+import type { Metadata } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { PermissionDeniedError, UnauthenticatedError } from './errors.js';
+import { RateLimitedError, RateLimiter, type Rate } from './rate-limit.js';
+import type { Principal } from './roles.js';
+import { allowed, verbOf } from './table.js';
+import type { TokenStore } from './tokens.js';
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The gate's limits (see control-plane/options.ts for their defaults and flags). */
+export interface GateLimits {
+  /** Calls per token. */
+  perToken: Rate;
+  /** Jobs submitted per tenant. */
+  perTenant: Rate;
+  /** Failed authentications per client address; past it, that address is refused before any check. */
+  authFailures: Rate;
+}
+
+export const DEFAULT_GATE_LIMITS: GateLimits = {
+  perToken: { perSecond: 200, burst: 400 },
+  perTenant: { perSecond: 5_000, burst: 20_000 },
+  authFailures: { perSecond: 1, burst: 10 },
+};
+
+/** A caller's address without its port ("ipv4:10.0.0.5:51234" and "10.0.0.5:51234" → "10.0.0.5"), so every connection from it shares a bucket. */
+const hostOf = (from: string): string => from.replace(/^ipv[46]:/, '').replace(/:\d+$/, '');
+
+export class Gate {
+  private readonly perToken: RateLimiter;
+  private readonly perTenant: RateLimiter;
+  private readonly failures: RateLimiter;
+
+  constructor(
+    private readonly tokens: TokenStore,
+    private readonly log: Logger,
+    limits: GateLimits = DEFAULT_GATE_LIMITS,
+  ) {
+    this.perToken = new RateLimiter(limits.perToken);
+    this.perTenant = new RateLimiter(limits.perTenant);
+    this.failures = new RateLimiter(limits.authFailures);
+  }
+
+  /** Spends `jobs` from `tenant`'s submit budget; throws RateLimitedError when it is spent. */
+  spendTenant(tenant: string, jobs: number): void {
+    const wait = this.perTenant.take(tenant, jobs);
+    if (wait > 0) throw new RateLimitedError(`tenant ${tenant} submits too fast`, wait);
+  }
+
+  /**
+   * The caller of `method` ("JobService.Submit"), when its token is good and
+   * its role may call the method. Throws UnauthenticatedError (no, bad,
+   * revoked or expired token) or PermissionDeniedError (naming the missing verb).
+   */
+  check(method: string, metadata: Metadata, from: string): Principal {
+    const host = hostOf(from);
+    // An address that keeps failing is refused before its token is even looked at: guessing stays slow and cheap.
+    const cooling = this.failures.exhausted(host);
+    if (cooling > 0) throw new RateLimitedError(`too many failed authentications from ${host}`, cooling);
+    const who = this.authenticate(method, metadata, host);
+    if (!allowed(who.role, method)) {
+      const verb = verbOf(method) ?? 'a permission nobody has';
+      this.log.warn({ audit: true, method, from, token_id: who.id, role: who.role, result: 'permission denied' }, 'call refused');
+      throw new PermissionDeniedError(`${method} needs ${verb}, which role ${who.role} (token ${who.name || who.id}) does not have`);
+    }
+    const wait = this.perToken.take(who.id);
+    if (wait > 0) throw new RateLimitedError(`token ${who.name || who.id} calls too fast`, wait);
+    return who;
+  }
+
+  private authenticate(method: string, metadata: Metadata, from: string): Principal {
+    const header = metadata.get('authorization')[0];
+    if (typeof header !== 'string' || header === '') {
+      this.refused(method, from, 'no token');
+      throw new UnauthenticatedError(`${method} needs a token: send "authorization: Bearer <token>" (runmesh: --token or RUNMESH_TOKEN)`);
+    }
+    const bearer = BEARER.exec(header);
+    const who = bearer ? this.tokens.verify(bearer[1]!) : { refused: 'the authorization header is not "Bearer <token>"' };
+    if ('refused' in who) {
+      this.refused(method, from, who.refused);
+      throw new UnauthenticatedError(`${method}: ${who.refused}`);
+    }
+    return who;
+  }
+
+  private refused(method: string, from: string, reason: string): void {
+    this.failures.take(from);
+    this.log.warn({ audit: true, method, from, reason, result: 'unauthenticated' }, 'call refused');
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The authorization table: every client-facing RPC names the verb it needs,
+ * and each role is granted a set of verbs. One gate (gate.ts) enforces it for
+ * every call; a table test walks every method of every service against every
+ * role. A method missing from the table is refused (deny by default).
+ *
+ * Tenants are checked per job on top of this: a caller sees only its tenants'
+ * jobs, and a job of another tenant is NOT_FOUND.
+ */
+import type { Role } from './roles.js';
+
+export type Verb =
+  /** Submit jobs (to one of its tenants). */
+  | 'jobs.submit'
+  /** Read jobs, their logs and their events (its tenants'). */
+  | 'jobs.read'
+  /** Cancel jobs (its tenants'). */
+  | 'jobs.cancel'
+  /** Cluster status, peers, agents. */
+  | 'cluster.read'
+  /** Drain, cordon, uncordon and revoke agents. */
+  | 'cluster.manage'
+  /** Create, list and revoke tokens. */
+  | 'tokens.manage';
+
+/** gRPC method ("Service.Method", as in the proto) → the verb it needs. */
+export const METHOD_VERBS: Readonly<Record<string, Verb>> = {
+  'JobService.Submit': 'jobs.submit',
+  'JobService.SubmitBatch': 'jobs.submit',
+  'JobService.Get': 'jobs.read',
+  'JobService.List': 'jobs.read',
+  'JobService.Watch': 'jobs.read',
+  'JobService.Logs': 'jobs.read',
+  'JobService.Cancel': 'jobs.cancel',
+  'ClusterService.Status': 'cluster.read',
+  'ClusterService.ListAgents': 'cluster.read',
+  'ClusterService.GetAgent': 'cluster.read',
+  'ClusterService.Drain': 'cluster.manage',
+  'ClusterService.Cordon': 'cluster.manage',
+  'ClusterService.Uncordon': 'cluster.manage',
+  'ClusterService.RevokeAgent': 'cluster.manage',
+  'TokenService.CreateToken': 'tokens.manage',
+  'TokenService.ListTokens': 'tokens.manage',
+  'TokenService.RevokeToken': 'tokens.manage',
+};
+
+const ALL: readonly Verb[] = ['jobs.submit', 'jobs.read', 'jobs.cancel', 'cluster.read', 'cluster.manage', 'tokens.manage'];
+
+/** What each role may do. `agent` tokens are for agents only: no client call. */
+export const GRANTS: Readonly<Record<Role, ReadonlySet<Verb>>> = {
+  admin: new Set(ALL),
+  operator: new Set<Verb>(['cluster.read', 'cluster.manage', 'jobs.read', 'jobs.cancel']),
+  submitter: new Set<Verb>(['jobs.submit', 'jobs.read', 'jobs.cancel']),
+  viewer: new Set<Verb>(['jobs.read', 'cluster.read']),
+  agent: new Set<Verb>(),
+};
+
+/** The verb `method` needs, or undefined when it is not in the table (then nobody may call it). */
+export const verbOf = (method: string): Verb | undefined => METHOD_VERBS[method];
+
+/** True when `role` may call `method`. */
+export function allowed(role: Role, method: string): boolean {
+  const verb = verbOf(method);
+  return verb !== undefined && GRANTS[role].has(verb);
+}
