@@ -95,13 +95,13 @@ describe.each(stores)('housekeeping on the %s store', (_name, open) => {
     const running = job(now - 40 * HOUR); // still running after 40 h: never deleted
     const fresh = job(now - HOUR, now - HOUR + 1000);
     await repo.storeNew([running, expired, recent, expiredIdem, fresh]);
-    await store.put('/runmesh/idem/build-41', expiredIdem.job.id);
+    await store.put('/runmesh/idem/default/build-41', expiredIdem.job.id);
     for (const r of [expired, expiredIdem, recent, running]) await withLog(r);
 
     expect(await keeper.sweep(now)).toEqual({ jobs: 2, overCap: 0, logs: 2 });
     for (const r of [expired, expiredIdem]) expect(await repo.get(r.job.id)).toBeUndefined();
     for (const r of [recent, running, fresh]) expect((await repo.get(r.job.id))?.record.job.state).toBe(r.job.state);
-    expect(await store.get('/runmesh/idem/build-41')).toBeUndefined();
+    expect(await store.get('/runmesh/idem/default/build-41')).toBeUndefined();
     expect(await logs.jobs()).toEqual([running.job.id, recent.job.id].sort());
     // A day later the recent one is due too; the running one stays.
     expect(await keeper.sweep(now + 24 * HOUR)).toEqual({ jobs: 2, overCap: 0, logs: 1 });
@@ -117,7 +117,7 @@ describe.each(stores)('housekeeping on the %s store', (_name, open) => {
     const ended = Array.from({ length: 6 }, (_, i) => job(now - (10 - i) * HOUR, now - (10 - i) * HOUR + 1000, i === 0 ? 'build-7' : ''));
     const running = job(now - 8.5 * HOUR); // among the oldest, and live: neither counted nor deleted
     await repo.storeNew([running, ...ended]);
-    await store.put('/runmesh/idem/build-7', ended[0]!.job.id);
+    await store.put('/runmesh/idem/default/build-7', ended[0]!.job.id);
     liveJobs.n = 1;
     for (const r of ended) await withLog(r);
 
@@ -126,7 +126,7 @@ describe.each(stores)('housekeeping on the %s store', (_name, open) => {
     expect(await keeper.sweep(now)).toEqual({ jobs: 0, overCap: 3, logs: 2 });
     for (const r of ended.slice(0, 3)) expect(await repo.get(r.job.id)).toBeUndefined();
     for (const r of [running, ...ended.slice(3)]) expect(await repo.get(r.job.id)).toBeDefined();
-    expect(await store.get('/runmesh/idem/build-7')).toBeUndefined();
+    expect(await store.get('/runmesh/idem/default/build-7')).toBeUndefined();
     expect(await logs.jobs()).toEqual(ended.slice(2).map((r) => r.job.id));
     expect(await repo.count()).toBe(4);
     // At the cap: nothing more goes.

@@ -12,6 +12,7 @@
  */
 import { Server } from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -357,11 +358,27 @@ async function serve(
   const metrics = createMetrics({ tracker, cluster, housekeeping: housekeeper.stats });
   closers.add('metrics', () => metrics.close());
   ports.routes['/metrics'] = await guardMetrics(metrics.route, { httpAddress: ports.httpAddress, tokenFile: o.metricsTokenFile, log });
-  if (o.webSocket) {
+  if (o.webSocket && o.tls?.requireClientCert) refuseTunnel(ports.http, log);
+  else if (o.webSocket) {
     const tunnel = await serveWebSocketTunnel(ports.grpc, ports.http, { path: '/agent', logger: log });
     closers.add('tunnel', () => tunnel.close());
   }
   for (const s of ['', ...SERVICES]) ports.health.setStatus(s, 'SERVING');
+}
+
+/**
+ * A server that requires client certificates on gRPC does not serve the tunnel:
+ * its plain HTTP port cannot check a certificate, so the tunnel would be a way
+ * around them. An upgrade to it is answered 403, saying why.
+ */
+function refuseTunnel(http: HttpServer, log: Logger): void {
+  log.warn('WebSocket tunnel off: the gRPC listeners require client certificates, which the plain HTTP port cannot check');
+  http.on('upgrade', (_req, socket: Duplex) => {
+    const body = 'the WebSocket tunnel is off on this server: it requires TLS client certificates; connect with tcps://\n';
+    socket.end(
+      `HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
 }
 
 function closeHttp(http: HttpServer): Promise<void> {

@@ -12,6 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { makeTestCerts, type TestCerts } from '../transport/testing/certs.js';
@@ -430,6 +431,19 @@ describe('TLS refusals: a server that requires client certificates', () => {
     expect((await client.agents()).agents.map((a) => a.name)).toEqual(['good']);
     for (const p of [wrongCa, noCert]) expect(unreachableReasons(p).length).toBeGreaterThan(0);
     expect(alive(server)).toBe(true);
+  });
+
+  it('does not serve the WebSocket tunnel, which would carry the same gRPC without any client certificate', async () => {
+    const answer = await new Promise<number | string>((resolve) => {
+      const ws = new WebSocket(`ws://${server.http}/agent`);
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => {
+        ws.close();
+        resolve('opened');
+      });
+      ws.on('error', (err) => resolve(err.message));
+    });
+    expect(answer).toBe(403);
   });
 
   it("the refused agents' logs say why (certificate verification, certificate required)", () => {
