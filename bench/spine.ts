@@ -19,6 +19,7 @@ import { simAgent, type SimAgent } from '../test/support/sim-agent.js';
 import { sleep, waitUntil, within } from '../test/support/wait.js';
 import { join } from 'node:path';
 import { pidsWithArgPrefix } from '../agent/executor/testdata/proc.js';
+import { authShare, gateMicros } from './auth.js';
 import { hostBusySeconds, line, ms, privateMb, round, rssMb, summarize } from './stats.js';
 
 /**
@@ -255,6 +256,8 @@ export async function benchSpine(): Promise<void> {
     line('baseline gRPC unary round trip (ms)', base);
     const lat = await dispatchLatency(server, client, 300);
     line('dispatch submit→assign, idle (ms)', { ...lat, 'p50/baseline': round(lat.p50 / base.p50, 1) });
+    const gate = await gateMicros();
+    line('auth gate per call (µs), against idle dispatch', { gate_us: gate, 'share_of_dispatch_p50_%': authShare(gate, lat.p50) });
     const tp = await throughput(server.address, client, 20_000);
     const ceiling = await storeCeiling(20_000);
     line('no-op jobs/s, 16 sim agents, embedded', {
