@@ -16,6 +16,7 @@ import {
 import { JobServiceClient } from '../proto/gen/runmesh/v1/job.js';
 import { ClusterServiceClient } from '../proto/gen/runmesh/v1/cluster.js';
 import { TokenServiceClient } from '../proto/gen/runmesh/v1/token.js';
+import { AuditServiceClient } from '../proto/gen/runmesh/v1/audit.js';
 import { tokenFor } from './context.js';
 import type { Target } from './options.js';
 import { CLIENT_FLOW_CONTROL_OPTIONS } from '../transport/flow-control.js';
@@ -40,6 +41,7 @@ export interface Connection {
   readonly jobs: JobServiceClient;
   readonly cluster: ClusterServiceClient;
   readonly tokens: TokenServiceClient;
+  readonly audit: AuditServiceClient;
   /** Closes the shared channel; idempotent. */
   close(): void;
 }
@@ -69,12 +71,14 @@ export function connect(target: Target, credentials: ChannelCredentials = grpcCr
   // Reuse the job client's channel: one TCP connection per command, not one per service.
   const cluster = new ClusterServiceClient(server, credentials, { channelOverride: jobs.getChannel(), interceptors });
   const tokens = new TokenServiceClient(server, credentials, { channelOverride: jobs.getChannel(), interceptors });
+  const audit = new AuditServiceClient(server, credentials, { channelOverride: jobs.getChannel(), interceptors });
   let closed = false;
   return {
     server,
     jobs,
     cluster,
     tokens,
+    audit,
     close() {
       if (closed) return;
       closed = true;

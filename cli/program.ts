@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAgents } from './commands/agents.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerTokens } from './commands/tokens.js';
+import { registerAudit } from './commands/audit.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerLogs } from './commands/logs.js';
 import { registerServerCommands } from './commands/server.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerAgents(program);
   registerCluster(program);
   registerTokens(program);
+  registerAudit(program);
   registerServerCommands(program);
   return program;
 }

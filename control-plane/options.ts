@@ -36,6 +36,8 @@ export interface ControlPlaneOptions {
   peerTtlSeconds: number;
   /** Ended jobs (records, idempotency keys, logs) are deleted this long after they ended; 0 keeps them. Default 7 days. */
   jobRetentionMs: number;
+  /** Audit log entries are deleted this long after they were made; 0 keeps them. Default 30 days. */
+  auditRetentionMs: number;
   /** At most this many ended jobs are kept, the oldest submitted deleted first; 0: no cap. Default 100,000. */
   maxEndedJobs: number;
   /** The leader compacts store history this often (to one interval back); 0 never. Default 5 minutes. */
@@ -53,6 +55,7 @@ export interface ControlPlaneOptions {
 /** About 100 MB of job records in etcd (its default space quota is 2 GB). */
 export const DEFAULT_MAX_ENDED_JOBS = 100_000;
 export const DEFAULT_JOB_RETENTION_MS = 7 * 24 * 3600_000;
+export const DEFAULT_AUDIT_RETENTION_MS = 30 * 24 * 3600_000;
 export const DEFAULT_COMPACTION_INTERVAL_MS = 5 * 60_000;
 
 export type ControlPlaneInput = Partial<ControlPlaneOptions> & { logger: Logger; joinToken: string };
@@ -73,6 +76,7 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     tls: o.tls,
     peerTtlSeconds: o.peerTtlSeconds ?? 5,
     jobRetentionMs: o.jobRetentionMs ?? DEFAULT_JOB_RETENTION_MS,
+    auditRetentionMs: o.auditRetentionMs ?? DEFAULT_AUDIT_RETENTION_MS,
     compactionIntervalMs: o.compactionIntervalMs ?? DEFAULT_COMPACTION_INTERVAL_MS,
     maxEndedJobs: o.maxEndedJobs ?? DEFAULT_MAX_ENDED_JOBS,
     tenantWeights: o.tenantWeights ?? {},

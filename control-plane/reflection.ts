@@ -15,6 +15,7 @@ export const SERVICES = [
   'runmesh.v1.ClusterService',
   'runmesh.v1.PeerService',
   'runmesh.v1.TokenService',
+  'runmesh.v1.AuditService',
 ] as const;
 
 export function addReflection(server: Server): void {
@@ -26,6 +27,7 @@ export function addReflection(server: Server): void {
     'runmesh/v1/cluster.proto',
     'runmesh/v1/peer.proto',
     'runmesh/v1/token.proto',
+    'runmesh/v1/audit.proto',
     'health/v1/health.proto',
   ];
   const definition = loadSync(files, { includeDirs: [dir, healthDir], keepCase: true, longs: String, enums: String, defaults: true });

@@ -19,8 +19,10 @@ import type { Logger } from 'pino';
 import { VERSION } from '../proto/version.js';
 import { HealthTracker, Router } from '../routing/index.js';
 import { bindAll, serveWebSocketTunnel, widenServerWindows, KEEPALIVE_SERVER_OPTIONS, type BoundAddress } from '../transport/index.js';
+import { AuditServiceImpl } from './api/audit-service.js';
 import { ClusterServiceImpl } from './api/cluster-service.js';
 import { TokenServiceImpl } from './api/token-service.js';
+import { AuditLog, AuditRetention } from './audit/index.js';
 import { Gate, TokenStore } from './auth/index.js';
 import { JobServiceImpl } from './api/job-service.js';
 import { readLocalLog } from './api/logs-follow.js';
@@ -160,11 +162,13 @@ const SHUTDOWN_ORDER = [
   'metrics',
   'scheduler',
   'housekeeping',
+  'audit retention',
   'mesh',
   'agent credentials',
   'peer clients',
   'tracker',
   'tokens',
+  'audit',
   'logs',
   'store',
 ] as const;
@@ -258,7 +262,9 @@ async function serve(
   closers: Shutdown,
 ): Promise<void> {
   const { store, repo, tracker, logs, registry, index, tokens } = state;
-  const gate = new Gate(tokens, log, o.limits);
+  const audit = new AuditLog(store, log);
+  closers.add('audit', () => audit.close());
+  const gate = new Gate(tokens, log, o.limits, audit);
   const clients = new PeerClients({ secret });
   closers.add('peer clients', () => clients.close());
   mesh.membership.onChange((peers) => clients.retain(new Set(peers.map((p) => p.peerAddress))));
@@ -315,6 +321,9 @@ async function serve(
   closers.add('housekeeping', () => housekeeper.close());
   housekeeper.start();
   tracker.onDeleted((id) => void housekeeper.forget(id));
+  const auditRetention = new AuditRetention({ audit, logger: log, retentionMs: o.auditRetentionMs, isLeader: () => mesh.isLeader() });
+  closers.add('audit retention', () => auditRetention.close());
+  auditRetention.start();
   gateway.onAgentsChanged(() => scheduler.kick());
   mesh.directory.onChange(() => scheduler.kick());
   mesh.election.onChange(() => scheduler.kick());
@@ -347,6 +356,7 @@ async function serve(
     retention: { ageMs: o.jobRetentionMs, maxEnded: o.maxEndedJobs },
   }).addToServer(ports.grpc);
   new TokenServiceImpl({ gate, tokens, logger: log }).addToServer(ports.grpc);
+  new AuditServiceImpl({ gate, audit, logger: log }).addToServer(ports.grpc);
   const cluster = new ClusterServiceImpl({
     gate,
     view: clusterView({ mesh, agents, dispatch, registry, index, scheduler, credentials }),

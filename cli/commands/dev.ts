@@ -16,6 +16,7 @@ interface DevFlags {
   listen: string;
   httpListen: string;
   jobRetention: number;
+  auditRetention: number;
   maxEndedJobs: number;
   logLevel: string;
 }
@@ -43,6 +44,7 @@ export function registerDev(program: Command): void {
         dataDir: f.dataDir,
         joinToken: token,
         jobRetentionMs: f.jobRetention,
+        auditRetentionMs: f.auditRetention,
         maxEndedJobs: f.maxEndedJobs,
         logger,
       });

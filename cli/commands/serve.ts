@@ -4,7 +4,12 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { DEFAULT_GATE_LIMITS } from '../../control-plane/auth/gate.js';
-import { DEFAULT_COMPACTION_INTERVAL_MS, DEFAULT_JOB_RETENTION_MS, DEFAULT_MAX_ENDED_JOBS } from '../../control-plane/options.js';
+import {
+  DEFAULT_AUDIT_RETENTION_MS,
+  DEFAULT_COMPACTION_INTERVAL_MS,
+  DEFAULT_JOB_RETENTION_MS,
+  DEFAULT_MAX_ENDED_JOBS,
+} from '../../control-plane/options.js';
 import { addresses, collectList, durationMs, hostPort, logLevel, tenantWeights, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { parseWhole } from '../options.js';
@@ -42,6 +47,7 @@ interface ServerFlags {
   peerId?: string;
   peerTtl: number;
   jobRetention: number;
+  auditRetention: number;
   compactionInterval: number;
   maxEndedJobs: number;
   logLevel?: string;
@@ -115,6 +121,7 @@ export function registerServe(program: Command): void {
         peerId: f.peerId,
         peerTtlSeconds: Math.max(1, Math.round(f.peerTtl / 1000)),
         jobRetentionMs: f.jobRetention,
+        auditRetentionMs: f.auditRetention,
         compactionIntervalMs: f.compactionInterval,
         maxEndedJobs: f.maxEndedJobs,
         tenantWeights: tenantWeights(f.tenantWeight),
@@ -157,13 +164,18 @@ export function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-/** What `server` and `dev` both take about how long ended jobs are kept. */
+/** What `server` and `dev` both take about how long ended jobs, and audit entries, are kept. */
 export function retentionOptions(command: Command): Command {
   return command
     .addOption(
       new Option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)')
         .argParser(durationMs)
         .default(DEFAULT_JOB_RETENTION_MS, '7d'),
+    )
+    .addOption(
+      new Option('--audit-retention <duration>', 'delete audit log entries this long after they were made (0: keep them)')
+        .argParser(durationMs)
+        .default(DEFAULT_AUDIT_RETENTION_MS, '30d'),
     )
     .option(
       '--max-ended-jobs <n>',

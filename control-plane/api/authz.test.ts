@@ -1,6 +1,6 @@
 /**
- * The authorization table, walked: every method of JobService, ClusterService
- * and TokenService × every role × anonymous, on a real gRPC server (port 0)
+ * The authorization table, walked: every method of JobService, ClusterService,
+ * TokenService and AuditService × every role × anonymous, on a real gRPC server (port 0)
  * over the real services and token store on an embedded store. The expected
  * grants below are written from the roles' definitions (issue 15), not read
  * from table.ts, so a wrong row in the table fails here. Then tenants: a job
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterServiceService, type Agent } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobServiceService, JobSpec, JobState, type Job } from '../../proto/gen/runmesh/v1/job.js';
 import { TokenServiceService } from '../../proto/gen/runmesh/v1/token.js';
+import { AuditServiceService } from '../../proto/gen/runmesh/v1/audit.js';
 import { tempDir } from '../../test/support/processes.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { DEFAULT_GATE_LIMITS, Gate, METHOD_VERBS, ROLES, TokenStore, type Role } from '../auth/index.js';
@@ -24,6 +25,8 @@ import type { Store } from '../store/store.js';
 import { ClusterServiceImpl, type ClusterView } from './cluster-service.js';
 import { JobServiceImpl } from './job-service.js';
 import { TokenServiceImpl } from './token-service.js';
+import { AuditServiceImpl } from './audit-service.js';
+import { AuditLog } from '../audit/index.js';
 
 const log = pino({ level: 'silent' });
 
@@ -33,13 +36,18 @@ const CLUSTER_READ = ['ClusterService.Status', 'ClusterService.ListAgents', 'Clu
 const CLUSTER_VERBS = ['ClusterService.Drain', 'ClusterService.Cordon', 'ClusterService.Uncordon', 'ClusterService.RevokeAgent'];
 const EXPECTED: Record<Role, 'all' | string[]> = {
   admin: 'all',
-  operator: [...CLUSTER_READ, ...CLUSTER_VERBS, ...READ_JOBS, 'JobService.Cancel'],
+  operator: [...CLUSTER_READ, ...CLUSTER_VERBS, ...READ_JOBS, 'JobService.Cancel', 'AuditService.ListAudit'],
   submitter: ['JobService.Submit', 'JobService.SubmitBatch', ...READ_JOBS, 'JobService.Cancel'],
   viewer: [...READ_JOBS, ...CLUSTER_READ],
   agent: [],
 };
 
-const SERVICES = { JobService: JobServiceService, ClusterService: ClusterServiceService, TokenService: TokenServiceService } as const;
+const SERVICES = {
+  JobService: JobServiceService,
+  ClusterService: ClusterServiceService,
+  TokenService: TokenServiceService,
+  AuditService: AuditServiceService,
+} as const;
 
 interface Method {
   name: string;
@@ -118,6 +126,7 @@ beforeAll(async () => {
   }).addToServer(server);
   new ClusterServiceImpl({ gate, view: new NoAgents(), tracker, logger: log, version: 'test' }).addToServer(server);
   new TokenServiceImpl({ gate, tokens, logger: log }).addToServer(server);
+  new AuditServiceImpl({ gate, audit: new AuditLog(store, log), logger: log }).addToServer(server);
   const port = await new Promise<status>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -205,6 +214,7 @@ function requestFor(name: string): unknown {
     'TokenService.CreateToken': { name: 'made', role: 'viewer', tenants: ['a'], ttlSeconds: 60 },
     'TokenService.ListTokens': {},
     'TokenService.RevokeToken': { id: '0000000000000000' },
+    'AuditService.ListAudit': { since: '', actor: '', limit: 10, pageToken: '' },
   };
   if (!(name in requests)) throw new Error(`no request for ${name}: add one (and a row to the authorization table)`);
   return requests[name];

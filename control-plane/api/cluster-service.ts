@@ -17,7 +17,7 @@ import {
 import { JobState, QosClass } from '../../proto/gen/runmesh/v1/job.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import type { Gate } from '../auth/index.js';
-import { guardedUnary } from './guard.js';
+import { auditedUnary, guardedUnary } from './guard.js';
 import { invalid, notFound } from './status.js';
 
 /** The cluster as this peer sees it (agents on every peer, peers, leader). */
@@ -41,6 +41,9 @@ export interface ClusterServiceDeps {
   version: string;
 }
 
+/** The agent a cluster call touched. */
+const byName = (req: { name: string }): string => req.name;
+
 const enumName = (table: Record<number, string>, value: number, prefix: string): string =>
   (table[value] ?? String(value)).replace(prefix, '').toLowerCase();
 
@@ -54,10 +57,10 @@ export class ClusterServiceImpl {
       status: guardedUnary(gate, 'ClusterService.Status', log, async () => this.status()),
       listAgents: guardedUnary(gate, 'ClusterService.ListAgents', log, async () => ({ agents: this.d.view.agents() })),
       getAgent: guardedUnary(gate, 'ClusterService.GetAgent', log, async (req: GetAgentRequest) => ({ agent: this.agent(req.name) })),
-      drain: guardedUnary(gate, 'ClusterService.Drain', log, async (req: DrainRequest) => this.drain(req.name)),
-      cordon: guardedUnary(gate, 'ClusterService.Cordon', log, async (req: CordonRequest) => this.cordon(req.name, true)),
-      uncordon: guardedUnary(gate, 'ClusterService.Uncordon', log, async (req: UncordonRequest) => this.cordon(req.name, false)),
-      revokeAgent: guardedUnary(gate, 'ClusterService.RevokeAgent', log, async (req: RevokeAgentRequest) => this.revoke(req.name)),
+      drain: auditedUnary(gate, 'ClusterService.Drain', log, async (req: DrainRequest) => this.drain(req.name), byName),
+      cordon: auditedUnary(gate, 'ClusterService.Cordon', log, async (req: CordonRequest) => this.cordon(req.name, true), byName),
+      uncordon: auditedUnary(gate, 'ClusterService.Uncordon', log, async (req: UncordonRequest) => this.cordon(req.name, false), byName),
+      revokeAgent: auditedUnary(gate, 'ClusterService.RevokeAgent', log, async (req: RevokeAgentRequest) => this.revoke(req.name), byName),
     });
   }
 

@@ -31,7 +31,7 @@ import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
 import type { LogStore } from '../logs/log-store.js';
 import { canSee, tenantFor, type Gate, type Principal } from '../auth/index.js';
-import { guardedStream, guardedUnary } from './guard.js';
+import { auditedUnary, guardedStream, guardedUnary } from './guard.js';
 import { checkJobId, invalid, jobNotFound, toServiceError, type Retention } from './status.js';
 import { drained } from './drain.js';
 import { followLogs, type LogLocator } from './logs-follow.js';
@@ -72,11 +72,30 @@ export class JobServiceImpl {
     const log = this.d.logger;
     const { gate } = this.d;
     server.addService(JobServiceService, {
-      submit: guardedUnary(gate, 'JobService.Submit', log, (req: SubmitRequest, who) => this.submit(req, who)),
-      submitBatch: guardedUnary(gate, 'JobService.SubmitBatch', log, (req: SubmitBatchRequest, who) => this.submitBatch(req, who)),
+      submit: auditedUnary(
+        gate,
+        'JobService.Submit',
+        log,
+        (req: SubmitRequest, who) => this.submit(req, who),
+        (_req, res: SubmitResponse | undefined) => res?.job?.id ?? '',
+      ),
+      // One entry for the batch, with its size (the job ids are in the answer).
+      submitBatch: auditedUnary(
+        gate,
+        'JobService.SubmitBatch',
+        log,
+        (req: SubmitBatchRequest, who) => this.submitBatch(req, who),
+        (req, res: SubmitBatchResponse | undefined) => `${res?.jobs.length ?? req.specs.length} jobs`,
+      ),
       get: guardedUnary(gate, 'JobService.Get', log, (req: GetRequest, who) => this.get(req, who)),
       list: guardedUnary(gate, 'JobService.List', log, (req: ListRequest, who) => this.list(req, who)),
-      cancel: guardedUnary(gate, 'JobService.Cancel', log, (req: CancelRequest, who) => this.cancel(req, who)),
+      cancel: auditedUnary(
+        gate,
+        'JobService.Cancel',
+        log,
+        (req: CancelRequest, who) => this.cancel(req, who),
+        (req) => req.id,
+      ),
       watch: guardedStream(gate, 'JobService.Watch', log, (call: ServerWritableStream<WatchRequest, WatchResponse>, who) =>
         this.watch(call, who),
       ),

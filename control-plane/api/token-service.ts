@@ -15,7 +15,7 @@ import {
   type TokenInfo,
 } from '../../proto/gen/runmesh/v1/token.js';
 import { isRole, ROLES, type Gate, type Principal, type TokenRecord, type TokenStore } from '../auth/index.js';
-import { guardedUnary } from './guard.js';
+import { auditedUnary, guardedUnary } from './guard.js';
 import { invalid } from './status.js';
 
 export interface TokenServiceDeps {
@@ -36,9 +36,21 @@ export class TokenServiceImpl {
   addToServer(server: Server): void {
     const { gate, logger: log } = this.d;
     server.addService(TokenServiceService, {
-      createToken: guardedUnary(gate, 'TokenService.CreateToken', log, (req: CreateTokenRequest, who) => this.create(req, who)),
+      createToken: auditedUnary(
+        gate,
+        'TokenService.CreateToken',
+        log,
+        (req: CreateTokenRequest, who) => this.create(req, who),
+        (_req, res: CreateTokenResponse | undefined) => res?.info?.id ?? '',
+      ),
       listTokens: guardedUnary(gate, 'TokenService.ListTokens', log, async () => this.list()),
-      revokeToken: guardedUnary(gate, 'TokenService.RevokeToken', log, (req: RevokeTokenRequest, who) => this.revoke(req, who)),
+      revokeToken: auditedUnary(
+        gate,
+        'TokenService.RevokeToken',
+        log,
+        (req: RevokeTokenRequest, who) => this.revoke(req, who),
+        (req) => tokenIdOf(req.id),
+      ),
     });
   }
 
@@ -72,6 +84,14 @@ export class TokenServiceImpl {
     this.d.logger.info({ audit: true, token_id: req.id.slice(0, 32), revoked, by: who.id }, 'token revoke requested');
     return { revoked };
   }
+}
+
+/** A token id as the audit log may hold it: someone who pastes a whole token as the id must not leave its secret there. */
+const TOKEN_ID = /^[0-9a-f]{16}$/;
+function tokenIdOf(id: string): string {
+  if (TOKEN_ID.test(id)) return id;
+  const embedded = /^rmt_([0-9a-f]{16})_/.exec(id);
+  return embedded ? embedded[1]! : '(not a token id)';
 }
 
 function info(r: TokenRecord): TokenInfo {

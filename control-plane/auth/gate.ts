@@ -2,10 +2,12 @@
  * The gate every client-facing call passes: the bearer token in the call's
  * metadata becomes a principal, and the authorization table decides whether
  * that principal may call the method. Refusals are logged as audit lines
- * (`audit: true`); the token itself never is.
+ * (`audit: true`), and a failed authentication is recorded in the audit trail
+ * (`audit`); the token itself never is.
  */
 import type { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { NO_AUDIT, type AuditSink } from './audit-sink.js';
 import { PermissionDeniedError, UnauthenticatedError } from './errors.js';
 import { RateLimitedError, RateLimiter, type Rate } from './rate-limit.js';
 import type { Principal } from './roles.js';
@@ -42,6 +44,8 @@ export class Gate {
     private readonly tokens: TokenStore,
     private readonly log: Logger,
     limits: GateLimits = DEFAULT_GATE_LIMITS,
+    /** Where failed authentications are recorded; the API guard records mutating calls here too. */
+    readonly audit: AuditSink = NO_AUDIT,
   ) {
     this.perToken = new RateLimiter(limits.perToken);
     this.perTenant = new RateLimiter(limits.perTenant);
@@ -60,11 +64,22 @@ export class Gate {
    * revoked or expired token) or PermissionDeniedError (naming the missing verb).
    */
   check(method: string, metadata: Metadata, from: string): Principal {
+    const who = this.identify(method, metadata, from);
+    this.authorize(method, who, from);
+    return who;
+  }
+
+  /** The caller, from its token; throws UnauthenticatedError, or RateLimitedError for an address that keeps failing. */
+  identify(method: string, metadata: Metadata, from: string): Principal {
     const host = hostOf(from);
     // An address that keeps failing is refused before its token is even looked at: guessing stays slow and cheap.
     const cooling = this.failures.exhausted(host);
     if (cooling > 0) throw new RateLimitedError(`too many failed authentications from ${host}`, cooling);
-    const who = this.authenticate(method, metadata, host);
+    return this.authenticate(method, metadata, host);
+  }
+
+  /** Throws PermissionDeniedError when `who` may not call `method`, RateLimitedError when it calls too fast. */
+  authorize(method: string, who: Principal, from = ''): void {
     if (!allowed(who.role, method)) {
       const verb = verbOf(method) ?? 'a permission nobody has';
       this.log.warn({ audit: true, method, from, token_id: who.id, role: who.role, result: 'permission denied' }, 'call refused');
@@ -72,7 +87,6 @@ export class Gate {
     }
     const wait = this.perToken.take(who.id);
     if (wait > 0) throw new RateLimitedError(`token ${who.name || who.id} calls too fast`, wait);
-    return who;
   }
 
   private authenticate(method: string, metadata: Metadata, from: string): Principal {
@@ -93,5 +107,6 @@ export class Gate {
   private refused(method: string, from: string, reason: string): void {
     this.failures.take(from);
     this.log.warn({ audit: true, method, from, reason, result: 'unauthenticated' }, 'call refused');
+    this.audit.record({ actor: 'anonymous', method, target: '', from, result: 'UNAUTHENTICATED' });
   }
 }

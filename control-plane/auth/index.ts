@@ -13,3 +13,4 @@ export * from './table.js';
 export { TokenStore, TOKEN_PREFIX, type TokenRecord, type NewToken } from './tokens.js';
 export { Gate, DEFAULT_GATE_LIMITS, type GateLimits } from './gate.js';
 export { RateLimiter, RateLimitedError, findRateLimited, type Rate } from './rate-limit.js';
+export * from './audit-sink.js';

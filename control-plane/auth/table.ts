@@ -21,7 +21,9 @@ export type Verb =
   /** Drain, cordon, uncordon and revoke agents. */
   | 'cluster.manage'
   /** Create, list and revoke tokens. */
-  | 'tokens.manage';
+  | 'tokens.manage'
+  /** Read the audit log. */
+  | 'audit.read';
 
 /** gRPC method ("Service.Method", as in the proto) → the verb it needs. */
 export const METHOD_VERBS: Readonly<Record<string, Verb>> = {
@@ -42,14 +44,27 @@ export const METHOD_VERBS: Readonly<Record<string, Verb>> = {
   'TokenService.CreateToken': 'tokens.manage',
   'TokenService.ListTokens': 'tokens.manage',
   'TokenService.RevokeToken': 'tokens.manage',
+  'AuditService.ListAudit': 'audit.read',
 };
 
-const ALL: readonly Verb[] = ['jobs.submit', 'jobs.read', 'jobs.cancel', 'cluster.read', 'cluster.manage', 'tokens.manage'];
+/** The verbs that change something: every call needing one is recorded in the audit log, whatever its result. */
+const MUTATING: ReadonlySet<Verb> = new Set<Verb>(['jobs.submit', 'jobs.cancel', 'cluster.manage', 'tokens.manage']);
+
+/** Methods under a mutating verb that only read. */
+const READS: ReadonlySet<string> = new Set(['TokenService.ListTokens']);
+
+/** True when `method` changes something (a read, such as TokenService.ListTokens, does not, even under a mutating verb). */
+export function mutates(method: string): boolean {
+  const verb = verbOf(method);
+  return verb !== undefined && MUTATING.has(verb) && !READS.has(method);
+}
+
+const ALL: readonly Verb[] = ['jobs.submit', 'jobs.read', 'jobs.cancel', 'cluster.read', 'cluster.manage', 'tokens.manage', 'audit.read'];
 
 /** What each role may do. `agent` tokens are for agents only: no client call. */
 export const GRANTS: Readonly<Record<Role, ReadonlySet<Verb>>> = {
   admin: new Set(ALL),
-  operator: new Set<Verb>(['cluster.read', 'cluster.manage', 'jobs.read', 'jobs.cancel']),
+  operator: new Set<Verb>(['cluster.read', 'cluster.manage', 'jobs.read', 'jobs.cancel', 'audit.read']),
   submitter: new Set<Verb>(['jobs.submit', 'jobs.read', 'jobs.cancel']),
   viewer: new Set<Verb>(['jobs.read', 'cluster.read']),
   agent: new Set<Verb>(),
