@@ -284,7 +284,7 @@ async function serve(
     peerId: o.peerId,
     publisher: agents,
     replicateLog: (id, attempt, records) => copies.replicate(id, attempt, records),
-    auth: new AgentAuth(new Secret(o.joinToken), credentials),
+    auth: new AgentAuth(new Secret(o.joinToken), credentials, tokens),
     holderOf: (name) => mesh.directory.get(name)?.peerId,
     revocations: credentials,
     heartbeatIntervalMs: o.heartbeatIntervalMs,

@@ -1,18 +1,23 @@
-/** `runmesh tokens create | ls | revoke`: API tokens (admin only). */
+/** `runmesh tokens create | ls | revoke`: API tokens and join tokens (role agent), admin only. */
 import type { Command } from 'commander';
 import { TokenInfo } from '../../proto/gen/runmesh/v1/token.js';
 import { unary, withConnection } from '../client.js';
-import { durationMs } from '../flags.js';
+import { collectList, durationMs, parseLabels } from '../flags.js';
+import { UsageError } from '../errors.js';
 import { printJson, table } from '../format.js';
-import { collect, serverOption, tokenOption, type Target } from '../options.js';
+import { collect, parseWhole, serverOption, tokenOption, type Target } from '../options.js';
 
 interface CreateOptions extends Target {
   role: string;
   tenant: string[];
   name?: string;
   ttl?: number;
+  uses?: number;
+  labels: string[];
   json?: boolean;
 }
+
+const MAX_USES = 1000;
 
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description('create, list and revoke API tokens (admin)');
@@ -22,7 +27,11 @@ export function registerTokens(program: Command): void {
     .requiredOption('--role <role>', 'admin, operator, submitter, viewer or agent')
     .option('--tenant <tenant>', 'a tenant it may act in (repeatable; none for admin)', collect, [])
     .option('--name <name>', 'a label for people ("ci-bot")')
-    .option('--ttl <duration>', 'expires after this long (default: never)', durationMs)
+    .option('--ttl <duration>', 'expires after this long (default: never; 30m for role agent)', durationMs)
+    .option('--uses <n>', `role agent: how many agents it may enrol, 1-${MAX_USES} (default 1)`, (t) =>
+      parseWhole('--uses', t, 1, MAX_USES),
+    )
+    .option('--labels <k=v,...>', 'role agent: labels every agent it enrols is given (repeatable)', collectList, [])
     .addOption(serverOption())
     .addOption(tokenOption())
     .option('--json', 'print the token and its record as JSON')
@@ -44,12 +53,15 @@ export function registerTokens(program: Command): void {
 }
 
 async function create(o: CreateOptions): Promise<void> {
+  if (o.role === 'agent' && o.ttl === 0)
+    throw new UsageError("--ttl: a join token (role agent) must expire; for one that never does, use the server's --join-token");
   const res = await withConnection(o, (conn) =>
     unary(conn, 'TokenService.CreateToken', conn.tokens.createToken.bind(conn.tokens), {
       name: o.name ?? '',
       role: o.role,
       tenants: o.tenant,
       ttlSeconds: Math.ceil((o.ttl ?? 0) / 1000),
+      join: o.uses !== undefined || o.labels.length > 0 ? { uses: o.uses ?? 0, labels: parseLabels(o.labels) } : undefined,
     }),
   );
   if (o.json) return printJson({ token: res.token, info: res.info && TokenInfo.toJSON(res.info) });
@@ -66,8 +78,12 @@ async function ls(o: Target & { json?: boolean }): Promise<void> {
     t.role,
     t.tenants.join(',') || (t.role === 'admin' ? '*' : '-'),
     t.expiresAt || 'never',
+    t.role === 'agent' ? String(t.usesLeft) : '-',
+    Object.entries(t.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',') || '-',
   ]);
-  process.stdout.write(`${table(['ID', 'NAME', 'ROLE', 'TENANTS', 'EXPIRES'], rows)}\n`);
+  process.stdout.write(`${table(['ID', 'NAME', 'ROLE', 'TENANTS', 'EXPIRES', 'USES LEFT', 'LABELS'], rows)}\n`);
 }
 
 async function revoke(id: string, o: Target): Promise<void> {

@@ -1,7 +1,9 @@
 /**
  * TokenService: admins create, list and revoke API tokens. A token is shown
  * once, in CreateToken's answer; nothing returns it again, and no log line
- * holds it.
+ * holds it. A token of role agent is a join token: it enrols `uses` agents
+ * (default 1, at most 1000), expires (default 30 minutes; it cannot be made
+ * to never expire) and gives its agents its labels.
  */
 import type { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -29,6 +31,13 @@ const TENANT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const MAX_TENANTS = 64;
 /** Ten years: a TTL past that is a typo. */
 const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
+/** Join tokens: how long one lives when no TTL is given, and at most. */
+const JOIN_TTL_SECONDS = 30 * 60;
+const MAX_JOIN_TTL_SECONDS = 30 * 24 * 3600;
+const MAX_JOIN_USES = 1000;
+const MAX_LABELS = 32;
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+const LABEL_VALUE = /^[A-Za-z0-9._-]{0,63}$/;
 
 export class TokenServiceImpl {
   constructor(private readonly d: TokenServiceDeps) {}
@@ -64,13 +73,17 @@ export class TokenServiceImpl {
     if (req.role !== 'admin' && req.role !== 'agent' && req.tenants.length === 0)
       throw invalid('tenants', `a ${req.role} token needs at least one tenant`);
     if (req.ttlSeconds > MAX_TTL_SECONDS) throw invalid('ttl_seconds', `${req.ttlSeconds}s exceeds the limit of ${MAX_TTL_SECONDS}s`);
+    const join = req.role === 'agent' ? joinOptions(req) : notJoin(req);
     const { token, record } = await this.d.tokens.create({
       name: req.name || `${req.role}-token`,
       role: req.role,
       tenants: [...new Set(req.tenants)],
-      ttlMs: req.ttlSeconds * 1000,
+      ...join,
     });
-    this.d.logger.info({ audit: true, token_id: record.id, role: record.role, tenants: record.tenants, by: who.id }, 'token created');
+    this.d.logger.info(
+      { audit: true, token_id: record.id, role: record.role, tenants: record.tenants, uses: record.usesLeft, by: who.id },
+      'token created',
+    );
     return { info: info(record), token };
   }
 
@@ -94,6 +107,38 @@ function tokenIdOf(id: string): string {
   return embedded ? embedded[1]! : '(not a token id)';
 }
 
+/** A join token's uses, TTL and labels, checked, with their defaults. */
+function joinOptions(req: CreateTokenRequest): { ttlMs: number; uses: number; labels: Record<string, string> } {
+  const { uses, labels: given } = req.join ?? { uses: 0, labels: {} };
+  if (uses > MAX_JOIN_USES) throw invalid('join.uses', `${uses} exceeds the limit of ${MAX_JOIN_USES}`);
+  if (req.ttlSeconds > MAX_JOIN_TTL_SECONDS)
+    throw invalid(
+      'ttl_seconds',
+      `a join token lives at most ${MAX_JOIN_TTL_SECONDS}s; for a fleet that needs longer, use the server's --join-token`,
+    );
+  const labels = Object.entries(given);
+  if (labels.length > MAX_LABELS) throw invalid('join.labels', `${labels.length} labels exceed the limit of ${MAX_LABELS}`);
+  const badKey = labels.find(([k]) => !LABEL_KEY.test(k));
+  if (badKey) throw invalid('join.labels', `bad label key "${badKey[0].slice(0, 64)}"`);
+  const badValue = labels.find(([, v]) => !LABEL_VALUE.test(v));
+  if (badValue) throw invalid('join.labels', `bad value for label ${badValue[0]}: "${badValue[1].slice(0, 64)}"`);
+  return { ttlMs: (req.ttlSeconds || JOIN_TTL_SECONDS) * 1000, uses: uses || 1, labels: given };
+}
+
+function notJoin(req: CreateTokenRequest): { ttlMs: number } {
+  if (req.join) throw invalid('join', `only a join token (role agent) has uses and labels; a ${req.role} token has none`);
+  return { ttlMs: req.ttlSeconds * 1000 };
+}
+
 function info(r: TokenRecord): TokenInfo {
-  return { id: r.id, name: r.name, role: r.role, tenants: r.tenants, createdAt: r.createdAt, expiresAt: r.expiresAt };
+  return {
+    id: r.id,
+    name: r.name,
+    role: r.role,
+    tenants: r.tenants,
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+    usesLeft: r.usesLeft,
+    labels: r.labels,
+  };
 }

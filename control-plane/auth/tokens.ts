@@ -6,12 +6,19 @@
  * records, so checking a token is a map lookup and a constant-time compare,
  * and a revoked token stops working on every peer as soon as the delete is
  * seen (well under a second).
+ *
+ * A token of role `agent` is a join token: it is never a bearer for the API,
+ * only presented in an agent's Hello to enrol it. Its record carries the
+ * enrolments it has left (`usesLeft`) and the labels its agents are given;
+ * each enrolment consumes one use in the same store transaction that creates
+ * the agent's credential, and the last one deletes the record.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseRecord, WatchedPrefix } from '../mesh/watched-prefix.js';
+import type { JoinGrant } from '../gateway/auth.js';
 import type { Store } from '../store/store.js';
 import { isRole, type Principal, type Role } from './roles.js';
 
@@ -35,6 +42,10 @@ export interface TokenRecord {
   expiresAt: string;
   /** SHA-256 of the secret, hex. */
   hash: string;
+  /** Join tokens (role agent): enrolments left, at least 1 while the record exists; 0 for other roles. */
+  usesLeft: number;
+  /** Join tokens (role agent): labels given to every agent it enrols. */
+  labels: Record<string, string>;
 }
 
 export interface NewToken {
@@ -43,6 +54,10 @@ export interface NewToken {
   tenants: readonly string[];
   /** 0: never expires. */
   ttlMs: number;
+  /** Role agent only: enrolments it allows (default 1). */
+  uses?: number;
+  /** Role agent only: labels for the agents it enrols. */
+  labels?: Readonly<Record<string, string>>;
 }
 
 const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
@@ -66,11 +81,37 @@ export class TokenStore {
           { what: 'token', required: ['id', 'name', 'role', 'hash'] },
           (v) => {
             if (!isRole(v.role)) throw new Error(`unknown role ${String(v.role)}`);
-            return { ...v, role: v.role, tenants: v.tenants ?? [], createdAt: v.createdAt ?? '', expiresAt: v.expiresAt ?? '' };
+            return normalise({ ...v, role: v.role });
           },
         ),
     });
     return new TokenStore(store, records);
+  }
+
+  /**
+   * The join token `token` stands for, read from the store itself (the
+   * watched copy may lag another peer's enrolment), or why it is refused:
+   * unknown, revoked, used up, expired, or an API token of another role.
+   * The reason names the token's id, never its secret. Rejects when the
+   * store cannot answer.
+   */
+  async join(token: string, now = Date.now()): Promise<JoinGrant | { refused: string }> {
+    const m = TOKEN.exec(token);
+    if (!m) return { refused: 'join token refused' };
+    const key = TOKENS + m[1]!;
+    const kv = await this.store.get(key);
+    const record = kv && parseJoin(kv.value);
+    const gone = { refused: `join token ${m[1]} is unknown, revoked or used up` };
+    if (!kv || !record || !sameHash(record.hash, m[2]!)) return gone;
+    if (record.role !== 'agent') return { refused: `token ${m[1]} is a ${record.role} API token, not a join token (role agent)` };
+    if (record.expiresAt && Date.parse(record.expiresAt) <= now) return { refused: `join token ${m[1]} expired at ${record.expiresAt}` };
+    if (record.usesLeft < 1) return gone;
+    const left = record.usesLeft - 1;
+    return {
+      labels: record.labels,
+      compare: [{ key, target: 'modRevision', op: '==', value: kv.modRevision }],
+      consume: [left > 0 ? { type: 'put', key, value: JSON.stringify({ ...record, usesLeft: left }) } : { type: 'delete', key }],
+    };
   }
 
   /** Creates a token; the returned `token` is the only time its secret exists outside the caller. */
@@ -92,10 +133,7 @@ export class TokenStore {
     const m = TOKEN.exec(token);
     if (!m) return { refused: token.startsWith(TOKEN_PREFIX) ? 'malformed token' : 'not a runmesh token' };
     const record = this.records.get(TOKENS + m[1]!)?.value;
-    if (!record) return { refused: `token ${m[1]} is unknown or revoked` };
-    const want = Buffer.from(record.hash, 'hex');
-    const got = sha256(m[2]!);
-    if (want.length !== got.length || !timingSafeEqual(want, got)) return { refused: `token ${m[1]} is unknown or revoked` };
+    if (!record || !sameHash(record.hash, m[2]!)) return { refused: `token ${m[1]} is unknown or revoked` };
     if (record.expiresAt && Date.parse(record.expiresAt) <= now)
       return { refused: `token ${m[1]} (${record.name}) expired at ${record.expiresAt}` };
     return { id: record.id, name: record.name, role: record.role, tenants: record.role === 'admin' ? 'all' : record.tenants };
@@ -155,6 +193,35 @@ export class TokenStore {
   }
 }
 
+/** Fills the fields records written before them lack (an agent token from then has no uses: it enrols nobody). */
+function normalise(v: Partial<TokenRecord> & Pick<TokenRecord, 'id' | 'name' | 'role' | 'hash'>): TokenRecord {
+  return {
+    ...v,
+    tenants: v.tenants ?? [],
+    createdAt: v.createdAt ?? '',
+    expiresAt: v.expiresAt ?? '',
+    usesLeft: typeof v.usesLeft === 'number' ? v.usesLeft : 0,
+    labels: v.labels ?? {},
+  };
+}
+
+function parseJoin(value: string): TokenRecord | undefined {
+  try {
+    const v = JSON.parse(value) as Partial<TokenRecord>;
+    const role = String(v.role);
+    if (typeof v.id !== 'string' || typeof v.name !== 'string' || typeof v.hash !== 'string' || !isRole(role)) return undefined;
+    return normalise({ ...v, id: v.id, name: v.name, hash: v.hash, role });
+  } catch {
+    return undefined;
+  }
+}
+
+function sameHash(storedHex: string, secret: string): boolean {
+  const want = Buffer.from(storedHex, 'hex');
+  const got = sha256(secret);
+  return want.length === got.length && timingSafeEqual(want, got);
+}
+
 /** A new token and its record (the secret only in the token). */
 function mint(t: NewToken, now: Date): { token: string; record: TokenRecord } {
   const id = randomBytes(ID_BYTES).toString('hex');
@@ -167,6 +234,8 @@ function mint(t: NewToken, now: Date): { token: string; record: TokenRecord } {
     createdAt: now.toISOString(),
     expiresAt: t.ttlMs > 0 ? new Date(now.getTime() + t.ttlMs).toISOString() : '',
     hash: sha256(secret).toString('hex'),
+    usesLeft: t.role === 'agent' ? (t.uses ?? 1) : 0,
+    labels: t.role === 'agent' ? { ...t.labels } : {},
   };
   return { token: `${TOKEN_PREFIX}${id}_${secret}`, record };
 }

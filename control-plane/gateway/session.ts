@@ -21,7 +21,7 @@ import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../../proto/protocol.js';
 import { activeAgent, finish, lost, started } from '../jobs/lifecycle.js';
 import { isLogGap } from '../logs/errors.js';
-import { alreadyEnrolled, hashCredential, type Admission } from './auth.js';
+import { hashCredential, type Admission } from './auth.js';
 import type { GatewayContext } from './context.js';
 import type { AgentLink } from './registry.js';
 
@@ -147,8 +147,10 @@ export class AgentSession implements AgentLink {
     if (refusal) return this.close(refusal, Status.INVALID_ARGUMENT);
     this.name = hello.name;
     this.log = this.log.child({ agent_id: hello.name });
-    const credential = await this.admit(hello);
-    if (credential === undefined || this.isClosed()) return;
+    const admitted = await this.admit(hello);
+    if (admitted === undefined || this.isClosed()) return;
+    // The labels of the join token it enrolled with win over the agent's own.
+    const agent: Hello = { ...hello, labels: { ...hello.labels, ...admitted.labels } };
     const { resume, abandon, cancels } = await this.reconcile(hello.held);
     if (this.phase === 'closed') return;
     this.send({
@@ -157,16 +159,16 @@ export class AgentSession implements AgentLink {
         value: {
           sessionId: this.sessionId,
           heartbeatIntervalMs: this.ctx.heartbeatIntervalMs,
-          credential,
+          credential: admitted.credential,
           resume,
           abandon,
         },
       },
     });
-    this.ctx.onConnect(hello, this);
+    this.ctx.onConnect(agent, this);
     for (const c of cancels) this.send({ msg: { $case: 'cancel', value: c } });
     this.log.info(
-      { labels: hello.labels, capacity: hello.capacity, version: hello.version, resumed: resume.length, abandoned: abandon.length },
+      { labels: agent.labels, capacity: hello.capacity, version: hello.version, resumed: resume.length, abandoned: abandon.length },
       'agent connected',
     );
   }
@@ -174,9 +176,10 @@ export class AgentSession implements AgentLink {
   /**
    * Authenticates the Hello and claims the agent's identity for this session.
    * Resolves with the credential to hand out ('' unless this Hello enrolled
-   * the agent), or undefined when the stream was ended instead.
+   * the agent) and the labels its enrolment gives it, or undefined when the
+   * stream was ended instead.
    */
-  private async admit(hello: Hello): Promise<string | undefined> {
+  private async admit(hello: Hello): Promise<{ credential: string; labels: Record<string, string> } | undefined> {
     // Set before the store is read, so a revocation landing meanwhile still finds this session.
     if (hello.credential) this.hash = hashCredential(hello.credential);
     let admission: Admission;
@@ -192,8 +195,8 @@ export class AgentSession implements AgentLink {
     const presented = admission.kind === 'enrol' ? 'join token' : 'credential';
     const busy = this.ctx.claim(hello.name, this);
     if (busy) return this.refuseAudited(busy, Status.ALREADY_EXISTS, presented);
-    if (admission.kind === 'credential') return '';
-    const enrolled = await this.ctx.auth.enrol(hello.name).catch((err: unknown) => {
+    if (admission.kind === 'credential') return { credential: '', labels: admission.labels };
+    const enrolled = await this.ctx.auth.enrol(hello.name, hello.joinToken).catch((err: unknown) => {
       this.log.warn({ err }, 'could not store the agent credential');
       return null;
     });
@@ -201,9 +204,9 @@ export class AgentSession implements AgentLink {
       this.close('could not store the agent credential (store unavailable); try again', Status.UNAVAILABLE);
       return undefined;
     }
-    if (!enrolled) return this.refuseAudited(alreadyEnrolled(hello.name), Status.UNAUTHENTICATED, presented);
+    if ('refused' in enrolled) return this.refuseAudited(enrolled.refused, Status.UNAUTHENTICATED, presented);
     this.hash = enrolled.hash;
-    return enrolled.credential.reveal();
+    return { credential: enrolled.credential.reveal(), labels: enrolled.labels };
   }
 
   /** Ends the stream of a refused connection, with an audit line (never the secrets, only which kind was presented). */

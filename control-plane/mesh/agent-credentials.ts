@@ -1,11 +1,14 @@
 /**
  * Agents' enrolments, shared by every peer through the store: for each agent
  * that enrolled with the join token, the sha256 of the credential it was
- * given, at `/runmesh/agent-creds/<name>`. The credential itself is never
- * stored. Revoking an agent deletes its key; every peer watches the prefix
- * and hears of the delete, so it can end that agent's stream.
+ * given, at `/runmesh/agent-creds/<name>`, with the labels of the join token
+ * it enrolled with (if any), which the agent is given on every connection.
+ * The credential itself is never stored. Revoking an agent deletes its key;
+ * every peer watches the prefix and hears of the delete, so it can end that
+ * agent's stream.
  */
 import type { Logger } from 'pino';
+import type { EnrolWith } from '../gateway/auth.js';
 import type { KeyValue, Store } from '../store/store.js';
 import { AGENT_CREDS_PREFIX, agentCredKey } from './keys.js';
 import { parseRecord, WatchedPrefix } from './watched-prefix.js';
@@ -16,6 +19,8 @@ export interface AgentCredentialRecord {
   hash: string;
   /** ISO time of the enrolment. */
   createdAt: string;
+  /** From the join token it enrolled with; set over the agent's own labels. Empty for the static token. */
+  labels: Record<string, string>;
 }
 
 export class AgentCredentials {
@@ -45,19 +50,24 @@ export class AgentCredentials {
    * agent has none. An unreadable record answers '' (matches nothing, and
    * still blocks a new enrolment). A store failure rejects: never "absent".
    */
-  async hashOf(name: string): Promise<string | undefined> {
+  async lookup(name: string): Promise<{ hash: string; labels: Record<string, string> } | undefined> {
     const kv = await this.store.get(agentCredKey(name));
     if (!kv) return undefined;
-    return parseCredential(kv, this.log)?.hash ?? '';
+    const record = parseCredential(kv, this.log);
+    return { hash: record?.hash ?? '', labels: record?.labels ?? {} };
   }
 
-  /** Stores `hash` as `name`'s credential only if it has none: of two racing enrolments one wins. True if ours did. */
-  async enrol(name: string, hash: string): Promise<boolean> {
+  /**
+   * Stores `hash` as `name`'s credential only if it has none (of two racing
+   * enrolments one wins) and `with_`'s compares hold, applying its operations
+   * in the same transaction. True if ours did.
+   */
+  async enrol(name: string, hash: string, with_: EnrolWith = { labels: {}, compare: [], success: [] }): Promise<boolean> {
     const key = agentCredKey(name);
-    const record: AgentCredentialRecord = { hash, createdAt: new Date().toISOString() };
+    const record: AgentCredentialRecord = { hash, createdAt: new Date().toISOString(), labels: with_.labels };
     const res = await this.store.txn({
-      compare: [{ key, target: 'createRevision', op: '==', value: 0 }],
-      success: [{ type: 'put', key, value: JSON.stringify(record) }],
+      compare: [{ key, target: 'createRevision', op: '==', value: 0 }, ...with_.compare],
+      success: [{ type: 'put', key, value: JSON.stringify(record) }, ...with_.success],
     });
     if (res.succeeded) this.log.info({ agent_id: name }, 'agent enrolled');
     return res.succeeded;
@@ -102,6 +112,10 @@ function parseCredential(kv: KeyValue, log: Logger): AgentCredentialRecord | und
     kv,
     log,
     { what: 'agent credential', required: ['hash'] },
-    (v) => ({ hash: v.hash, createdAt: typeof v.createdAt === 'string' ? v.createdAt : '' }),
+    (v) => ({
+      hash: v.hash,
+      createdAt: typeof v.createdAt === 'string' ? v.createdAt : '',
+      labels: v.labels && typeof v.labels === 'object' ? v.labels : {},
+    }),
   );
 }

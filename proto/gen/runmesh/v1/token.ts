@@ -37,14 +37,44 @@ export interface TokenInfo {
   createdAt: string;
   /** RFC 3339; empty when it never expires. */
   expiresAt: string;
+  /** Join tokens (role agent): enrolments left; 0 for other roles. */
+  usesLeft: number;
+  /** Join tokens (role agent): labels every agent it enrols is given. */
+  labels: { [key: string]: string };
+}
+
+export interface TokenInfo_LabelsEntry {
+  key: string;
+  value: string;
 }
 
 export interface CreateTokenRequest {
   name: string;
   role: string;
   tenants: string[];
-  /** 0: never expires. */
+  /** 0: never expires; for role agent (a join token), 0 means 30 minutes. */
   ttlSeconds: number;
+  /** Role agent only (a join token): what it allows. */
+  join: JoinTokenOptions | undefined;
+}
+
+/**
+ * A join token's limits. A message, not fields of CreateTokenRequest, so a
+ * request built without them (older code) still encodes.
+ */
+export interface JoinTokenOptions {
+  /** How many agents it may enrol, 1 to 1000; 0 means 1. */
+  uses: number;
+  /**
+   * Labels every agent it enrols is given, over the agent's own labels of
+   * the same key.
+   */
+  labels: { [key: string]: string };
+}
+
+export interface JoinTokenOptions_LabelsEntry {
+  key: string;
+  value: string;
 }
 
 export interface CreateTokenResponse {
@@ -71,7 +101,7 @@ export interface RevokeTokenResponse {
 }
 
 function createBaseTokenInfo(): TokenInfo {
-  return { id: "", name: "", role: "", tenants: [], createdAt: "", expiresAt: "" };
+  return { id: "", name: "", role: "", tenants: [], createdAt: "", expiresAt: "", usesLeft: 0, labels: {} };
 }
 
 export const TokenInfo: MessageFns<TokenInfo> = {
@@ -94,6 +124,12 @@ export const TokenInfo: MessageFns<TokenInfo> = {
     if (message.expiresAt !== "") {
       writer.uint32(50).string(message.expiresAt);
     }
+    if (message.usesLeft !== 0) {
+      writer.uint32(56).uint32(message.usesLeft);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      TokenInfo_LabelsEntry.encode({ key: key as any, value }, writer.uint32(66).fork()).join();
+    });
     return writer;
   },
 
@@ -158,6 +194,25 @@ export const TokenInfo: MessageFns<TokenInfo> = {
             message.expiresAt = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.usesLeft = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            const entry8 = TokenInfo_LabelsEntry.decode(reader, reader.uint32());
+            if (entry8.value !== undefined) {
+              message.labels[entry8.key] = entry8.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -186,6 +241,25 @@ export const TokenInfo: MessageFns<TokenInfo> = {
         : isSet(object.expires_at)
         ? globalThis.String(object.expires_at)
         : "",
+      usesLeft: isSet(object.usesLeft)
+        ? globalThis.Number(object.usesLeft)
+        : isSet(object.uses_left)
+        ? globalThis.Number(object.uses_left)
+        : 0,
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -209,6 +283,18 @@ export const TokenInfo: MessageFns<TokenInfo> = {
     if (message.expiresAt !== "") {
       obj.expiresAt = message.expiresAt;
     }
+    if (message.usesLeft !== 0) {
+      obj.usesLeft = Math.round(message.usesLeft);
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -223,12 +309,107 @@ export const TokenInfo: MessageFns<TokenInfo> = {
     message.tenants = object.tenants?.map((e) => e) || [];
     message.createdAt = object.createdAt ?? "";
     message.expiresAt = object.expiresAt ?? "";
+    message.usesLeft = object.usesLeft ?? 0;
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseTokenInfo_LabelsEntry(): TokenInfo_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const TokenInfo_LabelsEntry: MessageFns<TokenInfo_LabelsEntry> = {
+  encode(message: TokenInfo_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenInfo_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTokenInfo_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TokenInfo_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: TokenInfo_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TokenInfo_LabelsEntry>): TokenInfo_LabelsEntry {
+    return TokenInfo_LabelsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TokenInfo_LabelsEntry>): TokenInfo_LabelsEntry {
+    const message = createBaseTokenInfo_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
 
 function createBaseCreateTokenRequest(): CreateTokenRequest {
-  return { name: "", role: "", tenants: [], ttlSeconds: 0 };
+  return { name: "", role: "", tenants: [], ttlSeconds: 0, join: undefined };
 }
 
 export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
@@ -244,6 +425,9 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
     }
     if (message.ttlSeconds !== 0) {
       writer.uint32(32).uint32(message.ttlSeconds);
+    }
+    if (message.join !== undefined) {
+      JoinTokenOptions.encode(message.join, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -293,6 +477,14 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
             message.ttlSeconds = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.join = JoinTokenOptions.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -315,6 +507,7 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
         : isSet(object.ttl_seconds)
         ? globalThis.Number(object.ttl_seconds)
         : 0,
+      join: isSet(object.join) ? JoinTokenOptions.fromJSON(object.join) : undefined,
     };
   },
 
@@ -332,6 +525,9 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
     if (message.ttlSeconds !== 0) {
       obj.ttlSeconds = Math.round(message.ttlSeconds);
     }
+    if (message.join !== undefined) {
+      obj.join = JoinTokenOptions.toJSON(message.join);
+    }
     return obj;
   },
 
@@ -344,6 +540,209 @@ export const CreateTokenRequest: MessageFns<CreateTokenRequest> = {
     message.role = object.role ?? "";
     message.tenants = object.tenants?.map((e) => e) || [];
     message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.join = (object.join !== undefined && object.join !== null)
+      ? JoinTokenOptions.fromPartial(object.join)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseJoinTokenOptions(): JoinTokenOptions {
+  return { uses: 0, labels: {} };
+}
+
+export const JoinTokenOptions: MessageFns<JoinTokenOptions> = {
+  encode(message: JoinTokenOptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uses !== 0) {
+      writer.uint32(8).uint32(message.uses);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      JoinTokenOptions_LabelsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JoinTokenOptions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJoinTokenOptions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uses = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = JoinTokenOptions_LabelsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.labels[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JoinTokenOptions {
+    return {
+      uses: isSet(object.uses) ? globalThis.Number(object.uses) : 0,
+      labels: isObject(object.labels)
+        ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: JoinTokenOptions): unknown {
+    const obj: any = {};
+    if (message.uses !== 0) {
+      obj.uses = Math.round(message.uses);
+    }
+    if (message.labels) {
+      const entries = globalThis.Object.entries(message.labels) as [string, string][];
+      if (entries.length > 0) {
+        obj.labels = {};
+        entries.forEach(([k, v]) => {
+          obj.labels[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<JoinTokenOptions>): JoinTokenOptions {
+    return JoinTokenOptions.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<JoinTokenOptions>): JoinTokenOptions {
+    const message = createBaseJoinTokenOptions();
+    message.uses = object.uses ?? 0;
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseJoinTokenOptions_LabelsEntry(): JoinTokenOptions_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const JoinTokenOptions_LabelsEntry: MessageFns<JoinTokenOptions_LabelsEntry> = {
+  encode(message: JoinTokenOptions_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JoinTokenOptions_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJoinTokenOptions_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JoinTokenOptions_LabelsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: JoinTokenOptions_LabelsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<JoinTokenOptions_LabelsEntry>): JoinTokenOptions_LabelsEntry {
+    return JoinTokenOptions_LabelsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<JoinTokenOptions_LabelsEntry>): JoinTokenOptions_LabelsEntry {
+    const message = createBaseJoinTokenOptions_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
@@ -797,6 +1196,10 @@ export type DeepPartial<T> = T extends bigint ? string | number | bigint
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
