@@ -5,25 +5,16 @@
  * lead). The cluster view is a small implementation of its own interface.
  * What the whole control plane adds is test/api.test.ts's.
  */
-import { credentials, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
-import { pino } from 'pino';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentState, ClusterServiceClient, type Agent, type Peer } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobServiceClient, JobSpec, JobState, type Job, type QosClass } from '../../proto/gen/runmesh/v1/job.js';
 import { bearer } from '../../test/support/client.js';
-import { tempDir } from '../../test/support/processes.js';
-import { Gate, TokenStore } from '../auth/index.js';
 import { newJobId } from '../jobs/ids.js';
-import { JobRepo } from '../jobs/repo.js';
-import { JobTracker } from '../jobs/tracker.js';
-import { JobWriter } from '../jobs/writer.js';
-import { LogStore } from '../logs/log-store.js';
-import { openEmbeddedStore } from '../store/embedded.js';
-import type { Store } from '../store/store.js';
-import { ClusterServiceImpl, type ClusterView } from './cluster-service.js';
-import { JobServiceImpl } from './job-service.js';
+import type { JobRepo } from '../jobs/repo.js';
+import type { ClusterView } from './cluster-service.js';
+import { startApi, type ApiHarness } from './testing/harness.js';
 
-const log = pino({ level: 'silent' });
 const DAY_MS = 86_400_000;
 
 /** One agent, cordoned or not, and what the service asked of the view. */
@@ -72,67 +63,34 @@ class OneAgentView implements ClusterView {
   }
 }
 
-let store: Store;
+let api: ApiHarness;
 let repo: JobRepo;
-let tracker: JobTracker;
-let logs: LogStore;
-let server: Server;
-let tokens: TokenStore;
 let jobs: JobServiceClient;
 let cluster: ClusterServiceClient;
 const view = new OneAgentView();
 const toldAgents: string[] = [];
 
 beforeAll(async () => {
-  const dir = await tempDir('runmesh-api-unit-');
-  store = await openEmbeddedStore({ dir });
-  repo = new JobRepo(store);
-  tracker = new JobTracker(repo, log);
-  await tracker.start();
-  const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
-  logs = new LogStore(`${dir}/logs`);
-  tokens = await TokenStore.open(store, log);
-  const gate = new Gate(tokens, log);
-  const admin = await tokens.create({ name: 'test-admin', role: 'admin', tenants: [], ttlMs: 0 });
-  server = new Server();
-  new JobServiceImpl({
-    gate,
-    repo,
-    tracker,
-    writer,
-    logs,
-    logger: log,
+  api = await startApi({
+    view,
+    version: '9.9.9',
+    retention: { ageMs: 7 * DAY_MS, maxEnded: 0 },
     cancelOnAgent: async (agent, id) => {
       toldAgents.push(`${agent} ${id}`);
       return true;
     },
-    waitingReason: () => undefined,
-    logLocator: {
-      here: () => true,
-      read: () => {
-        throw new Error('no other peers here');
-      },
-    },
-    retention: { ageMs: 7 * DAY_MS, maxEnded: 0 },
-    admit: (records) => writer.create(records),
-  }).addToServer(server);
-  new ClusterServiceImpl({ gate, view, tracker, logger: log, version: '9.9.9' }).addToServer(server);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  });
+  repo = api.repo;
+  const admin = await api.tokens.create({ name: 'test-admin', role: 'admin', tenants: [], ttlMs: 0 });
   const interceptors = [bearer(admin.token)];
-  jobs = new JobServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), { interceptors });
-  cluster = new ClusterServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), { interceptors });
+  jobs = new JobServiceClient(api.address, credentials.createInsecure(), { interceptors });
+  cluster = new ClusterServiceClient(api.address, credentials.createInsecure(), { interceptors });
 });
 
 afterAll(async () => {
   jobs?.close();
   cluster?.close();
-  server?.forceShutdown();
-  await tracker?.close();
-  await tokens?.close();
-  await logs?.close();
-  await store?.close();
+  await api?.close();
 });
 
 type Callback<T> = (err: ServiceError | null, res: T) => void;
@@ -297,7 +255,7 @@ describe('ClusterService', () => {
     }>((cb) => cluster.status({}, cb));
     expect(res.leader).toBe('p');
     expect(res.version).toBe('9.9.9');
-    expect(res.jobsByState.queued).toBe(tracker.countsByState().get(JobState.JOB_STATE_QUEUED));
+    expect(res.jobsByState.queued).toBe(api.tracker.countsByState().get(JobState.JOB_STATE_QUEUED));
     expect(res.jobsByState.cancelled).toBeUndefined(); // ended jobs are not live
   });
 

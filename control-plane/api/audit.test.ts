@@ -6,7 +6,7 @@
  * filters, only admins and operators may list, no entry holds a secret, and
  * retention deletes old entries.
  */
-import { Client, credentials, Metadata, Server, ServerCredentials, status, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditServiceService, ListAuditRequest, type AuditEntry, type ListAuditResponse } from '../../proto/gen/runmesh/v1/audit.js';
@@ -16,17 +16,11 @@ import { CreateTokenRequest, TokenServiceService } from '../../proto/gen/runmesh
 import { tempDir } from '../../test/support/processes.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { AUDIT_PREFIX, AuditLog, AuditRetention } from '../audit/index.js';
-import { DEFAULT_GATE_LIMITS, Gate, TokenStore } from '../auth/index.js';
-import { JobRepo } from '../jobs/repo.js';
-import { JobTracker } from '../jobs/tracker.js';
-import { JobWriter } from '../jobs/writer.js';
-import { LogStore } from '../logs/log-store.js';
+import type { TokenStore } from '../auth/index.js';
 import { openEmbeddedStore } from '../store/embedded.js';
 import type { Store } from '../store/store.js';
-import { AuditServiceImpl } from './audit-service.js';
-import { ClusterServiceImpl, type ClusterView } from './cluster-service.js';
-import { JobServiceImpl } from './job-service.js';
-import { TokenServiceImpl } from './token-service.js';
+import type { ClusterView } from './cluster-service.js';
+import { startApi, type ApiHarness } from './testing/harness.js';
 
 const log = pino({ level: 'silent' });
 
@@ -41,52 +35,16 @@ const view: ClusterView = {
   revokeAgent: async () => true,
 };
 
+let api: ApiHarness;
 let store: Store;
-let tracker: JobTracker;
 let tokens: TokenStore;
-let logs: LogStore;
-let audit: AuditLog;
-let server: Server;
 let client: Client;
 const token: Record<'admin' | 'operator' | 'submitter' | 'viewer', { token: string; id: string }> = {} as never;
 
 beforeAll(async () => {
-  const dir = await tempDir('runmesh-audit-');
-  store = await openEmbeddedStore({ dir });
-  const repo = new JobRepo(store);
-  tracker = new JobTracker(repo, log);
-  await tracker.start();
-  tokens = await TokenStore.open(store, log);
-  logs = new LogStore(`${dir}/logs`);
-  audit = new AuditLog(store, log);
-  const gate = new Gate(tokens, log, { ...DEFAULT_GATE_LIMITS, authFailures: { perSecond: 1000, burst: 1000 } }, audit);
-  const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
-  server = new Server();
-  new JobServiceImpl({
-    gate,
-    repo,
-    tracker,
-    writer,
-    logs,
-    logger: log,
-    cancelOnAgent: async () => false,
-    waitingReason: () => undefined,
-    logLocator: {
-      here: () => true,
-      read: () => {
-        throw new Error('one peer');
-      },
-    },
-    retention: { ageMs: 0, maxEnded: 0 },
-    admit: (records) => writer.create(records),
-  }).addToServer(server);
-  new ClusterServiceImpl({ gate, view, tracker, logger: log, version: 'test' }).addToServer(server);
-  new TokenServiceImpl({ gate, tokens, logger: log }).addToServer(server);
-  new AuditServiceImpl({ gate, audit, logger: log }).addToServer(server);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
+  api = await startApi({ view });
+  ({ store, tokens } = api);
+  client = new Client(api.address, credentials.createInsecure());
   for (const role of ['admin', 'operator', 'submitter', 'viewer'] as const) {
     const made = await tokens.create({ name: `t-${role}`, role, tenants: role === 'admin' ? [] : ['a'], ttlMs: 0 });
     token[role] = { token: made.token, id: made.record.id };
@@ -95,12 +53,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   client?.close();
-  server?.forceShutdown();
-  await audit?.close();
-  await tracker?.close();
-  await tokens?.close();
-  await logs?.close();
-  await store?.close();
+  await api?.close();
 });
 
 interface Def {

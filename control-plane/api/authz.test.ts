@@ -13,20 +13,12 @@ import { ClusterServiceService, type Agent } from '../../proto/gen/runmesh/v1/cl
 import { JobServiceService, JobSpec, JobState, type Job } from '../../proto/gen/runmesh/v1/job.js';
 import { TokenServiceService } from '../../proto/gen/runmesh/v1/token.js';
 import { AuditServiceService } from '../../proto/gen/runmesh/v1/audit.js';
-import { tempDir } from '../../test/support/processes.js';
 import { waitUntil } from '../../test/support/wait.js';
-import { DEFAULT_GATE_LIMITS, Gate, METHOD_VERBS, ROLES, TokenStore, type Role } from '../auth/index.js';
-import { JobRepo } from '../jobs/repo.js';
-import { JobTracker } from '../jobs/tracker.js';
-import { JobWriter } from '../jobs/writer.js';
-import { LogStore } from '../logs/log-store.js';
-import { openEmbeddedStore } from '../store/embedded.js';
+import { Gate, METHOD_VERBS, ROLES, type Role, type TokenStore } from '../auth/index.js';
+import type { JobTracker } from '../jobs/tracker.js';
 import type { Store } from '../store/store.js';
 import { ClusterServiceImpl, type ClusterView } from './cluster-service.js';
-import { JobServiceImpl } from './job-service.js';
-import { TokenServiceImpl } from './token-service.js';
-import { AuditServiceImpl } from './audit-service.js';
-import { AuditLog } from '../audit/index.js';
+import { startApi, type ApiHarness } from './testing/harness.js';
 
 const log = pino({ level: 'silent' });
 
@@ -83,11 +75,10 @@ class NoAgents implements ClusterView {
   }
 }
 
+let api: ApiHarness;
 let store: Store;
 let tracker: JobTracker;
 let tokens: TokenStore;
-let logs: LogStore;
-let server: Server;
 let client: Client;
 /** A queued job of tenant a, and one of tenant b. */
 let jobA: Job;
@@ -95,42 +86,9 @@ let jobB: Job;
 const token: Partial<Record<Role | 'ab', string>> = {};
 
 beforeAll(async () => {
-  const dir = await tempDir('runmesh-authz-');
-  store = await openEmbeddedStore({ dir });
-  const repo = new JobRepo(store);
-  tracker = new JobTracker(repo, log);
-  await tracker.start();
-  tokens = await TokenStore.open(store, log);
-  logs = new LogStore(`${dir}/logs`);
-  // This server's callers fail authentication on purpose, many times: the address slow-down has its own test below.
-  const gate = new Gate(tokens, log, { ...DEFAULT_GATE_LIMITS, authFailures: { perSecond: 1000, burst: 1000 } });
-  const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
-  server = new Server();
-  new JobServiceImpl({
-    gate,
-    repo,
-    tracker,
-    writer,
-    logs,
-    logger: log,
-    cancelOnAgent: async () => false,
-    waitingReason: () => undefined,
-    logLocator: {
-      here: () => true,
-      read: () => {
-        throw new Error('no other peers here');
-      },
-    },
-    retention: { ageMs: 0, maxEnded: 0 },
-    admit: (records) => writer.create(records),
-  }).addToServer(server);
-  new ClusterServiceImpl({ gate, view: new NoAgents(), tracker, logger: log, version: 'test' }).addToServer(server);
-  new TokenServiceImpl({ gate, tokens, logger: log }).addToServer(server);
-  new AuditServiceImpl({ gate, audit: new AuditLog(store, log), logger: log }).addToServer(server);
-  const port = await new Promise<status>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
+  api = await startApi({ view: new NoAgents() });
+  ({ store, tracker, tokens } = api);
+  client = new Client(api.address, credentials.createInsecure());
   for (const role of ROLES)
     token[role] = (await tokens.create({ name: `t-${role}`, role, tenants: role === 'admin' ? [] : ['a'], ttlMs: 0 })).token;
   token.ab = (await tokens.create({ name: 't-ab', role: 'submitter', tenants: ['a', 'b'], ttlMs: 0 })).token;
@@ -140,11 +98,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   client?.close();
-  server?.forceShutdown();
-  await tracker?.close();
-  await tokens?.close();
-  await logs?.close();
-  await store?.close();
+  await api?.close();
 });
 
 function metadata(bearer: string | undefined): Metadata {

@@ -1,0 +1,113 @@
+/**
+ * The client-facing API on its own, for tests: JobService, ClusterService,
+ * TokenService and AuditService behind a real gate, on a real gRPC server
+ * (port 0) over the real repo, tracker, writer, token store and audit log on
+ * an embedded store in a temp dir. No mesh or scheduler: new jobs are stored
+ * queued, as on a peer that does not lead. The cluster view is the caller's.
+ */
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { tempDir } from '../../../test/support/processes.js';
+import { AuditLog } from '../../audit/index.js';
+import { DEFAULT_GATE_LIMITS, Gate, TokenStore } from '../../auth/index.js';
+import { JobRepo } from '../../jobs/repo.js';
+import { JobTracker } from '../../jobs/tracker.js';
+import { JobWriter } from '../../jobs/writer.js';
+import { LogStore } from '../../logs/log-store.js';
+import { openEmbeddedStore } from '../../store/embedded.js';
+import type { Store } from '../../store/store.js';
+import { AuditServiceImpl } from '../audit-service.js';
+import { ClusterServiceImpl, type ClusterView } from '../cluster-service.js';
+import { JobServiceImpl, type JobServiceDeps } from '../job-service.js';
+import type { Retention } from '../status.js';
+import { TokenServiceImpl } from '../token-service.js';
+
+export interface ApiHarness {
+  /** host:port of the gRPC server. */
+  address: string;
+  store: Store;
+  repo: JobRepo;
+  tracker: JobTracker;
+  tokens: TokenStore;
+  audit: AuditLog;
+  /** Stops the server and closes everything under it. */
+  close(): Promise<void>;
+}
+
+/** A cluster with no agents and one peer, p1, leading; every verb answers "nothing to do". */
+export const EMPTY_CLUSTER: ClusterView = {
+  agents: () => [],
+  peers: () => [],
+  leader: () => 'p1',
+  unschedulable: () => [],
+  drain: async () => false,
+  setCordoned: async () => undefined,
+  revokeAgent: async () => false,
+};
+
+export interface ApiOptions {
+  /** Default EMPTY_CLUSTER. */
+  view?: ClusterView;
+  /** What JobService.Cancel tells a job's agent; default: nobody is told. */
+  cancelOnAgent?: JobServiceDeps['cancelOnAgent'];
+  /** Default: no retention (a missing job never "may have been deleted"). */
+  retention?: Retention;
+  /** What ClusterService.Status reports. Default "test". */
+  version?: string;
+}
+
+export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
+  const log = pino({ level: 'silent' });
+  const dir = await tempDir('runmesh-api-');
+  const store = await openEmbeddedStore({ dir });
+  const repo = new JobRepo(store);
+  const tracker = new JobTracker(repo, log);
+  await tracker.start();
+  const tokens = await TokenStore.open(store, log);
+  const logs = new LogStore(`${dir}/logs`);
+  const audit = new AuditLog(store, log);
+  // Tests fail authentication on purpose, many times: the address slow-down is tested with limits of its own.
+  const gate = new Gate(tokens, log, { ...DEFAULT_GATE_LIMITS, authFailures: { perSecond: 1000, burst: 1000 } }, audit);
+  const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
+  const server = new Server();
+  new JobServiceImpl({
+    gate,
+    repo,
+    tracker,
+    writer,
+    logs,
+    logger: log,
+    cancelOnAgent: o.cancelOnAgent ?? (async () => false),
+    waitingReason: () => undefined,
+    logLocator: {
+      here: () => true,
+      read: () => {
+        throw new Error('a peer of its own: no other peer holds a log');
+      },
+    },
+    retention: o.retention ?? { ageMs: 0, maxEnded: 0 },
+    admit: (records) => writer.create(records),
+  }).addToServer(server);
+  new ClusterServiceImpl({ gate, view: o.view ?? EMPTY_CLUSTER, tracker, logger: log, version: o.version ?? 'test' }).addToServer(server);
+  new TokenServiceImpl({ gate, tokens, logger: log }).addToServer(server);
+  new AuditServiceImpl({ gate, audit, logger: log }).addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    address: `127.0.0.1:${port}`,
+    store,
+    repo,
+    tracker,
+    tokens,
+    audit,
+    async close() {
+      server.forceShutdown();
+      await audit.close();
+      await tracker.close();
+      await tokens.close();
+      await logs.close();
+      await store.close();
+    },
+  };
+}
