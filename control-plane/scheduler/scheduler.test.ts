@@ -161,8 +161,9 @@ describe('Scheduler', () => {
     // Lost, retried after its backoff (about 1 s), placed on the agent that is left.
     const job = await waitUntil(
       async () => {
+        // The placement is stored first and sent to the agent after: wait for both.
         const j = await stored(id);
-        return j.attempts.length === 2 ? j : undefined;
+        return j.attempts.length === 2 && cluster.assigned.length === 2 ? j : undefined;
       },
       {
         what: 'a second attempt',
