@@ -17,14 +17,14 @@ export async function gateMicros(n = 50_000): Promise<number> {
   const tokens = await TokenStore.open(store, log);
   try {
     // Unlimited here: the bucket's cost is measured, not its refusals.
-    const gate = new Gate(tokens, log, { ...DEFAULT_GATE_LIMITS, perToken: { perSecond: 1e12, burst: 1e12 } });
+    const gate = new Gate({ tokens, log, limits: { ...DEFAULT_GATE_LIMITS, perToken: { perSecond: 1e12, burst: 1e12 } } });
     const { token } = await tokens.create({ name: 'bench', role: 'submitter', tenants: ['a'], ttlMs: 0 });
     const md = new Metadata();
     md.set('authorization', `Bearer ${token}`);
     const rounds: number[] = [];
     for (let r = 0; r < 5; r++) {
       const t0 = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) gate.check('JobService.Submit', md, '127.0.0.1:40000');
+      for (let i = 0; i < n; i++) await gate.check('JobService.Submit', md, '127.0.0.1:40000');
       rounds.push(Number(process.hrtime.bigint() - t0) / 1e3 / n);
     }
     return round(rounds.sort((a, b) => a - b)[2]!, 2);

@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { DEFAULT_GATE_LIMITS, type GateLimits } from './auth/gate.js';
+import type { JwtOptions } from './auth/jwt.js';
 import { hostname } from 'node:os';
 import { DEFAULT_SERVER } from '../transport/address.js';
 import type { ServerTlsFiles } from '../transport/index.js';
@@ -44,6 +45,8 @@ export interface ControlPlaneOptions {
   compactionIntervalMs: number;
   /** Fair-share weights per tenant (default weight 1). */
   tenantWeights: Record<string, number>;
+  /** JWTs from an identity provider, verified against its JWKS; undefined: API tokens only. */
+  jwt: JwtOptions | undefined;
   /** A file holding the token /metrics asks for when the HTTP listener is not on loopback; '' none (then it refuses). */
   metricsTokenFile: string;
   /** Rate limits: calls per token, jobs per tenant, failed authentications per address. Default DEFAULT_GATE_LIMITS. */
@@ -82,6 +85,7 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     tenantWeights: o.tenantWeights ?? {},
     limits: o.limits ?? DEFAULT_GATE_LIMITS,
     metricsTokenFile: o.metricsTokenFile ?? '',
+    jwt: o.jwt,
     peerId: o.peerId ?? `${hostname()}-${process.pid}`,
     logger: o.logger,
   };

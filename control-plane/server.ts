@@ -23,7 +23,7 @@ import { AuditServiceImpl } from './api/audit-service.js';
 import { ClusterServiceImpl } from './api/cluster-service.js';
 import { TokenServiceImpl } from './api/token-service.js';
 import { AuditLog, AuditRetention } from './audit/index.js';
-import { Gate, TokenStore } from './auth/index.js';
+import { Gate, JwtVerifier, TokenStore } from './auth/index.js';
 import { JobServiceImpl } from './api/job-service.js';
 import { readLocalLog } from './api/logs-follow.js';
 import { PeerServiceImpl, type PeerHandler } from './api/peer-service.js';
@@ -264,7 +264,8 @@ async function serve(
   const { store, repo, tracker, logs, registry, index, tokens } = state;
   const audit = new AuditLog(store, log);
   closers.add('audit', () => audit.close());
-  const gate = new Gate(tokens, log, o.limits, audit);
+  const jwt = o.jwt ? await JwtVerifier.open(o.jwt) : undefined;
+  const gate = new Gate({ tokens, jwt, log, limits: o.limits, audit });
   const clients = new PeerClients({ secret });
   closers.add('peer clients', () => clients.close());
   mesh.membership.onChange((peers) => clients.retain(new Set(peers.map((p) => p.peerAddress))));

@@ -4,6 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { DEFAULT_GATE_LIMITS } from '../../control-plane/auth/gate.js';
+import type { JwtOptions } from '../../control-plane/auth/jwt.js';
 import {
   DEFAULT_AUDIT_RETENTION_MS,
   DEFAULT_COMPACTION_INTERVAL_MS,
@@ -43,6 +44,12 @@ interface ServerFlags {
   tenantWeight: string[];
   rateToken: number;
   metricsTokenFile?: string;
+  jwksFile?: string;
+  jwksUrl?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  jwtRoleClaim: string;
+  jwtTenantsClaim: string;
   rateTenant: number;
   peerId?: string;
   peerTtl: number;
@@ -81,6 +88,16 @@ export function registerServe(program: Command): void {
     .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
     .option('--peer-id <id>', "this peer's name in the mesh (default: host name and pid)")
     .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
+    .option('--jwks-file <file>', 'accept JWTs signed by a key of this JWKS (JSON) beside API tokens')
+    .option('--jwks-url <url>', 'accept JWTs signed by a key of the JWKS at this URL')
+    .option('--jwt-issuer <iss>', 'the issuer JWTs must name')
+    .option('--jwt-audience <aud>', 'the audience JWTs must name')
+    .option('--jwt-role-claim <claim>', 'the claim holding the role', 'runmesh_role')
+    .option(
+      '--jwt-tenants-claim <claim>',
+      'the claim holding the tenants (array, or names separated by spaces or commas)',
+      'runmesh_tenants',
+    )
     .option('--metrics-token-file <file>', 'the token /metrics asks for when --http-listen is not on loopback')
     .option(
       '--rate-token <n>',
@@ -126,6 +143,7 @@ export function registerServe(program: Command): void {
         maxEndedJobs: f.maxEndedJobs,
         tenantWeights: tenantWeights(f.tenantWeight),
         metricsTokenFile: f.metricsTokenFile,
+        jwt: jwtOptions(f),
         limits: {
           ...DEFAULT_GATE_LIMITS,
           perToken: { perSecond: f.rateToken, burst: 2 * f.rateToken },
@@ -183,4 +201,19 @@ export function retentionOptions(command: Command): Command {
       whole('--max-ended-jobs'),
       DEFAULT_MAX_ENDED_JOBS,
     );
+}
+
+/** The JWT settings, when a JWKS is given; a JWKS without an issuer and an audience is a usage error. */
+function jwtOptions(f: ServerFlags): JwtOptions | undefined {
+  if (!f.jwksFile && !f.jwksUrl) return undefined;
+  if (f.jwksFile && f.jwksUrl) throw new UsageError('--jwks-file and --jwks-url: give one');
+  if (!f.jwtIssuer || !f.jwtAudience) throw new UsageError('--jwks-file/--jwks-url need --jwt-issuer and --jwt-audience');
+  return {
+    jwksFile: f.jwksFile ?? '',
+    jwksUrl: f.jwksUrl ?? '',
+    issuer: f.jwtIssuer,
+    audience: f.jwtAudience,
+    roleClaim: f.jwtRoleClaim,
+    tenantsClaim: f.jwtTenantsClaim,
+  };
 }

@@ -298,10 +298,10 @@ describe('limits', () => {
 
   beforeAll(async () => {
     // Small limits on a server of their own: 5 calls a second per token, 3 failed authentications per address.
-    const gate = new Gate(tokens, log, {
-      perToken: { perSecond: 5, burst: 5 },
-      perTenant: { perSecond: 5, burst: 5 },
-      authFailures: { perSecond: 2, burst: 3 },
+    const gate = new Gate({
+      tokens,
+      log,
+      limits: { perToken: { perSecond: 5, burst: 5 }, perTenant: { perSecond: 5, burst: 5 }, authFailures: { perSecond: 2, burst: 3 } },
     });
     limited = new Server();
     new ClusterServiceImpl({ gate, view: new NoAgents(), tracker, logger: log, version: 'test' }).addToServer(limited);

@@ -18,7 +18,9 @@ export function guardedUnary<Req, Res>(
   handler: (req: Req, who: Principal) => Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   if (mutates(method)) throw new Error(`${method} changes something: wrap it with auditedUnary`);
-  return unary(log, async (req: Req, call: ServerUnaryCall<Req, Res>) => handler(req, gate.check(method, call.metadata, call.getPeer())));
+  return unary(log, async (req: Req, call: ServerUnaryCall<Req, Res>) =>
+    handler(req, await gate.check(method, call.metadata, call.getPeer())),
+  );
 }
 
 /**
@@ -40,7 +42,7 @@ export function auditedUnary<Req, Res>(
     const from = call.getPeer();
     let actor = 'anonymous';
     const run = async (): Promise<Res> => {
-      const who = gate.identify(method, call.metadata, from);
+      const who = await gate.identify(method, call.metadata, from);
       actor = who.id;
       gate.authorize(method, who, from);
       return handler(call.request, who);
@@ -80,13 +82,9 @@ export function guardedStream<Req, Res>(
   handler: (call: ServerWritableStream<Req, Res>, who: Principal) => void,
 ): (call: ServerWritableStream<Req, Res>) => void {
   return (call) => {
-    let who: Principal;
-    try {
-      who = gate.check(method, call.metadata, call.getPeer());
-    } catch (err) {
-      call.emit('error', toServiceError(err, log));
-      return;
-    }
-    handler(call, who);
+    gate.check(method, call.metadata, call.getPeer()).then(
+      (who) => handler(call, who),
+      (err: unknown) => call.emit('error', toServiceError(err, log)),
+    );
   };
 }

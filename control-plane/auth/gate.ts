@@ -12,6 +12,7 @@ import { PermissionDeniedError, UnauthenticatedError } from './errors.js';
 import { RateLimitedError, RateLimiter, type Rate } from './rate-limit.js';
 import type { Principal } from './roles.js';
 import { allowed, verbOf } from './table.js';
+import { LOOKS_LIKE_JWT, type JwtVerifier } from './jwt.js';
 import type { TokenStore } from './tokens.js';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
@@ -35,18 +36,33 @@ export const DEFAULT_GATE_LIMITS: GateLimits = {
 /** A caller's address without its port ("ipv4:10.0.0.5:51234" and "10.0.0.5:51234" → "10.0.0.5"), so every connection from it shares a bucket. */
 const hostOf = (from: string): string => from.replace(/^ipv[46]:/, '').replace(/:\d+$/, '');
 
+/** What the gate is built from; only `tokens` and `log` are required. */
+export interface GateOptions {
+  tokens: TokenStore;
+  log: Logger;
+  /** JWTs from an identity provider, when one is configured. */
+  jwt?: JwtVerifier;
+  /** Default DEFAULT_GATE_LIMITS. */
+  limits?: GateLimits;
+  /** Where failed authentications are recorded; the API guard records mutating calls here too. Default: nowhere. */
+  audit?: AuditSink;
+}
+
 export class Gate {
   private readonly perToken: RateLimiter;
   private readonly perTenant: RateLimiter;
   private readonly failures: RateLimiter;
+  private readonly tokens: TokenStore;
+  private readonly jwt: JwtVerifier | undefined;
+  private readonly log: Logger;
+  readonly audit: AuditSink;
 
-  constructor(
-    private readonly tokens: TokenStore,
-    private readonly log: Logger,
-    limits: GateLimits = DEFAULT_GATE_LIMITS,
-    /** Where failed authentications are recorded; the API guard records mutating calls here too. */
-    readonly audit: AuditSink = NO_AUDIT,
-  ) {
+  constructor(o: GateOptions) {
+    this.tokens = o.tokens;
+    this.jwt = o.jwt;
+    this.log = o.log;
+    this.audit = o.audit ?? NO_AUDIT;
+    const limits = o.limits ?? DEFAULT_GATE_LIMITS;
     this.perToken = new RateLimiter(limits.perToken);
     this.perTenant = new RateLimiter(limits.perTenant);
     this.failures = new RateLimiter(limits.authFailures);
@@ -63,14 +79,14 @@ export class Gate {
    * its role may call the method. Throws UnauthenticatedError (no, bad,
    * revoked or expired token) or PermissionDeniedError (naming the missing verb).
    */
-  check(method: string, metadata: Metadata, from: string): Principal {
-    const who = this.identify(method, metadata, from);
+  async check(method: string, metadata: Metadata, from: string): Promise<Principal> {
+    const who = await this.identify(method, metadata, from);
     this.authorize(method, who, from);
     return who;
   }
 
   /** The caller, from its token; throws UnauthenticatedError, or RateLimitedError for an address that keeps failing. */
-  identify(method: string, metadata: Metadata, from: string): Principal {
+  async identify(method: string, metadata: Metadata, from: string): Promise<Principal> {
     const host = hostOf(from);
     // An address that keeps failing is refused before its token is even looked at: guessing stays slow and cheap.
     const cooling = this.failures.exhausted(host);
@@ -89,19 +105,25 @@ export class Gate {
     if (wait > 0) throw new RateLimitedError(`token ${who.name || who.id} calls too fast`, wait);
   }
 
-  private authenticate(method: string, metadata: Metadata, from: string): Principal {
+  private async authenticate(method: string, metadata: Metadata, from: string): Promise<Principal> {
     const header = metadata.get('authorization')[0];
     if (typeof header !== 'string' || header === '') {
       this.refused(method, from, 'no token');
       throw new UnauthenticatedError(`${method} needs a token: send "authorization: Bearer <token>" (runmesh: --token or RUNMESH_TOKEN)`);
     }
     const bearer = BEARER.exec(header);
-    const who = bearer ? this.tokens.verify(bearer[1]!) : { refused: 'the authorization header is not "Bearer <token>"' };
+    const who = bearer ? await this.verify(bearer[1]!) : { refused: 'the authorization header is not "Bearer <token>"' };
     if ('refused' in who) {
       this.refused(method, from, who.refused);
       throw new UnauthenticatedError(`${method}: ${who.refused}`);
     }
     return who;
+  }
+
+  /** An API token (rmt_…) from the token store; a JWT from the identity provider, when one is configured. */
+  private async verify(token: string): Promise<Principal | { refused: string }> {
+    if (this.jwt && LOOKS_LIKE_JWT.test(token)) return this.jwt.verify(token);
+    return this.tokens.verify(token);
   }
 
   private refused(method: string, from: string, reason: string): void {

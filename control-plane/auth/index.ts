@@ -11,6 +11,7 @@ export * from './errors.js';
 export * from './roles.js';
 export * from './table.js';
 export { TokenStore, TOKEN_PREFIX, type TokenRecord, type NewToken } from './tokens.js';
-export { Gate, DEFAULT_GATE_LIMITS, type GateLimits } from './gate.js';
+export { Gate, DEFAULT_GATE_LIMITS, type GateLimits, type GateOptions } from './gate.js';
+export { JwtVerifier, type JwtOptions } from './jwt.js';
 export { RateLimiter, RateLimitedError, findRateLimited, type Rate } from './rate-limit.js';
 export * from './audit-sink.js';

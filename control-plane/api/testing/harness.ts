@@ -9,7 +9,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { tempDir } from '../../../test/support/processes.js';
 import { AuditLog } from '../../audit/index.js';
-import { DEFAULT_GATE_LIMITS, Gate, TokenStore } from '../../auth/index.js';
+import { DEFAULT_GATE_LIMITS, Gate, TokenStore, type JwtVerifier } from '../../auth/index.js';
 import { JobRepo } from '../../jobs/repo.js';
 import { JobTracker } from '../../jobs/tracker.js';
 import { JobWriter } from '../../jobs/writer.js';
@@ -54,6 +54,8 @@ export interface ApiOptions {
   retention?: Retention;
   /** What ClusterService.Status reports. Default "test". */
   version?: string;
+  /** JWTs accepted beside API tokens. */
+  jwt?: JwtVerifier;
 }
 
 export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
@@ -67,7 +69,13 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
   const logs = new LogStore(`${dir}/logs`);
   const audit = new AuditLog(store, log);
   // Tests fail authentication on purpose, many times: the address slow-down is tested with limits of its own.
-  const gate = new Gate(tokens, log, { ...DEFAULT_GATE_LIMITS, authFailures: { perSecond: 1000, burst: 1000 } }, audit);
+  const gate = new Gate({
+    tokens,
+    log,
+    jwt: o.jwt,
+    limits: { ...DEFAULT_GATE_LIMITS, authFailures: { perSecond: 1000, burst: 1000 } },
+    audit,
+  });
   const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
   const server = new Server();
   new JobServiceImpl({
