@@ -13,7 +13,7 @@
  * each enrolment consumes one use in the same store transaction that creates
  * the agent's credential, and the last one deletes the record.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmod, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -21,6 +21,7 @@ import { parseRecord, WatchedPrefix } from '../mesh/watched-prefix.js';
 import type { JoinGrant } from '../gateway/auth.js';
 import type { Store } from '../store/store.js';
 import { isRole, type Principal, type Role } from './roles.js';
+import { sameDigest, sha256 } from '../secret.js';
 
 export const TOKEN_PREFIX = 'rmt_';
 const TOKENS = '/runmesh/tokens/';
@@ -59,8 +60,6 @@ export interface NewToken {
   /** Role agent only: labels for the agents it enrols. */
   labels?: Readonly<Record<string, string>>;
 }
-
-const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
 
 export class TokenStore {
   private constructor(
@@ -217,9 +216,7 @@ function parseJoin(value: string): TokenRecord | undefined {
 }
 
 function sameHash(storedHex: string, secret: string): boolean {
-  const want = Buffer.from(storedHex, 'hex');
-  const got = sha256(secret);
-  return want.length === got.length && timingSafeEqual(want, got);
+  return sameDigest(Buffer.from(storedHex, 'hex'), sha256(secret));
 }
 
 /** A new token and its record (the secret only in the token). */

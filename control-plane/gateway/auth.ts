@@ -11,8 +11,8 @@
  * credential, and gives the agent the token's labels, for good.
  * Secrets are compared as hashes, in constant time, and never logged.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { inspect } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { sameDigest, Secret, sha256 } from '../secret.js';
 import type { Compare, Op } from '../store/store.js';
 
 /** Recognisable by secret scanners. */
@@ -50,26 +50,6 @@ export interface JoinTokens {
 /** Tries of an enrolment whose join token another enrolment changed meanwhile. */
 const ENROL_TRIES = 5;
 
-/** A value that must never be printed: logs and errors show a placeholder. */
-export class Secret {
-  readonly #value: string;
-  constructor(value: string) {
-    this.#value = value;
-  }
-  reveal(): string {
-    return this.#value;
-  }
-  toString(): string {
-    return '[secret]';
-  }
-  toJSON(): string {
-    return '[secret]';
-  }
-  [inspect.custom](): string {
-    return '[secret]';
-  }
-}
-
 /** What a Hello's secrets entitle it to. */
 export type Admission =
   | { kind: 'credential'; hash: string; labels: Record<string, string> }
@@ -83,7 +63,7 @@ export interface Enrolled {
   labels: Record<string, string>;
 }
 
-export const hashCredential = (credential: string): string => createHash('sha256').update(credential).digest('hex');
+export const hashCredential = (credential: string): string => sha256(credential).toString('hex');
 
 export class AgentAuth {
   private readonly joinTokenHash: Buffer;
@@ -93,7 +73,7 @@ export class AgentAuth {
     private readonly store: CredentialStore,
     private readonly joins: JoinTokens,
   ) {
-    this.joinTokenHash = createHash('sha256').update(joinToken.reveal()).digest();
+    this.joinTokenHash = sha256(joinToken.reveal());
   }
 
   /**
@@ -139,7 +119,7 @@ export class AgentAuth {
   }
 
   private isStatic(joinToken: string): boolean {
-    return timingSafeEqual(createHash('sha256').update(joinToken).digest(), this.joinTokenHash);
+    return sameDigest(sha256(joinToken), this.joinTokenHash);
   }
 }
 
@@ -149,6 +129,5 @@ export const alreadyEnrolled = (name: string): string =>
 
 function sameHex(a: string, b: string): boolean {
   const x = Buffer.from(a, 'hex');
-  const y = Buffer.from(b, 'hex');
-  return x.length === 32 && x.length === y.length && timingSafeEqual(x, y);
+  return x.length === 32 && sameDigest(x, Buffer.from(b, 'hex'));
 }

@@ -4,15 +4,13 @@
  * token in `--metrics-token-file` as `Authorization: Bearer <token>`; with no
  * such file, nobody (a warning at start says why).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../../transport/address.js';
+import { sameDigest, sha256 } from '../secret.js';
 import type { Route } from './http-server.js';
-
-const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
 /** True for 127.0.0.0/8, ::1, and "localhost". */
 export function isLoopback(host: string): boolean {
@@ -29,10 +27,10 @@ export async function guardMetrics(route: Route, o: { httpAddress: string; token
     o.log.warn({ http: o.httpAddress }, '/metrics refused on a non-loopback address without --metrics-token-file');
     return (_req, res) => deny(res, 403, 'metrics need --metrics-token-file on a non-loopback listener\n');
   }
-  const want = digest((await readFile(o.tokenFile, 'utf8')).trim());
+  const want = sha256((await readFile(o.tokenFile, 'utf8')).trim());
   return (req: IncomingMessage, res: ServerResponse) => {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m || !timingSafeEqual(digest(m[1]!), want)) return deny(res, 401, 'metrics need "Authorization: Bearer <token>"\n');
+    if (!m || !sameDigest(sha256(m[1]!), want)) return deny(res, 401, 'metrics need "Authorization: Bearer <token>"\n');
     return route(req, res);
   };
 }

@@ -6,8 +6,8 @@
  * is not the secret but a token derived from it (`PeerSecret.token`), so a
  * captured call does not hand over the stored value itself.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { inspect } from 'node:util';
+import { createHmac, randomBytes } from 'node:crypto';
+import { sameDigest, sha256, Unprintable } from '../secret.js';
 import type { Store } from '../store/store.js';
 import { BadRecordError } from './errors.js';
 import { PEER_SECRET_KEY } from './keys.js';
@@ -20,13 +20,14 @@ const SECRET_BYTES = 32;
 const TOKEN_LABEL = 'runmesh peer call v1';
 const PLACEHOLDER = '[peer secret]';
 
-export class PeerSecret {
+export class PeerSecret extends Unprintable {
   readonly #token: string;
   readonly #digest: Buffer;
 
   private constructor(secret: Buffer) {
+    super(PLACEHOLDER);
     this.#token = 'rmp_' + createHmac('sha256', secret).update(TOKEN_LABEL).digest('base64url');
-    this.#digest = digest(this.#token);
+    this.#digest = sha256(this.#token);
   }
 
   /**
@@ -68,22 +69,6 @@ export class PeerSecret {
 
   /** True when `presented` is this cluster's token; constant time over equal-length digests. */
   matches(presented: string): boolean {
-    return timingSafeEqual(digest(presented), this.#digest);
+    return sameDigest(sha256(presented), this.#digest);
   }
-
-  toString(): string {
-    return PLACEHOLDER;
-  }
-
-  toJSON(): string {
-    return PLACEHOLDER;
-  }
-
-  [inspect.custom](): string {
-    return PLACEHOLDER;
-  }
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
 }
