@@ -161,7 +161,8 @@ async function realAgentStart(
   standby: boolean,
   gapMs = 0,
 ): Promise<{ p50: number; p99: number; done: { p50: number; p99: number }; hostCpuMs: number }> {
-  const name = standby ? 'real' : 'real-cold';
+  // A name of its own per run: each run's agent has a fresh work dir, so no credential, and an enrolled name is not taken again.
+  const name = !standby ? 'real-cold' : gapMs > 0 ? 'real-spaced' : 'real';
   const agent = await startAgent(server.address, {
     name,
     slots: 2,
