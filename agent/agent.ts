@@ -5,6 +5,8 @@
  * and reattaches to them. On SIGTERM it drains: no new work, running jobs
  * finish (up to the grace), the rest are handed back, then it exits.
  */
+import { createHash } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
 import { hostname, loadavg, availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../proto/gen/runmesh/v1/agent.js';
@@ -110,6 +112,7 @@ export class Agent implements ConnectionHost {
         const code = statusCode(err);
         if (code !== undefined && isRefusedCode(code)) {
           this.log.error({ err }, 'control plane refused this agent');
+          if (code === (status.UNAUTHENTICATED as number) && this.credential) await this.stopDisowned();
           this.setFatal(err as Error);
           break;
         }
@@ -124,6 +127,19 @@ export class Agent implements ConnectionHost {
       }
       await delay(waitMs ?? this.backoff.next(), this.stop.signal);
     }
+  }
+
+  /**
+   * Our credential was refused (revoked or expired): the control plane has
+   * handled our attempts as lost and may have run them elsewhere, so none of
+   * them may keep running on this host. Kills each and drops its spool.
+   */
+  private async stopDisowned(): Promise<void> {
+    if (this.attempts.size === 0) return;
+    this.log.warn({ attempts: this.attempts.size }, 'credential refused: stopping every attempt on this host');
+    await Promise.all(
+      [...this.attempts.values()].map((s) => s.abandon().catch((err: unknown) => this.log.error({ err }, 'could not stop an attempt'))),
+    );
   }
 
   hello(): ConnectRequest {
@@ -220,7 +236,7 @@ export class Agent implements ConnectionHost {
     );
   }
 
-  onMessage(m: ConnectResponse): void {
+  onMessage(m: ConnectResponse, link: Link): void {
     const msg = m.msg;
     switch (msg?.$case) {
       case 'cancel':
@@ -235,9 +251,29 @@ export class Agent implements ConnectionHost {
         this.log.info({ reason: msg.value.reason }, 'draining on request');
         this.draining = true;
         return;
+      case 'rotate':
+        return this.onRotate(msg.value.credential, link);
       default:
         return;
     }
+  }
+
+  /**
+   * Saves the credential of a Rotate in place of ours, then confirms it; the
+   * control plane accepts both until the confirmation arrives, so a crash at
+   * any point leaves a credential that works. A failed save is not confirmed:
+   * the control plane tries again later.
+   */
+  private onRotate(credential: string, link: Link): void {
+    try {
+      saveCredential(this.options.workDir, credential);
+    } catch (err) {
+      this.log.error({ err }, 'could not save the rotated credential: keeping the current one');
+      return;
+    }
+    this.credential = credential;
+    link.send({ msg: { $case: 'credentialSaved', value: { credentialSha256: createHash('sha256').update(credential).digest('hex') } } });
+    this.log.info('credential rotated: the new one is saved in the work dir');
   }
 
   /**

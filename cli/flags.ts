@@ -34,6 +34,15 @@ export const whole =
 /** A duration flag (`30s`, `5m`, `1h`, bare seconds) in milliseconds. */
 export const durationMs = (text: string): number => parseDuration(text) * 1000;
 
+/** A duration flag that must be at least a second. */
+export const positiveDurationMs =
+  (flag: string) =>
+  (text: string): number => {
+    const ms = durationMs(text);
+    if (ms < 1000) throw new UsageError(`${flag}: must be at least 1s (got "${text}")`);
+    return ms;
+  };
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 /** A log level, as the flag or RUNMESH_LOG_LEVEL gave it; pino's own error for a bad one reads as an internal error. */

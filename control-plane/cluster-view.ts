@@ -3,9 +3,10 @@
  * peer (from the mesh directory) plus the ones this peer saw leave, peers,
  * the leader, and what the scheduler could not place.
  */
-import { AgentState, type Agent } from '../proto/gen/runmesh/v1/cluster.js';
+import { AgentState, type Agent, type RotateAgentResponse } from '../proto/gen/runmesh/v1/cluster.js';
 import type { ClusterView } from './api/cluster-service.js';
 import { stateOf, type AgentEntry, type AgentRegistry } from './gateway/registry.js';
+import type { CredentialRotation } from './gateway/rotation.js';
 import type { AgentCredentials } from './mesh/agent-credentials.js';
 import type { AgentRecord } from './mesh/agent-directory.js';
 import type { MeshAgents } from './mesh/agents.js';
@@ -36,9 +37,14 @@ export interface ClusterViewSources {
   index: ActiveIndex;
   scheduler: Scheduler;
   credentials: AgentCredentials;
+  rotation: CredentialRotation;
 }
 
-export function clusterView({ mesh, agents, dispatch, registry, index, scheduler, credentials }: ClusterViewSources): ClusterView {
+/** How long RotateAgent waits for a connected agent to save its new credential. */
+const ROTATE_WAIT_MS = 5_000;
+
+export function clusterView(sources: ClusterViewSources): ClusterView {
+  const { mesh, agents, dispatch, registry, index, scheduler, credentials } = sources;
   const fromRecord = (r: AgentRecord): Agent => {
     const local = registry.get(r.name);
     const state = r.draining
@@ -101,5 +107,35 @@ export function clusterView({ mesh, agents, dispatch, registry, index, scheduler
     },
     // Every peer (this one too) hears of the delete through its watch and ends the agent's stream.
     revokeAgent: (name) => credentials.revoke(name),
+    rotateAgent: (name) => rotateAgent(sources, name),
   };
+}
+
+/**
+ * Marks the agent for rotation (the peer holding its stream hears of it
+ * through its watch and hands out a new credential), then waits up to
+ * ROTATE_WAIT_MS for the old credential to stop being accepted: the sign
+ * that the agent saved the new one.
+ */
+async function rotateAgent({ credentials, rotation }: ClusterViewSources, name: string): Promise<RotateAgentResponse> {
+  const before = (await credentials.lookup(name))?.record.hash;
+  if (before === undefined) return { requested: false, rotated: false };
+  let stop = (): void => {};
+  const replaced = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ROTATE_WAIT_MS);
+    const off = credentials.onRevoked((n, hash) => n === name && hash === before && resolve());
+    stop = () => {
+      clearTimeout(timer);
+      off();
+    };
+  });
+  try {
+    if (!(await rotation.request(name))) return { requested: false, rotated: false };
+    await replaced;
+  } finally {
+    stop();
+  }
+  // Dropped by a revocation rather than a rotation: then there is no record.
+  const now = await credentials.lookup(name);
+  return { requested: true, rotated: now !== undefined && now.record.hash !== before };
 }

@@ -23,8 +23,10 @@ export interface ControlPlaneOptions {
   dataDir: string;
   /** `etcd://h:p,...`; empty means the embedded store in dataDir. */
   store: string;
-  /** Agents must present it (or the credential derived from it). */
+  /** The static, multi-use join token agents may enrol with (the weaker choice; join tokens of role agent are better). */
   joinToken: string;
+  /** How long an agent's credential is accepted after it is issued; it is rotated over the stream at two thirds of that. Default 30 days. */
+  agentCredentialTtlMs: number;
   /** Sent to agents in Welcome. Default 2000. */
   heartbeatIntervalMs: number;
   /** An agent silent this long is disconnected; one gone this long loses its attempts. Default 10000. */
@@ -60,6 +62,7 @@ export const DEFAULT_MAX_ENDED_JOBS = 100_000;
 export const DEFAULT_JOB_RETENTION_MS = 7 * 24 * 3600_000;
 export const DEFAULT_AUDIT_RETENTION_MS = 30 * 24 * 3600_000;
 export const DEFAULT_COMPACTION_INTERVAL_MS = 5 * 60_000;
+export const DEFAULT_AGENT_CREDENTIAL_TTL_MS = 30 * 24 * 3600_000;
 
 export type ControlPlaneInput = Partial<ControlPlaneOptions> & { logger: Logger; joinToken: string };
 
@@ -71,6 +74,7 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     dataDir: o.dataDir ?? './.runmesh',
     store: o.store ?? '',
     joinToken: o.joinToken,
+    agentCredentialTtlMs: o.agentCredentialTtlMs ?? DEFAULT_AGENT_CREDENTIAL_TTL_MS,
     // At least four heartbeats fit in the timeout: a short one (tests, --heartbeat-timeout 2s) must not
     // close a healthy agent's session for one late heartbeat.
     heartbeatIntervalMs: o.heartbeatIntervalMs ?? Math.max(100, Math.min(2000, Math.floor((o.heartbeatTimeoutMs ?? 10_000) / 4))),

@@ -33,6 +33,7 @@ import { AgentAuth } from './gateway/auth.js';
 import { Secret } from './secret.js';
 import { Gateway } from './gateway/gateway.js';
 import { AgentRegistry } from './gateway/registry.js';
+import { CredentialRotation, rotationCheckMs } from './gateway/rotation.js';
 import { Housekeeper } from './housekeeping.js';
 import { createHttpServer, listenHttp, type Route } from './http/http-server.js';
 import { createMetrics } from './http/metrics.js';
@@ -275,6 +276,7 @@ async function serve(
   const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
   const credentials = await AgentCredentials.open(store, log);
   closers.add('agent credentials', () => credentials.close());
+  const rotation = new CredentialRotation(credentials, o.agentCredentialTtlMs);
   const gateway = new Gateway({
     repo,
     tracker,
@@ -286,7 +288,9 @@ async function serve(
     peerId: o.peerId,
     publisher: agents,
     replicateLog: (id, attempt, records) => copies.replicate(id, attempt, records),
-    auth: new AgentAuth(new Secret(o.joinToken), credentials, tokens),
+    auth: new AgentAuth(new Secret(o.joinToken), credentials, tokens, (now) => rotation.expiry(now)),
+    rotation,
+    rotationCheckMs: rotationCheckMs(o.agentCredentialTtlMs),
     holderOf: (name) => mesh.directory.get(name)?.peerId,
     revocations: credentials,
     heartbeatIntervalMs: o.heartbeatIntervalMs,
@@ -361,7 +365,7 @@ async function serve(
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(ports.grpc);
   const cluster = new ClusterServiceImpl({
     gate,
-    view: clusterView({ mesh, agents, dispatch, registry, index, scheduler, credentials }),
+    view: clusterView({ mesh, agents, dispatch, registry, index, scheduler, credentials, rotation }),
     tracker,
     logger: log,
     version: VERSION,

@@ -6,9 +6,12 @@
  * enrolled name; a forged credential is refused; an impostor with the live
  * agent's credential is refused and its job is untouched; `runmesh agents
  * revoke` (the real CLI, a real process) cuts a running agent within a second,
- * refuses its reconnect, and its job is handled as lost.
+ * refuses its reconnect, its job is handled as lost and killed on the host;
+ * credentials rotate over the stream (`runmesh agents rotate`, and at two
+ * thirds of their lifetime) without losing a log line, and expire.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,7 +25,17 @@ import { PROTOCOL_VERSION } from '../proto/protocol.js';
 import { adminToken, TestClient } from './support/client.js';
 import { startEtcd } from './support/etcd.js';
 import { run, tempDir } from './support/processes.js';
-import { waitUntil, within } from './support/wait.js';
+import { sleep, waitUntil, within } from './support/wait.js';
+
+/** True while process `pid` exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const TOKEN = 'agent-identity-token';
 /** Every log line of the control planes and agents here: refusals must be audited, and no secret may appear. */
@@ -39,7 +52,7 @@ afterEach(async () => {
 });
 
 async function controlPlane(
-  o: { heartbeatTimeoutMs?: number; store?: string; peerId?: string } = {},
+  o: { heartbeatTimeoutMs?: number; store?: string; peerId?: string; agentCredentialTtlMs?: number } = {},
 ): Promise<{ cp: ControlPlane; client: TestClient; token: string }> {
   const cp = await ControlPlane.start({
     listen: ['127.0.0.1:0'],
@@ -74,20 +87,32 @@ const ready = (client: TestClient, name: string) =>
     timeoutMs: 15_000,
   });
 
+interface Answer {
+  welcome?: ConnectResponse;
+  code?: number;
+  details?: string;
+  /** Everything the control plane sent on the stream, as it arrives. */
+  received: ConnectResponse[];
+  /** Ends the stream. */
+  end(): void;
+}
+
 /** One raw Hello; resolves with the Welcome or the status that ended the stream. */
-async function hello(
-  address: string,
-  o: { name: string; joinToken?: string; credential?: string },
-): Promise<{ welcome?: ConnectResponse; code?: number; details?: string }> {
+async function hello(address: string, o: { name: string; joinToken?: string; credential?: string }): Promise<Answer> {
   const raw = new AgentServiceClient(address, credentials.createInsecure());
   const call = raw.connect();
   cleanups.push(
     () => call.cancel(),
     () => raw.close(),
   );
-  const answer = new Promise<{ welcome?: ConnectResponse; code?: number; details?: string }>((resolve) => {
-    call.on('data', (m: ConnectResponse) => m.msg?.$case === 'welcome' && resolve({ welcome: m }));
-    call.on('error', (e: ServiceError) => resolve({ code: e.code, details: e.details }));
+  const received: ConnectResponse[] = [];
+  const end = (): void => call.cancel();
+  const answer = new Promise<Answer>((resolve) => {
+    call.on('data', (m: ConnectResponse) => {
+      received.push(m);
+      if (m.msg?.$case === 'welcome') resolve({ welcome: m, received, end });
+    });
+    call.on('error', (e: ServiceError) => resolve({ code: e.code, details: e.details, received, end }));
   });
   call.write({
     msg: {
@@ -189,8 +214,10 @@ describe('runmesh agents revoke', () => {
     const agent = await startAgent(cp.address, 'revoked', workDir);
     await ready(client, 'revoked');
     const credential = readCredential(workDir);
-    const job = await client.submit({ script: 'sleep 8' });
+    const pidFile = join(await tempDir('runmesh-identity-pid-'), 'pid');
+    const job = await client.submit({ script: `echo $$ > ${pidFile}; exec sleep 30` });
     await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
+    const pid = Number(await waitUntil(() => readFileSync(pidFile, 'utf8').trim() || undefined, { what: 'the job to write its pid' }));
 
     const cli = run(['agents', 'revoke', 'revoked', '--server', cp.address], { RUNMESH_TOKEN: token });
     await waitUntil(() => cli.proc.exitCode !== null, { what: 'runmesh agents revoke to exit', timeoutMs: 15_000, show: cli.output });
@@ -205,11 +232,97 @@ describe('runmesh agents revoke', () => {
     const lost = await client.waitDone(job.id, 20_000);
     expect(lost.state).not.toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(lost.attempts[0]?.failure).toBe(FailureCategory.FAILURE_CATEGORY_AGENT_LOST);
+    // The revoked agent stopped the job on its host too: the control plane may run it elsewhere.
+    await waitUntil(() => !alive(pid), { what: `the revoked agent's job (pid ${pid}) to be killed`, timeoutMs: 5_000 });
+  });
+});
+
+describe('credential rotation', () => {
+  it('`runmesh agents rotate` hands a running agent a new credential over its stream: its job loses nothing, the old one is refused', async () => {
+    const { cp, client, token } = await controlPlane();
+    const workDir = await tempDir('runmesh-identity-agent-');
+    const agent = await startAgent(cp.address, 'rotated', workDir);
+    await ready(client, 'rotated');
+    const before = readCredential(workDir);
+    const job = await client.submit({ script: 'for i in $(seq 1 30); do echo line $i; sleep 0.05; done' });
+    await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
+
+    const cli = run(['agents', 'rotate', 'rotated', '--server', cp.address], { RUNMESH_TOKEN: token });
+    await waitUntil(() => cli.proc.exitCode !== null, { what: 'runmesh agents rotate to exit', timeoutMs: 15_000, show: cli.output });
+    expect(cli.proc.exitCode, cli.output()).toBe(0);
+    expect(cli.output()).toContain('rotated rotated: it saved its new credential');
+
+    const after = readCredential(workDir);
+    expect(after).toMatch(/^rma_[A-Za-z0-9_-]{43}$/);
+    expect(after).not.toBe(before);
+    expect(statSync(credentialPath(workDir)).mode & 0o777).toBe(0o600);
+    expect((await hello(cp.address, { name: 'rotated', credential: before })).code).toBe(status.UNAUTHENTICATED);
+    // The new one is accepted: it meets the live session, not a refusal.
+    expect((await hello(cp.address, { name: 'rotated', credential: after })).code).toBe(status.ALREADY_EXISTS);
+
+    const done = await client.waitDone(job.id);
+    expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(done.attempts).toHaveLength(1);
+    const expected = Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join('');
+    expect((await client.logs(job.id)).stdout).toBe(expected);
+    // The same session throughout: no reconnect, no refusal.
+    expect(logged().filter((l) => l.agent_id === 'rotated' && l.msg === 'agent connected')).toHaveLength(1);
+    expect(await Promise.race([agent.fatal, sleep(0).then(() => 'alive')])).toBe('alive');
+    expect(logged().filter((l) => l.event === 'agent_rotated')).toHaveLength(1);
+
+    const nobody = run(['agents', 'rotate', 'never-enrolled', '--server', cp.address], { RUNMESH_TOKEN: token });
+    await waitUntil(() => nobody.proc.exitCode !== null, { what: 'runmesh agents rotate to exit', timeoutMs: 15_000, show: nobody.output });
+    expect(nobody.proc.exitCode).toBe(1);
+    expect(nobody.output()).toContain('never-enrolled has no credential to rotate');
+  });
+
+  it('rotates automatically at two thirds of --agent-credential-ttl, and a credential past its expiry is refused', async () => {
+    const { cp, client } = await controlPlane({ agentCredentialTtlMs: 3_000 });
+    const workDir = await tempDir('runmesh-identity-agent-');
+    const agent = await startAgent(cp.address, 'ageing', workDir);
+    await ready(client, 'ageing');
+    const seen = new Set([readCredential(workDir)]);
+    // Two rotations, each at 2 s into a credential's 3 s life.
+    await waitUntil(() => seen.add(readCredential(workDir)).size >= 3, { what: 'two automatic rotations', timeoutMs: 8_000 });
+    const job = await client.submit({ argv: ['echo', 'after rotations'] });
+    expect((await client.waitDone(job.id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+
+    await agent.close();
+    const last = readCredential(workDir);
+    // Proving something happens after a time: the last credential's 3 s run out while the agent is away.
+    await sleep(3_200);
+    const expired = await hello(cp.address, { name: 'ageing', credential: last });
+    expect(expired.code).toBe(status.UNAUTHENTICATED);
+    expect(expired.details).toContain('expired');
+  });
+
+  it('an agent that saved a new credential but lost the connection before confirming it reconnects with it, and the old one stops working', async () => {
+    const { cp } = await controlPlane({ agentCredentialTtlMs: 3_000 });
+    const enrolled = await hello(cp.address, { name: 'crashy', joinToken: TOKEN });
+    const old = enrolled.welcome?.msg?.$case === 'welcome' ? enrolled.welcome.msg.value.credential : '';
+    expect(old).toMatch(/^rma_/);
+    const rotate = await waitUntil(
+      () => enrolled.received.map((m) => (m.msg?.$case === 'rotate' ? m.msg.value : undefined)).find((r) => r !== undefined),
+      { what: 'a Rotate', timeoutMs: 5_000 },
+    );
+    expect(rotate.credential).not.toBe(old);
+    expect(Date.parse(rotate.expiresAt ?? '')).toBeGreaterThan(Date.now());
+    // The "agent" saved it and died before its CredentialSaved went out.
+    enrolled.end();
+    const again = await waitUntil(
+      async () => {
+        const a = await hello(cp.address, { name: 'crashy', credential: rotate.credential });
+        return a.code === status.ALREADY_EXISTS ? undefined : a;
+      },
+      { what: 'the old session to be released' },
+    );
+    expect(again.welcome).toBeDefined();
+    expect((await hello(cp.address, { name: 'crashy', credential: old })).code).toBe(status.UNAUTHENTICATED);
   });
 });
 
 describe('across peers on one etcd', () => {
-  it('refuses an impostor on another peer, and a revoke on one peer cuts the agent held by the other within 1 s', async () => {
+  it('refuses an impostor on another peer; a rotate or a revoke asked of one peer reaches the agent held by the other', async () => {
     const etcd = await startEtcd();
     cleanups.push(() => etcd.stop());
     const store = `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`;
@@ -227,12 +340,20 @@ describe('across peers on one etcd', () => {
     const byToken = await hello(b.cp.address, { name: 'roamer', joinToken: TOKEN });
     expect(byToken.code).toBe(status.UNAUTHENTICATED);
 
+    // A rotation asked of b is carried out by a, which holds the stream.
+    const rotated = await new Promise<{ requested: boolean; rotated: boolean }>((resolve, reject) =>
+      b.client.cluster.rotateAgent({ name: 'roamer' }, (err, res) => (err ? reject(err) : resolve(res))),
+    );
+    expect(rotated).toEqual({ requested: true, rotated: true });
+    expect(readCredential(workDir)).not.toBe(credential);
+    expect((await hello(b.cp.address, { name: 'roamer', credential })).code).toBe(status.UNAUTHENTICATED);
+
     const revoked = await new Promise<boolean>((resolve, reject) =>
       b.client.cluster.revokeAgent({ name: 'roamer' }, (err, res) => (err ? reject(err) : resolve(res.revoked))),
     );
     expect(revoked).toBe(true);
     const err = (await within(agent.fatal, { what: 'peer-a to cut the agent off', timeoutMs: 1_000 })) as ServiceError;
     expect(err.code).toBe(status.UNAUTHENTICATED);
-    expect((await hello(a.cp.address, { name: 'roamer', credential })).code).toBe(status.UNAUTHENTICATED);
+    expect((await hello(a.cp.address, { name: 'roamer', credential: readCredential(workDir) })).code).toBe(status.UNAUTHENTICATED);
   });
 });

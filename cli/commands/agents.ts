@@ -1,4 +1,4 @@
-/** `runmesh agents ls | get | drain | cordon | uncordon | revoke`. */
+/** `runmesh agents ls | get | drain | cordon | uncordon | revoke | rotate`. */
 import type { Command } from 'commander';
 import { Agent } from '../../proto/gen/runmesh/v1/cluster.js';
 import type { Resources } from '../../proto/gen/runmesh/v1/job.js';
@@ -6,6 +6,7 @@ import { type Connection, unary, withConnection } from '../client.js';
 import { relativeTime } from '../duration.js';
 import { agentStateName, keyValues, printJson, table } from '../format.js';
 import { serverOption, tokenOption, type Target } from '../options.js';
+import { CliError } from '../errors.js';
 
 interface ReadOptions {
   server: string;
@@ -55,6 +56,28 @@ export function registerAgents(program: Command): void {
     .addOption(serverOption())
     .addOption(tokenOption())
     .action((name: string, options: Target) => revoke(name, options));
+  agents
+    .command('rotate')
+    .description(
+      'give the agent a new credential over its stream, with no downtime: the old one stops working once the agent has saved the new one. ' +
+        'An agent that is not connected gets it when it next connects',
+    )
+    .argument('<name>', 'agent name')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .action((name: string, options: Target) => rotate(name, options));
+}
+
+async function rotate(name: string, target: Target): Promise<void> {
+  const res = await withConnection(target, (conn) =>
+    unary(conn, 'ClusterService.RotateAgent', conn.cluster.rotateAgent.bind(conn.cluster), { name }),
+  );
+  if (!res.requested) throw new CliError(`${name} has no credential to rotate (never enrolled, or revoked)`);
+  process.stdout.write(
+    res.rotated
+      ? `${name} rotated: it saved its new credential\n`
+      : `${name}: rotation requested; it takes its new credential when it next connects\n`,
+  );
 }
 
 async function revoke(name: string, target: Target): Promise<void> {

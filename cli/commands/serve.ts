@@ -6,12 +6,13 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_GATE_LIMITS } from '../../control-plane/auth/gate.js';
 import type { JwtOptions } from '../../control-plane/auth/jwt.js';
 import {
+  DEFAULT_AGENT_CREDENTIAL_TTL_MS,
   DEFAULT_AUDIT_RETENTION_MS,
   DEFAULT_COMPACTION_INTERVAL_MS,
   DEFAULT_JOB_RETENTION_MS,
   DEFAULT_MAX_ENDED_JOBS,
 } from '../../control-plane/options.js';
-import { addresses, collectList, durationMs, hostPort, logLevel, tenantWeights, whole } from '../flags.js';
+import { addresses, collectList, durationMs, hostPort, logLevel, positiveDurationMs, tenantWeights, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { parseWhole } from '../options.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
@@ -36,6 +37,7 @@ interface ServerFlags {
   store?: string;
   joinToken?: string;
   heartbeatTimeout: number;
+  agentCredentialTtl: number;
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
@@ -80,6 +82,14 @@ export function registerServe(program: Command): void {
     .option('--store <url>', 'etcd://host:port[,host:port] (default: embedded store in the data dir)')
     .option('--join-token <token>', 'token agents must present (default: generated, kept in the data dir)', process.env.RUNMESH_JOIN_TOKEN)
     .option('--heartbeat-timeout <duration>', 'agent silence before it is considered gone', durationMs, 10_000)
+    .addOption(
+      new Option(
+        '--agent-credential-ttl <duration>',
+        "how long an agent's credential is accepted; it is rotated over the agent's stream at two thirds of that",
+      )
+        .argParser(positiveDurationMs('--agent-credential-ttl'))
+        .default(DEFAULT_AGENT_CREDENTIAL_TTL_MS, '30d'),
+    )
     .option('--tls-cert <file>', 'server certificate (PEM)')
     .option('--tls-key <file>', 'server key (PEM)')
     .option('--tls-ca <file>', 'CA for client certificates (PEM)')
@@ -133,6 +143,7 @@ export function registerServe(program: Command): void {
         store: f.store ?? '',
         joinToken: token,
         heartbeatTimeoutMs: f.heartbeatTimeout,
+        agentCredentialTtlMs: f.agentCredentialTtl,
         webSocket: f.websocket,
         tls: tlsOf(f),
         peerId: f.peerId,

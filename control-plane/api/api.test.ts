@@ -61,6 +61,9 @@ class OneAgentView implements ClusterView {
   async revokeAgent(name: string): Promise<boolean> {
     return name === 'runner-1';
   }
+  async rotateAgent(name: string): Promise<{ requested: boolean; rotated: boolean }> {
+    return { requested: name === 'runner-1', rotated: false };
+  }
 }
 
 let api: ApiHarness;

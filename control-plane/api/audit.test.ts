@@ -33,6 +33,7 @@ const view: ClusterView = {
   drain: async () => true,
   setCordoned: async () => undefined,
   revokeAgent: async () => true,
+  rotateAgent: async () => ({ requested: true, rotated: true }),
 };
 
 let api: ApiHarness;
@@ -131,6 +132,7 @@ describe('recording', () => {
       ['Cordon', ClusterServiceService.cordon],
       ['Uncordon', ClusterServiceService.uncordon],
       ['RevokeAgent', ClusterServiceService.revokeAgent],
+      ['RotateAgent', ClusterServiceService.rotateAgent],
     ] as const) {
       const got = await added(() => call(def, { name: 'a1', reason: 'x' }, token.operator.token));
       expect(got.map(pick)).toEqual([{ actor: token.operator.id, method: `ClusterService.${m}`, target: 'a1', result: 'OK' }]);

@@ -25,7 +25,13 @@ const log = pino({ level: 'silent' });
 /** What each role may call, as issue 15 defines the roles. */
 const READ_JOBS = ['JobService.Get', 'JobService.List', 'JobService.Watch', 'JobService.Logs'];
 const CLUSTER_READ = ['ClusterService.Status', 'ClusterService.ListAgents', 'ClusterService.GetAgent'];
-const CLUSTER_VERBS = ['ClusterService.Drain', 'ClusterService.Cordon', 'ClusterService.Uncordon', 'ClusterService.RevokeAgent'];
+const CLUSTER_VERBS = [
+  'ClusterService.Drain',
+  'ClusterService.Cordon',
+  'ClusterService.Uncordon',
+  'ClusterService.RevokeAgent',
+  'ClusterService.RotateAgent',
+];
 const EXPECTED: Record<Role, 'all' | string[]> = {
   admin: 'all',
   operator: [...CLUSTER_READ, ...CLUSTER_VERBS, ...READ_JOBS, 'JobService.Cancel', 'AuditService.ListAudit'],
@@ -72,6 +78,9 @@ class NoAgents implements ClusterView {
   async setCordoned(): Promise<void> {}
   async revokeAgent(): Promise<boolean> {
     return false;
+  }
+  async rotateAgent(): Promise<{ requested: boolean; rotated: boolean }> {
+    return { requested: false, rotated: false };
   }
 }
 
@@ -165,6 +174,7 @@ function requestFor(name: string): unknown {
     'ClusterService.Cordon': { name: 'nobody' },
     'ClusterService.Uncordon': { name: 'nobody' },
     'ClusterService.RevokeAgent': { name: 'nobody' },
+    'ClusterService.RotateAgent': { name: 'nobody' },
     'TokenService.CreateToken': { name: 'made', role: 'viewer', tenants: ['a'], ttlSeconds: 60 },
     'TokenService.ListTokens': {},
     'TokenService.RevokeToken': { id: '0000000000000000' },

@@ -11,6 +11,8 @@ import {
   type Peer,
   type RevokeAgentRequest,
   type RevokeAgentResponse,
+  type RotateAgentRequest,
+  type RotateAgentResponse,
   type StatusResponse,
   type UncordonRequest,
 } from '../../proto/gen/runmesh/v1/cluster.js';
@@ -30,6 +32,8 @@ export interface ClusterView {
   setCordoned(name: string, cordoned: boolean): Promise<void>;
   /** Deletes the agent's credential (every peer then ends its stream); false when it had none. */
   revokeAgent(name: string): Promise<boolean>;
+  /** Asks for the agent's credential to be rotated, and waits a few seconds for the agent to save the new one. */
+  rotateAgent(name: string): Promise<RotateAgentResponse>;
 }
 
 export interface ClusterServiceDeps {
@@ -61,6 +65,7 @@ export class ClusterServiceImpl {
       cordon: auditedUnary(gate, 'ClusterService.Cordon', log, async (req: CordonRequest) => this.cordon(req.name, true), byName),
       uncordon: auditedUnary(gate, 'ClusterService.Uncordon', log, async (req: UncordonRequest) => this.cordon(req.name, false), byName),
       revokeAgent: auditedUnary(gate, 'ClusterService.RevokeAgent', log, async (req: RevokeAgentRequest) => this.revoke(req.name), byName),
+      rotateAgent: auditedUnary(gate, 'ClusterService.RotateAgent', log, async (req: RotateAgentRequest) => this.rotate(req.name), byName),
     });
   }
 
@@ -112,5 +117,13 @@ export class ClusterServiceImpl {
     const revoked = await this.d.view.revokeAgent(name);
     this.d.logger.warn({ audit: true, agent_id: name, revoked }, 'agent revoke requested');
     return { revoked };
+  }
+
+  /** Works for an agent that is not connected too: it gets its new credential when it next connects. */
+  private async rotate(name: string): Promise<RotateAgentResponse> {
+    if (!name) throw invalid('name', 'missing');
+    const res = await this.d.view.rotateAgent(name);
+    this.d.logger.info({ audit: true, agent_id: name, ...res }, 'agent rotation requested');
+    return res;
   }
 }

@@ -18,7 +18,7 @@ export type Verb =
   | 'jobs.cancel'
   /** Cluster status, peers, agents. */
   | 'cluster.read'
-  /** Drain, cordon, uncordon and revoke agents. */
+  /** Drain, cordon, uncordon, revoke and rotate agents. */
   | 'cluster.manage'
   /** Create, list and revoke tokens. */
   | 'tokens.manage'
@@ -41,6 +41,7 @@ export const METHOD_VERBS: Readonly<Record<string, Verb>> = {
   'ClusterService.Cordon': 'cluster.manage',
   'ClusterService.Uncordon': 'cluster.manage',
   'ClusterService.RevokeAgent': 'cluster.manage',
+  'ClusterService.RotateAgent': 'cluster.manage',
   'TokenService.CreateToken': 'tokens.manage',
   'TokenService.ListTokens': 'tokens.manage',
   'TokenService.RevokeToken': 'tokens.manage',

@@ -18,12 +18,45 @@ import type { Compare, Op } from '../store/store.js';
 /** Recognisable by secret scanners. */
 export const CREDENTIAL_PREFIX = 'rma_';
 
+/** What is stored per enrolled agent (mesh/agent-credentials.ts keeps it). */
+export interface AgentCredentialRecord {
+  /** sha256 of the credential, hex. */
+  hash: string;
+  /** ISO time the credential was issued (enrolment or rotation). */
+  createdAt: string;
+  /** ISO time after which the credential is refused; '' for one issued before credentials expired (rotated at its next connection). */
+  expiresAt: string;
+  /** From the join token it enrolled with; set over the agent's own labels. Empty for the static token. */
+  labels: Record<string, string>;
+  /** A rotation handed to the agent and not yet confirmed saved: its hash is accepted alongside `hash` until then. */
+  next?: PendingRotation;
+  /** Set by `runmesh agents rotate`: the peer holding the agent's stream (or the next to get it) rotates it. */
+  rotateRequestedAt?: string;
+}
+
+export interface PendingRotation {
+  hash: string;
+  expiresAt: string;
+  /** ISO time it was handed out; one left unconfirmed for long is replaced by a new one. */
+  sentAt: string;
+}
+
+/** A stored record, with the revision a change to it must compare against. */
+export interface StoredCredential {
+  record: AgentCredentialRecord;
+  modRevision: number;
+}
+
 /** Where enrolments are kept (every peer reads the same). */
 export interface CredentialStore {
-  /** The stored hash of `name`'s credential and its labels, undefined when it has none; rejects when the store cannot answer. */
-  lookup(name: string): Promise<{ hash: string; labels: Record<string, string> } | undefined>;
-  /** Stores `hash` unless `name` already has a credential or `with_`'s compares fail; false then. */
-  enrol(name: string, hash: string, with_?: EnrolWith): Promise<boolean>;
+  /** `name`'s stored record, undefined when it has none; rejects when the store cannot answer. */
+  lookup(name: string): Promise<StoredCredential | undefined>;
+  /** Stores `hash`, expiring at `expiresAt`, unless `name` already has a credential or `with_`'s compares fail; false then. */
+  enrol(name: string, hash: string, expiresAt: Date, with_?: EnrolWith): Promise<boolean>;
+  /** `name`'s record as this peer last heard of it (may lag the store): for deciding when, never whether. */
+  cached(name: string): AgentCredentialRecord | undefined;
+  /** Replaces `name`'s record with `change(record)` in a compare-and-swap; undefined when it has none or `change` declined. */
+  update(name: string, change: (r: AgentCredentialRecord) => AgentCredentialRecord | undefined): Promise<AgentCredentialRecord | undefined>;
 }
 
 /** What else an enrolment does, in the same transaction: consume a join token's use, give its labels. */
@@ -52,7 +85,8 @@ const ENROL_TRIES = 5;
 
 /** What a Hello's secrets entitle it to. */
 export type Admission =
-  | { kind: 'credential'; hash: string; labels: Record<string, string> }
+  /** `pending`: the credential is a rotation's not yet confirmed, which presenting it confirms. */
+  | { kind: 'credential'; hash: string; labels: Record<string, string>; pending: boolean }
   | { kind: 'enrol' }
   | { kind: 'refused'; reason: string; presented: 'credential' | 'join token' };
 
@@ -65,6 +99,9 @@ export interface Enrolled {
 
 export const hashCredential = (credential: string): string => sha256(credential).toString('hex');
 
+/** A new agent credential: the prefix and 32 random bytes, base64url. */
+export const newCredential = (): string => CREDENTIAL_PREFIX + randomBytes(32).toString('base64url');
+
 export class AgentAuth {
   private readonly joinTokenHash: Buffer;
 
@@ -72,22 +109,33 @@ export class AgentAuth {
     joinToken: Secret,
     private readonly store: CredentialStore,
     private readonly joins: JoinTokens,
+    /** How long a credential lives from its issue (the rotation's). */
+    private readonly expiry: (now: Date) => Date,
   ) {
     this.joinTokenHash = sha256(joinToken.reveal());
   }
 
   /**
    * Decides on a Hello's secrets. A credential, when presented, is all that
-   * counts: it must match the stored hash (a revoked agent cannot fall back
-   * to a join token). Otherwise a join token (the static one, or a valid one
+   * counts: it must match the stored hash, unexpired, or a rotation's pending
+   * one (a revoked agent cannot fall back to a join token). Otherwise a join token (the static one, or a valid one
    * of role agent) enrols a name that has no credential yet, and nothing else.
    */
   async check(name: string, joinToken: string, credential: string): Promise<Admission> {
     if (credential) {
-      const stored = await this.store.lookup(name);
+      const r = (await this.store.lookup(name))?.record;
       const hash = hashCredential(credential);
-      if (stored !== undefined && sameHex(hash, stored.hash)) return { kind: 'credential', hash, labels: stored.labels };
-      return { kind: 'refused', presented: 'credential', reason: `credential refused for agent ${name} (unknown or revoked)` };
+      const refused = (why: string): Admission => ({
+        kind: 'refused',
+        presented: 'credential',
+        reason: `credential refused for agent ${name} (${why})`,
+      });
+      if (r === undefined) return refused('unknown or revoked');
+      if (r.next && sameHex(hash, r.next.hash)) return { kind: 'credential', hash, labels: r.labels, pending: true };
+      if (!sameHex(hash, r.hash)) return refused('unknown or revoked');
+      if (r.expiresAt !== '' && Date.parse(r.expiresAt) <= Date.now())
+        return refused(`expired at ${r.expiresAt}: enrol it again, after \`runmesh agents revoke ${name}\`, with a join token`);
+      return { kind: 'credential', hash, labels: r.labels, pending: false };
     }
     if (!joinToken) return { kind: 'refused', presented: 'join token', reason: 'no join token or credential presented' };
     if (!this.isStatic(joinToken)) {
@@ -104,14 +152,15 @@ export class AgentAuth {
    * the name, or the token is no longer valid (its last use went to another).
    */
   async enrol(name: string, joinToken: string): Promise<Enrolled | { refused: string }> {
-    const credential = CREDENTIAL_PREFIX + randomBytes(32).toString('base64url');
+    const credential = newCredential();
     const hash = hashCredential(credential);
     const done = (labels: Record<string, string>): Enrolled => ({ credential: new Secret(credential), hash, labels });
-    if (this.isStatic(joinToken)) return (await this.store.enrol(name, hash)) ? done({}) : { refused: alreadyEnrolled(name) };
+    const expiresAt = this.expiry(new Date());
+    if (this.isStatic(joinToken)) return (await this.store.enrol(name, hash, expiresAt)) ? done({}) : { refused: alreadyEnrolled(name) };
     for (let i = 0; i < ENROL_TRIES; i++) {
       const grant = await this.joins.join(joinToken);
       if ('refused' in grant) return grant;
-      if (await this.store.enrol(name, hash, { labels: grant.labels, compare: grant.compare, success: grant.consume }))
+      if (await this.store.enrol(name, hash, expiresAt, { labels: grant.labels, compare: grant.compare, success: grant.consume }))
         return done(grant.labels);
       if ((await this.store.lookup(name)) !== undefined) return { refused: alreadyEnrolled(name) };
     }

@@ -8,6 +8,7 @@ import type { LogStore } from '../logs/log-store.js';
 import type { ActiveIndex } from '../scheduler/active-index.js';
 import type { AgentAuth } from './auth.js';
 import type { AgentLink, AgentRegistry } from './registry.js';
+import type { CredentialRotation } from './rotation.js';
 
 export interface GatewayContext {
   repo: JobRepo;
@@ -17,6 +18,7 @@ export interface GatewayContext {
   registry: AgentRegistry;
   logs: LogStore;
   auth: AgentAuth;
+  rotation: CredentialRotation;
   logger: Logger;
   /** This peer, recorded as the holder of the logs of the results it accepts. */
   peerId: string;

@@ -25,9 +25,10 @@ export interface AgentPublisher {
   unpublish(name: string): Promise<unknown>;
 }
 
-/** Tells of agents' credentials deleted on any peer (revocations). */
+/** Tells of agents' credentials deleted or replaced on any peer (revocations, rotations), and of rotations asked for. */
 export interface Revocations {
   onRevoked(listener: (name: string, hash: string) => void): () => void;
+  onRotateRequested(listener: (name: string) => void): () => void;
 }
 
 export type GatewayOptions = Omit<GatewayContext, 'onConnect' | 'onDisconnect' | 'claim'> & {
@@ -36,6 +37,8 @@ export type GatewayOptions = Omit<GatewayContext, 'onConnect' | 'onDisconnect' |
   /** The peer holding the agent's stream, per the mesh-wide directory (undefined: none). */
   holderOf(name: string): string | undefined;
   revocations: Revocations;
+  /** How often connected agents' credentials are checked for a rotation due. */
+  rotationCheckMs: number;
 };
 
 export class Gateway {
@@ -48,6 +51,7 @@ export class Gateway {
   /** Per agent name, the one session (connecting or connected) that holds its identity here. */
   private readonly claims = new Map<string, AgentLink>();
   private closed = false;
+  private readonly rotationTimer: NodeJS.Timeout;
 
   constructor(private readonly o: GatewayOptions) {
     this.publisher = o.publisher;
@@ -59,6 +63,14 @@ export class Gateway {
     };
     o.registry.onChange(() => this.republishChanged());
     o.revocations.onRevoked((name, hash) => this.revoked(name, hash));
+    o.revocations.onRotateRequested((name) => this.rotateIfDue(name));
+    this.rotationTimer = setInterval(() => this.rotateIfDue(), o.rotationCheckMs);
+    this.rotationTimer.unref();
+  }
+
+  /** Rotates the credentials due of the agents connected here (or of `name` only). */
+  private rotateIfDue(name?: string): void {
+    for (const s of this.sessions) if (name === undefined || s.agentName === name) void s.rotateIfDue();
   }
 
   /** Calls `listener` whenever an agent connects or leaves this peer. Returns the unsubscribe. */
@@ -158,6 +170,7 @@ export class Gateway {
   /** Ends every agent stream; agents reconnect to another peer or later. */
   close(): void {
     this.closed = true;
+    clearInterval(this.rotationTimer);
     for (const s of this.sessions) s.close('control plane is shutting down');
   }
 }

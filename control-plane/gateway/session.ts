@@ -35,6 +35,10 @@ export class AgentSession implements AgentLink {
   private name = '';
   /** sha256 of the credential this session presented or was given; a revocation of it ends the session. */
   private hash = '';
+  /** Set once the Welcome is sent: the agent can take a Rotate from then on. */
+  private welcomed = false;
+  /** A rotation being handed out: true while its store write is under way, then its hash until the agent confirms it. */
+  private rotating: string | boolean = false;
   private log: Logger;
   private lastSeen = Date.now();
   private watchdog: NodeJS.Timeout;
@@ -128,6 +132,8 @@ export class AgentSession implements AgentLink {
         return this.onJob(msg.value.jobId, () => this.onLog(msg.value));
       case 'jobResult':
         return this.onJob(msg.value.jobId, () => this.onResult(msg.value));
+      case 'credentialSaved':
+        return void this.onCredentialSaved(msg.value.credentialSha256);
       case 'hello':
         return this.close('Hello sent twice', Status.FAILED_PRECONDITION);
       default:
@@ -165,12 +171,61 @@ export class AgentSession implements AgentLink {
         },
       },
     });
+    this.welcomed = true;
     this.ctx.onConnect(agent, this);
     for (const c of cancels) this.send({ msg: { $case: 'cancel', value: c } });
     this.log.info(
       { labels: agent.labels, capacity: hello.capacity, version: hello.version, resumed: resume.length, abandoned: abandon.length },
       'agent connected',
     );
+    await this.rotateIfDue();
+  }
+
+  /**
+   * Hands the agent a new credential if its current one is due for rotation
+   * (gateway/rotation.ts). A confirmation whose store write failed is
+   * written again instead. Never throws: a failed try is retried later.
+   */
+  async rotateIfDue(): Promise<void> {
+    if (!this.welcomed || this.isClosed() || this.rotating !== false) return;
+    const { rotation } = this.ctx;
+    if (rotation.confirmedButPending(this.name, this.hash)) return this.completeRotation(this.hash);
+    if (!rotation.due(this.name)) return;
+    this.rotating = true;
+    try {
+      const r = await rotation.begin(this.name, this.hash);
+      if (r === undefined || this.isClosed()) {
+        this.rotating = false;
+        return;
+      }
+      this.rotating = r.hash;
+      this.send({ msg: { $case: 'rotate', value: { credential: r.credential, expiresAt: r.expiresAt.toISOString() } } });
+      this.log.info({ expires_at: r.expiresAt.toISOString() }, 'rotating the agent credential');
+    } catch (err) {
+      this.rotating = false;
+      this.log.warn({ err }, 'could not start rotating the agent credential; trying again later');
+    }
+  }
+
+  /** The agent saved the credential of our Rotate: from now on this session presents it, and it alone is accepted. */
+  private async onCredentialSaved(sha256: string): Promise<void> {
+    if (typeof this.rotating !== 'string' || sha256 !== this.rotating) {
+      this.log.warn('the agent confirmed a credential it was not sent: ignored');
+      return;
+    }
+    // Before the old hash is dropped: its drop ends the streams still presenting it.
+    this.hash = sha256;
+    this.rotating = false;
+    await this.completeRotation(sha256);
+  }
+
+  private async completeRotation(hash: string): Promise<void> {
+    try {
+      if (await this.ctx.rotation.complete(this.name, hash))
+        this.log.info({ audit: true, event: 'agent_rotated' }, 'agent credential rotated');
+    } catch (err) {
+      this.log.warn({ err }, 'could not store the rotated agent credential; trying again later (both are accepted meanwhile)');
+    }
   }
 
   /**
@@ -195,7 +250,11 @@ export class AgentSession implements AgentLink {
     const presented = admission.kind === 'enrol' ? 'join token' : 'credential';
     const busy = this.ctx.claim(hello.name, this);
     if (busy) return this.refuseAudited(busy, Status.ALREADY_EXISTS, presented);
-    if (admission.kind === 'credential') return { credential: '', labels: admission.labels };
+    if (admission.kind === 'credential') {
+      // The agent saved a rotation's credential but its confirmation was lost: presenting it confirms it.
+      if (admission.pending) await this.completeRotation(admission.hash);
+      return { credential: '', labels: admission.labels };
+    }
     const enrolled = await this.ctx.auth.enrol(hello.name, hello.joinToken).catch((err: unknown) => {
       this.log.warn({ err }, 'could not store the agent credential');
       return null;

@@ -6,27 +6,27 @@
  * The credential itself is never stored. Revoking an agent deletes its key;
  * every peer watches the prefix and hears of the delete, so it can end that
  * agent's stream.
+ *
+ * A rotation (gateway/rotation.ts) goes through the same record: `next`
+ * holds the hash handed out and not yet confirmed saved by the agent (both
+ * are accepted meanwhile), and completing it makes `next` the hash. A hash
+ * that stops being accepted is reported to `onRevoked` listeners, exactly
+ * like a revocation, so a stream still presenting it ends.
  */
 import type { Logger } from 'pino';
-import type { EnrolWith } from '../gateway/auth.js';
+import type { AgentCredentialRecord, EnrolWith, PendingRotation, StoredCredential } from '../gateway/auth.js';
 import type { KeyValue, Store } from '../store/store.js';
 import { AGENT_CREDS_PREFIX, agentCredKey } from './keys.js';
 import { parseRecord, WatchedPrefix } from './watched-prefix.js';
 
-/** What is stored per enrolled agent. */
-export interface AgentCredentialRecord {
-  /** sha256 of the credential, hex. */
-  hash: string;
-  /** ISO time of the enrolment. */
-  createdAt: string;
-  /** From the join token it enrolled with; set over the agent's own labels. Empty for the static token. */
-  labels: Record<string, string>;
-}
+/** Tries of a read-modify-write of one record that other writers keep changing. */
+const UPDATE_TRIES = 5;
 
 export class AgentCredentials {
-  /** The last hash seen per agent name, to tell which enrolments a change removed. */
-  private known = new Map<string, string>();
+  /** The hashes accepted per agent name when last seen, to tell which ones a change removed. */
+  private known = new Map<string, string[]>();
   private readonly revokedListeners = new Set<(name: string, hash: string) => void>();
+  private readonly rotateListeners = new Set<(name: string) => void>();
 
   private constructor(
     private readonly store: Store,
@@ -50,11 +50,41 @@ export class AgentCredentials {
    * agent has none. An unreadable record answers '' (matches nothing, and
    * still blocks a new enrolment). A store failure rejects: never "absent".
    */
-  async lookup(name: string): Promise<{ hash: string; labels: Record<string, string> } | undefined> {
+  async lookup(name: string): Promise<StoredCredential | undefined> {
     const kv = await this.store.get(agentCredKey(name));
     if (!kv) return undefined;
-    const record = parseCredential(kv, this.log);
-    return { hash: record?.hash ?? '', labels: record?.labels ?? {} };
+    const record = parseCredential(kv, this.log) ?? { hash: '', createdAt: '', expiresAt: '', labels: {} };
+    return { record, modRevision: kv.modRevision };
+  }
+
+  /** The record as this peer last heard of it through the watch (may lag the store). */
+  cached(name: string): AgentCredentialRecord | undefined {
+    return this.watched.get(agentCredKey(name))?.value;
+  }
+
+  /**
+   * Replaces `name`'s record with `change(record)` if nobody changed it since
+   * it was read (read again and retried otherwise). `change` returns
+   * undefined to leave it as it is. Resolves with the record written, or
+   * undefined when the agent has none or `change` declined.
+   */
+  async update(
+    name: string,
+    change: (r: AgentCredentialRecord) => AgentCredentialRecord | undefined,
+  ): Promise<AgentCredentialRecord | undefined> {
+    const key = agentCredKey(name);
+    for (let i = 0; i < UPDATE_TRIES; i++) {
+      const found = await this.lookup(name);
+      if (!found) return undefined;
+      const next = change(structuredClone(found.record));
+      if (!next) return undefined;
+      const res = await this.store.txn({
+        compare: [{ key, target: 'modRevision', op: '==', value: found.modRevision }],
+        success: [{ type: 'put', key, value: JSON.stringify(next) }],
+      });
+      if (res.succeeded) return next;
+    }
+    throw new Error(`agent ${name}'s credential record kept changing: gave up after ${UPDATE_TRIES} tries`);
   }
 
   /**
@@ -62,9 +92,14 @@ export class AgentCredentials {
    * enrolments one wins) and `with_`'s compares hold, applying its operations
    * in the same transaction. True if ours did.
    */
-  async enrol(name: string, hash: string, with_: EnrolWith = { labels: {}, compare: [], success: [] }): Promise<boolean> {
+  async enrol(name: string, hash: string, expiresAt: Date, with_: EnrolWith = { labels: {}, compare: [], success: [] }): Promise<boolean> {
     const key = agentCredKey(name);
-    const record: AgentCredentialRecord = { hash, createdAt: new Date().toISOString(), labels: with_.labels };
+    const record: AgentCredentialRecord = {
+      hash,
+      createdAt: new Date().toISOString(),
+      expiresAt: expiresAt.toISOString(),
+      labels: with_.labels,
+    };
     const res = await this.store.txn({
       compare: [{ key, target: 'createRevision', op: '==', value: 0 }, ...with_.compare],
       success: [{ type: 'put', key, value: JSON.stringify(record) }, ...with_.success],
@@ -86,13 +121,19 @@ export class AgentCredentials {
     return () => void this.revokedListeners.delete(listener);
   }
 
+  /** Calls `listener` with the name of every agent an operator asked to rotate, on any peer. Returns the unsubscribe. */
+  onRotateRequested(listener: (name: string) => void): () => void {
+    this.rotateListeners.add(listener);
+    return () => void this.rotateListeners.delete(listener);
+  }
+
   close(): Promise<void> {
     return this.watched.close();
   }
 
-  private snapshot(): Map<string, string> {
-    const m = new Map<string, string>();
-    for (const e of this.watched.entriesInOrder()) m.set(e.kv.key.slice(AGENT_CREDS_PREFIX.length), e.value.hash);
+  private snapshot(): Map<string, string[]> {
+    const m = new Map<string, string[]>();
+    for (const e of this.watched.entriesInOrder()) m.set(e.kv.key.slice(AGENT_CREDS_PREFIX.length), acceptedHashes(e.value));
     return m;
   }
 
@@ -100,11 +141,24 @@ export class AgentCredentials {
     const now = this.snapshot();
     const before = this.known;
     this.known = now;
-    for (const [name, hash] of before) {
-      if (now.get(name) === hash) continue;
-      for (const listener of this.revokedListeners) listener(name, hash);
+    for (const [name, hashes] of before) {
+      const still = now.get(name) ?? [];
+      for (const hash of hashes) {
+        if (still.includes(hash)) continue;
+        for (const listener of this.revokedListeners) listener(name, hash);
+      }
+    }
+    for (const e of this.watched.entriesInOrder()) {
+      if (e.value.rotateRequestedAt === undefined) continue;
+      const name = e.kv.key.slice(AGENT_CREDS_PREFIX.length);
+      for (const listener of this.rotateListeners) listener(name);
     }
   }
+}
+
+/** The hashes a record accepts: its own, and a rotation's not yet confirmed. */
+export function acceptedHashes(r: AgentCredentialRecord): string[] {
+  return r.next ? [r.hash, r.next.hash] : [r.hash];
 }
 
 function parseCredential(kv: KeyValue, log: Logger): AgentCredentialRecord | undefined {
@@ -115,7 +169,15 @@ function parseCredential(kv: KeyValue, log: Logger): AgentCredentialRecord | und
     (v) => ({
       hash: v.hash,
       createdAt: typeof v.createdAt === 'string' ? v.createdAt : '',
+      expiresAt: typeof v.expiresAt === 'string' ? v.expiresAt : '',
       labels: v.labels && typeof v.labels === 'object' ? v.labels : {},
+      ...(isPending(v.next) ? { next: v.next } : {}),
+      ...(typeof v.rotateRequestedAt === 'string' ? { rotateRequestedAt: v.rotateRequestedAt } : {}),
     }),
   );
+}
+
+function isPending(v: unknown): v is PendingRotation {
+  const p = v as Partial<PendingRotation> | undefined;
+  return typeof p?.hash === 'string' && typeof p.expiresAt === 'string' && typeof p.sentAt === 'string';
 }

@@ -43,6 +43,7 @@ export const EMPTY_CLUSTER: ClusterView = {
   drain: async () => false,
   setCordoned: async () => undefined,
   revokeAgent: async () => false,
+  rotateAgent: async () => ({ requested: false, rotated: false }),
 };
 
 export interface ApiOptions {

@@ -44,6 +44,7 @@ export interface ConnectRequest {
     | { $case: "jobUpdate"; value: JobUpdate }
     | { $case: "logChunk"; value: LogChunk }
     | { $case: "jobResult"; value: JobResult }
+    | { $case: "credentialSaved"; value: CredentialSaved }
     | undefined;
 }
 
@@ -57,6 +58,7 @@ export interface ConnectResponse {
     | { $case: "logAck"; value: LogAck }
     | { $case: "ping"; value: Ping }
     | { $case: "resultAck"; value: ResultAck }
+    | { $case: "rotate"; value: Rotate }
     | undefined;
 }
 
@@ -188,6 +190,25 @@ export interface Ping {
   nonce: number;
 }
 
+/**
+ * A new credential for this agent, replacing the one it connected with. The
+ * agent saves it durably (replacing its credential file atomically), then
+ * answers CredentialSaved. Until that answer reaches the control plane both
+ * credentials are accepted; after it, only the new one.
+ */
+export interface Rotate {
+  /** "rma_" + 32 random bytes, base64url; stored by the control plane only as a hash. */
+  credential: string;
+  /** When the new credential stops being accepted; the control plane rotates it again before then. */
+  expiresAt: string | undefined;
+}
+
+/** The agent saved the credential of a Rotate and presents it from now on. */
+export interface CredentialSaved {
+  /** sha256 of the saved credential, hex: says which Rotate this answers. */
+  credentialSha256: string;
+}
+
 function createBaseConnectRequest(): ConnectRequest {
   return { msg: undefined };
 }
@@ -209,6 +230,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         break;
       case "jobResult":
         JobResult.encode(message.msg.value, writer.uint32(42).fork()).join();
+        break;
+      case "credentialSaved":
+        CredentialSaved.encode(message.msg.value, writer.uint32(50).fork()).join();
         break;
     }
     return writer;
@@ -267,6 +291,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.msg = { $case: "jobResult", value: JobResult.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.msg = { $case: "credentialSaved", value: CredentialSaved.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -297,6 +329,10 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "jobResult", value: JobResult.fromJSON(object.jobResult) }
         : isSet(object.job_result)
         ? { $case: "jobResult", value: JobResult.fromJSON(object.job_result) }
+        : isSet(object.credentialSaved)
+        ? { $case: "credentialSaved", value: CredentialSaved.fromJSON(object.credentialSaved) }
+        : isSet(object.credential_saved)
+        ? { $case: "credentialSaved", value: CredentialSaved.fromJSON(object.credential_saved) }
         : undefined,
     };
   },
@@ -313,6 +349,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.logChunk = LogChunk.toJSON(message.msg.value);
     } else if (message.msg?.$case === "jobResult") {
       obj.jobResult = JobResult.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "credentialSaved") {
+      obj.credentialSaved = CredentialSaved.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -353,6 +391,12 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         }
         break;
       }
+      case "credentialSaved": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "credentialSaved", value: CredentialSaved.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -385,6 +429,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         break;
       case "resultAck":
         ResultAck.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
+      case "rotate":
+        Rotate.encode(message.msg.value, writer.uint32(66).fork()).join();
         break;
     }
     return writer;
@@ -459,6 +506,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.msg = { $case: "resultAck", value: ResultAck.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.msg = { $case: "rotate", value: Rotate.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -491,6 +546,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "resultAck", value: ResultAck.fromJSON(object.resultAck) }
         : isSet(object.result_ack)
         ? { $case: "resultAck", value: ResultAck.fromJSON(object.result_ack) }
+        : isSet(object.rotate)
+        ? { $case: "rotate", value: Rotate.fromJSON(object.rotate) }
         : undefined,
     };
   },
@@ -511,6 +568,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.ping = Ping.toJSON(message.msg.value);
     } else if (message.msg?.$case === "resultAck") {
       obj.resultAck = ResultAck.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "rotate") {
+      obj.rotate = Rotate.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -560,6 +619,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "resultAck": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "resultAck", value: ResultAck.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "rotate": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "rotate", value: Rotate.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -2368,6 +2433,168 @@ export const Ping: MessageFns<Ping> = {
   fromPartial(object: DeepPartial<Ping>): Ping {
     const message = createBasePing();
     message.nonce = object.nonce ?? 0;
+    return message;
+  },
+};
+
+function createBaseRotate(): Rotate {
+  return { credential: "", expiresAt: undefined };
+}
+
+export const Rotate: MessageFns<Rotate> = {
+  encode(message: Rotate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.credential !== "") {
+      writer.uint32(10).string(message.credential);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Rotate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.credential = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Rotate {
+    return {
+      credential: isSet(object.credential) ? globalThis.String(object.credential) : "",
+      expiresAt: isSet(object.expiresAt)
+        ? globalThis.String(object.expiresAt)
+        : isSet(object.expires_at)
+        ? globalThis.String(object.expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Rotate): unknown {
+    const obj: any = {};
+    if (message.credential !== "") {
+      obj.credential = message.credential;
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Rotate>): Rotate {
+    return Rotate.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Rotate>): Rotate {
+    const message = createBaseRotate();
+    message.credential = object.credential ?? "";
+    message.expiresAt = object.expiresAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseCredentialSaved(): CredentialSaved {
+  return { credentialSha256: "" };
+}
+
+export const CredentialSaved: MessageFns<CredentialSaved> = {
+  encode(message: CredentialSaved, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.credentialSha256 !== "") {
+      writer.uint32(10).string(message.credentialSha256);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CredentialSaved {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCredentialSaved();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.credentialSha256 = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CredentialSaved {
+    return {
+      credentialSha256: isSet(object.credentialSha256)
+        ? globalThis.String(object.credentialSha256)
+        : isSet(object.credential_sha256)
+        ? globalThis.String(object.credential_sha256)
+        : "",
+    };
+  },
+
+  toJSON(message: CredentialSaved): unknown {
+    const obj: any = {};
+    if (message.credentialSha256 !== "") {
+      obj.credentialSha256 = message.credentialSha256;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CredentialSaved>): CredentialSaved {
+    return CredentialSaved.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CredentialSaved>): CredentialSaved {
+    const message = createBaseCredentialSaved();
+    message.credentialSha256 = object.credentialSha256 ?? "";
     return message;
   },
 };

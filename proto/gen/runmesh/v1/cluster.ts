@@ -185,6 +185,21 @@ export interface RevokeAgentResponse {
   revoked: boolean;
 }
 
+export interface RotateAgentRequest {
+  name: string;
+}
+
+export interface RotateAgentResponse {
+  /** False when the agent has no credential to rotate (never enrolled, or revoked). */
+  requested: boolean;
+  /**
+   * True when the agent saved its new credential before the call returned
+   * (within a few seconds); false when it is not connected, or has not
+   * answered yet: it rotates when it next connects.
+   */
+  rotated: boolean;
+}
+
 function createBaseAgent(): Agent {
   return {
     name: "",
@@ -2123,6 +2138,158 @@ export const RevokeAgentResponse: MessageFns<RevokeAgentResponse> = {
   },
 };
 
+function createBaseRotateAgentRequest(): RotateAgentRequest {
+  return { name: "" };
+}
+
+export const RotateAgentRequest: MessageFns<RotateAgentRequest> = {
+  encode(message: RotateAgentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateAgentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateAgentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateAgentRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: RotateAgentRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RotateAgentRequest>): RotateAgentRequest {
+    return RotateAgentRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RotateAgentRequest>): RotateAgentRequest {
+    const message = createBaseRotateAgentRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseRotateAgentResponse(): RotateAgentResponse {
+  return { requested: false, rotated: false };
+}
+
+export const RotateAgentResponse: MessageFns<RotateAgentResponse> = {
+  encode(message: RotateAgentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requested !== false) {
+      writer.uint32(8).bool(message.requested);
+    }
+    if (message.rotated !== false) {
+      writer.uint32(16).bool(message.rotated);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateAgentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateAgentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requested = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.rotated = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateAgentResponse {
+    return {
+      requested: isSet(object.requested) ? globalThis.Boolean(object.requested) : false,
+      rotated: isSet(object.rotated) ? globalThis.Boolean(object.rotated) : false,
+    };
+  },
+
+  toJSON(message: RotateAgentResponse): unknown {
+    const obj: any = {};
+    if (message.requested !== false) {
+      obj.requested = message.requested;
+    }
+    if (message.rotated !== false) {
+      obj.rotated = message.rotated;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RotateAgentResponse>): RotateAgentResponse {
+    return RotateAgentResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RotateAgentResponse>): RotateAgentResponse {
+    const message = createBaseRotateAgentResponse();
+    message.requested = object.requested ?? false;
+    message.rotated = object.rotated ?? false;
+    return message;
+  },
+};
+
 /** What operators ask of the cluster. */
 export type ClusterServiceService = typeof ClusterServiceService;
 export const ClusterServiceService = {
@@ -2195,6 +2362,20 @@ export const ClusterServiceService = {
     responseSerialize: (value: RevokeAgentResponse): Buffer => Buffer.from(RevokeAgentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeAgentResponse => RevokeAgentResponse.decode(value),
   },
+  /**
+   * Give the agent a new credential over its stream, without downtime; the
+   * old one stops working once the agent has saved the new one. An agent that
+   * is not connected gets it when it next connects.
+   */
+  rotateAgent: {
+    path: "/runmesh.v1.ClusterService/RotateAgent" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateAgentRequest): Buffer => Buffer.from(RotateAgentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateAgentRequest => RotateAgentRequest.decode(value),
+    responseSerialize: (value: RotateAgentResponse): Buffer => Buffer.from(RotateAgentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RotateAgentResponse => RotateAgentResponse.decode(value),
+  },
 } as const;
 
 export interface ClusterServiceServer extends UntypedServiceImplementation {
@@ -2211,6 +2392,12 @@ export interface ClusterServiceServer extends UntypedServiceImplementation {
    * second and refuses it from then on; its running attempts are lost.
    */
   revokeAgent: handleUnaryCall<RevokeAgentRequest, RevokeAgentResponse>;
+  /**
+   * Give the agent a new credential over its stream, without downtime; the
+   * old one stops working once the agent has saved the new one. An agent that
+   * is not connected gets it when it next connects.
+   */
+  rotateAgent: handleUnaryCall<RotateAgentRequest, RotateAgentResponse>;
 }
 
 export interface ClusterServiceClient extends Client {
@@ -2324,6 +2511,26 @@ export interface ClusterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Give the agent a new credential over its stream, without downtime; the
+   * old one stops working once the agent has saved the new one. An agent that
+   * is not connected gets it when it next connects.
+   */
+  rotateAgent(
+    request: RotateAgentRequest,
+    callback: (error: ServiceError | null, response: RotateAgentResponse) => void,
+  ): ClientUnaryCall;
+  rotateAgent(
+    request: RotateAgentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RotateAgentResponse) => void,
+  ): ClientUnaryCall;
+  rotateAgent(
+    request: RotateAgentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RotateAgentResponse) => void,
   ): ClientUnaryCall;
 }
 
