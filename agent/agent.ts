@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { hostname, loadavg, availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../proto/gen/runmesh/v1/agent.js';
 import { FailureCategory } from '../proto/gen/runmesh/v1/job.js';
@@ -17,6 +18,7 @@ import {
   delay,
   FallbackDialer,
   isDowngradeRefused,
+  isPinMismatch,
   isRefusedCode,
   SESSION_BUSY_CODE,
   SESSION_BUSY_RETRY_MS,
@@ -63,6 +65,7 @@ export class Agent implements ConnectionHost {
     this.executor = createExecutor({ workDir: this.options.workDir, logger: this.log, standby: this.options.standbySupervisor });
     this.dialer = new FallbackDialer(this.options.servers, {
       tls: this.options.tls,
+      pin: this.options.caFingerprint ? { fingerprint: this.options.caFingerprint, file: join(this.options.workDir, 'ca.pem') } : undefined,
       logger: this.log,
       allowDowngrade: this.options.allowInsecureFallback,
     });
@@ -110,6 +113,11 @@ export class Agent implements ConnectionHost {
         if (this.stop.signal.aborted) break;
         // Reconnecting cannot help once the control plane refused this agent (transport/retry.ts): the operator must fix something.
         const code = statusCode(err);
+        if (isPinMismatch(err)) {
+          this.log.error({ err: (err as Error).message }, 'server does not hold the pinned CA: refusing to connect');
+          this.setFatal(err as Error);
+          break;
+        }
         if (code !== undefined && isRefusedCode(code)) {
           this.log.error({ err }, 'control plane refused this agent');
           if (code === (status.UNAUTHENTICATED as number) && this.credential) await this.stopDisowned();

@@ -21,6 +21,12 @@ export interface AgentOptions {
   /** On SIGTERM, how long running jobs may finish before they are handed back. Default 60 s. */
   shutdownGraceMs: number;
   tls: { ca?: string; cert?: string; key?: string } | undefined;
+  /**
+   * The cluster CA's fingerprint (`sha256:<hex>`) to pin when `tls.ca` is not
+   * given: fetched on first contact into `<workDir>/ca.pem`, then verified
+   * against. Default '' (no pin: system roots or `tls.ca`).
+   */
+  caFingerprint: string;
   /** Allow falling back from an encrypted address to a plaintext one. Default false. */
   allowInsecureFallback: boolean;
   /**
@@ -47,6 +53,7 @@ export function resolveAgentOptions(o: AgentInput): AgentOptions {
     workDir: o.workDir ?? './.runmesh-agent',
     shutdownGraceMs: o.shutdownGraceMs ?? 60_000,
     tls: o.tls,
+    caFingerprint: o.caFingerprint ?? '',
     allowInsecureFallback: o.allowInsecureFallback ?? false,
     standbySupervisor: o.standbySupervisor ?? true,
     logger: o.logger,

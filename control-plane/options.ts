@@ -35,6 +35,19 @@ export interface ControlPlaneOptions {
   webSocket: boolean;
   /** TLS for tcp listeners (PEM paths); a `ca` with requireClientCert makes it mTLS. */
   tls: ServerTlsFiles | undefined;
+  /**
+   * `--tls-auto`: a cluster CA shared through the store and a server certificate
+   * of this peer's own (control-plane/tls/) serve TLS on `listen` and HTTPS (wss)
+   * on `httpListen`; `tls` must be unset. Default false.
+   */
+  tlsAuto: boolean;
+  /** With `tlsAuto`: more names (DNS or IP) the certificate is valid for, e.g. a load balancer's. Default []. */
+  tlsSans: string[];
+  /**
+   * With `tlsAuto`: a plaintext gRPC listener on loopback for local tools ("" none).
+   * Default "127.0.0.1:7435" with tlsAuto, "" without.
+   */
+  plainListen: string;
   /** TTL of this peer's mesh lease and of the scheduler leadership. Default 5. */
   peerTtlSeconds: number;
   /** Ended jobs (records, idempotency keys, logs) are deleted this long after they ended; 0 keeps them. Default 7 days. */
@@ -62,6 +75,8 @@ export const DEFAULT_MAX_ENDED_JOBS = 100_000;
 export const DEFAULT_JOB_RETENTION_MS = 7 * 24 * 3600_000;
 export const DEFAULT_AUDIT_RETENTION_MS = 30 * 24 * 3600_000;
 export const DEFAULT_COMPACTION_INTERVAL_MS = 5 * 60_000;
+/** `--tls-auto`'s plaintext loopback listener: beside the default 7433 (gRPC) and 7434 (HTTP). */
+export const DEFAULT_PLAIN_LISTEN = '127.0.0.1:7435';
 export const DEFAULT_AGENT_CREDENTIAL_TTL_MS = 30 * 24 * 3600_000;
 
 export type ControlPlaneInput = Partial<ControlPlaneOptions> & { logger: Logger; joinToken: string };
@@ -81,6 +96,9 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 10_000,
     webSocket: o.webSocket ?? true,
     tls: o.tls,
+    tlsAuto: o.tlsAuto ?? false,
+    tlsSans: o.tlsSans ?? [],
+    plainListen: o.plainListen ?? (o.tlsAuto ? DEFAULT_PLAIN_LISTEN : ''),
     peerTtlSeconds: o.peerTtlSeconds ?? 5,
     jobRetentionMs: o.jobRetentionMs ?? DEFAULT_JOB_RETENTION_MS,
     auditRetentionMs: o.auditRetentionMs ?? DEFAULT_AUDIT_RETENTION_MS,

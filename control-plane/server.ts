@@ -13,12 +13,21 @@
 import { Server } from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { VERSION } from '../proto/version.js';
 import { HealthTracker, Router } from '../routing/index.js';
-import { bindAll, serveWebSocketTunnel, widenServerWindows, KEEPALIVE_SERVER_OPTIONS, type BoundAddress } from '../transport/index.js';
+import {
+  bindAll,
+  channelCredentials,
+  parseAddress,
+  serveWebSocketTunnel,
+  widenServerWindows,
+  KEEPALIVE_SERVER_OPTIONS,
+  TransportError,
+  type BoundAddress,
+} from '../transport/index.js';
 import { AuditServiceImpl } from './api/audit-service.js';
 import { ClusterServiceImpl } from './api/cluster-service.js';
 import { TokenServiceImpl } from './api/token-service.js';
@@ -36,6 +45,7 @@ import { AgentRegistry } from './gateway/registry.js';
 import { CredentialRotation, rotationCheckMs } from './gateway/rotation.js';
 import { Housekeeper } from './housekeeping.js';
 import { createHttpServer, listenHttp, type Route } from './http/http-server.js';
+import { prepareAutoTls, type AutoTls } from './tls/index.js';
 import { createMetrics } from './http/metrics.js';
 import { guardMetrics } from './http/metrics-auth.js';
 import { JobRepo } from './jobs/repo.js';
@@ -69,6 +79,8 @@ interface State {
   tokens: TokenStore;
   /** Where this peer wrote the cluster's first admin token, if it was the one to create it. */
   adminTokenFile: string | undefined;
+  /** `--tls-auto`: this peer's certificate files and the cluster CA's fingerprint. */
+  autoTls: AutoTls | undefined;
 }
 
 /** The ports, bound before the peer joins the mesh (it announces their addresses). */
@@ -93,6 +105,8 @@ export class ControlPlane {
     readonly httpAddress: string,
     /** Set on the peer that created the cluster's first admin token: the file (mode 0600) it is in. */
     readonly adminTokenFile: string | undefined,
+    /** `--tls-auto`: the cluster CA's file and fingerprint (`sha256:<hex>`), which join strings carry. */
+    readonly autoTls: AutoTls | undefined,
     private readonly mesh: Mesh,
     /** The shutdown, in order: intake first, storage last. */
     private readonly stop: () => Promise<void>,
@@ -136,7 +150,7 @@ export class ControlPlane {
         { grpc: grpcAddresses, http: ports.httpAddress, store: state.store.kind, version: VERSION, ...admin },
         'control plane ready',
       );
-      return new ControlPlane(o, grpcAddresses, ports.httpAddress, state.adminTokenFile, mesh, () => closers.run());
+      return new ControlPlane(o, grpcAddresses, ports.httpAddress, state.adminTokenFile, state.autoTls, mesh, () => closers.run());
     } catch (err) {
       await closers.run();
       throw err;
@@ -210,7 +224,10 @@ async function loadState(o: ControlPlaneOptions, log: Logger, closers: Shutdown)
   const tokens = await TokenStore.open(store, log);
   closers.add('tokens', () => tokens.close());
   const adminTokenFile = await tokens.bootstrap(o.dataDir);
-  return { store, repo, tracker, logs, registry: new AgentRegistry(), index: new ActiveIndex(), tokens, adminTokenFile };
+  const autoTls = o.tlsAuto
+    ? await prepareAutoTls({ store, dataDir: o.dataDir, hosts: listenHosts(o), peerId: o.peerId, logger: log })
+    : undefined;
+  return { store, repo, tracker, logs, registry: new AgentRegistry(), index: new ActiveIndex(), tokens, adminTokenFile, autoTls };
 }
 
 async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, closers: Shutdown): Promise<Ports> {
@@ -222,6 +239,7 @@ async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, clos
   const routes: Record<string, Route> = {};
   const http = createHttpServer({
     routes,
+    tls: state.autoTls && { cert: await readFile(state.autoTls.files.cert), key: await readFile(state.autoTls.files.key) },
     ready: async () => {
       await state.store.revision();
       return { ok: true, detail: `ready (store ${state.store.kind}, ${state.tracker.size} live jobs)` };
@@ -229,7 +247,8 @@ async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, clos
   });
   closers.add('grpc', () => shutdownGrpc(grpc));
   closers.add('http', () => closeHttp(http));
-  const bound = await bindAll(grpc, o.listen, { tls: o.tls, logger: log });
+  const bound = await bindAll(grpc, o.listen, { tls: state.autoTls?.files ?? o.tls, logger: log });
+  if (o.plainListen) bound.push(...(await bindAll(grpc, [loopbackOnly(o.plainListen)], { tls: undefined, logger: log })));
   const httpAddress = await listenHttp(http, o.httpListen);
   return { grpc, http, routes, health, bound, httpAddress, peer: await bindPeer(o, log, closers) };
 }
@@ -242,6 +261,27 @@ async function bindPeer(o: ControlPlaneOptions, log: Logger, closers: Shutdown):
   closers.add('peer grpc', () => shutdownGrpc(grpc));
   const [bound] = await bindAll(grpc, [o.peerListen], { tls: undefined, logger: log });
   return { grpc, address: bound?.address ?? o.peerListen };
+}
+
+/** The hosts a `--tls-auto` certificate must name: those of every listener, and `--tls-san`. */
+function listenHosts(o: ControlPlaneOptions): string[] {
+  const hosts = [...o.listen, o.httpListen, o.peerListen].flatMap((a) => {
+    if (!a || a.startsWith('unix:')) return [];
+    try {
+      return [parseAddress(a).host];
+    } catch {
+      return []; // bindAll names the bad address
+    }
+  });
+  return [...hosts, ...o.tlsSans];
+}
+
+/** The plaintext listener beside `--tls-auto` must not leave the host. */
+function loopbackOnly(address: string): string {
+  const { host } = parseAddress(address);
+  if (host !== 'localhost' && host !== '::1' && !host.startsWith('127.'))
+    throw new TransportError(`--plain-listen ${address}: a plaintext listener beside --tls-auto must be on loopback`);
+  return address;
 }
 
 /** The address other peers dial: the first tcp listener, else the first one. */
@@ -268,7 +308,9 @@ async function serve(
   closers.add('audit', () => audit.close());
   const jwt = o.jwt ? await JwtVerifier.open(o.jwt) : undefined;
   const gate = new Gate({ tokens, jwt, log, limits: o.limits, audit });
-  const clients = new PeerClients({ secret });
+  // Under --tls-auto, peers on the shared listeners speak TLS, verified against the cluster CA.
+  const peerTls = state.autoTls && !o.peerListen ? channelCredentials({ ca: await readFile(state.autoTls.caFile) }) : undefined;
+  const clients = new PeerClients({ secret, credentials: peerTls });
   closers.add('peer clients', () => clients.close());
   mesh.membership.onChange((peers) => clients.retain(new Set(peers.map((p) => p.peerAddress))));
   const copies = new LogCopies(mesh, clients, logs, log);
@@ -361,7 +403,7 @@ async function serve(
     admit: (records) => scheduler.admit(records),
     retention: { ageMs: o.jobRetentionMs, maxEnded: o.maxEndedJobs },
   }).addToServer(ports.grpc);
-  new TokenServiceImpl({ gate, tokens, logger: log }).addToServer(ports.grpc);
+  new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: state.autoTls?.fingerprint ?? '' }).addToServer(ports.grpc);
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(ports.grpc);
   const cluster = new ClusterServiceImpl({
     gate,

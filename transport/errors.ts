@@ -42,8 +42,16 @@ export class NoReachableAddressError extends TransportError {
   }
 }
 
+/**
+ * The server's certificate chain, or the CA file kept from an earlier contact,
+ * does not hold the CA whose fingerprint was pinned. Never retried: a server
+ * presenting another CA is either misconfigured or not ours.
+ */
+export class PinMismatchError extends TransportError {}
+
 export const isTransportError = (err: unknown): boolean => hasCause(err, TransportError);
 export const isInvalidAddress = (err: unknown): boolean => hasCause(err, InvalidAddressError);
 export const isAddressInUse = (err: unknown): boolean => hasCause(err, AddressInUseError);
 export const isDowngradeRefused = (err: unknown): boolean => hasCause(err, DowngradeRefusedError);
 export const isNoReachableAddress = (err: unknown): boolean => hasCause(err, NoReachableAddressError);
+export const isPinMismatch = (err: unknown): boolean => hasCause(err, PinMismatchError);

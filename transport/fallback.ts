@@ -9,7 +9,8 @@ import type { Logger } from 'pino';
 import { parseAddress, type Target } from './address.js';
 import { loadClientTls, type ClientTlsFiles } from './credentials.js';
 import { dial, type Dialer } from './dial.js';
-import { DowngradeRefusedError, NoReachableAddressError, TransportError } from './errors.js';
+import { DowngradeRefusedError, isPinMismatch, NoReachableAddressError, TransportError } from './errors.js';
+import { pinnedCaFile, type CaPin } from './pin.js';
 import { probe } from './probe.js';
 import { diagnoseTls } from './tls-diagnosis.js';
 import type { Env } from './proxy.js';
@@ -17,6 +18,8 @@ import type { Env } from './proxy.js';
 export interface FallbackOptions {
   /** PEM file paths for tcps and wss addresses. */
   tls?: ClientTlsFiles;
+  /** Without a `tls.ca`: the CA is pinned by fingerprint and fetched on first contact (pin.ts). */
+  pin?: CaPin;
   logger: Logger;
   /** Where proxy settings are read from. Default process.env. */
   env?: Env;
@@ -28,6 +31,7 @@ export interface FallbackOptions {
 
 interface ResolvedOptions {
   tls: ClientTlsFiles | undefined;
+  pin: CaPin | undefined;
   logger: Logger;
   env: Env;
   allowDowngrade: boolean;
@@ -47,6 +51,7 @@ export class FallbackDialer {
     this.#targets = addresses.map(parseAddress);
     this.#options = {
       tls: options.tls,
+      pin: options.tls?.ca === undefined ? options.pin : undefined,
       logger: options.logger.child({ component: 'transport.fallback' }),
       env: options.env ?? process.env,
       allowDowngrade: options.allowDowngrade ?? false,
@@ -62,7 +67,8 @@ export class FallbackDialer {
   /**
    * Dials the first address that passes a connectivity check and remembers it.
    * Throws DowngradeRefusedError when only a refused plaintext fallback was left,
-   * NoReachableAddressError when nothing answered, or the signal's reason.
+   * NoReachableAddressError when nothing answered, PinMismatchError at once when
+   * a server does not hold the pinned CA, or the signal's reason.
    */
   async next(signal?: AbortSignal): Promise<Dialer & { address: string }> {
     const attempts: Array<{ address: string; error: Error }> = [];
@@ -81,6 +87,7 @@ export class FallbackDialer {
         return { ...dialer, address: target.address };
       } catch (err) {
         signal?.throwIfAborted();
+        if (isPinMismatch(err)) throw err;
         attempts.push({ address: target.address, error: err instanceof Error ? err : new Error(String(err)) });
         if (target.encrypted) failedEncrypted ??= target;
       }
@@ -105,8 +112,9 @@ export class FallbackDialer {
   }
 
   async #attempt(target: Target, signal: AbortSignal | undefined): Promise<Dialer> {
-    const { tls, logger, env, perAddressTimeoutMs } = this.#options;
+    const { logger, env, perAddressTimeoutMs } = this.#options;
     const started = Date.now();
+    const tls = await this.#tlsFor(target);
     const dialer = await dial(target, { tls, logger, env, signal });
     try {
       await probe(dialer, perAddressTimeoutMs, signal);
@@ -121,6 +129,13 @@ export class FallbackDialer {
     }
     logger.info({ address: target.address, elapsed_ms: Date.now() - started }, 'transport address reachable');
     return dialer;
+  }
+
+  /** The configured TLS files, with the pinned CA's file as `ca` for an encrypted target when a pin is set. */
+  async #tlsFor(target: Target): Promise<ClientTlsFiles | undefined> {
+    const { tls, pin } = this.#options;
+    if (!target.encrypted || pin === undefined) return tls;
+    return { ...tls, ca: await pinnedCaFile(target, pin) };
   }
 }
 

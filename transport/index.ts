@@ -13,7 +13,8 @@
 export { parseAddress, joinHostPort, DEFAULT_SERVER, DEFAULT_TUNNEL_PATH, type Target, type Scheme } from './address.js';
 export { bindAll, serveWebSocketTunnel, type ListenOptions, type BoundAddress, type TunnelOptions, type TunnelHandle } from './server.js';
 export { dial, FallbackDialer, type Dialer, type DialOptions, type FallbackOptions } from './client.js';
-export type { ServerTlsFiles, ClientTlsFiles } from './credentials.js';
+export { channelCredentials, type ServerTlsFiles, type ClientTlsFiles } from './credentials.js';
+export { fingerprintOf, parseFingerprint, firstCertificateDer, pinnedCaFile, type CaPin } from './pin.js';
 export { KEEPALIVE_SERVER_OPTIONS, KEEPALIVE_CLIENT_OPTIONS, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './keepalive.js';
 export { widenServerWindows, CLIENT_FLOW_CONTROL_OPTIONS, FLOW_CONTROL_WINDOW } from './flow-control.js';
 export * from './errors.js';

@@ -4,6 +4,8 @@ import { DEFAULT_SERVER } from '../../transport/address.js';
 import { addresses, collectList, durationMs, logLevel, parseLabels, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { untilSignal } from './serve.js';
+import { parseJoinString } from '../../agent/join-string.js';
+import { isPinMismatch, parseFingerprint } from '../../transport/index.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
 
 interface AgentFlags {
@@ -19,6 +21,7 @@ interface AgentFlags {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  caFingerprint?: string;
   allowInsecureFallback?: boolean;
   standbySupervisor: boolean;
   logLevel?: string;
@@ -29,7 +32,11 @@ export function registerAgent(program: Command): void {
     .command('agent')
     .description('run an agent that takes jobs from the control plane')
     .option('--server <addrs>', 'control-plane addresses in order of preference (comma-separated or repeated)', addresses('--server'), [])
-    .option('--join-token <token>', "the control plane's join token", process.env.RUNMESH_JOIN_TOKEN)
+    .option(
+      '--join-token <token>',
+      "the control plane's join token, or the join string `runmesh tokens create --role agent` prints (token@sha256:<CA fingerprint>)",
+      process.env.RUNMESH_JOIN_TOKEN,
+    )
     .option('--name <name>', 'unique agent name (default: host name)')
     .option('--labels <k=v,...>', 'labels jobs can select on', collectList, [])
     .option('--slots <n>', 'jobs run at once', whole('--slots'))
@@ -40,6 +47,10 @@ export function registerAgent(program: Command): void {
     .option('--tls-ca <file>', "CA that signed the control plane's certificate (PEM)")
     .option('--tls-cert <file>', 'client certificate for mTLS (PEM)')
     .option('--tls-key <file>', 'client key for mTLS (PEM)')
+    .option(
+      '--ca-fingerprint <sha256:hex>',
+      "pin the control plane's CA (a --tls-auto server's): fetched on first contact into <work-dir>/ca.pem, then verified against",
+    )
     .option('--allow-insecure-fallback', 'allow falling back from an encrypted address to a plaintext one')
     .option(
       '--no-standby-supervisor',
@@ -49,17 +60,20 @@ export function registerAgent(program: Command): void {
     .action(async (f: AgentFlags) => {
       keepRunningWhenOutputCloses();
       if (!f.joinToken) throw new UsageError('--join-token is required (or set RUNMESH_JOIN_TOKEN)');
+      const join = parseJoinString(f.joinToken);
+      const caFingerprint = pinOf(join.fingerprint, f.caFingerprint);
       const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? DEFAULT_SERVER).split(',');
       const [{ Agent }, { createLogger }] = await Promise.all([import('../../agent/agent.js'), import('../logging.js')]); // see cli/program.ts
       const agent = new Agent({
         servers,
-        joinToken: f.joinToken,
+        joinToken: join.token,
         name: f.name,
         labels: parseLabels(f.labels),
         capacity: { slots: f.slots, cpuMillis: f.cpu, memoryMb: f.memory },
         workDir: f.workDir,
         shutdownGraceMs: f.shutdownGrace,
         tls: f.tlsCa || f.tlsCert ? { ca: f.tlsCa, cert: f.tlsCert, key: f.tlsKey } : undefined,
+        caFingerprint,
         allowInsecureFallback: !!f.allowInsecureFallback,
         standbySupervisor: f.standbySupervisor,
         logger: createLogger(f.logLevel),
@@ -68,9 +82,25 @@ export function registerAgent(program: Command): void {
       const outcome = await Promise.race([untilSignal(), agent.fatal]);
       if (outcome instanceof Error) {
         await agent.close();
+        if (isPinMismatch(outcome)) throw new CliError(`refusing the control plane: ${outcome.message}`);
         const details = (outcome as { details?: string }).details ?? outcome.message;
         throw new CliError(`the control plane refused this agent: ${details}`);
       }
       await agent.shutdown();
     });
+}
+
+/** The CA fingerprint to pin, from the join string or --ca-fingerprint (which must then agree); '' for none. */
+function pinOf(fromJoinString: string, flag: string | undefined): string {
+  const pins = [fromJoinString, flag ?? '']
+    .filter((p) => p !== '')
+    .map((p) => {
+      try {
+        return parseFingerprint(p);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    });
+  if (pins.length === 2 && pins[0] !== pins[1]) throw new UsageError('--ca-fingerprint and the join string pin different CAs');
+  return pins[0] ?? '';
 }

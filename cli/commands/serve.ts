@@ -11,7 +11,9 @@ import {
   DEFAULT_COMPACTION_INTERVAL_MS,
   DEFAULT_JOB_RETENTION_MS,
   DEFAULT_MAX_ENDED_JOBS,
+  DEFAULT_PLAIN_LISTEN,
 } from '../../control-plane/options.js';
+import { formatJoinString } from '../../agent/join-string.js';
 import { addresses, collectList, durationMs, hostPort, logLevel, positiveDurationMs, tenantWeights, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { parseWhole } from '../options.js';
@@ -42,6 +44,9 @@ interface ServerFlags {
   tlsKey?: string;
   tlsCa?: string;
   tlsRequireClientCert?: boolean;
+  tlsAuto?: boolean;
+  tlsSan: string[];
+  plainListen?: string;
   websocket: boolean;
   tenantWeight: string[];
   rateToken: number;
@@ -94,6 +99,15 @@ export function registerServe(program: Command): void {
     .option('--tls-key <file>', 'server key (PEM)')
     .option('--tls-ca <file>', 'CA for client certificates (PEM)')
     .option('--tls-require-client-cert', 'require client certificates (mTLS)')
+    .option(
+      '--tls-auto',
+      'TLS without certificate files: a cluster CA kept in the store signs this peer a certificate (in <data-dir>/tls); serves tcps on --listen and https/wss on --http-listen',
+    )
+    .option('--tls-san <name>', 'with --tls-auto: another DNS name or IP the certificate names (repeatable)', collectList, [])
+    .option(
+      '--plain-listen <addr>',
+      `with --tls-auto: plaintext gRPC for local tools on this loopback host:port ("" for none; default ${DEFAULT_PLAIN_LISTEN})`,
+    )
     .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
     .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
     .option('--peer-id <id>', "this peer's name in the mesh (default: host name and pid)")
@@ -146,6 +160,9 @@ export function registerServe(program: Command): void {
         agentCredentialTtlMs: f.agentCredentialTtl,
         webSocket: f.websocket,
         tls: tlsOf(f),
+        tlsAuto: !!f.tlsAuto,
+        tlsSans: f.tlsSan,
+        plainListen: f.plainListen,
         peerId: f.peerId,
         peerTtlSeconds: Math.max(1, Math.round(f.peerTtl / 1000)),
         jobRetentionMs: f.jobRetention,
@@ -164,6 +181,12 @@ export function registerServe(program: Command): void {
       });
       process.stderr.write(`runmesh server: gRPC ${cp.grpcAddresses.join(', ')}, http ${cp.httpAddress}\n`);
       if (generated) process.stderr.write(`join token (saved in ${join(f.dataDir, 'join-token')}): ${token}\n`);
+      if (cp.autoTls) {
+        process.stderr.write(`cluster CA ${cp.autoTls.fingerprint} (${cp.autoTls.caFile}); agents pin it with a join string:\n`);
+        process.stderr.write(
+          `  runmesh agent --server tcps://<this host>:<port> --join-token ${generated ? formatJoinString(token, cp.autoTls.fingerprint) : `<token>@${cp.autoTls.fingerprint}`}\n`,
+        );
+      }
       // The token itself is not printed: it is the cluster's first admin credential.
       if (cp.adminTokenFile)
         process.stderr.write(`admin token written to ${cp.adminTokenFile} (mode 0600); use it with --token or RUNMESH_TOKEN\n`);
@@ -175,6 +198,10 @@ export function registerServe(program: Command): void {
 }
 
 function tlsOf(f: ServerFlags) {
+  if (f.tlsAuto && (f.tlsCert || f.tlsKey || f.tlsCa))
+    throw new UsageError('--tls-auto makes its own certificates: give it without --tls-cert, --tls-key and --tls-ca');
+  if ((f.plainListen !== undefined || f.tlsSan.length > 0) && !f.tlsAuto)
+    throw new UsageError('--plain-listen and --tls-san go with --tls-auto');
   if (!f.tlsCert && !f.tlsKey) return undefined;
   if (!f.tlsCert || !f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
   return { cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa, requireClientCert: !!f.tlsRequireClientCert };

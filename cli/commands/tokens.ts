@@ -1,5 +1,6 @@
 /** `runmesh tokens create | ls | revoke`: API tokens and join tokens (role agent), admin only. */
 import type { Command } from 'commander';
+import { formatJoinString } from '../../agent/join-string.js';
 import { TokenInfo } from '../../proto/gen/runmesh/v1/token.js';
 import { unary, withConnection } from '../client.js';
 import { collectList, durationMs, parseLabels } from '../flags.js';
@@ -64,9 +65,23 @@ async function create(o: CreateOptions): Promise<void> {
       join: o.uses !== undefined || o.labels.length > 0 ? { uses: o.uses ?? 0, labels: parseLabels(o.labels) } : undefined,
     }),
   );
-  if (o.json) return printJson({ token: res.token, info: res.info && TokenInfo.toJSON(res.info) });
-  process.stdout.write(`${res.token}\n`);
+  // Under --tls-auto a join token is printed as a join string, with the CA's fingerprint for the agent to pin.
+  const printed = formatJoinString(res.token, res.caFingerprint);
+  if (o.json)
+    return printJson({
+      token: res.token,
+      caFingerprint: res.caFingerprint,
+      joinString: printed,
+      info: res.info && TokenInfo.toJSON(res.info),
+    });
+  process.stdout.write(`${printed}\n`);
   process.stderr.write(`token ${res.info?.id} (${res.info?.role}): shown once, keep it somewhere safe\n`);
+  if (res.caFingerprint)
+    process.stderr.write(
+      `join string: the token, then @ and the cluster CA's fingerprint, which the agent pins on first contact:\n` +
+        `  runmesh agent --server tcps://<server>:<port> --join-token <the line above>\n` +
+        `(an agent without pinning takes the part before @ as --join-token, with --tls-ca <the CA file>)\n`,
+    );
 }
 
 async function ls(o: Target & { json?: boolean }): Promise<void> {

@@ -3,7 +3,8 @@
  * once, in CreateToken's answer; nothing returns it again, and no log line
  * holds it. A token of role agent is a join token: it enrols `uses` agents
  * (default 1, at most 1000), expires (default 30 minutes; it cannot be made
- * to never expire) and gives its agents its labels.
+ * to never expire) and gives its agents its labels. Under `--tls-auto` a join
+ * token comes with the cluster CA's fingerprint, for the agent to pin.
  */
 import type { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -24,6 +25,8 @@ export interface TokenServiceDeps {
   gate: Gate;
   tokens: TokenStore;
   logger: Logger;
+  /** `--tls-auto`: the cluster CA's fingerprint, returned with every join token so agents can pin it; '' otherwise. */
+  caFingerprint: string;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$/;
@@ -84,7 +87,7 @@ export class TokenServiceImpl {
       { audit: true, token_id: record.id, role: record.role, tenants: record.tenants, uses: record.usesLeft, by: who.id },
       'token created',
     );
-    return { info: info(record), token };
+    return { info: info(record), token, caFingerprint: record.role === 'agent' ? this.d.caFingerprint : '' };
   }
 
   private list(): ListTokensResponse {

@@ -1,9 +1,10 @@
 /**
- * The plain HTTP port: `/healthz` (the process is up), `/readyz` (the store
+ * The HTTP port (HTTPS under `--tls-auto`): `/healthz` (the process is up), `/readyz` (the store
  * answers and state is loaded). The WebSocket tunnel and /metrics hang off
  * the same server.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort } from '../../transport/address.js';
 
@@ -13,6 +14,8 @@ export interface HttpOptions {
   ready(): Promise<{ ok: boolean; detail: string }>;
   /** More routes; read on every request, so routes added after start are served. */
   routes?: Record<string, Route>;
+  /** Serve HTTPS with this certificate (chain) and key, PEM; plain HTTP without. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 export function createHttpServer(o: HttpOptions): Server {
@@ -23,12 +26,13 @@ export function createHttpServer(o: HttpOptions): Server {
       text(res, r.ok ? 200 : 503, `${r.detail}\n`);
     },
   };
-  return createServer((req, res) => {
+  const handle: RequestListener = (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const route = builtin[path] ?? o.routes?.[path];
     if (!route) return text(res, 404, 'not found\n');
     Promise.resolve(route(req, res)).catch(() => text(res, 500, 'internal error\n'));
-  });
+  };
+  return o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handle) : createServer(handle);
 }
 
 function text(res: ServerResponse, code: number, body: string): void {

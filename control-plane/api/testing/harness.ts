@@ -98,7 +98,7 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
     admit: (records) => writer.create(records),
   }).addToServer(server);
   new ClusterServiceImpl({ gate, view: o.view ?? EMPTY_CLUSTER, tracker, logger: log, version: o.version ?? 'test' }).addToServer(server);
-  new TokenServiceImpl({ gate, tokens, logger: log }).addToServer(server);
+  new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: '' }).addToServer(server);
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

@@ -83,6 +83,12 @@ export interface CreateTokenResponse {
     | undefined;
   /** The token itself: shown this once. */
   token: string;
+  /**
+   * Join tokens (role agent), from a server started with --tls-auto: the
+   * cluster CA's fingerprint, "sha256:" and the hex SHA-256 of its DER, which
+   * an agent pins on first contact. Empty otherwise.
+   */
+  caFingerprint: string;
 }
 
 export interface ListTokensRequest {
@@ -748,7 +754,7 @@ export const JoinTokenOptions_LabelsEntry: MessageFns<JoinTokenOptions_LabelsEnt
 };
 
 function createBaseCreateTokenResponse(): CreateTokenResponse {
-  return { info: undefined, token: "" };
+  return { info: undefined, token: "", caFingerprint: "" };
 }
 
 export const CreateTokenResponse: MessageFns<CreateTokenResponse> = {
@@ -758,6 +764,9 @@ export const CreateTokenResponse: MessageFns<CreateTokenResponse> = {
     }
     if (message.token !== "") {
       writer.uint32(18).string(message.token);
+    }
+    if (message.caFingerprint !== "") {
+      writer.uint32(26).string(message.caFingerprint);
     }
     return writer;
   },
@@ -791,6 +800,14 @@ export const CreateTokenResponse: MessageFns<CreateTokenResponse> = {
             message.token = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.caFingerprint = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -807,6 +824,11 @@ export const CreateTokenResponse: MessageFns<CreateTokenResponse> = {
     return {
       info: isSet(object.info) ? TokenInfo.fromJSON(object.info) : undefined,
       token: isSet(object.token) ? globalThis.String(object.token) : "",
+      caFingerprint: isSet(object.caFingerprint)
+        ? globalThis.String(object.caFingerprint)
+        : isSet(object.ca_fingerprint)
+        ? globalThis.String(object.ca_fingerprint)
+        : "",
     };
   },
 
@@ -818,6 +840,9 @@ export const CreateTokenResponse: MessageFns<CreateTokenResponse> = {
     if (message.token !== "") {
       obj.token = message.token;
     }
+    if (message.caFingerprint !== "") {
+      obj.caFingerprint = message.caFingerprint;
+    }
     return obj;
   },
 
@@ -828,6 +853,7 @@ export const CreateTokenResponse: MessageFns<CreateTokenResponse> = {
     const message = createBaseCreateTokenResponse();
     message.info = (object.info !== undefined && object.info !== null) ? TokenInfo.fromPartial(object.info) : undefined;
     message.token = object.token ?? "";
+    message.caFingerprint = object.caFingerprint ?? "";
     return message;
   },
 };
