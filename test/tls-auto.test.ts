@@ -18,7 +18,7 @@ import type { ControlPlaneInput } from '../control-plane/options.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { TokenServiceClient, type CreateTokenResponse } from '../proto/gen/runmesh/v1/token.js';
-import { fingerprintOf, isPinMismatch } from '../transport/index.js';
+import { fingerprintOf, isPinMismatch, isTransportError } from '../transport/index.js';
 import { adminToken, bearer, TestClient } from './support/client.js';
 import { startEtcd, type TestEtcd } from './support/etcd.js';
 import { waitLeader } from './support/mesh.js';
@@ -152,6 +152,12 @@ describe('runmesh server --tls-auto', () => {
     await expect(within(plaintext.status(), { what: 'a plaintext call to answer', timeoutMs: 10_000 })).rejects.toMatchObject({
       code: 14,
     } satisfies Partial<ServiceError>);
+  });
+
+  it('refuses to start a plaintext listener off loopback', async () => {
+    const started = startControlPlane({ plainListen: '0.0.0.0:0' });
+    await expect(started).rejects.toSatisfy(isTransportError);
+    await expect(started).rejects.toThrow(/must be on loopback/);
   });
 
   it('refuses a server whose chain does not hold the pinned CA, saying so, and saves nothing', async () => {
