@@ -17,10 +17,11 @@ import { JobServiceClient } from '../proto/gen/runmesh/v1/job.js';
 import { ClusterServiceClient } from '../proto/gen/runmesh/v1/cluster.js';
 import { TokenServiceClient } from '../proto/gen/runmesh/v1/token.js';
 import { AuditServiceClient } from '../proto/gen/runmesh/v1/audit.js';
-import { tokenFor } from './context.js';
+import { readFileSync } from 'node:fs';
+import { caFor, tokenFor } from './context.js';
 import type { Target } from './options.js';
 import { CLIENT_FLOW_CONTROL_OPTIONS } from '../transport/flow-control.js';
-import { RpcError } from './errors.js';
+import { RpcError, UsageError } from './errors.js';
 
 /**
  * grpc-js backs reconnects off up to 2 minutes by default; a follower waiting
@@ -58,20 +59,23 @@ function bearer(token: string): Interceptor {
 }
 
 /**
- * Opens clients to `target.server` (`host:port`), sending its token (see
- * cli/context.ts for where one comes from) with every call. Credentials
- * default to plaintext; the transport work passes TLS credentials here and
- * nothing else changes.
+ * Opens clients to `target.server` (`host:port`, or `tcps://host:port` for
+ * TLS), sending its token (see cli/context.ts for where one comes from) with
+ * every call. A `tcps://` server is verified against `RUNMESH_TLS_CA` or the
+ * context's CA file (else the system roots); others are plaintext unless
+ * `credentials` say otherwise.
  */
-export function connect(target: Target, credentials: ChannelCredentials = grpcCredentials.createInsecure()): Connection {
+export function connect(target: Target, credentials?: ChannelCredentials): Connection {
   const { server } = target;
   const token = tokenFor(server, target.token);
   const interceptors = token ? [bearer(token)] : [];
-  const jobs = new JobServiceClient(server, credentials, { ...CHANNEL_OPTIONS, interceptors });
+  const channel = channelFor(server, credentials);
+  const jobs = new JobServiceClient(channel.address, channel.credentials, { ...CHANNEL_OPTIONS, interceptors });
   // Reuse the job client's channel: one TCP connection per command, not one per service.
-  const cluster = new ClusterServiceClient(server, credentials, { channelOverride: jobs.getChannel(), interceptors });
-  const tokens = new TokenServiceClient(server, credentials, { channelOverride: jobs.getChannel(), interceptors });
-  const audit = new AuditServiceClient(server, credentials, { channelOverride: jobs.getChannel(), interceptors });
+  const shared = { channelOverride: jobs.getChannel(), interceptors };
+  const cluster = new ClusterServiceClient(channel.address, channel.credentials, shared);
+  const tokens = new TokenServiceClient(channel.address, channel.credentials, shared);
+  const audit = new AuditServiceClient(channel.address, channel.credentials, shared);
   let closed = false;
   return {
     server,
@@ -85,6 +89,18 @@ export function connect(target: Target, credentials: ChannelCredentials = grpcCr
       jobs.close();
     },
   };
+}
+
+function channelFor(server: string, given: ChannelCredentials | undefined): { address: string; credentials: ChannelCredentials } {
+  if (!server.startsWith('tcps://')) return { address: server, credentials: given ?? grpcCredentials.createInsecure() };
+  const ca = caFor(server);
+  let pem: Buffer | null = null;
+  try {
+    pem = ca ? readFileSync(ca) : null;
+  } catch (err) {
+    throw new UsageError(`cannot read the CA file ${ca} for ${server}: ${(err as Error).message}`);
+  }
+  return { address: server.slice('tcps://'.length), credentials: given ?? grpcCredentials.createSsl(pem) };
 }
 
 /** Runs `fn` with a connection to `target` and closes it afterwards, whatever happens. */

@@ -8,6 +8,8 @@
  * The file, like a kubeconfig: `{ "current": "dev", "contexts": { "dev": {
  * "server": "127.0.0.1:7433", "tokenFile": "/abs/.runmesh/admin.token" } } }`.
  * `runmesh dev` writes its own context there, so the CLI works with no flags.
+ * A context for a `tcps://` server may name the CA file to verify it with
+ * (`"ca"`); `RUNMESH_TLS_CA` overrides it.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -19,6 +21,8 @@ export interface Context {
   /** The token itself, or (better) a file holding it. */
   token?: string;
   tokenFile?: string;
+  /** For a `tcps://` server: the CA file (PEM) to verify it against, e.g. a `--tls-auto` server's `<data-dir>/tls/ca.pem`. */
+  ca?: string;
 }
 
 interface ConfigFile {
@@ -55,6 +59,14 @@ export function tokenFor(server: string, given: string | undefined): string | un
   } catch (err) {
     throw new UsageError(`context ${config.current} in ${path}: cannot read its token file (${(err as Error).message})`);
   }
+}
+
+/** The CA file to verify `server` against: `RUNMESH_TLS_CA`, else the current context's when it is for `server`. */
+export function caFor(server: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.RUNMESH_TLS_CA) return env.RUNMESH_TLS_CA;
+  const config = readConfig(configPath(env));
+  const context = config.current ? config.contexts?.[config.current] : undefined;
+  return context?.server === server ? context.ca : undefined;
 }
 
 /** Writes (or replaces) context `name` and makes it current; the file is private to the user (mode 0600). */

@@ -11,7 +11,9 @@ export function collect(value: string, previous: string[] = []): string[] {
 
 /** `--server ADDR`, falling back to `RUNMESH_SERVER`, then {@link DEFAULT_SERVER}. */
 export function serverOption(): Option {
-  return new Option('--server <addr>', 'control plane address (host:port)').env('RUNMESH_SERVER').default(DEFAULT_SERVER);
+  return new Option('--server <addr>', "control plane address (host:port, or tcps://host:port with RUNMESH_TLS_CA or the context's ca)")
+    .env('RUNMESH_SERVER')
+    .default(DEFAULT_SERVER);
 }
 
 /** `--token TOKEN`, falling back to `RUNMESH_TOKEN`, then the config file's current context (cli/context.ts). */

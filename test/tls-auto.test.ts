@@ -252,6 +252,13 @@ describe('the CLI with --tls-auto', () => {
     await runsJob(client, 'cli');
     expect(await agent.stop()).toBe(0);
 
+    // The client commands reach the TLS listener too, verifying it against the CA file.
+    const caFile = join(server.dataDir, 'tls', 'ca.pem');
+    const status = run(['cluster', 'status', '--server', `tcps://${tls}`, '--token', admin], { RUNMESH_TLS_CA: caFile });
+    expect(await exitCode(status), status.output()).toBe(0);
+    const untrusted = run(['cluster', 'status', '--server', `tcps://${tls}`, '--token', admin]);
+    expect(await exitCode(untrusted)).not.toBe(0);
+
     const [token] = joinString.split('@');
     const wary = run([
       'agent',
