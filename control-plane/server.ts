@@ -332,6 +332,7 @@ async function serve(
     replicateLog: (id, attempt, records) => copies.replicate(id, attempt, records),
     auth: new AgentAuth(new Secret(o.joinToken), credentials, tokens, (now) => rotation.expiry(now)),
     rotation,
+    audit,
     rotationCheckMs: rotationCheckMs(o.agentCredentialTtlMs),
     holderOf: (name) => mesh.directory.get(name)?.peerId,
     revocations: credentials,

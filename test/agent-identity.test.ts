@@ -22,10 +22,23 @@ import { AgentServiceClient, type ConnectResponse } from '../proto/gen/runmesh/v
 import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
 import { FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
-import { adminToken, TestClient } from './support/client.js';
+import { AuditServiceClient, type AuditEntry } from '../proto/gen/runmesh/v1/audit.js';
+import { adminToken, bearer, TestClient } from './support/client.js';
 import { startEtcd } from './support/etcd.js';
 import { run, tempDir } from './support/processes.js';
 import { sleep, waitUntil, within } from './support/wait.js';
+
+/** The stored audit entries of `actor`, read with AuditService. */
+async function auditOf(address: string, token: string, actor: string): Promise<AuditEntry[]> {
+  const c = new AuditServiceClient(address, credentials.createInsecure(), { interceptors: [bearer(token)] });
+  try {
+    return await new Promise<AuditEntry[]>((resolve, reject) =>
+      c.listAudit({ since: '', actor, limit: 100, pageToken: '' }, (err, res) => (err ? reject(err) : resolve(res.entries))),
+    );
+  } finally {
+    c.close();
+  }
+}
 
 /** True while process `pid` exists. */
 function alive(pid: number): boolean {
@@ -182,7 +195,7 @@ describe("an agent's own credential", () => {
   });
 
   it("refuses an impostor presenting the live agent's credential; the agent's running job completes, once", async () => {
-    const { cp, client } = await controlPlane();
+    const { cp, client, token } = await controlPlane();
     const workDir = await tempDir('runmesh-identity-agent-');
     await startAgent(cp.address, 'victim', workDir);
     await ready(client, 'victim');
@@ -199,6 +212,20 @@ describe("an agent's own credential", () => {
     expect(audited).toHaveLength(2);
     expect(audited[0]).toMatchObject({ level: 40, presented: 'credential' });
     expect(String(audited[0]?.remote)).toContain('127.0.0.1');
+    // Kept in the stored audit trail too: the enrolment, then each refusal.
+    const trail = await waitUntil(
+      async () => {
+        const got = await auditOf(cp.address, token, 'agent:victim');
+        return got.length >= 3 ? got : undefined;
+      },
+      { what: "the victim's audit entries" },
+    );
+    expect(trail.map((e) => `${e.method} ${e.result}`).sort()).toEqual([
+      'AgentService.Connect ALREADY_EXISTS',
+      'AgentService.Connect ALREADY_EXISTS',
+      'AgentService.Enrol OK',
+    ]);
+    expect(trail[0]?.address).toContain('127.0.0.1');
     const done = await client.waitDone(job.id);
     expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(done.attempts).toHaveLength(1);
@@ -269,6 +296,14 @@ describe('credential rotation', () => {
     expect(logged().filter((l) => l.agent_id === 'rotated' && l.msg === 'agent connected')).toHaveLength(1);
     expect(await Promise.race([agent.fatal, sleep(0).then(() => 'alive')])).toBe('alive');
     expect(logged().filter((l) => l.event === 'agent_rotated')).toHaveLength(1);
+    const rotations = await waitUntil(
+      async () => {
+        const got = (await auditOf(cp.address, token, 'agent:rotated')).filter((e) => e.method === 'AgentService.RotateCredential');
+        return got.length > 0 ? got : undefined;
+      },
+      { what: 'the rotation in the audit trail' },
+    );
+    expect(rotations.map((e) => e.result)).toEqual(['OK']);
 
     const nobody = run(['agents', 'rotate', 'never-enrolled', '--server', cp.address], { RUNMESH_TOKEN: token });
     await waitUntil(() => nobody.proc.exitCode !== null, { what: 'runmesh agents rotate to exit', timeoutMs: 15_000, show: nobody.output });

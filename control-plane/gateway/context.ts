@@ -1,5 +1,6 @@
 /** What an agent session needs from the control plane: narrow, so sessions stay testable. */
 import type { Logger } from 'pino';
+import type { AuditSink } from '../auth/audit-sink.js';
 import type { Hello } from '../../proto/gen/runmesh/v1/agent.js';
 import type { JobRepo } from '../jobs/repo.js';
 import type { JobTracker } from '../jobs/tracker.js';
@@ -19,6 +20,8 @@ export interface GatewayContext {
   logs: LogStore;
   auth: AgentAuth;
   rotation: CredentialRotation;
+  /** The stored audit trail: enrolments, rotations and refused connections. */
+  audit: AuditSink;
   logger: Logger;
   /** This peer, recorded as the holder of the logs of the results it accepts. */
   peerId: string;

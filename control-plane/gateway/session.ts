@@ -29,6 +29,11 @@ type Phase = 'hello' | 'active' | 'closed';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
+/** The audit trail's names for what happens on an agent's stream (as in `runmesh audit ls`). */
+const AGENT_CONNECT = 'AgentService.Connect';
+const AGENT_ENROL = 'AgentService.Enrol';
+const AGENT_ROTATED = 'AgentService.RotateCredential';
+
 export class AgentSession implements AgentLink {
   readonly sessionId = randomUUID();
   private phase: Phase = 'hello';
@@ -221,8 +226,10 @@ export class AgentSession implements AgentLink {
 
   private async completeRotation(hash: string): Promise<void> {
     try {
-      if (await this.ctx.rotation.complete(this.name, hash))
+      if (await this.ctx.rotation.complete(this.name, hash)) {
         this.log.info({ audit: true, event: 'agent_rotated' }, 'agent credential rotated');
+        this.audited(AGENT_ROTATED, 'OK');
+      }
     } catch (err) {
       this.log.warn({ err }, 'could not store the rotated agent credential; trying again later (both are accepted meanwhile)');
     }
@@ -265,14 +272,21 @@ export class AgentSession implements AgentLink {
     }
     if ('refused' in enrolled) return this.refuseAudited(enrolled.refused, Status.UNAUTHENTICATED, presented);
     this.hash = enrolled.hash;
+    this.audited(AGENT_ENROL, 'OK');
     return { credential: enrolled.credential.reveal(), labels: enrolled.labels };
   }
 
-  /** Ends the stream of a refused connection, with an audit line (never the secrets, only which kind was presented). */
+  /** Ends the stream of a refused connection, with an audit entry (never the secrets, only which kind was presented). */
   private refuseAudited(reason: string, code: Status, presented: string): undefined {
     this.log.warn({ audit: true, event: 'agent_refused', remote: this.call.getPeer(), presented, reason }, 'agent connection refused');
+    this.audited(AGENT_CONNECT, Status[code]);
     this.close(reason, code);
     return undefined;
+  }
+
+  /** Adds an entry about this agent to the stored audit trail. */
+  private audited(method: string, result: string): void {
+    this.ctx.audit.record({ actor: `agent:${this.name}`, method, target: this.name, from: this.call.getPeer(), result });
   }
 
   /** Decides, from the store's truth, which held attempts the agent keeps and which it drops. */
