@@ -1,6 +1,5 @@
 /** What an agent session needs from the control plane: narrow, so sessions stay testable. */
 import type { Logger } from 'pino';
-import type { AuditSink } from '../auth/audit-sink.js';
 import type { Hello } from '../../proto/gen/runmesh/v1/agent.js';
 import type { JobRepo } from '../jobs/repo.js';
 import type { JobTracker } from '../jobs/tracker.js';
@@ -20,8 +19,12 @@ export interface GatewayContext {
   logs: LogStore;
   auth: AgentAuth;
   rotation: CredentialRotation;
-  /** The stored audit trail: enrolments, rotations and refused connections. */
-  audit: AuditSink;
+  /**
+   * The stored audit trail: enrolments, rotations and refused connections.
+   * auth/audit-sink.ts's AuditSink, by shape: gateway/ is below auth/ (auth's
+   * join tokens use gateway's types), so it cannot import it.
+   */
+  audit: { record(entry: { actor: string; method: string; target: string; from: string; result: string }): void };
   logger: Logger;
   /** This peer, recorded as the holder of the logs of the results it accepts. */
   peerId: string;
