@@ -52,11 +52,17 @@ export function isRetryable(err: unknown): boolean {
   return rpc !== undefined && isRetryableCode(rpc.code);
 }
 
+/** What grpc-js says when it never reached a server (as opposed to a server answering UNAVAILABLE with its reason). */
+const NO_CONNECTION =
+  /No connection established|Connection dropped|connect ECONNREFUSED|ENOENT|Name resolution failed|DNS resolution failed|failed to connect|Failed to connect/i;
+
 /** The gRPC status → operator message mapping; the server's details text is kept where it says more. */
 export function rpcMessage(code: GrpcStatus, details: string, server: string, method: string): string {
   const said = details.trim();
   switch (code) {
     case GrpcStatus.UNAVAILABLE:
+      // The server's own reason (a log held by a peer that is down, the store unreachable) says more than "cannot reach".
+      if (said && !NO_CONNECTION.test(said)) return `the control plane at ${server} could not answer: ${said} (UNAVAILABLE; try again)`;
       return `cannot reach the control plane at ${server} (is \`runmesh server\` or \`runmesh dev\` running?)`;
     case GrpcStatus.DEADLINE_EXCEEDED:
       return `the control plane at ${server} did not answer in time (${method})`;
@@ -93,6 +99,7 @@ const OPERATIONAL = new Set([
   'NoReachableAddressError',
   'StoreError',
   'StoreUnavailableError',
+  'DataDirInUseError',
 ]);
 
 export function reportFor(err: unknown): ErrorReport {

@@ -108,7 +108,8 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     limits: o.limits ?? DEFAULT_GATE_LIMITS,
     metricsTokenFile: o.metricsTokenFile ?? '',
     jwt: o.jwt,
-    peerId: o.peerId ?? `${hostname()}-${process.pid}`,
+    // ControlPlane.start gives the one kept in the data dir (data-dir.ts) when none is given.
+    peerId: o.peerId || `${hostname()}-${process.pid}`,
     logger: o.logger,
   };
 }

@@ -37,6 +37,7 @@ import { JobServiceImpl } from './api/job-service.js';
 import { readLocalLog } from './api/logs-follow.js';
 import { PeerServiceImpl, type PeerHandler } from './api/peer-service.js';
 import { closeInOrder, type CloseStep } from './close.js';
+import { lockDataDir, stablePeerId } from './data-dir.js';
 import { clusterView } from './cluster-view.js';
 import { AgentAuth } from './gateway/auth.js';
 import { Secret } from './secret.js';
@@ -123,11 +124,21 @@ export class ControlPlane {
   }
 
   static async start(input: ControlPlaneInput): Promise<ControlPlane> {
-    const o = resolveOptions(input);
+    const dataDir = resolveOptions(input).dataDir;
+    await mkdir(dataDir, { recursive: true });
+    // Before anything else touches the data dir (or the ports): a second process on it refuses to start.
+    const lock = await lockDataDir(dataDir, input.logger);
+    let o: ControlPlaneOptions;
+    try {
+      o = resolveOptions({ ...input, peerId: input.peerId || (await stablePeerId(dataDir)) });
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
     const log = o.logger.child({ peer_id: o.peerId });
-    await mkdir(o.dataDir, { recursive: true });
     // Each part adds its close step as it is built; a failed start closes what was built.
     const closers = new Shutdown(log);
+    closers.add('data dir lock', () => lock.release());
     try {
       const state = await loadState(o, log, closers);
       const ports = await bindPorts(o, log, state, closers);
@@ -187,6 +198,7 @@ const SHUTDOWN_ORDER = [
   'audit',
   'logs',
   'store',
+  'data dir lock',
 ] as const;
 type StepName = (typeof SHUTDOWN_ORDER)[number];
 

@@ -110,7 +110,7 @@ export function registerServe(program: Command): void {
     )
     .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
     .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
-    .option('--peer-id <id>', "this peer's name in the mesh (default: host name and pid)")
+    .option('--peer-id <id>', "this peer's name in the mesh (default: the one kept in <data-dir>/peer-id, made at the first start)")
     .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
     .option('--jwks-file <file>', 'accept JWTs signed by a key of this JWKS (JSON) beside API tokens')
     .option('--jwks-url <url>', 'accept JWTs signed by a key of the JWKS at this URL')
