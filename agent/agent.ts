@@ -25,6 +25,7 @@ import {
   statusCode,
   type BackoffOptions,
 } from '../transport/index.js';
+import { sweepDeadPrivateDirs } from '../transport/unix-socket.js';
 import { createExecutor, InvalidAttemptSpecError, type AttemptSpec, type Executor } from './executor/index.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
 import { attemptKey, AttemptStream } from './session/attempt.js';
@@ -74,6 +75,9 @@ export class Agent implements ConnectionHost {
 
   /** Reattaches attempts left on disk, then connects (in the background). */
   async start(): Promise<void> {
+    // The WebSocket bridge's socket directories of agents that died without removing them (kill -9, a signal).
+    const swept = await sweepDeadPrivateDirs();
+    if (swept.length > 0) this.log.info({ dirs: swept }, 'removed socket directories left by dead processes');
     this.credential = readCredential(this.options.workDir);
     for (const handle of await this.executor.recover())
       this.track(new AttemptStream(handle, this.attemptLog(handle.jobId, handle.attempt)));

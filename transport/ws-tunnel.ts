@@ -14,7 +14,7 @@ import { WebSocketServer, WebSocket } from 'ws';
 import { DEFAULT_TUNNEL_PATH } from './address.js';
 import { bindPort, unbindQuietly } from './bind-port.js';
 import { KEEPALIVE_TIME_MS } from './keepalive.js';
-import { makePrivateDir, removeDir } from './unix-socket.js';
+import { makePrivateDir, removeDir, sweepDeadPrivateDirs } from './unix-socket.js';
 import { splice } from './splice.js';
 
 export interface TunnelOptions {
@@ -35,8 +35,13 @@ export interface TunnelHandle {
 /** Bounded wait for spliced pairs to report closed during close(). */
 const CLOSE_WAIT_MS = 2_000;
 
-/** Serves the tunnel at `path` on `http`; `server` gets a private Unix socket bound for it. */
+/**
+ * Serves the tunnel at `path` on `http`; `server` gets a private Unix socket bound for it.
+ * First sweeps the socket directories that dead processes left behind.
+ */
 export async function serveWebSocketTunnel(server: grpc.Server, http: HttpServer, options: TunnelOptions): Promise<TunnelHandle> {
+  const swept = await sweepDeadPrivateDirs();
+  if (swept.length > 0) options.logger.info({ dirs: swept }, 'removed socket directories left by dead processes');
   const dir = await makePrivateDir('tunnel');
   const socketPath = join(dir, 'grpc.sock');
   try {

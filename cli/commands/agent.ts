@@ -7,6 +7,7 @@ import { untilSignal } from './serve.js';
 import { parseJoinString } from '../../agent/join-string.js';
 import { isPinMismatch, parseFingerprint } from '../../transport/index.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
+import { onHangup } from '../reload.js';
 
 interface AgentFlags {
   server: string[];
@@ -64,6 +65,8 @@ export function registerAgent(program: Command): void {
       const caFingerprint = pinOf(join.fingerprint, f.caFingerprint);
       const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? DEFAULT_SERVER).split(',');
       const [{ Agent }, { createLogger }] = await Promise.all([import('../../agent/agent.js'), import('../logging.js')]); // see cli/program.ts
+      const logger = createLogger(f.logLevel);
+      onHangup(logger);
       const agent = new Agent({
         servers,
         joinToken: join.token,
@@ -76,7 +79,7 @@ export function registerAgent(program: Command): void {
         caFingerprint,
         allowInsecureFallback: !!f.allowInsecureFallback,
         standbySupervisor: f.standbySupervisor,
-        logger: createLogger(f.logLevel),
+        logger,
       });
       await agent.start();
       const outcome = await Promise.race([untilSignal(), agent.fatal]);

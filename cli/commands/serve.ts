@@ -18,6 +18,7 @@ import { addresses, collectList, durationMs, hostPort, logLevel, positiveDuratio
 import { CliError, UsageError } from '../errors.js';
 import { parseWhole } from '../options.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
+import { onHangup } from '../reload.js';
 
 /** The join token: given, or the one kept in the data dir, or a new one saved there. */
 export async function joinTokenFor(dataDir: string, given: string | undefined): Promise<{ token: string; generated: boolean }> {
@@ -147,6 +148,7 @@ export function registerServe(program: Command): void {
       keepRunningWhenOutputCloses();
       const { createLogger } = await import('../logging.js'); // pino: see cli/program.ts
       const logger = createLogger(f.logLevel);
+      onHangup(logger);
       const { token, generated } = await joinTokenFor(f.dataDir, f.joinToken);
       const { ControlPlane } = await import('../../control-plane/server.js'); // see cli/program.ts: loaded by the command that runs it
       const cp = await ControlPlane.start({
