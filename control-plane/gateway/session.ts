@@ -21,6 +21,8 @@ import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../../proto/protocol.js';
 import { activeAgent, finish, lost, started } from '../jobs/lifecycle.js';
 import { isLogGap } from '../logs/errors.js';
+import { isUnreadableRecord } from '../jobs/errors.js';
+import type { JobRepo } from '../jobs/repo.js';
 import { hashCredential, type Admission } from './auth.js';
 import type { GatewayContext } from './context.js';
 import type { AgentLink } from './registry.js';
@@ -162,7 +164,16 @@ export class AgentSession implements AgentLink {
     if (admitted === undefined || this.isClosed()) return;
     // The labels of the join token it enrolled with win over the agent's own.
     const agent: Hello = { ...hello, labels: { ...hello.labels, ...admitted.labels } };
-    const { resume, abandon, cancels } = await this.reconcile(hello.held);
+    let reconciled: Awaited<ReturnType<AgentSession['reconcile']>>;
+    try {
+      reconciled = await this.reconcile(hello.held);
+    } catch (err) {
+      // Never read as "the job is gone": the agent keeps running what it holds and asks again.
+      this.log.warn({ err, held: hello.held.length }, 'could not reconcile the attempts the agent holds');
+      this.close('could not read the jobs of the attempts this agent holds (store unavailable); try again', Status.UNAVAILABLE);
+      return;
+    }
+    const { resume, abandon, cancels } = reconciled;
     if (this.phase === 'closed') return;
     this.send({
       msg: {
@@ -289,14 +300,27 @@ export class AgentSession implements AgentLink {
     this.ctx.audit.record({ actor: `agent:${this.name}`, method, target: this.name, from: this.call.getPeer(), result });
   }
 
-  /** Decides, from the store's truth, which held attempts the agent keeps and which it drops. */
+  /**
+   * Decides, from the store's truth, which held attempts the agent keeps and
+   * which it drops. Rejects when the store cannot answer: a failed read is
+   * never taken as a job that is gone (the agent would kill a healthy job).
+   */
   private async reconcile(held: HeldAttempt[]) {
     const resume: ResumeAttempt[] = [];
     const abandon: HeldAttempt[] = [];
     const cancels: Array<{ jobId: string; attempt: number; graceSeconds: number; reason: string }> = [];
     const heldIds = new Set(held.map((h) => h.jobId));
     for (const h of held) {
-      const v = await this.ctx.repo.get(h.jobId).catch(() => undefined);
+      let v: Awaited<ReturnType<JobRepo['get']>>;
+      try {
+        v = await this.ctx.repo.get(h.jobId);
+      } catch (err) {
+        if (!isUnreadableRecord(err)) throw err;
+        // Not the store failing but a record nobody can read: nothing can finish that attempt.
+        this.log.warn({ err, job_id: h.jobId }, 'unreadable job record: the agent drops its attempt');
+        abandon.push(h);
+        continue;
+      }
       const r = v?.record;
       if (!r || r.job.attempt !== h.attempt || activeAgent(r) !== this.name) {
         abandon.push(h);

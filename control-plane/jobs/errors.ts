@@ -47,6 +47,18 @@ export class NotLeaderError extends JobError {
   }
 }
 
+/** A stored job record that cannot be decoded: someone else's write, or a bug; never a store failure. */
+export class UnreadableRecordError extends JobError {
+  constructor(
+    readonly jobId: string,
+    options?: ErrorOptions,
+  ) {
+    super(`job ${jobId}: the stored record cannot be read`, options);
+  }
+}
+
+export const isUnreadableRecord = (err: unknown): boolean => hasCause(err, UnreadableRecordError);
+
 export const isJobNotFound = (err: unknown): boolean => hasCause(err, JobNotFoundError);
 export const isValidation = (err: unknown): boolean => hasCause(err, ValidationError);
 export const isStaleWrite = (err: unknown): boolean => hasCause(err, StaleWriteError);

@@ -5,7 +5,7 @@
  */
 import type { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import type { Compare, Op, RangeResult, Store, WatchHandlers, Watch } from '../store/store.js';
-import { JobNotFoundError, StaleWriteError } from './errors.js';
+import { JobNotFoundError, StaleWriteError, UnreadableRecordError } from './errors.js';
 import { jobIdTime, newJobId } from './ids.js';
 import { cloneRecord, decodeRecord, encodeRecord, queuedRecord, type JobRecord, type ResolvedSpec } from './record.js';
 import { isTerminal } from './state.js';
@@ -125,7 +125,12 @@ export class JobRepo {
 
   async get(id: string): Promise<Versioned | undefined> {
     const kv = await this.store.get(this.key(id));
-    return kv ? { record: decodeRecord(kv.value), modRevision: kv.modRevision } : undefined;
+    if (!kv) return undefined;
+    try {
+      return { record: decodeRecord(kv.value), modRevision: kv.modRevision };
+    } catch (err) {
+      throw new UnreadableRecordError(id, { cause: err });
+    }
   }
 
   async mustGet(id: string): Promise<Versioned> {

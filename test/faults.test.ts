@@ -1,0 +1,45 @@
+/**
+ * Partial failures that must never kill, lose or double-run a healthy job
+ * (issue 16), with real processes and a real etcd.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobState } from '../proto/gen/runmesh/v1/job.js';
+import { adminToken, TestClient } from './support/client.js';
+import { startEtcd, type TestEtcd } from './support/etcd.js';
+import { startAgent, startServer, stopAll } from './support/processes.js';
+import { sleep } from './support/wait.js';
+
+let etcd: TestEtcd;
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+afterAll(async () => {
+  await stopAll();
+  await etcd?.stop();
+});
+
+describe('a store outage while an agent reconnects', () => {
+  it('is never read as "the job is gone": the agent keeps its running job, and it finishes once, its log whole', async () => {
+    const store = `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`;
+    const server = await startServer({ args: ['--store', store, '--heartbeat-timeout', '10s'] });
+    const client = new TestClient(server.address, adminToken(server.dataDir));
+    const first = await startAgent(server.address, { name: 'keeper' });
+    await client.waitAgents(1);
+    const job = await client.submit({ script: 'for i in $(seq 1 30); do echo $i; sleep 0.1; done' });
+    await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
+
+    // The agent restarts while etcd is down: its Hello lists the attempt, and the control plane cannot read the job.
+    await first.kill9();
+    etcd.kill('SIGKILL');
+    await startAgent(server.address, { name: 'keeper', workDir: first.workDir });
+    // Proving something does not happen: for a second of outage, nothing is abandoned.
+    await sleep(1_000);
+    await etcd.restart();
+
+    const done = await client.waitDone(job.id, 30_000);
+    expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(done.attempts).toHaveLength(1);
+    expect((await client.logs(job.id)).stdout).toBe(Array.from({ length: 30 }, (_, i) => `${i + 1}\n`).join(''));
+    client.close();
+  });
+});
