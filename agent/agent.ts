@@ -27,6 +27,7 @@ import {
 } from '../transport/index.js';
 import { sweepDeadPrivateDirs } from '../transport/unix-socket.js';
 import { createExecutor, InvalidAttemptSpecError, type AttemptSpec, type Executor } from './executor/index.js';
+import { CutOffWatch } from './cut-off.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
 import { attemptKey, AttemptStream } from './session/attempt.js';
 import { runConnection, type ConnectionHost } from './session/connection.js';
@@ -49,6 +50,8 @@ export class Agent implements ConnectionHost {
   private readonly stop = new AbortController();
   private readonly backoff = new Backoff(RECONNECT);
   private readonly dialer: FallbackDialer;
+  /** Kills the running attempts once the agent has been cut off from every control plane past the grace. */
+  private readonly cutOff: CutOffWatch;
   private draining = false;
   /** This agent's own credential ('' until the control plane enrols it); read from the work dir at start. */
   private credential = '';
@@ -71,6 +74,7 @@ export class Agent implements ConnectionHost {
       allowDowngrade: this.options.allowInsecureFallback,
     });
     this.fatal = new Promise((resolve) => (this.setFatal = resolve));
+    this.cutOff = new CutOffWatch(this.options.disconnectedGraceMs, this.log, (ms) => this.killCutOff(ms));
   }
 
   /** Reattaches attempts left on disk, then connects (in the background). */
@@ -82,6 +86,7 @@ export class Agent implements ConnectionHost {
     for (const handle of await this.executor.recover())
       this.track(new AttemptStream(handle, this.attemptLog(handle.jobId, handle.attempt)));
     if (this.attempts.size > 0) this.log.info({ attempts: this.attempts.size }, 'recovered attempts from disk');
+    this.cutOff.disconnected();
     this.loop = this.connectLoop();
   }
 
@@ -197,7 +202,16 @@ export class Agent implements ConnectionHost {
       this.log.info('enrolled: credential saved in the work dir');
     }
     this.link = link;
-    link.signal.addEventListener('abort', () => this.link === link && (this.link = undefined), { once: true });
+    this.cutOff.connected();
+    link.signal.addEventListener(
+      'abort',
+      () => {
+        if (this.link !== link) return;
+        this.link = undefined;
+        this.cutOff.disconnected();
+      },
+      { once: true },
+    );
     link.send(this.heartbeat());
     for (const r of w.resume) this.attempts.get(attemptKey(r))?.attach(link, r.nextSeq);
     for (const a of w.abandon) void this.attempts.get(attemptKey(a))?.abandon();
@@ -221,6 +235,7 @@ export class Agent implements ConnectionHost {
         const s = new AttemptStream(handle, log);
         this.track(s);
         if (this.draining) s.handBack = true;
+        if (this.cutOff.cutOff) this.kill(s, 'cut off from every control plane past --disconnected-grace');
         // The connection the Assign came on may have dropped while the job started:
         // report on the one we have now, or on the next one's Welcome.
         const on = link.signal.aborted ? this.link : link;
@@ -246,6 +261,24 @@ export class Agent implements ConnectionHost {
         });
       },
     );
+  }
+
+  /**
+   * No control plane has heard from us for the grace: each has handled our
+   * attempts as lost (or will, when one comes back), so they would run on for
+   * nobody. Kills them; each is reported lost, or abandoned, on reconnect.
+   */
+  private killCutOff(cutOffMs: number): void {
+    const running = [...this.attempts.values()].filter((s) => !s.exited);
+    const reason = `cut off from every control plane for ${Math.round(cutOffMs / 1000)}s (--disconnected-grace): killed`;
+    if (running.length > 0)
+      this.log.warn({ attempts: running.length, cut_off_ms: cutOffMs }, 'cut off past the disconnected grace: killing running attempts');
+    for (const s of running) this.kill(s, reason);
+  }
+
+  private kill(s: AttemptStream, reason: string): void {
+    s.lostReason = reason;
+    void s.handle.cancel(5, reason).catch((err: unknown) => this.log.error({ err }, 'could not stop an attempt'));
   }
 
   onMessage(m: ConnectResponse, link: Link): void {
@@ -318,6 +351,7 @@ export class Agent implements ConnectionHost {
   /** Stops at once: ends the connection; running jobs keep running and are found on restart. */
   async close(): Promise<void> {
     this.stop.abort();
+    this.cutOff.close();
     await this.loop;
     this.executor.close();
   }

@@ -34,6 +34,12 @@ export interface AgentOptions {
    * while idle; a job then starts ~0.1 s sooner). Default true.
    */
   standbySupervisor: boolean;
+  /**
+   * How long the agent keeps running its attempts with no connection to any
+   * control plane; past it they are killed, reported lost when it connects
+   * again (see cut-off.ts). Default Infinity: until they end.
+   */
+  disconnectedGraceMs: number;
   logger: Logger;
 }
 
@@ -56,6 +62,7 @@ export function resolveAgentOptions(o: AgentInput): AgentOptions {
     caFingerprint: o.caFingerprint ?? '',
     allowInsecureFallback: o.allowInsecureFallback ?? false,
     standbySupervisor: o.standbySupervisor ?? true,
+    disconnectedGraceMs: o.disconnectedGraceMs ?? Infinity,
     logger: o.logger,
   };
 }

@@ -40,6 +40,12 @@ export class AttemptStream {
   private status: ExitStatus | undefined;
   /** Set when the agent hands the attempt back on shutdown instead of reporting it. */
   handBack = false;
+  /**
+   * Set when the agent kills the attempt for a reason of its own (cut off
+   * from every control plane too long): if the kill is what ended it, it is
+   * reported lost with this message rather than cancelled (which would end the job).
+   */
+  lostReason: string | undefined;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -124,8 +130,7 @@ export class AttemptStream {
     }
     if (signal.aborted) return;
     const s = await this.handle.exited();
-    const failure = this.handBack ? FailureCategory.FAILURE_CATEGORY_PREEMPTED : FAILURES[s.failure];
-    const message = this.handBack ? 'agent shut down before the job finished; handed back' : s.message;
+    const { failure, message } = this.verdict(s);
     link.send({
       msg: {
         $case: 'jobResult',
@@ -145,6 +150,15 @@ export class AttemptStream {
       this.log.warn({ acked: this.acked }, 'no result acknowledgement, re-sending');
       this.attach(link, this.acked);
     }
+  }
+
+  /** What the result says: the attempt's own exit, unless the agent handed it back or killed it. */
+  private verdict(s: ExitStatus): { failure: FailureCategory; message: string } {
+    if (this.handBack)
+      return { failure: FailureCategory.FAILURE_CATEGORY_PREEMPTED, message: 'agent shut down before the job finished; handed back' };
+    if (this.lostReason !== undefined && s.failure === 'cancelled')
+      return { failure: FailureCategory.FAILURE_CATEGORY_AGENT_LOST, message: this.lostReason };
+    return { failure: FAILURES[s.failure], message: s.message };
   }
 
   private waitAck(signal: AbortSignal): Promise<void> {

@@ -1,7 +1,7 @@
 /** `runmesh agent`: run jobs for a control plane. */
 import type { Command } from 'commander';
 import { DEFAULT_SERVER } from '../../transport/address.js';
-import { addresses, collectList, durationMs, logLevel, parseLabels, whole } from '../flags.js';
+import { addresses, collectList, durationMs, logLevel, parseLabels, positiveDurationMs, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { untilSignal } from './serve.js';
 import { parseJoinString } from '../../agent/join-string.js';
@@ -25,6 +25,7 @@ interface AgentFlags {
   caFingerprint?: string;
   allowInsecureFallback?: boolean;
   standbySupervisor: boolean;
+  disconnectedGrace?: number;
   logLevel?: string;
 }
 
@@ -57,6 +58,11 @@ export function registerAgent(program: Command): void {
       '--no-standby-supervisor',
       'do not keep job supervisors booted ahead of the next job nor reuse them (saves ~8 MB of private memory per idle supervisor, ~44 MB RSS; every job starts ~0.15 s later on a new supervisor)',
     )
+    .option(
+      '--disconnected-grace <duration>',
+      'cut off from every control plane this long, kill the running jobs (the control plane has handled them as lost); default: they run until they end',
+      positiveDurationMs('--disconnected-grace'),
+    )
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: AgentFlags) => {
       keepRunningWhenOutputCloses();
@@ -79,6 +85,7 @@ export function registerAgent(program: Command): void {
         caFingerprint,
         allowInsecureFallback: !!f.allowInsecureFallback,
         standbySupervisor: f.standbySupervisor,
+        disconnectedGraceMs: f.disconnectedGrace,
         logger,
       });
       await agent.start();
