@@ -26,7 +26,7 @@ import {
   type BackoffOptions,
 } from '../transport/index.js';
 import { sweepDeadPrivateDirs } from '../transport/unix-socket.js';
-import { createExecutor, InvalidAttemptSpecError, type AttemptSpec, type Executor } from './executor/index.js';
+import { createExecutor, InvalidAttemptSpecError, isInvalidAttemptSpecError, type AttemptSpec, type Executor } from './executor/index.js';
 import { CutOffWatch } from './cut-off.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
 import { attemptKey, AttemptStream } from './session/attempt.js';
@@ -251,7 +251,10 @@ export class Agent implements ConnectionHost {
               jobId: a.jobId,
               attempt: a.attempt,
               exitCode: -1,
-              failure: FailureCategory.FAILURE_CATEGORY_COULD_NOT_START,
+              // A spec no host could run is the job's fault; anything else is this host's.
+              failure: isInvalidAttemptSpecError(err)
+                ? FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE
+                : FailureCategory.FAILURE_CATEGORY_COULD_NOT_START,
               message: String((err as Error).message),
               logRecords: 0,
               startedAt: undefined,

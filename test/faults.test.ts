@@ -2,11 +2,13 @@
  * Partial failures that must never kill, lose or double-run a healthy job
  * (issue 16), with real processes and a real etcd.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobState } from '../proto/gen/runmesh/v1/job.js';
+import { FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
 import { adminToken, TestClient } from './support/client.js';
 import { startEtcd, type TestEtcd } from './support/etcd.js';
-import { startAgent, startServer, stopAll } from './support/processes.js';
+import { startAgent, startServer, stopAll, tempDir } from './support/processes.js';
 import { sleep } from './support/wait.js';
 
 let etcd: TestEtcd;
@@ -40,6 +42,35 @@ describe('a store outage while an agent reconnects', () => {
     expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(done.attempts).toHaveLength(1);
     expect((await client.logs(job.id)).stdout).toBe(Array.from({ length: 30 }, (_, i) => `${i + 1}\n`).join(''));
+    client.close();
+  });
+});
+
+describe('jobs that cannot run', () => {
+  it('fail as NOT_RUNNABLE, are not retried, and never take their agent out of rotation', async () => {
+    const server = await startServer();
+    const client = new TestClient(server.address, adminToken(server.dataDir));
+    await startAgent(server.address, { name: 'sturdy', slots: 1 });
+    await client.waitAgents(1);
+    const notExecutable = join(await tempDir('runmesh-not-runnable-'), 'data.txt');
+    writeFileSync(notExecutable, 'not a program\n', { mode: 0o644 });
+    // Three failures the agent caused would open its circuit breaker for 30 s; these are the jobs' own.
+    const bad = [
+      { argv: ['/nonexistent/runmesh-no-such-program'] },
+      { argv: [notExecutable] },
+      { argv: ['/nonexistent/again'] },
+      { argv: ['/nonexistent/and-again'] },
+    ];
+    for (const spec of bad) {
+      const job = await client.submit({ ...spec, maxAttempts: 3 });
+      const done = await client.waitDone(job.id);
+      expect(done.state, JSON.stringify(done.attempts)).toBe(JobState.JOB_STATE_FAILED);
+      expect(done.attempts).toHaveLength(1);
+      expect(done.attempts[0]?.failure).toBe(FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE);
+    }
+    // The agent still takes work at once (a breaker would hold this job for 30 s).
+    const good = await client.submit({ argv: ['echo', 'still trusted'] });
+    expect((await client.waitDone(good.id, 8_000)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
     client.close();
   });
 });

@@ -69,7 +69,7 @@ describe('spine: server + 2 agents as processes', () => {
     const j = await client.submit({ argv: ['/nonexistent/program'] });
     const done = await client.waitDone(j.id);
     expect(done.state).toBe(JobState.JOB_STATE_FAILED);
-    expect(done.failure).toBe(FailureCategory.FAILURE_CATEGORY_COULD_NOT_START);
+    expect(done.failure).toBe(FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE);
   });
 
   it('cancels a sleep 600 with a child process and leaves no process behind', async () => {

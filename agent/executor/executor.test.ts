@@ -32,13 +32,13 @@ describe('executor output and exit status', () => {
     expect(s.finishedAt).toBeGreaterThanOrEqual(s.startedAt);
   });
 
-  it('reports a non-zero exit as exit_code and a missing program as could_not_start', async () => {
+  it('reports a non-zero exit as exit_code and a missing program as not_runnable', async () => {
     fx = new Fixture();
     const three = await fx.executor.start(fx.spec({ script: 'echo bye; exit 3' }));
     const missing = await fx.executor.start(fx.spec({ argv: ['/nonexistent/runmesh-prog', '-x'] }));
     expect(await three.exited()).toMatchObject({ exitCode: 3, failure: 'exit_code', message: 'exited with code 3', records: 1 });
     const m = await missing.exited();
-    expect(m).toMatchObject({ exitCode: 127, failure: 'could_not_start', records: 0 });
+    expect(m).toMatchObject({ exitCode: 127, failure: 'not_runnable', records: 0 });
     expect(m.message).toContain('/nonexistent/runmesh-prog');
     expect(await collect(missing)).toEqual([]);
   });

@@ -27,7 +27,8 @@ export interface LogRecord {
   readonly data: Buffer;
 }
 
-export type ExitFailure = 'none' | 'exit_code' | 'timeout' | 'cancelled' | 'could_not_start' | 'agent_lost';
+/** `could_not_start`: the host failed to start it (the agent's fault); `not_runnable`: the job cannot be started anywhere (its own). */
+export type ExitFailure = 'none' | 'exit_code' | 'timeout' | 'cancelled' | 'could_not_start' | 'not_runnable' | 'agent_lost';
 
 export interface ExitStatus {
   readonly exitCode: number;

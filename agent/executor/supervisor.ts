@@ -51,6 +51,22 @@ const MAX_TIMER_MS = 2_147_483_647;
 const BASE_ENV = ['PATH', 'HOME', 'LANG', 'TMPDIR'] as const;
 /** How long the job runs before we import pino for the lines waiting to be logged. */
 const LOG_IMPORT_AFTER_MS = 150;
+/**
+ * Why spawn fails because of the job itself (a missing or non-executable
+ * program, arguments too long or unpassable), on any host alike; any other
+ * spawn error (EAGAIN, ENOMEM, ENOSPC...) is the host's.
+ */
+const JOB_CAUSED = new Set([
+  'ENOENT',
+  'EACCES',
+  'ENOTDIR',
+  'ENOEXEC',
+  'ELOOP',
+  'ENAMETOOLONG',
+  'E2BIG',
+  'ERR_INVALID_ARG_VALUE',
+  'ERR_INVALID_ARG_TYPE',
+]);
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 
 type Outcome = Pick<ExitStatus, 'exitCode' | 'failure' | 'message'>;
@@ -181,11 +197,20 @@ class Run {
     mkdirSync(f.work, { recursive: true });
     const spec = this.spec;
     const [program, ...args] = spec.argv.length > 0 ? spec.argv : ['sh', '-e', '-c', spec.script];
-    const child = spawn(program ?? '', args, { cwd: f.work, env: this.jobEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let child: ChildProcess;
+    try {
+      child = spawn(program ?? '', args, { cwd: f.work, env: this.jobEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      // Arguments no process can be given (a NUL byte): refused before anything ran.
+      return this.finish({ exitCode: 127, failure: 'not_runnable', message: `could not start ${program}: ${(err as Error).message}` });
+    }
     const exit = new Promise<MainExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     const drained = this.spoolPipes(child);
     const failed = await this.spawned(child);
-    if (failed) return this.finish({ exitCode: 127, failure: 'could_not_start', message: `could not start ${program}: ${failed.message}` });
+    if (failed) {
+      const failure = JOB_CAUSED.has((failed as NodeJS.ErrnoException).code ?? '') ? 'not_runnable' : 'could_not_start';
+      return this.finish({ exitCode: 127, failure, message: `could not start ${program}: ${failed.message}` });
+    }
     this.pgid = child.pid ?? 0;
     writeFileAtomicSync(f.jobPgid, String(this.pgid));
     this.timers.push(setTimeout(this.allowLogging, LOG_IMPORT_AFTER_MS));

@@ -21,6 +21,7 @@ const FAILURES: Record<ExitFailure, FailureCategory> = {
   timeout: FailureCategory.FAILURE_CATEGORY_TIMEOUT,
   cancelled: FailureCategory.FAILURE_CATEGORY_CANCELLED,
   could_not_start: FailureCategory.FAILURE_CATEGORY_COULD_NOT_START,
+  not_runnable: FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE,
   agent_lost: FailureCategory.FAILURE_CATEGORY_AGENT_LOST,
 };
 

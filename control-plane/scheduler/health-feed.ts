@@ -1,7 +1,8 @@
 /**
  * Feeds the router's health tracker from job transitions, whichever peer or
  * code path caused them: dispatch latency when an attempt starts running,
- * infrastructure failures (could not start, agent lost) when one ends.
+ * infrastructure failures (could not start, agent lost) when one ends: never
+ * a failure the job caused (its exit code, a timeout, NOT_RUNNABLE).
  */
 import { FailureCategory, JobState } from '../../proto/gen/runmesh/v1/job.js';
 import type { HealthTracker } from '../../routing/index.js';

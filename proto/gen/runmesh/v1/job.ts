@@ -205,6 +205,13 @@ export enum FailureCategory {
    * the job is queued again without using up a retry.
    */
   FAILURE_CATEGORY_NOT_DELIVERED = 7,
+  /**
+   * FAILURE_CATEGORY_NOT_RUNNABLE - The job itself cannot be started: its program is not found or not
+   * executable, or its arguments cannot be passed to it. The job's fault, not
+   * the agent's: it is not retried, and it never counts against the agent's
+   * health.
+   */
+  FAILURE_CATEGORY_NOT_RUNNABLE = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -234,6 +241,9 @@ export function failureCategoryFromJSON(object: any): FailureCategory {
     case 7:
     case "FAILURE_CATEGORY_NOT_DELIVERED":
       return FailureCategory.FAILURE_CATEGORY_NOT_DELIVERED;
+    case 8:
+    case "FAILURE_CATEGORY_NOT_RUNNABLE":
+      return FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -259,6 +269,8 @@ export function failureCategoryToJSON(object: FailureCategory): string {
       return "FAILURE_CATEGORY_PREEMPTED";
     case FailureCategory.FAILURE_CATEGORY_NOT_DELIVERED:
       return "FAILURE_CATEGORY_NOT_DELIVERED";
+    case FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE:
+      return "FAILURE_CATEGORY_NOT_RUNNABLE";
     case FailureCategory.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
