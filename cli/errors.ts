@@ -99,6 +99,8 @@ const OPERATIONAL = new Set([
   'NoReachableAddressError',
   'StoreError',
   'StoreUnavailableError',
+  'EtcdTlsError',
+  'EtcdAuthError',
   'DataDirInUseError',
 ]);
 

@@ -126,6 +126,11 @@ export class EmbeddedStore implements Store {
     return this.commits.current;
   }
 
+  /** Nothing of a local directory expires. */
+  degraded(): string {
+    return '';
+  }
+
   /** Forgets watch history up to `revision`, as etcd's compaction does (there is no other history to drop). */
   async compact(revision: number): Promise<void> {
     this.ensureOpen();

@@ -29,5 +29,17 @@ export class LeaseLostError extends StoreError {
 /** The store is unreachable or closed (see retry.ts for who retries it). */
 export class StoreUnavailableError extends StoreError {}
 
+/**
+ * etcd and this peer do not agree on TLS: a CA that did not sign etcd's
+ * certificate, a client certificate etcd refuses or that has expired, TLS
+ * towards a plaintext etcd. Not retryable: the files must change.
+ */
+export class EtcdTlsError extends StoreError {}
+
+/** etcd refused this peer's user (a wrong password, no such user, auth turned off, or on without a user given). */
+export class EtcdAuthError extends StoreError {}
+
 export const isCompacted = (err: unknown): boolean => hasCause(err, CompactedError);
 export const isStoreUnavailable = (err: unknown): boolean => hasCause(err, StoreUnavailableError);
+export const isEtcdTlsError = (err: unknown): boolean => hasCause(err, EtcdTlsError);
+export const isEtcdAuthError = (err: unknown): boolean => hasCause(err, EtcdAuthError);

@@ -4,9 +4,15 @@
  * unreachable, then the next. A call refused because no connection could be
  * made is retried a few times with a short backoff (the request never left;
  * retry.ts's ETCD_RESEND), on the next endpoint, so an etcd restart costs a
- * pause, not an error; anything else is the caller's to decide.
+ * pause, not an error; anything else is the caller's to decide. Over TLS
+ * (etcd-tls.ts) when the store's address asks for it, with etcd's token
+ * (etcd-auth.ts) when a user is given: a call refused for a stale token is
+ * sent once more with a new one.
  */
-import { Client, credentials, type ChannelOptions } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, type ChannelOptions } from '@grpc/grpc-js';
+import { EtcdAuth, isStaleToken, tokenMetadata, type EtcdUser } from './etcd-auth.js';
+import { tlsChannelOptions, tlsCredentials, type EtcdTls } from './etcd-tls.js';
+import { decodeAuthenticateResponse, encodeAuthenticate } from './etcd-wire.js';
 import { ETCD_RESEND, retryStore } from './retry.js';
 
 /**
@@ -22,27 +28,55 @@ export const ETCD_CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
 };
 
+/** How to reach etcd: TLS when `tls` is set (the endpoints are then https://), a user when `user` is. */
+export interface EtcdConnection {
+  tls: EtcdTls | undefined;
+  user: EtcdUser | undefined;
+}
+
 export class EtcdRpc {
   private readonly clients: Client[];
   private current = 0;
+  /** etcd's token for both connections; undefined without a user. */
+  readonly auth: EtcdAuth | undefined;
 
   constructor(
     endpoints: readonly string[],
     private readonly timeoutMs: number,
+    connection: EtcdConnection = { tls: undefined, user: undefined },
   ) {
     // Its own connection: bulk transactions do not share a TCP stream with the lease keepalives
     // and watches that etcd3's client carries, so a burst of writes cannot delay a keepalive.
-    const options = { ...ETCD_CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 };
-    this.clients = endpoints.map((e) => new Client(e.replace(/^https?:\/\//, ''), credentials.createInsecure(), options));
+    const options = { ...ETCD_CHANNEL_OPTIONS, ...tlsChannelOptions(connection.tls), 'grpc.use_local_subchannel_pool': 1 };
+    const creds = connection.tls ? tlsCredentials(connection.tls) : credentials.createInsecure();
+    this.clients = endpoints.map((e) => new Client(e.replace(/^https?:\/\//, ''), creds, options));
+    this.auth =
+      connection.user &&
+      new EtcdAuth(connection.user, (name, password) =>
+        this.send('/etcdserverpb.Auth/Authenticate', encodeAuthenticate(name, password), decodeAuthenticateResponse, new Metadata()),
+      );
   }
 
-  /** One unary call with our own bytes in and a decoder for the answer. */
-  unary<T>(method: string, request: Uint8Array, decode: (b: Buffer) => T): Promise<T> {
+  /** One unary call with our own bytes in and a decoder for the answer, with etcd's token when there is a user. */
+  async unary<T>(method: string, request: Uint8Array, decode: (b: Buffer) => T): Promise<T> {
+    if (!this.auth) return this.send(method, request, decode, new Metadata());
+    const token = await this.auth.current();
+    try {
+      return await this.send(method, request, decode, tokenMetadata(token));
+    } catch (err) {
+      // etcd checks the token before it proposes anything, so the refused request was not applied.
+      if (!isStaleToken(err)) throw err;
+      await this.auth.invalidate(token);
+      return this.send(method, request, decode, tokenMetadata(await this.auth.current()));
+    }
+  }
+
+  private send<T>(method: string, request: Uint8Array, decode: (b: Buffer) => T, metadata: Metadata): Promise<T> {
     let index = this.current;
     return retryStore(
       () => {
         index = this.current;
-        return this.once(this.clients[index]!, method, request, decode);
+        return this.once(this.clients[index]!, method, request, decode, metadata);
       },
       ETCD_RESEND,
       () => {
@@ -52,9 +86,9 @@ export class EtcdRpc {
     );
   }
 
-  private once<T>(client: Client, method: string, request: Uint8Array, decode: (b: Buffer) => T): Promise<T> {
+  private once<T>(client: Client, method: string, request: Uint8Array, decode: (b: Buffer) => T, metadata: Metadata): Promise<T> {
     return new Promise((resolve, reject) => {
-      client.makeUnaryRequest(method, toBuffer, decode, request, { deadline: Date.now() + this.timeoutMs }, (err, res) =>
+      client.makeUnaryRequest(method, toBuffer, decode, request, metadata, { deadline: Date.now() + this.timeoutMs }, (err, res) =>
         err ? reject(err) : resolve(res as T),
       );
     });

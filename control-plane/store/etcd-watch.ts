@@ -32,6 +32,8 @@ export interface EtcdWatchContext {
   log: pino.Logger;
   /** Called once when the watch ends for any reason, so the store forgets it. */
   onEnd: (w: EtcdWatch) => void;
+  /** Drops etcd's auth token, so the next stream authenticates again (a no-op without a user). */
+  renewAuth: () => void;
 }
 
 export class EtcdWatch implements Watch {
@@ -46,13 +48,14 @@ export class EtcdWatch implements Watch {
   private readonly keys: Keys;
   private readonly log: pino.Logger;
   private readonly onEnd: (w: EtcdWatch) => void;
+  private readonly renewAuth: () => void;
   private readonly prefix: string;
   private readonly handlers: WatchHandlers;
   /** First revision still to deliver (etcd's start_revision). */
   private next: number;
 
   constructor(ctx: EtcdWatchContext, request: EtcdWatchRequest) {
-    ({ client: this.client, keys: this.keys, log: this.log, onEnd: this.onEnd } = ctx);
+    ({ client: this.client, keys: this.keys, log: this.log, onEnd: this.onEnd, renewAuth: this.renewAuth } = ctx);
     ({ prefix: this.prefix, handlers: this.handlers, from: this.next } = request);
   }
 
@@ -99,6 +102,13 @@ export class EtcdWatch implements Watch {
           // Refused at creation: start() rejects; the owner never had a watch to fail.
           reject(new StoreError(`etcd refused the watch: ${res.cancel_reason || 'no reason given'}`));
           this.shutdown();
+          return;
+        }
+        if (res.created && res.canceled) {
+          // Refused on resuming a watch etcd once allowed: etcd forgot our auth token (a restart, its TTL), and
+          // says only "permission denied". Authenticate again and resume, as after any break.
+          this.renewAuth();
+          this.onBroken(stream, new StoreError(`etcd refused the resumed watch: ${res.cancel_reason || 'no reason given'}`));
           return;
         }
         if (res.created) resolve();

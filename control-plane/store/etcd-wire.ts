@@ -169,3 +169,27 @@ export function decodeTxnResponse(buf: Uint8Array): { succeeded: boolean; revisi
   }
   return { succeeded, revision };
 }
+
+/** `AuthenticateRequest { name = 1; password = 2 }`. */
+export function encodeAuthenticate(name: string, password: string): Uint8Array {
+  return Writer.create()
+    .uint32((1 << 3) | 2)
+    .string(name)
+    .uint32((2 << 3) | 2)
+    .string(password)
+    .finish();
+}
+
+/** `AuthenticateResponse.token` (field 2). */
+export function decodeAuthenticateResponse(buf: Uint8Array): string {
+  const r = new WireReader(buf);
+  while (!r.done) {
+    const tag = r.varint();
+    if (tag === ((2 << 3) | 2)) {
+      const [start, end] = r.span();
+      return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString();
+    }
+    r.skip(tag & 7);
+  }
+  return '';
+}

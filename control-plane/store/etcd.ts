@@ -6,49 +6,91 @@
  */
 import { GRPCOutOfRangeError, Etcd3, type IOptions } from 'etcd3';
 import pino from 'pino';
-import { StoreError, StoreUnavailableError } from './errors.js';
+import { EtcdAuthError, isEtcdAuthError, isEtcdTlsError, isStoreUnavailable, StoreError, StoreUnavailableError } from './errors.js';
+import { explainRefusal, type EtcdUser } from './etcd-auth.js';
 import { Keys, translateError } from './etcd-codec.js';
 import { type EtcdLease, grantEtcdLease } from './etcd-lease.js';
 import { ETCD_CHANNEL_OPTIONS, EtcdRpc } from './etcd-rpc.js';
 import { decodeTxnResponse, encodeTxn } from './etcd-wire.js';
 import { EtcdWatch } from './etcd-watch.js';
-import { ETCD3_FAULT_HANDLING } from './retry.js';
+import {
+  checkTlsFiles,
+  clientCertificateExpiry,
+  diagnoseTls,
+  etcd3Credentials,
+  onExpiry,
+  tlsChannelOptions,
+  type EtcdTls,
+} from './etcd-tls.js';
+import { ETCD3_FAULT_HANDLING, isEtcdUnavailable } from './retry.js';
 import type { KeyValue, Lease, RangeOptions, RangeResult, Store, TxnRequest, TxnResult, Watch, WatchHandlers } from './store.js';
 
 export interface EtcdStoreOptions {
-  /** Client URLs, e.g. `http://10.0.0.1:2379`. */
+  /** Client URLs, e.g. `http://10.0.0.1:2379`; `https://` ones with `tls`. */
   endpoints: string[];
   /** Every key is stored under this prefix (default: none). */
   prefix?: string;
   logger?: pino.Logger;
   /** Deadline of each unary call, so a hung etcd surfaces as StoreUnavailableError (default 10 s). */
   callTimeoutMs?: number;
+  /** TLS for both connections (`etcds://`); default none. */
+  tls?: EtcdTls;
+  /** etcd's own authentication; default none. */
+  user?: EtcdUser;
 }
 
 /** etcd's default --max-txn-ops. */
 export const ETCD_MAX_TXN_OPS = 128;
 
+/**
+ * Connects and makes one call, so that a wrong CA, client certificate or
+ * password stops the caller here with an error naming it (EtcdTlsError,
+ * EtcdAuthError), and an unreachable etcd with StoreUnavailableError.
+ */
 export async function openEtcdStore(options: EtcdStoreOptions): Promise<EtcdStore> {
   if (options.endpoints.length === 0) throw new StoreError('no etcd endpoints given');
   const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'store', store: 'etcd' });
   const timeout = options.callTimeoutMs ?? 10_000;
+  const { tls, user } = options;
+  if (tls) checkTlsFiles(tls);
+  const expiry = tls && clientCertificateExpiry(tls);
   const clientOptions: IOptions = {
     hosts: options.endpoints,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
     // No circuit breaker, a few quick retries: see retry.ts.
     faultHandling: ETCD3_FAULT_HANDLING,
-    grpcOptions: ETCD_CHANNEL_OPTIONS,
+    grpcOptions: { ...ETCD_CHANNEL_OPTIONS, ...tlsChannelOptions(tls) },
+    ...(tls ? { credentials: etcd3Credentials(tls) } : {}),
   };
-  const store = new EtcdStore(new Etcd3(clientOptions), new EtcdRpc(options.endpoints, timeout), new Keys(options.prefix ?? ''), log);
+  const client = new Etcd3(clientOptions);
+  const rpc = new EtcdRpc(options.endpoints, timeout, { tls, user });
+  rpc.auth?.useWith(client);
+  const store = new EtcdStore(client, rpc, new Keys(options.prefix ?? ''), log);
   try {
+    await rpc.auth?.current();
     await store.revision();
   } catch (err) {
     await store.close();
-    throw err;
+    throw await explainOpenFailure(err, options);
   }
-  log.info({ endpoints: options.endpoints, prefix: options.prefix ?? '' }, 'etcd store connected');
+  if (expiry) store.watchCertificate(expiry);
+  log.info({ endpoints: options.endpoints, prefix: options.prefix ?? '', tls: !!tls, user: user?.name ?? '' }, 'etcd store connected');
   return store;
 }
+
+/** The first call's failure, with its cause named when it is TLS or etcd's authentication. */
+async function explainOpenFailure(err: unknown, options: EtcdStoreOptions): Promise<unknown> {
+  if (isEtcdTlsError(err) || isEtcdAuthError(err)) return err;
+  if (options.tls && (isStoreUnavailable(err) || isEtcdUnavailable(err))) {
+    const tlsFailure = await diagnoseTls(options.endpoints, options.tls);
+    if (tlsFailure) return tlsFailure;
+  }
+  const explained = explainRefusal(err instanceof StoreError && err.cause ? err.cause : err, options.user?.name);
+  return explained instanceof EtcdAuthError ? explained : translateError(err, 'connect');
+}
+
+/** An etcd client certificate that expires within this is warned about at start. */
+const EXPIRY_WARNING_MS = 7 * 24 * 3600_000;
 
 export class EtcdStore implements Store {
   readonly kind = 'etcd';
@@ -56,6 +98,8 @@ export class EtcdStore implements Store {
   private readonly watches = new Set<EtcdWatch>();
   private readonly leases = new Set<EtcdLease>();
   private closing: Promise<void> | undefined;
+  private problem = '';
+  private stopExpiryWatch = (): void => undefined;
 
   /** Use `openEtcdStore`. */
   constructor(
@@ -64,6 +108,24 @@ export class EtcdStore implements Store {
     private readonly keys: Keys,
     private readonly log: pino.Logger,
   ) {}
+
+  degraded(): string {
+    return this.problem;
+  }
+
+  /**
+   * At the client certificate's expiry: a log line and not ready. Live
+   * connections carry on (etcd checks certificates at the handshake only), and
+   * whenever one breaks the peer is one that lost etcd; it does not exit.
+   */
+  watchCertificate(notAfter: Date): void {
+    const at = notAfter.toISOString();
+    if (notAfter.getTime() - Date.now() < EXPIRY_WARNING_MS) this.log.warn({ not_after: at }, 'etcd client certificate expires soon');
+    this.stopExpiryWatch = onExpiry(notAfter, () => {
+      this.problem = `the etcd client certificate (--etcd-cert) expired at ${at}; etcd refuses it at the next connection: renew it and restart`;
+      this.log.error({ not_after: at }, 'etcd client certificate expired');
+    });
+  }
 
   get(key: string): Promise<KeyValue | undefined> {
     return this.call('get', async () => {
@@ -132,7 +194,13 @@ export class EtcdStore implements Store {
   watch(prefix: string, handlers: WatchHandlers, fromRevision?: number): Promise<Watch> {
     return this.call('watch', async () => {
       const from = fromRevision ?? (await this.revision());
-      const context = { client: this.client.watchClient, keys: this.keys, log: this.log, onEnd: (x: EtcdWatch) => this.watches.delete(x) };
+      const context = {
+        client: this.client.watchClient,
+        keys: this.keys,
+        log: this.log,
+        onEnd: (x: EtcdWatch) => this.watches.delete(x),
+        renewAuth: () => this.rpc.auth?.forget(),
+      };
       const w = new EtcdWatch(context, { prefix, handlers, from: from + 1 });
       this.watches.add(w);
       await w.start();
@@ -142,7 +210,7 @@ export class EtcdStore implements Store {
 
   revision(): Promise<number> {
     return this.call('revision', async () => {
-      const res = await this.client.kv.range({ key: this.keys.key('\0'), count_only: true, limit: 1 });
+      const res = await this.client.kv.range({ key: this.keys.key(REVISION_PROBE), count_only: true, limit: 1 });
       return Number(res.header.revision);
     });
   }
@@ -166,6 +234,7 @@ export class EtcdStore implements Store {
 
   private async shutdown(): Promise<void> {
     const closed = new StoreUnavailableError('store closed');
+    this.stopExpiryWatch();
     for (const w of [...this.watches]) w.fail(closed);
     for (const lease of [...this.leases]) lease.release();
     try {
@@ -194,6 +263,11 @@ export class EtcdStore implements Store {
 }
 
 const ZERO = Buffer.from([0]);
+/**
+ * The key `revision()` counts (reading no value) to learn etcd's revision: one
+ * inside runmesh's keys, which an etcd role limited to them may read.
+ */
+const REVISION_PROBE = '/runmesh/';
 /** An etcd request taking this long is logged (etcd itself warns past 100 ms of apply). */
 const SLOW_REQUEST_MS = 1000;
 

@@ -109,6 +109,12 @@ export interface Store {
   /** Current store revision. */
   revision(): Promise<number>;
   /**
+   * Why the store should not be relied on though it still answers (an etcd
+   * client certificate past its expiry, which etcd refuses at the next
+   * connection), or '' when nothing is wrong. /readyz is not ready while set.
+   */
+  degraded(): string;
+  /**
    * Drops history up to `revision`: watching from before it then fails with
    * `CompactedError`. On etcd that is the whole etcd's MVCC history, not just
    * our prefix; the embedded store forgets its in-memory watch history. A

@@ -42,12 +42,13 @@ export interface ServerNames {
   ips: string[];
 }
 
-/** A server (and client) certificate for `names`, signed by `ca`. */
-export function issueServerCertificate(ca: KeyedCertificate, commonName: string, names: ServerNames): KeyedCertificate {
+/** A server (and client) certificate for `names`, signed by `ca`, valid for a year or until `notAfter`. */
+export function issueServerCertificate(ca: KeyedCertificate, commonName: string, names: ServerNames, notAfter?: Date): KeyedCertificate {
   const caCert = forge.pki.certificateFromPem(ca.cert);
   const caKey = forge.pki.privateKeyFromPem(ca.key);
   const keys = newKeyPair();
   const cert = baseCertificate(keys.publicKey, SERVER_DAYS);
+  if (notAfter) cert.validity.notAfter = notAfter;
   cert.setSubject([{ name: 'commonName', value: commonName }]);
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
