@@ -8,6 +8,7 @@ import type { JwtOptions } from './auth/jwt.js';
 import { hostname } from 'node:os';
 import { DEFAULT_SERVER } from '../transport/address.js';
 import type { ServerTlsFiles } from '../transport/index.js';
+import { NO_ETCD_FLAGS, type EtcdFlags } from './store/etcd-flags.js';
 
 export interface ControlPlaneOptions {
   /** gRPC listen addresses (tcp host:port, unix:///path). Default ["127.0.0.1:7433"]. */
@@ -21,8 +22,10 @@ export interface ControlPlaneOptions {
   httpListen: string;
   /** Local state: embedded store, log blobs. Default "./.runmesh". */
   dataDir: string;
-  /** `etcd://h:p,...`; empty means the embedded store in dataDir. */
+  /** `etcds://h:p,...` (TLS) or `etcd://h:p,...`; empty means the embedded store in dataDir. */
   store: string;
+  /** How to reach a secured etcd: CA, client certificate, server name, user (the `--etcd-*` flags). Default none. */
+  etcd: EtcdFlags;
   /** The static, multi-use join token agents may enrol with (the weaker choice; join tokens of role agent are better). */
   joinToken: string;
   /** How long an agent's credential is accepted after it is issued; it is rotated over the stream at two thirds of that. Default 30 days. */
@@ -88,6 +91,7 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     httpListen: o.httpListen ?? '127.0.0.1:7434',
     dataDir: o.dataDir ?? './.runmesh',
     store: o.store ?? '',
+    etcd: o.etcd ?? NO_ETCD_FLAGS,
     joinToken: o.joinToken,
     agentCredentialTtlMs: o.agentCredentialTtlMs ?? DEFAULT_AGENT_CREDENTIAL_TTL_MS,
     // At least four heartbeats fit in the timeout: a short one (tests, --heartbeat-timeout 2s) must not

@@ -225,7 +225,7 @@ class Shutdown {
 }
 
 async function loadState(o: ControlPlaneOptions, log: Logger, closers: Shutdown): Promise<State> {
-  const store = await openStore(o.store, o.dataDir, log);
+  const store = await openStore(o.store, o.dataDir, log, o.etcd);
   closers.add('store', () => store.close());
   const repo = new JobRepo(store);
   const tracker = new JobTracker(repo, log);
@@ -253,6 +253,8 @@ async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, clos
     routes,
     tls: state.autoTls && { cert: await readFile(state.autoTls.files.cert), key: await readFile(state.autoTls.files.key) },
     ready: async () => {
+      const degraded = state.store.degraded();
+      if (degraded) return { ok: false, detail: degraded };
       await state.store.revision();
       return { ok: true, detail: `ready (store ${state.store.kind}, ${state.tracker.size} live jobs)` };
     },

@@ -50,6 +50,9 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
+/** Stopped after a test's processes (an etcd of the test's own). */
+let afterEachStops: Array<() => Promise<void>> = [];
+
 afterEach(async (ctx) => {
   if (ctx.task.result?.state === 'fail') for (const p of running) console.error(peerReport(p));
   for (const c of clients) c.close();
@@ -58,6 +61,8 @@ afterEach(async (ctx) => {
   await stopAll();
   await Promise.all(dirs.map(removeDir));
   dirs = [];
+  await Promise.all(afterEachStops.map((stop) => stop()));
+  afterEachStops = [];
 });
 
 /** A failed test's evidence from one peer: how it ended and its last warnings and errors, one line each. */
@@ -93,9 +98,13 @@ function parseRecord(line: string): LogRecord | undefined {
   }
 }
 
-/** Three fresh peers (ids `<tag>p0..2`) and the current leader among them. */
-async function mesh(tag: string, ttlSeconds = PEER_TTL_SECONDS): Promise<{ peers: MeshPeer[]; leader: MeshPeer; others: MeshPeer[] }> {
-  const peers = await startPeers(etcd.endpoint, tag, 3, ttlSeconds);
+/** Three fresh peers (ids `<tag>p0..2`) on `on` (default the shared etcd) and the current leader among them. */
+async function mesh(
+  tag: string,
+  ttlSeconds = PEER_TTL_SECONDS,
+  on: TestEtcd = etcd,
+): Promise<{ peers: MeshPeer[]; leader: MeshPeer; others: MeshPeer[] }> {
+  const peers = await startPeers(on, tag, 3, ttlSeconds);
   clients.push(...peers.map((p) => p.client));
   running = peers;
   dirs.push(...peers.map((p) => p.dataDir));
@@ -167,9 +176,12 @@ async function agentsOn(homes: MeshPeer[], tag: string): Promise<void> {
 const agentNames = (tag: string, ks: number[]): string[] => ks.map((k) => `${tag}a${k}`);
 
 describe('control-plane mesh over etcd', () => {
-  it('runs 500 jobs submitted round-robin to three peers, each exactly once', { timeout: TEST_TIMEOUT_MS }, async () => {
+  it('runs 500 jobs submitted round-robin to three peers, each exactly once, over TLS to etcd', { timeout: TEST_TIMEOUT_MS }, async () => {
+    // As production runs etcd: TLS, client certificates, and a runmesh user whose role holds only /runmesh/.
+    const secure = await startEtcd({ tls: true, auth: true });
+    afterEachStops.push(() => secure.stop());
     // No failover here: the default lease, so a starved keepalive on a loaded runner is not mistaken for a dead peer.
-    const { peers } = await mesh('m1', DEFAULT_PEER_TTL_SECONDS);
+    const { peers } = await mesh('m1', DEFAULT_PEER_TTL_SECONDS, secure);
     await agentsOn(peers, 'm1');
     await waitAgentsOn(peers[0]!.client, agentNames('m1', [0, 1, 2, 3]));
     const started = Date.now();
@@ -325,7 +337,7 @@ describe('control-plane mesh over etcd', () => {
     "routes by the load an agent reports to another peer: the leader's router and ListAgents see it",
     { timeout: TEST_TIMEOUT_MS },
     async () => {
-      const peers = await startPeers(etcd.endpoint, 'm7', 2);
+      const peers = await startPeers(etcd, 'm7', 2);
       clients.push(...peers.map((p) => p.client));
       running = peers;
       dirs.push(...peers.map((p) => p.dataDir));

@@ -38,6 +38,12 @@ interface ServerFlags {
   peerListen?: string;
   dataDir: string;
   store?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  etcdServerName?: string;
+  etcdUser?: string;
+  etcdPasswordFile?: string;
   joinToken?: string;
   heartbeatTimeout: number;
   agentCredentialTtl: number;
@@ -85,7 +91,13 @@ export function registerServe(program: Command): void {
       hostPort('--peer-listen'),
     )
     .option('--data-dir <dir>', 'local state: embedded store, logs', './.runmesh')
-    .option('--store <url>', 'etcd://host:port[,host:port] (default: embedded store in the data dir)')
+    .option('--store <url>', 'etcds://host:port[,host:port] (TLS) or etcd://... (plaintext); default: embedded store in the data dir')
+    .option('--etcd-ca <file>', "with etcds://: CA that signs etcd's certificate (PEM; default: the system's roots)")
+    .option('--etcd-cert <file>', "with etcds://: client certificate for etcd's --client-cert-auth (PEM)")
+    .option('--etcd-key <file>', 'with etcds://: key of --etcd-cert (PEM)')
+    .option('--etcd-server-name <name>', "with etcds://: the name etcd's certificate carries, when the addresses differ")
+    .option('--etcd-user <name>', "etcd's own authentication: the user (with --etcd-password-file)")
+    .option('--etcd-password-file <file>', 'file holding the password of --etcd-user')
     .option('--join-token <token>', 'token agents must present (default: generated, kept in the data dir)', process.env.RUNMESH_JOIN_TOKEN)
     .option('--heartbeat-timeout <duration>', 'agent silence before it is considered gone', durationMs, 10_000)
     .addOption(
@@ -157,6 +169,14 @@ export function registerServe(program: Command): void {
         peerListen: f.peerListen ?? '',
         dataDir: f.dataDir,
         store: f.store ?? '',
+        etcd: {
+          ca: f.etcdCa ?? '',
+          cert: f.etcdCert ?? '',
+          key: f.etcdKey ?? '',
+          serverName: f.etcdServerName ?? '',
+          user: f.etcdUser ?? '',
+          passwordFile: f.etcdPasswordFile ?? '',
+        },
         joinToken: token,
         heartbeatTimeoutMs: f.heartbeatTimeout,
         agentCredentialTtlMs: f.agentCredentialTtl,

@@ -6,7 +6,9 @@
  */
 import { AgentState } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobState, type Job } from '../../proto/gen/runmesh/v1/job.js';
+import type { EtcdFlags } from '../../control-plane/store/index.js';
 import { adminToken, TERMINAL, TestClient } from './client.js';
+import type { TestEtcd } from './etcd.js';
 import { startAgent, startServer, type AgentProc, type ServerProc } from './processes.js';
 import { sleep, waitUntil } from './wait.js';
 
@@ -31,19 +33,33 @@ export interface MeshPeer extends ServerProc {
 /** The admin token of each etcd's cluster: written by the first peer ever started on it, used by every client. */
 const clusterTokens = new Map<string, string>();
 
-/** Starts `n` peers on `etcdEndpoint` (`http://host:port`), named `<tag>p0`…, one after another. */
-export async function startPeers(etcdEndpoint: string, tag: string, n = 3, ttlSeconds = PEER_TTL_SECONDS): Promise<MeshPeer[]> {
-  const store = `etcd://${etcdEndpoint.replace(/^https?:\/\//, '')}`;
+/** Starts `n` peers on `etcd` (through its `--etcd-*` flags when it is secured), named `<tag>p0`…, one after another. */
+export async function startPeers(etcd: TestEtcd, tag: string, n = 3, ttlSeconds = PEER_TTL_SECONDS): Promise<MeshPeer[]> {
   const peers: MeshPeer[] = [];
   for (let i = 0; i < n; i++) {
     const id = `${tag}p${i}`;
-    const server = await startServer({ args: ['--store', store, '--peer-id', id, '--peer-ttl', `${ttlSeconds}s`] });
-    if (!clusterTokens.has(etcdEndpoint)) clusterTokens.set(etcdEndpoint, adminToken(server.dataDir));
-    const client = new TestClient(server.address, clusterTokens.get(etcdEndpoint));
+    const server = await startServer({
+      args: ['--store', etcd.storeUrl, ...etcdFlagArgs(etcd.flags), '--peer-id', id, '--peer-ttl', `${ttlSeconds}s`],
+    });
+    if (!clusterTokens.has(etcd.endpoint)) clusterTokens.set(etcd.endpoint, adminToken(server.dataDir));
+    const client = new TestClient(server.address, clusterTokens.get(etcd.endpoint));
     const alive = (): boolean => server.proc.exitCode === null && server.proc.signalCode === null;
     peers.push(Object.assign(server, { id, client, alive }));
   }
   return peers;
+}
+
+/** `runmesh server`'s `--etcd-*` arguments for the flags that are set. */
+export function etcdFlagArgs(f: EtcdFlags): string[] {
+  const names: Array<[keyof EtcdFlags, string]> = [
+    ['ca', '--etcd-ca'],
+    ['cert', '--etcd-cert'],
+    ['key', '--etcd-key'],
+    ['serverName', '--etcd-server-name'],
+    ['user', '--etcd-user'],
+    ['passwordFile', '--etcd-password-file'],
+  ];
+  return names.flatMap(([field, flag]) => (f[field] ? [flag, f[field]] : []));
 }
 
 export interface MeshAgent extends AgentProc {
