@@ -95,6 +95,8 @@ interface Ports {
   httpAddress: string;
   /** PeerService's own listener (`--peer-listen`); absent, it is served on `grpc`. */
   peer: { grpc: Server; address: string } | undefined;
+  /** What /readyz asks of the parts built after the ports: why the mesh is degraded, if it is. */
+  readiness: { mesh: () => string | undefined };
 }
 
 export class ControlPlane {
@@ -118,9 +120,9 @@ export class ControlPlane {
     return this.grpcAddresses[0] ?? '';
   }
 
-  /** Resolves if this peer loses its mesh lease (paused too long, store gone): it must stop. */
-  get lost(): Promise<Error> {
-    return this.mesh.lost;
+  /** Why this peer is out of the mesh for now (lease lost, rejoining), or undefined: it stays up and rejoins by itself. */
+  degraded(): string | undefined {
+    return this.mesh.degraded();
   }
 
   static async start(input: ControlPlaneInput): Promise<ControlPlane> {
@@ -152,6 +154,7 @@ export class ControlPlane {
         logger: log,
       });
       closers.add('mesh', () => mesh.close());
+      ports.readiness.mesh = () => mesh.degraded();
       const secret = await PeerSecret.load(state.store);
       await serve(o, log, state, ports, mesh, secret, closers);
       const grpcAddresses = ports.bound.map((b) => b.address);
@@ -249,11 +252,12 @@ async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, clos
   closers.add('health', () => health.setStatus('', 'NOT_SERVING'));
   addReflection(grpc);
   const routes: Record<string, Route> = {};
+  const readiness: Ports['readiness'] = { mesh: () => undefined };
   const http = createHttpServer({
     routes,
     tls: state.autoTls && { cert: await readFile(state.autoTls.files.cert), key: await readFile(state.autoTls.files.key) },
     ready: async () => {
-      const degraded = state.store.degraded();
+      const degraded = readiness.mesh() || state.store.degraded();
       if (degraded) return { ok: false, detail: degraded };
       await state.store.revision();
       return { ok: true, detail: `ready (store ${state.store.kind}, ${state.tracker.size} live jobs)` };
@@ -264,7 +268,7 @@ async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, clos
   const bound = await bindAll(grpc, o.listen, { tls: state.autoTls?.files ?? o.tls, logger: log });
   if (o.plainListen) bound.push(...(await bindAll(grpc, [loopbackOnly(o.plainListen)], { tls: undefined, logger: log })));
   const httpAddress = await listenHttp(http, o.httpListen);
-  return { grpc, http, routes, health, bound, httpAddress, peer: await bindPeer(o, log, closers) };
+  return { grpc, http, routes, health, bound, httpAddress, peer: await bindPeer(o, log, closers), readiness };
 }
 
 /** PeerService's listener of its own, plaintext like the peers' clients, when `--peer-listen` asks for one. */
@@ -326,9 +330,11 @@ async function serve(
   const peerTls = state.autoTls && !o.peerListen ? channelCredentials({ ca: await readFile(state.autoTls.caFile) }) : undefined;
   const clients = new PeerClients({ secret, credentials: peerTls });
   closers.add('peer clients', () => clients.close());
-  mesh.membership.onChange((peers) => clients.retain(new Set(peers.map((p) => p.peerAddress))));
+  mesh.onPeersChange((peers) => clients.retain(new Set(peers.map((p) => p.peerAddress))));
   const copies = new LogCopies(mesh, clients, logs, log);
   const agents = new MeshAgents(mesh, registry);
+  // The agents held here hung on the lost lease: published again on the new one, before any leader counts them lost.
+  mesh.onRejoined(() => agents.republish());
   const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
   const credentials = await AgentCredentials.open(store, log);
   closers.add('agent credentials', () => credentials.close());
@@ -389,7 +395,7 @@ async function serve(
   auditRetention.start();
   gateway.onAgentsChanged(() => scheduler.kick());
   mesh.directory.onChange(() => scheduler.kick());
-  mesh.election.onChange(() => scheduler.kick());
+  mesh.onLeaderChange(() => scheduler.kick());
   scheduler.start();
 
   const peerHandler: PeerHandler = {

@@ -4,12 +4,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
 import { adminToken, TestClient } from './support/client.js';
 import { startEtcd, type TestEtcd } from './support/etcd.js';
 import { startAgent, startServer, stopAll, tempDir } from './support/processes.js';
-import { sleep } from './support/wait.js';
+import { sleep, waitUntil } from './support/wait.js';
 
 let etcd: TestEtcd;
 beforeAll(async () => {
@@ -71,6 +72,62 @@ describe('jobs that cannot run', () => {
     // The agent still takes work at once (a breaker would hold this job for 30 s).
     const good = await client.submit({ argv: ['echo', 'still trusted'] });
     expect((await client.waitDone(good.id, 8_000)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    client.close();
+  });
+});
+
+describe('etcd unreachable for longer than the peer lease', () => {
+  it('no peer exits: they stay degraded (not ready, say why), keep their agents and logs, and rejoin; the job finishes once', async () => {
+    const store = `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`;
+    const args = ['--store', store, '--peer-ttl', '2s', '--heartbeat-timeout', '10s'];
+    const a = await startServer({ args });
+    const b = await startServer({ args });
+    const client = new TestClient(a.address, adminToken(a.dataDir, b.dataDir));
+    await startAgent(a.address, { name: 'steadfast' });
+    await client.waitAgents(1);
+    const job = await client.submit({ script: 'for i in $(seq 1 60); do echo $i; sleep 0.1; done' });
+    await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
+
+    etcd.kill('SIGKILL');
+    // Past both leases (2 s each): every peer lost its lease.
+    const notReady = await waitUntil(
+      async () => {
+        const r = await fetch(`http://${a.http}/readyz`);
+        const body = await r.text();
+        return r.status === 503 && body.includes('lease') ? body : undefined;
+      },
+      { what: 'peer a to say it is not ready because it lost its lease', timeoutMs: 10_000, show: a.output },
+    );
+    expect(notReady).toContain('rejoining');
+    // Mutations are refused, not queued somewhere they could be lost.
+    const t0 = Date.now();
+    const refused = await client.submit({ argv: ['true'] }).then(
+      () => undefined,
+      (err: { code?: number }) => err.code,
+    );
+    expect(refused).toBe(status.UNAVAILABLE);
+    console.log(`faults: a submit during the etcd outage was refused in ${Date.now() - t0} ms`);
+    expect(a.proc.exitCode).toBeNull();
+    expect(b.proc.exitCode).toBeNull();
+    await etcd.restart();
+
+    await waitUntil(async () => (await fetch(`http://${a.http}/readyz`)).status === 200, {
+      what: 'peer a to be ready again',
+      timeoutMs: 15_000,
+    });
+    await waitUntil(async () => (await fetch(`http://${b.http}/readyz`)).status === 200, {
+      what: 'peer b to be ready again',
+      timeoutMs: 15_000,
+    });
+    const done = await client.waitDone(job.id, 30_000);
+    expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(done.attempts).toHaveLength(1);
+    expect((await client.logs(job.id)).stdout).toBe(Array.from({ length: 60 }, (_, i) => `${i + 1}\n`).join(''));
+    // The mesh schedules again, on the agent that stayed connected.
+    const after = await client.submit({ argv: ['echo', 'after the outage'] });
+    expect((await client.waitDone(after.id, 20_000)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(a.proc.exitCode).toBeNull();
+    expect(b.proc.exitCode).toBeNull();
     client.close();
   });
 });

@@ -15,7 +15,7 @@ import {
 } from '../../control-plane/options.js';
 import { formatJoinString } from '../../agent/join-string.js';
 import { addresses, collectList, durationMs, hostPort, logLevel, positiveDurationMs, tenantWeights, whole } from '../flags.js';
-import { CliError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { parseWhole } from '../options.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
 import { onHangup } from '../reload.js';
@@ -212,10 +212,9 @@ export function registerServe(program: Command): void {
       // The token itself is not printed: it is the cluster's first admin credential.
       if (cp.adminTokenFile)
         process.stderr.write(`admin token written to ${cp.adminTokenFile} (mode 0600); use it with --token or RUNMESH_TOKEN\n`);
-      const outcome = await Promise.race([untilSignal(), cp.lost]);
+      // A lost lease (the store unreachable for a while) does not end the server: it is degraded and rejoins by itself.
+      await untilSignal();
       await cp.close();
-      if (outcome instanceof Error)
-        throw new CliError(`lost this peer's lease in the store (${outcome.message}); stopping so that a supervisor restarts it cleanly`);
     });
 }
 

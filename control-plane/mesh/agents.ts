@@ -60,6 +60,11 @@ export class MeshAgents implements AgentSource, AgentPublisher {
     return this.mesh.directory.publish(record, this.mesh.lease);
   }
 
+  /** Publishes every agent held here again (on the current lease, after a rejoin); failures are left to the next change or rejoin. */
+  republish(): void {
+    for (const e of this.registry.all()) if (e.link) void this.publish(e).catch(() => undefined);
+  }
+
   unpublish(name: string): Promise<unknown> {
     return this.mesh.directory.unpublish(name, this.mesh.peerId);
   }
