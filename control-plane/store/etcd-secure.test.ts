@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { otherCa } from '../../test/support/etcd-certs.js';
+import { ETCD_SERVER_NAME, otherCa } from '../../test/support/etcd-certs.js';
 import { startEtcd, type TestEtcd } from '../../test/support/etcd.js';
 import { sleep, waitUntil } from '../../test/support/wait.js';
 import { Secret } from '../secret.js';
@@ -134,6 +134,22 @@ describe('etcd store, secured', () => {
     );
     expect(err).toBeInstanceOf(EtcdTlsError);
     expect((err as Error).message).toMatch(/not signed by the CA in --etcd-ca/);
+  });
+
+  it('verifies etcd’s certificate against --etcd-server-name instead of the address, on both connections', async () => {
+    const tls = { ...(await tlsOf(tlsEtcd)), serverName: ETCD_SERVER_NAME };
+    const store = await openEtcdStore({ endpoints: [tlsEtcd.endpoint], prefix: `/runmesh/t-${randomUUID()}/`, tls });
+    try {
+      await store.txn({ success: [{ type: 'put', key: 'a', value: '1' }] }); // the hot-path channel
+      expect((await store.get('a'))?.value).toBe('1'); // etcd3's
+    } finally {
+      await store.close();
+    }
+    const err = await openEtcdStore({ endpoints: [tlsEtcd.endpoint], tls: { ...tls, serverName: 'elsewhere.test' } }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(EtcdTlsError);
+    expect((err as Error).message).toMatch(/its certificate does not name "elsewhere.test".*--etcd-server-name/);
   });
 
   it('refuses to open without a client certificate, naming it', async () => {

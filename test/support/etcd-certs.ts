@@ -1,13 +1,16 @@
 /**
  * Certificates for a TLS test etcd, made at setup with the cluster CA code
  * of --tls-auto (control-plane/tls/certificates.ts): a CA, etcd's server
- * certificate for 127.0.0.1 and localhost, and a client certificate, written
+ * certificate for 127.0.0.1, localhost and ETCD_SERVER_NAME, and a client certificate, written
  * as PEM files. More clients (another CA's, one about to expire) come from
  * `issueClient`.
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createCa, issueServerCertificate, type KeyedCertificate } from '../../control-plane/tls/certificates.js';
+
+/** A name etcd's certificate carries beside 127.0.0.1 and localhost, for --etcd-server-name. */
+export const ETCD_SERVER_NAME = 'etcd.runmesh.test';
 
 export interface TestEtcdCerts {
   /** The CA's PEM file: etcd's --trusted-ca-file, and what a client verifies etcd with. */
@@ -35,7 +38,7 @@ export async function makeEtcdCerts(dir: string): Promise<TestEtcdCerts> {
   };
   const caFile = path.join(dir, 'ca.pem');
   await writeFile(caFile, ca.cert);
-  const server = await write('server', issueServerCertificate(ca, 'etcd', { dns: ['localhost'], ips: ['127.0.0.1'] }));
+  const server = await write('server', issueServerCertificate(ca, 'etcd', { dns: ['localhost', ETCD_SERVER_NAME], ips: ['127.0.0.1'] }));
   const issueClient: TestEtcdCerts['issueClient'] = (name, options = {}) =>
     write(name, issueServerCertificate(options.by ?? ca, name, { dns: [], ips: [] }, options.notAfter));
   return { caFile, serverCertFile: server.certFile, serverKeyFile: server.keyFile, client: await issueClient('client'), issueClient };
