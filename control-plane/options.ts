@@ -8,6 +8,7 @@ import type { JwtOptions } from './auth/jwt.js';
 import { hostname } from 'node:os';
 import { DEFAULT_SERVER } from '../transport/address.js';
 import type { ServerTlsFiles } from '../transport/index.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../transport/connection-guard.js';
 import { NO_ETCD_FLAGS, type EtcdFlags } from './store/etcd-flags.js';
 
 export interface ControlPlaneOptions {
@@ -69,6 +70,10 @@ export interface ControlPlaneOptions {
   metricsTokenFile: string;
   /** Rate limits: calls per token, jobs per tenant, failed authentications per address. Default DEFAULT_GATE_LIMITS. */
   limits: GateLimits;
+  /** Calls awaiting authentication at once (client and peer calls, agents' streams before their Hello is answered); more are UNAVAILABLE. Default 256. */
+  maxUnauthenticatedCalls: number;
+  /** Handshake deadline and connection caps of the gRPC listeners. Default DEFAULT_CONNECTION_LIMITS (10 s, 10,000, 1,000 per address). */
+  connections: ConnectionLimits;
   peerId: string;
   logger: Logger;
 }
@@ -81,6 +86,9 @@ export const DEFAULT_COMPACTION_INTERVAL_MS = 5 * 60_000;
 /** `--tls-auto`'s plaintext loopback listener: beside the default 7433 (gRPC) and 7434 (HTTP). */
 export const DEFAULT_PLAIN_LISTEN = '127.0.0.1:7435';
 export const DEFAULT_AGENT_CREDENTIAL_TTL_MS = 30 * 24 * 3600_000;
+/** Calls awaiting authentication at once: each holds at most its metadata and one 64 KiB message (api/admission.ts). */
+export const DEFAULT_MAX_UNAUTHENTICATED_CALLS = 256;
+export { DEFAULT_CONNECTION_LIMITS };
 
 export type ControlPlaneInput = Partial<ControlPlaneOptions> & { logger: Logger; joinToken: string };
 
@@ -110,6 +118,8 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     maxEndedJobs: o.maxEndedJobs ?? DEFAULT_MAX_ENDED_JOBS,
     tenantWeights: o.tenantWeights ?? {},
     limits: o.limits ?? DEFAULT_GATE_LIMITS,
+    maxUnauthenticatedCalls: o.maxUnauthenticatedCalls ?? DEFAULT_MAX_UNAUTHENTICATED_CALLS,
+    connections: o.connections ?? DEFAULT_CONNECTION_LIMITS,
     metricsTokenFile: o.metricsTokenFile ?? '',
     jwt: o.jwt,
     // ControlPlane.start gives the one kept in the data dir (data-dir.ts) when none is given.

@@ -10,7 +10,7 @@
  * health turns SERVING. Nothing is reachable through a service before every
  * part it uses exists.
  */
-import { Server } from '@grpc/grpc-js';
+import type { Server } from '@grpc/grpc-js';
 import type { Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -18,16 +18,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { VERSION } from '../proto/version.js';
 import { HealthTracker, Router } from '../routing/index.js';
-import {
-  bindAll,
-  channelCredentials,
-  parseAddress,
-  serveWebSocketTunnel,
-  widenServerWindows,
-  KEEPALIVE_SERVER_OPTIONS,
-  TransportError,
-  type BoundAddress,
-} from '../transport/index.js';
+import { bindAll, channelCredentials, parseAddress, serveWebSocketTunnel, TransportError, type BoundAddress } from '../transport/index.js';
+import { Admission } from './api/admission.js';
 import { AuditServiceImpl } from './api/audit-service.js';
 import { ClusterServiceImpl } from './api/cluster-service.js';
 import { TokenServiceImpl } from './api/token-service.js';
@@ -35,13 +27,16 @@ import { AuditLog, AuditRetention } from './audit/index.js';
 import { Gate, JwtVerifier, TokenStore } from './auth/index.js';
 import { JobServiceImpl } from './api/job-service.js';
 import { readLocalLog } from './api/logs-follow.js';
+import { refusePeerCall } from './api/peer-auth.js';
 import { PeerServiceImpl, type PeerHandler } from './api/peer-service.js';
+import { toServiceError } from './api/status.js';
 import { closeInOrder, type CloseStep } from './close.js';
 import { lockDataDir, stablePeerId } from './data-dir.js';
 import { clusterView } from './cluster-view.js';
 import { AgentAuth } from './gateway/auth.js';
 import { Secret } from './secret.js';
 import { Gateway } from './gateway/gateway.js';
+import { createGrpcServer } from './grpc-server.js';
 import { AgentRegistry } from './gateway/registry.js';
 import { CredentialRotation, rotationCheckMs } from './gateway/rotation.js';
 import { Housekeeper } from './housekeeping.js';
@@ -87,6 +82,8 @@ interface State {
 /** The ports, bound before the peer joins the mesh (it announces their addresses). */
 interface Ports {
   grpc: Server;
+  /** What every call passes before its request is read; its checks are set once the gate exists. */
+  admission: Admission;
   http: HttpServer;
   /** HTTP routes beyond the built-in health ones; /metrics is added once the services exist. */
   routes: Record<string, Route>;
@@ -246,8 +243,8 @@ async function loadState(o: ControlPlaneOptions, log: Logger, closers: Shutdown)
 }
 
 async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, closers: Shutdown): Promise<Ports> {
-  const grpc = new Server({ ...KEEPALIVE_SERVER_OPTIONS, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-  widenServerWindows(grpc); // agents' log streams: 64 KiB windows halve their throughput
+  const admission = new Admission({ maxUnauthenticatedCalls: o.maxUnauthenticatedCalls });
+  const grpc = createGrpcServer(admission, o.connections);
   const health = addHealth(grpc);
   closers.add('health', () => health.setStatus('', 'NOT_SERVING'));
   addReflection(grpc);
@@ -268,14 +265,13 @@ async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, clos
   const bound = await bindAll(grpc, o.listen, { tls: state.autoTls?.files ?? o.tls, logger: log });
   if (o.plainListen) bound.push(...(await bindAll(grpc, [loopbackOnly(o.plainListen)], { tls: undefined, logger: log })));
   const httpAddress = await listenHttp(http, o.httpListen);
-  return { grpc, http, routes, health, bound, httpAddress, peer: await bindPeer(o, log, closers), readiness };
+  return { grpc, admission, http, routes, health, bound, httpAddress, peer: await bindPeer(o, log, admission, closers), readiness };
 }
 
 /** PeerService's listener of its own, plaintext like the peers' clients, when `--peer-listen` asks for one. */
-async function bindPeer(o: ControlPlaneOptions, log: Logger, closers: Shutdown): Promise<Ports['peer']> {
+async function bindPeer(o: ControlPlaneOptions, log: Logger, admission: Admission, closers: Shutdown): Promise<Ports['peer']> {
   if (!o.peerListen) return undefined;
-  const grpc = new Server({ ...KEEPALIVE_SERVER_OPTIONS, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-  widenServerWindows(grpc); // logs are read and copied between peers
+  const grpc = createGrpcServer(admission, o.connections); // logs are read and copied between peers
   closers.add('peer grpc', () => shutdownGrpc(grpc));
   const [bound] = await bindAll(grpc, [o.peerListen], { tls: undefined, logger: log });
   return { grpc, address: bound?.address ?? o.peerListen };
@@ -326,6 +322,15 @@ async function serve(
   closers.add('audit', () => audit.close());
   const jwt = o.jwt ? await JwtVerifier.open(o.jwt) : undefined;
   const gate = new Gate({ tokens, jwt, log, limits: o.limits, audit });
+  // Calls are authenticated before their request is read (api/admission.ts); the guard still authorizes each.
+  ports.admission.use({
+    client: (method, metadata, from) =>
+      gate.identify(method, metadata, from).then(
+        () => undefined,
+        (err: unknown) => toServiceError(err, log),
+      ),
+    peer: (metadata) => refusePeerCall(metadata, secret),
+  });
   // Under --tls-auto, peers on the shared listeners speak TLS, verified against the cluster CA.
   const peerTls = state.autoTls && !o.peerListen ? channelCredentials({ ca: await readFile(state.autoTls.caFile) }) : undefined;
   const clients = new PeerClients({ secret, credentials: peerTls });

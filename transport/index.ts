@@ -17,5 +17,6 @@ export { channelCredentials, type ServerTlsFiles, type ClientTlsFiles } from './
 export { fingerprintOf, parseFingerprint, firstCertificateDer, pinnedCaFile, type CaPin } from './pin.js';
 export { KEEPALIVE_SERVER_OPTIONS, KEEPALIVE_CLIENT_OPTIONS, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './keepalive.js';
 export { widenServerWindows, CLIENT_FLOW_CONTROL_OPTIONS, FLOW_CONTROL_WINDOW } from './flow-control.js';
+export { guardConnections, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connection-guard.js';
 export * from './errors.js';
 export * from './retry.js';

@@ -9,8 +9,10 @@ import {
   DEFAULT_AGENT_CREDENTIAL_TTL_MS,
   DEFAULT_AUDIT_RETENTION_MS,
   DEFAULT_COMPACTION_INTERVAL_MS,
+  DEFAULT_CONNECTION_LIMITS,
   DEFAULT_JOB_RETENTION_MS,
   DEFAULT_MAX_ENDED_JOBS,
+  DEFAULT_MAX_UNAUTHENTICATED_CALLS,
   DEFAULT_PLAIN_LISTEN,
 } from '../../control-plane/options.js';
 import { formatJoinString } from '../../agent/join-string.js';
@@ -65,6 +67,10 @@ interface ServerFlags {
   jwtRoleClaim: string;
   jwtTenantsClaim: string;
   rateTenant: number;
+  maxUnauthenticatedCalls: number;
+  handshakeTimeout: number;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
   peerId?: string;
   peerTtl: number;
   jobRetention: number;
@@ -147,6 +153,30 @@ export function registerServe(program: Command): void {
       'jobs per second each tenant may submit (bursts of four times that)',
       (t: string) => parseWhole('--rate-tenant', t, 1, 1_000_000),
       DEFAULT_GATE_LIMITS.perTenant.perSecond,
+    )
+    .option(
+      '--max-unauthenticated-calls <n>',
+      'calls awaiting authentication at once; more are refused UNAVAILABLE',
+      (t: string) => parseWhole('--max-unauthenticated-calls', t, 1, 1_000_000),
+      DEFAULT_MAX_UNAUTHENTICATED_CALLS,
+    )
+    .option(
+      '--handshake-timeout <duration>',
+      'close a gRPC connection that has not finished its TLS and HTTP/2 handshake in this time',
+      positiveDurationMs('--handshake-timeout'),
+      DEFAULT_CONNECTION_LIMITS.handshakeTimeoutMs,
+    )
+    .option(
+      '--max-connections <n>',
+      'open gRPC connections, in all; more are closed at once',
+      (t: string) => parseWhole('--max-connections', t, 1, 10_000_000),
+      DEFAULT_CONNECTION_LIMITS.maxConnections,
+    )
+    .option(
+      '--max-connections-per-address <n>',
+      'open gRPC connections from one client IP address; more are closed at once',
+      (t: string) => parseWhole('--max-connections-per-address', t, 1, 10_000_000),
+      DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress,
     );
   retentionOptions(server)
     .option(
@@ -198,6 +228,12 @@ export function registerServe(program: Command): void {
           ...DEFAULT_GATE_LIMITS,
           perToken: { perSecond: f.rateToken, burst: 2 * f.rateToken },
           perTenant: { perSecond: f.rateTenant, burst: Math.max(4 * f.rateTenant, 10_000) },
+        },
+        maxUnauthenticatedCalls: f.maxUnauthenticatedCalls,
+        connections: {
+          handshakeTimeoutMs: f.handshakeTimeout,
+          maxConnections: f.maxConnections,
+          maxConnectionsPerAddress: f.maxConnectionsPerAddress,
         },
         logger,
       });
