@@ -28,6 +28,7 @@ import {
 import { sweepDeadPrivateDirs } from '../transport/unix-socket.js';
 import { createExecutor, InvalidAttemptSpecError, isInvalidAttemptSpecError, type AttemptSpec, type Executor } from './executor/index.js';
 import { CutOffWatch } from './cut-off.js';
+import { DiskWatch, isDiskFull } from '../proto/disk-space.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
 import { attemptKey, AttemptStream } from './session/attempt.js';
 import { runConnection, type ConnectionHost } from './session/connection.js';
@@ -53,6 +54,8 @@ export class Agent implements ConnectionHost {
   /** Kills the running attempts once the agent has been cut off from every control plane past the grace. */
   private readonly cutOff: CutOffWatch;
   private draining = false;
+  /** The work dir's disk: while it is full the agent is unhealthy (in its heartbeat) and takes no work. */
+  private readonly disk: DiskWatch;
   /** This agent's own credential ('' until the control plane enrols it); read from the work dir at start. */
   private credential = '';
   /** The connection that got the latest Welcome, while it lasts. */
@@ -66,7 +69,14 @@ export class Agent implements ConnectionHost {
   constructor(input: AgentInput) {
     this.options = resolveAgentOptions(input);
     this.log = this.options.logger.child({ agent_id: this.options.name });
-    this.executor = createExecutor({ workDir: this.options.workDir, logger: this.log, standby: this.options.standbySupervisor });
+    this.disk = new DiskWatch({ dir: this.options.workDir, what: 'work dir', log: this.log });
+    this.disk.onChange((full) => this.onDiskChange(full));
+    this.executor = createExecutor({
+      workDir: this.options.workDir,
+      logger: this.log,
+      standby: this.options.standbySupervisor,
+      onDiskFull: (err) => this.disk.noteError(err),
+    });
     this.dialer = new FallbackDialer(this.options.servers, {
       tls: this.options.tls,
       pin: this.options.caFingerprint ? { fingerprint: this.options.caFingerprint, file: join(this.options.workDir, 'ca.pem') } : undefined,
@@ -83,6 +93,7 @@ export class Agent implements ConnectionHost {
     const swept = await sweepDeadPrivateDirs();
     if (swept.length > 0) this.log.info({ dirs: swept }, 'removed socket directories left by dead processes');
     this.credential = readCredential(this.options.workDir);
+    await this.disk.start(); // a disk full before we start: unhealthy from the first heartbeat
     for (const handle of await this.executor.recover())
       this.track(new AttemptStream(handle, this.attemptLog(handle.jobId, handle.attempt)));
     if (this.attempts.size > 0) this.log.info({ attempts: this.attempts.size }, 'recovered attempts from disk');
@@ -96,6 +107,10 @@ export class Agent implements ConnectionHost {
 
   private track(s: AttemptStream): void {
     this.attempts.set(s.key, s);
+    s.handle.exited().then(
+      (st) => st.failure === 'disk_full' && this.disk.noteFull(st.message),
+      () => undefined, // the stream logs it
+    );
     void s.done.then(() => {
       if (this.attempts.get(s.key) === s) this.attempts.delete(s.key);
     });
@@ -188,6 +203,7 @@ export class Agent implements ConnectionHost {
         $case: 'heartbeat',
         value: {
           draining: this.draining,
+          unhealthy: this.disk.reason,
           load: load / availableParallelism(),
         },
       },
@@ -197,9 +213,15 @@ export class Agent implements ConnectionHost {
   onWelcome(w: Welcome, link: Link): void {
     this.log.info({ session_id: w.sessionId, resume: w.resume.length, abandon: w.abandon.length }, 'connected');
     if (w.credential && w.credential !== this.credential) {
-      saveCredential(this.options.workDir, w.credential);
+      try {
+        saveCredential(this.options.workDir, w.credential);
+        this.log.info('enrolled: credential saved in the work dir');
+      } catch (err) {
+        // This process goes on with it; a restart before it is saved must enrol again (revoke, then a join token).
+        if (!this.disk.noteError(err)) throw err;
+        this.log.error({ err }, 'enrolled, but the credential could not be saved in the work dir');
+      }
       this.credential = w.credential;
-      this.log.info('enrolled: credential saved in the work dir');
     }
     this.link = link;
     this.cutOff.connected();
@@ -229,6 +251,12 @@ export class Agent implements ConnectionHost {
     this.seen.add(key);
     if (this.seen.size > SEEN_ATTEMPTS) this.seen.delete(this.seen.values().next().value!);
     const log = this.attemptLog(a.jobId, a.attempt);
+    if (this.disk.full) {
+      // Sent before our heartbeat said so: nothing ran, so it goes back to the queue without using a retry.
+      log.warn({ reason: this.disk.reason }, 'unhealthy: handing the assignment back');
+      link.send(notRun(a, FailureCategory.FAILURE_CATEGORY_PREEMPTED, `agent unhealthy (${this.disk.reason}): handed back`));
+      return;
+    }
     const started = Promise.resolve().then(() => this.executor.start(attemptSpecOf(a)));
     started.then(
       (handle) => {
@@ -244,24 +272,13 @@ export class Agent implements ConnectionHost {
       },
       (err: unknown) => {
         log.error({ err }, 'could not start attempt');
-        link.send({
-          msg: {
-            $case: 'jobResult',
-            value: {
-              jobId: a.jobId,
-              attempt: a.attempt,
-              exitCode: -1,
-              // A spec no host could run is the job's fault; anything else is this host's.
-              failure: isInvalidAttemptSpecError(err)
-                ? FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE
-                : FailureCategory.FAILURE_CATEGORY_COULD_NOT_START,
-              message: String((err as Error).message),
-              logRecords: 0,
-              startedAt: undefined,
-              finishedAt: undefined,
-            },
-          },
-        });
+        // A spec no host could run is the job's fault; anything else is this host's.
+        const failure = isInvalidAttemptSpecError(err)
+          ? FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE
+          : isDiskFull(err)
+            ? FailureCategory.FAILURE_CATEGORY_DISK_FULL
+            : FailureCategory.FAILURE_CATEGORY_COULD_NOT_START;
+        link.send(notRun(a, failure, String((err as Error).message)));
       },
     );
   }
@@ -282,6 +299,18 @@ export class Agent implements ConnectionHost {
   private kill(s: AttemptStream, reason: string): void {
     s.lostReason = reason;
     void s.handle.cancel(5, reason).catch((err: unknown) => this.log.error({ err }, 'could not stop an attempt'));
+  }
+
+  /**
+   * The work dir's disk filled or has space again: the control plane hears
+   * of it at once, in a heartbeat. While full, exited attempts lose their
+   * workspaces (their spools stay until the control plane has them).
+   */
+  private onDiskChange(full: boolean): void {
+    if (this.link) this.link.send(this.heartbeat());
+    if (!full) return;
+    for (const s of this.attempts.values())
+      if (s.exited) void s.handle.dropWorkspace().catch((err: unknown) => this.log.warn({ err }, 'could not drop a workspace'));
   }
 
   onMessage(m: ConnectResponse, link: Link): void {
@@ -355,9 +384,25 @@ export class Agent implements ConnectionHost {
   async close(): Promise<void> {
     this.stop.abort();
     this.cutOff.close();
+    this.disk.close();
     await this.loop;
     this.executor.close();
   }
+}
+
+/** The result of an attempt that never ran. */
+function notRun(a: Assign, failure: FailureCategory, message: string): ConnectRequest {
+  const value = {
+    jobId: a.jobId,
+    attempt: a.attempt,
+    exitCode: -1,
+    failure,
+    message,
+    logRecords: 0,
+    startedAt: undefined,
+    finishedAt: undefined,
+  };
+  return { msg: { $case: 'jobResult', value } };
 }
 
 /**

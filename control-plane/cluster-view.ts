@@ -18,7 +18,7 @@ import type { Scheduler } from './scheduler/scheduler.js';
 
 type AgentFacts = Pick<
   Agent,
-  'name' | 'state' | 'labels' | 'capacity' | 'version' | 'peer' | 'hostname' | 'connectedAt' | 'lastHeartbeat' | 'load'
+  'name' | 'state' | 'labels' | 'capacity' | 'version' | 'peer' | 'hostname' | 'connectedAt' | 'lastHeartbeat' | 'load' | 'unhealthy'
 >;
 
 /** The one way an Agent message is built: what is known of it, plus its work from the index. */
@@ -49,9 +49,11 @@ export function clusterView(sources: ClusterViewSources): ClusterView {
     const local = registry.get(r.name);
     const state = r.draining
       ? AgentState.AGENT_STATE_DRAINING
-      : r.cordoned
-        ? AgentState.AGENT_STATE_CORDONED
-        : AgentState.AGENT_STATE_READY;
+      : r.unhealthy
+        ? AgentState.AGENT_STATE_UNHEALTHY
+        : r.cordoned
+          ? AgentState.AGENT_STATE_CORDONED
+          : AgentState.AGENT_STATE_READY;
     const { name, labels, capacity, version, hostname, connectedAt } = r;
     return agentProto(
       {
@@ -65,12 +67,13 @@ export function clusterView(sources: ClusterViewSources): ClusterView {
         peer: r.peerId,
         lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined,
         load: agents.loadOf(r),
+        unhealthy: r.unhealthy,
       },
       index,
     );
   };
   const fromLocal = (e: AgentEntry): Agent => {
-    const { name, labels, capacity, version, hostname, load } = e;
+    const { name, labels, capacity, version, hostname, load, unhealthy } = e;
     return agentProto(
       {
         name,
@@ -80,6 +83,7 @@ export function clusterView(sources: ClusterViewSources): ClusterView {
         version,
         hostname,
         load,
+        unhealthy,
         peer: mesh.peerId,
         connectedAt: e.connectedAt.toISOString(),
         lastHeartbeat: e.lastHeartbeat.toISOString(),

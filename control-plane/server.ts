@@ -231,7 +231,7 @@ async function loadState(o: ControlPlaneOptions, log: Logger, closers: Shutdown)
   const tracker = new JobTracker(repo, log);
   closers.add('tracker', () => tracker.close());
   await tracker.start();
-  const logs = new LogStore(join(o.dataDir, 'blobs', 'logs'));
+  const logs = new LogStore(join(o.dataDir, 'blobs', 'logs'), { logger: log });
   closers.add('logs', () => logs.close());
   const tokens = await TokenStore.open(store, log);
   closers.add('tokens', () => tokens.close());
@@ -256,6 +256,8 @@ async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, clos
     ready: async () => {
       const degraded = readiness.mesh() || state.store.degraded();
       if (degraded) return { ok: false, detail: degraded };
+      // Agents' logs cannot be kept: their chunks wait, unacknowledged, in the agents' spools.
+      if (state.logs.full) return { ok: false, detail: `not ready: ${state.logs.reason}` };
       await state.store.revision();
       return { ok: true, detail: `ready (store ${state.store.kind}, ${state.tracker.size} live jobs)` };
     },

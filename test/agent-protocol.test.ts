@@ -61,7 +61,7 @@ describe('agent stream, control-plane side', () => {
       },
     });
     await waitUntil(() => got.some((m) => m.msg?.$case === 'welcome'), { what: 'Welcome', timeoutMs: 10_000 });
-    send({ $case: 'heartbeat', value: { draining: false, load: 0 } });
+    send({ $case: 'heartbeat', value: { draining: false, load: 0, unhealthy: '' } });
     await client.waitAgents(1);
 
     const job = await client.submit({ script: 'true' });

@@ -181,7 +181,7 @@ describe('agents that misbehave', () => {
 
   it('closes a stream whose first message is not Hello', async () => {
     const { stream, ended, agents } = connect();
-    stream.write({ msg: { $case: 'heartbeat', value: { draining: false, load: 0 } } });
+    stream.write({ msg: { $case: 'heartbeat', value: { draining: false, load: 0, unhealthy: '' } } });
     expect((await ended).code).toBe(status.FAILED_PRECONDITION);
     agents.close();
   });

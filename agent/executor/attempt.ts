@@ -8,6 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
+import { isDiskFull } from '../../proto/disk-space.js';
 import { DirChanges } from './dir-changes.js';
 import { AttemptRunningError } from './errors.js';
 import type { AttemptHandle, ExitStatus, LogRecord } from './executor.js';
@@ -31,6 +32,8 @@ export interface AttemptPlace {
   readonly log: Logger;
   /** Called once the directory is gone, so the executor forgets the handle. */
   readonly onRemoved: () => void;
+  /** Told of a write that failed for a full disk (the agent stops taking work). */
+  readonly onDiskFull: (err: unknown) => void;
 }
 
 export class LocalAttempt implements AttemptHandle {
@@ -175,24 +178,48 @@ export class LocalAttempt implements AttemptHandle {
       finishedAt: now,
       records: await countRecords(this.f.spool),
     };
-    if (await publishOnce(this.f.status, JSON.stringify(lost))) this.log.warn('attempt lost: supervisor gone without a status');
+    try {
+      if (await publishOnce(this.f.status, JSON.stringify(lost))) this.log.warn('attempt lost: supervisor gone without a status');
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      // The verdict cannot be kept on disk: this process keeps it, and a later one finds the same facts.
+      this.place.onDiskFull(err);
+      this.log.warn({ err: (err as Error).message }, 'attempt lost: supervisor gone without a status (not saved: disk full)');
+      this.status = { ...lost, message: `${lost.message}; no space left on device in the agent's work dir` };
+    }
     return (await this.readStatus()) ?? lost;
   }
 
   async cancel(graceSeconds: number, reason: string): Promise<void> {
     if (await this.readStatus()) return; // already exited: nothing to stop
     const request: CancelRequest = { grace: graceSeconds, reason, at: Date.now() };
-    await publishOnce(this.f.cancel, JSON.stringify(request)); // the first request's grace and reason hold
+    // The first request's grace and reason hold. On a full disk there is no
+    // request file: SIGTERM tells the supervisor to stop the job with its spec's grace.
+    const written = await publishOnce(this.f.cancel, JSON.stringify(request)).then(
+      () => true,
+      (err: unknown) => {
+        if (!isDiskFull(err)) throw err;
+        this.place.onDiskFull(err);
+        return false;
+      },
+    );
     const pid = await this.supervisorPid();
     if (pid !== undefined && isSupervisor(pid, this.dir)) {
       // Before `ready` a signal would kill it; it reads cancel.json itself once the job runs.
-      if (existsSync(this.f.ready)) signal(pid, 'SIGUSR2');
+      if (existsSync(this.f.ready)) signal(pid, written ? 'SIGUSR2' : 'SIGTERM');
       this.log.info({ grace_s: graceSeconds, reason }, 'cancel sent to the supervisor');
       return;
     }
     if (pid === undefined && this.booting()) return;
     // No supervisor to ask: take the job's group down ourselves; exited() reports the attempt lost.
     if (killJobGroup(await this.jobPgid(), this.f.work)) this.log.warn('cancel: killed the job of a lost supervisor');
+  }
+
+  /** Deletes the workspace of an attempt that has exited (its spool stays until the result is acknowledged): space for a full disk. */
+  async dropWorkspace(): Promise<boolean> {
+    if (!(await this.readStatus()) || !existsSync(this.f.work)) return false;
+    await rm(this.f.work, { recursive: true, force: true });
+    return true;
   }
 
   async remove(): Promise<void> {

@@ -326,6 +326,8 @@ describe('supervisor without its logger', () => {
         'agent/executor/liveness.js',
         'agent/executor/spool-writer.js',
         'proto/log-frame.js',
+        'proto/disk-space.js',
+        'proto/cause.js',
       ]) {
         mkdirSync(dirname(join(root, 'app', rel)), { recursive: true });
         copyFileSync(join(dist, rel), join(root, 'app', rel));

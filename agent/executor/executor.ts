@@ -27,8 +27,11 @@ export interface LogRecord {
   readonly data: Buffer;
 }
 
-/** `could_not_start`: the host failed to start it (the agent's fault); `not_runnable`: the job cannot be started anywhere (its own). */
-export type ExitFailure = 'none' | 'exit_code' | 'timeout' | 'cancelled' | 'could_not_start' | 'not_runnable' | 'agent_lost';
+/**
+ * `could_not_start`: the host failed to start it (the agent's fault); `not_runnable`: the job cannot be started anywhere (its own);
+ * `disk_full`: the work dir's disk filled (ENOSPC) and the job was stopped, its output after that point not kept.
+ */
+export type ExitFailure = 'none' | 'exit_code' | 'timeout' | 'cancelled' | 'could_not_start' | 'not_runnable' | 'agent_lost' | 'disk_full';
 
 export interface ExitStatus {
   readonly exitCode: number;
@@ -55,6 +58,8 @@ export interface AttemptHandle {
   cancel(graceSeconds: number, reason: string): Promise<void>;
   /** Drops the workspace and spool: call after the control plane acknowledged the result. */
   remove(): Promise<void>;
+  /** Drops the workspace of an attempt that has exited, keeping its spool; false when there was none or it runs. */
+  dropWorkspace(): Promise<boolean>;
 }
 
 export interface Executor {

@@ -3,7 +3,7 @@
  * supervisor (its own process): everything an attempt needs to be found and
  * finished by a later agent process lives here.
  */
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { link, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -20,7 +20,15 @@ export const files = (dir: string) => ({
   /** Written once the supervisor handles cancel signals; before that a signal would kill it. */
   ready: join(dir, 'supervisor.ready'),
   work: join(dir, 'work'),
+  /**
+   * Space kept for the status (written by the executor with the spec): on a
+   * full disk the supervisor deletes it, and the status fits where it was.
+   */
+  reserve: join(dir, 'status.reserve'),
 });
+
+/** What the reserve holds: room for status.json and its temp file, whatever the block size. */
+export const RESERVE_BYTES = 16 * 1024;
 
 export type AttemptFiles = ReturnType<typeof files>;
 
@@ -42,12 +50,17 @@ export function writeFileAtomicSync(path: string, content: string, { durable = f
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
-    writeSync(fd, content);
-    if (durable) fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeSync(fd, content);
+      if (durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true }); // a full disk must not keep an empty temp file either
+    throw err;
   }
-  renameSync(tmp, path);
 }
 
 /**
@@ -60,12 +73,12 @@ export async function publishOnce(path: string, content: string): Promise<boolea
   const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
   const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(content);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    try {
+      await fh.writeFile(content);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await link(tmp, path);
     return true;
   } catch (err) {

@@ -25,8 +25,10 @@ export interface ExecutorOptions {
   readonly logger: Logger;
   /** Keep a supervisor booted ahead of the next attempt (see supervisor.ts). Default true. */
   readonly standby?: boolean;
+  /** Told of every write the executor saw fail for a full disk. Default: nothing. */
+  readonly onDiskFull?: (err: unknown) => void;
 }
 
 export function createExecutor(options: ExecutorOptions): Executor {
-  return new LocalExecutor({ ...options, standby: options.standby ?? true });
+  return new LocalExecutor({ ...options, standby: options.standby ?? true, onDiskFull: options.onDiskFull ?? (() => undefined) });
 }

@@ -15,11 +15,13 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { isDiskFull } from '../../proto/disk-space.js';
 import { LocalAttempt } from './attempt.js';
 import { InvalidAttemptSpecError, SupervisorStartError } from './errors.js';
 import type { AttemptHandle, AttemptSpec, Executor } from './executor.js';
-import { files, writeFileAtomicSync } from './files.js';
+import { files, RESERVE_BYTES, writeFileAtomicSync } from './files.js';
 
+const RESERVE = Buffer.alloc(RESERVE_BYTES);
 /** Job ids become directory names: no separators, no dots (the dot splits id from attempt). */
 const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const ATTEMPT_DIR = /^([A-Za-z0-9_-]{1,128})\.(\d{1,9})$/;
@@ -63,10 +65,13 @@ export class LocalExecutor implements Executor {
   /** Keep a standby supervisor booted for the next attempt. */
   private readonly useStandby: boolean;
 
-  constructor(o: { workDir: string; logger: Logger; standby: boolean }) {
+  private readonly onDiskFull: (err: unknown) => void;
+
+  constructor(o: { workDir: string; logger: Logger; standby: boolean; onDiskFull: (err: unknown) => void }) {
     this.root = resolve(o.workDir, 'attempts');
     this.log = o.logger;
     this.useStandby = o.standby;
+    this.onDiskFull = o.onDiskFull;
   }
 
   start(spec: AttemptSpec): Promise<AttemptHandle> {
@@ -92,12 +97,22 @@ export class LocalExecutor implements Executor {
       throw err;
     }
     const f = files(h.dir);
-    await writeFile(f.spec, JSON.stringify(spec));
-    await writeFile(f.spool, '');
-    const standby = this.takeStandby();
+    let standby: Standby | undefined;
+    try {
+      await writeFile(f.spec, JSON.stringify(spec));
+      await writeFile(f.spool, '');
+      await writeFile(f.reserve, RESERVE); // the status's room on a full disk (see supervisor.ts)
+      standby = this.takeStandby();
+      if (standby) writeFileSync(f.standby, standby.token); // before the handover: liveness checks need it from then on
+    } catch (err) {
+      // Nothing ran: no directory is left behind to keep a full disk full, and a retry may start afresh.
+      if (standby) this.giveBack(standby, false);
+      await rm(h.dir, { recursive: true, force: true });
+      if (isDiskFull(err)) this.onDiskFull(err);
+      throw err;
+    }
     let pid: number;
     if (standby) {
-      writeFileSync(f.standby, standby.token); // before the handover: liveness checks need it from then on
       standby.child.stdin!.write(`${h.dir}\n`);
       standby.runs++;
       pid = standby.pid;
@@ -111,7 +126,13 @@ export class LocalExecutor implements Executor {
         throw err;
       });
     }
-    writeFileAtomicSync(f.supervisorPid, String(pid));
+    try {
+      writeFileAtomicSync(f.supervisorPid, String(pid));
+    } catch (err) {
+      // The supervisor runs the attempt all the same, and writes its pid itself as it boots.
+      if (!isDiskFull(err)) throw err;
+      this.onDiskFull(err);
+    }
     this.log
       .child({ job_id: spec.jobId, attempt: spec.attempt })
       .info({ supervisor_pid: pid, standby: standby !== undefined, runs: standby?.runs ?? 1 }, 'attempt started');
@@ -168,8 +189,11 @@ export class LocalExecutor implements Executor {
     const out: AttemptHandle[] = [];
     for (const name of names.sort()) {
       const m = ATTEMPT_DIR.exec(name);
-      if (!m?.[1] || !existsSync(files(join(this.root, name)).spec)) continue; // not ours, or abandoned mid-start
-      out.push(this.handle(m[1], Number(m[2])));
+      if (!m?.[1]) continue; // not ours
+      const dir = join(this.root, name);
+      // Abandoned mid-start by an agent that died (nothing ran): it would only take space.
+      if (!existsSync(files(dir).spec)) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      else out.push(this.handle(m[1], Number(m[2])));
     }
     this.log.info({ attempts: out.length }, 'attempts recovered');
     // An agent recovers as it starts: boot a standby now, so that even its first Assign starts warm.
@@ -182,7 +206,14 @@ export class LocalExecutor implements Executor {
     let h = this.handles.get(key);
     if (!h) {
       const log = this.log.child({ job_id: jobId, attempt });
-      h = new LocalAttempt({ jobId, attempt, dir: join(this.root, key), log, onRemoved: () => this.handles.delete(key) });
+      h = new LocalAttempt({
+        jobId,
+        attempt,
+        dir: join(this.root, key),
+        log,
+        onRemoved: () => this.handles.delete(key),
+        onDiskFull: this.onDiskFull,
+      });
       this.handles.set(key, h);
     }
     return h;

@@ -33,10 +33,11 @@
  * first attempt's file.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { isDiskFull } from '../../proto/disk-space.js';
 import type { AttemptSpec, ExitFailure, ExitStatus } from './executor.js';
 import { files, writeFileAtomicSync, type AttemptFiles, type CancelRequest } from './files.js';
 import { groupAlive } from './liveness.js';
@@ -145,9 +146,19 @@ async function* lines(input: NodeJS.ReadableStream): AsyncGenerator<string> {
   if (rest) yield rest;
 }
 
-/** Runs one attempt to its status; a failure of our own kills the job and ends the process. */
+/**
+ * Runs one attempt to its status; a failure of our own kills the job and ends
+ * the process. A full disk is the attempt's failure, not ours: it gets a
+ * `disk_full` status (in the room the reserve kept) and we carry on.
+ */
 async function run(dir: string): Promise<void> {
-  const r = new Run(dir);
+  let r: Run;
+  try {
+    r = new Run(dir);
+  } catch (err) {
+    if (!isDiskFull(err)) throw err;
+    return void diskFullStatus(files(dir), 0, Date.now(), 'the job did not start');
+  }
   current = r;
   try {
     await r.main();
@@ -155,10 +166,44 @@ async function run(dir: string): Promise<void> {
     // Without a status the executor reports the attempt lost; the job must not outlive us unseen.
     r.signalGroup('SIGKILL');
     r.allowLogging();
-    await r.log('error', { err }, 'supervisor failed').finally(() => process.exit(1));
+    if (isDiskFull(err)) await r.failDiskFull(err as Error);
+    else await r.log('error', { err }, 'supervisor failed').finally(() => process.exit(1));
   }
   await r.settled();
   current = undefined;
+}
+
+/**
+ * Writes the status on a full disk: the attempt's workspace goes first
+ * (nothing reads it once the job is over, and it is often what filled the
+ * disk), then the reserve the executor kept, so the status fits where it was.
+ */
+function writeStatusOnFullDisk(f: AttemptFiles, status: ExitStatus): ExitStatus {
+  rmSync(f.work, { recursive: true, force: true });
+  rmSync(f.reserve, { force: true });
+  writeFileAtomicSync(f.status, JSON.stringify(status), { durable: true });
+  return status;
+}
+
+function diskFullStatus(f: AttemptFiles, records: number, startedAt: number, what: string): ExitStatus {
+  const message = `no space left on device in the agent's work dir: ${what}`;
+  return writeStatusOnFullDisk(f, { exitCode: -1, failure: 'disk_full', message, startedAt, finishedAt: Date.now(), records });
+}
+
+/** fsync of a directory; one already gone (the agent removes it once it has read the status) has nothing to sync. */
+function syncDir(dir: string): void {
+  let d: number;
+  try {
+    d = openSync(dir, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    fsyncSync(d);
+  } finally {
+    closeSync(d);
+  }
 }
 
 class Run {
@@ -187,7 +232,8 @@ class Run {
     writeFileAtomicSync(this.f.supervisorPid, String(process.pid));
     writeFileAtomicSync(this.f.ready, String(process.pid));
     this.spec = JSON.parse(readFileSync(this.f.spec, 'utf8')) as AttemptSpec;
-    this.spool = new SpoolWriter(this.f.spool);
+    // The job's output cannot be kept: it stops (its own clean-up may free space in its grace).
+    this.spool = new SpoolWriter(this.f.spool, () => this.stop('disk_full', this.spec.graceSeconds * 1000));
     // Opened now: the agent removes the directory once it has the result, maybe before our last line.
     this.logFd = openSync(this.f.supervisorLog, 'a');
   }
@@ -246,12 +292,17 @@ class Run {
       const m = await pinoModule;
       if (!m) return undefined;
       const dest = m.pino.destination({ fd: this.logFd, sync: true });
+      dest.on('error', () => undefined); // as above
       const base = { job_id: this.spec.jobId, attempt: this.spec.attempt, pid: process.pid };
       return m.pino({ base, timestamp: () => `,"time":${this.lineTime}` }, dest);
     });
     return this.logger.then((l) => {
       this.lineTime = at;
-      l?.[level](fields, msg);
+      try {
+        l?.[level](fields, msg);
+      } catch {
+        // supervisor.log cannot take the line (a full disk): the job and its status do not depend on it
+      }
     });
   }
 
@@ -381,21 +432,51 @@ class Run {
       return { exitCode, failure: 'timeout', message: `deadline passed after ${Math.round((Date.now() - this.startedAt) / 1000)}s` };
     if (this.ending === 'cancelled')
       return { exitCode, failure: 'cancelled', message: `cancelled: ${this.cancelRequest()?.reason ?? 'on request'}` };
+    if (this.ending === 'disk_full' || this.spool.failed)
+      return { exitCode, failure: 'disk_full', message: `no space left on device in the agent's work dir: ${this.diskFullMessage()}` };
     if (exitCode === 0) return { exitCode, failure: 'none', message: '' };
     return { exitCode, failure: 'exit_code', message: signal ? `killed by ${signal}` : `exited with code ${exitCode}` };
   }
 
-  /** The spool is durable before the status that counts its records; the status is the last thing we write. */
+  private diskFullMessage(): string {
+    return `the job was stopped, its output after record ${this.spool.records} was not kept`;
+  }
+
+  /**
+   * The spool is durable before the status that counts its records; the
+   * status is the last thing we write. If the disk is too full for it, the
+   * status still goes down (see writeStatusOnFullDisk): a job that succeeded
+   * keeps its success; one that failed with the disk full is counted a
+   * `disk_full` failure, the infrastructure's, since that is the likely cause.
+   */
   private async finish(o: Outcome): Promise<void> {
-    this.spool.seal();
-    const status: ExitStatus = { ...o, startedAt: this.startedAt, finishedAt: Date.now(), records: this.spool.records };
-    writeFileAtomicSync(this.f.status, JSON.stringify(status), { durable: true });
-    const d = openSync(this.dir, 'r');
-    fsyncSync(d); // the rename itself
-    closeSync(d);
+    let status: ExitStatus = { ...o, startedAt: this.startedAt, finishedAt: Date.now(), records: this.spool.records };
+    try {
+      this.spool.seal();
+      writeFileAtomicSync(this.f.status, JSON.stringify(status), { durable: true });
+      rmSync(this.f.reserve, { force: true });
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      if (status.failure !== 'none' && status.failure !== 'disk_full')
+        status = {
+          ...status,
+          failure: 'disk_full',
+          message: `no space left on device in the agent's work dir: the job ended (${status.message})`,
+        };
+      status = writeStatusOnFullDisk(this.f, status);
+    }
+    syncDir(this.dir); // the rename itself
     if (!groupAlive(this.pgid)) this.groupGone?.(); // nothing of the job left to kill
     this.allowLogging();
-    await this.log('info', { exit_code: o.exitCode, failure: o.failure, records: status.records }, 'job finished');
+    await this.log('info', { exit_code: status.exitCode, failure: status.failure, records: status.records }, 'job finished');
+  }
+
+  /** A full disk stopped us before the job's status: the job goes, the attempt ends `disk_full`. */
+  async failDiskFull(err: Error): Promise<void> {
+    if (existsSync(this.f.status)) return;
+    await this.log('error', { err }, 'disk full');
+    diskFullStatus(this.f, this.spool.records, this.startedAt, this.pgid ? this.diskFullMessage() : 'the job did not start');
+    if (!groupAlive(this.pgid)) this.groupGone?.();
   }
 }
 

@@ -14,6 +14,12 @@ import type { Link } from './link.js';
 const WINDOW_BYTES = 32 * 1024 * 1024;
 /** Re-send the result (and any unacknowledged log) if no ResultAck arrives in this time. */
 const RESULT_ACK_TIMEOUT_MS = 15_000;
+/**
+ * Re-send unacknowledged log records when no LogAck moved on in this time:
+ * the control plane drops what it cannot keep (its disk is full) unacknowledged,
+ * and we must not wait for it forever with a full window.
+ */
+const LOG_ACK_TIMEOUT_MS = 15_000;
 
 const FAILURES: Record<ExitFailure, FailureCategory> = {
   none: FailureCategory.FAILURE_CATEGORY_UNSPECIFIED,
@@ -23,6 +29,7 @@ const FAILURES: Record<ExitFailure, FailureCategory> = {
   could_not_start: FailureCategory.FAILURE_CATEGORY_COULD_NOT_START,
   not_runnable: FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE,
   agent_lost: FailureCategory.FAILURE_CATEGORY_AGENT_LOST,
+  disk_full: FailureCategory.FAILURE_CATEGORY_DISK_FULL,
 };
 
 /** How an attempt is named in the agent's maps: `jobId/attempt`. */
@@ -55,7 +62,10 @@ export class AttemptStream {
     private readonly log: Logger,
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
-    void handle.exited().then((s) => (this.status = s));
+    handle.exited().then(
+      (s) => (this.status = s),
+      (err: unknown) => log.error({ err }, 'could not learn how the attempt ended'),
+    );
   }
 
   get key(): string {
@@ -77,9 +87,24 @@ export class AttemptStream {
     this.acked = from;
     this.inflight = [];
     this.inflightBytes = 0;
+    this.watchAcks(link, pump.signal);
     void this.run(link, from, pump.signal).catch((err: unknown) => {
       if (!pump.signal.aborted) this.log.error({ err }, 'attempt stream failed');
     });
+  }
+
+  /** Every LOG_ACK_TIMEOUT_MS: records in flight and no ack since the last look, send again from the last ack. */
+  private watchAcks(link: Link, signal: AbortSignal): void {
+    let seen = this.acked;
+    const timer = setInterval(() => {
+      if (this.inflight.length > 0 && this.acked === seen) {
+        this.log.warn({ from: this.acked, in_flight: this.inflight.length }, 'log records not acknowledged, resending');
+        this.attach(link, this.acked);
+      }
+      seen = this.acked;
+    }, LOG_ACK_TIMEOUT_MS);
+    timer.unref();
+    signal.addEventListener('abort', () => clearInterval(timer), { once: true });
   }
 
   /**
@@ -112,9 +137,13 @@ export class AttemptStream {
   /** Drops an attempt the control plane no longer wants. */
   async abandon(): Promise<void> {
     this.pump?.abort();
-    await this.handle.cancel(0, 'abandoned by the control plane');
-    await this.handle.exited();
-    await this.handle.remove().catch(() => undefined);
+    try {
+      await this.handle.cancel(0, 'abandoned by the control plane');
+      await this.handle.exited();
+      await this.handle.remove();
+    } catch (err) {
+      this.log.error({ err }, 'could not drop an abandoned attempt');
+    }
     this.resolveDone();
   }
 

@@ -39,7 +39,7 @@ describe('serializeConnectRequest', () => {
 
   it('every other message goes through the generated encoder unchanged', () => {
     const messages: ConnectRequest[] = [
-      { msg: { $case: 'heartbeat', value: { draining: false, load: 0.5 } } },
+      { msg: { $case: 'heartbeat', value: { draining: false, load: 0.5, unhealthy: '' } } },
       { msg: { $case: 'jobUpdate', value: { jobId: 'j_0123456789', attempt: 2, state: 3 } } },
       { msg: undefined },
     ];

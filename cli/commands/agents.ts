@@ -123,6 +123,7 @@ function agentPage(a: Agent, now: number): string {
   return keyValues([
     ['name', a.name],
     ['state', agentStateName(a.state)],
+    ['unhealthy', a.unhealthy || undefined],
     ['hostname', a.hostname || undefined],
     ['labels', labels || '-'],
     ['capacity', resources(a.capacity)],

@@ -37,6 +37,7 @@ class OneAgentView implements ClusterView {
         peer: 'p',
         hostname: 'h',
         load: 0,
+        unhealthy: '',
         connectedAt: undefined,
         lastHeartbeat: undefined,
       },

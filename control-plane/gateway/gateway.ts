@@ -177,5 +177,5 @@ export class Gateway {
 
 /** What the directory shows of a connected agent that its session can change. */
 function announced(e: AgentEntry): string {
-  return `${e.draining}/${announcedLoad(e.load)}`;
+  return `${e.draining}/${e.unhealthy}/${announcedLoad(e.load)}`;
 }

@@ -24,6 +24,8 @@ export interface AgentEntry {
   hostname: string;
   cordoned: boolean;
   draining: boolean;
+  /** Why the agent takes no work, from its last heartbeat ('' when healthy). */
+  unhealthy: string;
   load: number;
   connectedAt: Date;
   lastHeartbeat: Date;
@@ -45,6 +47,7 @@ export class AgentRegistry {
       hostname: hello.hostname,
       cordoned: prev?.cordoned ?? false,
       draining: false,
+      unhealthy: '',
       load: 0,
       connectedAt: now,
       lastHeartbeat: now,
@@ -63,14 +66,15 @@ export class AgentRegistry {
     return true;
   }
 
-  heartbeat(name: string, load: number, draining: boolean, now: Date): void {
+  heartbeat(name: string, beat: { load: number; draining: boolean; unhealthy: string }, now: Date): void {
     const e = this.agents.get(name);
     if (!e) return;
     e.lastHeartbeat = now;
-    const moved = announcedLoad(e.load) !== announcedLoad(load);
-    e.load = hostLoad(load);
-    if (e.draining !== draining || moved) {
-      e.draining = draining;
+    const moved = announcedLoad(e.load) !== announcedLoad(beat.load);
+    e.load = hostLoad(beat.load);
+    if (e.draining !== beat.draining || e.unhealthy !== beat.unhealthy || moved) {
+      e.draining = beat.draining;
+      e.unhealthy = beat.unhealthy;
       this.changed();
     }
   }
@@ -122,6 +126,7 @@ export function announcedLoad(load: number): number {
 export function stateOf(e: AgentEntry): AgentState {
   if (!e.link) return AgentState.AGENT_STATE_DISCONNECTED;
   if (e.draining) return AgentState.AGENT_STATE_DRAINING;
+  if (e.unhealthy) return AgentState.AGENT_STATE_UNHEALTHY;
   if (e.cordoned) return AgentState.AGENT_STATE_CORDONED;
   return AgentState.AGENT_STATE_READY;
 }

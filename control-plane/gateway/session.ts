@@ -20,7 +20,7 @@ import type {
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../../proto/protocol.js';
 import { activeAgent, finish, lost, started } from '../jobs/lifecycle.js';
-import { isLogGap } from '../logs/errors.js';
+import { isLogGap, isLogWriteError } from '../logs/errors.js';
 import { isUnreadableRecord } from '../jobs/errors.js';
 import type { JobRepo } from '../jobs/repo.js';
 import { hashCredential, type Admission } from './auth.js';
@@ -132,7 +132,7 @@ export class AgentSession implements AgentLink {
     }
     switch (msg?.$case) {
       case 'heartbeat':
-        return this.ctx.registry.heartbeat(this.name, msg.value.load, msg.value.draining, new Date());
+        return this.ctx.registry.heartbeat(this.name, msg.value, new Date());
       case 'jobUpdate':
         return this.onJob(msg.value.jobId, () => this.onRunning(msg.value.jobId, msg.value.attempt, msg.value.state));
       case 'logChunk':
@@ -364,6 +364,8 @@ export class AgentSession implements AgentLink {
 
   private async onLog(c: LogChunk): Promise<void> {
     if (!this.owns(c.jobId, c.attempt)) return;
+    // The log disk is full: not taken and not acknowledged, the chunk stays in the agent's spool and comes again.
+    if (this.ctx.logs.full) return;
     const file = await this.ctx.logs.file(c.jobId, c.attempt);
     const key = logKey(c.jobId, c.attempt);
     try {
@@ -399,7 +401,10 @@ export class AgentSession implements AgentLink {
         .file(jobId, attempt)
         .then((f) => f.durable())
         .then((nextSeq) => this.send({ msg: { $case: 'logAck', value: { jobId, attempt, nextSeq, resend: false } } }))
-        .catch((err: unknown) => this.log.error({ err, job_id: jobId }, 'log sync failed'));
+        .catch((err: unknown) => {
+          // Records dropped by a failed write: the log store said why (once); the agent sends them again.
+          if (!isLogWriteError(err)) this.log.error({ err, job_id: jobId }, 'log sync failed');
+        });
     });
   }
 

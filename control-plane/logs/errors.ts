@@ -13,9 +13,22 @@ export class LogGapError extends LogError {
   }
 }
 
+/** Records could not be written (a full disk): they were dropped, the sender must send them again. */
+export class LogWriteError extends LogError {
+  constructor(
+    readonly expected: number,
+    readonly held: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`could not write log records ${held} to ${expected - 1}`, options);
+  }
+}
+
 /**
  * True when `err` or its cause is a LogGapError. It narrows `err` itself, which
  * is exact for its caller (what LogFile.append threw, unwrapped); read a
  * wrapped gap's fields from `findCause(err, LogGapError)`.
  */
+export const isLogWriteError = (err: unknown): boolean => findCause(err, LogWriteError) !== undefined;
+
 export const isLogGap = (err: unknown): err is LogGapError => findCause(err, LogGapError) !== undefined;

@@ -1,12 +1,15 @@
 /**
  * One attempt's log on disk: framed records appended in sequence order, an
  * in-memory index of record offsets, and coalesced fsyncs (many appends, one
- * fsync) so acknowledging a chunk never waits on a sync per chunk.
+ * fsync) so acknowledging a chunk never waits on a sync per chunk. A write
+ * that fails (a full disk) is rolled back: the file is cut back to its last
+ * whole record and the records from there on are forgotten, unacknowledged,
+ * so the agent sends them again and they are appended as if for the first time.
  */
 import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { decodeFrames, frameHeader, HEADER, scanFrames, type Frame } from '../../proto/log-frame.js';
-import { LogGapError } from './errors.js';
+import { LogGapError, LogWriteError } from './errors.js';
 
 export interface LogRecordOut extends Frame {
   seq: number;
@@ -28,15 +31,21 @@ export class LogFile extends EventEmitter {
   private flushing = false;
   private syncing: Promise<number> | undefined;
   private pendingSync = false;
+  /** The last write that failed, for the durable() calls whose records it dropped. */
+  private writeError: Error | undefined;
 
-  private constructor(private readonly fh: FileHandle) {
+  private constructor(
+    private readonly fh: FileHandle,
+    private readonly onWriteError: (err: Error) => void,
+  ) {
     super();
     this.setMaxListeners(0);
   }
 
-  static async open(path: string): Promise<LogFile> {
+  /** `onWriteError`: told of every write that failed (and was rolled back). */
+  static async open(path: string, onWriteError: (err: Error) => void = () => undefined): Promise<LogFile> {
     const fh = await open(path, 'a+');
-    const f = new LogFile(fh);
+    const f = new LogFile(fh, onWriteError);
     const { size } = await fh.stat();
     const buf = Buffer.allocUnsafe(size);
     if (size > 0) await fh.read(buf, 0, size, 0);
@@ -81,20 +90,36 @@ export class LogFile extends EventEmitter {
     return true;
   }
 
-  /** Writes queued frames in as few syscalls as possible: one writev per burst. */
+  /** Writes queued frames in as few syscalls as possible: one writev per burst. Never rejects: a failed write is rolled back. */
   private async flush(): Promise<void> {
     try {
       while (this.pending.length > 0) {
         const frames = this.pending;
         this.pending = [];
         const target = this.written + frames.length / 2;
-        await this.fh.writev(frames);
+        try {
+          await writevAll(this.fh, frames);
+        } catch (err) {
+          await this.rollBack(err as Error);
+          continue; // records appended since (a resend) go after the cut
+        }
         this.written = target;
         this.emit('append', target);
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Forgets every record not yet written and cuts the file after the last whole one (cutting needs no space). */
+  private async rollBack(err: Error): Promise<void> {
+    const end = this.offsets[this.written] ?? this.size;
+    this.offsets.length = this.written;
+    this.size = end;
+    this.pending = [];
+    this.writeError = err;
+    await this.fh.truncate(end).catch(() => undefined); // a torn frame left here is cut when the file is next opened
+    this.onWriteError(err);
   }
 
   /** Resolves once every record queued so far is on disk and fsync'd; returns that count. */
@@ -106,7 +131,11 @@ export class LogFile extends EventEmitter {
     }
     const target = this.offsets.length;
     this.syncing = this.tail
-      .then(() => this.fh.datasync())
+      .then(() => {
+        // Some of the records this call covers were rolled back: they are not here to be made durable.
+        if (this.written < target) throw new LogWriteError(target, this.written, { cause: this.writeError });
+        return this.fh.datasync();
+      })
       .then(() => {
         this.synced = Math.max(this.synced, target);
         return this.synced;
@@ -136,4 +165,26 @@ export class LogFile extends EventEmitter {
     await this.fh.datasync().catch(() => undefined);
     await this.fh.close();
   }
+}
+
+/**
+ * writev until every byte is down: a nearly full disk takes part of a burst
+ * and returns a short count without an error; the next write then says why.
+ */
+async function writevAll(fh: FileHandle, frames: Uint8Array[]): Promise<void> {
+  let rest = frames;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest);
+    if (bytesWritten === 0) throw new Error('writev wrote nothing');
+    rest = after(rest, bytesWritten);
+  }
+}
+
+/** `bufs` without their first `n` bytes. */
+function after(bufs: Uint8Array[], n: number): Uint8Array[] {
+  let i = 0;
+  while (i < bufs.length && n >= (bufs[i]?.length ?? 0)) n -= bufs[i++]?.length ?? 0;
+  const out = bufs.slice(i);
+  if (n > 0 && out[0]) out[0] = out[0].subarray(n);
+  return out;
 }

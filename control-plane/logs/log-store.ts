@@ -1,11 +1,15 @@
 /**
  * The peer's log blob directory: one file per job attempt, outside the store
  * (etcd holds only small metadata). Appends are fsync'd before the gateway
- * acknowledges them; readers can follow a log as it grows.
+ * acknowledges them; readers can follow a log as it grows. A full disk is
+ * watched (`full`, `reason`): the gateway then takes no chunks, leaving them
+ * unacknowledged in the agents' spools, and the peer reports not ready.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { DiskWatch } from '../../proto/disk-space.js';
 import type { LogStream } from '../../proto/gen/runmesh/v1/job.js';
 import { LogFile, type LogRecordOut } from './log-file.js';
 
@@ -43,8 +47,32 @@ function checked(jobId: string): string {
 
 export class LogStore {
   private readonly files = new Map<string, Open>();
+  private readonly disk: DiskWatch;
+  private readonly log: Logger;
 
-  constructor(private readonly dir: string) {}
+  /** `logger`: where a full disk is said (once) and a failed write of another kind. Default: nowhere. */
+  constructor(
+    private readonly dir: string,
+    o: { logger?: Logger } = {},
+  ) {
+    this.log = o.logger ?? pino({ enabled: false });
+    this.disk = new DiskWatch({ dir, what: 'log directory', log: this.log });
+    void this.disk.start();
+  }
+
+  /** True while the directory's disk is full (from a failed write until there is space again). */
+  get full(): boolean {
+    return this.disk.full;
+  }
+
+  /** Why the store takes no chunks ('' while it does). */
+  get reason(): string {
+    return this.disk.reason;
+  }
+
+  private writeFailed(err: unknown): void {
+    if (!this.disk.noteError(err)) this.log.error({ err, dir: this.dir }, 'could not write a log file');
+  }
 
   private key(jobId: string, attempt: number): string {
     return `${checked(jobId)}/${attempt}`;
@@ -64,8 +92,13 @@ export class LogStore {
   private open(key: string, jobId: string, attempt: number): Open {
     let o = this.files.get(key);
     if (!o) {
-      const file = mkdir(join(this.dir, jobId), { recursive: true }).then(() => LogFile.open(this.path(jobId, attempt)));
-      file.catch(() => this.files.delete(key));
+      const file = mkdir(join(this.dir, jobId), { recursive: true }).then(() =>
+        LogFile.open(this.path(jobId, attempt), (err) => this.writeFailed(err)),
+      );
+      file.catch((err: unknown) => {
+        this.files.delete(key);
+        this.disk.noteError(err);
+      });
       o = { file, readers: 0, sealed: false, writing: false };
       this.files.set(key, o);
     }
@@ -138,6 +171,7 @@ export class LogStore {
   }
 
   async close(): Promise<void> {
+    this.disk.close();
     const all = [...this.files.values()];
     this.files.clear();
     await Promise.allSettled(all.map(async (o) => (await o.file).close()));

@@ -40,6 +40,7 @@ const record = (name: string, peerId: string, extra: Partial<AgentRecord> = {}):
   connectedAt: new Date().toISOString(),
   cordoned: false,
   draining: false,
+  unhealthy: '',
   load: 0,
   ...extra,
 });

@@ -24,6 +24,8 @@ export interface AgentRecord {
   /** From the agent's config when one is stored (operator intent wins over the session's copy). */
   cordoned: boolean;
   draining: boolean;
+  /** Why the agent takes no work ('' when healthy), as its last heartbeat said: the router skips it. */
+  unhealthy: string;
   /**
    * Host load (one-minute load average over cores) as last announced: the
    * holding peer republishes it when it moves by a tenth, so every peer's
@@ -149,6 +151,7 @@ function parseAgent(kv: KeyValue, log: Logger): AgentRecord | undefined {
     connectedAt: v.connectedAt ?? '',
     cordoned: v.cordoned === true,
     draining: v.draining === true,
+    unhealthy: typeof v.unhealthy === 'string' ? v.unhealthy : '',
     load: typeof v.load === 'number' && Number.isFinite(v.load) ? v.load : 0,
   }));
 }

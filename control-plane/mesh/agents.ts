@@ -28,7 +28,7 @@ export class MeshAgents implements AgentSource, AgentPublisher {
       capacity: r.capacity,
       free: add(r.capacity, index.usageOf(r.name), -1),
       load: this.loadOf(r),
-      schedulable: !r.cordoned && !r.draining,
+      schedulable: !r.cordoned && !r.draining && !r.unhealthy,
     }));
   }
 
@@ -43,7 +43,7 @@ export class MeshAgents implements AgentSource, AgentPublisher {
   }
 
   publish(e: AgentEntry): Promise<unknown> {
-    const { name, labels, capacity, version, hostname, cordoned, draining } = e;
+    const { name, labels, capacity, version, hostname, cordoned, draining, unhealthy } = e;
     const load = announcedLoad(e.load);
     const record: AgentRecord = {
       name,
@@ -55,6 +55,7 @@ export class MeshAgents implements AgentSource, AgentPublisher {
       connectedAt: e.connectedAt.toISOString(),
       cordoned,
       draining,
+      unhealthy,
       load,
     };
     return this.mesh.directory.publish(record, this.mesh.lease);

@@ -1,7 +1,7 @@
 /**
  * Feeds the router's health tracker from job transitions, whichever peer or
  * code path caused them: dispatch latency when an attempt starts running,
- * infrastructure failures (could not start, agent lost) when one ends: never
+ * infrastructure failures (could not start, agent lost, disk full) when one ends: never
  * a failure the job caused (its exit code, a timeout, NOT_RUNNABLE).
  */
 import { FailureCategory, JobState } from '../../proto/gen/runmesh/v1/job.js';
@@ -9,7 +9,11 @@ import type { HealthTracker } from '../../routing/index.js';
 import type { Versioned } from '../jobs/repo.js';
 import { isTerminal } from '../jobs/state.js';
 
-const INFRA = new Set([FailureCategory.FAILURE_CATEGORY_COULD_NOT_START, FailureCategory.FAILURE_CATEGORY_AGENT_LOST]);
+const INFRA = new Set([
+  FailureCategory.FAILURE_CATEGORY_COULD_NOT_START,
+  FailureCategory.FAILURE_CATEGORY_AGENT_LOST,
+  FailureCategory.FAILURE_CATEGORY_DISK_FULL,
+]);
 
 export class HealthFeed {
   /** Timeline length seen per live job, so a rewrite without a transition is not counted twice. */

@@ -97,7 +97,10 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
   let hb: NodeJS.Timeout | undefined;
   function beat(everyMs: number): void {
     clearInterval(hb);
-    hb = setInterval(() => call.write({ msg: { $case: 'heartbeat', value: { draining: false, load: o.load ?? 0 } } }), everyMs);
+    hb = setInterval(
+      () => call.write({ msg: { $case: 'heartbeat', value: { draining: false, load: o.load ?? 0, unhealthy: '' } } }),
+      everyMs,
+    );
     hb.unref();
   }
   return agent;

@@ -99,6 +99,12 @@ export interface Heartbeat {
   draining: boolean;
   /** One-minute load average of the host. */
   load: number;
+  /**
+   * Why the agent takes no work now (e.g. "no space left on device in
+   * /var/lib/runmesh"); empty when it is healthy. The scheduler places
+   * nothing on an unhealthy agent; it shows as AGENT_STATE_UNHEALTHY.
+   */
+  unhealthy: string;
 }
 
 /** Sent when an attempt is running (RUNNING is the only state the control plane acts on). */
@@ -1057,7 +1063,7 @@ export const HeldAttempt: MessageFns<HeldAttempt> = {
 };
 
 function createBaseHeartbeat(): Heartbeat {
-  return { draining: false, load: 0 };
+  return { draining: false, load: 0, unhealthy: "" };
 }
 
 export const Heartbeat: MessageFns<Heartbeat> = {
@@ -1067,6 +1073,9 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     }
     if (message.load !== 0) {
       writer.uint32(33).double(message.load);
+    }
+    if (message.unhealthy !== "") {
+      writer.uint32(42).string(message.unhealthy);
     }
     return writer;
   },
@@ -1100,6 +1109,14 @@ export const Heartbeat: MessageFns<Heartbeat> = {
             message.load = reader.double();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.unhealthy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1116,6 +1133,7 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     return {
       draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
       load: isSet(object.load) ? globalThis.Number(object.load) : 0,
+      unhealthy: isSet(object.unhealthy) ? globalThis.String(object.unhealthy) : "",
     };
   },
 
@@ -1127,6 +1145,9 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     if (message.load !== 0) {
       obj.load = floatToJson(message.load);
     }
+    if (message.unhealthy !== "") {
+      obj.unhealthy = message.unhealthy;
+    }
     return obj;
   },
 
@@ -1137,6 +1158,7 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     const message = createBaseHeartbeat();
     message.draining = object.draining ?? false;
     message.load = object.load ?? 0;
+    message.unhealthy = object.unhealthy ?? "";
     return message;
   },
 };

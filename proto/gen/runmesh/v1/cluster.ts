@@ -31,6 +31,8 @@ export enum AgentState {
   AGENT_STATE_CORDONED = 2,
   AGENT_STATE_DRAINING = 3,
   AGENT_STATE_DISCONNECTED = 4,
+  /** AGENT_STATE_UNHEALTHY - Connected, but says it cannot run work now (its disk is full): see Agent.unhealthy. */
+  AGENT_STATE_UNHEALTHY = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -51,6 +53,9 @@ export function agentStateFromJSON(object: any): AgentState {
     case 4:
     case "AGENT_STATE_DISCONNECTED":
       return AgentState.AGENT_STATE_DISCONNECTED;
+    case 5:
+    case "AGENT_STATE_UNHEALTHY":
+      return AgentState.AGENT_STATE_UNHEALTHY;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -70,6 +75,8 @@ export function agentStateToJSON(object: AgentState): string {
       return "AGENT_STATE_DRAINING";
     case AgentState.AGENT_STATE_DISCONNECTED:
       return "AGENT_STATE_DISCONNECTED";
+    case AgentState.AGENT_STATE_UNHEALTHY:
+      return "AGENT_STATE_UNHEALTHY";
     case AgentState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -89,6 +96,8 @@ export interface Agent {
   connectedAt: string | undefined;
   lastHeartbeat: string | undefined;
   load: number;
+  /** Why the agent takes no work, as its last heartbeat said; empty when healthy. */
+  unhealthy: string;
 }
 
 export interface Agent_LabelsEntry {
@@ -214,6 +223,7 @@ function createBaseAgent(): Agent {
     connectedAt: undefined,
     lastHeartbeat: undefined,
     load: 0,
+    unhealthy: "",
   };
 }
 
@@ -254,6 +264,9 @@ export const Agent: MessageFns<Agent> = {
     }
     if (message.load !== 0) {
       writer.uint32(97).double(message.load);
+    }
+    if (message.unhealthy !== "") {
+      writer.uint32(106).string(message.unhealthy);
     }
     return writer;
   },
@@ -370,6 +383,14 @@ export const Agent: MessageFns<Agent> = {
             message.load = reader.double();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.unhealthy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -417,6 +438,7 @@ export const Agent: MessageFns<Agent> = {
         ? globalThis.String(object.last_heartbeat)
         : undefined,
       load: isSet(object.load) ? globalThis.Number(object.load) : 0,
+      unhealthy: isSet(object.unhealthy) ? globalThis.String(object.unhealthy) : "",
     };
   },
 
@@ -464,6 +486,9 @@ export const Agent: MessageFns<Agent> = {
     if (message.load !== 0) {
       obj.load = floatToJson(message.load);
     }
+    if (message.unhealthy !== "") {
+      obj.unhealthy = message.unhealthy;
+    }
     return obj;
   },
 
@@ -494,6 +519,7 @@ export const Agent: MessageFns<Agent> = {
     message.connectedAt = object.connectedAt ?? undefined;
     message.lastHeartbeat = object.lastHeartbeat ?? undefined;
     message.load = object.load ?? 0;
+    message.unhealthy = object.unhealthy ?? "";
     return message;
   },
 };

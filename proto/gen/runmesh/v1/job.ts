@@ -212,6 +212,12 @@ export enum FailureCategory {
    * health.
    */
   FAILURE_CATEGORY_NOT_RUNNABLE = 8,
+  /**
+   * FAILURE_CATEGORY_DISK_FULL - The agent's disk was full (ENOSPC in its work dir): an infrastructure
+   * failure, retried while attempts remain and counted against the agent's
+   * health; output after the disk filled was not kept.
+   */
+  FAILURE_CATEGORY_DISK_FULL = 9,
   UNRECOGNIZED = -1,
 }
 
@@ -244,6 +250,9 @@ export function failureCategoryFromJSON(object: any): FailureCategory {
     case 8:
     case "FAILURE_CATEGORY_NOT_RUNNABLE":
       return FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE;
+    case 9:
+    case "FAILURE_CATEGORY_DISK_FULL":
+      return FailureCategory.FAILURE_CATEGORY_DISK_FULL;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -271,6 +280,8 @@ export function failureCategoryToJSON(object: FailureCategory): string {
       return "FAILURE_CATEGORY_NOT_DELIVERED";
     case FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE:
       return "FAILURE_CATEGORY_NOT_RUNNABLE";
+    case FailureCategory.FAILURE_CATEGORY_DISK_FULL:
+      return "FAILURE_CATEGORY_DISK_FULL";
     case FailureCategory.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
