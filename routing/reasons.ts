@@ -53,7 +53,7 @@ const allOf = (n: number): string => (n === 1 ? 'the 1 matching agent is' : `all
 export function busy(r: Round, cands: CandidateSet): string {
   const matching = cands.matching.length;
   const open = cands.schedulable.length;
-  if (open === 0) return `waiting: ${allOf(matching)} cordoned, draining or disconnected`;
+  if (open === 0) return `waiting: ${allOf(matching)} cordoned, draining, unhealthy or disconnected`;
   const tripped = r.trippedIn(cands.schedulable);
   if (tripped === open) return `waiting: ${allOf(open)} skipped by a circuit breaker`;
   const note = tripped > 0 ? ` (${tripped} skipped by a circuit breaker)` : '';

@@ -164,7 +164,7 @@ describe('Router reasons and order', () => {
     const d = new Router().decide(snapshotOf([agent('c', { os: 'mac' }, res(1), { schedulable: false })]), [
       job('j', { selector: 'os=mac' }),
     ]);
-    expect(d.waiting.get('j')).toBe('waiting: the 1 matching agent is cordoned, draining or disconnected');
+    expect(d.waiting.get('j')).toBe('waiting: the 1 matching agent is cordoned, draining, unhealthy or disconnected');
     expect(new Router().decide(snapshotOf([]), [job('k')]).waiting.get('k')).toBe('waiting: no agent connected');
   });
 

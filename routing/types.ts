@@ -25,7 +25,7 @@ export interface AgentView {
   readonly free: Resources;
   /** Host load (one-minute load average divided by cores), 0 when unknown. */
   readonly load: number;
-  /** False when cordoned, draining or disconnected: no new work. */
+  /** False when cordoned, draining, unhealthy (its disk is full) or disconnected: no new work. */
   readonly schedulable: boolean;
 }
 

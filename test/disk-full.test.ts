@@ -96,7 +96,9 @@ describe('a full disk', () => {
     await waitForOutput(agent, /work dir is full: taking no more until there is space/);
     const c = await client.submit({ script: 'echo after the disk had space again', maxAttempts: 1 });
     await sleep(1500); // to show that it is not placed on the unhealthy agent
-    expect((await client.get(c.id)).state).toBe(JobState.JOB_STATE_QUEUED);
+    const waiting = await client.get(c.id);
+    expect(waiting.state).toBe(JobState.JOB_STATE_QUEUED);
+    expect(waiting.waitingReason).toBe('waiting: the 1 matching agent is cordoned, draining, unhealthy or disconnected');
     await agent.kill9();
     agent = await startAgent(server.address, { name: 'tiny', workDir, slots: 1 });
     await waitForOutput(agent, /work dir is full: taking no more until there is space/);
