@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepDeadPrivateDirs } from '../transport/unix-socket.js';
 import { adminToken, TestClient } from './support/client.js';
-import { removeDir, startAgent, startServer, stopAll, tempDir, waitForOutput } from './support/processes.js';
+import { removeDir, run, startAgent, startServer, stopAll, tempDir, waitForOutput } from './support/processes.js';
 import { sleep, waitUntil } from './support/wait.js';
 
 let root: string;
@@ -121,7 +121,8 @@ describe('socket directories of dead processes', () => {
     client.close();
 
     // A clean stop removes its own dir; a kill -9 leaves one, which the next start sweeps.
-    expect(await agent.stop('SIGTERM')).toBe(0);
+    const stopped = await agent.stop('SIGTERM', 30_000); // drains first; a runner busy with other suites was seen to take over 15 s
+    expect({ stopped, output: agent.output().slice(-3000) }).toMatchObject({ stopped: 0 });
     expect(ownBridge()).toHaveLength(0);
     await server.kill9();
     expect(ownTunnel()).toHaveLength(1);
@@ -129,6 +130,20 @@ describe('socket directories of dead processes', () => {
     await waitUntil(() => ownTunnel().length === 0, { what: 'the killed server’s tunnel dir to be swept' });
     await next.stop('SIGTERM');
     for (const d of [live, legacyFresh, otherNamespace, notOurs]) expect(existsSync(d), d).toBe(true);
+  });
+
+  it('runmesh dev stops cleanly on SIGHUP (its terminal went away), removing its socket directory', async () => {
+    const dataDir = await tempDir('runmesh-dev-hup-');
+    const dev = run(['dev', '--agents', '1', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0'], {
+      RUNMESH_CONFIG: join(dataDir, 'config.json'), // dev saves a context: not in this user's own file
+    });
+    await waitForOutput(dev, /runmesh dev: control plane on/, 45_000);
+    const own = (): string[] => readdirSync(root).filter((n) => n.startsWith(`runmesh-tunnel-${dev.proc.pid}-`));
+    expect(own()).toHaveLength(1);
+    const code = await dev.stop('SIGHUP');
+    expect({ code, signal: dev.proc.signalCode, output: dev.output().slice(-2000) }).toMatchObject({ code: 0 });
+    expect(dev.output()).toMatch(/runmesh dev: stopping/);
+    expect(own()).toHaveLength(0);
   });
 
   it('leaves directories it cannot judge alone (unit)', async () => {

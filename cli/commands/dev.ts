@@ -7,6 +7,7 @@ import { DEFAULT_SERVER } from '../../transport/address.js';
 import { address, hostPort, logLevel, whole } from '../flags.js';
 import { joinTokenFor, retentionOptions, untilSignal } from './serve.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
+import { untilHangup } from '../reload.js';
 import { configPath, saveContext } from '../context.js';
 
 interface DevFlags {
@@ -82,7 +83,7 @@ export function registerDev(program: Command): void {
           '',
         ].join('\n'),
       );
-      await untilSignal();
+      await Promise.race([untilSignal(), untilHangup()]); // the terminal going away stops it too, cleanly
       process.stdout.write('runmesh dev: stopping\n');
       await Promise.all(agents.map((a) => a.shutdown(5000)));
       await cp.close();
