@@ -3,6 +3,7 @@
  * `npm run bench -- etcd routing` runs just the named ones.
  */
 import { benchEtcd } from './etcd.js';
+import { benchEtcdTls } from './etcd-tls.js';
 import { benchRouting } from './routing.js';
 import { benchSpine } from './spine.js';
 import { benchTransports } from './transports.js';
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   transports: benchTransports,
   routing: benchRouting,
   etcd: benchEtcd,
+  'etcd-tls': benchEtcdTls,
 };
 
 async function main(): Promise<void> {
