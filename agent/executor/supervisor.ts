@@ -445,9 +445,10 @@ class Run {
   /**
    * The spool is durable before the status that counts its records; the
    * status is the last thing we write. If the disk is too full for it, the
-   * status still goes down (see writeStatusOnFullDisk): a job that succeeded
-   * keeps its success; one that failed with the disk full is counted a
-   * `disk_full` failure, the infrastructure's, since that is the likely cause.
+   * status still goes down (see writeStatusOnFullDisk): a job that exited
+   * non-zero with the disk full is counted a `disk_full` failure, the
+   * infrastructure's, since that is the likely cause; any other outcome
+   * (success, timeout, cancel) stands.
    */
   private async finish(o: Outcome): Promise<void> {
     let status: ExitStatus = { ...o, startedAt: this.startedAt, finishedAt: Date.now(), records: this.spool.records };
@@ -457,7 +458,7 @@ class Run {
       rmSync(this.f.reserve, { force: true });
     } catch (err) {
       if (!isDiskFull(err)) throw err;
-      if (status.failure !== 'none' && status.failure !== 'disk_full')
+      if (status.failure === 'exit_code')
         status = {
           ...status,
           failure: 'disk_full',
