@@ -33,7 +33,7 @@ export interface ControlPlaneOptions {
   agentCredentialTtlMs: number;
   /** Sent to agents in Welcome. Default 2000. */
   heartbeatIntervalMs: number;
-  /** An agent silent this long is disconnected; one gone this long loses its attempts. Default 10000. */
+  /** An agent silent this long is disconnected; one gone this long loses its attempts. Default DEFAULT_HEARTBEAT_TIMEOUT_MS (4 s). */
   heartbeatTimeoutMs: number;
   /** Serve the agent WebSocket tunnel at ws://HTTP/agent. Default true. */
   webSocket: boolean;
@@ -86,6 +86,13 @@ export const DEFAULT_COMPACTION_INTERVAL_MS = 5 * 60_000;
 /** `--tls-auto`'s plaintext loopback listener: beside the default 7433 (gRPC) and 7434 (HTTP). */
 export const DEFAULT_PLAIN_LISTEN = '127.0.0.1:7435';
 export const DEFAULT_AGENT_CREDENTIAL_TTL_MS = 30 * 24 * 3600_000;
+/**
+ * Agent silence before its session is closed, and absence before its
+ * attempts are lost: a silent host's jobs are re-queued within ~9 s (4 s of
+ * silence, at most 0.5 s until the session's watchdog sees it, 4 s for the
+ * agent to come back, a scheduler tick). Four heartbeats fit in it.
+ */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 4_000;
 /** Calls awaiting authentication at once: each holds at most its metadata and one 64 KiB message (api/admission.ts). */
 export const DEFAULT_MAX_UNAUTHENTICATED_CALLS = 256;
 export { DEFAULT_CONNECTION_LIMITS };
@@ -104,8 +111,9 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     agentCredentialTtlMs: o.agentCredentialTtlMs ?? DEFAULT_AGENT_CREDENTIAL_TTL_MS,
     // At least four heartbeats fit in the timeout: a short one (tests, --heartbeat-timeout 2s) must not
     // close a healthy agent's session for one late heartbeat.
-    heartbeatIntervalMs: o.heartbeatIntervalMs ?? Math.max(100, Math.min(2000, Math.floor((o.heartbeatTimeoutMs ?? 10_000) / 4))),
-    heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 10_000,
+    heartbeatIntervalMs:
+      o.heartbeatIntervalMs ?? Math.max(100, Math.min(2000, Math.floor((o.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS) / 4))),
+    heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
     webSocket: o.webSocket ?? true,
     tls: o.tls,
     tlsAuto: o.tlsAuto ?? false,

@@ -11,14 +11,17 @@ import { adminToken, TestClient } from './support/client.js';
 import { startEtcd, type TestEtcd } from './support/etcd.js';
 import { startAgent, startServer, stopAll, tempDir } from './support/processes.js';
 import { sleep, waitUntil } from './support/wait.js';
+import { checkHistory, ledgerScript, recordFigures } from './chaos/history.js';
 
 let etcd: TestEtcd;
+const cleanups: Array<() => Promise<unknown>> = [];
 beforeAll(async () => {
   etcd = await startEtcd();
 });
 afterAll(async () => {
   await stopAll();
   await etcd?.stop();
+  for (const c of cleanups.splice(0)) await c();
 });
 
 describe('a store outage while an agent reconnects', () => {
@@ -28,7 +31,8 @@ describe('a store outage while an agent reconnects', () => {
     const client = new TestClient(server.address, adminToken(server.dataDir));
     const first = await startAgent(server.address, { name: 'keeper' });
     await client.waitAgents(1);
-    const job = await client.submit({ script: 'for i in $(seq 1 30); do echo $i; sleep 0.1; done' });
+    const ledger = join(await tempDir('runmesh-faults-'), 'ledger');
+    const job = await client.submit({ script: ledgerScript(ledger, 30, 0.1) });
     await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
 
     // The agent restarts while etcd is down: its Hello lists the attempt, and the control plane cannot read the job.
@@ -39,10 +43,10 @@ describe('a store outage while an agent reconnects', () => {
     await sleep(1_000);
     await etcd.restart();
 
-    const done = await client.waitDone(job.id, 30_000);
-    expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
-    expect(done.attempts).toHaveLength(1);
-    expect((await client.logs(job.id)).stdout).toBe(Array.from({ length: 30 }, (_, i) => `${i + 1}\n`).join(''));
+    const h = await checkHistory([client], [job.id], { ledger, lines: 30, timeoutMs: 30_000 });
+    recordFigures('store outage while an agent reconnects', h);
+    expect(h.violations).toEqual([]);
+    expect(h.retried).toBe(0);
     client.close();
   });
 });
@@ -78,6 +82,9 @@ describe('jobs that cannot run', () => {
 
 describe('etcd unreachable for longer than the peer lease', () => {
   it('no peer exits: they stay degraded (not ready, say why), keep their agents and logs, and rejoin; the job finishes once', async () => {
+    // An etcd of its own: the cluster's admin token is written by the first peer ever started on an etcd.
+    const etcd = await startEtcd();
+    cleanups.push(() => etcd.stop());
     const store = `etcd://${etcd.endpoint.replace(/^https?:\/\//, '')}`;
     const args = ['--store', store, '--peer-ttl', '2s', '--heartbeat-timeout', '10s'];
     const a = await startServer({ args });
@@ -85,7 +92,8 @@ describe('etcd unreachable for longer than the peer lease', () => {
     const client = new TestClient(a.address, adminToken(a.dataDir, b.dataDir));
     await startAgent(a.address, { name: 'steadfast' });
     await client.waitAgents(1);
-    const job = await client.submit({ script: 'for i in $(seq 1 60); do echo $i; sleep 0.1; done' });
+    const ledger = join(await tempDir('runmesh-faults-'), 'ledger');
+    const job = await client.submit({ script: ledgerScript(ledger, 60, 0.1) });
     await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
 
     etcd.kill('SIGKILL');
@@ -119,10 +127,10 @@ describe('etcd unreachable for longer than the peer lease', () => {
       what: 'peer b to be ready again',
       timeoutMs: 15_000,
     });
-    const done = await client.waitDone(job.id, 30_000);
-    expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
-    expect(done.attempts).toHaveLength(1);
-    expect((await client.logs(job.id)).stdout).toBe(Array.from({ length: 60 }, (_, i) => `${i + 1}\n`).join(''));
+    const h = await checkHistory([client], [job.id], { ledger, lines: 60, timeoutMs: 30_000 });
+    recordFigures('etcd unreachable past the peer lease (2 peers)', h);
+    expect(h.violations).toEqual([]);
+    expect(h.retried).toBe(0);
     // The mesh schedules again, on the agent that stayed connected.
     const after = await client.submit({ argv: ['echo', 'after the outage'] });
     expect((await client.waitDone(after.id, 20_000)).state).toBe(JobState.JOB_STATE_SUCCEEDED);

@@ -9,6 +9,7 @@ import {
   DEFAULT_AGENT_CREDENTIAL_TTL_MS,
   DEFAULT_AUDIT_RETENTION_MS,
   DEFAULT_COMPACTION_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_CONNECTION_LIMITS,
   DEFAULT_JOB_RETENTION_MS,
   DEFAULT_MAX_ENDED_JOBS,
@@ -105,7 +106,11 @@ export function registerServe(program: Command): void {
     .option('--etcd-user <name>', "etcd's own authentication: the user (with --etcd-password-file)")
     .option('--etcd-password-file <file>', 'file holding the password of --etcd-user')
     .option('--join-token <token>', 'token agents must present (default: generated, kept in the data dir)', process.env.RUNMESH_JOIN_TOKEN)
-    .option('--heartbeat-timeout <duration>', 'agent silence before it is considered gone', durationMs, 10_000)
+    .addOption(
+      new Option('--heartbeat-timeout <duration>', 'agent silence before its session ends, and absence before its jobs are lost')
+        .argParser(durationMs)
+        .default(DEFAULT_HEARTBEAT_TIMEOUT_MS, '4s'),
+    )
     .addOption(
       new Option(
         '--agent-credential-ttl <duration>',

@@ -1,0 +1,197 @@
+/**
+ * The fault suite (issue 16): scenarios against real processes, each checked
+ * by the history checker (history.ts) and reporting its figures. The fast
+ * ones run with the tests; the long ones with `npm run chaos -- --long`.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { JobState } from '../../proto/gen/runmesh/v1/job.js';
+import { adminToken, TestClient } from '../support/client.js';
+import { startEtcd, type TestEtcd } from '../support/etcd.js';
+import { startMeshAgents, startPeers, waitAgentsOn, waitLeader } from '../support/mesh.js';
+import { startAgent, startServer, stopAll, tempDir } from '../support/processes.js';
+import { sleep, waitUntil } from '../support/wait.js';
+import { checkHistory, ledgerScript, recordFigures } from './history.js';
+
+const LONG = process.env.RUNMESH_CHAOS_LONG === '1';
+/** A long scenario: skipped, saying so in its name, unless `npm run chaos -- --long`. */
+const long = LONG ? it : it.skip;
+const LONG_REASON = ' (long: run with npm run chaos -- --long)';
+
+const clients: TestClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await stopAll();
+});
+
+let etcd: TestEtcd | undefined;
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+async function ledgerFile(): Promise<string> {
+  return join(await tempDir('runmesh-chaos-'), 'ledger');
+}
+
+function track(c: TestClient): TestClient {
+  clients.push(c);
+  return c;
+}
+
+describe('fault suite', () => {
+  it('agent kill -9 ten times mid-job: one attempt each, logs whole', { timeout: 120_000 }, async () => {
+    const server = await startServer({ args: ['--heartbeat-timeout', '10s'] });
+    const client = track(new TestClient(server.address, adminToken(server.dataDir)));
+    let agent = await startAgent(server.address, { name: 'phoenix', slots: 4 });
+    await client.waitAgents(1);
+    const ledger = await ledgerFile();
+    const lines = 80;
+    const ids = await Promise.all([1, 2, 3].map(async () => (await client.submit({ script: ledgerScript(ledger, lines) })).id));
+    await waitUntil(async () => (await Promise.all(ids.map((id) => client.get(id)))).every((j) => j.state === JobState.JOB_STATE_RUNNING), {
+      what: 'the jobs to run',
+    });
+    for (let i = 0; i < 10; i++) {
+      await sleep(300); // deliberate: the kills are spread over the jobs' run
+      await agent.kill9();
+      agent = await startAgent(server.address, { name: 'phoenix', slots: 4, workDir: agent.workDir });
+    }
+    const h = await checkHistory([client], ids, { ledger, lines, timeoutMs: 60_000 });
+    recordFigures('agent kill -9 x10 mid-job', h);
+    expect(h.violations).toEqual([]);
+    expect(h.retried).toBe(0);
+  });
+
+  it('a zombie agent (SIGSTOP past its timeout, then SIGCONT): re-queued once, its late result fenced', { timeout: 120_000 }, async () => {
+    const server = await startServer(); // --heartbeat-timeout 2s
+    const client = track(new TestClient(server.address, adminToken(server.dataDir)));
+    const zombie = await startAgent(server.address, { name: 'zombie', slots: 1 });
+    await client.waitAgents(1);
+    const ledger = await ledgerFile();
+    const lines = 60;
+    const job = await client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 });
+    await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
+    await startAgent(server.address, { name: 'healthy', slots: 1 });
+    await client.waitAgents(2);
+    const stoppedAt = Date.now();
+    zombie.proc.kill('SIGSTOP');
+    const requeued = await client.waitFor(job.id, (j) => j.attempts.length >= 2 && j.attempts[1]!.agent === 'healthy', 30_000);
+    const requeueMs = Date.parse(requeued.attempts[1]!.assignedAt ?? '') - stoppedAt;
+    zombie.proc.kill('SIGCONT');
+    const h = await checkHistory([client], [job.id], { ledger, lines, timeoutMs: 60_000 });
+    recordFigures('zombie agent (SIGSTOP past its TTL, SIGCONT)', h, requeueMs);
+    expect(h.violations).toEqual([]);
+    expect(h.lost).toBe(0);
+  });
+
+  it('host loss (agent and its jobs frozen) with default settings: re-queued, measured', { timeout: 120_000 }, async () => {
+    const server = await startServer({ args: ['--heartbeat-timeout', '4s'] }); // the default (test servers are given 2 s)
+    const client = track(new TestClient(server.address, adminToken(server.dataDir)));
+    const lostHost = await startAgent(server.address, { name: 'lost-host', slots: 1 });
+    await client.waitAgents(1);
+    const ledger = await ledgerFile();
+    // Long enough to still be running once the spare agent is up, however slowly a loaded machine starts it.
+    const lines = 400;
+    const job = await client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 });
+    const running = await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
+    expect(running.attempts[0]?.agent).toBe('lost-host');
+    await startAgent(server.address, { name: 'spare', slots: 1 });
+    await client.waitAgents(2);
+    expect((await client.get(job.id)).state, 'the job must still run on the host about to be lost').toBe(JobState.JOB_STATE_RUNNING);
+    // The whole host goes silent: the agent and every process of its jobs (no FIN, no RST).
+    const frozen = hostProcesses(lostHost.proc.pid!);
+    const stoppedAt = Date.now();
+    for (const pid of frozen) signal(pid, 'SIGSTOP');
+    const requeued = await client.waitFor(job.id, (j) => j.attempts.length >= 2, 60_000);
+    const requeueMs = Date.parse(requeued.attempts[1]!.assignedAt ?? '') - stoppedAt;
+    for (const pid of frozen) signal(pid, 'SIGKILL');
+    const h = await checkHistory([client], [job.id], { ledger, lines, timeoutMs: 60_000 });
+    recordFigures('host loss (silent), default heartbeat timeout', h, requeueMs);
+    expect(h.violations).toEqual([]);
+    // The figure is the point (npm run chaos prints it: ~9.4 s here); this bound only catches a return to the old 23 s.
+    expect(requeueMs, 'a silent host re-queued well under the old 23 s').toBeLessThan(15_000);
+  });
+
+  long(`leader kill -9 under load: zero duplicate runs${LONG_REASON}`, { timeout: 300_000 }, async () => {
+    etcd ??= await startEtcd();
+    const peers = await startPeers(etcd, 'ck');
+    const agents = await startMeshAgents(peers, 'ck');
+    await waitAgentsOn(
+      peers[0]!.client,
+      agents.map((a) => a.name),
+    );
+    const ledger = await ledgerFile();
+    const lines = 10;
+    const ids: string[] = [];
+    for (let i = 0; i < 120; i++) ids.push((await peers[i % 3]!.client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 })).id);
+    const leaderId = await waitLeader(peers[0]!.client);
+    const leader = peers.find((p) => p.id === leaderId)!;
+    const killedAt = Date.now();
+    await leader.kill9();
+    const others = peers.filter((p) => p !== leader);
+    await waitLeader(others[0]!.client, leaderId);
+    const h = await checkHistory(
+      others.map((p) => p.client),
+      ids,
+      { ledger, lines, timeoutMs: 120_000 },
+    );
+    recordFigures('leader kill -9 under load', h, Date.now() - killedAt);
+    expect(h.violations).toEqual([]);
+    expect(h.duplicates).toBe(0);
+  });
+
+  long(`a peer↔etcd outage of 30 s under load: no peer exits, no mass re-queue${LONG_REASON}`, { timeout: 300_000 }, async () => {
+    etcd ??= await startEtcd();
+    const peers = await startPeers(etcd, 'co');
+    const agents = await startMeshAgents(peers, 'co');
+    await waitAgentsOn(
+      peers[0]!.client,
+      agents.map((a) => a.name),
+    );
+    const ledger = await ledgerFile();
+    const lines = 200; // 10 s each: running through the outage
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push((await peers[i % 3]!.client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 })).id);
+    await sleep(1_000); // deliberate: the jobs are placed and running
+    etcd.kill('SIGKILL');
+    await sleep(30_000); // deliberate: the outage
+    await etcd.restart();
+    const h = await checkHistory(
+      peers.map((p) => p.client),
+      ids,
+      { ledger, lines, timeoutMs: 120_000 },
+    );
+    recordFigures('etcd unreachable for 30 s under load', h);
+    expect(peers.map((p) => p.alive())).toEqual([true, true, true]);
+    expect(h.violations).toEqual([]);
+    expect(h.retried).toBe(0);
+  });
+});
+
+/** Signals `pid` if it still exists. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+/** `pid` and every process below it (the agent, its supervisors and their jobs), read from /proc. */
+function hostProcesses(pid: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) out.push(...(parents.get(out[i]!) ?? []));
+  return out;
+}
