@@ -9,7 +9,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { adminToken, TestClient } from '../support/client.js';
 import { startEtcd, type TestEtcd } from '../support/etcd.js';
-import { startMeshAgents, startPeers, waitAgentsOn, waitLeader } from '../support/mesh.js';
+import { startMeshAgents, startPeers, waitAgentsOn, waitAllDone, waitLeader } from '../support/mesh.js';
 import { startAgent, startServer, stopAll, tempDir } from '../support/processes.js';
 import { sleep, waitUntil } from '../support/wait.js';
 import { checkHistory, ledgerScript, recordFigures } from './history.js';
@@ -18,6 +18,8 @@ const LONG = process.env.RUNMESH_CHAOS_LONG === '1';
 /** A long scenario: skipped, saying so in its name, unless `npm run chaos -- --long`. */
 const long = LONG ? it : it.skip;
 const LONG_REASON = ' (long: run with npm run chaos -- --long)';
+/** How long the randomised run injects faults (RUNMESH_CHAOS_SECONDS, default 120). */
+const RANDOM_SECONDS = Number(process.env.RUNMESH_CHAOS_SECONDS ?? 120);
 
 const clients: TestClient[] = [];
 afterEach(async () => {
@@ -166,6 +168,136 @@ describe('fault suite', () => {
     expect(h.violations).toEqual([]);
     expect(h.retried).toBe(0);
   });
+
+  long(
+    `a rolling restart of every peer under load: every agent takes work again within 60 s${LONG_REASON}`,
+    { timeout: 300_000 },
+    async () => {
+      etcd ??= await startEtcd();
+      const peers = await startPeers(etcd, 'cr');
+      const agents = await startMeshAgents(peers, 'cr');
+      await waitAgentsOn(
+        peers[0]!.client,
+        agents.map((a) => a.name),
+      );
+      const ledger = await ledgerFile();
+      const lines = 40; // 2 s each
+      const ids: string[] = [];
+      const submitting = (async () => {
+        for (let i = 0; i < 90; i++) {
+          const to = peers[i % 3]!;
+          const job = await to.client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 }).catch(() => undefined);
+          if (job) ids.push(job.id);
+          await sleep(100); // deliberate: a steady trickle of work through the restarts
+        }
+      })();
+      for (const [i, p] of peers.entries()) {
+        await p.stop('SIGTERM');
+        const again = await startServer({ dataDir: p.dataDir, listen: p.address, args: p.args.slice(p.args.indexOf('--store')) });
+        peers[i] = Object.assign(again, {
+          id: p.id,
+          client: p.client,
+          alive: () => again.proc.exitCode === null && again.proc.signalCode === null,
+        });
+      }
+      await submitting;
+      const restartedAt = Date.now();
+      // Every agent runs a job of its own again.
+      const pinned = await Promise.all(agents.map((a) => peers[0]!.client.submit({ argv: ['true'], selector: `agent=${a.name}` })));
+      await waitAllDone(
+        peers.map((p) => p.client),
+        pinned.map((j) => j.id),
+        60_000,
+      );
+      const everyAgentMs = Date.now() - restartedAt;
+      const h = await checkHistory(
+        peers.map((p) => p.client),
+        ids,
+        { ledger, lines, timeoutMs: 120_000 },
+      );
+      recordFigures('rolling restart of all peers under load', h, everyAgentMs);
+      expect(h.violations).toEqual([]);
+      expect(everyAgentMs).toBeLessThan(60_000);
+    },
+  );
+
+  long(
+    `a randomised run: kills, pauses and restarts of agents, peers and etcd for ${RANDOM_SECONDS} s${LONG_REASON}`,
+    { timeout: 600_000 },
+    async () => {
+      etcd ??= await startEtcd();
+      const peers = await startPeers(etcd, 'cz');
+      const agents = await startMeshAgents(peers, 'cz');
+      await waitAgentsOn(
+        peers[0]!.client,
+        agents.map((a) => a.name),
+      );
+      const ledger = await ledgerFile();
+      const lines = 20; // 1 s each
+      const ids: string[] = [];
+      const until = Date.now() + RANDOM_SECONDS * 1000;
+      let seed = Number(process.env.RUNMESH_CHAOS_SEED ?? Date.now() % 100_000);
+      console.log(`chaos: randomised run, seed ${seed}`);
+      const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+      const submitting = (async () => {
+        for (let i = 0; Date.now() < until; i++) {
+          const job = await peers[i % 3]!.client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 5 }).catch(() => undefined);
+          if (job) ids.push(job.id);
+          await sleep(150); // deliberate: a steady trickle of work through the faults
+        }
+      })();
+      const faults: string[] = [];
+      while (Date.now() < until) {
+        const pick = random();
+        if (pick < 0.3) {
+          const k = Math.floor(random() * agents.length);
+          const a = agents[k]!;
+          faults.push(`kill -9 agent ${a.name}`);
+          await a.kill9();
+          agents[k] = Object.assign(
+            await startAgent(a.args.includes('--server') ? a.args[a.args.indexOf('--server') + 1]! : '', {
+              name: a.name,
+              workDir: a.workDir,
+              slots: 4,
+              labels: `agent=${a.name}`,
+            }),
+            { home: a.home },
+          );
+        } else if (pick < 0.55) {
+          const p = peers[Math.floor(random() * peers.length)]!;
+          const ms = 500 + Math.floor(random() * 4000);
+          faults.push(`pause peer ${p.id} ${ms} ms`);
+          p.proc.kill('SIGSTOP');
+          await sleep(ms); // deliberate: the pause
+          p.proc.kill('SIGCONT');
+        } else if (pick < 0.7) {
+          faults.push('restart etcd');
+          await etcd.restart();
+        } else {
+          const i = Math.floor(random() * peers.length);
+          const p = peers[i]!;
+          faults.push(`kill -9 peer ${p.id}`);
+          await p.kill9();
+          const again = await startServer({ dataDir: p.dataDir, listen: p.address, args: p.args.slice(p.args.indexOf('--store')) });
+          peers[i] = Object.assign(again, {
+            id: p.id,
+            client: p.client,
+            alive: () => again.proc.exitCode === null && again.proc.signalCode === null,
+          });
+        }
+        await sleep(1000 + Math.floor(random() * 3000)); // deliberate: time between faults
+      }
+      await submitting;
+      console.log(`chaos: faults: ${faults.join('; ')}`);
+      const h = await checkHistory(
+        peers.map((p) => p.client),
+        ids,
+        { ledger, lines, timeoutMs: 180_000 },
+      );
+      recordFigures(`randomised run (${faults.length} faults, seed ${seed})`, h);
+      expect(h.violations).toEqual([]);
+    },
+  );
 });
 
 /** Signals `pid` if it still exists. */
