@@ -9,7 +9,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { adminToken, TestClient } from '../support/client.js';
 import { startEtcd, type TestEtcd } from '../support/etcd.js';
-import { startMeshAgents, startPeers, waitAgentsOn, waitAllDone, waitLeader } from '../support/mesh.js';
+import { startMeshAgents, startPeers, waitAgentsOn, waitAllDone, waitLeader, type MeshAgent, type MeshPeer } from '../support/mesh.js';
 import { startAgent, startServer, stopAll, tempDir } from '../support/processes.js';
 import { sleep, waitUntil } from '../support/wait.js';
 import { checkHistory, ledgerScript, recordFigures } from './history.js';
@@ -115,17 +115,10 @@ describe('fault suite', () => {
   });
 
   long(`leader kill -9 under load: zero duplicate runs${LONG_REASON}`, { timeout: 300_000 }, async () => {
-    etcd ??= await startEtcd();
-    const peers = await startPeers(etcd, 'ck');
-    const agents = await startMeshAgents(peers, 'ck');
-    await waitAgentsOn(
-      peers[0]!.client,
-      agents.map((a) => a.name),
-    );
+    const { peers } = await meshWithAgents('ck');
     const ledger = await ledgerFile();
     const lines = 10;
-    const ids: string[] = [];
-    for (let i = 0; i < 120; i++) ids.push((await peers[i % 3]!.client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 })).id);
+    const ids = await submitEach(peers, 120, ledger, lines);
     const leaderId = await waitLeader(peers[0]!.client);
     const leader = peers.find((p) => p.id === leaderId)!;
     const killedAt = Date.now();
@@ -143,17 +136,10 @@ describe('fault suite', () => {
   });
 
   long(`a peer↔etcd outage of 30 s under load: no peer exits, no mass re-queue${LONG_REASON}`, { timeout: 300_000 }, async () => {
-    etcd ??= await startEtcd();
-    const peers = await startPeers(etcd, 'co');
-    const agents = await startMeshAgents(peers, 'co');
-    await waitAgentsOn(
-      peers[0]!.client,
-      agents.map((a) => a.name),
-    );
+    const { peers, etcd } = await meshWithAgents('co');
     const ledger = await ledgerFile();
     const lines = 200; // 10 s each: running through the outage
-    const ids: string[] = [];
-    for (let i = 0; i < 12; i++) ids.push((await peers[i % 3]!.client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 })).id);
+    const ids = await submitEach(peers, 12, ledger, lines);
     await sleep(1_000); // deliberate: the jobs are placed and running
     etcd.kill('SIGKILL');
     await sleep(30_000); // deliberate: the outage
@@ -173,34 +159,12 @@ describe('fault suite', () => {
     `a rolling restart of every peer under load: every agent takes work again within 60 s${LONG_REASON}`,
     { timeout: 300_000 },
     async () => {
-      etcd ??= await startEtcd();
-      const peers = await startPeers(etcd, 'cr');
-      const agents = await startMeshAgents(peers, 'cr');
-      await waitAgentsOn(
-        peers[0]!.client,
-        agents.map((a) => a.name),
-      );
+      const { peers, agents } = await meshWithAgents('cr');
       const ledger = await ledgerFile();
       const lines = 40; // 2 s each
-      const ids: string[] = [];
-      const submitting = (async () => {
-        for (let i = 0; i < 90; i++) {
-          const to = peers[i % 3]!;
-          const job = await to.client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 }).catch(() => undefined);
-          if (job) ids.push(job.id);
-          await sleep(100); // deliberate: a steady trickle of work through the restarts
-        }
-      })();
-      for (const [i, p] of peers.entries()) {
-        await p.stop('SIGTERM');
-        const again = await startServer({ dataDir: p.dataDir, listen: p.address, args: p.args.slice(p.args.indexOf('--store')) });
-        peers[i] = Object.assign(again, {
-          id: p.id,
-          client: p.client,
-          alive: () => again.proc.exitCode === null && again.proc.signalCode === null,
-        });
-      }
-      await submitting;
+      const work = trickle(peers, ledger, lines, Date.now() + 15_000);
+      for (const i of peers.keys()) await restartPeer(peers, i, 'SIGTERM');
+      const ids = await work;
       const restartedAt = Date.now();
       // Every agent runs a job of its own again.
       const pinned = await Promise.all(agents.map((a) => peers[0]!.client.submit({ argv: ['true'], selector: `agent=${a.name}` })));
@@ -221,84 +185,107 @@ describe('fault suite', () => {
     },
   );
 
-  long(
-    `a randomised run: kills, pauses and restarts of agents, peers and etcd for ${RANDOM_SECONDS} s${LONG_REASON}`,
-    { timeout: 600_000 },
-    async () => {
-      etcd ??= await startEtcd();
-      const peers = await startPeers(etcd, 'cz');
-      const agents = await startMeshAgents(peers, 'cz');
-      await waitAgentsOn(
-        peers[0]!.client,
-        agents.map((a) => a.name),
-      );
-      const ledger = await ledgerFile();
-      const lines = 20; // 1 s each
-      const ids: string[] = [];
-      const until = Date.now() + RANDOM_SECONDS * 1000;
-      let seed = Number(process.env.RUNMESH_CHAOS_SEED ?? Date.now() % 100_000);
-      console.log(`chaos: randomised run, seed ${seed}`);
-      const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-      const submitting = (async () => {
-        for (let i = 0; Date.now() < until; i++) {
-          const job = await peers[i % 3]!.client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 5 }).catch(() => undefined);
-          if (job) ids.push(job.id);
-          await sleep(150); // deliberate: a steady trickle of work through the faults
-        }
-      })();
-      const faults: string[] = [];
-      while (Date.now() < until) {
-        const pick = random();
-        if (pick < 0.3) {
-          const k = Math.floor(random() * agents.length);
-          const a = agents[k]!;
-          faults.push(`kill -9 agent ${a.name}`);
-          await a.kill9();
-          agents[k] = Object.assign(
-            await startAgent(a.args.includes('--server') ? a.args[a.args.indexOf('--server') + 1]! : '', {
-              name: a.name,
-              workDir: a.workDir,
-              slots: 4,
-              labels: `agent=${a.name}`,
-            }),
-            { home: a.home },
-          );
-        } else if (pick < 0.55) {
-          const p = peers[Math.floor(random() * peers.length)]!;
-          const ms = 500 + Math.floor(random() * 4000);
-          faults.push(`pause peer ${p.id} ${ms} ms`);
-          p.proc.kill('SIGSTOP');
-          await sleep(ms); // deliberate: the pause
-          p.proc.kill('SIGCONT');
-        } else if (pick < 0.7) {
-          faults.push('restart etcd');
-          await etcd.restart();
-        } else {
-          const i = Math.floor(random() * peers.length);
-          const p = peers[i]!;
-          faults.push(`kill -9 peer ${p.id}`);
-          await p.kill9();
-          const again = await startServer({ dataDir: p.dataDir, listen: p.address, args: p.args.slice(p.args.indexOf('--store')) });
-          peers[i] = Object.assign(again, {
-            id: p.id,
-            client: p.client,
-            alive: () => again.proc.exitCode === null && again.proc.signalCode === null,
-          });
-        }
-        await sleep(1000 + Math.floor(random() * 3000)); // deliberate: time between faults
+  long(`a randomised run: kills, pauses and restarts of agents, peers and etcd${LONG_REASON}`, { timeout: 600_000 }, async () => {
+    const { peers, agents, etcd } = await meshWithAgents('cz');
+    const ledger = await ledgerFile();
+    const lines = 20; // 1 s each
+    const until = Date.now() + RANDOM_SECONDS * 1000;
+    const firstSeed = Number(process.env.RUNMESH_CHAOS_SEED ?? Date.now() % 100_000);
+    let seed = firstSeed;
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    console.log(`chaos: randomised run of ${RANDOM_SECONDS} s, seed ${firstSeed} (RUNMESH_CHAOS_SEED repeats it)`);
+    const work = trickle(peers, ledger, lines, until);
+    const faults: string[] = [];
+    while (Date.now() < until) {
+      const pick = random();
+      if (pick < 0.3) {
+        const k = Math.floor(random() * agents.length);
+        faults.push(`kill -9 agent ${agents[k]!.name}`);
+        await restartAgent(agents, k);
+      } else if (pick < 0.55) {
+        const p = peers[Math.floor(random() * peers.length)]!;
+        const ms = 500 + Math.floor(random() * 4000);
+        faults.push(`pause peer ${p.id} ${ms} ms`);
+        p.proc.kill('SIGSTOP');
+        await sleep(ms); // deliberate: the pause
+        p.proc.kill('SIGCONT');
+      } else if (pick < 0.7) {
+        faults.push('restart etcd');
+        await etcd.restart();
+      } else {
+        const i = Math.floor(random() * peers.length);
+        faults.push(`kill -9 peer ${peers[i]!.id}`);
+        await restartPeer(peers, i, 'SIGKILL');
       }
-      await submitting;
-      console.log(`chaos: faults: ${faults.join('; ')}`);
-      const h = await checkHistory(
-        peers.map((p) => p.client),
-        ids,
-        { ledger, lines, timeoutMs: 180_000 },
-      );
-      recordFigures(`randomised run (${faults.length} faults, seed ${seed})`, h);
-      expect(h.violations).toEqual([]);
-    },
-  );
+      await sleep(1000 + Math.floor(random() * 3000)); // deliberate: time between faults
+    }
+    const ids = await work;
+    console.log(`chaos: faults: ${faults.join('; ')}`);
+    const h = await checkHistory(
+      peers.map((p) => p.client),
+      ids,
+      { ledger, lines, timeoutMs: 180_000 },
+    );
+    recordFigures(`randomised run (${RANDOM_SECONDS} s, ${faults.length} faults, seed ${firstSeed})`, h);
+    expect(h.violations).toEqual([]);
+  });
 });
+
+/** A mesh of three peers on the suite's etcd with four agents, all connected. */
+async function meshWithAgents(tag: string): Promise<{ peers: MeshPeer[]; agents: MeshAgent[]; etcd: TestEtcd }> {
+  etcd ??= await startEtcd();
+  const peers = await startPeers(etcd, tag);
+  const agents = await startMeshAgents(peers, tag);
+  await waitAgentsOn(
+    peers[0]!.client,
+    agents.map((a) => a.name),
+  );
+  return { peers, agents, etcd };
+}
+
+/** Submits `n` ledger jobs round-robin over `peers`; resolves with their ids. */
+async function submitEach(peers: MeshPeer[], n: number, ledger: string, lines: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++)
+    ids.push((await peers[i % peers.length]!.client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 })).id);
+  return ids;
+}
+
+/** Submits ledger jobs round-robin over `peers` (as they are at each moment) every 150 ms until `until`; a refused submit is skipped. */
+async function trickle(peers: MeshPeer[], ledger: string, lines: number, until: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; Date.now() < until; i++) {
+    const job = await peers[i % peers.length]!.client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 5 }).catch(
+      () => undefined,
+    );
+    if (job) ids.push(job.id);
+    await sleep(150); // deliberate: a steady trickle of work through the faults
+  }
+  return ids;
+}
+
+/** Stops peer `i` (SIGTERM, or kill -9) and starts it again on its data dir, address and flags, in place in `peers`. */
+async function restartPeer(peers: MeshPeer[], i: number, how: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+  const p = peers[i]!;
+  if (how === 'SIGKILL') await p.kill9();
+  else await p.stop('SIGTERM');
+  const again = await startServer({ dataDir: p.dataDir, listen: p.address, args: p.args.slice(p.args.indexOf('--store')) });
+  peers[i] = Object.assign(again, {
+    id: p.id,
+    client: p.client,
+    alive: () => again.proc.exitCode === null && again.proc.signalCode === null,
+  });
+}
+
+/** Kills agent `k` with -9 and starts it again on its work dir and addresses, in place in `agents`. */
+async function restartAgent(agents: MeshAgent[], k: number): Promise<void> {
+  const a = agents[k]!;
+  await a.kill9();
+  const servers = a.args[a.args.indexOf('--server') + 1]!;
+  agents[k] = Object.assign(await startAgent(servers, { name: a.name, workDir: a.workDir, slots: 4, labels: `agent=${a.name}` }), {
+    home: a.home,
+  });
+}
 
 /** Signals `pid` if it still exists. */
 function signal(pid: number, sig: NodeJS.Signals): void {
