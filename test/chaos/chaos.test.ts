@@ -3,14 +3,17 @@
  * by the history checker (history.ts) and reporting its figures. The fast
  * ones run with the tests; the long ones with `npm run chaos -- --long`.
  */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { AgentState } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { adminToken, TestClient } from '../support/client.js';
 import { startEtcd, type TestEtcd } from '../support/etcd.js';
 import { startMeshAgents, startPeers, waitAgentsOn, waitAllDone, waitLeader, type MeshAgent, type MeshPeer } from '../support/mesh.js';
-import { startAgent, startServer, stopAll, tempDir } from '../support/processes.js';
+import { CLI, ROOT, startAgent, startServer, stopAll, tempDir, TOKEN } from '../support/processes.js';
 import { sleep, waitUntil } from '../support/wait.js';
 import { checkHistory, ledgerScript, recordFigures } from './history.js';
 
@@ -112,6 +115,41 @@ describe('fault suite', () => {
     expect(h.violations).toEqual([]);
     // The figure is the point (npm run chaos prints it: ~9.4 s here); this bound only catches a return to the old 23 s.
     expect(requeueMs, 'a silent host re-queued well under the old 23 s').toBeLessThan(15_000);
+  });
+
+  long(`a silent netsplit of 60 s between an agent and the control plane${LONG_REASON}`, { timeout: 300_000 }, async (ctx) => {
+    const net = await splitNet();
+    if (!net) return ctx.skip(); // no network namespaces here (not root, or no iproute2)
+    try {
+      const server = await startServer({ listen: `${net.hostIp}:0` });
+      const client = track(new TestClient(server.address, adminToken(server.dataDir)));
+      const ledger = await ledgerFile();
+      const lines = 300; // 15 s: still running when the split comes
+      const cutOff = net.agent(server.address, 'split-agent');
+      await client.waitAgents(1);
+      const job = await client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 });
+      await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
+      await startAgent(server.address, { name: 'other-side', slots: 1 });
+      await client.waitAgents(2);
+      const splitAt = Date.now();
+      net.split();
+      const requeued = await client.waitFor(job.id, (j) => j.attempts.length >= 2, 60_000);
+      const requeueMs = Date.parse(requeued.attempts[1]!.assignedAt ?? '') - splitAt;
+      await sleep(Math.max(0, splitAt + 60_000 - Date.now())); // deliberate: the split lasts 60 s
+      net.heal();
+      // The cut-off agent comes back: its stale attempt is abandoned (killed), never reported as the job's result.
+      await waitUntil(async () => (await client.agents()).agents.filter((a) => a.state === AgentState.AGENT_STATE_READY).length === 2, {
+        what: 'the cut-off agent to reconnect after the heal',
+        timeoutMs: 60_000,
+        show: cutOff.output,
+      });
+      const h = await checkHistory([client], [job.id], { ledger, lines, timeoutMs: 60_000 });
+      recordFigures('silent netsplit of 60 s (agent ↔ control plane)', h, requeueMs);
+      expect(h.violations).toEqual([]);
+      expect(h.lost).toBe(0);
+    } finally {
+      await net.close();
+    }
   });
 
   long(`leader kill -9 under load: zero duplicate runs${LONG_REASON}`, { timeout: 300_000 }, async () => {
@@ -285,6 +323,81 @@ async function restartAgent(agents: MeshAgent[], k: number): Promise<void> {
   agents[k] = Object.assign(await startAgent(servers, { name: a.name, workDir: a.workDir, slots: 4, labels: `agent=${a.name}` }), {
     home: a.home,
   });
+}
+
+/**
+ * A network namespace for one agent, joined to the host by a veth pair:
+ * `split()` takes the host's end down, so packets vanish without a reset
+ * (a silent netsplit), and `heal()` brings it back. Undefined where
+ * namespaces cannot be made (not root, no iproute2).
+ */
+async function splitNet(): Promise<
+  | {
+      hostIp: string;
+      agent(server: string, name: string): { output: () => string };
+      split(): void;
+      heal(): void;
+      close(): Promise<void>;
+    }
+  | undefined
+> {
+  const ns = `rmchaos${process.pid}`;
+  const [hostEnd, nsEnd] = [`rmh${process.pid % 100000}`, `rmn${process.pid % 100000}`];
+  const ip = (...args: string[]): void => void execFileSync('ip', args, { stdio: 'ignore' });
+  try {
+    ip('netns', 'add', ns);
+  } catch {
+    return undefined;
+  }
+  ip('link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', nsEnd);
+  ip('link', 'set', nsEnd, 'netns', ns);
+  ip('addr', 'add', '10.77.0.1/24', 'dev', hostEnd);
+  ip('link', 'set', hostEnd, 'up');
+  ip('netns', 'exec', ns, 'ip', 'addr', 'add', '10.77.0.2/24', 'dev', nsEnd);
+  ip('netns', 'exec', ns, 'ip', 'link', 'set', nsEnd, 'up');
+  ip('netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
+  const procs: ChildProcess[] = [];
+  return {
+    hostIp: '10.77.0.1',
+    agent(server, name) {
+      const workDir = join(os.tmpdir(), `runmesh-split-${name}-${process.pid}`);
+      const args = [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        CLI,
+        'agent',
+        '--server',
+        server,
+        '--join-token',
+        TOKEN,
+        '--name',
+        name,
+        '--slots',
+        '1',
+        '--work-dir',
+        workDir,
+      ];
+      const child = spawn('ip', args, { cwd: ROOT, env: { ...process.env, RUNMESH_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout?.on('data', (d: Buffer) => void (out += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => void (out += d.toString()));
+      procs.push(child);
+      return { output: () => out.slice(-4000) };
+    },
+    split: () => ip('link', 'set', hostEnd, 'down'),
+    heal: () => ip('link', 'set', hostEnd, 'up'),
+    async close() {
+      for (const c of procs) for (const pid of hostProcesses(c.pid!)) signal(pid, 'SIGKILL');
+      try {
+        ip('link', 'del', hostEnd);
+      } catch {
+        // gone with the namespace
+      }
+      ip('netns', 'del', ns);
+    },
+  };
 }
 
 /** Signals `pid` if it still exists. */
