@@ -65,6 +65,15 @@ describe('spine: server + 2 agents as processes', () => {
     expect((await client.logs(j.id)).stdout).toBe(`hi ${j.id} 1\n`);
   });
 
+  it("runs a script larger than Linux's 128 KiB for one argument (it is run from a file)", async () => {
+    const filler = Array.from({ length: 6000 }, (_, i) => `: ${'x'.repeat(40)} ${i}`).join('\n');
+    const j = await client.submit({ script: `${filler}\necho "$(wc -c < "$0") bytes of script"` });
+    expect(Buffer.byteLength(j.spec?.script ?? '')).toBeGreaterThan(200 * 1024);
+    const done = await client.waitDone(j.id);
+    expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect((await client.logs(j.id)).stdout).toMatch(/^\d{6} bytes of script\n$/);
+  });
+
   it('reports a program that cannot start', async () => {
     const j = await client.submit({ argv: ['/nonexistent/program'] });
     const done = await client.waitDone(j.id);

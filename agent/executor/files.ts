@@ -20,6 +20,8 @@ export const files = (dir: string) => ({
   /** Written once the supervisor handles cancel signals; before that a signal would kill it. */
   ready: join(dir, 'supervisor.ready'),
   work: join(dir, 'work'),
+  /** A job's script, run as `sh -e <file>`: passed as one argument it could not exceed Linux's 128 KiB for one argument. */
+  script: join(dir, 'script.sh'),
   /**
    * Space kept for the status (written by the executor with the spec): on a
    * full disk the supervisor deletes it, and the status fits where it was.

@@ -238,11 +238,24 @@ class Run {
     this.logFd = openSync(this.f.supervisorLog, 'a');
   }
 
+  /** What to run: the job's argv, or `sh -e` on its script, written to a file (a script of any allowed size fits there). */
+  private command(): readonly string[] {
+    if (this.spec.argv.length > 0) return this.spec.argv;
+    writeFileAtomicSync(this.f.script, this.spec.script);
+    return ['sh', '-e', this.f.script];
+  }
+
   async main(): Promise<void> {
     const f = this.f;
     mkdirSync(f.work, { recursive: true });
-    const spec = this.spec;
-    const [program, ...args] = spec.argv.length > 0 ? spec.argv : ['sh', '-e', '-c', spec.script];
+    let command: readonly string[];
+    try {
+      command = this.command();
+    } catch (err) {
+      const failure = isDiskFull(err) ? 'disk_full' : 'could_not_start';
+      return this.finish({ exitCode: 127, failure, message: `could not write the job's script: ${(err as Error).message}` });
+    }
+    const [program, ...args] = command;
     let child: ChildProcess;
     try {
       child = spawn(program ?? '', args, { cwd: f.work, env: this.jobEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -137,6 +137,9 @@ describe('JobService.Submit', () => {
     ['a name too long', { name: 'n'.repeat(300) }, 'spec.name: longer than 256 characters'],
     ['an idempotency key too long', { idempotencyKey: 'k'.repeat(300) }, 'spec.idempotency_key: longer than 256 characters'],
     ['a cancel grace too long', { cancelGraceSeconds: 999_999 }, 'spec.cancel_grace_seconds: 999999s exceeds the limit of 3600s'],
+    ['a NUL byte in an argument', { argv: ['echo', 'a\0b'] }, 'spec.argv[1]: contains a NUL byte, which no process can be given'],
+    ['a NUL byte in the script', { argv: [], script: 'echo a\0b' }, 'spec.script: contains a NUL byte'],
+    ['a NUL byte in an env value', { argv: ['true'], env: { TOKEN: 'x\0y' } }, 'spec.env.TOKEN: contains a NUL byte'],
   ];
   for (const [what, partial, detail] of cases) {
     it(`refuses ${what} with INVALID_ARGUMENT naming the field, and stores nothing`, async () => {

@@ -39,11 +39,16 @@ function validateCommand(spec: JobSpec, field: string): void {
   check(!(hasArgv && hasScript), `${field}.script`, 'give argv or script, not both');
   if (hasArgv) {
     check(spec.argv[0] !== '', `${field}.argv[0]`, 'program name is empty');
+    spec.argv.forEach((a, i) => check(!a.includes('\0'), `${field}.argv[${i}]`, NUL));
     const size = spec.argv.reduce((n, a) => n + bytes(a) + 1, 0);
     check(size <= LIMITS.argvBytes, `${field}.argv`, `too large (${size} bytes, limit ${LIMITS.argvBytes})`);
   }
   check(bytes(spec.script) <= LIMITS.scriptBytes, `${field}.script`, `too large (limit ${LIMITS.scriptBytes} bytes)`);
+  check(!spec.script.includes('\0'), `${field}.script`, NUL);
 }
+
+/** No process can be given a NUL byte (C strings end there): refused at submit, not when the job fails to start. */
+const NUL = 'contains a NUL byte, which no process can be given';
 
 function validateEnv(env: Record<string, string>, field: string): void {
   const keys = Object.keys(env);
@@ -51,6 +56,7 @@ function validateEnv(env: Record<string, string>, field: string): void {
   let size = 0;
   for (const k of keys) {
     check(ENV_KEY.test(k), `${field}.env`, `bad variable name "${k.slice(0, 64)}"`);
+    check(!(env[k] ?? '').includes('\0'), `${field}.env.${k}`, NUL);
     size += bytes(k) + bytes(env[k] ?? '') + 2;
   }
   check(size <= LIMITS.envBytes, `${field}.env`, `too large (${size} bytes, limit ${LIMITS.envBytes})`);
