@@ -1,6 +1,6 @@
 /** The executor with real supervisors and real jobs: output, exit status, idempotent start, remove. */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -136,8 +136,11 @@ describe('supervisor log', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as { msg: string; time: number });
     expect(lines.map((l) => l.msg)).toEqual(['job started', 'job finished']);
-    // Logged right after the spawn, a second before the job printed; written only once pino had loaded.
-    expect(printedAt - lines[0]!.time).toBeGreaterThanOrEqual(900);
+    // Stamped when it was logged, right after the spawn (the job's pgid file is written just before),
+    // not when it was written, once pino had loaded at least 150 ms later; and well before the job printed.
+    const spawnedAt = statSync(join(h.dir, 'job.pgid')).mtimeMs;
+    expect(lines[0]!.time - spawnedAt).toBeLessThan(100);
+    expect(printedAt - lines[0]!.time).toBeGreaterThanOrEqual(500);
     expect(lines[1]!.time).toBeGreaterThanOrEqual(printedAt);
   });
 });
