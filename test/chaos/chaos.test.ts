@@ -3,9 +3,8 @@
  * by the history checker (history.ts) and reporting its figures. The fast
  * ones run with the tests; the long ones with `npm run chaos -- --long`.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { AgentState } from '../../proto/gen/runmesh/v1/cluster.js';
@@ -13,7 +12,7 @@ import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { adminToken, TestClient } from '../support/client.js';
 import { startEtcd, type TestEtcd } from '../support/etcd.js';
 import { startMeshAgents, startPeers, waitAgentsOn, waitAllDone, waitLeader, type MeshAgent, type MeshPeer } from '../support/mesh.js';
-import { CLI, ROOT, startAgent, startServer, stopAll, tempDir, TOKEN } from '../support/processes.js';
+import { startAgent, startServer, stopAll, tempDir, type AgentProc } from '../support/processes.js';
 import { sleep, waitUntil } from '../support/wait.js';
 import { checkHistory, ledgerScript, recordFigures } from './history.js';
 
@@ -125,7 +124,7 @@ describe('fault suite', () => {
       const client = track(new TestClient(server.address, adminToken(server.dataDir)));
       const ledger = await ledgerFile();
       const lines = 300; // 15 s: still running when the split comes
-      const cutOff = net.agent(server.address, 'split-agent');
+      const cutOff = await net.agent(server.address, 'split-agent');
       await client.waitAgents(1);
       const job = await client.submit({ script: ledgerScript(ledger, lines), maxAttempts: 3 });
       await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
@@ -334,7 +333,7 @@ async function restartAgent(agents: MeshAgent[], k: number): Promise<void> {
 async function splitNet(): Promise<
   | {
       hostIp: string;
-      agent(server: string, name: string): { output: () => string };
+      agent(server: string, name: string): Promise<AgentProc>;
       split(): void;
       heal(): void;
       close(): Promise<void>;
@@ -356,40 +355,19 @@ async function splitNet(): Promise<
   ip('netns', 'exec', ns, 'ip', 'addr', 'add', '10.77.0.2/24', 'dev', nsEnd);
   ip('netns', 'exec', ns, 'ip', 'link', 'set', nsEnd, 'up');
   ip('netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
-  const procs: ChildProcess[] = [];
+  const agents: AgentProc[] = [];
   return {
     hostIp: '10.77.0.1',
-    agent(server, name) {
-      const workDir = join(os.tmpdir(), `runmesh-split-${name}-${process.pid}`);
-      const args = [
-        'netns',
-        'exec',
-        ns,
-        process.execPath,
-        CLI,
-        'agent',
-        '--server',
-        server,
-        '--join-token',
-        TOKEN,
-        '--name',
-        name,
-        '--slots',
-        '1',
-        '--work-dir',
-        workDir,
-      ];
-      const child = spawn('ip', args, { cwd: ROOT, env: { ...process.env, RUNMESH_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout?.on('data', (d: Buffer) => void (out += d.toString()));
-      child.stderr?.on('data', (d: Buffer) => void (out += d.toString()));
-      procs.push(child);
-      return { output: () => out.slice(-4000) };
+    agent: async (server, name) => {
+      const agent = await startAgent(server, { name, slots: 1, netns: ns });
+      agents.push(agent);
+      return agent;
     },
     split: () => ip('link', 'set', hostEnd, 'down'),
     heal: () => ip('link', 'set', hostEnd, 'up'),
     async close() {
-      for (const c of procs) for (const pid of hostProcesses(c.pid!)) signal(pid, 'SIGKILL');
+      // The agent and every process of its jobs: nothing may outlive the namespace.
+      for (const a of agents) for (const pid of hostProcesses(a.proc.pid!)) signal(pid, 'SIGKILL');
       try {
         ip('link', 'del', hostEnd);
       } catch {

@@ -31,8 +31,10 @@ const all = new Set<Proc>();
 const recent: Proc[] = [];
 const RECENT_MAX = 50;
 
-export function run(args: string[], env: Record<string, string> = {}): Proc {
-  const proc = spawn(process.execPath, [CLI, ...args], {
+/** `netns`: run it inside that network namespace (`ip netns exec`, which execs it: the pid is runmesh's). */
+export function run(args: string[], env: Record<string, string> = {}, netns?: string): Proc {
+  const command = netns ? ['ip', 'netns', 'exec', netns, process.execPath] : [process.execPath];
+  const proc = spawn(command[0]!, [...command.slice(1), CLI, ...args], {
     cwd: ROOT,
     env: { ...process.env, RUNMESH_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -142,7 +144,7 @@ export interface AgentProc extends Proc {
 
 export async function startAgent(
   server: string,
-  o: { name: string; workDir?: string; slots?: number; labels?: string; args?: string[] },
+  o: { name: string; workDir?: string; slots?: number; labels?: string; args?: string[]; netns?: string },
 ): Promise<AgentProc> {
   const workDir = o.workDir ?? (await tempDir(`runmesh-agent-${o.name}-`));
   const args = [
@@ -161,7 +163,7 @@ export async function startAgent(
     '5s',
   ];
   if (o.labels) args.push('--labels', o.labels);
-  const p = run([...args, ...(o.args ?? [])]);
+  const p = run([...args, ...(o.args ?? [])], {}, o.netns);
   return Object.assign(p, { name: o.name, workDir });
 }
 
