@@ -55,7 +55,10 @@ export function firstCertificateDer(pem: string): Buffer {
  */
 export async function pinnedCaFile(target: Target, pin: CaPin, timeoutMs = 5_000): Promise<string> {
   const want = parseFingerprint(pin.fingerprint);
-  const saved = await readFile(pin.file, 'utf8').catch(() => undefined);
+  // Only a file that is not there means "not pinned yet": a read that fails is an error, never a fresh start.
+  const saved = await readFile(pin.file, 'utf8').catch((err: NodeJS.ErrnoException) =>
+    err.code === 'ENOENT' ? undefined : Promise.reject(err),
+  );
   if (saved !== undefined) {
     const have = fingerprintOf(firstCertificateDer(saved));
     if (have !== want) {
