@@ -16,6 +16,40 @@ export interface AttemptSpec {
   readonly deadline: number;
   /** Seconds between SIGTERM and SIGKILL on cancel or timeout. */
   readonly graceSeconds: number;
+  /** Which executor runs it (see ExecutorKind). */
+  readonly executor: ExecutorKind;
+  /** What the job may use; enforced through its cgroup where the host has one (see cgroup.ts). */
+  readonly limits: AttemptLimits;
+  /** Sandbox only: false gives the job a network namespace of its own with nothing in it. Ignored by `shell`. */
+  readonly network: boolean;
+}
+
+/**
+ * `shell`: a process (group) on the host, as the agent's user or --job-user.
+ * `sandbox`: the same under bubblewrap: the workspace writable, system
+ * directories read-only, nothing else of the host visible, its own PID namespace.
+ */
+export type ExecutorKind = 'shell' | 'sandbox';
+export const EXECUTOR_KINDS: readonly ExecutorKind[] = ['shell', 'sandbox'];
+
+/** Limits of one attempt; 0 means none of that kind. */
+export interface AttemptLimits {
+  /** Hard memory limit (bytes): over it the kernel kills the job, which ends `oom`. */
+  readonly memoryBytes: number;
+  /** CPU time per wall second, in thousandths of a core (1000 = one core). */
+  readonly cpuMillis: number;
+  /** Share of contended CPU against other attempts, 1..10000 (cgroup v2's cpu.weight scale; 100 is the default). */
+  readonly cpuWeight: number;
+  /** Processes and threads the job may have at once. */
+  readonly pids: number;
+}
+
+/** What an attempt used, read from its cgroup when it ended; absent without one. */
+export interface AttemptUsage {
+  /** Highest memory use seen (bytes). */
+  readonly peakMemoryBytes: number;
+  /** User + system CPU time of every process of the job. */
+  readonly cpuSeconds: number;
 }
 
 export type OutputStream = 'stdout' | 'stderr';
@@ -29,9 +63,11 @@ export interface LogRecord {
 
 /**
  * `could_not_start`: the host failed to start it (the agent's fault); `not_runnable`: the job cannot be started anywhere (its own);
- * `disk_full`: the work dir's disk filled (ENOSPC) and the job was stopped, its output after that point not kept.
+ * `disk_full`: the work dir's disk filled (ENOSPC) and the job was stopped, its output after that point not kept;
+ * `oom`: the kernel killed a process of the job for going over its memory limit (the job's own fault).
  */
-export type ExitFailure = 'none' | 'exit_code' | 'timeout' | 'cancelled' | 'could_not_start' | 'not_runnable' | 'agent_lost' | 'disk_full';
+export type ExitFailure =
+  'none' | 'exit_code' | 'timeout' | 'cancelled' | 'could_not_start' | 'not_runnable' | 'agent_lost' | 'disk_full' | 'oom';
 
 export interface ExitStatus {
   readonly exitCode: number;
@@ -41,6 +77,8 @@ export interface ExitStatus {
   readonly finishedAt: number;
   /** Records in the spool, final. */
   readonly records: number;
+  /** Read from the attempt's cgroup; absent when it had none (process-group fallback) or the attempt never ran. */
+  readonly usage?: AttemptUsage;
 }
 
 export interface AttemptHandle {
@@ -69,4 +107,13 @@ export interface Executor {
   recover(): Promise<AttemptHandle[]>;
   /** Releases what the executor holds for future attempts; running attempts carry on. Idempotent. */
   close(): void;
+  /** How attempts are contained on this host, and which executors it offers: said once at start, reported to the control plane. */
+  describe(): ExecutorDescription;
+}
+
+export interface ExecutorDescription {
+  /** One line for operators, e.g. `cgroup v2 /sys/fs/cgroup/runmesh.slice (cpu memory pids)` or `process group (no writable cgroup: ...)`. */
+  readonly containment: string;
+  /** The executors this host can run: `shell` always, `sandbox` where bubblewrap works. */
+  readonly executors: readonly ExecutorKind[];
 }

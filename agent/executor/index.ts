@@ -27,6 +27,12 @@ export interface ExecutorOptions {
   readonly standby?: boolean;
   /** Told of every write the executor saw fail for a full disk. Default: nothing. */
   readonly onDiskFull?: (err: unknown) => void;
+  /** Run jobs as this user (name or uid), not the agent's own; the agent must be root. Default: the agent's user. */
+  readonly jobUser?: string;
+  /** Processes and threads one attempt may have at once, unless its spec asks for fewer. Default 4096. */
+  readonly pidsLimit?: number;
+  /** The cgroup (absolute path in the cgroup v2 tree, or under each v1 hierarchy) attempts are made under. Default: see cgroup.ts. */
+  readonly cgroupParent?: string;
 }
 
 export function createExecutor(options: ExecutorOptions): Executor {

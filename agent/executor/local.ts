@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { isDiskFull } from '../../proto/disk-space.js';
 import { LocalAttempt } from './attempt.js';
 import { InvalidAttemptSpecError, SupervisorStartError } from './errors.js';
-import type { AttemptHandle, AttemptSpec, Executor } from './executor.js';
+import type { AttemptHandle, AttemptSpec, Executor, ExecutorDescription } from './executor.js';
 import { files, RESERVE_BYTES, writeFileAtomicSync } from './files.js';
 
 const RESERVE = Buffer.alloc(RESERVE_BYTES);
@@ -182,6 +182,10 @@ export class LocalExecutor implements Executor {
     this.closed = true;
     clearTimeout(this.trimTimer);
     for (const s of this.idle.splice(0)) retire(s);
+  }
+
+  describe(): ExecutorDescription {
+    return { containment: 'process group', executors: ['shell'] };
   }
 
   async recover(): Promise<AttemptHandle[]> {

@@ -30,6 +30,7 @@ const FAILURES: Record<ExitFailure, FailureCategory> = {
   not_runnable: FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE,
   agent_lost: FailureCategory.FAILURE_CATEGORY_AGENT_LOST,
   disk_full: FailureCategory.FAILURE_CATEGORY_DISK_FULL,
+  oom: FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY,
 };
 
 /** How an attempt is named in the agent's maps: `jobId/attempt`. */

@@ -31,6 +31,9 @@ export class Fixture {
       env: {},
       deadline: Date.now() + 120_000,
       graceSeconds: 5,
+      executor: 'shell',
+      limits: { memoryBytes: 0, cpuMillis: 0, cpuWeight: 0, pids: 0 },
+      network: true,
       ...job,
     };
   }

@@ -218,6 +218,13 @@ export enum FailureCategory {
    * health; output after the disk filled was not kept.
    */
   FAILURE_CATEGORY_DISK_FULL = 9,
+  /**
+   * FAILURE_CATEGORY_OUT_OF_MEMORY - The kernel killed a process of the job for going over the memory the job
+   * asked for (its cgroup's hard limit). The job's own fault, like a non-zero
+   * exit: retried only while it has attempts left, never counted against the
+   * agent's health. The attempt's usage gives the peak.
+   */
+  FAILURE_CATEGORY_OUT_OF_MEMORY = 10,
   UNRECOGNIZED = -1,
 }
 
@@ -253,6 +260,9 @@ export function failureCategoryFromJSON(object: any): FailureCategory {
     case 9:
     case "FAILURE_CATEGORY_DISK_FULL":
       return FailureCategory.FAILURE_CATEGORY_DISK_FULL;
+    case 10:
+    case "FAILURE_CATEGORY_OUT_OF_MEMORY":
+      return FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -282,6 +292,8 @@ export function failureCategoryToJSON(object: FailureCategory): string {
       return "FAILURE_CATEGORY_NOT_RUNNABLE";
     case FailureCategory.FAILURE_CATEGORY_DISK_FULL:
       return "FAILURE_CATEGORY_DISK_FULL";
+    case FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY:
+      return "FAILURE_CATEGORY_OUT_OF_MEMORY";
     case FailureCategory.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
