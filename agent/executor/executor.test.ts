@@ -188,22 +188,22 @@ describe('executor start and remove', () => {
 describe('standby supervisor', () => {
   const standbys = (): number[] => pidsWithArgPrefix(join(fx.workDir, 'attempts', '.standby-'));
 
-  it('runs the next attempt on a supervisor booted ahead of time, then boots another', async () => {
+  it('runs every attempt on one supervisor booted ahead, side by side: a long job does not hold up the next', async () => {
     fx = new Fixture();
-    const first = await fx.executor.start(fx.spec({ script: 'echo cold' }));
-    expect(existsSync(join(first.dir, 'supervisor.standby'))).toBe(false);
-    await waitUntil(() => standbys().length === 1, { what: 'a standby to be booted after the first start', timeoutMs: 20_000 });
+    await fx.executor.recover(); // an agent starting up boots its supervisor here
+    await waitUntil(() => standbys().length === 1, { what: 'the supervisor to boot', timeoutMs: 20_000 });
     const [ready] = standbys();
+    const long = await fx.executor.start(fx.spec({ script: 'echo long; sleep 600' }));
+    await collectFirst(long, 1);
     const second = await fx.executor.start(fx.spec({ script: 'echo warm; echo to-stderr >&2; exit 4' }));
     const token = readFileSync(join(second.dir, 'supervisor.standby'), 'utf8');
-    expect(readFileSync(join(second.dir, 'supervisor.pid'), 'utf8')).toBe(String(ready));
+    for (const h of [long, second]) expect(readFileSync(join(h.dir, 'supervisor.pid'), 'utf8')).toBe(String(ready));
     const records = await collect(second);
     expect(text(records, 'stdout')).toBe('warm\n');
     expect(text(records, 'stderr')).toBe('to-stderr\n');
     expect(await second.exited()).toMatchObject({ exitCode: 4, failure: 'exit_code' });
-    // Its log moved into the attempt with it; a new standby waits for the attempt after.
-    expect(existsSync(token)).toBe(false);
-    // It logs once the job has run (pino loads after it).
+    // Its own log (stdout and stderr) stays in the attempts root while it lives; each attempt's lines go to the attempt.
+    expect(existsSync(token)).toBe(true);
     await waitUntil(() => readFileSync(join(second.dir, 'supervisor.log'), 'utf8').includes('job finished'), {
       what: 'the last line',
       timeoutMs: 20_000,
@@ -214,11 +214,9 @@ describe('standby supervisor', () => {
       .map((l) => JSON.parse(l) as { msg: string; exit_code?: number });
     expect(logged.map((l) => l.msg)).toEqual(['job started', 'job finished']);
     expect(logged[1]?.exit_code).toBe(4);
-    await waitUntil(() => standbys().length === 2 && standbys().includes(ready!), {
-      what: 'the next standby, beside the one kept',
-      timeoutMs: 20_000,
-    });
-    expect(text(await collect(first), 'stdout')).toBe('cold\n');
+    expect(standbys()).toEqual([ready]);
+    await long.cancel(0, 'test over');
+    expect(await long.exited()).toMatchObject({ failure: 'cancelled' });
   });
 
   it('hands a supervisor back from its attempt to the next one, which logs to its own file', async () => {
@@ -238,10 +236,9 @@ describe('standby supervisor', () => {
       if (i < 4) await h.remove();
       else kept.push(h);
     }
-    // Back to back, one process ran them all (the first attempt's supervisor came back before the second started).
-    expect(new Set(pids.slice(1)).size).toBe(1);
-    expect(pids).toContain(pids[0]);
-    expect(alive(Number(pids[1]))).toBe(true);
+    // One process ran them all, and stays for the next.
+    expect(new Set(pids).size).toBe(1);
+    expect(alive(Number(pids[0]))).toBe(true);
     for (const h of kept) {
       await waitUntil(() => readFileSync(join(h.dir, 'supervisor.log'), 'utf8').includes('job finished'), {
         what: 'the last line',
@@ -256,7 +253,7 @@ describe('standby supervisor', () => {
         ['job finished', h.jobId],
       ]);
     }
-    expect(standbys().length).toBeLessThanOrEqual(2);
+    expect(standbys().length).toBe(1);
   });
 
   it("ignores a cancel signal meant for the attempt before: only the running attempt's cancel.json counts", async () => {
@@ -300,19 +297,41 @@ describe('standby supervisor', () => {
     cold.close();
   });
 
-  it('leaves when its executor closes, removing its log; one still running its attempt leaves after it', async () => {
+  it('leaves when its executor closes, once its attempts are done, removing its log', async () => {
     fx = new Fixture();
     await fx.executor.recover();
     await waitUntil(() => standbys().length === 1, { what: 'the standby', timeoutMs: 20_000 });
     const [busy] = standbys();
     const h = await fx.executor.start(fx.spec({ script: 'sleep 0.5; echo done' }));
-    await waitUntil(() => standbys().length === 2, { what: 'a standby for the attempt after', timeoutMs: 20_000 });
-    const idle = standbys().find((p) => p !== busy);
     fx.executor.close();
-    await waitUntil(() => !alive(idle!), { what: 'the idle standby to leave on close', timeoutMs: 20_000 });
     expect(alive(busy!)).toBe(true);
     expect(text(await collect(h), 'stdout')).toBe('done\n');
-    await waitUntil(() => !alive(busy!), { what: 'the busy one to leave after its attempt', timeoutMs: 20_000 });
+    await waitUntil(() => !alive(busy!), { what: 'the supervisor to leave after its attempt', timeoutMs: 20_000 });
+    expect(readdirSync(join(fx.workDir, 'attempts')).filter((n) => n.startsWith('.standby-'))).toEqual([]);
+  });
+
+  it('on recovery, removes the log a crashed supervisor left, and keeps the one of a supervisor still running', async () => {
+    fx = new Fixture();
+    await fx.executor.recover();
+    await waitUntil(() => standbys().length === 1, { what: 'the standby', timeoutMs: 20_000 });
+    const h = await fx.executor.start(fx.spec({ script: 'echo tick; sleep 600' }));
+    const running = readFileSync(join(h.dir, 'supervisor.standby'), 'utf8');
+    const crashed = join(fx.workDir, 'attempts', '.standby-crashed.log');
+    writeFileSync(crashed, 'FATAL ERROR: Reached heap limit\n');
+    await fx.reopen().recover();
+    expect(existsSync(crashed)).toBe(false);
+    expect(existsSync(running)).toBe(true);
+    await h.cancel(0, 'test over');
+    await h.exited();
+  });
+
+  it('leaves at once when its executor closes with nothing to run', async () => {
+    fx = new Fixture();
+    await fx.executor.recover();
+    await waitUntil(() => standbys().length === 1, { what: 'the standby', timeoutMs: 20_000 });
+    const [idle] = standbys();
+    fx.executor.close();
+    await waitUntil(() => !alive(idle!), { what: 'the idle supervisor to leave on close', timeoutMs: 20_000 });
     expect(readdirSync(join(fx.workDir, 'attempts')).filter((n) => n.startsWith('.standby-'))).toEqual([]);
   });
 });

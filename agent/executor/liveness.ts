@@ -45,6 +45,21 @@ export function supervisorMarks(dir: string): string[] {
   }
 }
 
+/** Every argument of every live supervisor.js process on the host: the tokens of those running. */
+export function supervisorArgs(): Set<string> {
+  const out = new Set<string>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (argv.some((a) => a.endsWith('supervisor.js')) && running(Number(name))) argv.forEach((a) => out.add(a));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 /**
  * Live members of process group `pgid` that belong to the attempt whose
  * workspace is `workspace` (their environment says so), so that a recycled

@@ -1,17 +1,18 @@
 /**
- * The local executor: one directory per attempt under WORKDIR/attempts, each
- * run by a detached supervisor process. `start` is idempotent per attempt
- * (the directory is the lock); `recover` finds what an earlier agent process left.
- * Idle supervisors are kept booted ahead of time (standbys, see
- * supervisor.ts) and handed the next attempt, so an Assign does not wait for
- * Node to start: one booted ahead, and one that finished an attempt kept for
- * the next instead of booting another, up to MAX_IDLE idle at a time (back
- * down to one after IDLE_TRIM_MS without a start).
+ * The local executor: one directory per attempt under WORKDIR/attempts, run
+ * by a detached supervisor process. `start` is idempotent per attempt (the
+ * directory is the lock); `recover` finds what an earlier agent process left.
+ * One supervisor, booted ahead of the first Assign (a standby, see
+ * supervisor.ts), runs every attempt side by side, so an Assign waits neither
+ * for Node to start nor for an earlier job. It is replaced by a fresh one
+ * after MAX_RUNS attempts (the old one leaves once its own are done), or
+ * when it is gone. Without standbys (--no-standby-supervisor), each attempt
+ * gets a supervisor of its own, started cold.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -20,17 +21,14 @@ import { LocalAttempt } from './attempt.js';
 import { InvalidAttemptSpecError, SupervisorStartError } from './errors.js';
 import type { AttemptHandle, AttemptSpec, Executor, ExecutorDescription } from './executor.js';
 import { files, RESERVE_BYTES, writeFileAtomicSync } from './files.js';
+import { supervisorArgs } from './liveness.js';
 
 const RESERVE = Buffer.alloc(RESERVE_BYTES);
 /** Job ids become directory names: no separators, no dots (the dot splits id from attempt). */
 const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const ATTEMPT_DIR = /^([A-Za-z0-9_-]{1,128})\.(\d{1,9})$/;
-/** Idle supervisors kept at most: one booting ahead plus one back from its attempt covers jobs back to back. */
-const MAX_IDLE = 2;
-/** After this long without a start, idle supervisors beyond one leave (each is a Node process: ~44 MB RSS, ~8 MB of it its own). */
-const IDLE_TRIM_MS = 30_000;
-/** A supervisor runs this many attempts at most, then leaves; whatever it may leak goes with it. */
-const MAX_RUNS = 200;
+/** A supervisor is handed this many attempts at most, then leaves once they are done; whatever it may leak goes with it. */
+const MAX_RUNS = 5000;
 
 /** The compiled supervisor: beside this module in dist/, or in the repo's dist/ when running from TS source. */
 export function supervisorPath(): string {
@@ -41,7 +39,7 @@ export function supervisorPath(): string {
   return path;
 }
 
-/** A supervisor started before its attempt, waiting on stdin for the attempt dir. */
+/** A supervisor started before its attempts, reading their dirs on stdin. */
 interface Standby {
   readonly child: ChildProcess;
   readonly pid: number;
@@ -56,9 +54,8 @@ export class LocalExecutor implements Executor {
   private readonly handles = new Map<string, LocalAttempt>();
   /** Starts in flight, so that a concurrent second start waits for the first instead of racing it. */
   private readonly starting = new Map<string, Promise<AttemptHandle>>();
-  /** Idle supervisors, the one to hand work to next last: those back from an attempt are booted for sure. */
-  private idle: Standby[] = [];
-  private trimTimer: NodeJS.Timeout | undefined;
+  /** The supervisor attempts are handed to; booted ahead of the first. */
+  private supervisor: Standby | undefined;
   private closed = false;
 
   private readonly log: Logger;
@@ -102,11 +99,10 @@ export class LocalExecutor implements Executor {
       await writeFile(f.spec, JSON.stringify(spec));
       await writeFile(f.spool, '');
       await writeFile(f.reserve, RESERVE); // the status's room on a full disk (see supervisor.ts)
-      standby = this.takeStandby();
+      standby = this.takeSupervisor();
       if (standby) writeFileSync(f.standby, standby.token); // before the handover: liveness checks need it from then on
     } catch (err) {
       // Nothing ran: no directory is left behind to keep a full disk full, and a retry may start afresh.
-      if (standby) this.giveBack(standby, false);
       await rm(h.dir, { recursive: true, force: true });
       if (isDiskFull(err)) this.onDiskFull(err);
       throw err;
@@ -116,10 +112,6 @@ export class LocalExecutor implements Executor {
       standby.child.stdin!.write(`${h.dir}\n`);
       standby.runs++;
       pid = standby.pid;
-      void h.exited().then(
-        async () => this.giveBack(standby, await h.groupLeft()),
-        () => retire(standby),
-      );
     } else {
       pid = await spawnSupervisor(supervisor, h.dir, f.supervisorLog).catch(async (err: unknown) => {
         await rm(h.dir, { recursive: true, force: true }); // nothing ran: a retry may start afresh
@@ -137,51 +129,43 @@ export class LocalExecutor implements Executor {
       .child({ job_id: spec.jobId, attempt: spec.attempt })
       .info({ supervisor_pid: pid, standby: standby !== undefined, runs: standby?.runs ?? 1 }, 'attempt started');
     this.prepareStandby();
-    this.armTrim();
     return h;
   }
 
-  /** An idle supervisor still there to take work, if any; the caller boots a replacement. */
-  private takeStandby(): Standby | undefined {
-    for (let s = this.idle.pop(); s; s = this.idle.pop()) {
-      if (usable(s)) return s;
-      s.child.stdin?.destroy();
-    }
-    return undefined;
+  /**
+   * The supervisor to hand this attempt to: the standby, booted (or booting)
+   * ahead; undefined without standbys, or when one cannot be started (the
+   * attempt then gets a supervisor of its own, cold). One that is gone, or
+   * has had its share of attempts, is let go (it leaves after its attempts).
+   */
+  private takeSupervisor(): Standby | undefined {
+    const s = this.supervisor;
+    if (s && usable(s) && s.runs < MAX_RUNS) return s;
+    if (s) retire(s);
+    this.supervisor = undefined;
+    this.prepareStandby();
+    return this.supervisor;
   }
 
-  /** A supervisor whose attempt has exited: kept for the next one, or let go. */
-  private giveBack(s: Standby, leftovers: boolean): void {
-    if (this.closed || s.runs >= MAX_RUNS || this.idle.length >= MAX_IDLE || !usable(s)) return retire(s);
-    // A job that left processes behind holds its supervisor until they are killed (up to 2 s): the next job should not wait for that.
-    if (leftovers) return retire(s);
-    this.idle.push(s);
-  }
-
-  /** Boots the next standby in the background, unless one is idle or we are closed. */
+  /** Boots the supervisor ahead of the next attempt, unless one is there or we are closed. */
   private prepareStandby(): void {
-    if (!this.useStandby || this.closed || this.idle.length > 0) return;
+    if (!this.useStandby || this.closed) return;
+    const s = this.supervisor;
+    if (s && usable(s) && s.runs < MAX_RUNS) return;
+    if (s) retire(s);
+    this.supervisor = undefined;
     try {
-      this.idle.unshift(spawnStandby(supervisorPath(), this.root));
+      this.supervisor = spawnStandby(supervisorPath(), this.root);
     } catch (err) {
       this.log.warn({ err }, 'could not start a standby supervisor; the next attempt starts cold');
     }
   }
 
-  /** Once starts stop for a while, one idle supervisor is enough. */
-  private armTrim(): void {
-    clearTimeout(this.trimTimer);
-    this.trimTimer = setTimeout(() => {
-      while (this.idle.length > 1) retire(this.idle.shift()!);
-    }, IDLE_TRIM_MS);
-    this.trimTimer.unref();
-  }
-
-  /** Lets the idle supervisors go (each exits on end of input). Attempts keep running, and their supervisors leave after them. Idempotent. */
+  /** Lets the supervisor go (it exits on end of input). Attempts keep running, and it leaves after them. Idempotent. */
   close(): void {
     this.closed = true;
-    clearTimeout(this.trimTimer);
-    for (const s of this.idle.splice(0)) retire(s);
+    if (this.supervisor) retire(this.supervisor);
+    this.supervisor = undefined;
   }
 
   describe(): ExecutorDescription {
@@ -190,6 +174,7 @@ export class LocalExecutor implements Executor {
 
   async recover(): Promise<AttemptHandle[]> {
     const names = await readdir(this.root).catch(() => [] as string[]);
+    await this.sweepSupervisorLogs(names);
     const out: AttemptHandle[] = [];
     for (const name of names.sort()) {
       const m = ATTEMPT_DIR.exec(name);
@@ -203,6 +188,23 @@ export class LocalExecutor implements Executor {
     // An agent recovers as it starts: boot a standby now, so that even its first Assign starts warm.
     this.prepareStandby();
     return out;
+  }
+
+  /**
+   * A supervisor removes its own log (stdout and stderr) as it leaves in
+   * order; one that crashed leaves it, with what Node printed as it died.
+   * Those are logged here, once, and removed.
+   */
+  private async sweepSupervisorLogs(names: readonly string[]): Promise<void> {
+    const logs = names.filter((n) => n.startsWith('.standby-')).map((n) => join(this.root, n));
+    if (logs.length === 0) return;
+    const live = supervisorArgs();
+    for (const path of logs) {
+      if (live.has(path)) continue; // an earlier agent's supervisor, still running its attempts
+      const text = await readFile(path, 'utf8').catch(() => '');
+      if (text.trim()) this.log.warn({ supervisor_output: text.slice(-4096) }, 'a supervisor of an earlier agent process died with output');
+      await rm(path, { force: true });
+    }
   }
 
   private handle(jobId: string, attempt: number): LocalAttempt {

@@ -1,25 +1,26 @@
 /**
  * The supervisor: a small process, detached from the agent, that runs
- * attempts one at a time. For each it spawns the job in its own process
- * group, appends its output to the spool, enforces the deadline, honours
- * cancel requests (cancel.json plus SIGUSR2, so any later agent process can
- * ask), kills whatever is left of the group when the job ends, and writes
- * status.json last. Because it outlives the agent, a killed or upgraded agent
- * loses nothing.
+ * attempts. For each it spawns the job in its own process group, appends its
+ * output to the spool, enforces the deadline, honours cancel requests
+ * (cancel.json plus SIGUSR2, so any later agent process can ask), kills
+ * whatever is left of the group when the job ends, and writes status.json
+ * last. Because it outlives the agent, a killed or upgraded agent loses
+ * nothing.
  *
  * Usage: node supervisor.js <attemptDir>          one attempt, then exit
  *        node supervisor.js --standby <token>     attempts named on stdin
  *
- * A standby is started before there is an attempt for it, so that Node's
- * start-up (0.12-0.15 s here) is not on the path from Assign to a running
- * job. It boots, then reads attempt dirs from stdin, one per line, and runs
- * each in turn; the agent hands it the next one once it has seen the last
- * one's status, so a supervisor that has run a job is ready for the next at
- * once instead of the next job waiting for a new one to boot. End of input
- * (the agent retired it, closed, or died) and it leaves once its attempt is
- * done. Its token, the path of the log file it was started on, is moved into
- * its first attempt as supervisor.log and recorded in every attempt it runs
- * as supervisor.standby (its command line lacks the dir).
+ * The agent keeps one long-lived supervisor (a standby) and hands it every
+ * attempt: it reads attempt dirs from stdin, one per line, and runs each at
+ * once, side by side with the others, so a job costs a spawn and a few file
+ * writes instead of a Node process (a supervisor per attempt cost ~60 ms of
+ * CPU to boot and ~8 MB while it lived; see docs/architecture.md). It is
+ * started before there is an attempt for it, so that Node's start-up
+ * (0.12-0.15 s here) is not on the path from Assign to a running job. End of
+ * input (the agent retired it, closed, or died) and it leaves once its last
+ * attempt is done. Its token, the path of the log file it was started on
+ * (its stdout and stderr, in the attempts root), is recorded in every attempt
+ * it runs as supervisor.standby (its command line lacks the dir).
  *
  * pino is imported neither at start-up nor on the first line logged: its
  * import is a third of Node's start-up here (~45 ms of ~130), which a cold
@@ -33,9 +34,8 @@
  * first attempt's file.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
-import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { isDiskFull } from '../../proto/disk-space.js';
 import type { AttemptSpec, ExitFailure, ExitStatus } from './executor.js';
@@ -76,9 +76,9 @@ interface MainExit {
   readonly signal: NodeJS.Signals | null;
 }
 
-/** The attempt being run, for the signal handlers; none between attempts. */
-let current: Run | undefined;
-/** SIGTERM or SIGINT came: finish the attempt at hand (stopped) and take no other. */
+/** The attempts being run, for the signal handlers. */
+const runs = new Set<Run>();
+/** SIGTERM or SIGINT came: stop the attempts at hand and take no other. */
 let leaving = false;
 /** pino, once imported (see the top); undefined if it could not be. */
 let pinoModule: ReturnType<typeof importPino> | undefined;
@@ -87,15 +87,15 @@ const importPino = (onError: (err: unknown) => void) => import('pino').catch((er
 // Handlers first: a cancel may arrive while we boot. A run's `ready` file
 // then tells the agent it may signal; a cancel.json written before that is
 // seen once the job runs.
-process.on('SIGUSR2', () => current?.onCancelSignal());
+process.on('SIGUSR2', () => runs.forEach((r) => r.onCancelSignal()));
 process.on('SIGTERM', onTerminate);
 process.on('SIGINT', onTerminate);
 process.on('SIGHUP', () => undefined); // the agent's terminal going away is not our business
 
 function onTerminate(): void {
   leaving = true;
-  if (current) current.onCancel();
-  else process.exit(0);
+  if (runs.size === 0) process.exit(0);
+  runs.forEach((r) => r.onCancel());
 }
 
 async function runOne(dir: string): Promise<void> {
@@ -103,32 +103,27 @@ async function runOne(dir: string): Promise<void> {
   process.exit(0);
 }
 
-/** Runs the attempts named on stdin, one per line, until end of input. */
+/**
+ * Runs the attempts named on stdin, one per line, each as it arrives, until
+ * end of input and the last of them is done. Our cwd stays the attempts root
+ * we were started in: never an attempt's directory, which goes once the agent
+ * has its result.
+ */
 async function serve(token: string | undefined): Promise<void> {
   if (!token) process.exit(2);
-  let ran = 0;
+  const inFlight = new Set<Promise<void>>();
   process.stdin.setEncoding('utf8');
   for await (const line of lines(process.stdin)) {
     const dir = line.trim();
-    if (!dir) continue;
-    process.chdir(dir); // never pin the directory we were started in, nor the last attempt's
-    if (ran++ === 0) {
-      try {
-        renameSync(token, files(dir).supervisorLog); // our stdout and stderr go with the file
-      } catch {
-        // the log stays where it was; the attempt runs all the same
-      }
-    }
-    await run(dir);
-    process.chdir(dirname(dir)); // its directory goes once the agent has the result
-    if (leaving) break;
+    if (!dir || leaving) continue;
+    const done = run(dir).finally(() => inFlight.delete(done));
+    inFlight.add(done);
   }
-  if (ran === 0) {
-    try {
-      unlinkSync(token);
-    } catch {
-      // already gone
-    }
+  while (inFlight.size > 0) await Promise.race(inFlight);
+  try {
+    unlinkSync(token); // our stdout and stderr: nothing there worth keeping once we leave in order
+  } catch {
+    // already gone
   }
   process.exit(0);
 }
@@ -147,30 +142,45 @@ async function* lines(input: NodeJS.ReadableStream): AsyncGenerator<string> {
 }
 
 /**
- * Runs one attempt to its status; a failure of our own kills the job and ends
- * the process. A full disk is the attempt's failure, not ours: it gets a
- * `disk_full` status (in the room the reserve kept) and we carry on.
+ * Runs one attempt to its status. A failure of our own with this attempt
+ * kills its job and reports it lost, and the other attempts carry on. A full
+ * disk is the attempt's failure, not ours: it gets a `disk_full` status (in
+ * the room the reserve kept).
  */
 async function run(dir: string): Promise<void> {
   let r: Run;
   try {
     r = new Run(dir);
   } catch (err) {
-    if (!isDiskFull(err)) throw err;
-    return void diskFullStatus(files(dir), 0, Date.now(), 'the job did not start');
+    if (isDiskFull(err)) return void diskFullStatus(files(dir), 0, Date.now(), 'the job did not start');
+    // No Run, no job: the agent sees no status from a live supervisor for long, so say it here.
+    process.stderr.write(`supervisor: cannot run the attempt in ${dir}: ${String(err)}\n`);
+    return lostStatus(files(dir), Date.now(), `the supervisor could not run it: ${(err as Error).message}`);
   }
-  current = r;
+  runs.add(r);
   try {
     await r.main();
   } catch (err) {
-    // Without a status the executor reports the attempt lost; the job must not outlive us unseen.
+    // The job must not outlive its status unseen.
     r.signalGroup('SIGKILL');
     r.allowLogging();
     if (isDiskFull(err)) await r.failDiskFull(err as Error);
-    else await r.log('error', { err }, 'supervisor failed').finally(() => process.exit(1));
+    else await r.failLost(err as Error);
   }
   await r.settled();
-  current = undefined;
+  runs.delete(r);
+}
+
+/** The verdict the agent would reach on its own once we are gone, published so that it needs not wait for that. */
+function lostStatus(f: AttemptFiles, startedAt: number, message: string): void {
+  try {
+    writeFileAtomicSync(
+      f.status,
+      JSON.stringify({ exitCode: -1, failure: 'agent_lost', message, startedAt, finishedAt: Date.now(), records: 0 }),
+    );
+  } catch {
+    // nothing more we can do: the agent reports it lost once we have left
+  }
 }
 
 /**
@@ -483,6 +493,27 @@ class Run {
     if (!groupAlive(this.pgid)) this.groupGone?.(); // nothing of the job left to kill
     this.allowLogging();
     await this.log('info', { exit_code: status.exitCode, failure: status.failure, records: status.records }, 'job finished');
+  }
+
+  /** A failure of ours stopped the attempt before its status: the job went (SIGKILL), the attempt is lost to the host. */
+  async failLost(err: Error): Promise<void> {
+    await this.log('error', { err }, 'supervisor failed with this attempt');
+    if (existsSync(this.f.status)) return;
+    try {
+      this.spool.seal();
+    } catch {
+      // the status's count is what the spool holds readably
+    }
+    const status: ExitStatus = {
+      exitCode: -1,
+      failure: 'agent_lost',
+      message: `the supervisor failed: ${err.message}`,
+      startedAt: this.startedAt,
+      finishedAt: Date.now(),
+      records: this.spool.records,
+    };
+    writeFileAtomicSync(this.f.status, JSON.stringify(status), { durable: true });
+    if (!groupAlive(this.pgid)) this.groupGone?.();
   }
 
   /** A full disk stopped us before the job's status: the job goes, the attempt ends `disk_full`. */
