@@ -26,7 +26,15 @@ import {
   type BackoffOptions,
 } from '../transport/index.js';
 import { sweepDeadPrivateDirs } from '../transport/unix-socket.js';
-import { createExecutor, InvalidAttemptSpecError, isInvalidAttemptSpecError, type AttemptSpec, type Executor } from './executor/index.js';
+import {
+  createExecutor,
+  InvalidAttemptSpecError,
+  isInvalidAttemptSpecError,
+  type AttemptSpec,
+  type Executor,
+  type ExecutorDescription,
+} from './executor/index.js';
+import { executorLabels, executorName } from '../proto/executor-labels.js';
 import { CutOffWatch } from './cut-off.js';
 import { DiskWatch, isDiskFull } from '../proto/disk-space.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
@@ -45,6 +53,10 @@ export class Agent implements ConnectionHost {
   readonly options: AgentOptions;
   private readonly log: Logger;
   private readonly executor: Executor;
+  /** How attempts are contained here and which executors this host offers: said once at start, and in every Hello. */
+  private readonly description: ExecutorDescription;
+  /** The operator's labels plus one per executor offered (proto/executor-labels.ts). */
+  private readonly labels: Record<string, string>;
   private readonly attempts = new Map<string, AttemptStream>();
   /** Every attempt assigned to this process, oldest first (bounded by SEEN_ATTEMPTS). */
   private readonly seen = new Set<string>();
@@ -76,7 +88,12 @@ export class Agent implements ConnectionHost {
       logger: this.log,
       standby: this.options.standbySupervisor,
       onDiskFull: (err) => this.disk.noteError(err),
+      jobUser: this.options.jobUser || undefined,
+      pidsLimit: this.options.pidsLimit,
+      cgroupParent: this.options.cgroupParent || undefined,
     });
+    this.description = this.executor.describe();
+    this.labels = { ...this.options.labels, ...executorLabels(this.description.executors) };
     this.dialer = new FallbackDialer(this.options.servers, {
       tls: this.options.tls,
       pin: this.options.caFingerprint ? { fingerprint: this.options.caFingerprint, file: join(this.options.workDir, 'ca.pem') } : undefined,
@@ -93,12 +110,22 @@ export class Agent implements ConnectionHost {
     const swept = await sweepDeadPrivateDirs();
     if (swept.length > 0) this.log.info({ dirs: swept }, 'removed socket directories left by dead processes');
     this.credential = readCredential(this.options.workDir);
+    this.sayContainment();
     await this.disk.start(); // a disk full before we start: unhealthy from the first heartbeat
     for (const handle of await this.executor.recover())
       this.track(new AttemptStream(handle, this.attemptLog(handle.jobId, handle.attempt)));
     if (this.attempts.size > 0) this.log.info({ attempts: this.attempts.size }, 'recovered attempts from disk');
     this.cutOff.disconnected();
     this.loop = this.connectLoop();
+  }
+
+  /** Once, at start: a host without cgroups cannot hold a job's descendants or its limits, and the operator should know. */
+  private sayContainment(): void {
+    const { containment, executors } = this.description;
+    const fields = { containment, executors, job_user: this.options.jobUser || undefined, pids_limit: this.options.pidsLimit };
+    if (containment.startsWith('process group'))
+      this.log.warn(fields, 'jobs are contained by their process group only: no cgroup, so no limits and no hold on detached processes');
+    else this.log.info(fields, 'job containment');
   }
 
   private attemptLog(jobId: string, attempt: number): Logger {
@@ -185,12 +212,13 @@ export class Agent implements ConnectionHost {
           // The join token only enrols: once the agent has a credential, that alone is presented.
           joinToken: this.credential ? '' : o.joinToken,
           credential: this.credential,
-          labels: o.labels,
+          labels: this.labels,
           capacity: o.capacity,
           version: VERSION,
           protocolVersion: PROTOCOL_VERSION,
           held,
           hostname: hostname(),
+          containment: this.description.containment,
         },
       },
     };
@@ -257,7 +285,7 @@ export class Agent implements ConnectionHost {
       link.send(notRun(a, FailureCategory.FAILURE_CATEGORY_PREEMPTED, `agent unhealthy (${this.disk.reason}): handed back`));
       return;
     }
-    const started = Promise.resolve().then(() => this.executor.start(attemptSpecOf(a)));
+    const started = Promise.resolve().then(() => this.executor.start(attemptSpecOf(a, this.description)));
     started.then(
       (handle) => {
         const s = new AttemptStream(handle, log);
@@ -401,6 +429,7 @@ function notRun(a: Assign, failure: FailureCategory, message: string): ConnectRe
     logRecords: 0,
     startedAt: undefined,
     finishedAt: undefined,
+    usage: undefined,
   };
   return { msg: { $case: 'jobResult', value } };
 }
@@ -409,13 +438,17 @@ function notRun(a: Assign, failure: FailureCategory, message: string): ConnectRe
  * What the executor runs for an Assign. The control plane stores every spec
  * resolved (defaults applied once, at submit) and always sends its deadline,
  * so nothing is defaulted here: an Assign without them is refused, and the
- * attempt is reported as one that could not start.
+ * attempt is reported as one that could not start. An executor this host
+ * does not offer is the host's failure, not the job's: it was placed here by
+ * a label this agent advertised, and may run on another agent.
  */
-function attemptSpecOf(a: Assign): AttemptSpec {
+function attemptSpecOf(a: Assign, host: ExecutorDescription): AttemptSpec {
   const { spec } = a;
   if (!spec) throw new InvalidAttemptSpecError('assign.spec', 'missing');
   const deadline = a.deadline ? Date.parse(a.deadline) : NaN;
   if (!Number.isFinite(deadline)) throw new InvalidAttemptSpecError('assign.deadline', `missing or unreadable (${a.deadline ?? 'none'})`);
+  const executor = executorName(spec.executor);
+  if (!host.executors.includes(executor)) throw new Error(`this agent does not offer the ${executor} executor (${host.containment})`);
   return {
     jobId: a.jobId,
     attempt: a.attempt,
@@ -424,14 +457,14 @@ function attemptSpecOf(a: Assign): AttemptSpec {
     env: spec.env,
     deadline,
     graceSeconds: spec.cancelGraceSeconds,
-    executor: 'shell',
+    executor,
     limits: {
       memoryBytes: (spec.resources?.memoryMb ?? 0) * 1024 * 1024,
       cpuMillis: spec.resources?.cpuMillis ?? 0,
       cpuWeight: CPU_WEIGHT[spec.qos] ?? 100,
       pids: 0,
     },
-    network: true,
+    network: !spec.noNetwork,
   };
 }
 

@@ -6,6 +6,7 @@ import { availableParallelism, hostname, totalmem } from 'node:os';
 import type { Logger } from 'pino';
 import type { Resources } from '../routing/index.js';
 import { DEFAULT_SERVER } from '../transport/address.js';
+import { isReservedLabel, RESERVED_LABEL_PREFIX } from '../proto/executor-labels.js';
 
 export interface AgentOptions {
   /** Control-plane addresses in order of preference (tcp, unix, ws, wss). Default ["127.0.0.1:7433"]. */
@@ -40,17 +41,40 @@ export interface AgentOptions {
    * again (see cut-off.ts). Default Infinity: until they end.
    */
   disconnectedGraceMs: number;
+  /**
+   * Run jobs as this user (name or uid) instead of the agent's own, so they
+   * cannot read its credential or work dir; the agent must then be root.
+   * Default '' (the agent's user).
+   */
+  jobUser: string;
+  /** Processes and threads one attempt may have at once (its cgroup's pids limit). Default 4096. */
+  pidsLimit: number;
+  /** The cgroup attempts are made under. Default '' (the executor's choice: see agent/executor/cgroup.ts). */
+  cgroupParent: string;
   logger: Logger;
 }
 
+/** A fork bomb stops here, inside its own job. */
+export const DEFAULT_PIDS_LIMIT = 4096;
+
 export type AgentInput = Partial<Omit<AgentOptions, 'capacity'>> & { joinToken: string; logger: Logger; capacity?: Partial<Resources> };
+
+/** Labels under `runmesh.io/` are the agent's own report of itself (its executors): never given by hand. */
+function ownLabels(labels: Record<string, string>): Record<string, string> {
+  const reserved = Object.keys(labels).find(isReservedLabel);
+  if (reserved !== undefined)
+    throw new Error(
+      `labels: "${reserved}" is reserved: keys under ${RESERVED_LABEL_PREFIX} are set by the agent from what its host offers`,
+    );
+  return labels;
+}
 
 export function resolveAgentOptions(o: AgentInput): AgentOptions {
   return {
     servers: o.servers?.length ? o.servers : [DEFAULT_SERVER],
     joinToken: o.joinToken,
     name: o.name || hostname(),
-    labels: o.labels ?? {},
+    labels: ownLabels(o.labels ?? {}),
     capacity: {
       slots: o.capacity?.slots || 1,
       cpuMillis: o.capacity?.cpuMillis ?? availableParallelism() * 1000,
@@ -63,6 +87,9 @@ export function resolveAgentOptions(o: AgentInput): AgentOptions {
     allowInsecureFallback: o.allowInsecureFallback ?? false,
     standbySupervisor: o.standbySupervisor ?? true,
     disconnectedGraceMs: o.disconnectedGraceMs ?? Infinity,
+    jobUser: o.jobUser ?? '',
+    pidsLimit: o.pidsLimit || DEFAULT_PIDS_LIMIT,
+    cgroupParent: o.cgroupParent ?? '',
     logger: o.logger,
   };
 }

@@ -3,6 +3,7 @@
  * peer (from the mesh directory) plus the ones this peer saw leave, peers,
  * the leader, and what the scheduler could not place.
  */
+import { executorsIn } from '../proto/executor-labels.js';
 import { AgentState, type Agent, type RotateAgentResponse } from '../proto/gen/runmesh/v1/cluster.js';
 import type { ClusterView } from './api/cluster-service.js';
 import { stateOf, type AgentEntry, type AgentRegistry } from './gateway/registry.js';
@@ -18,12 +19,24 @@ import type { Scheduler } from './scheduler/scheduler.js';
 
 type AgentFacts = Pick<
   Agent,
-  'name' | 'state' | 'labels' | 'capacity' | 'version' | 'peer' | 'hostname' | 'connectedAt' | 'lastHeartbeat' | 'load' | 'unhealthy'
+  | 'name'
+  | 'state'
+  | 'labels'
+  | 'capacity'
+  | 'version'
+  | 'peer'
+  | 'hostname'
+  | 'connectedAt'
+  | 'lastHeartbeat'
+  | 'load'
+  | 'unhealthy'
+  | 'containment'
 >;
 
-/** The one way an Agent message is built: what is known of it, plus its work from the index. */
+/** The one way an Agent message is built: what is known of it, plus its executors (from its labels) and its work from the index. */
 const agentProto = (a: AgentFacts, index: ActiveIndex): Agent => ({
   ...a,
+  executors: executorsIn(a.labels),
   free: add(a.capacity ?? { slots: 0, cpuMillis: 0, memoryMb: 0 }, index.usageOf(a.name), -1),
   running: index.jobsOn(a.name).length,
 });
@@ -54,7 +67,7 @@ export function clusterView(sources: ClusterViewSources): ClusterView {
         : r.cordoned
           ? AgentState.AGENT_STATE_CORDONED
           : AgentState.AGENT_STATE_READY;
-    const { name, labels, capacity, version, hostname, connectedAt } = r;
+    const { name, labels, capacity, version, hostname, containment, connectedAt } = r;
     return agentProto(
       {
         name,
@@ -63,6 +76,7 @@ export function clusterView(sources: ClusterViewSources): ClusterView {
         capacity,
         version,
         hostname,
+        containment,
         connectedAt,
         peer: r.peerId,
         lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined,
@@ -73,7 +87,7 @@ export function clusterView(sources: ClusterViewSources): ClusterView {
     );
   };
   const fromLocal = (e: AgentEntry): Agent => {
-    const { name, labels, capacity, version, hostname, load, unhealthy } = e;
+    const { name, labels, capacity, version, hostname, containment, load, unhealthy } = e;
     return agentProto(
       {
         name,
@@ -82,6 +96,7 @@ export function clusterView(sources: ClusterViewSources): ClusterView {
         capacity,
         version,
         hostname,
+        containment,
         load,
         unhealthy,
         peer: mesh.peerId,

@@ -16,6 +16,10 @@ const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n =
 export const noAgentMatches = (selectorText: string): string =>
   selectorText.trim() === '' ? 'waiting: no agent connected' : `${UNSCHEDULABLE} no agent matches ${selectorText.trim()}`;
 
+/** Agents match the selector, but none of them offers the job's executor. */
+export const noAgentOffers = (executor: string, selectorText: string): string =>
+  `${UNSCHEDULABLE} no agent${selectorText.trim() === '' ? '' : ` matching ${selectorText.trim()}`} offers the ${executor} executor`;
+
 export const badSelector = (message: string): string => `${UNSCHEDULABLE} invalid selector: ${message}`;
 
 export const preempting = (victims: number, agent: string): string => `preempting ${plural(victims, 'batch attempt')} on ${agent}`;

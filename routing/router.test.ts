@@ -192,6 +192,50 @@ describe('Router reasons and order', () => {
   });
 });
 
+describe('Router executors', () => {
+  const sandbox = { 'runmesh.io/executor-shell': 'true', 'runmesh.io/executor-sandbox': 'true' };
+
+  it('places a sandbox job only on an agent that offers sandbox; a shell job on any agent', () => {
+    const cluster = [
+      agent('plain', { os: 'linux' }, res(4)),
+      agent('bwrap', { os: 'linux', ...sandbox }, res(4)),
+      agent('old', {}, res(4)),
+    ];
+    const queue = [
+      job('s1', { executor: 'sandbox' }),
+      job('s2', { executor: 'sandbox', selector: 'os=linux' }),
+      ...Array.from({ length: 6 }, (_, k) => job(`sh${k}`, { executor: k % 2 ? 'shell' : undefined })),
+    ];
+    const d = new Router({ seed: 1 }).decide(snapshotOf(cluster), queue);
+    const on = new Map(d.placements.map((p) => [p.jobId, p.agent]));
+    expect([on.get('s1'), on.get('s2')]).toEqual(['bwrap', 'bwrap']);
+    // Shell jobs spread over all three, including the ones that advertise nothing.
+    expect(new Set(queue.slice(2).map((j) => on.get(j.id)))).toEqual(new Set(['plain', 'bwrap', 'old']));
+  });
+
+  it('says clearly when no agent offers the executor, and keeps the selector reasons for the rest', () => {
+    const cluster = [agent('plain', { os: 'linux' }, res(1)), agent('mac', { os: 'mac', ...sandbox }, res(1), { schedulable: false })];
+    const d = new Router().decide(snapshotOf(cluster), [
+      job('any', { executor: 'sandbox', selector: 'os=linux' }),
+      job('nosel', { executor: 'sandbox', selector: 'os=bsd' }),
+      job('cordoned', { executor: 'sandbox', selector: 'os=mac' }),
+    ]);
+    expect(d.placements).toEqual([]);
+    expect(d.waiting.get('any')).toBe('unschedulable: no agent matching os=linux offers the sandbox executor');
+    expect(d.waiting.get('nosel')).toBe('unschedulable: no agent matches os=bsd');
+    expect(d.waiting.get('cordoned')).toBe('waiting: the 1 matching agent is cordoned, draining, unhealthy or disconnected');
+    const bare = new Router().decide(snapshotOf([agent('plain')]), [job('j', { executor: 'sandbox' })]);
+    expect(bare.waiting.get('j')).toBe('unschedulable: no agent offers the sandbox executor');
+    expect(new Router().decide(snapshotOf([]), [job('k', { executor: 'sandbox' })]).waiting.get('k')).toBe('waiting: no agent connected');
+  });
+
+  it('a selector on the executor label itself works like the executor', () => {
+    const cluster = [agent('plain', {}, res(4)), agent('bwrap', sandbox, res(4))];
+    const d = new Router().decide(snapshotOf(cluster), [job('j', { selector: 'runmesh.io/executor-sandbox' })]);
+    expect(d.placements).toEqual([{ jobId: 'j', agent: 'bwrap' }]);
+  });
+});
+
 describe('Router preemption', () => {
   const fullOfBatch = fc
     .array(

@@ -14,7 +14,8 @@
 import { FairShare } from './fair-share.js';
 import { resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } from './options.js';
 import { chooseVictims } from './preemption.js';
-import { badSelector, busy, capacityVerdict, noAgentMatches, preempting } from './reasons.js';
+import { executorLabel } from '../proto/executor-labels.js';
+import { badSelector, busy, capacityVerdict, noAgentMatches, noAgentOffers, preempting } from './reasons.js';
 import { needOf } from './resources.js';
 import { Round } from './round.js';
 import { parseSelector, type Selector } from './selector.js';
@@ -60,6 +61,16 @@ function partition(queue: readonly QueuedJob[]): Map<QosClass, Map<string, Queue
   return out;
 }
 
+/** Every agent runs shell jobs (it is the executor agents had before they advertised any); other executors need their label. */
+const needsLabel = (job: QueuedJob): boolean => job.executor !== undefined && job.executor !== 'shell';
+
+/** The selector a job is matched with: its own, plus its executor's label when that is not every agent's. */
+function selectorText(job: QueuedJob): string {
+  if (!needsLabel(job)) return job.selector;
+  const label = executorLabel(job.executor ?? 'shell');
+  return job.selector.trim() === '' ? label : `${job.selector},${label}`;
+}
+
 export class Router {
   private readonly o: ResolvedRouterOptions;
   private readonly fair = new Map<QosClass, FairShare>();
@@ -103,37 +114,47 @@ export class Router {
 
   /** Tries one job; true when placed. Otherwise records why it waits. */
   private place(round: Round, job: QueuedJob, out: Outcome): boolean {
-    const selector = this.selector(job.selector);
+    const own = this.selector(job.selector);
+    if (typeof own === 'string') return this.wait(out, job, badSelector(own));
+    // The executor's label joins the selector, so every memo keyed by selector text keys on both.
+    const text = selectorText(job);
+    const selector = text === job.selector ? own : this.selector(text);
     if (typeof selector === 'string') return this.wait(out, job, badSelector(selector));
     const snapshot = round.snapshot;
-    const cands = snapshot.candidates(job.selector, selector);
-    if (cands.matching.length === 0) return this.wait(out, job, noAgentMatches(job.selector));
+    const cands = snapshot.candidates(text, selector);
+    if (cands.matching.length === 0) return this.wait(out, job, this.unmatched(snapshot, job, own));
     const need = needOf(job.resources);
-    const agent = this.pick(round, job, need, cands);
+    const agent = this.pick(round, job, text, need, cands);
     if (agent >= 0) {
       round.take(agent, need);
       out.placements.push({ jobId: job.id, agent: snapshot.agents[agent]?.name ?? '' });
       return true;
     }
-    const verdict = snapshot.verdict(job.selector, need, () => capacityVerdict(snapshot, cands, need));
+    const verdict = snapshot.verdict(text, need, () => capacityVerdict(snapshot, cands, need));
     if (verdict) return this.wait(out, job, verdict);
     if (job.qos === 'critical' && this.preempt(round, job, need, cands, out)) return false;
     return this.wait(
       out,
       job,
-      round.busyReason(job.selector, () => busy(round, cands)),
+      round.busyReason(text, () => busy(round, cands)),
     );
   }
 
+  /** Why no agent matched: the job's own selector, or (when agents match it) the executor none of them offers. */
+  private unmatched(snapshot: ClusterSnapshot, job: QueuedJob, own: Selector): string {
+    if (!needsLabel(job) || snapshot.candidates(job.selector, own).matching.length === 0) return noAgentMatches(job.selector);
+    return noAgentOffers(job.executor ?? 'shell', job.selector);
+  }
+
   /** Affinity first (the rendezvous winner, when it fits and is healthy), then the strategy. */
-  private pick(round: Round, job: QueuedJob, need: Resources, cands: CandidateSet): number {
-    if (round.knownToFail(job.selector, need)) return -1;
+  private pick(round: Round, job: QueuedJob, text: string, need: Resources, cands: CandidateSet): number {
+    if (round.knownToFail(text, need)) return -1;
     if (job.affinityKey !== '') {
-      const preferred = round.snapshot.preferred(job.selector, job.affinityKey, cands);
+      const preferred = round.snapshot.preferred(text, job.affinityKey, cands);
       if (preferred >= 0 && round.fits(preferred, need)) return preferred;
     }
-    const agent = choose(round, { text: job.selector, cands, need, strategy: job.strategy }, this.o.random);
-    if (agent < 0) round.noteFailure(job.selector, need);
+    const agent = choose(round, { text, cands, need, strategy: job.strategy }, this.o.random);
+    if (agent < 0) round.noteFailure(text, need);
     return agent;
   }
 

@@ -4,6 +4,9 @@
  * holds a timer; callers pass `now` where time matters.
  */
 
+import type { ExecutorName } from '../proto/executor-labels.js';
+
+export type { ExecutorName } from '../proto/executor-labels.js';
 export type QosClass = 'critical' | 'standard' | 'batch';
 export type StrategyName = 'spread' | 'binpack';
 
@@ -54,6 +57,12 @@ export interface QueuedJob {
   readonly priority: number;
   readonly affinityKey: string;
   readonly strategy: StrategyName;
+  /**
+   * The executor it runs under. Absent or `shell`: every agent. Any other:
+   * only agents advertising it (label `runmesh.io/executor-<name>`, see
+   * proto/executor-labels.ts), as if the selector required that label.
+   */
+  readonly executor?: ExecutorName;
   /** Submission order; lower is older (FIFO tiebreak). */
   readonly order: number;
 }

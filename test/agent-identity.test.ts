@@ -138,6 +138,7 @@ async function hello(address: string, o: { name: string; joinToken?: string; cre
         capacity: { slots: 1, cpuMillis: 0, memoryMb: 0 },
         version: 'test',
         protocolVersion: PROTOCOL_VERSION,
+        containment: '',
         held: [],
         hostname: 'impostor',
       },

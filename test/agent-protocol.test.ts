@@ -55,6 +55,7 @@ describe('agent stream, control-plane side', () => {
         capacity: { slots: 1, cpuMillis: 0, memoryMb: 0 },
         version: 'test',
         protocolVersion: PROTOCOL_VERSION,
+        containment: '',
         held: [],
         hostname: 'test',
         credential: '',
@@ -75,7 +76,7 @@ describe('agent stream, control-plane side', () => {
       const now = new Date().toISOString();
       send({
         $case: 'jobResult',
-        value: { ...ids, exitCode: 0, failure: 0, message: '', logRecords: records, startedAt: now, finishedAt: now },
+        value: { ...ids, exitCode: 0, failure: 0, message: '', logRecords: records, startedAt: now, finishedAt: now, usage: undefined },
       });
     };
 

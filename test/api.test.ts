@@ -165,6 +165,7 @@ describe('agents that misbehave', () => {
         capacity: { slots: 1, cpuMillis: 0, memoryMb: 0 },
         version: 'test',
         protocolVersion: PROTOCOL_VERSION,
+        containment: '',
         held: [],
         hostname: 'h',
         credential: '',

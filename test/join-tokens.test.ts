@@ -14,6 +14,7 @@ import { AgentServiceClient, type ConnectResponse } from '../proto/gen/runmesh/v
 import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
 import { TokenServiceClient, type CreateTokenRequest, type CreateTokenResponse } from '../proto/gen/runmesh/v1/token.js';
 import { PROTOCOL_VERSION } from '../proto/protocol.js';
+import { isReservedLabel } from '../proto/executor-labels.js';
 import { adminToken, bearer, TestClient } from './support/client.js';
 import { run, tempDir } from './support/processes.js';
 import { waitUntil, within } from './support/wait.js';
@@ -93,6 +94,7 @@ async function hello(
         capacity: { slots: 1, cpuMillis: 0, memoryMb: 0 },
         version: 'test',
         protocolVersion: PROTOCOL_VERSION,
+        containment: '',
         held: [],
         hostname: 'test',
       },
@@ -116,6 +118,10 @@ async function startAgent(server: string, name: string, joinToken: string, label
   return agent;
 }
 
+/** An agent's labels without the ones it sets itself (`runmesh.io/executor-*`). */
+const operatorLabels = (labels: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(Object.entries(labels).filter(([k]) => !isReservedLabel(k)));
+
 const readyAgent = (client: TestClient, name: string) =>
   waitUntil(async () => (await client.agents()).agents.find((a) => a.name === name && a.state === AgentState.AGENT_STATE_READY), {
     what: `agent ${name} to be ready`,
@@ -135,7 +141,7 @@ describe('join tokens', () => {
     const workDir = await tempDir('runmesh-join-agent-');
     const agent = await startAgent(cp.address, 'first', token, { pool: 'own', os: 'linux' }, workDir);
     const seen = await readyAgent(client, 'first');
-    expect(seen.labels).toEqual({ pool: 'ci', os: 'linux' });
+    expect(operatorLabels(seen.labels)).toEqual({ pool: 'ci', os: 'linux' });
 
     const second = await hello(cp.address, 'second', token);
     refused(second, /unknown, revoked or used up/);
@@ -204,6 +210,10 @@ describe('join tokens', () => {
     expect(tooMany.details).toMatch(/join\.uses/);
     expect((await refusal({ role: 'viewer', tenants: ['a'], join: { uses: 2, labels: {} } })).details).toMatch(/join/);
     expect((await refusal({ join: { uses: 0, labels: { 'bad key': 'x' } } })).details).toMatch(/join\.labels/);
+    // A token cannot give its agents an executor they may not have: those labels are the agent's own report.
+    expect((await refusal({ join: { uses: 1, labels: { 'runmesh.io/executor-sandbox': 'true' } } })).details).toMatch(
+      /join\.labels: label key "runmesh.io\/executor-sandbox" is reserved/,
+    );
     expect((await refusal({ ttlSeconds: 31 * 24 * 3600 })).details).toMatch(/ttl_seconds/);
   });
 
@@ -218,7 +228,7 @@ describe('join tokens', () => {
     expect(token, cli.output()).toBeDefined();
     secrets.push(token!);
     await startAgent(cp.address, 'from-cli', token!);
-    expect((await readyAgent(client, 'from-cli')).labels).toEqual({ pool: 'ci' });
+    expect(operatorLabels((await readyAgent(client, 'from-cli')).labels)).toEqual({ pool: 'ci' });
 
     const ls = run(['tokens', 'ls', '--server', cp.address], { RUNMESH_TOKEN: admin });
     await waitUntil(() => ls.proc.exitCode !== null, { what: 'runmesh tokens ls to exit', timeoutMs: 15_000, show: ls.output });

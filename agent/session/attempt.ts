@@ -6,8 +6,8 @@
  * sequence number the control plane says it holds.
  */
 import type { Logger } from 'pino';
-import { FailureCategory, JobState, LogStream } from '../../proto/gen/runmesh/v1/job.js';
-import type { AttemptHandle, ExitFailure, ExitStatus } from '../executor/executor.js';
+import { FailureCategory, JobState, LogStream, type ResourceUsage } from '../../proto/gen/runmesh/v1/job.js';
+import type { AttemptHandle, AttemptUsage, ExitFailure, ExitStatus } from '../executor/executor.js';
 import { delay } from '../../transport/retry.js';
 import type { Link } from './link.js';
 
@@ -32,6 +32,12 @@ const FAILURES: Record<ExitFailure, FailureCategory> = {
   disk_full: FailureCategory.FAILURE_CATEGORY_DISK_FULL,
   oom: FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY,
 };
+
+/** The wire form of what an attempt used; absent when it had no cgroup to read it from. */
+function usageOf(u: AttemptUsage | undefined): ResourceUsage | undefined {
+  if (!u) return undefined;
+  return { peakMemoryBytes: BigInt(Math.max(0, Math.round(u.peakMemoryBytes))), cpuSeconds: u.cpuSeconds };
+}
 
 /** How an attempt is named in the agent's maps: `jobId/attempt`. */
 export function attemptKey(a: { readonly jobId: string; readonly attempt: number }): string {
@@ -173,6 +179,7 @@ export class AttemptStream {
           logRecords: s.records,
           startedAt: new Date(s.startedAt).toISOString(),
           finishedAt: new Date(s.finishedAt).toISOString(),
+          usage: usageOf(s.usage),
         },
       },
     });

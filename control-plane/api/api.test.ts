@@ -8,7 +8,7 @@
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentState, ClusterServiceClient, type Agent, type Peer } from '../../proto/gen/runmesh/v1/cluster.js';
-import { JobServiceClient, JobSpec, JobState, type Job, type QosClass } from '../../proto/gen/runmesh/v1/job.js';
+import { Executor, JobServiceClient, JobSpec, JobState, type Job, type QosClass } from '../../proto/gen/runmesh/v1/job.js';
 import { bearer } from '../../test/support/client.js';
 import { newJobId } from '../jobs/ids.js';
 import type { JobRepo } from '../jobs/repo.js';
@@ -38,6 +38,8 @@ class OneAgentView implements ClusterView {
         hostname: 'h',
         load: 0,
         unhealthy: '',
+        containment: 'cgroup v2 /sys/fs/cgroup/runmesh (cpu memory pids)',
+        executors: [],
         connectedAt: undefined,
         lastHeartbeat: undefined,
       },
@@ -140,6 +142,26 @@ describe('JobService.Submit', () => {
     ['a NUL byte in an argument', { argv: ['echo', 'a\0b'] }, 'spec.argv[1]: contains a NUL byte, which no process can be given'],
     ['a NUL byte in the script', { argv: [], script: 'echo a\0b' }, 'spec.script: contains a NUL byte'],
     ['a NUL byte in an env value', { argv: ['true'], env: { TOKEN: 'x\0y' } }, 'spec.env.TOKEN: contains a NUL byte'],
+    [
+      'no_network with the shell executor',
+      { noNetwork: true, executor: Executor.EXECUTOR_SHELL },
+      'spec.no_network: only the sandbox executor',
+    ],
+    ['no_network with no executor (shell)', { noNetwork: true }, 'spec.no_network: only the sandbox executor'],
+    ['an unknown executor', { executor: 7 as Executor }, 'spec.executor: unknown executor 7'],
+    [
+      'one argument over Linux’s MAX_ARG_STRLEN',
+      { argv: ['echo', 'a'.repeat(128 * 1024)] },
+      'spec.argv[1]: too large (131072 bytes, Linux takes one argument of at most 131071)',
+    ],
+    ['argv over 128 KiB in all', { argv: ['echo', ...Array.from({ length: 3 }, () => 'a'.repeat(50_000))] }, 'spec.argv: too large'],
+    [
+      'argv and env that fit apart but not in one execve',
+      { argv: ['echo', ...Array.from({ length: 30_000 }, () => 'x')] },
+      'spec.argv: argv and env together too large to start',
+    ],
+    ['an env name with "="', { env: { 'A=B': '1' } }, 'spec.env: bad variable name "A=B"'],
+    ['a script over 1 MiB', { argv: [], script: 'x'.repeat(1024 * 1024 + 1) }, 'spec.script: too large (1048577 bytes, limit 1048576)'],
   ];
   for (const [what, partial, detail] of cases) {
     it(`refuses ${what} with INVALID_ARGUMENT naming the field, and stores nothing`, async () => {
@@ -151,6 +173,14 @@ describe('JobService.Submit', () => {
     });
   }
 
+  it('accepts a 1 MB script, and a sandbox job without network', async () => {
+    const script = `: ${'x'.repeat(1_000_000 - 3)}\n`;
+    const { job } = await submit({ argv: [], script });
+    expect((await repo.mustGet(job!.id)).record.job.spec.script).toHaveLength(1_000_000);
+    const { job: sandboxed } = await submit({ executor: Executor.EXECUTOR_SANDBOX, noNetwork: true });
+    expect((await repo.mustGet(sandboxed!.id)).record.job.spec).toMatchObject({ executor: Executor.EXECUTOR_SANDBOX, noNetwork: true });
+  });
+
   it('stores the job with every default resolved', async () => {
     const { job, existing } = await submit({ name: 'defaults' });
     expect(existing).toBe(false);
@@ -160,6 +190,8 @@ describe('JobService.Submit', () => {
       cancelGraceSeconds: 10,
       resources: { slots: 1 },
       tenant: 'default',
+      executor: Executor.EXECUTOR_SHELL,
+      noNetwork: false,
     });
   });
 

@@ -17,6 +17,7 @@ import {
   type RevokeTokenResponse,
   type TokenInfo,
 } from '../../proto/gen/runmesh/v1/token.js';
+import { isReservedLabel, RESERVED_LABEL_PREFIX } from '../../proto/executor-labels.js';
 import { isRole, ROLES, type Gate, type Principal, type TokenRecord, type TokenStore } from '../auth/index.js';
 import { auditedUnary, guardedUnary } from './guard.js';
 import { invalid } from './status.js';
@@ -123,6 +124,12 @@ function joinOptions(req: CreateTokenRequest): { ttlMs: number; uses: number; la
   if (labels.length > MAX_LABELS) throw invalid('join.labels', `${labels.length} labels exceed the limit of ${MAX_LABELS}`);
   const badKey = labels.find(([k]) => !LABEL_KEY.test(k));
   if (badKey) throw invalid('join.labels', `bad label key "${badKey[0].slice(0, 64)}"`);
+  const reserved = labels.find(([k]) => isReservedLabel(k));
+  if (reserved)
+    throw invalid(
+      'join.labels',
+      `label key "${reserved[0]}" is reserved: keys under ${RESERVED_LABEL_PREFIX} are what agents report of themselves`,
+    );
   const badValue = labels.find(([, v]) => !LABEL_VALUE.test(v));
   if (badValue) throw invalid('join.labels', `bad value for label ${badValue[0]}: "${badValue[1].slice(0, 64)}"`);
   return { ttlMs: (req.ttlSeconds || JOIN_TTL_SECONDS) * 1000, uses: uses || 1, labels: given };

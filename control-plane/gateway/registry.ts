@@ -22,6 +22,8 @@ export interface AgentEntry {
   capacity: Resources;
   version: string;
   hostname: string;
+  /** How it contains its attempts, as its Hello said ('' when it does not say). */
+  containment: string;
   cordoned: boolean;
   draining: boolean;
   /** Why the agent takes no work, from its last heartbeat ('' when healthy). */
@@ -45,6 +47,7 @@ export class AgentRegistry {
       capacity: resourcesOf(hello.capacity),
       version: hello.version,
       hostname: hello.hostname,
+      containment: hello.containment,
       cordoned: prev?.cordoned ?? false,
       draining: false,
       unhealthy: '',

@@ -192,7 +192,14 @@ export class AgentSession implements AgentLink {
     this.ctx.onConnect(agent, this);
     for (const c of cancels) this.send({ msg: { $case: 'cancel', value: c } });
     this.log.info(
-      { labels: agent.labels, capacity: hello.capacity, version: hello.version, resumed: resume.length, abandoned: abandon.length },
+      {
+        labels: agent.labels,
+        capacity: hello.capacity,
+        version: hello.version,
+        containment: hello.containment,
+        resumed: resume.length,
+        abandoned: abandon.length,
+      },
       'agent connected',
     );
     await this.rotateIfDue();
@@ -431,6 +438,7 @@ export class AgentSession implements AgentLink {
       logRecords: res.logRecords,
       startedAt: res.startedAt,
       finishedAt: res.finishedAt,
+      usage: res.usage,
     };
     const stored = await this.ctx.writer.write(res.jobId, (r) => {
       if (!finish(r, res.attempt, outcome, new Date())) return false;

@@ -4,7 +4,7 @@
  * `JobRepo.update`) and return false when the event is stale and nothing
  * should be written. All retry and final-state decisions live here.
  */
-import { FailureCategory, JobState, type Attempt } from '../../proto/gen/runmesh/v1/job.js';
+import { FailureCategory, JobState, type Attempt, type ResourceUsage } from '../../proto/gen/runmesh/v1/job.js';
 import type { JobRecord } from './record.js';
 import { isActive, isTerminal, transition } from './state.js';
 
@@ -18,6 +18,8 @@ export interface AttemptOutcome {
   logRecords: number;
   startedAt?: string;
   finishedAt?: string;
+  /** What the attempt used, when its agent measured it (its cgroup). */
+  usage?: ResourceUsage;
 }
 
 /** Retry backoff: 1 s, 2 s, 4 s … capped at 60 s, ±20% jitter. */
@@ -51,6 +53,7 @@ export function assign(r: JobRecord, agent: string, now: Date): boolean {
     failure: F.FAILURE_CATEGORY_UNSPECIFIED,
     message: '',
     logRecords: 0,
+    usage: undefined,
   });
   transition(r.job, S.JOB_STATE_ASSIGNED, now, `assigned to ${agent}`);
   return true;
@@ -92,6 +95,7 @@ export function finish(r: JobRecord, attempt: number, outcome: AttemptOutcome, n
     finishedAt: outcome.finishedAt ?? now.toISOString(),
   });
   if (outcome.startedAt && !a.startedAt) a.startedAt = outcome.startedAt;
+  if (outcome.usage) a.usage = outcome.usage;
   const next = nextState(r, { ...outcome, failure: a.failure });
   a.state = failed
     ? a.failure === F.FAILURE_CATEGORY_TIMEOUT

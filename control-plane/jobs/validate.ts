@@ -2,16 +2,35 @@
  * Request validation for job specs: resolves defaults once, so nothing
  * downstream checks for zero values, and names the offending field on error.
  */
-import { QosClass, Strategy, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import { Executor, QosClass, Strategy, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
 import type { ResolvedSpec } from './record.js';
 import { parseSelector, SelectorParseError } from '../../routing/index.js';
 import { ValidationError } from './errors.js';
 
+/**
+ * What a job may ask for: every size here is one its agent can run. Linux
+ * takes one argument or environment string of at most MAX_ARG_STRLEN (128 KiB
+ * with its NUL), and argv and the environment together (each string with its
+ * NUL, plus a pointer to it) of at most ARG_MAX: a quarter of the stack limit,
+ * 2 MiB under the usual 8 MiB. The script is not an argument: the agent
+ * hands it to the shell as a file in the workspace.
+ */
 export const LIMITS = {
+  /** One argument, without its NUL: Linux's MAX_ARG_STRLEN (32 pages) less the NUL. */
+  argBytes: 128 * 1024 - 1,
+  /** argv, each argument with its NUL. */
   argvBytes: 128 * 1024,
   scriptBytes: 1024 * 1024,
   envEntries: 256,
+  /** The job's environment, each entry as `NAME=value` with its NUL. */
   envBytes: 64 * 1024,
+  /**
+   * argv and env as execve counts them (strings with their NULs, plus an
+   * 8-byte pointer each): an eighth of the usual 2 MiB ARG_MAX, leaving the
+   * rest for what the agent adds to the environment and for hosts with a
+   * smaller stack limit.
+   */
+  execBytes: 256 * 1024,
   timeoutSeconds: 7 * 24 * 3600,
   defaultTimeoutSeconds: 3600,
   maxAttempts: 20,
@@ -32,6 +51,10 @@ function check(ok: boolean, field: string, detail: string): void {
   if (!ok) throw new ValidationError(field, detail);
 }
 
+/** Bytes execve counts for these strings: each with its NUL and a pointer to it. */
+const execSize = (strings: readonly string[]): number => strings.reduce((n, s) => n + bytes(s) + 1 + POINTER_BYTES, 0);
+const POINTER_BYTES = 8;
+
 function validateCommand(spec: JobSpec, field: string): void {
   const hasArgv = spec.argv.length > 0;
   const hasScript = spec.script.trim() !== '';
@@ -39,11 +62,20 @@ function validateCommand(spec: JobSpec, field: string): void {
   check(!(hasArgv && hasScript), `${field}.script`, 'give argv or script, not both');
   if (hasArgv) {
     check(spec.argv[0] !== '', `${field}.argv[0]`, 'program name is empty');
-    spec.argv.forEach((a, i) => check(!a.includes('\0'), `${field}.argv[${i}]`, NUL));
+    spec.argv.forEach((a, i) => {
+      check(!a.includes('\0'), `${field}.argv[${i}]`, NUL);
+      const size = bytes(a);
+      check(
+        size <= LIMITS.argBytes,
+        `${field}.argv[${i}]`,
+        `too large (${size} bytes, Linux takes one argument of at most ${LIMITS.argBytes})`,
+      );
+    });
     const size = spec.argv.reduce((n, a) => n + bytes(a) + 1, 0);
     check(size <= LIMITS.argvBytes, `${field}.argv`, `too large (${size} bytes, limit ${LIMITS.argvBytes})`);
   }
-  check(bytes(spec.script) <= LIMITS.scriptBytes, `${field}.script`, `too large (limit ${LIMITS.scriptBytes} bytes)`);
+  const script = bytes(spec.script);
+  check(script <= LIMITS.scriptBytes, `${field}.script`, `too large (${script} bytes, limit ${LIMITS.scriptBytes})`);
   check(!spec.script.includes('\0'), `${field}.script`, NUL);
 }
 
@@ -55,11 +87,32 @@ function validateEnv(env: Record<string, string>, field: string): void {
   check(keys.length <= LIMITS.envEntries, `${field}.env`, `too many entries (${keys.length}, limit ${LIMITS.envEntries})`);
   let size = 0;
   for (const k of keys) {
-    check(ENV_KEY.test(k), `${field}.env`, `bad variable name "${k.slice(0, 64)}"`);
+    // '=' ends a name in `NAME=value`, and a NUL ends the string: a name with either cannot be set.
+    check(ENV_KEY.test(k), `${field}.env`, `bad variable name "${k.slice(0, 64)}": letters, digits and _, not starting with a digit`);
     check(!(env[k] ?? '').includes('\0'), `${field}.env.${k}`, NUL);
     size += bytes(k) + bytes(env[k] ?? '') + 2;
   }
   check(size <= LIMITS.envBytes, `${field}.env`, `too large (${size} bytes, limit ${LIMITS.envBytes})`);
+}
+
+/** argv and env within the limit of one execve; each alone may fit while both together, with many short strings, do not. */
+function validateExec(spec: JobSpec, field: string): void {
+  const size = execSize(spec.argv) + execSize(Object.entries(spec.env).map(([k, v]) => `${k}=${v}`));
+  check(
+    size <= LIMITS.execBytes,
+    `${field}.argv`,
+    `argv and env together too large to start (${size} bytes counting a NUL and an ${POINTER_BYTES}-byte pointer per string, limit ${LIMITS.execBytes})`,
+  );
+}
+
+/** A known executor; no_network only where an executor can honour it (the sandbox's own network namespace). */
+function validateExecutor(spec: JobSpec, field: string): void {
+  check(Executor[spec.executor] !== undefined && (spec.executor as number) >= 0, `${field}.executor`, `unknown executor ${spec.executor}`);
+  check(
+    !spec.noNetwork || spec.executor === Executor.EXECUTOR_SANDBOX,
+    `${field}.no_network`,
+    'only the sandbox executor can cut a job off the network: the shell executor cannot honour it (ask for executor sandbox)',
+  );
 }
 
 function validateSelector(selector: string, field: string): void {
@@ -83,6 +136,8 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
   if (!spec) throw new ValidationError(field, 'missing');
   validateCommand(spec, field);
   validateEnv(spec.env, field);
+  validateExec(spec, field);
+  validateExecutor(spec, field);
   validateSelector(spec.selector, field);
   check(spec.name.length <= LIMITS.nameChars, `${field}.name`, `longer than ${LIMITS.nameChars} characters`);
   check(spec.idempotencyKey.length <= LIMITS.keyChars, `${field}.idempotency_key`, `longer than ${LIMITS.keyChars} characters`);
@@ -110,5 +165,6 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
     qos: spec.qos || QosClass.QOS_CLASS_STANDARD,
     tenant: spec.tenant || 'default',
     strategy: spec.strategy || Strategy.STRATEGY_SPREAD,
+    executor: spec.executor || Executor.EXECUTOR_SHELL,
   };
 }

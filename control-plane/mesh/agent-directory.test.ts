@@ -37,6 +37,7 @@ const record = (name: string, peerId: string, extra: Partial<AgentRecord> = {}):
   capacity: { slots: 2, cpuMillis: 2000, memoryMb: 4096 },
   version: '0.1.0',
   hostname: `${name}.local`,
+  containment: 'process group (test)',
   connectedAt: new Date().toISOString(),
   cordoned: false,
   draining: false,

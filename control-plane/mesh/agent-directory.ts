@@ -19,6 +19,8 @@ export interface AgentRecord {
   capacity: { slots: number; cpuMillis: number; memoryMb: number };
   version: string;
   hostname: string;
+  /** How the agent contains its attempts, as its Hello said ('' when it does not say, or from a peer that predates it). */
+  containment: string;
   /** ISO time the current session began. */
   connectedAt: string;
   /** From the agent's config when one is stored (operator intent wins over the session's copy). */
@@ -148,6 +150,7 @@ function parseAgent(kv: KeyValue, log: Logger): AgentRecord | undefined {
     capacity: v.capacity ?? { slots: 0, cpuMillis: 0, memoryMb: 0 },
     version: v.version ?? '',
     hostname: v.hostname ?? '',
+    containment: v.containment ?? '',
     connectedAt: v.connectedAt ?? '',
     cordoned: v.cordoned === true,
     draining: v.draining === true,

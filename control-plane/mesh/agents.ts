@@ -43,7 +43,7 @@ export class MeshAgents implements AgentSource, AgentPublisher {
   }
 
   publish(e: AgentEntry): Promise<unknown> {
-    const { name, labels, capacity, version, hostname, cordoned, draining, unhealthy } = e;
+    const { name, labels, capacity, version, hostname, containment, cordoned, draining, unhealthy } = e;
     const load = announcedLoad(e.load);
     const record: AgentRecord = {
       name,
@@ -52,6 +52,7 @@ export class MeshAgents implements AgentSource, AgentPublisher {
       capacity,
       version,
       hostname,
+      containment,
       connectedAt: e.connectedAt.toISOString(),
       cordoned,
       draining,

@@ -4,6 +4,7 @@
  * jobs wait in the queue. Kept in step with each change, never rescanned.
  */
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
+import { executorName } from '../../proto/executor-labels.js';
 import type { QueuedJob, Resources, RunningAttemptView } from '../../routing/index.js';
 import { activeAgent } from '../jobs/lifecycle.js';
 import type { JobRecord } from '../jobs/record.js';
@@ -120,6 +121,7 @@ export function toQueued(r: JobRecord): QueuedJob {
     priority: spec.priority,
     affinityKey: spec.affinityKey,
     strategy: strategyName(spec.strategy),
+    executor: executorName(spec.executor),
     order: r.order,
   };
 }

@@ -4,7 +4,8 @@
  * assignment at once instead of spawning a process.
  */
 import { credentials } from '@grpc/grpc-js';
-import { AgentServiceClient, type Assign, type ConnectResponse } from '../../proto/gen/runmesh/v1/agent.js';
+import { AgentServiceClient, type Assign, type ConnectResponse, type JobResult } from '../../proto/gen/runmesh/v1/agent.js';
+import { executorLabels, type ExecutorName } from '../../proto/executor-labels.js';
 import { PROTOCOL_VERSION } from '../../proto/protocol.js';
 
 export interface SimAgent {
@@ -35,6 +36,12 @@ export interface SimAgentOptions {
   labels?: Record<string, string>;
   /** Sends this as the job's one stdout record before the result (default: no log). */
   log?: string;
+  /** The executors it advertises, as a real agent's labels (default: none, like an agent that predates them). */
+  executors?: readonly ExecutorName[];
+  /** Its Hello's containment line (default ''). */
+  containment?: string;
+  /** How each attempt ends (default: exit 0, no failure, no usage). */
+  outcome?: (assign: Assign) => Partial<Pick<JobResult, 'exitCode' | 'failure' | 'message' | 'usage'>>;
 }
 
 export function simAgent(address: string, o: SimAgentOptions): SimAgent {
@@ -52,7 +59,18 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
     call.write({
       msg: {
         $case: 'jobResult',
-        value: { jobId: a.jobId, attempt: a.attempt, exitCode: 0, failure: 0, message: '', logRecords, startedAt: now, finishedAt: now },
+        value: {
+          jobId: a.jobId,
+          attempt: a.attempt,
+          exitCode: 0,
+          failure: 0,
+          message: '',
+          usage: undefined,
+          ...o.outcome?.(a),
+          logRecords,
+          startedAt: now,
+          finishedAt: now,
+        },
       },
     });
   };
@@ -84,13 +102,14 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
       value: {
         name: o.name,
         joinToken: o.token,
-        labels: { sim: 'true', ...o.labels },
+        labels: { sim: 'true', ...o.labels, ...executorLabels(o.executors ?? []) },
         capacity: { slots: o.slots, cpuMillis: 0, memoryMb: 0 },
         version: 'sim',
         protocolVersion: PROTOCOL_VERSION,
         held: [],
         hostname: 'sim',
         credential: '',
+        containment: o.containment ?? '',
       },
     },
   });

@@ -30,6 +30,7 @@ import {
   logStreamFromJSON,
   logStreamToJSON,
   Resources,
+  ResourceUsage,
 } from "./job.js";
 
 export const protobufPackage = "runmesh.v1";
@@ -83,6 +84,14 @@ export interface Hello {
    * on every connection after the first. When set, join_token is not looked at.
    */
   credential: string;
+  /**
+   * How the agent contains its attempts, one line for operators, e.g.
+   * "cgroup v2 /sys/fs/cgroup/runmesh.slice (cpu memory pids)" or
+   * "process group (no writable cgroup: ...)". Shown by `runmesh agents get`;
+   * nothing decides on it. The executors it offers are its labels
+   * `runmesh.io/executor-<name>` (see JobSpec.executor).
+   */
+  containment: string;
 }
 
 export interface Hello_LabelsEntry {
@@ -132,7 +141,14 @@ export interface JobResult {
   /** Records in the attempt's log; the result is accepted once all have arrived. */
   logRecords: number;
   startedAt: string | undefined;
-  finishedAt: string | undefined;
+  finishedAt:
+    | string
+    | undefined;
+  /**
+   * What the attempt used, read from its cgroup; unset when it had none
+   * (process-group containment) or never ran. Stored on the job's Attempt.
+   */
+  usage: ResourceUsage | undefined;
 }
 
 export interface Welcome {
@@ -650,6 +666,7 @@ function createBaseHello(): Hello {
     held: [],
     hostname: "",
     credential: "",
+    containment: "",
   };
 }
 
@@ -681,6 +698,9 @@ export const Hello: MessageFns<Hello> = {
     }
     if (message.credential !== "") {
       writer.uint32(74).string(message.credential);
+    }
+    if (message.containment !== "") {
+      writer.uint32(82).string(message.containment);
     }
     return writer;
   },
@@ -773,6 +793,14 @@ export const Hello: MessageFns<Hello> = {
             message.credential = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.containment = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -819,6 +847,7 @@ export const Hello: MessageFns<Hello> = {
         : [],
       hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
       credential: isSet(object.credential) ? globalThis.String(object.credential) : "",
+      containment: isSet(object.containment) ? globalThis.String(object.containment) : "",
     };
   },
 
@@ -857,6 +886,9 @@ export const Hello: MessageFns<Hello> = {
     if (message.credential !== "") {
       obj.credential = message.credential;
     }
+    if (message.containment !== "") {
+      obj.containment = message.containment;
+    }
     return obj;
   },
 
@@ -884,6 +916,7 @@ export const Hello: MessageFns<Hello> = {
     message.held = object.held?.map((e) => HeldAttempt.fromPartial(e)) || [];
     message.hostname = object.hostname ?? "";
     message.credential = object.credential ?? "";
+    message.containment = object.containment ?? "";
     return message;
   },
 };
@@ -1415,6 +1448,7 @@ function createBaseJobResult(): JobResult {
     logRecords: 0,
     startedAt: undefined,
     finishedAt: undefined,
+    usage: undefined,
   };
 }
 
@@ -1443,6 +1477,9 @@ export const JobResult: MessageFns<JobResult> = {
     }
     if (message.finishedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.finishedAt), writer.uint32(66).fork()).join();
+    }
+    if (message.usage !== undefined) {
+      ResourceUsage.encode(message.usage, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1524,6 +1561,14 @@ export const JobResult: MessageFns<JobResult> = {
             message.finishedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.usage = ResourceUsage.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1566,6 +1611,7 @@ export const JobResult: MessageFns<JobResult> = {
         : isSet(object.finished_at)
         ? globalThis.String(object.finished_at)
         : undefined,
+      usage: isSet(object.usage) ? ResourceUsage.fromJSON(object.usage) : undefined,
     };
   },
 
@@ -1595,6 +1641,9 @@ export const JobResult: MessageFns<JobResult> = {
     if (message.finishedAt !== undefined) {
       obj.finishedAt = message.finishedAt;
     }
+    if (message.usage !== undefined) {
+      obj.usage = ResourceUsage.toJSON(message.usage);
+    }
     return obj;
   },
 
@@ -1611,6 +1660,9 @@ export const JobResult: MessageFns<JobResult> = {
     message.logRecords = object.logRecords ?? 0;
     message.startedAt = object.startedAt ?? undefined;
     message.finishedAt = object.finishedAt ?? undefined;
+    message.usage = (object.usage !== undefined && object.usage !== null)
+      ? ResourceUsage.fromPartial(object.usage)
+      : undefined;
     return message;
   },
 };

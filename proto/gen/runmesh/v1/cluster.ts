@@ -19,7 +19,15 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
-import { QosClass, qosClassFromJSON, qosClassToJSON, Resources } from "./job.js";
+import {
+  Executor,
+  executorFromJSON,
+  executorToJSON,
+  QosClass,
+  qosClassFromJSON,
+  qosClassToJSON,
+  Resources,
+} from "./job.js";
 
 export const protobufPackage = "runmesh.v1";
 
@@ -98,6 +106,17 @@ export interface Agent {
   load: number;
   /** Why the agent takes no work, as its last heartbeat said; empty when healthy. */
   unhealthy: string;
+  /**
+   * How the agent contains its attempts, as its Hello said (e.g. "cgroup v2
+   * ..." or "process group (...)"); empty for an agent that does not say.
+   */
+  containment: string;
+  /**
+   * The executors the agent offers, from its labels
+   * `runmesh.io/executor-<name>`. Empty for an agent that does not advertise
+   * them; it runs shell jobs only.
+   */
+  executors: Executor[];
 }
 
 export interface Agent_LabelsEntry {
@@ -224,6 +243,8 @@ function createBaseAgent(): Agent {
     lastHeartbeat: undefined,
     load: 0,
     unhealthy: "",
+    containment: "",
+    executors: [],
   };
 }
 
@@ -267,6 +288,16 @@ export const Agent: MessageFns<Agent> = {
     }
     if (message.unhealthy !== "") {
       writer.uint32(106).string(message.unhealthy);
+    }
+    if (message.containment !== "") {
+      writer.uint32(114).string(message.containment);
+    }
+    if (message.executors.length !== 0) {
+      writer.uint32(122).fork();
+      for (const v of message.executors) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -391,6 +422,32 @@ export const Agent: MessageFns<Agent> = {
             message.unhealthy = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.containment = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag === 120) {
+              message.executors.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 122) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.executors.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -439,6 +496,10 @@ export const Agent: MessageFns<Agent> = {
         : undefined,
       load: isSet(object.load) ? globalThis.Number(object.load) : 0,
       unhealthy: isSet(object.unhealthy) ? globalThis.String(object.unhealthy) : "",
+      containment: isSet(object.containment) ? globalThis.String(object.containment) : "",
+      executors: globalThis.Array.isArray(object?.executors)
+        ? object.executors.map((e: any) => executorFromJSON(e))
+        : [],
     };
   },
 
@@ -489,6 +550,12 @@ export const Agent: MessageFns<Agent> = {
     if (message.unhealthy !== "") {
       obj.unhealthy = message.unhealthy;
     }
+    if (message.containment !== "") {
+      obj.containment = message.containment;
+    }
+    if (message.executors?.length) {
+      obj.executors = message.executors.map((e) => executorToJSON(e));
+    }
     return obj;
   },
 
@@ -520,6 +587,8 @@ export const Agent: MessageFns<Agent> = {
     message.lastHeartbeat = object.lastHeartbeat ?? undefined;
     message.load = object.load ?? 0;
     message.unhealthy = object.unhealthy ?? "";
+    message.containment = object.containment ?? "";
+    message.executors = object.executors?.map((e) => e) || [];
     return message;
   },
 };

@@ -26,6 +26,57 @@ export const protobufPackage = "runmesh.v1";
 
 export const protobufFileName = "runmesh/v1/job.proto";
 
+/** Which executor runs a job on its agent. */
+export enum Executor {
+  /** EXECUTOR_UNSPECIFIED - Read as EXECUTOR_SHELL. */
+  EXECUTOR_UNSPECIFIED = 0,
+  /**
+   * EXECUTOR_SHELL - A process group on the agent's host, in a cgroup of its own where the host
+   * has one, as the agent's user or its `--job-user`. Every agent offers it.
+   */
+  EXECUTOR_SHELL = 1,
+  /**
+   * EXECUTOR_SANDBOX - The same under bubblewrap: the workspace writable, system directories
+   * read-only, nothing else of the host (the agent's files and credential)
+   * visible, a PID namespace of its own. Offered by agents where bubblewrap
+   * works (label `runmesh.io/executor-sandbox`).
+   */
+  EXECUTOR_SANDBOX = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function executorFromJSON(object: any): Executor {
+  switch (object) {
+    case 0:
+    case "EXECUTOR_UNSPECIFIED":
+      return Executor.EXECUTOR_UNSPECIFIED;
+    case 1:
+    case "EXECUTOR_SHELL":
+      return Executor.EXECUTOR_SHELL;
+    case 2:
+    case "EXECUTOR_SANDBOX":
+      return Executor.EXECUTOR_SANDBOX;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Executor.UNRECOGNIZED;
+  }
+}
+
+export function executorToJSON(object: Executor): string {
+  switch (object) {
+    case Executor.EXECUTOR_UNSPECIFIED:
+      return "EXECUTOR_UNSPECIFIED";
+    case Executor.EXECUTOR_SHELL:
+      return "EXECUTOR_SHELL";
+    case Executor.EXECUTOR_SANDBOX:
+      return "EXECUTOR_SANDBOX";
+    case Executor.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum QosClass {
   QOS_CLASS_UNSPECIFIED = 0,
   QOS_CLASS_CRITICAL = 1,
@@ -367,6 +418,21 @@ export interface JobSpec {
   strategy: Strategy;
   /** Seconds between SIGTERM and SIGKILL on cancel or timeout. 0 means 10. */
   cancelGraceSeconds: number;
+  /**
+   * Which executor runs the job on its agent. UNSPECIFIED means shell (and is
+   * stored as EXECUTOR_SHELL). A sandbox job is placed only on an agent that
+   * offers the sandbox executor (it carries the label
+   * `runmesh.io/executor-sandbox`); while none does, the job waits with a
+   * reason that says so.
+   */
+  executor: Executor;
+  /**
+   * Sandbox only: the job gets a network namespace of its own with nothing in
+   * it (no interface but loopback), so it cannot reach any host. Refused at
+   * submit (INVALID_ARGUMENT on `no_network`) with the shell executor, which
+   * cannot honour it. Default false: the job has the host's network.
+   */
+  noNetwork: boolean;
 }
 
 export interface JobSpec_EnvEntry {
@@ -374,11 +440,32 @@ export interface JobSpec_EnvEntry {
   value: string;
 }
 
-/** What a job needs, or what an agent offers. */
+/**
+ * What a job needs, or what an agent offers. For a job, cpu_millis and
+ * memory_mb are also limits its agent enforces (through the attempt's cgroup,
+ * where the host has one): 0 means none.
+ */
 export interface Resources {
+  /** An agent runs jobs up to its slots at once; a job takes at least one (0 means 1). */
   slots: number;
+  /**
+   * Thousandths of a core (1000 = one core). For a job, its CPU quota: the
+   * attempt gets at most this much CPU time per wall-clock second.
+   */
   cpuMillis: number;
+  /**
+   * Megabytes (MiB). For a job, its hard memory limit: a job that goes over
+   * it is killed by the kernel and the attempt ends OUT_OF_MEMORY.
+   */
   memoryMb: number;
+}
+
+/** What an attempt used, read from its cgroup when it ended. */
+export interface ResourceUsage {
+  /** The highest memory use of the job's processes together, in bytes. */
+  peakMemoryBytes: bigint;
+  /** User plus system CPU time of every process of the job, in seconds. */
+  cpuSeconds: number;
 }
 
 export interface Attempt {
@@ -393,6 +480,12 @@ export interface Attempt {
   message: string;
   /** Log records the control plane holds for this attempt. */
   logRecords: number;
+  /**
+   * What the attempt used, from its agent's JobResult. Unset while it runs,
+   * when its agent had no cgroup for it (process-group containment), when it
+   * never ran, or when its agent does not report usage.
+   */
+  usage: ResourceUsage | undefined;
 }
 
 export interface TimelineEntry {
@@ -520,6 +613,8 @@ function createBaseJobSpec(): JobSpec {
     affinityKey: "",
     strategy: 0,
     cancelGraceSeconds: 0,
+    executor: 0,
+    noNetwork: false,
   };
 }
 
@@ -569,6 +664,12 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.cancelGraceSeconds !== 0) {
       writer.uint32(120).uint32(message.cancelGraceSeconds);
+    }
+    if (message.executor !== 0) {
+      writer.uint32(128).int32(message.executor);
+    }
+    if (message.noNetwork !== false) {
+      writer.uint32(136).bool(message.noNetwork);
     }
     return writer;
   },
@@ -709,6 +810,22 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.cancelGraceSeconds = reader.uint32();
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.executor = reader.int32() as any;
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.noNetwork = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -771,6 +888,12 @@ export const JobSpec: MessageFns<JobSpec> = {
         : isSet(object.cancel_grace_seconds)
         ? globalThis.Number(object.cancel_grace_seconds)
         : 0,
+      executor: isSet(object.executor) ? executorFromJSON(object.executor) : 0,
+      noNetwork: isSet(object.noNetwork)
+        ? globalThis.Boolean(object.noNetwork)
+        : isSet(object.no_network)
+        ? globalThis.Boolean(object.no_network)
+        : false,
     };
   },
 
@@ -827,6 +950,12 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.cancelGraceSeconds !== 0) {
       obj.cancelGraceSeconds = Math.round(message.cancelGraceSeconds);
     }
+    if (message.executor !== 0) {
+      obj.executor = executorToJSON(message.executor);
+    }
+    if (message.noNetwork !== false) {
+      obj.noNetwork = message.noNetwork;
+    }
     return obj;
   },
 
@@ -860,6 +989,8 @@ export const JobSpec: MessageFns<JobSpec> = {
     message.affinityKey = object.affinityKey ?? "";
     message.strategy = object.strategy ?? 0;
     message.cancelGraceSeconds = object.cancelGraceSeconds ?? 0;
+    message.executor = object.executor ?? 0;
+    message.noNetwork = object.noNetwork ?? false;
     return message;
   },
 };
@@ -1058,6 +1189,104 @@ export const Resources: MessageFns<Resources> = {
   },
 };
 
+function createBaseResourceUsage(): ResourceUsage {
+  return { peakMemoryBytes: 0n, cpuSeconds: 0 };
+}
+
+export const ResourceUsage: MessageFns<ResourceUsage> = {
+  encode(message: ResourceUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.peakMemoryBytes !== 0n) {
+      if (BigInt.asUintN(64, message.peakMemoryBytes) !== message.peakMemoryBytes) {
+        throw new globalThis.Error("value provided for field message.peakMemoryBytes of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.peakMemoryBytes);
+    }
+    if (message.cpuSeconds !== 0) {
+      writer.uint32(17).double(message.cpuSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResourceUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResourceUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.peakMemoryBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.cpuSeconds = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResourceUsage {
+    return {
+      peakMemoryBytes: isSet(object.peakMemoryBytes)
+        ? BigInt(object.peakMemoryBytes)
+        : isSet(object.peak_memory_bytes)
+        ? BigInt(object.peak_memory_bytes)
+        : 0n,
+      cpuSeconds: isSet(object.cpuSeconds)
+        ? globalThis.Number(object.cpuSeconds)
+        : isSet(object.cpu_seconds)
+        ? globalThis.Number(object.cpu_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: ResourceUsage): unknown {
+    const obj: any = {};
+    if (message.peakMemoryBytes !== 0n) {
+      obj.peakMemoryBytes = message.peakMemoryBytes.toString();
+    }
+    if (message.cpuSeconds !== 0) {
+      obj.cpuSeconds = floatToJson(message.cpuSeconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResourceUsage>): ResourceUsage {
+    return ResourceUsage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResourceUsage>): ResourceUsage {
+    const message = createBaseResourceUsage();
+    message.peakMemoryBytes = (object.peakMemoryBytes !== undefined && object.peakMemoryBytes !== null)
+      ? BigInt(object.peakMemoryBytes)
+      : 0n;
+    message.cpuSeconds = object.cpuSeconds ?? 0;
+    return message;
+  },
+};
+
 function createBaseAttempt(): Attempt {
   return {
     number: 0,
@@ -1070,6 +1299,7 @@ function createBaseAttempt(): Attempt {
     failure: 0,
     message: "",
     logRecords: 0,
+    usage: undefined,
   };
 }
 
@@ -1104,6 +1334,9 @@ export const Attempt: MessageFns<Attempt> = {
     }
     if (message.logRecords !== 0) {
       writer.uint32(80).uint32(message.logRecords);
+    }
+    if (message.usage !== undefined) {
+      ResourceUsage.encode(message.usage, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -1201,6 +1434,14 @@ export const Attempt: MessageFns<Attempt> = {
             message.logRecords = reader.uint32();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.usage = ResourceUsage.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1245,6 +1486,7 @@ export const Attempt: MessageFns<Attempt> = {
         : isSet(object.log_records)
         ? globalThis.Number(object.log_records)
         : 0,
+      usage: isSet(object.usage) ? ResourceUsage.fromJSON(object.usage) : undefined,
     };
   },
 
@@ -1280,6 +1522,9 @@ export const Attempt: MessageFns<Attempt> = {
     if (message.logRecords !== 0) {
       obj.logRecords = Math.round(message.logRecords);
     }
+    if (message.usage !== undefined) {
+      obj.usage = ResourceUsage.toJSON(message.usage);
+    }
     return obj;
   },
 
@@ -1298,6 +1543,9 @@ export const Attempt: MessageFns<Attempt> = {
     message.failure = object.failure ?? 0;
     message.message = object.message ?? "";
     message.logRecords = object.logRecords ?? 0;
+    message.usage = (object.usage !== undefined && object.usage !== null)
+      ? ResourceUsage.fromPartial(object.usage)
+      : undefined;
     return message;
   },
 };
@@ -3087,6 +3335,10 @@ function bytesFromBase64(b64: string): Uint8Array {
 
 function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
+}
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;

@@ -1,0 +1,116 @@
+/**
+ * Executors and usage through a real in-process control plane (embedded
+ * store) and protocol-level agents over real gRPC: a sandbox job goes only to
+ * an agent that advertises the sandbox executor, and waits with a plain
+ * reason while none does; an agent's containment and executors show in the
+ * cluster API; an attempt's usage and an out-of-memory kill are stored as the
+ * agent reported them, the kill retried like the job's own failure.
+ */
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Assign } from '../proto/gen/runmesh/v1/agent.js';
+import { Executor, FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
+import { ControlPlane } from '../control-plane/server.js';
+import { adminToken, TestClient } from './support/client.js';
+import { tempDir } from './support/processes.js';
+import { simAgent, type SimAgentOptions } from './support/sim-agent.js';
+
+const TOKEN = 'executors-test-token';
+const S = JobState;
+let cleanup: Array<() => unknown> = [];
+
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c();
+  cleanup = [];
+});
+
+async function start(): Promise<{ cp: ControlPlane; client: TestClient }> {
+  const cp = await ControlPlane.start({
+    listen: ['127.0.0.1:0'],
+    httpListen: '127.0.0.1:0',
+    dataDir: await tempDir('runmesh-executors-'),
+    joinToken: TOKEN,
+    logger: pino({ level: 'silent' }),
+  });
+  const client = new TestClient(cp.address, adminToken(cp.options.dataDir));
+  cleanup.push(
+    () => cp.close(),
+    () => client.close(),
+  );
+  return { cp, client };
+}
+
+async function agent(cp: ControlPlane, o: Omit<SimAgentOptions, 'token'>): Promise<Assign[]> {
+  const assigns: Assign[] = [];
+  const a = simAgent(cp.address, { token: TOKEN, ...o, complete: (x) => (assigns.push(x), true) });
+  cleanup.push(() => a.close());
+  await a.welcomed;
+  return assigns;
+}
+
+describe('executors', () => {
+  it('places sandbox jobs only on an agent offering sandbox, shell jobs anywhere; waits with a plain reason while none offers it', async () => {
+    const { cp, client } = await start();
+    const plain = await agent(cp, { name: 'plain', slots: 4, executors: ['shell'], containment: 'process group (no writable cgroup)' });
+    await client.waitAgents(1);
+
+    const sandboxed = await client.submit({ argv: ['true'], executor: Executor.EXECUTOR_SANDBOX, noNetwork: true });
+    const waiting = await client.waitFor(sandboxed.id, (j) => j.waitingReason !== '');
+    expect(waiting.state).toBe(S.JOB_STATE_QUEUED);
+    expect(waiting.waitingReason).toBe('unschedulable: no agent offers the sandbox executor');
+    expect((await client.status()).unschedulable.map((u) => u.jobId)).toContain(sandboxed.id);
+
+    const bwrap = await agent(cp, {
+      name: 'bwrap',
+      slots: 4,
+      executors: ['shell', 'sandbox'],
+      containment: 'cgroup v2 /sys/fs/cgroup/runmesh (cpu memory pids)',
+    });
+    await client.waitAgents(2);
+    expect((await client.waitDone(sandboxed.id)).attempts.map((a) => a.agent)).toEqual(['bwrap']);
+    // The agent is sent the executor and no_network as submitted.
+    expect(bwrap[0]?.spec).toMatchObject({ executor: Executor.EXECUTOR_SANDBOX, noNetwork: true });
+
+    const more = await Promise.all(
+      Array.from({ length: 6 }, (_, k) =>
+        client.submit({ argv: ['true'], executor: k % 2 ? Executor.EXECUTOR_SANDBOX : Executor.EXECUTOR_UNSPECIFIED }),
+      ),
+    );
+    const done = await Promise.all(more.map((j) => client.waitDone(j.id)));
+    done.forEach((j, k) => {
+      expect(j.state).toBe(S.JOB_STATE_SUCCEEDED);
+      if (k % 2) expect(j.attempts[0]?.agent).toBe('bwrap');
+    });
+    expect(plain.every((a) => a.spec?.executor === Executor.EXECUTOR_SHELL)).toBe(true);
+
+    const agents = (await client.agents()).agents;
+    expect(agents.map((a) => [a.name, a.containment, a.executors])).toEqual([
+      ['bwrap', 'cgroup v2 /sys/fs/cgroup/runmesh (cpu memory pids)', [Executor.EXECUTOR_SHELL, Executor.EXECUTOR_SANDBOX]],
+      ['plain', 'process group (no writable cgroup)', [Executor.EXECUTOR_SHELL]],
+    ]);
+  });
+
+  it('stores each attempt’s usage; an out-of-memory kill is retried while attempts remain and never takes the agent out of rotation', async () => {
+    const { cp, client } = await start();
+    const usage = { peakMemoryBytes: 6n * 1024n ** 3n, cpuSeconds: 1.25 };
+    const oom = (a: Assign) =>
+      a.spec?.name === 'hog'
+        ? { exitCode: -1, failure: FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY, message: 'over its memory limit', usage }
+        : { usage };
+    await agent(cp, { name: 'only', slots: 1, executors: ['shell'], outcome: oom });
+    await client.waitAgents(1);
+
+    const hog = await client.submit({ name: 'hog', argv: ['x'], maxAttempts: 4, resources: { slots: 1, cpuMillis: 0, memoryMb: 64 } });
+    const dead = await client.waitDone(hog.id, 60_000);
+    expect(dead.state).toBe(S.JOB_STATE_DEAD);
+    expect(dead.failure).toBe(FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY);
+    expect(dead.attempts.map((a) => [a.failure, a.usage])).toEqual(
+      Array.from({ length: 4 }, () => [FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY, usage]),
+    );
+    // Four failures in a row on the one agent: an infrastructure failure would have opened its breaker by now.
+    const next = await client.submit({ argv: ['true'] });
+    const ok = await client.waitDone(next.id, 10_000);
+    expect(ok.state).toBe(S.JOB_STATE_SUCCEEDED);
+    expect(ok.attempts[0]?.usage).toEqual(usage);
+  });
+});
