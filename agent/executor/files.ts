@@ -4,7 +4,7 @@
  * finished by a later agent process lives here.
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { link, open, unlink } from 'node:fs/promises';
+import { link, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const files = (dir: string) => ({
@@ -62,6 +62,40 @@ export function writeFileAtomicSync(path: string, content: string, { durable = f
   } catch (err) {
     rmSync(tmp, { force: true }); // a full disk must not keep an empty temp file either
     throw err;
+  }
+}
+
+/** writeFileAtomicSync, durable, with the wait for the disk off the main thread. */
+export async function writeFileDurable(path: string, content: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(content);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** fsync of a directory (a rename in it made durable); one already gone has nothing to sync. */
+export async function syncDir(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -6,10 +6,13 @@
  * A write that fails (a full disk) is cut back to the last whole record and
  * the spool takes nothing more: `failed` says why, and the count stays exact.
  */
-import { closeSync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { encodeFrame } from '../../proto/log-frame.js';
 import type { OutputStream } from './executor.js';
 import { STREAM_CODES } from './files.js';
+
+const fdatasyncAsync = promisify(fdatasync);
 
 /** Largest record; a bigger read is cut into several records. */
 export const MAX_RECORD = 64 * 1024;
@@ -67,6 +70,20 @@ export class SpoolWriter {
     this.sealed = true;
     try {
       fsyncSync(this.fd);
+    } finally {
+      closeSync(this.fd);
+    }
+  }
+
+  /**
+   * seal() off the main thread: the supervisor runs many attempts, and one
+   * waiting for its disk must not hold up another's spawn or output.
+   */
+  async sealAsync(): Promise<void> {
+    if (this.sealed) return;
+    this.sealed = true;
+    try {
+      await fdatasyncAsync(this.fd);
     } finally {
       closeSync(this.fd);
     }

@@ -34,12 +34,12 @@
  * first attempt's file.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
 import { isDiskFull } from '../../proto/disk-space.js';
 import type { AttemptSpec, ExitFailure, ExitStatus } from './executor.js';
-import { files, writeFileAtomicSync, type AttemptFiles, type CancelRequest } from './files.js';
+import { files, syncDir, writeFileAtomicSync, writeFileDurable, type AttemptFiles, type CancelRequest } from './files.js';
 import { groupAlive } from './liveness.js';
 import { SpoolWriter } from './spool-writer.js';
 
@@ -198,22 +198,6 @@ function writeStatusOnFullDisk(f: AttemptFiles, status: ExitStatus): ExitStatus 
 function diskFullStatus(f: AttemptFiles, records: number, startedAt: number, what: string): ExitStatus {
   const message = `no space left on device in the agent's work dir: ${what}`;
   return writeStatusOnFullDisk(f, { exitCode: -1, failure: 'disk_full', message, startedAt, finishedAt: Date.now(), records });
-}
-
-/** fsync of a directory; one already gone (the agent removes it once it has read the status) has nothing to sync. */
-function syncDir(dir: string): void {
-  let d: number;
-  try {
-    d = openSync(dir, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  try {
-    fsyncSync(d);
-  } finally {
-    closeSync(d);
-  }
 }
 
 class Run {
@@ -476,8 +460,8 @@ class Run {
   private async finish(o: Outcome): Promise<void> {
     let status: ExitStatus = { ...o, startedAt: this.startedAt, finishedAt: Date.now(), records: this.spool.records };
     try {
-      this.spool.seal();
-      writeFileAtomicSync(this.f.status, JSON.stringify(status), { durable: true });
+      await this.spool.sealAsync();
+      await writeFileDurable(this.f.status, JSON.stringify(status));
       rmSync(this.f.reserve, { force: true });
     } catch (err) {
       if (!isDiskFull(err)) throw err;
@@ -489,7 +473,7 @@ class Run {
         };
       status = writeStatusOnFullDisk(this.f, status);
     }
-    syncDir(this.dir); // the rename itself
+    await syncDir(this.dir); // the rename itself
     if (!groupAlive(this.pgid)) this.groupGone?.(); // nothing of the job left to kill
     this.allowLogging();
     await this.log('info', { exit_code: status.exitCode, failure: status.failure, records: status.records }, 'job finished');
