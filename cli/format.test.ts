@@ -1,7 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { JobState, QosClass } from '../proto/gen/runmesh/v1/job.js';
+import { Executor, FailureCategory, JobState, QosClass } from '../proto/gen/runmesh/v1/job.js';
 import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
-import { agentStateName, commandText, enumChoices, keyValues, parseEnum, stateName, table } from './format.js';
+import {
+  agentStateName,
+  commandText,
+  cpuSeconds,
+  enumChoices,
+  executorName,
+  failureName,
+  keyValues,
+  mebibytes,
+  parseEnum,
+  stateName,
+  table,
+} from './format.js';
 
 describe('table', () => {
   it('sizes columns from their widest cell and trims line ends', () => {
@@ -57,5 +69,19 @@ describe('commandText', () => {
     expect(commandText(['sh', '-c', "echo 'hi there'"], '')).toBe(`sh -c 'echo '\\''hi there'\\'''`);
     expect(commandText(['make', 'test'], '')).toBe('make test');
     expect(commandText([], 'make\nmake test')).toBe('make ...');
+  });
+});
+
+describe('usage and executors', () => {
+  it('shows peak memory in MiB, CPU in seconds, and names the OOM category and executors readably', () => {
+    expect([mebibytes(0n), mebibytes(67_108_864n), mebibytes(1_500_000n), mebibytes(6n * 1024n ** 3n)]).toEqual([
+      '0.0 MiB',
+      '64.0 MiB',
+      '1.4 MiB',
+      '6144 MiB',
+    ]);
+    expect([cpuSeconds(0.004), cpuSeconds(1.25), cpuSeconds(42.42), cpuSeconds(3600.4)]).toEqual(['0.00 s', '1.25 s', '42.4 s', '3600 s']);
+    expect(failureName(FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY)).toBe('out of memory');
+    expect([executorName(Executor.EXECUTOR_SHELL), executorName(Executor.EXECUTOR_SANDBOX)]).toEqual(['shell', 'sandbox']);
   });
 });

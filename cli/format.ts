@@ -1,5 +1,5 @@
 /** Human output: aligned tables, key/value blocks, and enum values as operators read them. */
-import { FailureCategory, JobState, QosClass, Strategy } from '../proto/gen/runmesh/v1/job.js';
+import { Executor, FailureCategory, JobState, QosClass, Strategy } from '../proto/gen/runmesh/v1/job.js';
 import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
 
 /**
@@ -49,7 +49,8 @@ export const stateName = (s: JobState): string => enumLabel(JobState[s], 'JOB_ST
 export const agentStateName = (s: AgentState): string => enumLabel(AgentState[s], 'AGENT_STATE_');
 export const qosName = (q: QosClass): string => enumLabel(QosClass[q], 'QOS_CLASS_');
 export const strategyName = (s: Strategy): string => enumLabel(Strategy[s], 'STRATEGY_');
-/** `exit code`, `agent lost`, ...: failure categories appear inside sentences. */
+export const executorName = (e: Executor): string => enumLabel(Executor[e], 'EXECUTOR_');
+/** `exit code`, `agent lost`, `out of memory`...: failure categories appear inside sentences. */
 export const failureName = (f: FailureCategory): string => enumLabel(FailureCategory[f], 'FAILURE_CATEGORY_', ' ');
 
 /**
@@ -87,6 +88,17 @@ export function commandText(argv: readonly string[], script: string): string {
 
 function quoteWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Bytes as MiB for usage columns: one decimal below 100 MiB (`64.0 MiB`), whole above (`6144 MiB`). */
+export function mebibytes(bytes: bigint): string {
+  const mib = Number(bytes) / (1024 * 1024);
+  return `${mib < 100 ? mib.toFixed(1) : Math.round(mib)} MiB`;
+}
+
+/** CPU time as seconds: `0.42 s`, `12.5 s`, `3600 s`. */
+export function cpuSeconds(seconds: number): string {
+  return `${seconds < 10 ? seconds.toFixed(2) : seconds < 100 ? seconds.toFixed(1) : Math.round(seconds)} s`;
 }
 
 /** Prints a JSON document (or array) on stdout. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FailureCategory, Job, JobState, QosClass, Strategy } from '../proto/gen/runmesh/v1/job.js';
+import { Executor, FailureCategory, Job, JobState, QosClass, Strategy } from '../proto/gen/runmesh/v1/job.js';
 import { isUsage, JobOutcomeError } from './errors.js';
 import { settle } from './outcome.js';
 import { buildSpec } from './spec.js';
@@ -15,6 +15,21 @@ function usageMessage(fn: () => unknown): string {
 }
 
 describe('buildSpec', () => {
+  it('takes --executor and --no-network (commander hands over network: false), refusing --no-network without the sandbox', () => {
+    expect(buildSpec({}, ['true'])).toMatchObject({ executor: Executor.EXECUTOR_UNSPECIFIED, noNetwork: false });
+    expect(buildSpec({ executor: 'sandbox', network: false }, ['true'])).toMatchObject({
+      executor: Executor.EXECUTOR_SANDBOX,
+      noNetwork: true,
+    });
+    expect(buildSpec({ executor: 'SHELL', network: true }, ['true'])).toMatchObject({
+      executor: Executor.EXECUTOR_SHELL,
+      noNetwork: false,
+    });
+    expect(usageMessage(() => buildSpec({ network: false }, ['true']))).toMatch(/--no-network needs --executor sandbox/);
+    expect(usageMessage(() => buildSpec({ executor: 'shell', network: false }, ['true']))).toMatch(/--no-network needs --executor sandbox/);
+    expect(usageMessage(() => buildSpec({ executor: 'vm' }, ['true']))).toMatch(/--executor: unknown value "vm" \(one of shell, sandbox\)/);
+  });
+
   it('takes argv from the words after --, with defaults left to the server', () => {
     const spec = buildSpec({}, ['make', 'test']);
     expect(spec.argv).toEqual(['make', 'test']);

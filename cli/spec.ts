@@ -1,5 +1,5 @@
 /** Turns `runmesh submit` flags and the words after `--` into a JobSpec. */
-import { JobSpec, QosClass, Strategy } from '../proto/gen/runmesh/v1/job.js';
+import { Executor, JobSpec, QosClass, Strategy } from '../proto/gen/runmesh/v1/job.js';
 import { parseDuration } from './duration.js';
 import { UsageError } from './errors.js';
 import { enumFlag, INT32_MAX, INT32_MIN, optionalWhole, parsePair, parseWhole, UINT32_MAX } from './options.js';
@@ -22,6 +22,9 @@ export interface SubmitFlags {
   slots?: string;
   cpu?: string;
   memory?: string;
+  executor?: string;
+  /** False with --no-network (commander's negation: true otherwise). */
+  network?: boolean;
 }
 
 /**
@@ -44,7 +47,18 @@ export function buildSpec(flags: SubmitFlags, command: readonly string[]): JobSp
     priority: optionalWhole('--priority', flags.priority, INT32_MIN, INT32_MAX) ?? 0,
     affinityKey: flags.affinity ?? '',
     strategy: flags.strategy === undefined ? Strategy.STRATEGY_UNSPECIFIED : enumFlag('--strategy', Strategy, 'STRATEGY_', flags.strategy),
+    ...executorOf(flags),
   });
+}
+
+/** --executor, and --no-network, which only the sandbox can honour: said here rather than as the server's INVALID_ARGUMENT. */
+function executorOf(flags: SubmitFlags): { executor: Executor; noNetwork: boolean } {
+  const executor =
+    flags.executor === undefined ? Executor.EXECUTOR_UNSPECIFIED : enumFlag<Executor>('--executor', Executor, 'EXECUTOR_', flags.executor);
+  const noNetwork = flags.network === false;
+  if (noNetwork && executor !== Executor.EXECUTOR_SANDBOX)
+    throw new UsageError('--no-network needs --executor sandbox: the shell executor cannot cut a job off the network');
+  return { executor, noNetwork };
 }
 
 function program(script: string | undefined, command: readonly string[]): { argv: string[]; script: string } {

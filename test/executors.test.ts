@@ -4,7 +4,9 @@
  * an agent that advertises the sandbox executor, and waits with a plain
  * reason while none does; an agent's containment and executors show in the
  * cluster API; an attempt's usage and an out-of-memory kill are stored as the
- * agent reported them, the kill retried like the job's own failure.
+ * agent reported them, the kill retried like the job's own failure. The
+ * built CLI, as real processes, submits with --executor and --no-network and
+ * shows usage, the out-of-memory category, containment and executors.
  */
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,7 +14,8 @@ import type { Assign } from '../proto/gen/runmesh/v1/agent.js';
 import { Executor, FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { adminToken, TestClient } from './support/client.js';
-import { tempDir } from './support/processes.js';
+import { run, tempDir } from './support/processes.js';
+import { waitUntil } from './support/wait.js';
 import { simAgent, type SimAgentOptions } from './support/sim-agent.js';
 
 const TOKEN = 'executors-test-token';
@@ -112,5 +115,75 @@ describe('executors', () => {
     const ok = await client.waitDone(next.id, 10_000);
     expect(ok.state).toBe(S.JOB_STATE_SUCCEEDED);
     expect(ok.attempts[0]?.usage).toEqual(usage);
+  });
+});
+
+/** Runs the built CLI to its exit: its exit code and its output (stdout and stderr). */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
+  const p = run(args, env);
+  await waitUntil(() => p.proc.exitCode !== null, { what: `runmesh ${args.join(' ')} to exit`, timeoutMs: 30_000, show: p.output });
+  return { code: p.proc.exitCode, out: p.output() };
+}
+
+describe('the CLI', () => {
+  it('submits with --executor sandbox --no-network; jobs get shows usage and the OOM kill; agents get shows containment and executors', async () => {
+    const { cp, client } = await start();
+    const usage = { peakMemoryBytes: 6n * 1024n ** 3n, cpuSeconds: 1.25 };
+    const oom = { exitCode: -1, failure: FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY, message: 'over its memory limit', usage };
+    await agent(cp, {
+      name: 'bwrap',
+      slots: 2,
+      executors: ['shell', 'sandbox'],
+      containment: 'cgroup v2 /sys/fs/cgroup/rm (cpu memory pids)',
+      outcome: () => oom,
+    });
+    await client.waitAgents(1);
+    const env = { RUNMESH_TOKEN: adminToken(cp.options.dataDir), RUNMESH_SERVER: cp.address };
+
+    const submitted = await cli(['submit', '--executor', 'sandbox', '--no-network', '--memory', '64', '--cpu', '500', '--', 'hog'], env);
+    expect(submitted.code, submitted.out).toBe(0);
+    const id = /j_[0-9A-Za-z]+/.exec(submitted.out)?.[0] ?? '';
+    expect((await client.waitDone(id)).state).toBe(S.JOB_STATE_FAILED);
+
+    const page = await cli(['jobs', 'get', id], env);
+    expect(page.code, page.out).toBe(0);
+    expect(page.out).toMatch(/^executor: +sandbox, no network$/m);
+    expect(page.out).toMatch(/^limits: +memory 64 MiB, cpu 500m$/m);
+    expect(page.out).toMatch(/^state: +failed \(out of memory: over its memory limit\)$/m);
+    expect(page.out).toMatch(/PEAK MEM +CPU/);
+    expect(page.out).toMatch(/out of memory .* 6144 MiB +1\.25 s +over its memory limit/);
+
+    const json = await cli(['jobs', 'get', id, '--json'], env);
+    const job = JSON.parse(json.out.slice(json.out.indexOf('{'))) as {
+      spec: unknown;
+      attempts: Array<{ failure: string; usage: unknown }>;
+    };
+    expect(job.spec).toMatchObject({ executor: 'EXECUTOR_SANDBOX', noNetwork: true });
+    expect(job.attempts[0]).toMatchObject({
+      failure: 'FAILURE_CATEGORY_OUT_OF_MEMORY',
+      usage: { peakMemoryBytes: '6442450944', cpuSeconds: 1.25 },
+    });
+
+    const shown = await cli(['agents', 'get', 'bwrap'], env);
+    expect(shown.code, shown.out).toBe(0);
+    expect(shown.out).toMatch(/^containment: +cgroup v2 \/sys\/fs\/cgroup\/rm \(cpu memory pids\)$/m);
+    expect(shown.out).toMatch(/^executors: +shell, sandbox$/m);
+  });
+
+  it('refuses --no-network without the sandbox, an unknown executor, reserved agent labels and a zero pids limit, as usage errors', async () => {
+    const noServer = { RUNMESH_SERVER: '127.0.0.1:1', RUNMESH_TOKEN: 'x' };
+    const shellOffline = await cli(['submit', '--no-network', '--', 'true'], noServer);
+    expect([shellOffline.code, shellOffline.out]).toEqual([2, expect.stringContaining('--no-network needs --executor sandbox') as unknown]);
+    const unknown = await cli(['submit', '--executor', 'docker', '--', 'true'], noServer);
+    expect([unknown.code, unknown.out]).toEqual([
+      2,
+      expect.stringContaining('--executor: unknown value "docker" (one of shell, sandbox)') as unknown,
+    ]);
+    const work = await tempDir('runmesh-executors-agent-');
+    const agentArgs = ['agent', '--server', '127.0.0.1:1', '--join-token', 't', '--work-dir', work];
+    const spoof = await cli([...agentArgs, '--labels', 'runmesh.io/executor-sandbox=true']);
+    expect([spoof.code, spoof.out]).toEqual([2, expect.stringContaining('--labels: "runmesh.io/executor-sandbox" is reserved') as unknown]);
+    const zero = await cli([...agentArgs, '--pids-limit', '0']);
+    expect([zero.code, zero.out]).toEqual([2, expect.stringContaining('--pids-limit: must be at least 1') as unknown]);
   });
 });

@@ -8,6 +8,8 @@ import { parseJoinString } from '../../agent/join-string.js';
 import { isPinMismatch, parseFingerprint } from '../../transport/index.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
 import { onHangup } from '../reload.js';
+import { DEFAULT_PIDS_LIMIT } from '../../agent/options.js';
+import { isReservedLabel, RESERVED_LABEL_PREFIX } from '../../proto/executor-labels.js';
 
 interface AgentFlags {
   server: string[];
@@ -26,6 +28,9 @@ interface AgentFlags {
   allowInsecureFallback?: boolean;
   standbySupervisor: boolean;
   disconnectedGrace?: number;
+  jobUser?: string;
+  pidsLimit: number;
+  cgroupParent?: string;
   logLevel?: string;
 }
 
@@ -63,6 +68,20 @@ export function registerAgent(program: Command): void {
       'cut off from every control plane this long, kill the running jobs (the control plane has handled them as lost); default: they run until they end',
       positiveDurationMs('--disconnected-grace'),
     )
+    .option(
+      '--job-user <user>',
+      "run jobs as this user (name or uid), so they cannot read the agent's credential or work dir; the agent must run as root",
+    )
+    .option(
+      '--pids-limit <n>',
+      'processes and threads one job may have at once (its cgroup pids limit), so a fork bomb stays inside its job',
+      positiveWhole('--pids-limit'),
+      DEFAULT_PIDS_LIMIT,
+    )
+    .option(
+      '--cgroup-parent <path>',
+      'the cgroup jobs are made under (a path in the cgroup v2 tree, or under each v1 hierarchy); default: detected, see `runmesh agents get` for what it uses',
+    )
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: AgentFlags) => {
       keepRunningWhenOutputCloses();
@@ -77,7 +96,7 @@ export function registerAgent(program: Command): void {
         servers,
         joinToken: join.token,
         name: f.name,
-        labels: parseLabels(f.labels),
+        labels: agentLabels(f.labels),
         capacity: { slots: f.slots, cpuMillis: f.cpu, memoryMb: f.memory },
         workDir: f.workDir,
         shutdownGraceMs: f.shutdownGrace,
@@ -86,6 +105,9 @@ export function registerAgent(program: Command): void {
         allowInsecureFallback: !!f.allowInsecureFallback,
         standbySupervisor: f.standbySupervisor,
         disconnectedGraceMs: f.disconnectedGrace,
+        jobUser: f.jobUser,
+        pidsLimit: f.pidsLimit,
+        cgroupParent: f.cgroupParent,
         logger,
       });
       await agent.start();
@@ -99,6 +121,26 @@ export function registerAgent(program: Command): void {
       await agent.shutdown();
     });
 }
+
+/** The operator's labels: keys under runmesh.io/ are what the agent reports of itself (its executors). */
+function agentLabels(items: string[]): Record<string, string> {
+  const labels = parseLabels(items);
+  const reserved = Object.keys(labels).find(isReservedLabel);
+  if (reserved !== undefined)
+    throw new UsageError(
+      `--labels: "${reserved}" is reserved: keys under ${RESERVED_LABEL_PREFIX} are set by the agent from what its host offers`,
+    );
+  return labels;
+}
+
+/** A count of at least 1. */
+const positiveWhole =
+  (flag: string) =>
+  (text: string): number => {
+    const n = whole(flag)(text);
+    if (n < 1) throw new UsageError(`${flag}: must be at least 1 (got "${text}")`);
+    return n;
+  };
 
 /** The CA fingerprint to pin, from the join string or --ca-fingerprint (which must then agree); '' for none. */
 function pinOf(fromJoinString: string, flag: string | undefined): string {

@@ -4,7 +4,7 @@ import { Agent } from '../../proto/gen/runmesh/v1/cluster.js';
 import type { Resources } from '../../proto/gen/runmesh/v1/job.js';
 import { type Connection, unary, withConnection } from '../client.js';
 import { relativeTime } from '../duration.js';
-import { agentStateName, keyValues, printJson, table } from '../format.js';
+import { agentStateName, executorName, keyValues, printJson, table } from '../format.js';
 import { serverOption, tokenOption, type Target } from '../options.js';
 import { CliError } from '../errors.js';
 
@@ -126,6 +126,8 @@ function agentPage(a: Agent, now: number): string {
     ['unhealthy', a.unhealthy || undefined],
     ['hostname', a.hostname || undefined],
     ['labels', labels || '-'],
+    ['containment', a.containment || '-'],
+    ['executors', a.executors.length > 0 ? a.executors.map(executorName).join(', ') : 'shell (advertises none)'],
     ['capacity', resources(a.capacity)],
     ['free', resources(a.free)],
     ['running', String(a.running)],

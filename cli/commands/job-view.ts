@@ -1,7 +1,19 @@
 /** Human renderings of jobs: the `jobs ls` table and the `jobs get` page. */
-import { type Attempt, FailureCategory, type Job, JobState } from '../../proto/gen/runmesh/v1/job.js';
+import { type Attempt, Executor, FailureCategory, type Job, type JobSpec, JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { between, formatDuration, parseTime, relativeTime } from '../duration.js';
-import { commandText, failureName, indent, keyValues, qosName, stateName, strategyName, table } from '../format.js';
+import {
+  commandText,
+  cpuSeconds,
+  executorName,
+  failureName,
+  indent,
+  keyValues,
+  mebibytes,
+  qosName,
+  stateName,
+  strategyName,
+  table,
+} from '../format.js';
 import { reasonOf } from '../outcome.js';
 
 const COMMAND_WIDTH = 40;
@@ -41,6 +53,8 @@ function summary(job: Job, now: number): string {
     ['state', stateLine(job)],
     ['command', spec ? commandText(spec.argv, spec.script) : undefined],
     ['selector', spec?.selector || undefined],
+    ['executor', spec ? executorLine(spec) : undefined],
+    ['limits', spec ? limitsLine(spec) : undefined],
     ['qos', spec ? `${qosName(spec.qos)}, tenant ${spec.tenant}, priority ${spec.priority}` : undefined],
     ['strategy', spec?.strategy ? strategyName(spec.strategy) : undefined],
     ['affinity', spec?.affinityKey || undefined],
@@ -50,6 +64,19 @@ function summary(job: Job, now: number): string {
     ['waiting', job.waitingReason || undefined],
     ['next try', notBefore !== undefined && notBefore > now ? relativeTime(job.notBefore, now) : undefined],
   ]);
+}
+
+function executorLine(spec: JobSpec): string {
+  const name = executorName(spec.executor || Executor.EXECUTOR_SHELL);
+  return spec.noNetwork ? `${name}, no network` : name;
+}
+
+/** The job's resources as the limits its agent enforces (where it has a cgroup); `-` when it set none. */
+function limitsLine(spec: JobSpec): string {
+  const memory = spec.resources?.memoryMb ?? 0;
+  const cpu = spec.resources?.cpuMillis ?? 0;
+  const parts = [memory > 0 ? `memory ${memory} MiB` : '', cpu > 0 ? `cpu ${cpu}m` : ''].filter(Boolean);
+  return parts.length > 0 ? parts.join(', ') : '-';
 }
 
 function stateLine(job: Job): string {
@@ -69,9 +96,11 @@ function attemptsTable(attempts: readonly Attempt[], now: number): string {
     exitText(a),
     relativeTime(a.startedAt ?? a.assignedAt, now),
     attemptDuration(a, now),
+    a.usage ? mebibytes(a.usage.peakMemoryBytes) : '-',
+    a.usage ? cpuSeconds(a.usage.cpuSeconds) : '-',
     a.message || '',
   ]);
-  return table(['#', 'AGENT', 'STATE', 'FAILURE', 'EXIT', 'STARTED', 'DURATION', 'MESSAGE'], rows);
+  return table(['#', 'AGENT', 'STATE', 'FAILURE', 'EXIT', 'STARTED', 'DURATION', 'PEAK MEM', 'CPU', 'MESSAGE'], rows);
 }
 
 // An exit code only means something when the process ran to an exit.

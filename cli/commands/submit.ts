@@ -37,8 +37,10 @@ export function registerSubmit(program: Command): void {
     .option('--affinity <key>', 'jobs with the same key prefer the same agent')
     .option('--strategy <name>', 'spread | binpack')
     .option('--slots <n>', 'slots needed')
-    .option('--cpu <millis>', 'CPU needed, in millicores')
-    .option('--memory <mb>', 'memory needed, in MB')
+    .option('--cpu <millis>', 'CPU needed, in millicores; also its limit: at most this much CPU time per second (1000 = one core)')
+    .option('--memory <mb>', 'memory needed, in MB; also its hard limit: over it the job is killed (out of memory)')
+    .option('--executor <name>', 'shell (default: a process on the agent) | sandbox (under bubblewrap, only on agents that offer it)')
+    .option('--no-network', 'sandbox only: the job gets no network at all')
     .option('--json', 'print the submitted job as JSON')
     .action((command: string[], options: SubmitOptions) => submit(command, options));
 }
