@@ -14,7 +14,7 @@ import type { Assign } from '../proto/gen/runmesh/v1/agent.js';
 import { Executor, FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
 import { ControlPlane } from '../control-plane/server.js';
 import { adminToken, TestClient } from './support/client.js';
-import { run, tempDir } from './support/processes.js';
+import { run, startAgent, TOKEN as AGENT_TOKEN, tempDir } from './support/processes.js';
 import { waitUntil } from './support/wait.js';
 import { simAgent, type SimAgentOptions } from './support/sim-agent.js';
 
@@ -27,12 +27,12 @@ afterEach(async () => {
   cleanup = [];
 });
 
-async function start(): Promise<{ cp: ControlPlane; client: TestClient }> {
+async function start(joinToken = TOKEN): Promise<{ cp: ControlPlane; client: TestClient }> {
   const cp = await ControlPlane.start({
     listen: ['127.0.0.1:0'],
     httpListen: '127.0.0.1:0',
     dataDir: await tempDir('runmesh-executors-'),
-    joinToken: TOKEN,
+    joinToken,
     logger: pino({ level: 'silent' }),
   });
   const client = new TestClient(cp.address, adminToken(cp.options.dataDir));
@@ -185,5 +185,31 @@ describe('the CLI', () => {
     expect([spoof.code, spoof.out]).toEqual([2, expect.stringContaining('--labels: "runmesh.io/executor-sandbox" is reserved') as unknown]);
     const zero = await cli([...agentArgs, '--pids-limit', '0']);
     expect([zero.code, zero.out]).toEqual([2, expect.stringContaining('--pids-limit: must be at least 1') as unknown]);
+  });
+});
+
+describe('a real agent', () => {
+  it('says its containment once at start (a warning for the process-group fallback) and advertises it and its executors', async () => {
+    const { cp, client } = await start(AGENT_TOKEN);
+    const a = await startAgent(cp.address, { name: 'real', args: ['--pids-limit', '64'] });
+    cleanup.push(() => a.stop());
+    await client.waitAgents(1);
+    const shown = (await client.agents()).agents.find((x) => x.name === 'real');
+    expect(shown?.containment).toBeTruthy();
+    expect(shown?.executors).toContain(Executor.EXECUTOR_SHELL);
+    expect(shown?.labels['runmesh.io/executor-shell']).toBe('true');
+    const said = a
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"containment"') && l.includes('"pids_limit":64'))
+      .map((l) => JSON.parse(l) as { level: number; containment: string });
+    expect(said).toHaveLength(1);
+    expect(said[0]?.containment).toBe(shown?.containment);
+    expect(said[0]?.level).toBe(said[0]?.containment.startsWith('process group') ? 40 : 30);
+    // A job runs on it as before; its usage is there exactly when the agent has a cgroup for it.
+    const job = await client.submit({ argv: ['true'] });
+    const done = await client.waitDone(job.id);
+    expect(done.state).toBe(S.JOB_STATE_SUCCEEDED);
+    expect(done.attempts[0]?.usage === undefined).toBe(shown!.containment.startsWith('process group'));
   });
 });
