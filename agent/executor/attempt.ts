@@ -13,7 +13,9 @@ import { DirChanges } from './dir-changes.js';
 import { AttemptRunningError } from './errors.js';
 import type { AttemptHandle, ExitStatus, LogRecord } from './executor.js';
 import { files, publishOnce, type AttemptFiles, type CancelRequest } from './files.js';
-import { groupAlive, isSupervisor, killJobGroup } from './liveness.js';
+import { AttemptCgroup } from './cgroup.js';
+import type { SpecFile } from './host.js';
+import { isSupervisor, killJobGroup } from './liveness.js';
 import { SpoolReader } from './spool-reader.js';
 
 /** How often exited() asks /proc whether the supervisor is still there. */
@@ -143,11 +145,6 @@ export class LocalAttempt implements AttemptHandle {
     return Number.isInteger(pgid) && pgid > 0 ? pgid : 0;
   }
 
-  /** Whether processes of the job's group are still there: once it exited, leftovers its supervisor is about to kill. */
-  async groupLeft(): Promise<boolean> {
-    return groupAlive(await this.jobPgid());
-  }
-
   private async supervisorAlive(): Promise<boolean> {
     const pid = await this.supervisorPid();
     return pid === undefined ? this.booting() : isSupervisor(pid, this.dir);
@@ -167,8 +164,7 @@ export class LocalAttempt implements AttemptHandle {
    * every later question gets the same answer.
    */
   private async markLost(): Promise<ExitStatus> {
-    const pgid = await this.jobPgid();
-    if (killJobGroup(pgid, this.f.work)) this.log.warn({ pgid }, 'killed the job a lost supervisor left behind');
+    if (await this.killOrphans()) this.log.warn('killed the job a lost supervisor left behind');
     const now = Date.now();
     const lost: ExitStatus = {
       exitCode: -1,
@@ -211,8 +207,32 @@ export class LocalAttempt implements AttemptHandle {
       return;
     }
     if (pid === undefined && this.booting()) return;
-    // No supervisor to ask: take the job's group down ourselves; exited() reports the attempt lost.
-    if (killJobGroup(await this.jobPgid(), this.f.work)) this.log.warn('cancel: killed the job of a lost supervisor');
+    // No supervisor to ask: take the job down ourselves; exited() reports the attempt lost.
+    if (await this.killOrphans()) this.log.warn('cancel: killed the job of a lost supervisor');
+  }
+
+  /**
+   * Kills what a dead supervisor left of its job: its group, and its cgroup
+   * (which holds whatever left the group), removed once empty. True if
+   * anything was there to kill.
+   */
+  private async killOrphans(): Promise<boolean> {
+    const killed = killJobGroup(await this.jobPgid(), this.f.work);
+    const spec = await readFile(this.f.spec, 'utf8').then(
+      (t) => JSON.parse(t) as Partial<SpecFile>,
+      () => undefined,
+    );
+    if (!spec?.host || spec.host.cgroup.mode === 'none') return killed;
+    const cg = AttemptCgroup.open(spec.host.cgroup, `${this.jobId}.${this.attempt}`);
+    if (!cg) return killed;
+    const there = cg.populated();
+    try {
+      await cg.kill();
+      cg.remove();
+    } catch (err) {
+      this.log.error({ err }, "could not empty a lost attempt's cgroup");
+    }
+    return killed || there;
   }
 
   /** Deletes the workspace of an attempt that has exited (its spool stays until the result is acknowledged): space for a full disk. */

@@ -34,3 +34,13 @@ export class SupervisorStartError extends NamedError {
 
 export const isInvalidAttemptSpecError = (err: unknown): boolean => hasCause(err, InvalidAttemptSpecError);
 export const isAttemptRunningError = (err: unknown): boolean => hasCause(err, AttemptRunningError);
+
+/** An executor option the host cannot honour (an unknown --job-user, a bad pids limit); `option` names it. */
+export class InvalidExecutorOptionError extends NamedError {
+  constructor(
+    readonly option: string,
+    readonly detail: string,
+  ) {
+    super(`${option}: ${detail}`);
+  }
+}

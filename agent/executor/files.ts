@@ -50,7 +50,7 @@ export interface CancelRequest {
  */
 export function writeFileAtomicSync(path: string, content: string, { durable = false }: { durable?: boolean } = {}): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w');
+  const fd = openSync(tmp, 'w', 0o600); // the agent's own: a job running as another user reads none of it
   try {
     try {
       writeSync(fd, content);
@@ -69,7 +69,7 @@ export function writeFileAtomicSync(path: string, content: string, { durable = f
 export async function writeFileDurable(path: string, content: string): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    const fh = await open(tmp, 'w');
+    const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.writeFile(content);
       await fh.sync();

@@ -12,16 +12,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { isDiskFull } from '../../proto/disk-space.js';
 import { LocalAttempt } from './attempt.js';
 import { InvalidAttemptSpecError, SupervisorStartError } from './errors.js';
-import type { AttemptHandle, AttemptSpec, Executor, ExecutorDescription } from './executor.js';
+import { EXECUTOR_KINDS, type AttemptHandle, type AttemptSpec, type Executor, type ExecutorDescription } from './executor.js';
 import { files, RESERVE_BYTES, writeFileAtomicSync } from './files.js';
 import { supervisorArgs } from './liveness.js';
+import { describeHost, planHost, type HostPlan, type SpecFile } from './host.js';
 
 const RESERVE = Buffer.alloc(RESERVE_BYTES);
 /** Job ids become directory names: no separators, no dots (the dot splits id from attempt). */
@@ -63,12 +64,23 @@ export class LocalExecutor implements Executor {
   private readonly useStandby: boolean;
 
   private readonly onDiskFull: (err: unknown) => void;
+  /** What the host offers to contain jobs, written into every attempt's spec. */
+  private readonly host: HostPlan;
 
-  constructor(o: { workDir: string; logger: Logger; standby: boolean; onDiskFull: (err: unknown) => void }) {
+  constructor(o: {
+    workDir: string;
+    logger: Logger;
+    standby: boolean;
+    onDiskFull: (err: unknown) => void;
+    jobUser?: string;
+    pidsLimit?: number;
+    cgroupParent?: string;
+  }) {
     this.root = resolve(o.workDir, 'attempts');
     this.log = o.logger;
     this.useStandby = o.standby;
     this.onDiskFull = o.onDiskFull;
+    this.host = planHost(o);
   }
 
   start(spec: AttemptSpec): Promise<AttemptHandle> {
@@ -86,9 +98,10 @@ export class LocalExecutor implements Executor {
     validate(spec);
     const supervisor = supervisorPath();
     const h = this.handle(spec.jobId, spec.attempt);
-    await mkdir(this.root, { recursive: true });
+    await this.makeRoot();
     try {
-      await mkdir(h.dir);
+      // With a job user, jobs may pass through to their workspace but list nothing and read none of our files (0600).
+      await mkdir(h.dir, { mode: this.host.user ? 0o711 : 0o755 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return h; // the same attempt again: it runs already
       throw err;
@@ -96,8 +109,9 @@ export class LocalExecutor implements Executor {
     const f = files(h.dir);
     let standby: Standby | undefined;
     try {
-      await writeFile(f.spec, JSON.stringify(spec));
-      await writeFile(f.spool, '');
+      const specFile: SpecFile = { ...spec, host: this.host };
+      await writeFile(f.spec, JSON.stringify(specFile), { mode: 0o600 }); // its env may hold secrets
+      await writeFile(f.spool, '', { mode: 0o600 });
       await writeFile(f.reserve, RESERVE); // the status's room on a full disk (see supervisor.ts)
       standby = this.takeSupervisor();
       if (standby) writeFileSync(f.standby, standby.token); // before the handover: liveness checks need it from then on
@@ -169,7 +183,15 @@ export class LocalExecutor implements Executor {
   }
 
   describe(): ExecutorDescription {
-    return { containment: 'process group', executors: ['shell'] };
+    return describeHost(this.host);
+  }
+
+  /** The attempts root; with a job user, it and the work dir are 0711: a job reaches its own workspace by path, and lists nothing. */
+  private async makeRoot(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    if (!this.host.user) return;
+    await chmod(dirname(this.root), 0o711);
+    await chmod(this.root, 0o711);
   }
 
   async recover(): Promise<AttemptHandle[]> {
@@ -241,6 +263,8 @@ function validate(spec: AttemptSpec): void {
     throw new InvalidAttemptSpecError('argv', 'exactly one of argv and script must be set');
   if (spec.argv.length > 0 && spec.argv[0] === '') throw new InvalidAttemptSpecError('argv', 'the program name is empty');
   if (!(spec.graceSeconds >= 0)) throw new InvalidAttemptSpecError('graceSeconds', `${spec.graceSeconds} is negative`);
+  if (!EXECUTOR_KINDS.includes(spec.executor))
+    throw new InvalidAttemptSpecError('executor', `${JSON.stringify(spec.executor)} is not one of ${EXECUTOR_KINDS.join(', ')}`);
 }
 
 /**

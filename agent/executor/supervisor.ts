@@ -36,15 +36,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { isDiskFull } from '../../proto/disk-space.js';
-import type { AttemptSpec, ExitFailure, ExitStatus } from './executor.js';
+import { Containment, ProgramError } from './containment.js';
+import type { ExitFailure, ExitStatus } from './executor.js';
+import { DEFAULT_PIDS_LIMIT, type HostPlan, type SpecFile } from './host.js';
 import { files, syncDir, writeFileAtomicSync, writeFileDurable, type AttemptFiles, type CancelRequest } from './files.js';
-import { groupAlive } from './liveness.js';
 import { SpoolWriter } from './spool-writer.js';
 
 /** After the main process exits, how long leftovers of its group get between SIGTERM and SIGKILL. */
 const LEFTOVER_GRACE_MS = 2000;
+/** How often we look whether leftovers are gone meanwhile. */
+const LEFTOVER_POLL_MS = 50;
 /** Beyond that, how long pipes held by processes that escaped the group may stay open. */
 const PIPE_DRAIN_MS = 3000;
 /** setTimeout's ceiling; a later deadline re-arms. */
@@ -200,9 +204,33 @@ function diskFullStatus(f: AttemptFiles, records: number, startedAt: number, wha
   return writeStatusOnFullDisk(f, { exitCode: -1, failure: 'disk_full', message, startedAt, finishedAt: Date.now(), records });
 }
 
+/**
+ * A spec.json an older agent wrote lacks what was added since: the shell
+ * executor without limits, no cgroup and no sandbox (the process group only).
+ */
+function completeSpec(spec: Partial<SpecFile> & AttemptBasics, dir: string): SpecFile {
+  const basics = {
+    executor: spec.executor ?? 'shell',
+    limits: spec.limits ?? { memoryBytes: 0, cpuMillis: 0, cpuWeight: 0, pids: 0 },
+    network: spec.network ?? true,
+  };
+  if (spec.host) return { ...spec, ...basics, host: spec.host };
+  const host: HostPlan = {
+    cgroup: { mode: 'none', reason: 'the attempt was started by an agent that did not plan cgroups' },
+    sandbox: { available: false, reason: 'the attempt was started by an agent that did not look for bubblewrap' },
+    pids: DEFAULT_PIDS_LIMIT,
+    workDir: dirname(dirname(dir)),
+  };
+  return { ...spec, ...basics, host };
+}
+
+type AttemptBasics = Pick<SpecFile, 'jobId' | 'attempt' | 'argv' | 'script' | 'env' | 'deadline' | 'graceSeconds'>;
+
 class Run {
   readonly f: AttemptFiles;
-  private readonly spec: AttemptSpec;
+  private readonly spec: SpecFile;
+  /** The job's cgroup and process group; set once the job is about to spawn. */
+  private c: Containment | undefined;
   private readonly spool: SpoolWriter;
   /** The attempt's supervisor.log. */
   private readonly logFd: number;
@@ -225,7 +253,7 @@ class Run {
     this.f = files(dir);
     writeFileAtomicSync(this.f.supervisorPid, String(process.pid));
     writeFileAtomicSync(this.f.ready, String(process.pid));
-    this.spec = JSON.parse(readFileSync(this.f.spec, 'utf8')) as AttemptSpec;
+    this.spec = completeSpec(JSON.parse(readFileSync(this.f.spec, 'utf8')) as AttemptBasics, dir);
     // The job's output cannot be kept: it stops (its own clean-up may free space in its grace).
     this.spool = new SpoolWriter(this.f.spool, () => this.stop('disk_full', this.spec.graceSeconds * 1000));
     // Opened now: the agent removes the directory once it has the result, maybe before our last line.
@@ -241,7 +269,7 @@ class Run {
 
   async main(): Promise<void> {
     const f = this.f;
-    mkdirSync(f.work, { recursive: true });
+    mkdirSync(f.work, { recursive: true, mode: 0o700 });
     let command: readonly string[];
     try {
       command = this.command();
@@ -249,10 +277,21 @@ class Run {
       const failure = isDiskFull(err) ? 'disk_full' : 'could_not_start';
       return this.finish({ exitCode: 127, failure, message: `could not write the job's script: ${(err as Error).message}` });
     }
-    const [program, ...args] = command;
+    const env = this.jobEnv();
+    let argv: string[];
+    try {
+      this.c = Containment.create(this.spec);
+      argv = this.c.argv(command, f.work, env, this.spec.argv.length > 0 ? undefined : f.script);
+    } catch (err) {
+      if (err instanceof ProgramError)
+        return this.finish({ exitCode: 127, failure: 'not_runnable', message: `could not start ${err.message}` });
+      // The host could not contain the job (its cgroup, its user, its sandbox): the host's fault, tried elsewhere.
+      return this.finish({ exitCode: 127, failure: 'could_not_start', message: `could not contain the job: ${(err as Error).message}` });
+    }
+    const [program, ...args] = argv;
     let child: ChildProcess;
     try {
-      child = spawn(program ?? '', args, { cwd: f.work, env: this.jobEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(program ?? '', args, { cwd: f.work, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
       // Arguments no process can be given (a NUL byte): refused before anything ran.
       return this.finish({ exitCode: 127, failure: 'not_runnable', message: `could not start ${program}: ${(err as Error).message}` });
@@ -265,6 +304,7 @@ class Run {
       return this.finish({ exitCode: 127, failure, message: `could not start ${program}: ${failed.message}` });
     }
     this.pgid = child.pid ?? 0;
+    this.c.pgid = this.pgid;
     writeFileAtomicSync(f.jobPgid, String(this.pgid));
     this.timers.push(setTimeout(this.allowLogging, LOG_IMPORT_AFTER_MS));
     void this.log('info', { pgid: this.pgid }, 'job started');
@@ -274,12 +314,15 @@ class Run {
     this.mainExited = true;
     this.reapLeftovers(child);
     await drained;
+    // With a cgroup, the attempt ends only once nothing of it is left (nothing can hide from it).
+    if (this.c.cgroup) await this.leftoversGone;
     return this.finish(this.outcome(ended));
   }
 
   /** Resolves once the attempt is over for good: its status and last line written, nothing of its group left. */
   async settled(): Promise<void> {
     await this.leftoversGone;
+    this.c?.remove();
     for (const t of this.timers) clearTimeout(t);
     await this.logger; // its lines are written (synchronously) once it is there
     closeSync(this.logFd);
@@ -366,12 +409,18 @@ class Run {
    * is empty or killed, so a late SIGKILL never meets a recycled group id.
    */
   private reapLeftovers(child: ChildProcess): void {
-    this.signalGroup('SIGTERM');
+    const c = this.c!;
+    if (c.empty()) return; // the common case: nothing left behind, leftoversGone stays resolved
+    c.signal('SIGTERM');
     this.leftoversGone = new Promise((resolve) => {
+      const poll = setInterval(() => c.empty() && resolve(), LEFTOVER_POLL_MS);
       this.timers.push(
+        poll,
         setTimeout(() => {
-          this.signalGroup('SIGKILL');
-          resolve();
+          c.kill().then(resolve, (err: unknown) => {
+            void this.log('error', { err }, 'leftovers of the job survived SIGKILL');
+            resolve();
+          });
         }, LEFTOVER_GRACE_MS),
       );
       this.groupGone = resolve;
@@ -412,16 +461,18 @@ class Run {
     this.ending = why;
     void this.log('info', { why, grace_ms: graceMs }, 'stopping job');
     this.signalGroup('SIGTERM');
-    this.timers.push(setTimeout(() => this.signalGroup('SIGKILL'), Math.max(0, graceMs)));
+    this.timers.push(
+      setTimeout(
+        () => {
+          this.c?.kill().catch((err: unknown) => void this.log('error', { err }, 'the job survived SIGKILL'));
+        },
+        Math.max(0, graceMs),
+      ),
+    );
   }
 
   signalGroup(sig: NodeJS.Signals): void {
-    if (this.pgid === 0) return;
-    try {
-      process.kill(-this.pgid, sig);
-    } catch {
-      // the group is already gone
-    }
+    this.c?.signal(sig);
   }
 
   private cancelRequest(): CancelRequest | undefined {
@@ -442,7 +493,15 @@ class Run {
     if (this.ending === 'disk_full' || this.spool.failed)
       return { exitCode, failure: 'disk_full', message: `no space left on device in the agent's work dir: ${this.diskFullMessage()}` };
     if (exitCode === 0) return { exitCode, failure: 'none', message: '' };
+    // The kernel killed a process of it at its memory limit: why it failed, whichever process that was.
+    if ((this.c?.oomKills() ?? 0) > 0) return { exitCode, failure: 'oom', message: this.oomMessage() };
     return { exitCode, failure: 'exit_code', message: signal ? `killed by ${signal}` : `exited with code ${exitCode}` };
+  }
+
+  private oomMessage(): string {
+    const mib = (bytes: number): string => `${Math.round(bytes / (1024 * 1024))} MiB`;
+    const peak = this.c?.usage()?.peakMemoryBytes ?? 0;
+    return `out of memory: killed by the kernel at its limit of ${mib(this.spec.limits.memoryBytes)} (peak ${mib(peak)})`;
   }
 
   private diskFullMessage(): string {
@@ -458,7 +517,14 @@ class Run {
    * (success, timeout, cancel) stands.
    */
   private async finish(o: Outcome): Promise<void> {
-    let status: ExitStatus = { ...o, startedAt: this.startedAt, finishedAt: Date.now(), records: this.spool.records };
+    const usage = this.c?.usage();
+    let status: ExitStatus = {
+      ...o,
+      startedAt: this.startedAt,
+      finishedAt: Date.now(),
+      records: this.spool.records,
+      ...(usage ? { usage } : {}),
+    };
     try {
       await this.spool.sealAsync();
       await writeFileDurable(this.f.status, JSON.stringify(status));
@@ -474,7 +540,7 @@ class Run {
       status = writeStatusOnFullDisk(this.f, status);
     }
     await syncDir(this.dir); // the rename itself
-    if (!groupAlive(this.pgid)) this.groupGone?.(); // nothing of the job left to kill
+    if (this.c?.empty() ?? true) this.groupGone?.(); // nothing of the job left to kill
     this.allowLogging();
     await this.log('info', { exit_code: status.exitCode, failure: status.failure, records: status.records }, 'job finished');
   }
@@ -497,7 +563,7 @@ class Run {
       records: this.spool.records,
     };
     writeFileAtomicSync(this.f.status, JSON.stringify(status), { durable: true });
-    if (!groupAlive(this.pgid)) this.groupGone?.();
+    if (this.c?.empty() ?? true) this.groupGone?.();
   }
 
   /** A full disk stopped us before the job's status: the job goes, the attempt ends `disk_full`. */
@@ -505,7 +571,7 @@ class Run {
     if (existsSync(this.f.status)) return;
     await this.log('error', { err }, 'disk full');
     diskFullStatus(this.f, this.spool.records, this.startedAt, this.pgid ? this.diskFullMessage() : 'the job did not start');
-    if (!groupAlive(this.pgid)) this.groupGone?.();
+    if (this.c?.empty() ?? true) this.groupGone?.();
   }
 }
 

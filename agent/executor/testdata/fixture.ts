@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { AttemptHandle, AttemptSpec, Executor, LogRecord } from '../executor.js';
-import { createExecutor } from '../index.js';
+import { createExecutor, type ExecutorOptions } from '../index.js';
 import { groupMembers, killLeftovers } from './proc.js';
 
 export const silent = pino({ level: process.env.RUNMESH_TEST_LOG ?? 'silent' });
@@ -16,8 +16,8 @@ export class Fixture {
   private seq = 0;
 
   /** A fresh executor on the same work dir, as a restarted agent would build. */
-  reopen(): Executor {
-    const e = createExecutor({ workDir: this.workDir, logger: silent });
+  reopen(options: Partial<ExecutorOptions> = {}): Executor {
+    const e = createExecutor({ workDir: this.workDir, logger: silent, ...options });
     this.executors.push(e);
     return e;
   }
