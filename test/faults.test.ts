@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FailureCategory, JobState } from '../proto/gen/runmesh/v1/job.js';
-import { adminToken, TestClient } from './support/client.js';
+import { adminToken, bigintSafe, TestClient } from './support/client.js';
 import { startEtcd, type TestEtcd } from './support/etcd.js';
 import { startAgent, startServer, stopAll, tempDir } from './support/processes.js';
 import { sleep, waitUntil } from './support/wait.js';
@@ -69,7 +69,7 @@ describe('jobs that cannot run', () => {
     for (const spec of bad) {
       const job = await client.submit({ ...spec, maxAttempts: 3 });
       const done = await client.waitDone(job.id);
-      expect(done.state, JSON.stringify(done.attempts)).toBe(JobState.JOB_STATE_FAILED);
+      expect(done.state, JSON.stringify(done.attempts, bigintSafe)).toBe(JobState.JOB_STATE_FAILED);
       expect(done.attempts).toHaveLength(1);
       expect(done.attempts[0]?.failure).toBe(FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE);
     }

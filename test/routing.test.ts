@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FailureCategory, JobState, QosClass } from '../proto/gen/runmesh/v1/job.js';
-import { adminToken, TestClient } from './support/client.js';
+import { adminToken, bigintSafe, TestClient } from './support/client.js';
 import { startAgent, startServer, stopAll, type ServerProc } from './support/processes.js';
 
 describe('routing end to end', () => {
@@ -34,9 +34,9 @@ describe('routing end to end', () => {
     await client.waitFor(batch.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
     const critical = await client.submit({ argv: ['echo', 'urgent'], qos: QosClass.QOS_CLASS_CRITICAL });
     const c = await client.waitDone(critical.id, 20_000);
-    expect(c.state, JSON.stringify(c.attempts)).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(c.state, JSON.stringify(c.attempts, bigintSafe)).toBe(JobState.JOB_STATE_SUCCEEDED);
     const b = await client.waitDone(batch.id, 30_000);
-    expect(b.state, JSON.stringify([b.attempts, b.timeline])).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(b.state, JSON.stringify([b.attempts, b.timeline], bigintSafe)).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(b.attempts.map((a) => a.failure)).toEqual([
       FailureCategory.FAILURE_CATEGORY_PREEMPTED,
       FailureCategory.FAILURE_CATEGORY_UNSPECIFIED,

@@ -6,6 +6,9 @@ import { AgentState, ClusterServiceClient, type StatusResponse, type ListAgentsR
 import { JobServiceClient, JobSpec, JobState, LogStream, type Job, type LogsResponse } from '../../proto/gen/runmesh/v1/job.js';
 import { waitUntil } from './wait.js';
 
+/** A JSON.stringify replacer for messages holding uint64 fields (bigint), such as an attempt's usage. */
+export const bigintSafe = (_key: string, value: unknown): unknown => (typeof value === 'bigint' ? String(value) : value);
+
 type Callback<T> = (err: ServiceError | null, res: T) => void;
 
 function call<T>(fn: (cb: Callback<T>) => unknown): Promise<T> {
@@ -93,7 +96,7 @@ export class TestClient {
         timeoutMs,
         intervalMs: 50,
         show: () =>
-          `last: ${JSON.stringify(last && { state: JobState[last.state], attempts: last.attempts, waiting: last.waitingReason })}`,
+          `last: ${JSON.stringify(last && { state: JobState[last.state], attempts: last.attempts, waiting: last.waitingReason }, bigintSafe)}`,
       },
     );
   }
