@@ -83,7 +83,7 @@ describe.skipIf(!root || !contained)('a job in its cgroup (skipped: needs root a
     const h = await fx.executor.start(fx.spec({ argv: [process.execPath, '-e', hog], limits: { ...NO_LIMITS, memoryBytes: limit } }));
     const status = await h.exited();
     expect(status).toMatchObject({ failure: 'oom' });
-    expect(status.message).toMatch(/^out of memory: killed by the kernel at its limit of 64 MiB \(peak \d+ MiB\)$/);
+    expect(status.message).toMatch(/^killed by the kernel at its memory limit of 64 MiB \(peak \d+ MiB\)$/);
     expect(status.usage!.peakMemoryBytes).toBeGreaterThan(limit * 0.75);
     expect(status.usage!.peakMemoryBytes).toBeLessThanOrEqual(limit);
   });
@@ -213,3 +213,19 @@ function existsInProc(pid: number): boolean {
     return false;
   }
 }
+
+describe('workspace files', () => {
+  it('are written before the job starts, 0600, in directories made for them; a path out of the workspace is refused', async () => {
+    fx = new Fixture();
+    const files = [
+      { path: 'deploy.key', content: 'k1' },
+      { path: 'conf/deep/token', content: 't2' },
+    ];
+    const h = await fx.executor.start(fx.spec({ script: 'cat deploy.key conf/deep/token; stat -c %a deploy.key', files }));
+    expect(text(await collect(h), 'stdout')).toBe('k1t2600\n');
+    const escape = await fx.executor
+      .start(fx.spec({ script: 'true', files: [{ path: '../spec.json', content: 'x' }] }))
+      .catch((e: unknown) => e);
+    expect(String(escape)).toContain('files[0].path: "../spec.json" is not a plain path inside the workspace');
+  });
+});

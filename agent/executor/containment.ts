@@ -5,10 +5,10 @@
  * argv that puts the job there: the cgroup wrapper, then the sandbox or the
  * switch to the job user, then the job.
  */
-import { accessSync, chownSync, constants } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { accessSync, chownSync, constants, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { AttemptCgroup } from './cgroup.js';
-import type { AttemptLimits, AttemptUsage } from './executor.js';
+import type { AttemptLimits, AttemptUsage, WorkspaceFile } from './executor.js';
 import type { SpecFile } from './host.js';
 import { sandboxArgv } from './sandbox.js';
 
@@ -71,6 +71,22 @@ export class Containment {
       argv = [SETPRIV, `--reuid=${host.user.uid}`, `--regid=${host.user.gid}`, '--init-groups', '--inh-caps=-all', '--', ...argv];
     }
     return this.cgroup ? this.cgroup.wrap(argv) : argv;
+  }
+
+  /** The spec's files (secret files) into the workspace: 0600, the job user's, their directories made as needed. */
+  writeFiles(workspace: string, files: readonly WorkspaceFile[]): void {
+    const user = this.spec.host.user;
+    for (const file of files) {
+      const path = join(workspace, file.path);
+      const missing: string[] = [];
+      for (let dir = dirname(path); dir !== workspace && !existsSync(dir); dir = dirname(dir)) missing.unshift(dir);
+      for (const dir of missing) {
+        mkdirSync(dir, { mode: 0o700 });
+        if (user) chownSync(dir, user.uid, user.gid);
+      }
+      writeFileSync(path, file.content, { mode: 0o600 });
+      if (user) chownSync(path, user.uid, user.gid);
+    }
   }
 
   /** To every process of the job: its cgroup's and its group's (which may have left the cgroup's view only by being gone). */

@@ -22,6 +22,17 @@ export interface AttemptSpec {
   readonly limits: AttemptLimits;
   /** Sandbox only: false gives the job a network namespace of its own with nothing in it. Ignored by `shell`. */
   readonly network: boolean;
+  /**
+   * Files written into the workspace before the job starts (secret files):
+   * `path` relative to the workspace, without `..`; mode 0600, owned by the
+   * job's user. Default none.
+   */
+  readonly files?: readonly WorkspaceFile[];
+}
+
+export interface WorkspaceFile {
+  readonly path: string;
+  readonly content: string;
 }
 
 /**

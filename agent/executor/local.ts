@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { isDiskFull } from '../../proto/disk-space.js';
@@ -263,6 +263,11 @@ function validate(spec: AttemptSpec): void {
     throw new InvalidAttemptSpecError('argv', 'exactly one of argv and script must be set');
   if (spec.argv.length > 0 && spec.argv[0] === '') throw new InvalidAttemptSpecError('argv', 'the program name is empty');
   if (!(spec.graceSeconds >= 0)) throw new InvalidAttemptSpecError('graceSeconds', `${spec.graceSeconds} is negative`);
+  for (const [i, file] of (spec.files ?? []).entries()) {
+    const parts = file.path.split('/');
+    if (file.path === '' || isAbsolute(file.path) || parts.some((p) => p === '..' || p === '' || p === '.'))
+      throw new InvalidAttemptSpecError(`files[${i}].path`, `${JSON.stringify(file.path)} is not a plain path inside the workspace`);
+  }
   if (!EXECUTOR_KINDS.includes(spec.executor))
     throw new InvalidAttemptSpecError('executor', `${JSON.stringify(spec.executor)} is not one of ${EXECUTOR_KINDS.join(', ')}`);
 }

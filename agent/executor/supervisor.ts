@@ -281,6 +281,7 @@ class Run {
     let argv: string[];
     try {
       this.c = Containment.create(this.spec);
+      this.c.writeFiles(f.work, this.spec.files ?? []);
       argv = this.c.argv(command, f.work, env, this.spec.argv.length > 0 ? undefined : f.script);
     } catch (err) {
       if (err instanceof ProgramError)
@@ -501,7 +502,7 @@ class Run {
   private oomMessage(): string {
     const mib = (bytes: number): string => `${Math.round(bytes / (1024 * 1024))} MiB`;
     const peak = this.c?.usage()?.peakMemoryBytes ?? 0;
-    return `out of memory: killed by the kernel at its limit of ${mib(this.spec.limits.memoryBytes)} (peak ${mib(peak)})`;
+    return `killed by the kernel at its memory limit of ${mib(this.spec.limits.memoryBytes)} (peak ${mib(peak)})`;
   }
 
   private diskFullMessage(): string {
