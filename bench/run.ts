@@ -4,6 +4,7 @@
  */
 import { benchEtcd } from './etcd.js';
 import { benchEtcdTls } from './etcd-tls.js';
+import { benchExecutor } from './executor.js';
 import { benchRouting } from './routing.js';
 import { benchSpine } from './spine.js';
 import { benchTransports } from './transports.js';
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   routing: benchRouting,
   etcd: benchEtcd,
   'etcd-tls': benchEtcdTls,
+  executor: benchExecutor,
 };
 
 async function main(): Promise<void> {
