@@ -15,12 +15,13 @@
 import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
-import { JobState } from '../proto/gen/runmesh/v1/job.js';
+import type { ClientReadableStream } from '@grpc/grpc-js';
+import { JobState, type WatchResponse } from '../proto/gen/runmesh/v1/job.js';
 import { createExecutor } from '../agent/executor/index.js';
 import { pidsWithArgPrefix } from '../agent/executor/testdata/proc.js';
-import { adminToken, TestClient } from '../test/support/client.js';
+import { adminToken, TERMINAL, TestClient } from '../test/support/client.js';
 import { startAgent, startServer, stopAll, tempDir } from '../test/support/processes.js';
-import { sleep, waitUntil } from '../test/support/wait.js';
+import { sleep, waitUntil, within } from '../test/support/wait.js';
 import { join } from 'node:path';
 import { hostBusySeconds, line, privateMb, round, summarize } from './stats.js';
 
@@ -78,6 +79,39 @@ async function executorAlone(n: number): Promise<Rate & { containment: string }>
   return { ...rate, containment: executor.describe().containment };
 }
 
+/**
+ * Job ends as one Watch stream sees them, as a CI client would follow its
+ * jobs: polling Get for each job in flight would cost the control plane more
+ * than the jobs do. `done(id)` resolves once the job is final.
+ */
+class Ends {
+  private readonly final = new Map<string, JobState>();
+  private readonly waiting = new Map<string, (state: JobState) => void>();
+  private readonly stream: ClientReadableStream<WatchResponse>;
+
+  constructor(client: TestClient) {
+    this.stream = client.jobs.watch({ ids: [] });
+    this.stream.on('data', (ev: WatchResponse) => {
+      const job = ev.job;
+      if (!job || !TERMINAL.has(job.state)) return;
+      const wake = this.waiting.get(job.id);
+      if (wake) wake(job.state);
+      else this.final.set(job.id, job.state);
+    });
+    this.stream.on('error', () => undefined); // cancelled on close
+  }
+
+  done(id: string): Promise<JobState> {
+    const seen = this.final.get(id);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve) => this.waiting.set(id, resolve));
+  }
+
+  close(): void {
+    this.stream.cancel();
+  }
+}
+
 async function realAgent(n: number): Promise<{ rate: Rate; running: { p50: number; p99: number }; idleMb: number }> {
   // Rate limits are for clients, not for a benchmark's one admin token.
   const server = await startServer({ args: ['--rate-token', '1000000', '--rate-tenant', '1000000'] });
@@ -95,13 +129,16 @@ async function realAgent(n: number): Promise<{ rate: Rate; running: { p50: numbe
     await sleep(1500); // its supervisor boots, its first heartbeats go out
     const supervisors = (): number[] => pidsWithArgPrefix(join(agent.workDir, 'attempts', '.standby-'));
     const idleMb = round(privateMb(agent.proc.pid) + supervisors().reduce((mb, pid) => mb + privateMb(pid), 0), 1);
+    const ends = new Ends(client);
+    await sleep(200); // the watch is open before the first job
     const one = async (): Promise<void> => {
       const job = await client.submit({ argv: ['true'], selector: 'agent=bench-16' });
-      const end = await client.waitDone(job.id, 60_000);
-      if (end.state !== JobState.JOB_STATE_SUCCEEDED) throw new Error(`bench job ${job.id} ended ${JobState[end.state]}`);
+      const state = await within(ends.done(job.id), { what: `bench job ${job.id} to end`, timeoutMs: 60_000 });
+      if (state !== JobState.JOB_STATE_SUCCEEDED) throw new Error(`bench job ${job.id} ended ${JobState[state]}`);
     };
     for (let i = 0; i < 20; i++) await one();
     const rate = await measure(n, one);
+    ends.close();
     const samples: number[] = [];
     for (let i = 0; i < 100; i++) {
       const t0 = Date.now();

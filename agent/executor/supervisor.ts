@@ -103,7 +103,7 @@ function onTerminate(): void {
 }
 
 async function runOne(dir: string): Promise<void> {
-  await run(dir);
+  await run(dir, false);
   process.exit(0);
 }
 
@@ -120,7 +120,7 @@ async function serve(token: string | undefined): Promise<void> {
   for await (const line of lines(process.stdin)) {
     const dir = line.trim();
     if (!dir || leaving) continue;
-    const done = run(dir).finally(() => inFlight.delete(done));
+    const done = run(dir, true).finally(() => inFlight.delete(done));
     inFlight.add(done);
   }
   while (inFlight.size > 0) await Promise.race(inFlight);
@@ -151,10 +151,10 @@ async function* lines(input: NodeJS.ReadableStream): AsyncGenerator<string> {
  * disk is the attempt's failure, not ours: it gets a `disk_full` status (in
  * the room the reserve kept).
  */
-async function run(dir: string): Promise<void> {
+async function run(dir: string, handedOver: boolean): Promise<void> {
   let r: Run;
   try {
-    r = new Run(dir);
+    r = new Run(dir, handedOver);
   } catch (err) {
     if (isDiskFull(err)) return void diskFullStatus(files(dir), 0, Date.now(), 'the job did not start');
     // No Run, no job: the agent sees no status from a live supervisor for long, so say it here.
@@ -249,9 +249,13 @@ class Run {
   allowLogging!: () => void;
   private readonly loggingAllowed = new Promise<void>((resolve) => (this.allowLogging = resolve));
 
-  constructor(private readonly dir: string) {
+  constructor(
+    private readonly dir: string,
+    handedOver: boolean,
+  ) {
     this.f = files(dir);
-    writeFileAtomicSync(this.f.supervisorPid, String(process.pid));
+    // A standby's pid is written by the executor as it hands the attempt over; only a full disk there leaves it to us.
+    if (!handedOver || !existsSync(this.f.supervisorPid)) writeFileAtomicSync(this.f.supervisorPid, String(process.pid));
     writeFileAtomicSync(this.f.ready, String(process.pid));
     this.spec = completeSpec(JSON.parse(readFileSync(this.f.spec, 'utf8')) as AttemptBasics, dir);
     // The job's output cannot be kept: it stops (its own clean-up may free space in its grace).
