@@ -87,7 +87,15 @@ class ScriptedControlPlane {
     c.call.write({
       msg: {
         $case: 'assign',
-        value: { jobId, attempt: 1, spec: JobSpec.fromPartial({ script }), deadline: new Date(Date.now() + 60_000).toISOString() },
+        value: {
+          jobId,
+          attempt: 1,
+          spec: JobSpec.fromPartial({ script }),
+          deadline: new Date(Date.now() + 60_000).toISOString(),
+          jobToken: '',
+          secretEnv: {},
+          secretFiles: [],
+        },
       },
     });
   }

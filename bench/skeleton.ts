@@ -157,7 +157,12 @@ class Skeleton {
       const job = this.queue.shift()!;
       slot.free--;
       void this.put(job.id, 'assigned').then(() =>
-        slot.call.write({ msg: { $case: 'assign', value: { jobId: job.id, attempt: 1, spec: job.spec, deadline: undefined } } }),
+        slot.call.write({
+          msg: {
+            $case: 'assign',
+            value: { jobId: job.id, attempt: 1, spec: job.spec, deadline: undefined, jobToken: '', secretEnv: {}, secretFiles: [] },
+          },
+        }),
       );
     }
   }

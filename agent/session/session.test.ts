@@ -188,6 +188,9 @@ describe('agent session, Assign delivered twice', () => {
       attempt: 1,
       spec: JobSpec.fromPartial({ script: `echo ran >> ${out}`, cancelGraceSeconds: 10 }),
       deadline: new Date(Date.now() + 60_000).toISOString(),
+      jobToken: '',
+      secretEnv: {},
+      secretFiles: [],
     };
     cp.send({ $case: 'assign', value: assign });
     cp.send({ $case: 'assign', value: assign }); // re-sent while the first is starting

@@ -71,7 +71,15 @@ afterEach(async () => {
   await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
 });
 
-const assign: Assign = { jobId: JOB, attempt: 2, spec: JobSpec.fromPartial({ name: 'build', argv: ['make'] }), deadline: undefined };
+const assign: Assign = {
+  jobId: JOB,
+  attempt: 2,
+  spec: JobSpec.fromPartial({ name: 'build', argv: ['make'] }),
+  deadline: undefined,
+  jobToken: '',
+  secretEnv: {},
+  secretFiles: [],
+};
 
 async function collect(it: AsyncIterable<LogRecord>): Promise<string[]> {
   const out: string[] = [];

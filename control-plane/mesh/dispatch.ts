@@ -29,7 +29,7 @@ export class PeerDispatch implements Dispatcher {
   async assign(agent: string, record: JobRecord): Promise<boolean> {
     const { id, attempt, spec } = record.job;
     const deadline = new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
-    const msg: Assign = { jobId: id, attempt, spec, deadline };
+    const msg: Assign = { jobId: id, attempt, spec, deadline, jobToken: '', secretEnv: {}, secretFiles: [] };
     const at = this.holder(agent);
     if (!at) return false;
     return at.kind === 'self' ? this.local.deliverAssign(agent, msg) : this.clients.deliverAssign(at.address, agent, msg);

@@ -176,7 +176,40 @@ export interface Assign {
   jobId: string;
   attempt: number;
   spec: JobSpec | undefined;
-  deadline: string | undefined;
+  deadline:
+    | string
+    | undefined;
+  /**
+   * This attempt's job token ("rmj_..."), which the agent gives the job as
+   * RUNMESH_JOB_TOKEN. Good only for the job's own calls (reading its own
+   * job, exchanging itself for an OIDC ID token) while the attempt is live.
+   * Never stored in the job record, never logged; outside the spec, so a
+   * signed spec's signature does not cover it.
+   */
+  jobToken: string;
+  /**
+   * The values of the spec's env secrets (JobSpec.secrets), looked up for
+   * this attempt: variable -> value. Sent to this attempt's agent only, never
+   * stored or logged by either side; the agent masks them in the attempt's output.
+   */
+  secretEnv: { [key: string]: string };
+  /**
+   * The spec's file secrets, looked up for this attempt, written into the
+   * workspace before the job starts; masked like secret_env.
+   */
+  secretFiles: SecretFile[];
+}
+
+export interface Assign_SecretEnvEntry {
+  key: string;
+  value: string;
+}
+
+/** A file secret of one attempt. */
+export interface SecretFile {
+  /** Relative to the workspace (SecretRef.path). */
+  path: string;
+  content: string;
 }
 
 export interface Cancel {
@@ -1918,7 +1951,7 @@ export const ResumeAttempt: MessageFns<ResumeAttempt> = {
 };
 
 function createBaseAssign(): Assign {
-  return { jobId: "", attempt: 0, spec: undefined, deadline: undefined };
+  return { jobId: "", attempt: 0, spec: undefined, deadline: undefined, jobToken: "", secretEnv: {}, secretFiles: [] };
 }
 
 export const Assign: MessageFns<Assign> = {
@@ -1934,6 +1967,15 @@ export const Assign: MessageFns<Assign> = {
     }
     if (message.deadline !== undefined) {
       Timestamp.encode(toTimestamp(message.deadline), writer.uint32(34).fork()).join();
+    }
+    if (message.jobToken !== "") {
+      writer.uint32(42).string(message.jobToken);
+    }
+    globalThis.Object.entries(message.secretEnv).forEach(([key, value]: [string, string]) => {
+      Assign_SecretEnvEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    for (const v of message.secretFiles) {
+      SecretFile.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1983,6 +2025,33 @@ export const Assign: MessageFns<Assign> = {
             message.deadline = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.jobToken = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = Assign_SecretEnvEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.secretEnv[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.secretFiles.push(SecretFile.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2005,6 +2074,43 @@ export const Assign: MessageFns<Assign> = {
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
       spec: isSet(object.spec) ? JobSpec.fromJSON(object.spec) : undefined,
       deadline: isSet(object.deadline) ? globalThis.String(object.deadline) : undefined,
+      jobToken: isSet(object.jobToken)
+        ? globalThis.String(object.jobToken)
+        : isSet(object.job_token)
+        ? globalThis.String(object.job_token)
+        : "",
+      secretEnv: isObject(object.secretEnv)
+        ? (globalThis.Object.entries(object.secretEnv) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.secret_env)
+        ? (globalThis.Object.entries(object.secret_env) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      secretFiles: globalThis.Array.isArray(object?.secretFiles)
+        ? object.secretFiles.map((e: any) => SecretFile.fromJSON(e))
+        : globalThis.Array.isArray(object?.secret_files)
+        ? object.secret_files.map((e: any) => SecretFile.fromJSON(e))
+        : [],
     };
   },
 
@@ -2022,6 +2128,21 @@ export const Assign: MessageFns<Assign> = {
     if (message.deadline !== undefined) {
       obj.deadline = message.deadline;
     }
+    if (message.jobToken !== "") {
+      obj.jobToken = message.jobToken;
+    }
+    if (message.secretEnv) {
+      const entries = globalThis.Object.entries(message.secretEnv) as [string, string][];
+      if (entries.length > 0) {
+        obj.secretEnv = {};
+        entries.forEach(([k, v]) => {
+          obj.secretEnv[k] = v;
+        });
+      }
+    }
+    if (message.secretFiles?.length) {
+      obj.secretFiles = message.secretFiles.map((e) => SecretFile.toJSON(e));
+    }
     return obj;
   },
 
@@ -2034,6 +2155,187 @@ export const Assign: MessageFns<Assign> = {
     message.attempt = object.attempt ?? 0;
     message.spec = (object.spec !== undefined && object.spec !== null) ? JobSpec.fromPartial(object.spec) : undefined;
     message.deadline = object.deadline ?? undefined;
+    message.jobToken = object.jobToken ?? "";
+    message.secretEnv = (globalThis.Object.entries(object.secretEnv ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.secretFiles = object.secretFiles?.map((e) => SecretFile.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAssign_SecretEnvEntry(): Assign_SecretEnvEntry {
+  return { key: "", value: "" };
+}
+
+export const Assign_SecretEnvEntry: MessageFns<Assign_SecretEnvEntry> = {
+  encode(message: Assign_SecretEnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Assign_SecretEnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAssign_SecretEnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Assign_SecretEnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Assign_SecretEnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Assign_SecretEnvEntry>): Assign_SecretEnvEntry {
+    return Assign_SecretEnvEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Assign_SecretEnvEntry>): Assign_SecretEnvEntry {
+    const message = createBaseAssign_SecretEnvEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseSecretFile(): SecretFile {
+  return { path: "", content: "" };
+}
+
+export const SecretFile: MessageFns<SecretFile> = {
+  encode(message: SecretFile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.content !== "") {
+      writer.uint32(18).string(message.content);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SecretFile {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSecretFile();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.content = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SecretFile {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      content: isSet(object.content) ? globalThis.String(object.content) : "",
+    };
+  },
+
+  toJSON(message: SecretFile): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.content !== "") {
+      obj.content = message.content;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SecretFile>): SecretFile {
+    return SecretFile.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SecretFile>): SecretFile {
+    const message = createBaseSecretFile();
+    message.path = object.path ?? "";
+    message.content = object.content ?? "";
     return message;
   },
 };

@@ -276,6 +276,13 @@ export enum FailureCategory {
    * agent's health. The attempt's usage gives the peak.
    */
   FAILURE_CATEGORY_OUT_OF_MEMORY = 10,
+  /**
+   * FAILURE_CATEGORY_UNTRUSTED - An agent that trusts only signed jobs (--trusted-keys) refused the spec:
+   * unsigned, signed by a key it does not trust, or changed after signing.
+   * Nothing ran. Never retried (another agent that trusts nothing would run
+   * what this one refused) and never counted against the agent's health.
+   */
+  FAILURE_CATEGORY_UNTRUSTED = 11,
   UNRECOGNIZED = -1,
 }
 
@@ -314,6 +321,9 @@ export function failureCategoryFromJSON(object: any): FailureCategory {
     case 10:
     case "FAILURE_CATEGORY_OUT_OF_MEMORY":
       return FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY;
+    case 11:
+    case "FAILURE_CATEGORY_UNTRUSTED":
+      return FailureCategory.FAILURE_CATEGORY_UNTRUSTED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -345,6 +355,8 @@ export function failureCategoryToJSON(object: FailureCategory): string {
       return "FAILURE_CATEGORY_DISK_FULL";
     case FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY:
       return "FAILURE_CATEGORY_OUT_OF_MEMORY";
+    case FailureCategory.FAILURE_CATEGORY_UNTRUSTED:
+      return "FAILURE_CATEGORY_UNTRUSTED";
     case FailureCategory.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -433,11 +445,52 @@ export interface JobSpec {
    * cannot honour it. Default false: the job has the host's network.
    */
   noNetwork: boolean;
+  /**
+   * The submitter's Ed25519 signature over this spec's canonical form (every
+   * field but this one; docs/protocol.md, "Signed jobs"). An agent started with
+   * --trusted-keys refuses a spec without one, by an unknown key, or changed
+   * after signing (FAILURE_CATEGORY_UNTRUSTED). Unset: unsigned.
+   */
+  signature:
+    | JobSignature
+    | undefined;
+  /**
+   * Secrets of the job's tenant the job gets, by reference: each must exist
+   * when the job is submitted (else FAILED_PRECONDITION naming
+   * `secrets[i].name`). Their values are looked up when an attempt is
+   * assigned and sent only in its Assign; the job record, Get, List and
+   * Watch hold only these references. At most 64.
+   */
+  secrets: SecretRef[];
 }
 
 export interface JobSpec_EnvEntry {
   key: string;
   value: string;
+}
+
+/**
+ * A secret a job gets: as an environment variable, or as a file in its
+ * workspace. Exactly one of env and path is set.
+ */
+export interface SecretRef {
+  /** The secret's name in the job's tenant. */
+  name: string;
+  /** The environment variable that holds the value (a name a shell takes). */
+  env: string;
+  /**
+   * Where the value is written, relative to the workspace, without `..`
+   * (mode 0600, owned by the job's user).
+   */
+  path: string;
+}
+
+/** A signature over a JobSpec's canonical form. */
+export interface JobSignature {
+  /** Which key signed: the JWK's "kid", or its RFC 7638 thumbprint when it has none. */
+  keyId: string;
+  /** Ed25519 (RFC 8032) signature, 64 bytes. */
+  signature: Buffer;
 }
 
 /**
@@ -615,6 +668,8 @@ function createBaseJobSpec(): JobSpec {
     cancelGraceSeconds: 0,
     executor: 0,
     noNetwork: false,
+    signature: undefined,
+    secrets: [],
   };
 }
 
@@ -670,6 +725,12 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.noNetwork !== false) {
       writer.uint32(136).bool(message.noNetwork);
+    }
+    if (message.signature !== undefined) {
+      JobSignature.encode(message.signature, writer.uint32(146).fork()).join();
+    }
+    for (const v of message.secrets) {
+      SecretRef.encode(v!, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -826,6 +887,22 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.noNetwork = reader.bool();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.signature = JobSignature.decode(reader, reader.uint32());
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.secrets.push(SecretRef.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -894,6 +971,10 @@ export const JobSpec: MessageFns<JobSpec> = {
         : isSet(object.no_network)
         ? globalThis.Boolean(object.no_network)
         : false,
+      signature: isSet(object.signature) ? JobSignature.fromJSON(object.signature) : undefined,
+      secrets: globalThis.Array.isArray(object?.secrets)
+        ? object.secrets.map((e: any) => SecretRef.fromJSON(e))
+        : [],
     };
   },
 
@@ -956,6 +1037,12 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.noNetwork !== false) {
       obj.noNetwork = message.noNetwork;
     }
+    if (message.signature !== undefined) {
+      obj.signature = JobSignature.toJSON(message.signature);
+    }
+    if (message.secrets?.length) {
+      obj.secrets = message.secrets.map((e) => SecretRef.toJSON(e));
+    }
     return obj;
   },
 
@@ -991,6 +1078,10 @@ export const JobSpec: MessageFns<JobSpec> = {
     message.cancelGraceSeconds = object.cancelGraceSeconds ?? 0;
     message.executor = object.executor ?? 0;
     message.noNetwork = object.noNetwork ?? false;
+    message.signature = (object.signature !== undefined && object.signature !== null)
+      ? JobSignature.fromPartial(object.signature)
+      : undefined;
+    message.secrets = object.secrets?.map((e) => SecretRef.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1076,6 +1167,196 @@ export const JobSpec_EnvEntry: MessageFns<JobSpec_EnvEntry> = {
     const message = createBaseJobSpec_EnvEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseSecretRef(): SecretRef {
+  return { name: "", env: "", path: "" };
+}
+
+export const SecretRef: MessageFns<SecretRef> = {
+  encode(message: SecretRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.env !== "") {
+      writer.uint32(18).string(message.env);
+    }
+    if (message.path !== "") {
+      writer.uint32(26).string(message.path);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SecretRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSecretRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.env = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SecretRef {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      env: isSet(object.env) ? globalThis.String(object.env) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+    };
+  },
+
+  toJSON(message: SecretRef): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.env !== "") {
+      obj.env = message.env;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SecretRef>): SecretRef {
+    return SecretRef.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SecretRef>): SecretRef {
+    const message = createBaseSecretRef();
+    message.name = object.name ?? "";
+    message.env = object.env ?? "";
+    message.path = object.path ?? "";
+    return message;
+  },
+};
+
+function createBaseJobSignature(): JobSignature {
+  return { keyId: "", signature: Buffer.alloc(0) };
+}
+
+export const JobSignature: MessageFns<JobSignature> = {
+  encode(message: JobSignature, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(18).bytes(message.signature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobSignature {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobSignature();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobSignature {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: JobSignature): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.signature.length !== 0) {
+      obj.signature = base64FromBytes(message.signature);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<JobSignature>): JobSignature {
+    return JobSignature.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<JobSignature>): JobSignature {
+    const message = createBaseJobSignature();
+    message.keyId = object.keyId ?? "";
+    message.signature = object.signature ?? Buffer.alloc(0);
     return message;
   },
 };
