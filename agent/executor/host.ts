@@ -38,14 +38,17 @@ export interface SpecFile extends AttemptSpec {
 
 export const DEFAULT_PIDS_LIMIT = 4096;
 
-export function planHost(o: { workDir: string; jobUser?: string; pidsLimit?: number; cgroupParent?: string }): HostPlan {
+export function planHost(o: { workDir: string; jobUser?: string; pidsLimit?: number; cgroupParent?: string; cgroups?: boolean }): HostPlan {
   const workDir = resolve(o.workDir);
   const pids = o.pidsLimit ?? DEFAULT_PIDS_LIMIT;
   if (!Number.isInteger(pids) || pids < 1) throw new InvalidExecutorOptionError('pidsLimit', `${pids} is not a whole number ≥ 1`);
   const user = o.jobUser ? lookUpUser(o.jobUser) : undefined;
   // One cgroup name per work dir: two agents on a host never share attempt cgroups.
   const name = `agent-${createHash('sha256').update(workDir).digest('hex').slice(0, 12)}`;
-  const cgroup = detectCgroups({ name, ...(o.cgroupParent ? { parent: o.cgroupParent } : {}) });
+  const cgroup: CgroupSetup =
+    o.cgroups === false
+      ? { mode: 'none', reason: 'turned off (--no-cgroups)' }
+      : detectCgroups({ name, ...(o.cgroupParent ? { parent: o.cgroupParent } : {}) });
   return { cgroup, sandbox: detectSandbox(), ...(user ? { user } : {}), pids, workDir };
 }
 

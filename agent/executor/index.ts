@@ -33,6 +33,8 @@ export interface ExecutorOptions {
   readonly pidsLimit?: number;
   /** The cgroup (absolute path in the cgroup v2 tree, or under each v1 hierarchy) attempts are made under. Default: see cgroup.ts. */
   readonly cgroupParent?: string;
+  /** false: no cgroups even where the host has them (another system manages them); jobs have their process group only. Default true. */
+  readonly cgroups?: boolean;
 }
 
 export function createExecutor(options: ExecutorOptions): Executor {

@@ -75,6 +75,7 @@ export class LocalExecutor implements Executor {
     jobUser?: string;
     pidsLimit?: number;
     cgroupParent?: string;
+    cgroups?: boolean;
   }) {
     this.root = resolve(o.workDir, 'attempts');
     this.log = o.logger;

@@ -281,6 +281,9 @@ class Run {
       const failure = isDiskFull(err) ? 'disk_full' : 'could_not_start';
       return this.finish({ exitCode: 127, failure, message: `could not write the job's script: ${(err as Error).message}` });
     }
+    // Too late to run at all: starting it only to stop it would cost the host (and in the sandbox, a SIGTERM during its set-up is lost).
+    if (this.spec.deadline > 0 && Date.now() >= this.spec.deadline)
+      return this.finish({ exitCode: -1, failure: 'timeout', message: 'the deadline passed before the job started' });
     const env = this.jobEnv();
     let argv: string[];
     try {

@@ -9,15 +9,47 @@ import { groupMembers, killLeftovers } from './proc.js';
 
 export const silent = pino({ level: process.env.RUNMESH_TEST_LOG ?? 'silent' });
 
+/**
+ * One way of running attempts: the contract tests run against each. The
+ * sandbox needs bubblewrap, and is left out where it is not installed (said
+ * by `available`).
+ */
+export interface Variant {
+  readonly name: string;
+  readonly options: Partial<ExecutorOptions>;
+  readonly spec: Partial<AttemptSpec>;
+}
+
+export const SHELL: Variant = { name: 'shell executor', options: {}, spec: {} };
+export const VARIANTS: readonly Variant[] = [
+  SHELL,
+  { name: 'shell executor, process group only (no cgroups)', options: { cgroups: false }, spec: {} },
+  { name: 'sandbox executor', options: {}, spec: { executor: 'sandbox' } },
+];
+
+/** The variants this host can run (the sandbox only where bubblewrap works). */
+export function availableVariants(): Variant[] {
+  const workDir = mkdtempSync(join(tmpdir(), 'runmesh-probe-'));
+  const probe = createExecutor({ workDir, logger: silent, standby: false });
+  const offered = probe.describe().executors;
+  probe.close();
+  rmSync(workDir, { recursive: true, force: true });
+  return VARIANTS.filter((v) => offered.includes(v.spec.executor ?? 'shell'));
+}
+
 export class Fixture {
   readonly workDir = mkdtempSync(join(tmpdir(), 'runmesh-exec-'));
   private readonly executors: Executor[] = [];
-  readonly executor: Executor = this.reopen();
+  readonly executor: Executor;
   private seq = 0;
+
+  constructor(readonly variant: Variant = SHELL) {
+    this.executor = this.reopen();
+  }
 
   /** A fresh executor on the same work dir, as a restarted agent would build. */
   reopen(options: Partial<ExecutorOptions> = {}): Executor {
-    const e = createExecutor({ workDir: this.workDir, logger: silent, ...options });
+    const e = createExecutor({ workDir: this.workDir, logger: silent, ...this.variant.options, ...options });
     this.executors.push(e);
     return e;
   }
@@ -34,6 +66,7 @@ export class Fixture {
       executor: 'shell',
       limits: { memoryBytes: 0, cpuMillis: 0, cpuWeight: 0, pids: 0 },
       network: true,
+      ...this.variant.spec,
       ...job,
     };
   }
