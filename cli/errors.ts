@@ -102,6 +102,7 @@ const OPERATIONAL = new Set([
   'EtcdTlsError',
   'EtcdAuthError',
   'DataDirInUseError',
+  'InvalidExecutorOptionError',
 ]);
 
 export function reportFor(err: unknown): ErrorReport {

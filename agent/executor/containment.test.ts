@@ -191,7 +191,7 @@ describe.skipIf(!root)('--job-user (skipped: needs root to switch users)', () =>
 
   it('refuses an unknown user when the executor starts', () => {
     fx = new Fixture();
-    expect(() => fx.reopen({ jobUser: 'no-such-user-runmesh' })).toThrow('jobUser: no such user: no-such-user-runmesh');
+    expect(() => fx.reopen({ jobUser: 'no-such-user-runmesh' })).toThrow('--job-user: no such user: no-such-user-runmesh');
   });
 });
 

@@ -41,7 +41,7 @@ export const DEFAULT_PIDS_LIMIT = 4096;
 export function planHost(o: { workDir: string; jobUser?: string; pidsLimit?: number; cgroupParent?: string; cgroups?: boolean }): HostPlan {
   const workDir = resolve(o.workDir);
   const pids = o.pidsLimit ?? DEFAULT_PIDS_LIMIT;
-  if (!Number.isInteger(pids) || pids < 1) throw new InvalidExecutorOptionError('pidsLimit', `${pids} is not a whole number ≥ 1`);
+  if (!Number.isInteger(pids) || pids < 1) throw new InvalidExecutorOptionError('--pids-limit', `${pids} is not a whole number ≥ 1`);
   const user = o.jobUser ? lookUpUser(o.jobUser) : undefined;
   // One cgroup name per work dir: two agents on a host never share attempt cgroups.
   const name = `agent-${createHash('sha256').update(workDir).digest('hex').slice(0, 12)}`;
@@ -64,11 +64,11 @@ export function describeHost(h: HostPlan): ExecutorDescription {
  * refused (it would gain nothing and hide a typo).
  */
 function lookUpUser(user: string): JobUser {
-  if (process.getuid?.() !== 0) throw new InvalidExecutorOptionError('jobUser', `running jobs as ${user} needs the agent to run as root`);
+  if (process.getuid?.() !== 0) throw new InvalidExecutorOptionError('--job-user', `running jobs as ${user} needs the agent to run as root`);
   const r = spawnSync('getent', ['passwd', user], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error) throw new InvalidExecutorOptionError('jobUser', `cannot look up ${user}: ${r.error.message}`);
+  if (r.error) throw new InvalidExecutorOptionError('--job-user', `cannot look up ${user}: ${r.error.message}`);
   const [name = '', , uid = '', gid = '', , home = ''] = r.stdout.trim().split('\n')[0]?.split(':') ?? [];
-  if (r.status !== 0 || !name) throw new InvalidExecutorOptionError('jobUser', `no such user: ${user}`);
-  if (Number(uid) === 0) throw new InvalidExecutorOptionError('jobUser', `${user} is root: jobs would run with every right the agent has`);
+  if (r.status !== 0 || !name) throw new InvalidExecutorOptionError('--job-user', `no such user: ${user}`);
+  if (Number(uid) === 0) throw new InvalidExecutorOptionError('--job-user', `${user} is root: jobs would run with every right the agent has`);
   return { name, uid: Number(uid), gid: Number(gid), home };
 }
