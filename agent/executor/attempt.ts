@@ -127,6 +127,8 @@ export class LocalAttempt implements AttemptHandle {
 
   private async readStatus(): Promise<ExitStatus | undefined> {
     if (this.status) return this.status;
+    // Asked on every poll of every running attempt: a failed open costs an Error with its stack, a stat does not.
+    if (!existsSync(this.f.status)) return undefined;
     try {
       this.status = JSON.parse(await readFile(this.f.status, 'utf8')) as ExitStatus;
     } catch {

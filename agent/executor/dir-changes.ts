@@ -12,8 +12,14 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 
-/** Poll interval when no event arrives. */
+/** Poll interval when the directory cannot be watched. */
 export const POLL_MS = 50;
+/**
+ * Poll interval beside a working watch: a safety net only. Every running
+ * attempt has two readers (its log pump and its exit watch), and a 50 ms
+ * poll each was most of an agent's file reads with 16 jobs running.
+ */
+export const WATCHED_POLL_MS = 500;
 
 export class DirChanges {
   private readonly watcher: FSWatcher | undefined;
@@ -54,7 +60,7 @@ export class DirChanges {
         this.wake = undefined;
         resolve(this.take());
       };
-      const timer = setTimeout(done, POLL_MS);
+      const timer = setTimeout(done, this.watcher ? WATCHED_POLL_MS : POLL_MS);
       signal.addEventListener('abort', done, { once: true });
       this.wake = done;
     });
