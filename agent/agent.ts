@@ -36,6 +36,7 @@ import {
 } from './executor/index.js';
 import { executorLabels, executorName } from '../proto/executor-labels.js';
 import { CutOffWatch } from './cut-off.js';
+import { identityEnv, serverEnvOf } from './job-identity.js';
 import { DiskWatch, isDiskFull } from '../proto/disk-space.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
 import { attemptKey, AttemptStream } from './session/attempt.js';
@@ -57,6 +58,8 @@ export class Agent implements ConnectionHost {
   private readonly description: ExecutorDescription;
   /** The operator's labels plus one per executor offered (proto/executor-labels.ts). */
   private readonly labels: Record<string, string>;
+  /** RUNMESH_SERVER (and RUNMESH_TLS_CA) for jobs, beside their job token (job-identity.ts). */
+  private readonly serverEnv: Record<string, string>;
   private readonly attempts = new Map<string, AttemptStream>();
   /** Every attempt assigned to this process, oldest first (bounded by SEEN_ATTEMPTS). */
   private readonly seen = new Set<string>();
@@ -94,6 +97,7 @@ export class Agent implements ConnectionHost {
     });
     this.description = this.executor.describe();
     this.labels = { ...this.options.labels, ...executorLabels(this.description.executors) };
+    this.serverEnv = serverEnvOf(this.options);
     this.dialer = new FallbackDialer(this.options.servers, {
       tls: this.options.tls,
       pin: this.options.caFingerprint ? { fingerprint: this.options.caFingerprint, file: join(this.options.workDir, 'ca.pem') } : undefined,
@@ -285,7 +289,7 @@ export class Agent implements ConnectionHost {
       link.send(notRun(a, FailureCategory.FAILURE_CATEGORY_PREEMPTED, `agent unhealthy (${this.disk.reason}): handed back`));
       return;
     }
-    const started = Promise.resolve().then(() => this.executor.start(attemptSpecOf(a, this.description)));
+    const started = Promise.resolve().then(() => this.executor.start(attemptSpecOf(a, this.description, this.serverEnv)));
     started.then(
       (handle) => {
         const s = new AttemptStream(handle, log);
@@ -442,7 +446,7 @@ function notRun(a: Assign, failure: FailureCategory, message: string): ConnectRe
  * does not offer is the host's failure, not the job's: it was placed here by
  * a label this agent advertised, and may run on another agent.
  */
-function attemptSpecOf(a: Assign, host: ExecutorDescription): AttemptSpec {
+function attemptSpecOf(a: Assign, host: ExecutorDescription, serverEnv: Readonly<Record<string, string>>): AttemptSpec {
   const { spec } = a;
   if (!spec) throw new InvalidAttemptSpecError('assign.spec', 'missing');
   const deadline = a.deadline ? Date.parse(a.deadline) : NaN;
@@ -454,7 +458,7 @@ function attemptSpecOf(a: Assign, host: ExecutorDescription): AttemptSpec {
     attempt: a.attempt,
     argv: spec.argv,
     script: spec.script,
-    env: spec.env,
+    env: { ...spec.env, ...identityEnv(a.jobToken, serverEnv) },
     deadline,
     graceSeconds: spec.cancelGraceSeconds,
     executor,

@@ -24,7 +24,8 @@ import { AuditServiceImpl } from './api/audit-service.js';
 import { ClusterServiceImpl } from './api/cluster-service.js';
 import { TokenServiceImpl } from './api/token-service.js';
 import { AuditLog, AuditRetention } from './audit/index.js';
-import { Gate, JwtVerifier, TokenStore } from './auth/index.js';
+import { Gate, JobTokens, JwtVerifier, TokenStore } from './auth/index.js';
+import { currentAttemptOf } from './jobs/attempt-facts.js';
 import { JobServiceImpl } from './api/job-service.js';
 import { readLocalLog } from './api/logs-follow.js';
 import { refusePeerCall } from './api/peer-auth.js';
@@ -323,7 +324,9 @@ async function serve(
   const audit = new AuditLog(store, log);
   closers.add('audit', () => audit.close());
   const jwt = o.jwt ? await JwtVerifier.open(o.jwt) : undefined;
-  const gate = new Gate({ tokens, jwt, log, limits: o.limits, audit });
+  // Each attempt's RUNMESH_JOB_TOKEN: minted into its Assign, checked against its stored attempt at every call.
+  const jobTokens = new JobTokens(secret.derive('runmesh job token v1'), (id) => currentAttemptOf(repo, id));
+  const gate = new Gate({ tokens, jwt, jobTokens, log, limits: o.limits, audit });
   // Calls are authenticated before their request is read (api/admission.ts); the guard still authorizes each.
   ports.admission.use({
     client: (method, metadata, from) =>
@@ -367,7 +370,7 @@ async function serve(
     heartbeatTimeoutMs: o.heartbeatTimeoutMs,
   });
   closers.add('gateway', () => gateway.close());
-  const dispatch = new PeerDispatch(mesh, gateway, clients);
+  const dispatch = new PeerDispatch(mesh, gateway, clients, (id, attempt) => jobTokens.mint(id, attempt));
   const agentHealth = new HealthTracker();
   const scheduler = new Scheduler({
     writer: JobWriter.forLeader({ repo, tracker, logger: log }, () => mesh.fence()),

@@ -14,7 +14,8 @@ import { JobServiceService, JobSpec, JobState, type Job } from '../../proto/gen/
 import { TokenServiceService } from '../../proto/gen/runmesh/v1/token.js';
 import { AuditServiceService } from '../../proto/gen/runmesh/v1/audit.js';
 import { waitUntil } from '../../test/support/wait.js';
-import { Gate, METHOD_VERBS, ROLES, type Role, type TokenStore } from '../auth/index.js';
+import { Gate, METHOD_VERBS, ROLES, TOKEN_ROLES, type Role, type TokenStore } from '../auth/index.js';
+import { assign, finish } from '../jobs/lifecycle.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import type { Store } from '../store/store.js';
 import { ClusterServiceImpl, type ClusterView } from './cluster-service.js';
@@ -38,6 +39,8 @@ const EXPECTED: Record<Role, 'all' | string[]> = {
   submitter: ['JobService.Submit', 'JobService.SubmitBatch', ...READ_JOBS, 'JobService.Cancel'],
   viewer: [...READ_JOBS, ...CLUSTER_READ],
   agent: [],
+  // A job token (issue 18): its own job only, which the table test's requests do not name (so NOT_FOUND, never PERMISSION_DENIED).
+  job: ['JobService.Get'],
 };
 
 const SERVICES = {
@@ -92,17 +95,22 @@ let client: Client;
 /** A queued job of tenant a, and one of tenant b. */
 let jobA: Job;
 let jobB: Job;
+/** A job of tenant a whose first attempt is assigned: the job token (token.job) is this attempt's. */
+let jobRunning: Job;
 const token: Partial<Record<Role | 'ab', string>> = {};
 
 beforeAll(async () => {
   api = await startApi({ view: new NoAgents() });
   ({ store, tracker, tokens } = api);
   client = new Client(api.address, credentials.createInsecure());
-  for (const role of ROLES)
+  for (const role of TOKEN_ROLES)
     token[role] = (await tokens.create({ name: `t-${role}`, role, tenants: role === 'admin' ? [] : ['a'], ttlMs: 0 })).token;
   token.ab = (await tokens.create({ name: 't-ab', role: 'submitter', tenants: ['a', 'b'], ttlMs: 0 })).token;
   jobA = (await submit(token.admin!, { argv: ['true'], tenant: 'a' })) as Job;
   jobB = (await submit(token.admin!, { argv: ['true'], tenant: 'b' })) as Job;
+  jobRunning = (await submit(token.admin!, { argv: ['true'], tenant: 'a' })) as Job;
+  await api.writer.write(jobRunning.id, (r) => assign(r, 'agent-1', new Date()));
+  token.job = api.jobTokens.mint(jobRunning.id, 1);
 });
 
 afterAll(async () => {
@@ -261,6 +269,43 @@ describe('tenants', () => {
     const again = (await submit(token.ab!, { argv: ['true'], tenant: 'a', idempotencyKey: 'deploy-1' })) as Job;
     expect(b.id).not.toBe(a.id);
     expect(again.id).toBe(a.id);
+  });
+});
+
+describe('job tokens', () => {
+  const call = (name: string, request: unknown, bearer: string | undefined): Promise<status> =>
+    codeOf(
+      methods.find((m) => m.name === name)!,
+      request,
+      bearer,
+    );
+
+  it('read their own job only: another job of the same tenant is NOT_FOUND, List is refused', async () => {
+    expect(await call('JobService.Get', { id: jobRunning.id }, token.job)).toBe(status.OK);
+    expect(await call('JobService.Get', { id: jobA.id }, token.job)).toBe(status.NOT_FOUND);
+    expect(await call('JobService.Get', { id: jobB.id }, token.job)).toBe(status.NOT_FOUND);
+    const list = { states: [], namePrefix: '', tenant: '', pageSize: 10, pageToken: '' };
+    expect(await call('JobService.List', list, token.job)).toBe(status.PERMISSION_DENIED);
+    expect(await call('JobService.Cancel', { id: jobRunning.id, reason: 'x' }, token.job)).toBe(status.PERMISSION_DENIED);
+  });
+
+  it('are refused when forged, when minted for another attempt, and once their attempt ends', async () => {
+    const job = (await submit(token.admin!, { argv: ['true'], tenant: 'a' })) as Job;
+    await api.writer.write(job.id, (r) => assign(r, 'agent-1', new Date()));
+    const good = api.jobTokens.mint(job.id, 1);
+    const get = { id: job.id };
+    expect(await call('JobService.Get', get, good)).toBe(status.OK);
+    expect(await call('JobService.Get', get, good.slice(0, -4) + 'AAAA')).toBe(status.UNAUTHENTICATED);
+    expect(await call('JobService.Get', get, api.jobTokens.mint(job.id, 2))).toBe(status.UNAUTHENTICATED);
+    const done = { exitCode: 0, failure: 0, message: '', logRecords: 0, startedAt: undefined, finishedAt: undefined, usage: undefined };
+    await api.writer.write(job.id, (r) => finish(r, 1, done, new Date()));
+    expect(await call('JobService.Get', get, good)).toBe(status.UNAUTHENTICATED);
+  });
+
+  it('cannot be made as API tokens', async () => {
+    await expect(tokens.create({ name: 'j', role: 'job', tenants: ['a'], ttlMs: 0 })).rejects.toThrow(/job tokens are minted per attempt/);
+    const create = { name: 'j', role: 'job', tenants: ['a'], ttlSeconds: 60 };
+    expect(await call('TokenService.CreateToken', create, token.admin)).toBe(status.INVALID_ARGUMENT);
   });
 });
 

@@ -30,7 +30,7 @@ import type { JobTracker } from '../jobs/tracker.js';
 import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
 import type { LogStore } from '../logs/log-store.js';
-import { canSee, tenantFor, type Gate, type Principal } from '../auth/index.js';
+import { canSee, canSeeJob, tenantFor, type Gate, type Principal } from '../auth/index.js';
 import { auditedUnary, guardedStream, guardedUnary } from './guard.js';
 import { checkJobId, invalid, jobNotFound, toServiceError, type Retention } from './status.js';
 import { drained } from './drain.js';
@@ -124,7 +124,7 @@ export class JobServiceImpl {
   /** The stored job `id`, if the caller may see it; a job of another tenant is as absent as an unknown one. */
   private async visible(id: string, who: Principal): Promise<JobRecord> {
     const v = await this.d.repo.get(checkJobId(id));
-    if (!v || !canSee(who, v.record.job.spec.tenant)) throw jobNotFound(id, this.d.retention);
+    if (!v || !canSeeJob(who, v.record.job.spec.tenant, v.record.job.id)) throw jobNotFound(id, this.d.retention);
     return v.record;
   }
 

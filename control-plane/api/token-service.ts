@@ -18,7 +18,7 @@ import {
   type TokenInfo,
 } from '../../proto/gen/runmesh/v1/token.js';
 import { isReservedLabel, RESERVED_LABEL_PREFIX } from '../../proto/executor-labels.js';
-import { isRole, ROLES, type Gate, type Principal, type TokenRecord, type TokenStore } from '../auth/index.js';
+import { isTokenRole, TOKEN_ROLES, type Gate, type Principal, type TokenRecord, type TokenStore } from '../auth/index.js';
 import { auditedUnary, guardedUnary } from './guard.js';
 import { invalid } from './status.js';
 
@@ -68,7 +68,7 @@ export class TokenServiceImpl {
   }
 
   private async create(req: CreateTokenRequest, who: Principal): Promise<CreateTokenResponse> {
-    if (!isRole(req.role)) throw invalid('role', `"${req.role.slice(0, 32)}" is not one of ${ROLES.join(', ')}`);
+    if (!isTokenRole(req.role)) throw invalid('role', `"${req.role.slice(0, 32)}" is not one of ${TOKEN_ROLES.join(', ')}`);
     if (req.name && !NAME.test(req.name)) throw invalid('name', `bad token name "${req.name.slice(0, 64)}"`);
     if (req.tenants.length > MAX_TENANTS) throw invalid('tenants', `${req.tenants.length} tenants exceed the limit of ${MAX_TENANTS}`);
     const bad = req.tenants.find((t) => !TENANT.test(t));

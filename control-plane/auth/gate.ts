@@ -14,6 +14,7 @@ import type { Principal } from './roles.js';
 import { allowed, verbOf } from './table.js';
 import { LOOKS_LIKE_JWT, type JwtVerifier } from './jwt.js';
 import type { TokenStore } from './tokens.js';
+import { JOB_TOKEN_PREFIX, type JobTokens } from './job-tokens.js';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
@@ -42,6 +43,8 @@ export interface GateOptions {
   log: Logger;
   /** JWTs from an identity provider, when one is configured. */
   jwt?: JwtVerifier;
+  /** Each attempt's job token (`rmj_…`, role job); without it, job tokens are refused. */
+  jobTokens?: JobTokens;
   /** Default DEFAULT_GATE_LIMITS. */
   limits?: GateLimits;
   /** Where failed authentications are recorded; the API guard records mutating calls here too. Default: nowhere. */
@@ -54,12 +57,14 @@ export class Gate {
   private readonly failures: RateLimiter;
   private readonly tokens: TokenStore;
   private readonly jwt: JwtVerifier | undefined;
+  private readonly jobTokens: JobTokens | undefined;
   private readonly log: Logger;
   readonly audit: AuditSink;
 
   constructor(o: GateOptions) {
     this.tokens = o.tokens;
     this.jwt = o.jwt;
+    this.jobTokens = o.jobTokens;
     this.log = o.log;
     this.audit = o.audit ?? NO_AUDIT;
     const limits = o.limits ?? DEFAULT_GATE_LIMITS;
@@ -120,8 +125,10 @@ export class Gate {
     return who;
   }
 
-  /** An API token (rmt_…) from the token store; a JWT from the identity provider, when one is configured. */
+  /** An API token (rmt_…) from the token store; a job token (rmj_…) against its attempt; a JWT from the identity provider, when one is configured. */
   private async verify(token: string): Promise<Principal | { refused: string }> {
+    if (token.startsWith(JOB_TOKEN_PREFIX))
+      return this.jobTokens ? this.jobTokens.verify(token) : { refused: 'job tokens are not accepted here' };
     if (this.jwt && LOOKS_LIKE_JWT.test(token)) return this.jwt.verify(token);
     return this.tokens.verify(token);
   }

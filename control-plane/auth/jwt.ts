@@ -58,7 +58,7 @@ export class JwtVerifier {
       return { refused: `JWT refused: ${reason(err)}` };
     }
     const role = payload[this.o.roleClaim];
-    if (typeof role !== 'string' || !isRole(role) || role === 'agent') {
+    if (typeof role !== 'string' || !isRole(role) || role === 'agent' || role === 'job') {
       return { refused: `JWT refused: claim ${this.o.roleClaim} must be admin, operator, submitter or viewer` };
     }
     const tenants = tenantsOf(payload[this.o.tenantsClaim]);

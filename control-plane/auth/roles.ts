@@ -4,10 +4,14 @@
  */
 import { PermissionDeniedError } from './errors.js';
 
-export const ROLES = ['admin', 'operator', 'submitter', 'viewer', 'agent'] as const;
+export const ROLES = ['admin', 'operator', 'submitter', 'viewer', 'agent', 'job'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const isRole = (text: string): text is Role => (ROLES as readonly string[]).includes(text);
+
+/** The roles an API token (or a JWT) may have: `job` is only ever a job token's, minted per attempt. */
+export const TOKEN_ROLES: readonly Role[] = ROLES.filter((r) => r !== 'job');
+export const isTokenRole = (text: string): text is Role => isRole(text) && text !== 'job';
 
 /** Who is calling, as the gate established it. */
 export interface Principal {
@@ -18,14 +22,27 @@ export interface Principal {
   readonly role: Role;
   /** The tenants it may act in; 'all' for an admin. */
   readonly tenants: readonly string[] | 'all';
+  /** A job token's scope (role `job`): the one attempt it was minted for. */
+  readonly job?: { readonly id: string; readonly attempt: number };
 }
 
 /** The tenant a job of this caller belongs to when nobody names one. */
 export const DEFAULT_TENANT = 'default';
 
-/** True when `p` may see and act on jobs of `tenant` (what it may do there is the table's call). */
+/**
+ * True when `p` may see and act on jobs of `tenant` (what it may do there is
+ * the table's call). Never for a job token: it sees its own job only, through
+ * `canSeeJob`, so a path that forgets the scope shows it nothing.
+ */
 export function canSee(p: Principal, tenant: string): boolean {
+  if (p.role === 'job') return false;
   return p.tenants === 'all' || p.tenants.includes(tenant);
+}
+
+/** True when `p` may see the job `jobId` of `tenant`: a job token sees its own job and nothing else. */
+export function canSeeJob(p: Principal, tenant: string, jobId: string): boolean {
+  if (p.role === 'job') return p.job?.id === jobId && p.tenants !== 'all' && p.tenants.includes(tenant);
+  return canSee(p, tenant);
 }
 
 /**

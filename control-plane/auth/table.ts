@@ -5,7 +5,9 @@
  * role. A method missing from the table is refused (deny by default).
  *
  * Tenants are checked per job on top of this: a caller sees only its tenants'
- * jobs, and a job of another tenant is NOT_FOUND.
+ * jobs, and a job of another tenant is NOT_FOUND. A job token (role `job`) is
+ * scoped to its own job as well: `job.self` methods act on that job only,
+ * and any other job is NOT_FOUND for it.
  */
 import type { Role } from './roles.js';
 
@@ -23,13 +25,15 @@ export type Verb =
   /** Create, list and revoke tokens. */
   | 'tokens.manage'
   /** Read the audit log. */
-  | 'audit.read';
+  | 'audit.read'
+  /** A job token's own job, and only it: read its spec and state, exchange itself for an OIDC ID token. */
+  | 'job.self';
 
-/** gRPC method ("Service.Method", as in the proto) → the verb it needs. */
-export const METHOD_VERBS: Readonly<Record<string, Verb>> = {
+/** gRPC method ("Service.Method", as in the proto) → the verb it needs, or the verbs any one of which will do. */
+export const METHOD_VERBS: Readonly<Record<string, Verb | readonly Verb[]>> = {
   'JobService.Submit': 'jobs.submit',
   'JobService.SubmitBatch': 'jobs.submit',
-  'JobService.Get': 'jobs.read',
+  'JobService.Get': ['jobs.read', 'job.self'],
   'JobService.List': 'jobs.read',
   'JobService.Watch': 'jobs.read',
   'JobService.Logs': 'jobs.read',
@@ -56,26 +60,34 @@ const READS: ReadonlySet<string> = new Set(['TokenService.ListTokens']);
 
 /** True when `method` changes something (a read, such as TokenService.ListTokens, does not, even under a mutating verb). */
 export function mutates(method: string): boolean {
-  const verb = verbOf(method);
-  return verb !== undefined && MUTATING.has(verb) && !READS.has(method);
+  return verbsOf(method).some((v) => MUTATING.has(v)) && !READS.has(method);
 }
 
 const ALL: readonly Verb[] = ['jobs.submit', 'jobs.read', 'jobs.cancel', 'cluster.read', 'cluster.manage', 'tokens.manage', 'audit.read'];
 
-/** What each role may do. `agent` tokens are for agents only: no client call. */
+/**
+ * What each role may do. `agent` tokens are for agents only: no client call.
+ * `job` is no API token's role: each attempt's job token has it (job-tokens.ts).
+ */
 export const GRANTS: Readonly<Record<Role, ReadonlySet<Verb>>> = {
   admin: new Set(ALL),
   operator: new Set<Verb>(['cluster.read', 'cluster.manage', 'jobs.read', 'jobs.cancel', 'audit.read']),
   submitter: new Set<Verb>(['jobs.submit', 'jobs.read', 'jobs.cancel']),
   viewer: new Set<Verb>(['jobs.read', 'cluster.read']),
   agent: new Set<Verb>(),
+  job: new Set<Verb>(['job.self']),
 };
 
-/** The verb `method` needs, or undefined when it is not in the table (then nobody may call it). */
-export const verbOf = (method: string): Verb | undefined => METHOD_VERBS[method];
+/** The verbs any one of which lets a caller call `method`; none when it is not in the table (then nobody may call it). */
+export function verbsOf(method: string): readonly Verb[] {
+  const v = METHOD_VERBS[method];
+  return v === undefined ? [] : typeof v === 'string' ? [v] : v;
+}
+
+/** The verb `method` needs (the first, when several will do), or undefined when it is not in the table. */
+export const verbOf = (method: string): Verb | undefined => verbsOf(method)[0];
 
 /** True when `role` may call `method`. */
 export function allowed(role: Role, method: string): boolean {
-  const verb = verbOf(method);
-  return verb !== undefined && GRANTS[role].has(verb);
+  return verbsOf(method).some((v) => GRANTS[role].has(v));
 }

@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import { parseRecord, WatchedPrefix } from '../mesh/watched-prefix.js';
 import type { JoinGrant } from '../gateway/auth.js';
 import type { Store } from '../store/store.js';
-import { isRole, type Principal, type Role } from './roles.js';
+import { isTokenRole, type Principal, type Role } from './roles.js';
 import { sameDigest, sha256 } from '../secret.js';
 
 export const TOKEN_PREFIX = 'rmt_';
@@ -79,7 +79,7 @@ export class TokenStore {
           log,
           { what: 'token', required: ['id', 'name', 'role', 'hash'] },
           (v) => {
-            if (!isRole(v.role)) throw new Error(`unknown role ${String(v.role)}`);
+            if (!isTokenRole(v.role)) throw new Error(`unknown role ${String(v.role)}`);
             return normalise({ ...v, role: v.role });
           },
         ),
@@ -115,6 +115,7 @@ export class TokenStore {
 
   /** Creates a token; the returned `token` is the only time its secret exists outside the caller. */
   async create(t: NewToken, now = new Date()): Promise<{ token: string; record: TokenRecord }> {
+    if (!isTokenRole(t.role)) throw new Error(`no API token has role ${String(t.role)}: job tokens are minted per attempt`);
     const made = mint(t, now);
     const res = await this.store.txn({
       compare: [{ key: TOKENS + made.record.id, target: 'version', op: '==', value: 0 }],
@@ -208,7 +209,7 @@ function parseJoin(value: string): TokenRecord | undefined {
   try {
     const v = JSON.parse(value) as Partial<TokenRecord>;
     const role = String(v.role);
-    if (typeof v.id !== 'string' || typeof v.name !== 'string' || typeof v.hash !== 'string' || !isRole(role)) return undefined;
+    if (typeof v.id !== 'string' || typeof v.name !== 'string' || typeof v.hash !== 'string' || !isTokenRole(role)) return undefined;
     return normalise({ ...v, id: v.id, name: v.name, hash: v.hash, role });
   } catch {
     return undefined;

@@ -16,6 +16,9 @@ export interface LocalDelivery {
   deliverDrain(agent: string, drain: Drain): boolean;
 }
 
+/** Mints an attempt's job token (auth/job-tokens.ts), sent in its Assign and never stored. */
+export type MintJobToken = (jobId: string, attempt: number) => string;
+
 /** Who holds an agent's stream. */
 type Holder = { kind: 'self' } | { kind: 'peer'; address: string };
 
@@ -24,12 +27,13 @@ export class PeerDispatch implements Dispatcher {
     private readonly mesh: Mesh,
     private readonly local: LocalDelivery,
     private readonly clients: PeerClients,
+    private readonly mintJobToken: MintJobToken,
   ) {}
 
   async assign(agent: string, record: JobRecord): Promise<boolean> {
     const { id, attempt, spec } = record.job;
     const deadline = new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
-    const msg: Assign = { jobId: id, attempt, spec, deadline, jobToken: '', secretEnv: {}, secretFiles: [] };
+    const msg: Assign = { jobId: id, attempt, spec, deadline, jobToken: this.mintJobToken(id, attempt), secretEnv: {}, secretFiles: [] };
     const at = this.holder(agent);
     if (!at) return false;
     return at.kind === 'self' ? this.local.deliverAssign(agent, msg) : this.clients.deliverAssign(at.address, agent, msg);

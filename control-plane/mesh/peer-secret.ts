@@ -23,9 +23,11 @@ const PLACEHOLDER = '[peer secret]';
 export class PeerSecret extends Unprintable {
   readonly #token: string;
   readonly #digest: Buffer;
+  readonly #secret: Buffer;
 
   private constructor(secret: Buffer) {
     super(PLACEHOLDER);
+    this.#secret = secret;
     this.#token = 'rmp_' + createHmac('sha256', secret).update(TOKEN_LABEL).digest('base64url');
     this.#digest = sha256(this.#token);
   }
@@ -65,6 +67,15 @@ export class PeerSecret extends Unprintable {
   /** What a peer's call carries under `PEER_METADATA_KEY`. */
   token(): string {
     return this.#token;
+  }
+
+  /**
+   * A key for another use of the cluster's secret (job tokens: 'runmesh job
+   * token v1'), the same on every peer; the label keeps each use's key apart
+   * from the others and from the peers' token.
+   */
+  derive(label: string): Buffer {
+    return createHmac('sha256', this.#secret).update(label).digest();
   }
 
   /** True when `presented` is this cluster's token; constant time over equal-length digests. */

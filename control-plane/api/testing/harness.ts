@@ -9,7 +9,9 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { tempDir } from '../../../test/support/processes.js';
 import { AuditLog } from '../../audit/index.js';
-import { DEFAULT_GATE_LIMITS, Gate, TokenStore, type JwtVerifier } from '../../auth/index.js';
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_GATE_LIMITS, Gate, JobTokens, TokenStore, type JwtVerifier } from '../../auth/index.js';
+import { currentAttemptOf } from '../../jobs/attempt-facts.js';
 import { JobRepo } from '../../jobs/repo.js';
 import { JobTracker } from '../../jobs/tracker.js';
 import { JobWriter } from '../../jobs/writer.js';
@@ -30,6 +32,10 @@ export interface ApiHarness {
   tracker: JobTracker;
   tokens: TokenStore;
   audit: AuditLog;
+  /** Writes jobs as any peer does (to assign or finish one by hand). */
+  writer: JobWriter;
+  /** Mints attempts' job tokens as a peer's dispatch does (with a key of this harness's own). */
+  jobTokens: JobTokens;
   /** Stops the server and closes everything under it. */
   close(): Promise<void>;
 }
@@ -69,11 +75,13 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
   const tokens = await TokenStore.open(store, log);
   const logs = new LogStore(`${dir}/logs`);
   const audit = new AuditLog(store, log);
+  const jobTokens = new JobTokens(randomBytes(32), (id) => currentAttemptOf(repo, id));
   // Tests fail authentication on purpose, many times: the address slow-down is tested with limits of its own.
   const gate = new Gate({
     tokens,
     log,
     jwt: o.jwt,
+    jobTokens,
     limits: { ...DEFAULT_GATE_LIMITS, authFailures: { perSecond: 1000, burst: 1000 } },
     audit,
   });
@@ -110,6 +118,8 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
     tracker,
     tokens,
     audit,
+    writer,
+    jobTokens,
     async close() {
       server.forceShutdown();
       await audit.close();
