@@ -4,6 +4,7 @@
  * ones run with the tests; the long ones with `npm run chaos -- --long`.
  */
 import { execFileSync } from 'node:child_process';
+import { Etcd3 } from 'etcd3';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -11,9 +12,20 @@ import { AgentState } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { adminToken, TestClient } from '../support/client.js';
 import { startEtcd, type TestEtcd } from '../support/etcd.js';
-import { startMeshAgents, startPeers, waitAgentsOn, waitAllDone, waitLeader, type MeshAgent, type MeshPeer } from '../support/mesh.js';
+import {
+  PEER_TTL_SECONDS,
+  startMeshAgents,
+  startPeers,
+  waitAgentsOn,
+  waitAllDone,
+  waitLeader,
+  type MeshAgent,
+  type MeshPeer,
+} from '../support/mesh.js';
 import { startAgent, startServer, stopAll, tempDir, type AgentProc } from '../support/processes.js';
 import { sleep, waitUntil } from '../support/wait.js';
+import { batchLoad } from './batch-load.js';
+import { startEtcdProxy } from './etcd-proxy.js';
 import { checkHistory, ledgerScript, recordFigures } from './history.js';
 
 const LONG = process.env.RUNMESH_CHAOS_LONG === '1';
@@ -22,6 +34,8 @@ const long = LONG ? it : it.skip;
 const LONG_REASON = ' (long: run with npm run chaos -- --long)';
 /** How long the randomised run injects faults (RUNMESH_CHAOS_SECONDS, default 120). */
 const RANDOM_SECONDS = Number(process.env.RUNMESH_CHAOS_SECONDS ?? 120);
+/** Trivial jobs in the batch-load run (RUNMESH_CHAOS_TRIVIAL_JOBS, default 5000; 300 of them took 23 s here, too long for CI). */
+const TRIVIAL_JOBS = Number(process.env.RUNMESH_CHAOS_TRIVIAL_JOBS ?? 5000);
 
 const clients: TestClient[] = [];
 afterEach(async () => {
@@ -116,6 +130,12 @@ describe('fault suite', () => {
     expect(requeueMs, 'a silent host re-queued well under the old 23 s').toBeLessThan(15_000);
   });
 
+  long(
+    `trivial jobs under batch load: none lost (${TRIVIAL_JOBS} jobs, three agents of 16 slots)${LONG_REASON}`,
+    { timeout: 3_600_000 },
+    () => trivialJobsUnderLoad(TRIVIAL_JOBS, 3),
+  );
+
   long(`a silent netsplit of 60 s between an agent and the control plane${LONG_REASON}`, { timeout: 300_000 }, async (ctx) => {
     const net = await splitNet();
     if (!net) return ctx.skip(); // no network namespaces here (not root, or no iproute2)
@@ -172,25 +192,106 @@ describe('fault suite', () => {
     expect(h.duplicates).toBe(0);
   });
 
-  long(`a peer↔etcd outage of 30 s under load: no peer exits, no mass re-queue${LONG_REASON}`, { timeout: 300_000 }, async () => {
-    const { peers, etcd } = await meshWithAgents('co');
+  long(`a peer↔etcd outage of 30 s under load: no peer exits, no mass re-queue${LONG_REASON}`, { timeout: 300_000 }, () =>
+    etcdOutage('co', 30),
+  );
+
+  long(`a peer↔etcd outage of 60 s under load: no peer exits, no mass re-queue${LONG_REASON}`, { timeout: 300_000 }, () =>
+    etcdOutage('cp', 60),
+  );
+
+  long(`etcd restarts under load (twice): nothing lost, no duplicates${LONG_REASON}`, { timeout: 300_000 }, async () => {
+    const { peers, etcd } = await meshWithAgents('ce');
     const ledger = await ledgerFile();
-    const lines = 200; // 10 s each: running through the outage
-    const ids = await submitEach(peers, 12, ledger, lines);
-    await sleep(1_000); // deliberate: the jobs are placed and running
-    etcd.kill('SIGKILL');
-    await sleep(30_000); // deliberate: the outage
-    await etcd.restart();
+    const lines = 20; // 1 s each
+    const work = trickle(peers, ledger, lines, Date.now() + 20_000);
+    for (let i = 0; i < 2; i++) {
+      await sleep(6_000); // deliberate: jobs are queued, running and ending when etcd goes
+      await etcd.restart();
+    }
+    const ids = await work;
     const h = await checkHistory(
       peers.map((p) => p.client),
       ids,
       { ledger, lines, timeoutMs: 120_000 },
     );
-    recordFigures('etcd unreachable for 30 s under load', h);
-    expect(peers.map((p) => p.alive())).toEqual([true, true, true]);
+    recordFigures('etcd restart under load (twice)', h);
     expect(h.violations).toEqual([]);
-    expect(h.retried).toBe(0);
+    expect(h.duplicates).toBe(0);
   });
+
+  long(
+    `an event-loop stall of the leader past its lease (SIGSTOP, SIGCONT): one attempt per job, its stale writes fenced${LONG_REASON}`,
+    { timeout: 300_000 },
+    async () => {
+      const { peers } = await meshWithAgents('cs');
+      const ledger = await ledgerFile();
+      const lines = 200; // 10 s each: running through the stall
+      const ids = await submitEach(peers, 12, ledger, lines);
+      await waitUntil(
+        async () => (await Promise.all(ids.map((id) => peers[0]!.client.get(id)))).every((j) => j.state === JobState.JOB_STATE_RUNNING),
+        { what: 'every job to run', timeoutMs: 30_000 },
+      );
+      const leaderId = await waitLeader(peers[0]!.client);
+      const stalled = peers.find((p) => p.id === leaderId)!;
+      const others = peers.filter((p) => p !== stalled);
+      const stalledAt = Date.now();
+      stalled.proc.kill('SIGSTOP');
+      await waitLeader(others[0]!.client, leaderId);
+      await sleep(Math.max(0, stalledAt + (PEER_TTL_SECONDS + 3) * 1000 - Date.now())); // deliberate: the stall outlasts the lease
+      stalled.proc.kill('SIGCONT');
+      const h = await checkHistory(
+        peers.map((p) => p.client),
+        ids,
+        { ledger, lines, timeoutMs: 120_000 },
+      );
+      recordFigures('event-loop stall of the leader past its lease', h);
+      expect(stalled.alive()).toBe(true);
+      expect(h.violations).toEqual([]);
+      expect(h.duplicates).toBe(0);
+      // Not yet asserted: retried 0. The stalled peer's agents do not notice it is silent (the control plane sends
+      // them nothing periodic; gRPC keepalive takes 30 s), so they stay on it, vanish from the directory with its
+      // lease, and the new leader re-queues their jobs (7 of 12 here); their first attempts are abandoned, never run twice.
+    },
+  );
+
+  long(
+    `a watch that resumes across a compaction (the leader cut off from etcd, history compacted, healed): nothing missed or applied twice${LONG_REASON}`,
+    { timeout: 300_000 },
+    async () => {
+      etcd ??= await startEtcd();
+      const proxy = await startEtcdProxy(etcd.endpoint);
+      try {
+        // A lease (10 s) that outlasts the cut: the leader stays leader, and only its watches fall behind.
+        const [behind] = await startPeers({ ...etcd, storeUrl: proxy.storeUrl }, 'cw', 1, 10);
+        const peers = [behind!, ...(await startPeers(etcd, 'cx', 2, 10))];
+        const agents = await startMeshAgents(peers, 'cw');
+        await waitAgentsOn(
+          peers[0]!.client,
+          agents.map((a) => a.name),
+        );
+        expect(await waitLeader(peers[1]!.client), 'the first peer started leads').toBe(behind!.id);
+        const ledger = await ledgerFile();
+        const lines = 20;
+        proxy.cut();
+        // Written and compacted away while the leader cannot watch: it must re-read them, and then schedule each once.
+        const ids = await submitEach(peers.slice(1), 40, ledger, lines);
+        await compactEtcd(etcd.endpoint);
+        proxy.heal();
+        const h = await checkHistory(
+          peers.map((p) => p.client),
+          ids,
+          { ledger, lines, timeoutMs: 120_000 },
+        );
+        recordFigures('watch resumed across a compaction (leader cut off from etcd)', h);
+        expect(h.violations).toEqual([]);
+        expect(h.duplicates).toBe(0);
+        expect(behind!.output(), 'the leader saw its watch compacted and re-read').toMatch(/watch compacted|"compacted":true/);
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
 
   long(
     `a rolling restart of every peer under load: every agent takes work again within 60 s${LONG_REASON}`,
@@ -267,6 +368,73 @@ describe('fault suite', () => {
     expect(h.violations).toEqual([]);
   });
 });
+
+/**
+ * etcd down for `seconds` while every peer runs jobs (10 s each, so some end
+ * in the outage and their results wait): no peer exits, no job is retried.
+ */
+async function etcdOutage(tag: string, seconds: number): Promise<void> {
+  const { peers, etcd } = await meshWithAgents(tag);
+  const ledger = await ledgerFile();
+  const lines = 200; // 10 s each: running through the outage
+  const ids = await submitEach(peers, 12, ledger, lines);
+  await sleep(1_000); // deliberate: the jobs are placed and running
+  etcd.kill('SIGKILL');
+  await sleep(seconds * 1000); // deliberate: the outage
+  await etcd.restart();
+  const h = await checkHistory(
+    peers.map((p) => p.client),
+    ids,
+    { ledger, lines, timeoutMs: 120_000 },
+  );
+  recordFigures(`etcd unreachable for ${seconds} s under load`, h);
+  expect(peers.map((p) => p.alive())).toEqual([true, true, true]);
+  expect(h.violations).toEqual([]);
+  expect(h.retried).toBe(0);
+}
+
+/**
+ * Trivial jobs (`true`, `date`) submitted in batches to one control plane
+ * with `agents` agents of 16 slots (issue 16, fault 8): none may end, or
+ * lose an attempt, as lost.
+ */
+async function trivialJobsUnderLoad(n: number, agents: number): Promise<void> {
+  // The deployed heartbeat timeout (the test servers' 2 s is for quick re-queues, not for a loaded host).
+  const server = await startServer({ args: ['--rate-token', '1000000', '--rate-tenant', '1000000', '--heartbeat-timeout', '4s'] });
+  const client = track(new TestClient(server.address, adminToken(server.dataDir)));
+  const started: AgentProc[] = [];
+  for (let i = 0; i < agents; i++) started.push(await startAgent(server.address, { name: `busy${i}`, slots: 16 }));
+  await client.waitAgents(agents);
+  const load = await batchLoad([client], { n, timeoutMs: 60_000 + n * 200 });
+  console.log(
+    `chaos: ${load.jobs} trivial jobs on ${agents} agent(s) of 16 slots in ${load.seconds} s, ${load.lostAttempts} attempts lost`,
+  );
+  recordFigures(`trivial jobs under batch load (${agents} agent(s) × 16 slots)`, {
+    jobs: load.jobs,
+    lost: load.failed,
+    retried: load.retried,
+  });
+  const lostLines = started.flatMap((a) =>
+    a
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('attempt lost')),
+  );
+  expect(load.examples).toEqual([]);
+  expect(load.lostAttempts).toBe(0);
+  expect(lostLines).toEqual([]);
+}
+
+/** Compacts etcd's history up to its current revision. */
+async function compactEtcd(endpoint: string): Promise<void> {
+  const client = new Etcd3({ hosts: endpoint });
+  try {
+    const { header } = await client.kv.range({ key: Buffer.from('/') });
+    await client.kv.compact({ revision: header.revision, physical: true });
+  } finally {
+    client.close();
+  }
+}
 
 /** A mesh of three peers on the suite's etcd with four agents, all connected. */
 async function meshWithAgents(tag: string): Promise<{ peers: MeshPeer[]; agents: MeshAgent[]; etcd: TestEtcd }> {

@@ -139,8 +139,11 @@ async function readLog(clients: TestClient[], id: string): Promise<string | unde
 /** Where the scenarios' figures go; `npm run chaos` prints them as a table. */
 export const FIGURES_FILE = process.env.RUNMESH_CHAOS_FIGURES ?? '';
 
+/** A scenario's figures: a History, or part of one for a scenario that does not read logs or ledgers ('-' in the table). */
+export type Figures = Pick<History, 'jobs' | 'lost' | 'retried'> & Partial<Pick<History, 'duplicates' | 'lostLogs'>>;
+
 /** Records a scenario's figures (time to re-queue in ms, or undefined when nothing was re-queued). */
-export function recordFigures(scenario: string, h: History, requeueMs?: number): void {
+export function recordFigures(scenario: string, h: Figures, requeueMs?: number): void {
   const line = { scenario, requeueMs, jobs: h.jobs, duplicates: h.duplicates, lost: h.lost, lostLogs: h.lostLogs, retried: h.retried };
   console.log(`chaos: ${JSON.stringify(line)}`);
   if (FIGURES_FILE) appendFileSync(FIGURES_FILE, `${JSON.stringify(line)}\n`);

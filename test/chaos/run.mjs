@@ -36,7 +36,7 @@ const lines = [
   '|---|---|---|---|---|---|---|',
   ...rows.map(
     (r) =>
-      `| ${r.scenario} | ${r.requeueMs === undefined ? '-' : `${(r.requeueMs / 1000).toFixed(1)} s`} | ${r.jobs} | ${cell(r.duplicates)} | ${r.lost} | ${r.lostLogs} | ${r.retried} |`,
+      `| ${r.scenario} | ${r.requeueMs === undefined ? '-' : `${(r.requeueMs / 1000).toFixed(1)} s`} | ${r.jobs} | ${cell(r.duplicates)} | ${r.lost} | ${cell(r.lostLogs)} | ${r.retried} |`,
   ),
 ];
 console.log(`\n${lines.join('\n')}\n`);
