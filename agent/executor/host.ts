@@ -43,13 +43,17 @@ export function planHost(o: { workDir: string; jobUser?: string; pidsLimit?: num
   const pids = o.pidsLimit ?? DEFAULT_PIDS_LIMIT;
   if (!Number.isInteger(pids) || pids < 1) throw new InvalidExecutorOptionError('--pids-limit', `${pids} is not a whole number ≥ 1`);
   const user = o.jobUser ? lookUpUser(o.jobUser) : undefined;
-  // One cgroup name per work dir: two agents on a host never share attempt cgroups.
-  const name = `agent-${createHash('sha256').update(workDir).digest('hex').slice(0, 12)}`;
+  const name = agentCgroupName(workDir);
   const cgroup: CgroupSetup =
     o.cgroups === false
       ? { mode: 'none', reason: 'turned off (--no-cgroups)' }
       : detectCgroups({ name, ...(o.cgroupParent ? { parent: o.cgroupParent } : {}) });
   return { cgroup, sandbox: detectSandbox(), ...(user ? { user } : {}), pids, workDir };
+}
+
+/** One cgroup name per work dir: two agents on a host never share attempt cgroups, and a restarted agent finds its own. */
+export function agentCgroupName(workDir: string): string {
+  return `agent-${createHash('sha256').update(resolve(workDir)).digest('hex').slice(0, 12)}`;
 }
 
 export function describeHost(h: HostPlan): ExecutorDescription {
@@ -64,11 +68,13 @@ export function describeHost(h: HostPlan): ExecutorDescription {
  * refused (it would gain nothing and hide a typo).
  */
 function lookUpUser(user: string): JobUser {
-  if (process.getuid?.() !== 0) throw new InvalidExecutorOptionError('--job-user', `running jobs as ${user} needs the agent to run as root`);
+  if (process.getuid?.() !== 0)
+    throw new InvalidExecutorOptionError('--job-user', `running jobs as ${user} needs the agent to run as root`);
   const r = spawnSync('getent', ['passwd', user], { encoding: 'utf8', timeout: 10_000 });
   if (r.error) throw new InvalidExecutorOptionError('--job-user', `cannot look up ${user}: ${r.error.message}`);
   const [name = '', , uid = '', gid = '', , home = ''] = r.stdout.trim().split('\n')[0]?.split(':') ?? [];
   if (r.status !== 0 || !name) throw new InvalidExecutorOptionError('--job-user', `no such user: ${user}`);
-  if (Number(uid) === 0) throw new InvalidExecutorOptionError('--job-user', `${user} is root: jobs would run with every right the agent has`);
+  if (Number(uid) === 0)
+    throw new InvalidExecutorOptionError('--job-user', `${user} is root: jobs would run with every right the agent has`);
   return { name, uid: Number(uid), gid: Number(gid), home };
 }

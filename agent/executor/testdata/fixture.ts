@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import type { AttemptHandle, AttemptSpec, Executor, LogRecord } from '../executor.js';
 import { createExecutor, type ExecutorOptions } from '../index.js';
+import { removeAgentCgroups } from './cgroups.js';
 import { groupMembers, killLeftovers } from './proc.js';
 
 export const silent = pino({ level: process.env.RUNMESH_TEST_LOG ?? 'silent' });
@@ -34,6 +35,7 @@ export function availableVariants(): Variant[] {
   const offered = probe.describe().executors;
   probe.close();
   rmSync(workDir, { recursive: true, force: true });
+  removeAgentCgroups(workDir);
   return VARIANTS.filter((v) => offered.includes(v.spec.executor ?? 'shell'));
 }
 
@@ -81,6 +83,7 @@ export class Fixture {
         [pgidOf(dir)].filter((p) => p > 0),
       );
     rmSync(this.workDir, { recursive: true, force: true });
+    removeAgentCgroups(this.workDir);
   }
 }
 
