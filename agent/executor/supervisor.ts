@@ -165,14 +165,31 @@ async function run(dir: string, handedOver: boolean): Promise<void> {
   try {
     await r.main();
   } catch (err) {
+    await failSafely(r, err as Error);
+  }
+  try {
+    await r.settled();
+  } catch (err) {
+    process.stderr.write(`supervisor: could not tidy up the attempt in ${dir}: ${String(err)}\n`);
+  }
+  runs.delete(r);
+}
+
+/**
+ * run()'s failure path, which must not throw: a rejection here would end the
+ * shared supervisor and every attempt on it (failLost throws if the agent
+ * already removed the attempt's directory, for example).
+ */
+async function failSafely(r: Run, err: Error): Promise<void> {
+  try {
     // The job must not outlive its status unseen.
     r.signalGroup('SIGKILL');
     r.allowLogging();
-    if (isDiskFull(err)) await r.failDiskFull(err as Error);
-    else await r.failLost(err as Error);
+    if (isDiskFull(err)) await r.failDiskFull(err);
+    else await r.failLost(err);
+  } catch (failed) {
+    process.stderr.write(`supervisor: could not report the attempt's failure (${err.message}): ${String(failed)}\n`);
   }
-  await r.settled();
-  runs.delete(r);
 }
 
 /** The verdict the agent would reach on its own once we are gone, published so that it needs not wait for that. */
