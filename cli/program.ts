@@ -10,6 +10,7 @@ import { registerAgents } from './commands/agents.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerTokens } from './commands/tokens.js';
 import { registerAudit } from './commands/audit.js';
+import { registerIdToken } from './commands/id-token.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerLogs } from './commands/logs.js';
 import { registerServerCommands } from './commands/server.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerCluster(program);
   registerTokens(program);
   registerAudit(program);
+  registerIdToken(program);
   registerServerCommands(program);
   return program;
 }

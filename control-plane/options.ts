@@ -68,6 +68,10 @@ export interface ControlPlaneOptions {
   jwt: JwtOptions | undefined;
   /** A file holding the token /metrics asks for when the HTTP listener is not on loopback; '' none (then it refuses). */
   metricsTokenFile: string;
+  /** The OIDC issuer URL, the `iss` of jobs' ID tokens; '' derives it from the bound HTTP address (`http(s)://host:port`). */
+  oidcIssuer: string;
+  /** How often the OIDC signing key is replaced (with an overlap, oidc/signing-keys.ts). Default 7 days. */
+  oidcKeyRotationMs: number;
   /** Rate limits: calls per token, jobs per tenant, failed authentications per address. Default DEFAULT_GATE_LIMITS. */
   limits: GateLimits;
   /** Calls awaiting authentication at once (client and peer calls, agents' streams before their Hello is answered); more are UNAVAILABLE. Default 256. */
@@ -96,6 +100,9 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 4_000;
 /** Calls awaiting authentication at once: each holds at most its metadata and one 64 KiB message (api/admission.ts). */
 export const DEFAULT_MAX_UNAUTHENTICATED_CALLS = 256;
 export { DEFAULT_CONNECTION_LIMITS };
+
+/** A week: the signing key's life, of which its last hour (at most a quarter) overlaps the next key's publication. */
+export const DEFAULT_OIDC_KEY_ROTATION_MS = 7 * 24 * 3_600_000;
 
 export type ControlPlaneInput = Partial<ControlPlaneOptions> & { logger: Logger; joinToken: string };
 
@@ -129,6 +136,8 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     maxUnauthenticatedCalls: o.maxUnauthenticatedCalls ?? DEFAULT_MAX_UNAUTHENTICATED_CALLS,
     connections: o.connections ?? DEFAULT_CONNECTION_LIMITS,
     metricsTokenFile: o.metricsTokenFile ?? '',
+    oidcIssuer: (o.oidcIssuer ?? '').replace(/\/+$/, ''),
+    oidcKeyRotationMs: o.oidcKeyRotationMs ?? DEFAULT_OIDC_KEY_ROTATION_MS,
     jwt: o.jwt,
     // ControlPlane.start gives the one kept in the data dir (data-dir.ts) when none is given.
     peerId: o.peerId || `${hostname()}-${process.pid}`,

@@ -26,6 +26,8 @@ import { TokenServiceImpl } from './api/token-service.js';
 import { AuditLog, AuditRetention } from './audit/index.js';
 import { Gate, JobTokens, JwtVerifier, TokenStore } from './auth/index.js';
 import { currentAttemptOf } from './jobs/attempt-facts.js';
+import { IdentityServiceImpl } from './api/identity-service.js';
+import { Issuer, keyTimes, oidcRoutes, SigningKeys } from './oidc/index.js';
 import { JobServiceImpl } from './api/job-service.js';
 import { readLocalLog } from './api/logs-follow.js';
 import { refusePeerCall } from './api/peer-auth.js';
@@ -196,6 +198,7 @@ const SHUTDOWN_ORDER = [
   'peer clients',
   'tracker',
   'tokens',
+  'oidc keys',
   'audit',
   'logs',
   'store',
@@ -436,6 +439,7 @@ async function serve(
   }).addToServer(ports.grpc);
   new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: state.autoTls?.fingerprint ?? '' }).addToServer(ports.grpc);
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(ports.grpc);
+  await serveOidc(o, log, state, ports, gate, mesh, closers);
   const cluster = new ClusterServiceImpl({
     gate,
     view: clusterView({ mesh, agents, dispatch, registry, index, scheduler, credentials, rotation }),
@@ -453,6 +457,24 @@ async function serve(
     closers.add('tunnel', () => tunnel.close());
   }
   for (const s of ['', ...SERVICES]) ports.health.setStatus(s, 'SERVING');
+}
+
+/** The OIDC issuer: signing keys from the store, discovery and JWKS on the HTTP port, JobIdentityService on gRPC. */
+async function serveOidc(
+  o: ControlPlaneOptions,
+  log: Logger,
+  state: State,
+  ports: Ports,
+  gate: Gate,
+  mesh: Mesh,
+  closers: Shutdown,
+): Promise<void> {
+  const keys = await SigningKeys.open(state.store, keyTimes(o.oidcKeyRotationMs), log);
+  closers.add('oidc keys', () => keys.close());
+  const issuer = new Issuer(o.oidcIssuer || `${state.autoTls ? 'https' : 'http'}://${ports.httpAddress}`, keys);
+  Object.assign(ports.routes, oidcRoutes(issuer));
+  const agentLabels = (name: string): Record<string, string> => mesh.directory.get(name)?.labels ?? {};
+  new IdentityServiceImpl({ gate, repo: state.repo, issuer, agentLabels, logger: log }).addToServer(ports.grpc);
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { adminToken, bigintSafe, TestClient } from './support/client.js';
@@ -71,4 +72,42 @@ describe('job tokens', () => {
     expect(cp.output()).not.toContain(token);
     expect(agent.output()).not.toContain(token);
   }, 90_000);
+});
+
+describe('OIDC ID tokens', () => {
+  it('verify against the JWKS URL; another audience or an expired one fails', async () => {
+    const issuer = `http://${cp.http}`;
+    const discovery = (await (await fetch(`${issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    expect(discovery).toMatchObject({
+      issuer,
+      jwks_uri: `${issuer}/.well-known/jwks.json`,
+      id_token_signing_alg_values_supported: ['ES256'],
+    });
+
+    const script = `${rm('id-token --audience sts.example.com')} > ${dir}/id-token`;
+    const job = await client.submit({ script, name: 'deploy' });
+    const done = await client.waitDone(job.id, 60_000);
+    expect(done.state, JSON.stringify(done.attempts, bigintSafe)).toBe(JobState.JOB_STATE_SUCCEEDED);
+    const token = (await readFile(join(dir, 'id-token'), 'utf8')).trim();
+
+    const jwks = createRemoteJWKSet(new URL(String(discovery.jwks_uri)));
+    const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer, audience: 'sts.example.com' });
+    expect(protectedHeader.alg).toBe('ES256');
+    expect(payload).toMatchObject({ sub: 'default/deploy', job_id: job.id, attempt: 1, agent: 'identity-1', tenant: 'default' });
+    expect(payload.labels).toMatchObject({ 'runmesh.io/executor-shell': 'true' });
+    expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(600);
+
+    await expect(jwtVerify(token, jwks, { issuer, audience: 'someone-else' })).rejects.toThrow(/aud/);
+    const later = new Date((decodeJwt(token).exp! + 1) * 1000);
+    await expect(jwtVerify(token, jwks, { issuer, audience: 'sts.example.com', currentDate: later })).rejects.toThrow(/exp/);
+    expect(cp.output()).not.toContain(token);
+    expect(agent.output()).not.toContain(token);
+  }, 90_000);
+
+  it('serves its documents to anyone, at a bounded rate', async () => {
+    const url = `http://${cp.http}/.well-known/jwks.json`;
+    const codes = await Promise.all(Array.from({ length: 150 }, async () => (await fetch(url)).status));
+    expect(codes.filter((c) => c === 200).length).toBeGreaterThanOrEqual(100);
+    expect(codes).toContain(429);
+  });
 });

@@ -12,6 +12,7 @@ import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_CONNECTION_LIMITS,
   DEFAULT_JOB_RETENTION_MS,
+  DEFAULT_OIDC_KEY_ROTATION_MS,
   DEFAULT_MAX_ENDED_JOBS,
   DEFAULT_MAX_UNAUTHENTICATED_CALLS,
   DEFAULT_PLAIN_LISTEN,
@@ -76,6 +77,8 @@ interface ServerFlags {
   peerTtl: number;
   jobRetention: number;
   auditRetention: number;
+  oidcIssuer?: string;
+  oidcKeyRotation: number;
   compactionInterval: number;
   maxEndedJobs: number;
   logLevel?: string;
@@ -86,6 +89,15 @@ export function registerServe(program: Command): void {
     .command('server')
     .description('run a control-plane peer')
     .option('--listen <addr>', 'gRPC address (repeatable): host:port or unix:///path', addresses('--listen'), [])
+    .option(
+      '--oidc-issuer <url>',
+      "jobs' ID tokens' issuer, where /.well-known/openid-configuration is served (default: http(s)://<--http-listen>)",
+    )
+    .addOption(
+      new Option('--oidc-key-rotation <duration>', 'replace the ID-token signing key this often, with an overlap')
+        .argParser(durationMs)
+        .default(DEFAULT_OIDC_KEY_ROTATION_MS, '7d'),
+    )
     .option(
       '--http-listen <addr>',
       'HTTP address for /healthz, /readyz, /metrics and the ws tunnel',
@@ -224,6 +236,8 @@ export function registerServe(program: Command): void {
         peerTtlSeconds: Math.max(1, Math.round(f.peerTtl / 1000)),
         jobRetentionMs: f.jobRetention,
         auditRetentionMs: f.auditRetention,
+        oidcIssuer: f.oidcIssuer,
+        oidcKeyRotationMs: f.oidcKeyRotation,
         compactionIntervalMs: f.compactionInterval,
         maxEndedJobs: f.maxEndedJobs,
         tenantWeights: tenantWeights(f.tenantWeight),

@@ -13,6 +13,7 @@ import { ClusterServiceService, type Agent } from '../../proto/gen/runmesh/v1/cl
 import { JobServiceService, JobSpec, JobState, type Job } from '../../proto/gen/runmesh/v1/job.js';
 import { TokenServiceService } from '../../proto/gen/runmesh/v1/token.js';
 import { AuditServiceService } from '../../proto/gen/runmesh/v1/audit.js';
+import { JobIdentityServiceService } from '../../proto/gen/runmesh/v1/identity.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { Gate, METHOD_VERBS, ROLES, TOKEN_ROLES, type Role, type TokenStore } from '../auth/index.js';
 import { assign, finish } from '../jobs/lifecycle.js';
@@ -40,14 +41,18 @@ const EXPECTED: Record<Role, 'all' | string[]> = {
   viewer: [...READ_JOBS, ...CLUSTER_READ],
   agent: [],
   // A job token (issue 18): its own job only, which the table test's requests do not name (so NOT_FOUND, never PERMISSION_DENIED).
-  job: ['JobService.Get'],
+  job: ['JobService.Get', 'JobIdentityService.IssueIdToken'],
 };
+
+/** What only a job token may call. */
+const JOB_ONLY = ['JobIdentityService.IssueIdToken'];
 
 const SERVICES = {
   JobService: JobServiceService,
   ClusterService: ClusterServiceService,
   TokenService: TokenServiceService,
   AuditService: AuditServiceService,
+  JobIdentityService: JobIdentityServiceService,
 } as const;
 
 interface Method {
@@ -187,6 +192,7 @@ function requestFor(name: string): unknown {
     'TokenService.ListTokens': {},
     'TokenService.RevokeToken': { id: '0000000000000000' },
     'AuditService.ListAudit': { since: '', actor: '', limit: 10, pageToken: '' },
+    'JobIdentityService.IssueIdToken': { audience: 'authz-test' },
   };
   if (!(name in requests)) throw new Error(`no request for ${name}: add one (and a row to the authorization table)`);
   return requests[name];
@@ -215,7 +221,8 @@ describe('the authorization table', () => {
       const allowed = EXPECTED[role];
       for (const m of methods) {
         const code = await codeOf(m, requestFor(m.name), token[role]);
-        const may = allowed === 'all' || allowed.includes(m.name);
+        // An admin may do everything but act as a job: only a job token gets a job's ID token.
+        const may = allowed === 'all' ? !JOB_ONLY.includes(m.name) : allowed.includes(m.name);
         if (may) expect({ method: m.name, code }).not.toEqual({ method: m.name, code: status.PERMISSION_DENIED });
         else expect({ method: m.name, code }).toEqual({ method: m.name, code: status.PERMISSION_DENIED });
         expect({ method: m.name, code }).not.toEqual({ method: m.name, code: status.UNAUTHENTICATED });

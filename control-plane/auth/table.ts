@@ -50,6 +50,7 @@ export const METHOD_VERBS: Readonly<Record<string, Verb | readonly Verb[]>> = {
   'TokenService.ListTokens': 'tokens.manage',
   'TokenService.RevokeToken': 'tokens.manage',
   'AuditService.ListAudit': 'audit.read',
+  'JobIdentityService.IssueIdToken': 'job.self',
 };
 
 /** The verbs that change something: every call needing one is recorded in the audit log, whatever its result. */

@@ -23,6 +23,8 @@ import { ClusterServiceImpl, type ClusterView } from '../cluster-service.js';
 import { JobServiceImpl, type JobServiceDeps } from '../job-service.js';
 import type { Retention } from '../status.js';
 import { TokenServiceImpl } from '../token-service.js';
+import { IdentityServiceImpl } from '../identity-service.js';
+import { Issuer, keyTimes, SigningKeys } from '../../oidc/index.js';
 
 export interface ApiHarness {
   /** host:port of the gRPC server. */
@@ -108,6 +110,9 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
   new ClusterServiceImpl({ gate, view: o.view ?? EMPTY_CLUSTER, tracker, logger: log, version: o.version ?? 'test' }).addToServer(server);
   new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: '' }).addToServer(server);
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(server);
+  const oidcKeys = await SigningKeys.open(store, keyTimes(7 * 24 * 3_600_000), log);
+  const issuer = new Issuer('http://127.0.0.1', oidcKeys);
+  new IdentityServiceImpl({ gate, repo, issuer, agentLabels: () => ({}), logger: log }).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -122,6 +127,7 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
     jobTokens,
     async close() {
       server.forceShutdown();
+      await oidcKeys.close();
       await audit.close();
       await tracker.close();
       await tokens.close();
