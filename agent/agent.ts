@@ -37,6 +37,9 @@ import {
 import { executorLabels, executorName } from '../proto/executor-labels.js';
 import { CutOffWatch } from './cut-off.js';
 import { identityEnv, serverEnvOf } from './job-identity.js';
+import { trustedKeysOf, untrusted } from '../proto/job-signature.js';
+import { readFileSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
 import { DiskWatch, isDiskFull } from '../proto/disk-space.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
 import { attemptKey, AttemptStream } from './session/attempt.js';
@@ -60,6 +63,8 @@ export class Agent implements ConnectionHost {
   private readonly labels: Record<string, string>;
   /** RUNMESH_SERVER (and RUNMESH_TLS_CA) for jobs, beside their job token (job-identity.ts). */
   private readonly serverEnv: Record<string, string>;
+  /** `--trusted-keys`: the keys a job must be signed by to run here; undefined runs unsigned jobs too. */
+  private readonly trusted: ReadonlyMap<string, KeyObject> | undefined;
   private readonly attempts = new Map<string, AttemptStream>();
   /** Every attempt assigned to this process, oldest first (bounded by SEEN_ATTEMPTS). */
   private readonly seen = new Set<string>();
@@ -98,6 +103,7 @@ export class Agent implements ConnectionHost {
     this.description = this.executor.describe();
     this.labels = { ...this.options.labels, ...executorLabels(this.description.executors) };
     this.serverEnv = serverEnvOf(this.options);
+    this.trusted = this.options.trustedKeys ? loadTrustedKeys(this.options.trustedKeys) : undefined;
     this.dialer = new FallbackDialer(this.options.servers, {
       tls: this.options.tls,
       pin: this.options.caFingerprint ? { fingerprint: this.options.caFingerprint, file: join(this.options.workDir, 'ca.pem') } : undefined,
@@ -289,6 +295,13 @@ export class Agent implements ConnectionHost {
       link.send(notRun(a, FailureCategory.FAILURE_CATEGORY_PREEMPTED, `agent unhealthy (${this.disk.reason}): handed back`));
       return;
     }
+    // Before anything of the job touches this host: a control plane or store that was broken into cannot make us run it.
+    const refusal = this.trusted && (a.spec ? untrusted(a.spec, this.trusted) : 'the assignment has no spec');
+    if (refusal) {
+      log.warn({ reason: refusal }, 'refusing an untrusted job');
+      link.send(notRun(a, FailureCategory.FAILURE_CATEGORY_UNTRUSTED, refusal));
+      return;
+    }
     const started = Promise.resolve().then(() => this.executor.start(attemptSpecOf(a, this.description, this.serverEnv)));
     started.then(
       (handle) => {
@@ -420,6 +433,14 @@ export class Agent implements ConnectionHost {
     await this.loop;
     this.executor.close();
   }
+}
+
+/** The Ed25519 keys of a JWKS file; a file without one is refused (the agent would refuse every job). */
+function loadTrustedKeys(file: string): ReadonlyMap<string, KeyObject> {
+  const keys = trustedKeysOf(JSON.parse(readFileSync(file, 'utf8')) as { keys?: unknown[] });
+  if (keys.size === 0)
+    throw new Error(`--trusted-keys ${file}: no Ed25519 public key in it (a JWKS: {"keys": [{"kty": "OKP", "crv": "Ed25519", ...}]})`);
+  return keys;
 }
 
 /** The result of an attempt that never ran. */

@@ -51,6 +51,8 @@ export interface AgentOptions {
   pidsLimit: number;
   /** The cgroup attempts are made under. Default '' (the executor's choice: see agent/executor/cgroup.ts). */
   cgroupParent: string;
+  /** A JWKS file of the Ed25519 keys whose signed jobs this agent runs; it refuses every other job. Default '' (runs unsigned jobs). */
+  trustedKeys: string;
   logger: Logger;
 }
 
@@ -90,6 +92,7 @@ export function resolveAgentOptions(o: AgentInput): AgentOptions {
     jobUser: o.jobUser ?? '',
     pidsLimit: o.pidsLimit || DEFAULT_PIDS_LIMIT,
     cgroupParent: o.cgroupParent ?? '',
+    trustedKeys: o.trustedKeys ?? '',
     logger: o.logger,
   };
 }

@@ -31,6 +31,7 @@ interface AgentFlags {
   jobUser?: string;
   pidsLimit: number;
   cgroupParent?: string;
+  trustedKeys?: string;
   logLevel?: string;
 }
 
@@ -82,6 +83,7 @@ export function registerAgent(program: Command): void {
       '--cgroup-parent <path>',
       'the cgroup jobs are made under (a path in the cgroup v2 tree, or under each v1 hierarchy); default: detected, see `runmesh agents get` for what it uses',
     )
+    .option('--trusted-keys <file>', 'a JWKS of Ed25519 keys: run only jobs signed by one of them (runmesh submit --sign-key)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: AgentFlags) => {
       keepRunningWhenOutputCloses();
@@ -108,6 +110,7 @@ export function registerAgent(program: Command): void {
         jobUser: f.jobUser,
         pidsLimit: f.pidsLimit,
         cgroupParent: f.cgroupParent,
+        trustedKeys: f.trustedKeys,
         logger,
       });
       await agent.start();

@@ -8,11 +8,16 @@ import { printJson } from '../format.js';
 import { collect, serverOption, tokenOption } from '../options.js';
 import { settle } from '../outcome.js';
 import { buildSpec, type SubmitFlags } from '../spec.js';
+import { readFileSync } from 'node:fs';
+import type { JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import { signingKeyOf, signSpec } from '../../proto/job-signature.js';
+import { validateSpec } from '../../control-plane/jobs/validate.js';
 
 interface SubmitOptions extends SubmitFlags {
   server: string;
   wait?: boolean;
   json?: boolean;
+  signKey?: string;
 }
 
 export function registerSubmit(program: Command): void {
@@ -42,11 +47,12 @@ export function registerSubmit(program: Command): void {
     .option('--executor <name>', 'shell (default: a process on the agent) | sandbox (under bubblewrap, only on agents that offer it)')
     .option('--no-network', 'sandbox only: the job gets no network at all')
     .option('--json', 'print the submitted job as JSON')
+    .option('--sign-key <file>', 'sign the job with this Ed25519 private key (PEM or JWK), for agents that run only signed jobs')
     .action((command: string[], options: SubmitOptions) => submit(command, options));
 }
 
 async function submit(command: string[], options: SubmitOptions): Promise<void> {
-  const spec = buildSpec(options, command);
+  const spec = options.signKey ? signed(buildSpec(options, command), options.signKey) : buildSpec(options, command);
   if (options.wait && options.json) {
     throw new UsageError("--json and --wait do not mix: with --wait, stdout carries the job's output");
   }
@@ -57,6 +63,22 @@ async function submit(command: string[], options: SubmitOptions): Promise<void> 
     if (options.json) printJson(Job.toJSON(res.job));
     else process.stdout.write(`${res.job.id}\n`);
   });
+}
+
+/**
+ * The spec resolved exactly as the control plane resolves it at submit (the
+ * same validateSpec), then signed: storing it changes nothing the signature
+ * covers. Its tenant is signed too, so it must be the one the control plane
+ * would pick ("default" unless --tenant names another).
+ */
+function signed(spec: JobSpec, keyFile: string): JobSpec {
+  let signer: ReturnType<typeof signingKeyOf>;
+  try {
+    signer = signingKeyOf(readFileSync(keyFile, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--sign-key ${keyFile}: ${(err as Error).message}`);
+  }
+  return signSpec(validateSpec(spec, 'spec'), signer);
 }
 
 // stdout and stderr carry the job's own output only; the outcome is the exit code (and one line if it did not exit).

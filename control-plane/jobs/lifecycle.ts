@@ -75,6 +75,8 @@ function nextState(r: JobRecord, outcome: AttemptOutcome): { state: JobState; re
   if (r.cancel || outcome.failure === F.FAILURE_CATEGORY_CANCELLED) return { state: S.JOB_STATE_CANCELLED, retry: false };
   // Another try fails the same way: the program is missing or cannot be run.
   if (outcome.failure === F.FAILURE_CATEGORY_NOT_RUNNABLE) return { state: S.JOB_STATE_FAILED, retry: false };
+  // An agent refused the spec as unsigned or altered: another try could land on an agent that trusts anything.
+  if (outcome.failure === F.FAILURE_CATEGORY_UNTRUSTED) return { state: S.JOB_STATE_FAILED, retry: false };
   const left = r.job.spec.maxAttempts - countedAttempts(r);
   if (left > 0) return { state: S.JOB_STATE_WAITING, retry: true };
   if (outcome.failure === F.FAILURE_CATEGORY_TIMEOUT) return { state: S.JOB_STATE_TIMED_OUT, retry: false };
