@@ -16,6 +16,7 @@ export const SERVICES = [
   'runmesh.v1.PeerService',
   'runmesh.v1.TokenService',
   'runmesh.v1.AuditService',
+  'runmesh.v1.JobIdentityService',
 ] as const;
 
 export function addReflection(server: Server): void {
@@ -28,6 +29,7 @@ export function addReflection(server: Server): void {
     'runmesh/v1/peer.proto',
     'runmesh/v1/token.proto',
     'runmesh/v1/audit.proto',
+    'runmesh/v1/identity.proto',
     'health/v1/health.proto',
   ];
   const definition = loadSync(files, { includeDirs: [dir, healthDir], keepCase: true, longs: String, enums: String, defaults: true });
