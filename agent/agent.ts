@@ -43,6 +43,7 @@ import type { KeyObject } from 'node:crypto';
 import { DiskWatch, isDiskFull } from '../proto/disk-space.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
 import { attemptKey, AttemptStream } from './session/attempt.js';
+import { loadMasks, matcherFor, maskText, saveMasks, secretValuesOf, sweepMasks, dropMasks } from './masking/index.js';
 import { runConnection, type ConnectionHost } from './session/connection.js';
 import { readCredential, saveCredential } from './session/credential.js';
 import type { Link } from './session/link.js';
@@ -123,7 +124,14 @@ export class Agent implements ConnectionHost {
     this.sayContainment();
     await this.disk.start(); // a disk full before we start: unhealthy from the first heartbeat
     for (const handle of await this.executor.recover())
-      this.track(new AttemptStream(handle, this.attemptLog(handle.jobId, handle.attempt)));
+      this.track(
+        new AttemptStream(
+          handle,
+          this.attemptLog(handle.jobId, handle.attempt),
+          matcherFor(loadMasks(this.options.workDir, attemptKey(handle))),
+        ),
+      );
+    sweepMasks(this.options.workDir, new Set(this.attempts.keys()));
     if (this.attempts.size > 0) this.log.info({ attempts: this.attempts.size }, 'recovered attempts from disk');
     this.cutOff.disconnected();
     this.loop = this.connectLoop();
@@ -149,6 +157,7 @@ export class Agent implements ConnectionHost {
       () => undefined, // the stream logs it
     );
     void s.done.then(() => {
+      dropMasks(this.options.workDir, s.key);
       if (this.attempts.get(s.key) === s) this.attempts.delete(s.key);
     });
   }
@@ -295,6 +304,9 @@ export class Agent implements ConnectionHost {
       link.send(notRun(a, FailureCategory.FAILURE_CATEGORY_PREEMPTED, `agent unhealthy (${this.disk.reason}): handed back`));
       return;
     }
+    // The values to mask are on disk before the job can print one, for an agent restarted mid-attempt.
+    const secrets = secretValuesOf(a);
+    const masks = matcherFor(secrets);
     // Before anything of the job touches this host: a control plane or store that was broken into cannot make us run it.
     const refusal = this.trusted && (a.spec ? untrusted(a.spec, this.trusted) : 'the assignment has no spec');
     if (refusal) {
@@ -302,10 +314,13 @@ export class Agent implements ConnectionHost {
       link.send(notRun(a, FailureCategory.FAILURE_CATEGORY_UNTRUSTED, refusal));
       return;
     }
-    const started = Promise.resolve().then(() => this.executor.start(attemptSpecOf(a, this.description, this.serverEnv)));
+    const started = Promise.resolve().then(() => {
+      saveMasks(this.options.workDir, key, secrets);
+      return this.executor.start(attemptSpecOf(a, this.description, this.serverEnv));
+    });
     started.then(
       (handle) => {
-        const s = new AttemptStream(handle, log);
+        const s = new AttemptStream(handle, log, masks);
         this.track(s);
         if (this.draining) s.handBack = true;
         if (this.cutOff.cutOff) this.kill(s, 'cut off from every control plane past --disconnected-grace');
@@ -323,7 +338,8 @@ export class Agent implements ConnectionHost {
           : isDiskFull(err)
             ? FailureCategory.FAILURE_CATEGORY_DISK_FULL
             : FailureCategory.FAILURE_CATEGORY_COULD_NOT_START;
-        link.send(notRun(a, failure, String((err as Error).message)));
+        dropMasks(this.options.workDir, key);
+        link.send(notRun(a, failure, maskText(masks, String((err as Error).message))));
       },
     );
   }
@@ -479,7 +495,8 @@ function attemptSpecOf(a: Assign, host: ExecutorDescription, serverEnv: Readonly
     attempt: a.attempt,
     argv: spec.argv,
     script: spec.script,
-    env: { ...spec.env, ...identityEnv(a.jobToken, serverEnv) },
+    env: { ...spec.env, ...a.secretEnv, ...identityEnv(a.jobToken, serverEnv) },
+    files: a.secretFiles.map((f) => ({ path: f.path, content: f.content })),
     deadline,
     graceSeconds: spec.cancelGraceSeconds,
     executor,

@@ -17,6 +17,7 @@ import { JobServiceClient } from '../proto/gen/runmesh/v1/job.js';
 import { ClusterServiceClient } from '../proto/gen/runmesh/v1/cluster.js';
 import { TokenServiceClient } from '../proto/gen/runmesh/v1/token.js';
 import { AuditServiceClient } from '../proto/gen/runmesh/v1/audit.js';
+import { SecretServiceClient } from '../proto/gen/runmesh/v1/secret.js';
 import { readFileSync } from 'node:fs';
 import { caFor, tokenFor } from './context.js';
 import type { Target } from './options.js';
@@ -43,6 +44,7 @@ export interface Connection {
   readonly cluster: ClusterServiceClient;
   readonly tokens: TokenServiceClient;
   readonly audit: AuditServiceClient;
+  readonly secrets: SecretServiceClient;
   /** Closes the shared channel; idempotent. */
   close(): void;
 }
@@ -76,6 +78,7 @@ export function connect(target: Target, credentials?: ChannelCredentials): Conne
   const cluster = new ClusterServiceClient(channel.address, channel.credentials, shared);
   const tokens = new TokenServiceClient(channel.address, channel.credentials, shared);
   const audit = new AuditServiceClient(channel.address, channel.credentials, shared);
+  const secrets = new SecretServiceClient(channel.address, channel.credentials, shared);
   let closed = false;
   return {
     server,
@@ -83,6 +86,7 @@ export function connect(target: Target, credentials?: ChannelCredentials): Conne
     cluster,
     tokens,
     audit,
+    secrets,
     close() {
       if (closed) return;
       closed = true;

@@ -11,6 +11,7 @@ import { registerCluster } from './commands/cluster.js';
 import { registerTokens } from './commands/tokens.js';
 import { registerAudit } from './commands/audit.js';
 import { registerIdToken } from './commands/id-token.js';
+import { registerSecrets } from './commands/secrets.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerLogs } from './commands/logs.js';
 import { registerServerCommands } from './commands/server.js';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerTokens(program);
   registerAudit(program);
   registerIdToken(program);
+  registerSecrets(program);
   registerServerCommands(program);
   return program;
 }

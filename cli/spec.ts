@@ -1,5 +1,5 @@
 /** Turns `runmesh submit` flags and the words after `--` into a JobSpec. */
-import { Executor, JobSpec, QosClass, Strategy } from '../proto/gen/runmesh/v1/job.js';
+import { Executor, JobSpec, QosClass, Strategy, type SecretRef } from '../proto/gen/runmesh/v1/job.js';
 import { parseDuration } from './duration.js';
 import { UsageError } from './errors.js';
 import { enumFlag, INT32_MAX, INT32_MIN, optionalWhole, parsePair, parseWhole, UINT32_MAX } from './options.js';
@@ -25,6 +25,10 @@ export interface SubmitFlags {
   executor?: string;
   /** False with --no-network (commander's negation: true otherwise). */
   network?: boolean;
+  /** `--secret NAME` or `--secret NAME=ENVVAR`. */
+  secret?: string[];
+  /** `--secret-file NAME=path`. */
+  secretFile?: string[];
 }
 
 /**
@@ -48,7 +52,21 @@ export function buildSpec(flags: SubmitFlags, command: readonly string[]): JobSp
     affinityKey: flags.affinity ?? '',
     strategy: flags.strategy === undefined ? Strategy.STRATEGY_UNSPECIFIED : enumFlag('--strategy', Strategy, 'STRATEGY_', flags.strategy),
     ...executorOf(flags),
+    secrets: secretRefsOf(flags.secret ?? [], flags.secretFile ?? []),
   });
+}
+
+/** `--secret NAME` (env NAME), `--secret NAME=ENVVAR`, `--secret-file NAME=path`: references, never values. */
+export function secretRefsOf(envs: readonly string[], files: readonly string[]): SecretRef[] {
+  const refs = envs.map((e) => {
+    const [name, env] = e.includes('=') ? parsePair('--secret', e) : [e, e];
+    return { name, env, path: '' };
+  });
+  for (const f of files) {
+    const [name, path] = parsePair('--secret-file', f);
+    refs.push({ name, env: '', path });
+  }
+  return refs;
 }
 
 /** --executor, and --no-network, which only the sandbox can honour: said here rather than as the server's INVALID_ARGUMENT. */

@@ -10,6 +10,7 @@ import { DEFAULT_SERVER } from '../transport/address.js';
 import type { ServerTlsFiles } from '../transport/index.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../transport/connection-guard.js';
 import { NO_ETCD_FLAGS, type EtcdFlags } from './store/etcd-flags.js';
+import type { KeySources } from './secrets/keyring.js';
 
 export interface ControlPlaneOptions {
   /** gRPC listen addresses (tcp host:port, unix:///path). Default ["127.0.0.1:7433"]. */
@@ -78,6 +79,12 @@ export interface ControlPlaneOptions {
   maxUnauthenticatedCalls: number;
   /** Handshake deadline and connection caps of the gRPC listeners. Default DEFAULT_CONNECTION_LIMITS (10 s, 10,000, 1,000 per address). */
   connections: ConnectionLimits;
+  /**
+   * The secrets key ring's sources (`--secrets-key-file`, RUNMESH_SECRETS_KEY,
+   * `--secrets-previous-key-file`). Default none: the server keeps no secrets
+   * and refuses jobs that reference one.
+   */
+  secretKeys: KeySources;
   peerId: string;
   logger: Logger;
 }
@@ -139,6 +146,7 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     oidcIssuer: (o.oidcIssuer ?? '').replace(/\/+$/, ''),
     oidcKeyRotationMs: o.oidcKeyRotationMs ?? DEFAULT_OIDC_KEY_ROTATION_MS,
     jwt: o.jwt,
+    secretKeys: o.secretKeys ?? { keyFile: '', keyEnv: '', previousKeyFiles: [] },
     // ControlPlane.start gives the one kept in the data dir (data-dir.ts) when none is given.
     peerId: o.peerId || `${hostname()}-${process.pid}`,
     logger: o.logger,

@@ -17,6 +17,7 @@ export const SERVICES = [
   'runmesh.v1.TokenService',
   'runmesh.v1.AuditService',
   'runmesh.v1.JobIdentityService',
+  'runmesh.v1.SecretService',
 ] as const;
 
 export function addReflection(server: Server): void {
@@ -30,6 +31,7 @@ export function addReflection(server: Server): void {
     'runmesh/v1/token.proto',
     'runmesh/v1/audit.proto',
     'runmesh/v1/identity.proto',
+    'runmesh/v1/secret.proto',
     'health/v1/health.proto',
   ];
   const definition = loadSync(files, { includeDirs: [dir, healthDir], keepCase: true, longs: String, enums: String, defaults: true });

@@ -23,6 +23,8 @@ import { Admission } from './api/admission.js';
 import { AuditServiceImpl } from './api/audit-service.js';
 import { ClusterServiceImpl } from './api/cluster-service.js';
 import { TokenServiceImpl } from './api/token-service.js';
+import { SecretServiceImpl } from './api/secret-service.js';
+import { loadKeyRing, SecretStore } from './secrets/index.js';
 import { AuditLog, AuditRetention } from './audit/index.js';
 import { Gate, JobTokens, JwtVerifier, TokenStore } from './auth/index.js';
 import { currentAttemptOf } from './jobs/attempt-facts.js';
@@ -80,6 +82,8 @@ interface State {
   adminTokenFile: string | undefined;
   /** `--tls-auto`: this peer's certificate files and the cluster CA's fingerprint. */
   autoTls: AutoTls | undefined;
+  /** Tenants' secrets, sealed under this peer's key ring (none without a key). */
+  secrets: SecretStore;
 }
 
 /** The ports, bound before the peer joins the mesh (it announces their addresses). */
@@ -243,7 +247,11 @@ async function loadState(o: ControlPlaneOptions, log: Logger, closers: Shutdown)
   const autoTls = o.tlsAuto
     ? await prepareAutoTls({ store, dataDir: o.dataDir, hosts: listenHosts(o), peerId: o.peerId, logger: log })
     : undefined;
-  return { store, repo, tracker, logs, registry: new AgentRegistry(), index: new ActiveIndex(), tokens, adminTokenFile, autoTls };
+  const ring = await loadKeyRing(o.secretKeys);
+  if (ring) log.info({ key_id: ring.currentId, key_ids: ring.ids }, 'secrets key loaded');
+  else log.info('no secrets key: secrets are off (--secrets-key-file)');
+  const secrets = new SecretStore(store, ring);
+  return { store, repo, tracker, logs, registry: new AgentRegistry(), index: new ActiveIndex(), tokens, adminTokenFile, autoTls, secrets };
 }
 
 async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, closers: Shutdown): Promise<Ports> {
@@ -373,7 +381,7 @@ async function serve(
     heartbeatTimeoutMs: o.heartbeatTimeoutMs,
   });
   closers.add('gateway', () => gateway.close());
-  const dispatch = new PeerDispatch(mesh, gateway, clients, (id, attempt) => jobTokens.mint(id, attempt));
+  const dispatch = new PeerDispatch(mesh, gateway, clients, (id, attempt) => jobTokens.mint(id, attempt), state.secrets);
   const agentHealth = new HealthTracker();
   const scheduler = new Scheduler({
     writer: JobWriter.forLeader({ repo, tracker, logger: log }, () => mesh.fence()),
@@ -436,7 +444,9 @@ async function serve(
     },
     admit: (records) => scheduler.admit(records),
     retention: { ageMs: o.jobRetentionMs, maxEnded: o.maxEndedJobs },
+    secrets: state.secrets,
   }).addToServer(ports.grpc);
+  new SecretServiceImpl({ gate, secrets: state.secrets, logger: log }).addToServer(ports.grpc);
   new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: state.autoTls?.fingerprint ?? '' }).addToServer(ports.grpc);
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(ports.grpc);
   await serveOidc(o, log, state, ports, gate, mesh, closers);

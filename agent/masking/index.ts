@@ -15,3 +15,13 @@ export { RecordMasker } from './records.js';
 
 /** The matcher for an attempt's secret values (none: an empty matcher, which masks nothing). */
 export const matcherFor = (values: Iterable<string>): Matcher => new Matcher(maskForms(values));
+export { saveMasks, loadMasks, dropMasks, sweepMasks } from './saved.js';
+
+/** What an attempt's Assign gives the job that must never leave the host: its secrets' values, and its job token. */
+export function secretValuesOf(a: {
+  readonly secretEnv: Readonly<Record<string, string>>;
+  readonly secretFiles: ReadonlyArray<{ readonly content: string }>;
+  readonly jobToken: string;
+}): string[] {
+  return [...Object.values(a.secretEnv), ...a.secretFiles.map((f) => f.content), a.jobToken].filter((v) => v !== '');
+}

@@ -7,7 +7,8 @@
  */
 import type { Logger } from 'pino';
 import { FailureCategory, JobState, LogStream, type ResourceUsage } from '../../proto/gen/runmesh/v1/job.js';
-import type { AttemptHandle, AttemptUsage, ExitFailure, ExitStatus } from '../executor/executor.js';
+import type { AttemptHandle, AttemptUsage, ExitFailure, ExitStatus, LogRecord } from '../executor/executor.js';
+import { maskText, RecordMasker, type Matcher } from '../masking/index.js';
 import { delay } from '../../transport/retry.js';
 import type { Link } from './link.js';
 
@@ -67,6 +68,8 @@ export class AttemptStream {
   constructor(
     readonly handle: AttemptHandle,
     private readonly log: Logger,
+    /** The attempt's secret values: masked in every record and in the result's message before they leave the host. */
+    private readonly masks: Matcher,
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
     handle.exited().then(
@@ -157,7 +160,7 @@ export class AttemptStream {
   private async run(link: Link, from: number, signal: AbortSignal): Promise<void> {
     const ids = { jobId: this.handle.jobId, attempt: this.handle.attempt };
     if (!this.exited) link.send({ msg: { $case: 'jobUpdate', value: { ...ids, state: JobState.JOB_STATE_RUNNING } } });
-    for await (const r of this.handle.records(from, signal)) {
+    for await (const r of this.outgoing(from, signal)) {
       while (this.inflightBytes > WINDOW_BYTES && !signal.aborted) await this.waitAck(signal);
       if (signal.aborted) return;
       this.inflight.push({ seq: r.seq, bytes: r.data.length });
@@ -175,7 +178,7 @@ export class AttemptStream {
           ...ids,
           exitCode: s.exitCode,
           failure,
-          message,
+          message: maskText(this.masks, message),
           logRecords: s.records,
           startedAt: new Date(s.startedAt).toISOString(),
           finishedAt: new Date(s.finishedAt).toISOString(),
@@ -188,6 +191,23 @@ export class AttemptStream {
       this.log.warn({ acked: this.acked }, 'no result acknowledgement, re-sending');
       this.attach(link, this.acked);
     }
+  }
+
+  /**
+   * The records to send from `from` on, masked. With secrets to mask, the
+   * masking is replayed from record 0 (records.ts: it is a function of every
+   * record before), and those before `from` are dropped: a resend costs a
+   * read of the spool from its start, and gives what the first send gave.
+   */
+  private async *outgoing(from: number, signal: AbortSignal): AsyncGenerator<LogRecord> {
+    if (this.masks.empty) {
+      yield* this.handle.records(from, signal);
+      return;
+    }
+    const masker = new RecordMasker(this.masks);
+    for await (const r of this.handle.records(0, signal)) for (const m of masker.push(r)) if (m.seq >= from) yield m;
+    if (signal.aborted) return;
+    for (const m of masker.end()) if (m.seq >= from) yield m;
   }
 
   /** What the result says: the attempt's own exit, unless the agent handed it back or killed it. */

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_SERVER } from '../../transport/address.js';
 import { address, hostPort, logLevel, whole } from '../flags.js';
-import { joinTokenFor, retentionOptions, untilSignal } from './serve.js';
+import { devSecretsKeyFile, joinTokenFor, retentionOptions, untilSignal } from './serve.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
 import { untilHangup } from '../reload.js';
 import { configPath, saveContext } from '../context.js';
@@ -47,6 +47,7 @@ export function registerDev(program: Command): void {
         jobRetentionMs: f.jobRetention,
         auditRetentionMs: f.auditRetention,
         maxEndedJobs: f.maxEndedJobs,
+        secretKeys: { keyFile: await devSecretsKeyFile(f.dataDir), keyEnv: '', previousKeyFiles: [] },
         logger,
       });
       const agents = Array.from(

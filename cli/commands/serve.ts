@@ -20,7 +20,7 @@ import {
 import { formatJoinString } from '../../agent/join-string.js';
 import { addresses, collectList, durationMs, hostPort, logLevel, positiveDurationMs, tenantWeights, whole } from '../flags.js';
 import { UsageError } from '../errors.js';
-import { parseWhole } from '../options.js';
+import { collect, parseWhole } from '../options.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
 import { onHangup } from '../reload.js';
 
@@ -62,6 +62,8 @@ interface ServerFlags {
   tenantWeight: string[];
   rateToken: number;
   metricsTokenFile?: string;
+  secretsKeyFile?: string;
+  secretsPreviousKeyFile: string[];
   jwksFile?: string;
   jwksUrl?: string;
   jwtIssuer?: string;
@@ -148,6 +150,16 @@ export function registerServe(program: Command): void {
     .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
     .option('--peer-id <id>', "this peer's name in the mesh (default: the one kept in <data-dir>/peer-id, made at the first start)")
     .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
+    .option(
+      '--secrets-key-file <file>',
+      "the key tenants' secrets are encrypted with: 32 bytes, raw, hex or base64 (or RUNMESH_SECRETS_KEY); without one the server keeps no secrets",
+    )
+    .option(
+      '--secrets-previous-key-file <file>',
+      'an earlier secrets key, only to decrypt, until `runmesh secrets rotate-key` re-encrypted everything (repeatable)',
+      collect,
+      [],
+    )
     .option('--jwks-file <file>', 'accept JWTs signed by a key of this JWKS (JSON) beside API tokens')
     .option('--jwks-url <url>', 'accept JWTs signed by a key of the JWKS at this URL')
     .option('--jwt-issuer <iss>', 'the issuer JWTs must name')
@@ -242,6 +254,11 @@ export function registerServe(program: Command): void {
         maxEndedJobs: f.maxEndedJobs,
         tenantWeights: tenantWeights(f.tenantWeight),
         metricsTokenFile: f.metricsTokenFile,
+        secretKeys: {
+          keyFile: f.secretsKeyFile ?? '',
+          keyEnv: process.env.RUNMESH_SECRETS_KEY ?? '',
+          previousKeyFiles: f.secretsPreviousKeyFile,
+        },
         jwt: jwtOptions(f),
         limits: {
           ...DEFAULT_GATE_LIMITS,
@@ -281,6 +298,16 @@ function tlsOf(f: ServerFlags) {
   if (!f.tlsCert && !f.tlsKey) return undefined;
   if (!f.tlsCert || !f.tlsKey) throw new UsageError('--tls-cert and --tls-key go together');
   return { cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa, requireClientCert: !!f.tlsRequireClientCert };
+}
+
+/** `runmesh dev`'s secrets key: made once in the data dir (mode 0600), so its secrets survive a restart. */
+export async function devSecretsKeyFile(dataDir: string): Promise<string> {
+  const path = join(dataDir, 'secrets.key');
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(path, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+  return path;
 }
 
 /** Resolves on the first SIGTERM or SIGINT. */

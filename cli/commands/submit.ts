@@ -46,6 +46,8 @@ export function registerSubmit(program: Command): void {
     .option('--memory <mb>', 'memory needed, in MB; also its hard limit: over it the job is killed (out of memory)')
     .option('--executor <name>', 'shell (default: a process on the agent) | sandbox (under bubblewrap, only on agents that offer it)')
     .option('--no-network', 'sandbox only: the job gets no network at all')
+    .option('--secret <NAME[=ENVVAR]>', "a secret of the job's tenant as an environment variable (NAME, or ENVVAR) (repeatable)", collect)
+    .option('--secret-file <NAME=path>', "a secret of the job's tenant as a file at path in the workspace, mode 0600 (repeatable)", collect)
     .option('--json', 'print the submitted job as JSON')
     .option('--sign-key <file>', 'sign the job with this Ed25519 private key (PEM or JWK), for agents that run only signed jobs')
     .action((command: string[], options: SubmitOptions) => submit(command, options));

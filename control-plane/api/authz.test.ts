@@ -1,6 +1,6 @@
 /**
  * The authorization table, walked: every method of JobService, ClusterService,
- * TokenService and AuditService × every role × anonymous, on a real gRPC server (port 0)
+ * TokenService, AuditService and SecretService × every role × anonymous, on a real gRPC server (port 0)
  * over the real services and token store on an embedded store. The expected
  * grants below are written from the roles' definitions (issue 15), not read
  * from table.ts, so a wrong row in the table fails here. Then tenants: a job
@@ -14,6 +14,7 @@ import { JobServiceService, JobSpec, JobState, type Job } from '../../proto/gen/
 import { TokenServiceService } from '../../proto/gen/runmesh/v1/token.js';
 import { AuditServiceService } from '../../proto/gen/runmesh/v1/audit.js';
 import { JobIdentityServiceService } from '../../proto/gen/runmesh/v1/identity.js';
+import { SecretServiceService } from '../../proto/gen/runmesh/v1/secret.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { Gate, METHOD_VERBS, ROLES, TOKEN_ROLES, type Role, type TokenStore } from '../auth/index.js';
 import { assign, finish } from '../jobs/lifecycle.js';
@@ -34,10 +35,19 @@ const CLUSTER_VERBS = [
   'ClusterService.RevokeAgent',
   'ClusterService.RotateAgent',
 ];
+/** Issue 18: submitters manage their tenants' secrets, operators may list them, only admins re-encrypt them. */
+const SECRETS_WRITE = ['SecretService.SetSecret', 'SecretService.DeleteSecret'];
 const EXPECTED: Record<Role, 'all' | string[]> = {
   admin: 'all',
-  operator: [...CLUSTER_READ, ...CLUSTER_VERBS, ...READ_JOBS, 'JobService.Cancel', 'AuditService.ListAudit'],
-  submitter: ['JobService.Submit', 'JobService.SubmitBatch', ...READ_JOBS, 'JobService.Cancel'],
+  operator: [...CLUSTER_READ, ...CLUSTER_VERBS, ...READ_JOBS, 'JobService.Cancel', 'AuditService.ListAudit', 'SecretService.ListSecrets'],
+  submitter: [
+    'JobService.Submit',
+    'JobService.SubmitBatch',
+    ...READ_JOBS,
+    'JobService.Cancel',
+    ...SECRETS_WRITE,
+    'SecretService.ListSecrets',
+  ],
   viewer: [...READ_JOBS, ...CLUSTER_READ],
   agent: [],
   // A job token (issue 18): its own job only, which the table test's requests do not name (so NOT_FOUND, never PERMISSION_DENIED).
@@ -53,6 +63,7 @@ const SERVICES = {
   TokenService: TokenServiceService,
   AuditService: AuditServiceService,
   JobIdentityService: JobIdentityServiceService,
+  SecretService: SecretServiceService,
 } as const;
 
 interface Method {
@@ -193,6 +204,10 @@ function requestFor(name: string): unknown {
     'TokenService.RevokeToken': { id: '0000000000000000' },
     'AuditService.ListAudit': { since: '', actor: '', limit: 10, pageToken: '' },
     'JobIdentityService.IssueIdToken': { audience: 'authz-test' },
+    'SecretService.SetSecret': { name: 'AUTHZ_SECRET', tenant: 'a', value: 'authz-value' },
+    'SecretService.ListSecrets': { tenant: '' },
+    'SecretService.DeleteSecret': { name: 'NOT_THERE', tenant: 'a' },
+    'SecretService.RotateSecretsKey': {},
   };
   if (!(name in requests)) throw new Error(`no request for ${name}: add one (and a row to the authorization table)`);
   return requests[name];

@@ -32,6 +32,8 @@ import { validateSpec } from '../jobs/validate.js';
 import type { LogStore } from '../logs/log-store.js';
 import { canSee, canSeeJob, tenantFor, type Gate, type Principal } from '../auth/index.js';
 import { auditedUnary, guardedStream, guardedUnary } from './guard.js';
+import type { SecretStore } from '../secrets/index.js';
+import { checkSecretRefs } from './secret-refs.js';
 import { checkJobId, invalid, jobNotFound, toServiceError, type Retention } from './status.js';
 import { drained } from './drain.js';
 import { followLogs, type LogLocator } from './logs-follow.js';
@@ -58,6 +60,8 @@ export interface JobServiceDeps {
    * already used resolves to the first job (`existing`). Resolves when all are durable.
    */
   admit(records: JobRecord[]): Promise<Created[]>;
+  /** Where submit checks that a job's secret references exist in its tenant. */
+  secrets: SecretStore;
 }
 
 const MAX_BATCH = 10_000;
@@ -131,6 +135,7 @@ export class JobServiceImpl {
   async submit(req: SubmitRequest, who: Principal): Promise<SubmitResponse> {
     const spec = this.resolve(req.spec, who, 'spec');
     this.d.gate.spendTenant(spec.tenant, 1);
+    await checkSecretRefs(this.d.secrets, spec, 'spec');
     const [created] = await this.d.admit([this.d.repo.draft(spec, new Date())]);
     const { record, existing } = created!;
     if (!existing) this.d.logger.info({ job_id: record.job.id, name: spec.name, tenant: spec.tenant, token_id: who.id }, 'job submitted');
@@ -144,6 +149,7 @@ export class JobServiceImpl {
     const perTenant = new Map<string, number>();
     for (const s of specs) perTenant.set(s.tenant, (perTenant.get(s.tenant) ?? 0) + 1);
     for (const [tenant, n] of perTenant) this.d.gate.spendTenant(tenant, n);
+    for (const [i, s] of specs.entries()) await checkSecretRefs(this.d.secrets, s, `specs[${i}]`);
     const keyed = specs.findIndex((s) => s.idempotencyKey);
     if (keyed >= 0) throw invalid(`specs[${keyed}].idempotency_key`, 'not supported in SubmitBatch; use Submit');
     const now = new Date();

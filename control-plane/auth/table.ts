@@ -26,6 +26,12 @@ export type Verb =
   | 'tokens.manage'
   /** Read the audit log. */
   | 'audit.read'
+  /** Set and delete secrets (in its tenants). Nobody can read a value back. */
+  | 'secrets.write'
+  /** List secrets' names and metadata (its tenants'). */
+  | 'secrets.list'
+  /** Re-encrypt every secret under the server's current key. */
+  | 'secrets.rotate'
   /** A job token's own job, and only it: read its spec and state, exchange itself for an OIDC ID token. */
   | 'job.self';
 
@@ -51,10 +57,21 @@ export const METHOD_VERBS: Readonly<Record<string, Verb | readonly Verb[]>> = {
   'TokenService.RevokeToken': 'tokens.manage',
   'AuditService.ListAudit': 'audit.read',
   'JobIdentityService.IssueIdToken': 'job.self',
+  'SecretService.SetSecret': 'secrets.write',
+  'SecretService.DeleteSecret': 'secrets.write',
+  'SecretService.ListSecrets': 'secrets.list',
+  'SecretService.RotateSecretsKey': 'secrets.rotate',
 };
 
 /** The verbs that change something: every call needing one is recorded in the audit log, whatever its result. */
-const MUTATING: ReadonlySet<Verb> = new Set<Verb>(['jobs.submit', 'jobs.cancel', 'cluster.manage', 'tokens.manage']);
+const MUTATING: ReadonlySet<Verb> = new Set<Verb>([
+  'jobs.submit',
+  'jobs.cancel',
+  'cluster.manage',
+  'tokens.manage',
+  'secrets.write',
+  'secrets.rotate',
+]);
 
 /** Methods under a mutating verb that only read. */
 const READS: ReadonlySet<string> = new Set(['TokenService.ListTokens']);
@@ -64,7 +81,18 @@ export function mutates(method: string): boolean {
   return verbsOf(method).some((v) => MUTATING.has(v)) && !READS.has(method);
 }
 
-const ALL: readonly Verb[] = ['jobs.submit', 'jobs.read', 'jobs.cancel', 'cluster.read', 'cluster.manage', 'tokens.manage', 'audit.read'];
+const ALL: readonly Verb[] = [
+  'jobs.submit',
+  'jobs.read',
+  'jobs.cancel',
+  'cluster.read',
+  'cluster.manage',
+  'tokens.manage',
+  'audit.read',
+  'secrets.write',
+  'secrets.list',
+  'secrets.rotate',
+];
 
 /**
  * What each role may do. `agent` tokens are for agents only: no client call.
@@ -72,8 +100,9 @@ const ALL: readonly Verb[] = ['jobs.submit', 'jobs.read', 'jobs.cancel', 'cluste
  */
 export const GRANTS: Readonly<Record<Role, ReadonlySet<Verb>>> = {
   admin: new Set(ALL),
-  operator: new Set<Verb>(['cluster.read', 'cluster.manage', 'jobs.read', 'jobs.cancel', 'audit.read']),
-  submitter: new Set<Verb>(['jobs.submit', 'jobs.read', 'jobs.cancel']),
+  operator: new Set<Verb>(['cluster.read', 'cluster.manage', 'jobs.read', 'jobs.cancel', 'audit.read', 'secrets.list']),
+  // A submitter's jobs get its tenants' secrets (and could print them in some encoding masking misses), so it may manage them.
+  submitter: new Set<Verb>(['jobs.submit', 'jobs.read', 'jobs.cancel', 'secrets.write', 'secrets.list']),
   viewer: new Set<Verb>(['jobs.read', 'cluster.read']),
   agent: new Set<Verb>(),
   job: new Set<Verb>(['job.self']),

@@ -6,6 +6,7 @@ import { Executor, QosClass, Strategy, type JobSpec } from '../../proto/gen/runm
 import type { ResolvedSpec } from './record.js';
 import { parseSelector, SelectorParseError } from '../../routing/index.js';
 import { ValidationError } from './errors.js';
+import { RESERVED_ENV_PREFIX, SECRET_LIMITS, SECRET_NAME } from '../secrets/names.js';
 
 /**
  * What a job may ask for: every size here is one its agent can run. Linux
@@ -95,6 +96,45 @@ function validateEnv(env: Record<string, string>, field: string): void {
   check(size <= LIMITS.envBytes, `${field}.env`, `too large (${size} bytes, limit ${LIMITS.envBytes})`);
 }
 
+/**
+ * Secret references: names in the secrets grammar, each an env variable (not
+ * one the spec's env sets, nor RUNMESH_*) or a workspace-relative path
+ * without `..`, none twice. Whether each exists in the tenant is the API's
+ * check (it needs the store).
+ */
+function validateSecretRefs(spec: JobSpec, field: string): void {
+  check(
+    spec.secrets.length <= SECRET_LIMITS.refsPerJob,
+    `${field}.secrets`,
+    `too many (${spec.secrets.length}, limit ${SECRET_LIMITS.refsPerJob})`,
+  );
+  const envs = new Set<string>();
+  const paths = new Set<string>();
+  spec.secrets.forEach((r, i) => {
+    const f = `${field}.secrets[${i}]`;
+    check(SECRET_NAME.test(r.name), `${f}.name`, `bad secret name "${r.name.slice(0, 64)}"`);
+    check((r.env === '') !== (r.path === ''), f, 'give env or path, one of them');
+    if (r.env) {
+      check(ENV_KEY.test(r.env), `${f}.env`, `bad variable name "${r.env.slice(0, 64)}"`);
+      check(!r.env.startsWith(RESERVED_ENV_PREFIX), `${f}.env`, `${RESERVED_ENV_PREFIX}* variables are the agent's`);
+      check(!(r.env in spec.env), `${f}.env`, `${r.env} is also in env: give it one value`);
+      check(!envs.has(r.env), `${f}.env`, `${r.env} is given twice`);
+      envs.add(r.env);
+    } else {
+      check(r.path.length <= SECRET_LIMITS.pathChars, `${f}.path`, `longer than ${SECRET_LIMITS.pathChars} characters`);
+      check(!r.path.includes('\0'), `${f}.path`, NUL);
+      check(
+        !r.path.startsWith('/') && !r.path.split('/').some((p) => p === '..'),
+        `${f}.path`,
+        'must be relative to the workspace, without ..',
+      );
+      check(!r.path.split('/').some((p) => p === '' || p === '.'), `${f}.path`, `not a plain relative path: "${r.path.slice(0, 64)}"`);
+      check(!paths.has(r.path), `${f}.path`, `${r.path} is given twice`);
+      paths.add(r.path);
+    }
+  });
+}
+
 /** argv and env within the limit of one execve; each alone may fit while both together, with many short strings, do not. */
 function validateExec(spec: JobSpec, field: string): void {
   const size = execSize(spec.argv) + execSize(Object.entries(spec.env).map(([k, v]) => `${k}=${v}`));
@@ -138,6 +178,7 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
   validateEnv(spec.env, field);
   validateExec(spec, field);
   validateExecutor(spec, field);
+  validateSecretRefs(spec, field);
   validateSelector(spec.selector, field);
   check(spec.name.length <= LIMITS.nameChars, `${field}.name`, `longer than ${LIMITS.nameChars} characters`);
   check(spec.idempotencyKey.length <= LIMITS.keyChars, `${field}.idempotency_key`, `longer than ${LIMITS.keyChars} characters`);
@@ -154,6 +195,7 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
     ...spec,
     argv: [...spec.argv],
     env: { ...spec.env },
+    secrets: spec.secrets.map((r) => ({ ...r })),
     timeoutSeconds: spec.timeoutSeconds || LIMITS.defaultTimeoutSeconds,
     maxAttempts: spec.maxAttempts || 1,
     cancelGraceSeconds: spec.cancelGraceSeconds || LIMITS.defaultGraceSeconds,

@@ -7,6 +7,7 @@ import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js'
 import type { JobRecord } from '../jobs/record.js';
 import type { Dispatcher } from '../scheduler/scheduler.js';
 import type { Mesh } from './mesh.js';
+import { resolveSecrets, type SecretStore } from '../secrets/index.js';
 import type { PeerClients } from './peer-clients.js';
 
 /** What this peer can deliver itself: the gateway, for the agents whose streams it holds. */
@@ -28,12 +29,16 @@ export class PeerDispatch implements Dispatcher {
     private readonly local: LocalDelivery,
     private readonly clients: PeerClients,
     private readonly mintJobToken: MintJobToken,
+    /** Where the job's secret references are looked up, for this attempt's Assign only. */
+    private readonly secrets: SecretStore,
   ) {}
 
   async assign(agent: string, record: JobRecord): Promise<boolean> {
     const { id, attempt, spec } = record.job;
     const deadline = new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
-    const msg: Assign = { jobId: id, attempt, spec, deadline, jobToken: this.mintJobToken(id, attempt), secretEnv: {}, secretFiles: [] };
+    // Resolved at each delivery, never stored: a secret changed since submit gives its new value, one deleted fails the attempt (scheduler.ts).
+    const secrets = await resolveSecrets(this.secrets, spec.tenant, spec.secrets);
+    const msg: Assign = { jobId: id, attempt, spec, deadline, jobToken: this.mintJobToken(id, attempt), ...secrets };
     const at = this.holder(agent);
     if (!at) return false;
     return at.kind === 'self' ? this.local.deliverAssign(agent, msg) : this.clients.deliverAssign(at.address, agent, msg);

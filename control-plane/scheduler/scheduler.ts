@@ -7,7 +7,9 @@
 import type { Logger } from 'pino';
 import type { AgentView, ClusterSnapshot, Decision, Placement, Preemption } from '../../routing/index.js';
 import { Router, snapshotOf } from '../../routing/index.js';
-import { assign, lost, preempt, promote, setWaitingReason, undelivered } from '../jobs/lifecycle.js';
+import { assign, finish, lost, preempt, promote, setWaitingReason, undelivered } from '../jobs/lifecycle.js';
+import { FailureCategory } from '../../proto/gen/runmesh/v1/job.js';
+import { isSecretMissing } from '../secrets/errors.js';
 import { cloneRecord, type JobRecord } from '../jobs/record.js';
 import type { Created, Mutator, Versioned } from '../jobs/repo.js';
 import type { JobWriter } from '../jobs/writer.js';
@@ -234,7 +236,11 @@ export class Scheduler {
   private async deliver(r: JobRecord): Promise<void> {
     const agent = r.job.attempts.at(-1)?.agent ?? '';
     const attempt = r.job.attempt;
-    const delivered = await this.o.dispatcher.assign(agent, r).catch((err: unknown) => {
+    const delivered = await this.o.dispatcher.assign(agent, r).catch(async (err: unknown) => {
+      if (isSecretMissing(err)) {
+        await this.failMissingSecret(r, err);
+        return true;
+      }
       this.o.logger.warn(
         { err, job_id: r.job.id, agent_id: agent, attempt },
         'assignment delivery unconfirmed; it is sent again if the agent stays silent',
@@ -244,6 +250,20 @@ export class Scheduler {
     if (delivered) return;
     this.o.logger.warn({ job_id: r.job.id, agent_id: agent, attempt }, 'agent gone before assignment, requeueing');
     await this.write(r.job.id, (x) => undelivered(x, attempt, `agent ${agent} was gone before the assignment arrived`, new Date()));
+  }
+
+  /**
+   * A secret the job references was deleted after it was submitted: no
+   * attempt of it can run, so it fails (not runnable, never retried) instead
+   * of being sent again and again.
+   */
+  private async failMissingSecret(r: JobRecord, err: unknown): Promise<void> {
+    const attempt = r.job.attempt;
+    const message = `cannot start: ${(err as Error).message}`;
+    this.o.logger.warn({ job_id: r.job.id, attempt, reason: message }, 'secret of the job missing, failing it');
+    await this.write(r.job.id, (x) =>
+      finish(x, attempt, { exitCode: -1, failure: FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE, message, logRecords: 0 }, new Date()),
+    );
   }
 
   private async preempt(p: Preemption): Promise<void> {
@@ -308,7 +328,10 @@ export class Scheduler {
         if (!r || r.job.attempt !== attempt || !this.o.agents.connected(agent)) return;
         this.redelivered.set(jobId, now);
         this.o.logger.info({ job_id: jobId, agent_id: agent, attempt }, 'no word of an assignment, sending it again');
-        await this.o.dispatcher.assign(agent, r).catch(() => false);
+        await this.o.dispatcher.assign(agent, r).catch(async (err: unknown) => {
+          if (isSecretMissing(err)) await this.failMissingSecret(r, err);
+          return false;
+        });
       }),
     );
   }

@@ -9,3 +9,4 @@ export * from './errors.js';
 export { KeyRing, keyId, loadKeyRing, newKeyText, parseKey, readKeyFile, type KeySources, type Sealed } from './keyring.js';
 export { SecretStore, SECRETS_PREFIX, type SecretMeta } from './secret-store.js';
 export { SECRET_LIMITS, SECRET_NAME, RESERVED_ENV_PREFIX } from './names.js';
+export { resolveSecrets, NO_SECRETS, type AssignSecrets } from './resolve.js';

@@ -1,6 +1,6 @@
 /**
  * The client-facing API on its own, for tests: JobService, ClusterService,
- * TokenService and AuditService behind a real gate, on a real gRPC server
+ * TokenService, AuditService and SecretService behind a real gate, on a real gRPC server
  * (port 0) over the real repo, tracker, writer, token store and audit log on
  * an embedded store in a temp dir. No mesh or scheduler: new jobs are stored
  * queued, as on a peer that does not lead. The cluster view is the caller's.
@@ -18,6 +18,7 @@ import { JobWriter } from '../../jobs/writer.js';
 import { LogStore } from '../../logs/log-store.js';
 import { openEmbeddedStore } from '../../store/embedded.js';
 import type { Store } from '../../store/store.js';
+import { KeyRing, SecretStore } from '../../secrets/index.js';
 import { AuditServiceImpl } from '../audit-service.js';
 import { ClusterServiceImpl, type ClusterView } from '../cluster-service.js';
 import { JobServiceImpl, type JobServiceDeps } from '../job-service.js';
@@ -25,6 +26,7 @@ import type { Retention } from '../status.js';
 import { TokenServiceImpl } from '../token-service.js';
 import { IdentityServiceImpl } from '../identity-service.js';
 import { Issuer, keyTimes, SigningKeys } from '../../oidc/index.js';
+import { SecretServiceImpl } from '../secret-service.js';
 
 export interface ApiHarness {
   /** host:port of the gRPC server. */
@@ -34,6 +36,8 @@ export interface ApiHarness {
   tracker: JobTracker;
   tokens: TokenStore;
   audit: AuditLog;
+  /** Secrets, under the harness's key ring. */
+  secrets: SecretStore;
   /** Writes jobs as any peer does (to assign or finish one by hand). */
   writer: JobWriter;
   /** Mints attempts' job tokens as a peer's dispatch does (with a key of this harness's own). */
@@ -65,6 +69,8 @@ export interface ApiOptions {
   version?: string;
   /** JWTs accepted beside API tokens. */
   jwt?: JwtVerifier;
+  /** The secrets key ring; default one random key. */
+  secretsKeys?: KeyRing;
 }
 
 export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
@@ -77,6 +83,7 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
   const tokens = await TokenStore.open(store, log);
   const logs = new LogStore(`${dir}/logs`);
   const audit = new AuditLog(store, log);
+  const secrets = new SecretStore(store, o.secretsKeys ?? KeyRing.of(randomBytes(32)));
   const jobTokens = new JobTokens(randomBytes(32), (id) => currentAttemptOf(repo, id));
   // Tests fail authentication on purpose, many times: the address slow-down is tested with limits of its own.
   const gate = new Gate({
@@ -106,6 +113,7 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
     },
     retention: o.retention ?? { ageMs: 0, maxEnded: 0 },
     admit: (records) => writer.create(records),
+    secrets,
   }).addToServer(server);
   new ClusterServiceImpl({ gate, view: o.view ?? EMPTY_CLUSTER, tracker, logger: log, version: o.version ?? 'test' }).addToServer(server);
   new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: '' }).addToServer(server);
@@ -113,6 +121,7 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
   const oidcKeys = await SigningKeys.open(store, keyTimes(7 * 24 * 3_600_000), log);
   const issuer = new Issuer('http://127.0.0.1', oidcKeys);
   new IdentityServiceImpl({ gate, repo, issuer, agentLabels: () => ({}), logger: log }).addToServer(server);
+  new SecretServiceImpl({ gate, secrets, logger: log }).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -123,6 +132,7 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
     tracker,
     tokens,
     audit,
+    secrets,
     writer,
     jobTokens,
     async close() {
