@@ -3,10 +3,16 @@
  * start and kept current by one watch. Local writes are applied at once too
  * (`apply`), ordered by mod revision so the watch echo is a no-op. Listeners
  * get every change, terminal ones included (Watch, Logs follow, scheduler).
+ * When the watch is lost (compacted past it, or the store cut off long) the
+ * jobs are read again and watched from there: what changed meanwhile reaches
+ * the listeners as any change does (newer revisions only, so nothing twice),
+ * and a live job no longer stored is a delete.
  */
 import type { Logger } from 'pino';
 import { JobState, type QosClass } from '../../proto/gen/runmesh/v1/job.js';
+import { Backoff } from '../../transport/retry.js';
 import { isCompacted } from '../store/errors.js';
+import { RESYNC } from '../store/retry.js';
 import type { KeyValue, Watch, WatchEvent } from '../store/store.js';
 import { decodeRecord, type StoredJob } from './record.js';
 import type { JobRepo, Versioned } from './repo.js';
@@ -29,6 +35,8 @@ export class JobTracker {
   private readonly queuedByQos = new Map<QosClass, number>();
   private watch: Watch | undefined;
   private closed = false;
+  /** Waits between failed reloads after a lost watch. */
+  private readonly reloadBackoff = new Backoff(RESYNC);
 
   constructor(
     private readonly repo: JobRepo,
@@ -36,9 +44,22 @@ export class JobTracker {
   ) {}
 
   async start(): Promise<void> {
-    const revision = await this.repo.loadAll((v) => this.take(v));
-    this.log.info({ live: this.live.size, revision }, 'jobs loaded');
-    this.watch = await this.repo.watch({ onEvents: (ev) => this.onEvents(ev), onError: (err) => void this.rewatch(err) }, revision);
+    await this.load(false);
+  }
+
+  /** Reads every job, then watches from that revision; with `tell`, the changes found go to the listeners. */
+  private async load(tell: boolean): Promise<void> {
+    const gone = new Set(tell ? this.live.keys() : []);
+    const revision = await this.repo.loadAll((v) => {
+      gone.delete(v.record.job.id);
+      if (tell) this.apply(v);
+      else this.take(v);
+    });
+    for (const id of gone) this.deleted(id, revision);
+    this.log.info({ live: this.live.size, revision, deleted: gone.size }, 'jobs loaded');
+    const watch = await this.repo.watch({ onEvents: (ev) => this.onEvents(ev), onError: (err) => void this.rewatch(err) }, revision);
+    if (this.closed) return void (await watch.close());
+    this.watch = watch;
   }
 
   private onEvents(events: WatchEvent[]): void {
@@ -59,11 +80,23 @@ export class JobTracker {
     }
   }
 
+  /** Never rejects: a reload the store refuses is tried again until it works or we close. */
   private async rewatch(err: Error): Promise<void> {
     if (this.closed) return;
     this.log.warn({ err, compacted: isCompacted(err) }, 'job watch lost, reloading');
     await this.watch?.close();
-    await this.start();
+    this.watch = undefined;
+    while (!this.closed) {
+      try {
+        await this.load(true);
+        this.reloadBackoff.reset();
+        return;
+      } catch (failed) {
+        const ms = this.reloadBackoff.next();
+        this.log.warn({ err: failed, retry_ms: ms }, 'could not reload jobs; trying again');
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      }
+    }
   }
 
   /** Applies a newer version of a job and tells the subscribers; older or equal revisions are ignored. */
