@@ -196,4 +196,29 @@ describe('agent wire protocol', () => {
     expect(Buffer.concat(reportedOn.chunks.map((x) => Buffer.from(x.data))).toString()).toBe('survived\n');
     await waitUntil(() => !existsSync(attemptDir('j_dropped')), { what: 'the attempt to be dropped after its ack', timeoutMs: 5_000 });
   });
+
+  it('holds an attempt it is still starting: a Hello then names it, so a reconnect does not read as lost', async () => {
+    const a = new Agent({ servers: [cp.address], joinToken: 't', name: 'starting-agent', workDir, logger: log });
+    const sent: ConnectRequest[] = [];
+    const link = { signal: new AbortController().signal, send: (m: ConnectRequest) => sent.push(m) > 0, drained: () => Promise.resolve() };
+    const spec = JobSpec.fromPartial({ script: 'true' });
+    a.onAssign(
+      {
+        jobId: 'j_starting',
+        attempt: 1,
+        spec,
+        deadline: new Date(Date.now() + 60_000).toISOString(),
+        jobToken: '',
+        secretEnv: {},
+        secretFiles: [],
+      },
+      link,
+    );
+    // executor.start is under way (it cannot finish synchronously): the Hello of a reconnect now must hold it.
+    const hello = a.hello().msg;
+    expect(hello?.$case === 'hello' && hello.value.held).toEqual([{ jobId: 'j_starting', attempt: 1 }]);
+    await waitUntil(() => sent.some((m) => m.msg?.$case === 'jobResult'), { what: 'its result', timeoutMs: 20_000 });
+    expect(a.hello().msg).toMatchObject({ value: { held: [{ jobId: 'j_starting', attempt: 1 }] } }); // until acknowledged
+    await a.close();
+  });
 });

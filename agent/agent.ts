@@ -69,6 +69,13 @@ export class Agent implements ConnectionHost {
   private readonly attempts = new Map<string, AttemptStream>();
   /** Every attempt assigned to this process, oldest first (bounded by SEEN_ATTEMPTS). */
   private readonly seen = new Set<string>();
+  /**
+   * Attempts whose executor.start is under way, by key; `abandoned` once the
+   * control plane gave one up meanwhile. They are held (in every Hello) as
+   * much as the started ones: a reconnect in that window must not read as
+   * "the agent does not have it", which the control plane takes for lost.
+   */
+  private readonly starting = new Map<string, { jobId: string; attempt: number; abandoned: boolean }>();
   private readonly stop = new AbortController();
   private readonly backoff = new Backoff(RECONNECT);
   private readonly dialer: FallbackDialer;
@@ -168,14 +175,20 @@ export class Agent implements ConnectionHost {
       try {
         const d = await this.dialer.next(this.stop.signal);
         let welcomed = false;
+        let failed = false;
         try {
           await runConnection(d, this, this.log, this.stop.signal, () => (welcomed = true));
+        } catch (err) {
+          failed = true;
+          throw err;
         } finally {
-          // A connection that got as far as Welcome was a good one, however it ended:
-          // the next one starts from the shortest backoff, on the same address.
+          // A connection that got as far as Welcome was a good one, however it ended: the next one starts
+          // from the shortest backoff, on the same address, unless that peer dropped us or went silent (a
+          // stall past its lease): then on another, before the mesh takes us for lost.
           if (welcomed) {
             this.backoff.reset();
-            this.dialer.markGood(d.address);
+            if (failed && !this.stop.signal.aborted) this.dialer.demote(d.address);
+            else this.dialer.markGood(d.address);
           }
           await d.close();
         }
@@ -221,7 +234,10 @@ export class Agent implements ConnectionHost {
   }
 
   hello(): ConnectRequest {
-    const held = [...this.attempts.values()].map((s) => ({ jobId: s.handle.jobId, attempt: s.handle.attempt }));
+    const held = [
+      ...[...this.attempts.values()].map((s) => ({ jobId: s.handle.jobId, attempt: s.handle.attempt })),
+      ...[...this.starting.values()].map(({ jobId, attempt }) => ({ jobId, attempt })),
+    ];
     const o = this.options;
     return {
       msg: {
@@ -283,7 +299,13 @@ export class Agent implements ConnectionHost {
     );
     link.send(this.heartbeat());
     for (const r of w.resume) this.attempts.get(attemptKey(r))?.attach(link, r.nextSeq);
-    for (const a of w.abandon) void this.attempts.get(attemptKey(a))?.abandon();
+    for (const a of w.abandon) {
+      const key = attemptKey(a);
+      const starting = this.starting.get(key);
+      if (starting)
+        starting.abandoned = true; // dropped once started (onAssign)
+      else void this.attempts.get(key)?.abandon();
+    }
     const answered = new Set([...w.resume, ...w.abandon].map(attemptKey));
     // Started after our Hello was sent (its Assign came on the connection before): the
     // control plane has not heard of it here. Report it; if it was given up meanwhile,
@@ -314,14 +336,22 @@ export class Agent implements ConnectionHost {
       link.send(notRun(a, FailureCategory.FAILURE_CATEGORY_UNTRUSTED, refusal));
       return;
     }
+    const starting = { jobId: a.jobId, attempt: a.attempt, abandoned: false };
+    this.starting.set(key, starting);
     const started = Promise.resolve().then(() => {
       saveMasks(this.options.workDir, key, secrets);
       return this.executor.start(attemptSpecOf(a, this.description, this.serverEnv));
     });
     started.then(
       (handle) => {
+        this.starting.delete(key);
         const s = new AttemptStream(handle, log, masks);
         this.track(s);
+        if (starting.abandoned) {
+          log.info('abandoned by the control plane while it started: dropping it');
+          void s.abandon();
+          return;
+        }
         if (this.draining) s.handBack = true;
         if (this.cutOff.cutOff) this.kill(s, 'cut off from every control plane past --disconnected-grace');
         // The connection the Assign came on may have dropped while the job started:
@@ -331,7 +361,9 @@ export class Agent implements ConnectionHost {
         log.info('attempt started');
       },
       (err: unknown) => {
+        this.starting.delete(key);
         log.error({ err }, 'could not start attempt');
+        if (starting.abandoned) return void dropMasks(this.options.workDir, key);
         // A spec no host could run is the job's fault; anything else is this host's.
         const failure = isInvalidAttemptSpecError(err)
           ? FailureCategory.FAILURE_CATEGORY_NOT_RUNNABLE
@@ -339,7 +371,8 @@ export class Agent implements ConnectionHost {
             ? FailureCategory.FAILURE_CATEGORY_DISK_FULL
             : FailureCategory.FAILURE_CATEGORY_COULD_NOT_START;
         dropMasks(this.options.workDir, key);
-        link.send(notRun(a, failure, maskText(masks, String((err as Error).message))));
+        // On the connection we have now: the one the Assign came on may be gone (a reconnect held this attempt).
+        (link.signal.aborted ? this.link : link)?.send(notRun(a, failure, maskText(masks, String((err as Error).message))));
       },
     );
   }

@@ -44,6 +44,8 @@ export class FallbackDialer {
   readonly #targets: readonly Target[];
   readonly #options: ResolvedOptions;
   #preferred: string | undefined;
+  /** Tried last (see demote), until it is the one that works. */
+  #demoted: string | undefined;
 
   /** Throws a TransportError naming the first unparseable address. */
   constructor(addresses: string[], options: FallbackOptions) {
@@ -84,6 +86,7 @@ export class FallbackDialer {
       try {
         const dialer = await this.#attempt(target, signal);
         this.#preferred = target.address;
+        if (this.#demoted === target.address) this.#demoted = undefined;
         return { ...dialer, address: target.address };
       } catch (err) {
         signal?.throwIfAborted();
@@ -104,11 +107,22 @@ export class FallbackDialer {
       throw new TransportError(`markGood: ${address} is not one of the fallback addresses`);
     }
     this.#preferred = canonical;
+    if (this.#demoted === canonical) this.#demoted = undefined;
+  }
+
+  /**
+   * `address`'s server dropped us or went silent: next() tries it last, so
+   * another server takes us at once, until an address is marked good again.
+   */
+  demote(address: string): void {
+    const canonical = parseAddress(address).address;
+    if (this.#preferred === canonical) this.#preferred = undefined;
+    this.#demoted = canonical;
   }
 
   #ordered(): Target[] {
-    const preferred = this.#targets.filter((t) => t.address === this.#preferred);
-    return [...preferred, ...this.#targets.filter((t) => t.address !== this.#preferred)];
+    const rank = (t: Target): number => (t.address === this.#preferred ? 0 : t.address === this.#demoted ? 2 : 1);
+    return [...this.#targets].sort((a, b) => rank(a) - rank(b));
   }
 
   async #attempt(target: Target, signal: AbortSignal | undefined): Promise<Dialer> {

@@ -15,7 +15,13 @@ export { bindAll, serveWebSocketTunnel, type ListenOptions, type BoundAddress, t
 export { dial, FallbackDialer, type Dialer, type DialOptions, type FallbackOptions } from './client.js';
 export { channelCredentials, type ServerTlsFiles, type ClientTlsFiles } from './credentials.js';
 export { fingerprintOf, parseFingerprint, firstCertificateDer, pinnedCaFile, type CaPin } from './pin.js';
-export { KEEPALIVE_SERVER_OPTIONS, KEEPALIVE_CLIENT_OPTIONS, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './keepalive.js';
+export {
+  KEEPALIVE_SERVER_OPTIONS,
+  KEEPALIVE_CLIENT_OPTIONS,
+  KEEPALIVE_TIME_MS,
+  KEEPALIVE_TIMEOUT_MS,
+  SESSION_KEEPALIVE_OPTIONS,
+} from './keepalive.js';
 export { widenServerWindows, CLIENT_FLOW_CONTROL_OPTIONS, FLOW_CONTROL_WINDOW } from './flow-control.js';
 export { guardConnections, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connection-guard.js';
 export * from './errors.js';

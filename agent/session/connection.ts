@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import type { Logger } from 'pino';
 import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../../proto/gen/runmesh/v1/agent.js';
 import { PROTOCOL_VERSION } from '../../proto/protocol.js';
-import type { Dialer } from '../../transport/index.js';
+import { SESSION_KEEPALIVE_OPTIONS, type Dialer } from '../../transport/index.js';
 import type { Link } from './link.js';
 import { FastAgentServiceClient } from './wire.js';
 
@@ -31,7 +31,8 @@ export async function runConnection(
   stop: AbortSignal,
   onWelcomed: () => void,
 ): Promise<void> {
-  const client = new FastAgentServiceClient(dialer.target, dialer.credentials, dialer.channelOptions);
+  // Fast pings: a silent peer is left in seconds, inside its lease (transport/keepalive.ts).
+  const client = new FastAgentServiceClient(dialer.target, dialer.credentials, { ...dialer.channelOptions, ...SESSION_KEEPALIVE_OPTIONS });
   const call = client.connect();
   const ended = new AbortController();
   const onStop = (): void => void call.cancel();

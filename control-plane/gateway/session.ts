@@ -19,7 +19,7 @@ import type {
 } from '../../proto/gen/runmesh/v1/agent.js';
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { PROTOCOL_VERSION } from '../../proto/protocol.js';
-import { activeAgent, finish, lost, started } from '../jobs/lifecycle.js';
+import { activeAgent, finish, lost, started, undelivered } from '../jobs/lifecycle.js';
 import { isLogGap, isLogWriteError } from '../logs/errors.js';
 import { isUnreadableRecord } from '../jobs/errors.js';
 import type { JobRepo } from '../jobs/repo.js';
@@ -340,11 +340,21 @@ export class AgentSession implements AgentLink {
       if (r.cancel)
         cancels.push({ jobId: h.jobId, attempt: h.attempt, graceSeconds: r.job.spec.cancelGraceSeconds, reason: r.cancel.reason });
     }
-    // Attempts assigned to this agent that it does not hold were lost in flight or with the host.
+    // Attempts assigned to this agent that it does not hold (it holds those still starting too): one
+    // it never reported running never reached it (its Assign went down with the last stream), so it is
+    // queued again without using a retry and without counting against the agent's health; one it was
+    // running went with the host or the agent's work dir.
     for (const id of this.ctx.index.jobsOn(this.name)) {
       if (heldIds.has(id)) continue;
       const at = this.ctx.index.attemptOf(id);
-      if (at) await this.ctx.writer.write(id, (r) => lost(r, at.attempt, 'agent restarted without the attempt', new Date()));
+      if (!at) continue;
+      await this.ctx.writer.write(id, (r) => {
+        const now = new Date();
+        return (
+          undelivered(r, at.attempt, `agent ${this.name} reconnected without the assignment: it never arrived`, now) ||
+          lost(r, at.attempt, 'agent restarted without the attempt', now)
+        );
+      });
     }
     return { resume, abandon, cancels };
   }

@@ -22,7 +22,10 @@ function failOn(feed: HealthFeed, agent: string, failure: FailureCategory, attem
   observe();
   for (let n = 1; n <= attempts; n++) {
     const at = new Date(t0.getTime() + n * 120_000);
-    if (n > 1) promote(r, at);
+    if (n > 1) {
+      promote(r, at); // its own write: the backoff's end (QUEUED again, still numbered n - 1)
+      observe();
+    }
     assign(r, agent, at);
     observe();
     finish(r, n, { exitCode: -1, failure, message: 'x', logRecords: 0 }, at);
@@ -39,5 +42,14 @@ describe('HealthFeed', () => {
     const later = t0.getTime() + 11 * 60_000;
     expect(health.state('oom-host', later)).toBe('closed');
     expect(health.state('bad-host', later)).not.toBe('closed');
+  });
+
+  it('counts each attempt once: the write that ends its backoff is not another failure of the agent', () => {
+    const health = new HealthTracker({ failureThreshold: 3, coolDownMs: 3_600_000 });
+    const feed = new HealthFeed(health);
+    failOn(feed, 'twice-lost', F.FAILURE_CATEGORY_AGENT_LOST, 2);
+    expect(health.state('twice-lost', t0.getTime() + 5 * 60_000)).toBe('closed');
+    failOn(feed, 'twice-lost', F.FAILURE_CATEGORY_COULD_NOT_START, 1);
+    expect(health.state('twice-lost', t0.getTime() + 5 * 60_000)).toBe('open');
   });
 });

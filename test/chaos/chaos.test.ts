@@ -249,9 +249,9 @@ describe('fault suite', () => {
       expect(stalled.alive()).toBe(true);
       expect(h.violations).toEqual([]);
       expect(h.duplicates).toBe(0);
-      // Not yet asserted: retried 0. The stalled peer's agents do not notice it is silent (the control plane sends
-      // them nothing periodic; gRPC keepalive takes 30 s), so they stay on it, vanish from the directory with its
-      // lease, and the new leader re-queues their jobs (7 of 12 here); their first attempts are abandoned, never run twice.
+      // One attempt per job: the stalled peer's agents notice its silence by their session's keepalive (2.5 s,
+      // transport/keepalive.ts) and move to another peer holding their attempts, before its lease (5 s) ends.
+      expect(h.retried).toBe(0);
     },
   );
 
