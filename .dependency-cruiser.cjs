@@ -9,6 +9,9 @@
  *                    label shapes the agent advertises are routing's)
  *   control-plane -> transport, routing, proto
  *   cli           -> everything but test and bench
+ *   web           -> nothing of ours but the console API's JSON types
+ *                    (control-plane/console/wire.ts, type-only): it is the
+ *                    browser's bundle
  *   test, bench   -> everything
  */
 const product = '^(proto|routing|transport|agent|control-plane|cli)/';
@@ -61,6 +64,25 @@ module.exports = {
       from: { path: '^control-plane/', pathNot: testCode },
       to: { path: '^(agent|cli|test|bench)/' },
     },
+    {
+      name: 'web-is-the-browser',
+      severity: 'error',
+      comment: 'The browser bundle takes only the console API types from the server side.',
+      from: { path: '^web/' },
+      to: { path: '^(proto|routing|transport|agent|control-plane|cli|test|bench)/', pathNot: '^control-plane/console/wire\\.ts$' },
+    },
+    {
+      name: 'web-takes-types-only',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: { path: '^control-plane/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'nothing-imports-web',
+      severity: 'error',
+      from: { path: '^(proto|routing|transport|agent|control-plane|cli)/' },
+      to: { path: '^web/' },
+    },
     { name: 'cli-not-tests', severity: 'error', from: { path: '^cli/', pathNot: testCode }, to: { path: '^(test|bench)/' } },
     {
       name: 'product-not-test-support',
@@ -78,7 +100,7 @@ module.exports = {
     enhancedResolveOptions: {
       exportsFields: ['exports'],
       conditionNames: ['import', 'require', 'node', 'default'],
-      extensions: ['.ts', '.js'],
+      extensions: ['.ts', '.tsx', '.js'],
     },
   },
 };

@@ -31,6 +31,8 @@ import { currentAttemptOf } from './jobs/attempt-facts.js';
 import { IdentityServiceImpl } from './api/identity-service.js';
 import { Issuer, keyTimes, oidcRoutes, SigningKeys } from './oidc/index.js';
 import { JobServiceImpl } from './api/job-service.js';
+import type { LogLocator } from './api/logs-follow.js';
+import { Console } from './console/index.js';
 import { readLocalLog } from './api/logs-follow.js';
 import { refusePeerCall } from './api/peer-auth.js';
 import { PeerServiceImpl, type PeerHandler } from './api/peer-service.js';
@@ -192,6 +194,7 @@ const SHUTDOWN_ORDER = [
   'tunnel',
   'grpc',
   'peer grpc',
+  'console',
   'http',
   'metrics',
   'scheduler',
@@ -429,7 +432,12 @@ async function serve(
   };
   gateway.addToServer(ports.grpc);
   new PeerServiceImpl(peerHandler, secret, log).addToServer(ports.peer?.grpc ?? ports.grpc);
-  new JobServiceImpl({
+  const logLocator: LogLocator = {
+    here: (record, attempt) => copies.isHere(record, attempt),
+    read: (record, read, signal) => copies.read(record, read, signal),
+  };
+  const retention = { ageMs: o.jobRetentionMs, maxEnded: o.maxEndedJobs };
+  const jobs = new JobServiceImpl({
     gate,
     repo,
     tracker,
@@ -438,14 +446,12 @@ async function serve(
     logger: log,
     cancelOnAgent: (agent, id, attempt, grace, reason) => dispatch.cancel(agent, id, attempt, grace, reason),
     waitingReason: (id) => scheduler.waitingReason(id),
-    logLocator: {
-      here: (record, attempt) => copies.isHere(record, attempt),
-      read: (record, read, signal) => copies.read(record, read, signal),
-    },
+    logLocator,
     admit: (records) => scheduler.admit(records),
-    retention: { ageMs: o.jobRetentionMs, maxEnded: o.maxEndedJobs },
+    retention,
     secrets: state.secrets,
-  }).addToServer(ports.grpc);
+  });
+  jobs.addToServer(ports.grpc);
   new SecretServiceImpl({ gate, secrets: state.secrets, logger: log }).addToServer(ports.grpc);
   new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: state.autoTls?.fingerprint ?? '' }).addToServer(ports.grpc);
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(ports.grpc);
@@ -460,6 +466,17 @@ async function serve(
   cluster.addToServer(ports.grpc);
   const metrics = createMetrics({ tracker, cluster, housekeeping: housekeeper.stats });
   closers.add('metrics', () => metrics.close());
+  const web = new Console({
+    gate,
+    jobs,
+    cluster,
+    logSource: { repo, tracker, logs, locator: logLocator, retention },
+    logger: log,
+    tls: state.autoTls !== undefined,
+    breaker: (agent) => agentHealth.state(agent, Date.now()),
+  });
+  closers.add('console', () => web.close());
+  ports.routes['/'] = web.route;
   ports.routes['/metrics'] = await guardMetrics(metrics.route, { httpAddress: ports.httpAddress, tokenFile: o.metricsTokenFile, log });
   if (o.webSocket && o.tls?.requireClientCert) refuseTunnel(ports.http, log);
   else if (o.webSocket) {

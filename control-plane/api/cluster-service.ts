@@ -59,7 +59,7 @@ export class ClusterServiceImpl {
     // Agents are not any tenant's: the role decides (table.ts), not the tenant.
     server.addService(ClusterServiceService, {
       status: guardedUnary(gate, 'ClusterService.Status', log, async () => this.status()),
-      listAgents: guardedUnary(gate, 'ClusterService.ListAgents', log, async () => ({ agents: this.d.view.agents() })),
+      listAgents: guardedUnary(gate, 'ClusterService.ListAgents', log, async () => ({ agents: this.agents() })),
       getAgent: guardedUnary(gate, 'ClusterService.GetAgent', log, async (req: GetAgentRequest) => ({ agent: this.agent(req.name) })),
       drain: auditedUnary(gate, 'ClusterService.Drain', log, async (req: DrainRequest) => this.drain(req.name), byName),
       cordon: auditedUnary(gate, 'ClusterService.Cordon', log, async (req: CordonRequest) => this.cordon(req.name, true), byName),
@@ -67,6 +67,10 @@ export class ClusterServiceImpl {
       revokeAgent: auditedUnary(gate, 'ClusterService.RevokeAgent', log, async (req: RevokeAgentRequest) => this.revoke(req.name), byName),
       rotateAgent: auditedUnary(gate, 'ClusterService.RotateAgent', log, async (req: RotateAgentRequest) => this.rotate(req.name), byName),
     });
+  }
+
+  agents(): Agent[] {
+    return this.d.view.agents();
   }
 
   private agent(name: string): Agent {
@@ -97,14 +101,15 @@ export class ClusterServiceImpl {
     };
   }
 
-  private async drain(name: string) {
+  /** Drains `name` (the console calls these with its own gate check; over gRPC, addToServer's wrappers do). */
+  async drain(name: string) {
     this.agent(name);
     await this.d.view.drain(name, 'drained by an operator');
     this.d.logger.info({ agent_id: name }, 'agent drain requested');
     return { agent: this.agent(name) };
   }
 
-  private async cordon(name: string, cordoned: boolean) {
+  async cordon(name: string, cordoned: boolean) {
     this.agent(name);
     await this.d.view.setCordoned(name, cordoned);
     this.d.logger.info({ agent_id: name, cordoned }, 'agent cordon changed');
@@ -112,7 +117,7 @@ export class ClusterServiceImpl {
   }
 
   /** Works for an agent that is not connected too: revoking is about its credential, not its session. */
-  private async revoke(name: string): Promise<RevokeAgentResponse> {
+  async revoke(name: string): Promise<RevokeAgentResponse> {
     if (!name) throw invalid('name', 'missing');
     const revoked = await this.d.view.revokeAgent(name);
     this.d.logger.warn({ audit: true, agent_id: name, revoked }, 'agent revoke requested');

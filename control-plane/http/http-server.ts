@@ -12,7 +12,11 @@ export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promis
 
 export interface HttpOptions {
   ready(): Promise<{ ok: boolean; detail: string }>;
-  /** More routes; read on every request, so routes added after start are served. */
+  /**
+   * More routes; read on every request, so routes added after start are served.
+   * A key ending in '/' also takes every path under it that no exact key names
+   * (the longest such key wins): '/' is the console's.
+   */
   routes?: Record<string, Route>;
   /** Serve HTTPS with this certificate (chain) and key, PEM; plain HTTP without. */
   tls?: { cert: Buffer; key: Buffer };
@@ -28,11 +32,17 @@ export function createHttpServer(o: HttpOptions): Server {
   };
   const handle: RequestListener = (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const route = builtin[path] ?? o.routes?.[path];
+    const route = builtin[path] ?? o.routes?.[path] ?? underPrefix(o.routes, path);
     if (!route) return text(res, 404, 'not found\n');
     Promise.resolve(route(req, res)).catch(() => text(res, 500, 'internal error\n'));
   };
   return o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handle) : createServer(handle);
+}
+
+function underPrefix(routes: Record<string, Route> | undefined, path: string): Route | undefined {
+  let best = '';
+  for (const key of Object.keys(routes ?? {})) if (key.endsWith('/') && path.startsWith(key) && key.length > best.length) best = key;
+  return best ? routes?.[best] : undefined;
 }
 
 function text(res: ServerResponse, code: number, body: string): void {

@@ -1,0 +1,237 @@
+/**
+ * The console's routes against the authorization table: every route × every
+ * role × anonymous, over a real HTTP server in front of the real JobService
+ * and ClusterService implementations, gate and token store (embedded store).
+ * The expected grants are written from the roles' definitions (issue 15), as
+ * in api/authz.test.ts, not read from table.ts. Then the session: cookie
+ * attributes, CSRF on mutations, a revoked token ending its session, tenants,
+ * audit entries, and bounds (body size, rate).
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/support/processes.js';
+import { JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import { ClusterServiceImpl, type ClusterView } from '../api/cluster-service.js';
+import { JobServiceImpl } from '../api/job-service.js';
+import { DEFAULT_GATE_LIMITS, Gate, TOKEN_ROLES, TokenStore, type AuditRecord, type Principal, type Role } from '../auth/index.js';
+import { JobRepo } from '../jobs/repo.js';
+import { JobTracker } from '../jobs/tracker.js';
+import { JobWriter } from '../jobs/writer.js';
+import { LogStore } from '../logs/log-store.js';
+import { KeyRing, SecretStore } from '../secrets/index.js';
+import { openEmbeddedStore } from '../store/embedded.js';
+import type { Store } from '../store/store.js';
+import { Console, ROUTE_METHODS } from './index.js';
+import type { JobSummary } from './wire.js';
+
+const log = pino({ level: 'silent' });
+
+const READ_JOBS = ['GET /api/jobs', 'GET /api/jobs/:id', 'GET /api/jobs/:id/log', 'GET /api/events'];
+const CLUSTER_READ = ['GET /api/overview', 'GET /api/agents'];
+const CLUSTER_MANAGE = [
+  'POST /api/agents/:name/drain',
+  'POST /api/agents/:name/cordon',
+  'POST /api/agents/:name/uncordon',
+  'POST /api/agents/:name/revoke',
+];
+const EXPECTED: Record<Role, 'all' | string[]> = {
+  admin: 'all',
+  operator: [...CLUSTER_READ, ...CLUSTER_MANAGE, ...READ_JOBS, 'POST /api/jobs/:id/cancel'],
+  submitter: [...READ_JOBS, 'POST /api/jobs/:id/cancel', 'POST /api/jobs/:id/retry'],
+  viewer: [...READ_JOBS, ...CLUSTER_READ],
+  agent: [],
+  // A job token passes JobService.Get's row (job.self), for its own job only: another job is not found (404), never 403.
+  job: ['GET /api/jobs/:id'],
+};
+
+const EMPTY: ClusterView = {
+  agents: () => [],
+  peers: () => [],
+  leader: () => 'p1',
+  unschedulable: () => [],
+  drain: async () => false,
+  setCordoned: async () => undefined,
+  revokeAgent: async () => false,
+  rotateAgent: async () => ({ requested: false, rotated: false }),
+};
+
+let store: Store;
+let tracker: JobTracker;
+let tokens: TokenStore;
+let logs: LogStore;
+let web: Console;
+let jobs: JobServiceImpl;
+let http: Server;
+let base: string;
+const audited: AuditRecord[] = [];
+const token: Partial<Record<Role, string>> = {};
+let jobA: string;
+let jobB: string;
+
+beforeAll(async () => {
+  const dir = await tempDir('runmesh-console-');
+  store = await openEmbeddedStore({ dir });
+  const repo = new JobRepo(store);
+  tracker = new JobTracker(repo, log);
+  await tracker.start();
+  tokens = await TokenStore.open(store, log);
+  logs = new LogStore(`${dir}/logs`);
+  const limits = { ...DEFAULT_GATE_LIMITS, authFailures: { perSecond: 1000, burst: 1000 } };
+  const gate = new Gate({ tokens, log, limits, audit: { record: (e) => void audited.push(e) } });
+  const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
+  const retention = { ageMs: 0, maxEnded: 0 };
+  const locator = { here: () => true, read: () => (async function* () {})() };
+  jobs = new JobServiceImpl({
+    gate,
+    repo,
+    tracker,
+    writer,
+    logs,
+    logger: log,
+    cancelOnAgent: async () => false,
+    waitingReason: () => undefined,
+    logLocator: locator,
+    retention,
+    admit: (records) => writer.create(records),
+    secrets: new SecretStore(store, KeyRing.of(randomBytes(32))),
+  });
+  const cluster = new ClusterServiceImpl({ gate, view: EMPTY, tracker, logger: log, version: 'test' });
+  web = new Console({
+    gate,
+    jobs,
+    cluster,
+    logSource: { repo, tracker, logs, locator, retention },
+    logger: log,
+    tls: false,
+    breaker: () => 'closed',
+    rate: { perSecond: 10_000, burst: 10_000 },
+  });
+  http = createServer((req, res) => void web.route(req, res));
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  for (const role of TOKEN_ROLES)
+    token[role] = (await tokens.create({ name: `t-${role}`, role, tenants: role === 'admin' ? [] : ['a'], ttlMs: 0 })).token;
+  jobA = await seed('a');
+  jobB = await seed('b');
+});
+
+afterAll(async () => {
+  web?.close();
+  http?.closeAllConnections();
+  await new Promise((resolve) => http?.close(resolve));
+  await tracker?.close();
+  await tokens?.close();
+  await logs?.close();
+  await store?.close();
+});
+
+const ADMIN: Principal = { id: 'admin', name: 'admin', role: 'admin', tenants: 'all' };
+
+async function seed(tenant: string): Promise<string> {
+  const { job } = await jobs.submit({ spec: JobSpec.fromPartial({ name: `job-${tenant}`, argv: ['true'], tenant }) }, ADMIN);
+  return job!.id;
+}
+
+function url(path: string, job = jobA): string {
+  return base + path.replace(':id', job).replace(':name', 'no-such-agent');
+}
+
+/** The status of a call; an event stream's 200 is read from its headers, then the stream is dropped. */
+async function status(verb: string, path: string, bearer: string | undefined, job = jobA): Promise<number> {
+  const abort = new AbortController();
+  const headers: Record<string, string> = bearer ? { authorization: `Bearer ${bearer}` } : {};
+  const res = await fetch(url(path, job), { method: verb, headers, signal: abort.signal });
+  abort.abort();
+  return res.status;
+}
+
+describe('console routes × roles (the authorization table)', () => {
+  it('lists a route for every handler, each naming a method of the table', () => {
+    expect(ROUTE_METHODS.length).toBe(12);
+  });
+
+  for (const [verb, path, method] of ROUTE_METHODS) {
+    const name = `${verb} ${path}`;
+    it(`${name} (${method})`, async () => {
+      expect(await status(verb, path, undefined)).toBe(401);
+      for (const role of TOKEN_ROLES) {
+        const grants = EXPECTED[role];
+        const may = grants === 'all' || grants.includes(name);
+        const got = await status(verb, path, token[role]);
+        if (may) expect(got, `${role} ${name}`).not.toBe(403);
+        else expect(got, `${role} ${name}`).toBe(403);
+        expect(got, `${role} ${name}`).not.toBe(401);
+        expect(got, `${role} ${name}`).toBeLessThan(500);
+      }
+    });
+  }
+
+  it("hides another tenant's job as not found, for reads and mutations alike", async () => {
+    expect(await status('GET', '/api/jobs/:id', token.viewer, jobB)).toBe(404);
+    expect(await status('POST', '/api/jobs/:id/cancel', token.operator, jobB)).toBe(404);
+    const page = (await (await fetch(`${base}/api/jobs`, { headers: { authorization: `Bearer ${token.viewer}` } })).json()) as {
+      jobs: JobSummary[];
+    };
+    expect(page.jobs.map((j) => j.id)).not.toContain(jobB);
+  });
+
+  it('records each mutation in the audit trail once, refused or not', async () => {
+    audited.length = 0;
+    await status('POST', '/api/agents/:name/cordon', token.viewer);
+    await status('POST', '/api/agents/:name/revoke', token.admin);
+    expect(audited.map((e) => [e.method, e.target, e.result])).toEqual([
+      ['ClusterService.Cordon', 'no-such-agent', 'PERMISSION_DENIED'],
+      ['ClusterService.RevokeAgent', 'no-such-agent', 'OK'],
+    ]);
+  });
+});
+
+describe('console sessions', () => {
+  async function signIn(t: string): Promise<{ cookie: string; csrf: string; setCookie: string }> {
+    const res = await fetch(`${base}/api/session`, { method: 'POST', body: JSON.stringify({ token: t }) });
+    expect(res.status).toBe(200);
+    const setCookie = res.headers.get('set-cookie')!;
+    return { setCookie, cookie: setCookie.split(';')[0]!, csrf: ((await res.json()) as { csrf: string }).csrf };
+  }
+
+  it('sets an HttpOnly, SameSite=Strict cookie holding no token', async () => {
+    const s = await signIn(token.operator!);
+    expect(s.setCookie).toMatch(/HttpOnly/);
+    expect(s.setCookie).toMatch(/SameSite=Strict/);
+    expect(s.setCookie).not.toContain(token.operator!);
+    const me = (await (await fetch(`${base}/api/session`, { headers: { cookie: s.cookie } })).json()) as {
+      role: string;
+      allowed: string[];
+    };
+    expect(me.role).toBe('operator');
+    expect(me.allowed).toContain('JobService.Cancel');
+    expect(me.allowed).not.toContain('JobService.Submit');
+  });
+
+  it('refuses a mutation without the CSRF header or from another origin', async () => {
+    const s = await signIn(token.operator!);
+    const cancel = (headers: Record<string, string>) =>
+      fetch(`${base}/api/agents/no-such-agent/cordon`, { method: 'POST', headers: { cookie: s.cookie, ...headers } }).then((r) => r.status);
+    expect(await cancel({})).toBe(403);
+    expect(await cancel({ 'x-runmesh-csrf': 'wrong' })).toBe(403);
+    expect(await cancel({ 'x-runmesh-csrf': s.csrf, origin: 'http://evil.example' })).toBe(403);
+    expect(await cancel({ 'x-runmesh-csrf': s.csrf })).toBe(404); // allowed through: the agent is not there
+  });
+
+  it('ends the session when its token is revoked', async () => {
+    const t = await tokens.create({ name: 'short', role: 'viewer', tenants: ['a'], ttlMs: 0 });
+    const s = await signIn(t.token);
+    expect((await fetch(`${base}/api/jobs`, { headers: { cookie: s.cookie } })).status).toBe(200);
+    await tokens.revoke(t.record.id);
+    expect((await fetch(`${base}/api/jobs`, { headers: { cookie: s.cookie } })).status).toBe(401);
+  });
+
+  it('refuses a bad token, agent tokens, and oversized bodies', async () => {
+    expect((await fetch(`${base}/api/session`, { method: 'POST', body: JSON.stringify({ token: 'rmt_nope' }) })).status).toBe(401);
+    expect((await fetch(`${base}/api/session`, { method: 'POST', body: JSON.stringify({ token: token.agent }) })).status).toBe(403);
+    expect((await fetch(`${base}/api/session`, { method: 'POST', body: 'x'.repeat(100_000) })).status).toBe(413);
+  });
+});
