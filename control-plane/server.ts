@@ -474,6 +474,7 @@ async function serve(
     logger: log,
     tls: state.autoTls !== undefined,
     breaker: (agent) => agentHealth.state(agent, Date.now()),
+    explainWait: (id) => scheduler.explain(id, (agent) => agentHealth.state(agent, Date.now()) === 'open'),
   });
   closers.add('console', () => web.close());
   ports.routes['/'] = web.route;

@@ -65,7 +65,7 @@ function partition(queue: readonly QueuedJob[]): Map<QosClass, Map<string, Queue
 const needsLabel = (job: QueuedJob): boolean => job.executor !== undefined && job.executor !== 'shell';
 
 /** The selector a job is matched with: its own, plus its executor's label when that is not every agent's. */
-function selectorText(job: QueuedJob): string {
+export function selectorText(job: QueuedJob): string {
   if (!needsLabel(job)) return job.selector;
   const label = executorLabel(job.executor ?? 'shell');
   return job.selector.trim() === '' ? label : `${job.selector},${label}`;

@@ -148,4 +148,17 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in chromium', () => {
     expect((await client.get(job.id)).state).not.toBe(JobState.JOB_STATE_CANCELLED);
     await client.cancel(job.id);
   });
+
+  it('says why a queued job waits: the selector term no agent matches, and its place in its queue', async () => {
+    const job = await client.submit({ name: 'console-waits', argv: ['true'], selector: 'pool=ci,gpu' });
+    const page = await signIn(viewer);
+    await page.goto(`${base}/jobs/${job.id}`);
+    const waiting = page.locator('[data-testid=waiting]');
+    await waiting.waitFor();
+    const text = (await waiting.textContent()) ?? '';
+    expect(text).toContain('No agent matches: pool=ci gpu');
+    expect(text).toMatch(/Place in its queue \(standard, tenant default\): 1 of 1/);
+    await shot(page, 'job-waiting');
+    await client.cancel(job.id);
+  });
 });

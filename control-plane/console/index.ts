@@ -162,7 +162,8 @@ export class Console {
       'GET /api/jobs/:id': {
         handle: async (c) => {
           const detail = await getJob(jobs, c.params.id!, c.who);
-          if (detail.summary.state === 'queued') detail.waiting = this.d.explainWait?.(detail.summary.id);
+          const waiting = detail.summary.state === 'queued' ? this.d.explainWait?.(detail.summary.id) : undefined;
+          if (waiting) detail.waiting = { ...waiting, reason: waiting.reason || detail.summary.waitingReason };
           return detail;
         },
       },

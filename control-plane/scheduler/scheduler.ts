@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { AgentView, ClusterSnapshot, Decision, Placement, Preemption } from '../../routing/index.js';
 import { Router, snapshotOf } from '../../routing/index.js';
+import { explainWait, type WaitDetail } from '../../routing/explain.js';
 import { assign, finish, lost, preempt, promote, setWaitingReason, undelivered } from '../jobs/lifecycle.js';
 import { FailureCategory } from '../../proto/gen/runmesh/v1/job.js';
 import { isSecretMissing } from '../secrets/errors.js';
@@ -29,6 +30,14 @@ export interface AgentSource {
   views(index: ActiveIndex): AgentView[];
   /** True while the agent holds a session on some peer. */
   connected(name: string): boolean;
+}
+
+/** A queued job's wait, explained (Scheduler.explain). */
+export interface WaitExplanation extends WaitDetail {
+  reason: string;
+  /** 1-based place among the queued jobs of its QoS class and tenant; `queued` of them in all. */
+  position: number;
+  queued: number;
 }
 
 export interface SchedulerOptions {
@@ -125,6 +134,26 @@ export class Scheduler {
   /** Why a queued job is still waiting, as last decided. */
   waitingReason(jobId: string): string | undefined {
     return this.reasons.get(jobId);
+  }
+
+  /**
+   * "Why is it waiting?" for a queued job: the latest reason, routing's
+   * term-by-term detail against the cluster as it is now (routing/explain.ts),
+   * and its place in its queue (its QoS class and tenant, in routing order).
+   * Undefined when the job is not queued.
+   */
+  explain(jobId: string, breakerOpen: (agent: string) => boolean): WaitExplanation | undefined {
+    const job = this.index.queued.get(jobId);
+    if (!job) return undefined;
+    const snapshot = snapshotOf(this.o.agents.views(this.index), this.index.running());
+    let position = 1;
+    let queued = 0;
+    for (const j of this.index.queued.values()) {
+      if (j.qos !== job.qos || j.tenant !== job.tenant) continue;
+      queued++;
+      if (j.priority > job.priority || (j.priority === job.priority && j.order < job.order)) position++;
+    }
+    return { reason: this.reasons.get(jobId) ?? '', ...explainWait(snapshot, job, breakerOpen), position, queued };
   }
 
   /** Queued jobs no agent could ever run, with the reason. */

@@ -67,7 +67,7 @@ export function JobPage({ id, can }: { id: string; can: (method: string) => bool
             <p>
               No agent matches:{' '}
               {job.waiting.unmatchedTerms.map((t) => (
-                <code key={t}>{t}</code>
+                <code key={t}>{t} </code>
               ))}
             </p>
           )}
