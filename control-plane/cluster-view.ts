@@ -3,6 +3,7 @@
  * peer (from the mesh directory) plus the ones this peer saw leave, peers,
  * the leader, and what the scheduler could not place.
  */
+import { backlogByLabelSet, snapshotOf, type Backlog } from '../routing/index.js';
 import { executorsIn } from '../proto/executor-labels.js';
 import { AgentState, type Agent, type RotateAgentResponse } from '../proto/gen/runmesh/v1/cluster.js';
 import type { ClusterView } from './api/cluster-service.js';
@@ -52,6 +53,9 @@ export interface ClusterViewSources {
   credentials: AgentCredentials;
   rotation: CredentialRotation;
 }
+
+/** Label sets the backlog lists (status and /metrics): bounded, whatever selectors jobs carry. */
+export const MAX_BACKLOG_LABEL_SETS = 50;
 
 /** How long RotateAgent waits for a connected agent to save its new credential. */
 const ROTATE_WAIT_MS = 5_000;
@@ -119,6 +123,7 @@ export function clusterView(sources: ClusterViewSources): ClusterView {
     peers: () => mesh.peers(),
     leader: () => mesh.leaderId(),
     unschedulable: () => scheduler.unschedulable(),
+    backlog: (): Backlog => backlogByLabelSet(snapshotOf(agents.views(index)), index.queued.values(), MAX_BACKLOG_LABEL_SETS),
     drain: (name, reason) => dispatch.drain(name, reason),
     setCordoned: async (name, cordoned) => {
       registry.setCordoned(name, cordoned);

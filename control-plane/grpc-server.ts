@@ -4,16 +4,17 @@
  * cheap (api/admission.ts for calls, transport/connection-guard.ts for
  * connections).
  */
-import { Server } from '@grpc/grpc-js';
+import { Server, type ServerInterceptor } from '@grpc/grpc-js';
 import { guardConnections, KEEPALIVE_SERVER_OPTIONS, widenServerWindows, type ConnectionLimits } from '../transport/index.js';
 import { MAX_MESSAGE_LIMIT, type Admission } from './api/admission.js';
 
-export function createGrpcServer(admission: Admission, connections: ConnectionLimits): Server {
+/** `metrics` (metrics/grpc-calls.ts) goes first: it wraps the base call in place, so admission still gets it. */
+export function createGrpcServer(admission: Admission, connections: ConnectionLimits, metrics?: ServerInterceptor): Server {
   const server = new Server({
     ...KEEPALIVE_SERVER_OPTIONS,
     // A backstop only: each method's own limit is lower, and set per call by the admission interceptor.
     'grpc.max_receive_message_length': MAX_MESSAGE_LIMIT,
-    interceptors: [admission.interceptor],
+    interceptors: metrics ? [metrics, admission.interceptor] : [admission.interceptor],
   });
   widenServerWindows(server); // agents' log streams: 64 KiB windows halve their throughput
   guardConnections(server, connections);

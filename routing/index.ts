@@ -22,3 +22,4 @@ export { HealthTracker, type HealthOptions, type BreakerState, type Admission } 
 export { RoutingOptionError, isSelectorParseError, isRoutingOptionError } from './errors.js';
 export { xorshift32, type RandomSource } from './random.js';
 export { UNSCHEDULABLE } from './reasons.js';
+export { backlogByLabelSet, type Backlog, type LabelSetBacklog } from './backlog.js';

@@ -1,4 +1,4 @@
-/** `runmesh cluster status`: peers, leader, agents by state, queues by QoS, jobs by state, stuck jobs. */
+/** `runmesh cluster status`: peers, leader, agents by state, queues by QoS, backlog per label set, jobs by state, stuck jobs. */
 import type { Command } from 'commander';
 import { StatusResponse } from '../../proto/gen/runmesh/v1/cluster.js';
 import { unary, withConnection } from '../client.js';
@@ -9,7 +9,7 @@ export function registerCluster(program: Command): void {
   const cluster = program.command('cluster').description('cluster health');
   cluster
     .command('status')
-    .description('peers, leader, agents, queue depth and stuck jobs')
+    .description('peers, leader, agents, queue depth, backlog per label set and stuck jobs')
     .addOption(serverOption())
     .addOption(tokenOption())
     .option('--json', 'print the status as JSON')
@@ -38,11 +38,24 @@ export function statusPage(s: StatusResponse): string {
   }
   const queues = s.queues.map((q) => [qosName(q.qos), String(q.queued)]);
   sections.push(`queued:\n${indent(table(['QOS', 'JOBS'], queues))}`);
+  if (s.backlog.length > 0) sections.push(backlogSection(s));
   if (s.unschedulable.length > 0) {
     const rows = s.unschedulable.map((j) => [j.jobId, j.reason]);
     sections.push(`unschedulable:\n${indent(table(['JOB', 'REASON'], rows))}`);
   }
   return sections.join('\n\n');
+}
+
+/** Queued jobs per label set and the agents that could take them (what an autoscaler reads). */
+function backlogSection(s: StatusResponse): string {
+  const rows = s.backlog.map((b) => [
+    b.selector || '(any agent)',
+    String(b.queued),
+    b.invalid ? `invalid: ${b.invalid}` : String(b.agents),
+    String(b.freeSlots),
+  ]);
+  const more = s.backlogOmitted?.labelSets ? `\n  (${s.backlogOmitted.labelSets} more label sets, ${s.backlogOmitted.queued} jobs)` : '';
+  return `backlog by label set:\n${indent(table(['LABELS', 'QUEUED', 'AGENTS', 'FREE SLOTS'], rows))}${more}`;
 }
 
 /** `ready 3, draining 1` from a by-state map, with the enum prefix (if the server sent one) dropped. */

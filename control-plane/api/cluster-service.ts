@@ -18,6 +18,7 @@ import {
 } from '../../proto/gen/runmesh/v1/cluster.js';
 import { JobState, QosClass } from '../../proto/gen/runmesh/v1/job.js';
 import type { JobTracker } from '../jobs/tracker.js';
+import type { Backlog } from '../../routing/index.js';
 import type { Gate } from '../auth/index.js';
 import { auditedUnary, guardedUnary } from './guard.js';
 import { invalid, notFound } from './status.js';
@@ -28,6 +29,8 @@ export interface ClusterView {
   peers(): Peer[];
   leader(): string;
   unschedulable(): Array<{ jobId: string; reason: string }>;
+  /** Queued jobs per label set they require, and the agents that could take them (routing/backlog.ts); none without. */
+  backlog?(): Backlog;
   drain(name: string, reason: string): Promise<boolean>;
   setCordoned(name: string, cordoned: boolean): Promise<void>;
   /** Deletes the agent's credential (every peer then ends its stream); false when it had none. */
@@ -50,6 +53,21 @@ const byName = (req: { name: string }): string => req.name;
 
 const enumName = (table: Record<number, string>, value: number, prefix: string): string =>
   (table[value] ?? String(value)).replace(prefix, '').toLowerCase();
+
+const NO_BACKLOG: Backlog = { sets: [], omitted: { sets: 0, queued: 0 } };
+
+function backlogOf(b: Backlog): Pick<StatusResponse, 'backlog' | 'backlogOmitted'> {
+  return {
+    backlog: b.sets.map((s) => ({
+      selector: s.selector,
+      queued: s.queued,
+      agents: s.agents,
+      freeSlots: s.freeSlots,
+      invalid: s.invalid ?? '',
+    })),
+    backlogOmitted: { labelSets: b.omitted.sets, queued: b.omitted.queued },
+  };
+}
 
 export class ClusterServiceImpl {
   constructor(private readonly d: ClusterServiceDeps) {}
@@ -98,6 +116,7 @@ export class ClusterServiceImpl {
       jobsByState,
       unschedulable: this.d.view.unschedulable().slice(0, 100),
       version: this.d.version,
+      ...backlogOf(this.d.view.backlog?.() ?? NO_BACKLOG),
     };
   }
 

@@ -7,6 +7,7 @@
  */
 import type { Database, RootDatabase } from 'lmdb';
 import type pino from 'pino';
+import { IGNORE_COMMITS, secondsSince, type CommitObserver } from './commit-observer.js';
 import { BatchView, type Outcome, type Stored } from './embedded-txn.js';
 import type { WatchEvent } from './store.js';
 
@@ -50,6 +51,8 @@ export class CommitQueue {
     private revision: number,
     private readonly publish: (revision: number, events: WatchEvent[]) => void,
     private readonly log: pino.Logger,
+    /** Told of each lmdb write: its duration and how many transactions it carried. */
+    private readonly observe: CommitObserver = IGNORE_COMMITS,
   ) {}
 
   /** Committed revision (what reads observe). */
@@ -92,14 +95,17 @@ export class CommitQueue {
         results.push({ entry, error });
       }
     }
-    const started = Date.now();
+    const started = performance.now();
     try {
       if (view.writes.size > 0) await this.dbs.root.transaction(() => this.write(view, revision));
-      const took = Date.now() - started;
+      const took = Math.round(performance.now() - started);
+      // A batch of reads only (every compare failed, nothing written) cost no write: not a commit.
+      if (view.writes.size > 0) this.observe({ seconds: secondsSince(started), txns: batch.length, ok: true });
       // A disk that stalls its fsync stalls every write of the mesh: say so, it is what an operator must look at.
       if (took >= SLOW_COMMIT_MS)
         this.log.warn({ took_ms: took, txns: batch.length, keys: view.writes.size }, 'store commit slow: the disk took this long to sync');
     } catch (err) {
+      this.observe({ seconds: secondsSince(started), txns: batch.length, ok: false });
       this.log.error({ err, txns: batch.length }, 'store commit failed');
       for (const r of results) r.entry.reject(err);
       return;

@@ -5,6 +5,7 @@
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import pino from 'pino';
+import type { CommitObserver } from './commit-observer.js';
 import { CommitQueue, META_REVISION, type Apply, type Committed } from './embedded-commit.js';
 import { LeaseTable } from './embedded-leases.js';
 import { applyOps, applyTxn, keysUnder, toKeyValue, type BatchView, type Stored } from './embedded-txn.js';
@@ -16,6 +17,8 @@ export interface EmbeddedStoreOptions {
   /** Directory holding the lmdb files; created if missing. */
   dir: string;
   logger?: pino.Logger;
+  /** Told of each commit (default: nobody). */
+  onCommit?: CommitObserver;
 }
 
 const META_COMPACT = 'compactRevision';
@@ -30,7 +33,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     meta: root.openDB<number, string>({ name: 'meta' }),
     leased: root.openDB<number, string>({ name: 'leased' }),
   };
-  const store = new EmbeddedStore(dbs, log);
+  const store = new EmbeddedStore(dbs, log, options.onCommit);
   await store.sweepLeasedKeys();
   return store;
 }
@@ -52,12 +55,13 @@ export class EmbeddedStore implements Store {
       leased: Database<number, string>;
     },
     private readonly log: pino.Logger,
+    onCommit?: CommitObserver,
   ) {
     const revision = dbs.meta.get(META_REVISION) ?? 0;
     const compacted = dbs.meta.get(META_COMPACT) ?? 0;
     // History is in memory only: after a restart nothing before `revision` can be replayed.
     this.hub = new WatchHub(Math.max(revision, compacted), log);
-    this.commits = new CommitQueue(dbs, revision, (rev, events) => this.hub.publish(rev, events), log);
+    this.commits = new CommitQueue(dbs, revision, (rev, events) => this.hub.publish(rev, events), log, onCommit);
   }
 
   get(key: string): Promise<KeyValue | undefined> {

@@ -7,6 +7,7 @@
  * merged transaction fails, its parts are re-run one by one, so each caller
  * still learns whether its own compares held.
  */
+import { IGNORE_COMMITS, secondsSince, type CommitObserver } from './commit-observer.js';
 import type { Compare, Store, TxnRequest, TxnResult } from './store.js';
 
 interface Pending {
@@ -19,7 +20,21 @@ interface Pending {
 /** Batches in flight at once; more pile up into the next batch. */
 const MAX_IN_FLIGHT = 4;
 
-export function withGroupCommit(store: Store): Store {
+/** `observe` is told of every Txn sent to the store: its round trip and how many callers' transactions it carried. */
+export function withGroupCommit(store: Store, observe: CommitObserver = IGNORE_COMMITS): Store {
+  /** One Txn to the store, timed. */
+  const send = async (request: TxnRequest, txns: number): Promise<TxnResult> => {
+    const started = performance.now();
+    try {
+      const res = await store.txn(request);
+      observe({ seconds: secondsSince(started), txns, ok: res.succeeded || txns === 1 });
+      return res;
+    } catch (err) {
+      observe({ seconds: secondsSince(started), txns, ok: false });
+      throw err;
+    }
+  };
+
   let queue: Pending[] = [];
   let inFlight = 0;
   const opLimit = Math.max(2, store.maxTxnOps);
@@ -55,7 +70,7 @@ export function withGroupCommit(store: Store): Store {
 
   async function runAlone(p: Pending): Promise<void> {
     try {
-      p.resolve(await store.txn(p.request));
+      p.resolve(await send(p.request, 1));
     } catch (err) {
       p.reject(err);
     }
@@ -69,7 +84,7 @@ export function withGroupCommit(store: Store): Store {
       success: batch.flatMap((p) => p.request.success ?? []),
     };
     try {
-      const res = await store.txn(merged);
+      const res = await send(merged, batch.length);
       if (res.succeeded) return batch.forEach((p) => p.resolve(res));
     } catch {
       // fall through: one by one tells each caller its own outcome (or error)
@@ -91,7 +106,7 @@ export function withGroupCommit(store: Store): Store {
 
   const txn = (request: TxnRequest): Promise<TxnResult> => {
     // A failure branch, or a prefix delete (whose keys we cannot see), runs on its own.
-    if ((request.failure?.length ?? 0) > 0 || request.success?.some((o) => o.type === 'deletePrefix')) return store.txn(request);
+    if ((request.failure?.length ?? 0) > 0 || request.success?.some((o) => o.type === 'deletePrefix')) return send(request, 1);
     return new Promise((resolve, reject) => {
       queue.push({ request, keys: keysOf(request), resolve, reject });
       pump();

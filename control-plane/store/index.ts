@@ -2,7 +2,7 @@
  * The store area: one etcd-shaped interface (`store.ts`), two implementations
  * (embedded lmdb for one host, etcd for a cluster) and the contract suite they
  * both pass (`contract.ts`). `openStore` turns the `--store` and `--etcd-*`
- * flags into one.
+ * flags into one; `onCommit` is told of every commit either way (metrics).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { openEtcdStore } from './etcd.js';
 import type { EtcdUser } from './etcd-auth.js';
 import { NO_ETCD_FLAGS, type EtcdFlags } from './etcd-flags.js';
 import type { EtcdTls } from './etcd-tls.js';
+import type { CommitObserver } from './commit-observer.js';
 import { withGroupCommit } from './group-commit.js';
 import type { Store } from './store.js';
 
@@ -24,6 +25,7 @@ export { openEtcdStore, EtcdStore, type EtcdStoreOptions } from './etcd.js';
 export type { EtcdTls } from './etcd-tls.js';
 export type { EtcdUser } from './etcd-auth.js';
 export { withGroupCommit } from './group-commit.js';
+export type { CommitObserver, CommitObservation } from './commit-observer.js';
 export { NO_ETCD_FLAGS, type EtcdFlags } from './etcd-flags.js';
 
 /**
@@ -37,11 +39,12 @@ export async function openStore(
   dataDir: string,
   logger: pino.Logger,
   etcd: EtcdFlags = NO_ETCD_FLAGS,
+  onCommit?: CommitObserver,
 ): Promise<Store> {
   if (url === undefined || url === '') {
     const given = Object.entries(etcd).find(([, v]) => v !== '');
     if (given) throw new StoreError(`--etcd-${flagName(given[0])} goes with an etcd --store`);
-    return openEmbeddedStore({ dir: path.join(dataDir, 'store'), logger });
+    return openEmbeddedStore({ dir: path.join(dataDir, 'store'), logger, onCommit });
   }
   const endpoints = etcdEndpoints(url);
   const tls = endpoints[0]!.startsWith('https:') ? await readTls(etcd) : undefined;
@@ -49,7 +52,7 @@ export async function openStore(
     throw new StoreError(
       `--etcd-ca, --etcd-cert, --etcd-key and --etcd-server-name need a TLS store address: etcds://${url.replace(/^[a-z]+:\/\//, '')}`,
     );
-  return withGroupCommit(await openEtcdStore({ endpoints, logger, tls, user: await readUser(etcd) }));
+  return withGroupCommit(await openEtcdStore({ endpoints, logger, tls, user: await readUser(etcd) }), onCommit);
 }
 
 /** `etcd://h:p,h2:p2` -> [`http://h:p`, `http://h2:p2`]; `etcds://` or `https://` -> `https://` ones. */

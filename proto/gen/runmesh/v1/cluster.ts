@@ -153,6 +153,13 @@ export interface StatusResponse {
   /** Queued jobs that no connected agent could ever run, with the reason. */
   unschedulable: StuckJob[];
   version: string;
+  /**
+   * Backlog per label set, for autoscalers: the label sets queued jobs
+   * require, most queued first, at most 50 of them (the rest summed in
+   * backlog_omitted).
+   */
+  backlog: LabelSetBacklog[];
+  backlogOmitted: BacklogOmitted | undefined;
 }
 
 export interface StatusResponse_AgentsByStateEntry {
@@ -163,6 +170,31 @@ export interface StatusResponse_AgentsByStateEntry {
 export interface StatusResponse_JobsByStateEntry {
   key: string;
   value: number;
+}
+
+/** Queued jobs that require one set of labels, and the agents that could take them. */
+export interface LabelSetBacklog {
+  /**
+   * The set as a selector, its requirements sorted (the executor's label
+   * included when the jobs need one); empty: any agent.
+   */
+  selector: string;
+  queued: number;
+  /**
+   * Agents matching the set that take new work now (not cordoned, draining,
+   * unhealthy or gone), as the router matches them.
+   */
+  agents: number;
+  /** Free slots on those agents. */
+  freeSlots: number;
+  /** Set when the selector does not parse: no agent will ever take these jobs. */
+  invalid: string;
+}
+
+/** What the backlog list left out: how many more label sets, and their queued jobs. */
+export interface BacklogOmitted {
+  labelSets: number;
+  queued: number;
 }
 
 export interface ListAgentsRequest {
@@ -1022,7 +1054,17 @@ export const StatusRequest: MessageFns<StatusRequest> = {
 };
 
 function createBaseStatusResponse(): StatusResponse {
-  return { peers: [], leader: "", agentsByState: {}, queues: [], jobsByState: {}, unschedulable: [], version: "" };
+  return {
+    peers: [],
+    leader: "",
+    agentsByState: {},
+    queues: [],
+    jobsByState: {},
+    unschedulable: [],
+    version: "",
+    backlog: [],
+    backlogOmitted: undefined,
+  };
 }
 
 export const StatusResponse: MessageFns<StatusResponse> = {
@@ -1047,6 +1089,12 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     }
     if (message.version !== "") {
       writer.uint32(58).string(message.version);
+    }
+    for (const v of message.backlog) {
+      LabelSetBacklog.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.backlogOmitted !== undefined) {
+      BacklogOmitted.encode(message.backlogOmitted, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1126,6 +1174,22 @@ export const StatusResponse: MessageFns<StatusResponse> = {
             message.version = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.backlog.push(LabelSetBacklog.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.backlogOmitted = BacklogOmitted.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1201,6 +1265,14 @@ export const StatusResponse: MessageFns<StatusResponse> = {
         ? object.unschedulable.map((e: any) => StuckJob.fromJSON(e))
         : [],
       version: isSet(object.version) ? globalThis.String(object.version) : "",
+      backlog: globalThis.Array.isArray(object?.backlog)
+        ? object.backlog.map((e: any) => LabelSetBacklog.fromJSON(e))
+        : [],
+      backlogOmitted: isSet(object.backlogOmitted)
+        ? BacklogOmitted.fromJSON(object.backlogOmitted)
+        : isSet(object.backlog_omitted)
+        ? BacklogOmitted.fromJSON(object.backlog_omitted)
+        : undefined,
     };
   },
 
@@ -1239,6 +1311,12 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     if (message.version !== "") {
       obj.version = message.version;
     }
+    if (message.backlog?.length) {
+      obj.backlog = message.backlog.map((e) => LabelSetBacklog.toJSON(e));
+    }
+    if (message.backlogOmitted !== undefined) {
+      obj.backlogOmitted = BacklogOmitted.toJSON(message.backlogOmitted);
+    }
     return obj;
   },
 
@@ -1270,6 +1348,10 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     );
     message.unschedulable = object.unschedulable?.map((e) => StuckJob.fromPartial(e)) || [];
     message.version = object.version ?? "";
+    message.backlog = object.backlog?.map((e) => LabelSetBacklog.fromPartial(e)) || [];
+    message.backlogOmitted = (object.backlogOmitted !== undefined && object.backlogOmitted !== null)
+      ? BacklogOmitted.fromPartial(object.backlogOmitted)
+      : undefined;
     return message;
   },
 };
@@ -1440,6 +1522,232 @@ export const StatusResponse_JobsByStateEntry: MessageFns<StatusResponse_JobsBySt
     const message = createBaseStatusResponse_JobsByStateEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseLabelSetBacklog(): LabelSetBacklog {
+  return { selector: "", queued: 0, agents: 0, freeSlots: 0, invalid: "" };
+}
+
+export const LabelSetBacklog: MessageFns<LabelSetBacklog> = {
+  encode(message: LabelSetBacklog, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.selector !== "") {
+      writer.uint32(10).string(message.selector);
+    }
+    if (message.queued !== 0) {
+      writer.uint32(16).uint32(message.queued);
+    }
+    if (message.agents !== 0) {
+      writer.uint32(24).uint32(message.agents);
+    }
+    if (message.freeSlots !== 0) {
+      writer.uint32(32).uint32(message.freeSlots);
+    }
+    if (message.invalid !== "") {
+      writer.uint32(42).string(message.invalid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LabelSetBacklog {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLabelSetBacklog();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.selector = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.queued = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.agents = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.freeSlots = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.invalid = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LabelSetBacklog {
+    return {
+      selector: isSet(object.selector) ? globalThis.String(object.selector) : "",
+      queued: isSet(object.queued) ? globalThis.Number(object.queued) : 0,
+      agents: isSet(object.agents) ? globalThis.Number(object.agents) : 0,
+      freeSlots: isSet(object.freeSlots)
+        ? globalThis.Number(object.freeSlots)
+        : isSet(object.free_slots)
+        ? globalThis.Number(object.free_slots)
+        : 0,
+      invalid: isSet(object.invalid) ? globalThis.String(object.invalid) : "",
+    };
+  },
+
+  toJSON(message: LabelSetBacklog): unknown {
+    const obj: any = {};
+    if (message.selector !== "") {
+      obj.selector = message.selector;
+    }
+    if (message.queued !== 0) {
+      obj.queued = Math.round(message.queued);
+    }
+    if (message.agents !== 0) {
+      obj.agents = Math.round(message.agents);
+    }
+    if (message.freeSlots !== 0) {
+      obj.freeSlots = Math.round(message.freeSlots);
+    }
+    if (message.invalid !== "") {
+      obj.invalid = message.invalid;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LabelSetBacklog>): LabelSetBacklog {
+    return LabelSetBacklog.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LabelSetBacklog>): LabelSetBacklog {
+    const message = createBaseLabelSetBacklog();
+    message.selector = object.selector ?? "";
+    message.queued = object.queued ?? 0;
+    message.agents = object.agents ?? 0;
+    message.freeSlots = object.freeSlots ?? 0;
+    message.invalid = object.invalid ?? "";
+    return message;
+  },
+};
+
+function createBaseBacklogOmitted(): BacklogOmitted {
+  return { labelSets: 0, queued: 0 };
+}
+
+export const BacklogOmitted: MessageFns<BacklogOmitted> = {
+  encode(message: BacklogOmitted, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.labelSets !== 0) {
+      writer.uint32(8).uint32(message.labelSets);
+    }
+    if (message.queued !== 0) {
+      writer.uint32(16).uint32(message.queued);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BacklogOmitted {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBacklogOmitted();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.labelSets = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.queued = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BacklogOmitted {
+    return {
+      labelSets: isSet(object.labelSets)
+        ? globalThis.Number(object.labelSets)
+        : isSet(object.label_sets)
+        ? globalThis.Number(object.label_sets)
+        : 0,
+      queued: isSet(object.queued) ? globalThis.Number(object.queued) : 0,
+    };
+  },
+
+  toJSON(message: BacklogOmitted): unknown {
+    const obj: any = {};
+    if (message.labelSets !== 0) {
+      obj.labelSets = Math.round(message.labelSets);
+    }
+    if (message.queued !== 0) {
+      obj.queued = Math.round(message.queued);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BacklogOmitted>): BacklogOmitted {
+    return BacklogOmitted.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BacklogOmitted>): BacklogOmitted {
+    const message = createBaseBacklogOmitted();
+    message.labelSets = object.labelSets ?? 0;
+    message.queued = object.queued ?? 0;
     return message;
   },
 };
