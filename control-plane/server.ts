@@ -49,7 +49,7 @@ import { CredentialRotation, rotationCheckMs } from './gateway/rotation.js';
 import { Housekeeper } from './housekeeping.js';
 import { createHttpServer, listenHttp, type Route } from './http/http-server.js';
 import { prepareAutoTls, type AutoTls } from './tls/index.js';
-import { createMetrics } from './http/metrics.js';
+import { ControlPlaneMetrics } from './metrics/index.js';
 import { guardMetrics } from './http/metrics-auth.js';
 import { JobRepo } from './jobs/repo.js';
 import { JobTracker } from './jobs/tracker.js';
@@ -86,6 +86,8 @@ interface State {
   autoTls: AutoTls | undefined;
   /** Tenants' secrets, sealed under this peer's key ring (none without a key). */
   secrets: SecretStore;
+  /** This peer's /metrics registry, fed from the store's first commit on. */
+  metrics: ControlPlaneMetrics;
 }
 
 /** The ports, bound before the peer joins the mesh (it announces their addresses). */
@@ -236,7 +238,8 @@ class Shutdown {
 }
 
 async function loadState(o: ControlPlaneOptions, log: Logger, closers: Shutdown): Promise<State> {
-  const store = await openStore(o.store, o.dataDir, log, o.etcd);
+  const metrics = new ControlPlaneMetrics();
+  const store = await openStore(o.store, o.dataDir, log, o.etcd, metrics.storeCommits(o.store ? 'etcd' : 'embedded'));
   closers.add('store', () => store.close());
   const repo = new JobRepo(store);
   const tracker = new JobTracker(repo, log);
@@ -254,12 +257,24 @@ async function loadState(o: ControlPlaneOptions, log: Logger, closers: Shutdown)
   if (ring) log.info({ key_id: ring.currentId, key_ids: ring.ids }, 'secrets key loaded');
   else log.info('no secrets key: secrets are off (--secrets-key-file)');
   const secrets = new SecretStore(store, ring);
-  return { store, repo, tracker, logs, registry: new AgentRegistry(), index: new ActiveIndex(), tokens, adminTokenFile, autoTls, secrets };
+  return {
+    store,
+    repo,
+    tracker,
+    logs,
+    registry: new AgentRegistry(),
+    index: new ActiveIndex(),
+    tokens,
+    adminTokenFile,
+    autoTls,
+    secrets,
+    metrics,
+  };
 }
 
 async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, closers: Shutdown): Promise<Ports> {
   const admission = new Admission({ maxUnauthenticatedCalls: o.maxUnauthenticatedCalls });
-  const grpc = createGrpcServer(admission, o.connections);
+  const grpc = createGrpcServer(admission, o.connections, state.metrics.grpcCalls);
   const health = addHealth(grpc);
   closers.add('health', () => health.setStatus('', 'NOT_SERVING'));
   addReflection(grpc);
@@ -282,13 +297,29 @@ async function bindPorts(o: ControlPlaneOptions, log: Logger, state: State, clos
   const bound = await bindAll(grpc, o.listen, { tls: state.autoTls?.files ?? o.tls, logger: log });
   if (o.plainListen) bound.push(...(await bindAll(grpc, [loopbackOnly(o.plainListen)], { tls: undefined, logger: log })));
   const httpAddress = await listenHttp(http, o.httpListen);
-  return { grpc, admission, http, routes, health, bound, httpAddress, peer: await bindPeer(o, log, admission, closers), readiness };
+  return {
+    grpc,
+    admission,
+    http,
+    routes,
+    health,
+    bound,
+    httpAddress,
+    peer: await bindPeer(o, log, admission, closers, state.metrics),
+    readiness,
+  };
 }
 
 /** PeerService's listener of its own, plaintext like the peers' clients, when `--peer-listen` asks for one. */
-async function bindPeer(o: ControlPlaneOptions, log: Logger, admission: Admission, closers: Shutdown): Promise<Ports['peer']> {
+async function bindPeer(
+  o: ControlPlaneOptions,
+  log: Logger,
+  admission: Admission,
+  closers: Shutdown,
+  metrics: ControlPlaneMetrics,
+): Promise<Ports['peer']> {
   if (!o.peerListen) return undefined;
-  const grpc = createGrpcServer(admission, o.connections); // logs are read and copied between peers
+  const grpc = createGrpcServer(admission, o.connections, metrics.grpcCalls); // logs are read and copied between peers
   closers.add('peer grpc', () => shutdownGrpc(grpc));
   const [bound] = await bindAll(grpc, [o.peerListen], { tls: undefined, logger: log });
   return { grpc, address: bound?.address ?? o.peerListen };
@@ -464,7 +495,14 @@ async function serve(
     version: VERSION,
   });
   cluster.addToServer(ports.grpc);
-  const metrics = createMetrics({ tracker, cluster, housekeeping: housekeeper.stats });
+  const metrics = state.metrics.serve({
+    tracker,
+    cluster,
+    housekeeping: housekeeper.stats,
+    queued: () => index.queued.values(),
+    agentStreams: () => registry.all().filter((e) => e.link !== undefined).length,
+    isLeader: () => mesh.isLeader(),
+  });
   closers.add('metrics', () => metrics.close());
   const web = new Console({
     gate,
