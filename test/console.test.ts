@@ -12,7 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JobState } from '../proto/gen/runmesh/v1/job.js';
+import { JobState, type SubmitBatchResponse } from '../proto/gen/runmesh/v1/job.js';
 import { TokenServiceClient, type CreateTokenResponse } from '../proto/gen/runmesh/v1/token.js';
 import { adminToken, bearer, TestClient } from './support/client.js';
 import { ROOT, startAgent, startServer, tempDir, type ServerProc } from './support/processes.js';
@@ -160,5 +160,23 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in chromium', () => {
     expect(text).toMatch(/Place in its queue \(standard, tenant default\): 1 of 1/);
     await shot(page, 'job-waiting');
     await client.cancel(job.id);
+  });
+
+  it('lists 1,000 jobs drawing only the rows in view', async () => {
+    const specs = Array.from({ length: 1000 }, (_, i) => client.spec({ name: `bulk-${i}`, argv: ['true'], selector: 'pool=nowhere' }));
+    const res = await new Promise<SubmitBatchResponse>((resolve, reject) =>
+      client.jobs.submitBatch({ specs }, (err, r) => (err ? reject(err) : resolve(r))),
+    );
+    const page = await signIn(viewer);
+    await page.goto(`${base}/jobs?name=bulk-`);
+    await page.locator('text=(1000 matching)').waitFor();
+    expect(await page.locator('.virtual [data-job]').count()).toBeLessThan(60);
+    // Newest first: the last submitted on top, the first at the bottom once scrolled there.
+    expect(await page.locator('.virtual [data-job]').first().getAttribute('data-job')).toBe(res.jobs.at(-1)!.id);
+    await page.locator('.virtual').evaluate((el: { scrollTop: number; scrollHeight: number }) => {
+      el.scrollTop = el.scrollHeight;
+    });
+    await page.locator(`[data-job="${res.jobs[0]!.id}"]`).waitFor();
+    await shot(page, 'jobs-1000');
   });
 });
