@@ -197,8 +197,10 @@ describe('console sessions', () => {
     return { setCookie, cookie: setCookie.split(';')[0]!, csrf: ((await res.json()) as { csrf: string }).csrf };
   }
 
-  it('sets an HttpOnly, SameSite=Strict cookie holding no token', async () => {
+  it('sets an HttpOnly, SameSite=Strict cookie holding no token, and records the sign-in', async () => {
+    audited.length = 0;
     const s = await signIn(token.operator!);
+    expect(audited.map((e) => [e.method, e.result])).toEqual([['Console.SignIn', 'OK']]);
     expect(s.setCookie).toMatch(/HttpOnly/);
     expect(s.setCookie).toMatch(/SameSite=Strict/);
     expect(s.setCookie).not.toContain(token.operator!);

@@ -108,6 +108,8 @@ export class Console {
       const who = await this.d.gate.identify('Console.SignIn', md, clientAddress(req));
       if (who.role === 'agent' || who.role === 'job') throw new ApiError(Status.PERMISSION_DENIED, `a ${who.role} token cannot sign in`);
       const s = this.sessions.create(token);
+      // A session is a new credential for the token's holder: the trail says who opened one, and from where.
+      this.d.gate.audit.record({ actor: who.id, method: 'Console.SignIn', target: '', from: clientAddress(req), result: 'OK' });
       this.d.logger.info({ audit: true, token_id: who.id, role: who.role, from: clientAddress(req) }, 'console sign-in');
       return sendJson(res, 200, info(who, s.csrf), { 'set-cookie': sessionCookie(this.d.tls, s.id) });
     }
