@@ -4,18 +4,46 @@
  * stay queued. Checks that the new series exist with sensible values, that
  * the backlog per label set counts queued jobs and the agents that could
  * take them (nobody for one selector, a full agent for another), and that
- * `runmesh cluster status` shows it, as text and as JSON.
+ * `runmesh cluster status` shows it, as text and as JSON. And the Grafana
+ * dashboard and alert rules under deploy/: every expression parses
+ * (promtool, which CI installs; skipped without it) and every metric they
+ * name is one this server exports.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { ClusterServiceClient } from '../proto/gen/runmesh/v1/cluster.js';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { adminToken, TestClient } from './support/client.js';
-import { run, startAgent, startServer, stopAll, TOKEN, type ServerProc } from './support/processes.js';
+import { ROOT, run, startAgent, startServer, stopAll, TOKEN, type ServerProc } from './support/processes.js';
 import { simAgent, type SimAgent } from './support/sim-agent.js';
 import { waitUntil } from './support/wait.js';
 
+const DASHBOARD = 'deploy/grafana/runmesh.json';
+const ALERTS = 'deploy/prometheus/alerts.yml';
+const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
+
 let server: ServerProc;
+
+/** Every PromQL expression of the dashboard's panels. */
+function dashboardExprs(): string[] {
+  const d = JSON.parse(readFileSync(join(ROOT, DASHBOARD), 'utf8')) as { panels: Array<{ targets?: Array<{ expr?: string }> }> };
+  return d.panels.flatMap((p) => (p.targets ?? []).flatMap((t) => (t.expr ? [t.expr] : [])));
+}
+
+/** Names a scrape exports, with a histogram's _bucket/_sum/_count and a counter's series. */
+function exportedNames(text: string): Set<string> {
+  const out = new Set<string>();
+  for (const m of text.matchAll(/^# TYPE (\S+) (\w+)$/gm)) {
+    const [, name = '', type] = m;
+    out.add(name);
+    if (type === 'histogram' || type === 'summary') for (const s of ['_bucket', '_sum', '_count']) out.add(`${name}${s}`);
+  }
+  return out;
+}
 let client: TestClient;
 let held: SimAgent;
 let admin: string;
@@ -124,6 +152,29 @@ describe('/metrics', () => {
         expect.objectContaining({ selector: 'gpu=a100', queued: 2, agents: 1 }),
       ]),
     );
+  });
+
+  it('exports every metric the dashboard and the alert rules use', async () => {
+    const exported = exportedNames(await scrape());
+    const used = [
+      ...new Set([...dashboardExprs(), readFileSync(join(ROOT, ALERTS), 'utf8')].flatMap((e) => e.match(/\brunmesh_\w+/g) ?? [])),
+    ];
+    expect(used.length).toBeGreaterThan(10);
+    expect(used.filter((name) => !exported.has(name))).toEqual([]);
+  });
+
+  it.skipIf(!hasPromtool)('the alert rules and every dashboard expression parse (promtool)', () => {
+    execFileSync('promtool', ['check', 'rules', join(ROOT, ALERTS)], { stdio: 'pipe' });
+    // Each expression as a recording rule: promtool parses it as PromQL.
+    const dir = mkdtempSync(join(tmpdir(), 'runmesh-dashboard-'));
+    try {
+      const rules = dashboardExprs().map((e, i) => `      - record: dashboard:expr_${i}\n        expr: ${JSON.stringify(e)}`);
+      writeFileSync(join(dir, 'dashboard.yml'), `groups:\n  - name: dashboard\n    rules:\n${rules.join('\n')}\n`);
+      const r = spawnSync('promtool', ['check', 'rules', join(dir, 'dashboard.yml')], { encoding: 'utf8' });
+      expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   // Last: the failures cool this address down for the tests after it.
