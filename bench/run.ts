@@ -5,6 +5,7 @@
 import { benchEtcd } from './etcd.js';
 import { benchEtcdTls } from './etcd-tls.js';
 import { benchExecutor } from './executor.js';
+import { benchMetrics } from './metrics.js';
 import { benchRouting } from './routing.js';
 import { benchSpine } from './spine.js';
 import { benchTransports } from './transports.js';
@@ -17,6 +18,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   etcd: benchEtcd,
   'etcd-tls': benchEtcdTls,
   executor: benchExecutor,
+  metrics: benchMetrics,
 };
 
 async function main(): Promise<void> {
