@@ -264,6 +264,9 @@ describe('fault suite', () => {
       try {
         // A lease (10 s) that outlasts the cut: the leader stays leader, and only its watches fall behind.
         const [behind] = await startPeers({ ...etcd, storeUrl: proxy.storeUrl }, 'cw', 1, 10);
+        // It leads before the others start: started together, any of them may win the first election.
+        // (A peer of an earlier scenario may hold the leader key until its lease ends: wait that out.)
+        await waitLeader(behind!.client, '', 30_000, [behind!.id]);
         const peers = [behind!, ...(await startPeers(etcd, 'cx', 2, 10))];
         const agents = await startMeshAgents(peers, 'cw');
         await waitAgentsOn(
