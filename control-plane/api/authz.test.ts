@@ -22,6 +22,7 @@ import type { JobTracker } from '../jobs/tracker.js';
 import type { Store } from '../store/store.js';
 import { ClusterServiceImpl, type ClusterView } from './cluster-service.js';
 import { startApi, type ApiHarness } from './testing/harness.js';
+import { ROUTE_METHODS } from '../console/routes.js';
 
 const log = pino({ level: 'silent' });
 
@@ -216,6 +217,14 @@ function requestFor(name: string): unknown {
 describe('the authorization table', () => {
   it('names every method of every client-facing service', () => {
     expect(methods.map((m) => m.name).sort()).toEqual(Object.keys(METHOD_VERBS).sort());
+  });
+
+  it("decides every console HTTP route as one of its methods, so the grants walked here are the route's too", () => {
+    // The routes' own walk (every route × role × anonymous, over HTTP with session and CSRF) is control-plane/console/console.test.ts.
+    for (const [verb, path, method] of ROUTE_METHODS)
+      expect({ route: `${verb} ${path}`, known: method in METHOD_VERBS }).toEqual({ route: `${verb} ${path}`, known: true });
+    const mutations = ROUTE_METHODS.filter(([verb]) => verb === 'POST').map(([, , method]) => method);
+    expect(EXPECTED.viewer === 'all' ? [] : mutations.filter((m) => (EXPECTED.viewer as string[]).includes(m))).toEqual([]);
   });
 
   it('refuses every method without a token (UNAUTHENTICATED), and with a token that is not one', async () => {
