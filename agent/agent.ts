@@ -107,6 +107,7 @@ export class Agent implements ConnectionHost {
       jobUser: this.options.jobUser || undefined,
       pidsLimit: this.options.pidsLimit,
       cgroupParent: this.options.cgroupParent || undefined,
+      cgroups: this.options.cgroups,
     });
     this.description = this.executor.describe();
     this.labels = { ...this.options.labels, ...executorLabels(this.description.executors) };

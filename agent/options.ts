@@ -51,6 +51,8 @@ export interface AgentOptions {
   pidsLimit: number;
   /** The cgroup attempts are made under. Default '' (the executor's choice: see agent/executor/cgroup.ts). */
   cgroupParent: string;
+  /** false: no cgroups even where the host has them; jobs have their process group only. Default true. */
+  cgroups: boolean;
   /** A JWKS file of the Ed25519 keys whose signed jobs this agent runs; it refuses every other job. Default '' (runs unsigned jobs). */
   trustedKeys: string;
   logger: Logger;
@@ -92,6 +94,7 @@ export function resolveAgentOptions(o: AgentInput): AgentOptions {
     jobUser: o.jobUser ?? '',
     pidsLimit: o.pidsLimit || DEFAULT_PIDS_LIMIT,
     cgroupParent: o.cgroupParent ?? '',
+    cgroups: o.cgroups ?? true,
     trustedKeys: o.trustedKeys ?? '',
     logger: o.logger,
   };

@@ -212,4 +212,23 @@ describe('a real agent', () => {
     expect(done.state).toBe(S.JOB_STATE_SUCCEEDED);
     expect(done.attempts[0]?.usage === undefined).toBe(shown!.containment.startsWith('process group'));
   });
+
+  it('with --no-cgroups gives its jobs their process group only, says so as a warning, and records no usage', async () => {
+    const { cp, client } = await start(AGENT_TOKEN);
+    const a = await startAgent(cp.address, { name: 'nocg', args: ['--no-cgroups'] });
+    cleanup.push(() => a.stop());
+    await client.waitAgents(1);
+    const shown = (await client.agents()).agents.find((x) => x.name === 'nocg');
+    expect(shown?.containment).toBe('process group only: turned off (--no-cgroups)');
+    const said = a
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"containment"'))
+      .map((l) => JSON.parse(l) as { level: number });
+    expect(said.map((l) => l.level)).toEqual([40]);
+    const job = await client.submit({ argv: ['true'] });
+    const done = await client.waitDone(job.id);
+    expect(done.state).toBe(S.JOB_STATE_SUCCEEDED);
+    expect(done.attempts[0]?.usage).toBeUndefined();
+  });
 });
