@@ -12,13 +12,27 @@ import { ResumeWindow, type ResumeOptions, DEFAULT_RESUME } from './resume.js';
 
 /** Where output records go. */
 export interface LogSink {
-  write(stream: LogStream, data: Buffer): void;
+  write(stream: LogStream, data: Buffer, record: { attempt: number; seq: number }): void;
 }
 
 /** Raw bytes to this process's stdout or stderr, as the job wrote them. */
 export const processSink: LogSink = {
   write(stream, data) {
     (stream === LogStream.LOG_STREAM_STDERR ? process.stderr : process.stdout).write(data);
+  },
+};
+
+/**
+ * One JSON line per record on stdout: `{"attempt","seq","stream","text"}`;
+ * bytes that are not valid UTF-8 go as `"base64"` instead of `"text"`, so
+ * nothing is lost in the conversion.
+ */
+export const jsonSink: LogSink = {
+  write(stream, data, { attempt, seq }) {
+    const text = data.toString('utf8');
+    const body = Buffer.from(text, 'utf8').equals(data) ? { text } : { base64: data.toString('base64') };
+    const name = stream === LogStream.LOG_STREAM_STDERR ? 'stderr' : 'stdout';
+    process.stdout.write(`${JSON.stringify({ attempt, seq, stream: name, ...body })}\n`);
   },
 };
 
@@ -114,7 +128,7 @@ async function streamOnce(conn: Connection, { id, cursor, follow, sink, onRecord
   const stream = conn.jobs.logs(request);
   try {
     for await (const record of stream as AsyncIterable<LogsResponse>) {
-      if (accept(cursor, record)) sink.write(record.stream, record.data);
+      if (accept(cursor, record)) sink.write(record.stream, record.data, record);
       onRecord();
     }
   } catch (err) {

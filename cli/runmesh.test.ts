@@ -189,6 +189,7 @@ class FakeControlPlane {
   getJob: (id: string) => Job | undefined = () => undefined;
   logs: (req: LogsRequest, call: ServerWritableStream<LogsRequest, unknown>) => void = (_req, call) => call.end();
   list: (pageToken: string, pageSize: number) => { jobs: Job[]; nextPageToken: string } = () => ({ jobs: [], nextPageToken: '' });
+  cancel: (id: string) => Job | undefined = () => undefined;
 
   get address(): string {
     return `127.0.0.1:${this.port}`;
@@ -211,7 +212,11 @@ class FakeControlPlane {
         this.logs(call.request, call);
       },
       submitBatch: unimplemented,
-      cancel: unimplemented,
+      cancel: (call: ServerUnaryCall<{ id: string }, unknown>, cb: sendUnaryData<unknown>) => {
+        const job = this.cancel(call.request.id);
+        if (job) cb(null, { job });
+        else cb({ code: status.NOT_FOUND, details: `job ${call.request.id} not found` });
+      },
       watch: (call: ServerWritableStream<unknown, unknown>) => call.emit('error', { code: status.UNIMPLEMENTED }),
     });
     this.port = await new Promise<number>((resolve, reject) =>
@@ -307,6 +312,34 @@ describe('runmesh against a gRPC control plane', () => {
     ]);
     const human = await run(['jobs', 'ls', '--limit', '2', '--server', cp.address]);
     expect(human.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATE\s+ATTEMPT/);
+  });
+
+  it('logs --json and jobs cancel --json print JSON on stdout', async () => {
+    const cp = await fake();
+    cp.getJob = (id) => job({ id, state: JobState.JOB_STATE_SUCCEEDED, attempt: 1 });
+    cp.logs = (_req, call) => {
+      call.write(record(1, 0, LogStream.LOG_STREAM_STDOUT, 'hi\n'));
+      call.write(record(1, 1, LogStream.LOG_STREAM_STDERR, '\xff'));
+      call.write({ attempt: 1, seq: 2, stream: LogStream.LOG_STREAM_STDERR, data: Buffer.from([0xff]) });
+      call.end();
+    };
+    const logs = await run(['logs', '--json', 'j_1', '--server', cp.address]);
+    expect(logs.code).toBe(0);
+    expect(logs.stderr).toBe('');
+    expect(
+      logs.stdout
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as unknown),
+    ).toEqual([
+      { attempt: 1, seq: 0, stream: 'stdout', text: 'hi\n' },
+      { attempt: 1, seq: 1, stream: 'stderr', text: '\xff' },
+      { attempt: 1, seq: 2, stream: 'stderr', base64: '/w==' },
+    ]);
+    cp.cancel = (id) => job({ id, state: JobState.JOB_STATE_CANCELLED });
+    const cancel = await run(['jobs', 'cancel', '--json', 'j_1', '--server', cp.address]);
+    expect(cancel.code).toBe(0);
+    expect(JSON.parse(cancel.stdout)).toMatchObject({ id: 'j_1', state: 'JOB_STATE_CANCELLED' });
   });
 
   it('logs -f stops quietly when the reader of its stdout goes away', async () => {

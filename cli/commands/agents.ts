@@ -5,7 +5,7 @@ import type { Resources } from '../../proto/gen/runmesh/v1/job.js';
 import { type Connection, unary, withConnection } from '../client.js';
 import { relativeTime } from '../duration.js';
 import { agentStateName, executorName, keyValues, printJson, table } from '../format.js';
-import { serverOption, tokenOption, type Target } from '../options.js';
+import { serverOption, tokenOption } from '../options.js';
 import { CliError } from '../errors.js';
 
 interface ReadOptions {
@@ -44,7 +44,8 @@ export function registerAgents(program: Command): void {
       .argument('<name>', 'agent name')
       .addOption(serverOption())
       .addOption(tokenOption())
-      .action((name: string, options: Target) => act(action, name, options));
+      .option('--json', 'print the agent as JSON')
+      .action((name: string, options: ReadOptions) => act(action, name, options));
   }
   agents
     .command('revoke')
@@ -55,7 +56,8 @@ export function registerAgents(program: Command): void {
     .argument('<name>', 'agent name')
     .addOption(serverOption())
     .addOption(tokenOption())
-    .action((name: string, options: Target) => revoke(name, options));
+    .option('--json', 'print {"name","revoked"} as JSON')
+    .action((name: string, options: ReadOptions) => revoke(name, options));
   agents
     .command('rotate')
     .description(
@@ -65,14 +67,16 @@ export function registerAgents(program: Command): void {
     .argument('<name>', 'agent name')
     .addOption(serverOption())
     .addOption(tokenOption())
-    .action((name: string, options: Target) => rotate(name, options));
+    .option('--json', 'print {"name","rotated"} as JSON (rotated: false while the agent has yet to take its new credential)')
+    .action((name: string, options: ReadOptions) => rotate(name, options));
 }
 
-async function rotate(name: string, target: Target): Promise<void> {
+async function rotate(name: string, target: ReadOptions): Promise<void> {
   const res = await withConnection(target, (conn) =>
     unary(conn, 'ClusterService.RotateAgent', conn.cluster.rotateAgent.bind(conn.cluster), { name }),
   );
   if (!res.requested) throw new CliError(`${name} has no credential to rotate (never enrolled, or revoked)`);
+  if (target.json) return printJson({ name, rotated: res.rotated });
   process.stdout.write(
     res.rotated
       ? `${name} rotated: it saved its new credential\n`
@@ -80,10 +84,11 @@ async function rotate(name: string, target: Target): Promise<void> {
   );
 }
 
-async function revoke(name: string, target: Target): Promise<void> {
+async function revoke(name: string, target: ReadOptions): Promise<void> {
   const res = await withConnection(target, (conn) =>
     unary(conn, 'ClusterService.RevokeAgent', conn.cluster.revokeAgent.bind(conn.cluster), { name }),
   );
+  if (target.json) return printJson({ name, revoked: res.revoked });
   process.stdout.write(res.revoked ? `${name} revoked\n` : `${name} had no credential (nothing to revoke)\n`);
 }
 
@@ -144,8 +149,9 @@ function resources(r: Resources | undefined): string {
   return `${r.slots} slots, ${r.cpuMillis}m cpu, ${r.memoryMb} MB`;
 }
 
-async function act(action: keyof typeof ACTIONS, name: string, target: Target): Promise<void> {
+async function act(action: keyof typeof ACTIONS, name: string, target: ReadOptions): Promise<void> {
   const res = await withConnection(target, (conn) => callAction(conn, action, name));
+  if (target.json) return printJson(res.agent ? Agent.toJSON(res.agent) : { name, action });
   process.stdout.write(res.agent ? `${res.agent.name} ${agentStateName(res.agent.state)}\n` : `${name} ${action}ed\n`);
 }
 

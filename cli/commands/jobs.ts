@@ -46,7 +46,8 @@ export function registerJobs(program: Command): void {
     .addOption(serverOption())
     .addOption(tokenOption())
     .option('--reason <reason>', 'recorded in the job timeline')
-    .action((id: string, options: { server: string; reason?: string }) => cancel(id, options));
+    .option('--json', 'print the job as JSON')
+    .action((id: string, options: { server: string; reason?: string; json?: boolean }) => cancel(id, options));
 }
 
 async function ls(options: LsOptions): Promise<void> {
@@ -84,10 +85,11 @@ async function get(id: string, options: { server: string; json?: boolean }): Pro
   else process.stdout.write(`${jobPage(res.job, Date.now())}\n`);
 }
 
-async function cancel(id: string, options: { server: string; reason?: string }): Promise<void> {
+async function cancel(id: string, options: { server: string; reason?: string; json?: boolean }): Promise<void> {
   const res = await withConnection(options, (conn) =>
     unary(conn, 'JobService.Cancel', conn.jobs.cancel.bind(conn.jobs), { id, reason: options.reason ?? '' }),
   );
   const job = res.job;
+  if (options.json) return printJson(job ? Job.toJSON(job) : { id, cancelRequested: true });
   process.stdout.write(job ? `${job.id} ${stateName(job.state)}\n` : `${id} cancel requested\n`);
 }

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { SecretInfo } from '../../proto/gen/runmesh/v1/secret.js';
+import { DeleteSecretResponse, RotateSecretsKeyResponse, SecretInfo, SetSecretResponse } from '../../proto/gen/runmesh/v1/secret.js';
 import { unary, withConnection } from '../client.js';
 import { UsageError } from '../errors.js';
 import { printJson, table } from '../format.js';
@@ -14,6 +14,7 @@ import { serverOption, tokenOption, type Target } from '../options.js';
 interface SetOptions extends Target {
   tenant?: string;
   fromFile?: string;
+  json?: boolean;
 }
 
 export function registerSecrets(program: Command): void {
@@ -26,6 +27,7 @@ export function registerSecrets(program: Command): void {
     .option('--from-file <file>', 'read the value from this file, byte for byte')
     .addOption(serverOption())
     .addOption(tokenOption())
+    .option('--json', 'print {"info","created"} as JSON')
     .action((name: string, o: SetOptions) => set(name, o));
   secrets
     .command('ls')
@@ -42,7 +44,8 @@ export function registerSecrets(program: Command): void {
     .option('--tenant <tenant>', "the secret's tenant (default: the token's only tenant)")
     .addOption(serverOption())
     .addOption(tokenOption())
-    .action((name: string, o: Target & { tenant?: string }) => rm(name, o));
+    .option('--json', 'print {"deleted"} as JSON')
+    .action((name: string, o: Target & { tenant?: string; json?: boolean }) => rm(name, o));
   secrets
     .command('rotate-key')
     .description(
@@ -51,7 +54,8 @@ export function registerSecrets(program: Command): void {
     )
     .addOption(serverOption())
     .addOption(tokenOption())
-    .action((o: Target) => rotate(o));
+    .option('--json', 'print {"keyId","reencrypted","total"} as JSON')
+    .action((o: Target & { json?: boolean }) => rotate(o));
 }
 
 async function set(name: string, o: SetOptions): Promise<void> {
@@ -59,6 +63,7 @@ async function set(name: string, o: SetOptions): Promise<void> {
   const res = await withConnection(o, (conn) =>
     unary(conn, 'SecretService.SetSecret', conn.secrets.setSecret.bind(conn.secrets), { name, tenant: o.tenant ?? '', value }),
   );
+  if (o.json) return printJson(SetSecretResponse.toJSON(res));
   process.stdout.write(`secret ${res.info?.tenant}/${res.info?.name} ${res.created ? 'created' : 'replaced'}\n`);
 }
 
@@ -97,16 +102,18 @@ async function ls(o: Target & { tenant?: string; json?: boolean }): Promise<void
   process.stdout.write(`${table(['TENANT', 'NAME', 'KEY', 'UPDATED', 'BY'], rows)}\n`);
 }
 
-async function rm(name: string, o: Target & { tenant?: string }): Promise<void> {
+async function rm(name: string, o: Target & { tenant?: string; json?: boolean }): Promise<void> {
   const res = await withConnection(o, (conn) =>
     unary(conn, 'SecretService.DeleteSecret', conn.secrets.deleteSecret.bind(conn.secrets), { name, tenant: o.tenant ?? '' }),
   );
+  if (o.json) return printJson(DeleteSecretResponse.toJSON(res));
   process.stdout.write(res.deleted ? `secret ${name} deleted\n` : `no secret ${name}\n`);
 }
 
-async function rotate(o: Target): Promise<void> {
+async function rotate(o: Target & { json?: boolean }): Promise<void> {
   const res = await withConnection(o, (conn) =>
     unary(conn, 'SecretService.RotateSecretsKey', conn.secrets.rotateSecretsKey.bind(conn.secrets), {}),
   );
+  if (o.json) return printJson(RotateSecretsKeyResponse.toJSON(res));
   process.stdout.write(`${res.reencrypted} of ${res.total} secrets re-encrypted; every secret is under key ${res.keyId}\n`);
 }

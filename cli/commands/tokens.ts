@@ -50,7 +50,8 @@ export function registerTokens(program: Command): void {
     .argument('<id>', 'the token id (tokens ls)')
     .addOption(serverOption())
     .addOption(tokenOption())
-    .action((id: string, options: Target) => revoke(id, options));
+    .option('--json', 'print {"id","revoked"} as JSON')
+    .action((id: string, options: Target & { json?: boolean }) => revoke(id, options));
 }
 
 async function create(o: CreateOptions): Promise<void> {
@@ -101,7 +102,8 @@ async function ls(o: Target & { json?: boolean }): Promise<void> {
   process.stdout.write(`${table(['ID', 'NAME', 'ROLE', 'TENANTS', 'EXPIRES', 'USES LEFT', 'LABELS'], rows)}\n`);
 }
 
-async function revoke(id: string, o: Target): Promise<void> {
+async function revoke(id: string, o: Target & { json?: boolean }): Promise<void> {
   const res = await withConnection(o, (conn) => unary(conn, 'TokenService.RevokeToken', conn.tokens.revokeToken.bind(conn.tokens), { id }));
+  if (o.json) return printJson({ id, revoked: res.revoked });
   process.stdout.write(res.revoked ? `token ${id} revoked\n` : `no token ${id}\n`);
 }
