@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import { caFor, tokenFor } from './context.js';
 import type { Target } from './options.js';
 import { CLIENT_FLOW_CONTROL_OPTIONS } from '../transport/flow-control.js';
+import { joinHostPort, parseAddress, type Target as Address } from '../transport/address.js';
 import { RpcError, UsageError } from './errors.js';
 
 /**
@@ -45,8 +46,8 @@ export interface Connection {
   readonly tokens: TokenServiceClient;
   readonly audit: AuditServiceClient;
   readonly secrets: SecretServiceClient;
-  /** Closes the shared channel; idempotent. */
-  close(): void;
+  /** Closes the shared channel (and a WebSocket bridge); idempotent. */
+  close(): Promise<void>;
 }
 
 /** Adds `authorization: Bearer <token>` to every call (streams included). */
@@ -61,17 +62,20 @@ function bearer(token: string): Interceptor {
 }
 
 /**
- * Opens clients to `target.server` (`host:port`, or `tcps://host:port` for
- * TLS), sending its token (see cli/context.ts for where one comes from) with
- * every call. A `tcps://` server is verified against `RUNMESH_TLS_CA` or the
+ * Opens clients to `target.server`, any address the agent accepts
+ * (transport/address.ts): `host:port` or `tcp://host:port` (plaintext),
+ * `tcps://host:port` (TLS), `unix:///path`, `ws://host:port/path` and
+ * `wss://...` (the control plane's WebSocket tunnel, through the transport's
+ * local bridge). Its token (see cli/context.ts for where one comes from) goes
+ * with every call. TLS servers are verified against `RUNMESH_TLS_CA` or the
  * context's CA file (else the system roots); others are plaintext unless
  * `credentials` say otherwise.
  */
-export function connect(target: Target, credentials?: ChannelCredentials): Connection {
+export async function connect(target: Target, credentials?: ChannelCredentials): Promise<Connection> {
   const { server } = target;
   const token = tokenFor(server, target.token);
   const interceptors = token ? [bearer(token)] : [];
-  const channel = channelFor(server, credentials);
+  const channel = await channelFor(server, credentials);
   const jobs = new JobServiceClient(channel.address, channel.credentials, { ...CHANNEL_OPTIONS, interceptors });
   // Reuse the job client's channel: one TCP connection per command, not one per service.
   const shared = { channelOverride: jobs.getChannel(), interceptors };
@@ -79,7 +83,7 @@ export function connect(target: Target, credentials?: ChannelCredentials): Conne
   const tokens = new TokenServiceClient(channel.address, channel.credentials, shared);
   const audit = new AuditServiceClient(channel.address, channel.credentials, shared);
   const secrets = new SecretServiceClient(channel.address, channel.credentials, shared);
-  let closed = false;
+  let closed: Promise<void> | undefined;
   return {
     server,
     jobs,
@@ -88,32 +92,77 @@ export function connect(target: Target, credentials?: ChannelCredentials): Conne
     audit,
     secrets,
     close() {
-      if (closed) return;
-      closed = true;
-      jobs.close();
+      closed ??= (async () => {
+        jobs.close();
+        await channel.close();
+      })();
+      return closed;
     },
   };
 }
 
-function channelFor(server: string, given: ChannelCredentials | undefined): { address: string; credentials: ChannelCredentials } {
-  if (!server.startsWith('tcps://')) return { address: server, credentials: given ?? grpcCredentials.createInsecure() };
-  const ca = caFor(server);
-  let pem: Buffer | null = null;
+interface Channel {
+  address: string;
+  credentials: ChannelCredentials;
+  /** Releases what the channel needed besides grpc-js (the WebSocket bridge). */
+  close(): Promise<void>;
+}
+
+async function channelFor(server: string, given: ChannelCredentials | undefined): Promise<Channel> {
+  const target = parsedServer(server);
+  const ca = target.encrypted ? caFor(server) : undefined;
+  const done = (): Promise<void> => Promise.resolve();
+  switch (target.scheme) {
+    case 'tcp':
+      return { address: joinHostPort(target.host, target.port), credentials: given ?? grpcCredentials.createInsecure(), close: done };
+    case 'unix':
+      return { address: target.address, credentials: given ?? grpcCredentials.createInsecure(), close: done };
+    case 'tcps':
+      return {
+        address: joinHostPort(target.host, target.port),
+        credentials: given ?? grpcCredentials.createSsl(readCa(server, ca)),
+        close: done,
+      };
+    case 'ws':
+    case 'wss':
+      return webSocketChannel(target, ca);
+  }
+}
+
+function parsedServer(server: string): Address {
   try {
-    pem = ca ? readFileSync(ca) : null;
+    return parseAddress(server);
+  } catch (err) {
+    throw new UsageError(`--server: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function readCa(server: string, ca: string | undefined): Buffer | null {
+  try {
+    return ca ? readFileSync(ca) : null;
   } catch (err) {
     throw new UsageError(`cannot read the CA file ${ca} for ${server}: ${(err as Error).message}`);
   }
-  return { address: server.slice('tcps://'.length), credentials: given ?? grpcCredentials.createSsl(pem) };
+}
+
+/**
+ * ws/wss go through the transport's own dialer (its local bridge, proxies
+ * from the environment), loaded only here: the ws module and pino are not
+ * worth their start-up time to every other command.
+ */
+async function webSocketChannel(target: Address, ca: string | undefined): Promise<Channel> {
+  const [{ dial }, { createLogger }] = await Promise.all([import('../transport/dial.js'), import('./logging.js')]);
+  const dialer = await dial(target, { tls: ca ? { ca } : {}, logger: createLogger(process.env.RUNMESH_LOG_LEVEL ?? 'warn') });
+  return { address: dialer.target, credentials: dialer.credentials, close: () => dialer.close() };
 }
 
 /** Runs `fn` with a connection to `target` and closes it afterwards, whatever happens. */
 export async function withConnection<T>(target: Target, fn: (conn: Connection) => Promise<T>): Promise<T> {
-  const conn = connect(target);
+  const conn = await connect(target);
   try {
     return await fn(conn);
   } finally {
-    conn.close();
+    await conn.close();
   }
 }
 

@@ -11,7 +11,10 @@ export function collect(value: string, previous: string[] = []): string[] {
 
 /** `--server ADDR`, falling back to `RUNMESH_SERVER`, then {@link DEFAULT_SERVER}. */
 export function serverOption(): Option {
-  return new Option('--server <addr>', "control plane address (host:port, or tcps://host:port with RUNMESH_TLS_CA or the context's ca)")
+  return new Option(
+    '--server <addr>',
+    "control plane address: host:port, tcp://host:port, tcps://host:port (verified against RUNMESH_TLS_CA or the context's ca), unix:///path, ws://host:port/agent or wss://host:port/agent",
+  )
     .env('RUNMESH_SERVER')
     .default(DEFAULT_SERVER);
 }

@@ -107,6 +107,12 @@ describe('runmesh without a control plane', () => {
     expect(res.stdout).toBe('');
   });
 
+  it('refuses a --server that is not an address as a usage error, naming the flag, exit 2', async () => {
+    const res = await run(['jobs', 'ls', '--server', 'ftp://cp:21']);
+    expect(res.code).toBe(2);
+    expectOneLine(res.stderr, /^runmesh: --server: .*unknown scheme "ftp"/);
+  });
+
   it('rejects submit without a command as a usage error, exit 2', async () => {
     const res = await run(['submit']);
     expect(res.code).toBe(2);

@@ -15,7 +15,7 @@ import { parseAddress } from '../transport/address.js';
 import { dial, type Dialer } from '../transport/dial.js';
 import { makeTestCerts, type TestCerts } from '../transport/testing/certs.js';
 import { adminToken, bearer } from './support/client.js';
-import { startServer, stopAll, tempDir, type ServerProc } from './support/processes.js';
+import { run, startServer, stopAll, tempDir, type ServerProc } from './support/processes.js';
 
 const log = pino({ level: 'silent' });
 
@@ -105,6 +105,22 @@ describe('every transport enforces the same authentication and roles', () => {
     };
     expect(seen).toEqual({ tcp: expected, unix: expected, ws: expected, tls: expected });
   });
+});
+
+// The CLI's --server takes every address form the agent does, through the same parser and dialer.
+it('lets the runmesh command reach the control plane over tcp://, unix://, ws:// and tcps://', async () => {
+  const seen: Record<string, unknown> = {};
+  for (const t of transports()) {
+    const cli = run(['jobs', 'ls', '--json', '--limit', '1', '--server', t.address, '--token', adminToken(t.server.dataDir)], {
+      RUNMESH_TLS_CA: certs.ca,
+      RUNMESH_CONFIG: join(dir, 'no-config.json'),
+    });
+    const code = await cli.stop('SIGCONT', 10_000);
+    // output() has stderr too: over tcps://127.0.0.1, Node warns that an IP address cannot be a TLS server name.
+    const out = cli.output();
+    seen[t.name] = code === 0 ? Array.isArray(JSON.parse(out.slice(out.indexOf('\n[') + 1))) : out;
+  }
+  expect(seen).toEqual({ tcp: true, unix: true, ws: true, tls: true });
 });
 
 // A plaintext client to a TLS listener gets nowhere, token or not.
