@@ -316,8 +316,16 @@ describe('runmesh against a gRPC control plane', () => {
       ['', 3],
       ['p1', 1],
     ]);
+    expect(res.stderr).toBe('more jobs match than the 3 shown: raise --limit, or --all\n');
     const human = await run(['jobs', 'ls', '--limit', '2', '--server', cp.address]);
     expect(human.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATE\s+ATTEMPT/);
+    cp.list = (token) =>
+      token === ''
+        ? { jobs: [job({ id: 'j_a' }), job({ id: 'j_b' })], nextPageToken: 'j_b' }
+        : { jobs: [job({ id: 'j_c' })], nextPageToken: '' };
+    const all = await run(['jobs', 'ls', '--all', '--json', '--server', cp.address]);
+    expect((JSON.parse(all.stdout) as { id: string }[]).map((j) => j.id)).toEqual(['j_a', 'j_b', 'j_c']);
+    expect(all.stderr).toBe('');
   });
 
   it('logs --json and jobs cancel --json print JSON on stdout', async () => {

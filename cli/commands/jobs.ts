@@ -15,6 +15,7 @@ interface LsOptions {
   namePrefix?: string;
   tenant?: string;
   limit: string;
+  all?: boolean;
   json?: boolean;
 }
 
@@ -29,6 +30,7 @@ export function registerJobs(program: Command): void {
     .option('--name-prefix <prefix>', 'only jobs whose name starts with this')
     .option('--tenant <tenant>', 'only jobs of this tenant')
     .option('--limit <n>', 'at most this many jobs', '100')
+    .option('--all', 'every job that matches (no --limit)')
     .option('--json', 'print a JSON array of jobs')
     .action((options: LsOptions) => ls(options));
   jobs
@@ -51,7 +53,7 @@ export function registerJobs(program: Command): void {
 }
 
 async function ls(options: LsOptions): Promise<void> {
-  const limit = parseWhole('--limit', options.limit, 1, 1_000_000);
+  const limit = options.all ? Number.POSITIVE_INFINITY : parseWhole('--limit', options.limit, 1, 1_000_000);
   const filter: ListRequest = {
     states: (options.state ?? []).map((s) => enumFlag<JobState>('--state', JobState, 'JOB_STATE_', s)),
     namePrefix: options.namePrefix ?? '',
@@ -59,13 +61,15 @@ async function ls(options: LsOptions): Promise<void> {
     pageSize: 0,
     pageToken: '',
   };
-  const jobs = await withConnection(options, (conn) => listJobs(conn, filter, limit));
+  const { jobs, more } = await withConnection(options, (conn) => listJobs(conn, filter, limit));
   if (options.json) printJson(jobs.map((j) => Job.toJSON(j)));
   else process.stdout.write(`${jobsTable(jobs, Date.now())}\n`);
+  // On stderr, so a script reading the table or the JSON is not thrown by it.
+  if (more) process.stderr.write(`more jobs match than the ${jobs.length} shown: raise --limit, or --all\n`);
 }
 
-/** Pages through List until `limit` jobs or the last page. */
-export async function listJobs(conn: Connection, filter: ListRequest, limit: number): Promise<Job[]> {
+/** Pages through List until `limit` jobs or the last page; `more` when the server has further matches. */
+export async function listJobs(conn: Connection, filter: ListRequest, limit: number): Promise<{ jobs: Job[]; more: boolean }> {
   const jobs: Job[] = [];
   let pageToken = '';
   do {
@@ -75,7 +79,7 @@ export async function listJobs(conn: Connection, filter: ListRequest, limit: num
     // An empty page with a token would otherwise loop forever against a misbehaving server.
     pageToken = res.jobs.length > 0 ? res.nextPageToken : '';
   } while (pageToken !== '' && jobs.length < limit);
-  return jobs.slice(0, limit);
+  return { jobs: jobs.slice(0, limit), more: pageToken !== '' || jobs.length > limit };
 }
 
 async function get(id: string, options: { server: string; json?: boolean }): Promise<void> {
