@@ -3,6 +3,7 @@
  * argument parsers; built on the client commands' checks in options.ts and
  * duration.ts so every flag error reads the same.
  */
+import { Option } from 'commander';
 import { parseDuration } from './duration.js';
 import { parseAddress, parseHostPort } from '../transport/address.js';
 import { UsageError } from './errors.js';
@@ -42,6 +43,29 @@ export const positiveDurationMs =
     if (ms < 1000) throw new UsageError(`${flag}: must be at least 1s (got "${text}")`);
     return ms;
   };
+
+/**
+ * A duration flag whose default `--help` shows as a duration (`7d`, `1m`),
+ * written from the value itself so the two cannot drift; commander would
+ * print the milliseconds.
+ */
+export function durationOption(flags: string, description: string, parse: (text: string) => number, defaultMs: number): Option {
+  return new Option(flags, description).argParser(parse).default(defaultMs, durationText(defaultMs));
+}
+
+const UNITS: readonly [string, number][] = [
+  ['d', 86_400_000],
+  ['h', 3_600_000],
+  ['m', 60_000],
+  ['s', 1000],
+];
+
+/** Milliseconds as a flag value would be typed: the largest unit that divides them (`7d`, `90s`, `0`); `ms` below a second. */
+export function durationText(ms: number): string {
+  if (ms === 0) return '0';
+  const [unit, size] = UNITS.find(([, size]) => ms % size === 0) ?? ['ms', 1];
+  return `${ms / size}${unit}`;
+}
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
+import { durationText } from './flags.js';
 import { buildProgram } from './program.js';
 
 /** Every leaf command, by its path (`jobs cancel`). */
@@ -16,5 +17,28 @@ describe('the runmesh command tree', () => {
     expect(clients.length).toBeGreaterThan(10);
     const without = clients.filter(([, c]) => !longFlags(c).includes('--json')).map(([name]) => name);
     expect(without).toEqual([]);
+  });
+
+  it('shows every duration default in --help as a duration, not milliseconds', () => {
+    const shown = leaves(buildProgram()).flatMap(([name, c]) =>
+      c.options
+        .filter((o) => o.flags.includes('<duration>') && o.defaultValue !== undefined)
+        .map((o) => `${name} ${o.long} ${o.defaultValueDescription ?? String(o.defaultValue)}`),
+    );
+    expect(shown).toContain('server --job-retention 7d');
+    expect(shown).toContain('agent --shutdown-grace 1m');
+    expect(shown.filter((line) => !/ (0|\d+(ms|s|m|h|d))$/.test(line))).toEqual([]);
+  });
+
+  it('writes durations as they would be typed', () => {
+    expect([0, 500, 5000, 90_000, 3_600_000, 604_800_000, 1500].map(durationText)).toEqual([
+      '0',
+      '500ms',
+      '5s',
+      '90s',
+      '1h',
+      '7d',
+      '1500ms',
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 /** `runmesh agent`: run jobs for a control plane. */
 import type { Command } from 'commander';
 import { DEFAULT_SERVER } from '../../transport/address.js';
-import { addresses, collectList, durationMs, logLevel, parseLabels, positiveDurationMs, whole } from '../flags.js';
+import { addresses, collectList, durationMs, durationOption, logLevel, parseLabels, positiveDurationMs, whole } from '../flags.js';
 import { CliError, UsageError } from '../errors.js';
 import { untilSignal } from './serve.js';
 import { parseJoinString } from '../../agent/join-string.js';
@@ -52,7 +52,7 @@ export function registerAgent(program: Command): void {
     .option('--cpu <millicores>', 'cpu offered (default: all cores)', whole('--cpu'))
     .option('--memory <mb>', 'memory offered in MB (default: all memory)', whole('--memory'))
     .option('--work-dir <dir>', 'workspaces and log spools', './.runmesh-agent')
-    .option('--shutdown-grace <duration>', 'on SIGTERM, how long running jobs may finish', durationMs, 60_000)
+    .addOption(durationOption('--shutdown-grace <duration>', 'on SIGTERM, how long running jobs may finish', durationMs, 60_000))
     .option('--tls-ca <file>', "CA that signed the control plane's certificate (PEM)")
     .option('--tls-cert <file>', 'client certificate for mTLS (PEM)')
     .option('--tls-key <file>', 'client key for mTLS (PEM)')

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { DEFAULT_GATE_LIMITS } from '../../control-plane/auth/gate.js';
 import type { JwtOptions } from '../../control-plane/auth/jwt.js';
 import {
@@ -18,7 +18,17 @@ import {
   DEFAULT_PLAIN_LISTEN,
 } from '../../control-plane/options.js';
 import { formatJoinString } from '../../agent/join-string.js';
-import { addresses, collectList, durationMs, hostPort, logLevel, positiveDurationMs, tenantWeights, whole } from '../flags.js';
+import {
+  addresses,
+  collectList,
+  durationMs,
+  durationOption,
+  hostPort,
+  logLevel,
+  positiveDurationMs,
+  tenantWeights,
+  whole,
+} from '../flags.js';
 import { UsageError } from '../errors.js';
 import { collect, parseWhole } from '../options.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
@@ -96,9 +106,12 @@ export function registerServe(program: Command): void {
       "jobs' ID tokens' issuer, where /.well-known/openid-configuration is served (default: http(s)://<--http-listen>)",
     )
     .addOption(
-      new Option('--oidc-key-rotation <duration>', 'replace the ID-token signing key this often, with an overlap')
-        .argParser(durationMs)
-        .default(DEFAULT_OIDC_KEY_ROTATION_MS, '7d'),
+      durationOption(
+        '--oidc-key-rotation <duration>',
+        'replace the ID-token signing key this often, with an overlap',
+        durationMs,
+        DEFAULT_OIDC_KEY_ROTATION_MS,
+      ),
     )
     .option(
       '--http-listen <addr>',
@@ -121,17 +134,20 @@ export function registerServe(program: Command): void {
     .option('--etcd-password-file <file>', 'file holding the password of --etcd-user')
     .option('--join-token <token>', 'token agents must present (default: generated, kept in the data dir)', process.env.RUNMESH_JOIN_TOKEN)
     .addOption(
-      new Option('--heartbeat-timeout <duration>', 'agent silence before its session ends, and absence before its jobs are lost')
-        .argParser(durationMs)
-        .default(DEFAULT_HEARTBEAT_TIMEOUT_MS, '4s'),
+      durationOption(
+        '--heartbeat-timeout <duration>',
+        'agent silence before its session ends, and absence before its jobs are lost',
+        durationMs,
+        DEFAULT_HEARTBEAT_TIMEOUT_MS,
+      ),
     )
     .addOption(
-      new Option(
+      durationOption(
         '--agent-credential-ttl <duration>',
         "how long an agent's credential is accepted; it is rotated over the agent's stream at two thirds of that",
-      )
-        .argParser(positiveDurationMs('--agent-credential-ttl'))
-        .default(DEFAULT_AGENT_CREDENTIAL_TTL_MS, '30d'),
+        positiveDurationMs('--agent-credential-ttl'),
+        DEFAULT_AGENT_CREDENTIAL_TTL_MS,
+      ),
     )
     .option('--tls-cert <file>', 'server certificate (PEM)')
     .option('--tls-key <file>', 'server key (PEM)')
@@ -147,7 +163,7 @@ export function registerServe(program: Command): void {
       `with --tls-auto: plaintext gRPC for local tools on this loopback host:port ("" for none; default ${DEFAULT_PLAIN_LISTEN})`,
     )
     .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
-    .option('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000)
+    .addOption(durationOption('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000))
     .option('--peer-id <id>', "this peer's name in the mesh (default: the one kept in <data-dir>/peer-id, made at the first start)")
     .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
     .option(
@@ -189,11 +205,13 @@ export function registerServe(program: Command): void {
       (t: string) => parseWhole('--max-unauthenticated-calls', t, 1, 1_000_000),
       DEFAULT_MAX_UNAUTHENTICATED_CALLS,
     )
-    .option(
-      '--handshake-timeout <duration>',
-      'close a gRPC connection that has not finished its TLS and HTTP/2 handshake in this time',
-      positiveDurationMs('--handshake-timeout'),
-      DEFAULT_CONNECTION_LIMITS.handshakeTimeoutMs,
+    .addOption(
+      durationOption(
+        '--handshake-timeout <duration>',
+        'close a gRPC connection that has not finished its TLS and HTTP/2 handshake in this time',
+        positiveDurationMs('--handshake-timeout'),
+        DEFAULT_CONNECTION_LIMITS.handshakeTimeoutMs,
+      ),
     )
     .option(
       '--max-connections <n>',
@@ -208,11 +226,13 @@ export function registerServe(program: Command): void {
       DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress,
     );
   retentionOptions(server)
-    .option(
-      '--compaction-interval <duration>',
-      "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)",
-      durationMs,
-      DEFAULT_COMPACTION_INTERVAL_MS,
+    .addOption(
+      durationOption(
+        '--compaction-interval <duration>',
+        "compact the store's history this often, keeping one interval (0: leave it to etcd's --auto-compaction-retention)",
+        durationMs,
+        DEFAULT_COMPACTION_INTERVAL_MS,
+      ),
     )
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .action(async (f: ServerFlags) => {
@@ -327,14 +347,20 @@ export function untilSignal(): Promise<NodeJS.Signals> {
 export function retentionOptions(command: Command): Command {
   return command
     .addOption(
-      new Option('--job-retention <duration>', 'delete ended jobs and their logs this long after they ended (0: keep them)')
-        .argParser(durationMs)
-        .default(DEFAULT_JOB_RETENTION_MS, '7d'),
+      durationOption(
+        '--job-retention <duration>',
+        'delete ended jobs and their logs this long after they ended (0: keep them)',
+        durationMs,
+        DEFAULT_JOB_RETENTION_MS,
+      ),
     )
     .addOption(
-      new Option('--audit-retention <duration>', 'delete audit log entries this long after they were made (0: keep them)')
-        .argParser(durationMs)
-        .default(DEFAULT_AUDIT_RETENTION_MS, '30d'),
+      durationOption(
+        '--audit-retention <duration>',
+        'delete audit log entries this long after they were made (0: keep them)',
+        durationMs,
+        DEFAULT_AUDIT_RETENTION_MS,
+      ),
     )
     .option(
       '--max-ended-jobs <n>',
