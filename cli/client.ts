@@ -51,7 +51,7 @@ export interface Connection {
 }
 
 /** Adds `authorization: Bearer <token>` to every call (streams included). */
-function bearer(token: string): Interceptor {
+export function bearer(token: string): Interceptor {
   return (options, next) =>
     new InterceptingCall(next(options), {
       start(metadata, listener, start) {

@@ -3,10 +3,10 @@
  * token (RUNMESH_JOB_TOKEN) for an OIDC ID token from the control plane
  * (RUNMESH_SERVER) and prints it, for a cloud provider or any relying party.
  */
-import { credentials, InterceptingCall, type Interceptor } from '@grpc/grpc-js';
+import { credentials } from '@grpc/grpc-js';
 import { Option, type Command } from 'commander';
 import { JobIdentityServiceClient } from '../../proto/gen/runmesh/v1/identity.js';
-import { unary, withConnection } from '../client.js';
+import { bearer, unary, withConnection } from '../client.js';
 import { UsageError } from '../errors.js';
 import { printJson } from '../format.js';
 import { serverOption } from '../options.js';
@@ -27,16 +27,6 @@ export function registerIdToken(program: Command): void {
     .addOption(serverOption())
     .option('--json', 'print {"token", "expires_at"}')
     .action((options: IdTokenOptions) => idToken(options));
-}
-
-function bearer(token: string): Interceptor {
-  return (options, next) =>
-    new InterceptingCall(next(options), {
-      start(metadata, listener, start) {
-        metadata.set('authorization', `Bearer ${token}`);
-        start(metadata, listener);
-      },
-    });
 }
 
 async function idToken(o: IdTokenOptions): Promise<void> {
