@@ -282,6 +282,20 @@ describe('runmesh against a gRPC control plane', () => {
     expect(cp.logRequests[0]).toMatchObject({ id: 'j_1', attempt: 0, fromSeq: 0, follow: true });
   });
 
+  it('submit --wait exits 130 for a cancelled job, saying the state once', async () => {
+    const cp = await fake();
+    cp.getJob = (id) =>
+      job({
+        id,
+        state: JobState.JOB_STATE_CANCELLED,
+        attempt: 1,
+        failure: FailureCategory.FAILURE_CATEGORY_CANCELLED,
+        attempts: [{ number: 1, failure: FailureCategory.FAILURE_CATEGORY_CANCELLED, message: 'cancelled: by alice' }],
+      });
+    const res = await run(['submit', '--wait', '--', 'x'], { RUNMESH_SERVER: cp.address });
+    expect(res).toEqual({ code: 130, stdout: '', stderr: 'runmesh: job j_1 cancelled (by alice)\n' });
+  });
+
   it('submit prints the job id, or the job as JSON', async () => {
     const cp = await fake();
     const plain = await run(['submit', '--', 'true'], { RUNMESH_SERVER: cp.address });

@@ -125,18 +125,38 @@ describe('settle', () => {
     expect(odd?.exitCode).toBe(1);
   });
 
-  it('reports endings without an exit code in one line, exit 1', () => {
-    const dead = outcome(
-      job({
+  it('reports endings without an exit code in one line, each kind with an exit code of its own', () => {
+    const end = (patch: Parameters<typeof Job.fromPartial>[0]): [number, string | undefined] | undefined => {
+      const err = outcome(job(patch));
+      return err && [err.exitCode, err.report];
+    };
+    const F = FailureCategory;
+    expect(
+      end({
         state: JobState.JOB_STATE_DEAD,
-        failure: FailureCategory.FAILURE_CATEGORY_AGENT_LOST,
+        failure: F.FAILURE_CATEGORY_AGENT_LOST,
         attempts: [{ number: 1, message: 'heartbeat missed' }],
       }),
-    );
-    expect(dead).toMatchObject({ exitCode: 1, report: 'job j_1 dead (agent lost: heartbeat missed)' });
-    const timedOut = outcome(job({ state: JobState.JOB_STATE_TIMED_OUT, failure: FailureCategory.FAILURE_CATEGORY_TIMEOUT }));
-    expect(timedOut?.report).toBe('job j_1 timed_out (timeout)');
-    const cancelled = outcome(job({ state: JobState.JOB_STATE_CANCELLED, timeline: [{ reason: 'by alice' }] }));
-    expect(cancelled?.report).toBe('job j_1 cancelled (by alice)');
+    ).toEqual([125, 'job j_1 dead (agent lost: heartbeat missed)']);
+    expect(end({ state: JobState.JOB_STATE_TIMED_OUT, failure: F.FAILURE_CATEGORY_TIMEOUT })).toEqual([124, 'job j_1 timed_out']);
+    expect(end({ state: JobState.JOB_STATE_CANCELLED, timeline: [{ reason: 'by alice' }] })).toEqual([130, 'job j_1 cancelled (by alice)']);
+    // The agent reports a cancelled attempt as "cancelled: <reason>"; the state says it once.
+    expect(
+      end({
+        state: JobState.JOB_STATE_CANCELLED,
+        failure: F.FAILURE_CATEGORY_CANCELLED,
+        attempts: [{ number: 1, message: 'cancelled: by alice' }],
+      }),
+    ).toEqual([130, 'job j_1 cancelled (by alice)']);
+    expect(end({ state: JobState.JOB_STATE_CANCELLED, timeline: [{ reason: 'cancelled' }] })).toEqual([130, 'job j_1 cancelled']);
+    expect(
+      end({ state: JobState.JOB_STATE_FAILED, failure: F.FAILURE_CATEGORY_COULD_NOT_START, attempts: [{ number: 1, message: 'no sh' }] }),
+    ).toEqual([125, 'job j_1 failed (could not start: no sh)']);
+    expect(end({ state: JobState.JOB_STATE_FAILED, failure: F.FAILURE_CATEGORY_NOT_RUNNABLE })?.[0]).toBe(126);
+    expect(end({ state: JobState.JOB_STATE_FAILED, failure: F.FAILURE_CATEGORY_UNTRUSTED })?.[0]).toBe(126);
+    expect(end({ state: JobState.JOB_STATE_FAILED, failure: F.FAILURE_CATEGORY_OUT_OF_MEMORY })).toEqual([
+      137,
+      'job j_1 failed (out of memory)',
+    ]);
   });
 });

@@ -14,7 +14,7 @@ import {
   strategyName,
   table,
 } from '../format.js';
-import { reasonOf } from '../outcome.js';
+import { describeEnd } from '../outcome.js';
 
 const COMMAND_WIDTH = 40;
 
@@ -83,7 +83,7 @@ function stateLine(job: Job): string {
   const state = stateName(job.state);
   if (job.state === JobState.JOB_STATE_SUCCEEDED) return state;
   if (job.failure === FailureCategory.FAILURE_CATEGORY_EXIT_CODE) return `${state} (exit code ${job.exitCode})`;
-  if (job.failure !== FailureCategory.FAILURE_CATEGORY_UNSPECIFIED) return `${state} (${reasonOf(job)})`;
+  if (job.failure !== FailureCategory.FAILURE_CATEGORY_UNSPECIFIED) return describeEnd(job);
   return state;
 }
 

@@ -6,7 +6,7 @@ import { UsageError } from '../errors.js';
 import { followJob, processSink } from '../follow.js';
 import { printJson } from '../format.js';
 import { collect, serverOption, tokenOption } from '../options.js';
-import { settle } from '../outcome.js';
+import { EXIT, settle } from '../outcome.js';
 import { buildSpec, type SubmitFlags } from '../spec.js';
 import { readFileSync } from 'node:fs';
 import type { JobSpec } from '../../proto/gen/runmesh/v1/job.js';
@@ -32,7 +32,13 @@ export function registerSubmit(program: Command): void {
     .option('--env <K=V>', 'environment variable for the job (repeatable)', collect)
     .option('--timeout <duration>', 'wall-clock limit per attempt: 30s, 5m, 1h30m, or seconds')
     .option('--retries <n>', 'retries after a failed attempt (attempts = n + 1)')
-    .option('--wait', "stream the output and exit with the job's exit code")
+    .option(
+      '--wait',
+      "stream the output and exit with the job's exit code; a job that did not exit by itself: " +
+        `${EXIT.timedOut} timed out, ${EXIT.cancelled} cancelled, ${EXIT.outOfMemory} out of memory, ` +
+        `${EXIT.notRunnable} not runnable (program missing or not executable, or its signature not trusted), ` +
+        `${EXIT.couldNotRun} the mesh could not run it (could not start, agent lost, disk full)`,
+    )
     .option('--script <text>', 'shell script to run with sh -e -c instead of a command')
     .option('--idempotency-key <key>', 'a second submit with the same key returns the first job')
     .option('--selector <expr>', 'label selector, e.g. "os=linux,arch in (amd64,arm64)"')
