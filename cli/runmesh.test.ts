@@ -370,6 +370,25 @@ describe('runmesh against a gRPC control plane', () => {
     expect(JSON.parse(cancel.stdout)).toMatchObject({ id: 'j_1', state: 'JOB_STATE_CANCELLED' });
   });
 
+  it('jobs cancel waits for a running job to end and prints the state it ended in', async () => {
+    const cp = await fake();
+    cp.cancel = (id) => job({ id, state: JobState.JOB_STATE_RUNNING, attempt: 1 });
+    let gets = 0;
+    cp.getJob = (id) =>
+      ++gets < 3
+        ? job({ id, state: JobState.JOB_STATE_RUNNING, attempt: 1 })
+        : job({
+            id,
+            state: JobState.JOB_STATE_CANCELLED,
+            failure: FailureCategory.FAILURE_CATEGORY_CANCELLED,
+            attempts: [{ number: 1, failure: FailureCategory.FAILURE_CATEGORY_CANCELLED, message: 'cancelled: by alice' }],
+          });
+    const waited = await run(['jobs', 'cancel', 'j_1', '--server', cp.address]);
+    expect(waited).toEqual({ code: 0, stdout: 'j_1 cancelled (by alice)\n', stderr: '' });
+    const now = await run(['jobs', 'cancel', '--no-wait', 'j_1', '--server', cp.address]);
+    expect(now).toEqual({ code: 0, stdout: 'j_1 running (cancel requested)\n', stderr: '' });
+  });
+
   it('logs -f stops quietly when the reader of its stdout goes away', async () => {
     const cp = await fake();
     cp.getJob = (id) => job({ id, state: JobState.JOB_STATE_RUNNING, attempt: 1 });

@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { Job, JobState, type ListRequest } from '../../proto/gen/runmesh/v1/job.js';
 import { type Connection, unary, withConnection } from '../client.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { printJson, stateName } from '../format.js';
+import { describeEnd, isTerminal } from '../outcome.js';
 import { collect, enumFlag, parseWhole, serverOption, tokenOption } from '../options.js';
 import { jobPage, jobsTable } from './job-view.js';
 
@@ -48,8 +50,9 @@ export function registerJobs(program: Command): void {
     .addOption(serverOption())
     .addOption(tokenOption())
     .option('--reason <reason>', 'recorded in the job timeline')
+    .option('--no-wait', 'return once the cancel is recorded, without waiting for a running job to end')
     .option('--json', 'print the job as JSON')
-    .action((id: string, options: { server: string; reason?: string; json?: boolean }) => cancel(id, options));
+    .action((id: string, options: CancelOptions) => cancel(id, options));
 }
 
 async function ls(options: LsOptions): Promise<void> {
@@ -89,11 +92,41 @@ async function get(id: string, options: { server: string; json?: boolean }): Pro
   else process.stdout.write(`${jobPage(res.job, Date.now())}\n`);
 }
 
-async function cancel(id: string, options: { server: string; reason?: string; json?: boolean }): Promise<void> {
-  const res = await withConnection(options, (conn) =>
-    unary(conn, 'JobService.Cancel', conn.jobs.cancel.bind(conn.jobs), { id, reason: options.reason ?? '' }),
-  );
-  const job = res.job;
-  if (options.json) return printJson(job ? Job.toJSON(job) : { id, cancelRequested: true });
-  process.stdout.write(job ? `${job.id} ${stateName(job.state)}\n` : `${id} cancel requested\n`);
+interface CancelOptions {
+  server: string;
+  reason?: string;
+  wait: boolean;
+  json?: boolean;
+}
+
+/** How often `jobs cancel` asks whether a running job has ended. */
+const CANCEL_POLL_MS = 200;
+/** Beyond the job's grace period (SIGTERM to SIGKILL), for the agent to report the end. */
+const CANCEL_SLACK_MS = 5_000;
+
+/**
+ * Cancels a job and prints the state it is left in: a queued job ends at
+ * once; a running one is waited for (its grace period and a few seconds more)
+ * so the line says `cancelled`, not the `running` the Cancel call answers with.
+ */
+async function cancel(id: string, options: CancelOptions): Promise<void> {
+  const job = await withConnection(options, async (conn) => {
+    const res = await unary(conn, 'JobService.Cancel', conn.jobs.cancel.bind(conn.jobs), { id, reason: options.reason ?? '' });
+    if (!res.job) throw new Error(`JobService.Cancel returned no job for ${id}`);
+    return options.wait ? untilEnded(conn, res.job) : res.job;
+  });
+  if (options.json) return printJson(Job.toJSON(job));
+  const line = isTerminal(job.state) ? `${job.id} ${describeEnd(job)}` : `${job.id} ${stateName(job.state)} (cancel requested)`;
+  process.stdout.write(`${line}\n`);
+}
+
+async function untilEnded(conn: Connection, job: Job): Promise<Job> {
+  const deadline = Date.now() + (job.spec?.cancelGraceSeconds || 10) * 1000 + CANCEL_SLACK_MS;
+  let current = job;
+  while (!isTerminal(current.state) && Date.now() < deadline) {
+    await sleep(CANCEL_POLL_MS);
+    const res = await unary(conn, 'JobService.Get', conn.jobs.get.bind(conn.jobs), { id: job.id });
+    current = res.job ?? current;
+  }
+  return current;
 }
