@@ -11,9 +11,11 @@ import {
   keyValues,
   mebibytes,
   parseEnum,
+  stateColumn,
   stateName,
   table,
 } from './format.js';
+import { colourFor } from './colour.js';
 
 describe('table', () => {
   it('sizes columns from their widest cell and trims line ends', () => {
@@ -83,5 +85,28 @@ describe('usage and executors', () => {
     expect([cpuSeconds(0.004), cpuSeconds(1.25), cpuSeconds(42.42), cpuSeconds(3600.4)]).toEqual(['0.00 s', '1.25 s', '42.4 s', '3600 s']);
     expect(failureName(FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY)).toBe('out of memory');
     expect([executorName(Executor.EXECUTOR_SHELL), executorName(Executor.EXECUTOR_SANDBOX)]).toEqual(['shell', 'sandbox']);
+  });
+});
+
+describe('colour', () => {
+  it('is on for a terminal only, and never under NO_COLOR or TERM=dumb', () => {
+    expect(colourFor({ isTTY: true }, {})).toBe(true);
+    expect(colourFor({ isTTY: false }, {})).toBe(false);
+    expect(colourFor({}, {})).toBe(false);
+    expect(colourFor({ isTTY: true }, { NO_COLOR: '1' })).toBe(false);
+    expect(colourFor({ isTTY: true }, { NO_COLOR: '' })).toBe(true);
+    expect(colourFor({ isTTY: true }, { TERM: 'dumb' })).toBe(false);
+  });
+
+  it('paints the state column of a table without moving the columns', () => {
+    const rows = [
+      ['j_1', 'failed', 'x'],
+      ['j_22', 'succeeded', 'y'],
+    ];
+    const plain = table(['ID', 'STATE', 'CMD'], rows);
+    const coloured = table(['ID', 'STATE', 'CMD'], rows, stateColumn(1, true));
+    expect(coloured).toContain('\x1b[31mfailed\x1b[39m');
+    expect(coloured.replace(new RegExp(String.fromCharCode(27) + '\\[\\d+m', 'g'), '')).toBe(plain);
+    expect(table(['ID', 'STATE', 'CMD'], rows, stateColumn(1, false))).toBe(plain);
   });
 });

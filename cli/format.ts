@@ -1,22 +1,35 @@
 /** Human output: aligned tables, key/value blocks, and enum values as operators read them. */
 import { Executor, FailureCategory, JobState, QosClass, Strategy } from '../proto/gen/runmesh/v1/job.js';
 import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
+import { type Colour, paint, stateColour } from './colour.js';
+
+/** Which colour a body cell is painted in (none: plain); widths are measured on the plain text. */
+export type CellColour = (cell: string, col: number) => Colour | undefined;
 
 /**
  * Renders rows under a header, each column as wide as its widest cell, two
  * spaces apart, no trailing spaces. Missing cells print as empty.
  */
-export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+export function table(header: readonly string[], rows: readonly (readonly string[])[], colour?: CellColour): string {
   const all = [header, ...rows];
   const widths = header.map((_, col) => Math.max(...all.map((row) => (row[col] ?? '').length)));
   return all
-    .map((row) =>
+    .map((row, i) =>
       widths
-        .map((w, col) => (row[col] ?? '').padEnd(w))
+        .map((w, col) => {
+          const cell = row[col] ?? '';
+          const painted = i > 0 && colour ? paint(cell, colour(cell, col)) : cell;
+          return painted + ' '.repeat(w - cell.length);
+        })
         .join('  ')
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** Colours the state column `col` of a table when `on`; undefined (plain) otherwise. */
+export function stateColumn(col: number, on: boolean): CellColour | undefined {
+  return on ? (cell, c) => (c === col ? stateColour(cell) : undefined) : undefined;
 }
 
 /** `key:  value` lines with the values aligned; pairs with an undefined value are skipped. */

@@ -4,7 +4,8 @@ import { Agent } from '../../proto/gen/runmesh/v1/cluster.js';
 import type { Resources } from '../../proto/gen/runmesh/v1/job.js';
 import { type Connection, unary, withConnection } from '../client.js';
 import { relativeTime } from '../duration.js';
-import { agentStateName, executorName, keyValues, printJson, table } from '../format.js';
+import { colourFor } from '../colour.js';
+import { agentStateName, executorName, keyValues, printJson, stateColumn, table } from '../format.js';
 import { serverOption, tokenOption } from '../options.js';
 import { CliError } from '../errors.js';
 
@@ -108,7 +109,8 @@ async function ls(options: ReadOptions): Promise<void> {
     a.version || '-',
     relativeTime(a.lastHeartbeat, now),
   ]);
-  process.stdout.write(`${table(['NAME', 'STATE', 'RUNNING', 'FREE/SLOTS', 'LOAD', 'PEER', 'VERSION', 'HEARTBEAT'], rows)}\n`);
+  const header = ['NAME', 'STATE', 'RUNNING', 'FREE/SLOTS', 'LOAD', 'PEER', 'VERSION', 'HEARTBEAT'];
+  process.stdout.write(`${table(header, rows, stateColumn(1, colourFor(process.stdout)))}\n`);
 }
 
 async function get(name: string, options: ReadOptions): Promise<void> {

@@ -9,6 +9,7 @@ import {
   indent,
   keyValues,
   mebibytes,
+  stateColumn,
   qosName,
   stateName,
   strategyName,
@@ -18,8 +19,8 @@ import { describeEnd } from '../outcome.js';
 
 const COMMAND_WIDTH = 40;
 
-/** One row per job: what an operator scans for. */
-export function jobsTable(jobs: readonly Job[], now: number): string {
+/** One row per job: what an operator scans for; the state coloured when `colour`. */
+export function jobsTable(jobs: readonly Job[], now: number, colour = false): string {
   const rows = jobs.map((job) => {
     const last = job.attempts.at(-1);
     return [
@@ -33,7 +34,7 @@ export function jobsTable(jobs: readonly Job[], now: number): string {
       clip(commandText(job.spec?.argv ?? [], job.spec?.script ?? ''), COMMAND_WIDTH),
     ];
   });
-  return table(['ID', 'NAME', 'STATE', 'ATTEMPT', 'AGENT', 'CREATED', 'DURATION', 'COMMAND'], rows);
+  return table(['ID', 'NAME', 'STATE', 'ATTEMPT', 'AGENT', 'CREATED', 'DURATION', 'COMMAND'], rows, stateColumn(2, colour));
 }
 
 /** Everything `jobs get` shows: summary, attempts, timeline. */

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { Job, JobState, type ListRequest } from '../../proto/gen/runmesh/v1/job.js';
 import { type Connection, unary, withConnection } from '../client.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { colourFor } from '../colour.js';
 import { printJson, stateName } from '../format.js';
 import { describeEnd, isTerminal } from '../outcome.js';
 import { collect, enumFlag, parseWhole, serverOption, tokenOption } from '../options.js';
@@ -66,7 +67,7 @@ async function ls(options: LsOptions): Promise<void> {
   };
   const { jobs, more } = await withConnection(options, (conn) => listJobs(conn, filter, limit));
   if (options.json) printJson(jobs.map((j) => Job.toJSON(j)));
-  else process.stdout.write(`${jobsTable(jobs, Date.now())}\n`);
+  else process.stdout.write(`${jobsTable(jobs, Date.now(), colourFor(process.stdout))}\n`);
   // On stderr, so a script reading the table or the JSON is not thrown by it.
   if (more) process.stderr.write(`more jobs match than the ${jobs.length} shown: raise --limit, or --all\n`);
 }
