@@ -14,6 +14,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { parseAddress } from '../transport/address.js';
 import { UsageError } from './errors.js';
 
 export interface Context {
@@ -51,7 +52,7 @@ export function tokenFor(server: string, given: string | undefined): string | un
   const path = configPath();
   const config = readConfig(path);
   const context = config.current ? config.contexts?.[config.current] : undefined;
-  if (!context || context.server !== server) return undefined;
+  if (!context || !sameServer(context.server, server)) return undefined;
   if (context.token) return context.token.trim();
   if (!context.tokenFile) return undefined;
   try {
@@ -66,7 +67,22 @@ export function caFor(server: string, env: NodeJS.ProcessEnv = process.env): str
   if (env.RUNMESH_TLS_CA) return env.RUNMESH_TLS_CA;
   const config = readConfig(configPath(env));
   const context = config.current ? config.contexts?.[config.current] : undefined;
-  return context?.server === server ? context.ca : undefined;
+  return context && sameServer(context.server, server) ? context.ca : undefined;
+}
+
+/** Two spellings of one address (`127.0.0.1:7433`, `tcp://127.0.0.1:7433`) name the same server; text that is no address only matches itself. */
+export function sameServer(a: string, b: string): boolean {
+  if (a === b) return true;
+  const left = canonical(a);
+  return left !== undefined && left === canonical(b);
+}
+
+function canonical(address: string): string | undefined {
+  try {
+    return parseAddress(address).address;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Writes (or replaces) context `name` and makes it current; the file is private to the user (mode 0600). */
