@@ -116,12 +116,23 @@ it('lets the runmesh command reach the control plane over tcp://, unix://, ws://
       RUNMESH_CONFIG: join(dir, 'no-config.json'),
     });
     const code = await cli.stop('SIGCONT', 10_000);
-    // output() has stderr too: over tcps://127.0.0.1, Node warns that an IP address cannot be a TLS server name.
+    // output() has stderr too, in any order with stdout: over tcps://127.0.0.1 Node warns that an IP address cannot be
+    // a TLS server name, and jobs ls says on stderr when more jobs match than --limit shows. The array is its own lines.
     const out = cli.output();
-    seen[t.name] = code === 0 ? Array.isArray(JSON.parse(out.slice(out.indexOf('\n[') + 1))) : out;
+    seen[t.name] = code === 0 ? Array.isArray(JSON.parse(jsonArray(out))) : out;
   }
   expect(seen).toEqual({ tcp: true, unix: true, ws: true, tls: true });
 });
+
+/** The pretty-printed JSON array in mixed output: from a line '[' (or '[]') to the next line ']'. */
+function jsonArray(out: string): string {
+  const lines = out.split('\n');
+  const start = lines.findIndex((l) => l === '[' || l === '[]');
+  if (start < 0) return out;
+  if (lines[start] === '[]') return '[]';
+  const end = lines.indexOf(']', start);
+  return lines.slice(start, end + 1).join('\n');
+}
 
 // A plaintext client to a TLS listener gets nowhere, token or not.
 it('refuses a plaintext client on the TLS listener', async () => {
