@@ -118,11 +118,10 @@ describe.each(availableVariants())('$name', (variant) => {
       expect(next).toMatchObject({ failure: 'none', exitCode: 0 });
       const done = await first.exited();
       expect(done).toMatchObject({ failure: 'none', exitCode: 0 });
-      if (contained(fx)) {
-        // In a cgroup an attempt ends once nothing of it is left (its leftover's SIGKILL, 2 s on); the second ran before that.
-        expect(groupMembers(firstLeftover)).toEqual([]);
-        if (variant.spec.executor !== 'sandbox') expect(next.startedAt).toBeLessThan(done.finishedAt - 1000);
-      }
+      // In a cgroup an attempt ends once nothing of it is left (its leftover's SIGKILL, 2 s on). That the second
+      // did not wait for it is what executor.test.ts's side-by-side test shows without a clock: a timing check here
+      // failed under CI load, when starting the second took as long as the grace.
+      if (contained(fx)) expect(groupMembers(firstLeftover)).toEqual([]);
       await waitUntil(() => groupMembers(firstLeftover).length === 0, { what: 'the leftover to be SIGKILLed', timeoutMs: 5000 });
       expect(alive(supervisorOf(first.dir))).toBe(true); // it stays for the next attempt
     });
