@@ -16,6 +16,7 @@ import {
   Job,
   JobServiceService,
   JobState,
+  type ListRequest,
   type LogsRequest,
   LogStream,
   type SubmitRequest,
@@ -192,6 +193,7 @@ class FakeControlPlane {
   port = 0;
   submits: SubmitRequest[] = [];
   logRequests: LogsRequest[] = [];
+  listRequests: ListRequest[] = [];
   getJob: (id: string) => Job | undefined = () => undefined;
   logs: (req: LogsRequest, call: ServerWritableStream<LogsRequest, unknown>) => void = (_req, call) => call.end();
   list: (pageToken: string, pageSize: number) => { jobs: Job[]; nextPageToken: string } = () => ({ jobs: [], nextPageToken: '' });
@@ -211,8 +213,10 @@ class FakeControlPlane {
         if (job) cb(null, { job });
         else cb({ code: status.NOT_FOUND, details: `job ${call.request.id} not found` });
       },
-      list: (call: ServerUnaryCall<{ pageToken: string; pageSize: number }, unknown>, cb: sendUnaryData<unknown>) =>
-        cb(null, this.list(call.request.pageToken, call.request.pageSize)),
+      list: (call: ServerUnaryCall<ListRequest, unknown>, cb: sendUnaryData<unknown>) => {
+        this.listRequests.push(call.request);
+        cb(null, this.list(call.request.pageToken, call.request.pageSize));
+      },
       logs: (call: ServerWritableStream<LogsRequest, unknown>) => {
         this.logRequests.push(call.request);
         this.logs(call.request, call);
@@ -340,6 +344,23 @@ describe('runmesh against a gRPC control plane', () => {
     const all = await run(['jobs', 'ls', '--all', '--json', '--server', cp.address]);
     expect((JSON.parse(all.stdout) as { id: string }[]).map((j) => j.id)).toEqual(['j_a', 'j_b', 'j_c']);
     expect(all.stderr).toBe('');
+    expect(cp.listRequests.at(-1)).toMatchObject({ oldestFirst: false, labels: '', createdAfter: undefined });
+  });
+
+  it('jobs ls passes its filters and order to List, and names a bad time', async () => {
+    const cp = await fake();
+    const since = Date.now() - 3_600_000;
+    const res = await run([
+      ...['jobs', 'ls', '--label', 'os=linux', '--label', 'gpu', '--oldest-first'],
+      ...['--since', '1h', '--until', '2026-12-01T08:00:00Z', '--server', cp.address],
+    ]);
+    expect(res).toMatchObject({ code: 0, stderr: '' });
+    const req = cp.listRequests[0]!;
+    expect(req).toMatchObject({ labels: 'os=linux,gpu', oldestFirst: true, createdBefore: '2026-12-01T08:00:00.000Z' });
+    expect(Math.abs(Date.parse(req.createdAfter!) - since)).toBeLessThan(30_000);
+    const bad = await run(['jobs', 'ls', '--since', 'yesterday', '--server', cp.address]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^runmesh: --since: expected an ISO time .* got "yesterday"\n$/);
   });
 
   it('logs --json and jobs cancel --json print JSON on stdout', async () => {

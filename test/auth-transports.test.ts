@@ -85,11 +85,41 @@ describe('every transport enforces the same authentication and roles', () => {
       const spec = JobSpec.fromPartial({ argv: ['true'] });
       seen[t.name] = {
         anonSubmit: await codeOf((cb) => anon.jobs.submit({ spec }, cb)),
-        anonList: await codeOf((cb) => anon.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1, pageToken: '' }, cb)),
+        anonList: await codeOf((cb) =>
+          anon.jobs.list(
+            {
+              states: [],
+              namePrefix: '',
+              tenant: '',
+              pageSize: 1,
+              pageToken: '',
+              oldestFirst: false,
+              labels: '',
+              createdAfter: undefined,
+              createdBefore: undefined,
+            },
+            cb,
+          ),
+        ),
         anonCordon: await codeOf((cb) => anon.cluster.cordon({ name: 'x' }, cb)),
         viewerSubmit: await codeOf((cb) => viewer.jobs.submit({ spec }, cb)),
         viewerCordon: await codeOf((cb) => viewer.cluster.cordon({ name: 'x' }, cb)),
-        viewerList: await codeOf((cb) => viewer.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1, pageToken: '' }, cb)),
+        viewerList: await codeOf((cb) =>
+          viewer.jobs.list(
+            {
+              states: [],
+              namePrefix: '',
+              tenant: '',
+              pageSize: 1,
+              pageToken: '',
+              oldestFirst: false,
+              labels: '',
+              createdAfter: undefined,
+              createdBefore: undefined,
+            },
+            cb,
+          ),
+        ),
         adminSubmit: await codeOf((cb) => admin.jobs.submit({ spec }, cb)),
       };
       for (const c of [admin, anon, viewer]) for (const client of Object.values(c)) client.close();
@@ -138,7 +168,22 @@ function jsonArray(out: string): string {
 it('refuses a plaintext client on the TLS listener', async () => {
   const jobs = new JobServiceClient(tcpOf(tls), credentials.createInsecure(), { interceptors: [bearer(adminToken(tls.dataDir))] });
   const code = await codeOf((cb) =>
-    jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1, pageToken: '' }, new Metadata(), { deadline: Date.now() + 3000 }, cb),
+    jobs.list(
+      {
+        states: [],
+        namePrefix: '',
+        tenant: '',
+        pageSize: 1,
+        pageToken: '',
+        oldestFirst: false,
+        labels: '',
+        createdAfter: undefined,
+        createdBefore: undefined,
+      },
+      new Metadata(),
+      { deadline: Date.now() + 3000 },
+      cb,
+    ),
   );
   jobs.close();
   expect(code).not.toBe(status.OK);

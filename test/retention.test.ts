@@ -67,8 +67,19 @@ describe('retention and compaction', () => {
       );
       const listed = (): Promise<string[]> =>
         new Promise((resolve, reject) =>
-          client.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 1000, pageToken: '' }, (e, r) =>
-            e ? reject(e) : resolve(r.jobs.map((j) => j.id)),
+          client.jobs.list(
+            {
+              states: [],
+              namePrefix: '',
+              tenant: '',
+              pageSize: 1000,
+              pageToken: '',
+              oldestFirst: false,
+              labels: '',
+              createdAfter: undefined,
+              createdBefore: undefined,
+            },
+            (e, r) => (e ? reject(e) : resolve(r.jobs.map((j) => j.id))),
           ),
         );
       await waitUntil(async () => !(await listed()).some((id) => first.some((f) => f.id === id)), {

@@ -158,7 +158,20 @@ describe('secrets end to end', () => {
       for (const f of [...forms, 'BEGIN TEST KEY']) expect({ f, leaked: `${stdout}${stderr}`.includes(f) }).toEqual({ f, leaked: false });
       // Get, List and jobs get show the references only; ListSecrets shows names.
       const listed = await new Promise<ListResponse>((resolve, reject) =>
-        c.jobs.list({ states: [], namePrefix: '', tenant: '', pageSize: 100, pageToken: '' }, (e, r) => (e ? reject(e) : resolve(r))),
+        c.jobs.list(
+          {
+            states: [],
+            namePrefix: '',
+            tenant: '',
+            pageSize: 100,
+            pageToken: '',
+            oldestFirst: false,
+            labels: '',
+            createdAfter: undefined,
+            createdBefore: undefined,
+          },
+          (e, r) => (e ? reject(e) : resolve(r)),
+        ),
       );
       const answers = JSON.stringify(
         [job, listed, cli(['secrets', 'ls', '--json'], tokenA).out, cli(['jobs', 'get', job.id, '--json'], tokenA).out],

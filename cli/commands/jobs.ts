@@ -4,6 +4,8 @@ import { Job, JobState, type ListRequest } from '../../proto/gen/runmesh/v1/job.
 import { type Connection, unary, withConnection } from '../client.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { colourFor } from '../colour.js';
+import { parseDuration } from '../duration.js';
+import { UsageError } from '../errors.js';
 import { printJson, stateName } from '../format.js';
 import { describeEnd, isTerminal } from '../outcome.js';
 import { collect, enumFlag, parseWhole, serverOption, tokenOption } from '../options.js';
@@ -17,6 +19,10 @@ interface LsOptions {
   state?: string[];
   namePrefix?: string;
   tenant?: string;
+  label?: string[];
+  since?: string;
+  until?: string;
+  oldestFirst?: boolean;
   limit: string;
   all?: boolean;
   json?: boolean;
@@ -26,12 +32,16 @@ export function registerJobs(program: Command): void {
   const jobs = program.command('jobs').description('list, inspect and cancel jobs');
   jobs
     .command('ls')
-    .description('list jobs')
+    .description('list jobs, newest submitted first')
     .addOption(serverOption())
     .addOption(tokenOption())
     .option('--state <state>', 'only jobs in this state (repeatable)', collect)
     .option('--name-prefix <prefix>', 'only jobs whose name starts with this')
     .option('--tenant <tenant>', 'only jobs of this tenant')
+    .option('--label <k=v>', 'only jobs that require this agent label, k=v or just k (repeatable)', collect)
+    .option('--since <when>', 'only jobs submitted since then: an ISO time, or a duration ago (1h, 7d)')
+    .option('--until <when>', 'only jobs submitted before then: an ISO time, or a duration ago')
+    .option('--oldest-first', 'list the oldest submitted first')
     .option('--limit <n>', 'at most this many jobs', '100')
     .option('--all', 'every job that matches (no --limit)')
     .option('--json', 'print a JSON array of jobs')
@@ -58,18 +68,38 @@ export function registerJobs(program: Command): void {
 
 async function ls(options: LsOptions): Promise<void> {
   const limit = options.all ? Number.POSITIVE_INFINITY : parseWhole('--limit', options.limit, 1, 1_000_000);
+  const now = Date.now();
   const filter: ListRequest = {
     states: (options.state ?? []).map((s) => enumFlag<JobState>('--state', JobState, 'JOB_STATE_', s)),
     namePrefix: options.namePrefix ?? '',
     tenant: options.tenant ?? '',
     pageSize: 0,
     pageToken: '',
+    oldestFirst: options.oldestFirst ?? false,
+    labels: (options.label ?? []).join(','),
+    createdAfter: when('--since', options.since, now),
+    createdBefore: when('--until', options.until, now),
   };
   const { jobs, more } = await withConnection(options, (conn) => listJobs(conn, filter, limit));
   if (options.json) printJson(jobs.map((j) => Job.toJSON(j)));
   else process.stdout.write(`${jobsTable(jobs, Date.now(), colourFor(process.stdout))}\n`);
   // On stderr, so a script reading the table or the JSON is not thrown by it.
   if (more) process.stderr.write(`more jobs match than the ${jobs.length} shown: raise --limit, or --all\n`);
+}
+
+/** An ISO time, or a duration before `now` (`90m` ago); undefined when the flag is absent. */
+function when(flag: string, text: string | undefined, now: number): string | undefined {
+  if (text === undefined) return undefined;
+  if (/^\d{4}-\d\d-\d\d/.test(text)) {
+    const ms = Date.parse(text);
+    if (Number.isNaN(ms)) throw new UsageError(`${flag}: not a time: "${text}"`);
+    return new Date(ms).toISOString();
+  }
+  try {
+    return new Date(now - parseDuration(text) * 1000).toISOString();
+  } catch {
+    throw new UsageError(`${flag}: expected an ISO time (2026-12-01T08:00Z) or a duration ago (90m, 7d), got "${text}"`);
+  }
 }
 
 /** Pages through List until `limit` jobs or the last page; `more` when the server has further matches. */

@@ -8,7 +8,7 @@
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentState, ClusterServiceClient, type Agent, type Peer } from '../../proto/gen/runmesh/v1/cluster.js';
-import { Executor, JobServiceClient, JobSpec, JobState, type Job, type QosClass } from '../../proto/gen/runmesh/v1/job.js';
+import { Executor, JobServiceClient, JobSpec, JobState, ListRequest, type Job, type QosClass } from '../../proto/gen/runmesh/v1/job.js';
 import { bearer } from '../../test/support/client.js';
 import { newJobId } from '../jobs/ids.js';
 import type { JobRepo } from '../jobs/repo.js';
@@ -114,19 +114,8 @@ const spec = (partial: Partial<JobSpec>): JobSpec => JobSpec.fromPartial({ argv:
 const submit = (partial: Partial<JobSpec>) => call<{ job?: Job; existing: boolean }>((cb) => jobs.submit({ spec: spec(partial) }, cb));
 const submitBatch = (specs: JobSpec[]) => call<{ jobs: Job[] }>((cb) => jobs.submitBatch({ specs }, cb));
 const get = (id: string) => call<{ job?: Job }>((cb) => jobs.get({ id }, cb));
-const list = (req: { pageSize?: number; pageToken?: string; namePrefix?: string; states?: JobState[] }) =>
-  call<{ jobs: Job[]; nextPageToken: string }>((cb) =>
-    jobs.list(
-      {
-        states: req.states ?? [],
-        namePrefix: req.namePrefix ?? '',
-        tenant: '',
-        pageSize: req.pageSize ?? 0,
-        pageToken: req.pageToken ?? '',
-      },
-      cb,
-    ),
-  );
+const list = (req: Partial<ListRequest>) =>
+  call<{ jobs: Job[]; nextPageToken: string }>((cb) => jobs.list(ListRequest.fromPartial(req), cb));
 const cancel = (id: string, reason = 'test') => call<{ job?: Job }>((cb) => jobs.cancel({ id, reason }, cb));
 
 describe('JobService.Submit', () => {
@@ -221,20 +210,26 @@ describe('JobService.Get', () => {
 });
 
 describe('JobService.List', () => {
-  it('pages through jobs in submission order, with filters, and refuses a page over the limit', async () => {
+  it('pages through jobs newest first (or oldest first), with filters, and refuses a page over the limit', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await submit({ name: `paged-${i}` })).job!.id);
-    const seen: string[] = [];
-    const sizes: number[] = [];
-    let token = '';
-    do {
-      const page = await list({ namePrefix: 'paged-', pageSize: 2, pageToken: token });
-      sizes.push(page.jobs.length);
-      seen.push(...page.jobs.map((j) => j.id));
-      token = page.nextPageToken;
-    } while (token && sizes.length < 10);
-    expect(sizes).toEqual([2, 2, 1]);
-    expect(seen).toEqual(ids);
+    const pagesOf = async (req: Partial<ListRequest>): Promise<{ sizes: number[]; seen: string[] }> => {
+      const seen: string[] = [];
+      const sizes: number[] = [];
+      let token = '';
+      do {
+        const page = await list({ namePrefix: 'paged-', pageSize: 2, pageToken: token, ...req });
+        sizes.push(page.jobs.length);
+        seen.push(...page.jobs.map((j) => j.id));
+        token = page.nextPageToken;
+      } while (token && sizes.length < 10);
+      return { sizes, seen };
+    };
+    expect(await pagesOf({})).toEqual({ sizes: [2, 2, 1], seen: [...ids].reverse() });
+    expect(await pagesOf({ oldestFirst: true })).toEqual({ sizes: [2, 2, 1], seen: ids });
+    // A page token names a place in the list, so it continues either way from that job.
+    expect((await list({ namePrefix: 'paged-', pageToken: ids[2]! })).jobs.map((j) => j.id)).toEqual([ids[1], ids[0]]);
+    expect((await list({ namePrefix: 'paged-', pageToken: ids[2]!, oldestFirst: true })).jobs.map((j) => j.id)).toEqual([ids[3], ids[4]]);
 
     await cancel(ids[1]!);
     const cancelled = await list({ namePrefix: 'paged-', states: [JobState.JOB_STATE_CANCELLED] });
@@ -243,6 +238,22 @@ describe('JobService.List', () => {
     const err = await refusal(list({ pageSize: 1001 }));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.details).toContain('page_size');
+  });
+
+  it('filters by the labels a job requires and by submission time', async () => {
+    const linux = (await submit({ name: 'lab-linux', selector: 'os=linux,gpu' })).job!;
+    const either = (await submit({ name: 'lab-either', selector: 'os in (linux,darwin)' })).job!;
+    await submit({ name: 'lab-none' });
+    const names = async (req: Partial<ListRequest>): Promise<string[]> =>
+      (await list({ namePrefix: 'lab-', ...req })).jobs.map((j) => j.spec!.name);
+    expect(await names({ labels: 'os=linux' })).toEqual(['lab-either', 'lab-linux']);
+    expect(await names({ labels: 'gpu' })).toEqual(['lab-linux']);
+    expect(await names({ labels: 'os=darwin,gpu' })).toEqual([]);
+    expect(await names({ createdAfter: either.createdAt, oldestFirst: true })).toEqual(['lab-either', 'lab-none']);
+    expect(await names({ createdBefore: either.createdAt })).toEqual(linux.createdAt === either.createdAt ? [] : ['lab-linux']);
+    const bad = await refusal(list({ labels: 'os!=linux' }));
+    expect([bad.code, bad.details]).toEqual([status.INVALID_ARGUMENT, 'labels: only key=value and key terms filter jobs, not != (os)']);
+    expect((await refusal(list({ labels: 'os=' }))).details).toMatch(/^labels: /);
   });
 });
 
@@ -279,7 +290,7 @@ describe('JobService.SubmitBatch', () => {
     const { jobs: stored } = await submitBatch(specs);
     expect(stored.map((j) => j.spec?.name)).toEqual(specs.map((s) => s.name));
     expect(new Set(stored.map((j) => j.state))).toEqual(new Set([JobState.JOB_STATE_QUEUED]));
-    const page = await list({ namePrefix: 'batch-', pageSize: 1000 });
+    const page = await list({ namePrefix: 'batch-', pageSize: 1000, oldestFirst: true });
     expect(page.jobs.map((j) => j.id)).toEqual(stored.slice(0, 1000).map((j) => j.id));
   });
 });

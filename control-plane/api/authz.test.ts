@@ -188,7 +188,17 @@ function requestFor(name: string): unknown {
     'JobService.Submit': { spec: JobSpec.fromPartial({ argv: ['true'] }) },
     'JobService.SubmitBatch': { specs: [JobSpec.fromPartial({ argv: ['true'] })] },
     'JobService.Get': { id: jobA.id },
-    'JobService.List': { states: [], namePrefix: '', tenant: '', pageSize: 10, pageToken: '' },
+    'JobService.List': {
+      states: [],
+      namePrefix: '',
+      tenant: '',
+      pageSize: 10,
+      pageToken: '',
+      oldestFirst: false,
+      labels: '',
+      createdAfter: undefined,
+      createdBefore: undefined,
+    },
     'JobService.Watch': { ids: [] },
     'JobService.Logs': { id: jobA.id, attempt: 0, fromSeq: 0, follow: false },
     'JobService.Cancel': { id: jobA.id, reason: 'authz test' },
@@ -315,7 +325,17 @@ describe('job tokens', () => {
     expect(await call('JobService.Get', { id: jobRunning.id }, token.job)).toBe(status.OK);
     expect(await call('JobService.Get', { id: jobA.id }, token.job)).toBe(status.NOT_FOUND);
     expect(await call('JobService.Get', { id: jobB.id }, token.job)).toBe(status.NOT_FOUND);
-    const list = { states: [], namePrefix: '', tenant: '', pageSize: 10, pageToken: '' };
+    const list = {
+      states: [],
+      namePrefix: '',
+      tenant: '',
+      pageSize: 10,
+      pageToken: '',
+      oldestFirst: false,
+      labels: '',
+      createdAfter: undefined,
+      createdBefore: undefined,
+    };
     expect(await call('JobService.List', list, token.job)).toBe(status.PERMISSION_DENIED);
     expect(await call('JobService.Cancel', { id: jobRunning.id, reason: 'x' }, token.job)).toBe(status.PERMISSION_DENIED);
   });

@@ -25,7 +25,8 @@ import {
 } from '../../proto/gen/runmesh/v1/job.js';
 import { requestCancel } from '../jobs/lifecycle.js';
 import type { JobRecord, ResolvedSpec } from '../jobs/record.js';
-import type { Created, JobRepo } from '../jobs/repo.js';
+import type { Created, JobRepo, ListFilter } from '../jobs/repo.js';
+import { parseLabelFilter, type LabelFilter } from '../jobs/list-filter.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
@@ -66,6 +67,36 @@ export interface JobServiceDeps {
 
 const MAX_BATCH = 10_000;
 const MAX_PAGE = 1000;
+/** Longest ListRequest.labels accepted. */
+const MAX_LABELS_CHARS = 1024;
+
+/** A List request's filters, checked: a bad `labels` or time is INVALID_ARGUMENT naming the field. */
+function listFilter(req: ListRequest, who: Principal): ListFilter {
+  if (req.labels.length > MAX_LABELS_CHARS) throw invalid('labels', `longer than ${MAX_LABELS_CHARS} characters`);
+  let labels: LabelFilter = [];
+  try {
+    labels = parseLabelFilter(req.labels);
+  } catch (err) {
+    throw invalid('labels', (err as Error).message);
+  }
+  return {
+    states: req.states,
+    namePrefix: req.namePrefix,
+    // Another tenant's jobs are not there for this caller: asking for that tenant lists nothing.
+    tenant: (t) => (!req.tenant || t === req.tenant) && canSee(who, t),
+    labels,
+    createdAfter: listTime(req.createdAfter, 'created_after'),
+    createdBefore: listTime(req.createdBefore, 'created_before'),
+    oldestFirst: req.oldestFirst,
+  };
+}
+
+function listTime(at: string | undefined, field: string): number | undefined {
+  if (at === undefined) return undefined;
+  const ms = Date.parse(at);
+  if (Number.isNaN(ms)) throw invalid(field, `not a time: ${at.slice(0, 40)}`);
+  return ms;
+}
 /** A watcher this far behind is cut off rather than buffering without bound. */
 const WATCH_BUFFER_LIMIT = 10_000;
 
@@ -164,12 +195,7 @@ export class JobServiceImpl {
   async list(req: ListRequest, who: Principal): Promise<ListResponse> {
     if (req.pageSize > MAX_PAGE) throw invalid('page_size', `${req.pageSize} exceeds the limit of ${MAX_PAGE}`);
     if (req.pageToken) checkJobId(req.pageToken, 'page_token');
-    const page = await this.d.repo.list(
-      // Another tenant's jobs are not there for this caller: asking for that tenant lists nothing.
-      { states: req.states, namePrefix: req.namePrefix, tenant: (t) => (!req.tenant || t === req.tenant) && canSee(who, t) },
-      req.pageSize || 100,
-      req.pageToken,
-    );
+    const page = await this.d.repo.list(listFilter(req, who), req.pageSize || 100, req.pageToken);
     return { jobs: page.records.map((r) => this.view(r)), nextPageToken: page.next };
   }
 

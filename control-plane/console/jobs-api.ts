@@ -1,9 +1,10 @@
 /**
  * The console's job calls, on the JobService's own implementation (the same
  * tenant checks, validation and lifecycle as over gRPC): a newest-first page
- * with filters, one job, cancel, and retry (the same spec submitted again).
+ * with filters (List's own), one job, cancel, and retry (the same spec
+ * submitted again).
  */
-import { JobState } from '../../proto/gen/runmesh/v1/job.js';
+import { JobState, type ListRequest } from '../../proto/gen/runmesh/v1/job.js';
 import type { Principal } from '../auth/index.js';
 import type { JobServiceImpl } from '../api/job-service.js';
 import { invalid } from '../api/status.js';
@@ -14,15 +15,13 @@ type Jobs = Pick<JobServiceImpl, 'get' | 'list' | 'cancel' | 'submit'>;
 
 /** Jobs listed per page at most (the page renders only the rows in view, so a thousand stay smooth). */
 export const MAX_LIMIT = 1000;
-/** Jobs read from the store per List call while filtering. */
-const SCAN_PAGE = 1000;
 
 export interface JobFilter {
   states: JobState[];
   tenant: string;
-  /** Text the job's selector contains ("gpu", "os=linux"). */
+  /** Agent labels the job's selector requires (`gpu`, `os=linux`): ListRequest.labels. */
   label: string;
-  /** Text the job's name contains. */
+  /** Text the job's name starts with. */
   name: string;
   /** Created at or after / before (ms since the epoch; 0: no bound). */
   since: number;
@@ -77,35 +76,29 @@ export function parseFilter(q: URLSearchParams): JobFilter {
   };
 }
 
-function keep(f: JobFilter, j: JobSummary): boolean {
-  if (f.before && j.id >= f.before) return false;
-  if (f.label && !j.selector.includes(f.label)) return false;
-  if (f.name && !j.name.includes(f.name)) return false;
-  const created = Date.parse(j.createdAt);
-  if (f.since && created < f.since) return false;
-  if (f.until && created >= f.until) return false;
-  return true;
-}
-
 /**
- * Newest first. Job ids sort by submission time, and List reads them oldest
- * first, so the whole retained set is scanned (bounded by the retention
- * settings) and the newest matches kept.
+ * Newest first, filtered and ordered by List itself (a reverse scan of the job
+ * keys, which sort by submission). `next` is set only when an older job does
+ * match: List's own token may point past the last match, so one more job is
+ * asked for to tell.
  */
 export async function listJobs(jobs: Jobs, f: JobFilter, who: Principal): Promise<JobPage> {
-  const matched: JobSummary[] = [];
-  let pageToken = '';
-  do {
-    const page = await jobs.list({ states: f.states, namePrefix: '', tenant: f.tenant, pageSize: SCAN_PAGE, pageToken }, who);
-    for (const j of page.jobs) {
-      const s = jobSummary(j);
-      if (keep(f, s)) matched.push(s);
-    }
-    pageToken = page.nextPageToken;
-  } while (pageToken);
-  matched.reverse();
-  const out = matched.slice(0, f.limit);
-  return { jobs: out, next: matched.length > f.limit ? (out.at(-1)?.id ?? '') : '', total: matched.length };
+  const request = (pageSize: number, pageToken: string): ListRequest => ({
+    states: f.states,
+    namePrefix: f.name,
+    tenant: f.tenant,
+    labels: f.label,
+    createdAfter: f.since ? new Date(f.since).toISOString() : undefined,
+    createdBefore: f.until ? new Date(f.until).toISOString() : undefined,
+    oldestFirst: false,
+    pageSize,
+    pageToken,
+  });
+  const page = await jobs.list(request(f.limit, f.before), who);
+  const out = page.jobs.map(jobSummary);
+  const last = out.at(-1)?.id ?? '';
+  const older = page.nextPageToken && last ? await jobs.list(request(1, last), who) : undefined;
+  return { jobs: out, next: older && older.jobs.length > 0 ? last : '' };
 }
 
 export async function getJob(jobs: Jobs, id: string, who: Principal): Promise<JobDetail> {

@@ -35,10 +35,8 @@ export interface JobSummary {
 
 export interface JobPage {
   jobs: JobSummary[];
-  /** Pass as `before` for the next (older) page; '' at the end. */
+  /** Pass as `before` for the next (older) page; '' when no older job matches. */
   next: string;
-  /** How many jobs matched the filters in all. */
-  total: number;
 }
 
 export interface AttemptView {

@@ -16,13 +16,18 @@ function random4(): string {
   return pool.toString('hex', poolAt - 4, poolAt);
 }
 
+/** The id prefix for a submission time: ids made at or after `ms` sort above it, ids made before sort below. */
+export function idBoundAt(ms: number): string {
+  return `j_${Math.max(0, Math.floor(ms)).toString(36).padStart(9, '0')}`;
+}
+
 export function newJobId(now = Date.now()): string {
   if (now === lastMs) counter++;
   else {
     lastMs = now;
     counter = 0;
   }
-  const time = now.toString(36).padStart(9, '0');
+  const time = idBoundAt(now).slice(2);
   const seq = counter.toString(36).padStart(4, '0');
   return `j_${time}${seq}${random4()}`;
 }

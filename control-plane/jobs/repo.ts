@@ -4,9 +4,10 @@
  * agent cannot overwrite a newer state; callers re-read and retry in one place.
  */
 import type { JobState } from '../../proto/gen/runmesh/v1/job.js';
-import type { Compare, Op, RangeResult, Store, WatchHandlers, Watch } from '../store/store.js';
+import type { Compare, Op, RangeOptions, RangeResult, Store, WatchHandlers, Watch } from '../store/store.js';
 import { JobNotFoundError, StaleWriteError, UnreadableRecordError } from './errors.js';
-import { jobIdTime, newJobId } from './ids.js';
+import { idBoundAt, jobIdTime, newJobId } from './ids.js';
+import { selectorRequires, type LabelFilter } from './list-filter.js';
 import { cloneRecord, decodeRecord, encodeRecord, queuedRecord, type JobRecord, type ResolvedSpec } from './record.js';
 import { isTerminal } from './state.js';
 
@@ -25,10 +26,19 @@ export interface ListFilter {
   namePrefix: string;
   /** Only jobs of the tenants this accepts (the caller's). */
   tenant: (tenant: string) => boolean;
+  /** Only jobs whose selector requires these labels (empty: any job). */
+  labels: LabelFilter;
+  /** Submitted at or after / before these times (ms since the epoch; undefined: no bound). */
+  createdAfter?: number;
+  createdBefore?: number;
+  oldestFirst: boolean;
 }
 
 /** Mutator for `update`: edit the record in place; return false to write nothing. */
 export type Mutator = (record: JobRecord) => boolean | void;
+
+/** Where a scan of job keys starts and ends, and its direction. */
+type ScanBounds = Pick<RangeOptions, 'after' | 'before' | 'reverse'>;
 
 const MAX_CAS_TRIES = 16;
 const noFence = (): Compare[] => [];
@@ -162,21 +172,39 @@ export class JobRepo {
     throw new StaleWriteError(id, 'too many concurrent writers');
   }
 
-  /** One page of jobs in submission order. */
+  /**
+   * One page of jobs, newest submitted first (or oldest first), continuing
+   * past the job `pageToken` names. Ids sort by submission time, so this is
+   * a key range scan in the asked direction; the time bounds narrow the range.
+   */
   async list(filter: ListFilter, pageSize: number, pageToken: string): Promise<{ records: JobRecord[]; next: string }> {
     const out: JobRecord[] = [];
     const states = new Set(filter.states);
-    for await (const page of this.pages(Math.max(pageSize * 2, 200), pageToken ? this.key(pageToken) : undefined)) {
+    const keep = (r: JobRecord): boolean =>
+      (states.size === 0 || states.has(r.job.state)) &&
+      r.job.spec.name.startsWith(filter.namePrefix) &&
+      filter.tenant(r.job.spec.tenant) &&
+      (filter.labels.length === 0 || selectorRequires(r.job.spec.selector, filter.labels));
+    for await (const page of this.pages(Math.max(pageSize * 2, 200), this.listBounds(filter, pageToken))) {
       for (const kv of page.kvs) {
         const r = decodeRecord(kv.value);
-        if (states.size > 0 && !states.has(r.job.state)) continue;
-        if (filter.namePrefix && !r.job.spec.name.startsWith(filter.namePrefix)) continue;
-        if (!filter.tenant(r.job.spec.tenant)) continue;
+        if (!keep(r)) continue;
         out.push(r);
         if (out.length === pageSize) return { records: out, next: page.more || kv !== page.kvs.at(-1) ? r.job.id : '' };
       }
     }
     return { records: out, next: '' };
+  }
+
+  /** The key range a list reads: the time window, cut at the page token on the side the scan moves towards. */
+  private listBounds(filter: ListFilter, pageToken: string): ScanBounds {
+    const bounds: ScanBounds = { reverse: !filter.oldestFirst };
+    if (filter.createdAfter !== undefined) bounds.after = this.key(idBoundAt(filter.createdAfter));
+    if (filter.createdBefore !== undefined) bounds.before = this.key(idBoundAt(filter.createdBefore));
+    const past = pageToken && this.key(pageToken);
+    if (past && filter.oldestFirst && (bounds.after === undefined || past > bounds.after)) bounds.after = past;
+    if (past && !filter.oldestFirst && (bounds.before === undefined || past < bounds.before)) bounds.before = past;
+    return bounds;
   }
 
   /**
@@ -231,13 +259,16 @@ export class JobRepo {
     return revision;
   }
 
-  /** The job keys in order, a page at a time, from just after `after` (the start when omitted). */
-  private async *pages(pageSize: number, after?: string): AsyncGenerator<RangeResult> {
+  /** The job keys in order (or reverse), a page at a time, within `bounds` (every job when omitted). */
+  private async *pages(pageSize: number, bounds: ScanBounds = {}): AsyncGenerator<RangeResult> {
+    let { after, before } = bounds;
     for (;;) {
-      const page = await this.store.range(this.jobsPrefix, { after, limit: pageSize });
+      const page = await this.store.range(this.jobsPrefix, { after, before, reverse: bounds.reverse, limit: pageSize });
       yield page;
-      after = page.kvs.at(-1)?.key;
-      if (!page.more || !after) return;
+      const last = page.kvs.at(-1)?.key;
+      if (!page.more || !last) return;
+      if (bounds.reverse) before = last;
+      else after = last;
     }
   }
 

@@ -20,14 +20,42 @@ export function toKeyValue(key: string, s: Stored): KeyValue {
   return { key, value: s.v, createRevision: s.c, modRevision: s.m, version: s.n, lease: s.l };
 }
 
-/** Keys of `db` under `prefix`, in key order; stops at the first key past the prefix. */
-export function* keysUnder(db: Database<Stored, string>, prefix: string, after?: string): Generator<string> {
-  const start = after !== undefined && after > prefix ? after : prefix;
-  for (const key of db.getKeys(start === '' ? {} : { start })) {
-    if (!key.startsWith(prefix)) return;
-    if (after !== undefined && key <= after) continue;
+/** Bounds of a scan under a prefix: strictly after / before a key, and its direction. */
+export interface ScanBounds {
+  after?: string;
+  before?: string;
+  reverse?: boolean;
+}
+
+/** Keys of `db` under `prefix` within `bounds`, in key order (or reverse); stops at the first key past the range. */
+export function* keysUnder(db: Database<Stored, string>, prefix: string, bounds: ScanBounds = {}): Generator<string> {
+  const { after, before } = bounds;
+  const low = after !== undefined && after > prefix ? after : prefix;
+  const end = prefixEnd(prefix);
+  const high = before !== undefined && (end === undefined || before < end) ? before : end;
+  const inRange = (key: string): boolean => key >= low && (after === undefined || key > after) && (high === undefined || key < high);
+  if (bounds.reverse) {
+    for (const key of db.getKeys(high === undefined ? { reverse: true } : { start: high, reverse: true })) {
+      if (high !== undefined && key >= high) continue;
+      if (!inRange(key)) return;
+      yield key;
+    }
+    return;
+  }
+  for (const key of db.getKeys(low === '' ? {} : { start: low })) {
+    if (key === after) continue;
+    if (!inRange(key)) return;
     yield key;
   }
+}
+
+/** The least string above every string starting with `prefix`; undefined when there is none (the empty prefix). */
+function prefixEnd(prefix: string): string | undefined {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    const c = prefix.charCodeAt(i);
+    if (c < 0xffff) return prefix.slice(0, i) + String.fromCharCode(c + 1);
+  }
+  return undefined;
 }
 
 /** Committed state overlaid with the pending writes of one batch (null = deleted). */

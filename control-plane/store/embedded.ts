@@ -77,7 +77,7 @@ export class EmbeddedStore implements Store {
       const revision = this.commits.current;
       const kvs: KeyValue[] = [];
       let more = false;
-      for (const key of keysUnder(this.dbs.kv, prefix, options.after)) {
+      for (const key of keysUnder(this.dbs.kv, prefix, options)) {
         if (kvs.length >= limit) {
           more = true;
           break;

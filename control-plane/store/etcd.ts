@@ -138,8 +138,9 @@ export class EtcdStore implements Store {
   range(prefix: string, options: RangeOptions = {}): Promise<RangeResult> {
     return this.call('range', async () => {
       const res = await this.client.kv.range({
-        ...this.span(prefix, options.after),
+        ...this.span(prefix, options.after, options.before),
         limit: options.limit && options.limit > 0 ? options.limit : 0,
+        ...(options.reverse ? { sort_order: 'Descend', sort_target: 'Key' } : {}),
       });
       return { kvs: res.kvs.map((kv) => this.keys.kv(kv)), revision: Number(res.header.revision), more: res.more };
     });
@@ -149,12 +150,17 @@ export class EtcdStore implements Store {
     return this.call('count', async () => Number((await this.client.kv.range({ ...this.span(prefix), count_only: true })).count));
   }
 
-  /** etcd's key range for the keys under `prefix`, from just after `after` when given. */
-  private span(prefix: string, after?: string): { key: Buffer; range_end: Buffer } {
+  /** etcd's key range for the keys under `prefix`, from just after `after` and up to (not including) `before` when given. */
+  private span(prefix: string, after?: string, before?: string): { key: Buffer; range_end: Buffer } {
     const first = this.keys.key(prefix);
     const past = after === undefined ? undefined : Buffer.concat([this.keys.key(after), ZERO]);
     const start = past && Buffer.compare(past, first) > 0 ? past : first;
-    return { key: start.length > 0 ? start : ZERO, range_end: this.keys.prefixEnd(prefix) };
+    const end = this.keys.prefixEnd(prefix);
+    const upTo = before === undefined ? undefined : this.keys.key(before);
+    // range_end `\0` means "to the end of the keyspace", so any real bound is lower.
+    const isOpen = end.length === 1 && end[0] === 0;
+    const rangeEnd = upTo && (isOpen || Buffer.compare(upTo, end) < 0) ? upTo : end;
+    return { key: start.length > 0 ? start : ZERO, range_end: rangeEnd };
   }
 
   put(key: string, value: string, options: { lease?: number } = {}): Promise<number> {

@@ -45,8 +45,12 @@ export interface TxnResult {
 }
 
 export interface RangeOptions {
-  /** Keys strictly greater than this (for paging). */
+  /** Keys strictly greater than this (for paging forward). */
   after?: string;
+  /** Keys strictly less than this (for paging in reverse). */
+  before?: string;
+  /** Highest key first; `limit` then keeps the highest keys. */
+  reverse?: boolean;
   limit?: number;
 }
 

@@ -12,8 +12,13 @@ import { onJobs } from '../live.js';
 import { navigate } from '../router.js';
 import { VirtualRows } from '../virtual-rows.js';
 
-const STATES = ['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out', 'dead'];
-const TEXT_FIELDS = ['tenant', 'label', 'name'] as const;
+const STATES = ['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out', 'dead', 'skipped'];
+/** Text filters and their placeholders: the server matches labels the job requires and the start of its name. */
+const TEXT_FIELDS = [
+  ['tenant', 'tenant'],
+  ['label', 'label (gpu, os=linux)'],
+  ['name', 'name starts with'],
+] as const;
 const TIME_FIELDS = ['since', 'until'] as const;
 
 export function JobsPage() {
@@ -47,7 +52,7 @@ export function JobsPage() {
             !before && !Object.values(filter).some(Boolean)
               ? changed.filter((j) => !p.jobs.some((x) => x.id === j.id) && (!p.jobs[0] || j.id > p.jobs[0].id))
               : [];
-          return { ...p, jobs: [...fresh.reverse(), ...jobs], total: p.total + fresh.length };
+          return { ...p, jobs: [...fresh.reverse(), ...jobs] };
         });
       }),
     [filter, before],
@@ -59,7 +64,7 @@ export function JobsPage() {
   };
   return (
     <section>
-      <h2>Jobs {page && <span class="muted">({page.total} matching)</span>}</h2>
+      <h2>Jobs {page && <span class="muted">({`${page.jobs.length}${page.next ? '+' : ''} matching`})</span>}</h2>
       <form
         class="filters"
         onSubmit={(e) => {
@@ -73,12 +78,12 @@ export function JobsPage() {
             <option key={s}>{s}</option>
           ))}
         </select>
-        {TEXT_FIELDS.map((k) => (
+        {TEXT_FIELDS.map(([k, hint]) => (
           <input
             key={k}
             name={k}
             type="text"
-            placeholder={k}
+            placeholder={hint}
             value={filter[k] ?? ''}
             onChange={(e) => set(k, (e.target as HTMLInputElement).value)}
           />

@@ -92,6 +92,26 @@ export function storeContract(name: string, open: () => Promise<ContractSubject>
       expect((await store.range('p/', { limit: 2, after: 'p/d' })).kvs).toEqual([]);
     });
 
+    it('ranges in reverse with before/limit paging, and between after and before', async () => {
+      for (const k of ['p/a', 'p/b', 'p/c', 'p/d', 'q/a', 'p', 'o/z']) await store.put(k, k);
+      const keys = async (options: Parameters<Store['range']>[1], prefix = 'p/'): Promise<string[]> =>
+        (await store.range(prefix, options)).kvs.map((kv) => kv.key);
+      expect(await keys({ reverse: true })).toEqual(['p/d', 'p/c', 'p/b', 'p/a']);
+      const page1 = await store.range('p/', { reverse: true, limit: 3 });
+      expect(page1.kvs.map((kv) => kv.key)).toEqual(['p/d', 'p/c', 'p/b']);
+      expect(page1.more).toBe(true);
+      const page2 = await store.range('p/', { reverse: true, limit: 3, before: 'p/b' });
+      expect(page2.kvs.map((kv) => kv.key)).toEqual(['p/a']);
+      expect(page2.more).toBe(false);
+      expect(await keys({ reverse: true, before: 'p/c', after: 'p/a' })).toEqual(['p/b']);
+      expect(await keys({ before: 'p/c', after: 'p/a' })).toEqual(['p/b']);
+      expect(await keys({ before: 'p/c' })).toEqual(['p/a', 'p/b']);
+      expect(await keys({ reverse: true, before: 'zz' })).toEqual(['p/d', 'p/c', 'p/b', 'p/a']);
+      expect(await keys({ reverse: true, before: 'p/a' })).toEqual([]);
+      expect(await keys({ reverse: true, after: 'p/d' })).toEqual([]);
+      expect(await keys({ reverse: true, limit: 2 }, '')).toEqual(['q/a', 'p/d']);
+    });
+
     it('counts the keys under a prefix', async () => {
       for (const k of ['p/a', 'p/b', 'p/c', 'q/a', 'p']) await store.put(k, k);
       expect(await store.count('p/')).toBe(3);

@@ -603,7 +603,22 @@ export interface ListRequest {
   tenant: string;
   /** 0 means 100; at most 1000. */
   pageSize: number;
+  /**
+   * The previous page's next_page_token: the next page continues past that job,
+   * in the order asked for.
+   */
   pageToken: string;
+  /** Newest submitted first by default; true lists the oldest first. */
+  oldestFirst: boolean;
+  /**
+   * Only jobs whose selector requires these agent labels: comma-separated
+   * `key=value` (the selector has `key=value`, or `key in (...)` naming value)
+   * or `key` (the selector names the key at all), e.g. `os=linux,gpu`.
+   */
+  labels: string;
+  /** Only jobs submitted at or after / before these times (unset: no bound). */
+  createdAfter: string | undefined;
+  createdBefore: string | undefined;
 }
 
 export interface ListResponse {
@@ -2649,7 +2664,17 @@ export const GetResponse: MessageFns<GetResponse> = {
 };
 
 function createBaseListRequest(): ListRequest {
-  return { states: [], namePrefix: "", tenant: "", pageSize: 0, pageToken: "" };
+  return {
+    states: [],
+    namePrefix: "",
+    tenant: "",
+    pageSize: 0,
+    pageToken: "",
+    oldestFirst: false,
+    labels: "",
+    createdAfter: undefined,
+    createdBefore: undefined,
+  };
 }
 
 export const ListRequest: MessageFns<ListRequest> = {
@@ -2672,6 +2697,18 @@ export const ListRequest: MessageFns<ListRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(42).string(message.pageToken);
+    }
+    if (message.oldestFirst !== false) {
+      writer.uint32(48).bool(message.oldestFirst);
+    }
+    if (message.labels !== "") {
+      writer.uint32(58).string(message.labels);
+    }
+    if (message.createdAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAfter), writer.uint32(66).fork()).join();
+    }
+    if (message.createdBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdBefore), writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -2739,6 +2776,38 @@ export const ListRequest: MessageFns<ListRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.oldestFirst = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.labels = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.createdAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.createdBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2770,6 +2839,22 @@ export const ListRequest: MessageFns<ListRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      oldestFirst: isSet(object.oldestFirst)
+        ? globalThis.Boolean(object.oldestFirst)
+        : isSet(object.oldest_first)
+        ? globalThis.Boolean(object.oldest_first)
+        : false,
+      labels: isSet(object.labels) ? globalThis.String(object.labels) : "",
+      createdAfter: isSet(object.createdAfter)
+        ? globalThis.String(object.createdAfter)
+        : isSet(object.created_after)
+        ? globalThis.String(object.created_after)
+        : undefined,
+      createdBefore: isSet(object.createdBefore)
+        ? globalThis.String(object.createdBefore)
+        : isSet(object.created_before)
+        ? globalThis.String(object.created_before)
+        : undefined,
     };
   },
 
@@ -2790,6 +2875,18 @@ export const ListRequest: MessageFns<ListRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.oldestFirst !== false) {
+      obj.oldestFirst = message.oldestFirst;
+    }
+    if (message.labels !== "") {
+      obj.labels = message.labels;
+    }
+    if (message.createdAfter !== undefined) {
+      obj.createdAfter = message.createdAfter;
+    }
+    if (message.createdBefore !== undefined) {
+      obj.createdBefore = message.createdBefore;
+    }
     return obj;
   },
 
@@ -2803,6 +2900,10 @@ export const ListRequest: MessageFns<ListRequest> = {
     message.tenant = object.tenant ?? "";
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.oldestFirst = object.oldestFirst ?? false;
+    message.labels = object.labels ?? "";
+    message.createdAfter = object.createdAfter ?? undefined;
+    message.createdBefore = object.createdBefore ?? undefined;
     return message;
   },
 };
