@@ -64,8 +64,8 @@ export class Agent implements ConnectionHost {
   private readonly labels: Record<string, string>;
   /** RUNMESH_SERVER (and RUNMESH_TLS_CA) for jobs, beside their job token (job-identity.ts). */
   private readonly serverEnv: Record<string, string>;
-  /** `--trusted-keys`: the keys a job must be signed by to run here; undefined runs unsigned jobs too. */
-  private readonly trusted: ReadonlyMap<string, KeyObject> | undefined;
+  /** `--trusted-keys`: the keys a job must be signed by to run here; undefined runs unsigned jobs too. Replaced by SIGHUP. */
+  private trusted: ReadonlyMap<string, KeyObject> | undefined;
   private readonly attempts = new Map<string, AttemptStream>();
   /** Every attempt assigned to this process, oldest first (bounded by SEEN_ATTEMPTS). */
   private readonly seen = new Set<string>();
@@ -121,6 +121,16 @@ export class Agent implements ConnectionHost {
     });
     this.fatal = new Promise((resolve) => (this.setFatal = resolve));
     this.cutOff = new CutOffWatch(this.options.disconnectedGraceMs, this.log, (ms) => this.killCutOff(ms));
+  }
+
+  /** The keys jobs must be signed by from the next Assign on (SIGHUP reloads --trusted-keys); undefined runs unsigned jobs too. */
+  setTrustedKeys(keys: ReadonlyMap<string, KeyObject> | undefined): void {
+    this.trusted = keys;
+  }
+
+  /** The key ids jobs must be signed by; empty when unsigned jobs run too. */
+  trustedKeyIds(): string[] {
+    return [...(this.trusted?.keys() ?? [])];
   }
 
   /** Reattaches attempts left on disk, then connects (in the background). */
@@ -486,7 +496,7 @@ export class Agent implements ConnectionHost {
 }
 
 /** The Ed25519 keys of a JWKS file; a file without one is refused (the agent would refuse every job). */
-function loadTrustedKeys(file: string): ReadonlyMap<string, KeyObject> {
+export function loadTrustedKeys(file: string): ReadonlyMap<string, KeyObject> {
   const keys = trustedKeysOf(JSON.parse(readFileSync(file, 'utf8')) as { keys?: unknown[] });
   if (keys.size === 0)
     throw new Error(`--trusted-keys ${file}: no Ed25519 public key in it (a JWKS: {"keys": [{"kty": "OKP", "crv": "Ed25519", ...}]})`);

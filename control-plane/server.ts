@@ -26,7 +26,7 @@ import { TokenServiceImpl } from './api/token-service.js';
 import { SecretServiceImpl } from './api/secret-service.js';
 import { loadKeyRing, SecretStore } from './secrets/index.js';
 import { AuditLog, AuditRetention } from './audit/index.js';
-import { Gate, JobTokens, JwtVerifier, TokenStore } from './auth/index.js';
+import { Gate, type GateLimits, JobTokens, JwtVerifier, TokenStore } from './auth/index.js';
 import { currentAttemptOf } from './jobs/attempt-facts.js';
 import { IdentityServiceImpl } from './api/identity-service.js';
 import { Issuer, keyTimes, oidcRoutes, SigningKeys } from './oidc/index.js';
@@ -107,6 +107,14 @@ interface Ports {
   readiness: { mesh: () => string | undefined };
 }
 
+/** What {@link ControlPlane.reconfigure} can change while the peer runs; each absent field stays as it is. */
+export interface LiveSettings {
+  /** Fair-share weights (--tenant-weight), replacing the whole set. */
+  tenantWeights?: Record<string, number>;
+  /** Rate limits (--rate-token, --rate-tenant). */
+  limits?: GateLimits;
+}
+
 export class ControlPlane {
   private closing: Promise<void> | undefined;
 
@@ -121,7 +129,13 @@ export class ControlPlane {
     private readonly mesh: Mesh,
     /** The shutdown, in order: intake first, storage last. */
     private readonly stop: () => Promise<void>,
+    private readonly live: (settings: LiveSettings) => void,
   ) {}
+
+  /** Changes what can change on a running peer (SIGHUP with --config); what is not given stays. Throws, changing nothing, for a bad value. */
+  reconfigure(settings: LiveSettings): void {
+    this.live(settings);
+  }
 
   /** The first gRPC address, as clients dial it. */
   get address(): string {
@@ -164,7 +178,7 @@ export class ControlPlane {
       closers.add('mesh', () => mesh.close());
       ports.readiness.mesh = () => mesh.degraded();
       const secret = await PeerSecret.load(state.store);
-      await serve(o, log, state, ports, mesh, secret, closers);
+      const live = await serve(o, log, state, ports, mesh, secret, closers);
       const grpcAddresses = ports.bound.map((b) => b.address);
       // The admin token itself is never logged: where it was written is.
       const admin = state.adminTokenFile ? { admin_token_file: state.adminTokenFile } : {};
@@ -172,7 +186,7 @@ export class ControlPlane {
         { grpc: grpcAddresses, http: ports.httpAddress, store: state.store.kind, version: VERSION, ...admin },
         'control plane ready',
       );
-      return new ControlPlane(o, grpcAddresses, ports.httpAddress, state.adminTokenFile, state.autoTls, mesh, () => closers.run());
+      return new ControlPlane(o, grpcAddresses, ports.httpAddress, state.adminTokenFile, state.autoTls, mesh, () => closers.run(), live);
     } catch (err) {
       await closers.run();
       throw err;
@@ -364,7 +378,7 @@ async function serve(
   mesh: Mesh,
   secret: PeerSecret,
   closers: Shutdown,
-): Promise<void> {
+): Promise<(settings: LiveSettings) => void> {
   const { store, repo, tracker, logs, registry, index, tokens } = state;
   const audit = new AuditLog(store, log);
   closers.add('audit', () => audit.close());
@@ -417,13 +431,14 @@ async function serve(
   closers.add('gateway', () => gateway.close());
   const dispatch = new PeerDispatch(mesh, gateway, clients, (id, attempt) => jobTokens.mint(id, attempt), state.secrets);
   const agentHealth = new HealthTracker();
+  const router = new Router({ tenantWeights: o.tenantWeights, health: agentHealth });
   const scheduler = new Scheduler({
     writer: JobWriter.forLeader({ repo, tracker, logger: log }, () => mesh.fence()),
     tracker,
     index,
     agents,
     dispatcher: dispatch,
-    router: new Router({ tenantWeights: o.tenantWeights, health: agentHealth }),
+    router,
     healthFeed: new HealthFeed(agentHealth),
     isLeader: () => mesh.isLeader(),
     agentLostAfterMs: o.heartbeatTimeoutMs,
@@ -523,6 +538,11 @@ async function serve(
     closers.add('tunnel', () => tunnel.close());
   }
   for (const s of ['', ...SERVICES]) ports.health.setStatus(s, 'SERVING');
+  return ({ tenantWeights, limits }) => {
+    if (tenantWeights) router.setTenantWeights(tenantWeights); // checks first: throws before anything changed
+    if (limits) gate.setLimits(limits);
+    if (tenantWeights) scheduler.kick();
+  };
 }
 
 /** The OIDC issuer: signing keys from the store, discovery and JWKS on the HTTP port, JobIdentityService on gRPC. */

@@ -72,14 +72,19 @@ export function selectorText(job: QueuedJob): string {
 }
 
 export class Router {
-  private readonly o: ResolvedRouterOptions;
+  private o: ResolvedRouterOptions;
   private readonly fair = new Map<QosClass, FairShare>();
   private readonly selectors = new Map<string, Selector | string>();
   private pending = new Map<string, Pending>();
 
-  constructor(options: RouterOptions = {}) {
+  constructor(private readonly options: RouterOptions = {}) {
     this.o = resolveRouterOptions(options);
-    for (const c of CLASSES) this.fair.set(c, new FairShare(this.o.weightOf));
+    for (const c of CLASSES) this.fair.set(c, new FairShare((tenant) => this.o.weightOf(tenant)));
+  }
+
+  /** New fair-share weights from the next round on (a reloaded config file); throws RoutingOptionError for a bad one, changing nothing. */
+  setTenantWeights(tenantWeights: Readonly<Record<string, number>>): void {
+    this.o = resolveRouterOptions({ ...this.options, tenantWeights, random: this.o.random });
   }
 
   /**

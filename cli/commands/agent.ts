@@ -1,4 +1,5 @@
 /** `runmesh agent`: run jobs for a control plane. */
+import { isDeepStrictEqual } from 'node:util';
 import type { Command } from 'commander';
 import { DEFAULT_SERVER } from '../../transport/address.js';
 import { addresses, collectList, durationMs, durationOption, logLevel, parseLabels, positiveDurationMs, whole } from '../flags.js';
@@ -7,7 +8,9 @@ import { untilSignal } from './serve.js';
 import { parseJoinString } from '../../agent/join-string.js';
 import { isPinMismatch, parseFingerprint } from '../../transport/index.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
-import { onHangup } from '../reload.js';
+import { reloadOnHangup } from '../reload.js';
+import { useConfigFile } from '../config-file.js';
+import { argsAfter, systemdUnit } from '../systemd.js';
 import { DEFAULT_PIDS_LIMIT } from '../../agent/options.js';
 import { isReservedLabel, RESERVED_LABEL_PREFIX } from '../../proto/executor-labels.js';
 
@@ -34,10 +37,11 @@ interface AgentFlags {
   cgroups: boolean;
   trustedKeys?: string;
   logLevel?: string;
+  printSystemdUnit?: boolean;
 }
 
 export function registerAgent(program: Command): void {
-  program
+  const agent = program
     .command('agent')
     .description('run an agent that takes jobs from the control plane')
     .option('--server <addrs>', 'control-plane addresses in order of preference (comma-separated or repeated)', addresses('--server'), [])
@@ -90,15 +94,27 @@ export function registerAgent(program: Command): void {
     )
     .option('--trusted-keys <file>', 'a JWKS of Ed25519 keys: run only jobs signed by one of them (runmesh submit --sign-key)')
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
-    .action(async (f: AgentFlags) => {
+    .option('--print-systemd-unit', 'print a hardened systemd unit that runs this command with these flags, and exit')
+    .action(async (f: AgentFlags, command: Command) => {
+      if (f.printSystemdUnit) {
+        const unit = systemdUnit({
+          command: 'agent',
+          args: argsAfter(process.argv, 'agent'),
+          stateDir: f.workDir,
+          stateDirDefaulted: command.getOptionValueSource('workDir') === 'default',
+          jobUser: f.jobUser,
+          shutdownGraceMs: f.shutdownGrace,
+        });
+        process.stdout.write(unit);
+        return;
+      }
       keepRunningWhenOutputCloses();
       if (!f.joinToken) throw new UsageError('--join-token is required (or set RUNMESH_JOIN_TOKEN)');
       const join = parseJoinString(f.joinToken);
       const caFingerprint = pinOf(join.fingerprint, f.caFingerprint);
       const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? DEFAULT_SERVER).split(',');
-      const [{ Agent }, { createLogger }] = await Promise.all([import('../../agent/agent.js'), import('../logging.js')]); // see cli/program.ts
+      const [{ Agent, loadTrustedKeys }, { createLogger }] = await Promise.all([import('../../agent/agent.js'), import('../logging.js')]); // see cli/program.ts
       const logger = createLogger(f.logLevel);
-      onHangup(logger);
       const agent = new Agent({
         servers,
         joinToken: join.token,
@@ -119,6 +135,21 @@ export function registerAgent(program: Command): void {
         trustedKeys: f.trustedKeys,
         logger,
       });
+      // SIGHUP: the trusted keys (the file is read again even when its name did not change) and the log level change live.
+      reloadOnHangup(command, logger, {
+        live: ['trustedKeys'],
+        prepare: (next) => {
+          const file = next.trustedKeys as string | undefined;
+          const keys = file ? loadTrustedKeys(file) : undefined;
+          return () => {
+            const from = agent.trustedKeyIds();
+            agent.setTrustedKeys(keys);
+            const to = agent.trustedKeyIds();
+            if (!isDeepStrictEqual(from, to))
+              logger.info({ component: 'reload', key: 'trusted-keys', from, to }, 'reloaded: trusted key ids');
+          };
+        },
+      });
       await agent.start();
       const outcome = await Promise.race([untilSignal(), agent.fatal]);
       if (outcome instanceof Error) {
@@ -129,6 +160,7 @@ export function registerAgent(program: Command): void {
       }
       await agent.shutdown();
     });
+  useConfigFile(agent);
 }
 
 /** The operator's labels: keys under runmesh.io/ are what the agent reports of itself (its executors). */

@@ -9,6 +9,7 @@ import { devSecretsKeyFile, joinTokenFor, retentionOptions, untilSignal } from '
 import { keepRunningWhenOutputCloses } from '../pipes.js';
 import { untilHangup } from '../reload.js';
 import { configPath, saveContext } from '../context.js';
+import { useConfigFile } from '../config-file.js';
 
 interface DevFlags {
   agents: number;
@@ -89,4 +90,6 @@ export function registerDev(program: Command): void {
       await Promise.all(agents.map((a) => a.shutdown(5000)));
       await cp.close();
     });
+  // --config, without reloading: SIGHUP stops runmesh dev (its terminal went away).
+  useConfigFile(dev);
 }

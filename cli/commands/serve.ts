@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_GATE_LIMITS } from '../../control-plane/auth/gate.js';
+import { DEFAULT_GATE_LIMITS, type GateLimits } from '../../control-plane/auth/gate.js';
 import type { JwtOptions } from '../../control-plane/auth/jwt.js';
 import {
   DEFAULT_AGENT_CREDENTIAL_TTL_MS,
@@ -32,7 +32,9 @@ import {
 import { UsageError } from '../errors.js';
 import { collect, parseWhole } from '../options.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
-import { onHangup } from '../reload.js';
+import { reloadOnHangup } from '../reload.js';
+import { useConfigFile } from '../config-file.js';
+import { argsAfter, systemdUnit } from '../systemd.js';
 
 /** The join token: given, or the one kept in the data dir, or a new one saved there. */
 export async function joinTokenFor(dataDir: string, given: string | undefined): Promise<{ token: string; generated: boolean }> {
@@ -94,6 +96,7 @@ interface ServerFlags {
   compactionInterval: number;
   maxEndedJobs: number;
   logLevel?: string;
+  printSystemdUnit?: boolean;
 }
 
 export function registerServe(program: Command): void {
@@ -165,7 +168,7 @@ export function registerServe(program: Command): void {
     .option('--no-websocket', 'do not serve the agent WebSocket tunnel at /agent')
     .addOption(durationOption('--peer-ttl <duration>', 'lease of this peer in the mesh, and of the scheduler leadership', durationMs, 5000))
     .option('--peer-id <id>', "this peer's name in the mesh (default: the one kept in <data-dir>/peer-id, made at the first start)")
-    .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', collectList, [])
+    .option('--tenant-weight <tenant=weight>', 'fair-share weight (repeatable)', tenantWeightList, [])
     .option(
       '--secrets-key-file <file>',
       "the key tenants' secrets are encrypted with: 32 bytes, raw, hex or base64 (or RUNMESH_SECRETS_KEY); without one the server keeps no secrets",
@@ -235,11 +238,18 @@ export function registerServe(program: Command): void {
       ),
     )
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
-    .action(async (f: ServerFlags) => {
+    .option('--print-systemd-unit', 'print a hardened systemd unit that runs this command with these flags, and exit')
+    .action(async (f: ServerFlags, command: Command) => {
+      if (f.printSystemdUnit) {
+        const args = argsAfter(process.argv, 'server');
+        const defaulted = command.getOptionValueSource('dataDir') === 'default';
+        process.stdout.write(systemdUnit({ command: 'server', args, stateDir: f.dataDir, stateDirDefaulted: defaulted }));
+        return;
+      }
       keepRunningWhenOutputCloses();
+      const limits = limitsOf(f);
       const { createLogger } = await import('../logging.js'); // pino: see cli/program.ts
       const logger = createLogger(f.logLevel);
-      onHangup(logger);
       const { token, generated } = await joinTokenFor(f.dataDir, f.joinToken);
       const { ControlPlane } = await import('../../control-plane/server.js'); // see cli/program.ts: loaded by the command that runs it
       const cp = await ControlPlane.start({
@@ -280,11 +290,7 @@ export function registerServe(program: Command): void {
           previousKeyFiles: f.secretsPreviousKeyFile,
         },
         jwt: jwtOptions(f),
-        limits: {
-          ...DEFAULT_GATE_LIMITS,
-          perToken: { perSecond: f.rateToken, burst: 2 * f.rateToken },
-          perTenant: { perSecond: f.rateTenant, burst: Math.max(4 * f.rateTenant, 10_000) },
-        },
+        limits,
         maxUnauthenticatedCalls: f.maxUnauthenticatedCalls,
         connections: {
           handshakeTimeoutMs: f.handshakeTimeout,
@@ -304,10 +310,38 @@ export function registerServe(program: Command): void {
       // The token itself is not printed: it is the cluster's first admin credential.
       if (cp.adminTokenFile)
         process.stderr.write(`admin token written to ${cp.adminTokenFile} (mode 0600); use it with --token or RUNMESH_TOKEN\n`);
+      // SIGHUP: tenant weights, rate limits and the log level change live; the rest needs a restart.
+      reloadOnHangup(command, logger, {
+        live: ['tenantWeight', 'rateToken', 'rateTenant'],
+        prepare: (next, changed) => {
+          const settings = {
+            tenantWeights: changed.has('tenantWeight') ? tenantWeights(next.tenantWeight as string[]) : undefined,
+            limits: changed.has('rateToken') || changed.has('rateTenant') ? limitsOf(next as unknown as ServerFlags) : undefined,
+          };
+          return () => cp.reconfigure(settings);
+        },
+      });
       // A lost lease (the store unreachable for a while) does not end the server: it is degraded and rejoins by itself.
       await untilSignal();
       await cp.close();
     });
+  useConfigFile(server);
+}
+
+/** `--tenant-weight` values, each checked as it is parsed (so a bad one in --config is reported at its line). */
+function tenantWeightList(value: string, previous: string[] = []): string[] {
+  const all = collectList(value, previous);
+  tenantWeights(all.slice(previous.length));
+  return all;
+}
+
+/** The gate's limits from --rate-token and --rate-tenant. */
+function limitsOf(f: Pick<ServerFlags, 'rateToken' | 'rateTenant'>): GateLimits {
+  return {
+    ...DEFAULT_GATE_LIMITS,
+    perToken: { perSecond: f.rateToken, burst: 2 * f.rateToken },
+    perTenant: { perSecond: f.rateTenant, burst: Math.max(4 * f.rateTenant, 10_000) },
+  };
 }
 
 function tlsOf(f: ServerFlags) {

@@ -73,6 +73,13 @@ export class Gate {
     this.failures = new RateLimiter(limits.authFailures);
   }
 
+  /** New limits for every later call (a reloaded config file); buckets keep what they hold, up to the new burst. */
+  setLimits(limits: GateLimits): void {
+    this.perToken.setRate(limits.perToken);
+    this.perTenant.setRate(limits.perTenant);
+    this.failures.setRate(limits.authFailures);
+  }
+
   /** Spends `jobs` from `tenant`'s submit budget; throws RateLimitedError when it is spent. */
   spendTenant(tenant: string, jobs: number): void {
     const wait = this.perTenant.take(tenant, jobs);

@@ -25,6 +25,12 @@ export class RateLimitedError extends NamedError {
 
 export const findRateLimited = (err: unknown): boolean => hasCause(err, RateLimitedError);
 
+function checked(rate: Rate): Rate {
+  if (!(rate.perSecond > 0) || !(rate.burst >= 1))
+    throw new RangeError(`a rate needs perSecond > 0 and burst >= 1, got ${rate.perSecond}/s burst ${rate.burst}`);
+  return rate;
+}
+
 interface Bucket {
   level: number;
   at: number;
@@ -36,9 +42,15 @@ const MAX_KEYS = 10_000;
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
 
-  constructor(private readonly rate: Rate) {
-    if (!(rate.perSecond > 0) || !(rate.burst >= 1))
-      throw new RangeError(`a rate needs perSecond > 0 and burst >= 1, got ${rate.perSecond}/s burst ${rate.burst}`);
+  private rate: Rate;
+
+  constructor(rate: Rate) {
+    this.rate = checked(rate);
+  }
+
+  /** A new rate for every key; a bucket fuller than the new burst is cut down to it at its next use. */
+  setRate(rate: Rate): void {
+    this.rate = checked(rate);
   }
 
   /**
