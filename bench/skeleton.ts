@@ -108,6 +108,8 @@ class Skeleton {
         notBefore: undefined,
         exitCode: 0,
         failure: 0,
+        progress: undefined,
+        annotations: [],
       })),
     };
   }

@@ -13,6 +13,8 @@ import type { SpecFile } from './host.js';
 import { sandboxArgv } from './sandbox.js';
 
 const SETPRIV = '/usr/bin/setpriv';
+/** The variable naming the attempt's progress file to the job (executor.ts, PROGRESS_FILE). */
+export const PROGRESS_ENV = 'RUNMESH_PROGRESS';
 
 /** A program the job names that cannot be run: the job's own fault, found before the wrapper would only say "exit 127". */
 export class ProgramError extends Error {
@@ -62,6 +64,8 @@ export class Containment {
           workspace,
           hide: [host.workDir],
           readOnly: script ? [script] : [],
+          // The progress file the job is told of (its directory stays hidden).
+          writable: env[PROGRESS_ENV] ? [env[PROGRESS_ENV]] : [],
           network: this.spec.network,
           ...(user ? { user } : {}),
         },

@@ -92,6 +92,13 @@ export interface ExitStatus {
   readonly usage?: AttemptUsage;
 }
 
+/**
+ * The attempt's progress file, in its directory: made empty before the job
+ * starts, writable by the job's user, named to it as $RUNMESH_PROGRESS (in
+ * the sandbox too). The agent reads it (agent/progress/).
+ */
+export const PROGRESS_FILE = 'progress';
+
 export interface AttemptHandle {
   readonly jobId: string;
   readonly attempt: number;

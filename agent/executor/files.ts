@@ -6,6 +6,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PROGRESS_FILE } from './executor.js';
 
 export const files = (dir: string) => ({
   spec: join(dir, 'spec.json'),
@@ -20,6 +21,8 @@ export const files = (dir: string) => ({
   /** Written once the supervisor handles cancel signals; before that a signal would kill it. */
   ready: join(dir, 'supervisor.ready'),
   work: join(dir, 'work'),
+  /** The job's progress file ($RUNMESH_PROGRESS; see executor.ts). */
+  progress: join(dir, PROGRESS_FILE),
   /** A job's script, run as `sh -e <file>`: passed as one argument it could not exceed Linux's 128 KiB for one argument. */
   script: join(dir, 'script.sh'),
   /**

@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -113,6 +113,9 @@ export class LocalExecutor implements Executor {
       const specFile: SpecFile = { ...spec, host: this.host };
       await writeFile(f.spec, JSON.stringify(specFile), { mode: 0o600 }); // its env may hold secrets
       await writeFile(f.spool, '', { mode: 0o600 });
+      // The job's to write (as its user), ours to read; its name is in the job's environment.
+      await writeFile(f.progress, '', { mode: 0o600 });
+      if (this.host.user) await chown(f.progress, this.host.user.uid, this.host.user.gid);
       await writeFile(f.reserve, RESERVE); // the status's room on a full disk (see supervisor.ts)
       standby = this.takeSupervisor();
       if (standby) writeFileSync(f.standby, standby.token); // before the handover: liveness checks need it from then on

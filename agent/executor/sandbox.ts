@@ -82,6 +82,8 @@ export interface SandboxOptions {
   readonly readOnly: readonly string[];
   /** false: the job gets a network namespace of its own, with only a loopback that is down. */
   readonly network: boolean;
+  /** Absolute host files bound writable at the same path (the progress file); default none. */
+  readonly writable?: readonly string[];
   /** Run the job as this user (see the header); absent: the supervisor's own uid, without capabilities. */
   readonly user?: { readonly uid: number; readonly gid: number };
 }
@@ -127,7 +129,7 @@ export function sandboxArgv(o: SandboxOptions, argv: readonly string[]): string[
 
 function check(o: SandboxOptions, argv: readonly string[]): void {
   if (argv.length === 0) throw new TypeError('sandboxArgv: empty argv');
-  for (const p of [o.workspace, ...o.hide, ...o.readOnly]) {
+  for (const p of [o.workspace, ...o.hide, ...o.readOnly, ...(o.writable ?? [])]) {
     if (!isAbsolute(p) || p === sep) throw new TypeError(`sandboxArgv: not an absolute path below /: ${p}`);
   }
   if (o.bwrap.includes('=')) throw new TypeError(`sandboxArgv: env would take the bwrap path for a variable: ${o.bwrap}`);
@@ -155,6 +157,7 @@ function mountArgs(o: SandboxOptions): string[] {
     { dest: '/tmp', args: ['--perms', '1777', '--tmpfs', '/tmp'] },
     ...hidden.map((p) => ({ dest: p, args: hiddenDirs.includes(p) ? ['--tmpfs', p] : ['--ro-bind', '/dev/null', p] })),
     { dest: o.workspace, args: ['--bind', o.workspace, o.workspace] },
+    ...(o.writable ?? []).map((p) => ({ dest: p, args: ['--bind', p, p] })),
   ];
   const parents = freshAncestors(o.workspace, mounts).map((p) => ({ dest: p, args: ['--perms', '0711', '--dir', p] }));
   // Stable: at equal depth the caller's order stands, so a hide lands on the bind it hides in.

@@ -39,7 +39,7 @@ import { constants } from 'node:os';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { isDiskFull } from '../../proto/disk-space.js';
-import { Containment, ProgramError } from './containment.js';
+import { Containment, PROGRESS_ENV, ProgramError } from './containment.js';
 import type { ExitFailure, ExitStatus } from './executor.js';
 import { DEFAULT_PIDS_LIMIT, type HostPlan, type SpecFile } from './host.js';
 import { files, syncDir, writeFileAtomicSync, writeFileDurable, type AttemptFiles, type CancelRequest } from './files.js';
@@ -402,6 +402,7 @@ class Run {
       RUNMESH_JOB_ID: this.spec.jobId,
       RUNMESH_ATTEMPT: String(this.spec.attempt),
       RUNMESH_WORKSPACE: this.f.work,
+      [PROGRESS_ENV]: this.f.progress,
     };
   }
 

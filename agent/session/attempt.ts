@@ -5,9 +5,18 @@
  * dropped connection stops the pump; the next connection resumes it from the
  * sequence number the control plane says it holds.
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { FailureCategory, JobState, LogStream, type ResourceUsage } from '../../proto/gen/runmesh/v1/job.js';
-import type { AttemptHandle, AttemptUsage, ExitFailure, ExitStatus, LogRecord } from '../executor/executor.js';
+import {
+  PROGRESS_FILE,
+  type AttemptHandle,
+  type AttemptUsage,
+  type ExitFailure,
+  type ExitStatus,
+  type LogRecord,
+} from '../executor/executor.js';
+import { AttemptProgress } from '../progress/attempt.js';
 import { maskText, RecordMasker, type Matcher } from '../masking/index.js';
 import { delay } from '../../transport/retry.js';
 import type { Link } from './link.js';
@@ -64,6 +73,8 @@ export class AttemptStream {
   lostReason: string | undefined;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
+  /** What the job reports (`::progress` lines, its progress file), parsed from the masked output. */
+  private readonly progress: AttemptProgress;
 
   constructor(
     readonly handle: AttemptHandle,
@@ -72,6 +83,8 @@ export class AttemptStream {
     private readonly masks: Matcher,
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
+    this.progress = new AttemptProgress(handle, join(handle.dir, PROGRESS_FILE), masks, log);
+    void this.done.then(() => this.progress.close());
     handle.exited().then(
       (s) => (this.status = s),
       (err: unknown) => log.error({ err }, 'could not learn how the attempt ended'),
@@ -97,6 +110,7 @@ export class AttemptStream {
     this.acked = from;
     this.inflight = [];
     this.inflightBytes = 0;
+    this.progress.attach(link);
     this.watchAcks(link, pump.signal);
     void this.run(link, from, pump.signal).catch((err: unknown) => {
       if (!pump.signal.aborted) this.log.error({ err }, 'attempt stream failed');
@@ -170,6 +184,8 @@ export class AttemptStream {
     }
     if (signal.aborted) return;
     const s = await this.handle.exited();
+    await this.progress.end(); // its last state goes before the result
+    if (signal.aborted) return;
     const { failure, message } = this.verdict(s);
     link.send({
       msg: {
@@ -194,20 +210,30 @@ export class AttemptStream {
   }
 
   /**
-   * The records to send from `from` on, masked. With secrets to mask, the
-   * masking is replayed from record 0 (records.ts: it is a function of every
-   * record before), and those before `from` are dropped: a resend costs a
-   * read of the spool from its start, and gives what the first send gave.
+   * The records to send from `from` on, masked, each shown to the progress
+   * parser (which takes each record once, in sequence). With secrets to mask,
+   * the masking is replayed from record 0 (records.ts: it is a function of
+   * every record before), and those before `from` are dropped: a resend costs
+   * a read of the spool from its start, and gives what the first send gave.
+   * Without, the read starts at `from`, or earlier where the parser has not
+   * been yet (a restarted agent's first resume reads from record 0 once).
    */
   private async *outgoing(from: number, signal: AbortSignal): AsyncGenerator<LogRecord> {
     if (this.masks.empty) {
-      yield* this.handle.records(from, signal);
+      for await (const r of this.handle.records(Math.min(from, this.progress.next), signal)) {
+        this.progress.record(r);
+        if (r.seq >= from) yield r;
+      }
       return;
     }
     const masker = new RecordMasker(this.masks);
-    for await (const r of this.handle.records(0, signal)) for (const m of masker.push(r)) if (m.seq >= from) yield m;
+    const out = (m: LogRecord): boolean => {
+      this.progress.record(m);
+      return m.seq >= from;
+    };
+    for await (const r of this.handle.records(0, signal)) for (const m of masker.push(r)) if (out(m)) yield m;
     if (signal.aborted) return;
-    for (const m of masker.end()) if (m.seq >= from) yield m;
+    for (const m of masker.end()) if (out(m)) yield m;
   }
 
   /** What the result says: the attempt's own exit, unless the agent handed it back or killed it. */

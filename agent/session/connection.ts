@@ -4,9 +4,10 @@
  * owns what outlives a connection: the attempts and the reconnect loop.
  */
 import { once } from 'node:events';
+import type { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../../proto/gen/runmesh/v1/agent.js';
-import { PROTOCOL_VERSION } from '../../proto/protocol.js';
+import { ACCEPTS_HEADER, PROTOCOL_VERSION } from '../../proto/protocol.js';
 import { SESSION_KEEPALIVE_OPTIONS, type Dialer } from '../../transport/index.js';
 import type { Link } from './link.js';
 import { FastAgentServiceClient } from './wire.js';
@@ -37,7 +38,13 @@ export async function runConnection(
   const ended = new AbortController();
   const onStop = (): void => void call.cancel();
   stop.addEventListener('abort', onStop, { once: true });
+  const features = new Set<string>();
+  // Response headers come before any message, so before the Welcome that starts the attempts' streams.
+  call.on('metadata', (md: Metadata) => {
+    for (const v of md.get(ACCEPTS_HEADER)) for (const f of String(v).split(',')) if (f.trim()) features.add(f.trim());
+  });
   const link: Link = {
+    features,
     signal: ended.signal,
     send: (m) => !ended.signal.aborted && call.write(m),
     drained: async () => {

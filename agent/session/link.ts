@@ -7,4 +7,6 @@ export interface Link {
   /** Queues a message; false when the connection's buffer is full (wait for `drained`). */
   send(msg: ConnectRequest): boolean;
   drained(): Promise<void>;
+  /** What the control plane said it takes beyond the base protocol (its `runmesh-accepts` response header); absent: nothing. */
+  readonly features?: ReadonlySet<string>;
 }

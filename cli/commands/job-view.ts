@@ -16,6 +16,7 @@ import {
   table,
 } from '../format.js';
 import { describeEnd } from '../outcome.js';
+import { annotationsTable, progressLine } from './job-progress-view.js';
 
 const COMMAND_WIDTH = 40;
 
@@ -40,6 +41,8 @@ export function jobsTable(jobs: readonly Job[], now: number, colour = false): st
 /** Everything `jobs get` shows: summary, attempts, timeline. */
 export function jobPage(job: Job, now: number): string {
   const parts = [summary(job, now)];
+  const annotations = annotationsTable(job);
+  if (annotations) parts.push(`annotations:\n${indent(annotations)}`);
   if (job.attempts.length > 0) parts.push(`attempts:\n${indent(attemptsTable(job.attempts, now))}`);
   if (job.timeline.length > 0) parts.push(`timeline:\n${indent(timelineTable(job, now))}`);
   return parts.join('\n\n');
@@ -52,6 +55,7 @@ function summary(job: Job, now: number): string {
     ['id', job.id],
     ['name', spec?.name || undefined],
     ['state', stateLine(job)],
+    ['progress', progressLine(job)],
     ['command', spec ? commandText(spec.argv, spec.script) : undefined],
     ['selector', spec?.selector || undefined],
     ['executor', spec ? executorLine(spec) : undefined],

@@ -6,26 +6,29 @@
  * plane: bad messages end the stream with a status that says why.
  */
 import { randomUUID } from 'node:crypto';
-import { status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
+import { Metadata, status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type {
   ConnectRequest,
   ConnectResponse,
   Hello,
   HeldAttempt,
+  JobProgress,
   JobResult,
   LogChunk,
   ResumeAttempt,
 } from '../../proto/gen/runmesh/v1/agent.js';
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
-import { PROTOCOL_VERSION } from '../../proto/protocol.js';
+import { ACCEPTS_HEADER, JOB_PROGRESS_FEATURE, PROTOCOL_VERSION } from '../../proto/protocol.js';
 import { activeAgent, finish, lost, started, undelivered } from '../jobs/lifecycle.js';
 import { isLogGap, isLogWriteError } from '../logs/errors.js';
 import { isUnreadableRecord } from '../jobs/errors.js';
+import { progressProblem, recordProgress } from '../jobs/progress.js';
 import type { JobRepo } from '../jobs/repo.js';
 import { hashCredential, type Admission } from './auth.js';
 import type { GatewayContext } from './context.js';
 import type { AgentLink } from './registry.js';
+import { ProgressCoalescer } from './progress.js';
 
 type Phase = 'hello' | 'active' | 'closed';
 
@@ -53,6 +56,10 @@ export class AgentSession implements AgentLink {
   private readonly acksDue = new Set<string>();
   /** Per attempt with a gap, the record asked for again, so a burst past the gap asks once. */
   private readonly resendAsked = new Map<string, number>();
+  /** Progress reports, at most one store write per attempt per second (progress.ts). */
+  private readonly progress = new ProgressCoalescer(
+    (p) => new Promise((resolve) => this.onJob(p.jobId, () => this.storeProgress(p).finally(resolve))),
+  );
 
   constructor(
     private readonly call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
@@ -62,6 +69,10 @@ export class AgentSession implements AgentLink {
     // Every eighth of the timeout: a silent agent is noticed at most that late.
     this.watchdog = setInterval(() => this.checkAlive(), Math.max(50, ctx.heartbeatTimeoutMs / 8));
     this.watchdog.unref();
+    // Before any message: the agent sends JobProgress only to a control plane that names it here.
+    const accepts = new Metadata();
+    accepts.set(ACCEPTS_HEADER, JOB_PROGRESS_FEATURE);
+    call.sendMetadata(accepts);
     call.on('data', (m: ConnectRequest) => this.onMessage(m));
     call.on('error', (err) => this.log.debug({ err }, 'agent stream error'));
     call.on('end', () => this.ended('agent closed the stream'));
@@ -95,6 +106,7 @@ export class AgentSession implements AgentLink {
     const wasActive = this.phase === 'active';
     this.phase = 'closed';
     clearInterval(this.watchdog);
+    this.progress.close();
     this.log.info({ reason }, 'agent session closed');
     try {
       this.call.emit('error', { code, details: reason });
@@ -109,6 +121,7 @@ export class AgentSession implements AgentLink {
     const wasActive = this.phase === 'active';
     this.phase = 'closed';
     clearInterval(this.watchdog);
+    this.progress.close();
     this.log.info({ reason }, 'agent disconnected');
     if (!this.call.destroyed) this.call.end();
     if (wasActive) this.ctx.onDisconnect(this.name, this);
@@ -140,6 +153,8 @@ export class AgentSession implements AgentLink {
         return this.onJob(msg.value.jobId, () => this.onLog(msg.value));
       case 'jobResult':
         return this.onJob(msg.value.jobId, () => this.onResult(msg.value));
+      case 'jobProgress':
+        return this.onProgress(msg.value);
       case 'credentialSaved':
         return void this.onCredentialSaved(msg.value.credentialSha256);
       case 'hello':
@@ -380,6 +395,18 @@ export class AgentSession implements AgentLink {
     await this.ctx.writer.write(jobId, (r) => started(r, attempt, new Date()));
   }
 
+  /** A report past the limits ends the stream; one of an attempt this agent does not hold is ignored, like JobUpdate. */
+  private onProgress(p: JobProgress): void {
+    const problem = progressProblem(p);
+    if (problem) return this.close(problem, Status.INVALID_ARGUMENT);
+    if (this.owns(p.jobId, p.attempt)) this.progress.offer(p);
+  }
+
+  private async storeProgress(p: JobProgress): Promise<void> {
+    if (!this.owns(p.jobId, p.attempt)) return;
+    await this.ctx.writer.write(p.jobId, (r) => activeAgent(r) === this.name && recordProgress(r, p, new Date()));
+  }
+
   private async onLog(c: LogChunk): Promise<void> {
     if (!this.owns(c.jobId, c.attempt)) return;
     // The log disk is full: not taken and not acknowledged, the chunk stays in the agent's spool and comes again.
@@ -450,11 +477,15 @@ export class AgentSession implements AgentLink {
       finishedAt: res.finishedAt,
       usage: res.usage,
     };
+    // The last progress report still held goes into the same write.
+    const progress = this.progress.take(res.jobId, res.attempt);
     const stored = await this.ctx.writer.write(res.jobId, (r) => {
+      if (progress) recordProgress(r, progress, new Date());
       if (!finish(r, res.attempt, outcome, new Date())) return false;
       r.logPeers = { ...r.logPeers, [res.attempt]: holders };
       return true;
     });
+    if (!stored && progress && this.owns(res.jobId, res.attempt)) this.progress.offer(progress); // not stored: it waits for the next try
     if (stored || !this.owns(res.jobId, res.attempt)) {
       await this.ctx.logs.seal(res.jobId, res.attempt);
       ack();

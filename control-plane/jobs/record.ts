@@ -44,6 +44,8 @@ export function queuedRecord(id: string, spec: ResolvedSpec, now: Date, order: n
     notBefore: undefined,
     exitCode: 0,
     failure: 0,
+    progress: undefined,
+    annotations: [],
   };
   return { job, order };
 }

@@ -19,6 +19,7 @@ import {
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import {
+  Annotation,
   FailureCategory,
   failureCategoryFromJSON,
   failureCategoryToJSON,
@@ -46,6 +47,13 @@ export interface ConnectRequest {
     | { $case: "logChunk"; value: LogChunk }
     | { $case: "jobResult"; value: JobResult }
     | { $case: "credentialSaved"; value: CredentialSaved }
+    | //
+    /**
+     * Only to a control plane whose Connect response headers carry
+     * `runmesh-accepts: job-progress` (one that predates it ends the stream
+     * on a message it does not know).
+     */
+    { $case: "jobProgress"; value: JobProgress }
     | undefined;
 }
 
@@ -130,6 +138,30 @@ export interface LogChunk {
   seq: number;
   stream: LogStream;
   data: Buffer;
+}
+
+/**
+ * What an attempt's job reported (`::progress`, `::notice`, `::group`... on
+ * its stdout or in $RUNMESH_PROGRESS), parsed by the agent after masking. The
+ * whole state so far, not a delta: each replaces the last, so a resend after a
+ * reconnect or a restart is harmless. Sent at most once a second per attempt,
+ * and once more before its JobResult. The control plane ignores one from an
+ * attempt that is not the job's current one on this agent (like JobUpdate),
+ * and ends the stream (INVALID_ARGUMENT) on one past the limits below.
+ */
+export interface JobProgress {
+  jobId: string;
+  attempt: number;
+  /** 0-100; unset until the job printed `::progress N`. */
+  percent?:
+    | number
+    | undefined;
+  /** At most 1 KiB (UTF-8). */
+  text: string;
+  /** At most 100, each text at most 1 KiB, 16 KiB of text in all. */
+  annotations: Annotation[];
+  /** Annotations past those limits, dropped. */
+  droppedAnnotations: number;
 }
 
 export interface JobResult {
@@ -289,6 +321,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "credentialSaved":
         CredentialSaved.encode(message.msg.value, writer.uint32(50).fork()).join();
         break;
+      case "jobProgress":
+        JobProgress.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -354,6 +389,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.msg = { $case: "credentialSaved", value: CredentialSaved.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.msg = { $case: "jobProgress", value: JobProgress.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -388,6 +431,10 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "credentialSaved", value: CredentialSaved.fromJSON(object.credentialSaved) }
         : isSet(object.credential_saved)
         ? { $case: "credentialSaved", value: CredentialSaved.fromJSON(object.credential_saved) }
+        : isSet(object.jobProgress)
+        ? { $case: "jobProgress", value: JobProgress.fromJSON(object.jobProgress) }
+        : isSet(object.job_progress)
+        ? { $case: "jobProgress", value: JobProgress.fromJSON(object.job_progress) }
         : undefined,
     };
   },
@@ -406,6 +453,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.jobResult = JobResult.toJSON(message.msg.value);
     } else if (message.msg?.$case === "credentialSaved") {
       obj.credentialSaved = CredentialSaved.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "jobProgress") {
+      obj.jobProgress = JobProgress.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -449,6 +498,12 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "credentialSaved": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "credentialSaved", value: CredentialSaved.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "jobProgress": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "jobProgress", value: JobProgress.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -1467,6 +1522,165 @@ export const LogChunk: MessageFns<LogChunk> = {
     message.seq = object.seq ?? 0;
     message.stream = object.stream ?? 0;
     message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseJobProgress(): JobProgress {
+  return { jobId: "", attempt: 0, percent: undefined, text: "", annotations: [], droppedAnnotations: 0 };
+}
+
+export const JobProgress: MessageFns<JobProgress> = {
+  encode(message: JobProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.percent !== undefined) {
+      writer.uint32(24).uint32(message.percent);
+    }
+    if (message.text !== "") {
+      writer.uint32(34).string(message.text);
+    }
+    for (const v of message.annotations) {
+      Annotation.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.droppedAnnotations !== 0) {
+      writer.uint32(48).uint32(message.droppedAnnotations);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.percent = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.annotations.push(Annotation.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.droppedAnnotations = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobProgress {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      percent: isSet(object.percent) ? globalThis.Number(object.percent) : undefined,
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      annotations: globalThis.Array.isArray(object?.annotations)
+        ? object.annotations.map((e: any) => Annotation.fromJSON(e))
+        : [],
+      droppedAnnotations: isSet(object.droppedAnnotations)
+        ? globalThis.Number(object.droppedAnnotations)
+        : isSet(object.dropped_annotations)
+        ? globalThis.Number(object.dropped_annotations)
+        : 0,
+    };
+  },
+
+  toJSON(message: JobProgress): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.percent !== undefined) {
+      obj.percent = Math.round(message.percent);
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    if (message.annotations?.length) {
+      obj.annotations = message.annotations.map((e) => Annotation.toJSON(e));
+    }
+    if (message.droppedAnnotations !== 0) {
+      obj.droppedAnnotations = Math.round(message.droppedAnnotations);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<JobProgress>): JobProgress {
+    return JobProgress.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<JobProgress>): JobProgress {
+    const message = createBaseJobProgress();
+    message.jobId = object.jobId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.percent = object.percent ?? undefined;
+    message.text = object.text ?? "";
+    message.annotations = object.annotations?.map((e) => Annotation.fromPartial(e)) || [];
+    message.droppedAnnotations = object.droppedAnnotations ?? 0;
     return message;
   },
 };

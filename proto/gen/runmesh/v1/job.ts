@@ -402,6 +402,69 @@ export function logStreamToJSON(object: LogStream): string {
   }
 }
 
+export enum AnnotationKind {
+  ANNOTATION_KIND_UNSPECIFIED = 0,
+  ANNOTATION_KIND_NOTICE = 1,
+  ANNOTATION_KIND_WARNING = 2,
+  ANNOTATION_KIND_ERROR = 3,
+  /** ANNOTATION_KIND_GROUP_START - A log group opens at the line (seq, offset): `::group NAME`, text = NAME. */
+  ANNOTATION_KIND_GROUP_START = 4,
+  /**
+   * ANNOTATION_KIND_GROUP_END - The innermost open group closes at the line (seq, offset): `::endgroup`.
+   * One left open when the attempt ends is closed there, at the end of its
+   * stdout (seq = the attempt's last record, offset = that record's length).
+   */
+  ANNOTATION_KIND_GROUP_END = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function annotationKindFromJSON(object: any): AnnotationKind {
+  switch (object) {
+    case 0:
+    case "ANNOTATION_KIND_UNSPECIFIED":
+      return AnnotationKind.ANNOTATION_KIND_UNSPECIFIED;
+    case 1:
+    case "ANNOTATION_KIND_NOTICE":
+      return AnnotationKind.ANNOTATION_KIND_NOTICE;
+    case 2:
+    case "ANNOTATION_KIND_WARNING":
+      return AnnotationKind.ANNOTATION_KIND_WARNING;
+    case 3:
+    case "ANNOTATION_KIND_ERROR":
+      return AnnotationKind.ANNOTATION_KIND_ERROR;
+    case 4:
+    case "ANNOTATION_KIND_GROUP_START":
+      return AnnotationKind.ANNOTATION_KIND_GROUP_START;
+    case 5:
+    case "ANNOTATION_KIND_GROUP_END":
+      return AnnotationKind.ANNOTATION_KIND_GROUP_END;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AnnotationKind.UNRECOGNIZED;
+  }
+}
+
+export function annotationKindToJSON(object: AnnotationKind): string {
+  switch (object) {
+    case AnnotationKind.ANNOTATION_KIND_UNSPECIFIED:
+      return "ANNOTATION_KIND_UNSPECIFIED";
+    case AnnotationKind.ANNOTATION_KIND_NOTICE:
+      return "ANNOTATION_KIND_NOTICE";
+    case AnnotationKind.ANNOTATION_KIND_WARNING:
+      return "ANNOTATION_KIND_WARNING";
+    case AnnotationKind.ANNOTATION_KIND_ERROR:
+      return "ANNOTATION_KIND_ERROR";
+    case AnnotationKind.ANNOTATION_KIND_GROUP_START:
+      return "ANNOTATION_KIND_GROUP_START";
+    case AnnotationKind.ANNOTATION_KIND_GROUP_END:
+      return "ANNOTATION_KIND_GROUP_END";
+    case AnnotationKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** What a client asks to run. Validated on Submit; every field has a documented default. */
 export interface JobSpec {
   /** Human name, shown in tables. Optional. */
@@ -566,6 +629,63 @@ export interface Job {
   notBefore: string | undefined;
   exitCode: number;
   failure: FailureCategory;
+  /**
+   * What the latest attempt that reported said of its progress (`::progress`
+   * lines; docs/protocol.md, "Progress and annotations"). Unset until an
+   * attempt reports; kept when the job ends.
+   */
+  progress:
+    | Progress
+    | undefined;
+  /**
+   * The same attempt's annotations (`::notice`, `::warning`, `::error`, and
+   * `::group`/`::endgroup` boundaries of its log), in the order it printed
+   * them; at most 100 (Progress.dropped_annotations counts the rest). List
+   * leaves them out; Get and Watch carry them.
+   */
+  annotations: Annotation[];
+}
+
+/** An attempt's progress, as its job reported it. */
+export interface Progress {
+  /**
+   * The attempt that reported it; a later attempt's report replaces it and
+   * its annotations.
+   */
+  attempt: number;
+  /** 0-100, from the latest `::progress N`; unset until the job printed one. */
+  percent?:
+    | number
+    | undefined;
+  /** The text after the number (`::progress 40 compiling`), at most 1 KiB. */
+  text: string;
+  /**
+   * When the control plane stored this report. Reports are coalesced: at
+   * most one store write per second per attempt, the latest winning.
+   */
+  updatedAt:
+    | string
+    | undefined;
+  /** Annotations beyond the limit (100, or 16 KiB of text, per attempt): not kept, only counted. */
+  droppedAnnotations: number;
+}
+
+/** A line the job printed to report something (or, for groups, to fold its log). */
+export interface Annotation {
+  kind: AnnotationKind;
+  /**
+   * The message (notice, warning, error) or the group's name; at most 1 KiB,
+   * masked like the log it came from.
+   */
+  text: string;
+  /**
+   * Where the command line starts in the attempt's log: the record (LogsResponse.seq)
+   * and the byte offset in that record's data. A line from the $RUNMESH_PROGRESS
+   * file is in no record: from_file is set and seq/offset are 0.
+   */
+  seq: number;
+  offset: number;
+  fromFile: boolean;
 }
 
 export interface SubmitRequest {
@@ -1977,6 +2097,8 @@ function createBaseJob(): Job {
     notBefore: undefined,
     exitCode: 0,
     failure: 0,
+    progress: undefined,
+    annotations: [],
   };
 }
 
@@ -2017,6 +2139,12 @@ export const Job: MessageFns<Job> = {
     }
     if (message.failure !== 0) {
       writer.uint32(96).int32(message.failure);
+    }
+    if (message.progress !== undefined) {
+      Progress.encode(message.progress, writer.uint32(210).fork()).join();
+    }
+    for (const v of message.annotations) {
+      Annotation.encode(v!, writer.uint32(218).fork()).join();
     }
     return writer;
   },
@@ -2130,6 +2258,22 @@ export const Job: MessageFns<Job> = {
             message.failure = reader.int32() as any;
             continue;
           }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.progress = Progress.decode(reader, reader.uint32());
+            continue;
+          }
+          case 27: {
+            if (tag !== 218) {
+              break;
+            }
+
+            message.annotations.push(Annotation.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2178,6 +2322,10 @@ export const Job: MessageFns<Job> = {
         ? globalThis.Number(object.exit_code)
         : 0,
       failure: isSet(object.failure) ? failureCategoryFromJSON(object.failure) : 0,
+      progress: isSet(object.progress) ? Progress.fromJSON(object.progress) : undefined,
+      annotations: globalThis.Array.isArray(object?.annotations)
+        ? object.annotations.map((e: any) => Annotation.fromJSON(e))
+        : [],
     };
   },
 
@@ -2219,6 +2367,12 @@ export const Job: MessageFns<Job> = {
     if (message.failure !== 0) {
       obj.failure = failureCategoryToJSON(message.failure);
     }
+    if (message.progress !== undefined) {
+      obj.progress = Progress.toJSON(message.progress);
+    }
+    if (message.annotations?.length) {
+      obj.annotations = message.annotations.map((e) => Annotation.toJSON(e));
+    }
     return obj;
   },
 
@@ -2239,6 +2393,288 @@ export const Job: MessageFns<Job> = {
     message.notBefore = object.notBefore ?? undefined;
     message.exitCode = object.exitCode ?? 0;
     message.failure = object.failure ?? 0;
+    message.progress = (object.progress !== undefined && object.progress !== null)
+      ? Progress.fromPartial(object.progress)
+      : undefined;
+    message.annotations = object.annotations?.map((e) => Annotation.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseProgress(): Progress {
+  return { attempt: 0, percent: undefined, text: "", updatedAt: undefined, droppedAnnotations: 0 };
+}
+
+export const Progress: MessageFns<Progress> = {
+  encode(message: Progress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.attempt !== 0) {
+      writer.uint32(8).uint32(message.attempt);
+    }
+    if (message.percent !== undefined) {
+      writer.uint32(16).uint32(message.percent);
+    }
+    if (message.text !== "") {
+      writer.uint32(26).string(message.text);
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(34).fork()).join();
+    }
+    if (message.droppedAnnotations !== 0) {
+      writer.uint32(40).uint32(message.droppedAnnotations);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Progress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.percent = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.droppedAnnotations = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Progress {
+    return {
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      percent: isSet(object.percent) ? globalThis.Number(object.percent) : undefined,
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      updatedAt: isSet(object.updatedAt)
+        ? globalThis.String(object.updatedAt)
+        : isSet(object.updated_at)
+        ? globalThis.String(object.updated_at)
+        : undefined,
+      droppedAnnotations: isSet(object.droppedAnnotations)
+        ? globalThis.Number(object.droppedAnnotations)
+        : isSet(object.dropped_annotations)
+        ? globalThis.Number(object.dropped_annotations)
+        : 0,
+    };
+  },
+
+  toJSON(message: Progress): unknown {
+    const obj: any = {};
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.percent !== undefined) {
+      obj.percent = Math.round(message.percent);
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = message.updatedAt;
+    }
+    if (message.droppedAnnotations !== 0) {
+      obj.droppedAnnotations = Math.round(message.droppedAnnotations);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Progress>): Progress {
+    return Progress.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Progress>): Progress {
+    const message = createBaseProgress();
+    message.attempt = object.attempt ?? 0;
+    message.percent = object.percent ?? undefined;
+    message.text = object.text ?? "";
+    message.updatedAt = object.updatedAt ?? undefined;
+    message.droppedAnnotations = object.droppedAnnotations ?? 0;
+    return message;
+  },
+};
+
+function createBaseAnnotation(): Annotation {
+  return { kind: 0, text: "", seq: 0, offset: 0, fromFile: false };
+}
+
+export const Annotation: MessageFns<Annotation> = {
+  encode(message: Annotation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.text !== "") {
+      writer.uint32(18).string(message.text);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(24).uint32(message.seq);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(32).uint32(message.offset);
+    }
+    if (message.fromFile !== false) {
+      writer.uint32(40).bool(message.fromFile);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Annotation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAnnotation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.offset = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.fromFile = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Annotation {
+    return {
+      kind: isSet(object.kind) ? annotationKindFromJSON(object.kind) : 0,
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      fromFile: isSet(object.fromFile)
+        ? globalThis.Boolean(object.fromFile)
+        : isSet(object.from_file)
+        ? globalThis.Boolean(object.from_file)
+        : false,
+    };
+  },
+
+  toJSON(message: Annotation): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = annotationKindToJSON(message.kind);
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    if (message.fromFile !== false) {
+      obj.fromFile = message.fromFile;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Annotation>): Annotation {
+    return Annotation.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Annotation>): Annotation {
+    const message = createBaseAnnotation();
+    message.kind = object.kind ?? 0;
+    message.text = object.text ?? "";
+    message.seq = object.seq ?? 0;
+    message.offset = object.offset ?? 0;
+    message.fromFile = object.fromFile ?? false;
     return message;
   },
 };
