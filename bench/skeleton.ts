@@ -108,8 +108,17 @@ class Skeleton {
         notBefore: undefined,
         exitCode: 0,
         failure: 0,
+        avoidedAgents: [],
+        redrives: 0,
+        sequenceStart: 0,
         progress: undefined,
         annotations: [],
+        traceParent: '',
+        schedule: '',
+        scheduledAt: undefined,
+        waitingOnGroup: '',
+        supersededBy: '',
+        pipelineId: '',
       })),
     };
   }
@@ -162,7 +171,17 @@ class Skeleton {
         slot.call.write({
           msg: {
             $case: 'assign',
-            value: { jobId: job.id, attempt: 1, spec: job.spec, deadline: undefined, jobToken: '', secretEnv: {}, secretFiles: [] },
+            value: {
+              jobId: job.id,
+              attempt: 1,
+              spec: job.spec,
+              deadline: undefined,
+              jobToken: '',
+              secretEnv: {},
+              secretFiles: [],
+              traceParent: '',
+              traceState: '',
+            },
           },
         }),
       );

@@ -18,6 +18,9 @@ import { ClusterServiceClient } from '../proto/gen/runmesh/v1/cluster.js';
 import { TokenServiceClient } from '../proto/gen/runmesh/v1/token.js';
 import { AuditServiceClient } from '../proto/gen/runmesh/v1/audit.js';
 import { SecretServiceClient } from '../proto/gen/runmesh/v1/secret.js';
+import { PipelineServiceClient } from '../proto/gen/runmesh/v1/pipeline.js';
+import { ScheduleServiceClient } from '../proto/gen/runmesh/v1/schedule.js';
+import { TemplateServiceClient } from '../proto/gen/runmesh/v1/template.js';
 import { readFileSync } from 'node:fs';
 import { caFor, tokenFor } from './context.js';
 import type { Target } from './options.js';
@@ -46,6 +49,9 @@ export interface Connection {
   readonly tokens: TokenServiceClient;
   readonly audit: AuditServiceClient;
   readonly secrets: SecretServiceClient;
+  readonly pipelines: PipelineServiceClient;
+  readonly schedules: ScheduleServiceClient;
+  readonly templates: TemplateServiceClient;
   /** Closes the shared channel (and a WebSocket bridge); idempotent. */
   close(): Promise<void>;
 }
@@ -83,6 +89,9 @@ export async function connect(target: Target, credentials?: ChannelCredentials):
   const tokens = new TokenServiceClient(channel.address, channel.credentials, shared);
   const audit = new AuditServiceClient(channel.address, channel.credentials, shared);
   const secrets = new SecretServiceClient(channel.address, channel.credentials, shared);
+  const pipelines = new PipelineServiceClient(channel.address, channel.credentials, shared);
+  const schedules = new ScheduleServiceClient(channel.address, channel.credentials, shared);
+  const templates = new TemplateServiceClient(channel.address, channel.credentials, shared);
   let closed: Promise<void> | undefined;
   return {
     server,
@@ -91,6 +100,9 @@ export async function connect(target: Target, credentials?: ChannelCredentials):
     tokens,
     audit,
     secrets,
+    pipelines,
+    schedules,
+    templates,
     close() {
       closed ??= (async () => {
         jobs.close();
@@ -176,12 +188,19 @@ export type UnaryMethod<Req, Res> = (
 
 /**
  * Calls a unary method with the {@link UNARY_DEADLINE_MS} deadline. `name` is
- * the RPC as operators know it (`JobService.Get`), used in error messages.
+ * the RPC as operators know it (`JobService.Get`), used in error messages;
+ * `metadata` goes with the call (the bearer token is added by the channel).
  */
-export function unary<Req, Res>(conn: Connection, name: string, method: UnaryMethod<Req, Res>, request: Req): Promise<Res> {
+export function unary<Req, Res>(
+  conn: Connection,
+  name: string,
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  metadata = new Metadata(),
+): Promise<Res> {
   const deadline = new Date(Date.now() + UNARY_DEADLINE_MS);
   return new Promise((resolve, reject) => {
-    method(request, new Metadata(), { deadline }, (err, res) => {
+    method(request, metadata, { deadline }, (err, res) => {
       if (err) reject(toRpcError(err, conn.server, name));
       else resolve(res);
     });

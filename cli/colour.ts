@@ -27,6 +27,7 @@ const STATE_COLOURS: Readonly<Record<string, Colour>> = {
   dead: 'red',
   timed_out: 'red',
   cancelled: 'yellow',
+  skipped: 'yellow',
   draining: 'yellow',
   cordoned: 'yellow',
   disconnected: 'red',

@@ -9,6 +9,7 @@ const TERMINAL = new Set<JobState>([
   JobState.JOB_STATE_CANCELLED,
   JobState.JOB_STATE_TIMED_OUT,
   JobState.JOB_STATE_DEAD,
+  JobState.JOB_STATE_SKIPPED,
 ]);
 
 /** True once the job will not run again. */
@@ -25,7 +26,7 @@ export function isTerminal(state: JobState): boolean {
 export const EXIT = {
   /** The job ran past its --timeout (as timeout(1)). */
   timedOut: 124,
-  /** The mesh could not run it to an end: could not start, agent lost, disk full, preempted, never delivered. */
+  /** The mesh could not run it to an end: could not start, agent lost, disk full, preempted, never delivered; or skipped (a job it needs failed). */
   couldNotRun: 125,
   /** The job cannot be run as given: its program is missing or not executable, or no agent would trust its signature (as sh's 126). */
   notRunnable: 126,

@@ -5,34 +5,28 @@
  * prom-client...) is ~0.3 s and ~20 MB, pino ~30 ms, that `runmesh jobs` or an agent on a
  * build host would otherwise pay at every start.
  */
-import { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { registerAgents } from './commands/agents.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerTokens } from './commands/tokens.js';
 import { registerAudit } from './commands/audit.js';
 import { registerIdToken } from './commands/id-token.js';
 import { registerSecrets } from './commands/secrets.js';
+import { registerSchedules } from './commands/schedules.js';
+import { registerTemplates } from './commands/templates.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerLogs } from './commands/logs.js';
 import { registerServerCommands } from './commands/server.js';
 import { registerSubmit } from './commands/submit.js';
-import { type ErrorReport, reportFor } from './errors.js';
-import { VERSION } from '../proto/version.js';
+import { registerPipelines } from './commands/pipelines.js';
+import { rootCommand } from './root.js';
 
-/**
- * Builds the whole command tree. Commander never exits the process or prints
- * its own errors: it throws a CommanderError, which {@link reportCommanderError}
- * turns into one `runmesh:` line and exit code 2. Subcommands inherit this
- * because they are created with `.command()` after it is configured.
- */
+/** Builds the whole command tree (help, completion and tests; a run loads only its command: lazy.ts). */
 export function buildProgram(): Command {
-  const program = new Command('runmesh')
-    .description('runner-agent mesh: submit jobs, follow their output, operate the cluster')
-    .version(VERSION, '--version', 'print the runmesh version')
-    .exitOverride()
-    .configureOutput({ outputError: () => undefined });
+  const program = rootCommand();
   registerSubmit(program);
   registerJobs(program);
+  registerPipelines(program);
   registerLogs(program);
   registerAgents(program);
   registerCluster(program);
@@ -40,23 +34,10 @@ export function buildProgram(): Command {
   registerAudit(program);
   registerIdToken(program);
   registerSecrets(program);
+  registerSchedules(program);
+  registerTemplates(program);
   registerServerCommands(program);
   return program;
 }
 
-/** Exit code and line for any error, including commander's own (usage: 2; help and version: 0). */
-export function reportError(err: unknown): ErrorReport {
-  if (err instanceof CommanderError) return reportCommanderError(err);
-  return reportFor(err);
-}
-
-function reportCommanderError(err: CommanderError): ErrorReport {
-  if (err.exitCode === 0) return { exitCode: 0, line: undefined };
-  // Help already went to stderr (e.g. `runmesh jobs` without a subcommand); a second line would only repeat it.
-  if (err.code === 'commander.help') return { exitCode: 2, line: undefined };
-  const line = err.message
-    .replace(/^error:\s*/, '')
-    .replace(/\s*\n\s*/g, ' ')
-    .trim();
-  return { exitCode: 2, line };
-}
+export { reportError } from './report.js';

@@ -18,6 +18,9 @@ export const SERVICES = [
   'runmesh.v1.AuditService',
   'runmesh.v1.JobIdentityService',
   'runmesh.v1.SecretService',
+  'runmesh.v1.ScheduleService',
+  'runmesh.v1.TemplateService',
+  'runmesh.v1.PipelineService',
 ] as const;
 
 export function addReflection(server: Server): void {
@@ -32,6 +35,9 @@ export function addReflection(server: Server): void {
     'runmesh/v1/audit.proto',
     'runmesh/v1/identity.proto',
     'runmesh/v1/secret.proto',
+    'runmesh/v1/schedule.proto',
+    'runmesh/v1/template.proto',
+    'runmesh/v1/pipeline.proto',
     'health/v1/health.proto',
   ];
   const definition = loadSync(files, { includeDirs: [dir, healthDir], keepCase: true, longs: String, enums: String, defaults: true });

@@ -54,6 +54,7 @@ import { guardMetrics } from './http/metrics-auth.js';
 import { JobRepo } from './jobs/repo.js';
 import { JobTracker } from './jobs/tracker.js';
 import { JobWriter } from './jobs/writer.js';
+import { GroupSlots } from './jobs/group-slots.js';
 import { LogStore } from './logs/log-store.js';
 import { AgentCredentials } from './mesh/agent-credentials.js';
 import { MeshAgents } from './mesh/agents.js';
@@ -67,6 +68,9 @@ import { addHealth, addReflection, SERVICES } from './reflection.js';
 import { ActiveIndex } from './scheduler/active-index.js';
 import { HealthFeed } from './scheduler/health-feed.js';
 import { Scheduler } from './scheduler/scheduler.js';
+import { NeedsRelease } from './pipelines/release.js';
+import { PipelineServiceImpl } from './api/pipeline-service.js';
+import { serveSchedules } from './serve-schedules.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/store.js';
 
@@ -214,6 +218,8 @@ const SHUTDOWN_ORDER = [
   'http',
   'metrics',
   'scheduler',
+  'pipelines',
+  'schedules',
   'housekeeping',
   'audit retention',
   'mesh',
@@ -442,6 +448,8 @@ async function serve(
     healthFeed: new HealthFeed(agentHealth),
     isLeader: () => mesh.isLeader(),
     agentLostAfterMs: o.heartbeatTimeoutMs,
+    tracing: o.tracing,
+    groupSlots: new GroupSlots(store, repo, tracker),
     logger: log,
   });
   closers.add('scheduler', () => scheduler.close());
@@ -467,6 +475,16 @@ async function serve(
   mesh.directory.onChange(() => scheduler.kick());
   mesh.onLeaderChange(() => scheduler.kick());
   scheduler.start();
+  const needs = new NeedsRelease({
+    tracker,
+    repo,
+    writer: JobWriter.forLeader({ repo, tracker, logger: log }, () => mesh.fence()),
+    isLeader: () => mesh.isLeader(),
+    logger: log,
+  });
+  closers.add('pipelines', () => needs.close());
+  mesh.onLeaderChange(() => needs.leaderChanged());
+  needs.start();
 
   const peerHandler: PeerHandler = {
     deliverAssign: (agent, assign) => gateway.deliverAssign(agent, assign),
@@ -496,8 +514,16 @@ async function serve(
     admit: (records) => scheduler.admit(records),
     retention,
     secrets: state.secrets,
+    tracing: o.tracing,
   });
   jobs.addToServer(ports.grpc);
+  const schedules = await serveSchedules(
+    { store, repo, tracker, jobs, gate, isLeader: () => mesh.isLeader(), fence: () => mesh.fence(), logger: log },
+    ports.grpc,
+  );
+  closers.add('schedules', () => schedules.close());
+  mesh.onLeaderChange(() => schedules.wake());
+  new PipelineServiceImpl({ gate, repo, logger: log, cancelJob: (req, who) => jobs.cancel(req, who) }).addToServer(ports.grpc);
   new SecretServiceImpl({ gate, secrets: state.secrets, logger: log }).addToServer(ports.grpc);
   new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: state.autoTls?.fingerprint ?? '' }).addToServer(ports.grpc);
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(ports.grpc);

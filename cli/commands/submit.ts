@@ -7,31 +7,32 @@ import { followJob, processSink } from '../follow.js';
 import { printJson } from '../format.js';
 import { collect, serverOption, tokenOption } from '../options.js';
 import { EXIT, settle } from '../outcome.js';
-import { buildSpec, type SubmitFlags } from '../spec.js';
+import { buildSpec, jobOptions, paramsOf, type SubmitFlags } from '../spec.js';
 import { readFileSync } from 'node:fs';
 import type { JobSpec } from '../../proto/gen/runmesh/v1/job.js';
 import { signingKeyOf, signSpec } from '../../proto/job-signature.js';
 import { validateSpec } from '../../control-plane/jobs/validate.js';
+import { traceMetadataFromEnv } from '../../transport/tracing/carrier.js';
+import { submitFile } from './pipelines.js';
 
 interface SubmitOptions extends SubmitFlags {
+  template?: string;
+  param?: string[];
   server: string;
   wait?: boolean;
   json?: boolean;
   signKey?: string;
+  file?: string;
 }
 
 export function registerSubmit(program: Command): void {
-  program
+  const cmd = program
     .command('submit')
     .description('submit a job: runmesh submit [flags] -- CMD ARGS...')
     .argument('[command...]', 'program and arguments to run (after --)')
     .addOption(serverOption())
-    .addOption(tokenOption())
-    .option('--name <name>', 'job name shown in tables')
-    .option('--label <k=v>', 'require an agent label (repeatable)', collect)
-    .option('--env <K=V>', 'environment variable for the job (repeatable)', collect)
-    .option('--timeout <duration>', 'wall-clock limit per attempt: 30s, 5m, 1h30m, or seconds')
-    .option('--retries <n>', 'retries after a failed attempt (attempts = n + 1)')
+    .addOption(tokenOption());
+  jobOptions(cmd)
     .option(
       '--wait',
       "stream the output and exit with the job's exit code; a job that did not exit by itself: " +
@@ -39,33 +40,29 @@ export function registerSubmit(program: Command): void {
         `${EXIT.notRunnable} not runnable (program missing or not executable, or its signature not trusted), ` +
         `${EXIT.couldNotRun} the mesh could not run it (could not start, agent lost, disk full)`,
     )
-    .option('--script <text>', 'shell script to run with sh -e -c instead of a command')
     .option('--idempotency-key <key>', 'a second submit with the same key returns the first job')
-    .option('--selector <expr>', 'label selector, e.g. "os=linux,arch in (amd64,arm64)"')
-    .option('--qos <class>', 'critical | standard | batch')
-    .option('--tenant <tenant>', 'tenant for fair sharing')
-    .option('--priority <n>', 'higher runs first within a tenant and QoS class')
-    .option('--affinity <key>', 'jobs with the same key prefer the same agent')
-    .option('--strategy <name>', 'spread | binpack')
-    .option('--slots <n>', 'slots needed')
-    .option('--cpu <millis>', 'CPU needed, in millicores; also its limit: at most this much CPU time per second (1000 = one core)')
-    .option('--memory <mb>', 'memory needed, in MB; also its hard limit: over it the job is killed (out of memory)')
-    .option('--executor <name>', 'shell (default: a process on the agent) | sandbox (under bubblewrap, only on agents that offer it)')
-    .option('--no-network', 'sandbox only: the job gets no network at all')
-    .option('--secret <NAME[=ENVVAR]>', "a secret of the job's tenant as an environment variable (NAME, or ENVVAR) (repeatable)", collect)
-    .option('--secret-file <NAME=path>', "a secret of the job's tenant as a file at path in the workspace, mode 0600 (repeatable)", collect)
+    .option('--template <name>', 'submit a stored template (runmesh templates create), filled in on the server with --param')
+    .option('--param <k=v>', "a template parameter's value (repeatable)", collect)
+    .option('-f, --file <file>', 'submit the jobs of a pipeline file (YAML: jobs, needs, matrix...; README "Pipelines"), or a one-job file')
     .option('--json', 'print the submitted job as JSON')
     .option('--sign-key <file>', 'sign the job with this Ed25519 private key (PEM or JWK), for agents that run only signed jobs')
     .action((command: string[], options: SubmitOptions) => submit(command, options));
 }
 
 async function submit(command: string[], options: SubmitOptions): Promise<void> {
+  if (options.file !== undefined) {
+    const key = options.signKey;
+    return submitFile(command, { ...options, file: options.file }, (s) => (key ? signed(s, key) : s), wait);
+  }
+  if (options.template !== undefined) return submitTemplate(command, options);
+  if (options.param) throw new UsageError('--param goes with --template');
   const spec = options.signKey ? signed(buildSpec(options, command), options.signKey) : buildSpec(options, command);
   if (options.wait && options.json) {
     throw new UsageError("--json and --wait do not mix: with --wait, stdout carries the job's output");
   }
   await withConnection(options, async (conn) => {
-    const res = await unary(conn, 'JobService.Submit', conn.jobs.submit.bind(conn.jobs), { spec });
+    // Inside a job (or any traced caller), TRACEPARENT makes this job part of that trace.
+    const res = await unary(conn, 'JobService.Submit', conn.jobs.submit.bind(conn.jobs), { spec }, traceMetadataFromEnv(process.env));
     if (!res.job) throw new Error('JobService.Submit returned no job');
     if (options.wait) return wait(conn, res.job);
     if (options.json) printJson(Job.toJSON(res.job));
@@ -93,4 +90,24 @@ function signed(spec: JobSpec, keyFile: string): JobSpec {
 async function wait(conn: Connection, job: Job): Promise<void> {
   const final = await followJob(conn, job.id, { attempt: 0, nextSeq: 0 }, processSink);
   settle(final);
+}
+
+/** `--template NAME --param k=v`: the server fills the template in and submits what it makes (one job, or a pipeline). */
+async function submitTemplate(command: string[], options: SubmitOptions): Promise<void> {
+  if (command.length > 0 || options.script !== undefined)
+    throw new UsageError('--template gives the command: no command after -- and no --script');
+  if (options.signKey) throw new UsageError('--sign-key cannot sign a template: the server fills it in');
+  const params = paramsOf(options.param ?? []);
+  await withConnection(options, async (conn) => {
+    const res = await unary(conn, 'TemplateService.SubmitTemplate', conn.templates.submitTemplate.bind(conn.templates), {
+      name: options.template ?? '',
+      tenant: options.tenant ?? '',
+      params,
+    });
+    const first = res.jobs[0];
+    if (options.wait && res.jobs.length === 1 && first) return wait(conn, first);
+    if (options.wait) throw new UsageError(`--wait follows one job; template ${options.template} made ${res.jobs.length}`);
+    if (options.json) printJson(res.jobs.map((j) => Job.toJSON(j)));
+    else process.stdout.write(res.jobs.map((j) => `${j.id}\n`).join(''));
+  });
 }

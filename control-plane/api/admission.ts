@@ -43,6 +43,9 @@ export const MESSAGE_LIMITS: Readonly<Record<string, number>> = Object.freeze({
   'JobService.Submit': SPEC_BYTES,
   // A few of the largest specs, or thousands of ordinary ones.
   'JobService.SubmitBatch': 4 * MiB,
+  // A schedule carries one spec; a template its YAML text (256 KiB at most), with room for the rest.
+  'ScheduleService.CreateSchedule': SPEC_BYTES,
+  'TemplateService.CreateTemplate': 320 * KiB,
   // One attempt, with its spec.
   'PeerService.DeliverAssign': SPEC_BYTES + 64 * KiB,
   // Log chunks: agents send spool records of up to 64 KiB; the rest of their messages are small.
@@ -63,7 +66,15 @@ export interface AdmissionChecks {
   peer(metadata: Metadata): ServiceError | Partial<ServiceError> | undefined;
 }
 
-const CLIENT_SERVICES = new Set(['JobService', 'ClusterService', 'TokenService', 'AuditService']);
+const CLIENT_SERVICES = new Set([
+  'JobService',
+  'ClusterService',
+  'TokenService',
+  'AuditService',
+  'PipelineService',
+  'ScheduleService',
+  'TemplateService',
+]);
 
 type Kind = 'client' | 'peer' | 'agent' | 'open';
 

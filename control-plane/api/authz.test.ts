@@ -15,6 +15,9 @@ import { TokenServiceService } from '../../proto/gen/runmesh/v1/token.js';
 import { AuditServiceService } from '../../proto/gen/runmesh/v1/audit.js';
 import { JobIdentityServiceService } from '../../proto/gen/runmesh/v1/identity.js';
 import { SecretServiceService } from '../../proto/gen/runmesh/v1/secret.js';
+import { ScheduleServiceService, ScheduleSpec } from '../../proto/gen/runmesh/v1/schedule.js';
+import { TemplateServiceService } from '../../proto/gen/runmesh/v1/template.js';
+import { PipelineServiceService } from '../../proto/gen/runmesh/v1/pipeline.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { Gate, METHOD_VERBS, ROLES, TOKEN_ROLES, type Role, type TokenStore } from '../auth/index.js';
 import { assign, finish } from '../jobs/lifecycle.js';
@@ -27,7 +30,7 @@ import { ROUTE_METHODS } from '../console/routes.js';
 const log = pino({ level: 'silent' });
 
 /** What each role may call, as issue 15 defines the roles. */
-const READ_JOBS = ['JobService.Get', 'JobService.List', 'JobService.Watch', 'JobService.Logs'];
+const READ_JOBS = ['JobService.Get', 'JobService.List', 'JobService.Watch', 'JobService.Logs', 'PipelineService.GetPipeline'];
 const CLUSTER_READ = ['ClusterService.Status', 'ClusterService.ListAgents', 'ClusterService.GetAgent'];
 const CLUSTER_VERBS = [
   'ClusterService.Drain',
@@ -38,18 +41,50 @@ const CLUSTER_VERBS = [
 ];
 /** Issue 18: submitters manage their tenants' secrets, operators may list them, only admins re-encrypt them. */
 const SECRETS_WRITE = ['SecretService.SetSecret', 'SecretService.DeleteSecret'];
+/** Issue 20: schedules and templates submit jobs; reading them is reading jobs. */
+const SCHEDULE_READS = [
+  'ScheduleService.ListSchedules',
+  'ScheduleService.GetSchedule',
+  'TemplateService.ListTemplates',
+  'TemplateService.GetTemplate',
+];
+const SCHEDULE_WRITES = [
+  'ScheduleService.CreateSchedule',
+  'ScheduleService.PauseSchedule',
+  'ScheduleService.ResumeSchedule',
+  'ScheduleService.DeleteSchedule',
+  'ScheduleService.TriggerSchedule',
+  'TemplateService.CreateTemplate',
+  'TemplateService.DeleteTemplate',
+  'TemplateService.SubmitTemplate',
+];
 const EXPECTED: Record<Role, 'all' | string[]> = {
   admin: 'all',
-  operator: [...CLUSTER_READ, ...CLUSTER_VERBS, ...READ_JOBS, 'JobService.Cancel', 'AuditService.ListAudit', 'SecretService.ListSecrets'],
+  // Issue 20: operators and submitters re-drive failed and dead jobs (the dead-letter queue).
+  operator: [
+    ...CLUSTER_READ,
+    ...CLUSTER_VERBS,
+    ...READ_JOBS,
+    'JobService.Cancel',
+    'PipelineService.CancelPipeline',
+    'JobService.Retry',
+    'AuditService.ListAudit',
+    'SecretService.ListSecrets',
+    ...SCHEDULE_READS,
+  ],
   submitter: [
     'JobService.Submit',
     'JobService.SubmitBatch',
     ...READ_JOBS,
     'JobService.Cancel',
+    'PipelineService.CancelPipeline',
+    'JobService.Retry',
     ...SECRETS_WRITE,
     'SecretService.ListSecrets',
+    ...SCHEDULE_READS,
+    ...SCHEDULE_WRITES,
   ],
-  viewer: [...READ_JOBS, ...CLUSTER_READ],
+  viewer: [...READ_JOBS, ...CLUSTER_READ, ...SCHEDULE_READS],
   agent: [],
   // A job token (issue 18): its own job only, which the table test's requests do not name (so NOT_FOUND, never PERMISSION_DENIED).
   job: ['JobService.Get', 'JobIdentityService.IssueIdToken'],
@@ -65,6 +100,9 @@ const SERVICES = {
   AuditService: AuditServiceService,
   JobIdentityService: JobIdentityServiceService,
   SecretService: SecretServiceService,
+  PipelineService: PipelineServiceService,
+  ScheduleService: ScheduleServiceService,
+  TemplateService: TemplateServiceService,
 } as const;
 
 interface Method {
@@ -202,6 +240,7 @@ function requestFor(name: string): unknown {
     'JobService.Watch': { ids: [] },
     'JobService.Logs': { id: jobA.id, attempt: 0, fromSeq: 0, follow: false },
     'JobService.Cancel': { id: jobA.id, reason: 'authz test' },
+    'JobService.Retry': { id: jobA.id, reason: 'authz test' },
     'ClusterService.Status': {},
     'ClusterService.ListAgents': {},
     'ClusterService.GetAgent': { name: 'nobody' },
@@ -219,6 +258,22 @@ function requestFor(name: string): unknown {
     'SecretService.ListSecrets': { tenant: '' },
     'SecretService.DeleteSecret': { name: 'NOT_THERE', tenant: 'a' },
     'SecretService.RotateSecretsKey': {},
+    'PipelineService.GetPipeline': { id: 'p_00000000000000000000000' },
+    'PipelineService.CancelPipeline': { id: 'p_00000000000000000000000', reason: 'authz test' },
+    'ScheduleService.CreateSchedule': {
+      spec: ScheduleSpec.fromPartial({ name: 'authz', cron: '0 0 1 1 *', job: JobSpec.fromPartial({ argv: ['true'] }) }),
+    },
+    'ScheduleService.ListSchedules': { tenant: '' },
+    'ScheduleService.GetSchedule': { name: 'not-there', tenant: '' },
+    'ScheduleService.PauseSchedule': { name: 'not-there', tenant: '' },
+    'ScheduleService.ResumeSchedule': { name: 'not-there', tenant: '' },
+    'ScheduleService.DeleteSchedule': { name: 'not-there', tenant: '' },
+    'ScheduleService.TriggerSchedule': { name: 'not-there', tenant: '' },
+    'TemplateService.CreateTemplate': { name: 'authz', tenant: '', text: 'command: ["true"]\n', replace: true },
+    'TemplateService.ListTemplates': { tenant: '' },
+    'TemplateService.GetTemplate': { name: 'not-there', tenant: '' },
+    'TemplateService.DeleteTemplate': { name: 'not-there', tenant: '' },
+    'TemplateService.SubmitTemplate': { name: 'not-there', tenant: '', params: {} },
   };
   if (!(name in requests)) throw new Error(`no request for ${name}: add one (and a row to the authorization table)`);
   return requests[name];
@@ -284,12 +339,44 @@ describe('tenants', () => {
     expect(await get(token.admin!, jobB.id)).toBe(status.OK);
   });
 
-  it("cannot cancel, or read the log of, another tenant's job, and leaves it as it was", async () => {
+  it("cannot cancel, retry, or read the log of, another tenant's job, and leaves it as it was", async () => {
     const cancel = methods.find((m) => m.name === 'JobService.Cancel')!;
+    const retry = methods.find((m) => m.name === 'JobService.Retry')!;
     const logsOf = methods.find((m) => m.name === 'JobService.Logs')!;
     expect(await codeOf(cancel, { id: jobB.id, reason: 'x' }, token.submitter)).toBe(status.NOT_FOUND);
+    expect(await codeOf(retry, { id: jobB.id, reason: 'x' }, token.submitter)).toBe(status.NOT_FOUND);
+    expect(await codeOf(retry, { id: jobB.id, reason: 'x' }, token.operator)).toBe(status.NOT_FOUND);
     expect(await codeOf(logsOf, { id: jobB.id, attempt: 0, fromSeq: 0, follow: false }, token.submitter)).toBe(status.NOT_FOUND);
     expect(tracker.get(jobB.id)?.record.job.state).toBe(JobState.JOB_STATE_QUEUED);
+  });
+
+  it("makes another tenant's pipeline NOT_FOUND, to read and to cancel, and leaves it as it was", async () => {
+    const specs = [
+      JobSpec.fromPartial({ name: 'build', argv: ['true'], tenant: 'b' }),
+      JobSpec.fromPartial({ name: 'test', argv: ['true'], tenant: 'b', needs: ['build'] }),
+    ];
+    const jobs = await new Promise<Job[]>((resolve, reject) =>
+      client.makeUnaryRequest(
+        JobServiceService.submitBatch.path,
+        JobServiceService.submitBatch.requestSerialize,
+        JobServiceService.submitBatch.responseDeserialize,
+        { specs },
+        metadata(token.admin),
+        (err, res) => (err ? reject(err) : resolve(res!.jobs)),
+      ),
+    );
+    const id = jobs[0]!.pipelineId;
+    expect(jobs.map((j) => [j.pipelineId, j.state])).toEqual([
+      [id, JobState.JOB_STATE_QUEUED],
+      [id, JobState.JOB_STATE_WAITING],
+    ]);
+    const get = methods.find((m) => m.name === 'PipelineService.GetPipeline')!;
+    const cancel = methods.find((m) => m.name === 'PipelineService.CancelPipeline')!;
+    for (const role of ['operator', 'submitter', 'viewer'] as const)
+      expect({ role, code: await codeOf(get, { id }, token[role]) }).toEqual({ role, code: status.NOT_FOUND });
+    expect(await codeOf(cancel, { id, reason: 'x' }, token.submitter)).toBe(status.NOT_FOUND);
+    expect(await codeOf(get, { id }, token.admin)).toBe(status.OK);
+    expect(jobs.map((j) => tracker.get(j.id)?.record.job.state)).toEqual([JobState.JOB_STATE_QUEUED, JobState.JOB_STATE_WAITING]);
   });
 
   it("takes a new job's tenant from the token: its only tenant, one it names, never another", async () => {
@@ -357,6 +444,41 @@ describe('job tokens', () => {
     await expect(tokens.create({ name: 'j', role: 'job', tenants: ['a'], ttlMs: 0 })).rejects.toThrow(/job tokens are minted per attempt/);
     const create = { name: 'j', role: 'job', tenants: ['a'], ttlSeconds: 60 };
     expect(await call('TokenService.CreateToken', create, token.admin)).toBe(status.INVALID_ARGUMENT);
+  });
+});
+
+describe('schedules and templates of another tenant', () => {
+  const call = (name: string, request: unknown, bearer: string | undefined): Promise<status> =>
+    codeOf(
+      methods.find((m) => m.name === name)!,
+      request,
+      bearer,
+    );
+
+  it('are NOT_FOUND to read, change, trigger or submit, and are left as they were', async () => {
+    const spec = ScheduleSpec.fromPartial({
+      name: 'nightly-b',
+      tenant: 'b',
+      cron: '0 3 * * *',
+      job: JobSpec.fromPartial({ argv: ['true'] }),
+    });
+    expect(await call('ScheduleService.CreateSchedule', { spec }, token.admin)).toBe(status.OK);
+    const text = 'params: {sha: {required: true}}\ncommand: [echo, "${{ params.sha }}"]\n';
+    expect(await call('TemplateService.CreateTemplate', { name: 'build-b', tenant: 'b', text, replace: false }, token.admin)).toBe(
+      status.OK,
+    );
+    const schedule = { name: 'nightly-b', tenant: 'b' };
+    for (const m of ['GetSchedule', 'PauseSchedule', 'ResumeSchedule', 'TriggerSchedule', 'DeleteSchedule'])
+      expect({ m, code: await call(`ScheduleService.${m}`, schedule, token.submitter) }).toEqual({ m, code: status.NOT_FOUND });
+    const template = { name: 'build-b', tenant: 'b', params: { sha: 'x' } };
+    for (const m of ['GetTemplate', 'SubmitTemplate', 'DeleteTemplate'])
+      expect({ m, code: await call(`TemplateService.${m}`, template, token.submitter) }).toEqual({ m, code: status.NOT_FOUND });
+    // Its own tenant's name is another schedule: not there either.
+    expect(await call('ScheduleService.GetSchedule', { name: 'nightly-b', tenant: '' }, token.submitter)).toBe(status.NOT_FOUND);
+    // The admin still sees both.
+    expect(await call('ScheduleService.GetSchedule', schedule, token.admin)).toBe(status.OK);
+    expect(await call('TemplateService.GetTemplate', template, token.admin)).toBe(status.OK);
+    expect([...tracker.values()].filter((v) => v.record.job.schedule === 'nightly-b')).toEqual([]);
   });
 });
 

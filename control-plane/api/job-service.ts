@@ -2,7 +2,7 @@
  * JobService: submit, read, cancel, watch and stream logs. A thin translator
  * between gRPC and the job lifecycle; validation names the offending field.
  */
-import { status as Status, type Server, type ServerWritableStream } from '@grpc/grpc-js';
+import { status as Status, type Metadata, type Server, type ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
   JobServiceService,
@@ -14,6 +14,7 @@ import {
   type JobSpec,
   type ListRequest,
   type ListResponse,
+  type RetryRequest,
   type LogsRequest,
   type LogsResponse,
   type SubmitBatchRequest,
@@ -30,6 +31,7 @@ import { parseLabelFilter, type LabelFilter } from '../jobs/list-filter.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import type { JobWriter } from '../jobs/writer.js';
 import { validateSpec } from '../jobs/validate.js';
+import { makePipeline, pipelinePlan } from '../pipelines/submit.js';
 import type { LogStore } from '../logs/log-store.js';
 import { canSee, canSeeJob, tenantFor, type Gate, type Principal } from '../auth/index.js';
 import { auditedUnary, guardedStream, guardedUnary } from './guard.js';
@@ -38,6 +40,10 @@ import { checkSecretRefs } from './secret-refs.js';
 import { checkJobId, invalid, jobNotFound, toServiceError, type Retention } from './status.js';
 import { drained } from './drain.js';
 import { followLogs, type LogLocator } from './logs-follow.js';
+import { traceContextInMetadata, type TraceContext } from '../../transport/tracing/carrier.js';
+import { ATTR, checkTraceContext, SpanKind, TRACING_OFF, type TracedSpan, type Tracing } from '../../transport/tracing/tracing.js';
+import { qosName } from '../scheduler/convert.js';
+import { retryJob } from './job-retry.js';
 
 export interface JobServiceDeps {
   /** Who may call what (the authorization table); tenants are checked here, per job. */
@@ -63,6 +69,8 @@ export interface JobServiceDeps {
   admit(records: JobRecord[]): Promise<Created[]>;
   /** Where submit checks that a job's secret references exist in its tenant. */
   secrets: SecretStore;
+  /** Submit's span, and the trace context each new job is stored with (docs/architecture.md, "Tracing"). Default: off. */
+  tracing?: Tracing;
 }
 
 const MAX_BATCH = 10_000;
@@ -111,7 +119,7 @@ export class JobServiceImpl {
         gate,
         'JobService.Submit',
         log,
-        (req: SubmitRequest, who) => this.submit(req, who),
+        (req: SubmitRequest, who, md) => this.traced('JobService.Submit', md, (span) => this.submit(req, who, span)),
         (_req, res: SubmitResponse | undefined) => res?.job?.id ?? '',
       ),
       // One entry for the batch, with its size (the job ids are in the answer).
@@ -119,7 +127,7 @@ export class JobServiceImpl {
         gate,
         'JobService.SubmitBatch',
         log,
-        (req: SubmitBatchRequest, who) => this.submitBatch(req, who),
+        (req: SubmitBatchRequest, who, md) => this.traced('JobService.SubmitBatch', md, (span) => this.submitBatch(req, who, span)),
         (req, res: SubmitBatchResponse | undefined) => `${res?.jobs.length ?? req.specs.length} jobs`,
       ),
       get: guardedUnary(gate, 'JobService.Get', log, (req: GetRequest, who) => this.get(req, who)),
@@ -129,6 +137,13 @@ export class JobServiceImpl {
         'JobService.Cancel',
         log,
         (req: CancelRequest, who) => this.cancel(req, who),
+        (req) => req.id,
+      ),
+      retry: auditedUnary(
+        gate,
+        'JobService.Retry',
+        log,
+        (req: RetryRequest, who) => retryJob(this.d, req, who),
         (req) => req.id,
       ),
       watch: guardedStream(gate, 'JobService.Watch', log, (call: ServerWritableStream<WatchRequest, WatchResponse>, who) =>
@@ -163,20 +178,40 @@ export class JobServiceImpl {
     return v.record;
   }
 
-  async submit(req: SubmitRequest, who: Principal): Promise<SubmitResponse> {
+  /**
+   * Runs a submit under its span, a child of the caller's `traceparent` (a
+   * malformed one is ignored: a new trace starts). Each job is stored with the
+   * span's context, or with the caller's as sent when tracing is off.
+   */
+  private async traced<T>(name: string, md: Metadata, submit: (span: TracedSpan) => Promise<T>): Promise<T> {
+    const span = (this.d.tracing ?? TRACING_OFF).start(name, checkTraceContext(traceContextInMetadata(md)), { kind: SpanKind.SERVER });
+    try {
+      const res = await submit(span);
+      span.end('stored');
+      return res;
+    } catch (err) {
+      span.end('refused', (err as Error).message);
+      throw err;
+    }
+  }
+
+  async submit(req: SubmitRequest, who: Principal, span?: TracedSpan): Promise<SubmitResponse> {
     const spec = this.resolve(req.spec, who, 'spec');
+    if (spec.needs.length > 0) throw invalid('spec.needs', 'needs name jobs of the same batch: submit them together (SubmitBatch)');
     this.d.gate.spendTenant(spec.tenant, 1);
     await checkSecretRefs(this.d.secrets, spec, 'spec');
-    const [created] = await this.d.admit([this.d.repo.draft(spec, new Date())]);
+    const [created] = await this.d.admit([withTrace(this.d.repo.draft(spec, new Date()), span?.context)]);
     const { record, existing } = created!;
+    span?.set({ [ATTR.job]: record.job.id, [ATTR.tenant]: spec.tenant, [ATTR.qos]: qosName(spec.qos), 'runmesh.existing': existing });
     if (!existing) this.d.logger.info({ job_id: record.job.id, name: spec.name, tenant: spec.tenant, token_id: who.id }, 'job submitted');
     return { job: record.job, existing };
   }
 
-  async submitBatch(req: SubmitBatchRequest, who: Principal): Promise<SubmitBatchResponse> {
+  async submitBatch(req: SubmitBatchRequest, who: Principal, span?: TracedSpan): Promise<SubmitBatchResponse> {
     if (req.specs.length === 0) throw invalid('specs', 'empty batch');
     if (req.specs.length > MAX_BATCH) throw invalid('specs', `${req.specs.length} jobs exceed the batch limit of ${MAX_BATCH}`);
     const specs = req.specs.map((s, i) => this.resolve(s, who, `specs[${i}]`));
+    const plan = pipelinePlan(specs, req.pipeline === true);
     const perTenant = new Map<string, number>();
     for (const s of specs) perTenant.set(s.tenant, (perTenant.get(s.tenant) ?? 0) + 1);
     for (const [tenant, n] of perTenant) this.d.gate.spendTenant(tenant, n);
@@ -184,7 +219,13 @@ export class JobServiceImpl {
     const keyed = specs.findIndex((s) => s.idempotencyKey);
     if (keyed >= 0) throw invalid(`specs[${keyed}].idempotency_key`, 'not supported in SubmitBatch; use Submit');
     const now = new Date();
-    const created = await this.d.admit(specs.map((s) => this.d.repo.draft(s, now)));
+    const drafts = specs.map((s) => withTrace(this.d.repo.draft(s, now), span?.context));
+    span?.set({ 'runmesh.jobs': drafts.length });
+    if (plan) {
+      const pipeline = makePipeline(drafts, plan, now);
+      this.d.logger.info({ pipeline_id: pipeline, jobs: drafts.length, tenant: specs[0]!.tenant, token_id: who.id }, 'pipeline submitted');
+    }
+    const created = await this.d.admit(drafts);
     return { jobs: created.map((v) => v.record.job) };
   }
 
@@ -257,4 +298,12 @@ export class JobServiceImpl {
       if (!abort.signal.aborted) call.emit('error', toServiceError(err, this.d.logger));
     }
   }
+}
+
+/** `r` carrying `tc` as its trace context (one job's Submit span, or the submitter's traceparent). */
+function withTrace(r: JobRecord, tc: TraceContext | undefined): JobRecord {
+  if (!tc) return r;
+  r.job.traceParent = tc.traceparent;
+  if (tc.tracestate) r.traceState = tc.tracestate;
+  return r;
 }

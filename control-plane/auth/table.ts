@@ -18,6 +18,8 @@ export type Verb =
   | 'jobs.read'
   /** Cancel jobs (its tenants'). */
   | 'jobs.cancel'
+  /** Re-drive jobs that ended without succeeding (its tenants'): the dead-letter queue's verb. */
+  | 'jobs.retry'
   /** Cluster status, peers, agents. */
   | 'cluster.read'
   /** Drain, cordon, uncordon, revoke and rotate agents. */
@@ -44,6 +46,10 @@ export const METHOD_VERBS: Readonly<Record<string, Verb | readonly Verb[]>> = {
   'JobService.Watch': 'jobs.read',
   'JobService.Logs': 'jobs.read',
   'JobService.Cancel': 'jobs.cancel',
+  // A pipeline is its jobs: read and cancelled under the jobs' verbs, in the jobs' tenant.
+  'PipelineService.GetPipeline': 'jobs.read',
+  'PipelineService.CancelPipeline': 'jobs.cancel',
+  'JobService.Retry': 'jobs.retry',
   'ClusterService.Status': 'cluster.read',
   'ClusterService.ListAgents': 'cluster.read',
   'ClusterService.GetAgent': 'cluster.read',
@@ -61,12 +67,26 @@ export const METHOD_VERBS: Readonly<Record<string, Verb | readonly Verb[]>> = {
   'SecretService.DeleteSecret': 'secrets.write',
   'SecretService.ListSecrets': 'secrets.list',
   'SecretService.RotateSecretsKey': 'secrets.rotate',
+  // A schedule or a template submits jobs: changing one (and triggering or submitting it) is submitting; reading is reading jobs.
+  'ScheduleService.CreateSchedule': 'jobs.submit',
+  'ScheduleService.PauseSchedule': 'jobs.submit',
+  'ScheduleService.ResumeSchedule': 'jobs.submit',
+  'ScheduleService.DeleteSchedule': 'jobs.submit',
+  'ScheduleService.TriggerSchedule': 'jobs.submit',
+  'ScheduleService.ListSchedules': 'jobs.read',
+  'ScheduleService.GetSchedule': 'jobs.read',
+  'TemplateService.CreateTemplate': 'jobs.submit',
+  'TemplateService.DeleteTemplate': 'jobs.submit',
+  'TemplateService.SubmitTemplate': 'jobs.submit',
+  'TemplateService.ListTemplates': 'jobs.read',
+  'TemplateService.GetTemplate': 'jobs.read',
 };
 
 /** The verbs that change something: every call needing one is recorded in the audit log, whatever its result. */
 const MUTATING: ReadonlySet<Verb> = new Set<Verb>([
   'jobs.submit',
   'jobs.cancel',
+  'jobs.retry',
   'cluster.manage',
   'tokens.manage',
   'secrets.write',
@@ -85,6 +105,7 @@ const ALL: readonly Verb[] = [
   'jobs.submit',
   'jobs.read',
   'jobs.cancel',
+  'jobs.retry',
   'cluster.read',
   'cluster.manage',
   'tokens.manage',
@@ -100,9 +121,10 @@ const ALL: readonly Verb[] = [
  */
 export const GRANTS: Readonly<Record<Role, ReadonlySet<Verb>>> = {
   admin: new Set(ALL),
-  operator: new Set<Verb>(['cluster.read', 'cluster.manage', 'jobs.read', 'jobs.cancel', 'audit.read', 'secrets.list']),
+  // Operators work the dead-letter queue: a retry re-runs a spec its submitter already sent (and signed), nothing new.
+  operator: new Set<Verb>(['cluster.read', 'cluster.manage', 'jobs.read', 'jobs.cancel', 'jobs.retry', 'audit.read', 'secrets.list']),
   // A submitter's jobs get its tenants' secrets (and could print them in some encoding masking misses), so it may manage them.
-  submitter: new Set<Verb>(['jobs.submit', 'jobs.read', 'jobs.cancel', 'secrets.write', 'secrets.list']),
+  submitter: new Set<Verb>(['jobs.submit', 'jobs.read', 'jobs.cancel', 'jobs.retry', 'secrets.write', 'secrets.list']),
   viewer: new Set<Verb>(['jobs.read', 'cluster.read']),
   agent: new Set<Verb>(),
   job: new Set<Verb>(['job.self']),

@@ -43,6 +43,7 @@ const STATES: Record<string, JobState> = Object.fromEntries(
     JobState.JOB_STATE_CANCELLED,
     JobState.JOB_STATE_TIMED_OUT,
     JobState.JOB_STATE_DEAD,
+    JobState.JOB_STATE_SKIPPED,
   ].map((s) => [stateName(s), s]),
 );
 

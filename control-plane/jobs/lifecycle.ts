@@ -6,6 +6,7 @@
  */
 import { FailureCategory, JobState, type Attempt, type ResourceUsage } from '../../proto/gen/runmesh/v1/job.js';
 import type { JobRecord } from './record.js';
+import { backoffMs, INFRASTRUCTURE_FAILURES, retries, retryPolicyOf } from './retry-policy.js';
 import { isActive, isTerminal, transition } from './state.js';
 
 const S = JobState;
@@ -22,15 +23,15 @@ export interface AttemptOutcome {
   usage?: ResourceUsage;
 }
 
-/** Retry backoff: 1 s, 2 s, 4 s … capped at 60 s, ±20% jitter. */
-export function retryDelayMs(failedAttempts: number, random = Math.random): number {
-  const base = Math.min(60_000, 1000 * 2 ** Math.max(0, failedAttempts - 1));
-  return Math.round(base * (0.8 + 0.4 * random()));
-}
-
-/** Attempts that count against max_attempts: preemption, or an assignment that never reached its agent, never uses up a retry. */
+/**
+ * Attempts of the current attempt sequence (since the last Retry) that count
+ * against max_attempts: preemption, or an assignment that never reached its
+ * agent, never uses up a retry.
+ */
 export const countedAttempts = (r: JobRecord): number =>
-  r.job.attempts.filter((a) => a.failure !== F.FAILURE_CATEGORY_PREEMPTED && a.failure !== F.FAILURE_CATEGORY_NOT_DELIVERED).length;
+  r.job.attempts.filter(
+    (a) => a.number >= r.job.sequenceStart && a.failure !== F.FAILURE_CATEGORY_PREEMPTED && a.failure !== F.FAILURE_CATEGORY_NOT_DELIVERED,
+  ).length;
 
 export const currentAttempt = (r: JobRecord): Attempt | undefined => r.job.attempts.at(-1);
 
@@ -39,7 +40,8 @@ export function activeAgent(r: JobRecord): string | undefined {
   return isActive(r.job.state) ? currentAttempt(r)?.agent : undefined;
 }
 
-export function assign(r: JobRecord, agent: string, now: Date): boolean {
+/** `note`, when given, joins the timeline's reason (e.g. why an avoided agent takes it after all). */
+export function assign(r: JobRecord, agent: string, now: Date, note = ''): boolean {
   if (r.job.state !== S.JOB_STATE_QUEUED) return false;
   r.job.attempt += 1;
   r.job.attempts.push({
@@ -55,7 +57,7 @@ export function assign(r: JobRecord, agent: string, now: Date): boolean {
     logRecords: 0,
     usage: undefined,
   });
-  transition(r.job, S.JOB_STATE_ASSIGNED, now, `assigned to ${agent}`);
+  transition(r.job, S.JOB_STATE_ASSIGNED, now, `assigned to ${agent}${note ? ` (${note})` : ''}`);
   return true;
 }
 
@@ -78,9 +80,11 @@ function nextState(r: JobRecord, outcome: AttemptOutcome): { state: JobState; re
   // An agent refused the spec as unsigned or altered: another try could land on an agent that trusts anything.
   if (outcome.failure === F.FAILURE_CATEGORY_UNTRUSTED) return { state: S.JOB_STATE_FAILED, retry: false };
   const left = r.job.spec.maxAttempts - countedAttempts(r);
-  if (left > 0) return { state: S.JOB_STATE_WAITING, retry: true };
+  const retried = retries(retryPolicyOf(r.job.spec), outcome.failure, outcome.exitCode);
+  if (left > 0 && retried) return { state: S.JOB_STATE_WAITING, retry: true };
   if (outcome.failure === F.FAILURE_CATEGORY_TIMEOUT) return { state: S.JOB_STATE_TIMED_OUT, retry: false };
-  return { state: r.job.spec.maxAttempts > 1 ? S.JOB_STATE_DEAD : S.JOB_STATE_FAILED, retry: false };
+  // DEAD: its retries are used up. A failure its retry_on does not name ends it as it is, retries left or not.
+  return { state: r.job.spec.maxAttempts > 1 && retried ? S.JOB_STATE_DEAD : S.JOB_STATE_FAILED, retry: false };
 }
 
 /** Records how an attempt ended and moves the job on (done, retry later, or requeue now). */
@@ -108,13 +112,16 @@ export function finish(r: JobRecord, attempt: number, outcome: AttemptOutcome, n
     : S.JOB_STATE_SUCCEEDED;
   r.job.exitCode = a.exitCode;
   r.job.failure = a.failure;
+  // A new array: the record is a shallow copy (record.ts cloneRecord) whose arrays the stored version shares.
+  if (INFRASTRUCTURE_FAILURES.has(a.failure) && a.agent && !r.job.avoidedAgents.includes(a.agent))
+    r.job.avoidedAgents = [...r.job.avoidedAgents, a.agent];
   delete r.preempted;
   const why = failed
     ? `attempt ${attempt} ${FailureCategory[a.failure]?.replace('FAILURE_CATEGORY_', '').toLowerCase()}${outcome.message ? `: ${outcome.message}` : ''}`
     : `attempt ${attempt} succeeded`;
   transition(r.job, next.state, now, why);
   if (next.state === S.JOB_STATE_WAITING) {
-    r.job.notBefore = new Date(now.getTime() + retryDelayMs(countedAttempts(r), random)).toISOString();
+    r.job.notBefore = new Date(now.getTime() + backoffMs(retryPolicyOf(r.job.spec), countedAttempts(r), random)).toISOString();
     r.job.waitingReason = `retry ${countedAttempts(r) + 1} of ${r.job.spec.maxAttempts} after backoff`;
   }
   if (isTerminal(next.state)) delete r.cancel;
@@ -161,7 +168,8 @@ export function preempt(r: JobRecord, attempt: number): boolean {
 
 /** WAITING whose backoff is over becomes QUEUED. */
 export function promote(r: JobRecord, now: Date): boolean {
-  if (r.job.state !== S.JOB_STATE_WAITING) return false;
+  // A pipeline job waiting for its needs is released by them (needs.ts), never by a clock.
+  if (r.job.state !== S.JOB_STATE_WAITING || r.held) return false;
   if (r.job.notBefore && Date.parse(r.job.notBefore) > now.getTime()) return false;
   r.job.notBefore = undefined;
   transition(r.job, S.JOB_STATE_QUEUED, now, 'backoff over');
@@ -172,5 +180,51 @@ export function promote(r: JobRecord, now: Date): boolean {
 export function setWaitingReason(r: JobRecord, reason: string): boolean {
   if (r.job.state !== S.JOB_STATE_QUEUED || r.job.waitingReason === reason) return false;
   r.job.waitingReason = reason;
+  return true;
+}
+
+/** When a queued job with a queue timeout times out (ms): the timeout after it last became QUEUED; undefined without one. */
+export function queueDeadline(r: JobRecord): number | undefined {
+  const timeout = r.job.spec.queueTimeoutSeconds;
+  if (!timeout || r.job.state !== S.JOB_STATE_QUEUED) return undefined;
+  const since = r.job.timeline.findLast((e) => e.state === S.JOB_STATE_QUEUED)?.at ?? r.job.createdAt;
+  return (Date.parse(since ?? '') || 0) + timeout * 1000;
+}
+
+/** A queued job past its queue timeout ends TIMED_OUT (failure QUEUE_TIMEOUT); false when it is not due (or not queued). */
+export function queueTimedOut(r: JobRecord, now: Date): boolean {
+  const deadline = queueDeadline(r);
+  if (deadline === undefined || now.getTime() < deadline) return false;
+  r.job.failure = F.FAILURE_CATEGORY_QUEUE_TIMEOUT;
+  r.job.notBefore = undefined;
+  transition(r.job, S.JOB_STATE_TIMED_OUT, now, `queue timeout: no agent took it within ${r.job.spec.queueTimeoutSeconds}s`);
+  return true;
+}
+
+/** What Retry may re-drive: every end but success. */
+export const REDRIVABLE: ReadonlySet<JobState> = new Set([
+  S.JOB_STATE_FAILED,
+  S.JOB_STATE_DEAD,
+  S.JOB_STATE_TIMED_OUT,
+  S.JOB_STATE_CANCELLED,
+]);
+
+/**
+ * Retry (the dead-letter queue's re-drive): a job that ended without
+ * succeeding is QUEUED again with a new attempt sequence. Its attempts and
+ * timeline stay; attempt numbers go on from the last; max_attempts counts
+ * afresh; the agents its earlier sequence avoided are tried again.
+ */
+export function redrive(r: JobRecord, reason: string, now: Date): boolean {
+  if (!REDRIVABLE.has(r.job.state)) return false;
+  r.job.redrives += 1;
+  r.job.sequenceStart = r.job.attempt + 1;
+  r.job.avoidedAgents = [];
+  r.job.exitCode = 0;
+  r.job.failure = F.FAILURE_CATEGORY_UNSPECIFIED;
+  r.job.notBefore = undefined;
+  delete r.cancel;
+  delete r.preempted;
+  transition(r.job, S.JOB_STATE_QUEUED, now, reason);
   return true;
 }

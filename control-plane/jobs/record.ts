@@ -26,6 +26,12 @@ export interface JobRecord {
    * (the accepting peer first); records from before copies name one peer. Read through `logHolders`.
    */
   logPeers?: Record<number, string[] | string>;
+  /** The W3C `tracestate` that goes with `job.traceParent` (docs/architecture.md, "Tracing"); absent when none. */
+  traceState?: string;
+  /** Pipelines: the ids of the jobs this one needs (its spec's `needs`, resolved at submit). */
+  needs?: string[];
+  /** Set while the job is WAITING for its needs (not a retry's backoff); cleared when they release or skip it. */
+  held?: boolean;
 }
 
 /** A new QUEUED record with id `id`, submitted `now`, `order` in the queue. */
@@ -44,14 +50,32 @@ export function queuedRecord(id: string, spec: ResolvedSpec, now: Date, order: n
     notBefore: undefined,
     exitCode: 0,
     failure: 0,
+    traceParent: '',
+    avoidedAgents: [],
+    redrives: 0,
+    sequenceStart: 0,
+    pipelineId: '',
     progress: undefined,
     annotations: [],
+    schedule: '',
+    scheduledAt: undefined,
+    waitingOnGroup: '',
+    supersededBy: '',
   };
   return { job, order };
 }
 
 export function encodeRecord(r: JobRecord): string {
-  return JSON.stringify({ job: Job.toJSON(r.job), order: r.order, cancel: r.cancel, preempted: r.preempted, logPeers: r.logPeers });
+  return JSON.stringify({
+    job: Job.toJSON(r.job),
+    order: r.order,
+    cancel: r.cancel,
+    preempted: r.preempted,
+    logPeers: r.logPeers,
+    traceState: r.traceState,
+    needs: r.needs,
+    held: r.held,
+  });
 }
 
 export function decodeRecord(text: string): JobRecord {
@@ -61,6 +85,9 @@ export function decodeRecord(text: string): JobRecord {
     cancel?: JobRecord['cancel'];
     preempted?: boolean;
     logPeers?: JobRecord['logPeers'];
+    traceState?: string;
+    needs?: string[];
+    held?: boolean;
   };
   const job = Job.fromJSON(raw.job);
   // Every record was stored with its spec resolved; one without is not ours to guess at.
@@ -69,6 +96,9 @@ export function decodeRecord(text: string): JobRecord {
   if (raw.cancel) r.cancel = raw.cancel;
   if (raw.preempted) r.preempted = true;
   if (raw.logPeers) r.logPeers = raw.logPeers;
+  if (raw.traceState) r.traceState = raw.traceState;
+  if (raw.needs) r.needs = raw.needs;
+  if (raw.held) r.held = true;
   return r;
 }
 

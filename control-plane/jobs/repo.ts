@@ -10,6 +10,7 @@ import { idBoundAt, jobIdTime, newJobId } from './ids.js';
 import { selectorRequires, type LabelFilter } from './list-filter.js';
 import { cloneRecord, decodeRecord, encodeRecord, queuedRecord, type JobRecord, type ResolvedSpec } from './record.js';
 import { isTerminal } from './state.js';
+import type { Guard } from './group-slots.js';
 
 export interface Versioned {
   record: JobRecord;
@@ -46,6 +47,8 @@ const noFence = (): Compare[] => [];
 export class JobRepo {
   readonly jobsPrefix: string;
   private readonly idemPrefix: string;
+  /** `<pipeline id>/<job id>` for each job of a pipeline: what PipelineService reads to find them. */
+  private readonly pipelinesPrefix: string;
   private orderSeq = 0;
 
   constructor(
@@ -54,6 +57,7 @@ export class JobRepo {
   ) {
     this.jobsPrefix = `${prefix}jobs/`;
     this.idemPrefix = `${prefix}idem/`;
+    this.pipelinesPrefix = `${prefix}pipelines/`;
   }
 
   key(id: string): string {
@@ -110,14 +114,33 @@ export class JobRepo {
   }
 
   private async storePlain(records: readonly JobRecord[]): Promise<Versioned[]> {
-    const ops: Op[] = records.map((r) => ({ type: 'put', key: this.key(r.job.id), value: encodeRecord(r) }));
-    const out: Versioned[] = [];
-    const step = this.store.maxTxnOps;
-    const txns = [];
-    for (let i = 0; i < ops.length; i += step) txns.push(this.store.txn({ success: ops.slice(i, i + step) }));
-    const results = await Promise.all(txns);
-    records.forEach((record, i) => out.push({ record, modRevision: results[Math.floor(i / step)]?.revision ?? 0 }));
-    return out;
+    const chunks: Array<{ ops: Op[]; records: JobRecord[] }> = [];
+    for (const r of records) {
+      const ops = this.putOps(r);
+      let last = chunks.at(-1);
+      if (!last || last.ops.length + ops.length > this.store.maxTxnOps) chunks.push((last = { ops: [], records: [] }));
+      last.ops.push(...ops);
+      last.records.push(r);
+    }
+    const results = await Promise.all(chunks.map((c) => this.store.txn({ success: c.ops })));
+    return chunks.flatMap((c, i) => c.records.map((record) => ({ record, modRevision: results[i]!.revision })));
+  }
+
+  /** A job's put, and its pipeline's index entry when it has a pipeline (stored and deleted with the job). */
+  private putOps(r: JobRecord): Op[] {
+    const put: Op = { type: 'put', key: this.key(r.job.id), value: encodeRecord(r) };
+    return r.job.pipelineId ? [put, { type: 'put', key: this.pipelineKey(r.job.pipelineId, r.job.id), value: '' }] : [put];
+  }
+
+  private pipelineKey(pipelineId: string, jobId = ''): string {
+    return `${this.pipelinesPrefix}${pipelineId}/${jobId}`;
+  }
+
+  /** The ids of a pipeline's stored jobs, in submission order (at most `limit`). */
+  async pipelineJobIds(pipelineId: string, limit: number): Promise<string[]> {
+    const prefix = this.pipelineKey(pipelineId);
+    const page = await this.store.range(prefix, { limit });
+    return page.kvs.map((kv) => kv.key.slice(prefix.length));
   }
 
   /**
@@ -128,7 +151,7 @@ export class JobRepo {
     const key = this.key(record.job.id);
     const res = await this.store.txn({
       compare: [{ key, target: 'version', op: '==', value: 0 }, ...fence],
-      success: [{ type: 'put', key, value: encodeRecord(record) }],
+      success: this.putOps(record),
     });
     return res.succeeded ? { record, modRevision: res.revision } : undefined;
   }
@@ -154,17 +177,24 @@ export class JobRepo {
    * uses the caller's copy; a lost race re-reads and re-applies the mutator,
    * which must itself re-check the state it depends on (attempt number, state).
    * `fence` adds compares that must also hold (the leader's term); it may throw
-   * to refuse the write outright.
+   * to refuse the write outright. `guard` adds what the changed record's
+   * write must also compare and write (a concurrency group's slot list,
+   * group-slots.ts); it may throw to refuse the write.
    */
-  async update(id: string, mutate: Mutator, expect?: Versioned, fence: () => Compare[] = noFence): Promise<Versioned> {
+  async update(id: string, mutate: Mutator, expect?: Versioned, fence: () => Compare[] = noFence, guard?: Guard): Promise<Versioned> {
     let current = expect ?? (await this.mustGet(id));
     for (let i = 0; i < MAX_CAS_TRIES; i++) {
       const record = cloneRecord(current.record);
       if (mutate(record) === false) return current;
       const extra = fence();
+      const guarded = guard ? await guard(record) : undefined;
       const res = await this.store.txn({
-        compare: [{ key: this.key(id), target: 'modRevision', op: '==', value: current.modRevision }, ...extra],
-        success: [{ type: 'put', key: this.key(id), value: encodeRecord(record) }],
+        compare: [
+          { key: this.key(id), target: 'modRevision', op: '==', value: current.modRevision },
+          ...extra,
+          ...(guarded?.compare ?? []),
+        ],
+        success: [{ type: 'put', key: this.key(id), value: encodeRecord(record) }, ...(guarded?.success ?? [])],
       });
       if (res.succeeded) return { record, modRevision: res.revision };
       current = await this.mustGet(id);
@@ -236,6 +266,7 @@ export class JobRepo {
     const key = this.key(v.record.job.id);
     const compare: Compare[] = [{ key, target: 'modRevision', op: '==', value: v.modRevision }, ...fence];
     const success: Op[] = [{ type: 'delete', key }];
+    if (v.record.job.pipelineId) success.push({ type: 'delete', key: this.pipelineKey(v.record.job.pipelineId, v.record.job.id) });
     const idem = v.record.job.spec.idempotencyKey && this.idemKey(v.record);
     // The key maps to this job unless it was reused after an earlier delete: only ours goes.
     if (idem && (await this.store.get(idem))?.value === v.record.job.id) {

@@ -13,16 +13,23 @@ const TERMINAL: ReadonlySet<JobState> = new Set([
   S.JOB_STATE_CANCELLED,
   S.JOB_STATE_TIMED_OUT,
   S.JOB_STATE_DEAD,
+  S.JOB_STATE_SKIPPED,
 ]);
 
 const FINISH = [S.JOB_STATE_SUCCEEDED, S.JOB_STATE_FAILED, S.JOB_STATE_CANCELLED, S.JOB_STATE_TIMED_OUT, S.JOB_STATE_DEAD];
 
 const ALLOWED: ReadonlyMap<JobState, ReadonlySet<JobState>> = new Map([
-  [S.JOB_STATE_QUEUED, new Set([S.JOB_STATE_ASSIGNED, S.JOB_STATE_WAITING, S.JOB_STATE_CANCELLED])],
-  [S.JOB_STATE_WAITING, new Set([S.JOB_STATE_QUEUED, S.JOB_STATE_CANCELLED])],
+  // TIMED_OUT: its queue timeout passed before an agent took it (lifecycle.ts queueTimedOut).
+  [S.JOB_STATE_QUEUED, new Set([S.JOB_STATE_ASSIGNED, S.JOB_STATE_WAITING, S.JOB_STATE_CANCELLED, S.JOB_STATE_TIMED_OUT])],
+  // SKIPPED: a pipeline job whose need ended without success (jobs/needs.ts).
+  [S.JOB_STATE_WAITING, new Set([S.JOB_STATE_QUEUED, S.JOB_STATE_CANCELLED, S.JOB_STATE_SKIPPED])],
   // An assigned attempt may end before the agent reports RUNNING (could not start, agent lost).
   [S.JOB_STATE_ASSIGNED, new Set([S.JOB_STATE_RUNNING, S.JOB_STATE_QUEUED, S.JOB_STATE_WAITING, ...FINISH])],
   [S.JOB_STATE_RUNNING, new Set([S.JOB_STATE_QUEUED, S.JOB_STATE_WAITING, ...FINISH])],
+  // Retry re-drives an end without success (lifecycle.ts redrive): queued again, with a new attempt sequence.
+  ...[S.JOB_STATE_FAILED, S.JOB_STATE_DEAD, S.JOB_STATE_TIMED_OUT, S.JOB_STATE_CANCELLED].map(
+    (from) => [from, new Set([S.JOB_STATE_QUEUED])] as const,
+  ),
 ]);
 
 export const isTerminal = (state: JobState): boolean => TERMINAL.has(state);
@@ -40,7 +47,10 @@ export function transition(job: Job, to: JobState, at: Date, reason = ''): Timel
   job.state = to;
   job.updatedAt = entry.at;
   job.timeline.push(entry);
-  if (to !== S.JOB_STATE_QUEUED && to !== S.JOB_STATE_WAITING) job.waitingReason = '';
+  if (to !== S.JOB_STATE_QUEUED && to !== S.JOB_STATE_WAITING) {
+    job.waitingReason = '';
+    job.waitingOnGroup = '';
+  }
   return entry;
 }
 

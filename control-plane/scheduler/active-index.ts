@@ -6,10 +6,12 @@
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { executorName } from '../../proto/executor-labels.js';
 import type { QueuedJob, Resources, RunningAttemptView } from '../../routing/index.js';
-import { activeAgent } from '../jobs/lifecycle.js';
+import { activeAgent, queueDeadline } from '../jobs/lifecycle.js';
 import type { JobRecord } from '../jobs/record.js';
 import type { Versioned } from '../jobs/repo.js';
 import { QueueBuckets } from './queue-buckets.js';
+import { GroupQueues } from './group-queues.js';
+import { groupOf } from '../jobs/group-slots.js';
 import { add, qosName, strategyName, ZERO } from './convert.js';
 
 interface Active {
@@ -26,8 +28,12 @@ export class ActiveIndex {
   private readonly usage = new Map<string, Resources>();
   readonly queued = new Map<string, QueuedJob>();
   private readonly buckets = new QueueBuckets((j) => this.queued.get(j.id) === j);
-  /** WAITING jobs and when their backoff ends (ms). */
+  /** WAITING jobs and when their backoff ends (ms); not pipeline jobs held for their needs (pipelines/release.ts). */
   readonly waiting = new Map<string, number>();
+  /** QUEUED jobs with a queue timeout, and when it passes (ms). */
+  readonly queueDeadlines = new Map<string, number>();
+  /** Jobs of concurrency groups: slots held, and queued jobs released to the router or held back. */
+  readonly groups = new GroupQueues();
 
   /** Applies one job's new version. */
   update(v: Versioned): void {
@@ -35,13 +41,25 @@ export class ActiveIndex {
     this.dropActive(job.id);
     this.queued.delete(job.id);
     this.waiting.delete(job.id);
+    this.queueDeadlines.delete(job.id);
+    const left = this.groups.remove(job.id);
+    const group = groupOf(job.spec);
+    const member = group && { id: job.id, order: v.record.order, group };
     const agent = activeAgent(v.record);
-    if (agent) this.addActive(job.id, agent, v);
-    else if (job.state === JobState.JOB_STATE_QUEUED) {
+    if (agent) {
+      this.addActive(job.id, agent, v);
+      if (member) this.groups.activate(member);
+    } else if (job.state === JobState.JOB_STATE_QUEUED) {
       const q = toQueued(v.record);
       this.queued.set(job.id, q);
-      this.buckets.add(q);
-    } else if (job.state === JobState.JOB_STATE_WAITING) this.waiting.set(job.id, job.notBefore ? Date.parse(job.notBefore) : 0);
+      // A grouped job reaches the router only once its group has room (group-queues.ts).
+      if (member) this.groups.enqueue(member, q);
+      else this.buckets.add(q);
+      const deadline = queueDeadline(v.record);
+      if (deadline !== undefined) this.queueDeadlines.set(job.id, deadline);
+    } else if (job.state === JobState.JOB_STATE_WAITING && !v.record.held)
+      this.waiting.set(job.id, job.notBefore ? Date.parse(job.notBefore) : 0);
+    for (const key of new Set([left, group?.key])) if (key) for (const q of this.groups.release(key)) this.buckets.add(q);
   }
 
   private addActive(id: string, agent: string, v: Versioned): void {
@@ -123,5 +141,6 @@ export function toQueued(r: JobRecord): QueuedJob {
     strategy: strategyName(spec.strategy),
     executor: executorName(spec.executor),
     order: r.order,
+    ...(r.job.avoidedAgents.length > 0 && { avoid: r.job.avoidedAgents }),
   };
 }

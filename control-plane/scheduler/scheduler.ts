@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { AgentView, ClusterSnapshot, Decision, Placement, Preemption } from '../../routing/index.js';
 import { Router, snapshotOf } from '../../routing/index.js';
 import { explainWait, type WaitDetail } from '../../routing/explain.js';
-import { assign, finish, lost, preempt, promote, setWaitingReason, undelivered } from '../jobs/lifecycle.js';
+import { assign, finish, lost, preempt, promote, queueTimedOut, setWaitingReason, undelivered } from '../jobs/lifecycle.js';
 import { FailureCategory } from '../../proto/gen/runmesh/v1/job.js';
 import { isSecretMissing } from '../secrets/errors.js';
 import { cloneRecord, type JobRecord } from '../jobs/record.js';
@@ -17,11 +17,16 @@ import type { JobWriter } from '../jobs/writer.js';
 import type { JobTracker } from '../jobs/tracker.js';
 import { toQueued, type ActiveIndex } from './active-index.js';
 import type { HealthFeed } from './health-feed.js';
+import type { GroupSlots } from '../jobs/group-slots.js';
+import { GroupConflicts, groupActions } from './group-conflicts.js';
+import type { TraceContext } from '../../transport/tracing/carrier.js';
+import { TRACING_OFF, type Tracing } from '../../transport/tracing/tracing.js';
+import { dispatchSpan, jobTrace, traceScheduled } from './trace.js';
 
 /** Where the scheduler sends its decisions: the peer holding the agent's stream (maybe this one). */
 export interface Dispatcher {
-  /** Pushes the assignment to the agent's stream; false when no peer holds the agent. */
-  assign(agent: string, record: JobRecord): Promise<boolean>;
+  /** Pushes the assignment to the agent's stream, with `trace` for the agent's span and the job; false when no peer holds the agent. */
+  assign(agent: string, record: JobRecord, trace?: TraceContext): Promise<boolean>;
   cancel(agent: string, jobId: string, attempt: number, graceSeconds: number, reason: string): Promise<boolean>;
 }
 
@@ -57,6 +62,10 @@ export interface SchedulerOptions {
   isLeader?: () => boolean;
   /** An agent gone from every peer this long loses its active attempts. */
   agentLostAfterMs: number;
+  /** Concurrency groups' slots in the store: every grouped assignment is guarded by them. */
+  groupSlots: GroupSlots;
+  /** Spans for each placement and delivery (trace.ts). Default: off. */
+  tracing?: Tracing;
 }
 
 interface Admission {
@@ -89,13 +98,26 @@ export class Scheduler {
   private readonly missing = new Map<string, number>();
   /** When each unconfirmed assignment was last pushed again. */
   private readonly redelivered = new Map<string, number>();
+  /** Queued jobs past their queue timeout whose TIMED_OUT write is in flight. */
+  private readonly expiring = new Set<string>();
   /** Submitted jobs waiting for the next round to store them (placed, or queued). */
   private admissions: Admission[] = [];
   private last: ClusterSnapshot | undefined;
+  private readonly conflicts: GroupConflicts;
+  private readonly tracing: Tracing;
 
   constructor(private readonly o: SchedulerOptions) {
     this.router = o.router ?? new Router();
     this.index = o.index;
+    this.conflicts = new GroupConflicts({
+      write: (id, mutate) => this.write(id, mutate),
+      current: (id) => o.tracker.get(id)?.record,
+      cancelOnAgent: (agent, id, attempt, grace, reason) => o.dispatcher.cancel(agent, id, attempt, grace, reason),
+      reasons: this.reasons,
+      logger: o.logger,
+      reasonWrites: o.reasonWritesPerRound ?? 100,
+    });
+    this.tracing = o.tracing ?? TRACING_OFF;
   }
 
   start(): void {
@@ -173,6 +195,7 @@ export class Scheduler {
     }
     void this.sweepLost(now);
     void this.redeliver(now);
+    void this.expireQueued(now);
     const due = [...this.index.waiting.values()].some((t) => t <= now);
     if (due || this.index.queued.size > 0) this.kick();
   }
@@ -194,6 +217,7 @@ export class Scheduler {
     if (admitted.length > 0) await this.admitNow(admitted, now);
     if (!this.leader()) return;
     await this.promoteDue(now);
+    if (this.index.groups.size > 0) await this.conflicts.apply(groupActions(this.index.groups.entries()));
     if (this.index.queued.size === 0) return;
     const agents = this.o.agents.views(this.index);
     const snapshot = this.snapshot(agents);
@@ -208,10 +232,12 @@ export class Scheduler {
     try {
       const stored = new Map<string, Created>();
       // A job with an idempotency key is stored queued, under its key (a repeat gets the first job), then placed as any queued job.
-      const fresh = records.filter((r) => !r.job.spec.idempotencyKey);
+      // A pipeline job held for its needs is stored as it is, WAITING.
+      // A job of a concurrency group takes a slot only through place() and its guard.
+      const fresh = records.filter((r) => !r.job.spec.idempotencyKey && !r.held && !r.job.spec.concurrencyGroup);
       const placed = this.leader() && this.index.queued.size === 0 ? await this.placeFresh(fresh, now) : [];
       // Assignments go out first: the agent's Assign does not wait behind the submitter's answer.
-      const delivered = Promise.all(placed.map((v) => this.deliver(v.record)));
+      const delivered = Promise.all(placed.map((v) => this.deliver(v.record, traceScheduled(this.tracing, v.record))));
       for (const v of placed) stored.set(v.record.job.id, { ...v, existing: false });
       const rest = records.filter((r) => !stored.has(r.job.id));
       // By draft: a repeated idempotency key answers with the first job, whose id is not the draft's.
@@ -252,8 +278,9 @@ export class Scheduler {
 
   private async place(p: Placement, now: Date): Promise<void> {
     this.reasons.delete(p.jobId);
-    const v = await this.write(p.jobId, (r) => assign(r, p.agent, now));
-    if (v) await this.deliver(v);
+    // The group slot guard: a grouped job is stored ASSIGNED only with a free slot, kept in the store.
+    const v = await this.o.writer.write(p.jobId, (r) => assign(r, p.agent, now, p.note), this.o.groupSlots.guard);
+    if (v) await this.deliver(v, traceScheduled(this.tracing, v));
   }
 
   /**
@@ -262,10 +289,10 @@ export class Scheduler {
    * the outcome is unknown (a peer call failed), it stays assigned: it is sent
    * again if the agent stays silent, and the lost sweep takes it if the agent is gone.
    */
-  private async deliver(r: JobRecord): Promise<void> {
+  private async deliver(r: JobRecord, trace: TraceContext | undefined): Promise<void> {
     const agent = r.job.attempts.at(-1)?.agent ?? '';
     const attempt = r.job.attempt;
-    const delivered = await this.o.dispatcher.assign(agent, r).catch(async (err: unknown) => {
+    const delivered = await this.send(agent, r, trace).catch(async (err: unknown) => {
       if (isSecretMissing(err)) {
         await this.failMissingSecret(r, err);
         return true;
@@ -279,6 +306,19 @@ export class Scheduler {
     if (delivered) return;
     this.o.logger.warn({ job_id: r.job.id, agent_id: agent, attempt }, 'agent gone before assignment, requeueing');
     await this.write(r.job.id, (x) => undelivered(x, attempt, `agent ${agent} was gone before the assignment arrived`, new Date()));
+  }
+
+  /** Sends `r`'s Assign to `agent` under a runmesh.dispatch span, whose context the Assign carries. */
+  private async send(agent: string, r: JobRecord, parent: TraceContext | undefined): Promise<boolean> {
+    const span = dispatchSpan(this.tracing, r, agent, parent);
+    try {
+      const delivered = await this.o.dispatcher.assign(agent, r, span.context);
+      span.end(delivered ? 'delivered' : 'agent not held by any peer');
+      return delivered;
+    } catch (err) {
+      span.end(isSecretMissing(err) ? 'secret missing' : 'unconfirmed', (err as Error).message);
+      throw err;
+    }
   }
 
   /**
@@ -347,6 +387,27 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Queue timeouts, the leader's: a queued job whose timeout passed ends
+   * TIMED_OUT. The deadline comes from the record (when it last became
+   * QUEUED), so a new leader enforces what the old one would have.
+   */
+  private async expireQueued(now: number): Promise<void> {
+    const due = [...this.o.index.queueDeadlines].filter(([id, at]) => at <= now && !this.expiring.has(id)).map(([id]) => id);
+    await Promise.all(
+      due.map(async (id) => {
+        this.expiring.add(id);
+        try {
+          const v = await this.write(id, (r) => queueTimedOut(r, new Date(now)));
+          if (v)
+            this.o.logger.info({ job_id: id, queue_timeout_s: v.job.spec.queueTimeoutSeconds }, 'queue timeout: job timed out unstarted');
+        } finally {
+          this.expiring.delete(id);
+        }
+      }),
+    );
+  }
+
   private async redeliver(now: number): Promise<void> {
     const stale = this.index.unstarted(now - REDELIVER_AFTER_MS);
     for (const id of this.redelivered.keys()) if (!this.index.attemptOf(id)) this.redelivered.delete(id);
@@ -357,7 +418,7 @@ export class Scheduler {
         if (!r || r.job.attempt !== attempt || !this.o.agents.connected(agent)) return;
         this.redelivered.set(jobId, now);
         this.o.logger.info({ job_id: jobId, agent_id: agent, attempt }, 'no word of an assignment, sending it again');
-        await this.o.dispatcher.assign(agent, r).catch(async (err: unknown) => {
+        await this.send(agent, r, jobTrace(r)).catch(async (err: unknown) => {
           if (isSecretMissing(err)) await this.failMissingSecret(r, err);
           return false;
         });

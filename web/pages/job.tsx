@@ -12,7 +12,7 @@ import { onJobs } from '../live.js';
 import { LogView } from '../log/log-view.js';
 import { navigate } from '../router.js';
 
-const ENDED = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'dead']);
+const ENDED = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'dead', 'skipped']);
 
 export function JobPage({ id, can }: { id: string; can: (method: string) => boolean }) {
   const [job, setJob] = useState<JobDetail | undefined>(undefined);

@@ -27,6 +27,8 @@ import { TokenServiceImpl } from '../token-service.js';
 import { IdentityServiceImpl } from '../identity-service.js';
 import { Issuer, keyTimes, SigningKeys } from '../../oidc/index.js';
 import { SecretServiceImpl } from '../secret-service.js';
+import { PipelineServiceImpl } from '../pipeline-service.js';
+import { serveSchedules } from '../../serve-schedules.js';
 
 export interface ApiHarness {
   /** host:port of the gRPC server. */
@@ -96,7 +98,7 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
   });
   const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
   const server = new Server();
-  new JobServiceImpl({
+  const jobs = new JobServiceImpl({
     gate,
     repo,
     tracker,
@@ -114,7 +116,9 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
     retention: o.retention ?? { ageMs: 0, maxEnded: 0 },
     admit: (records) => writer.create(records),
     secrets,
-  }).addToServer(server);
+  });
+  jobs.addToServer(server);
+  new PipelineServiceImpl({ gate, repo, logger: log, cancelJob: (req, who) => jobs.cancel(req, who) }).addToServer(server);
   new ClusterServiceImpl({ gate, view: o.view ?? EMPTY_CLUSTER, tracker, logger: log, version: o.version ?? 'test' }).addToServer(server);
   new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: '' }).addToServer(server);
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(server);
@@ -122,6 +126,8 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
   const issuer = new Issuer('http://127.0.0.1', oidcKeys);
   new IdentityServiceImpl({ gate, repo, issuer, agentLabels: () => ({}), logger: log }).addToServer(server);
   new SecretServiceImpl({ gate, secrets, logger: log }).addToServer(server);
+  // Schedules and templates; this lone peer leads, so its ticker fires what is due.
+  const schedules = await serveSchedules({ store, repo, tracker, jobs, gate, isLeader: () => true, fence: () => [], logger: log }, server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -137,6 +143,7 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
     jobTokens,
     async close() {
       server.forceShutdown();
+      await schedules.close();
       await oidcKeys.close();
       await audit.close();
       await tracker.close();

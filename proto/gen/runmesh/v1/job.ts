@@ -26,6 +26,77 @@ export const protobufPackage = "runmesh.v1";
 
 export const protobufFileName = "runmesh/v1/job.proto";
 
+/**
+ * What a job does when it arrives and its concurrency group is full
+ * (docs/architecture.md, "Concurrency groups").
+ */
+export enum ConcurrencyConflict {
+  CONCURRENCY_CONFLICT_UNSPECIFIED = 0,
+  /** CONCURRENCY_CONFLICT_QUEUE - Waits, first come first served within the group, until a slot frees. */
+  CONCURRENCY_CONFLICT_QUEUE = 1,
+  /**
+   * CONCURRENCY_CONFLICT_CANCEL_IN_PROGRESS - Cancels the group's older jobs, running or queued, so that the newest
+   * `concurrency` jobs remain, and takes a slot once they have ended
+   * (GitHub's cancel-in-progress; Hatchet's CANCEL_IN_PROGRESS).
+   */
+  CONCURRENCY_CONFLICT_CANCEL_IN_PROGRESS = 2,
+  /**
+   * CONCURRENCY_CONFLICT_CANCEL_NEWEST - The arriving job is cancelled (state CANCELLED, failure CANCELLED, a
+   * reason naming the group); what holds the slots runs on (Hatchet's
+   * CANCEL_NEWEST).
+   */
+  CONCURRENCY_CONFLICT_CANCEL_NEWEST = 3,
+  /**
+   * CONCURRENCY_CONFLICT_SKIP - The arriving job is not run: it ends CANCELLED with failure
+   * CONCURRENCY_SKIPPED, a "skipped" outcome that tools can tell apart from a
+   * cancel.
+   */
+  CONCURRENCY_CONFLICT_SKIP = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function concurrencyConflictFromJSON(object: any): ConcurrencyConflict {
+  switch (object) {
+    case 0:
+    case "CONCURRENCY_CONFLICT_UNSPECIFIED":
+      return ConcurrencyConflict.CONCURRENCY_CONFLICT_UNSPECIFIED;
+    case 1:
+    case "CONCURRENCY_CONFLICT_QUEUE":
+      return ConcurrencyConflict.CONCURRENCY_CONFLICT_QUEUE;
+    case 2:
+    case "CONCURRENCY_CONFLICT_CANCEL_IN_PROGRESS":
+      return ConcurrencyConflict.CONCURRENCY_CONFLICT_CANCEL_IN_PROGRESS;
+    case 3:
+    case "CONCURRENCY_CONFLICT_CANCEL_NEWEST":
+      return ConcurrencyConflict.CONCURRENCY_CONFLICT_CANCEL_NEWEST;
+    case 4:
+    case "CONCURRENCY_CONFLICT_SKIP":
+      return ConcurrencyConflict.CONCURRENCY_CONFLICT_SKIP;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ConcurrencyConflict.UNRECOGNIZED;
+  }
+}
+
+export function concurrencyConflictToJSON(object: ConcurrencyConflict): string {
+  switch (object) {
+    case ConcurrencyConflict.CONCURRENCY_CONFLICT_UNSPECIFIED:
+      return "CONCURRENCY_CONFLICT_UNSPECIFIED";
+    case ConcurrencyConflict.CONCURRENCY_CONFLICT_QUEUE:
+      return "CONCURRENCY_CONFLICT_QUEUE";
+    case ConcurrencyConflict.CONCURRENCY_CONFLICT_CANCEL_IN_PROGRESS:
+      return "CONCURRENCY_CONFLICT_CANCEL_IN_PROGRESS";
+    case ConcurrencyConflict.CONCURRENCY_CONFLICT_CANCEL_NEWEST:
+      return "CONCURRENCY_CONFLICT_CANCEL_NEWEST";
+    case ConcurrencyConflict.CONCURRENCY_CONFLICT_SKIP:
+      return "CONCURRENCY_CONFLICT_SKIP";
+    case ConcurrencyConflict.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Which executor runs a job on its agent. */
 export enum Executor {
   /** EXECUTOR_UNSPECIFIED - Read as EXECUTOR_SHELL. */
@@ -172,6 +243,11 @@ export enum JobState {
   JOB_STATE_CANCELLED = 7,
   JOB_STATE_TIMED_OUT = 8,
   JOB_STATE_DEAD = 9,
+  /**
+   * JOB_STATE_SKIPPED - Never ran: a job it needs (JobSpec.needs) ended without success and
+   * without allow_failure. Terminal.
+   */
+  JOB_STATE_SKIPPED = 10,
   UNRECOGNIZED = -1,
 }
 
@@ -207,6 +283,9 @@ export function jobStateFromJSON(object: any): JobState {
     case 9:
     case "JOB_STATE_DEAD":
       return JobState.JOB_STATE_DEAD;
+    case 10:
+    case "JOB_STATE_SKIPPED":
+      return JobState.JOB_STATE_SKIPPED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -236,6 +315,8 @@ export function jobStateToJSON(object: JobState): string {
       return "JOB_STATE_TIMED_OUT";
     case JobState.JOB_STATE_DEAD:
       return "JOB_STATE_DEAD";
+    case JobState.JOB_STATE_SKIPPED:
+      return "JOB_STATE_SKIPPED";
     case JobState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -283,6 +364,18 @@ export enum FailureCategory {
    * what this one refused) and never counted against the agent's health.
    */
   FAILURE_CATEGORY_UNTRUSTED = 11,
+  /**
+   * FAILURE_CATEGORY_QUEUE_TIMEOUT - The job waited for an agent longer than its queue_timeout_seconds and
+   * never started: it ends TIMED_OUT. Nothing ran; never retried, never
+   * counted against an agent's health.
+   */
+  FAILURE_CATEGORY_QUEUE_TIMEOUT = 12,
+  /**
+   * FAILURE_CATEGORY_CONCURRENCY_SKIPPED - Numbers 12-14 belong to retry policies and pipelines.
+   * The job was not run: it arrived while its concurrency group was full
+   * and it asked to be skipped then (on_conflict SKIP).
+   */
+  FAILURE_CATEGORY_CONCURRENCY_SKIPPED = 15,
   UNRECOGNIZED = -1,
 }
 
@@ -324,6 +417,12 @@ export function failureCategoryFromJSON(object: any): FailureCategory {
     case 11:
     case "FAILURE_CATEGORY_UNTRUSTED":
       return FailureCategory.FAILURE_CATEGORY_UNTRUSTED;
+    case 12:
+    case "FAILURE_CATEGORY_QUEUE_TIMEOUT":
+      return FailureCategory.FAILURE_CATEGORY_QUEUE_TIMEOUT;
+    case 15:
+    case "FAILURE_CATEGORY_CONCURRENCY_SKIPPED":
+      return FailureCategory.FAILURE_CATEGORY_CONCURRENCY_SKIPPED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -357,6 +456,10 @@ export function failureCategoryToJSON(object: FailureCategory): string {
       return "FAILURE_CATEGORY_OUT_OF_MEMORY";
     case FailureCategory.FAILURE_CATEGORY_UNTRUSTED:
       return "FAILURE_CATEGORY_UNTRUSTED";
+    case FailureCategory.FAILURE_CATEGORY_QUEUE_TIMEOUT:
+      return "FAILURE_CATEGORY_QUEUE_TIMEOUT";
+    case FailureCategory.FAILURE_CATEGORY_CONCURRENCY_SKIPPED:
+      return "FAILURE_CATEGORY_CONCURRENCY_SKIPPED";
     case FailureCategory.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -525,6 +628,66 @@ export interface JobSpec {
    * Watch hold only these references. At most 64.
    */
   secrets: SecretRef[];
+  /**
+   * Retry backoff (docs/architecture.md, "Retry policy"): the wait before
+   * retry n is drawn uniformly from [0.8 b, 1.2 b] cut to [min, max], where
+   * b = min(max, min * 2^(n-1)). Both 0: the default, 1 s doubling to 60 s,
+   * ±20%. Otherwise 1 <= min <= max <= 24 h (INVALID_ARGUMENT naming the field).
+   */
+  retryBackoffMinMs: number;
+  retryBackoffMaxMs: number;
+  /**
+   * Which failures are retried while attempts remain: failure category names,
+   * lower case without the prefix (`agent_lost`, `exit_code`, `timeout`,
+   * `could_not_start`, `disk_full`, `out_of_memory`), or `exit:N` for an
+   * attempt that exited with code N (1-255; an out-of-memory kill counts as
+   * its code, 137). Empty: every failure but cancelled, not_runnable and
+   * untrusted (the default). A name that is unknown or never retried is
+   * INVALID_ARGUMENT naming `retry_on[i]`. At most 32.
+   */
+  retryOn: string[];
+  /**
+   * How long the job may wait for an agent each time it becomes ready to run
+   * (QUEUED: at submit, after a retry's backoff, after a Retry) before it
+   * ends TIMED_OUT with failure QUEUE_TIMEOUT. Separate from timeout_seconds,
+   * which limits a running attempt. 0: no limit; at most 7 days.
+   */
+  queueTimeoutSeconds: number;
+  /**
+   * Concurrency group (GitHub's `concurrency`, Buildkite's concurrency
+   * groups): at most `concurrency` jobs of the group are ASSIGNED or RUNNING
+   * at once, across peers and leader failovers. Scoped by tenant: two tenants'
+   * groups of one name never block each other. 1-128 characters of letters,
+   * digits and `._:/@=+-`. Empty: no group.
+   */
+  concurrencyGroup: string;
+  /**
+   * The group's limit as this job counts it: the job starts only while fewer
+   * than this many jobs of its group hold a slot. Unset means 1; 1-1000.
+   * Only with concurrency_group.
+   */
+  concurrency?:
+    | number
+    | undefined;
+  /**
+   * What happens when the job arrives and its group is full. Only with
+   * concurrency_group; UNSPECIFIED is stored as QUEUE.
+   */
+  onConflict: ConcurrencyConflict;
+  /**
+   * Pipelines (docs/architecture.md, "Pipelines"). The names of the jobs of
+   * the same SubmitBatch this job waits for: it stays WAITING until each has
+   * SUCCEEDED (or failed with allow_failure), then is QUEUED; when one ends any
+   * other way the job is SKIPPED. Only in SubmitBatch; each name once, not its
+   * own, no cycle.
+   */
+  needs: string[];
+  /**
+   * Pipelines, GitLab's semantics: this job may fail (FAILED, TIMED_OUT or
+   * DEAD) without blocking the jobs that need it; they run as if it had
+   * succeeded. A cancelled or skipped job still blocks them.
+   */
+  allowFailure: boolean;
 }
 
 export interface JobSpec_EnvEntry {
@@ -630,6 +793,56 @@ export interface Job {
   exitCode: number;
   failure: FailureCategory;
   /**
+   * W3C trace context of the job (the `traceparent` header's form,
+   * `00-<trace id>-<span id>-<flags>`): its JobService.Submit span when the
+   * control plane traces, else the caller's `traceparent` metadata as sent
+   * (checked, and dropped if malformed); '' when neither. Its scheduling,
+   * dispatch and every attempt's run are traced under it, and each attempt's
+   * process gets a child of it as TRACEPARENT (docs/architecture.md, "Tracing").
+   */
+  traceParent: string;
+  /**
+   * Agents this job's next attempts avoid: where an attempt of the current
+   * attempt sequence failed for an infrastructure reason (agent_lost,
+   * could_not_start, disk_full), oldest first. Skipped while another agent
+   * can take the job (docs/architecture.md, "Host exclusion").
+   */
+  avoidedAgents: string[];
+  /** How many times JobService.Retry re-drove this job. */
+  redrives: number;
+  /**
+   * The first attempt number of the current attempt sequence (0 or 1: the
+   * job was never re-driven). max_attempts counts attempts from here.
+   */
+  sequenceStart: number;
+  /**
+   * Set while QUEUED because the job's concurrency group is full: the group
+   * it waits on (waiting_reason names the jobs holding its slots).
+   */
+  waitingOnGroup: string;
+  /**
+   * Set when a newer job of its concurrency group cancelled this one
+   * (on_conflict CANCEL_IN_PROGRESS): that job's id.
+   */
+  supersededBy: string;
+  /**
+   * The schedule (ScheduleService) that started this job, in the job's
+   * tenant; empty for a job submitted any other way.
+   */
+  schedule: string;
+  /**
+   * The schedule's tick this job is for (its RUNMESH_SCHEDULED_AT); for a
+   * TriggerSchedule run, when it was triggered. Unset without a schedule.
+   */
+  scheduledAt:
+    | string
+    | undefined;
+  /**
+   * The pipeline (PipelineService) this job belongs to: set on every job of a
+   * SubmitBatch whose jobs name needs, or that asked for a pipeline. Empty otherwise.
+   */
+  pipelineId: string;
+  /**
    * What the latest attempt that reported said of its progress (`::progress`
    * lines; docs/protocol.md, "Progress and annotations"). Unset until an
    * attempt reports; kept when the job ends.
@@ -702,6 +915,12 @@ export interface SubmitResponse {
 
 export interface SubmitBatchRequest {
   specs: JobSpec[];
+  /**
+   * Store the batch as a pipeline even when no job names needs (a batch
+   * with needs always is one): its jobs get a pipeline_id, must each have a
+   * name (unique in the batch) and one tenant, and are at most 1000.
+   */
+  pipeline?: boolean | undefined;
 }
 
 export interface SubmitBatchResponse {
@@ -755,6 +974,16 @@ export interface CancelResponse {
   job: Job | undefined;
 }
 
+export interface RetryRequest {
+  id: string;
+  /** Recorded in the job's timeline; at most 256 characters. */
+  reason: string;
+}
+
+export interface RetryResponse {
+  job: Job | undefined;
+}
+
 export interface WatchRequest {
   /** Empty means every job. */
   ids: string[];
@@ -805,6 +1034,15 @@ function createBaseJobSpec(): JobSpec {
     noNetwork: false,
     signature: undefined,
     secrets: [],
+    retryBackoffMinMs: 0,
+    retryBackoffMaxMs: 0,
+    retryOn: [],
+    queueTimeoutSeconds: 0,
+    concurrencyGroup: "",
+    concurrency: undefined,
+    onConflict: 0,
+    needs: [],
+    allowFailure: false,
   };
 }
 
@@ -866,6 +1104,33 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     for (const v of message.secrets) {
       SecretRef.encode(v!, writer.uint32(154).fork()).join();
+    }
+    if (message.retryBackoffMinMs !== 0) {
+      writer.uint32(160).uint32(message.retryBackoffMinMs);
+    }
+    if (message.retryBackoffMaxMs !== 0) {
+      writer.uint32(168).uint32(message.retryBackoffMaxMs);
+    }
+    for (const v of message.retryOn) {
+      writer.uint32(178).string(v!);
+    }
+    if (message.queueTimeoutSeconds !== 0) {
+      writer.uint32(184).uint32(message.queueTimeoutSeconds);
+    }
+    if (message.concurrencyGroup !== "") {
+      writer.uint32(226).string(message.concurrencyGroup);
+    }
+    if (message.concurrency !== undefined) {
+      writer.uint32(232).uint32(message.concurrency);
+    }
+    if (message.onConflict !== 0) {
+      writer.uint32(240).int32(message.onConflict);
+    }
+    for (const v of message.needs) {
+      writer.uint32(258).string(v!);
+    }
+    if (message.allowFailure !== false) {
+      writer.uint32(264).bool(message.allowFailure);
     }
     return writer;
   },
@@ -1038,6 +1303,78 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.secrets.push(SecretRef.decode(reader, reader.uint32()));
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.retryBackoffMinMs = reader.uint32();
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.retryBackoffMaxMs = reader.uint32();
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.retryOn.push(reader.string());
+            continue;
+          }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.queueTimeoutSeconds = reader.uint32();
+            continue;
+          }
+          case 28: {
+            if (tag !== 226) {
+              break;
+            }
+
+            message.concurrencyGroup = reader.string();
+            continue;
+          }
+          case 29: {
+            if (tag !== 232) {
+              break;
+            }
+
+            message.concurrency = reader.uint32();
+            continue;
+          }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.onConflict = reader.int32() as any;
+            continue;
+          }
+          case 32: {
+            if (tag !== 258) {
+              break;
+            }
+
+            message.needs.push(reader.string());
+            continue;
+          }
+          case 33: {
+            if (tag !== 264) {
+              break;
+            }
+
+            message.allowFailure = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1110,6 +1447,45 @@ export const JobSpec: MessageFns<JobSpec> = {
       secrets: globalThis.Array.isArray(object?.secrets)
         ? object.secrets.map((e: any) => SecretRef.fromJSON(e))
         : [],
+      retryBackoffMinMs: isSet(object.retryBackoffMinMs)
+        ? globalThis.Number(object.retryBackoffMinMs)
+        : isSet(object.retry_backoff_min_ms)
+        ? globalThis.Number(object.retry_backoff_min_ms)
+        : 0,
+      retryBackoffMaxMs: isSet(object.retryBackoffMaxMs)
+        ? globalThis.Number(object.retryBackoffMaxMs)
+        : isSet(object.retry_backoff_max_ms)
+        ? globalThis.Number(object.retry_backoff_max_ms)
+        : 0,
+      retryOn: globalThis.Array.isArray(object?.retryOn)
+        ? object.retryOn.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.retry_on)
+        ? object.retry_on.map((e: any) => globalThis.String(e))
+        : [],
+      queueTimeoutSeconds: isSet(object.queueTimeoutSeconds)
+        ? globalThis.Number(object.queueTimeoutSeconds)
+        : isSet(object.queue_timeout_seconds)
+        ? globalThis.Number(object.queue_timeout_seconds)
+        : 0,
+      concurrencyGroup: isSet(object.concurrencyGroup)
+        ? globalThis.String(object.concurrencyGroup)
+        : isSet(object.concurrency_group)
+        ? globalThis.String(object.concurrency_group)
+        : "",
+      concurrency: isSet(object.concurrency) ? globalThis.Number(object.concurrency) : undefined,
+      onConflict: isSet(object.onConflict)
+        ? concurrencyConflictFromJSON(object.onConflict)
+        : isSet(object.on_conflict)
+        ? concurrencyConflictFromJSON(object.on_conflict)
+        : 0,
+      needs: globalThis.Array.isArray(object?.needs)
+        ? object.needs.map((e: any) => globalThis.String(e))
+        : [],
+      allowFailure: isSet(object.allowFailure)
+        ? globalThis.Boolean(object.allowFailure)
+        : isSet(object.allow_failure)
+        ? globalThis.Boolean(object.allow_failure)
+        : false,
     };
   },
 
@@ -1178,6 +1554,33 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.secrets?.length) {
       obj.secrets = message.secrets.map((e) => SecretRef.toJSON(e));
     }
+    if (message.retryBackoffMinMs !== 0) {
+      obj.retryBackoffMinMs = Math.round(message.retryBackoffMinMs);
+    }
+    if (message.retryBackoffMaxMs !== 0) {
+      obj.retryBackoffMaxMs = Math.round(message.retryBackoffMaxMs);
+    }
+    if (message.retryOn?.length) {
+      obj.retryOn = message.retryOn;
+    }
+    if (message.queueTimeoutSeconds !== 0) {
+      obj.queueTimeoutSeconds = Math.round(message.queueTimeoutSeconds);
+    }
+    if (message.concurrencyGroup !== "") {
+      obj.concurrencyGroup = message.concurrencyGroup;
+    }
+    if (message.concurrency !== undefined) {
+      obj.concurrency = Math.round(message.concurrency);
+    }
+    if (message.onConflict !== 0) {
+      obj.onConflict = concurrencyConflictToJSON(message.onConflict);
+    }
+    if (message.needs?.length) {
+      obj.needs = message.needs;
+    }
+    if (message.allowFailure !== false) {
+      obj.allowFailure = message.allowFailure;
+    }
     return obj;
   },
 
@@ -1217,6 +1620,15 @@ export const JobSpec: MessageFns<JobSpec> = {
       ? JobSignature.fromPartial(object.signature)
       : undefined;
     message.secrets = object.secrets?.map((e) => SecretRef.fromPartial(e)) || [];
+    message.retryBackoffMinMs = object.retryBackoffMinMs ?? 0;
+    message.retryBackoffMaxMs = object.retryBackoffMaxMs ?? 0;
+    message.retryOn = object.retryOn?.map((e) => e) || [];
+    message.queueTimeoutSeconds = object.queueTimeoutSeconds ?? 0;
+    message.concurrencyGroup = object.concurrencyGroup ?? "";
+    message.concurrency = object.concurrency ?? undefined;
+    message.onConflict = object.onConflict ?? 0;
+    message.needs = object.needs?.map((e) => e) || [];
+    message.allowFailure = object.allowFailure ?? false;
     return message;
   },
 };
@@ -2097,6 +2509,15 @@ function createBaseJob(): Job {
     notBefore: undefined,
     exitCode: 0,
     failure: 0,
+    traceParent: "",
+    avoidedAgents: [],
+    redrives: 0,
+    sequenceStart: 0,
+    waitingOnGroup: "",
+    supersededBy: "",
+    schedule: "",
+    scheduledAt: undefined,
+    pipelineId: "",
     progress: undefined,
     annotations: [],
   };
@@ -2139,6 +2560,33 @@ export const Job: MessageFns<Job> = {
     }
     if (message.failure !== 0) {
       writer.uint32(96).int32(message.failure);
+    }
+    if (message.traceParent !== "") {
+      writer.uint32(106).string(message.traceParent);
+    }
+    for (const v of message.avoidedAgents) {
+      writer.uint32(114).string(v!);
+    }
+    if (message.redrives !== 0) {
+      writer.uint32(120).uint32(message.redrives);
+    }
+    if (message.sequenceStart !== 0) {
+      writer.uint32(128).uint32(message.sequenceStart);
+    }
+    if (message.waitingOnGroup !== "") {
+      writer.uint32(146).string(message.waitingOnGroup);
+    }
+    if (message.supersededBy !== "") {
+      writer.uint32(154).string(message.supersededBy);
+    }
+    if (message.schedule !== "") {
+      writer.uint32(194).string(message.schedule);
+    }
+    if (message.scheduledAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.scheduledAt), writer.uint32(202).fork()).join();
+    }
+    if (message.pipelineId !== "") {
+      writer.uint32(162).string(message.pipelineId);
     }
     if (message.progress !== undefined) {
       Progress.encode(message.progress, writer.uint32(210).fork()).join();
@@ -2258,6 +2706,78 @@ export const Job: MessageFns<Job> = {
             message.failure = reader.int32() as any;
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.traceParent = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.avoidedAgents.push(reader.string());
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.redrives = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.sequenceStart = reader.uint32();
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.waitingOnGroup = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.supersededBy = reader.string();
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.schedule = reader.string();
+            continue;
+          }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.scheduledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.pipelineId = reader.string();
+            continue;
+          }
           case 26: {
             if (tag !== 210) {
               break;
@@ -2322,6 +2842,43 @@ export const Job: MessageFns<Job> = {
         ? globalThis.Number(object.exit_code)
         : 0,
       failure: isSet(object.failure) ? failureCategoryFromJSON(object.failure) : 0,
+      traceParent: isSet(object.traceParent)
+        ? globalThis.String(object.traceParent)
+        : isSet(object.trace_parent)
+        ? globalThis.String(object.trace_parent)
+        : "",
+      avoidedAgents: globalThis.Array.isArray(object?.avoidedAgents)
+        ? object.avoidedAgents.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.avoided_agents)
+        ? object.avoided_agents.map((e: any) => globalThis.String(e))
+        : [],
+      redrives: isSet(object.redrives) ? globalThis.Number(object.redrives) : 0,
+      sequenceStart: isSet(object.sequenceStart)
+        ? globalThis.Number(object.sequenceStart)
+        : isSet(object.sequence_start)
+        ? globalThis.Number(object.sequence_start)
+        : 0,
+      waitingOnGroup: isSet(object.waitingOnGroup)
+        ? globalThis.String(object.waitingOnGroup)
+        : isSet(object.waiting_on_group)
+        ? globalThis.String(object.waiting_on_group)
+        : "",
+      supersededBy: isSet(object.supersededBy)
+        ? globalThis.String(object.supersededBy)
+        : isSet(object.superseded_by)
+        ? globalThis.String(object.superseded_by)
+        : "",
+      schedule: isSet(object.schedule) ? globalThis.String(object.schedule) : "",
+      scheduledAt: isSet(object.scheduledAt)
+        ? globalThis.String(object.scheduledAt)
+        : isSet(object.scheduled_at)
+        ? globalThis.String(object.scheduled_at)
+        : undefined,
+      pipelineId: isSet(object.pipelineId)
+        ? globalThis.String(object.pipelineId)
+        : isSet(object.pipeline_id)
+        ? globalThis.String(object.pipeline_id)
+        : "",
       progress: isSet(object.progress) ? Progress.fromJSON(object.progress) : undefined,
       annotations: globalThis.Array.isArray(object?.annotations)
         ? object.annotations.map((e: any) => Annotation.fromJSON(e))
@@ -2367,6 +2924,33 @@ export const Job: MessageFns<Job> = {
     if (message.failure !== 0) {
       obj.failure = failureCategoryToJSON(message.failure);
     }
+    if (message.traceParent !== "") {
+      obj.traceParent = message.traceParent;
+    }
+    if (message.avoidedAgents?.length) {
+      obj.avoidedAgents = message.avoidedAgents;
+    }
+    if (message.redrives !== 0) {
+      obj.redrives = Math.round(message.redrives);
+    }
+    if (message.sequenceStart !== 0) {
+      obj.sequenceStart = Math.round(message.sequenceStart);
+    }
+    if (message.waitingOnGroup !== "") {
+      obj.waitingOnGroup = message.waitingOnGroup;
+    }
+    if (message.supersededBy !== "") {
+      obj.supersededBy = message.supersededBy;
+    }
+    if (message.schedule !== "") {
+      obj.schedule = message.schedule;
+    }
+    if (message.scheduledAt !== undefined) {
+      obj.scheduledAt = message.scheduledAt;
+    }
+    if (message.pipelineId !== "") {
+      obj.pipelineId = message.pipelineId;
+    }
     if (message.progress !== undefined) {
       obj.progress = Progress.toJSON(message.progress);
     }
@@ -2393,6 +2977,15 @@ export const Job: MessageFns<Job> = {
     message.notBefore = object.notBefore ?? undefined;
     message.exitCode = object.exitCode ?? 0;
     message.failure = object.failure ?? 0;
+    message.traceParent = object.traceParent ?? "";
+    message.avoidedAgents = object.avoidedAgents?.map((e) => e) || [];
+    message.redrives = object.redrives ?? 0;
+    message.sequenceStart = object.sequenceStart ?? 0;
+    message.waitingOnGroup = object.waitingOnGroup ?? "";
+    message.supersededBy = object.supersededBy ?? "";
+    message.schedule = object.schedule ?? "";
+    message.scheduledAt = object.scheduledAt ?? undefined;
+    message.pipelineId = object.pipelineId ?? "";
     message.progress = (object.progress !== undefined && object.progress !== null)
       ? Progress.fromPartial(object.progress)
       : undefined;
@@ -2832,13 +3425,16 @@ export const SubmitResponse: MessageFns<SubmitResponse> = {
 };
 
 function createBaseSubmitBatchRequest(): SubmitBatchRequest {
-  return { specs: [] };
+  return { specs: [], pipeline: undefined };
 }
 
 export const SubmitBatchRequest: MessageFns<SubmitBatchRequest> = {
   encode(message: SubmitBatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.specs) {
       JobSpec.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.pipeline !== undefined) {
+      writer.uint32(16).bool(message.pipeline);
     }
     return writer;
   },
@@ -2864,6 +3460,14 @@ export const SubmitBatchRequest: MessageFns<SubmitBatchRequest> = {
             message.specs.push(JobSpec.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pipeline = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2877,13 +3481,19 @@ export const SubmitBatchRequest: MessageFns<SubmitBatchRequest> = {
   },
 
   fromJSON(object: any): SubmitBatchRequest {
-    return { specs: globalThis.Array.isArray(object?.specs) ? object.specs.map((e: any) => JobSpec.fromJSON(e)) : [] };
+    return {
+      specs: globalThis.Array.isArray(object?.specs) ? object.specs.map((e: any) => JobSpec.fromJSON(e)) : [],
+      pipeline: isSet(object.pipeline) ? globalThis.Boolean(object.pipeline) : undefined,
+    };
   },
 
   toJSON(message: SubmitBatchRequest): unknown {
     const obj: any = {};
     if (message.specs?.length) {
       obj.specs = message.specs.map((e) => JobSpec.toJSON(e));
+    }
+    if (message.pipeline !== undefined) {
+      obj.pipeline = message.pipeline;
     }
     return obj;
   },
@@ -2894,6 +3504,7 @@ export const SubmitBatchRequest: MessageFns<SubmitBatchRequest> = {
   fromPartial(object: DeepPartial<SubmitBatchRequest>): SubmitBatchRequest {
     const message = createBaseSubmitBatchRequest();
     message.specs = object.specs?.map((e) => JobSpec.fromPartial(e)) || [];
+    message.pipeline = object.pipeline ?? undefined;
     return message;
   },
 };
@@ -3585,6 +4196,158 @@ export const CancelResponse: MessageFns<CancelResponse> = {
   },
 };
 
+function createBaseRetryRequest(): RetryRequest {
+  return { id: "", reason: "" };
+}
+
+export const RetryRequest: MessageFns<RetryRequest> = {
+  encode(message: RetryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetryRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: RetryRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RetryRequest>): RetryRequest {
+    return RetryRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RetryRequest>): RetryRequest {
+    const message = createBaseRetryRequest();
+    message.id = object.id ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseRetryResponse(): RetryResponse {
+  return { job: undefined };
+}
+
+export const RetryResponse: MessageFns<RetryResponse> = {
+  encode(message: RetryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.job !== undefined) {
+      Job.encode(message.job, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.job = Job.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetryResponse {
+    return { job: isSet(object.job) ? Job.fromJSON(object.job) : undefined };
+  },
+
+  toJSON(message: RetryResponse): unknown {
+    const obj: any = {};
+    if (message.job !== undefined) {
+      obj.job = Job.toJSON(message.job);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RetryResponse>): RetryResponse {
+    return RetryResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RetryResponse>): RetryResponse {
+    const message = createBaseRetryResponse();
+    message.job = (object.job !== undefined && object.job !== null) ? Job.fromPartial(object.job) : undefined;
+    return message;
+  },
+};
+
 function createBaseWatchRequest(): WatchRequest {
   return { ids: [] };
 }
@@ -4025,6 +4788,21 @@ export const JobServiceService = {
     responseSerialize: (value: CancelResponse): Buffer => Buffer.from(CancelResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CancelResponse => CancelResponse.decode(value),
   },
+  /**
+   * Re-drives a job that ended without succeeding (failed, dead, timed out
+   * or cancelled): it keeps its attempts and timeline, starts a new attempt
+   * sequence (numbers go on; max_attempts counts afresh) and is QUEUED again.
+   * Any other state is FAILED_PRECONDITION.
+   */
+  retry: {
+    path: "/runmesh.v1.JobService/Retry" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RetryRequest): Buffer => Buffer.from(RetryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RetryRequest => RetryRequest.decode(value),
+    responseSerialize: (value: RetryResponse): Buffer => Buffer.from(RetryResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RetryResponse => RetryResponse.decode(value),
+  },
   /** Streams job events (every state transition) until the client hangs up. */
   watch: {
     path: "/runmesh.v1.JobService/Watch" as const,
@@ -4053,6 +4831,13 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   get: handleUnaryCall<GetRequest, GetResponse>;
   list: handleUnaryCall<ListRequest, ListResponse>;
   cancel: handleUnaryCall<CancelRequest, CancelResponse>;
+  /**
+   * Re-drives a job that ended without succeeding (failed, dead, timed out
+   * or cancelled): it keeps its attempts and timeline, starts a new attempt
+   * sequence (numbers go on; max_attempts counts afresh) and is QUEUED again.
+   * Any other state is FAILED_PRECONDITION.
+   */
+  retry: handleUnaryCall<RetryRequest, RetryResponse>;
   /** Streams job events (every state transition) until the client hangs up. */
   watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
   /** Streams a job's output; with follow, until the attempt ends. */
@@ -4128,6 +4913,27 @@ export interface JobServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CancelResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Re-drives a job that ended without succeeding (failed, dead, timed out
+   * or cancelled): it keeps its attempts and timeline, starts a new attempt
+   * sequence (numbers go on; max_attempts counts afresh) and is QUEUED again.
+   * Any other state is FAILED_PRECONDITION.
+   */
+  retry(
+    request: RetryRequest,
+    callback: (error: ServiceError | null, response: RetryResponse) => void,
+  ): ClientUnaryCall;
+  retry(
+    request: RetryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RetryResponse) => void,
+  ): ClientUnaryCall;
+  retry(
+    request: RetryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RetryResponse) => void,
   ): ClientUnaryCall;
   /** Streams job events (every state transition) until the client hangs up. */
   watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchResponse>;

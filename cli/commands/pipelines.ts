@@ -1,0 +1,164 @@
+/** `runmesh pipelines get | cancel`, and `runmesh submit -f FILE` (a pipeline file, or one job). */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Job, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import { Pipeline, PipelineState } from '../../proto/gen/runmesh/v1/pipeline.js';
+import { type Connection, unary, withConnection } from '../client.js';
+import { colourFor, paint, stateColour } from '../colour.js';
+import { relativeTime } from '../duration.js';
+import { JobOutcomeError, UsageError } from '../errors.js';
+import { keyValues, printJson, stateColumn, stateName, table } from '../format.js';
+import { serverOption, tokenOption, type Target } from '../options.js';
+import { EXIT } from '../outcome.js';
+import { readPipelineFile } from '../pipeline-file.js';
+
+export function registerPipelines(program: Command): void {
+  const pipelines = program.command('pipelines').description('inspect and cancel pipelines (runmesh submit -f FILE)');
+  pipelines
+    .command('get')
+    .description("show a pipeline's jobs: what each needs, its state, why it waits")
+    .argument('<id>', 'pipeline id (p_...)')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .option('--json', 'print the pipeline as JSON')
+    .action((id: string, options: Target & { json?: boolean }) => get(id, options));
+  pipelines
+    .command('cancel')
+    .description('cancel every job of a pipeline that has not ended')
+    .argument('<id>', 'pipeline id (p_...)')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .option('--reason <reason>', "recorded in each job's timeline")
+    .option('--json', 'print the pipeline as JSON')
+    .action((id: string, options: Target & { reason?: string; json?: boolean }) => cancel(id, options));
+}
+
+async function get(id: string, options: Target & { json?: boolean }): Promise<void> {
+  const pipeline = await withConnection(options, (conn) => getPipeline(conn, id));
+  if (options.json) printJson(Pipeline.toJSON(pipeline));
+  else process.stdout.write(`${pipelinePage(pipeline, Date.now(), colourFor(process.stdout))}\n`);
+}
+
+async function cancel(id: string, options: Target & { reason?: string; json?: boolean }): Promise<void> {
+  const res = await withConnection(options, (conn) =>
+    unary(conn, 'PipelineService.CancelPipeline', conn.pipelines.cancelPipeline.bind(conn.pipelines), { id, reason: options.reason ?? '' }),
+  );
+  if (!res.pipeline) throw new Error(`PipelineService.CancelPipeline returned no pipeline for ${id}`);
+  if (options.json) return printJson(Pipeline.toJSON(res.pipeline));
+  process.stdout.write(`${id}: ${res.cancelled} ${res.cancelled === 1 ? 'job' : 'jobs'} cancelled\n`);
+}
+
+async function getPipeline(conn: Connection, id: string): Promise<Pipeline> {
+  const res = await unary(conn, 'PipelineService.GetPipeline', conn.pipelines.getPipeline.bind(conn.pipelines), { id });
+  if (!res.pipeline) throw new Error(`PipelineService.GetPipeline returned no pipeline for ${id}`);
+  return res.pipeline;
+}
+
+export const pipelineStateName = (s: PipelineState): string => (PipelineState[s] ?? 'unknown').replace('PIPELINE_STATE_', '').toLowerCase();
+
+const NEEDS_WIDTH = 48;
+
+/** `build, test (os=linux)` cut to a width, saying how many more. */
+function needsText(needs: readonly string[]): string {
+  if (needs.length === 0) return '-';
+  let shown = 0;
+  let text = '';
+  for (const n of needs) {
+    const next = shown === 0 ? n : `${text}, ${n}`;
+    if (shown > 0 && next.length > NEEDS_WIDTH) break;
+    text = next;
+    shown++;
+  }
+  return shown < needs.length ? `${text} +${needs.length - shown} more` : text;
+}
+
+/** The summary, then one row per job in the batch's order: its needs, state, id, and why it waits or ended. */
+export function pipelinePage(p: Pipeline, now: number, colour = false): string {
+  const state = pipelineStateName(p.state);
+  const head = keyValues([
+    ['pipeline', p.id],
+    ['tenant', p.tenant],
+    ['state', colour ? paint(state, stateColour(state)) : state],
+    ['created', p.createdAt ? relativeTime(p.createdAt, now) : undefined],
+  ]);
+  const rows = p.jobs.map((j) => [
+    j.name + (j.allowFailure ? ' (may fail)' : ''),
+    stateName(j.state),
+    needsText(j.needs),
+    j.id,
+    j.reason || '-',
+  ]);
+  return `${head}\n\n${table(['JOB', 'STATE', 'NEEDS', 'ID', 'REASON'], rows, stateColumn(1, colour))}`;
+}
+
+/** The flags of `submit` that a file gives instead (with -f they would be ignored): refused. */
+const FILE_ONLY = ['name', 'label', 'env', 'timeout', 'retries', 'script', 'idempotencyKey', 'selector', 'qos', 'priority', 'affinity'];
+const FILE_ONLY_MORE = ['strategy', 'slots', 'cpu', 'memory', 'executor', 'secret', 'secretFile', 'template', 'param'];
+
+export interface FileSubmitOptions extends Target {
+  file: string;
+  tenant?: string;
+  wait?: boolean;
+  json?: boolean;
+}
+
+/**
+ * `runmesh submit -f FILE`: a pipeline (SubmitBatch as a pipeline; prints its
+ * id) or a one-job file (Submit; prints the job id, as submit does). With
+ * --wait, a pipeline is followed until it ends: exit 0 when it succeeded,
+ * 1 when it failed, 130 when cancelled.
+ */
+export async function submitFile(
+  command: readonly string[],
+  options: FileSubmitOptions,
+  sign: (spec: JobSpec) => JobSpec,
+  waitJob: (conn: Connection, job: Job) => Promise<void>,
+): Promise<void> {
+  if (command.length > 0) throw new UsageError('-f gives the jobs: no command after --');
+  const flags = options as unknown as Record<string, unknown>;
+  const given = [...FILE_ONLY, ...FILE_ONLY_MORE].find((k) => flags[k] !== undefined);
+  if (given) throw new UsageError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: with -f, the file says it`);
+  if (options.wait && options.json) throw new UsageError('--json and --wait do not mix');
+  let text: string;
+  try {
+    text = readFileSync(options.file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`-f ${options.file}: ${(err as Error).message}`);
+  }
+  const file = readPipelineFile(options.file, text);
+  const specs = file.specs.map((s) => sign(withTenant(s, options.tenant)));
+  await withConnection(options, async (conn) => {
+    if (file.single) {
+      const res = await unary(conn, 'JobService.Submit', conn.jobs.submit.bind(conn.jobs), { spec: specs[0] });
+      if (!res.job) throw new Error('JobService.Submit returned no job');
+      if (options.wait) return waitJob(conn, res.job);
+      return options.json ? printJson(Job.toJSON(res.job)) : void process.stdout.write(`${res.job.id}\n`);
+    }
+    const res = await unary(conn, 'JobService.SubmitBatch', conn.jobs.submitBatch.bind(conn.jobs), { specs, pipeline: true });
+    const id = res.jobs[0]?.pipelineId ?? '';
+    if (options.json) return printJson({ pipelineId: id, jobs: res.jobs.map((j) => Job.toJSON(j)) });
+    process.stdout.write(`${id}\n`);
+    if (options.wait) await waitPipeline(conn, id);
+  });
+}
+
+function withTenant(spec: JobSpec, tenant: string | undefined): JobSpec {
+  if (tenant === undefined) return spec;
+  if (spec.tenant && spec.tenant !== tenant) throw new UsageError(`--tenant ${tenant}: the file names tenant ${spec.tenant}`);
+  return { ...spec, tenant };
+}
+
+const WAIT_POLL_MS = 500;
+
+async function waitPipeline(conn: Connection, id: string): Promise<void> {
+  let p = await getPipeline(conn, id);
+  while (p.state === PipelineState.PIPELINE_STATE_RUNNING) {
+    await sleep(WAIT_POLL_MS);
+    p = await getPipeline(conn, id);
+  }
+  process.stderr.write(`${pipelinePage(p, Date.now(), colourFor(process.stderr))}\n`);
+  if (p.state === PipelineState.PIPELINE_STATE_SUCCEEDED) return;
+  const code = p.state === PipelineState.PIPELINE_STATE_CANCELLED ? EXIT.cancelled : 1;
+  throw new JobOutcomeError(id, code, `pipeline ${id} ${pipelineStateName(p.state)}`);
+}
