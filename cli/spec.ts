@@ -1,8 +1,9 @@
 /** Turns `runmesh submit` flags and the words after `--` into a JobSpec. */
-import { Executor, JobSpec, QosClass, Strategy, type SecretRef } from '../proto/gen/runmesh/v1/job.js';
+import type { Command } from 'commander';
+import { ConcurrencyConflict, Executor, JobSpec, QosClass, Strategy, type SecretRef } from '../proto/gen/runmesh/v1/job.js';
 import { parseDuration } from './duration.js';
 import { UsageError } from './errors.js';
-import { enumFlag, INT32_MAX, INT32_MIN, optionalWhole, parsePair, parseWhole, UINT32_MAX } from './options.js';
+import { collect, enumFlag, INT32_MAX, INT32_MIN, optionalWhole, parsePair, parseWhole, UINT32_MAX } from './options.js';
 
 /** The submit flags exactly as commander hands them over: strings, repeatables as arrays. */
 export interface SubmitFlags {
@@ -11,6 +12,11 @@ export interface SubmitFlags {
   env?: string[];
   timeout?: string;
   retries?: string;
+  /** `--retry-backoff MIN..MAX` (or one duration: a fixed wait). */
+  retryBackoff?: string;
+  /** `--retry-on agent_lost,exit:137` (repeatable). */
+  retryOn?: string[];
+  queueTimeout?: string;
   script?: string;
   idempotencyKey?: string;
   selector?: string;
@@ -29,6 +35,47 @@ export interface SubmitFlags {
   secret?: string[];
   /** `--secret-file NAME=path`. */
   secretFile?: string[];
+  concurrencyGroup?: string;
+  concurrency?: string;
+  onConflict?: string;
+}
+
+/** The flags that describe a job, shared by `submit` and `schedules create`: what {@link buildSpec} reads. */
+export function jobOptions(cmd: Command): Command {
+  return cmd
+    .option('--name <name>', 'job name shown in tables')
+    .option('--label <k=v>', 'require an agent label (repeatable)', collect)
+    .option('--env <K=V>', 'environment variable for the job (repeatable)', collect)
+    .option('--timeout <duration>', 'wall-clock limit per attempt: 30s, 5m, 1h30m, or seconds')
+    .option('--retries <n>', 'retries after a failed attempt (attempts = n + 1)')
+    .option('--retry-backoff <min..max>', 'wait before each retry, doubling from min to max with jitter, e.g. 5s..5m (default 1s..60s)')
+    .option(
+      '--retry-on <list>',
+      'retry only these failures: agent_lost, could_not_start, disk_full, exit_code, timeout, out_of_memory, or exit:N (comma-separated, repeatable; default: every failure but cancelled, not_runnable, untrusted)',
+      collect,
+    )
+    .option('--queue-timeout <duration>', 'end the job timed out (queue_timeout) when no agent takes it within this long of being queued')
+    .option('--script <text>', 'shell script to run with sh -e -c instead of a command')
+    .option('--selector <expr>', 'label selector, e.g. "os=linux,arch in (amd64,arm64)"')
+    .option('--qos <class>', 'critical | standard | batch')
+    .option('--tenant <tenant>', 'tenant for fair sharing')
+    .option('--priority <n>', 'higher runs first within a tenant and QoS class')
+    .option('--affinity <key>', 'jobs with the same key prefer the same agent')
+    .option('--strategy <name>', 'spread | binpack')
+    .option('--slots <n>', 'slots needed')
+    .option('--cpu <millis>', 'CPU needed, in millicores; also its limit: at most this much CPU time per second (1000 = one core)')
+    .option('--memory <mb>', 'memory needed, in MB; also its hard limit: over it the job is killed (out of memory)')
+    .option('--executor <name>', 'shell (default: a process on the agent) | sandbox (under bubblewrap, only on agents that offer it)')
+    .option('--no-network', 'sandbox only: the job gets no network at all')
+    .option('--secret <NAME[=ENVVAR]>', "a secret of the job's tenant as an environment variable (NAME, or ENVVAR) (repeatable)", collect)
+    .option('--secret-file <NAME=path>', "a secret of the job's tenant as a file at path in the workspace, mode 0600 (repeatable)", collect)
+    .option('--concurrency-group <key>', "at most --concurrency jobs of this group (in the job's tenant) run at once")
+    .option('--concurrency <n>', 'jobs of the group that may run at once (default 1, at most 1000)')
+    .option(
+      '--on-conflict <mode>',
+      'when the group is full: queue (wait, the default) | cancel-in-progress (cancel the older jobs) | ' +
+        'cancel-newest (cancel this job) | skip (do not run this job)',
+    );
 }
 
 /**
@@ -42,7 +89,7 @@ export function buildSpec(flags: SubmitFlags, command: readonly string[]): JobSp
     ...program(flags.script, command),
     env: envMap(flags.env ?? []),
     selector: selectorOf(flags.label ?? [], flags.selector),
-    timeoutSeconds: flags.timeout === undefined ? 0 : parseTimeout(flags.timeout),
+    timeoutSeconds: flags.timeout === undefined ? 0 : durationFlag('--timeout', flags.timeout),
     maxAttempts: flags.retries === undefined ? 0 : attemptsFor(flags.retries),
     idempotencyKey: flags.idempotencyKey ?? '',
     resources: resourcesOf(flags),
@@ -53,7 +100,26 @@ export function buildSpec(flags: SubmitFlags, command: readonly string[]): JobSp
     strategy: flags.strategy === undefined ? Strategy.STRATEGY_UNSPECIFIED : enumFlag('--strategy', Strategy, 'STRATEGY_', flags.strategy),
     ...executorOf(flags),
     secrets: secretRefsOf(flags.secret ?? [], flags.secretFile ?? []),
+    ...retryPolicyOf(flags),
+    ...concurrencyOf(flags),
   });
+}
+
+/** --concurrency-group, --concurrency and --on-conflict; the last two only with a group. */
+function concurrencyOf(flags: SubmitFlags): Pick<JobSpec, 'concurrencyGroup' | 'concurrency' | 'onConflict'> {
+  if (flags.concurrencyGroup === undefined) {
+    if (flags.concurrency !== undefined) throw new UsageError('--concurrency goes with --concurrency-group');
+    if (flags.onConflict !== undefined) throw new UsageError('--on-conflict goes with --concurrency-group');
+    return { concurrencyGroup: '', concurrency: undefined, onConflict: ConcurrencyConflict.CONCURRENCY_CONFLICT_UNSPECIFIED };
+  }
+  return {
+    concurrencyGroup: flags.concurrencyGroup,
+    concurrency: optionalWhole('--concurrency', flags.concurrency, 1, 1000),
+    onConflict:
+      flags.onConflict === undefined
+        ? ConcurrencyConflict.CONCURRENCY_CONFLICT_UNSPECIFIED
+        : enumFlag('--on-conflict', ConcurrencyConflict, 'CONCURRENCY_CONFLICT_', flags.onConflict),
+  };
 }
 
 /** `--secret NAME` (env NAME), `--secret NAME=ENVVAR`, `--secret-file NAME=path`: references, never values. */
@@ -93,9 +159,51 @@ function program(script: string | undefined, command: readonly string[]): { argv
   return { argv: [...command], script: '' };
 }
 
+/** --retry-backoff, --retry-on and --queue-timeout; the server checks the names in --retry-on. */
+function retryPolicyOf(flags: SubmitFlags): Pick<JobSpec, 'retryBackoffMinMs' | 'retryBackoffMaxMs' | 'retryOn' | 'queueTimeoutSeconds'> {
+  return {
+    ...backoffOf(flags.retryBackoff),
+    retryOn: (flags.retryOn ?? []).flatMap((l) => l.split(',').map((s) => s.trim())).filter((s) => s !== ''),
+    queueTimeoutSeconds: flags.queueTimeout === undefined ? 0 : durationFlag('--queue-timeout', flags.queueTimeout),
+  };
+}
+
+/** `--retry-backoff 5s..5m` (or `30s`, a fixed wait) as the spec's two fields; durations take `ms` too (`500ms..10s`). */
+function backoffOf(text: string | undefined): { retryBackoffMinMs: number; retryBackoffMaxMs: number } {
+  if (text === undefined) return { retryBackoffMinMs: 0, retryBackoffMaxMs: 0 };
+  const [lo = '', hi = lo, ...rest] = text.split('..');
+  if (rest.length > 0) throw new UsageError(`--retry-backoff: expected MIN..MAX, e.g. 5s..5m, got "${text}"`);
+  const ms = (part: string): number => {
+    const m = /^\s*(\d+)ms\s*$/.exec(part);
+    return m ? Number(m[1]) : durationFlag('--retry-backoff', part) * 1000;
+  };
+  const [min, max] = [ms(lo), ms(hi)];
+  if (min < 1 || max < min || max > 24 * 3600 * 1000) throw new UsageError(`--retry-backoff: need 0 < MIN <= MAX <= 24h, got "${text}"`);
+  return { retryBackoffMinMs: min, retryBackoffMaxMs: max };
+}
+
+function durationFlag(flag: string, text: string): number {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 // Retries count the attempts after the first one; the wire counts them all.
 function attemptsFor(retries: string): number {
   return parseWhole('--retries', retries, 0, 1000) + 1;
+}
+
+/** `--param k=v` flags as a map; a name given twice is a usage error. */
+export function paramsOf(pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const [k, v] = parsePair('--param', p);
+    if (k in out) throw new UsageError(`--param ${k} is given twice`);
+    out[k] = v;
+  }
+  return out;
 }
 
 function envMap(pairs: readonly string[]): Record<string, string> {
@@ -107,14 +215,6 @@ export function selectorOf(labels: readonly string[], selector: string | undefin
   const terms = labels.map((l) => parsePair('--label', l).join('='));
   if (selector !== undefined && selector.trim() !== '') terms.push(selector.trim());
   return terms.join(',');
-}
-
-function parseTimeout(text: string): number {
-  try {
-    return parseDuration(text);
-  } catch (err) {
-    throw new UsageError(`--timeout: ${(err as Error).message}`, { cause: err });
-  }
 }
 
 function resourcesOf(flags: SubmitFlags): { slots: number; cpuMillis: number; memoryMb: number } | undefined {

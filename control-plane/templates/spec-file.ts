@@ -1,0 +1,189 @@
+/**
+ * The job spec file: one job, or a pipeline (`jobs:`, a map of job name to
+ * job). A job's keys are submit's flags:
+ *
+ *     name: build                 # a pipeline job's name is its key
+ *     command: [make, test]       # or  script: "make test && make dist"
+ *     env: {CI: "1"}
+ *     labels: {os: linux}         # joined with selector: os=linux,...
+ *     selector: "arch in (amd64,arm64)"
+ *     timeout: 30m                # or seconds
+ *     retries: 2
+ *     qos: batch                  # critical | standard | batch
+ *     priority: 10
+ *     affinity: repo-a
+ *     strategy: binpack           # spread | binpack
+ *     slots: 1
+ *     cpu: 500                    # millicores
+ *     memory: 512                 # MB
+ *     executor: sandbox           # shell | sandbox
+ *     needs: [build]              # pipeline jobs only
+ *     allow_failure: true
+ *
+ * Unknown keys and wrong types are errors naming the key path and the line.
+ * The specs are checked further (validateSpec, the pipeline graph) where
+ * they are submitted.
+ */
+import { Executor, JobSpec, QosClass, Strategy } from '../../proto/gen/runmesh/v1/job.js';
+import type { YamlPath, YamlText } from './yaml-text.js';
+
+export interface SpecFile {
+  kind: 'job' | 'pipeline';
+  /** In the file's order. */
+  specs: JobSpec[];
+}
+
+export interface SpecFileOptions {
+  /** Numbers and names that do not parse are left at their defaults (a template checked with sample values). */
+  lenientNumbers: boolean;
+}
+
+const JOB_KEYS = new Set([
+  'name',
+  'command',
+  'script',
+  'env',
+  'labels',
+  'selector',
+  'timeout',
+  'retries',
+  'qos',
+  'priority',
+  'affinity',
+  'strategy',
+  'slots',
+  'cpu',
+  'memory',
+  'executor',
+  'needs',
+  'allow_failure',
+]);
+const PIPELINE_JOBS = 1000;
+
+/** The specs `data` (the file as plain data, placeholders filled in) describes; errors name the path and line in `yaml`. */
+export function specsFromFile(data: unknown, yaml: YamlText, o: SpecFileOptions): SpecFile {
+  if (!isMap(data)) return yaml.fail([], 'a map: one job (command or script, ...) or a pipeline (jobs: {NAME: job, ...})');
+  if (!('jobs' in data)) return { kind: 'job', specs: [jobSpec(data, [], yaml, o, undefined)] };
+  const extra = Object.keys(data).find((k) => k !== 'jobs');
+  if (extra) yaml.fail([extra], `a pipeline file has jobs only (and params); "${extra}" goes in a job`);
+  const jobs = data.jobs;
+  if (!isMap(jobs) || Object.keys(jobs).length === 0) yaml.fail(['jobs'], 'a map of job name to job, at least one');
+  const names = Object.keys(jobs);
+  if (names.length > PIPELINE_JOBS) yaml.fail(['jobs'], `more than ${PIPELINE_JOBS} jobs`);
+  return { kind: 'pipeline', specs: names.map((n) => jobSpec(jobs[n], ['jobs', n], yaml, o, n)) };
+}
+
+function jobSpec(raw: unknown, at: YamlPath, yaml: YamlText, o: SpecFileOptions, key: string | undefined): JobSpec {
+  if (!isMap(raw)) return yaml.fail(at, 'a job: a map with command or script');
+  const f = new Fields(raw, at, yaml, o);
+  const unknown = Object.keys(raw).find((k) => !JOB_KEYS.has(k));
+  if (unknown) yaml.fail([...at, unknown], `unknown key "${unknown}" (${[...JOB_KEYS].join(', ')})`);
+  if (key !== undefined && raw.name !== undefined) yaml.fail([...at, 'name'], 'a pipeline job is named by its key under jobs');
+  if (key === undefined && raw.needs !== undefined) yaml.fail([...at, 'needs'], 'needs names jobs of a pipeline (jobs: {...})');
+  const labels = f.map('labels');
+  const selector = [...Object.entries(labels).map(([k, v]) => `${k}=${v}`), f.string('selector')].filter((t) => t !== '').join(',');
+  const retries = f.whole('retries');
+  return JobSpec.fromPartial({
+    name: key ?? f.string('name'),
+    argv: f.strings('command'),
+    script: f.string('script'),
+    env: f.map('env'),
+    selector,
+    timeoutSeconds: f.duration('timeout'),
+    maxAttempts: raw.retries === undefined ? 0 : retries + 1,
+    qos: f.choice('qos', QosClass, 'QOS_CLASS_'),
+    priority: f.whole('priority', true),
+    affinityKey: f.string('affinity'),
+    strategy: f.choice('strategy', Strategy, 'STRATEGY_'),
+    resources: { slots: f.whole('slots'), cpuMillis: f.whole('cpu'), memoryMb: f.whole('memory') },
+    executor: f.choice('executor', Executor, 'EXECUTOR_'),
+    needs: f.strings('needs'),
+    allowFailure: f.bool('allow_failure'),
+  });
+}
+
+/** Typed reads of one job's keys; a wrong type fails naming the key's path and line. */
+class Fields {
+  constructor(
+    private readonly raw: Record<string, unknown>,
+    private readonly at: YamlPath,
+    private readonly yaml: YamlText,
+    private readonly o: SpecFileOptions,
+  ) {}
+
+  private fail(key: string, detail: string): never {
+    return this.yaml.fail([...this.at, key], detail);
+  }
+
+  /** A scalar's text; undefined when absent. */
+  private scalar(key: string, what: string): string | undefined {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === 'string') return v;
+    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+    return this.fail(key, what);
+  }
+
+  string(key: string): string {
+    return this.scalar(key, 'a string') ?? '';
+  }
+
+  strings(key: string): string[] {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || v.some((x) => x === null || typeof x === 'object'))
+      this.fail(key, `a list of strings, e.g. ${key}: [make, test]`);
+    return (v as unknown[]).map(String);
+  }
+
+  map(key: string): Record<string, string> {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return {};
+    if (!isMap(v) || Object.values(v).some((x) => x === null || typeof x === 'object')) this.fail(key, 'a map of names to strings');
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)]));
+  }
+
+  bool(key: string): boolean {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return false;
+    if (typeof v === 'boolean') return v;
+    if (v === 'true' || v === 'false') return v === 'true';
+    return this.fail(key, 'true or false');
+  }
+
+  whole(key: string, signed = false): number {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return 0;
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
+    if (Number.isSafeInteger(n) && (signed || n >= 0) && Math.abs(n) <= 0xffff_ffff) return n;
+    return this.o.lenientNumbers
+      ? 0
+      : this.fail(key, `a whole number${signed ? '' : ' (0 or more)'}, not ${JSON.stringify(v).slice(0, 40)}`);
+  }
+
+  /** Seconds: a number, or 30s, 5m, 1h30m, 7d. */
+  duration(key: string): number {
+    const text = this.scalar(key, 'a duration')?.trim();
+    if (text === undefined) return 0;
+    if (/^\d+$/.test(text)) return this.whole(key);
+    const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
+    if (m && text !== '') return Number(m[1] ?? 0) * 86_400 + Number(m[2] ?? 0) * 3600 + Number(m[3] ?? 0) * 60 + Number(m[4] ?? 0);
+    return this.o.lenientNumbers ? 0 : this.fail(key, `a duration (90, 30s, 5m, 1h30m, 7d), not ${JSON.stringify(text).slice(0, 40)}`);
+  }
+
+  /** An enum value by its lower-case short name (`batch` for QOS_CLASS_BATCH). */
+  choice<E extends number>(key: string, values: Record<string, string | number>, prefix: string): E {
+    const v = this.scalar(key, 'a name');
+    if (v === undefined || v === '') return 0 as E;
+    const n = values[`${prefix}${v.toUpperCase().replace(/-/g, '_')}`];
+    if (typeof n === 'number' && n > 0) return n as E;
+    const names = Object.keys(values)
+      .filter((k) => k.startsWith(prefix) && !k.endsWith('UNSPECIFIED'))
+      .map((k) => k.slice(prefix.length).toLowerCase());
+    return this.o.lenientNumbers ? (0 as E) : this.fail(key, `one of ${names.join(', ')}, not ${JSON.stringify(v).slice(0, 40)}`);
+  }
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
