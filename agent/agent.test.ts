@@ -95,6 +95,8 @@ class ScriptedControlPlane {
           jobToken: '',
           secretEnv: {},
           secretFiles: [],
+          traceParent: '',
+          traceState: '',
         },
       },
     });
@@ -211,6 +213,8 @@ describe('agent wire protocol', () => {
         jobToken: '',
         secretEnv: {},
         secretFiles: [],
+        traceParent: '',
+        traceState: '',
       },
       link,
     );

@@ -48,6 +48,8 @@ import { runConnection, type ConnectionHost } from './session/connection.js';
 import { readCredential, saveCredential } from './session/credential.js';
 import type { Link } from './session/link.js';
 import { VERSION } from '../proto/version.js';
+import { traceEnv, type TraceContext } from '../transport/tracing/carrier.js';
+import { endAttemptSpan, traceAttempt } from './attempt-trace.js';
 
 /** Waits between reconnects: 100 ms doubling to 5 s, half jitter; the shortest again after a good connection. */
 const RECONNECT: BackoffOptions = { baseMs: 100, capMs: 5_000 };
@@ -331,9 +333,11 @@ export class Agent implements ConnectionHost {
     this.seen.add(key);
     if (this.seen.size > SEEN_ATTEMPTS) this.seen.delete(this.seen.values().next().value!);
     const log = this.attemptLog(a.jobId, a.attempt);
+    const span = traceAttempt(this.options.tracing, a, this.options.name);
     if (this.disk.full) {
       // Sent before our heartbeat said so: nothing ran, so it goes back to the queue without using a retry.
       log.warn({ reason: this.disk.reason }, 'unhealthy: handing the assignment back');
+      span.end('handed back', `agent unhealthy (${this.disk.reason})`);
       link.send(notRun(a, FailureCategory.FAILURE_CATEGORY_PREEMPTED, `agent unhealthy (${this.disk.reason}): handed back`));
       return;
     }
@@ -344,6 +348,7 @@ export class Agent implements ConnectionHost {
     const refusal = this.trusted && (a.spec ? untrusted(a.spec, this.trusted) : 'the assignment has no spec');
     if (refusal) {
       log.warn({ reason: refusal }, 'refusing an untrusted job');
+      span.end('untrusted', refusal);
       link.send(notRun(a, FailureCategory.FAILURE_CATEGORY_UNTRUSTED, refusal));
       return;
     }
@@ -351,11 +356,15 @@ export class Agent implements ConnectionHost {
     this.starting.set(key, starting);
     const started = Promise.resolve().then(() => {
       saveMasks(this.options.workDir, key, secrets);
-      return this.executor.start(attemptSpecOf(a, this.description, this.serverEnv));
+      return this.executor.start(attemptSpecOf(a, this.description, this.serverEnv, span.context));
     });
     started.then(
       (handle) => {
         this.starting.delete(key);
+        handle.exited().then(
+          (st) => endAttemptSpan(span, st),
+          (err: unknown) => span.end('unknown', (err as Error).message),
+        );
         const s = new AttemptStream(handle, log, masks);
         this.track(s);
         if (starting.abandoned) {
@@ -374,6 +383,7 @@ export class Agent implements ConnectionHost {
       (err: unknown) => {
         this.starting.delete(key);
         log.error({ err }, 'could not start attempt');
+        span.end('could not start', maskText(masks, String((err as Error).message)));
         if (starting.abandoned) return void dropMasks(this.options.workDir, key);
         // A spec no host could run is the job's fault; anything else is this host's.
         const failure = isInvalidAttemptSpecError(err)
@@ -527,7 +537,12 @@ function notRun(a: Assign, failure: FailureCategory, message: string): ConnectRe
  * does not offer is the host's failure, not the job's: it was placed here by
  * a label this agent advertised, and may run on another agent.
  */
-function attemptSpecOf(a: Assign, host: ExecutorDescription, serverEnv: Readonly<Record<string, string>>): AttemptSpec {
+function attemptSpecOf(
+  a: Assign,
+  host: ExecutorDescription,
+  serverEnv: Readonly<Record<string, string>>,
+  trace: TraceContext | undefined,
+): AttemptSpec {
   const { spec } = a;
   if (!spec) throw new InvalidAttemptSpecError('assign.spec', 'missing');
   const deadline = a.deadline ? Date.parse(a.deadline) : NaN;
@@ -539,7 +554,7 @@ function attemptSpecOf(a: Assign, host: ExecutorDescription, serverEnv: Readonly
     attempt: a.attempt,
     argv: spec.argv,
     script: spec.script,
-    env: { ...spec.env, ...a.secretEnv, ...identityEnv(a.jobToken, serverEnv) },
+    env: { ...spec.env, ...traceEnv(trace), ...a.secretEnv, ...identityEnv(a.jobToken, serverEnv) },
     files: a.secretFiles.map((f) => ({ path: f.path, content: f.content })),
     deadline,
     graceSeconds: spec.cancelGraceSeconds,

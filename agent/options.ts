@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Resources } from '../routing/index.js';
 import { DEFAULT_SERVER } from '../transport/address.js';
 import { isReservedLabel, RESERVED_LABEL_PREFIX } from '../proto/executor-labels.js';
+import { TRACING_OFF, type Tracing } from '../transport/tracing/tracing.js';
 
 export interface AgentOptions {
   /** Control-plane addresses in order of preference (tcp, unix, ws, wss). Default ["127.0.0.1:7433"]. */
@@ -56,6 +57,8 @@ export interface AgentOptions {
   /** A JWKS file of the Ed25519 keys whose signed jobs this agent runs; it refuses every other job. Default '' (runs unsigned jobs). */
   trustedKeys: string;
   logger: Logger;
+  /** The runmesh.attempt span of each attempt, and its TRACEPARENT (attempt-trace.ts). Its owner shuts it down. Default TRACING_OFF. */
+  tracing: Tracing;
 }
 
 /** A fork bomb stops here, inside its own job. */
@@ -97,5 +100,6 @@ export function resolveAgentOptions(o: AgentInput): AgentOptions {
     cgroups: o.cgroups ?? true,
     trustedKeys: o.trustedKeys ?? '',
     logger: o.logger,
+    tracing: o.tracing ?? TRACING_OFF,
   };
 }

@@ -11,6 +11,7 @@ import type { ServerTlsFiles } from '../transport/index.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../transport/connection-guard.js';
 import { NO_ETCD_FLAGS, type EtcdFlags } from './store/etcd-flags.js';
 import type { KeySources } from './secrets/keyring.js';
+import { TRACING_OFF, type Tracing } from '../transport/tracing/tracing.js';
 
 export interface ControlPlaneOptions {
   /** gRPC listen addresses (tcp host:port, unix:///path). Default ["127.0.0.1:7433"]. */
@@ -87,6 +88,11 @@ export interface ControlPlaneOptions {
   secretKeys: KeySources;
   peerId: string;
   logger: Logger;
+  /**
+   * Spans of submit, schedule and dispatch (transport/tracing; the CLI makes
+   * one from OTEL_*). Its owner shuts it down, not the server. Default TRACING_OFF.
+   */
+  tracing: Tracing;
 }
 
 /** About 100 MB of job records in etcd (its default space quota is 2 GB). */
@@ -150,5 +156,6 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     // ControlPlane.start gives the one kept in the data dir (data-dir.ts) when none is given.
     peerId: o.peerId || `${hostname()}-${process.pid}`,
     logger: o.logger,
+    tracing: o.tracing ?? TRACING_OFF,
   };
 }

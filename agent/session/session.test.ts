@@ -191,6 +191,8 @@ describe('agent session, Assign delivered twice', () => {
       jobToken: '',
       secretEnv: {},
       secretFiles: [],
+      traceParent: '',
+      traceState: '',
     };
     cp.send({ $case: 'assign', value: assign });
     cp.send({ $case: 'assign', value: assign }); // re-sent while the first is starting

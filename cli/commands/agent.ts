@@ -115,6 +115,7 @@ export function registerAgent(program: Command): void {
       const servers = f.server.length ? f.server : (process.env.RUNMESH_SERVER ?? DEFAULT_SERVER).split(',');
       const [{ Agent, loadTrustedKeys }, { createLogger }] = await Promise.all([import('../../agent/agent.js'), import('../logging.js')]); // see cli/program.ts
       const logger = createLogger(f.logLevel);
+      const tracing = await (await import('../../transport/tracing/setup.js')).startTracing(process.env, 'runmesh-agent', logger);
       const agent = new Agent({
         servers,
         joinToken: join.token,
@@ -134,6 +135,7 @@ export function registerAgent(program: Command): void {
         cgroups: f.cgroups,
         trustedKeys: f.trustedKeys,
         logger,
+        tracing,
       });
       // SIGHUP: the trusted keys (the file is read again even when its name did not change) and the log level change live.
       reloadOnHangup(command, logger, {
@@ -154,11 +156,13 @@ export function registerAgent(program: Command): void {
       const outcome = await Promise.race([untilSignal(), agent.fatal]);
       if (outcome instanceof Error) {
         await agent.close();
+        await tracing.shutdown();
         if (isPinMismatch(outcome)) throw new CliError(`refusing the control plane: ${outcome.message}`);
         const details = (outcome as { details?: string }).details ?? outcome.message;
         throw new CliError(`the control plane refused this agent: ${details}`);
       }
       await agent.shutdown();
+      await tracing.shutdown();
     });
   useConfigFile(agent);
 }

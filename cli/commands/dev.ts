@@ -40,6 +40,7 @@ export function registerDev(program: Command): void {
       const logger = createLogger(f.logLevel);
       const { token } = await joinTokenFor(f.dataDir, undefined);
       const [{ ControlPlane }, { Agent }] = await Promise.all([import('../../control-plane/server.js'), import('../../agent/agent.js')]);
+      const tracing = await (await import('../../transport/tracing/setup.js')).startTracing(process.env, 'runmesh-dev', logger);
       const cp = await ControlPlane.start({
         listen: [f.listen],
         httpListen: f.httpListen,
@@ -50,6 +51,7 @@ export function registerDev(program: Command): void {
         maxEndedJobs: f.maxEndedJobs,
         secretKeys: { keyFile: await devSecretsKeyFile(f.dataDir), keyEnv: '', previousKeyFiles: [] },
         logger,
+        tracing,
       });
       const agents = Array.from(
         { length: f.agents },
@@ -63,6 +65,7 @@ export function registerDev(program: Command): void {
             workDir: join(f.dataDir, 'agents', `dev-${i + 1}`),
             shutdownGraceMs: 5000,
             logger,
+            tracing,
           }),
       );
       await Promise.all(agents.map((a) => a.start()));
@@ -89,6 +92,7 @@ export function registerDev(program: Command): void {
       process.stdout.write('runmesh dev: stopping\n');
       await Promise.all(agents.map((a) => a.shutdown(5000)));
       await cp.close();
+      await tracing.shutdown();
     });
   // --config, without reloading: SIGHUP stops runmesh dev (its terminal went away).
   useConfigFile(dev);

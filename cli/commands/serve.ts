@@ -252,6 +252,7 @@ export function registerServe(program: Command): void {
       const logger = createLogger(f.logLevel);
       const { token, generated } = await joinTokenFor(f.dataDir, f.joinToken);
       const { ControlPlane } = await import('../../control-plane/server.js'); // see cli/program.ts: loaded by the command that runs it
+      const tracing = await (await import('../../transport/tracing/setup.js')).startTracing(process.env, 'runmesh-server', logger);
       const cp = await ControlPlane.start({
         listen: f.listen,
         httpListen: f.httpListen,
@@ -292,6 +293,7 @@ export function registerServe(program: Command): void {
         jwt: jwtOptions(f),
         limits,
         maxUnauthenticatedCalls: f.maxUnauthenticatedCalls,
+        tracing,
         connections: {
           handshakeTimeoutMs: f.handshakeTimeout,
           maxConnections: f.maxConnections,
@@ -324,6 +326,7 @@ export function registerServe(program: Command): void {
       // A lost lease (the store unreachable for a while) does not end the server: it is degraded and rejoins by itself.
       await untilSignal();
       await cp.close();
+      await tracing.shutdown();
     });
   useConfigFile(server);
 }

@@ -5,7 +5,7 @@
  * `auditedUnary`, which records exactly one audit entry per call, whatever
  * its result; a failed authentication is the gate's to record.
  */
-import { status as Status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { status as Status, type Metadata, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { isUnauthenticated, mutates, type Gate, type Principal } from '../auth/index.js';
 import { toServiceError, unary } from './status.js';
@@ -29,12 +29,16 @@ export function guardedUnary<Req, Res>(
  */
 export type AuditTarget<Req, Res> = (req: Req, res: Res | undefined) => string;
 
-/** A unary handler for a method that changes something: gated like guardedUnary, and recorded in the audit log once it ends. */
+/**
+ * A unary handler for a method that changes something: gated like
+ * guardedUnary, and recorded in the audit log once it ends. The handler also
+ * gets the call's metadata (Submit reads the caller's trace context there).
+ */
 export function auditedUnary<Req, Res>(
   gate: Gate,
   method: string,
   log: Logger,
-  handler: (req: Req, who: Principal) => Promise<Res>,
+  handler: (req: Req, who: Principal, metadata: Metadata) => Promise<Res>,
   target: AuditTarget<Req, Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   if (!mutates(method)) throw new Error(`${method} changes nothing: wrap it with guardedUnary`);
@@ -45,7 +49,7 @@ export function auditedUnary<Req, Res>(
       const who = await gate.identify(method, call.metadata, from);
       actor = who.id;
       gate.authorize(method, who, from);
-      return handler(call.request, who);
+      return handler(call.request, who, call.metadata);
     };
     run().then(
       (res) => {

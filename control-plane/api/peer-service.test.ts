@@ -79,6 +79,8 @@ const assign: Assign = {
   jobToken: '',
   secretEnv: {},
   secretFiles: [],
+  traceParent: '',
+  traceState: '',
 };
 
 async function collect(it: AsyncIterable<LogRecord>): Promise<string[]> {

@@ -9,6 +9,7 @@ import type { Dispatcher } from '../scheduler/scheduler.js';
 import type { Mesh } from './mesh.js';
 import { resolveSecrets, type SecretStore } from '../secrets/index.js';
 import type { PeerClients } from './peer-clients.js';
+import type { TraceContext } from '../../transport/tracing/carrier.js';
 
 /** What this peer can deliver itself: the gateway, for the agents whose streams it holds. */
 export interface LocalDelivery {
@@ -33,12 +34,21 @@ export class PeerDispatch implements Dispatcher {
     private readonly secrets: SecretStore,
   ) {}
 
-  async assign(agent: string, record: JobRecord): Promise<boolean> {
+  async assign(agent: string, record: JobRecord, trace?: TraceContext): Promise<boolean> {
     const { id, attempt, spec } = record.job;
     const deadline = new Date(Date.now() + spec.timeoutSeconds * 1000).toISOString();
     // Resolved at each delivery, never stored: a secret changed since submit gives its new value, one deleted fails the attempt (scheduler.ts).
     const secrets = await resolveSecrets(this.secrets, spec.tenant, spec.secrets);
-    const msg: Assign = { jobId: id, attempt, spec, deadline, jobToken: this.mintJobToken(id, attempt), ...secrets };
+    const msg: Assign = {
+      jobId: id,
+      attempt,
+      spec,
+      deadline,
+      jobToken: this.mintJobToken(id, attempt),
+      ...secrets,
+      traceParent: trace?.traceparent ?? '',
+      traceState: trace?.tracestate ?? '',
+    };
     const at = this.holder(agent);
     if (!at) return false;
     return at.kind === 'self' ? this.local.deliverAssign(agent, msg) : this.clients.deliverAssign(at.address, agent, msg);

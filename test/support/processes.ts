@@ -116,22 +116,28 @@ export interface ServerProc extends Proc {
 
 export const TOKEN = 'test-join-token';
 
-export async function startServer(o: { dataDir?: string; args?: string[]; listen?: string } = {}): Promise<ServerProc> {
+/** `env`: more environment for the process (OTEL_* in the tracing test). */
+export async function startServer(
+  o: { dataDir?: string; args?: string[]; listen?: string; env?: Record<string, string> } = {},
+): Promise<ServerProc> {
   const dataDir = o.dataDir ?? (await tempDir('runmesh-cp-'));
-  const p = run([
-    'server',
-    '--listen',
-    o.listen ?? '127.0.0.1:0',
-    '--http-listen',
-    '127.0.0.1:0',
-    '--data-dir',
-    dataDir,
-    '--join-token',
-    TOKEN,
-    '--heartbeat-timeout',
-    '2s',
-    ...(o.args ?? []),
-  ]);
+  const p = run(
+    [
+      'server',
+      '--listen',
+      o.listen ?? '127.0.0.1:0',
+      '--http-listen',
+      '127.0.0.1:0',
+      '--data-dir',
+      dataDir,
+      '--join-token',
+      TOKEN,
+      '--heartbeat-timeout',
+      '2s',
+      ...(o.args ?? []),
+    ],
+    o.env,
+  );
   // Bounded, but with room for a runner busy with another suite's processes (seen: over 15 s).
   const m = await waitForOutput(p, /runmesh server: gRPC ([^,\s]+).*, http (\S+)/, 45_000);
   return Object.assign(p, { address: m[1] ?? '', http: m[2] ?? '', dataDir });
@@ -144,7 +150,7 @@ export interface AgentProc extends Proc {
 
 export async function startAgent(
   server: string,
-  o: { name: string; workDir?: string; slots?: number; labels?: string; args?: string[]; netns?: string },
+  o: { name: string; workDir?: string; slots?: number; labels?: string; args?: string[]; netns?: string; env?: Record<string, string> },
 ): Promise<AgentProc> {
   const workDir = o.workDir ?? (await tempDir(`runmesh-agent-${o.name}-`));
   const args = [
@@ -163,7 +169,7 @@ export async function startAgent(
     '5s',
   ];
   if (o.labels) args.push('--labels', o.labels);
-  const p = run([...args, ...(o.args ?? [])], {}, o.netns);
+  const p = run([...args, ...(o.args ?? [])], o.env, o.netns);
   return Object.assign(p, { name: o.name, workDir });
 }
 

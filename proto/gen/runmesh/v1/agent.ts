@@ -230,6 +230,16 @@ export interface Assign {
    * workspace before the job starts; masked like secret_env.
    */
   secretFiles: SecretFile[];
+  /**
+   * W3C trace context of this delivery: the control plane's runmesh.dispatch
+   * span, or, when it does not trace, the job's trace_parent unchanged; ''
+   * when the job has none. The agent's runmesh.attempt span is its child, and
+   * the job's process gets the attempt span's context as TRACEPARENT (and
+   * TRACESTATE when trace_state is set); with tracing off on the agent, these
+   * two values as they came. Outside the spec: a signature does not cover them.
+   */
+  traceParent: string;
+  traceState: string;
 }
 
 export interface Assign_SecretEnvEntry {
@@ -2165,7 +2175,17 @@ export const ResumeAttempt: MessageFns<ResumeAttempt> = {
 };
 
 function createBaseAssign(): Assign {
-  return { jobId: "", attempt: 0, spec: undefined, deadline: undefined, jobToken: "", secretEnv: {}, secretFiles: [] };
+  return {
+    jobId: "",
+    attempt: 0,
+    spec: undefined,
+    deadline: undefined,
+    jobToken: "",
+    secretEnv: {},
+    secretFiles: [],
+    traceParent: "",
+    traceState: "",
+  };
 }
 
 export const Assign: MessageFns<Assign> = {
@@ -2190,6 +2210,12 @@ export const Assign: MessageFns<Assign> = {
     });
     for (const v of message.secretFiles) {
       SecretFile.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.traceParent !== "") {
+      writer.uint32(66).string(message.traceParent);
+    }
+    if (message.traceState !== "") {
+      writer.uint32(74).string(message.traceState);
     }
     return writer;
   },
@@ -2266,6 +2292,22 @@ export const Assign: MessageFns<Assign> = {
             message.secretFiles.push(SecretFile.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.traceParent = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.traceState = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2325,6 +2367,16 @@ export const Assign: MessageFns<Assign> = {
         : globalThis.Array.isArray(object?.secret_files)
         ? object.secret_files.map((e: any) => SecretFile.fromJSON(e))
         : [],
+      traceParent: isSet(object.traceParent)
+        ? globalThis.String(object.traceParent)
+        : isSet(object.trace_parent)
+        ? globalThis.String(object.trace_parent)
+        : "",
+      traceState: isSet(object.traceState)
+        ? globalThis.String(object.traceState)
+        : isSet(object.trace_state)
+        ? globalThis.String(object.trace_state)
+        : "",
     };
   },
 
@@ -2357,6 +2409,12 @@ export const Assign: MessageFns<Assign> = {
     if (message.secretFiles?.length) {
       obj.secretFiles = message.secretFiles.map((e) => SecretFile.toJSON(e));
     }
+    if (message.traceParent !== "") {
+      obj.traceParent = message.traceParent;
+    }
+    if (message.traceState !== "") {
+      obj.traceState = message.traceState;
+    }
     return obj;
   },
 
@@ -2380,6 +2438,8 @@ export const Assign: MessageFns<Assign> = {
       {},
     );
     message.secretFiles = object.secretFiles?.map((e) => SecretFile.fromPartial(e)) || [];
+    message.traceParent = object.traceParent ?? "";
+    message.traceState = object.traceState ?? "";
     return message;
   },
 };
