@@ -1,5 +1,13 @@
 /** Human renderings of jobs: the `jobs ls` table and the `jobs get` page. */
-import { type Attempt, Executor, FailureCategory, type Job, type JobSpec, JobState } from '../../proto/gen/runmesh/v1/job.js';
+import {
+  type Attempt,
+  ConcurrencyConflict,
+  Executor,
+  FailureCategory,
+  type Job,
+  type JobSpec,
+  JobState,
+} from '../../proto/gen/runmesh/v1/job.js';
 import { between, formatDuration, parseTime, relativeTime } from '../duration.js';
 import {
   commandText,
@@ -63,12 +71,23 @@ function summary(job: Job, now: number): string {
     ['qos', spec ? `${qosName(spec.qos)}, tenant ${spec.tenant}, priority ${spec.priority}` : undefined],
     ['strategy', spec?.strategy ? strategyName(spec.strategy) : undefined],
     ['affinity', spec?.affinityKey || undefined],
+    ['concurrency', spec?.concurrencyGroup ? groupLine(spec) : undefined],
+    ['superseded by', job.supersededBy || undefined],
     ['attempts', spec ? `${job.attempts.length} of ${spec.maxAttempts}` : undefined],
     ['created', stamp(job.createdAt, now)],
     ['updated', stamp(job.updatedAt, now)],
     ['waiting', job.waitingReason || undefined],
     ['next try', notBefore !== undefined && notBefore > now ? relativeTime(job.notBefore, now) : undefined],
   ]);
+}
+
+/** `group deploy, 1 at a time, on conflict: queue`. */
+function groupLine(spec: JobSpec): string {
+  const mode = (ConcurrencyConflict[spec.onConflict || ConcurrencyConflict.CONCURRENCY_CONFLICT_QUEUE] ?? '')
+    .replace('CONCURRENCY_CONFLICT_', '')
+    .toLowerCase()
+    .replace(/_/g, '-');
+  return `group ${spec.concurrencyGroup}, ${spec.concurrency ?? 1} at a time, on conflict: ${mode}`;
 }
 
 function executorLine(spec: JobSpec): string {

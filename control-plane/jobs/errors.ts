@@ -63,3 +63,16 @@ export const isJobNotFound = (err: unknown): boolean => hasCause(err, JobNotFoun
 export const isValidation = (err: unknown): boolean => hasCause(err, ValidationError);
 export const isStaleWrite = (err: unknown): boolean => hasCause(err, StaleWriteError);
 export const isNotLeader = (err: unknown): boolean => hasCause(err, NotLeaderError);
+
+/** A job could not take a slot of its concurrency group: the jobs in `holders` fill it. */
+export class GroupFullError extends JobError {
+  constructor(
+    readonly group: string,
+    readonly limit: number,
+    readonly holders: readonly string[],
+  ) {
+    super(`${group} is full: ${holders.length}/${limit} running`);
+  }
+}
+
+export const isGroupFull = (err: unknown): boolean => hasCause(err, GroupFullError);

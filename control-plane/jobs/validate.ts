@@ -2,7 +2,7 @@
  * Request validation for job specs: resolves defaults once, so nothing
  * downstream checks for zero values, and names the offending field on error.
  */
-import { Executor, QosClass, Strategy, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import { ConcurrencyConflict, Executor, QosClass, Strategy, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
 import type { ResolvedSpec } from './record.js';
 import { parseSelector, SelectorParseError } from '../../routing/index.js';
 import { ValidationError } from './errors.js';
@@ -41,6 +41,8 @@ export const LIMITS = {
   graceSeconds: 3600,
   defaultGraceSeconds: 10,
   priority: 1000,
+  /** Jobs of one concurrency group running at once, at most. */
+  concurrency: 1000,
 } as const;
 
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -164,6 +166,32 @@ function validateSelector(selector: string, field: string): void {
   }
 }
 
+/** Letters, digits and `._:/@=+-`: room for `deploy/main`, `repo@branch`, `env=prod`. */
+const GROUP = /^[A-Za-z0-9._:/@=+-]{1,128}$/;
+
+/** A concurrency group's name, limit and conflict mode; the limit and mode only with a group. */
+function validateGroup(spec: JobSpec, field: string): void {
+  const group = spec.concurrencyGroup;
+  check(
+    group === '' || GROUP.test(group),
+    `${field}.concurrency_group`,
+    `bad group "${group.slice(0, 64)}": 1-128 letters, digits and ._:/@=+-`,
+  );
+  const limit = spec.concurrency;
+  check(
+    limit === undefined || (limit >= 1 && limit <= LIMITS.concurrency),
+    `${field}.concurrency`,
+    `${limit} is out of range: 1 to ${LIMITS.concurrency}`,
+  );
+  check(
+    ConcurrencyConflict[spec.onConflict] !== undefined && (spec.onConflict as number) >= 0,
+    `${field}.on_conflict`,
+    `unknown mode ${spec.onConflict}`,
+  );
+  check(group !== '' || limit === undefined, `${field}.concurrency`, 'only with concurrency_group');
+  check(group !== '' || !spec.onConflict, `${field}.on_conflict`, 'only with concurrency_group');
+}
+
 function range(value: number, max: number, field: string, unit = ''): void {
   check(value <= max, field, `${value}${unit} exceeds the limit of ${max}${unit}`);
 }
@@ -191,6 +219,7 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
   check(spec.tenant === '' || TENANT.test(spec.tenant), `${field}.tenant`, `bad tenant name "${spec.tenant.slice(0, 64)}"`);
   check(QosClass[spec.qos] !== undefined && (spec.qos as number) >= 0, `${field}.qos`, `unknown class ${spec.qos}`);
   check(Strategy[spec.strategy] !== undefined && (spec.strategy as number) >= 0, `${field}.strategy`, `unknown strategy ${spec.strategy}`);
+  validateGroup(spec, field);
   return {
     ...spec,
     argv: [...spec.argv],
@@ -208,5 +237,9 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
     tenant: spec.tenant || 'default',
     strategy: spec.strategy || Strategy.STRATEGY_SPREAD,
     executor: spec.executor || Executor.EXECUTOR_SHELL,
+    ...(spec.concurrencyGroup && {
+      concurrency: spec.concurrency ?? 1,
+      onConflict: spec.onConflict || ConcurrencyConflict.CONCURRENCY_CONFLICT_QUEUE,
+    }),
   };
 }

@@ -11,7 +11,8 @@
 import type { Logger } from 'pino';
 import type { Compare } from '../store/store.js';
 import { JOB_WRITE, retryStore } from '../store/retry.js';
-import { isJobNotFound, isNotLeader, isStaleWrite } from './errors.js';
+import { isGroupFull, isJobNotFound, isNotLeader, isStaleWrite } from './errors.js';
+import type { Guard } from './group-slots.js';
 import type { JobRecord } from './record.js';
 import type { Created, JobRepo, Mutator, Versioned } from './repo.js';
 import type { JobTracker } from './tracker.js';
@@ -54,13 +55,17 @@ export class JobWriter {
     return new JobWriter(d, fence);
   }
 
-  /** Applies `mutate`; returns the stored record, or undefined when nothing was written. */
-  async write(id: string, mutate: Mutator): Promise<JobRecord | undefined> {
+  /**
+   * Applies `mutate`; returns the stored record, or undefined when nothing was
+   * written. `guard` adds compares and writes (a concurrency group's slot).
+   */
+  async write(id: string, mutate: Mutator, guard?: Guard): Promise<JobRecord | undefined> {
     this.tracker.beginWrite(id);
     try {
-      return await this.writeOnce(id, mutate);
+      return await this.writeOnce(id, mutate, guard);
     } catch (err) {
       if (isNotLeader(err)) this.log.debug({ job_id: id }, 'write refused: not the leader');
+      else if (isGroupFull(err)) this.log.debug({ job_id: id, reason: (err as Error).message }, 'write refused: concurrency group full');
       // A job that is not there (an unknown id, or deleted after its retention) is the caller's answer, not a failure.
       else if (isJobNotFound(err)) this.log.debug({ job_id: id }, 'write skipped: no such job');
       else if (!isStaleWrite(err)) this.log.error({ err, job_id: id }, 'job write failed');
@@ -109,11 +114,11 @@ export class JobWriter {
   }
 
   /** One fenced write, retried while the store is briefly unavailable (store/retry.ts's JOB_WRITE). */
-  private async writeOnce(id: string, mutate: Mutator): Promise<JobRecord | undefined> {
+  private async writeOnce(id: string, mutate: Mutator, guard?: Guard): Promise<JobRecord | undefined> {
     return retryStore(
       async () => {
         let changed = false;
-        const v = await this.repo.update(id, (r) => (changed = mutate(r) !== false), this.tracker.get(id), this.fence);
+        const v = await this.repo.update(id, (r) => (changed = mutate(r) !== false), this.tracker.get(id), this.fence, guard);
         if (!changed) return undefined;
         this.tracker.apply(v);
         return v.record;

@@ -18,6 +18,7 @@ import { validateSpec } from '../jobs/validate.js';
 import { JobWriter } from '../jobs/writer.js';
 import { openEmbeddedStore } from '../store/embedded.js';
 import { ActiveIndex } from './active-index.js';
+import { GroupSlots } from '../jobs/group-slots.js';
 import { add } from './convert.js';
 import { Scheduler, type AgentSource, type Dispatcher } from './scheduler.js';
 
@@ -84,6 +85,7 @@ async function harness(o: { isLeader?: () => boolean; agentLostAfterMs?: number 
     logger: log,
     isLeader: o.isLeader,
     agentLostAfterMs: o.agentLostAfterMs ?? 60_000,
+    groupSlots: new GroupSlots(store, repo, tracker),
   });
   cleanups.push(() => scheduler.close());
   const draft = (spec: Partial<JobSpec>): JobRecord =>
