@@ -44,6 +44,7 @@ export const TERMINAL = new Set([
   JobState.JOB_STATE_CANCELLED,
   JobState.JOB_STATE_TIMED_OUT,
   JobState.JOB_STATE_DEAD,
+  JobState.JOB_STATE_SKIPPED,
 ]);
 
 export class TestClient {
@@ -73,6 +74,12 @@ export class TestClient {
 
   cancel(id: string, reason = 'test'): Promise<unknown> {
     return call((cb) => this.jobs.cancel({ id, reason }, cb));
+  }
+
+  /** JobService.Retry: re-drives an ended job; resolves with it queued again. */
+  async retry(id: string, reason = 'test'): Promise<Job> {
+    const res = await call<{ job?: Job }>((cb) => this.jobs.retry({ id, reason }, cb));
+    return res.job!;
   }
 
   status(): Promise<StatusResponse> {
