@@ -16,7 +16,7 @@ import { resolveRouterOptions, type ResolvedRouterOptions, type RouterOptions } 
 import { chooseVictims } from './preemption.js';
 import { executorLabel } from '../proto/executor-labels.js';
 import { badSelector, busy, capacityVerdict, noAgentMatches, noAgentOffers, preempting } from './reasons.js';
-import { needOf } from './resources.js';
+import { needOf, withinCapacity } from './resources.js';
 import { Round } from './round.js';
 import { parseSelector, type Selector } from './selector.js';
 import type { CandidateSet, ClusterSnapshot } from './snapshot.js';
@@ -34,6 +34,16 @@ const CLASSES: readonly QosClass[] = ['critical', 'standard', 'batch'];
 interface Pending {
   readonly agent: string;
   readonly victims: readonly string[];
+}
+
+/** The candidates one job is placed among (Router.pool). */
+interface Pool {
+  readonly key: string;
+  readonly cands: CandidateSet;
+  /** Added to a waiting reason. */
+  readonly note: string;
+  /** Non-empty when the job's avoided agents are candidates again: why. */
+  readonly fallback: string;
 }
 
 /** One round's outputs, filled as jobs are tried. */
@@ -126,23 +136,41 @@ export class Router {
     const selector = text === job.selector ? own : this.selector(text);
     if (typeof selector === 'string') return this.wait(out, job, badSelector(selector));
     const snapshot = round.snapshot;
-    const cands = snapshot.candidates(text, selector);
-    if (cands.matching.length === 0) return this.wait(out, job, this.unmatched(snapshot, job, own));
+    const matched = snapshot.candidates(text, selector);
+    if (matched.matching.length === 0) return this.wait(out, job, this.unmatched(snapshot, job, own));
     const need = needOf(job.resources);
-    const agent = this.pick(round, job, text, need, cands);
+    const { key, cands, note, fallback } = this.pool(snapshot, job, text, matched, need);
+    const agent = this.pick(round, job, key, need, cands);
     if (agent >= 0) {
       round.take(agent, need);
-      out.placements.push({ jobId: job.id, agent: snapshot.agents[agent]?.name ?? '' });
+      const name = snapshot.agents[agent]?.name ?? '';
+      out.placements.push(
+        fallback && job.avoid?.includes(name) ? { jobId: job.id, agent: name, note: fallback } : { jobId: job.id, agent: name },
+      );
       return true;
     }
-    const verdict = snapshot.verdict(text, need, () => capacityVerdict(snapshot, cands, need));
+    const verdict = snapshot.verdict(key, need, () => capacityVerdict(snapshot, cands, need));
     if (verdict) return this.wait(out, job, verdict);
     if (job.qos === 'critical' && this.preempt(round, job, need, cands, out)) return false;
-    return this.wait(
-      out,
-      job,
-      round.busyReason(text, () => busy(round, cands)),
-    );
+    return this.wait(out, job, round.busyReason(key, () => busy(round, cands)) + note);
+  }
+
+  /**
+   * Host exclusion: the candidates without the agents the job avoids, while
+   * one of the rest takes work and is large enough for it; else every
+   * candidate, with `fallback` saying why an avoided one may take it. `key`
+   * names the pool in the per-selector memos.
+   */
+  private pool(snapshot: ClusterSnapshot, job: QueuedJob, text: string, cands: CandidateSet, need: Resources): Pool {
+    const avoid = job.avoid ?? [];
+    if (avoid.length === 0) return { key: text, cands, note: '', fallback: '' };
+    const key = `${text}\u0000avoid:${avoid.join(',')}`;
+    const rest = snapshot.without(key, cands, avoid);
+    const where = `${avoid.join(', ')}, where an earlier attempt failed`;
+    if (rest.schedulable.some((i) => withinCapacity(need, snapshot.capacity[i] as Resources)))
+      return { key, cands: rest, note: ` (avoiding ${where})`, fallback: '' };
+    const fallback = `no other agent can take it, so it may run again on ${where}`;
+    return { key: text, cands, note: ` (${fallback})`, fallback };
   }
 
   /** Why no agent matched: the job's own selector, or (when agents match it) the executor none of them offers. */

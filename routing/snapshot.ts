@@ -203,6 +203,23 @@ export class ClusterSnapshot {
   }
 
   /**
+   * `cands` without the agents named (a job's avoided agents), memoised under
+   * `key`: a text no selector has (it holds a NUL), naming the selector and the agents.
+   */
+  without(key: string, cands: CandidateSet, names: readonly string[]): CandidateSet {
+    let set = this.memo.candidates.get(key);
+    if (!set) {
+      const skip = new Set(names.map((n) => this.indexOf(n)));
+      set = Object.freeze({
+        matching: cands.matching.filter((i) => !skip.has(i)),
+        schedulable: cands.schedulable.filter((i) => !skip.has(i)),
+      });
+      this.memo.candidates.set(key, set);
+    }
+    return set;
+  }
+
+  /**
    * The rendezvous (HRW) winner for `key` among a selector's schedulable
    * candidates, or -1 when there are none: one xor and one finaliser per
    * candidate, memoised per (selector, key) for the snapshot's life.

@@ -65,11 +65,20 @@ export interface QueuedJob {
   readonly executor?: ExecutorName;
   /** Submission order; lower is older (FIFO tiebreak). */
   readonly order: number;
+  /**
+   * Agents to avoid (host exclusion: an earlier attempt failed there for an
+   * infrastructure reason). Skipped while another agent matching the job,
+   * taking work and large enough for it exists; when none does, they may run
+   * it again, and the waiting reason says so.
+   */
+  readonly avoid?: readonly string[];
 }
 
 export interface Placement {
   readonly jobId: string;
   readonly agent: string;
+  /** Set when the agent is one the job avoids, taken because no other could: says so. */
+  readonly note?: string;
 }
 
 export interface Preemption {

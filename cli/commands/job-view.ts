@@ -66,6 +66,12 @@ function summary(job: Job, now: number): string {
     ['progress', progressLine(job)],
     ['command', spec ? commandText(spec.argv, spec.script) : undefined],
     ['selector', spec?.selector || undefined],
+    [
+      'pipeline',
+      job.pipelineId
+        ? `${job.pipelineId}${spec?.needs.length ? `, needs ${spec.needs.join(', ')}` : ''}${spec?.allowFailure ? ' (may fail)' : ''}`
+        : undefined,
+    ],
     ['executor', spec ? executorLine(spec) : undefined],
     ['limits', spec ? limitsLine(spec) : undefined],
     ['qos', spec ? `${qosName(spec.qos)}, tenant ${spec.tenant}, priority ${spec.priority}` : undefined],
@@ -73,12 +79,32 @@ function summary(job: Job, now: number): string {
     ['affinity', spec?.affinityKey || undefined],
     ['concurrency', spec?.concurrencyGroup ? groupLine(spec) : undefined],
     ['superseded by', job.supersededBy || undefined],
-    ['attempts', spec ? `${job.attempts.length} of ${spec.maxAttempts}` : undefined],
+    ['attempts', spec ? attemptsLine(job, spec) : undefined],
+    ['retry policy', spec ? retryLine(spec) : undefined],
+    ['avoids', job.avoidedAgents.length > 0 ? `${job.avoidedAgents.join(', ')} (an earlier attempt failed there)` : undefined],
     ['created', stamp(job.createdAt, now)],
     ['updated', stamp(job.updatedAt, now)],
     ['waiting', job.waitingReason || undefined],
     ['next try', notBefore !== undefined && notBefore > now ? relativeTime(job.notBefore, now) : undefined],
   ]);
+}
+
+/** `2 of 3`; after a Retry, the current sequence's count and where it began. */
+function attemptsLine(job: Job, spec: JobSpec): string {
+  if (job.redrives === 0) return `${job.attempts.length} of ${spec.maxAttempts}`;
+  const current = job.attempts.filter((a) => a.number >= job.sequenceStart).length;
+  const times = job.redrives === 1 ? 'once' : `${job.redrives} times`;
+  return `${current} of ${spec.maxAttempts} since attempt ${job.sequenceStart} (${job.attempts.length} in all; retried ${times})`;
+}
+
+/** The job's own retry backoff, retry_on and queue timeout; undefined when it keeps the defaults. */
+function retryLine(spec: JobSpec): string | undefined {
+  const parts = [
+    spec.retryBackoffMinMs > 0 ? `backoff ${formatDuration(spec.retryBackoffMinMs)}..${formatDuration(spec.retryBackoffMaxMs)}` : '',
+    spec.retryOn.length > 0 ? `on ${spec.retryOn.join(', ')}` : '',
+    spec.queueTimeoutSeconds > 0 ? `queue timeout ${formatDuration(spec.queueTimeoutSeconds * 1000)}` : '',
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join('; ') : undefined;
 }
 
 /** `group deploy, 1 at a time, on conflict: queue`. */

@@ -1,4 +1,4 @@
-/** `runmesh jobs ls | get | cancel`. */
+/** `runmesh jobs ls | get | cancel | retry`. */
 import type { Command } from 'commander';
 import { Job, JobState, type ListRequest } from '../../proto/gen/runmesh/v1/job.js';
 import { type Connection, unary, withConnection } from '../client.js';
@@ -10,6 +10,7 @@ import { printJson, stateName } from '../format.js';
 import { describeEnd, isTerminal } from '../outcome.js';
 import { collect, enumFlag, parseWhole, serverOption, tokenOption } from '../options.js';
 import { jobPage, jobsTable } from './job-view.js';
+import { bulk, CANCEL, checkTargets, FILTER_HELP, registerRetry, type BulkOptions } from './jobs-bulk.js';
 
 /** Largest page the server hands out (ListRequest.page_size). */
 const MAX_PAGE = 1000;
@@ -56,14 +57,21 @@ export function registerJobs(program: Command): void {
     .action((id: string, options: { server: string; json?: boolean }) => get(id, options));
   jobs
     .command('cancel')
-    .description('cancel a job (running attempts get SIGTERM, then SIGKILL after the grace period)')
-    .argument('<id>', 'job id')
+    .description('cancel a job (running attempts get SIGTERM, then SIGKILL after the grace period), or every job --filter matches')
+    .argument('[id]', 'job id')
     .addOption(serverOption())
     .addOption(tokenOption())
     .option('--reason <reason>', 'recorded in the job timeline')
     .option('--no-wait', 'return once the cancel is recorded, without waiting for a running job to end')
+    .option('--filter <filter>', FILTER_HELP)
+    .option('--yes', 'with --filter: act, not only count')
     .option('--json', 'print the job as JSON')
-    .action((id: string, options: CancelOptions) => cancel(id, options));
+    .action((id: string | undefined, options: CancelOptions & BulkOptions) => {
+      checkTargets(CANCEL, id === undefined ? [] : [id], options);
+      // Bulk cancels do not wait for running jobs to end: each line says what its Cancel call answered.
+      return options.filter === undefined ? cancel(id!, options) : bulk(CANCEL, options, listJobs);
+    });
+  registerRetry(jobs, listJobs);
 }
 
 async function ls(options: LsOptions): Promise<void> {

@@ -7,6 +7,7 @@ import type { ResolvedSpec } from './record.js';
 import { parseSelector, SelectorParseError } from '../../routing/index.js';
 import { ValidationError } from './errors.js';
 import { RESERVED_ENV_PREFIX, SECRET_LIMITS, SECRET_NAME } from '../secrets/names.js';
+import { validateRetryPolicy } from './retry-policy.js';
 
 /**
  * What a job may ask for: every size here is one its agent can run. Linux
@@ -208,6 +209,7 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
   validateExecutor(spec, field);
   validateSecretRefs(spec, field);
   validateSelector(spec.selector, field);
+  validateRetryPolicy(spec, field);
   check(spec.name.length <= LIMITS.nameChars, `${field}.name`, `longer than ${LIMITS.nameChars} characters`);
   check(spec.idempotencyKey.length <= LIMITS.keyChars, `${field}.idempotency_key`, `longer than ${LIMITS.keyChars} characters`);
   check(spec.affinityKey.length <= LIMITS.keyChars, `${field}.affinity_key`, `longer than ${LIMITS.keyChars} characters`);

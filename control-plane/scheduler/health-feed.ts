@@ -4,16 +4,11 @@
  * infrastructure failures (could not start, agent lost, disk full) when one ends: never
  * a failure the job caused (its exit code, a timeout, NOT_RUNNABLE).
  */
-import { FailureCategory, JobState, type Job, type TimelineEntry } from '../../proto/gen/runmesh/v1/job.js';
+import { JobState, type Job, type TimelineEntry } from '../../proto/gen/runmesh/v1/job.js';
 import type { HealthTracker } from '../../routing/index.js';
 import type { Versioned } from '../jobs/repo.js';
+import { INFRASTRUCTURE_FAILURES as INFRA } from '../jobs/retry-policy.js';
 import { isTerminal } from '../jobs/state.js';
-
-const INFRA = new Set([
-  FailureCategory.FAILURE_CATEGORY_COULD_NOT_START,
-  FailureCategory.FAILURE_CATEGORY_AGENT_LOST,
-  FailureCategory.FAILURE_CATEGORY_DISK_FULL,
-]);
 
 export class HealthFeed {
   /** Timeline length seen per live job, so a rewrite without a transition is not counted twice. */
