@@ -2,7 +2,8 @@
  * The web console in a real browser: Debian's chromium, driven by
  * playwright-core (no browser is downloaded), against a real control plane
  * and a real agent. Signs in and sees the agent, sees a job's log line within
- * a second of the job printing it, cancels the job from the page, and checks
+ * a second of the job printing it (with its progress bar and its folded
+ * group), cancels the job from the page, and checks
  * that a viewer gets no buttons (and that the server refuses its calls, and
  * a mutation without the CSRF header). Screenshots go to test-artifacts/console.
  */
@@ -99,7 +100,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in chromium', () => {
     const go = join(await tempDir('runmesh-console-'), 'go');
     const job = await client.submit({
       name: 'console-log',
-      script: `while [ ! -e ${go} ]; do sleep 0.02; done; echo "printed-at $(date +%s%3N)"; printf "\\033[32mconsole-line\\033[0m\\n"; sleep 120`,
+      script: `while [ ! -e ${go} ]; do sleep 0.02; done; printf '::progress 30 warming\\n::group fold-me\\ninside-group\\n::endgroup\\n'; echo "printed-at $(date +%s%3N)"; printf "\\033[32mconsole-line\\033[0m\\n"; sleep 120`,
     });
     const page = await signIn(admin);
     await page.goto(`${base}/jobs/${job.id}`);
@@ -120,6 +121,10 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in chromium', () => {
     const printed = Number(/printed-at (\d+)/.exec(text)?.[1]);
     expect(seen - printed).toBeLessThan(1000);
     expect(await page.locator('.line .fg-c2', { hasText: 'console-line' }).count()).toBe(1); // the ANSI green
+    // The agent's report: a progress bar, and the group folded (it ended) under its header.
+    await page.locator('[data-testid=progress]', { hasText: '30% warming' }).waitFor({ timeout: 15_000 });
+    await page.locator('.log button.group', { hasText: 'fold-me' }).waitFor();
+    expect(await page.locator('[data-testid=log]').textContent()).not.toContain('inside-group');
     await shot(page, 'job-log');
     await page.click('button:has-text("Cancel")');
     await client.waitFor(job.id, (j) => j.state === JobState.JOB_STATE_CANCELLED, 15_000);

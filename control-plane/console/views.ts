@@ -1,8 +1,8 @@
 /** Proto messages → the console's JSON shapes (wire.ts). Enum names lose their prefix and go lower case. */
 import { AgentState, type Agent } from '../../proto/gen/runmesh/v1/cluster.js';
 import { executorName } from '../../proto/executor-labels.js';
-import { FailureCategory, JobSpec, JobState, QosClass, type Attempt, type Job } from '../../proto/gen/runmesh/v1/job.js';
-import type { AgentView, AttemptView, JobDetail, JobSummary } from './wire.js';
+import { AnnotationKind, FailureCategory, JobSpec, JobState, QosClass, type Attempt, type Job } from '../../proto/gen/runmesh/v1/job.js';
+import type { AgentView, AnnotationView, AttemptView, JobDetail, JobSummary, ProgressView } from './wire.js';
 
 const named = (table: Record<number, string>, value: number, prefix: string): string =>
   (table[value] ?? String(value)).replace(prefix, '').toLowerCase();
@@ -29,7 +29,27 @@ export function jobSummary(j: Job): JobSummary {
     exitCode: j.exitCode,
     failure: failureName(j.failure),
     waitingReason: j.waitingReason,
+    ...(j.progress ? { progress: progressView(j.progress) } : {}),
   };
+}
+
+function progressView(p: NonNullable<Job['progress']>): ProgressView {
+  return { attempt: p.attempt, ...(p.percent !== undefined ? { percent: p.percent } : {}), text: p.text };
+}
+
+const ANNOTATION_KINDS: Partial<Record<AnnotationKind, AnnotationView['kind']>> = {
+  [AnnotationKind.ANNOTATION_KIND_NOTICE]: 'notice',
+  [AnnotationKind.ANNOTATION_KIND_WARNING]: 'warning',
+  [AnnotationKind.ANNOTATION_KIND_ERROR]: 'error',
+  [AnnotationKind.ANNOTATION_KIND_GROUP_START]: 'group_start',
+  [AnnotationKind.ANNOTATION_KIND_GROUP_END]: 'group_end',
+};
+
+function annotationViews(j: Job): AnnotationView[] {
+  return j.annotations.flatMap((a) => {
+    const kind = ANNOTATION_KINDS[a.kind];
+    return kind ? [{ kind, text: a.text, seq: a.seq, offset: a.offset, fromFile: a.fromFile }] : [];
+  });
 }
 
 function attemptView(a: Attempt): AttemptView {
@@ -68,6 +88,8 @@ export function jobDetail(j: Job): JobDetail {
     spec: specView(j),
     timeline: j.timeline.map((t) => ({ state: stateName(t.state), at: t.at ?? '', attempt: t.attempt, reason: t.reason })),
     attempts: j.attempts.map(attemptView),
+    annotations: annotationViews(j),
+    droppedAnnotations: j.progress?.droppedAnnotations ?? 0,
   };
 }
 

@@ -31,6 +31,24 @@ export interface JobSummary {
   exitCode: number;
   failure: string;
   waitingReason: string;
+  /** What the latest attempt that reported said of its progress (`::progress`); absent until one did. */
+  progress?: ProgressView;
+}
+
+export interface ProgressView {
+  attempt: number;
+  /** 0-100; absent until the job printed a `::progress N`. */
+  percent?: number;
+  text: string;
+}
+
+/** A job's annotation (notice, warning, error) or log group boundary, where its line starts in the attempt's log. */
+export interface AnnotationView {
+  kind: 'notice' | 'warning' | 'error' | 'group_start' | 'group_end';
+  text: string;
+  seq: number;
+  offset: number;
+  fromFile: boolean;
 }
 
 export interface JobPage {
@@ -59,6 +77,10 @@ export interface JobDetail {
   spec: Record<string, unknown>;
   timeline: Array<{ state: string; at: string; attempt: number; reason: string }>;
   attempts: AttemptView[];
+  /** The annotations of the attempt in `summary.progress` (its groups fold that attempt's log). */
+  annotations: AnnotationView[];
+  /** Annotations over the limit, only counted. */
+  droppedAnnotations: number;
   /** For a queued job: why it waits. */
   waiting?: WaitExplanation;
 }

@@ -1,13 +1,14 @@
 /**
  * A job's log, followed live over server-sent events (/api/jobs/<id>/log):
- * ANSI colours, collapsible `::group` sections, and a link on every line
+ * ANSI colours, collapsible groups where the agent found `::group` ...
+ * `::endgroup` (the job's annotations, `marks`), and a link on every line
  * number (#L<n>; the linked line is highlighted and its group opened).
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { LogEvent } from '../../control-plane/console/wire.js';
-import { LogModel, type Line } from './model.js';
+import { foldGroups, LogModel, type GroupMark, type Line } from './model.js';
 
-export function LogView({ jobId, attempt }: { jobId: string; attempt: number }) {
+export function LogView({ jobId, attempt, marks }: { jobId: string; attempt: number; marks: readonly GroupMark[] }) {
   const model = useRef(new LogModel());
   const [, setVersion] = useState(0);
   const [status, setStatus] = useState('connecting');
@@ -28,7 +29,7 @@ export function LogView({ jobId, attempt }: { jobId: string; attempt: number }) 
     es.onopen = () => setStatus('live');
     es.addEventListener('log', (e) => {
       const ev = JSON.parse((e as MessageEvent<string>).data) as LogEvent;
-      if (model.current.append(ev.stream, ev.text)) redraw();
+      if (model.current.append(ev.stream, ev.text, ev.seq)) redraw();
     });
     es.addEventListener('end', () => {
       model.current.finish();
@@ -47,11 +48,13 @@ export function LogView({ jobId, attempt }: { jobId: string; attempt: number }) 
   }, [jobId, attempt]);
 
   const m = model.current;
+  const { groups, of } = foldGroups(m.lines, marks, m.ended);
+  const groupOf = (l: Line): number => of[l.n - 1] ?? -1;
   const isOpen = (g: number): boolean => {
-    const group = m.groups[g]!;
-    return toggled[g] ?? (!group.ended || (target !== undefined && m.lines[target - 1]?.group === g));
+    const group = groups[g]!;
+    return toggled[g] ?? (!group.ended || (target !== undefined && of[target - 1] === g));
   };
-  const shown = m.lines.filter((l) => l.group < 0 || m.groups[l.group]!.line === l.n || isOpen(l.group));
+  const shown = m.lines.filter((l) => groupOf(l) < 0 || groups[groupOf(l)]!.line === l.n || isOpen(groupOf(l)));
   return (
     <div class="log-box">
       <div class="log-status" data-status={status}>
@@ -62,8 +65,11 @@ export function LogView({ jobId, attempt }: { jobId: string; attempt: number }) 
           <LogLine
             key={l.n}
             line={l}
-            header={l.group >= 0 && m.groups[l.group]!.line === l.n ? { open: isOpen(l.group), name: m.groups[l.group]!.name } : undefined}
-            onToggle={() => setToggled((t) => ({ ...t, [l.group]: !isOpen(l.group) }))}
+            inGroup={groupOf(l) >= 0}
+            header={
+              groupOf(l) >= 0 && groups[groupOf(l)]!.line === l.n ? { open: isOpen(groupOf(l)), name: groups[groupOf(l)]!.name } : undefined
+            }
+            onToggle={() => setToggled((t) => ({ ...t, [groupOf(l)]: !isOpen(groupOf(l)) }))}
             target={target === l.n}
           />
         ))}
@@ -72,9 +78,15 @@ export function LogView({ jobId, attempt }: { jobId: string; attempt: number }) 
   );
 }
 
-function LogLine(p: { line: Line; header: { open: boolean; name: string } | undefined; onToggle: () => void; target: boolean }) {
+function LogLine(p: {
+  line: Line;
+  inGroup: boolean;
+  header: { open: boolean; name: string } | undefined;
+  onToggle: () => void;
+  target: boolean;
+}) {
   const { line } = p;
-  const cls = `line ${line.stream === 'stderr' ? 'stderr' : ''} ${p.target ? 'target' : ''} ${line.group >= 0 ? 'in-group' : ''}`;
+  const cls = `line ${line.stream === 'stderr' ? 'stderr' : ''} ${p.target ? 'target' : ''} ${p.inGroup ? 'in-group' : ''}`;
   return (
     <div class={cls} id={`L${line.n}`}>
       <a class="ln" href={`#L${line.n}`}>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseLine, PLAIN } from './ansi.js';
-import { LogModel } from './model.js';
+import { foldGroups, LogModel, type GroupMark } from './model.js';
 
 describe('ANSI', () => {
   it('turns SGR codes into runs with classes and styles, and drops other escapes', () => {
@@ -31,13 +31,31 @@ describe('LogModel', () => {
     ]);
   });
 
-  it('groups the lines between ::group and ::endgroup', () => {
+  it("folds where the agent's marks say, not where the text looks like a group", () => {
     const m = new LogModel();
-    m.append('stdout', 'before\n::group build step\ninside\n::endgroup\nafter\n::group open one\nstill\n');
-    expect(m.groups).toEqual([
+    // Record 0 and 1 of stdout; the group line starts in record 0 at byte 7 ('é' is two bytes) and ends in record 1.
+    m.append('stdout', 'befé\n::group build step\ninside\n::group inner\n::endgr', 0);
+    m.append('stderr', '::group lookalike on stderr\n', 1);
+    m.append('stdout', 'oup\n::endgroup\nafter\n::group open one\nstill\n', 2);
+    const marks: GroupMark[] = [
+      { kind: 'group_start', text: 'build step', seq: 0, offset: 6 },
+      { kind: 'group_start', text: 'inner', seq: 0, offset: 32 },
+      { kind: 'group_end', text: '', seq: 0, offset: 46 },
+      { kind: 'group_end', text: '', seq: 2, offset: 4 },
+      { kind: 'group_start', text: 'open one', seq: 2, offset: 21 },
+    ];
+    const { groups, of } = foldGroups(m.lines, marks, m.ended);
+    expect(groups).toEqual([
       { name: 'build step', line: 2, ended: true },
-      { name: 'open one', line: 6, ended: false },
+      { name: 'open one', line: 9, ended: false },
     ]);
-    expect(m.lines.map((l) => l.group)).toEqual([-1, 0, 0, 0, -1, 1, 1]);
+    // The stderr lookalike (line 6) sits inside the group only because it came while the group was open.
+    expect(of).toEqual([-1, 0, 0, 0, 0, 0, 0, -1, 1, 1]);
+    // Without marks nothing folds, whatever the text says.
+    expect(foldGroups(m.lines, [], false).groups).toEqual([]);
+    // Once the attempt ended, a group closed where stdout ended (no line starts there) ends with the last line.
+    m.finish();
+    const closed = foldGroups(m.lines, [...marks, { kind: 'group_end', text: '', seq: 2, offset: 44 }], m.ended);
+    expect(closed.groups[1]).toEqual({ name: 'open one', line: 9, ended: true });
   });
 });

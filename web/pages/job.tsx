@@ -10,9 +10,18 @@ import { get, post } from '../api.js';
 import { mib, time } from '../format.js';
 import { onJobs } from '../live.js';
 import { LogView } from '../log/log-view.js';
+import type { GroupMark } from '../log/model.js';
+import { Annotations, ProgressBar } from '../progress.js';
 import { navigate } from '../router.js';
 
 const ENDED = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'dead', 'skipped']);
+
+const NO_MARKS: readonly GroupMark[] = [];
+
+/** The group boundaries among the job's annotations (of the attempt that reported them). */
+function groupMarks(job: JobDetail): GroupMark[] {
+  return job.annotations.flatMap((a) => (a.kind === 'group_start' || a.kind === 'group_end' ? [{ ...a, kind: a.kind }] : []));
+}
 
 export function JobPage({ id, can }: { id: string; can: (method: string) => boolean }) {
   const [job, setJob] = useState<JobDetail | undefined>(undefined);
@@ -51,6 +60,8 @@ export function JobPage({ id, can }: { id: string; can: (method: string) => bool
         {s.failure && ` · ${s.failure}`}
         {ENDED.has(s.state) && s.state !== 'cancelled' && ` · exit ${s.exitCode}`}
       </div>
+      <ProgressBar progress={s.progress} />
+      <Annotations items={job.annotations} dropped={job.droppedAnnotations} />
       <div class="actions">
         {can('JobService.Cancel') && !ENDED.has(s.state) && <button onClick={() => act('cancel')}>Cancel</button>}
         {can('JobService.Submit') && ENDED.has(s.state) && <button onClick={() => act('retry')}>Retry</button>}
@@ -94,7 +105,11 @@ export function JobPage({ id, can }: { id: string; can: (method: string) => bool
           </select>
         </div>
       )}
-      {s.attempt > 0 ? <LogView jobId={s.id} attempt={shownAttempt} /> : <p class="muted">no attempt yet</p>}
+      {s.attempt > 0 ? (
+        <LogView jobId={s.id} attempt={shownAttempt} marks={s.progress?.attempt === shownAttempt ? groupMarks(job) : NO_MARKS} />
+      ) : (
+        <p class="muted">no attempt yet</p>
+      )}
       <h3>Attempts</h3>
       <table class="grid">
         <thead>

@@ -10,6 +10,7 @@ import { get } from '../api.js';
 import { ago } from '../format.js';
 import { onJobs } from '../live.js';
 import { navigate } from '../router.js';
+import { ProgressBar } from '../progress.js';
 import { VirtualRows } from '../virtual-rows.js';
 
 const STATES = ['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out', 'dead', 'skipped'];
@@ -130,7 +131,7 @@ function JobRow({ job }: { job: JobSummary }) {
       <span>{job.name}</span>
       <span>{job.tenant}</span>
       <span>
-        <span class={`pill ${job.state}`}>{job.state}</span> {job.failure}
+        <span class={`pill ${job.state}`}>{job.state}</span> <ProgressBar progress={job.progress} compact /> {job.failure}
       </span>
       <span>{job.agent}</span>
       <span title={job.createdAt}>{ago(job.createdAt)}</span>
