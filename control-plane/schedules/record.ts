@@ -88,6 +88,7 @@ function checkParams(spec: ScheduleSpec): void {
 /** The job each tick submits: validated as Submit does, in the schedule's tenant, without an idempotency key (each tick is its own job). */
 function scheduledJob(job: NonNullable<ScheduleSpec['job']>, tenant: string): ResolvedSpec {
   if (job.idempotencyKey) throw new ValidationError('spec.job.idempotency_key', 'not for a schedule: each tick makes its own job, once');
+  if (job.needs.length > 0) throw new ValidationError('spec.job.needs', 'a schedule runs one job: needs name jobs of a pipeline');
   if (job.tenant && job.tenant !== tenant) throw new ValidationError('spec.job.tenant', `must be the schedule's tenant (${tenant})`);
   return validateSpec({ ...job, tenant }, 'spec.job');
 }
