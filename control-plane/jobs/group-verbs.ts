@@ -18,6 +18,14 @@ export function waitForGroup(r: JobRecord, group: string, reason: string): boole
   return true;
 }
 
+/** A queued job's group has room for it now: what said it waited on the group goes; false when nothing said so. */
+export function groupHasRoom(r: JobRecord): boolean {
+  if (r.job.state !== JobState.JOB_STATE_QUEUED || r.job.waitingOnGroup === '') return false;
+  r.job.waitingOnGroup = '';
+  r.job.waitingReason = '';
+  return true;
+}
+
 /** A queued job that found its group full ends unrun: skipped (`skip`) or cancelled (`cancel-newest`). */
 export function endForFullGroup(r: JobRecord, how: 'skip' | 'cancel', reason: string, now: Date): boolean {
   if (r.job.state !== JobState.JOB_STATE_QUEUED) return false;

@@ -1,7 +1,8 @@
 /**
  * What the leader does, each round, about jobs that meet a full concurrency
  * group (docs/architecture.md, "Concurrency groups"):
- * - queue: the job waits, its reason naming the group and who holds it;
+ * - queue: the job waits, its reason naming the group and who holds it
+ *   (and the reason goes once the group has room for it);
  * - skip: the job ends unrun (CANCELLED, failure CONCURRENCY_SKIPPED);
  * - cancel-newest: the arriving job is cancelled (CANCELLED, failure CANCELLED);
  * - cancel-in-progress: the group's older jobs, running or queued, are
@@ -12,7 +13,7 @@
 import type { Logger } from 'pino';
 import { ConcurrencyConflict } from '../../proto/gen/runmesh/v1/job.js';
 import { groupLabel, type GroupRef } from '../jobs/group-slots.js';
-import { endForFullGroup, supersede, waitForGroup } from '../jobs/group-verbs.js';
+import { endForFullGroup, groupHasRoom, supersede, waitForGroup } from '../jobs/group-verbs.js';
 import type { JobRecord } from '../jobs/record.js';
 import type { Mutator } from '../jobs/repo.js';
 import type { GroupView, Member } from './group-queues.js';
@@ -21,6 +22,7 @@ const C = ConcurrencyConflict;
 
 export type GroupAction =
   | { kind: 'wait' | 'skip' | 'cancel'; id: string; group: GroupRef; reason: string }
+  | { kind: 'room'; id: string; group: GroupRef }
   | { kind: 'supersede'; id: string; by: string; group: GroupRef; reason: string };
 
 /** Job ids named in a reason, at most. */
@@ -48,6 +50,7 @@ export function groupActions(groups: Iterable<GroupView>): GroupAction[] {
         out.push({ kind: 'supersede', id: m.id, by: newest.id, group: v.ref, reason });
       }
     }
+    for (const m of v.released) if (!superseded.has(m.id)) out.push({ kind: 'room', id: m.id, group: m.group });
     for (const [i, m] of v.held.entries()) {
       if (!superseded.has(m.id)) out.push(heldAction(m, fullReason(v, v.released.length + i)));
     }
@@ -91,6 +94,9 @@ export class GroupConflicts {
         const known = this.d.current(a.id)?.job;
         if ((known?.waitingReason === a.reason && known.waitingOnGroup === a.group.name) || budget-- <= 0) continue;
         writes.push(this.d.write(a.id, (r) => waitForGroup(r, a.group.name, a.reason)));
+      } else if (a.kind === 'room') {
+        // Said only to jobs that were told they wait on the group (a write only then).
+        if (this.d.current(a.id)?.job.waitingOnGroup) writes.push(this.d.write(a.id, groupHasRoom));
       } else if (a.kind === 'supersede') writes.push(this.supersede(a.id, a.by, a.reason));
       else writes.push(this.end(a.id, a.kind, a.reason));
     }
