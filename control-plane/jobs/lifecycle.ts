@@ -153,6 +153,8 @@ export function requestCancel(r: JobRecord, reason: string, now: Date): 'done' |
   if (isTerminal(r.job.state)) return 'noop';
   if (!isActive(r.job.state)) {
     transition(r.job, S.JOB_STATE_CANCELLED, now, reason || 'cancelled');
+    // A pipeline job cancelled while held for its needs is held no more (a Retry queues it as any job).
+    delete r.held;
     return 'done';
   }
   r.cancel = { reason: reason || 'cancelled', at: now.toISOString() };

@@ -1,6 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { JobState } from '../../proto/gen/runmesh/v1/job.js';
-import { decide, type NeedOutcome } from '../jobs/needs.js';
 import { findCycle, PIPELINE_LIMIT, planPipeline, type PipelineSpec } from './graph.js';
 
 const job = (name: string, needs: string[] = [], tenant = 't'): PipelineSpec => ({ name, needs, tenant });
@@ -44,40 +42,5 @@ describe('a batch as a pipeline', () => {
     expect(refusal([...chain, job('one-more')])).toBe(`specs: ${PIPELINE_LIMIT + 1} jobs exceed the pipeline limit of ${PIPELINE_LIMIT}`);
     expect(findCycle([[1], [2], [0]])).toEqual([0, 1, 2, 0]);
     expect(findCycle([[], [0], [0, 1]])).toBeUndefined();
-  });
-});
-
-describe("a held job's decision", () => {
-  const S = JobState;
-  const need = (name: string, state: JobState | undefined, allowFailure = false): NeedOutcome => ({ id: name, name, state, allowFailure });
-  const never = (): boolean => false;
-
-  it('waits while a need runs, runs once all succeeded', () => {
-    expect(decide([need('a', S.JOB_STATE_SUCCEEDED), need('b', S.JOB_STATE_RUNNING)], never)).toEqual({ kind: 'wait' });
-    expect(decide([need('a', S.JOB_STATE_SUCCEEDED), need('b', S.JOB_STATE_SUCCEEDED)], never)).toEqual({
-      kind: 'release',
-      reason: 'needs done',
-    });
-  });
-
-  it('is skipped as soon as one need fails, and runs past a need that may fail', () => {
-    expect(decide([need('a', S.JOB_STATE_FAILED), need('b', S.JOB_STATE_RUNNING)], never)).toEqual({
-      kind: 'skip',
-      reason: 'need a failed',
-    });
-    expect(decide([need('a', S.JOB_STATE_DEAD, true), need('b', S.JOB_STATE_SUCCEEDED)], never)).toEqual({
-      kind: 'release',
-      reason: 'needs done (allowed to fail: a)',
-    });
-  });
-
-  it('is skipped after a cancelled or skipped need, even one that may fail', () => {
-    expect(decide([need('a', S.JOB_STATE_CANCELLED, true)], never)).toEqual({ kind: 'skip', reason: 'need a cancelled' });
-    expect(decide([need('a', S.JOB_STATE_SKIPPED)], never)).toEqual({ kind: 'skip', reason: 'need a skipped' });
-  });
-
-  it('waits for a need not stored yet, and is skipped once it is gone for good', () => {
-    expect(decide([need('a', undefined)], never)).toEqual({ kind: 'wait' });
-    expect(decide([need('a', undefined)], () => true)).toEqual({ kind: 'skip', reason: 'need a no longer stored' });
   });
 });
