@@ -8,6 +8,7 @@ import { benchExecutor } from './executor.js';
 import { benchMetrics } from './metrics.js';
 import { benchRouting } from './routing.js';
 import { benchSpine } from './spine.js';
+import { benchTracing } from './tracing.js';
 import { benchTransports } from './transports.js';
 import { removeTempDirs } from '../test/support/processes.js';
 
@@ -19,6 +20,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   'etcd-tls': benchEtcdTls,
   executor: benchExecutor,
   metrics: benchMetrics,
+  tracing: benchTracing,
 };
 
 async function main(): Promise<void> {
