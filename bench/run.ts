@@ -2,6 +2,7 @@
  * `npm run bench`: every benchmark in one run, figures on stdout.
  * `npm run bench -- etcd routing` runs just the named ones.
  */
+import { benchCliStart } from './cli-start.js';
 import { benchEtcd } from './etcd.js';
 import { benchEtcdTls } from './etcd-tls.js';
 import { benchExecutor } from './executor.js';
@@ -20,6 +21,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   'etcd-tls': benchEtcdTls,
   executor: benchExecutor,
   metrics: benchMetrics,
+  'cli-start': benchCliStart,
   tracing: benchTracing,
 };
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { durationText } from './flags.js';
+import { COMMAND_MODULES, programFor } from './lazy.js';
 import { buildProgram } from './program.js';
 
 /** Every leaf command, by its path (`jobs cancel`). */
@@ -40,5 +41,17 @@ describe('the runmesh command tree', () => {
       '7d',
       '1500ms',
     ]);
+  });
+
+  it('loads each top-level command on its own, and the table names every command', async () => {
+    const all = buildProgram().commands.map((c) => c.name());
+    expect(COMMAND_MODULES.flatMap(([names]) => names).sort()).toEqual([...all].sort());
+    for (const [names] of COMMAND_MODULES) {
+      const program = await programFor(['node', 'runmesh', names[0]!, '--help']);
+      expect(program.commands.map((c) => c.name())).toEqual(names);
+    }
+    expect((await programFor(['node', 'runmesh', '--version'])).commands).toEqual([]);
+    expect((await programFor(['node', 'runmesh', '--help'])).commands.map((c) => c.name())).toEqual(all);
+    expect((await programFor(['node', 'runmesh', 'no-such-command'])).commands.map((c) => c.name())).toEqual(all);
   });
 });

@@ -19,9 +19,14 @@ import { registerLogs } from './commands/logs.js';
 import { registerServerCommands } from './commands/server.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerPipelines } from './commands/pipelines.js';
+import { registerCompletion } from './completion.js';
 import { rootCommand } from './root.js';
 
-/** Builds the whole command tree (help, completion and tests; a run loads only its command: lazy.ts). */
+/**
+ * Builds the whole command tree (help, completion and tests). A run loads only
+ * its own command: a new top-level command also goes in lazy.ts's
+ * COMMAND_MODULES (program.test.ts checks).
+ */
 export function buildProgram(): Command {
   const program = rootCommand();
   registerSubmit(program);
@@ -37,6 +42,7 @@ export function buildProgram(): Command {
   registerSchedules(program);
   registerTemplates(program);
   registerServerCommands(program);
+  registerCompletion(program);
   return program;
 }
 
