@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AnnotationKind, JobState, LogStream, type Job, type WatchResponse } from '../proto/gen/runmesh/v1/job.js';
+import { AnnotationKind, Executor, JobState, LogStream, type Job, type WatchResponse } from '../proto/gen/runmesh/v1/job.js';
 import { adminToken, TestClient } from './support/client.js';
 import { startAgent, startServer, stopAll, type AgentProc, type ServerProc } from './support/processes.js';
 import { waitUntil } from './support/wait.js';
@@ -66,27 +66,29 @@ describe('progress and annotations', () => {
         timeoutMs: 20_000,
       });
       expect(halfway.state).toBe(JobState.JOB_STATE_RUNNING);
-      expect(halfway.annotations.map((a) => [AnnotationKind[a.kind], a.text, a.fromFile])).toEqual([
-        ['ANNOTATION_KIND_GROUP_START', 'build', false],
-        ['ANNOTATION_KIND_NOTICE', 'built ok', false],
-        ['ANNOTATION_KIND_GROUP_END', '', false],
-        ['ANNOTATION_KIND_WARNING', 'from the file', true],
+      // In the order the agent read them; stdout and the progress file are read side by side, so each is checked on its own.
+      const fromStdout = (j: Job) => j.annotations.filter((a) => !a.fromFile).map((a) => [AnnotationKind[a.kind], a.text]);
+      const fromFile = (j: Job) => j.annotations.filter((a) => a.fromFile).map((a) => [AnnotationKind[a.kind], a.text]);
+      expect(fromStdout(halfway)).toEqual([
+        ['ANNOTATION_KIND_GROUP_START', 'build'],
+        ['ANNOTATION_KIND_NOTICE', 'built ok'],
+        ['ANNOTATION_KIND_GROUP_END', ''],
       ]);
+      expect(fromFile(halfway)).toEqual([['ANNOTATION_KIND_WARNING', 'from the file']]);
       await writeFile(join(agent.workDir, 'attempts', `${job.id}.1`, 'work', 'go'), '');
       const done = await client.waitDone(job.id);
       expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
       await waitUntil(() => mine().some((j) => j.state === JobState.JOB_STATE_SUCCEEDED), { what: 'the final Watch event' });
       const last = mine().at(-1)!;
       expect(last.progress).toMatchObject({ attempt: 1, percent: 100, text: 'done', droppedAnnotations: 0 });
-      const kinds = last.annotations.map((a) => AnnotationKind[a.kind]);
-      expect(kinds).toEqual([
-        'ANNOTATION_KIND_GROUP_START',
-        'ANNOTATION_KIND_NOTICE',
-        'ANNOTATION_KIND_GROUP_END',
-        'ANNOTATION_KIND_WARNING',
-        'ANNOTATION_KIND_GROUP_START',
-        'ANNOTATION_KIND_GROUP_END', // the unclosed group, closed where stdout ended
+      expect(fromStdout(last)).toEqual([
+        ['ANNOTATION_KIND_GROUP_START', 'build'],
+        ['ANNOTATION_KIND_NOTICE', 'built ok'],
+        ['ANNOTATION_KIND_GROUP_END', ''],
+        ['ANNOTATION_KIND_GROUP_START', 'unclosed'],
+        ['ANNOTATION_KIND_GROUP_END', ''], // closed where stdout ended
       ]);
+      expect(fromFile(last)).toEqual([['ANNOTATION_KIND_WARNING', 'from the file']]);
       // A thousand-odd progress changes, a few store writes (one a second at most): every write is a Watch event.
       expect(mine().length).toBeLessThan(40);
 
@@ -106,18 +108,31 @@ describe('progress and annotations', () => {
         const r = log.records.find((x) => x.seq === seq && x.stream === LogStream.LOG_STREAM_STDOUT);
         return Buffer.from(r?.data ?? []);
       };
+      const groups = last.annotations.filter((a) => !a.fromFile);
       const lineAt = (i: number): string => {
-        const a = last.annotations[i]!;
+        const a = groups[i]!;
         return stdout(a.seq).subarray(a.offset).toString().split('\n')[0] ?? '';
       };
       expect(lineAt(0)).toBe('::group build');
       expect(lineAt(1)).toBe('::notice built ok');
       expect(lineAt(2)).toBe('::endgroup');
-      expect(lineAt(4)).toBe('::group unclosed');
-      const end = last.annotations[5]!;
+      expect(lineAt(3)).toBe('::group unclosed');
+      const end = groups[4]!;
       expect(end.offset).toBe(stdout(end.seq).length); // the end of stdout
     } finally {
       watch.cancel();
     }
   }, 40_000);
+
+  it('takes the progress file from a sandboxed job, which sees it and nothing else of the attempt dir', async (ctx) => {
+    const offered = (await client.agents()).agents.some((a) => a.labels['runmesh.io/executor-sandbox'] !== undefined);
+    if (!offered) return ctx.skip(); // no working bubblewrap on this host
+    const job = await client.submit({
+      script: 'echo "::progress 70 sandboxed" >> "$RUNMESH_PROGRESS"; ! ls "$(dirname "$RUNMESH_PROGRESS")/spec.json" 2>/dev/null',
+      executor: Executor.EXECUTOR_SANDBOX,
+    });
+    const done = await client.waitDone(job.id);
+    expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(done.progress).toMatchObject({ percent: 70, text: 'sandboxed' });
+  }, 30_000);
 });

@@ -98,6 +98,9 @@ const SCRIPT = [
   // printf, not echo: dash's echo reads backslashes as escapes.
   'printf "json %s end\\n" "$(printf %s "$WEIRD" | sed -e \'s/\\\\/\\\\\\\\/g\' -e \'s/"/\\\\"/g\')"',
   'echo "stderr $TOKEN_A" >&2',
+  // Progress lines are parsed after masking: the annotations hold *** too.
+  'echo "::notice token $TOKEN_A end"',
+  'echo "::warning file $TOKEN_A end" >> "$RUNMESH_PROGRESS"',
 ].join('\n');
 
 beforeAll(async () => {
@@ -154,6 +157,11 @@ describe('secrets end to end', () => {
       // The characters before and after the mask depend on user: and the padding, not on the value.
       expect(stdout).toMatch(/basic dXNlcj.{0,2}\*\*\*.{0,4} end/);
       expect(stderr).toBe('stderr ***\n');
+      // In the order the agent read them: stdout and the progress file are read side by side.
+      expect(job.annotations.map((a) => [a.text, a.fromFile]).sort()).toEqual([
+        ['file *** end', true],
+        ['token *** end', false],
+      ]);
       const forms = VALUES.flatMap((v) => [v, Buffer.from(v).toString('base64'), encodeURIComponent(v), JSON.stringify(v).slice(1, -1)]);
       for (const f of [...forms, 'BEGIN TEST KEY']) expect({ f, leaked: `${stdout}${stderr}`.includes(f) }).toEqual({ f, leaked: false });
       // Get, List and jobs get show the references only; ListSecrets shows names.
