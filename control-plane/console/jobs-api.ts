@@ -112,9 +112,13 @@ export async function cancelJob(jobs: Jobs, id: string, who: Principal): Promise
   return jobSummary(job!);
 }
 
-/** Submits the job's spec again as a new job (without its idempotency key, which would name the old one). */
+/**
+ * Submits the job's spec again as a new job (without its idempotency key,
+ * which would name the old one). A pipeline job's copy runs on its own: its
+ * needs name jobs of the old batch, which a lone Submit cannot have.
+ */
 export async function retryJob(jobs: Jobs, id: string, who: Principal): Promise<JobSummary> {
   const { job } = await jobs.get({ id }, who);
-  const res = await jobs.submit({ spec: { ...job!.spec!, idempotencyKey: '' } }, who);
+  const res = await jobs.submit({ spec: { ...job!.spec!, idempotencyKey: '', needs: [] } }, who);
   return jobSummary(res.job!);
 }
