@@ -78,7 +78,8 @@ export function reloader(command: Command, logger: Logger, reloadable: Reloadabl
       if (live.has(k)) log.info(line, 'reloaded');
       else log.warn(line, 'changed in the config file: needs a restart, not applied');
     }
-    if (changed.length === 0) log.info({ file }, file === undefined ? 'SIGHUP: no --config to reload' : 'SIGHUP: nothing changed');
+    if (changed.length === 0)
+      log.info({ file }, file === undefined ? 'SIGHUP: nothing to reload (no --config)' : 'SIGHUP: nothing changed');
     logger.level = level;
     for (const k of changed) if (live.has(k)) current[k] = next[k];
   };

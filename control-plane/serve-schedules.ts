@@ -100,5 +100,5 @@ async function submitSpecs(jobs: JobServiceImpl, specs: JobSpec[], kind: 'job' |
     const res = await jobs.submit(SubmitRequest.fromPartial({ spec: specs[0] }), who);
     return res.job ? [res.job] : [];
   }
-  return (await jobs.submitBatch(SubmitBatchRequest.fromPartial({ specs }), who)).jobs;
+  return (await jobs.submitBatch(SubmitBatchRequest.fromPartial({ specs, pipeline: kind === 'pipeline' }), who)).jobs;
 }

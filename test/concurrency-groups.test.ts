@@ -71,9 +71,13 @@ describe('concurrency groups on one control plane', () => {
     expect(b.waitingOnGroup).toBe('');
   });
 
-  it('cancel-in-progress: the new job cancels the running one, which names it, and runs once it ended', async () => {
+  it('cancel-in-progress: the new job cancels the running one of its tenant, which names it, and runs once it ended', async () => {
     const old = await client.submit({ argv: ['sleep', '60'], concurrencyGroup: 'cip', cancelGraceSeconds: 1 });
     await client.waitFor(old.id, running);
+    // Another tenant's job of a group with the same name cancels nothing of this tenant's.
+    const foreign = { argv: ['true'], concurrencyGroup: 'cip', onConflict: C.CONCURRENCY_CONFLICT_CANCEL_IN_PROGRESS, tenant: 'other' };
+    expect((await client.waitDone((await client.submit(foreign)).id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect((await client.get(old.id)).state).toBe(JobState.JOB_STATE_RUNNING);
     const next = await client.submit({ argv: ['true'], concurrencyGroup: 'cip', onConflict: C.CONCURRENCY_CONFLICT_CANCEL_IN_PROGRESS });
     const [o, n] = [await client.waitDone(old.id), await client.waitDone(next.id)];
     expect(o.state).toBe(JobState.JOB_STATE_CANCELLED);

@@ -96,7 +96,7 @@ describe('a schedule', () => {
     expect(got.nextTicks ?? []).toEqual([]);
     expect(got.runs.flatMap((r) => r.jobIds)).toContain(jobs[0]!.id);
     // Paused: no tick fires (the leader checks every second at most).
-    await sleep(1500);
+    await sleep(1200);
     expect((await a.jobsOf('tick')).length).toBe(paused);
     const resumed = JSON.parse(cli(['schedules', 'resume', 'tick', '--json'], tokenA).out) as { nextTicks: string[] };
     expect(resumed.nextTicks).toHaveLength(3);
@@ -169,5 +169,17 @@ describe('a template', () => {
     const job: Job = await jobsA.waitDone(id!, 20_000);
     expect(job).toMatchObject({ schedule: 'from-template', spec: { name: 'build-fff' } });
     expect((await jobsA.logs(id!)).stdout).toBe('hello fff\n');
+    // A pipeline template: submitted as one pipeline, its needs honoured.
+    const ci = join(dir, 'ci.yaml');
+    await writeFile(
+      ci,
+      'params: {ref: {default: main}}\njobs:\n  build: {script: "echo built ${{ params.ref }}"}\n  test: {command: ["true"], needs: [build]}\n',
+    );
+    expect(cli(['templates', 'create', 'ci', '-f', ci], tokenA).code).toBe(0);
+    const ids = cli(['submit', '--template', 'ci', '--param', 'ref=v2'], tokenA).out.trim().split('\n');
+    const [build, test] = await Promise.all(ids.map((j) => jobsA.waitDone(j, 20_000)));
+    expect([build!.spec?.name, test!.spec?.name, test!.pipelineId]).toEqual(['build', 'test', build!.pipelineId]);
+    expect([build!.state, test!.state]).toEqual([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_SUCCEEDED]);
+    expect((await jobsA.logs(build!.id)).stdout).toBe('built v2\n');
   });
 });

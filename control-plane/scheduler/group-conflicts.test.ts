@@ -53,12 +53,15 @@ describe('GroupQueues', () => {
 describe('groupActions', () => {
   const ids = (actions: ReturnType<typeof groupActions>, kind: string) => actions.filter((a) => a.kind === kind).map((a) => a.id);
 
-  it('queue: a held job waits, its reason naming the group and the job that holds it', () => {
+  it('queue: a held job waits, its reason naming the group and the job that holds it, until the group has room', () => {
     const q = new GroupQueues();
     q.activate({ id: 'run', order: 0, group: ref() });
     queue(q, ['next'], ref());
     const [wait] = groupActions(q.entries());
     expect(wait).toMatchObject({ kind: 'wait', id: 'next', reason: 'concurrency group deploy (tenant t) is full: 1/1 running: job run' });
+    q.remove('run'); // it ended: the group has room, and the waiting job is told so
+    expect(q.release(ref().key).map((j) => j.id)).toEqual(['next']);
+    expect(groupActions(q.entries())).toEqual([{ kind: 'room', id: 'next', group: ref() }]);
   });
 
   it('skip and cancel-newest end the arriving job; the one running is left alone', () => {

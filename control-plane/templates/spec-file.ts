@@ -19,7 +19,12 @@
  *     executor: sandbox           # shell | sandbox
  *     needs: [build]              # pipeline jobs only
  *     allow_failure: true
+ *     matrix: {os: [linux, mac]}  # pipeline jobs only: one job per combination
  *
+ * A pipeline file may also have `env` for every job. As `runmesh submit -f`
+ * (cli/pipeline-file.ts) reads them, a matrix job is named `test (os=linux,
+ * node=20)`, gets each value as an environment variable (the key upper-cased)
+ * and as a label it requires, and a need naming it means all of its jobs.
  * Unknown keys and wrong types are errors naming the key path and the line.
  * The specs are checked further (validateSpec, the pipeline graph) where
  * they are submitted.
@@ -57,37 +62,84 @@ const JOB_KEYS = new Set([
   'executor',
   'needs',
   'allow_failure',
+  'matrix',
 ]);
+const MATRIX_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** One matrix combination: (key, value) pairs in the order written. */
+type Cell = ReadonlyArray<readonly [string, string]>;
 const PIPELINE_JOBS = 1000;
 
 /** The specs `data` (the file as plain data, placeholders filled in) describes; errors name the path and line in `yaml`. */
 export function specsFromFile(data: unknown, yaml: YamlText, o: SpecFileOptions): SpecFile {
   if (!isMap(data)) return yaml.fail([], 'a map: one job (command or script, ...) or a pipeline (jobs: {NAME: job, ...})');
-  if (!('jobs' in data)) return { kind: 'job', specs: [jobSpec(data, [], yaml, o, undefined)] };
-  const extra = Object.keys(data).find((k) => k !== 'jobs');
-  if (extra) yaml.fail([extra], `a pipeline file has jobs only (and params); "${extra}" goes in a job`);
+  if (!('jobs' in data)) return { kind: 'job', specs: [jobSpec(data, [], yaml, o, undefined, [], {})] };
+  const extra = Object.keys(data).find((k) => k !== 'jobs' && k !== 'env');
+  if (extra) yaml.fail([extra], `a pipeline file has jobs and env only (and params); "${extra}" goes in a job`);
+  const common = new Fields(data, [], yaml, o).map('env');
   const jobs = data.jobs;
   if (!isMap(jobs) || Object.keys(jobs).length === 0) yaml.fail(['jobs'], 'a map of job name to job, at least one');
-  const names = Object.keys(jobs);
-  if (names.length > PIPELINE_JOBS) yaml.fail(['jobs'], `more than ${PIPELINE_JOBS} jobs`);
-  return { kind: 'pipeline', specs: names.map((n) => jobSpec(jobs[n], ['jobs', n], yaml, o, n)) };
+  const expanded = Object.keys(jobs).map((n) => ({ n, cells: matrixOf(jobs[n], ['jobs', n], yaml) }));
+  const total = expanded.reduce((k, e) => k + e.cells.length, 0);
+  if (total > PIPELINE_JOBS) yaml.fail(['jobs'], `${total} jobs with their matrices expanded; a pipeline has at most ${PIPELINE_JOBS}`);
+  const names = new Map(expanded.map((e) => [e.n, e.cells.map((c) => cellName(e.n, c))]));
+  const specs = expanded.flatMap((e) => e.cells.map((cell) => jobSpec(jobs[e.n], ['jobs', e.n], yaml, o, e.n, cell, common, names)));
+  return { kind: 'pipeline', specs };
 }
 
-function jobSpec(raw: unknown, at: YamlPath, yaml: YamlText, o: SpecFileOptions, key: string | undefined): JobSpec {
+const cellName = (name: string, cell: Cell): string =>
+  cell.length === 0 ? name : `${name} (${cell.map(([k, v]) => `${k}=${v}`).join(', ')})`;
+
+/** A job's matrix combinations, in the order written; one empty combination without a matrix. */
+function matrixOf(raw: unknown, at: YamlPath, yaml: YamlText): Cell[] {
+  const m = isMap(raw) ? raw.matrix : undefined;
+  if (m === undefined || m === null) return [[]];
+  const path = [...at, 'matrix'];
+  if (!isMap(m) || Object.keys(m).length === 0) yaml.fail(path, 'a map of keys to lists of values, e.g. {os: [linux, mac]}');
+  let cells: Cell[] = [[]];
+  for (const [key, values] of Object.entries(m)) {
+    if (!MATRIX_KEY.test(key))
+      yaml.fail([...path, key], `"${key}" cannot be a matrix key: letters, digits and _ (it becomes an environment variable)`);
+    if (!Array.isArray(values) || values.length === 0 || values.some((v) => v === null || typeof v === 'object'))
+      yaml.fail([...path, key], 'a non-empty list of strings, numbers or booleans');
+    cells = cells.flatMap((c) => (values as unknown[]).map((v): Cell => [...c, [key, String(v as string)]]));
+    if (cells.length > PIPELINE_JOBS) yaml.fail(path, `more than ${PIPELINE_JOBS} combinations`);
+  }
+  return cells;
+}
+
+function jobSpec(
+  raw: unknown,
+  at: YamlPath,
+  yaml: YamlText,
+  o: SpecFileOptions,
+  key: string | undefined,
+  cell: Cell,
+  common: Record<string, string>,
+  names?: ReadonlyMap<string, string[]>,
+): JobSpec {
   if (!isMap(raw)) return yaml.fail(at, 'a job: a map with command or script');
   const f = new Fields(raw, at, yaml, o);
   const unknown = Object.keys(raw).find((k) => !JOB_KEYS.has(k));
   if (unknown) yaml.fail([...at, unknown], `unknown key "${unknown}" (${[...JOB_KEYS].join(', ')})`);
   if (key !== undefined && raw.name !== undefined) yaml.fail([...at, 'name'], 'a pipeline job is named by its key under jobs');
   if (key === undefined && raw.needs !== undefined) yaml.fail([...at, 'needs'], 'needs names jobs of a pipeline (jobs: {...})');
+  if (key === undefined && raw.matrix !== undefined) yaml.fail([...at, 'matrix'], 'a matrix makes jobs of a pipeline (jobs: {...})');
+  const env = { ...common, ...f.map('env') };
   const labels = f.map('labels');
+  for (const [k, v] of cell) {
+    if (k.toUpperCase() in env && !(k.toUpperCase() in common)) yaml.fail([...at, 'env', k.toUpperCase()], `also set by the matrix (${k})`);
+    if (k in labels) yaml.fail([...at, 'labels', k], 'also set by the matrix');
+    env[k.toUpperCase()] = v;
+    labels[k] = v;
+  }
   const selector = [...Object.entries(labels).map(([k, v]) => `${k}=${v}`), f.string('selector')].filter((t) => t !== '').join(',');
   const retries = f.whole('retries');
   return JobSpec.fromPartial({
-    name: key ?? f.string('name'),
+    name: key === undefined ? f.string('name') : cellName(key, cell),
     argv: f.strings('command'),
     script: f.string('script'),
-    env: f.map('env'),
+    env,
     selector,
     timeoutSeconds: f.duration('timeout'),
     maxAttempts: raw.retries === undefined ? 0 : retries + 1,
@@ -97,7 +149,11 @@ function jobSpec(raw: unknown, at: YamlPath, yaml: YamlText, o: SpecFileOptions,
     strategy: f.choice('strategy', Strategy, 'STRATEGY_'),
     resources: { slots: f.whole('slots'), cpuMillis: f.whole('cpu'), memoryMb: f.whole('memory') },
     executor: f.choice('executor', Executor, 'EXECUTOR_'),
-    needs: f.strings('needs'),
+    needs: f.strings('needs').flatMap((n, i) => {
+      const jobs = names?.get(n);
+      if (!jobs) return yaml.fail([...at, 'needs', i], `no job named "${n.slice(0, 64)}" in this file`);
+      return jobs;
+    }),
     allowFailure: f.bool('allow_failure'),
   });
 }

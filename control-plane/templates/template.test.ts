@@ -104,4 +104,28 @@ jobs:
       ['test', '', ['make', 'test'], ['build'], true],
     ]);
   });
+
+  it('expands a matrix as submit -f does: one job per combination, values as env and labels, needs meaning all of them', () => {
+    const t = parseTemplate(`params: {node: {default: "22"}}
+env: {CI: "1"}
+jobs:
+  test:
+    command: [make, test]
+    matrix: {os: [linux, mac], node: [20, "\${{ params.node }}"]}
+  report: {script: make report, needs: [test]}
+`);
+    const specs = fillTemplate(t, {}, 'm').specs;
+    expect(specs.map((s) => s.name)).toEqual([
+      'test (os=linux, node=20)',
+      'test (os=linux, node=22)',
+      'test (os=mac, node=20)',
+      'test (os=mac, node=22)',
+      'report',
+    ]);
+    expect(specs[1]).toMatchObject({ env: { CI: '1', OS: 'linux', NODE: '22' }, selector: 'os=linux,node=22' });
+    expect(specs[4]!.needs).toEqual(specs.slice(0, 4).map((s) => s.name));
+    expect(refusal(() => parseTemplate('jobs:\n  a: {command: ["true"], needs: [b]}\n'))).toBe(
+      'text: jobs.a.needs.0: line 2: no job named "b" in this file',
+    );
+  });
 });
