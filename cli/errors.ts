@@ -103,6 +103,7 @@ const OPERATIONAL = new Set([
   'EtcdAuthError',
   'DataDirInUseError',
   'InvalidExecutorOptionError',
+  'TracingConfigError',
 ]);
 
 export function reportFor(err: unknown): ErrorReport {
