@@ -5,14 +5,14 @@ import { CANCEL, checkTargets, parseJobFilter, RETRY } from './commands/jobs-bul
 import { isUsage } from './errors.js';
 import { buildSpec } from './spec.js';
 
+/** The usage error `fn` throws, as its message; anything else says what happened instead. */
 function usageMessage(fn: () => unknown): string {
   try {
     fn();
+    return 'no error';
   } catch (err) {
-    expect(isUsage(err)).toBe(true);
-    return (err as Error).message;
+    return isUsage(err) ? (err as Error).message : `not a usage error: ${String(err)}`;
   }
-  throw new Error('expected a usage error');
 }
 
 describe('submit --retry-backoff, --retry-on, --queue-timeout', () => {
