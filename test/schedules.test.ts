@@ -169,6 +169,20 @@ describe('a template', () => {
     const job: Job = await jobsA.waitDone(id!, 20_000);
     expect(job).toMatchObject({ schedule: 'from-template', spec: { name: 'build-fff' } });
     expect((await jobsA.logs(id!)).stdout).toBe('hello fff\n');
+    // Its template deleted, a tick starts nothing and its run says why.
+    await a.create({
+      name: 'orphan',
+      cron: '* * * * * *',
+      overlap: OverlapPolicy.OVERLAP_POLICY_QUEUE,
+      template: 'build',
+      params: { sha: '1' },
+    });
+    expect(cli(['templates', 'rm', 'build'], tokenA)).toEqual({ code: 0, out: 'template build deleted\n' });
+    await waitUntil(async () => (await a.get('orphan')).runs.some((r) => r.note === 'not started: template build not found in tenant a'), {
+      what: 'a tick of orphan not started',
+      timeoutMs: 10_000,
+    });
+    await a.pause('orphan');
     // A pipeline template: submitted as one pipeline, its needs honoured.
     const ci = join(dir, 'ci.yaml');
     await writeFile(

@@ -12,6 +12,8 @@ import { OverlapPolicy, type Schedule, type ScheduleRun } from '../../proto/gen/
 import type { JobRecord, ResolvedSpec } from '../jobs/record.js';
 import { encodeRecord } from '../jobs/record.js';
 import { validateSpec } from '../jobs/validate.js';
+import { isValidation } from '../jobs/errors.js';
+import { isRecordNotFound } from '../store/tenant-records.js';
 import type { Compare, Op } from '../store/store.js';
 import type { TenantRecords, VersionedRecord } from '../store/tenant-records.js';
 import { withRun } from './record.js';
@@ -42,6 +44,12 @@ export interface RunRequest {
   advance: boolean;
   /** Extra compares (the leader's term for a tick). */
   fence: readonly Compare[];
+  /**
+   * A tick whose job cannot be made (its template deleted, or filled in wrong)
+   * is recorded as not started, with the reason, and the schedule moves on;
+   * without this (a trigger) the error goes to the caller.
+   */
+  recordFailure?: boolean;
 }
 
 export interface RunOutcome {
@@ -60,7 +68,7 @@ export class ScheduleFiring {
     const spec = s.spec!;
     const now = new Date();
     const run: ScheduleRun = { scheduledAt: r.at.toISOString(), firedAt: now.toISOString(), jobIds: [], state: 0, note: r.note };
-    const records = r.run ? await this.jobsFor(s, r.at, now, run) : [];
+    const records = r.run ? await this.jobsOrFailure(r, s, now, run) : [];
     run.jobIds = records.map((j) => j.job.id);
     const next: Schedule = { ...s, lastTick: r.advance ? r.at.toISOString() : s.lastTick, runs: withRun(s, run) };
     const ops: Op[] = records.map((j) => ({ type: 'put', key: this.d.jobKey(j.job.id), value: encodeRecord(j) }));
@@ -72,6 +80,16 @@ export class ScheduleFiring {
       run.jobIds.length > 0 ? 'schedule fired' : 'schedule tick skipped',
     );
     return { stored, run };
+  }
+
+  private async jobsOrFailure(r: RunRequest, s: Schedule, now: Date, run: ScheduleRun): Promise<JobRecord[]> {
+    try {
+      return await this.jobsFor(s, r.at, now, run);
+    } catch (err) {
+      if (!r.recordFailure || !(isValidation(err) || isRecordNotFound(err))) throw err;
+      run.note = `not started: ${(err as Error).message}`;
+      return [];
+    }
   }
 
   /** The run's jobs, after the overlap policy; none (and a note saying why) when it skips. */

@@ -138,7 +138,7 @@ export class ScheduleTicker {
       } catch {
         return; // no longer the leader: the next one fires it
       }
-      const done = await this.d.firing.run({ current, ...step, advance: true, fence });
+      const done = await this.d.firing.run({ current, ...step, advance: true, fence, recordFailure: true });
       if (!done) {
         // Changed since read (paused, triggered, deleted, or fired by another leader): read it again.
         const fresh = await this.d.schedules.get(spec.tenant, spec.name);
