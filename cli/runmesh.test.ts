@@ -410,6 +410,28 @@ describe('runmesh against a gRPC control plane', () => {
     expect(now).toEqual({ code: 0, stdout: 'j_1 running (cancel requested)\n', stderr: '' });
   });
 
+  it('jobs cancel shows a spinner on a terminal while it waits, wiped before its line', async () => {
+    const cp = await fake();
+    cp.cancel = (id) => job({ id, state: JobState.JOB_STATE_RUNNING, attempt: 1 });
+    // Running until the spinner (drawn after 1 s) has had time to show: a dozen polls of 200 ms.
+    let gets = 0;
+    cp.getJob = (id) =>
+      ++gets < 12
+        ? job({ id, state: JobState.JOB_STATE_RUNNING, attempt: 1 })
+        : job({ id, state: JobState.JOB_STATE_CANCELLED, failure: FailureCategory.FAILURE_CATEGORY_CANCELLED });
+    // util-linux script(1) gives the CLI a pseudo-terminal for stdout and stderr alike.
+    const line = [process.execPath, BIN, 'jobs', 'cancel', 'j_1', '--server', cp.address].join(' ');
+    const res = await new Promise<Result>((resolve, reject) => {
+      const child = spawn('script', ['-qfec', line, '/dev/null'], { cwd: ROOT, env: { ...process.env, TERM: 'xterm', CI: '' } });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr: '' }));
+    });
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^(\r\x1b\[K[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] waiting for j_1 to end)+\r\x1b\[Kj_1 cancelled\r\n$/);
+  });
+
   it('logs -f stops quietly when the reader of its stdout goes away', async () => {
     const cp = await fake();
     cp.getJob = (id) => job({ id, state: JobState.JOB_STATE_RUNNING, attempt: 1 });

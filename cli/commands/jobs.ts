@@ -8,6 +8,7 @@ import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
 import { printJson, stateName } from '../format.js';
 import { describeEnd, isTerminal } from '../outcome.js';
+import { withSpinner } from '../spinner.js';
 import { collect, enumFlag, parseWhole, serverOption, tokenOption } from '../options.js';
 import { jobPage, jobsTable } from './job-view.js';
 import { bulk, CANCEL, checkTargets, FILTER_HELP, registerRetry, type BulkOptions } from './jobs-bulk.js';
@@ -152,7 +153,9 @@ async function cancel(id: string, options: CancelOptions): Promise<void> {
   const job = await withConnection(options, async (conn) => {
     const res = await unary(conn, 'JobService.Cancel', conn.jobs.cancel.bind(conn.jobs), { id, reason: options.reason ?? '' });
     if (!res.job) throw new Error(`JobService.Cancel returned no job for ${id}`);
-    return options.wait ? untilEnded(conn, res.job) : res.job;
+    const asked = res.job;
+    if (!options.wait || isTerminal(asked.state)) return asked;
+    return withSpinner(`waiting for ${id} to end`, () => untilEnded(conn, asked), { json: options.json });
   });
   if (options.json) return printJson(Job.toJSON(job));
   const line = isTerminal(job.state) ? `${job.id} ${describeEnd(job)}` : `${job.id} ${stateName(job.state)} (cancel requested)`;

@@ -3,11 +3,12 @@ import type { Command } from 'commander';
 import { Job } from '../../proto/gen/runmesh/v1/job.js';
 import { type Connection, unary, withConnection } from '../client.js';
 import { UsageError } from '../errors.js';
-import { followJob, processSink } from '../follow.js';
+import { followJob, type LogSink, processSink } from '../follow.js';
 import { printJson } from '../format.js';
 import { collect, serverOption, tokenOption } from '../options.js';
 import { EXIT, settle } from '../outcome.js';
 import { buildSpec, jobOptions, paramsOf, type SubmitFlags } from '../spec.js';
+import { startSpinner } from '../spinner.js';
 import { readFileSync } from 'node:fs';
 import type { JobSpec } from '../../proto/gen/runmesh/v1/job.js';
 import { signingKeyOf, signSpec } from '../../proto/job-signature.js';
@@ -87,9 +88,20 @@ function signed(spec: JobSpec, keyFile: string): JobSpec {
 }
 
 // stdout and stderr carry the job's own output only; the outcome is the exit code (and one line if it did not exit).
+// Until the first output, a terminal shows a spinner on stderr (spinner.ts), wiped before that output.
 async function wait(conn: Connection, job: Job): Promise<void> {
-  const final = await followJob(conn, job.id, { attempt: 0, nextSeq: 0 }, processSink);
-  settle(final);
+  const spinner = startSpinner(`waiting for ${job.id}`);
+  const sink: LogSink = {
+    write(stream, data, record) {
+      spinner.stop();
+      processSink.write(stream, data, record);
+    },
+  };
+  try {
+    settle(await followJob(conn, job.id, { attempt: 0, nextSeq: 0 }, sink));
+  } finally {
+    spinner.stop();
+  }
 }
 
 /** `--template NAME --param k=v`: the server fills the template in and submits what it makes (one job, or a pipeline). */
