@@ -17,11 +17,13 @@ RUN npm run build && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 FROM node:20-slim
 ENV NODE_ENV=production
 # bubblewrap: the agent's sandboxed executor. Nothing else: node's own CA bundle serves TLS.
+# runmesh runs the server; runmesh-job is the user an agent started as root runs jobs as (--job-user).
 RUN apt-get update \
   && apt-get install -y --no-install-recommends bubblewrap \
   && rm -rf /var/lib/apt/lists/* \
   && groupadd --system --gid 10001 runmesh \
   && useradd --system --uid 10001 --gid runmesh --home-dir /var/lib/runmesh --shell /usr/sbin/nologin runmesh \
+  && useradd --system --uid 10002 --user-group --no-create-home --shell /usr/sbin/nologin runmesh-job \
   && install -d -o runmesh -g runmesh -m 0700 /var/lib/runmesh
 WORKDIR /opt/runmesh
 COPY --from=build /src/package.json ./

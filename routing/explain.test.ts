@@ -40,4 +40,13 @@ describe('explainWait', () => {
     const d = explainWait(snapshotOf([agent('a')], []), job('j', { selector: 'a in (' }), closed);
     expect(d.unmatchedTerms[0]).toMatch(/invalid selector/);
   });
+
+  it('says which free agent the job avoids, an earlier attempt having failed there', () => {
+    const s = snapshotOf([agent('a1'), busyAgent(agent('a2', {}, res(1)), res(1))], []);
+    const d = explainWait(s, job('j', { avoid: ['a1'] }), closed);
+    expect(Object.fromEntries(d.matching.map((m) => [m.agent, m.why]))).toEqual({
+      a1: 'avoided: an earlier attempt of this job failed there (taken only when no other agent can take the job)',
+      a2: 'full: 0 slots free, the job needs 1 slots',
+    });
+  });
 });

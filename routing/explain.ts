@@ -36,10 +36,14 @@ export function explainWait(snapshot: ClusterSnapshot, job: QueuedJob, breakerOp
   const cands = snapshot.candidates(text, selector);
   const matching = [...cands.matching].slice(0, MAX_MATCHING).map((i) => {
     const a = snapshot.agents[i]!;
-    return { agent: a.name, why: whyNot(a, need, breakerOpen) };
+    // An avoided agent that could take the job: it waits for another (host exclusion, router.ts `pool`).
+    const avoided = job.avoid?.includes(a.name) ? AVOIDED : '';
+    return { agent: a.name, why: whyNot(a, need, breakerOpen) || avoided };
   });
   return { unmatchedTerms, matching };
 }
+
+const AVOIDED = 'avoided: an earlier attempt of this job failed there (taken only when no other agent can take the job)';
 
 function whyNot(a: ClusterSnapshot['agents'][number], need: QueuedJob['resources'], breakerOpen: (agent: string) => boolean): string {
   if (!a.schedulable) return 'cordoned, draining, unhealthy or disconnected';

@@ -131,7 +131,7 @@ describe('deploy/', () => {
         expect(flags.config, `${w.kind} ${c.name}`).toBeDefined();
         if (c.args![0] === 'server')
           expect(flags).toMatchObject({ store: 'etcd://etcd:2379', listen: ['10.0.0.7:7433', '127.0.0.1:7433'] });
-        else expect(flags).toMatchObject({ server: ['runmesh:7433'], workDir: '/var/lib/runmesh-agent' });
+        else expect(flags).toMatchObject({ server: ['runmesh:7433'], workDir: '/var/lib/runmesh-agent', jobUser: 'runmesh-job' });
       }
     }
   });
@@ -159,6 +159,8 @@ describe('Dockerfile', () => {
     expect(args('USER')).toHaveLength(1);
     expect(args('USER')[0]).not.toMatch(/^(root|0)(:|$)/);
     expect(args('ENTRYPOINT')).toEqual(['["node", "/opt/runmesh/bin/runmesh.js"]']);
+    // The user the Kubernetes agents run jobs as (deploy/kubernetes/agents.yaml: job-user) exists in the image.
+    expect(args('RUN').join('\n')).toMatch(/useradd [^&]* runmesh-job\b/);
     const copies = final.filter((i) => i.getKeyword() === 'COPY') as (Instruction & {
       getFlags(): { getName(): string; getValue(): string | null }[];
     })[];

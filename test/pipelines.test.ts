@@ -164,7 +164,11 @@ describe('pipelines on one server', () => {
     ]);
   });
 
-  it('refuses a cycle at submit, naming it, and a need outside the batch', async () => {
+  it('refuses at submit a cycle, naming it, a need outside the batch, and job flags beside -f', async () => {
+    const file = join(dir, 'one.yaml');
+    await writeFile(file, 'name: lone\ncommand: ["true"]\n');
+    const flagged = await cli(['submit', ...at(), '-f', file, '--retry-on', 'exit:1']);
+    expect([flagged.code, flagged.stderr.trim()]).toEqual([2, 'runmesh: --retry-on: with -f, the file says it']);
     const submitBatch = (specs: Array<Partial<JobSpec>>): Promise<ServiceError> =>
       new Promise((resolve) => client.jobs.submitBatch({ specs: specs.map((s) => JobSpec.fromPartial(s)) }, (err) => resolve(err!)));
     const cycle = await submitBatch([

@@ -92,9 +92,8 @@ export function pipelinePage(p: Pipeline, now: number, colour = false): string {
   return `${head}\n\n${table(['JOB', 'STATE', 'NEEDS', 'ID', 'REASON'], rows, stateColumn(1, colour))}`;
 }
 
-/** The flags of `submit` that a file gives instead (with -f they would be ignored): refused. */
-const FILE_ONLY = ['name', 'label', 'env', 'timeout', 'retries', 'script', 'idempotencyKey', 'selector', 'qos', 'priority', 'affinity'];
-const FILE_ONLY_MORE = ['strategy', 'slots', 'cpu', 'memory', 'executor', 'secret', 'secretFile', 'template', 'param'];
+/** The flags of `submit` that go with -f; the others describe a job, which the file does (given, they are refused, never ignored). */
+const WITH_FILE = new Set(['server', 'token', 'file', 'tenant', 'wait', 'json', 'signKey']);
 
 export interface FileSubmitOptions extends Target {
   file: string;
@@ -117,7 +116,8 @@ export async function submitFile(
 ): Promise<void> {
   if (command.length > 0) throw new UsageError('-f gives the jobs: no command after --');
   const flags = options as unknown as Record<string, unknown>;
-  const given = [...FILE_ONLY, ...FILE_ONLY_MORE].find((k) => flags[k] !== undefined);
+  // --no-network is the one flag whose absence is a value (true).
+  const given = Object.keys(flags).find((k) => !WITH_FILE.has(k) && flags[k] !== undefined && !(k === 'network' && flags[k] === true));
   if (given) throw new UsageError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: with -f, the file says it`);
   if (options.wait && options.json) throw new UsageError('--json and --wait do not mix');
   let text: string;

@@ -10,10 +10,9 @@
  * groups", has the whole argument.
  */
 import { ConcurrencyConflict, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
-import type { Compare, Op, Store } from '../store/store.js';
+import type { Compare, Store } from '../store/store.js';
 import { GroupFullError } from './errors.js';
-import type { JobRecord } from './record.js';
-import type { JobRepo } from './repo.js';
+import type { Guard, JobRepo } from './repo.js';
 import { isActive } from './state.js';
 import type { JobTracker } from './tracker.js';
 
@@ -41,15 +40,6 @@ export function groupOf(spec: JobSpec): GroupRef | undefined {
 
 /** "concurrency group deploy (tenant t)". */
 export const groupLabel = (g: GroupRef): string => `concurrency group ${g.name} (tenant ${g.tenant})`;
-
-/** Extra compares and ops a job write must carry; built from the record as it is about to be written. */
-export interface GuardOps {
-  compare: Compare[];
-  success: Op[];
-}
-
-/** A guard for JobRepo.update; throws (GroupFullError) to refuse the write. */
-export type Guard = (record: JobRecord) => Promise<GuardOps>;
 
 interface SlotList {
   holders: string[];

@@ -10,7 +10,6 @@ import { idBoundAt, jobIdTime, newJobId } from './ids.js';
 import { selectorRequires, type LabelFilter } from './list-filter.js';
 import { cloneRecord, decodeRecord, encodeRecord, queuedRecord, type JobRecord, type ResolvedSpec } from './record.js';
 import { isTerminal } from './state.js';
-import type { Guard } from './group-slots.js';
 
 export interface Versioned {
   record: JobRecord;
@@ -37,6 +36,15 @@ export interface ListFilter {
 
 /** Mutator for `update`: edit the record in place; return false to write nothing. */
 export type Mutator = (record: JobRecord) => boolean | void;
+
+/** Extra compares and ops one job write must carry; built from the record as it is about to be written. */
+export interface GuardOps {
+  compare: Compare[];
+  success: Op[];
+}
+
+/** Adds to a job write what it must also compare and write (a concurrency group's slot, group-slots.ts); throws to refuse it. */
+export type Guard = (record: JobRecord) => Promise<GuardOps>;
 
 /** Where a scan of job keys starts and ends, and its direction. */
 type ScanBounds = Pick<RangeOptions, 'after' | 'before' | 'reverse'>;

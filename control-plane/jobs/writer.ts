@@ -12,9 +12,8 @@ import type { Logger } from 'pino';
 import type { Compare } from '../store/store.js';
 import { JOB_WRITE, retryStore } from '../store/retry.js';
 import { isGroupFull, isJobNotFound, isNotLeader, isStaleWrite } from './errors.js';
-import type { Guard } from './group-slots.js';
 import type { JobRecord } from './record.js';
-import type { Created, JobRepo, Mutator, Versioned } from './repo.js';
+import type { Created, Guard, JobRepo, Mutator, Versioned } from './repo.js';
 import type { JobTracker } from './tracker.js';
 
 /** What a writer writes through. */

@@ -47,6 +47,11 @@ describe('trace context', () => {
     expect(checkTraceContext({ traceparent: '00-00000000000000000000000000000000-00f067aa0ba902b7-01', tracestate: '' })).toBeUndefined();
     expect(checkTraceContext({ traceparent: 'not a traceparent', tracestate: '' })).toBeUndefined();
     expect(checkTraceContext(undefined)).toBeUndefined();
+    // What is stored per job stays small whatever a caller sends: W3C's 32 members at most.
+    const huge = Array.from({ length: 100 }, (_, i) => `k${i}=${'v'.repeat(20)}`).join(',');
+    const kept = checkTraceContext({ traceparent: PARENT, tracestate: huge })!.tracestate;
+    expect(kept.split(',').length).toBeLessThanOrEqual(32);
+    expect(kept.length).toBeLessThanOrEqual(1024);
   });
 
   it('goes from a CLI environment into metadata, and into a job environment', () => {
