@@ -70,7 +70,8 @@ export class ScheduleFiring {
     const run: ScheduleRun = { scheduledAt: r.at.toISOString(), firedAt: now.toISOString(), jobIds: [], state: 0, note: r.note };
     const records = r.run ? await this.jobsOrFailure(r, s, now, run) : [];
     run.jobIds = records.map((j) => j.job.id);
-    const next: Schedule = { ...s, lastTick: r.advance ? r.at.toISOString() : s.lastTick, runs: withRun(s, run) };
+    const active = (x: ScheduleRun): boolean => x.jobIds.some((id) => this.d.isActive(id));
+    const next: Schedule = { ...s, lastTick: r.advance ? r.at.toISOString() : s.lastTick, runs: withRun(s, run, active) };
     const ops: Op[] = records.map((j) => ({ type: 'put', key: this.d.jobKey(j.job.id), value: encodeRecord(j) }));
     const stored = await this.d.schedules.swap(spec.tenant, spec.name, r.current.modRevision, next, ops, r.fence);
     if (!stored) return undefined;

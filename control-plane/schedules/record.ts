@@ -14,6 +14,8 @@ export const SCHEDULE_LIMITS = {
   perTenant: 100,
   /** Runs kept per schedule, newest first. */
   runsKept: 20,
+  /** Runs kept with the older ones whose jobs are still active. */
+  runsWithActive: 100,
   /** Longest `missed_after_seconds`. */
   missedAfterSeconds: 86_400,
   defaultMissedAfterSeconds: 60,
@@ -93,7 +95,14 @@ function scheduledJob(job: NonNullable<ScheduleSpec['job']>, tenant: string): Re
   return validateSpec({ ...job, tenant }, 'spec.job');
 }
 
-/** Adds `run` to the newest-first runs, keeping the latest SCHEDULE_LIMITS.runsKept. */
-export function withRun(s: Schedule, run: ScheduleRun): ScheduleRun[] {
-  return [run, ...s.runs].slice(0, SCHEDULE_LIMITS.runsKept);
+/**
+ * Adds `run` to the newest-first runs, keeping the latest
+ * SCHEDULE_LIMITS.runsKept and, beyond them, older runs whose jobs are still
+ * active (`active`), so that the overlap policy still sees a long run after
+ * many skipped ticks (at most SCHEDULE_LIMITS.runsWithActive in all).
+ */
+export function withRun(s: Schedule, run: ScheduleRun, active: (r: ScheduleRun) => boolean): ScheduleRun[] {
+  const all = [run, ...s.runs];
+  const kept = all.filter((r, i) => i < SCHEDULE_LIMITS.runsKept || active(r));
+  return kept.slice(0, SCHEDULE_LIMITS.runsWithActive);
 }

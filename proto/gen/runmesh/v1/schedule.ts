@@ -214,7 +214,10 @@ export interface Schedule {
     | undefined;
   /** The next three ticks from now (none while paused). */
   nextTicks: string[];
-  /** The latest runs, newest first (at most 20 are kept). */
+  /**
+   * The latest runs, newest first: the latest 20, and older ones whose jobs
+   * are still active (the overlap policy looks at them), at most 100.
+   */
   runs: ScheduleRun[];
 }
 
