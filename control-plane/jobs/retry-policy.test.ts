@@ -1,4 +1,6 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { canonicalSpec, signSpec, untrusted } from '../../proto/job-signature.js';
 import { FailureCategory, JobSpec, JobState } from '../../proto/gen/runmesh/v1/job.js';
 import { ValidationError } from './errors.js';
 import { assign, countedAttempts, finish, lost, promote, queueDeadline, queueTimedOut, redrive } from './lifecycle.js';
@@ -187,5 +189,21 @@ describe('retry (re-drive)', () => {
     finish(r, 1, failed(F.FAILURE_CATEGORY_UNSPECIFIED, 0), now);
     expect(r.job.state).toBe(S.JOB_STATE_SUCCEEDED);
     expect(redrive(r, 'x', now)).toBe(false);
+  });
+});
+
+describe('signed jobs', () => {
+  it('cover the retry policy: a signed spec stored as submitted still verifies, and one changed after signing does not', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const keys = new Map([['k1', publicKey]]);
+    const fields = { argv: ['make'], retryOn: ['agent_lost', 'exit:137'], retryBackoffMinMs: 5000, retryBackoffMaxMs: 300_000 };
+    // As runmesh submit --sign-key does: resolved, then signed; the control plane resolves it again at submit.
+    const signed = signSpec(validateSpec(JobSpec.fromPartial({ ...fields, queueTimeoutSeconds: 60 })), { kid: 'k1', key: privateKey });
+    const stored = validateSpec(signed);
+    expect(untrusted(stored, keys)).toBeUndefined();
+    expect(untrusted({ ...stored, retryOn: ['agent_lost'] }, keys)).toMatch(/changed after signing/);
+    expect(untrusted({ ...stored, queueTimeoutSeconds: 0 }, keys)).toMatch(/changed after signing/);
+    // A spec without a policy has none of the fields in its canonical form: it signs as before they existed.
+    expect(canonicalSpec(validateSpec(JobSpec.fromPartial({ argv: ['make'] }))).toString()).not.toMatch(/retry|queueTimeout/);
   });
 });
