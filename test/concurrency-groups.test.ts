@@ -5,6 +5,8 @@
  * the store's own history of the job records.
  */
 import { status } from '@grpc/grpc-js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConcurrencyConflict, FailureCategory, JobState, type Job } from '../proto/gen/runmesh/v1/job.js';
 import { decodeRecord } from '../control-plane/jobs/record.js';
@@ -14,7 +16,7 @@ import type { Watch } from '../control-plane/store/store.js';
 import { adminToken, TestClient } from './support/client.js';
 import { startEtcd, type TestEtcd } from './support/etcd.js';
 import { startMeshAgents, startPeers, waitAllDone, waitLeader, type MeshPeer } from './support/mesh.js';
-import { run, startAgent, startServer, stopAll } from './support/processes.js';
+import { run, startAgent, startServer, stopAll, tempDir } from './support/processes.js';
 import { waitUntil } from './support/wait.js';
 
 const C = ConcurrencyConflict;
@@ -161,7 +163,9 @@ describe('concurrency groups across a leader failover (three peers, etcd)', () =
       start,
     );
 
-    const spec = { argv: ['sleep', '2'], concurrencyGroup: 'release', concurrency: 2 };
+    // The jobs run until the test lets them end: the group stays full through the failover, whatever the machine's load.
+    const gate = join(await tempDir('runmesh-groups-'), 'go');
+    const spec = { script: `while [ ! -e ${gate} ]; do sleep 0.05; done`, concurrencyGroup: 'release', concurrency: 2 };
     const jobs: Job[] = [];
     for (let i = 0; i < 4; i++) jobs.push(await others[i % 2]!.client.submit(spec));
     const ids = jobs.map((j) => j.id);
@@ -175,6 +179,7 @@ describe('concurrency groups across a leader failover (three peers, etcd)', () =
     await leader.kill9();
     const survivors: MeshPeer[] = others;
     await waitLeader(survivors[0]!.client, leaderId);
+    writeFileSync(gate, '');
     const done = await waitAllDone(
       survivors.map((p) => p.client),
       ids,
