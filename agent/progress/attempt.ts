@@ -12,7 +12,6 @@ import type { LogRecord } from '../executor/executor.js';
 import type { Matcher } from '../masking/index.js';
 import type { ConnectRequest } from '../../proto/gen/runmesh/v1/agent.js';
 import { JOB_PROGRESS_FEATURE } from '../../proto/protocol.js';
-import { delay } from '../../transport/retry.js';
 import { CommandParser } from './commands.js';
 import { ProgressFile } from './file.js';
 import { ProgressReport } from './report.js';
@@ -132,7 +131,22 @@ export class AttemptProgress {
       } catch (err) {
         this.log.warn({ err }, 'could not read the progress file');
       }
-      await delay(FILE_POLL_MS, signal);
+      await pause(FILE_POLL_MS, signal);
     }
   }
+}
+
+/** Waits `ms` or until `signal` aborts, without keeping the process alive: the agent exits once its work is done, polls or not. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    t.unref();
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

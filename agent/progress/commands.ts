@@ -41,6 +41,7 @@ export const MAX_TEXT = 1024;
 
 const COLON = 0x3a;
 const NEWLINE = 0x0a;
+const NEWLINE_COLON = Buffer.from('\n:');
 const COMMAND = /^::([a-z][a-z-]*)(?:(?:::| )([\s\S]*))?$/;
 const PROGRESS = /^(\d{1,3})%?(?:\s+([\s\S]*))?$/;
 const TOKEN = /^\S{1,256}$/;
@@ -56,19 +57,45 @@ export class CommandParser {
   private lineOffset = 0;
   private stopToken: string | undefined;
 
-  /** Takes the next chunk of the stream (record `seq`); returns the commands whose lines it completed. */
+  /**
+   * Takes the next chunk of the stream (record `seq`); returns the commands
+   * whose lines it completed. Text lines cost one native search: only a line
+   * that starts with `:` is looked at byte by byte.
+   */
   push(data: Buffer, seq: number): Found[] {
     const found: Found[] = [];
     let pos = 0;
     while (pos < data.length) {
       if (this.state === 'start') {
+        if (data[pos] !== COLON) {
+          this.state = 'skip';
+          continue;
+        }
         this.lineSeq = seq;
         this.lineOffset = pos;
-        this.state = data[pos] === COLON ? 'carry' : 'skip';
+        this.state = 'carry';
+      }
+      if (this.state === 'skip') {
+        const next = data.indexOf(NEWLINE_COLON, pos);
+        if (next < 0) {
+          if (data[data.length - 1] === NEWLINE) this.state = 'start';
+          break;
+        }
+        pos = next + 1;
+        this.state = 'start';
+        continue;
       }
       const nl = data.indexOf(NEWLINE, pos);
       const end = nl < 0 ? data.length : nl;
-      if (this.state === 'carry') this.carry(data.subarray(pos, end));
+      if (nl >= 0 && this.kept === 0) {
+        // The whole line is in this chunk (the common case): read in place, nothing copied.
+        const command = this.interpret(data.subarray(pos, Math.min(end, pos + MAX_LINE)), end - pos > MAX_LINE);
+        if (command) found.push({ command, seq, offset: pos });
+        this.reset('start');
+        pos = nl + 1;
+        continue;
+      }
+      this.carry(data.subarray(pos, end));
       if (nl < 0) break;
       this.endLine(found);
       pos = nl + 1;
@@ -100,7 +127,7 @@ export class CommandParser {
 
   private endLine(found: Found[]): void {
     if (this.state === 'carry') {
-      const command = this.interpret();
+      const command = this.interpret(Buffer.concat(this.parts, this.kept), this.cut);
       if (command) found.push({ command, seq: this.lineSeq, offset: this.lineOffset });
     }
     this.reset('start');
@@ -113,19 +140,21 @@ export class CommandParser {
     this.cut = false;
   }
 
-  private interpret(): Command | undefined {
-    let text = Buffer.concat(this.parts, this.kept).toString('utf8');
-    if (!this.cut && text.endsWith('\r')) text = text.slice(0, -1);
+  /** The command a line (its first MAX_LINE bytes; `cut` when it was longer) holds, if any; a line of one colon or none is text. */
+  private interpret(line: Buffer, cut: boolean): Command | undefined {
+    if (line[1] !== COLON) return undefined;
+    let text = line.toString('utf8');
+    if (!cut && text.endsWith('\r')) text = text.slice(0, -1);
     if (this.stopToken !== undefined) {
-      if (!this.cut && text === `::${this.stopToken}::`) this.stopToken = undefined;
+      if (!cut && text === `::${this.stopToken}::`) this.stopToken = undefined;
       return undefined;
     }
     const m = COMMAND.exec(text);
     if (!m) return undefined;
-    return this.command(m[1] ?? '', m[2], text.startsWith(`::${m[1]}::`));
+    return this.command(m[1] ?? '', m[2], text.startsWith(`::${m[1]}::`), cut);
   }
 
-  private command(name: string, rest: string | undefined, colons: boolean): Command | undefined {
+  private command(name: string, rest: string | undefined, colons: boolean, cut: boolean): Command | undefined {
     switch (name) {
       case 'progress': {
         const p = PROGRESS.exec((rest ?? '').trim());
@@ -144,7 +173,7 @@ export class CommandParser {
       case 'endgroup':
         return (rest ?? '').trim() === '' ? { kind: 'endgroup' } : undefined;
       case 'stop-commands':
-        if (colons && !this.cut && rest !== undefined && TOKEN.test(rest)) this.stopToken = rest;
+        if (colons && !cut && rest !== undefined && TOKEN.test(rest)) this.stopToken = rest;
         return undefined;
       default:
         return undefined;
