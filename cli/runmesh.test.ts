@@ -333,6 +333,7 @@ describe('runmesh against a gRPC control plane', () => {
     expect(pages).toEqual([
       ['', 3],
       ['p1', 1],
+      ['j_p10', 100],
     ]);
     expect(res.stderr).toBe('more jobs match than the 3 shown: raise --limit, or --all\n');
     const human = await run(['jobs', 'ls', '--limit', '2', '--server', cp.address]);
@@ -344,6 +345,12 @@ describe('runmesh against a gRPC control plane', () => {
     const all = await run(['jobs', 'ls', '--all', '--json', '--server', cp.address]);
     expect((JSON.parse(all.stdout) as { id: string }[]).map((j) => j.id)).toEqual(['j_a', 'j_b', 'j_c']);
     expect(all.stderr).toBe('');
+    expect((await run(['jobs', 'ls', '--limit', '2', '--server', cp.address])).stderr).toBe(
+      '1 more job matches than the 2 shown: raise --limit, or --all\n',
+    );
+    // A token with nothing after it (List stopped at its page size): no line.
+    cp.list = (token) => (token === '' ? { jobs: [job({ id: 'j_a' })], nextPageToken: 'j_a' } : { jobs: [], nextPageToken: '' });
+    expect((await run(['jobs', 'ls', '--limit', '1', '--server', cp.address])).stderr).toBe('');
     expect(cp.listRequests.at(-1)).toMatchObject({ oldestFirst: false, labels: '', createdAfter: undefined });
   });
 

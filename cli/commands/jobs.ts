@@ -89,11 +89,33 @@ async function ls(options: LsOptions): Promise<void> {
     createdAfter: when('--since', options.since, now),
     createdBefore: when('--until', options.until, now),
   };
-  const { jobs, more } = await withConnection(options, (conn) => listJobs(conn, filter, limit));
+  const { jobs, beyond } = await withConnection(options, async (conn) => {
+    const page = await listJobs(conn, filter, limit);
+    return { jobs: page.jobs, beyond: page.more ? await countBeyond(conn, filter, page.next) : undefined };
+  });
   if (options.json) printJson(jobs.map((j) => Job.toJSON(j)));
   else process.stdout.write(`${jobsTable(jobs, Date.now(), colourFor(process.stdout))}\n`);
   // On stderr, so a script reading the table or the JSON is not thrown by it.
-  if (more) process.stderr.write(`more jobs match than the ${jobs.length} shown: raise --limit, or --all\n`);
+  if (beyond && beyond.count > 0) {
+    const how = beyond.exact ? `${beyond.count}` : `over ${beyond.count}`;
+    process.stderr.write(
+      `${how} more ${beyond.count === 1 && beyond.exact ? 'job matches' : 'jobs match'} than the ${jobs.length} shown: raise --limit, or --all\n`,
+    );
+  }
+}
+
+/** Jobs a probe past the last shown looks at, at most: beyond that, "over N more". */
+const PROBE = 100;
+
+/**
+ * How many more jobs match past `next`, read with one List call of up to
+ * PROBE jobs: exact when that call reached the end. List's token can point
+ * past the last match, so this also tells "no more after all" (count 0).
+ */
+async function countBeyond(conn: Connection, filter: ListRequest, next: string): Promise<{ count: number; exact: boolean }> {
+  if (!next) return { count: 0, exact: false };
+  const res = await unary(conn, 'JobService.List', conn.jobs.list.bind(conn.jobs), { ...filter, pageSize: PROBE, pageToken: next });
+  return { count: res.jobs.length, exact: res.nextPageToken === '' };
 }
 
 /** An ISO time, or a duration before `now` (`90m` ago); undefined when the flag is absent. */
@@ -111,8 +133,12 @@ function when(flag: string, text: string | undefined, now: number): string | und
   }
 }
 
-/** Pages through List until `limit` jobs or the last page; `more` when the server has further matches. */
-export async function listJobs(conn: Connection, filter: ListRequest, limit: number): Promise<{ jobs: Job[]; more: boolean }> {
+/** Pages through List until `limit` jobs or the last page; `more` when the server may have further matches, from `next`. */
+export async function listJobs(
+  conn: Connection,
+  filter: ListRequest,
+  limit: number,
+): Promise<{ jobs: Job[]; more: boolean; next: string }> {
   const jobs: Job[] = [];
   let pageToken = '';
   do {
@@ -122,7 +148,10 @@ export async function listJobs(conn: Connection, filter: ListRequest, limit: num
     // An empty page with a token would otherwise loop forever against a misbehaving server.
     pageToken = res.jobs.length > 0 ? res.nextPageToken : '';
   } while (pageToken !== '' && jobs.length < limit);
-  return { jobs: jobs.slice(0, limit), more: pageToken !== '' || jobs.length > limit };
+  // `next` continues after the last job returned (a server that sent more than asked for: after the last shown).
+  const shown = jobs.slice(0, limit);
+  const next = jobs.length > limit ? (shown.at(-1)?.id ?? '') : pageToken;
+  return { jobs: shown, more: pageToken !== '' || jobs.length > limit, next };
 }
 
 async function get(id: string, options: { server: string; json?: boolean }): Promise<void> {

@@ -28,16 +28,11 @@ export type GroupAction =
 /** Job ids named in a reason, at most. */
 const NAMED = 3;
 
-/**
- * Why a held job waits: the group and the jobs holding it. Not its place in
- * line: that changes each time the line moves and would rewrite every waiting
- * job's record (Scheduler.explain gives the place).
- */
-function fullReason(v: GroupView): string {
+function fullReason(v: GroupView, ahead: number): string {
   const names = v.active.slice(0, NAMED).map((m) => `job ${m.id}`);
   if (v.active.length > NAMED) names.push(`${v.active.length - NAMED} more`);
   const running = `${v.active.length}/${v.ref.limit} running${names.length > 0 ? `: ${names.join(', ')}` : ''}`;
-  return `${groupLabel(v.ref)} is full: ${running}`;
+  return `${groupLabel(v.ref)} is full: ${running}${ahead > 0 ? `; ${ahead} queued ahead` : ''}`;
 }
 
 /** The actions for each group as it stands now. */
@@ -56,8 +51,9 @@ export function groupActions(groups: Iterable<GroupView>): GroupAction[] {
       }
     }
     for (const m of v.released) if (!superseded.has(m.id)) out.push({ kind: 'room', id: m.id, group: m.group });
-    const full = fullReason(v);
-    for (const m of v.held) if (!superseded.has(m.id)) out.push(heldAction(m, full));
+    for (const [i, m] of v.held.entries()) {
+      if (!superseded.has(m.id)) out.push(heldAction(m, fullReason(v, v.released.length + i)));
+    }
   }
   return out;
 }
