@@ -330,12 +330,13 @@ describe('runmesh against a gRPC control plane', () => {
     const res = await run(['jobs', 'ls', '--json', '--limit', '3', '--state', 'running', '--server', cp.address]);
     expect(res.code).toBe(0);
     expect((JSON.parse(res.stdout) as { id: string }[]).map((j) => j.id)).toEqual(['j_0', 'j_1', 'j_p10']);
+    // The third call counts what lies beyond the jobs shown (up to 100); this server always has a next page.
     expect(pages).toEqual([
       ['', 3],
       ['p1', 1],
       ['j_p10', 100],
     ]);
-    expect(res.stderr).toBe('more jobs match than the 3 shown: raise --limit, or --all\n');
+    expect(res.stderr).toBe('over 5 more jobs match than the 3 shown: raise --limit, or --all\n');
     const human = await run(['jobs', 'ls', '--limit', '2', '--server', cp.address]);
     expect(human.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATE\s+ATTEMPT/);
     cp.list = (token) =>
