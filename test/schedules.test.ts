@@ -169,6 +169,7 @@ describe('a template', () => {
     const job: Job = await jobsA.waitDone(id!, 20_000);
     expect(job).toMatchObject({ schedule: 'from-template', spec: { name: 'build-fff' } });
     expect((await jobsA.logs(id!)).stdout).toBe('hello fff\n');
+    expect(cli(['jobs', 'get', id!], tokenA).out).toMatch(/\nschedule: +from-template, tick \d{4}-/);
     // Its template deleted, a tick starts nothing and its run says why.
     await a.create({
       name: 'orphan',

@@ -72,6 +72,7 @@ function summary(job: Job, now: number): string {
         ? `${job.pipelineId}${spec?.needs.length ? `, needs ${spec.needs.join(', ')}` : ''}${spec?.allowFailure ? ' (may fail)' : ''}`
         : undefined,
     ],
+    ['schedule', job.schedule ? `${job.schedule}, tick ${job.scheduledAt ?? '?'}` : undefined],
     ['executor', spec ? executorLine(spec) : undefined],
     ['limits', spec ? limitsLine(spec) : undefined],
     ['qos', spec ? `${qosName(spec.qos)}, tenant ${spec.tenant}, priority ${spec.priority}` : undefined],
@@ -84,6 +85,8 @@ function summary(job: Job, now: number): string {
     ['avoids', job.avoidedAgents.length > 0 ? `${job.avoidedAgents.join(', ')} (an earlier attempt failed there)` : undefined],
     ['created', stamp(job.createdAt, now)],
     ['updated', stamp(job.updatedAt, now)],
+    // The trace id, to look the job up in a tracing backend (docs/architecture.md, "Tracing").
+    ['trace', job.traceParent.split('-')[1] || undefined],
     ['waiting', job.waitingReason || undefined],
     ['next try', notBefore !== undefined && notBefore > now ? relativeTime(job.notBefore, now) : undefined],
   ]);
