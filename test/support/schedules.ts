@@ -33,8 +33,12 @@ export class ScheduleClient {
     return (await call<{ schedule?: Schedule }>((cb) => this.schedules.pauseSchedule({ name, tenant: '' }, cb))).schedule!;
   }
 
-  async trigger(name: string): Promise<ScheduleRun> {
-    return (await call<{ run?: ScheduleRun }>((cb) => this.schedules.triggerSchedule({ name, tenant: '' }, cb))).run!;
+  async trigger(name: string, tenant = ''): Promise<ScheduleRun> {
+    return (await call<{ run?: ScheduleRun }>((cb) => this.schedules.triggerSchedule({ name, tenant }, cb))).run!;
+  }
+
+  async list(tenant = ''): Promise<Schedule[]> {
+    return (await call<{ schedules: Schedule[] }>((cb) => this.schedules.listSchedules({ tenant }, cb))).schedules;
   }
 
   /** Every stored job `schedule` started, oldest tick first. */
