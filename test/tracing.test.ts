@@ -104,6 +104,14 @@ function submitTraced(spec: Partial<JobSpec>, traceparent: string): Promise<Job>
   );
 }
 
+/** The output of `runmesh COMMAND ARGS` against the server, once it exited 0. */
+async function cli(command: string[], args: string[], env: Record<string, string> = {}): Promise<string> {
+  const p = run([...command, '--server', cp.address, '--token', adminToken(cp.dataDir), ...args], env);
+  if (p.proc.exitCode === null) await new Promise((resolve) => p.proc.once('exit', resolve));
+  expect(p.proc.exitCode, p.output()).toBe(0);
+  return p.output();
+}
+
 /** The one span named `name` in trace `traceId`, once the receiver has it. */
 async function spanNamed(traceId: string, name: string): Promise<ReceivedSpan> {
   await waitUntil(() => spans.some((s) => s.traceId === traceId && s.name === name), { what: `span ${name}`, timeoutMs: 10_000 });
@@ -137,17 +145,15 @@ describe('tracing', () => {
     expect(submit.attributes).toMatchObject({ 'runmesh.job.id': job.id, 'runmesh.tenant': 'default', 'runmesh.qos': 'standard' });
     expect(dispatch.attributes).toMatchObject({ 'runmesh.job.id': job.id, 'runmesh.agent': 'traced-1', 'runmesh.outcome': 'delivered' });
     expect(attempt.attributes).toMatchObject({ 'runmesh.job.id': job.id, 'runmesh.attempt': 1, 'runmesh.outcome': 'succeeded' });
+    expect(await cli(['jobs', 'get'], [job.id])).toMatch(new RegExp(`trace:\\s+${TRACE_ID}`));
   }, 40_000);
 
   it('`runmesh submit` joins the trace in its TRACEPARENT; a job submitted without one starts a trace of its own', async () => {
     const traceId = 'aaaabbbbccccddddeeeeffff00001111';
-    const cli = run(
-      ['submit', '--server', cp.address, '--token', adminToken(cp.dataDir), '--wait', '--', 'sh', '-c', 'echo "tp=$TRACEPARENT"'],
-      { TRACEPARENT: `00-${traceId}-1111222233334444-01` },
-    );
-    if (cli.proc.exitCode === null) await new Promise((resolve) => cli.proc.once('exit', resolve));
-    expect(cli.proc.exitCode, cli.output()).toBe(0);
-    expect(cli.output()).toMatch(new RegExp(`tp=00-${traceId}-[0-9a-f]{16}-01`));
+    const out = await cli(['submit'], ['--wait', '--', 'sh', '-c', 'echo "tp=$TRACEPARENT"'], {
+      TRACEPARENT: `00-${traceId}-1111222233334444-01`,
+    });
+    expect(out).toMatch(new RegExp(`tp=00-${traceId}-[0-9a-f]{16}-01`));
     expect((await spanNamed(traceId, 'JobService.Submit')).parentSpanId).toBe('1111222233334444');
 
     const plain = await client.submit({ script: 'echo "tp=$TRACEPARENT"' });
