@@ -28,11 +28,16 @@ export type GroupAction =
 /** Job ids named in a reason, at most. */
 const NAMED = 3;
 
-function fullReason(v: GroupView, ahead: number): string {
+/**
+ * Why a held job waits: the group and the jobs holding it. Not its place in
+ * line: that changes each time the line moves and would rewrite every waiting
+ * job's record (Scheduler.explain gives the place).
+ */
+function fullReason(v: GroupView): string {
   const names = v.active.slice(0, NAMED).map((m) => `job ${m.id}`);
   if (v.active.length > NAMED) names.push(`${v.active.length - NAMED} more`);
   const running = `${v.active.length}/${v.ref.limit} running${names.length > 0 ? `: ${names.join(', ')}` : ''}`;
-  return `${groupLabel(v.ref)} is full: ${running}${ahead > 0 ? `; ${ahead} queued ahead` : ''}`;
+  return `${groupLabel(v.ref)} is full: ${running}`;
 }
 
 /** The actions for each group as it stands now. */
@@ -51,9 +56,8 @@ export function groupActions(groups: Iterable<GroupView>): GroupAction[] {
       }
     }
     for (const m of v.released) if (!superseded.has(m.id)) out.push({ kind: 'room', id: m.id, group: m.group });
-    for (const [i, m] of v.held.entries()) {
-      if (!superseded.has(m.id)) out.push(heldAction(m, fullReason(v, v.released.length + i)));
-    }
+    const full = fullReason(v);
+    for (const m of v.held) if (!superseded.has(m.id)) out.push(heldAction(m, full));
   }
   return out;
 }
