@@ -132,6 +132,8 @@ describe('pipelines on one server', () => {
     const linux = await client.get(p.jobs.find((j) => j.name === 'unit (os=linux)')!.id);
     expect([linux.attempts[0]?.agent, linux.spec?.env.OS, linux.pipelineId]).toEqual(['pl-linux', 'linux', id]);
 
+    const listed = await cli(['pipelines', 'ls', ...at()]);
+    expect(listed.stdout).toMatch(new RegExp(`^${id}\\s+failed\\s+8 jobs: 4 succeeded, 2 failed, 2 skipped\\s+default\\s`, 'm'));
     const shown = await cli(['pipelines', 'get', id, ...at()]);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(/^state:\s+failed$/m);

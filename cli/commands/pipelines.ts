@@ -9,12 +9,21 @@ import { colourFor, paint, stateColour } from '../colour.js';
 import { relativeTime } from '../duration.js';
 import { JobOutcomeError, UsageError } from '../errors.js';
 import { keyValues, printJson, stateColumn, stateName, table } from '../format.js';
-import { serverOption, tokenOption, type Target } from '../options.js';
+import { parseWhole, serverOption, tokenOption, type Target } from '../options.js';
 import { EXIT } from '../outcome.js';
 import { readPipelineFile } from '../pipeline-file.js';
 
 export function registerPipelines(program: Command): void {
   const pipelines = program.command('pipelines').description('inspect and cancel pipelines (runmesh submit -f FILE)');
+  pipelines
+    .command('ls')
+    .description('list pipelines, newest submitted first, with how their jobs stand')
+    .addOption(serverOption())
+    .addOption(tokenOption())
+    .option('--tenant <tenant>', "only this tenant's")
+    .option('--limit <n>', 'at most this many pipelines', '20')
+    .option('--json', 'print a JSON array of pipelines')
+    .action((options: LsOptions) => ls(options));
   pipelines
     .command('get')
     .description("show a pipeline's jobs: what each needs, its state, why it waits")
@@ -32,6 +41,47 @@ export function registerPipelines(program: Command): void {
     .option('--reason <reason>', "recorded in each job's timeline")
     .option('--json', 'print the pipeline as JSON')
     .action((id: string, options: Target & { reason?: string; json?: boolean }) => cancel(id, options));
+}
+
+interface LsOptions extends Target {
+  tenant?: string;
+  limit: string;
+  json?: boolean;
+}
+
+/** Largest page the server hands out (ListPipelinesRequest.page_size). */
+const MAX_PAGE = 50;
+
+async function ls(options: LsOptions): Promise<void> {
+  const limit = parseWhole('--limit', options.limit, 1, 10_000);
+  const list = await withConnection(options, async (conn) => {
+    const out: Pipeline[] = [];
+    let pageToken = '';
+    do {
+      const req = { tenant: options.tenant ?? '', pageSize: Math.min(MAX_PAGE, limit - out.length), pageToken };
+      const res = await unary(conn, 'PipelineService.ListPipelines', conn.pipelines.listPipelines.bind(conn.pipelines), req);
+      out.push(...res.pipelines);
+      pageToken = res.nextPageToken;
+    } while (pageToken !== '' && out.length < limit);
+    return out;
+  });
+  if (options.json) return printJson(list.map((p) => Pipeline.toJSON(p)));
+  const now = Date.now();
+  const rows = list.map((p) => [
+    p.id,
+    pipelineStateName(p.state),
+    jobCounts(p),
+    p.tenant,
+    p.createdAt ? relativeTime(p.createdAt, now) : '-',
+  ]);
+  process.stdout.write(`${table(['ID', 'STATE', 'JOBS', 'TENANT', 'CREATED'], rows, stateColumn(1, colourFor(process.stdout)))}\n`);
+}
+
+/** `6 jobs: 3 succeeded, 1 failed, 2 skipped`. */
+function jobCounts(p: Pipeline): string {
+  const counts = new Map<string, number>();
+  for (const j of p.jobs) counts.set(stateName(j.state), (counts.get(stateName(j.state)) ?? 0) + 1);
+  return `${p.jobs.length} jobs: ${[...counts].map(([s, n]) => `${n} ${s}`).join(', ')}`;
 }
 
 async function get(id: string, options: Target & { json?: boolean }): Promise<void> {

@@ -30,7 +30,14 @@ import { ROUTE_METHODS } from '../console/routes.js';
 const log = pino({ level: 'silent' });
 
 /** What each role may call, as issue 15 defines the roles. */
-const READ_JOBS = ['JobService.Get', 'JobService.List', 'JobService.Watch', 'JobService.Logs', 'PipelineService.GetPipeline'];
+const READ_JOBS = [
+  'JobService.Get',
+  'JobService.List',
+  'JobService.Watch',
+  'JobService.Logs',
+  'PipelineService.GetPipeline',
+  'PipelineService.ListPipelines',
+];
 const CLUSTER_READ = ['ClusterService.Status', 'ClusterService.ListAgents', 'ClusterService.GetAgent'];
 const CLUSTER_VERBS = [
   'ClusterService.Drain',
@@ -260,6 +267,7 @@ function requestFor(name: string): unknown {
     'SecretService.RotateSecretsKey': {},
     'PipelineService.GetPipeline': { id: 'p_00000000000000000000000' },
     'PipelineService.CancelPipeline': { id: 'p_00000000000000000000000', reason: 'authz test' },
+    'PipelineService.ListPipelines': { tenant: '', pageSize: 0, pageToken: '' },
     'ScheduleService.CreateSchedule': {
       spec: ScheduleSpec.fromPartial({ name: 'authz', cron: '0 0 1 1 *', job: JobSpec.fromPartial({ argv: ['true'] }) }),
     },
@@ -377,6 +385,22 @@ describe('tenants', () => {
     expect(await codeOf(cancel, { id, reason: 'x' }, token.submitter)).toBe(status.NOT_FOUND);
     expect(await codeOf(get, { id }, token.admin)).toBe(status.OK);
     expect(jobs.map((j) => tracker.get(j.id)?.record.job.state)).toEqual([JobState.JOB_STATE_QUEUED, JobState.JOB_STATE_WAITING]);
+    const listed = (bearer: string, tenant: string): Promise<string[]> =>
+      new Promise((resolve, reject) =>
+        client.makeUnaryRequest(
+          PipelineServiceService.listPipelines.path,
+          PipelineServiceService.listPipelines.requestSerialize,
+          PipelineServiceService.listPipelines.responseDeserialize,
+          { tenant, pageSize: 0, pageToken: '' },
+          metadata(bearer),
+          (err, res) => (err ? reject(err) : resolve(res!.pipelines.map((p) => p.id))),
+        ),
+      );
+    expect([await listed(token.admin!, ''), await listed(token.submitter!, ''), await listed(token.submitter!, 'b')]).toEqual([
+      [id],
+      [],
+      [],
+    ]);
   });
 
   it("takes a new job's tenant from the token: its only tenant, one it names, never another", async () => {

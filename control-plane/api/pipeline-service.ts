@@ -13,6 +13,9 @@ import {
   type CancelPipelineResponse,
   type GetPipelineRequest,
   type GetPipelineResponse,
+  type ListPipelinesRequest,
+  type ListPipelinesResponse,
+  type Pipeline,
 } from '../../proto/gen/runmesh/v1/pipeline.js';
 import { canSee, type Gate, type Principal } from '../auth/index.js';
 import type { JobRecord } from '../jobs/record.js';
@@ -32,6 +35,10 @@ export interface PipelineServiceDeps {
   cancelJob(req: CancelRequest, who: Principal): Promise<CancelResponse>;
 }
 
+/** ListPipelines: pipelines per page at most, and pipelines one call looks at. */
+const MAX_LIST_PAGE = 50;
+const LIST_SCAN = 200;
+
 /** Jobs read from the store at once. */
 const READ_CONCURRENCY = 64;
 
@@ -42,6 +49,7 @@ export class PipelineServiceImpl {
     const { gate, logger: log } = this.d;
     server.addService(PipelineServiceService, {
       getPipeline: guardedUnary(gate, 'PipelineService.GetPipeline', log, (req: GetPipelineRequest, who) => this.get(req, who)),
+      listPipelines: guardedUnary(gate, 'PipelineService.ListPipelines', log, (req: ListPipelinesRequest, who) => this.list(req, who)),
       cancelPipeline: auditedUnary(
         gate,
         'PipelineService.CancelPipeline',
@@ -54,6 +62,33 @@ export class PipelineServiceImpl {
 
   async get(req: GetPipelineRequest, who: Principal): Promise<GetPipelineResponse> {
     return { pipeline: pipelineView(req.id, await this.jobs(req.id, who)) };
+  }
+
+  /**
+   * The caller's pipelines, newest first. One call looks at no more than
+   * LIST_SCAN pipelines (one store read each, two for the caller's), so
+   * another tenant's many pipelines cost a bounded amount per page.
+   */
+  async list(req: ListPipelinesRequest, who: Principal): Promise<ListPipelinesResponse> {
+    if (req.pageSize > MAX_LIST_PAGE) throw invalid('page_size', `${req.pageSize} exceeds the limit of ${MAX_LIST_PAGE}`);
+    if (req.pageToken && !isPipelineId(req.pageToken)) throw invalid('page_token', 'not one this service gave');
+    // Another tenant's pipelines are not there for this caller: asking for that tenant lists nothing.
+    if (req.tenant && !canSee(who, req.tenant)) return { pipelines: [], nextPageToken: '' };
+    const want = req.pageSize || 10;
+    const ids = await this.d.repo.pipelineIds(req.pageToken, LIST_SCAN);
+    const pipelines: Pipeline[] = [];
+    let last = '';
+    for (const id of ids) {
+      if (pipelines.length === want) break;
+      last = id;
+      const first = (await this.d.repo.pipelineJobIds(id, 1))[0];
+      const tenant = first && (await this.d.repo.get(first))?.record.job.spec.tenant;
+      if (!tenant || !canSee(who, tenant) || (req.tenant && tenant !== req.tenant)) continue;
+      const records = await this.read(id);
+      if (records.length > 0) pipelines.push(pipelineView(id, records));
+    }
+    const more = ids.length > 0 && (last !== ids.at(-1) || ids.length === LIST_SCAN);
+    return { pipelines, nextPageToken: more ? last : '' };
   }
 
   /** Cancels the jobs that have not ended: those held for their needs first, so none is released meanwhile. */
@@ -77,13 +112,19 @@ export class PipelineServiceImpl {
   private async jobs(id: string, who: Principal): Promise<JobRecord[]> {
     if (!id) throw invalid('id', 'missing');
     if (!isPipelineId(id)) throw notFound(`pipeline ${id.slice(0, 64)}`);
+    const records = await this.read(id);
+    if (records.length === 0 || !canSee(who, records[0]!.job.spec.tenant)) throw notFound(`pipeline ${id}`);
+    return records;
+  }
+
+  /** The pipeline's stored jobs, in submission order, whoever's they are. */
+  private async read(id: string): Promise<JobRecord[]> {
     const ids = await this.d.repo.pipelineJobIds(id, PIPELINE_LIMIT);
     const records: JobRecord[] = [];
     for (let i = 0; i < ids.length; i += READ_CONCURRENCY) {
       const read = await Promise.all(ids.slice(i, i + READ_CONCURRENCY).map((j) => this.d.repo.get(j)));
       for (const v of read) if (v) records.push(v.record);
     }
-    if (records.length === 0 || !canSee(who, records[0]!.job.spec.tenant)) throw notFound(`pipeline ${id}`);
     return records;
   }
 }

@@ -49,6 +49,7 @@ export const METHOD_VERBS: Readonly<Record<string, Verb | readonly Verb[]>> = {
   // A pipeline is its jobs: read and cancelled under the jobs' verbs, in the jobs' tenant.
   'PipelineService.GetPipeline': 'jobs.read',
   'PipelineService.CancelPipeline': 'jobs.cancel',
+  'PipelineService.ListPipelines': 'jobs.read',
   'JobService.Retry': 'jobs.retry',
   'ClusterService.Status': 'cluster.read',
   'ClusterService.ListAgents': 'cluster.read',

@@ -144,6 +144,25 @@ export class JobRepo {
     return `${this.pipelinesPrefix}${pipelineId}/${jobId}`;
   }
 
+  /**
+   * Pipeline ids, newest submitted first, from just before `before` (the
+   * newest when empty); at most `limit`, one range read each (a reverse read
+   * of one key jumps over every job of the pipeline after it).
+   */
+  async pipelineIds(before: string, limit: number): Promise<string[]> {
+    const out: string[] = [];
+    let bound = before ? this.pipelineKey(before) : undefined;
+    while (out.length < limit) {
+      const page = await this.store.range(this.pipelinesPrefix, { before: bound, reverse: true, limit: 1 });
+      const key = page.kvs[0]?.key;
+      if (!key) break;
+      const id = key.slice(this.pipelinesPrefix.length).split('/')[0]!;
+      out.push(id);
+      bound = this.pipelineKey(id);
+    }
+    return out;
+  }
+
   /** The ids of a pipeline's stored jobs, in submission order (at most `limit`). */
   async pipelineJobIds(pipelineId: string, limit: number): Promise<string[]> {
     const prefix = this.pipelineKey(pipelineId);

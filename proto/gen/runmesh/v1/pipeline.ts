@@ -139,6 +139,24 @@ export interface CancelPipelineResponse {
   cancelled: number;
 }
 
+export interface ListPipelinesRequest {
+  /** Only this tenant's (one of the caller's); empty: every tenant the caller may see. */
+  tenant: string;
+  /** Pipelines per page: 0 means 10; at most 50. */
+  pageSize: number;
+  /** The previous page's next_page_token. */
+  pageToken: string;
+}
+
+export interface ListPipelinesResponse {
+  pipelines: Pipeline[];
+  /**
+   * Empty on the last page. A page may hold fewer than page_size pipelines
+   * and still have a next one: one call looks at a bounded number of them.
+   */
+  nextPageToken: string;
+}
+
 function createBasePipelineJob(): PipelineJob {
   return {
     id: "",
@@ -841,6 +859,206 @@ export const CancelPipelineResponse: MessageFns<CancelPipelineResponse> = {
   },
 };
 
+function createBaseListPipelinesRequest(): ListPipelinesRequest {
+  return { tenant: "", pageSize: 0, pageToken: "" };
+}
+
+export const ListPipelinesRequest: MessageFns<ListPipelinesRequest> = {
+  encode(message: ListPipelinesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPipelinesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPipelinesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPipelinesRequest {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListPipelinesRequest): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListPipelinesRequest>): ListPipelinesRequest {
+    return ListPipelinesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListPipelinesRequest>): ListPipelinesRequest {
+    const message = createBaseListPipelinesRequest();
+    message.tenant = object.tenant ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListPipelinesResponse(): ListPipelinesResponse {
+  return { pipelines: [], nextPageToken: "" };
+}
+
+export const ListPipelinesResponse: MessageFns<ListPipelinesResponse> = {
+  encode(message: ListPipelinesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.pipelines) {
+      Pipeline.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPipelinesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPipelinesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pipelines.push(Pipeline.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPipelinesResponse {
+    return {
+      pipelines: globalThis.Array.isArray(object?.pipelines)
+        ? object.pipelines.map((e: any) => Pipeline.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListPipelinesResponse): unknown {
+    const obj: any = {};
+    if (message.pipelines?.length) {
+      obj.pipelines = message.pipelines.map((e) => Pipeline.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListPipelinesResponse>): ListPipelinesResponse {
+    return ListPipelinesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListPipelinesResponse>): ListPipelinesResponse {
+    const message = createBaseListPipelinesResponse();
+    message.pipelines = object.pipelines?.map((e) => Pipeline.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
 /**
  * Pipelines: the jobs of one SubmitBatch that name the jobs they need
  * (JobSpec.needs), run as a graph (docs/architecture.md, "Pipelines"). A
@@ -875,6 +1093,17 @@ export const PipelineServiceService = {
       Buffer.from(CancelPipelineResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CancelPipelineResponse => CancelPipelineResponse.decode(value),
   },
+  /** The caller's tenants' pipelines, newest submitted first, each with its jobs. */
+  listPipelines: {
+    path: "/runmesh.v1.PipelineService/ListPipelines" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPipelinesRequest): Buffer => Buffer.from(ListPipelinesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPipelinesRequest => ListPipelinesRequest.decode(value),
+    responseSerialize: (value: ListPipelinesResponse): Buffer =>
+      Buffer.from(ListPipelinesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPipelinesResponse => ListPipelinesResponse.decode(value),
+  },
 } as const;
 
 export interface PipelineServiceServer extends UntypedServiceImplementation {
@@ -886,6 +1115,8 @@ export interface PipelineServiceServer extends UntypedServiceImplementation {
    * them end too.
    */
   cancelPipeline: handleUnaryCall<CancelPipelineRequest, CancelPipelineResponse>;
+  /** The caller's tenants' pipelines, newest submitted first, each with its jobs. */
+  listPipelines: handleUnaryCall<ListPipelinesRequest, ListPipelinesResponse>;
 }
 
 export interface PipelineServiceClient extends Client {
@@ -924,6 +1155,22 @@ export interface PipelineServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CancelPipelineResponse) => void,
+  ): ClientUnaryCall;
+  /** The caller's tenants' pipelines, newest submitted first, each with its jobs. */
+  listPipelines(
+    request: ListPipelinesRequest,
+    callback: (error: ServiceError | null, response: ListPipelinesResponse) => void,
+  ): ClientUnaryCall;
+  listPipelines(
+    request: ListPipelinesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPipelinesResponse) => void,
+  ): ClientUnaryCall;
+  listPipelines(
+    request: ListPipelinesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPipelinesResponse) => void,
   ): ClientUnaryCall;
 }
 
