@@ -178,6 +178,28 @@ describe('console routes × roles (the authorization table)', () => {
     expect(page.jobs.map((j) => j.id)).not.toContain(jobB);
   });
 
+  it('lists jobs newest first with the filters List applies, paging to older ones', async () => {
+    const ids: string[] = [];
+    for (const selector of ['pool=ci', 'pool=ci,gpu', 'pool=ci']) {
+      ids.push(
+        (await jobs.submit({ spec: JobSpec.fromPartial({ name: 'filtered', argv: ['true'], tenant: 'a', selector }) }, ADMIN)).job!.id,
+      );
+    }
+    const page = async (query: string): Promise<{ status: number; body: { jobs?: JobSummary[]; next?: string; error?: string } }> => {
+      const res = await fetch(`${base}/api/jobs?${query}`, { headers: { authorization: `Bearer ${token.viewer}` } });
+      return { status: res.status, body: (await res.json()) as { jobs?: JobSummary[]; next?: string; error?: string } };
+    };
+    const first = await page('name=filt&label=pool%3Dci&limit=2');
+    expect(first.body.jobs!.map((j) => j.id)).toEqual([ids[2], ids[1]]);
+    expect(first.body.next).toBe(ids[1]);
+    const older = await page(`name=filt&label=pool%3Dci&limit=2&before=${ids[1]}`);
+    expect([older.body.jobs!.map((j) => j.id), older.body.next]).toEqual([[ids[0]], '']);
+    expect((await page('name=filt&label=gpu')).body.jobs!.map((j) => j.id)).toEqual([ids[1]]);
+    const bad = await page('label=pool%21%3Dci');
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('labels:');
+  });
+
   it('records each mutation in the audit trail once, refused or not', async () => {
     audited.length = 0;
     await status('POST', '/api/agents/:name/cordon', token.viewer);
