@@ -92,12 +92,8 @@ export interface ExitStatus {
   readonly usage?: AttemptUsage;
 }
 
-/**
- * The attempt's progress file, in its directory: made empty before the job
- * starts, writable by the job's user, named to it as $RUNMESH_PROGRESS (in
- * the sandbox too). The agent reads it (agent/progress/).
- */
-export const PROGRESS_FILE = 'progress';
+/** The attempt's progress file's name in its directory (files.ts; the supervisor imports that file alone). */
+export { PROGRESS_FILE } from './files.js';
 
 export interface AttemptHandle {
   readonly jobId: string;

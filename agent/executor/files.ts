@@ -6,7 +6,13 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PROGRESS_FILE } from './executor.js';
+
+/**
+ * The attempt's progress file, in its directory: made empty before the job
+ * starts, writable by the job's user, named to it as $RUNMESH_PROGRESS (in
+ * the sandbox too). The agent reads it (agent/progress/).
+ */
+export const PROGRESS_FILE = 'progress';
 
 export const files = (dir: string) => ({
   spec: join(dir, 'spec.json'),
