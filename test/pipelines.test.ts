@@ -34,10 +34,14 @@ function cli(args: string[]): Promise<CliResult> {
   );
 }
 
-function pipelines(address: string, token: string): { get(id: string): Promise<Pipeline>; close(): void } {
+function pipelines(address: string, token: string): { get(id: string): Promise<Pipeline>; list(): Promise<Pipeline[]>; close(): void } {
   const client = new PipelineServiceClient(address, credentials.createInsecure(), { interceptors: [bearer(token)] });
   return {
     get: (id) => new Promise((resolve, reject) => client.getPipeline({ id }, (err, res) => (err ? reject(err) : resolve(res.pipeline!)))),
+    list: () =>
+      new Promise((resolve, reject) =>
+        client.listPipelines({ tenant: '', pageSize: 0, pageToken: '' }, (err, res) => (err ? reject(err) : resolve(res.pipelines))),
+      ),
     close: () => client.close(),
   };
 }
@@ -202,23 +206,30 @@ describe('pipelines on three peers and etcd', () => {
     const others = peers.filter((p) => p !== leader);
     const [agent] = await startMeshAgents(others, 'pl', 1);
     await waitAgentsOn(others[0]!.client, [agent!.name]);
-    const order = join(await tempDir('runmesh-pipelines-'), 'order.log');
+    const dir = await tempDir('runmesh-pipelines-');
+    const order = join(dir, 'order.log');
+    const go = join(dir, 'go');
     const client = others[0]!.client;
-    // The first need outlives the election: it ends while no leader (or a new one) holds the pipeline.
-    const step = (name: string, needs: string[], sleep = '0'): Partial<JobSpec> => ({
+    // The first need runs until the test says go, after the kill: it ends while no leader (or a new one) holds the pipeline.
+    const step = (name: string, needs: string[], first = ''): Partial<JobSpec> => ({
       name,
       needs,
-      argv: ['sh', '-c', `sleep ${sleep}; echo ${name} >> "${order}"`],
+      argv: ['sh', '-c', `${first}echo ${name} >> "${order}"`],
     });
     const jobs = await new Promise<Job[]>((resolve, reject) =>
       client.jobs.submitBatch(
-        { specs: [step('a', [], '2'), step('b', ['a']), step('c', ['b']), step('d', ['c'])].map((s) => JobSpec.fromPartial(s)) },
+        {
+          specs: [step('a', [], `while [ ! -e "${go}" ]; do sleep 0.05; done; `), step('b', ['a']), step('c', ['b']), step('d', ['c'])].map(
+            (s) => JobSpec.fromPartial(s),
+          ),
+        },
         (err, res) => (err ? reject(err) : resolve(res.jobs)),
       ),
     );
     await client.waitFor(jobs[0]!.id, (j) => j.state === S.JOB_STATE_RUNNING);
     await leader.kill9();
     const killedAt = Date.now();
+    await writeFile(go, '');
     const done = await Promise.all(jobs.map((j) => client.waitDone(j.id, 60_000)));
     expect(done.map((j) => [j.spec?.name, j.state, j.attempts.length])).toEqual(
       ['a', 'b', 'c', 'd'].map((n) => [n, S.JOB_STATE_SUCCEEDED, 1]),
@@ -229,5 +240,12 @@ describe('pipelines on three peers and etcd', () => {
     expect([released?.reason, Date.parse(released?.at ?? '') > killedAt]).toEqual(['needs done', true]);
     const next = await waitLeader(client, leader.id);
     expect(others.map((p) => p.id)).toContain(next);
+    const api = pipelines(others[1]!.address, adminToken(...peers.map((p) => p.dataDir)));
+    try {
+      const listed = await api.list();
+      expect(listed.map((p) => [p.id, p.state, p.jobs.length])).toEqual([[jobs[0]!.pipelineId, PipelineState.PIPELINE_STATE_SUCCEEDED, 4]]);
+    } finally {
+      api.close();
+    }
   });
 });
