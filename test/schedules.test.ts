@@ -115,12 +115,10 @@ describe('a schedule', () => {
     expect(first.jobIds).toHaveLength(1);
     const second = await a.trigger('slow');
     expect(second).toMatchObject({ jobIds: [], note: `skipped: run ${first.jobIds[0]} still active (overlap: skip)` });
-    await a.create({
-      name: 'newest',
-      cron: '0 0 1 1 *',
-      overlap: OverlapPolicy.OVERLAP_POLICY_CANCEL_PREVIOUS,
-      job: { argv: ['sleep', '30'] } as never,
-    });
+    // From a file: the job, and the schedule's own settings under schedule:.
+    const file = join(dir, 'newest.yaml');
+    await writeFile(file, 'schedule: {cron: "0 0 1 1 *", overlap: cancel-previous}\ncommand: [sleep, "30"]\n');
+    expect(cli(['schedules', 'create', 'newest', '-f', file], tokenA)).toMatchObject({ code: 0 });
     const old = (await a.trigger('newest')).jobIds[0]!;
     await jobsA.waitFor(old, (j) => j.state === JobState.JOB_STATE_RUNNING, 20_000);
     const next = cli(['schedules', 'trigger', 'newest'], tokenA);
@@ -144,6 +142,12 @@ describe('a schedule', () => {
     const bad = cli(['schedules', 'create', 'bad', '--cron', '61 * * * *', '--', 'true'], tokenA);
     expect(bad.code).toBe(1);
     expect(bad.out).toContain('spec.cron: "61 * * * *"');
+    const wrong = join(dir, 'wrong.yaml');
+    await writeFile(wrong, 'command: [make]\nschedule:\n  cron: "* * * * *"\n  colour: red\n');
+    expect(cli(['schedules', 'create', 'wrong', '-f', wrong], tokenA)).toEqual({
+      code: 2,
+      out: `runmesh: ${wrong}: schedule.colour: line 4: unknown key "colour" (cron, timezone, overlap, missed, missed_after)\n`,
+    });
   });
 });
 

@@ -26,7 +26,7 @@ import { collect, enumFlag, serverOption, tokenOption, type Target } from '../op
 import { buildSpec, jobOptions, paramsOf, type SubmitFlags } from '../spec.js';
 
 interface CreateOptions extends SubmitFlags, Target {
-  cron: string;
+  cron?: string;
   timezone?: string;
   overlap?: string;
   missed?: string;
@@ -51,12 +51,18 @@ export function registerSchedules(program: Command): void {
     .description("create a schedule: runmesh schedules create NAME --cron '*/5 * * * *' [job flags] -- CMD ARGS...")
     .argument('<name>', "letters, digits, '.', '_' and '-', at most 63")
     .argument('[command...]', 'program and arguments each tick runs (after --)')
-    .requiredOption('--cron <pattern>', 'cron pattern: 5 fields (minute hour day month weekday), or 6 with seconds first')
+    .option(
+      '--cron <pattern>',
+      'cron pattern: 5 fields (minute hour day month weekday), or 6 with seconds first (or schedule.cron in -f FILE)',
+    )
     .option('--timezone <zone>', 'IANA time zone the pattern is read in, e.g. Europe/Berlin (default UTC)')
     .option('--overlap <policy>', 'while an earlier run is active: skip (default) | queue | cancel-previous')
     .option('--missed <policy>', 'ticks missed while no leader ran: run-once (default: one run for them all) | skip')
     .option('--missed-after <duration>', 'a tick not started this long after its time is missed (default 1m)')
-    .option('-f, --file <spec.yaml>', 'the job, from a job spec file (the format of templates; README "Templates")')
+    .option(
+      '-f, --file <spec.yaml>',
+      'the job, from a job spec file (the format of templates), with the schedule\'s own settings under schedule: (README "Schedules")',
+    )
     .option('--template <name>', 'submit this template at each tick, filled in with --param')
     .option('--param <k=v>', "a template parameter's value (repeatable)", collect)
     .addOption(serverOption())
@@ -116,21 +122,33 @@ function call(conn: Connection, method: NamedMethod, req: { name: string; tenant
 }
 
 async function createSchedule(name: string, command: string[], o: CreateOptions): Promise<void> {
+  const file = o.file === undefined ? undefined : readSpecFile(o.file);
+  const pick = (flag: string, given: string | undefined, key: keyof FileSchedule): string | undefined => {
+    const inFile = file?.schedule[key];
+    if (given !== undefined && inFile !== undefined)
+      throw new UsageError(`${flag} is also given in ${o.file} (schedule.${key}): give it once`);
+    return given ?? inFile;
+  };
+  const cron = pick('--cron', o.cron, 'cron');
+  if (cron === undefined) throw new UsageError('--cron is missing (or schedule.cron in the -f file)');
+  const overlap = pick('--overlap', o.overlap, 'overlap');
+  const missed = pick('--missed', o.missed, 'missed');
+  const missedAfter = pick('--missed-after', o.missedAfter, 'missed_after');
   const spec: ScheduleSpec = {
     name,
     tenant: o.tenant ?? '',
-    cron: o.cron,
-    timezone: o.timezone ?? '',
+    cron,
+    timezone: pick('--timezone', o.timezone, 'timezone') ?? '',
     overlap:
-      o.overlap === undefined
+      overlap === undefined
         ? OverlapPolicy.OVERLAP_POLICY_UNSPECIFIED
-        : enumFlag('--overlap', OverlapPolicy, 'OVERLAP_POLICY_', o.overlap.replace(/-/g, '_')),
+        : enumFlag('--overlap', OverlapPolicy, 'OVERLAP_POLICY_', overlap.replace(/-/g, '_')),
     missed:
-      o.missed === undefined
+      missed === undefined
         ? MissedPolicy.MISSED_POLICY_UNSPECIFIED
-        : enumFlag('--missed', MissedPolicy, 'MISSED_POLICY_', o.missed.replace(/-/g, '_')),
-    missedAfterSeconds: o.missedAfter === undefined ? 0 : seconds('--missed-after', o.missedAfter),
-    job: jobOf(command, o),
+        : enumFlag('--missed', MissedPolicy, 'MISSED_POLICY_', missed.replace(/-/g, '_')),
+    missedAfterSeconds: missedAfter === undefined ? 0 : seconds('--missed-after', missedAfter),
+    job: jobOf(command, o, file),
     template: o.template ?? '',
     params: paramsOf(o.param ?? []),
   };
@@ -144,21 +162,52 @@ async function createSchedule(name: string, command: string[], o: CreateOptions)
 }
 
 /** The job from the flags and command, or from -f; none with --template. */
-function jobOf(command: string[], o: CreateOptions): JobSpec | undefined {
+function jobOf(command: string[], o: CreateOptions, file: ScheduleFile | undefined): JobSpec | undefined {
   const sources = [o.file !== undefined, o.template !== undefined, command.length > 0 || o.script !== undefined].filter(Boolean).length;
   if (sources > 1) throw new UsageError('give the job one way: a command after -- (or --script), -f FILE, or --template');
   if (o.template !== undefined) return undefined;
-  if (o.file === undefined) return buildSpec(o, command);
-  const file = specFile(o.file);
-  if (file.kind !== 'job') throw new UsageError(`${o.file}: a schedule runs one job; for a pipeline, store it as a template`);
-  return JobSpec.fromPartial({ ...file.specs[0], tenant: o.tenant ?? '' });
+  if (!file) return buildSpec(o, command);
+  if (file.job.kind !== 'job') throw new UsageError(`${o.file}: a schedule runs one job; for a pipeline, store it as a template`);
+  return JobSpec.fromPartial({ ...file.job.specs[0], tenant: o.tenant ?? '' });
 }
 
-/** A job spec file, parsed as the server parses templates; its errors name the key and the line. */
-function specFile(path: string): ReturnType<typeof specsFromFile> {
+/** What a -f file may say of the schedule itself, under `schedule:`. */
+interface FileSchedule {
+  cron?: string;
+  timezone?: string;
+  overlap?: string;
+  missed?: string;
+  missed_after?: string;
+}
+
+const FILE_SCHEDULE_KEYS: ReadonlyArray<keyof FileSchedule> = ['cron', 'timezone', 'overlap', 'missed', 'missed_after'];
+
+interface ScheduleFile {
+  job: ReturnType<typeof specsFromFile>;
+  schedule: FileSchedule;
+}
+
+/**
+ * A job spec file, parsed as the server parses templates, with an optional
+ * `schedule:` map of the schedule's own settings; errors name the key and the line.
+ */
+function readSpecFile(path: string): ScheduleFile {
   try {
     const yaml = YamlText.parse(readFileSync(path, 'utf8'), path);
-    return specsFromFile(yaml.toJS(), yaml, { lenientNumbers: false });
+    const data = yaml.toJS();
+    if (!data || typeof data !== 'object' || Array.isArray(data) || !('schedule' in data)) {
+      return { job: specsFromFile(data, yaml, { lenientNumbers: false }), schedule: {} };
+    }
+    const { schedule: raw, ...job } = data as Record<string, unknown>;
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return yaml.fail(['schedule'], `a map of ${FILE_SCHEDULE_KEYS.join(', ')}`);
+    const schedule: FileSchedule = {};
+    for (const [k, v] of Object.entries(raw)) {
+      if (!(FILE_SCHEDULE_KEYS as readonly string[]).includes(k))
+        yaml.fail(['schedule', k], `unknown key "${k}" (${FILE_SCHEDULE_KEYS.join(', ')})`);
+      if (typeof v !== 'string' && typeof v !== 'number') yaml.fail(['schedule', k], 'a string');
+      schedule[k as keyof FileSchedule] = String(v);
+    }
+    return { job: specsFromFile(job, yaml, { lenientNumbers: false }), schedule };
   } catch (err) {
     throw new UsageError(isValidation(err) ? (err as Error).message : `-f ${path}: ${(err as Error).message}`, { cause: err });
   }
