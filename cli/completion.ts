@@ -113,16 +113,3 @@ Install (then open a new shell):
   bash   runmesh completion bash > ~/.local/share/bash-completion/completions/runmesh
   zsh    echo 'source <(runmesh completion zsh)' >> ~/.zshrc   (after compinit)
   fish   runmesh completion fish > ~/.config/fish/completions/runmesh.fish`;
-
-export function registerCompletion(program: Command): void {
-  program
-    .command('completion')
-    .description('print a shell completion script (bash, zsh or fish)')
-    .argument('<shell>', SHELLS.join('|'))
-    .addHelpText('after', INSTALL_HELP)
-    .action(async (shell: string) => {
-      // The whole tree, whatever this run loaded: completion covers every command.
-      const { buildProgram } = await import('./program.js');
-      process.stdout.write(completionScript(shell, buildProgram()));
-    });
-}

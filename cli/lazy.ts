@@ -25,8 +25,9 @@ export const COMMAND_MODULES: readonly (readonly [names: readonly string[], load
   [['secrets'], async () => (await import('./commands/secrets.js')).registerSecrets],
   [['schedules'], async () => (await import('./commands/schedules.js')).registerSchedules],
   [['templates'], async () => (await import('./commands/templates.js')).registerTemplates],
+  [['hooks'], async () => (await import('./commands/hooks.js')).registerHooks],
   [['server', 'agent', 'dev'], async () => (await import('./commands/server.js')).registerServerCommands],
-  [['completion'], async () => (await import('./completion.js')).registerCompletion],
+  [['completion'], async () => (await import('./program.js')).registerCompletion],
 ];
 
 /** The program for `argv` (as process.argv: node, script, args...), with only the commands it runs. */

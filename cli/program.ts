@@ -14,12 +14,13 @@ import { registerIdToken } from './commands/id-token.js';
 import { registerSecrets } from './commands/secrets.js';
 import { registerSchedules } from './commands/schedules.js';
 import { registerTemplates } from './commands/templates.js';
+import { registerHooks } from './commands/hooks.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerLogs } from './commands/logs.js';
 import { registerServerCommands } from './commands/server.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerPipelines } from './commands/pipelines.js';
-import { registerCompletion } from './completion.js';
+import { completionScript, INSTALL_HELP, SHELLS } from './completion.js';
 import { rootCommand } from './root.js';
 
 /**
@@ -41,9 +42,23 @@ export function buildProgram(): Command {
   registerSecrets(program);
   registerSchedules(program);
   registerTemplates(program);
+  registerHooks(program);
   registerServerCommands(program);
   registerCompletion(program);
   return program;
 }
 
 export { reportError } from './report.js';
+
+/** `runmesh completion SHELL`: lives beside buildProgram, whose whole tree it describes. */
+export function registerCompletion(program: Command): void {
+  program
+    .command('completion')
+    .description('print a shell completion script (bash, zsh or fish)')
+    .argument('<shell>', SHELLS.join('|'))
+    .addHelpText('after', INSTALL_HELP)
+    .action((shell: string) => {
+      // The whole tree, whatever this run loaded: completion covers every command.
+      process.stdout.write(completionScript(shell, buildProgram()));
+    });
+}
