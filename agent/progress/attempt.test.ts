@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { symlinkSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,5 +62,17 @@ describe('AttemptProgress', () => {
     ]);
     expect(last.percent).toBe(60);
     expect(p.next).toBe(2);
+  });
+
+  it('does not hang on a FIFO or follow a link the job put in place of its progress file', async () => {
+    for (const replace of [(f: string) => execFileSync('mkfifo', [f]), (f: string) => symlinkSync('/etc/hostname', f)]) {
+      const { p, file } = await attempt();
+      await rm(file);
+      replace(file);
+      const l = link([JOB_PROGRESS_FEATURE]);
+      p.attach(l);
+      await p.end();
+      expect(l.sent).toEqual([]);
+    }
   });
 });

@@ -2,8 +2,10 @@
  * The attempt's progress file ($RUNMESH_PROGRESS): the job appends command
  * lines to it (same syntax as on stdout); the agent reads what was appended,
  * masks it like the log (a secret never lands in an annotation), and parses
- * it. A file cut shorter than what was read is read again from its start.
+ * it. A file cut shorter than what was read is read again from its start;
+ * anything but a plain file in its place (a FIFO, a link) is not read.
  */
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { LogRecord } from '../executor/executor.js';
 import { RecordMasker, type Matcher } from '../masking/index.js';
@@ -29,13 +31,16 @@ export class ProgressFile {
   async read(): Promise<void> {
     let fh;
     try {
-      fh = await open(this.path, 'r');
+      // Never blocks on a FIFO, never follows a link put in its place: only a plain file is read.
+      fh = await open(this.path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ELOOP') return;
       throw err;
     }
     try {
-      if ((await fh.stat()).size < this.offset) this.offset = 0;
+      const st = await fh.stat();
+      if (!st.isFile()) return;
+      if (st.size < this.offset) this.offset = 0;
       const buf = Buffer.allocUnsafe(READ_BYTES);
       for (;;) {
         const { bytesRead } = await fh.read(buf, 0, READ_BYTES, this.offset);
