@@ -1,8 +1,8 @@
 /**
  * What a call must pass before its request is read, so that rejected work
  * stays cheap. One server interceptor, first in the chain:
- * - **Who, before what.** A client call (JobService, ClusterService,
- *   TokenService, AuditService) is authenticated from its metadata, and a
+ * - **Who, before what.** A client call (every service but health,
+ *   reflection, the agents' and the peers') is authenticated from its metadata, and a
  *   PeerService call checked for the peer credential, before grpc-js reads a
  *   byte of its request; a refused call's body is never buffered or decoded.
  *   The guard (guard.ts) still authorizes every call, as before.
@@ -66,23 +66,20 @@ export interface AdmissionChecks {
   peer(metadata: Metadata): ServiceError | Partial<ServiceError> | undefined;
 }
 
-const CLIENT_SERVICES = new Set([
-  'JobService',
-  'ClusterService',
-  'TokenService',
-  'AuditService',
-  'PipelineService',
-  'ScheduleService',
-  'TemplateService',
-]);
+/**
+ * Services any caller may use without a credential: health probes and
+ * reflection (tools list the API before they hold a token). Every other
+ * service is a client service unless named below (deny by default: a service
+ * added later is authenticated before its request is read, with no entry here).
+ */
+const OPEN_SERVICES = new Set(['Health', 'ServerReflection']);
 
 type Kind = 'client' | 'peer' | 'agent' | 'open';
 
 function kindOf(service: string): Kind {
-  if (CLIENT_SERVICES.has(service)) return 'client';
   if (service === 'PeerService') return 'peer';
   if (service === 'AgentService') return 'agent';
-  return 'open'; // health and reflection: probes and tools need them without a credential
+  return OPEN_SERVICES.has(service) ? 'open' : 'client';
 }
 
 /** "/runmesh.v1.JobService/Submit" → "JobService.Submit" (the authorization table's names). */
