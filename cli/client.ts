@@ -20,6 +20,7 @@ import { AuditServiceClient } from '../proto/gen/runmesh/v1/audit.js';
 import { SecretServiceClient } from '../proto/gen/runmesh/v1/secret.js';
 import { PipelineServiceClient } from '../proto/gen/runmesh/v1/pipeline.js';
 import { ScheduleServiceClient } from '../proto/gen/runmesh/v1/schedule.js';
+import { HookServiceClient } from '../proto/gen/runmesh/v1/hook.js';
 import { TemplateServiceClient } from '../proto/gen/runmesh/v1/template.js';
 import { readFileSync } from 'node:fs';
 import { caFor, tokenFor } from './context.js';
@@ -52,6 +53,7 @@ export interface Connection {
   readonly pipelines: PipelineServiceClient;
   readonly schedules: ScheduleServiceClient;
   readonly templates: TemplateServiceClient;
+  readonly hooks: HookServiceClient;
   /** Closes the shared channel (and a WebSocket bridge); idempotent. */
   close(): Promise<void>;
 }
@@ -92,6 +94,7 @@ export async function connect(target: Target, credentials?: ChannelCredentials):
   const pipelines = new PipelineServiceClient(channel.address, channel.credentials, shared);
   const schedules = new ScheduleServiceClient(channel.address, channel.credentials, shared);
   const templates = new TemplateServiceClient(channel.address, channel.credentials, shared);
+  const hooks = new HookServiceClient(channel.address, channel.credentials, shared);
   let closed: Promise<void> | undefined;
   return {
     server,
@@ -103,6 +106,7 @@ export async function connect(target: Target, credentials?: ChannelCredentials):
     pipelines,
     schedules,
     templates,
+    hooks,
     close() {
       closed ??= (async () => {
         jobs.close();

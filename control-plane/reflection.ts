@@ -21,6 +21,7 @@ export const SERVICES = [
   'runmesh.v1.ScheduleService',
   'runmesh.v1.TemplateService',
   'runmesh.v1.PipelineService',
+  'runmesh.v1.HookService',
 ] as const;
 
 export function addReflection(server: Server): void {
@@ -38,6 +39,7 @@ export function addReflection(server: Server): void {
     'runmesh/v1/schedule.proto',
     'runmesh/v1/template.proto',
     'runmesh/v1/pipeline.proto',
+    'runmesh/v1/hook.proto',
     'health/v1/health.proto',
   ];
   const definition = loadSync(files, { includeDirs: [dir, healthDir], keepCase: true, longs: String, enums: String, defaults: true });

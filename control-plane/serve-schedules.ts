@@ -95,7 +95,7 @@ export async function serveSchedules(p: ScheduleParts, grpc: Server): Promise<Sc
 }
 
 /** One job through Submit; a pipeline (or several jobs) through SubmitBatch. */
-async function submitSpecs(jobs: JobServiceImpl, specs: JobSpec[], kind: 'job' | 'pipeline', who: Principal): Promise<Job[]> {
+export async function submitSpecs(jobs: JobServiceImpl, specs: JobSpec[], kind: 'job' | 'pipeline', who: Principal): Promise<Job[]> {
   if (kind === 'job' && specs.length === 1) {
     const res = await jobs.submit(SubmitRequest.fromPartial({ spec: specs[0] }), who);
     return res.job ? [res.job] : [];

@@ -71,6 +71,8 @@ import { Scheduler } from './scheduler/scheduler.js';
 import { NeedsRelease } from './pipelines/release.js';
 import { PipelineServiceImpl } from './api/pipeline-service.js';
 import { serveSchedules } from './serve-schedules.js';
+import { serveHooks } from './serve-hooks.js';
+import type { OutboundHooks } from './hooks/index.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/store.js';
 
@@ -220,6 +222,7 @@ const SHUTDOWN_ORDER = [
   'scheduler',
   'pipelines',
   'schedules',
+  'hooks',
   'housekeeping',
   'audit retention',
   'mesh',
@@ -438,6 +441,8 @@ async function serve(
   const dispatch = new PeerDispatch(mesh, gateway, clients, (id, attempt) => jobTokens.mint(id, attempt), state.secrets);
   const agentHealth = new HealthTracker();
   const router = new Router({ tenantWeights: o.tenantWeights, health: agentHealth });
+  /** The outbound webhooks, made once the job service is (below); told of lost agents. */
+  const hooksOut: { current?: OutboundHooks } = {};
   const scheduler = new Scheduler({
     writer: JobWriter.forLeader({ repo, tracker, logger: log }, () => mesh.fence()),
     tracker,
@@ -448,6 +453,7 @@ async function serve(
     healthFeed: new HealthFeed(agentHealth),
     isLeader: () => mesh.isLeader(),
     agentLostAfterMs: o.heartbeatTimeoutMs,
+    onAgentLost: (agent, jobs, reason) => hooksOut.current?.agentLost(agent, jobs, reason),
     tracing: o.tracing,
     groupSlots: new GroupSlots(store, repo, tracker),
     logger: log,
@@ -524,6 +530,14 @@ async function serve(
   closers.add('schedules', () => schedules.close());
   mesh.onLeaderChange(() => schedules.wake());
   new PipelineServiceImpl({ gate, repo, logger: log, cancelJob: (req, who) => jobs.cancel(req, who) }).addToServer(ports.grpc);
+  const hooks = serveHooks(
+    { store, keyRing: state.secrets.keyRing, jobs, tracker, gate, isLeader: () => mesh.isLeader(), logger: log },
+    ports.grpc,
+    ports.routes,
+  );
+  closers.add('hooks', () => hooks.close());
+  mesh.onLeaderChange(() => hooks.kick());
+  hooksOut.current = hooks;
   new SecretServiceImpl({ gate, secrets: state.secrets, logger: log }).addToServer(ports.grpc);
   new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: state.autoTls?.fingerprint ?? '' }).addToServer(ports.grpc);
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(ports.grpc);

@@ -26,6 +26,9 @@ import type { Store } from '../store/store.js';
 import { ClusterServiceImpl, type ClusterView } from './cluster-service.js';
 import { startApi, type ApiHarness } from './testing/harness.js';
 import { ROUTE_METHODS } from '../console/routes.js';
+import { HookServiceService } from '../../proto/gen/runmesh/v1/hook.js';
+import { sign, SIGNED_ROUTES } from '../hooks/index.js';
+import { createHttpServer, listenHttp } from '../http/http-server.js';
 
 const log = pino({ level: 'silent' });
 
@@ -65,6 +68,8 @@ const SCHEDULE_WRITES = [
   'TemplateService.DeleteTemplate',
   'TemplateService.SubmitTemplate',
 ];
+/** Issue 21: webhooks are the admin's to make (an inbound one submits jobs, an outbound one sends events out); operators may look. */
+const HOOK_READS = ['HookService.ListHooks', 'HookService.ListDeliveries'];
 const EXPECTED: Record<Role, 'all' | string[]> = {
   admin: 'all',
   // Issue 20: operators and submitters re-drive failed and dead jobs (the dead-letter queue).
@@ -78,6 +83,7 @@ const EXPECTED: Record<Role, 'all' | string[]> = {
     'AuditService.ListAudit',
     'SecretService.ListSecrets',
     ...SCHEDULE_READS,
+    ...HOOK_READS,
   ],
   submitter: [
     'JobService.Submit',
@@ -110,6 +116,7 @@ const SERVICES = {
   PipelineService: PipelineServiceService,
   ScheduleService: ScheduleServiceService,
   TemplateService: TemplateServiceService,
+  HookService: HookServiceService,
 } as const;
 
 interface Method {
@@ -282,6 +289,10 @@ function requestFor(name: string): unknown {
     'TemplateService.GetTemplate': { name: 'not-there', tenant: '' },
     'TemplateService.DeleteTemplate': { name: 'not-there', tenant: '' },
     'TemplateService.SubmitTemplate': { name: 'not-there', tenant: '', params: {} },
+    'HookService.CreateHook': { name: 'authz', tenant: '', template: 'not-there', paramMap: {}, url: '', events: [], secret: '' },
+    'HookService.ListHooks': { tenant: '' },
+    'HookService.DeleteHook': { name: 'not-there', tenant: '' },
+    'HookService.ListDeliveries': { name: 'not-there', tenant: '' },
   };
   if (!(name in requests)) throw new Error(`no request for ${name}: add one (and a row to the authorization table)`);
   return requests[name];
@@ -298,6 +309,36 @@ describe('the authorization table', () => {
       expect({ route: `${verb} ${path}`, known: method in METHOD_VERBS }).toEqual({ route: `${verb} ${path}`, known: true });
     const mutations = ROUTE_METHODS.filter(([verb]) => verb === 'POST').map(([, , method]) => method);
     expect(EXPECTED.viewer === 'all' ? [] : mutations.filter((m) => (EXPECTED.viewer as string[]).includes(m))).toEqual([]);
+  });
+
+  it("authenticates the webhook route (POST /hooks/NAME, no token) by the hook's signature alone", async () => {
+    // SIGNED_ROUTES: the HTTP routes outside the console's table; a bearer token is no way in, a valid signature is the only one.
+    expect(SIGNED_ROUTES).toEqual([['POST', '/hooks/:name', 'X-Hub-Signature-256']]);
+    const call = (name: string, request: unknown): Promise<status> =>
+      codeOf(
+        methods.find((m) => m.name === name)!,
+        request,
+        token.admin,
+      );
+    const text = 'params: {sha: {required: true}}\ncommand: [echo, "${{ params.sha }}"]\n';
+    expect(await call('TemplateService.CreateTemplate', { name: 'hooked', tenant: 'a', text, replace: true })).toBe(status.OK);
+    const secret = 'authz-hook-secret-0123456789';
+    const hook = { name: 'authz-in', tenant: 'a', template: 'hooked', paramMap: { sha: 'after' }, url: '', events: [], secret };
+    expect(await call('HookService.CreateHook', hook)).toBe(status.OK);
+    const http = createHttpServer({ ready: async () => ({ ok: true, detail: '' }), routes: api.httpRoutes });
+    const at = await listenHttp(http, '127.0.0.1:0');
+    try {
+      const body = JSON.stringify({ after: 'abc' });
+      const post = async (headers: Record<string, string>): Promise<number> =>
+        (await fetch(`http://${at}/hooks/authz-in`, { method: 'POST', body, headers: { 'x-github-delivery': 'd-authz', ...headers } }))
+          .status;
+      expect(await post({})).toBe(401);
+      expect(await post({ authorization: `Bearer ${token.admin}` })).toBe(401);
+      expect(await post({ 'x-hub-signature-256': sign('another secret of 20+ bytes', Buffer.from(body)) })).toBe(401);
+      expect(await post({ 'x-hub-signature-256': sign(secret, Buffer.from(body)) })).toBe(202);
+    } finally {
+      http.close();
+    }
   });
 
   it('refuses every method without a token (UNAUTHENTICATED), and with a token that is not one', async () => {

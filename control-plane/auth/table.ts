@@ -34,6 +34,10 @@ export type Verb =
   | 'secrets.list'
   /** Re-encrypt every secret under the server's current key. */
   | 'secrets.rotate'
+  /** Create and delete webhooks (inbound ones submit jobs, outbound ones send events out): admins only. */
+  | 'hooks.manage'
+  /** List webhooks (never their secrets) and read outbound deliveries. */
+  | 'hooks.read'
   /** A job token's own job, and only it: read its spec and state, exchange itself for an OIDC ID token. */
   | 'job.self';
 
@@ -81,6 +85,10 @@ export const METHOD_VERBS: Readonly<Record<string, Verb | readonly Verb[]>> = {
   'TemplateService.SubmitTemplate': 'jobs.submit',
   'TemplateService.ListTemplates': 'jobs.read',
   'TemplateService.GetTemplate': 'jobs.read',
+  'HookService.CreateHook': 'hooks.manage',
+  'HookService.DeleteHook': 'hooks.manage',
+  'HookService.ListHooks': 'hooks.read',
+  'HookService.ListDeliveries': 'hooks.read',
 };
 
 /** The verbs that change something: every call needing one is recorded in the audit log, whatever its result. */
@@ -92,6 +100,7 @@ const MUTATING: ReadonlySet<Verb> = new Set<Verb>([
   'tokens.manage',
   'secrets.write',
   'secrets.rotate',
+  'hooks.manage',
 ]);
 
 /** Methods under a mutating verb that only read. */
@@ -114,6 +123,8 @@ const ALL: readonly Verb[] = [
   'secrets.write',
   'secrets.list',
   'secrets.rotate',
+  'hooks.manage',
+  'hooks.read',
 ];
 
 /**
@@ -123,7 +134,16 @@ const ALL: readonly Verb[] = [
 export const GRANTS: Readonly<Record<Role, ReadonlySet<Verb>>> = {
   admin: new Set(ALL),
   // Operators work the dead-letter queue: a retry re-runs a spec its submitter already sent (and signed), nothing new.
-  operator: new Set<Verb>(['cluster.read', 'cluster.manage', 'jobs.read', 'jobs.cancel', 'jobs.retry', 'audit.read', 'secrets.list']),
+  operator: new Set<Verb>([
+    'cluster.read',
+    'cluster.manage',
+    'jobs.read',
+    'jobs.cancel',
+    'jobs.retry',
+    'audit.read',
+    'secrets.list',
+    'hooks.read',
+  ]),
   // A submitter's jobs get its tenants' secrets (and could print them in some encoding masking misses), so it may manage them.
   submitter: new Set<Verb>(['jobs.submit', 'jobs.read', 'jobs.cancel', 'jobs.retry', 'secrets.write', 'secrets.list']),
   viewer: new Set<Verb>(['jobs.read', 'cluster.read']),

@@ -62,6 +62,8 @@ export interface SchedulerOptions {
   isLeader?: () => boolean;
   /** An agent gone from every peer this long loses its active attempts. */
   agentLostAfterMs: number;
+  /** Told of each agent declared lost, with the jobs it held (outbound webhooks' agent.lost). */
+  onAgentLost?: (agent: string, jobs: readonly string[], reason: string) => void;
   /** Concurrency groups' slots in the store: every grouped assignment is guarded by them. */
   groupSlots: GroupSlots;
   /** Spans for each placement and delivery (trace.ts). Default: off. */
@@ -378,6 +380,7 @@ export class Scheduler {
       const jobs = this.index.jobsOn(name);
       this.o.logger.warn({ agent_id: name, attempts: jobs.length }, 'agent lost');
       const reason = `agent ${name} lost (gone for ${this.o.agentLostAfterMs} ms)`;
+      this.o.onAgentLost?.(name, jobs, reason);
       await Promise.all(
         jobs.flatMap((id) => {
           const at = this.index.attemptOf(id);

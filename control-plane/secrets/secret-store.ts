@@ -50,6 +50,11 @@ export class SecretStore {
     return this.ring !== undefined;
   }
 
+  /** The key ring, for other values sealed at rest (webhook secrets); undefined without a key. */
+  get keyRing(): KeyRing | undefined {
+    return this.ring;
+  }
+
   /** The id of the key new values are sealed with ('' without a key). */
   get currentKeyId(): string {
     return this.ring?.currentId ?? '';

@@ -29,6 +29,8 @@ import { Issuer, keyTimes, SigningKeys } from '../../oidc/index.js';
 import { SecretServiceImpl } from '../secret-service.js';
 import { PipelineServiceImpl } from '../pipeline-service.js';
 import { serveSchedules } from '../../serve-schedules.js';
+import { serveHooks } from '../../serve-hooks.js';
+import type { Route } from '../../http/http-server.js';
 
 export interface ApiHarness {
   /** host:port of the gRPC server. */
@@ -44,6 +46,8 @@ export interface ApiHarness {
   writer: JobWriter;
   /** Mints attempts' job tokens as a peer's dispatch does (with a key of this harness's own). */
   jobTokens: JobTokens;
+  /** The HTTP routes a peer would serve on its HTTP port (`/hooks/`); not listening: serve them with createHttpServer. */
+  httpRoutes: Record<string, Route>;
   /** Stops the server and closes everything under it. */
   close(): Promise<void>;
 }
@@ -128,6 +132,8 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
   new SecretServiceImpl({ gate, secrets, logger: log }).addToServer(server);
   // Schedules and templates; this lone peer leads, so its ticker fires what is due.
   const schedules = await serveSchedules({ store, repo, tracker, jobs, gate, isLeader: () => true, fence: () => [], logger: log }, server);
+  const httpRoutes: Record<string, Route> = {};
+  const hooks = serveHooks({ store, keyRing: secrets.keyRing, jobs, tracker, gate, isLeader: () => true, logger: log }, server, httpRoutes);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -141,9 +147,11 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
     secrets,
     writer,
     jobTokens,
+    httpRoutes,
     async close() {
       server.forceShutdown();
       await schedules.close();
+      await hooks.close();
       await oidcKeys.close();
       await audit.close();
       await tracker.close();
