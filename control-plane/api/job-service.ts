@@ -15,6 +15,7 @@ import {
   type ListRequest,
   type ListResponse,
   type RetryRequest,
+  type RetryResponse,
   type LogsRequest,
   type LogsResponse,
   type SubmitBatchRequest,
@@ -143,7 +144,7 @@ export class JobServiceImpl {
         gate,
         'JobService.Retry',
         log,
-        (req: RetryRequest, who) => retryJob(this.d, req, who),
+        (req: RetryRequest, who) => this.retry(req, who),
         (req) => req.id,
       ),
       watch: guardedStream(gate, 'JobService.Watch', log, (call: ServerWritableStream<WatchRequest, WatchResponse>, who) =>
@@ -227,6 +228,11 @@ export class JobServiceImpl {
     }
     const created = await this.d.admit(drafts);
     return { jobs: created.map((v) => v.record.job) };
+  }
+
+  /** Re-drives a job that ended without succeeding (job-retry.ts); the console's Retry too. */
+  async retry(req: RetryRequest, who: Principal): Promise<RetryResponse> {
+    return retryJob(this.d, req, who);
   }
 
   async get(req: GetRequest, who: Principal): Promise<GetResponse> {

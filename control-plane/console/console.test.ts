@@ -39,7 +39,7 @@ const CLUSTER_MANAGE = [
 ];
 const EXPECTED: Record<Role, 'all' | string[]> = {
   admin: 'all',
-  operator: [...CLUSTER_READ, ...CLUSTER_MANAGE, ...READ_JOBS, 'POST /api/jobs/:id/cancel'],
+  operator: [...CLUSTER_READ, ...CLUSTER_MANAGE, ...READ_JOBS, 'POST /api/jobs/:id/cancel', 'POST /api/jobs/:id/retry'],
   submitter: [...READ_JOBS, 'POST /api/jobs/:id/cancel', 'POST /api/jobs/:id/retry'],
   viewer: [...READ_JOBS, ...CLUSTER_READ],
   agent: [],

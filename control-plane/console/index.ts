@@ -35,7 +35,7 @@ export type * from './wire.js';
 
 export interface ConsoleDeps {
   gate: Gate;
-  jobs: Pick<JobServiceImpl, 'get' | 'list' | 'cancel' | 'submit'>;
+  jobs: Pick<JobServiceImpl, 'get' | 'list' | 'cancel' | 'retry'>;
   cluster: Pick<ClusterServiceImpl, 'status' | 'agents' | 'drain' | 'cordon' | 'revoke'>;
   /** Where a job's log is read from, as JobService.Logs reads it. */
   logSource: LogSource;

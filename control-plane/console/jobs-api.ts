@@ -1,8 +1,8 @@
 /**
  * The console's job calls, on the JobService's own implementation (the same
  * tenant checks, validation and lifecycle as over gRPC): a newest-first page
- * with filters (List's own), one job, cancel, and retry (the same spec
- * submitted again).
+ * with filters (List's own), one job, cancel, and retry (JobService.Retry:
+ * the same job queued again, its history kept).
  */
 import { JobState, type ListRequest } from '../../proto/gen/runmesh/v1/job.js';
 import type { Principal } from '../auth/index.js';
@@ -11,7 +11,7 @@ import { invalid } from '../api/status.js';
 import { jobDetail, jobSummary, stateName } from './views.js';
 import type { JobDetail, JobPage, JobSummary } from './wire.js';
 
-type Jobs = Pick<JobServiceImpl, 'get' | 'list' | 'cancel' | 'submit'>;
+type Jobs = Pick<JobServiceImpl, 'get' | 'list' | 'cancel' | 'retry'>;
 
 /** Jobs listed per page at most (the page renders only the rows in view, so a thousand stay smooth). */
 export const MAX_LIMIT = 1000;
@@ -113,12 +113,11 @@ export async function cancelJob(jobs: Jobs, id: string, who: Principal): Promise
 }
 
 /**
- * Submits the job's spec again as a new job (without its idempotency key,
- * which would name the old one). A pipeline job's copy runs on its own: its
- * needs name jobs of the old batch, which a lone Submit cannot have.
+ * Re-drives a job that failed, died, timed out or was cancelled: the same job
+ * queued again with a new attempt sequence (JobService.Retry), so its history
+ * and its place in a pipeline are kept.
  */
 export async function retryJob(jobs: Jobs, id: string, who: Principal): Promise<JobSummary> {
-  const { job } = await jobs.get({ id }, who);
-  const res = await jobs.submit({ spec: { ...job!.spec!, idempotencyKey: '', needs: [] } }, who);
-  return jobSummary(res.job!);
+  const { job } = await jobs.retry({ id, reason: `from the console by ${who.name || who.id}` }, who);
+  return jobSummary(job!);
 }

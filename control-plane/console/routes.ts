@@ -42,7 +42,7 @@ export const ROUTE_METHODS: ReadonlyArray<readonly [HttpVerb, string, string]> =
   ['GET', '/api/jobs', 'JobService.List'],
   ['GET', '/api/jobs/:id', 'JobService.Get'],
   ['POST', '/api/jobs/:id/cancel', 'JobService.Cancel'],
-  ['POST', '/api/jobs/:id/retry', 'JobService.Submit'],
+  ['POST', '/api/jobs/:id/retry', 'JobService.Retry'],
   ['GET', '/api/jobs/:id/log', 'JobService.Logs'],
   ['GET', '/api/events', 'JobService.Watch'],
 ];

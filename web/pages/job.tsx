@@ -15,6 +15,8 @@ import { Annotations, ProgressBar } from '../progress.js';
 import { navigate } from '../router.js';
 
 const ENDED = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'dead', 'skipped']);
+/** What Retry re-drives (JobService.Retry): ended, but not succeeded or skipped. */
+const REDRIVABLE = new Set(['failed', 'cancelled', 'timed_out', 'dead']);
 
 const NO_MARKS: readonly GroupMark[] = [];
 
@@ -64,7 +66,7 @@ export function JobPage({ id, can }: { id: string; can: (method: string) => bool
       <Annotations items={job.annotations} dropped={job.droppedAnnotations} />
       <div class="actions">
         {can('JobService.Cancel') && !ENDED.has(s.state) && <button onClick={() => act('cancel')}>Cancel</button>}
-        {can('JobService.Submit') && ENDED.has(s.state) && <button onClick={() => act('retry')}>Retry</button>}
+        {can('JobService.Retry') && REDRIVABLE.has(s.state) && <button onClick={() => act('retry')}>Retry</button>}
       </div>
       {error && <p class="error">{error}</p>}
       {job.waiting && (
