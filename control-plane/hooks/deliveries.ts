@@ -12,8 +12,10 @@ import type { Store } from '../store/store.js';
 import { DELIVERIES_PREFIX } from './hook-store.js';
 
 export const OUTBOX_PREFIX = '/runmesh/hook-outbox/';
-/** Deliveries kept per hook. */
+/** Settled deliveries kept per hook. */
 export const HISTORY = 100;
+/** Deliveries still to be sent per hook, at most: past it (a receiver down while thousands of jobs end) new events are not queued. */
+export const MAX_PENDING = 1000;
 
 export interface StoredDelivery {
   delivery: HookDelivery;
@@ -34,8 +36,12 @@ const outboxKey = (hook: string, id: string): string => `${OUTBOX_PREFIX}${hook}
 export class Deliveries {
   constructor(private readonly store: Store) {}
 
-  /** Records a new delivery, due now; false when one with that id exists (another peer saw the event first). */
-  async enqueue(hook: string, d: HookDelivery, body: string): Promise<boolean> {
+  /**
+   * Records a new delivery, due now; 'exists' when one with that id does (another peer saw the event first),
+   * 'full' when the hook has MAX_PENDING deliveries waiting.
+   */
+  async enqueue(hook: string, d: HookDelivery, body: string): Promise<'queued' | 'exists' | 'full'> {
+    if ((await this.store.count(`${OUTBOX_PREFIX}${hook}/`)) >= MAX_PENDING) return 'full';
     const key = recordKey(hook, d.id);
     const res = await this.store.txn({
       compare: [{ key, target: 'version', op: '==', value: 0 }],
@@ -44,8 +50,9 @@ export class Deliveries {
         { type: 'put', key: outboxKey(hook, d.id), value: String(Date.now()) },
       ],
     });
-    if (res.succeeded) await this.prune(hook);
-    return res.succeeded;
+    if (!res.succeeded) return 'exists';
+    await this.prune(hook);
+    return 'queued';
   }
 
   /** Every delivery still to be sent, soonest first. */
@@ -88,7 +95,7 @@ export class Deliveries {
 
   /** A hook's deliveries, newest first. */
   async list(hook: string): Promise<HookDelivery[]> {
-    const page = await this.store.range(`${DELIVERIES_PREFIX}${hook}/`, { limit: HISTORY * 2 });
+    const page = await this.store.range(`${DELIVERIES_PREFIX}${hook}/`, { limit: (HISTORY + MAX_PENDING) * 2 });
     return page.kvs.map((kv) => decode(kv.value).delivery).sort((a, b) => (b.createdAt ?? '').localeCompare(a.createdAt ?? ''));
   }
 

@@ -112,7 +112,9 @@ export class OutboundHooks {
           createdAt: at,
           updatedAt: at,
         };
-        if ((await this.o.deliveries.enqueue(h.name, d, body(id))) && this.o.isLeader()) this.kick();
+        const queued = await this.o.deliveries.enqueue(h.name, d, body(id));
+        if (queued === 'full') this.log.warn({ hook: h.name, event, subject }, 'hook outbox full: event not queued');
+        if (queued === 'queued' && this.o.isLeader()) this.kick();
       }
     } catch (err) {
       this.log.error({ err, event, subject }, 'could not queue a hook delivery');
