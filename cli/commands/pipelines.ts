@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isValidation } from '../../control-plane/jobs/errors.js';
+import { readSpecFile } from '../../control-plane/pipelines/spec-file.js';
 import { Job, type JobSpec } from '../../proto/gen/runmesh/v1/job.js';
 import { Pipeline, PipelineState } from '../../proto/gen/runmesh/v1/pipeline.js';
 import { type Connection, unary, withConnection } from '../client.js';
@@ -11,7 +13,6 @@ import { JobOutcomeError, UsageError } from '../errors.js';
 import { keyValues, printJson, stateColumn, stateName, table } from '../format.js';
 import { parseWhole, serverOption, tokenOption, type Target } from '../options.js';
 import { EXIT } from '../outcome.js';
-import { readPipelineFile } from '../pipeline-file.js';
 
 export function registerPipelines(program: Command): void {
   const pipelines = program.command('pipelines').description('inspect and cancel pipelines (runmesh submit -f FILE)');
@@ -176,10 +177,10 @@ export async function submitFile(
   } catch (err) {
     throw new UsageError(`-f ${options.file}: ${(err as Error).message}`);
   }
-  const file = readPipelineFile(options.file, text);
+  const file = fileSpecs(options.file, text);
   const specs = file.specs.map((s) => sign(withTenant(s, options.tenant)));
   await withConnection(options, async (conn) => {
-    if (file.single) {
+    if (file.kind === 'job') {
       const res = await unary(conn, 'JobService.Submit', conn.jobs.submit.bind(conn.jobs), { spec: specs[0] });
       if (!res.job) throw new Error('JobService.Submit returned no job');
       if (options.wait) return waitJob(conn, res.job);
@@ -191,6 +192,16 @@ export async function submitFile(
     process.stdout.write(`${id}\n`);
     if (options.wait) await waitPipeline(conn, id);
   });
+}
+
+/** The file's specs (control-plane/pipelines/spec-file.ts); a file-level tenant is taken. */
+function fileSpecs(path: string, text: string): ReturnType<typeof readSpecFile> {
+  try {
+    return readSpecFile(path, text, { lenientNumbers: false, tenant: true });
+  } catch (err) {
+    if (isValidation(err)) throw new UsageError((err as Error).message, { cause: err });
+    throw err;
+  }
 }
 
 function withTenant(spec: JobSpec, tenant: string | undefined): JobSpec {

@@ -15,8 +15,8 @@ import {
   type ScheduleSpec,
   type ScheduleServiceClient,
 } from '../../proto/gen/runmesh/v1/schedule.js';
-import { specsFromFile } from '../../control-plane/templates/spec-file.js';
-import { YamlText } from '../../control-plane/templates/yaml-text.js';
+import { specsFromFile } from '../../control-plane/pipelines/spec-file.js';
+import { YamlText } from '../../control-plane/pipelines/yaml-text.js';
 import { isValidation } from '../../control-plane/jobs/errors.js';
 import { type Connection, unary, withConnection } from '../client.js';
 import { parseDuration } from '../duration.js';

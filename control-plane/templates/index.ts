@@ -1,16 +1,16 @@
 /**
  * Templates of a tenant, stored as their YAML text (the job spec file format,
- * spec-file.ts) and filled in on the server: by TemplateService.SubmitTemplate,
+ * control-plane/pipelines/spec-file.ts) and filled in on the server: by TemplateService.SubmitTemplate,
  * and by schedules at each tick.
  */
 import { Template } from '../../proto/gen/runmesh/v1/template.js';
 import type { Store } from '../store/store.js';
 import { TenantRecords } from '../store/tenant-records.js';
-import type { SpecFile } from './spec-file.js';
+import type { SpecFile } from '../pipelines/spec-file.js';
 import { fillTemplate, parseTemplate, type ParsedTemplate } from './template.js';
 
 export { parseTemplate, fillTemplate, TEMPLATE_LIMITS, type ParsedTemplate } from './template.js';
-export type { SpecFile } from './spec-file.js';
+export type { SpecFile } from '../pipelines/spec-file.js';
 
 /** Templates per tenant, at most. */
 export const TEMPLATES_PER_TENANT = 200;

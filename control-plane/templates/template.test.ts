@@ -124,8 +124,5 @@ jobs:
     ]);
     expect(specs[1]).toMatchObject({ env: { CI: '1', OS: 'linux', NODE: '22' }, selector: 'os=linux,node=22' });
     expect(specs[4]!.needs).toEqual(specs.slice(0, 4).map((s) => s.name));
-    expect(refusal(() => parseTemplate('jobs:\n  a: {command: ["true"], needs: [b]}\n'))).toBe(
-      'text: jobs.a.needs.0: line 2: no job named "b" in this file',
-    );
   });
 });

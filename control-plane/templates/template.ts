@@ -1,5 +1,5 @@
 /**
- * A template: a job spec file (spec-file.ts) with a `params:` map declaring
+ * A template: a job spec file (../pipelines/spec-file.ts) with a `params:` map declaring
  * its parameters, and `${{ params.NAME }}` placeholders in string values.
  *
  *     params:
@@ -17,8 +17,8 @@
 import type { TemplateParam } from '../../proto/gen/runmesh/v1/template.js';
 import { ValidationError } from '../jobs/errors.js';
 import { fillPlaceholders, referencedParams } from './placeholders.js';
-import { specsFromFile, type SpecFile } from './spec-file.js';
-import { YamlText } from './yaml-text.js';
+import { specsFromFile, type SpecFile } from '../pipelines/spec-file.js';
+import { YamlText } from '../pipelines/yaml-text.js';
 
 export const TEMPLATE_LIMITS = {
   textBytes: 256 * 1024,

@@ -1,6 +1,9 @@
 /**
- * The job spec file: one job, or a pipeline (`jobs:`, a map of job name to
- * job). A job's keys are submit's flags:
+ * The job spec file, the one parser for it: `runmesh submit -f` (and
+ * `runmesh schedules create -f`) read it in the CLI, and stored templates are
+ * read with it on the server once their `${{ params.NAME }}` placeholders are
+ * filled in (control-plane/templates). One job, or a pipeline (`jobs:`, a map
+ * of job name to job). A job's keys are submit's flags:
  *
  *     name: build                 # a pipeline job's name is its key
  *     command: [make, test]       # or  script: "make test && make dist"
@@ -17,30 +20,37 @@
  *     cpu: 500                    # millicores
  *     memory: 512                 # MB
  *     executor: sandbox           # shell | sandbox
- *     needs: [build]              # pipeline jobs only
+ *     needs: [build]              # pipeline jobs only (one name may stand alone)
  *     allow_failure: true
  *     matrix: {os: [linux, mac]}  # pipeline jobs only: one job per combination
  *
- * A pipeline file may also have `env` for every job. As `runmesh submit -f`
- * (cli/pipeline-file.ts) reads them, a matrix job is named `test (os=linux,
- * node=20)`, gets each value as an environment variable (the key upper-cased)
- * and as a label it requires, and a need naming it means all of its jobs.
- * Unknown keys and wrong types are errors naming the key path and the line.
- * The specs are checked further (validateSpec, the pipeline graph) where
- * they are submitted.
+ * A pipeline file may also have `env` for every job, and where the caller
+ * allows it (`tenant: true`: the CLI's submit) `tenant` for every job. A
+ * matrix job is named `test (os=linux, node=20)`, gets each value as an
+ * environment variable (the key upper-cased) and as a label it requires, and
+ * a need naming it means all of its jobs. Numbers and booleans may be
+ * written as strings ("2", "true"): a template's placeholders fill strings.
+ * Unknown keys and wrong types are errors naming the key path and the line
+ * (YamlText). The specs are checked further (validateSpec, the pipeline
+ * graph) where they are submitted.
  */
 import { Executor, JobSpec, QosClass, Strategy } from '../../proto/gen/runmesh/v1/job.js';
-import type { YamlPath, YamlText } from './yaml-text.js';
+import { YamlText, type YamlPath } from './yaml-text.js';
 
 export interface SpecFile {
   kind: 'job' | 'pipeline';
-  /** In the file's order. */
+  /** In the file's order, matrix jobs expanded where they stand. */
   specs: JobSpec[];
 }
 
 export interface SpecFileOptions {
-  /** Numbers and names that do not parse are left at their defaults (a template checked with sample values). */
+  /**
+   * Numbers, names and an empty script or program that do not pass are left
+   * as they are (a template checked with sample values for its parameters).
+   */
   lenientNumbers: boolean;
+  /** A file-level `tenant` is taken (the CLI's submit -f); a stored template or a schedule has none. */
+  tenant?: boolean;
 }
 
 const JOB_KEYS = new Set([
@@ -64,21 +74,40 @@ const JOB_KEYS = new Set([
   'allow_failure',
   'matrix',
 ]);
-const MATRIX_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Matrix keys and env names: ones a shell takes. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MAX_RETRIES = 1000;
+const INT32 = 0x7fff_ffff;
+const UINT32 = 0xffff_ffff;
 
 /** One matrix combination: (key, value) pairs in the order written. */
 type Cell = ReadonlyArray<readonly [string, string]>;
-const PIPELINE_JOBS = 1000;
+/** Jobs in one pipeline, at most (the control plane's limit). */
+export const PIPELINE_JOBS = 1000;
+
+/** Reads a spec file the CLI was given: errors are ValidationErrors as `FILE:LINE: key.path: ...`. */
+export function readSpecFile(file: string, text: string, o: SpecFileOptions): SpecFile {
+  const yaml = YamlText.parse(text, file, { file: true });
+  return specsFromFile(yaml.toJS(), yaml, o);
+}
 
 /** The specs `data` (the file as plain data, placeholders filled in) describes; errors name the path and line in `yaml`. */
 export function specsFromFile(data: unknown, yaml: YamlText, o: SpecFileOptions): SpecFile {
   if (!isMap(data)) return yaml.fail([], 'a map: one job (command or script, ...) or a pipeline (jobs: {NAME: job, ...})');
-  if (!('jobs' in data)) return { kind: 'job', specs: [jobSpec(data, [], yaml, o, undefined, [], {})] };
-  const extra = Object.keys(data).find((k) => k !== 'jobs' && k !== 'env');
-  if (extra) yaml.fail([extra], `a pipeline file has jobs and env only (and params); "${extra}" goes in a job`);
-  const common = new Fields(data, [], yaml, o).map('env');
+  const common = { env: new Fields(data, [], yaml, o).map('env', true), tenant: '' };
+  if (o.tenant) common.tenant = new Fields(data, [], yaml, o).string('tenant');
+  if (!('jobs' in data)) {
+    const { tenant: _tenant, ...job } = data;
+    return { kind: 'job', specs: [jobSpec(o.tenant ? job : data, [], yaml, o, undefined, [], { env: {}, tenant: common.tenant })] };
+  }
+  const fileKeys = o.tenant ? ['jobs', 'env', 'tenant'] : ['jobs', 'env'];
+  const extra = Object.keys(data).find((k) => !fileKeys.includes(k));
+  if (extra) yaml.fail([extra], `a pipeline file has ${fileKeys.join(', ')} only (and params); "${extra}" goes in a job`);
   const jobs = data.jobs;
   if (!isMap(jobs) || Object.keys(jobs).length === 0) yaml.fail(['jobs'], 'a map of job name to job, at least one');
+  for (const n of Object.keys(jobs))
+    if (n === '' || /[()]/.test(n))
+      yaml.fail(['jobs', n], 'a job name is not empty and holds no parentheses (matrix jobs are named "name (key=value)")');
   const expanded = Object.keys(jobs).map((n) => ({ n, cells: matrixOf(jobs[n], ['jobs', n], yaml) }));
   const total = expanded.reduce((k, e) => k + e.cells.length, 0);
   if (total > PIPELINE_JOBS) yaml.fail(['jobs'], `${total} jobs with their matrices expanded; a pipeline has at most ${PIPELINE_JOBS}`);
@@ -98,10 +127,10 @@ function matrixOf(raw: unknown, at: YamlPath, yaml: YamlText): Cell[] {
   if (!isMap(m) || Object.keys(m).length === 0) yaml.fail(path, 'a map of keys to lists of values, e.g. {os: [linux, mac]}');
   let cells: Cell[] = [[]];
   for (const [key, values] of Object.entries(m)) {
-    if (!MATRIX_KEY.test(key))
+    if (!ENV_NAME.test(key))
       yaml.fail([...path, key], `"${key}" cannot be a matrix key: letters, digits and _ (it becomes an environment variable)`);
     if (!Array.isArray(values) || values.length === 0 || values.some((v) => v === null || typeof v === 'object'))
-      yaml.fail([...path, key], 'a non-empty list of strings, numbers or booleans');
+      yaml.fail([...path, key], 'a non-empty list of values: strings, numbers or booleans');
     cells = cells.flatMap((c) => (values as unknown[]).map((v): Cell => [...c, [key, String(v as string)]]));
     if (cells.length > PIPELINE_JOBS) yaml.fail(path, `more than ${PIPELINE_JOBS} combinations`);
   }
@@ -115,7 +144,7 @@ function jobSpec(
   o: SpecFileOptions,
   key: string | undefined,
   cell: Cell,
-  common: Record<string, string>,
+  common: { env: Record<string, string>; tenant: string },
   names?: ReadonlyMap<string, string[]>,
 ): JobSpec {
   if (!isMap(raw)) return yaml.fail(at, 'a job: a map with command or script');
@@ -125,33 +154,35 @@ function jobSpec(
   if (key !== undefined && raw.name !== undefined) yaml.fail([...at, 'name'], 'a pipeline job is named by its key under jobs');
   if (key === undefined && raw.needs !== undefined) yaml.fail([...at, 'needs'], 'needs names jobs of a pipeline (jobs: {...})');
   if (key === undefined && raw.matrix !== undefined) yaml.fail([...at, 'matrix'], 'a matrix makes jobs of a pipeline (jobs: {...})');
-  const env = { ...common, ...f.map('env') };
+  const env = { ...common.env, ...f.map('env', true) };
   const labels = f.map('labels');
   for (const [k, v] of cell) {
-    if (k.toUpperCase() in env && !(k.toUpperCase() in common)) yaml.fail([...at, 'env', k.toUpperCase()], `also set by the matrix (${k})`);
+    if (k.toUpperCase() in env && !(k.toUpperCase() in common.env))
+      yaml.fail([...at, 'env', k.toUpperCase()], `also set by the matrix (${k})`);
     if (k in labels) yaml.fail([...at, 'labels', k], 'also set by the matrix');
     env[k.toUpperCase()] = v;
     labels[k] = v;
   }
-  const selector = [...Object.entries(labels).map(([k, v]) => `${k}=${v}`), f.string('selector')].filter((t) => t !== '').join(',');
-  const retries = f.whole('retries');
+  const selector = [...Object.entries(labels).map(([k, v]) => `${k}=${v}`), f.string('selector').trim()].filter((t) => t !== '').join(',');
+  const retries = f.whole('retries', 0, MAX_RETRIES);
   return JobSpec.fromPartial({
     name: key === undefined ? f.string('name') : cellName(key, cell),
-    argv: f.strings('command'),
-    script: f.string('script'),
+    ...f.command(),
     env,
     selector,
+    tenant: common.tenant,
     timeoutSeconds: f.duration('timeout'),
-    maxAttempts: raw.retries === undefined ? 0 : retries + 1,
+    maxAttempts: raw.retries === undefined || raw.retries === null ? 0 : retries + 1,
     qos: f.choice('qos', QosClass, 'QOS_CLASS_'),
-    priority: f.whole('priority', true),
+    priority: f.whole('priority', -INT32 - 1, INT32),
     affinityKey: f.string('affinity'),
     strategy: f.choice('strategy', Strategy, 'STRATEGY_'),
     resources: { slots: f.whole('slots'), cpuMillis: f.whole('cpu'), memoryMb: f.whole('memory') },
     executor: f.choice('executor', Executor, 'EXECUTOR_'),
-    needs: f.strings('needs').flatMap((n, i) => {
+    needs: f.needs().flatMap((n, i) => {
       const jobs = names?.get(n);
-      if (!jobs) return yaml.fail([...at, 'needs', i], `no job named "${n.slice(0, 64)}" in this file`);
+      if (!jobs) return yaml.fail(f.needPath(i), `no job named "${n.slice(0, 64)}" in this file`);
+      if (n === key) return yaml.fail(f.needPath(i), 'a job cannot need itself');
       return jobs;
     }),
     allowFailure: f.bool('allow_failure'),
@@ -184,6 +215,31 @@ class Fields {
     return this.scalar(key, 'a string') ?? '';
   }
 
+  /** `script`, or `command` (a list: the program, then its arguments): one of them. */
+  command(): { argv: string[]; script: string } {
+    const has = (k: string): boolean => this.raw[k] !== undefined && this.raw[k] !== null;
+    if (has('script') && has('command')) this.fail('command', 'give script or command, not both');
+    if (!has('script') && !has('command'))
+      return this.yaml.fail(this.at, 'nothing to run: give script (a shell script) or command (a list: program and arguments)');
+    const script = this.string('script');
+    const argv = this.strings('command');
+    if (!this.o.lenientNumbers && has('script') && script.trim() === '') this.fail('script', 'the script is empty');
+    if (!this.o.lenientNumbers && has('command') && (argv.length === 0 || argv[0] === ''))
+      this.fail('command', 'a list: the program, then its arguments');
+    return { argv, script };
+  }
+
+  /** `needs`: a list of job names, or one name. */
+  needs(): string[] {
+    const v = this.raw.needs;
+    return typeof v === 'string' ? [v] : this.strings('needs');
+  }
+
+  /** Where the i-th need is written, for errors. */
+  needPath(i: number): YamlPath {
+    return typeof this.raw.needs === 'string' ? [...this.at, 'needs'] : [...this.at, 'needs', i];
+  }
+
   strings(key: string): string[] {
     const v = this.raw[key];
     if (v === undefined || v === null) return [];
@@ -192,10 +248,13 @@ class Fields {
     return (v as unknown[]).map(String);
   }
 
-  map(key: string): Record<string, string> {
+  /** A map of names to scalars; `envNames`: names a shell takes. */
+  map(key: string, envNames = false): Record<string, string> {
     const v = this.raw[key];
     if (v === undefined || v === null) return {};
     if (!isMap(v) || Object.values(v).some((x) => x === null || typeof x === 'object')) this.fail(key, 'a map of names to strings');
+    const bad = Object.keys(v).find((k) => k === '' || (envNames && !ENV_NAME.test(k)));
+    if (bad !== undefined) this.fail(key, `bad name "${bad.slice(0, 64)}": letters, digits and _, not starting with a digit`);
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)]));
   }
 
@@ -207,14 +266,15 @@ class Fields {
     return this.fail(key, 'true or false');
   }
 
-  whole(key: string, signed = false): number {
+  /** A whole number from `min` to `max`, written as a number or a string of digits. */
+  whole(key: string, min = 0, max = UINT32): number {
     const v = this.raw[key];
     if (v === undefined || v === null) return 0;
     const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
-    if (Number.isSafeInteger(n) && (signed || n >= 0) && Math.abs(n) <= 0xffff_ffff) return n;
-    return this.o.lenientNumbers
-      ? 0
-      : this.fail(key, `a whole number${signed ? '' : ' (0 or more)'}, not ${JSON.stringify(v).slice(0, 40)}`);
+    if (Number.isSafeInteger(n) && n >= min && n <= max) return n;
+    if (this.o.lenientNumbers) return 0;
+    const range = Number.isSafeInteger(n) ? ` from ${min} to ${max}` : min === 0 ? ' (0 or more)' : '';
+    return this.fail(key, `a whole number${range}, not ${JSON.stringify(v).slice(0, 40)}`);
   }
 
   /** Seconds: a number, or 30s, 5m, 1h30m, 7d. */
@@ -222,9 +282,12 @@ class Fields {
     const text = this.scalar(key, 'a duration')?.trim();
     if (text === undefined) return 0;
     if (/^\d+$/.test(text)) return this.whole(key);
-    const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
-    if (m && text !== '') return Number(m[1] ?? 0) * 86_400 + Number(m[2] ?? 0) * 3600 + Number(m[3] ?? 0) * 60 + Number(m[4] ?? 0);
-    return this.o.lenientNumbers ? 0 : this.fail(key, `a duration (90, 30s, 5m, 1h30m, 7d), not ${JSON.stringify(text).slice(0, 40)}`);
+    const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text.toLowerCase());
+    const s = m && text !== '' ? Number(m[1] ?? 0) * 86_400 + Number(m[2] ?? 0) * 3600 + Number(m[3] ?? 0) * 60 + Number(m[4] ?? 0) : NaN;
+    if (Number.isSafeInteger(s) && s <= UINT32) return s;
+    return this.o.lenientNumbers
+      ? 0
+      : this.fail(key, `invalid duration ${JSON.stringify(text).slice(0, 40)} (use e.g. 90, 30s, 5m, 1h30m, 7d)`);
   }
 
   /** An enum value by its lower-case short name (`batch` for QOS_CLASS_BATCH). */

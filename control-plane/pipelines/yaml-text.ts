@@ -1,8 +1,9 @@
 /**
  * A YAML document that says where things are: every error names the key
- * path and the line (`jobs.build.timeout (line 7)`). Parsed with the `yaml`
- * package (YAML 1.2); anchors, aliases, tags and several documents are
- * refused: a template is plain data.
+ * path and the line, as a request field (`text: jobs.build.timeout: line 7: ...`)
+ * or, for a file the CLI read, as the file (`ci.yaml:7: jobs.build.timeout: ...`).
+ * Parsed with the `yaml` package (YAML 1.2); anchors, aliases, tags and
+ * several documents are refused: a spec file is plain data.
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { ValidationError } from '../jobs/errors.js';
@@ -13,18 +14,21 @@ export class YamlText {
   private constructor(
     private readonly doc: Document.Parsed,
     private readonly lines: LineCounter,
-    /** The request field the text came in, for messages (`text`). */
+    /** The request field the text came in (`text`), or the file's name: for messages. */
     readonly field: string,
+    /** Messages as `FILE:LINE: path: ...` (a file) rather than `field: path: line N: ...` (a request field). */
+    private readonly isFile: boolean,
   ) {}
 
-  /** Parses `text`; a syntax error, an alias or a tag is a ValidationError naming `field` and the line. */
-  static parse(text: string, field: string): YamlText {
+  /** Parses `text`; a syntax error, an alias or a tag is a ValidationError naming `field` (or the file) and the line. */
+  static parse(text: string, field: string, o: { file?: boolean } = {}): YamlText {
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, schema: 'core' });
-    const y = new YamlText(doc, lines, field);
+    const y = new YamlText(doc, lines, field, o.file ?? false);
     const err = doc.errors[0];
     if (err) {
       const what = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+      if (y.isFile) throw new ValidationError(`${field}:${err.linePos?.[0].line ?? 1}`, what);
       throw new ValidationError(field, `line ${err.linePos?.[0].line ?? '?'}: ${what}`);
     }
     visit(doc, {
@@ -52,6 +56,10 @@ export class YamlText {
   fail(path: YamlPath, detail: string, node?: Node): never {
     const start = node?.range?.[0];
     const line = start !== undefined ? this.lines.linePos(start).line : this.lineOf(path);
+    if (this.isFile) {
+      const key = path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i > 0 ? `.${p}` : p)).join('');
+      throw new ValidationError(`${this.field}:${line ?? 1}`, key ? `${key}: ${detail}` : detail);
+    }
     const where = path.length > 0 ? `${this.field}: ${path.join('.')}` : this.field;
     throw new ValidationError(where, `${line !== undefined ? `line ${line}: ` : ''}${detail}`);
   }
