@@ -83,10 +83,8 @@ export function inboundRoute(d: InboundDeps): (req: IncomingMessage, res: Server
       if (!(err instanceof Refusal)) log.error({ err, hook: name }, 'inbound hook failed');
       if (r.audited)
         d.audit.record({ actor: `hook:${name}`, method: 'POST /hooks/:name', target: `hook ${name}`, from, result: `HTTP ${r.code}` });
-      if (r.code === 413 || r.code === 429) res.setHeader('connection', 'close');
       reply(res, r.code, { error: r.message });
-      // The rest of an oversized body is not read: the connection goes once the answer is out.
-      if (r.code === 413) res.once('finish', () => req.destroy());
+      if (r.code === 413) res.once('finish', () => drainThenClose(req));
     }
   };
 }
@@ -155,6 +153,27 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     req.once('end', () => resolve(Buffer.concat(chunks)));
     req.once('error', reject);
   });
+}
+
+/**
+ * After a 413 the rest of the body is read and dropped, up to a point, and
+ * the connection is closed only past it: closing a socket with unread bytes
+ * makes the kernel reset it, and the sender would lose the 413 with it
+ * (which is also why the answer does not say `connection: close`: Node would
+ * close the socket as soon as the answer is written).
+ */
+const LINGER = { ms: 2000, bytes: 8 << 20 };
+
+function drainThenClose(req: IncomingMessage): void {
+  let left = LINGER.bytes;
+  const timer = setTimeout(() => req.destroy(), LINGER.ms).unref();
+  req.on('data', (c: Buffer) => {
+    left -= c.length;
+    if (left < 0) req.destroy();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+  req.resume();
 }
 
 function reply(res: ServerResponse, code: number, body: unknown): void {
