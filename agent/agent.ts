@@ -30,12 +30,15 @@ import {
   createExecutor,
   InvalidAttemptSpecError,
   isInvalidAttemptSpecError,
+  type AttemptHandle,
   type AttemptSpec,
   type Executor,
+  type ExitStatus,
   type ExecutorDescription,
 } from './executor/index.js';
 import { executorLabels, executorName } from '../proto/executor-labels.js';
 import { CutOffWatch } from './cut-off.js';
+import { JobCache, type CacheRef, type CacheRestore } from './cache/cache.js';
 import { identityEnv, serverEnvOf } from './job-identity.js';
 import { trustedKeysOf, untrusted } from '../proto/job-signature.js';
 import { readFileSync } from 'node:fs';
@@ -86,6 +89,8 @@ export class Agent implements ConnectionHost {
   private draining = false;
   /** The work dir's disk: while it is full the agent is unhealthy (in its heartbeat) and takes no work. */
   private readonly disk: DiskWatch;
+  /** Workspace paths kept between jobs (`--cache KEY:PATH`), under the work dir. */
+  private readonly cache: JobCache;
   /** This agent's own credential ('' until the control plane enrols it); read from the work dir at start. */
   private credential = '';
   /** The connection that got the latest Welcome, while it lasts. */
@@ -111,6 +116,7 @@ export class Agent implements ConnectionHost {
       cgroupParent: this.options.cgroupParent || undefined,
       cgroups: this.options.cgroups,
     });
+    this.cache = new JobCache(join(this.options.workDir, 'cache'), this.options.cacheMaxBytes, this.log);
     this.description = this.executor.describe();
     this.labels = { ...this.options.labels, ...executorLabels(this.description.executors) };
     this.serverEnv = serverEnvOf(this.options);
@@ -143,6 +149,7 @@ export class Agent implements ConnectionHost {
     this.credential = readCredential(this.options.workDir);
     this.sayContainment();
     await this.disk.start(); // a disk full before we start: unhealthy from the first heartbeat
+    await this.cache.load();
     for (const handle of await this.executor.recover())
       this.track(
         new AttemptStream(
@@ -274,6 +281,7 @@ export class Agent implements ConnectionHost {
 
   heartbeat(): ConnectRequest {
     const load = loadavg()[0] ?? 0;
+    const cache = this.cache.stats();
     return {
       msg: {
         $case: 'heartbeat',
@@ -281,6 +289,10 @@ export class Agent implements ConnectionHost {
           draining: this.draining,
           unhealthy: this.disk.reason,
           load: load / availableParallelism(),
+          cacheBytes: BigInt(cache.bytes),
+          cacheEntries: cache.entries,
+          cacheHits: cache.hits,
+          cacheMisses: cache.misses,
         },
       },
     };
@@ -354,18 +366,34 @@ export class Agent implements ConnectionHost {
     }
     const starting = { jobId: a.jobId, attempt: a.attempt, abandoned: false };
     this.starting.set(key, starting);
+    const tenant = a.spec?.tenant ?? '';
+    const caches = a.spec?.caches ?? [];
+    let restore: CacheRestore[] = [];
     const started = Promise.resolve().then(() => {
       saveMasks(this.options.workDir, key, secrets);
-      return this.executor.start(attemptSpecOf(a, this.description, this.serverEnv, span.context));
+      const spec = attemptSpecOf(a, this.description, this.serverEnv, span.context);
+      restore = this.cache.checkout(tenant, caches); // pinned until the attempt is done with
+      return this.executor.start({ ...spec, restore });
     });
     started.then(
       (handle) => {
         this.starting.delete(key);
+        if (caches.length > 0) {
+          handle.exited().then(
+            () => this.cache.release(tenant, caches),
+            () => this.cache.release(tenant, caches),
+          );
+        }
         handle.exited().then(
           (st) => endAttemptSpan(span, st),
           (err: unknown) => span.end('unknown', (err as Error).message),
         );
-        const s = new AttemptStream(handle, log, masks);
+        const s = new AttemptStream(
+          handle,
+          log,
+          masks,
+          caches.length > 0 ? (st) => this.saveCaches(st, tenant, caches, handle) : undefined,
+        );
         this.track(s);
         if (starting.abandoned) {
           log.info('abandoned by the control plane while it started: dropping it');
@@ -382,6 +410,7 @@ export class Agent implements ConnectionHost {
       },
       (err: unknown) => {
         this.starting.delete(key);
+        if (restore.length > 0) this.cache.release(tenant, caches);
         log.error({ err }, 'could not start attempt');
         span.end('could not start', maskText(masks, String((err as Error).message)));
         if (starting.abandoned) return void dropMasks(this.options.workDir, key);
@@ -396,6 +425,21 @@ export class Agent implements ConnectionHost {
         (link.signal.aborted ? this.link : link)?.send(notRun(a, failure, maskText(masks, String((err as Error).message))));
       },
     );
+  }
+
+  /**
+   * After a run that exited 0, before its result goes out (so a job that
+   * follows finds the cache): its cache paths are saved. A save that fails
+   * is logged; the job's result stands.
+   */
+  private async saveCaches(st: ExitStatus, tenant: string, caches: readonly CacheRef[], handle: AttemptHandle): Promise<void> {
+    if (st.failure !== 'none' || st.exitCode !== 0) return;
+    try {
+      await this.cache.save(tenant, caches, join(handle.dir, 'work'));
+      this.link?.send(this.heartbeat()); // the control plane hears of the new entry now, not a heartbeat later
+    } catch (err) {
+      if (!this.disk.noteError(err)) this.attemptLog(handle.jobId, handle.attempt).warn({ err }, 'could not save a cache');
+    }
   }
 
   /**

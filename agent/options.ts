@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Resources } from '../routing/index.js';
 import { DEFAULT_SERVER } from '../transport/address.js';
 import { isReservedLabel, RESERVED_LABEL_PREFIX } from '../proto/executor-labels.js';
+import { DEFAULT_CACHE_MAX } from './cache/cache.js';
 import { TRACING_OFF, type Tracing } from '../transport/tracing/tracing.js';
 
 export interface AgentOptions {
@@ -56,6 +57,8 @@ export interface AgentOptions {
   cgroups: boolean;
   /** A JWKS file of the Ed25519 keys whose signed jobs this agent runs; it refuses every other job. Default '' (runs unsigned jobs). */
   trustedKeys: string;
+  /** The job cache's size cap in bytes (agent/cache/): least recently used entries go past it. Default 5 GB. */
+  cacheMaxBytes: number;
   logger: Logger;
   /** The runmesh.attempt span of each attempt, and its TRACEPARENT (attempt-trace.ts). Its owner shuts it down. Default TRACING_OFF. */
   tracing: Tracing;
@@ -99,6 +102,7 @@ export function resolveAgentOptions(o: AgentInput): AgentOptions {
     cgroupParent: o.cgroupParent ?? '',
     cgroups: o.cgroups ?? true,
     trustedKeys: o.trustedKeys ?? '',
+    cacheMaxBytes: o.cacheMaxBytes ?? DEFAULT_CACHE_MAX,
     logger: o.logger,
     tracing: o.tracing ?? TRACING_OFF,
   };

@@ -1,6 +1,6 @@
 /** Turns `runmesh submit` flags and the words after `--` into a JobSpec. */
 import type { Command } from 'commander';
-import { ConcurrencyConflict, Executor, JobSpec, QosClass, Strategy, type SecretRef } from '../proto/gen/runmesh/v1/job.js';
+import { ConcurrencyConflict, Executor, JobSpec, QosClass, Strategy, type CacheRef, type SecretRef } from '../proto/gen/runmesh/v1/job.js';
 import { parseDuration } from './duration.js';
 import { UsageError } from './errors.js';
 import { collect, enumFlag, INT32_MAX, INT32_MIN, optionalWhole, parsePair, parseWhole, UINT32_MAX } from './options.js';
@@ -35,6 +35,8 @@ export interface SubmitFlags {
   secret?: string[];
   /** `--secret-file NAME=path`. */
   secretFile?: string[];
+  /** `--cache KEY:PATH`. */
+  cache?: string[];
   concurrencyGroup?: string;
   concurrency?: string;
   onConflict?: string;
@@ -69,6 +71,11 @@ export function jobOptions(cmd: Command): Command {
     .option('--no-network', 'sandbox only: the job gets no network at all')
     .option('--secret <NAME[=ENVVAR]>', "a secret of the job's tenant as an environment variable (NAME, or ENVVAR) (repeatable)", collect)
     .option('--secret-file <NAME=path>', "a secret of the job's tenant as a file at path in the workspace, mode 0600 (repeatable)", collect)
+    .option(
+      '--cache <KEY:PATH>',
+      'keep PATH (relative to the workspace) between jobs on the same agent: restored before the run, saved after exit 0; KEY is scoped by tenant (repeatable, at most 8)',
+      collect,
+    )
     .option('--concurrency-group <key>', "at most --concurrency jobs of this group (in the job's tenant) run at once")
     .option('--concurrency <n>', 'jobs of the group that may run at once (default 1, at most 1000)')
     .option(
@@ -100,6 +107,7 @@ export function buildSpec(flags: SubmitFlags, command: readonly string[]): JobSp
     strategy: flags.strategy === undefined ? Strategy.STRATEGY_UNSPECIFIED : enumFlag('--strategy', Strategy, 'STRATEGY_', flags.strategy),
     ...executorOf(flags),
     secrets: secretRefsOf(flags.secret ?? [], flags.secretFile ?? []),
+    caches: (flags.cache ?? []).map(cacheRefOf),
     ...retryPolicyOf(flags),
     ...concurrencyOf(flags),
   });
@@ -133,6 +141,13 @@ export function secretRefsOf(envs: readonly string[], files: readonly string[]):
     refs.push({ name, env: '', path });
   }
   return refs;
+}
+
+/** `--cache KEY:PATH`: split at the first colon (a path may hold one, a key's own colons must not precede it). */
+function cacheRefOf(text: string): CacheRef {
+  const at = text.indexOf(':');
+  if (at <= 0 || at === text.length - 1) throw new UsageError(`--cache: expected KEY:PATH, got "${text}"`);
+  return { key: text.slice(0, at), path: text.slice(at + 1) };
 }
 
 /** --executor, and --no-network, which only the sandbox can honour: said here rather than as the server's INVALID_ARGUMENT. */

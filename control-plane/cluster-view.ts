@@ -7,7 +7,7 @@ import { backlogByLabelSet, snapshotOf, type Backlog } from '../routing/index.js
 import { executorsIn } from '../proto/executor-labels.js';
 import { AgentState, type Agent, type RotateAgentResponse } from '../proto/gen/runmesh/v1/cluster.js';
 import type { ClusterView } from './api/cluster-service.js';
-import { stateOf, type AgentEntry, type AgentRegistry } from './gateway/registry.js';
+import { stateOf, type AgentCacheStats, type AgentEntry, type AgentRegistry } from './gateway/registry.js';
 import type { CredentialRotation } from './gateway/rotation.js';
 import type { AgentCredentials } from './mesh/agent-credentials.js';
 import type { AgentRecord } from './mesh/agent-directory.js';
@@ -32,7 +32,15 @@ type AgentFacts = Pick<
   | 'load'
   | 'unhealthy'
   | 'containment'
+  | 'cacheBytes'
+  | 'cacheEntries'
+  | 'cacheHits'
+  | 'cacheMisses'
 >;
+
+/** Agent's cache fields from the figures its heartbeat gave; none for an agent that gives none. */
+const cacheFields = (c: AgentCacheStats | undefined): Pick<Agent, 'cacheBytes' | 'cacheEntries' | 'cacheHits' | 'cacheMisses'> =>
+  c ? { cacheBytes: BigInt(c.bytes), cacheEntries: c.entries, cacheHits: c.hits, cacheMisses: c.misses } : {};
 
 /** The one way an Agent message is built: what is known of it, plus its executors (from its labels) and its work from the index. */
 const agentProto = (a: AgentFacts, index: ActiveIndex): Agent => ({
@@ -86,6 +94,7 @@ export function clusterView(sources: ClusterViewSources): ClusterView {
         lastHeartbeat: local?.link ? local.lastHeartbeat.toISOString() : undefined,
         load: agents.loadOf(r),
         unhealthy: r.unhealthy,
+        ...cacheFields(local?.link ? local.cache : r.cache),
       },
       index,
     );
@@ -103,6 +112,7 @@ export function clusterView(sources: ClusterViewSources): ClusterView {
         containment,
         load,
         unhealthy,
+        ...cacheFields(e.cache),
         peer: mesh.peerId,
         connectedAt: e.connectedAt.toISOString(),
         lastHeartbeat: e.lastHeartbeat.toISOString(),

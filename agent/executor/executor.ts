@@ -28,6 +28,13 @@ export interface AttemptSpec {
    * job's user. Default none.
    */
   readonly files?: readonly WorkspaceFile[];
+  /**
+   * Cache entries copied into the workspace before the job starts (see
+   * agent/cache/): `from` (a file or directory of the agent's) to `path`,
+   * relative to the workspace, without `..`; owned by the job's user. A copy
+   * that fails is logged and left out: the job runs without it. Default none.
+   */
+  readonly restore?: readonly { readonly path: string; readonly from: string }[];
 }
 
 export interface WorkspaceFile {

@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
-import { chmod, chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, lchown, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -117,6 +117,7 @@ export class LocalExecutor implements Executor {
       await writeFile(f.progress, '', { mode: 0o600 });
       if (this.host.user) await chown(f.progress, this.host.user.uid, this.host.user.gid);
       await writeFile(f.reserve, RESERVE); // the status's room on a full disk (see supervisor.ts)
+      await this.restore(spec, f.work);
       standby = this.takeSupervisor();
       if (standby) writeFileSync(f.standby, standby.token); // before the handover: liveness checks need it from then on
     } catch (err) {
@@ -163,6 +164,31 @@ export class LocalExecutor implements Executor {
     this.supervisor = undefined;
     this.prepareStandby();
     return this.supervisor;
+  }
+
+  /**
+   * Copies the attempt's cache entries into its workspace (made here; the
+   * supervisor finds it there), owned by the job's user. A copy that fails
+   * is removed and logged: the job runs as on a miss. A full disk fails the start.
+   */
+  private async restore(spec: AttemptSpec, work: string): Promise<void> {
+    if (!spec.restore?.length) return;
+    await mkdir(work, { mode: 0o700 });
+    const user = this.host.user;
+    for (const r of spec.restore) {
+      const dest = join(work, r.path);
+      try {
+        await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
+        await cp(r.from, dest, { recursive: true, verbatimSymlinks: true });
+        if (user) await chownTree(work, user.uid, user.gid);
+      } catch (err) {
+        if (isDiskFull(err)) throw err;
+        this.log
+          .child({ job_id: spec.jobId, attempt: spec.attempt })
+          .warn({ err, path: r.path }, 'could not restore a cache: running without it');
+        await rm(dest, { recursive: true, force: true });
+      }
+    }
   }
 
   /** Boots the supervisor ahead of the next attempt, unless one is there or we are closed. */
@@ -252,12 +278,23 @@ export class LocalExecutor implements Executor {
   }
 }
 
+/** lchown of `path` and everything under it: links are changed themselves, never followed. */
+async function chownTree(path: string, uid: number, gid: number): Promise<void> {
+  await lchown(path, uid, gid);
+  const st = await lstat(path);
+  if (!st.isDirectory()) return;
+  for (const name of await readdir(path)) await chownTree(join(path, name), uid, gid);
+}
+
 const usable = (s: Standby): boolean => s.child.exitCode === null && s.child.signalCode === null && s.child.stdin?.writable === true;
 
 /** End of input: it leaves once it has nothing to run. */
 function retire(s: Standby): void {
   s.child.stdin?.end();
 }
+
+const plainPath = (path: string): boolean =>
+  path !== '' && !isAbsolute(path) && !path.split('/').some((p) => p === '..' || p === '' || p === '.');
 
 function validate(spec: AttemptSpec): void {
   if (!JOB_ID.test(spec.jobId)) throw new InvalidAttemptSpecError('jobId', `${JSON.stringify(spec.jobId)} is not a valid job id`);
@@ -267,11 +304,12 @@ function validate(spec: AttemptSpec): void {
     throw new InvalidAttemptSpecError('argv', 'exactly one of argv and script must be set');
   if (spec.argv.length > 0 && spec.argv[0] === '') throw new InvalidAttemptSpecError('argv', 'the program name is empty');
   if (!(spec.graceSeconds >= 0)) throw new InvalidAttemptSpecError('graceSeconds', `${spec.graceSeconds} is negative`);
-  for (const [i, file] of (spec.files ?? []).entries()) {
-    const parts = file.path.split('/');
-    if (file.path === '' || isAbsolute(file.path) || parts.some((p) => p === '..' || p === '' || p === '.'))
+  for (const [i, file] of (spec.files ?? []).entries())
+    if (!plainPath(file.path))
       throw new InvalidAttemptSpecError(`files[${i}].path`, `${JSON.stringify(file.path)} is not a plain path inside the workspace`);
-  }
+  for (const [i, r] of (spec.restore ?? []).entries())
+    if (!plainPath(r.path))
+      throw new InvalidAttemptSpecError(`restore[${i}].path`, `${JSON.stringify(r.path)} is not a plain path inside the workspace`);
   if (!EXECUTOR_KINDS.includes(spec.executor))
     throw new InvalidAttemptSpecError('executor', `${JSON.stringify(spec.executor)} is not one of ${EXECUTOR_KINDS.join(', ')}`);
 }

@@ -75,12 +75,16 @@ export class AttemptStream {
   private resolveDone!: () => void;
   /** What the job reports (`::progress` lines, its progress file), parsed from the masked output. */
   private readonly progress: AttemptProgress;
+  /** beforeResult's run: once, whichever connection reports the result. */
+  private resultReady: Promise<void> | undefined;
 
   constructor(
     readonly handle: AttemptHandle,
     private readonly log: Logger,
     /** The attempt's secret values: masked in every record and in the result's message before they leave the host. */
     private readonly masks: Matcher,
+    /** Run once the attempt has exited, before its result is sent (the agent saves its caches). */
+    private readonly beforeResult?: (s: ExitStatus) => Promise<void>,
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
     this.progress = new AttemptProgress(handle, join(handle.dir, PROGRESS_FILE), masks, log);
@@ -185,6 +189,7 @@ export class AttemptStream {
     if (signal.aborted) return;
     const s = await this.handle.exited();
     await this.progress.end(); // its last state goes before the result
+    await (this.resultReady ??= this.beforeResult?.(s) ?? Promise.resolve());
     if (signal.aborted) return;
     const { failure, message } = this.verdict(s);
     link.send({

@@ -12,6 +12,7 @@ import { reloadOnHangup } from '../reload.js';
 import { useConfigFile } from '../config-file.js';
 import { argsAfter, systemdUnit } from '../systemd.js';
 import { DEFAULT_PIDS_LIMIT } from '../../agent/options.js';
+import { DEFAULT_CACHE_MAX, parseSize } from '../../agent/cache/cache.js';
 import { isReservedLabel, RESERVED_LABEL_PREFIX } from '../../proto/executor-labels.js';
 
 interface AgentFlags {
@@ -36,6 +37,7 @@ interface AgentFlags {
   cgroupParent?: string;
   cgroups: boolean;
   trustedKeys?: string;
+  cacheMax: number;
   logLevel?: string;
   printSystemdUnit?: boolean;
 }
@@ -93,6 +95,12 @@ export function registerAgent(program: Command): void {
       'no cgroups even where the host has them (another system manages them): jobs have their process group only, without limits or usage',
     )
     .option('--trusted-keys <file>', 'a JWKS of Ed25519 keys: run only jobs signed by one of them (runmesh submit --sign-key)')
+    .option(
+      '--cache-max <size>',
+      'the job cache (submit --cache) holds at most this much (10GB, 500MB, 2GiB); least recently used entries go first',
+      cacheSize,
+      DEFAULT_CACHE_MAX,
+    )
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'info')
     .option('--print-systemd-unit', 'print a hardened systemd unit that runs this command with these flags, and exit')
     .action(async (f: AgentFlags, command: Command) => {
@@ -134,6 +142,7 @@ export function registerAgent(program: Command): void {
         cgroupParent: f.cgroupParent,
         cgroups: f.cgroups,
         trustedKeys: f.trustedKeys,
+        cacheMaxBytes: f.cacheMax,
         logger,
         tracing,
       });
@@ -176,6 +185,15 @@ function agentLabels(items: string[]): Record<string, string> {
       `--labels: "${reserved}" is reserved: keys under ${RESERVED_LABEL_PREFIX} are set by the agent from what its host offers`,
     );
   return labels;
+}
+
+/** --cache-max: a size with its unit. */
+function cacheSize(text: string): number {
+  try {
+    return parseSize(text);
+  } catch (err) {
+    throw new UsageError(`--cache-max: ${(err as Error).message}`);
+  }
 }
 
 /** A count of at least 1. */

@@ -5,7 +5,7 @@ import type { Resources } from '../../proto/gen/runmesh/v1/job.js';
 import { type Connection, unary, withConnection } from '../client.js';
 import { relativeTime } from '../duration.js';
 import { colourFor } from '../colour.js';
-import { agentStateName, executorName, keyValues, printJson, stateColumn, table } from '../format.js';
+import { agentStateName, executorName, keyValues, mebibytes, printJson, stateColumn, table } from '../format.js';
 import { serverOption, tokenOption } from '../options.js';
 import { CliError } from '../errors.js';
 
@@ -139,11 +139,21 @@ function agentPage(a: Agent, now: number): string {
     ['free', resources(a.free)],
     ['running', String(a.running)],
     ['load', a.load.toFixed(2)],
+    ['cache', cacheLine(a)],
     ['peer', a.peer || undefined],
     ['version', a.version || undefined],
     ['connected', relativeTime(a.connectedAt, now)],
     ['heartbeat', relativeTime(a.lastHeartbeat, now)],
   ]);
+}
+
+/** The job cache as its heartbeat said: size, entries and the share of restores that found their key. */
+function cacheLine(a: Agent): string | undefined {
+  if (a.cacheBytes === undefined) return undefined;
+  const hits = a.cacheHits ?? 0;
+  const tries = hits + (a.cacheMisses ?? 0);
+  const rate = tries > 0 ? `${Math.round((100 * hits) / tries)}% hit rate (${hits} of ${tries} restores)` : 'no restores yet';
+  return `${mebibytes(a.cacheBytes)}, ${a.cacheEntries ?? 0} entries, ${rate}`;
 }
 
 function resources(r: Resources | undefined): string {

@@ -79,6 +79,7 @@ function summary(job: Job, now: number): string {
     ['strategy', spec?.strategy ? strategyName(spec.strategy) : undefined],
     ['affinity', spec?.affinityKey || undefined],
     ['concurrency', spec?.concurrencyGroup ? groupLine(spec) : undefined],
+    ['caches', spec?.caches.length ? spec.caches.map((c) => `${c.key}:${c.path}`).join(', ') : undefined],
     ['superseded by', job.supersededBy || undefined],
     ['attempts', spec ? attemptsLine(job, spec) : undefined],
     ['retry policy', spec ? retryLine(spec) : undefined],

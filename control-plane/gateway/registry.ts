@@ -29,6 +29,8 @@ export interface AgentEntry {
   /** Why the agent takes no work, from its last heartbeat ('' when healthy). */
   unhealthy: string;
   load: number;
+  /** Its job cache, from its last heartbeat; undefined from an agent that does not report one. */
+  cache: AgentCacheStats | undefined;
   connectedAt: Date;
   lastHeartbeat: Date;
   link: AgentLink | undefined;
@@ -52,6 +54,7 @@ export class AgentRegistry {
       draining: false,
       unhealthy: '',
       load: 0,
+      cache: undefined,
       connectedAt: now,
       lastHeartbeat: now,
       link,
@@ -69,13 +72,16 @@ export class AgentRegistry {
     return true;
   }
 
-  heartbeat(name: string, beat: { load: number; draining: boolean; unhealthy: string }, now: Date): void {
+  heartbeat(name: string, beat: Beat, now: Date): void {
     const e = this.agents.get(name);
     if (!e) return;
     e.lastHeartbeat = now;
     const moved = announcedLoad(e.load) !== announcedLoad(beat.load);
     e.load = hostLoad(beat.load);
-    if (e.draining !== beat.draining || e.unhealthy !== beat.unhealthy || moved) {
+    const cache = cacheOf(beat);
+    const cacheMoved = JSON.stringify(cache) !== JSON.stringify(e.cache);
+    e.cache = cache;
+    if (e.draining !== beat.draining || e.unhealthy !== beat.unhealthy || moved || cacheMoved) {
       e.draining = beat.draining;
       e.unhealthy = beat.unhealthy;
       this.changed();
@@ -117,6 +123,30 @@ export class AgentRegistry {
     for (const l of this.listeners) l();
   }
 }
+
+/** An agent's job cache as its heartbeat says (agent/cache/): announced with its record, shown by GetAgent. */
+export interface AgentCacheStats {
+  bytes: number;
+  entries: number;
+  hits: number;
+  misses: number;
+}
+
+interface Beat {
+  load: number;
+  draining: boolean;
+  unhealthy: string;
+  cacheBytes?: bigint;
+  cacheEntries?: number;
+  cacheHits?: number;
+  cacheMisses?: number;
+}
+
+/** The cache figures of a heartbeat; undefined when the agent sends none (one older than caches). */
+const cacheOf = (b: Beat): AgentCacheStats | undefined =>
+  b.cacheBytes === undefined
+    ? undefined
+    : { bytes: Number(b.cacheBytes), entries: b.cacheEntries ?? 0, hits: b.cacheHits ?? 0, misses: b.cacheMisses ?? 0 };
 
 /** A reported host load, 0 when it is not a positive number. */
 const hostLoad = (load: number): number => (Number.isFinite(load) && load > 0 ? load : 0);

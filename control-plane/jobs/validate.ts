@@ -193,6 +193,45 @@ function validateGroup(spec: JobSpec, field: string): void {
   check(group !== '' || !spec.onConflict, `${field}.on_conflict`, 'only with concurrency_group');
 }
 
+/** Caches a job may name; each entry is a directory the agent copies twice per run. */
+export const CACHE_LIMITS = { refsPerJob: 8, pathChars: 256 } as const;
+/** A cache key: the concurrency group's alphabet (`deps`, `npm:lockhash`, `repo@main`). */
+const CACHE_KEY = GROUP;
+
+/** Cache references: a key in its alphabet and a plain workspace-relative path, neither twice. */
+function validateCaches(spec: JobSpec, field: string): void {
+  check(
+    spec.caches.length <= CACHE_LIMITS.refsPerJob,
+    `${field}.caches`,
+    `too many (${spec.caches.length}, limit ${CACHE_LIMITS.refsPerJob})`,
+  );
+  const keys = new Set<string>();
+  const paths = new Set<string>();
+  spec.caches.forEach((c, i) => {
+    const f = `${field}.caches[${i}]`;
+    check(CACHE_KEY.test(c.key), `${f}.key`, `bad cache key "${c.key.slice(0, 64)}": 1-128 letters, digits and ._:/@=+-`);
+    check(!keys.has(c.key), `${f}.key`, `${c.key} is given twice`);
+    keys.add(c.key);
+    check(c.path !== '' && c.path.length <= CACHE_LIMITS.pathChars, `${f}.path`, `must be 1-${CACHE_LIMITS.pathChars} characters`);
+    check(!c.path.includes('\0'), `${f}.path`, NUL);
+    check(
+      !c.path.startsWith('/') && !c.path.split('/').some((p) => p === '..'),
+      `${f}.path`,
+      'must be relative to the workspace, without ..',
+    );
+    check(!c.path.split('/').some((p) => p === '' || p === '.'), `${f}.path`, `not a plain relative path: "${c.path.slice(0, 64)}"`);
+    check(!paths.has(c.path), `${f}.path`, `${c.path} is given twice`);
+    paths.add(c.path);
+  });
+}
+
+/**
+ * The affinity a cached job gets when it names none: its first cache key in
+ * its tenant, so jobs sharing that cache prefer the agent the rendezvous hash
+ * gives it (the one likeliest to hold it) without any agent reporting keys.
+ */
+export const cacheAffinity = (tenant: string, key: string): string => `cache:${tenant}:${key}`;
+
 function range(value: number, max: number, field: string, unit = ''): void {
   check(value <= max, field, `${value}${unit} exceeds the limit of ${max}${unit}`);
 }
@@ -222,11 +261,16 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
   check(QosClass[spec.qos] !== undefined && (spec.qos as number) >= 0, `${field}.qos`, `unknown class ${spec.qos}`);
   check(Strategy[spec.strategy] !== undefined && (spec.strategy as number) >= 0, `${field}.strategy`, `unknown strategy ${spec.strategy}`);
   validateGroup(spec, field);
+  validateCaches(spec, field);
+  const tenant = spec.tenant || 'default';
+  const firstCache = spec.caches[0];
   return {
     ...spec,
     argv: [...spec.argv],
     env: { ...spec.env },
     secrets: spec.secrets.map((r) => ({ ...r })),
+    caches: spec.caches.map((c) => ({ ...c })),
+    affinityKey: spec.affinityKey || (firstCache ? cacheAffinity(tenant, firstCache.key) : ''),
     timeoutSeconds: spec.timeoutSeconds || LIMITS.defaultTimeoutSeconds,
     maxAttempts: spec.maxAttempts || 1,
     cancelGraceSeconds: spec.cancelGraceSeconds || LIMITS.defaultGraceSeconds,
@@ -236,7 +280,7 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
       memoryMb: spec.resources?.memoryMb ?? 0,
     },
     qos: spec.qos || QosClass.QOS_CLASS_STANDARD,
-    tenant: spec.tenant || 'default',
+    tenant,
     strategy: spec.strategy || Strategy.STRATEGY_SPREAD,
     executor: spec.executor || Executor.EXECUTOR_SHELL,
     ...(spec.concurrencyGroup && {

@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import type { KeyValue, Lease, Store } from '../store/store.js';
 import { AGENT_CONFIG_PREFIX, AGENTS_PREFIX, agentConfigKey, agentKey } from './keys.js';
 import { parseRecord, WatchedPrefix } from './watched-prefix.js';
+import type { AgentCacheStats } from '../gateway/registry.js';
 
 /** An agent as the mesh sees it. */
 export interface AgentRecord {
@@ -34,6 +35,8 @@ export interface AgentRecord {
    * router and ListAgents see it.
    */
   load: number;
+  /** Its job cache, as the holding peer last announced it (absent: the agent reports none). */
+  cache?: AgentCacheStats;
 }
 
 /** What operators decide about an agent, kept across sessions. */
@@ -156,8 +159,14 @@ function parseAgent(kv: KeyValue, log: Logger): AgentRecord | undefined {
     draining: v.draining === true,
     unhealthy: typeof v.unhealthy === 'string' ? v.unhealthy : '',
     load: typeof v.load === 'number' && Number.isFinite(v.load) ? v.load : 0,
+    ...(isCacheStats(v.cache) && { cache: v.cache }),
   }));
 }
+
+const isCacheStats = (c: unknown): c is AgentCacheStats =>
+  typeof c === 'object' &&
+  c !== null &&
+  ['bytes', 'entries', 'hits', 'misses'].every((k) => Number.isFinite((c as Record<string, unknown>)[k]));
 
 function parseConfig(kv: KeyValue, log: Logger): AgentConfig | undefined {
   return parseRecord<AgentConfig, never, AgentConfig>(kv, log, { what: 'agent config', required: [] }, (v) => ({

@@ -58,6 +58,7 @@ export class MeshAgents implements AgentSource, AgentPublisher {
       draining,
       unhealthy,
       load,
+      ...(e.cache && { cache: e.cache }),
     };
     return this.mesh.directory.publish(record, this.mesh.lease);
   }

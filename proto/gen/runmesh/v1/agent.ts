@@ -122,6 +122,15 @@ export interface Heartbeat {
    * nothing on an unhealthy agent; it shows as AGENT_STATE_UNHEALTHY.
    */
   unhealthy: string;
+  /**
+   * The agent's job cache (--cache-max): bytes held, entries, and restores
+   * that found their key (hits) or not (misses) since the agent started.
+   * Unset from an agent that does not say (older than caches).
+   */
+  cacheBytes?: bigint | undefined;
+  cacheEntries?: number | undefined;
+  cacheHits?: number | undefined;
+  cacheMisses?: number | undefined;
 }
 
 /** Sent when an attempt is running (RUNNING is the only state the control plane acts on). */
@@ -1194,7 +1203,15 @@ export const HeldAttempt: MessageFns<HeldAttempt> = {
 };
 
 function createBaseHeartbeat(): Heartbeat {
-  return { draining: false, load: 0, unhealthy: "" };
+  return {
+    draining: false,
+    load: 0,
+    unhealthy: "",
+    cacheBytes: undefined,
+    cacheEntries: undefined,
+    cacheHits: undefined,
+    cacheMisses: undefined,
+  };
 }
 
 export const Heartbeat: MessageFns<Heartbeat> = {
@@ -1207,6 +1224,21 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     }
     if (message.unhealthy !== "") {
       writer.uint32(42).string(message.unhealthy);
+    }
+    if (message.cacheBytes !== undefined) {
+      if (BigInt.asUintN(64, message.cacheBytes) !== message.cacheBytes) {
+        throw new globalThis.Error("value provided for field message.cacheBytes of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.cacheBytes);
+    }
+    if (message.cacheEntries !== undefined) {
+      writer.uint32(56).uint32(message.cacheEntries);
+    }
+    if (message.cacheHits !== undefined) {
+      writer.uint32(64).uint32(message.cacheHits);
+    }
+    if (message.cacheMisses !== undefined) {
+      writer.uint32(72).uint32(message.cacheMisses);
     }
     return writer;
   },
@@ -1248,6 +1280,38 @@ export const Heartbeat: MessageFns<Heartbeat> = {
             message.unhealthy = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.cacheBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.cacheEntries = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.cacheHits = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.cacheMisses = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1265,6 +1329,26 @@ export const Heartbeat: MessageFns<Heartbeat> = {
       draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
       load: isSet(object.load) ? globalThis.Number(object.load) : 0,
       unhealthy: isSet(object.unhealthy) ? globalThis.String(object.unhealthy) : "",
+      cacheBytes: isSet(object.cacheBytes)
+        ? BigInt(object.cacheBytes)
+        : isSet(object.cache_bytes)
+        ? BigInt(object.cache_bytes)
+        : undefined,
+      cacheEntries: isSet(object.cacheEntries)
+        ? globalThis.Number(object.cacheEntries)
+        : isSet(object.cache_entries)
+        ? globalThis.Number(object.cache_entries)
+        : undefined,
+      cacheHits: isSet(object.cacheHits)
+        ? globalThis.Number(object.cacheHits)
+        : isSet(object.cache_hits)
+        ? globalThis.Number(object.cache_hits)
+        : undefined,
+      cacheMisses: isSet(object.cacheMisses)
+        ? globalThis.Number(object.cacheMisses)
+        : isSet(object.cache_misses)
+        ? globalThis.Number(object.cache_misses)
+        : undefined,
     };
   },
 
@@ -1279,6 +1363,18 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     if (message.unhealthy !== "") {
       obj.unhealthy = message.unhealthy;
     }
+    if (message.cacheBytes !== undefined) {
+      obj.cacheBytes = message.cacheBytes.toString();
+    }
+    if (message.cacheEntries !== undefined) {
+      obj.cacheEntries = Math.round(message.cacheEntries);
+    }
+    if (message.cacheHits !== undefined) {
+      obj.cacheHits = Math.round(message.cacheHits);
+    }
+    if (message.cacheMisses !== undefined) {
+      obj.cacheMisses = Math.round(message.cacheMisses);
+    }
     return obj;
   },
 
@@ -1290,6 +1386,12 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     message.draining = object.draining ?? false;
     message.load = object.load ?? 0;
     message.unhealthy = object.unhealthy ?? "";
+    message.cacheBytes = (object.cacheBytes !== undefined && object.cacheBytes !== null)
+      ? BigInt(object.cacheBytes)
+      : undefined;
+    message.cacheEntries = object.cacheEntries ?? undefined;
+    message.cacheHits = object.cacheHits ?? undefined;
+    message.cacheMisses = object.cacheMisses ?? undefined;
     return message;
   },
 };

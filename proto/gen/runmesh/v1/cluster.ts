@@ -117,6 +117,11 @@ export interface Agent {
    * them; it runs shell jobs only.
    */
   executors: Executor[];
+  /** The agent's job cache, as its last heartbeat said (Heartbeat.cache_*). */
+  cacheBytes?: bigint | undefined;
+  cacheEntries?: number | undefined;
+  cacheHits?: number | undefined;
+  cacheMisses?: number | undefined;
 }
 
 export interface Agent_LabelsEntry {
@@ -277,6 +282,10 @@ function createBaseAgent(): Agent {
     unhealthy: "",
     containment: "",
     executors: [],
+    cacheBytes: undefined,
+    cacheEntries: undefined,
+    cacheHits: undefined,
+    cacheMisses: undefined,
   };
 }
 
@@ -330,6 +339,21 @@ export const Agent: MessageFns<Agent> = {
         writer.int32(v);
       }
       writer.join();
+    }
+    if (message.cacheBytes !== undefined) {
+      if (BigInt.asUintN(64, message.cacheBytes) !== message.cacheBytes) {
+        throw new globalThis.Error("value provided for field message.cacheBytes of type uint64 too large");
+      }
+      writer.uint32(128).uint64(message.cacheBytes);
+    }
+    if (message.cacheEntries !== undefined) {
+      writer.uint32(136).uint32(message.cacheEntries);
+    }
+    if (message.cacheHits !== undefined) {
+      writer.uint32(144).uint32(message.cacheHits);
+    }
+    if (message.cacheMisses !== undefined) {
+      writer.uint32(152).uint32(message.cacheMisses);
     }
     return writer;
   },
@@ -480,6 +504,38 @@ export const Agent: MessageFns<Agent> = {
 
             break;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.cacheBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.cacheEntries = reader.uint32();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.cacheHits = reader.uint32();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.cacheMisses = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -532,6 +588,26 @@ export const Agent: MessageFns<Agent> = {
       executors: globalThis.Array.isArray(object?.executors)
         ? object.executors.map((e: any) => executorFromJSON(e))
         : [],
+      cacheBytes: isSet(object.cacheBytes)
+        ? BigInt(object.cacheBytes)
+        : isSet(object.cache_bytes)
+        ? BigInt(object.cache_bytes)
+        : undefined,
+      cacheEntries: isSet(object.cacheEntries)
+        ? globalThis.Number(object.cacheEntries)
+        : isSet(object.cache_entries)
+        ? globalThis.Number(object.cache_entries)
+        : undefined,
+      cacheHits: isSet(object.cacheHits)
+        ? globalThis.Number(object.cacheHits)
+        : isSet(object.cache_hits)
+        ? globalThis.Number(object.cache_hits)
+        : undefined,
+      cacheMisses: isSet(object.cacheMisses)
+        ? globalThis.Number(object.cacheMisses)
+        : isSet(object.cache_misses)
+        ? globalThis.Number(object.cache_misses)
+        : undefined,
     };
   },
 
@@ -588,6 +664,18 @@ export const Agent: MessageFns<Agent> = {
     if (message.executors?.length) {
       obj.executors = message.executors.map((e) => executorToJSON(e));
     }
+    if (message.cacheBytes !== undefined) {
+      obj.cacheBytes = message.cacheBytes.toString();
+    }
+    if (message.cacheEntries !== undefined) {
+      obj.cacheEntries = Math.round(message.cacheEntries);
+    }
+    if (message.cacheHits !== undefined) {
+      obj.cacheHits = Math.round(message.cacheHits);
+    }
+    if (message.cacheMisses !== undefined) {
+      obj.cacheMisses = Math.round(message.cacheMisses);
+    }
     return obj;
   },
 
@@ -621,6 +709,12 @@ export const Agent: MessageFns<Agent> = {
     message.unhealthy = object.unhealthy ?? "";
     message.containment = object.containment ?? "";
     message.executors = object.executors?.map((e) => e) || [];
+    message.cacheBytes = (object.cacheBytes !== undefined && object.cacheBytes !== null)
+      ? BigInt(object.cacheBytes)
+      : undefined;
+    message.cacheEntries = object.cacheEntries ?? undefined;
+    message.cacheHits = object.cacheHits ?? undefined;
+    message.cacheMisses = object.cacheMisses ?? undefined;
     return message;
   },
 };

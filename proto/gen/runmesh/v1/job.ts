@@ -675,6 +675,12 @@ export interface JobSpec {
    */
   onConflict: ConcurrencyConflict;
   /**
+   * Caches (docs/architecture.md, "Caches"): each path is restored from the
+   * agent's local cache for its key (scoped by tenant) before the run, and
+   * saved back after a run that exits 0. At most 8; keys and paths unique.
+   */
+  caches: CacheRef[];
+  /**
    * Pipelines (docs/architecture.md, "Pipelines"). The names of the jobs of
    * the same SubmitBatch this job waits for: it stays WAITING until each has
    * SUCCEEDED (or failed with allow_failure), then is QUEUED; when one ends any
@@ -693,6 +699,14 @@ export interface JobSpec {
 export interface JobSpec_EnvEntry {
   key: string;
   value: string;
+}
+
+/** A directory of the workspace kept between jobs on the same agent. */
+export interface CacheRef {
+  /** 1-128 characters of letters, digits and `._:/@=+-`; scoped by the job's tenant. */
+  key: string;
+  /** Relative to the workspace, without `..`, `.` or empty segments. */
+  path: string;
 }
 
 /**
@@ -1041,6 +1055,7 @@ function createBaseJobSpec(): JobSpec {
     concurrencyGroup: "",
     concurrency: undefined,
     onConflict: 0,
+    caches: [],
     needs: [],
     allowFailure: false,
   };
@@ -1125,6 +1140,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.onConflict !== 0) {
       writer.uint32(240).int32(message.onConflict);
+    }
+    for (const v of message.caches) {
+      CacheRef.encode(v!, writer.uint32(250).fork()).join();
     }
     for (const v of message.needs) {
       writer.uint32(258).string(v!);
@@ -1359,6 +1377,14 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.onConflict = reader.int32() as any;
             continue;
           }
+          case 31: {
+            if (tag !== 250) {
+              break;
+            }
+
+            message.caches.push(CacheRef.decode(reader, reader.uint32()));
+            continue;
+          }
           case 32: {
             if (tag !== 258) {
               break;
@@ -1478,6 +1504,9 @@ export const JobSpec: MessageFns<JobSpec> = {
         : isSet(object.on_conflict)
         ? concurrencyConflictFromJSON(object.on_conflict)
         : 0,
+      caches: globalThis.Array.isArray(object?.caches)
+        ? object.caches.map((e: any) => CacheRef.fromJSON(e))
+        : [],
       needs: globalThis.Array.isArray(object?.needs)
         ? object.needs.map((e: any) => globalThis.String(e))
         : [],
@@ -1575,6 +1604,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.onConflict !== 0) {
       obj.onConflict = concurrencyConflictToJSON(message.onConflict);
     }
+    if (message.caches?.length) {
+      obj.caches = message.caches.map((e) => CacheRef.toJSON(e));
+    }
     if (message.needs?.length) {
       obj.needs = message.needs;
     }
@@ -1627,6 +1659,7 @@ export const JobSpec: MessageFns<JobSpec> = {
     message.concurrencyGroup = object.concurrencyGroup ?? "";
     message.concurrency = object.concurrency ?? undefined;
     message.onConflict = object.onConflict ?? 0;
+    message.caches = object.caches?.map((e) => CacheRef.fromPartial(e)) || [];
     message.needs = object.needs?.map((e) => e) || [];
     message.allowFailure = object.allowFailure ?? false;
     return message;
@@ -1714,6 +1747,91 @@ export const JobSpec_EnvEntry: MessageFns<JobSpec_EnvEntry> = {
     const message = createBaseJobSpec_EnvEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseCacheRef(): CacheRef {
+  return { key: "", path: "" };
+}
+
+export const CacheRef: MessageFns<CacheRef> = {
+  encode(message: CacheRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CacheRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCacheRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CacheRef {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+    };
+  },
+
+  toJSON(message: CacheRef): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CacheRef>): CacheRef {
+    return CacheRef.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CacheRef>): CacheRef {
+    const message = createBaseCacheRef();
+    message.key = object.key ?? "";
+    message.path = object.path ?? "";
     return message;
   },
 };

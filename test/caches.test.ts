@@ -1,0 +1,81 @@
+/**
+ * Job caches end to end, with real processes: a control plane and one agent;
+ * `submit --cache` saves a workspace path after a run that exits 0 and
+ * restores it into the next job's workspace, a failed run saves nothing,
+ * and `agents get` shows the agent's cache from its heartbeat.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobState } from '../proto/gen/runmesh/v1/job.js';
+import { adminToken, TestClient } from './support/client.js';
+import { run, startAgent, startServer, stopAll } from './support/processes.js';
+import { waitUntil } from './support/wait.js';
+
+afterAll(async () => {
+  await stopAll();
+});
+
+describe('job caches', () => {
+  let client: TestClient;
+  let address = '';
+  let token = '';
+
+  /** Runs the CLI against the server: its exit code and output. */
+  async function cli(args: string[]): Promise<{ code: number; out: string }> {
+    const p = run(args, { RUNMESH_SERVER: address, RUNMESH_TOKEN: token, RUNMESH_LOG_LEVEL: 'silent' });
+    await waitUntil(() => p.proc.exitCode !== null, { what: `runmesh ${args[0]} to exit`, timeoutMs: 20_000, show: p.output });
+    return { code: p.proc.exitCode ?? -1, out: p.output() };
+  }
+
+  /** Submits with the CLI and waits for the job to end. */
+  async function job(args: string[]) {
+    const { code, out } = await cli(['submit', ...args]);
+    expect(code, out).toBe(0);
+    return client.waitDone(out.trim());
+  }
+
+  beforeAll(async () => {
+    const server = await startServer();
+    address = server.address;
+    token = adminToken(server.dataDir);
+    client = new TestClient(address, token);
+    await startAgent(address, { name: 'cached', args: ['--cache-max', '10MB'] });
+    await client.waitAgents(1);
+  });
+
+  it('restores what a successful job saved, saves nothing of a failed one, and agents get shows the cache', async () => {
+    const first = await job([
+      '--cache',
+      'deps:node_modules',
+      '--script',
+      'mkdir -p node_modules/pkg && echo warm > node_modules/pkg/index.js',
+    ]);
+    expect(first.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    // No affinity given: the first cache key, in its tenant, is the job's affinity.
+    expect(first.spec?.affinityKey).toBe('cache:default:deps');
+
+    const second = await job(['--cache', 'deps:node_modules', '--', 'cat', 'node_modules/pkg/index.js']);
+    expect(second.state, second.attempts.at(-1)?.message).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect((await client.logs(second.id)).stdout).toBe('warm\n');
+
+    const failed = await job(['--cache', 'broken:out', '--script', 'mkdir out && echo half > out/f && exit 3']);
+    expect(failed.state).toBe(JobState.JOB_STATE_FAILED);
+    const after = await job(['--cache', 'broken:out', '--', 'test', '!', '-e', 'out/f']);
+    expect(after.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+
+    // One entry (deps); one restore found its key (the second job) of four.
+    const page = await waitUntil(
+      async () => {
+        const { out } = await cli(['agents', 'get', 'cached']);
+        return /cache:\s+0\.0 MiB, 1 entries, 25% hit rate \(1 of 4 restores\)/.test(out) && out;
+      },
+      { what: 'agents get to show the cache', timeoutMs: 10_000 },
+    );
+    expect(page).toBeTruthy();
+  });
+
+  it('refuses a cache path out of the workspace, naming the field', async () => {
+    const { code, out } = await cli(['submit', '--cache', 'deps:../up', '--', 'true']);
+    expect(code).not.toBe(0);
+    expect(out).toMatch(/spec\.caches\[0\]\.path: must be relative to the workspace, without \.\./);
+  });
+});
