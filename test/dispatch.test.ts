@@ -12,6 +12,7 @@ import { ControlPlane } from '../control-plane/server.js';
 import { adminToken, TestClient } from './support/client.js';
 import { tempDir } from './support/processes.js';
 import { simAgent, type SimAgent } from './support/sim-agent.js';
+import { waitUntil } from './support/wait.js';
 
 const TOKEN = 'dispatch-test-token';
 const S = JobState;
@@ -78,7 +79,8 @@ describe('dispatch', () => {
     expect(third.state).toBe(S.JOB_STATE_QUEUED);
     for (const [i, j] of [first, second, third].entries()) {
       await client.waitFor(j.id, (x) => x.state === S.JOB_STATE_ASSIGNED);
-      a.finish(a.assigns[i]!);
+      // The assignment is stored before it is sent: under load the Assign arrives a moment later.
+      a.finish(await waitUntil(() => a.assigns[i], { what: `the Assign of job ${i + 1}` }));
       expect((await client.waitDone(j.id)).state).toBe(S.JOB_STATE_SUCCEEDED);
     }
     expect(a.assigns.map((x) => x.jobId)).toEqual([first.id, second.id, third.id]);
