@@ -4,9 +4,11 @@
  * is authenticated by its signature under the hook's secret (signature.ts).
  *
  * In order, each refusal cheap before the next costs more: 405 not a POST;
- * 413 a declared length over the limit; 429 the hook's rate spent; 404 no
- * inbound hook of that name; 413 a body over the limit (counted while it is
- * read, never buffered past it); 401 a bad or missing signature; 409 a
+ * 413 a declared length over the limit; 429 the sender's address over its
+ * rate; 404 no inbound hook of that name; 413 a body over the limit (counted
+ * while it is read, never buffered past it); 401 a bad or missing signature;
+ * 429 the hook's own rate spent (by signed deliveries only, so a flood of
+ * unsigned ones cannot starve the code host's); 409 a
  * timestamp (`X-Runmesh-Timestamp`, signed) outside ±5 min, or a delivery id
  * (`X-GitHub-Delivery` or `X-Runmesh-Delivery`) seen within the replay
  * window; 400 no delivery id, or a body that is not JSON; 422 a mapped field
@@ -34,13 +36,25 @@ export const SIGNED_ROUTES: ReadonlyArray<readonly [string, string, string]> = [
 export interface InboundLimits {
   /** Body bytes, at most. Default 1 MiB. */
   maxBodyBytes: number;
-  /** Deliveries per hook. Default 10/s, burst 50. */
+  /** Signed deliveries per hook. Default 10/s, burst 50. */
   rate: Rate;
+  /** Requests per client address, before anything is checked. Default 20/s, burst 100. */
+  perAddress: Rate;
   /** How far a signed timestamp may be from now. Default 5 min. */
   skewMs: number;
 }
 
-export const DEFAULT_INBOUND: InboundLimits = { maxBodyBytes: 1 << 20, rate: { perSecond: 10, burst: 50 }, skewMs: 5 * 60_000 };
+export const DEFAULT_INBOUND: InboundLimits = {
+  maxBodyBytes: 1 << 20,
+  rate: { perSecond: 10, burst: 50 },
+  perAddress: { perSecond: 20, burst: 100 },
+  skewMs: 5 * 60_000,
+};
+
+interface Rates {
+  perHook: RateLimiter;
+  perAddress: RateLimiter;
+}
 
 export interface InboundDeps {
   hooks: HookStore;
@@ -69,13 +83,13 @@ class Refusal extends NamedError {
 /** The route for `/hooks/` (a prefix route of the HTTP server). */
 export function inboundRoute(d: InboundDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const limits = d.limits ?? DEFAULT_INBOUND;
-  const rate = new RateLimiter(limits.rate);
+  const rates: Rates = { perHook: new RateLimiter(limits.rate), perAddress: new RateLimiter(limits.perAddress) };
   const log = d.logger.child({ part: 'hooks-in' });
   return async (req, res) => {
     const name = (req.url ?? '').split('?')[0]!.slice(HOOK_PATH.length);
     const from = req.socket.remoteAddress ?? '';
     try {
-      const accepted = await receive(d, limits, rate, name, req);
+      const accepted = await receive(d, limits, rates, name, req);
       d.audit.record({ actor: `hook:${name}`, method: 'POST /hooks/:name', target: accepted.target, from, result: 'OK' });
       reply(res, accepted.code, accepted.body);
     } catch (err) {
@@ -92,7 +106,7 @@ export function inboundRoute(d: InboundDeps): (req: IncomingMessage, res: Server
 async function receive(
   d: InboundDeps,
   limits: InboundLimits,
-  rate: RateLimiter,
+  rates: Rates,
   name: string,
   req: IncomingMessage,
 ): Promise<{ code: number; body: unknown; target: string }> {
@@ -100,14 +114,16 @@ async function receive(
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limits.maxBodyBytes) throw new Refusal(413, `body over ${limits.maxBodyBytes} bytes`, false);
   if (!NAME.test(name)) throw new Refusal(404, 'no such hook', false);
-  const wait = rate.take(name);
-  if (wait > 0) throw new Refusal(429, `hook ${name} is over its rate; retry in ${wait} ms`, false);
+  const waitAddress = rates.perAddress.take(req.socket.remoteAddress ?? '');
+  if (waitAddress > 0) throw new Refusal(429, `too many requests from this address; retry in ${waitAddress} ms`, false);
   const found = await d.hooks.open(name);
   if (!found || !found.hook.template) throw new Refusal(404, 'no such hook', false);
   const body = await readBody(req, limits.maxBodyBytes);
   const timestamp = header(req, HEADERS.timestamp);
   if (!verify(found.secret.reveal(), signedContent(body, timestamp), header(req, HEADERS.signature)))
     throw new Refusal(401, `bad or missing ${HEADERS.signature} (sha256=HEX, the HMAC-SHA256 of the body under the hook's secret)`);
+  const wait = rates.perHook.take(name);
+  if (wait > 0) throw new Refusal(429, `hook ${name} is over its rate; retry in ${wait} ms`, false);
   if (timestamp !== undefined && !(Math.abs(Date.now() - Number(timestamp) * 1000) <= limits.skewMs))
     throw new Refusal(409, `${HEADERS.timestamp} is outside the replay window (±${limits.skewMs / 1000} s)`);
   if (header(req, 'x-github-event') === 'ping') return { code: 200, body: { ok: true }, target: `hook ${name}: ping` };
