@@ -99,6 +99,13 @@ function validateEnv(env: Record<string, string>, field: string): void {
   check(size <= LIMITS.envBytes, `${field}.env`, `too large (${size} bytes, limit ${LIMITS.envBytes})`);
 }
 
+/** A path inside the job's workspace: relative, without `..`, `.` or empty segments, no NUL. */
+function workspacePath(path: string, field: string): void {
+  check(!path.includes('\0'), field, NUL);
+  check(!path.startsWith('/') && !path.split('/').some((p) => p === '..'), field, 'must be relative to the workspace, without ..');
+  check(!path.split('/').some((p) => p === '' || p === '.'), field, `not a plain relative path: "${path.slice(0, 64)}"`);
+}
+
 /**
  * Secret references: names in the secrets grammar, each an env variable (not
  * one the spec's env sets, nor RUNMESH_*) or a workspace-relative path
@@ -125,13 +132,7 @@ function validateSecretRefs(spec: JobSpec, field: string): void {
       envs.add(r.env);
     } else {
       check(r.path.length <= SECRET_LIMITS.pathChars, `${f}.path`, `longer than ${SECRET_LIMITS.pathChars} characters`);
-      check(!r.path.includes('\0'), `${f}.path`, NUL);
-      check(
-        !r.path.startsWith('/') && !r.path.split('/').some((p) => p === '..'),
-        `${f}.path`,
-        'must be relative to the workspace, without ..',
-      );
-      check(!r.path.split('/').some((p) => p === '' || p === '.'), `${f}.path`, `not a plain relative path: "${r.path.slice(0, 64)}"`);
+      workspacePath(r.path, `${f}.path`);
       check(!paths.has(r.path), `${f}.path`, `${r.path} is given twice`);
       paths.add(r.path);
     }
@@ -213,13 +214,7 @@ function validateCaches(spec: JobSpec, field: string): void {
     check(!keys.has(c.key), `${f}.key`, `${c.key} is given twice`);
     keys.add(c.key);
     check(c.path !== '' && c.path.length <= CACHE_LIMITS.pathChars, `${f}.path`, `must be 1-${CACHE_LIMITS.pathChars} characters`);
-    check(!c.path.includes('\0'), `${f}.path`, NUL);
-    check(
-      !c.path.startsWith('/') && !c.path.split('/').some((p) => p === '..'),
-      `${f}.path`,
-      'must be relative to the workspace, without ..',
-    );
-    check(!c.path.split('/').some((p) => p === '' || p === '.'), `${f}.path`, `not a plain relative path: "${c.path.slice(0, 64)}"`);
+    workspacePath(c.path, `${f}.path`);
     check(!paths.has(c.path), `${f}.path`, `${c.path} is given twice`);
     paths.add(c.path);
   });
