@@ -53,24 +53,30 @@ describe('job caches', () => {
     // No affinity given: the first cache key, in its tenant, is the job's affinity.
     expect(first.spec?.affinityKey).toBe('cache:default:deps');
 
-    const second = await job(['--cache', 'deps:node_modules', '--', 'cat', 'node_modules/pkg/index.js']);
+    const caches = (key: string, path: string) => [{ key, path }];
+    const second = await client.waitDone(
+      (await client.submit({ argv: ['cat', 'node_modules/pkg/index.js'], caches: caches('deps', 'node_modules') })).id,
+    );
     expect(second.state, second.attempts.at(-1)?.message).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect((await client.logs(second.id)).stdout).toBe('warm\n');
 
-    const failed = await job(['--cache', 'broken:out', '--script', 'mkdir out && echo half > out/f && exit 3']);
+    const failed = await client.waitDone(
+      (await client.submit({ script: 'mkdir out && echo half > out/f && exit 3', caches: caches('broken', 'out') })).id,
+    );
     expect(failed.state).toBe(JobState.JOB_STATE_FAILED);
-    const after = await job(['--cache', 'broken:out', '--', 'test', '!', '-e', 'out/f']);
+    const after = await client.waitDone((await client.submit({ argv: ['test', '!', '-e', 'out/f'], caches: caches('broken', 'out') })).id);
     expect(after.state).toBe(JobState.JOB_STATE_SUCCEEDED);
 
     // One entry (deps); one restore found its key (the second job) of four.
-    const page = await waitUntil(
+    await waitUntil(
       async () => {
-        const { out } = await cli(['agents', 'get', 'cached']);
-        return /cache:\s+0\.0 MiB, 1 entries, 25% hit rate \(1 of 4 restores\)/.test(out) && out;
+        const [a] = (await client.agents()).agents;
+        return a?.cacheEntries === 1 && a.cacheHits === 1 && a.cacheMisses === 3;
       },
-      { what: 'agents get to show the cache', timeoutMs: 10_000 },
+      { what: 'the heartbeat to bring the cache figures' },
     );
-    expect(page).toBeTruthy();
+    const { out } = await cli(['agents', 'get', 'cached']);
+    expect(out).toMatch(/cache:\s+0\.0 MiB, 1 entries, 25% hit rate \(1 of 4 restores\)/);
   });
 
   it('refuses a cache path out of the workspace, naming the field', async () => {
