@@ -38,6 +38,13 @@ export function untilHangup(): Promise<'SIGHUP'> {
   return new Promise((resolve) => process.on('SIGHUP', () => resolve('SIGHUP')));
 }
 
+/** While a command starts (before it can reload), SIGHUP is logged and ignored rather than ending the process; call the result to stop. */
+export function holdHangup(log: Logger): () => void {
+  const on = (): void => log.warn('SIGHUP while starting: ignored; send it again once started');
+  process.on('SIGHUP', on);
+  return () => void process.off('SIGHUP', on);
+}
+
 /**
  * Reloads on every SIGHUP until the returned function is called. `logger` is
  * the process's root logger (its children follow its level); `command` is the

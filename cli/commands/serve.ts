@@ -32,7 +32,7 @@ import {
 import { UsageError } from '../errors.js';
 import { collect, parseWhole } from '../options.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
-import { reloadOnHangup } from '../reload.js';
+import { holdHangup, reloadOnHangup } from '../reload.js';
 import { useConfigFile } from '../config-file.js';
 import { argsAfter, systemdUnit } from '../systemd.js';
 
@@ -250,6 +250,7 @@ export function registerServe(program: Command): void {
       const limits = limitsOf(f);
       const { createLogger } = await import('../logging.js'); // pino: see cli/program.ts
       const logger = createLogger(f.logLevel);
+      const starting = holdHangup(logger); // until the control plane is up, SIGHUP must not end the process
       const { token, generated } = await joinTokenFor(f.dataDir, f.joinToken);
       const { ControlPlane } = await import('../../control-plane/server.js'); // see cli/program.ts: loaded by the command that runs it
       const tracing = await (await import('../../transport/tracing/setup.js')).startTracing(process.env, 'runmesh-server', logger);
@@ -313,6 +314,7 @@ export function registerServe(program: Command): void {
       if (cp.adminTokenFile)
         process.stderr.write(`admin token written to ${cp.adminTokenFile} (mode 0600); use it with --token or RUNMESH_TOKEN\n`);
       // SIGHUP: tenant weights, rate limits and the log level change live; the rest needs a restart.
+      starting();
       reloadOnHangup(command, logger, {
         live: ['tenantWeight', 'rateToken', 'rateTenant'],
         prepare: (next, changed) => {

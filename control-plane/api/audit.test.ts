@@ -126,6 +126,9 @@ describe('recording', () => {
 
     const cancel = await added(() => call(JobServiceService.cancel, { id: jobId, reason: 'test' }, token.operator.token));
     expect(cancel.map(pick)).toEqual([{ actor: token.operator.id, method: 'JobService.Cancel', target: jobId, result: 'OK' }]);
+    // The cancelled job, re-driven (issue 20: dead letters).
+    const retry = await added(() => call(JobServiceService.retry, { id: jobId, reason: 'test' }, token.operator.token));
+    expect(retry.map(pick)).toEqual([{ actor: token.operator.id, method: 'JobService.Retry', target: jobId, result: 'OK' }]);
 
     for (const [m, def] of [
       ['Drain', ClusterServiceService.drain],
