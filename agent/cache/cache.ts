@@ -122,7 +122,7 @@ export class JobCache {
     const src = join(workspace, r.path);
     const log = this.log.child({ cache_key: r.key, path: r.path });
     // The job owns its workspace: a path it made a link (or under one) could point anywhere on the host.
-    const real = await realpath(src).catch(() => undefined);
+    const real = await realpath(src).catch(absentIfMissing);
     if (real === undefined) return log.info('nothing to save: the path does not exist');
     const root = await realpath(workspace);
     if (!real.startsWith(root + sep) || (await lstat(src)).isSymbolicLink())
@@ -173,9 +173,15 @@ export class JobCache {
   }
 }
 
+/** A path that does not exist is absent (undefined); any other error (EACCES, EIO) is thrown, never read as absent. */
+function absentIfMissing(err: NodeJS.ErrnoException): undefined {
+  if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+  throw err;
+}
+
 /** Bytes of the files under `path` (links count their own size); 0 when absent. */
 async function treeBytes(path: string): Promise<number> {
-  const st = await lstat(path).catch(() => undefined);
+  const st = await lstat(path).catch(absentIfMissing);
   if (!st) return 0;
   if (!st.isDirectory()) return st.size;
   let n = 0;
