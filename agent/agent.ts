@@ -569,6 +569,7 @@ function notRun(a: Assign, failure: FailureCategory, message: string): ConnectRe
     startedAt: undefined,
     finishedAt: undefined,
     usage: undefined,
+    artifactsError: '',
   };
   return { msg: { $case: 'jobResult', value } };
 }

@@ -204,6 +204,7 @@ export class AttemptStream {
           startedAt: new Date(s.startedAt).toISOString(),
           finishedAt: new Date(s.finishedAt).toISOString(),
           usage: usageOf(s.usage),
+          artifactsError: '',
         },
       },
     });

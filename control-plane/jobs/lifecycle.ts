@@ -56,6 +56,7 @@ export function assign(r: JobRecord, agent: string, now: Date, note = ''): boole
     message: '',
     logRecords: 0,
     usage: undefined,
+    artifacts: undefined,
   });
   transition(r.job, S.JOB_STATE_ASSIGNED, now, `assigned to ${agent}${note ? ` (${note})` : ''}`);
   return true;

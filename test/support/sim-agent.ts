@@ -66,6 +66,7 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
           failure: 0,
           message: '',
           usage: undefined,
+          artifactsError: '',
           ...o.outcome?.(a),
           logRecords,
           startedAt: now,

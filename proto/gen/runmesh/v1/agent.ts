@@ -12,12 +12,18 @@ import {
   Client,
   type ClientDuplexStream,
   type ClientOptions,
+  type ClientUnaryCall,
+  type ClientWritableStream,
   type handleBidiStreamingCall,
+  type handleClientStreamingCall,
+  type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
+  type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { ArtifactFile } from "./artifact.js";
 import {
   Annotation,
   FailureCategory,
@@ -189,7 +195,78 @@ export interface JobResult {
    * What the attempt used, read from its cgroup; unset when it had none
    * (process-group containment) or never ran. Stored on the job's Attempt.
    */
-  usage: ResourceUsage | undefined;
+  usage:
+    | ResourceUsage
+    | undefined;
+  /**
+   * Why the attempt's artifacts could not be stored ('' when they were, or
+   * when it had none): stored on the attempt (AttemptArtifacts.error). The
+   * agent has already decided what it means for the outcome: failure
+   * ARTIFACTS for a job that succeeded and did not make them optional.
+   */
+  artifactsError: string;
+}
+
+export interface BeginArtifactsRequest {
+  jobId: string;
+  attempt: number;
+  /**
+   * Every file to upload, each path once. The same list as an earlier Begin
+   * of this attempt resumes it; a different one starts it again from nothing.
+   */
+  files: ArtifactFile[];
+}
+
+export interface BeginArtifactsResponse {
+  /** Bytes of each file (in the request's order) held already: send from there. */
+  held: bigint[];
+  /**
+   * The attempt's artifacts are stored already (a commit whose answer was
+   * lost): nothing to send; CommitArtifacts answers again.
+   */
+  committed: boolean;
+}
+
+export interface UploadArtifactRequest {
+  msg:
+    | //
+    /** First, once. */
+    { $case: "header"; value: UploadArtifactHeader }
+    | //
+    /** Then the file's bytes from the header's offset, in order, at most 256 KiB each. */
+    { $case: "data"; value: Buffer }
+    | undefined;
+}
+
+export interface UploadArtifactHeader {
+  jobId: string;
+  attempt: number;
+  /** One of the Begin's paths. */
+  path: string;
+  /**
+   * Where the data starts: what the peer holds (Begin's held, or an earlier
+   * upload's answer). Another offset is FAILED_PRECONDITION saying what is held.
+   */
+  offset: bigint;
+}
+
+export interface UploadArtifactResponse {
+  /**
+   * Bytes of the file the peer now holds durably. When that is the whole
+   * file, its sha256 was checked (a mismatch is DATA_LOSS, and the file is
+   * dropped to be sent again).
+   */
+  held: bigint;
+}
+
+export interface CommitArtifactsRequest {
+  jobId: string;
+  attempt: number;
+}
+
+export interface CommitArtifactsResponse {
+  /** The peers that hold the stored artifacts, the receiving one first. */
+  peers: string[];
 }
 
 export interface Welcome {
@@ -1808,6 +1885,7 @@ function createBaseJobResult(): JobResult {
     startedAt: undefined,
     finishedAt: undefined,
     usage: undefined,
+    artifactsError: "",
   };
 }
 
@@ -1839,6 +1917,9 @@ export const JobResult: MessageFns<JobResult> = {
     }
     if (message.usage !== undefined) {
       ResourceUsage.encode(message.usage, writer.uint32(74).fork()).join();
+    }
+    if (message.artifactsError !== "") {
+      writer.uint32(82).string(message.artifactsError);
     }
     return writer;
   },
@@ -1928,6 +2009,14 @@ export const JobResult: MessageFns<JobResult> = {
             message.usage = ResourceUsage.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.artifactsError = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1971,6 +2060,11 @@ export const JobResult: MessageFns<JobResult> = {
         ? globalThis.String(object.finished_at)
         : undefined,
       usage: isSet(object.usage) ? ResourceUsage.fromJSON(object.usage) : undefined,
+      artifactsError: isSet(object.artifactsError)
+        ? globalThis.String(object.artifactsError)
+        : isSet(object.artifacts_error)
+        ? globalThis.String(object.artifacts_error)
+        : "",
     };
   },
 
@@ -2003,6 +2097,9 @@ export const JobResult: MessageFns<JobResult> = {
     if (message.usage !== undefined) {
       obj.usage = ResourceUsage.toJSON(message.usage);
     }
+    if (message.artifactsError !== "") {
+      obj.artifactsError = message.artifactsError;
+    }
     return obj;
   },
 
@@ -2022,6 +2119,665 @@ export const JobResult: MessageFns<JobResult> = {
     message.usage = (object.usage !== undefined && object.usage !== null)
       ? ResourceUsage.fromPartial(object.usage)
       : undefined;
+    message.artifactsError = object.artifactsError ?? "";
+    return message;
+  },
+};
+
+function createBaseBeginArtifactsRequest(): BeginArtifactsRequest {
+  return { jobId: "", attempt: 0, files: [] };
+}
+
+export const BeginArtifactsRequest: MessageFns<BeginArtifactsRequest> = {
+  encode(message: BeginArtifactsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    for (const v of message.files) {
+      ArtifactFile.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BeginArtifactsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBeginArtifactsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.files.push(ArtifactFile.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BeginArtifactsRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      files: globalThis.Array.isArray(object?.files) ? object.files.map((e: any) => ArtifactFile.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BeginArtifactsRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.files?.length) {
+      obj.files = message.files.map((e) => ArtifactFile.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BeginArtifactsRequest>): BeginArtifactsRequest {
+    return BeginArtifactsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BeginArtifactsRequest>): BeginArtifactsRequest {
+    const message = createBaseBeginArtifactsRequest();
+    message.jobId = object.jobId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.files = object.files?.map((e) => ArtifactFile.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBeginArtifactsResponse(): BeginArtifactsResponse {
+  return { held: [], committed: false };
+}
+
+export const BeginArtifactsResponse: MessageFns<BeginArtifactsResponse> = {
+  encode(message: BeginArtifactsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.held.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.held) {
+        if (BigInt.asUintN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field held of type uint64 is too large");
+        }
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.committed !== false) {
+      writer.uint32(16).bool(message.committed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BeginArtifactsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBeginArtifactsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.held.push(reader.uint64() as bigint);
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.held.push(reader.uint64() as bigint);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.committed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BeginArtifactsResponse {
+    return {
+      held: globalThis.Array.isArray(object?.held) ? object.held.map((e: any) => BigInt(e)) : [],
+      committed: isSet(object.committed) ? globalThis.Boolean(object.committed) : false,
+    };
+  },
+
+  toJSON(message: BeginArtifactsResponse): unknown {
+    const obj: any = {};
+    if (message.held?.length) {
+      obj.held = message.held.map((e) => e.toString());
+    }
+    if (message.committed !== false) {
+      obj.committed = message.committed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BeginArtifactsResponse>): BeginArtifactsResponse {
+    return BeginArtifactsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BeginArtifactsResponse>): BeginArtifactsResponse {
+    const message = createBaseBeginArtifactsResponse();
+    message.held = object.held?.map((e) => BigInt(e)) || [];
+    message.committed = object.committed ?? false;
+    return message;
+  },
+};
+
+function createBaseUploadArtifactRequest(): UploadArtifactRequest {
+  return { msg: undefined };
+}
+
+export const UploadArtifactRequest: MessageFns<UploadArtifactRequest> = {
+  encode(message: UploadArtifactRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.msg?.$case) {
+      case "header":
+        UploadArtifactHeader.encode(message.msg.value, writer.uint32(10).fork()).join();
+        break;
+      case "data":
+        writer.uint32(18).bytes(message.msg.value);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadArtifactRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadArtifactRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.msg = { $case: "header", value: UploadArtifactHeader.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.msg = { $case: "data", value: Buffer.from(reader.bytes()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadArtifactRequest {
+    return {
+      msg: isSet(object.header)
+        ? { $case: "header", value: UploadArtifactHeader.fromJSON(object.header) }
+        : isSet(object.data)
+        ? { $case: "data", value: Buffer.from(bytesFromBase64(object.data)) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: UploadArtifactRequest): unknown {
+    const obj: any = {};
+    if (message.msg?.$case === "header") {
+      obj.header = UploadArtifactHeader.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "data") {
+      obj.data = base64FromBytes(message.msg.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UploadArtifactRequest>): UploadArtifactRequest {
+    return UploadArtifactRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UploadArtifactRequest>): UploadArtifactRequest {
+    const message = createBaseUploadArtifactRequest();
+    switch (object.msg?.$case) {
+      case "header": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "header", value: UploadArtifactHeader.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "data": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "data", value: object.msg.value };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseUploadArtifactHeader(): UploadArtifactHeader {
+  return { jobId: "", attempt: 0, path: "", offset: 0n };
+}
+
+export const UploadArtifactHeader: MessageFns<UploadArtifactHeader> = {
+  encode(message: UploadArtifactHeader, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.path !== "") {
+      writer.uint32(26).string(message.path);
+    }
+    if (message.offset !== 0n) {
+      if (BigInt.asUintN(64, message.offset) !== message.offset) {
+        throw new globalThis.Error("value provided for field message.offset of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.offset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadArtifactHeader {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadArtifactHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.offset = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadArtifactHeader {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      offset: isSet(object.offset) ? BigInt(object.offset) : 0n,
+    };
+  },
+
+  toJSON(message: UploadArtifactHeader): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.offset !== 0n) {
+      obj.offset = message.offset.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UploadArtifactHeader>): UploadArtifactHeader {
+    return UploadArtifactHeader.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UploadArtifactHeader>): UploadArtifactHeader {
+    const message = createBaseUploadArtifactHeader();
+    message.jobId = object.jobId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.path = object.path ?? "";
+    message.offset = (object.offset !== undefined && object.offset !== null) ? BigInt(object.offset) : 0n;
+    return message;
+  },
+};
+
+function createBaseUploadArtifactResponse(): UploadArtifactResponse {
+  return { held: 0n };
+}
+
+export const UploadArtifactResponse: MessageFns<UploadArtifactResponse> = {
+  encode(message: UploadArtifactResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.held !== 0n) {
+      if (BigInt.asUintN(64, message.held) !== message.held) {
+        throw new globalThis.Error("value provided for field message.held of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.held);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadArtifactResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadArtifactResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.held = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadArtifactResponse {
+    return { held: isSet(object.held) ? BigInt(object.held) : 0n };
+  },
+
+  toJSON(message: UploadArtifactResponse): unknown {
+    const obj: any = {};
+    if (message.held !== 0n) {
+      obj.held = message.held.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UploadArtifactResponse>): UploadArtifactResponse {
+    return UploadArtifactResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UploadArtifactResponse>): UploadArtifactResponse {
+    const message = createBaseUploadArtifactResponse();
+    message.held = (object.held !== undefined && object.held !== null) ? BigInt(object.held) : 0n;
+    return message;
+  },
+};
+
+function createBaseCommitArtifactsRequest(): CommitArtifactsRequest {
+  return { jobId: "", attempt: 0 };
+}
+
+export const CommitArtifactsRequest: MessageFns<CommitArtifactsRequest> = {
+  encode(message: CommitArtifactsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommitArtifactsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommitArtifactsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommitArtifactsRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+    };
+  },
+
+  toJSON(message: CommitArtifactsRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CommitArtifactsRequest>): CommitArtifactsRequest {
+    return CommitArtifactsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CommitArtifactsRequest>): CommitArtifactsRequest {
+    const message = createBaseCommitArtifactsRequest();
+    message.jobId = object.jobId ?? "";
+    message.attempt = object.attempt ?? 0;
+    return message;
+  },
+};
+
+function createBaseCommitArtifactsResponse(): CommitArtifactsResponse {
+  return { peers: [] };
+}
+
+export const CommitArtifactsResponse: MessageFns<CommitArtifactsResponse> = {
+  encode(message: CommitArtifactsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.peers) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommitArtifactsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommitArtifactsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.peers.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommitArtifactsResponse {
+    return { peers: globalThis.Array.isArray(object?.peers) ? object.peers.map((e: any) => globalThis.String(e)) : [] };
+  },
+
+  toJSON(message: CommitArtifactsResponse): unknown {
+    const obj: any = {};
+    if (message.peers?.length) {
+      obj.peers = message.peers;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CommitArtifactsResponse>): CommitArtifactsResponse {
+    return CommitArtifactsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CommitArtifactsResponse>): CommitArtifactsResponse {
+    const message = createBaseCommitArtifactsResponse();
+    message.peers = object.peers?.map((e) => e) || [];
     return message;
   },
 };
@@ -3366,16 +4122,137 @@ export const AgentServiceService = {
     responseSerialize: (value: ConnectResponse): Buffer => Buffer.from(ConnectResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ConnectResponse => ConnectResponse.decode(value),
   },
+  /**
+   * An attempt's artifacts (JobSpec.artifacts), uploaded after it exited and
+   * before its JobResult: BeginArtifacts names every file and learns how much
+   * of each the peer holds already (a restarted agent resumes there);
+   * UploadArtifact sends one file's bytes from that offset; CommitArtifacts
+   * stores them all for good (on this peer and a second one) and records them
+   * in the job. Each call is the agent's alone: it presents its credential in
+   * metadata (`runmesh-agent: NAME`, `authorization: Bearer rma_...`), and
+   * only for an attempt that is the job's current one and assigned to it
+   * (else FAILED_PRECONDITION). Limits are the peer's (--artifact-max-file,
+   * --artifact-max-job, --artifact-max-files): a manifest over one is
+   * RESOURCE_EXHAUSTED naming the file and the limit, and nothing is kept.
+   */
+  beginArtifacts: {
+    path: "/runmesh.v1.AgentService/BeginArtifacts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BeginArtifactsRequest): Buffer =>
+      Buffer.from(BeginArtifactsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BeginArtifactsRequest => BeginArtifactsRequest.decode(value),
+    responseSerialize: (value: BeginArtifactsResponse): Buffer =>
+      Buffer.from(BeginArtifactsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BeginArtifactsResponse => BeginArtifactsResponse.decode(value),
+  },
+  uploadArtifact: {
+    path: "/runmesh.v1.AgentService/UploadArtifact" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: UploadArtifactRequest): Buffer =>
+      Buffer.from(UploadArtifactRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UploadArtifactRequest => UploadArtifactRequest.decode(value),
+    responseSerialize: (value: UploadArtifactResponse): Buffer =>
+      Buffer.from(UploadArtifactResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UploadArtifactResponse => UploadArtifactResponse.decode(value),
+  },
+  commitArtifacts: {
+    path: "/runmesh.v1.AgentService/CommitArtifacts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CommitArtifactsRequest): Buffer =>
+      Buffer.from(CommitArtifactsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CommitArtifactsRequest => CommitArtifactsRequest.decode(value),
+    responseSerialize: (value: CommitArtifactsResponse): Buffer =>
+      Buffer.from(CommitArtifactsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CommitArtifactsResponse => CommitArtifactsResponse.decode(value),
+  },
 } as const;
 
 export interface AgentServiceServer extends UntypedServiceImplementation {
   connect: handleBidiStreamingCall<ConnectRequest, ConnectResponse>;
+  /**
+   * An attempt's artifacts (JobSpec.artifacts), uploaded after it exited and
+   * before its JobResult: BeginArtifacts names every file and learns how much
+   * of each the peer holds already (a restarted agent resumes there);
+   * UploadArtifact sends one file's bytes from that offset; CommitArtifacts
+   * stores them all for good (on this peer and a second one) and records them
+   * in the job. Each call is the agent's alone: it presents its credential in
+   * metadata (`runmesh-agent: NAME`, `authorization: Bearer rma_...`), and
+   * only for an attempt that is the job's current one and assigned to it
+   * (else FAILED_PRECONDITION). Limits are the peer's (--artifact-max-file,
+   * --artifact-max-job, --artifact-max-files): a manifest over one is
+   * RESOURCE_EXHAUSTED naming the file and the limit, and nothing is kept.
+   */
+  beginArtifacts: handleUnaryCall<BeginArtifactsRequest, BeginArtifactsResponse>;
+  uploadArtifact: handleClientStreamingCall<UploadArtifactRequest, UploadArtifactResponse>;
+  commitArtifacts: handleUnaryCall<CommitArtifactsRequest, CommitArtifactsResponse>;
 }
 
 export interface AgentServiceClient extends Client {
   connect(): ClientDuplexStream<ConnectRequest, ConnectResponse>;
   connect(options: Partial<CallOptions>): ClientDuplexStream<ConnectRequest, ConnectResponse>;
   connect(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<ConnectRequest, ConnectResponse>;
+  /**
+   * An attempt's artifacts (JobSpec.artifacts), uploaded after it exited and
+   * before its JobResult: BeginArtifacts names every file and learns how much
+   * of each the peer holds already (a restarted agent resumes there);
+   * UploadArtifact sends one file's bytes from that offset; CommitArtifacts
+   * stores them all for good (on this peer and a second one) and records them
+   * in the job. Each call is the agent's alone: it presents its credential in
+   * metadata (`runmesh-agent: NAME`, `authorization: Bearer rma_...`), and
+   * only for an attempt that is the job's current one and assigned to it
+   * (else FAILED_PRECONDITION). Limits are the peer's (--artifact-max-file,
+   * --artifact-max-job, --artifact-max-files): a manifest over one is
+   * RESOURCE_EXHAUSTED naming the file and the limit, and nothing is kept.
+   */
+  beginArtifacts(
+    request: BeginArtifactsRequest,
+    callback: (error: ServiceError | null, response: BeginArtifactsResponse) => void,
+  ): ClientUnaryCall;
+  beginArtifacts(
+    request: BeginArtifactsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BeginArtifactsResponse) => void,
+  ): ClientUnaryCall;
+  beginArtifacts(
+    request: BeginArtifactsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BeginArtifactsResponse) => void,
+  ): ClientUnaryCall;
+  uploadArtifact(
+    callback: (error: ServiceError | null, response: UploadArtifactResponse) => void,
+  ): ClientWritableStream<UploadArtifactRequest>;
+  uploadArtifact(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UploadArtifactResponse) => void,
+  ): ClientWritableStream<UploadArtifactRequest>;
+  uploadArtifact(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UploadArtifactResponse) => void,
+  ): ClientWritableStream<UploadArtifactRequest>;
+  uploadArtifact(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UploadArtifactResponse) => void,
+  ): ClientWritableStream<UploadArtifactRequest>;
+  commitArtifacts(
+    request: CommitArtifactsRequest,
+    callback: (error: ServiceError | null, response: CommitArtifactsResponse) => void,
+  ): ClientUnaryCall;
+  commitArtifacts(
+    request: CommitArtifactsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CommitArtifactsResponse) => void,
+  ): ClientUnaryCall;
+  commitArtifacts(
+    request: CommitArtifactsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CommitArtifactsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AgentServiceClient = makeGenericClientConstructor(

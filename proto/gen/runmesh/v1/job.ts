@@ -376,6 +376,13 @@ export enum FailureCategory {
    * and it asked to be skipped then (on_conflict SKIP).
    */
   FAILURE_CATEGORY_CONCURRENCY_SKIPPED = 15,
+  /**
+   * FAILURE_CATEGORY_ARTIFACTS - The job succeeded but its artifacts could not be stored (over a limit,
+   * no peer could take them) and it did not say they were optional
+   * (JobSpec.artifacts_optional). The attempt's artifacts.error says why.
+   * Not retried unless retry_on names `artifacts`.
+   */
+  FAILURE_CATEGORY_ARTIFACTS = 16,
   UNRECOGNIZED = -1,
 }
 
@@ -423,6 +430,9 @@ export function failureCategoryFromJSON(object: any): FailureCategory {
     case 15:
     case "FAILURE_CATEGORY_CONCURRENCY_SKIPPED":
       return FailureCategory.FAILURE_CATEGORY_CONCURRENCY_SKIPPED;
+    case 16:
+    case "FAILURE_CATEGORY_ARTIFACTS":
+      return FailureCategory.FAILURE_CATEGORY_ARTIFACTS;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -460,6 +470,8 @@ export function failureCategoryToJSON(object: FailureCategory): string {
       return "FAILURE_CATEGORY_QUEUE_TIMEOUT";
     case FailureCategory.FAILURE_CATEGORY_CONCURRENCY_SKIPPED:
       return "FAILURE_CATEGORY_CONCURRENCY_SKIPPED";
+    case FailureCategory.FAILURE_CATEGORY_ARTIFACTS:
+      return "FAILURE_CATEGORY_ARTIFACTS";
     case FailureCategory.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -694,6 +706,22 @@ export interface JobSpec {
    * succeeded. A cancelled or skipped job still blocks them.
    */
   allowFailure: boolean;
+  /**
+   * Artifacts (docs/architecture.md, "Artifacts"): after the run, whatever
+   * its outcome, the agent uploads the regular files of the workspace that
+   * match these globs (`dist/**`, `report.xml`; relative, without `..`; `*`
+   * stays within a directory, `**` crosses them). The job's result is
+   * reported once they are stored, or once the upload failed with a reason.
+   * At most 32 globs of at most 256 characters.
+   */
+  artifacts: string[];
+  /**
+   * An artifact upload that fails (over a limit, or no peer could store
+   * them) leaves the job's own outcome as it was; the attempt's
+   * artifacts.error says why. Otherwise such a failure fails a job that
+   * succeeded, with failure ARTIFACTS.
+   */
+  artifactsOptional: boolean;
 }
 
 export interface JobSpec_EnvEntry {
@@ -778,7 +806,32 @@ export interface Attempt {
    * when its agent had no cgroup for it (process-group containment), when it
    * never ran, or when its agent does not report usage.
    */
-  usage: ResourceUsage | undefined;
+  usage:
+    | ResourceUsage
+    | undefined;
+  /**
+   * The attempt's artifacts (JobSpec.artifacts): unset when the job asked
+   * for none or the attempt did not get as far as uploading them.
+   */
+  artifacts: AttemptArtifacts | undefined;
+}
+
+/**
+ * What an attempt stored of its artifacts. The files themselves, and their
+ * list, are on the peers named in the job's record (ArtifactService).
+ */
+export interface AttemptArtifacts {
+  /**
+   * Files stored and their bytes in all; 0 when the upload failed (nothing
+   * partial is kept).
+   */
+  files: number;
+  bytes: bigint;
+  /**
+   * Why the upload failed, e.g. "dist/app.tar: 2147483648 bytes, over the
+   * per-file limit of 1073741824 (--artifact-max-file)"; '' when stored.
+   */
+  error: string;
 }
 
 export interface TimelineEntry {
@@ -1058,6 +1111,8 @@ function createBaseJobSpec(): JobSpec {
     caches: [],
     needs: [],
     allowFailure: false,
+    artifacts: [],
+    artifactsOptional: false,
   };
 }
 
@@ -1149,6 +1204,12 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.allowFailure !== false) {
       writer.uint32(264).bool(message.allowFailure);
+    }
+    for (const v of message.artifacts) {
+      writer.uint32(306).string(v!);
+    }
+    if (message.artifactsOptional !== false) {
+      writer.uint32(312).bool(message.artifactsOptional);
     }
     return writer;
   },
@@ -1401,6 +1462,22 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.allowFailure = reader.bool();
             continue;
           }
+          case 38: {
+            if (tag !== 306) {
+              break;
+            }
+
+            message.artifacts.push(reader.string());
+            continue;
+          }
+          case 39: {
+            if (tag !== 312) {
+              break;
+            }
+
+            message.artifactsOptional = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1515,6 +1592,14 @@ export const JobSpec: MessageFns<JobSpec> = {
         : isSet(object.allow_failure)
         ? globalThis.Boolean(object.allow_failure)
         : false,
+      artifacts: globalThis.Array.isArray(object?.artifacts)
+        ? object.artifacts.map((e: any) => globalThis.String(e))
+        : [],
+      artifactsOptional: isSet(object.artifactsOptional)
+        ? globalThis.Boolean(object.artifactsOptional)
+        : isSet(object.artifacts_optional)
+        ? globalThis.Boolean(object.artifacts_optional)
+        : false,
     };
   },
 
@@ -1613,6 +1698,12 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.allowFailure !== false) {
       obj.allowFailure = message.allowFailure;
     }
+    if (message.artifacts?.length) {
+      obj.artifacts = message.artifacts;
+    }
+    if (message.artifactsOptional !== false) {
+      obj.artifactsOptional = message.artifactsOptional;
+    }
     return obj;
   },
 
@@ -1662,6 +1753,8 @@ export const JobSpec: MessageFns<JobSpec> = {
     message.caches = object.caches?.map((e) => CacheRef.fromPartial(e)) || [];
     message.needs = object.needs?.map((e) => e) || [];
     message.allowFailure = object.allowFailure ?? false;
+    message.artifacts = object.artifacts?.map((e) => e) || [];
+    message.artifactsOptional = object.artifactsOptional ?? false;
     return message;
   },
 };
@@ -2246,6 +2339,7 @@ function createBaseAttempt(): Attempt {
     message: "",
     logRecords: 0,
     usage: undefined,
+    artifacts: undefined,
   };
 }
 
@@ -2283,6 +2377,9 @@ export const Attempt: MessageFns<Attempt> = {
     }
     if (message.usage !== undefined) {
       ResourceUsage.encode(message.usage, writer.uint32(90).fork()).join();
+    }
+    if (message.artifacts !== undefined) {
+      AttemptArtifacts.encode(message.artifacts, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -2388,6 +2485,14 @@ export const Attempt: MessageFns<Attempt> = {
             message.usage = ResourceUsage.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.artifacts = AttemptArtifacts.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2433,6 +2538,7 @@ export const Attempt: MessageFns<Attempt> = {
         ? globalThis.Number(object.log_records)
         : 0,
       usage: isSet(object.usage) ? ResourceUsage.fromJSON(object.usage) : undefined,
+      artifacts: isSet(object.artifacts) ? AttemptArtifacts.fromJSON(object.artifacts) : undefined,
     };
   },
 
@@ -2471,6 +2577,9 @@ export const Attempt: MessageFns<Attempt> = {
     if (message.usage !== undefined) {
       obj.usage = ResourceUsage.toJSON(message.usage);
     }
+    if (message.artifacts !== undefined) {
+      obj.artifacts = AttemptArtifacts.toJSON(message.artifacts);
+    }
     return obj;
   },
 
@@ -2492,6 +2601,113 @@ export const Attempt: MessageFns<Attempt> = {
     message.usage = (object.usage !== undefined && object.usage !== null)
       ? ResourceUsage.fromPartial(object.usage)
       : undefined;
+    message.artifacts = (object.artifacts !== undefined && object.artifacts !== null)
+      ? AttemptArtifacts.fromPartial(object.artifacts)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAttemptArtifacts(): AttemptArtifacts {
+  return { files: 0, bytes: 0n, error: "" };
+}
+
+export const AttemptArtifacts: MessageFns<AttemptArtifacts> = {
+  encode(message: AttemptArtifacts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.files !== 0) {
+      writer.uint32(8).uint32(message.files);
+    }
+    if (message.bytes !== 0n) {
+      if (BigInt.asUintN(64, message.bytes) !== message.bytes) {
+        throw new globalThis.Error("value provided for field message.bytes of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.bytes);
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttemptArtifacts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttemptArtifacts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.files = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttemptArtifacts {
+    return {
+      files: isSet(object.files) ? globalThis.Number(object.files) : 0,
+      bytes: isSet(object.bytes) ? BigInt(object.bytes) : 0n,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: AttemptArtifacts): unknown {
+    const obj: any = {};
+    if (message.files !== 0) {
+      obj.files = Math.round(message.files);
+    }
+    if (message.bytes !== 0n) {
+      obj.bytes = message.bytes.toString();
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AttemptArtifacts>): AttemptArtifacts {
+    return AttemptArtifacts.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AttemptArtifacts>): AttemptArtifacts {
+    const message = createBaseAttemptArtifacts();
+    message.files = object.files ?? 0;
+    message.bytes = (object.bytes !== undefined && object.bytes !== null) ? BigInt(object.bytes) : 0n;
+    message.error = object.error ?? "";
     return message;
   },
 };

@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Assign, Cancel, Drain } from "./agent.js";
+import { ArtifactFile } from "./artifact.js";
 import { LogStream, logStreamFromJSON, logStreamToJSON } from "./job.js";
 
 export const protobufPackage = "runmesh.v1";
@@ -83,6 +84,38 @@ export interface CopyLogRequest {
 export interface CopyLogResponse {
   /** Records the receiving peer now holds durably (equal to the request's). */
   records: number;
+}
+
+export interface ListHeldArtifactsRequest {
+  jobId: string;
+  attempt: number;
+}
+
+export interface ListHeldArtifactsResponse {
+  files: ArtifactFile[];
+}
+
+export interface ReadArtifactRequest {
+  jobId: string;
+  attempt: number;
+  path: string;
+  offset: bigint;
+}
+
+export interface ReadArtifactResponse {
+  data: Buffer;
+}
+
+export interface CopyArtifactsRequest {
+  jobId: string;
+  attempt: number;
+  /** The peer (its id in /runmesh/peers/) that holds the stored artifacts. */
+  sourcePeer: string;
+}
+
+export interface CopyArtifactsResponse {
+  /** Files the receiving peer now holds durably. */
+  files: number;
 }
 
 function createBaseDeliverAssignRequest(): DeliverAssignRequest {
@@ -963,6 +996,531 @@ export const CopyLogResponse: MessageFns<CopyLogResponse> = {
   },
 };
 
+function createBaseListHeldArtifactsRequest(): ListHeldArtifactsRequest {
+  return { jobId: "", attempt: 0 };
+}
+
+export const ListHeldArtifactsRequest: MessageFns<ListHeldArtifactsRequest> = {
+  encode(message: ListHeldArtifactsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListHeldArtifactsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListHeldArtifactsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListHeldArtifactsRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+    };
+  },
+
+  toJSON(message: ListHeldArtifactsRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListHeldArtifactsRequest>): ListHeldArtifactsRequest {
+    return ListHeldArtifactsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListHeldArtifactsRequest>): ListHeldArtifactsRequest {
+    const message = createBaseListHeldArtifactsRequest();
+    message.jobId = object.jobId ?? "";
+    message.attempt = object.attempt ?? 0;
+    return message;
+  },
+};
+
+function createBaseListHeldArtifactsResponse(): ListHeldArtifactsResponse {
+  return { files: [] };
+}
+
+export const ListHeldArtifactsResponse: MessageFns<ListHeldArtifactsResponse> = {
+  encode(message: ListHeldArtifactsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.files) {
+      ArtifactFile.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListHeldArtifactsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListHeldArtifactsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.files.push(ArtifactFile.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListHeldArtifactsResponse {
+    return {
+      files: globalThis.Array.isArray(object?.files) ? object.files.map((e: any) => ArtifactFile.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListHeldArtifactsResponse): unknown {
+    const obj: any = {};
+    if (message.files?.length) {
+      obj.files = message.files.map((e) => ArtifactFile.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListHeldArtifactsResponse>): ListHeldArtifactsResponse {
+    return ListHeldArtifactsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListHeldArtifactsResponse>): ListHeldArtifactsResponse {
+    const message = createBaseListHeldArtifactsResponse();
+    message.files = object.files?.map((e) => ArtifactFile.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReadArtifactRequest(): ReadArtifactRequest {
+  return { jobId: "", attempt: 0, path: "", offset: 0n };
+}
+
+export const ReadArtifactRequest: MessageFns<ReadArtifactRequest> = {
+  encode(message: ReadArtifactRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.path !== "") {
+      writer.uint32(26).string(message.path);
+    }
+    if (message.offset !== 0n) {
+      if (BigInt.asUintN(64, message.offset) !== message.offset) {
+        throw new globalThis.Error("value provided for field message.offset of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.offset);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadArtifactRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadArtifactRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.offset = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadArtifactRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      offset: isSet(object.offset) ? BigInt(object.offset) : 0n,
+    };
+  },
+
+  toJSON(message: ReadArtifactRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.offset !== 0n) {
+      obj.offset = message.offset.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReadArtifactRequest>): ReadArtifactRequest {
+    return ReadArtifactRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReadArtifactRequest>): ReadArtifactRequest {
+    const message = createBaseReadArtifactRequest();
+    message.jobId = object.jobId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.path = object.path ?? "";
+    message.offset = (object.offset !== undefined && object.offset !== null) ? BigInt(object.offset) : 0n;
+    return message;
+  },
+};
+
+function createBaseReadArtifactResponse(): ReadArtifactResponse {
+  return { data: Buffer.alloc(0) };
+}
+
+export const ReadArtifactResponse: MessageFns<ReadArtifactResponse> = {
+  encode(message: ReadArtifactResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadArtifactResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadArtifactResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadArtifactResponse {
+    return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: ReadArtifactResponse): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReadArtifactResponse>): ReadArtifactResponse {
+    return ReadArtifactResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReadArtifactResponse>): ReadArtifactResponse {
+    const message = createBaseReadArtifactResponse();
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseCopyArtifactsRequest(): CopyArtifactsRequest {
+  return { jobId: "", attempt: 0, sourcePeer: "" };
+}
+
+export const CopyArtifactsRequest: MessageFns<CopyArtifactsRequest> = {
+  encode(message: CopyArtifactsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.sourcePeer !== "") {
+      writer.uint32(26).string(message.sourcePeer);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopyArtifactsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopyArtifactsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sourcePeer = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CopyArtifactsRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      sourcePeer: isSet(object.sourcePeer)
+        ? globalThis.String(object.sourcePeer)
+        : isSet(object.source_peer)
+        ? globalThis.String(object.source_peer)
+        : "",
+    };
+  },
+
+  toJSON(message: CopyArtifactsRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.sourcePeer !== "") {
+      obj.sourcePeer = message.sourcePeer;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CopyArtifactsRequest>): CopyArtifactsRequest {
+    return CopyArtifactsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CopyArtifactsRequest>): CopyArtifactsRequest {
+    const message = createBaseCopyArtifactsRequest();
+    message.jobId = object.jobId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.sourcePeer = object.sourcePeer ?? "";
+    return message;
+  },
+};
+
+function createBaseCopyArtifactsResponse(): CopyArtifactsResponse {
+  return { files: 0 };
+}
+
+export const CopyArtifactsResponse: MessageFns<CopyArtifactsResponse> = {
+  encode(message: CopyArtifactsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.files !== 0) {
+      writer.uint32(8).uint32(message.files);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopyArtifactsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopyArtifactsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.files = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CopyArtifactsResponse {
+    return { files: isSet(object.files) ? globalThis.Number(object.files) : 0 };
+  },
+
+  toJSON(message: CopyArtifactsResponse): unknown {
+    const obj: any = {};
+    if (message.files !== 0) {
+      obj.files = Math.round(message.files);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CopyArtifactsResponse>): CopyArtifactsResponse {
+    return CopyArtifactsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CopyArtifactsResponse>): CopyArtifactsResponse {
+    const message = createBaseCopyArtifactsResponse();
+    message.files = object.files ?? 0;
+    return message;
+  },
+};
+
 /**
  * Control-plane peer to control-plane peer. The leader sends each placement to
  * the peer that holds the chosen agent's stream; any peer reads a log held by
@@ -1027,6 +1585,48 @@ export const PeerServiceService = {
     responseSerialize: (value: CopyLogResponse): Buffer => Buffer.from(CopyLogResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CopyLogResponse => CopyLogResponse.decode(value),
   },
+  /**
+   * The stored artifacts of an attempt that the receiving peer holds
+   * (NOT_FOUND when it holds none).
+   */
+  listHeldArtifacts: {
+    path: "/runmesh.v1.PeerService/ListHeldArtifacts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListHeldArtifactsRequest): Buffer =>
+      Buffer.from(ListHeldArtifactsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListHeldArtifactsRequest => ListHeldArtifactsRequest.decode(value),
+    responseSerialize: (value: ListHeldArtifactsResponse): Buffer =>
+      Buffer.from(ListHeldArtifactsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListHeldArtifactsResponse => ListHeldArtifactsResponse.decode(value),
+  },
+  /** Streams one stored artifact file the receiving peer holds, from offset. */
+  readArtifact: {
+    path: "/runmesh.v1.PeerService/ReadArtifact" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ReadArtifactRequest): Buffer => Buffer.from(ReadArtifactRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReadArtifactRequest => ReadArtifactRequest.decode(value),
+    responseSerialize: (value: ReadArtifactResponse): Buffer =>
+      Buffer.from(ReadArtifactResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReadArtifactResponse => ReadArtifactResponse.decode(value),
+  },
+  /**
+   * Asks the receiving peer to keep a second copy of an attempt's stored
+   * artifacts: it lists them on the source peer (ListHeldArtifacts), reads
+   * each file (ReadArtifact), checks its sha256, makes it durable, and
+   * answers once all are stored.
+   */
+  copyArtifacts: {
+    path: "/runmesh.v1.PeerService/CopyArtifacts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CopyArtifactsRequest): Buffer => Buffer.from(CopyArtifactsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CopyArtifactsRequest => CopyArtifactsRequest.decode(value),
+    responseSerialize: (value: CopyArtifactsResponse): Buffer =>
+      Buffer.from(CopyArtifactsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CopyArtifactsResponse => CopyArtifactsResponse.decode(value),
+  },
 } as const;
 
 export interface PeerServiceServer extends UntypedServiceImplementation {
@@ -1044,6 +1644,20 @@ export interface PeerServiceServer extends UntypedServiceImplementation {
    * and answers with how many it holds.
    */
   copyLog: handleUnaryCall<CopyLogRequest, CopyLogResponse>;
+  /**
+   * The stored artifacts of an attempt that the receiving peer holds
+   * (NOT_FOUND when it holds none).
+   */
+  listHeldArtifacts: handleUnaryCall<ListHeldArtifactsRequest, ListHeldArtifactsResponse>;
+  /** Streams one stored artifact file the receiving peer holds, from offset. */
+  readArtifact: handleServerStreamingCall<ReadArtifactRequest, ReadArtifactResponse>;
+  /**
+   * Asks the receiving peer to keep a second copy of an attempt's stored
+   * artifacts: it lists them on the source peer (ListHeldArtifacts), reads
+   * each file (ReadArtifact), checks its sha256, makes it durable, and
+   * answers once all are stored.
+   */
+  copyArtifacts: handleUnaryCall<CopyArtifactsRequest, CopyArtifactsResponse>;
 }
 
 export interface PeerServiceClient extends Client {
@@ -1121,6 +1735,56 @@ export interface PeerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CopyLogResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The stored artifacts of an attempt that the receiving peer holds
+   * (NOT_FOUND when it holds none).
+   */
+  listHeldArtifacts(
+    request: ListHeldArtifactsRequest,
+    callback: (error: ServiceError | null, response: ListHeldArtifactsResponse) => void,
+  ): ClientUnaryCall;
+  listHeldArtifacts(
+    request: ListHeldArtifactsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListHeldArtifactsResponse) => void,
+  ): ClientUnaryCall;
+  listHeldArtifacts(
+    request: ListHeldArtifactsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListHeldArtifactsResponse) => void,
+  ): ClientUnaryCall;
+  /** Streams one stored artifact file the receiving peer holds, from offset. */
+  readArtifact(
+    request: ReadArtifactRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ReadArtifactResponse>;
+  readArtifact(
+    request: ReadArtifactRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ReadArtifactResponse>;
+  /**
+   * Asks the receiving peer to keep a second copy of an attempt's stored
+   * artifacts: it lists them on the source peer (ListHeldArtifacts), reads
+   * each file (ReadArtifact), checks its sha256, makes it durable, and
+   * answers once all are stored.
+   */
+  copyArtifacts(
+    request: CopyArtifactsRequest,
+    callback: (error: ServiceError | null, response: CopyArtifactsResponse) => void,
+  ): ClientUnaryCall;
+  copyArtifacts(
+    request: CopyArtifactsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CopyArtifactsResponse) => void,
+  ): ClientUnaryCall;
+  copyArtifacts(
+    request: CopyArtifactsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CopyArtifactsResponse) => void,
   ): ClientUnaryCall;
 }
 
