@@ -22,6 +22,7 @@ import { PipelineServiceClient } from '../proto/gen/runmesh/v1/pipeline.js';
 import { ScheduleServiceClient } from '../proto/gen/runmesh/v1/schedule.js';
 import { HookServiceClient } from '../proto/gen/runmesh/v1/hook.js';
 import { TemplateServiceClient } from '../proto/gen/runmesh/v1/template.js';
+import { ArtifactServiceClient } from '../proto/gen/runmesh/v1/artifact.js';
 import { readFileSync } from 'node:fs';
 import { caFor, tokenFor } from './context.js';
 import type { Target } from './options.js';
@@ -54,6 +55,7 @@ export interface Connection {
   readonly schedules: ScheduleServiceClient;
   readonly templates: TemplateServiceClient;
   readonly hooks: HookServiceClient;
+  readonly artifacts: ArtifactServiceClient;
   /** Closes the shared channel (and a WebSocket bridge); idempotent. */
   close(): Promise<void>;
 }
@@ -95,6 +97,7 @@ export async function connect(target: Target, credentials?: ChannelCredentials):
   const schedules = new ScheduleServiceClient(channel.address, channel.credentials, shared);
   const templates = new TemplateServiceClient(channel.address, channel.credentials, shared);
   const hooks = new HookServiceClient(channel.address, channel.credentials, shared);
+  const artifacts = new ArtifactServiceClient(channel.address, channel.credentials, shared);
   let closed: Promise<void> | undefined;
   return {
     server,
@@ -107,6 +110,7 @@ export async function connect(target: Target, credentials?: ChannelCredentials):
     schedules,
     templates,
     hooks,
+    artifacts,
     close() {
       closed ??= (async () => {
         jobs.close();

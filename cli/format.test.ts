@@ -8,6 +8,7 @@ import {
   enumChoices,
   executorName,
   failureName,
+  humanBytes,
   keyValues,
   mebibytes,
   parseEnum,
@@ -83,6 +84,13 @@ describe('usage and executors', () => {
       '6144 MiB',
     ]);
     expect([cpuSeconds(0.004), cpuSeconds(1.25), cpuSeconds(42.42), cpuSeconds(3600.4)]).toEqual(['0.00 s', '1.25 s', '42.4 s', '3600 s']);
+    expect([humanBytes(0n), humanBytes(1023), humanBytes(1536n), humanBytes(12_897_485n), humanBytes(3n * 1024n ** 3n)]).toEqual([
+      '0 B',
+      '1023 B',
+      '1.5 KiB',
+      '12.3 MiB',
+      '3.0 GiB',
+    ]);
     expect(failureName(FailureCategory.FAILURE_CATEGORY_OUT_OF_MEMORY)).toBe('out of memory');
     expect([executorName(Executor.EXECUTOR_SHELL), executorName(Executor.EXECUTOR_SANDBOX)]).toEqual(['shell', 'sandbox']);
   });

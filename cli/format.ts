@@ -109,6 +109,20 @@ export function mebibytes(bytes: bigint): string {
   return `${mib < 100 ? mib.toFixed(1) : Math.round(mib)} MiB`;
 }
 
+/** A size as people read it: `812 B`, `1.5 KiB`, `12.3 MiB`, `2.0 GiB` (binary units, one decimal from KiB up). */
+export function humanBytes(bytes: bigint | number): string {
+  const n = Number(bytes);
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
 /** CPU time as seconds: `0.42 s`, `12.5 s`, `3600 s`. */
 export function cpuSeconds(seconds: number): string {
   return `${seconds < 10 ? seconds.toFixed(2) : seconds < 100 ? seconds.toFixed(1) : Math.round(seconds)} s`;

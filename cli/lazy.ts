@@ -17,6 +17,7 @@ export const COMMAND_MODULES: readonly (readonly [names: readonly string[], load
   [['jobs'], async () => (await import('./commands/jobs.js')).registerJobs],
   [['pipelines'], async () => (await import('./commands/pipelines.js')).registerPipelines],
   [['logs'], async () => (await import('./commands/logs.js')).registerLogs],
+  [['artifacts'], async () => (await import('./commands/artifacts.js')).registerArtifacts],
   [['agents'], async () => (await import('./commands/agents.js')).registerAgents],
   [['cluster'], async () => (await import('./commands/cluster.js')).registerCluster],
   [['tokens'], async () => (await import('./commands/tokens.js')).registerTokens],

@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { registerAgents } from './commands/agents.js';
+import { registerArtifacts } from './commands/artifacts.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerTokens } from './commands/tokens.js';
 import { registerAudit } from './commands/audit.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerJobs(program);
   registerPipelines(program);
   registerLogs(program);
+  registerArtifacts(program);
   registerAgents(program);
   registerCluster(program);
   registerTokens(program);

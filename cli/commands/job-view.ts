@@ -14,6 +14,7 @@ import {
   cpuSeconds,
   executorName,
   failureName,
+  humanBytes,
   indent,
   keyValues,
   mebibytes,
@@ -80,6 +81,8 @@ function summary(job: Job, now: number): string {
     ['affinity', spec?.affinityKey || undefined],
     ['concurrency', spec?.concurrencyGroup ? groupLine(spec) : undefined],
     ['caches', spec?.caches.length ? spec.caches.map((c) => `${c.key}:${c.path}`).join(', ') : undefined],
+    ['artifacts', spec?.artifacts.length ? `${spec.artifacts.join(', ')}${spec.artifactsOptional ? ' (optional)' : ''}` : undefined],
+    ['uploaded', uploadedLine(job)],
     ['superseded by', job.supersededBy || undefined],
     ['attempts', spec ? attemptsLine(job, spec) : undefined],
     ['retry policy', spec ? retryLine(spec) : undefined],
@@ -91,6 +94,18 @@ function summary(job: Job, now: number): string {
     ['waiting', job.waitingReason || undefined],
     ['next try', notBefore !== undefined && notBefore > now ? relativeTime(job.notBefore, now) : undefined],
   ]);
+}
+
+/**
+ * What the latest attempt that got as far as uploading stored of its
+ * artifacts: `3 files, 1.2 MiB (attempt 2)`, or why the upload failed.
+ */
+function uploadedLine(job: Job): string | undefined {
+  const a = job.attempts.findLast((attempt) => attempt.artifacts !== undefined);
+  if (!a?.artifacts) return undefined;
+  const { files, bytes, error } = a.artifacts;
+  if (error) return `failed: ${error} (attempt ${a.number})`;
+  return `${files === 1 ? '1 file' : `${files} files`}, ${humanBytes(bytes)} (attempt ${a.number}; runmesh artifacts ls ${job.id})`;
 }
 
 /** `2 of 3`; after a Retry, the current sequence's count and where it began. */
