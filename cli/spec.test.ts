@@ -93,6 +93,15 @@ describe('buildSpec', () => {
     });
   });
 
+  it('takes --artifacts comma-separated and repeated, and --artifacts-optional only with them', () => {
+    expect(buildSpec({ artifacts: ['dist/**, report.xml', 'out/*.log,'] }, ['x'])).toMatchObject({
+      artifacts: ['dist/**', 'report.xml', 'out/*.log'],
+      artifactsOptional: false,
+    });
+    expect(buildSpec({ artifacts: ['a'], artifactsOptional: true }, ['x']).artifactsOptional).toBe(true);
+    expect(usageMessage(() => buildSpec({ artifactsOptional: true }, ['x']))).toBe('--artifacts-optional goes with --artifacts');
+  });
+
   it('names the flag in every bad-value error', () => {
     expect(usageMessage(() => buildSpec({ timeout: '5x' }, ['x']))).toMatch(/^--timeout: invalid duration "5x"/);
     expect(usageMessage(() => buildSpec({ qos: 'urgent' }, ['x']))).toBe(

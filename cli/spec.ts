@@ -37,6 +37,9 @@ export interface SubmitFlags {
   secretFile?: string[];
   /** `--cache KEY:PATH`. */
   cache?: string[];
+  /** `--artifacts 'dist/**,report.xml'` (repeatable). */
+  artifacts?: string[];
+  artifactsOptional?: boolean;
   concurrencyGroup?: string;
   concurrency?: string;
   onConflict?: string;
@@ -53,7 +56,7 @@ export function jobOptions(cmd: Command): Command {
     .option('--retry-backoff <min..max>', 'wait before each retry, doubling from min to max with jitter, e.g. 5s..5m (default 1s..60s)')
     .option(
       '--retry-on <list>',
-      'retry only these failures: agent_lost, could_not_start, disk_full, exit_code, timeout, out_of_memory, or exit:N (comma-separated, repeatable; default: every failure but cancelled, not_runnable, untrusted)',
+      'retry only these failures: agent_lost, could_not_start, disk_full, exit_code, timeout, out_of_memory, artifacts, or exit:N (comma-separated, repeatable; default: every failure but cancelled, not_runnable, untrusted, artifacts)',
       collect,
     )
     .option('--queue-timeout <duration>', 'end the job timed out (queue_timeout) when no agent takes it within this long of being queued')
@@ -76,6 +79,12 @@ export function jobOptions(cmd: Command): Command {
       'keep PATH (relative to the workspace) between jobs on the same agent: restored before the run, saved after exit 0; KEY is scoped by tenant (repeatable, at most 8)',
       collect,
     )
+    .option(
+      '--artifacts <globs>',
+      'after the run, whatever its exit code, upload the workspace files matching these globs (dist/**,report.xml: * within a directory, ** across; comma-separated, repeatable, at most 32)',
+      collect,
+    )
+    .option('--artifacts-optional', 'an artifact upload that fails leaves the job as it ended (otherwise it fails a job that succeeded)')
     .option('--concurrency-group <key>', "at most --concurrency jobs of this group (in the job's tenant) run at once")
     .option('--concurrency <n>', 'jobs of the group that may run at once (default 1, at most 1000)')
     .option(
@@ -108,6 +117,7 @@ export function buildSpec(flags: SubmitFlags, command: readonly string[]): JobSp
     ...executorOf(flags),
     secrets: secretRefsOf(flags.secret ?? [], flags.secretFile ?? []),
     caches: (flags.cache ?? []).map(cacheRefOf),
+    ...artifactsOf(flags),
     ...retryPolicyOf(flags),
     ...concurrencyOf(flags),
   });
@@ -148,6 +158,13 @@ function cacheRefOf(text: string): CacheRef {
   const at = text.indexOf(':');
   if (at <= 0 || at === text.length - 1) throw new UsageError(`--cache: expected KEY:PATH, got "${text}"`);
   return { key: text.slice(0, at), path: text.slice(at + 1) };
+}
+
+/** `--artifacts` (comma-separated, repeatable) and `--artifacts-optional`, which means nothing without them. */
+function artifactsOf(flags: SubmitFlags): Pick<JobSpec, 'artifacts' | 'artifactsOptional'> {
+  const artifacts = (flags.artifacts ?? []).flatMap((l) => l.split(',').map((s) => s.trim())).filter((s) => s !== '');
+  if (flags.artifactsOptional && artifacts.length === 0) throw new UsageError('--artifacts-optional goes with --artifacts');
+  return { artifacts, artifactsOptional: flags.artifactsOptional === true };
 }
 
 /** --executor, and --no-network, which only the sandbox can honour: said here rather than as the server's INVALID_ARGUMENT. */

@@ -82,7 +82,7 @@ describe('retry_on', () => {
     expect(parseRetryOn('exit:256')).toMatch(/1-255/);
   });
 
-  it('by default retries every failure but cancelled, not runnable, untrusted and queue timeout', () => {
+  it('by default retries every failure but cancelled, not runnable, untrusted, queue timeout and artifacts', () => {
     const p = policy({});
     for (const f of [
       F.FAILURE_CATEGORY_EXIT_CODE,
@@ -96,8 +96,10 @@ describe('retry_on', () => {
       F.FAILURE_CATEGORY_NOT_RUNNABLE,
       F.FAILURE_CATEGORY_UNTRUSTED,
       F.FAILURE_CATEGORY_QUEUE_TIMEOUT,
+      F.FAILURE_CATEGORY_ARTIFACTS,
     ])
       expect({ f, retried: retries(p, f, 1) }).toEqual({ f, retried: false });
+    expect(retries(policy({ retryOn: ['artifacts'] }), F.FAILURE_CATEGORY_ARTIFACTS, 0)).toBe(true);
   });
 
   it('retries only what it names: a category, or a process that exited (or was OOM-killed) with a named code', () => {

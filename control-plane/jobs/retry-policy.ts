@@ -41,6 +41,7 @@ const RETRYABLE: ReadonlyMap<string, FailureCategory> = new Map(
     F.FAILURE_CATEGORY_COULD_NOT_START,
     F.FAILURE_CATEGORY_DISK_FULL,
     F.FAILURE_CATEGORY_OUT_OF_MEMORY,
+    F.FAILURE_CATEGORY_ARTIFACTS,
   ].map((c) => [categoryName(c), c]),
 );
 
@@ -54,12 +55,17 @@ const NOT_RETRYABLE: ReadonlyMap<FailureCategory, string> = new Map([
   [F.FAILURE_CATEGORY_NOT_DELIVERED, 'an undelivered attempt is always queued again, without using up a retry'],
 ]);
 
-/** Failures retried when retry_on is empty: every one but these. */
+/**
+ * Failures retried when retry_on is empty: every one but these. Artifacts
+ * that could not be stored (over a limit, as a rule) would fail again: only
+ * `retry_on: artifacts` retries them.
+ */
 const NEVER_BY_DEFAULT: ReadonlySet<FailureCategory> = new Set([
   F.FAILURE_CATEGORY_CANCELLED,
   F.FAILURE_CATEGORY_NOT_RUNNABLE,
   F.FAILURE_CATEGORY_UNTRUSTED,
   F.FAILURE_CATEGORY_QUEUE_TIMEOUT,
+  F.FAILURE_CATEGORY_ARTIFACTS,
 ]);
 
 const EXIT = /^exit:(\d{1,3})$/;
@@ -85,7 +91,7 @@ export interface RetryPolicy {
   readonly maxMs: number;
   /** True when the job set its own backoff: delays are then kept within [minMs, maxMs]. */
   readonly ownBackoff: boolean;
-  /** undefined: the default (every failure but cancelled, not runnable, untrusted). */
+  /** undefined: the default (every failure but cancelled, not runnable, untrusted, queue timeout, artifacts). */
   readonly on?: { readonly categories: ReadonlySet<FailureCategory>; readonly exitCodes: ReadonlySet<number> };
 }
 

@@ -220,6 +220,31 @@ function validateCaches(spec: JobSpec, field: string): void {
   });
 }
 
+/** Artifact globs a job may give (JobSpec.artifacts); the files' sizes are the peer's limits, checked at upload. */
+export const ARTIFACT_LIMITS = { globsPerJob: 32, globChars: 256 } as const;
+
+/**
+ * Artifact globs: a plain workspace-relative path whose segments may hold
+ * `*` (within a directory) or be `**` (across them), none twice. No
+ * backslash: the agent's matcher would read it as an escape.
+ */
+function validateArtifacts(spec: JobSpec, field: string): void {
+  check(
+    spec.artifacts.length <= ARTIFACT_LIMITS.globsPerJob,
+    `${field}.artifacts`,
+    `too many (${spec.artifacts.length}, limit ${ARTIFACT_LIMITS.globsPerJob})`,
+  );
+  const seen = new Set<string>();
+  spec.artifacts.forEach((glob, i) => {
+    const f = `${field}.artifacts[${i}]`;
+    check(glob !== '' && glob.length <= ARTIFACT_LIMITS.globChars, f, `must be 1-${ARTIFACT_LIMITS.globChars} characters`);
+    workspacePath(glob, f);
+    check(!glob.includes('\\'), f, `holds a backslash: "${glob.slice(0, 64)}" (paths are /-separated)`);
+    check(!seen.has(glob), f, `${glob} is given twice`);
+    seen.add(glob);
+  });
+}
+
 /**
  * The affinity a cached job gets when it names none: its first cache key in
  * its tenant, so jobs sharing that cache prefer the agent the rendezvous hash
@@ -257,6 +282,7 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
   check(Strategy[spec.strategy] !== undefined && (spec.strategy as number) >= 0, `${field}.strategy`, `unknown strategy ${spec.strategy}`);
   validateGroup(spec, field);
   validateCaches(spec, field);
+  validateArtifacts(spec, field);
   const tenant = spec.tenant || 'default';
   const firstCache = spec.caches[0];
   return {
@@ -265,6 +291,7 @@ export function validateSpec(spec: JobSpec | undefined, field = 'spec'): Resolve
     env: { ...spec.env },
     secrets: spec.secrets.map((r) => ({ ...r })),
     caches: spec.caches.map((c) => ({ ...c })),
+    artifacts: [...spec.artifacts],
     affinityKey: spec.affinityKey || (firstCache ? cacheAffinity(tenant, firstCache.key) : ''),
     timeoutSeconds: spec.timeoutSeconds || LIMITS.defaultTimeoutSeconds,
     maxAttempts: spec.maxAttempts || 1,

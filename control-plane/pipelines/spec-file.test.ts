@@ -80,6 +80,21 @@ describe('a pipeline file', () => {
     expect(specs[0]).toMatchObject({ name: 'lint', script: 'npm run lint', env: { A: 'b' } });
   });
 
+  it('takes artifacts as a list or a comma-separated string, and artifacts_optional', () => {
+    expect(read('script: x\nartifacts: [dist/**, report.xml]\n').specs[0]).toMatchObject({
+      artifacts: ['dist/**', 'report.xml'],
+      artifactsOptional: false,
+    });
+    expect(read('script: x\nartifacts: "dist/**, report.xml,"\nartifacts_optional: true\n').specs[0]).toMatchObject({
+      artifacts: ['dist/**', 'report.xml'],
+      artifactsOptional: true,
+    });
+    expect(refusal('script: x\nartifacts: {a: b}\n')).toBe(
+      'ci.yaml:2: artifacts: a list of strings, or one string of comma-separated items',
+    );
+    expect(refusal('script: x\nartifacts_optional: maybe\n')).toBe('ci.yaml:2: artifacts_optional: true or false');
+  });
+
   it('names the line and the key of what it refuses', () => {
     expect(refusal('jobs:\n  build:\n    script: make\n    timeout: soon\n')).toBe(
       'ci.yaml:4: jobs.build.timeout: invalid duration "soon" (use e.g. 90, 30s, 5m, 1h30m, 7d)',

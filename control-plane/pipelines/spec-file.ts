@@ -22,6 +22,8 @@
  *     executor: sandbox           # shell | sandbox
  *     needs: [build]              # pipeline jobs only (one name may stand alone)
  *     allow_failure: true
+ *     artifacts: [dist/**, report.xml]   # or "dist/**,report.xml": uploaded after the run
+ *     artifacts_optional: true    # an upload that fails does not fail the job
  *     matrix: {os: [linux, mac]}  # pipeline jobs only: one job per combination
  *
  * A pipeline file may also have `env` for every job, and where the caller
@@ -72,6 +74,8 @@ const JOB_KEYS = new Set([
   'executor',
   'needs',
   'allow_failure',
+  'artifacts',
+  'artifacts_optional',
   'matrix',
 ]);
 /** Matrix keys and env names: ones a shell takes. */
@@ -186,6 +190,8 @@ function jobSpec(
       return jobs;
     }),
     allowFailure: f.bool('allow_failure'),
+    artifacts: f.commaList('artifacts'),
+    artifactsOptional: f.bool('artifacts_optional'),
   });
 }
 
@@ -238,6 +244,15 @@ class Fields {
   /** Where the i-th need is written, for errors. */
   needPath(i: number): YamlPath {
     return typeof this.raw.needs === 'string' ? [...this.at, 'needs'] : [...this.at, 'needs', i];
+  }
+
+  /** A list of strings, or one string of comma-separated items (`artifacts: "dist/**,report.xml"`); empty items dropped. */
+  commaList(key: string): string[] {
+    const v = this.raw[key];
+    if (v !== undefined && v !== null && typeof v !== 'string' && (!Array.isArray(v) || v.some((x) => x === null || typeof x === 'object')))
+      this.fail(key, 'a list of strings, or one string of comma-separated items');
+    const items = typeof v === 'string' ? v.split(',') : this.strings(key);
+    return items.map((s) => s.trim()).filter((s) => s !== '');
   }
 
   strings(key: string): string[] {
