@@ -5,7 +5,9 @@
  *   a bounded batch per pass; and, past a cap on how many ended jobs are kept,
  *   the oldest submitted of them (age alone would let a busy mesh fill etcd's
  *   space quota within the retention: 100 jobs/s for 7 days is 60M records).
- * - Every peer deletes the logs it holds for jobs whose records are gone.
+ * - Every peer deletes the logs and artifacts it holds for jobs whose records
+ *   are gone, and artifact uploads left behind by attempts that ended
+ *   without committing them (an agent that never came back).
  * - The leader compacts the store's history every interval, to the revision
  *   seen one interval earlier (what kube-apiserver does for its etcd): etcd
  *   keeps every version of every key until compacted, and each job record is
@@ -17,6 +19,8 @@ import type { Logger } from 'pino';
 import { jobIdTime } from './jobs/ids.js';
 import type { JobRepo } from './jobs/repo.js';
 import type { LogStore } from './logs/log-store.js';
+import type { ArtifactStorage } from './artifacts/storage.js';
+import { isActive } from './jobs/state.js';
 import { isNotLeader } from './jobs/errors.js';
 import type { Compare, Store } from './store/store.js';
 
@@ -24,6 +28,8 @@ export interface HousekeepingOptions {
   repo: JobRepo;
   store: Store;
   logs: LogStore;
+  /** This peer's artifacts; none: nothing to sweep. */
+  artifacts?: ArtifactStorage;
   /** Ended jobs are deleted this long after they ended; 0 keeps them forever. */
   jobRetentionMs: number;
   /** At most this many ended jobs are kept (the oldest submitted go first); 0: no cap. */
@@ -52,6 +58,15 @@ const MAX_PASS_INTERVAL_MS = 10_000;
  * creating a job whose id sorts before the oldest.
  */
 const ORPHAN_LOG_MIN_AGE_MS = 5 * 60_000;
+/** An artifact upload untouched this long, of an attempt that is not running any more, is dropped. */
+const ABANDONED_UPLOAD_MS = 10 * 60_000;
+
+/** A peer's blobs kept per job: its logs, its artifacts. */
+interface JobBlobs {
+  jobs(): Promise<string[]>;
+  /** False when nothing was deleted (absent, or in use). */
+  remove(jobId: string): Promise<boolean>;
+}
 
 /** What housekeeping has done since this peer started (for /metrics). */
 export interface HousekeepingStats {
@@ -108,7 +123,9 @@ export class Housekeeper {
       overCap += deleted;
       if (deleted < want) break;
     }
-    const logs = await this.deleteLogs(cutoff, now);
+    let logs = 0;
+    for (const blobs of this.blobs()) logs += await this.deleteOrphans(blobs, cutoff, now);
+    await this.dropAbandonedUploads(now);
     this.stats.jobsDeleted += jobs + overCap;
     this.stats.logsDeleted += logs;
     if (jobs + overCap + logs > 0) {
@@ -137,17 +154,44 @@ export class Housekeeper {
     return deleted;
   }
 
+  /** Logs and artifacts: what this peer keeps per job. */
+  private blobs(): JobBlobs[] {
+    const artifacts = this.o.artifacts;
+    const kept: JobBlobs[] = [this.o.logs];
+    if (artifacts)
+      kept.push({
+        jobs: () => artifacts.jobs(),
+        remove: async (id) => {
+          await artifacts.remove(id);
+          return true;
+        },
+      });
+    return kept;
+  }
+
+  /** Uploads of attempts that ended (or whose job is gone) without a commit, untouched for a while: nothing of them is kept. */
+  private async dropAbandonedUploads(now: number): Promise<void> {
+    for (const u of (await this.o.artifacts?.uploads()) ?? []) {
+      if (u.changedAt > now - ABANDONED_UPLOAD_MS) continue;
+      const r = (await this.o.repo.get(u.jobId))?.record;
+      if (r && r.job.attempt === u.attempt && isActive(r.job.state)) continue;
+      await this.o.artifacts?.abort(u);
+      this.log.info({ job_id: u.jobId, attempt: u.attempt }, 'dropped an artifact upload its attempt left unfinished');
+    }
+  }
+
   /**
-   * Logs here of jobs whose records no longer exist: without a look at the
-   * record for jobs submitted before the oldest record (that is where jobs
-   * deleted over the cap are), one by one for jobs submitted before the cutoff.
+   * Blobs here (logs, artifacts) of jobs whose records no longer exist:
+   * without a look at the record for jobs submitted before the oldest record
+   * (that is where jobs deleted over the cap are), one by one for jobs
+   * submitted before the cutoff.
    */
-  private async deleteLogs(cutoff: number, now: number): Promise<number> {
+  private async deleteOrphans(blobs: JobBlobs, cutoff: number, now: number): Promise<number> {
     const oldest = await this.o.repo.oldestId();
     const goneBelow = Math.min(oldest === undefined ? Infinity : (jobIdTime(oldest) ?? 0), now - ORPHAN_LOG_MIN_AGE_MS);
     let deleted = 0;
     let checked = 0;
-    for (const id of await this.o.logs.jobs()) {
+    for (const id of await blobs.jobs()) {
       const submitted = jobIdTime(id);
       if (submitted === undefined) continue;
       // Below `goneBelow` a job sorts before the oldest record (same ms or later is not below it).
@@ -156,7 +200,7 @@ export class Housekeeper {
         if (submitted > cutoff || checked++ >= JOBS_PER_BATCH * BATCHES_PER_PASS) break;
         if (await this.o.repo.get(id)) continue;
       }
-      if (await this.o.logs.remove(id)) deleted++;
+      if (await blobs.remove(id)) deleted++;
     }
     return deleted;
   }
@@ -167,10 +211,12 @@ export class Housekeeper {
    * later sweep.
    */
   async forget(jobId: string): Promise<void> {
-    try {
-      if (await this.o.logs.remove(jobId)) this.stats.logsDeleted++;
-    } catch (err) {
-      this.log.warn({ err, job_id: jobId }, 'could not delete the logs of a deleted job');
+    for (const blobs of this.blobs()) {
+      try {
+        if ((await blobs.remove(jobId)) && blobs === this.o.logs) this.stats.logsDeleted++;
+      } catch (err) {
+        this.log.warn({ err, job_id: jobId }, 'could not delete the logs or artifacts of a deleted job');
+      }
     }
   }
 

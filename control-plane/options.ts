@@ -12,6 +12,7 @@ import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../transport/c
 import { NO_ETCD_FLAGS, type EtcdFlags } from './store/etcd-flags.js';
 import type { KeySources } from './secrets/keyring.js';
 import { TRACING_OFF, type Tracing } from '../transport/tracing/tracing.js';
+import { DEFAULT_ARTIFACT_LIMITS, type ArtifactLimits } from './artifacts/storage.js';
 
 export interface ControlPlaneOptions {
   /** gRPC listen addresses (tcp host:port, unix:///path). Default ["127.0.0.1:7433"]. */
@@ -64,6 +65,8 @@ export interface ControlPlaneOptions {
   maxEndedJobs: number;
   /** The leader compacts store history this often (to one interval back); 0 never. Default 5 minutes. */
   compactionIntervalMs: number;
+  /** What one attempt may store as artifacts (`--artifact-max-file`, `--artifact-max-job`, `--artifact-max-files`). Default DEFAULT_ARTIFACT_LIMITS. */
+  artifactLimits: ArtifactLimits;
   /** Fair-share weights per tenant (default weight 1). */
   tenantWeights: Record<string, number>;
   /** JWTs from an identity provider, verified against its JWKS; undefined: API tokens only. */
@@ -144,6 +147,7 @@ export function resolveOptions(o: ControlPlaneInput): ControlPlaneOptions {
     auditRetentionMs: o.auditRetentionMs ?? DEFAULT_AUDIT_RETENTION_MS,
     compactionIntervalMs: o.compactionIntervalMs ?? DEFAULT_COMPACTION_INTERVAL_MS,
     maxEndedJobs: o.maxEndedJobs ?? DEFAULT_MAX_ENDED_JOBS,
+    artifactLimits: o.artifactLimits ?? DEFAULT_ARTIFACT_LIMITS,
     tenantWeights: o.tenantWeights ?? {},
     limits: o.limits ?? DEFAULT_GATE_LIMITS,
     maxUnauthenticatedCalls: o.maxUnauthenticatedCalls ?? DEFAULT_MAX_UNAUTHENTICATED_CALLS,

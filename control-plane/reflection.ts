@@ -22,6 +22,7 @@ export const SERVICES = [
   'runmesh.v1.TemplateService',
   'runmesh.v1.PipelineService',
   'runmesh.v1.HookService',
+  'runmesh.v1.ArtifactService',
 ] as const;
 
 export function addReflection(server: Server): void {
@@ -40,6 +41,7 @@ export function addReflection(server: Server): void {
     'runmesh/v1/template.proto',
     'runmesh/v1/pipeline.proto',
     'runmesh/v1/hook.proto',
+    'runmesh/v1/artifact.proto',
     'health/v1/health.proto',
   ];
   const definition = loadSync(files, { includeDirs: [dir, healthDir], keepCase: true, longs: String, enums: String, defaults: true });

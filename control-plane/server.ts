@@ -60,6 +60,11 @@ import { AgentCredentials } from './mesh/agent-credentials.js';
 import { MeshAgents } from './mesh/agents.js';
 import { PeerDispatch } from './mesh/dispatch.js';
 import { LogCopies } from './mesh/log-copies.js';
+import { ArtifactCopies } from './mesh/artifact-copies.js';
+import { DirArtifactStorage } from './artifacts/dir-storage.js';
+import type { ArtifactStorage } from './artifacts/storage.js';
+import { ArtifactUploads, agentOfCall } from './api/artifact-uploads.js';
+import { ArtifactServiceImpl } from './api/artifact-service.js';
 import { Mesh } from './mesh/mesh.js';
 import { PeerClients } from './mesh/peer-clients.js';
 import { PeerSecret } from './mesh/peer-secret.js';
@@ -82,6 +87,8 @@ interface State {
   repo: JobRepo;
   tracker: JobTracker;
   logs: LogStore;
+  /** This peer's artifacts (blobs/artifacts): uploads in progress and stored ones. */
+  artifacts: ArtifactStorage;
   registry: AgentRegistry;
   index: ActiveIndex;
   /** API tokens, as every peer follows them in the store. */
@@ -285,6 +292,7 @@ async function loadState(o: ControlPlaneOptions, log: Logger, closers: Shutdown)
     repo,
     tracker,
     logs,
+    artifacts: new DirArtifactStorage(join(o.dataDir, 'blobs', 'artifacts')),
     registry: new AgentRegistry(),
     index: new ActiveIndex(),
     tokens,
@@ -395,6 +403,10 @@ async function serve(
   // Each attempt's RUNMESH_JOB_TOKEN: minted into its Assign, checked against its stored attempt at every call.
   const jobTokens = new JobTokens(secret.derive('runmesh job token v1'), (id) => currentAttemptOf(repo, id));
   const gate = new Gate({ tokens, jwt, jobTokens, log, limits: o.limits, audit });
+  const credentials = await AgentCredentials.open(store, log);
+  closers.add('agent credentials', () => credentials.close());
+  const rotation = new CredentialRotation(credentials, o.agentCredentialTtlMs);
+  const agentAuth = new AgentAuth(new Secret(o.joinToken), credentials, tokens, (now) => rotation.expiry(now));
   // Calls are authenticated before their request is read (api/admission.ts); the guard still authorizes each.
   ports.admission.use({
     client: (method, metadata, from) =>
@@ -403,6 +415,11 @@ async function serve(
         (err: unknown) => toServiceError(err, log),
       ),
     peer: (metadata) => refusePeerCall(metadata, secret),
+    agent: (metadata) =>
+      agentOfCall(agentAuth, metadata).then(
+        () => undefined,
+        (err: unknown) => toServiceError(err, log),
+      ),
   });
   // Under --tls-auto, peers on the shared listeners speak TLS, verified against the cluster CA.
   const peerTls = state.autoTls && !o.peerListen ? channelCredentials({ ca: await readFile(state.autoTls.caFile) }) : undefined;
@@ -414,9 +431,7 @@ async function serve(
   // The agents held here hung on the lost lease: published again on the new one, before any leader counts them lost.
   mesh.onRejoined(() => agents.republish());
   const writer = JobWriter.forAnyPeer({ repo, tracker, logger: log });
-  const credentials = await AgentCredentials.open(store, log);
-  closers.add('agent credentials', () => credentials.close());
-  const rotation = new CredentialRotation(credentials, o.agentCredentialTtlMs);
+  const artifactCopies = new ArtifactCopies(mesh, clients, state.artifacts, log);
   const gateway = new Gateway({
     repo,
     tracker,
@@ -428,7 +443,7 @@ async function serve(
     peerId: o.peerId,
     publisher: agents,
     replicateLog: (id, attempt, records) => copies.replicate(id, attempt, records),
-    auth: new AgentAuth(new Secret(o.joinToken), credentials, tokens, (now) => rotation.expiry(now)),
+    auth: agentAuth,
     rotation,
     audit,
     rotationCheckMs: rotationCheckMs(o.agentCredentialTtlMs),
@@ -463,6 +478,7 @@ async function serve(
     repo,
     store,
     logs,
+    artifacts: state.artifacts,
     logger: log,
     jobRetentionMs: o.jobRetentionMs,
     compactionIntervalMs: o.compactionIntervalMs,
@@ -499,8 +515,20 @@ async function serve(
     // A reader stops following once the agent's stream moved to another peer; the asking peer finds where.
     readLog: (read, signal) => readLocalLog({ tracker, logs, stay: (live) => copies.isHere(live, read.attempt) }, read, signal),
     copyLog: (jobId, attempt, sourcePeer, records) => copies.copyFrom(jobId, attempt, sourcePeer, records),
+    listHeldArtifacts: (key) => state.artifacts.list(key),
+    readArtifact: (key, path, offset, signal) => state.artifacts.read(key, path, offset, signal),
+    copyArtifacts: (key, sourcePeer) => artifactCopies.copyFrom(key, sourcePeer),
   };
-  gateway.addToServer(ports.grpc);
+  const uploads = new ArtifactUploads({
+    auth: agentAuth,
+    tracker,
+    writer,
+    storage: state.artifacts,
+    replicate: (key, files) => artifactCopies.replicate(key, files),
+    limits: o.artifactLimits,
+    logger: log,
+  });
+  gateway.addToServer(ports.grpc, uploads.handlers());
   new PeerServiceImpl(peerHandler, secret, log).addToServer(ports.peer?.grpc ?? ports.grpc);
   const logLocator: LogLocator = {
     here: (record, attempt) => copies.isHere(record, attempt),
@@ -523,6 +551,8 @@ async function serve(
     tracing: o.tracing,
   });
   jobs.addToServer(ports.grpc);
+  const artifacts = new ArtifactServiceImpl({ gate, repo, source: artifactCopies, retention, logger: log });
+  artifacts.addToServer(ports.grpc);
   const schedules = await serveSchedules(
     { store, repo, tracker, jobs, gate, isLeader: () => mesh.isLeader(), fence: () => mesh.fence(), logger: log },
     ports.grpc,

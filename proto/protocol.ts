@@ -10,3 +10,14 @@ export const PROTOCOL_VERSION = 1;
 export const ACCEPTS_HEADER = 'runmesh-accepts';
 /** JobProgress (ConnectRequest.job_progress). */
 export const JOB_PROGRESS_FEATURE = 'job-progress';
+/**
+ * AgentService.BeginArtifacts / UploadArtifact / CommitArtifacts: an agent
+ * uploads an attempt's artifacts only to a control plane that names this.
+ * With an older one the upload fails with a reason saying so.
+ */
+export const ARTIFACTS_FEATURE = 'artifacts';
+/**
+ * Metadata of the artifact upload calls: the agent's name, beside its
+ * credential as `authorization: Bearer rma_...`.
+ */
+export const AGENT_NAME_HEADER = 'runmesh-agent';

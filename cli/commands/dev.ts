@@ -5,13 +5,21 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_SERVER } from '../../transport/address.js';
 import { address, hostPort, logLevel, whole } from '../flags.js';
-import { devSecretsKeyFile, joinTokenFor, retentionOptions, untilSignal } from './serve.js';
+import {
+  artifactLimitsOf,
+  artifactOptions,
+  devSecretsKeyFile,
+  joinTokenFor,
+  retentionOptions,
+  untilSignal,
+  type ArtifactFlags,
+} from './serve.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
 import { untilHangup } from '../reload.js';
 import { configPath, saveContext } from '../context.js';
 import { useConfigFile } from '../config-file.js';
 
-interface DevFlags {
+interface DevFlags extends ArtifactFlags {
   agents: number;
   slots: number;
   dataDir: string;
@@ -32,7 +40,7 @@ export function registerDev(program: Command): void {
     .option('--data-dir <dir>', 'local state', './.runmesh')
     .option('--listen <addr>', 'gRPC address', address('--listen'), DEFAULT_SERVER)
     .option('--http-listen <addr>', 'HTTP address', hostPort('--http-listen'), '127.0.0.1:7434');
-  retentionOptions(dev)
+  artifactOptions(retentionOptions(dev))
     .option('--log-level <level>', 'trace|debug|info|warn|error', (v: string) => logLevel(v), process.env.RUNMESH_LOG_LEVEL ?? 'warn')
     .action(async (f: DevFlags) => {
       keepRunningWhenOutputCloses();
@@ -49,6 +57,7 @@ export function registerDev(program: Command): void {
         jobRetentionMs: f.jobRetention,
         auditRetentionMs: f.auditRetention,
         maxEndedJobs: f.maxEndedJobs,
+        artifactLimits: artifactLimitsOf(f),
         secretKeys: { keyFile: await devSecretsKeyFile(f.dataDir), keyEnv: '', previousKeyFiles: [] },
         logger,
         tracing,

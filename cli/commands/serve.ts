@@ -30,6 +30,8 @@ import {
   whole,
 } from '../flags.js';
 import { UsageError } from '../errors.js';
+import { parseSize } from '../../agent/cache/cache.js';
+import { DEFAULT_ARTIFACT_LIMITS, type ArtifactLimits } from '../../control-plane/artifacts/storage.js';
 import { collect, parseWhole } from '../options.js';
 import { keepRunningWhenOutputCloses } from '../pipes.js';
 import { holdHangup, reloadOnHangup } from '../reload.js';
@@ -48,7 +50,7 @@ export async function joinTokenFor(dataDir: string, given: string | undefined): 
   return { token, generated: true };
 }
 
-interface ServerFlags {
+interface ServerFlags extends ArtifactFlags {
   listen: string[];
   httpListen: string;
   peerListen?: string;
@@ -228,7 +230,7 @@ export function registerServe(program: Command): void {
       (t: string) => parseWhole('--max-connections-per-address', t, 1, 10_000_000),
       DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress,
     );
-  retentionOptions(server)
+  artifactOptions(retentionOptions(server))
     .addOption(
       durationOption(
         '--compaction-interval <duration>',
@@ -284,6 +286,7 @@ export function registerServe(program: Command): void {
         oidcKeyRotationMs: f.oidcKeyRotation,
         compactionIntervalMs: f.compactionInterval,
         maxEndedJobs: f.maxEndedJobs,
+        artifactLimits: artifactLimitsOf(f),
         tenantWeights: tenantWeights(f.tenantWeight),
         metricsTokenFile: f.metricsTokenFile,
         secretKeys: {
@@ -380,6 +383,44 @@ export function untilSignal(): Promise<NodeJS.Signals> {
     process.on('SIGTERM', on);
     process.on('SIGINT', on);
   });
+}
+
+/** What `server` and `dev` both take about the artifacts one attempt may store. */
+export interface ArtifactFlags {
+  artifactMaxFile?: number;
+  artifactMaxJob?: number;
+  artifactMaxFiles?: number;
+}
+
+export function artifactOptions(command: Command): Command {
+  return command
+    .option(
+      '--artifact-max-file <size>',
+      'largest artifact file a job may store, e.g. 500MB (default 1GiB)',
+      sizeFlag('--artifact-max-file'),
+    )
+    .option('--artifact-max-job <size>', "most artifact bytes one job's attempt may store (default 10GiB)", sizeFlag('--artifact-max-job'))
+    .option('--artifact-max-files <n>', "most artifact files one job's attempt may store (default 1000)", whole('--artifact-max-files'));
+}
+
+export function artifactLimitsOf(f: ArtifactFlags): ArtifactLimits {
+  return {
+    fileBytes: f.artifactMaxFile ?? DEFAULT_ARTIFACT_LIMITS.fileBytes,
+    jobBytes: f.artifactMaxJob ?? DEFAULT_ARTIFACT_LIMITS.jobBytes,
+    files: f.artifactMaxFiles ?? DEFAULT_ARTIFACT_LIMITS.files,
+  };
+}
+
+function sizeFlag(flag: string): (text: string) => number {
+  return (text) => {
+    try {
+      const n = parseSize(text);
+      if (n < 1) throw new Error(`"${text}" is not a size of at least 1 byte`);
+      return n;
+    } catch (err) {
+      throw new UsageError(`${flag}: ${(err as Error).message}`);
+    }
+  };
 }
 
 /** What `server` and `dev` both take about how long ended jobs, and audit entries, are kept. */

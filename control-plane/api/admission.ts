@@ -2,9 +2,11 @@
  * What a call must pass before its request is read, so that rejected work
  * stays cheap. One server interceptor, first in the chain:
  * - **Who, before what.** A client call (every service but health,
- *   reflection, the agents' and the peers') is authenticated from its metadata, and a
- *   PeerService call checked for the peer credential, before grpc-js reads a
- *   byte of its request; a refused call's body is never buffered or decoded.
+ *   reflection, the agents' and the peers') is authenticated from its metadata, a
+ *   PeerService call checked for the peer credential, and an AgentService call
+ *   other than Connect (the artifact uploads) for the agent's credential,
+ *   before grpc-js reads a byte of its request; a refused call's body is never
+ *   buffered or decoded. Connect authenticates with its first message (Hello).
  *   The guard (guard.ts) still authorizes every call, as before.
  * - **Per-method message limits.** Each method reads messages only up to its
  *   own limit (MESSAGE_LIMITS), checked on the 5-byte length prefix: an
@@ -50,6 +52,9 @@ export const MESSAGE_LIMITS: Readonly<Record<string, number>> = Object.freeze({
   'PeerService.DeliverAssign': SPEC_BYTES + 64 * KiB,
   // Log chunks: agents send spool records of up to 64 KiB; the rest of their messages are small.
   'AgentService.Connect': 4 * MiB,
+  // Artifacts: a manifest of up to a few thousand files (a path is at most 1 KiB), and data in 256 KiB chunks.
+  'AgentService.BeginArtifacts': 4 * MiB,
+  'AgentService.UploadArtifact': 256 * KiB + KiB,
 });
 
 /** Requests of every method not in MESSAGE_LIMITS, and an agent's messages before it is welcomed. */
@@ -64,6 +69,8 @@ export interface AdmissionChecks {
   client(method: string, metadata: Metadata, from: string): Promise<ServiceError | Partial<ServiceError> | undefined>;
   /** A PeerService call: the peer credential. */
   peer(metadata: Metadata): ServiceError | Partial<ServiceError> | undefined;
+  /** An AgentService call other than Connect: the agent's name and credential. */
+  agent(metadata: Metadata): Promise<ServiceError | Partial<ServiceError> | undefined>;
 }
 
 /**
@@ -74,12 +81,14 @@ export interface AdmissionChecks {
  */
 const OPEN_SERVICES = new Set(['Health', 'ServerReflection']);
 
-type Kind = 'client' | 'peer' | 'agent' | 'open';
+/** `agent`: Connect, authenticated by its Hello; `agent-call`: the agent's other calls, by their metadata. */
+type Kind = 'client' | 'peer' | 'agent' | 'agent-call' | 'open';
 
-function kindOf(service: string): Kind {
+function kindOf(method: string): Kind {
+  const [service] = method.split('.');
   if (service === 'PeerService') return 'peer';
-  if (service === 'AgentService') return 'agent';
-  return OPEN_SERVICES.has(service) ? 'open' : 'client';
+  if (service === 'AgentService') return method === 'AgentService.Connect' ? 'agent' : 'agent-call';
+  return OPEN_SERVICES.has(service ?? '') ? 'open' : 'client';
 }
 
 /** "/runmesh.v1.JobService/Submit" → "JobService.Submit" (the authorization table's names). */
@@ -160,7 +169,7 @@ export class Admission {
 
   readonly interceptor: ServerInterceptor = (method, call) => {
     const name = methodName(method.path);
-    const kind = kindOf(name.split('.')[0] ?? '');
+    const kind = kindOf(name);
     if (!hasDecoder(call)) return refuseAll(call, Status.INTERNAL, 'message size limits cannot be applied with this grpc-js version');
     const full = MESSAGE_LIMITS[name] ?? DEFAULT_MESSAGE_LIMIT;
     // Until the call is authenticated it reads small messages only (an agent's Hello); then its method's limit.
@@ -210,10 +219,16 @@ export class Admission {
     });
   };
 
-  private async check(kind: 'client' | 'peer', name: string, metadata: Metadata, from: string): Promise<Partial<ServiceError> | undefined> {
+  private async check(
+    kind: 'client' | 'peer' | 'agent-call',
+    name: string,
+    metadata: Metadata,
+    from: string,
+  ): Promise<Partial<ServiceError> | undefined> {
     const checks = this.checks;
     if (!checks) return { code: Status.UNAVAILABLE, details: 'the server is starting; retry' };
     try {
+      if (kind === 'agent-call') return await checks.agent(metadata);
       return kind === 'peer' ? checks.peer(metadata) : await checks.client(name, metadata, from);
     } catch {
       return { code: Status.INTERNAL, details: `${name}: authentication failed` };

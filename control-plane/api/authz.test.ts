@@ -27,6 +27,7 @@ import { ClusterServiceImpl, type ClusterView } from './cluster-service.js';
 import { startApi, type ApiHarness } from './testing/harness.js';
 import { ROUTE_METHODS } from '../console/routes.js';
 import { HookServiceService } from '../../proto/gen/runmesh/v1/hook.js';
+import { ArtifactServiceService } from '../../proto/gen/runmesh/v1/artifact.js';
 import { sign, SIGNED_ROUTES } from '../hooks/index.js';
 import { createHttpServer, listenHttp } from '../http/http-server.js';
 
@@ -40,6 +41,8 @@ const READ_JOBS = [
   'JobService.Logs',
   'PipelineService.GetPipeline',
   'PipelineService.ListPipelines',
+  'ArtifactService.ListArtifacts',
+  'ArtifactService.GetArtifact',
 ];
 const CLUSTER_READ = ['ClusterService.Status', 'ClusterService.ListAgents', 'ClusterService.GetAgent'];
 const CLUSTER_VERBS = [
@@ -100,7 +103,7 @@ const EXPECTED: Record<Role, 'all' | string[]> = {
   viewer: [...READ_JOBS, ...CLUSTER_READ, ...SCHEDULE_READS],
   agent: [],
   // A job token (issue 18): its own job only, which the table test's requests do not name (so NOT_FOUND, never PERMISSION_DENIED).
-  job: ['JobService.Get', 'JobIdentityService.IssueIdToken'],
+  job: ['JobService.Get', 'JobIdentityService.IssueIdToken', 'ArtifactService.ListArtifacts', 'ArtifactService.GetArtifact'],
 };
 
 /** What only a job token may call. */
@@ -117,6 +120,7 @@ const SERVICES = {
   ScheduleService: ScheduleServiceService,
   TemplateService: TemplateServiceService,
   HookService: HookServiceService,
+  ArtifactService: ArtifactServiceService,
 } as const;
 
 interface Method {
@@ -293,6 +297,8 @@ function requestFor(name: string): unknown {
     'HookService.ListHooks': { tenant: '' },
     'HookService.DeleteHook': { name: 'not-there', tenant: '' },
     'HookService.ListDeliveries': { name: 'not-there', tenant: '' },
+    'ArtifactService.ListArtifacts': { jobId: jobA.id, attempt: 0, fromNeed: '' },
+    'ArtifactService.GetArtifact': { jobId: jobA.id, attempt: 0, fromNeed: '', path: 'out.txt' },
   };
   if (!(name in requests)) throw new Error(`no request for ${name}: add one (and a row to the authorization table)`);
   return requests[name];

@@ -11,6 +11,13 @@ import { PEER_METADATA_KEY, PeerSecret } from '../mesh/peer-secret.js';
 import { PeerServiceClient } from '../../proto/gen/runmesh/v1/peer.js';
 import { PeerServiceImpl, type PeerHandler } from './peer-service.js';
 import { waitUntil } from '../../test/support/wait.js';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ArtifactFile } from '../../proto/gen/runmesh/v1/artifact.js';
+import { DirArtifactStorage } from '../artifacts/dir-storage.js';
+import { DEFAULT_ARTIFACT_LIMITS, type ArtifactKey } from '../artifacts/storage.js';
 
 const JOB = 'j_0123456789abcdef';
 
@@ -41,6 +48,19 @@ class TestPeer implements PeerHandler {
     return records;
   }
   readonly copied: string[] = [];
+  /** A real blob directory: the peer's artifacts are what it holds. */
+  readonly dir = mkdtempSync(join(tmpdir(), 'peer-artifacts-'));
+  readonly artifacts = new DirArtifactStorage(this.dir);
+  listHeldArtifacts(key: ArtifactKey): Promise<ArtifactFile[] | undefined> {
+    return this.artifacts.list(key);
+  }
+  readArtifact(key: ArtifactKey, path: string, offset: number, signal: AbortSignal): AsyncIterable<Uint8Array> {
+    return this.artifacts.read(key, path, offset, signal);
+  }
+  async copyArtifacts(key: ArtifactKey, sourcePeer: string): Promise<number> {
+    this.copied.push(`artifacts ${key.jobId}/${key.attempt} from ${sourcePeer}`);
+    return (await this.artifacts.list(key))?.length ?? 0;
+  }
   private take(agent: string, what: string): boolean {
     if (!this.connected.has(agent)) return false;
     this.delivered.push(`${agent}: ${what}`);
@@ -67,6 +87,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  rmSync(peer.dir, { recursive: true, force: true });
   clients.close();
   await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
 });
@@ -144,6 +165,30 @@ describe('PeerService', () => {
     await expect(reading).rejects.toThrow('reader done');
     expect(seen).toEqual([0, 1, 2]);
     await waitUntil(() => peer.followAborted, { what: 'the peer to see the reader leave', timeoutMs: 5_000 });
+  });
+
+  it('lists and streams the artifacts a peer holds, from an offset; NOT_FOUND for an attempt it holds none of', async () => {
+    const key = { jobId: JOB, attempt: 1 };
+    const body = Buffer.alloc(600_000, 7);
+    const file = { path: 'dist/app.bin', size: BigInt(body.length), sha256: createHash('sha256').update(body).digest('hex') };
+    await peer.artifacts.begin(key, [file], DEFAULT_ARTIFACT_LIMITS);
+    await peer.artifacts.append(key, file.path, 0, [body]);
+    await peer.artifacts.commit(key);
+    expect(await clients.listHeldArtifacts(address, key)).toEqual([file]);
+    const read = async (offset: number): Promise<Buffer> => {
+      const parts: Uint8Array[] = [];
+      for await (const c of clients.readArtifact(address, { ...key, path: file.path, offset: BigInt(offset) })) parts.push(c);
+      return Buffer.concat(parts);
+    };
+    expect((await read(0)).equals(body)).toBe(true);
+    expect((await read(599_990)).length).toBe(10);
+    const missing = await clients.listHeldArtifacts(address, { jobId: JOB, attempt: 2 }).catch((e: unknown) => e);
+    expect((missing as PeerCallError).code).toBe(Status.NOT_FOUND);
+    await expect(
+      (async () => {
+        for await (const c of clients.readArtifact(address, { ...key, path: 'nope', offset: 0n })) void c;
+      })(),
+    ).rejects.toMatchObject({ code: Status.NOT_FOUND });
   });
 
   it('fails fast against a peer that is not there, and after close', async () => {

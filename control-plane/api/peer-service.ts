@@ -7,12 +7,19 @@
  * call passes `guardPeerCalls` first (peer-auth.ts): peers only.
  */
 import type { Server, ServerWritableStream } from '@grpc/grpc-js';
+import type { ArtifactFile } from '../../proto/gen/runmesh/v1/artifact.js';
 import type { Logger } from 'pino';
 import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
 import {
   PeerServiceService,
+  type CopyArtifactsRequest,
+  type CopyArtifactsResponse,
   type CopyLogRequest,
   type CopyLogResponse,
+  type ListHeldArtifactsRequest,
+  type ListHeldArtifactsResponse,
+  type ReadArtifactRequest,
+  type ReadArtifactResponse,
   type DeliverAssignRequest,
   type DeliverAssignResponse,
   type DeliverCancelRequest,
@@ -23,9 +30,10 @@ import {
   type ReadLogResponse,
 } from '../../proto/gen/runmesh/v1/peer.js';
 import type { LogRead, LogRecord } from '../logs/log-store.js';
+import type { ArtifactKey } from '../artifacts/storage.js';
 import { drained } from './drain.js';
 import { guardPeerCalls, type PeerVerifier } from './peer-auth.js';
-import { checkJobId, invalid, toServiceError, unary } from './status.js';
+import { checkJobId, invalid, notFound, toServiceError, unary } from './status.js';
 
 /** What a peer does for its peers. */
 export interface PeerHandler {
@@ -44,6 +52,12 @@ export interface PeerHandler {
    * the records not yet held here; resolves with how many are held.
    */
   copyLog(jobId: string, attempt: number, sourcePeer: string, records: number): Promise<number>;
+  /** The stored artifacts of an attempt held here; undefined when none are. */
+  listHeldArtifacts(key: ArtifactKey): Promise<ArtifactFile[] | undefined>;
+  /** A stored artifact file held here, from `offset`. */
+  readArtifact(key: ArtifactKey, path: string, offset: number, signal: AbortSignal): AsyncIterable<Uint8Array>;
+  /** Keeps a durable copy of the artifacts `sourcePeer` stored; resolves with the files held. */
+  copyArtifacts(key: ArtifactKey, sourcePeer: string): Promise<number>;
 }
 
 export class PeerServiceImpl {
@@ -77,6 +91,17 @@ export class PeerServiceImpl {
         return { records: await this.handler.copyLog(req.jobId, req.attempt, req.sourcePeer, req.records) };
       }),
       readLog: (call: ServerWritableStream<ReadLogRequest, ReadLogResponse>) => void this.readLog(call),
+      listHeldArtifacts: unary(log, async (req: ListHeldArtifactsRequest): Promise<ListHeldArtifactsResponse> => {
+        const key = artifactKey(req);
+        const files = await this.handler.listHeldArtifacts(key);
+        if (!files) throw notFound(`artifacts of job ${key.jobId} attempt ${key.attempt} on this peer`);
+        return { files };
+      }),
+      copyArtifacts: unary(log, async (req: CopyArtifactsRequest): Promise<CopyArtifactsResponse> => {
+        if (!req.sourcePeer) throw invalid('source_peer', 'missing');
+        return { files: await this.handler.copyArtifacts(artifactKey(req), req.sourcePeer) };
+      }),
+      readArtifact: (call: ServerWritableStream<ReadArtifactRequest, ReadArtifactResponse>) => void this.readArtifact(call),
     };
     server.addService(PeerServiceService, guardPeerCalls(handlers, this.verifier));
   }
@@ -100,6 +125,30 @@ export class PeerServiceImpl {
       if (!abort.signal.aborted) call.emit('error', toServiceError(err, this.log));
     }
   }
+
+  /** Streams a held artifact file, with backpressure; ends early when the reader goes away. */
+  private async readArtifact(call: ServerWritableStream<ReadArtifactRequest, ReadArtifactResponse>): Promise<void> {
+    const abort = new AbortController();
+    call.on('cancelled', () => abort.abort(new Error('reader went away')));
+    call.on('close', () => abort.abort(new Error('stream closed')));
+    try {
+      const key = artifactKey(call.request);
+      if (!call.request.path) throw invalid('path', 'missing');
+      for await (const data of this.handler.readArtifact(key, call.request.path, Number(call.request.offset), abort.signal)) {
+        if (abort.signal.aborted) break;
+        if (!call.write({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) })) await drained(call, abort.signal);
+      }
+      if (!abort.signal.aborted) call.end();
+    } catch (err) {
+      if (!abort.signal.aborted) call.emit('error', toServiceError(err, this.log));
+    }
+  }
+}
+
+function artifactKey(req: { jobId: string; attempt: number }): ArtifactKey {
+  checkJobId(req.jobId, 'job_id');
+  if (req.attempt === 0) throw invalid('attempt', 'missing');
+  return { jobId: req.jobId, attempt: req.attempt };
 }
 
 function required<T>(value: T | undefined, field: string): T {

@@ -9,6 +9,7 @@ import { isJobNotFound, isStaleWrite, isValidation } from '../jobs/errors.js';
 import { jobIdTime } from '../jobs/ids.js';
 import { isCopySource, isLogUnreachable } from '../mesh/errors.js';
 import { isStoreUnavailable } from '../store/errors.js';
+import { artifactErrorOf, type ArtifactErrorKind } from '../artifacts/errors.js';
 
 export class ApiError extends NamedError {
   constructor(
@@ -53,6 +54,16 @@ function largestUnit(ms: number): string {
   return `${ms / size}${unit}`;
 }
 
+const ARTIFACT_STATUS: Record<ArtifactErrorKind, Status> = {
+  invalid: Status.INVALID_ARGUMENT,
+  limit: Status.RESOURCE_EXHAUSTED,
+  offset: Status.FAILED_PRECONDITION,
+  checksum: Status.DATA_LOSS,
+  incomplete: Status.FAILED_PRECONDITION,
+  missing: Status.NOT_FOUND,
+  disk: Status.RESOURCE_EXHAUSTED,
+};
+
 export function toServiceError(err: unknown, log: Logger): Partial<ServiceError> {
   if (err instanceof ApiError) return { code: err.code, details: err.message, metadata: new Metadata() };
   const limited = findCause(err, RateLimitedError);
@@ -69,6 +80,8 @@ export function toServiceError(err: unknown, log: Logger): Partial<ServiceError>
   if (isStaleWrite(err)) return { code: Status.ABORTED, details: (err as Error).message };
   if (isLogUnreachable(err)) return { code: Status.UNAVAILABLE, details: (err as Error).message };
   if (isCopySource(err)) return { code: Status.FAILED_PRECONDITION, details: (err as Error).message };
+  const artifact = artifactErrorOf(err);
+  if (artifact) return { code: ARTIFACT_STATUS[artifact.kind], details: artifact.message };
   log.error({ err }, 'request failed');
   return { code: Status.INTERNAL, details: 'internal error (see the control plane log)' };
 }

@@ -38,7 +38,10 @@ export type Verb =
   | 'hooks.manage'
   /** List webhooks (never their secrets) and read outbound deliveries. */
   | 'hooks.read'
-  /** A job token's own job, and only it: read its spec and state, exchange itself for an OIDC ID token. */
+  /**
+   * A job token's own job, and only it: read its spec and state, exchange
+   * itself for an OIDC ID token, read its artifacts and those of the jobs it needs.
+   */
   | 'job.self';
 
 /** gRPC method ("Service.Method", as in the proto) → the verb it needs, or the verbs any one of which will do. */
@@ -89,6 +92,9 @@ export const METHOD_VERBS: Readonly<Record<string, Verb | readonly Verb[]>> = {
   'HookService.DeleteHook': 'hooks.manage',
   'HookService.ListHooks': 'hooks.read',
   'HookService.ListDeliveries': 'hooks.read',
+  // A job's artifacts are read as the job is; a job token reads its own job's, and its needs' (artifact-service.ts).
+  'ArtifactService.ListArtifacts': ['jobs.read', 'job.self'],
+  'ArtifactService.GetArtifact': ['jobs.read', 'job.self'],
 };
 
 /** The verbs that change something: every call needing one is recorded in the audit log, whatever its result. */

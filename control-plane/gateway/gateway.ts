@@ -5,7 +5,7 @@
  * agents it holds. Deciding that an agent is lost is the leader's job (see
  * Scheduler), so that a dead peer's agents are handled like any other.
  */
-import { status as Status, type Server, type ServerDuplexStream } from '@grpc/grpc-js';
+import { status as Status, type Server, type ServerDuplexStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import {
   AgentServiceService,
   type Assign,
@@ -83,8 +83,12 @@ export class Gateway {
     for (const listener of this.changeListeners) listener();
   }
 
-  addToServer(server: Server): void {
-    server.addService(AgentServiceService, { connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => this.connect(call) });
+  /** Adds AgentService: Connect, and `more` of its methods served elsewhere (the artifact uploads). */
+  addToServer(server: Server, more: UntypedServiceImplementation = {}): void {
+    server.addService(AgentServiceService, {
+      ...more,
+      connect: (call: ServerDuplexStream<ConnectRequest, ConnectResponse>) => this.connect(call),
+    });
   }
 
   private connect(call: ServerDuplexStream<ConnectRequest, ConnectResponse>): void {

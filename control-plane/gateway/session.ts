@@ -19,7 +19,7 @@ import type {
   ResumeAttempt,
 } from '../../proto/gen/runmesh/v1/agent.js';
 import { JobState } from '../../proto/gen/runmesh/v1/job.js';
-import { ACCEPTS_HEADER, JOB_PROGRESS_FEATURE, PROTOCOL_VERSION } from '../../proto/protocol.js';
+import { ACCEPTS_HEADER, ARTIFACTS_FEATURE, JOB_PROGRESS_FEATURE, PROTOCOL_VERSION } from '../../proto/protocol.js';
 import { activeAgent, finish, lost, started, undelivered } from '../jobs/lifecycle.js';
 import { isLogGap, isLogWriteError } from '../logs/errors.js';
 import { isUnreadableRecord } from '../jobs/errors.js';
@@ -71,7 +71,7 @@ export class AgentSession implements AgentLink {
     this.watchdog.unref();
     // Before any message: the agent sends JobProgress only to a control plane that names it here.
     const accepts = new Metadata();
-    accepts.set(ACCEPTS_HEADER, JOB_PROGRESS_FEATURE);
+    accepts.set(ACCEPTS_HEADER, [JOB_PROGRESS_FEATURE, ARTIFACTS_FEATURE].join(','));
     call.sendMetadata(accepts);
     call.on('data', (m: ConnectRequest) => this.onMessage(m));
     call.on('error', (err) => this.log.debug({ err }, 'agent stream error'));
@@ -483,6 +483,9 @@ export class AgentSession implements AgentLink {
       if (progress) recordProgress(r, progress, new Date());
       if (!finish(r, res.attempt, outcome, new Date())) return false;
       r.logPeers = { ...r.logPeers, [res.attempt]: holders };
+      // Stored artifacts were recorded by their commit; an upload that failed says why here, and nothing of it is kept.
+      const a = r.job.attempts.find((x) => x.number === res.attempt);
+      if (a && res.artifactsError) a.artifacts = { files: 0, bytes: 0n, error: res.artifactsError.slice(0, 1024) };
       return true;
     });
     if (!stored && progress && this.owns(res.jobId, res.attempt)) this.progress.offer(progress); // not stored: it waits for the next try

@@ -26,6 +26,8 @@ export interface JobRecord {
    * (the accepting peer first); records from before copies name one peer. Read through `logHolders`.
    */
   logPeers?: Record<number, string[] | string>;
+  /** Per attempt that stored artifacts: the peers whose blob directories hold them (the accepting peer first). */
+  artifactPeers?: Record<number, string[]>;
   /** The W3C `tracestate` that goes with `job.traceParent` (docs/architecture.md, "Tracing"); absent when none. */
   traceState?: string;
   /** Pipelines: the ids of the jobs this one needs (its spec's `needs`, resolved at submit). */
@@ -72,6 +74,7 @@ export function encodeRecord(r: JobRecord): string {
     cancel: r.cancel,
     preempted: r.preempted,
     logPeers: r.logPeers,
+    artifactPeers: r.artifactPeers,
     traceState: r.traceState,
     needs: r.needs,
     held: r.held,
@@ -85,6 +88,7 @@ export function decodeRecord(text: string): JobRecord {
     cancel?: JobRecord['cancel'];
     preempted?: boolean;
     logPeers?: JobRecord['logPeers'];
+    artifactPeers?: JobRecord['artifactPeers'];
     traceState?: string;
     needs?: string[];
     held?: boolean;
@@ -96,6 +100,7 @@ export function decodeRecord(text: string): JobRecord {
   if (raw.cancel) r.cancel = raw.cancel;
   if (raw.preempted) r.preempted = true;
   if (raw.logPeers) r.logPeers = raw.logPeers;
+  if (raw.artifactPeers) r.artifactPeers = raw.artifactPeers;
   if (raw.traceState) r.traceState = raw.traceState;
   if (raw.needs) r.needs = raw.needs;
   if (raw.held) r.held = true;
@@ -115,5 +120,11 @@ export function logHolders(r: JobRecord, attempt: number): string[] {
  */
 export function cloneRecord(r: JobRecord): JobRecord {
   const job = { ...r.job, attempts: r.job.attempts.map((a) => ({ ...a })), timeline: [...r.job.timeline] };
-  return { ...r, job, cancel: r.cancel && { ...r.cancel }, logPeers: r.logPeers && { ...r.logPeers } };
+  return {
+    ...r,
+    job,
+    cancel: r.cancel && { ...r.cancel },
+    logPeers: r.logPeers && { ...r.logPeers },
+    artifactPeers: r.artifactPeers && { ...r.artifactPeers },
+  };
 }

@@ -10,7 +10,15 @@
 import { credentials as grpcCredentials, Metadata, status as Status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
-import { PeerServiceClient, type CopyLogRequest, type ReadLogRequest } from '../../proto/gen/runmesh/v1/peer.js';
+import type { ArtifactFile } from '../../proto/gen/runmesh/v1/artifact.js';
+import {
+  PeerServiceClient,
+  type CopyArtifactsRequest,
+  type CopyLogRequest,
+  type ListHeldArtifactsRequest,
+  type ReadArtifactRequest,
+  type ReadLogRequest,
+} from '../../proto/gen/runmesh/v1/peer.js';
 import { CLIENT_FLOW_CONTROL_OPTIONS } from '../../transport/index.js';
 import { MeshClosedError, PeerCallError } from './errors.js';
 import { PEER_METADATA_KEY, type PeerSecret } from './peer-secret.js';
@@ -97,6 +105,41 @@ export class PeerClients {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       // The consumer may have left the loop early; the peer can stop reading then.
+      call.cancel();
+    }
+  }
+
+  /** The stored artifacts of an attempt that the peer at `address` holds (NOT_FOUND when none). */
+  listHeldArtifacts(address: string, request: ListHeldArtifactsRequest): Promise<ArtifactFile[]> {
+    return this.unary<{ files: ArtifactFile[] }>(address, 'ListHeldArtifacts', (c, md, opts, cb) =>
+      c.listHeldArtifacts(request, md, opts, cb),
+    ).then((r) => r.files);
+  }
+
+  /** Asks the peer at `address` to keep a copy of the stored artifacts `sourcePeer` holds; resolves with the files it holds. */
+  copyArtifacts(address: string, request: CopyArtifactsRequest, timeoutMs: number): Promise<number> {
+    return this.unary<{ files: number }>(
+      address,
+      'CopyArtifacts',
+      (c, md, opts, cb) => c.copyArtifacts(request, md, opts, cb),
+      timeoutMs,
+    ).then((r) => r.files);
+  }
+
+  /** Reads a stored artifact file from the peer at `address`, from `request.offset`; stop it with `signal` or by leaving the loop. */
+  async *readArtifact(address: string, request: ReadArtifactRequest, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    signal?.throwIfAborted();
+    const call = this.client(address).readArtifact(request, this.metadata());
+    const onAbort = (): void => call.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const msg of call) yield (msg as { data: Uint8Array }).data;
+      signal?.throwIfAborted();
+    } catch (err) {
+      signal?.throwIfAborted();
+      throw wrap(err, address, 'ReadArtifact');
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
       call.cancel();
     }
   }

@@ -12,6 +12,8 @@ export interface SimAgent {
   /** Called with the job id when an Assign arrives (before the result is sent). */
   onAssign?: (jobId: string, at: bigint) => void;
   readonly welcomed: Promise<void>;
+  /** The credential its Welcome enrolled it with (set once welcomed). */
+  credential: string;
   /** Reports the attempt succeeded (for an Assign that `complete` held back). */
   finish(assign: Assign): void;
   close(): void;
@@ -78,6 +80,7 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
   const agent: SimAgent = {
     onAssign: o.onAssign,
     welcomed,
+    credential: '',
     finish,
     close: () => {
       clearInterval(hb);
@@ -90,6 +93,7 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
     const msg = m.msg;
     if (msg?.$case === 'welcome') {
       beat(o.heartbeatMs ?? (msg.value.heartbeatIntervalMs || 2000));
+      agent.credential ||= msg.value.credential;
       resolveWelcome();
     }
     if (msg?.$case === 'resultAck') o.onResultAck?.(msg.value.jobId);

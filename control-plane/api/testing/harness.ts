@@ -30,6 +30,9 @@ import { SecretServiceImpl } from '../secret-service.js';
 import { PipelineServiceImpl } from '../pipeline-service.js';
 import { serveSchedules } from '../../serve-schedules.js';
 import { serveHooks } from '../../serve-hooks.js';
+import { ArtifactServiceImpl } from '../artifact-service.js';
+import { DirArtifactStorage } from '../../artifacts/dir-storage.js';
+import type { ArtifactStorage } from '../../artifacts/storage.js';
 import type { Route } from '../../http/http-server.js';
 
 export interface ApiHarness {
@@ -46,6 +49,8 @@ export interface ApiHarness {
   writer: JobWriter;
   /** Mints attempts' job tokens as a peer's dispatch does (with a key of this harness's own). */
   jobTokens: JobTokens;
+  /** This peer's artifact storage: what ArtifactService serves (a lone peer holds every copy). */
+  artifacts: ArtifactStorage;
   /** The HTTP routes a peer would serve on its HTTP port (`/hooks/`); not listening: serve them with createHttpServer. */
   httpRoutes: Record<string, Route>;
   /** Stops the server and closes everything under it. */
@@ -122,6 +127,14 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
     secrets,
   });
   jobs.addToServer(server);
+  const artifacts = new DirArtifactStorage(`${dir}/artifacts`);
+  const retention = o.retention ?? { ageMs: 0, maxEnded: 0 };
+  const source = {
+    list: (key: { jobId: string; attempt: number }) => artifacts.list(key),
+    read: (key: { jobId: string; attempt: number }, _holders: readonly string[], path: string, signal: AbortSignal) =>
+      artifacts.read(key, path, 0, signal),
+  };
+  new ArtifactServiceImpl({ gate, repo, source, retention, logger: log }).addToServer(server);
   new PipelineServiceImpl({ gate, repo, logger: log, cancelJob: (req, who) => jobs.cancel(req, who) }).addToServer(server);
   new ClusterServiceImpl({ gate, view: o.view ?? EMPTY_CLUSTER, tracker, logger: log, version: o.version ?? 'test' }).addToServer(server);
   new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: '' }).addToServer(server);
@@ -147,6 +160,7 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
     secrets,
     writer,
     jobTokens,
+    artifacts,
     httpRoutes,
     async close() {
       server.forceShutdown();
