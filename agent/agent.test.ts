@@ -8,10 +8,11 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Server, ServerCredentials, status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
+import { credentials, Server, ServerCredentials, status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  AgentServiceClient,
   AgentServiceService,
   type ConnectRequest,
   type ConnectResponse,
@@ -202,7 +203,13 @@ describe('agent wire protocol', () => {
   it('holds an attempt it is still starting: a Hello then names it, so a reconnect does not read as lost', async () => {
     const a = new Agent({ servers: [cp.address], joinToken: 't', name: 'starting-agent', workDir, logger: log });
     const sent: ConnectRequest[] = [];
-    const link = { signal: new AbortController().signal, send: (m: ConnectRequest) => sent.push(m) > 0, drained: () => Promise.resolve() };
+    const client = new AgentServiceClient(cp.address, credentials.createInsecure()); // never called: the job has no artifacts
+    const link = {
+      signal: new AbortController().signal,
+      send: (m: ConnectRequest) => sent.push(m) > 0,
+      drained: () => Promise.resolve(),
+      client,
+    };
     const spec = JobSpec.fromPartial({ script: 'true' });
     a.onAssign(
       {
@@ -224,5 +231,6 @@ describe('agent wire protocol', () => {
     await waitUntil(() => sent.some((m) => m.msg?.$case === 'jobResult'), { what: 'its result', timeoutMs: 20_000 });
     expect(a.hello().msg).toMatchObject({ value: { held: [{ jobId: 'j_starting', attempt: 1 }] } }); // until acknowledged
     await a.close();
+    client.close();
   });
 });

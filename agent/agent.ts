@@ -6,7 +6,7 @@
  * finish (up to the grace), the rest are handed back, then it exits.
  */
 import { createHash } from 'node:crypto';
-import { status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import { hostname, loadavg, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -45,7 +45,8 @@ import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { DiskWatch, isDiskFull } from '../proto/disk-space.js';
 import { resolveAgentOptions, type AgentInput, type AgentOptions } from './options.js';
-import { attemptKey, AttemptStream } from './session/attempt.js';
+import { attemptKey, AttemptStream, type AfterExit } from './session/attempt.js';
+import { ArtifactPlans, planOf, uploadArtifacts, type ArtifactPlan, type UploadLinks } from './artifacts/index.js';
 import { loadMasks, matcherFor, maskText, saveMasks, secretValuesOf, sweepMasks, dropMasks } from './masking/index.js';
 import { runConnection, type ConnectionHost } from './session/connection.js';
 import { readCredential, saveCredential } from './session/credential.js';
@@ -58,6 +59,8 @@ import { endAttemptSpan, traceAttempt } from './attempt-trace.js';
 const RECONNECT: BackoffOptions = { baseMs: 100, capMs: 5_000 };
 /** Attempts remembered as seen, so a re-sent Assign of one already started or finished is ignored. */
 const SEEN_ATTEMPTS = 10_000;
+/** Endings after which an attempt's artifacts are uploaded: the job's own, whatever its exit code (a failed test's report is wanted). */
+const UPLOADS_AFTER: ReadonlySet<ExitStatus['failure']> = new Set(['none', 'exit_code', 'timeout', 'oom']);
 
 export class Agent implements ConnectionHost {
   readonly options: AgentOptions;
@@ -91,6 +94,13 @@ export class Agent implements ConnectionHost {
   private readonly disk: DiskWatch;
   /** Workspace paths kept between jobs (`--cache KEY:PATH`), under the work dir. */
   private readonly cache: JobCache;
+  /** Each attempt's artifact globs, beside it from before it starts (a restarted agent uploads those of the attempts it recovers). */
+  private readonly plans: ArtifactPlans;
+  /** Attempts whose artifacts are still to upload: their workspaces stay, a full disk or not. */
+  private readonly artifactsPending = new Set<string>();
+  /** Uploads waiting for a connection (the next Welcome). */
+  private readonly linkWaiters = new Set<(link: Link) => void>();
+  private readonly uploadLinks: UploadLinks = { live: (signal) => this.liveLink(signal), metadata: () => this.uploadMetadata() };
   /** This agent's own credential ('' until the control plane enrols it); read from the work dir at start. */
   private credential = '';
   /** The connection that got the latest Welcome, while it lasts. */
@@ -117,6 +127,7 @@ export class Agent implements ConnectionHost {
       cgroups: this.options.cgroups,
     });
     this.cache = new JobCache(join(this.options.workDir, 'cache'), this.options.cacheMaxBytes, this.log);
+    this.plans = new ArtifactPlans(this.options.workDir);
     this.description = this.executor.describe();
     this.labels = { ...this.options.labels, ...executorLabels(this.description.executors) };
     this.serverEnv = serverEnvOf(this.options);
@@ -150,15 +161,13 @@ export class Agent implements ConnectionHost {
     this.sayContainment();
     await this.disk.start(); // a disk full before we start: unhealthy from the first heartbeat
     await this.cache.load();
-    for (const handle of await this.executor.recover())
-      this.track(
-        new AttemptStream(
-          handle,
-          this.attemptLog(handle.jobId, handle.attempt),
-          matcherFor(loadMasks(this.options.workDir, attemptKey(handle))),
-        ),
-      );
+    for (const handle of await this.executor.recover()) {
+      const log = this.attemptLog(handle.jobId, handle.attempt);
+      const masks = matcherFor(loadMasks(this.options.workDir, attemptKey(handle)));
+      this.track(new AttemptStream(handle, log, masks, this.afterExit(handle, log, '', [], this.recoveredPlan(handle, log))));
+    }
     sweepMasks(this.options.workDir, new Set(this.attempts.keys()));
+    this.plans.sweep(new Set(this.attempts.keys()));
     if (this.attempts.size > 0) this.log.info({ attempts: this.attempts.size }, 'recovered attempts from disk');
     this.cutOff.disconnected();
     this.loop = this.connectLoop();
@@ -185,6 +194,8 @@ export class Agent implements ConnectionHost {
     );
     void s.done.then(() => {
       dropMasks(this.options.workDir, s.key);
+      this.plans.drop(s.key);
+      this.artifactsPending.delete(s.key);
       if (this.attempts.get(s.key) === s) this.attempts.delete(s.key);
     });
   }
@@ -313,6 +324,8 @@ export class Agent implements ConnectionHost {
     }
     this.link = link;
     this.cutOff.connected();
+    for (const wake of this.linkWaiters) wake(link);
+    this.linkWaiters.clear();
     link.signal.addEventListener(
       'abort',
       () => {
@@ -368,9 +381,11 @@ export class Agent implements ConnectionHost {
     this.starting.set(key, starting);
     const tenant = a.spec?.tenant ?? '';
     const caches = a.spec?.caches ?? [];
+    const plan = planOf(a.spec);
     let restore: CacheRestore[] = [];
     const started = Promise.resolve().then(() => {
       saveMasks(this.options.workDir, key, secrets);
+      this.plans.save(key, plan);
       const spec = attemptSpecOf(a, this.description, this.serverEnv, span.context);
       restore = this.cache.checkout(tenant, caches); // pinned until the attempt is done with
       return this.executor.start({ ...spec, restore });
@@ -388,12 +403,7 @@ export class Agent implements ConnectionHost {
           (st) => endAttemptSpan(span, st),
           (err: unknown) => span.end('unknown', (err as Error).message),
         );
-        const s = new AttemptStream(
-          handle,
-          log,
-          masks,
-          caches.length > 0 ? (st) => this.saveCaches(st, tenant, caches, handle) : undefined,
-        );
+        const s = new AttemptStream(handle, log, masks, this.afterExit(handle, log, tenant, caches, plan));
         this.track(s);
         if (starting.abandoned) {
           log.info('abandoned by the control plane while it started: dropping it');
@@ -413,6 +423,7 @@ export class Agent implements ConnectionHost {
         if (restore.length > 0) this.cache.release(tenant, caches);
         log.error({ err }, 'could not start attempt');
         span.end('could not start', maskText(masks, String((err as Error).message)));
+        this.plans.drop(key);
         if (starting.abandoned) return void dropMasks(this.options.workDir, key);
         // A spec no host could run is the job's fault; anything else is this host's.
         const failure = isInvalidAttemptSpecError(err)
@@ -425,6 +436,80 @@ export class Agent implements ConnectionHost {
         (link.signal.aborted ? this.link : link)?.send(notRun(a, failure, maskText(masks, String((err as Error).message))));
       },
     );
+  }
+
+  /**
+   * What runs once an attempt has exited, before its result goes out: its
+   * caches are saved (after exit 0), then its artifacts uploaded (after the
+   * job's own ending, not after a cancel, a hand-back or a loss). The result
+   * waits for both; an upload that failed is in it, and fails a job that
+   * succeeded unless its artifacts were optional.
+   */
+  private afterExit(
+    handle: AttemptHandle,
+    log: Logger,
+    tenant: string,
+    caches: readonly CacheRef[],
+    plan: ArtifactPlan | string | undefined,
+  ): ((st: ExitStatus, signal: AbortSignal) => Promise<AfterExit | undefined>) | undefined {
+    if (caches.length === 0 && plan === undefined) return undefined;
+    const key = attemptKey(handle);
+    if (plan !== undefined) this.artifactsPending.add(key);
+    return async (st, signal) => {
+      if (caches.length > 0) await this.saveCaches(st, tenant, caches, handle);
+      try {
+        if (plan === undefined || !UPLOADS_AFTER.has(st.failure)) return undefined;
+        if (typeof plan === 'string') return { artifactsError: plan, failsJob: true };
+        const artifactsError = await uploadArtifacts({
+          jobId: handle.jobId,
+          attempt: handle.attempt,
+          workspace: join(handle.dir, 'work'),
+          plan,
+          links: this.uploadLinks,
+          log,
+          signal: AbortSignal.any([signal, this.stop.signal]),
+        });
+        return { artifactsError, failsJob: !plan.optional };
+      } finally {
+        this.artifactsPending.delete(key);
+      }
+    };
+  }
+
+  /** The artifact plan of an attempt found on disk at start; an unreadable one is the attempt's artifacts error. */
+  private recoveredPlan(handle: AttemptHandle, log: Logger): ArtifactPlan | string | undefined {
+    try {
+      return this.plans.load(attemptKey(handle));
+    } catch (err) {
+      log.error({ err }, 'could not read the artifact plan of a recovered attempt');
+      return `the agent restarted and could not read the attempt's artifact plan: ${(err as Error).message}`;
+    }
+  }
+
+  /** The connection that got the latest Welcome, now or once the next one does. */
+  private liveLink(signal: AbortSignal): Promise<Link> {
+    if (this.link && !this.link.signal.aborted) return Promise.resolve(this.link);
+    return new Promise((resolve, reject) => {
+      const wake = (link: Link): void => {
+        signal.removeEventListener('abort', stop);
+        resolve(link);
+      };
+      const stop = (): void => {
+        this.linkWaiters.delete(wake);
+        reject(signal.reason as Error);
+      };
+      if (signal.aborted) return stop();
+      this.linkWaiters.add(wake);
+      signal.addEventListener('abort', stop, { once: true });
+    });
+  }
+
+  /** The agent's own identity for the calls beside its stream (artifact uploads): its name and credential. */
+  private uploadMetadata(): Metadata {
+    const md = new Metadata();
+    md.set('runmesh-agent', this.options.name);
+    md.set('authorization', `Bearer ${this.credential}`);
+    return md;
   }
 
   /**
@@ -469,7 +554,8 @@ export class Agent implements ConnectionHost {
     if (this.link) this.link.send(this.heartbeat());
     if (!full) return;
     for (const s of this.attempts.values())
-      if (s.exited) void s.handle.dropWorkspace().catch((err: unknown) => this.log.warn({ err }, 'could not drop a workspace'));
+      if (s.exited && !this.artifactsPending.has(s.key))
+        void s.handle.dropWorkspace().catch((err: unknown) => this.log.warn({ err }, 'could not drop a workspace'));
   }
 
   onMessage(m: ConnectResponse, link: Link): void {

@@ -49,6 +49,14 @@ function usageOf(u: AttemptUsage | undefined): ResourceUsage | undefined {
   return { peakMemoryBytes: BigInt(Math.max(0, Math.round(u.peakMemoryBytes))), cpuSeconds: u.cpuSeconds };
 }
 
+/** What the agent's work after an attempt's exit (its caches, its artifacts) adds to the attempt's result. */
+export interface AfterExit {
+  /** Why the attempt's artifacts were not stored; '' when they were, or it had none. */
+  readonly artifactsError: string;
+  /** An artifacts error fails a job that succeeded (JobSpec.artifacts_optional unset). */
+  readonly failsJob: boolean;
+}
+
 /** How an attempt is named in the agent's maps: `jobId/attempt`. */
 export function attemptKey(a: { readonly jobId: string; readonly attempt: number }): string {
   return `${a.jobId}/${a.attempt}`;
@@ -76,19 +84,28 @@ export class AttemptStream {
   /** What the job reports (`::progress` lines, its progress file), parsed from the masked output. */
   private readonly progress: AttemptProgress;
   /** beforeResult's run: once, whichever connection reports the result. */
-  private resultReady: Promise<void> | undefined;
+  private resultReady: Promise<AfterExit | undefined> | undefined;
+  /** Aborted once the attempt is done with (reported, or dropped): what beforeResult still does is for nobody. */
+  private readonly over = new AbortController();
 
   constructor(
     readonly handle: AttemptHandle,
     private readonly log: Logger,
     /** The attempt's secret values: masked in every record and in the result's message before they leave the host. */
     private readonly masks: Matcher,
-    /** Run once the attempt has exited, before its result is sent (the agent saves its caches). */
-    private readonly beforeResult?: (s: ExitStatus) => Promise<void>,
+    /**
+     * Run once the attempt has exited, before its result is sent (the agent
+     * saves its caches, uploads its artifacts); never rejects. `signal`:
+     * aborted once the attempt is done with.
+     */
+    private readonly beforeResult?: (s: ExitStatus, signal: AbortSignal) => Promise<AfterExit | undefined>,
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
     this.progress = new AttemptProgress(handle, join(handle.dir, PROGRESS_FILE), masks, log);
-    void this.done.then(() => this.progress.close());
+    void this.done.then(() => {
+      this.over.abort();
+      this.progress.close();
+    });
     handle.exited().then(
       (s) => (this.status = s),
       (err: unknown) => log.error({ err }, 'could not learn how the attempt ended'),
@@ -189,9 +206,9 @@ export class AttemptStream {
     if (signal.aborted) return;
     const s = await this.handle.exited();
     await this.progress.end(); // its last state goes before the result
-    await (this.resultReady ??= this.beforeResult?.(s) ?? Promise.resolve());
+    const after = await (this.resultReady ??= this.beforeResult?.(s, this.over.signal) ?? Promise.resolve(undefined));
     if (signal.aborted) return;
-    const { failure, message } = this.verdict(s);
+    const { failure, message } = this.verdict(s, after);
     link.send({
       msg: {
         $case: 'jobResult',
@@ -204,7 +221,7 @@ export class AttemptStream {
           startedAt: new Date(s.startedAt).toISOString(),
           finishedAt: new Date(s.finishedAt).toISOString(),
           usage: usageOf(s.usage),
-          artifactsError: '',
+          artifactsError: maskText(this.masks, after?.artifactsError ?? ''),
         },
       },
     });
@@ -242,12 +259,18 @@ export class AttemptStream {
     for (const m of masker.end()) if (out(m)) yield m;
   }
 
-  /** What the result says: the attempt's own exit, unless the agent handed it back or killed it. */
-  private verdict(s: ExitStatus): { failure: FailureCategory; message: string } {
+  /**
+   * What the result says: the attempt's own exit, unless the agent handed it
+   * back or killed it, or it succeeded but its artifacts (not optional) were
+   * not stored.
+   */
+  private verdict(s: ExitStatus, after: AfterExit | undefined): { failure: FailureCategory; message: string } {
     if (this.handBack)
       return { failure: FailureCategory.FAILURE_CATEGORY_PREEMPTED, message: 'agent shut down before the job finished; handed back' };
     if (this.lostReason !== undefined && s.failure === 'cancelled')
       return { failure: FailureCategory.FAILURE_CATEGORY_AGENT_LOST, message: this.lostReason };
+    if (s.failure === 'none' && after?.failsJob && after.artifactsError !== '')
+      return { failure: FailureCategory.FAILURE_CATEGORY_ARTIFACTS, message: `artifacts: ${after.artifactsError}` };
     return { failure: FAILURES[s.failure], message: s.message };
   }
 

@@ -6,7 +6,13 @@
 import { once } from 'node:events';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../../proto/gen/runmesh/v1/agent.js';
+import {
+  AgentServiceClient,
+  type Assign,
+  type ConnectRequest,
+  type ConnectResponse,
+  type Welcome,
+} from '../../proto/gen/runmesh/v1/agent.js';
 import { ACCEPTS_HEADER, PROTOCOL_VERSION } from '../../proto/protocol.js';
 import { SESSION_KEEPALIVE_OPTIONS, type Dialer } from '../../transport/index.js';
 import type { Link } from './link.js';
@@ -50,6 +56,7 @@ export async function runConnection(
     drained: async () => {
       if (!ended.signal.aborted) await once(call, 'drain', { signal: ended.signal }).catch(() => undefined);
     },
+    client: new AgentServiceClient(dialer.target, dialer.credentials, { channelOverride: client.getChannel() }),
   };
   let welcomed = false;
   let heartbeat: NodeJS.Timeout | undefined;
