@@ -592,6 +592,7 @@ async function serve(
   const web = new Console({
     gate,
     jobs,
+    artifacts,
     cluster,
     logSource: { repo, tracker, logs, locator: logLocator, retention },
     logger: log,

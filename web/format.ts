@@ -18,3 +18,16 @@ export function mib(bytes: string): string {
 }
 
 export const time = (iso: string): string => (iso ? new Date(iso).toLocaleString() : '');
+
+/** A size as people read it: `812 B`, `1.5 KiB`, `12.3 MiB` (bytes as the API's decimal string). */
+export function bytes(text: string): string {
+  let n = Number(text);
+  if (!(n >= 1024)) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let unit = -1;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit++;
+  }
+  return `${n.toFixed(1)} ${units[unit]}`;
+}

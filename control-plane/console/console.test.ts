@@ -14,9 +14,12 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/support/processes.js';
 import { JobSpec } from '../../proto/gen/runmesh/v1/job.js';
+import { ArtifactServiceImpl } from '../api/artifact-service.js';
 import { ClusterServiceImpl, type ClusterView } from '../api/cluster-service.js';
 import { JobServiceImpl } from '../api/job-service.js';
 import { DEFAULT_GATE_LIMITS, Gate, TOKEN_ROLES, TokenStore, type AuditRecord, type Principal, type Role } from '../auth/index.js';
+import { DirArtifactStorage } from '../artifacts/dir-storage.js';
+import type { ArtifactKey } from '../artifacts/storage.js';
 import { JobRepo } from '../jobs/repo.js';
 import { JobTracker } from '../jobs/tracker.js';
 import { JobWriter } from '../jobs/writer.js';
@@ -24,12 +27,14 @@ import { LogStore } from '../logs/log-store.js';
 import { KeyRing, SecretStore } from '../secrets/index.js';
 import { openEmbeddedStore } from '../store/embedded.js';
 import type { Store } from '../store/store.js';
+import { attachment } from './artifacts.js';
 import { Console, ROUTE_METHODS } from './index.js';
 import type { JobSummary } from './wire.js';
 
 const log = pino({ level: 'silent' });
 
-const READ_JOBS = ['GET /api/jobs', 'GET /api/jobs/:id', 'GET /api/jobs/:id/log', 'GET /api/events'];
+const ARTIFACTS = ['GET /api/jobs/:id/artifacts', 'GET /api/jobs/:id/artifacts/:attempt/:path'];
+const READ_JOBS = ['GET /api/jobs', 'GET /api/jobs/:id', 'GET /api/jobs/:id/log', 'GET /api/events', ...ARTIFACTS];
 const CLUSTER_READ = ['GET /api/overview', 'GET /api/agents'];
 const CLUSTER_MANAGE = [
   'POST /api/agents/:name/drain',
@@ -43,8 +48,8 @@ const EXPECTED: Record<Role, 'all' | string[]> = {
   submitter: [...READ_JOBS, 'POST /api/jobs/:id/cancel', 'POST /api/jobs/:id/retry'],
   viewer: [...READ_JOBS, ...CLUSTER_READ],
   agent: [],
-  // A job token passes JobService.Get's row (job.self), for its own job only: another job is not found (404), never 403.
-  job: ['GET /api/jobs/:id'],
+  // A job token passes JobService.Get's and ArtifactService's rows (job.self), for its own job only: another job is not found (404), never 403.
+  job: ['GET /api/jobs/:id', ...ARTIFACTS],
 };
 
 const EMPTY: ClusterView = {
@@ -99,9 +104,17 @@ beforeAll(async () => {
     secrets: new SecretStore(store, KeyRing.of(randomBytes(32))),
   });
   const cluster = new ClusterServiceImpl({ gate, view: EMPTY, tracker, logger: log, version: 'test' });
+  // A lone peer holds every copy: the service reads this peer's artifact storage.
+  const stored = new DirArtifactStorage(`${dir}/artifacts`);
+  const source = {
+    list: (key: ArtifactKey) => stored.list(key),
+    read: (key: ArtifactKey, _holders: readonly string[], path: string, signal: AbortSignal) => stored.read(key, path, 0, signal),
+  };
+  const artifacts = new ArtifactServiceImpl({ gate, repo, source, retention, logger: log });
   web = new Console({
     gate,
     jobs,
+    artifacts,
     cluster,
     logSource: { repo, tracker, logs, locator, retention },
     logger: log,
@@ -136,7 +149,7 @@ async function seed(tenant: string): Promise<string> {
 }
 
 function url(path: string, job = jobA): string {
-  return base + path.replace(':id', job).replace(':name', 'no-such-agent');
+  return base + path.replace(':id', job).replace(':name', 'no-such-agent').replace(':attempt', '1').replace(':path', 'dist%2Fout.txt');
 }
 
 /** The status of a call; an event stream's 200 is read from its headers, then the stream is dropped. */
@@ -150,7 +163,7 @@ async function status(verb: string, path: string, bearer: string | undefined, jo
 
 describe('console routes × roles (the authorization table)', () => {
   it('lists a route for every handler, each naming a method of the table', () => {
-    expect(ROUTE_METHODS.length).toBe(12);
+    expect(ROUTE_METHODS.length).toBe(14);
   });
 
   for (const [verb, path, method] of ROUTE_METHODS) {
@@ -172,10 +185,19 @@ describe('console routes × roles (the authorization table)', () => {
   it("hides another tenant's job as not found, for reads and mutations alike", async () => {
     expect(await status('GET', '/api/jobs/:id', token.viewer, jobB)).toBe(404);
     expect(await status('POST', '/api/jobs/:id/cancel', token.operator, jobB)).toBe(404);
+    expect(await status('GET', '/api/jobs/:id/artifacts', token.viewer, jobB)).toBe(404);
+    expect(await status('GET', '/api/jobs/:id/artifacts/:attempt/:path', token.viewer, jobB)).toBe(404);
     const page = (await (await fetch(`${base}/api/jobs`, { headers: { authorization: `Bearer ${token.viewer}` } })).json()) as {
       jobs: JobSummary[];
     };
     expect(page.jobs.map((j) => j.id)).not.toContain(jobB);
+  });
+
+  it('names a download safely: quotes and non-ASCII only in the encoded filename*', () => {
+    expect(attachment('app.tar')).toBe(`attachment; filename="app.tar"; filename*=UTF-8''app.tar`);
+    expect(attachment('a"b\\c ü;(1).txt')).toBe(
+      `attachment; filename="a_b_c _;(1).txt"; filename*=UTF-8''a%22b%5Cc%20%C3%BC%3B%281%29.txt`,
+    );
   });
 
   it('lists jobs newest first with the filters List applies, paging to older ones', async () => {

@@ -17,6 +17,7 @@ import type { JobServiceImpl } from '../api/job-service.js';
 import { ApiError, toServiceError } from '../api/status.js';
 import { allowed, isUnauthenticated, METHOD_VERBS, mutates, RateLimiter, type Gate, type Principal, type Rate } from '../auth/index.js';
 import { repoRoot } from '../paths.js';
+import { ArtifactDownloads, type ArtifactReader } from './artifacts.js';
 import { Assets } from './assets.js';
 import { Callers, cookieName, cookieOf, CSRF_HEADER, sessionCookie } from './caller.js';
 import { Hub, MAX_STREAMS } from './hub.js';
@@ -37,6 +38,8 @@ export interface ConsoleDeps {
   gate: Gate;
   jobs: Pick<JobServiceImpl, 'get' | 'list' | 'cancel' | 'retry'>;
   cluster: Pick<ClusterServiceImpl, 'status' | 'agents' | 'drain' | 'cordon' | 'revoke'>;
+  /** A job's artifacts, listed and read as ArtifactService does (its tenant and scope checks). */
+  artifacts: ArtifactReader;
   /** Where a job's log is read from, as JobService.Logs reads it. */
   logSource: LogSource;
   logger: Logger;
@@ -62,12 +65,14 @@ export class Console {
   private readonly assets: Assets;
   private readonly limiter: RateLimiter;
   private readonly routes: ConsoleRoute[];
+  private readonly downloads: ArtifactDownloads;
 
   constructor(private readonly d: ConsoleDeps) {
     this.callers = new Callers(d.gate, this.sessions, d.tls);
     this.hub = new Hub({ tracker: d.logSource.tracker, agents: () => this.agents() });
     this.assets = new Assets(d.assetsDir ?? join(repoRoot(), 'dist', 'console'));
     this.limiter = new RateLimiter(d.rate ?? CONSOLE_RATE);
+    this.downloads = new ArtifactDownloads(d.artifacts);
     this.routes = this.buildRoutes();
   }
 
@@ -178,6 +183,8 @@ export class Console {
           return undefined;
         },
       },
+      'GET /api/jobs/:id/artifacts': { handle: (c) => this.downloads.list(c) },
+      'GET /api/jobs/:id/artifacts/:attempt/:path': { handle: (c) => this.downloads.send(c) },
       'GET /api/events': { handle: async (c) => this.events(c) },
     };
     return ROUTE_METHODS.map(([verb, path, method]) => {

@@ -44,6 +44,9 @@ export const ROUTE_METHODS: ReadonlyArray<readonly [HttpVerb, string, string]> =
   ['POST', '/api/jobs/:id/cancel', 'JobService.Cancel'],
   ['POST', '/api/jobs/:id/retry', 'JobService.Retry'],
   ['GET', '/api/jobs/:id/log', 'JobService.Logs'],
+  ['GET', '/api/jobs/:id/artifacts', 'ArtifactService.ListArtifacts'],
+  // :path is the artifact's path as one segment, URI-encoded ('/' as %2F).
+  ['GET', '/api/jobs/:id/artifacts/:attempt/:path', 'ArtifactService.GetArtifact'],
   ['GET', '/api/events', 'JobService.Watch'],
 ];
 

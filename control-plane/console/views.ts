@@ -65,6 +65,7 @@ function attemptView(a: Attempt): AttemptView {
     message: a.message,
     peakMemoryBytes: String(a.usage?.peakMemoryBytes ?? ''),
     cpuSeconds: a.usage?.cpuSeconds ?? 0,
+    ...(a.artifacts ? { artifacts: { files: a.artifacts.files, bytes: String(a.artifacts.bytes), error: a.artifacts.error } } : {}),
   };
 }
 

@@ -69,6 +69,18 @@ export interface AttemptView {
   message: string;
   peakMemoryBytes: string;
   cpuSeconds: number;
+  /** What the attempt stored of its artifacts (bytes as a decimal string), or why not; absent when it uploaded none. */
+  artifacts?: { files: number; bytes: string; error: string };
+}
+
+/** GET /api/jobs/<id>/artifacts: one attempt's stored files (ArtifactService.ListArtifacts). */
+export interface ArtifactsView {
+  /** The attempt listed; 0 when no attempt stored artifacts. */
+  attempt: number;
+  /** Each downloads from /api/jobs/<id>/artifacts/<attempt>/<path, URI-encoded as one segment>. */
+  files: Array<{ path: string; size: string; sha256: string }>;
+  /** Why the attempt's upload failed ('' when it did not). */
+  error: string;
 }
 
 /** A job's page: the spec as stored (secrets are references by name, never values), its timeline and attempts. */

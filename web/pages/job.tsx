@@ -7,6 +7,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { JobDetail, JobSummary } from '../../control-plane/console/wire.js';
 import { get, post } from '../api.js';
+import { Artifacts } from '../artifacts.js';
 import { mib, time } from '../format.js';
 import { onJobs } from '../live.js';
 import { LogView } from '../log/log-view.js';
@@ -23,6 +24,14 @@ const NO_MARKS: readonly GroupMark[] = [];
 /** The group boundaries among the job's annotations (of the attempt that reported them). */
 function groupMarks(job: JobDetail): GroupMark[] {
   return job.annotations.flatMap((a) => (a.kind === 'group_start' || a.kind === 'group_end' ? [{ ...a, kind: a.kind }] : []));
+}
+
+/** Which attempts reported artifacts, and what: '' while none did. */
+function artifactsVersion(job: JobDetail): string {
+  return job.attempts
+    .filter((a) => a.artifacts)
+    .map((a) => `${a.number}:${a.artifacts!.files}:${a.artifacts!.error}`)
+    .join(',');
 }
 
 export function JobPage({ id, can }: { id: string; can: (method: string) => boolean }) {
@@ -42,6 +51,7 @@ export function JobPage({ id, can }: { id: string; can: (method: string) => bool
   if (!job) return <p class="muted">loading…</p>;
   const s = job.summary;
   const shownAttempt = attempt || s.attempt;
+  const uploaded = artifactsVersion(job);
   const act = (what: 'cancel' | 'retry'): void => {
     setError('');
     post<JobSummary>(`/api/jobs/${encodeURIComponent(id)}/${what}`).then(
@@ -111,6 +121,12 @@ export function JobPage({ id, can }: { id: string; can: (method: string) => bool
         <LogView jobId={s.id} attempt={shownAttempt} marks={s.progress?.attempt === shownAttempt ? groupMarks(job) : NO_MARKS} />
       ) : (
         <p class="muted">no attempt yet</p>
+      )}
+      {uploaded && can('ArtifactService.ListArtifacts') && (
+        <>
+          <h3>Artifacts</h3>
+          <Artifacts jobId={s.id} version={uploaded} />
+        </>
       )}
       <h3>Attempts</h3>
       <table class="grid">
