@@ -5,7 +5,8 @@
  * a second of the job printing it (with its progress bar and its folded
  * group), cancels the job from the page, and checks
  * that a viewer gets no buttons (and that the server refuses its calls, and
- * a mutation without the CSRF header). Screenshots go to test-artifacts/console.
+ * a mutation without the CSRF header), and downloads a job's artifact from
+ * its link (another tenant's is not found). Screenshots go to test-artifacts/console.
  */
 import { credentials } from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
@@ -152,6 +153,32 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in chromium', () => {
     expect(refused).toEqual([403, 403]);
     expect((await client.get(job.id)).state).not.toBe(JobState.JOB_STATE_CANCELLED);
     await client.cancel(job.id);
+  });
+
+  it("links the job's artifacts for download; refuses a download without a session, and hides another tenant's", async () => {
+    const script = 'mkdir -p dist && printf "console artifact\\n" > "dist/out put.txt"';
+    const job = await client.waitDone((await client.submit({ name: 'console-artifacts', script, artifacts: ['dist/**'] })).id);
+    const page = await signIn(viewer);
+    await page.goto(`${base}/jobs/${job.id}`);
+    const link = page.locator('[data-artifact="dist/out put.txt"]');
+    await link.waitFor();
+    await shot(page, 'job-artifacts');
+    const href = (await link.getAttribute('href'))!;
+    const got = await page.evaluate(async (url) => {
+      const r = await fetch(url);
+      return { status: r.status, body: await r.text(), type: r.headers.get('content-type'), as: r.headers.get('content-disposition') };
+    }, href);
+    expect(got).toEqual({
+      status: 200,
+      body: 'console artifact\n',
+      type: 'application/octet-stream',
+      as: `attachment; filename="out put.txt"; filename*=UTF-8''out%20put.txt`,
+    });
+    expect((await fetch(base + href)).status).toBe(401);
+    const other = await client.submit({ name: 'console-artifacts-other', tenant: 'other', script: 'echo x > o.txt', artifacts: ['o.txt'] });
+    await client.waitDone(other.id);
+    const hidden = await page.evaluate(async (url) => (await fetch(url)).status, `/api/jobs/${other.id}/artifacts/1/o.txt`);
+    expect(hidden).toBe(404);
   });
 
   it('says why a queued job waits: the selector term no agent matches, and its place in its queue', async () => {
