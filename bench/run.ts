@@ -2,6 +2,7 @@
  * `npm run bench`: every benchmark in one run, figures on stdout.
  * `npm run bench -- etcd routing` runs just the named ones.
  */
+import { benchArtifacts } from './artifacts.js';
 import { benchCliStart } from './cli-start.js';
 import { benchEtcd } from './etcd.js';
 import { benchEtcdTls } from './etcd-tls.js';
@@ -23,6 +24,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   metrics: benchMetrics,
   'cli-start': benchCliStart,
   tracing: benchTracing,
+  artifacts: benchArtifacts,
 };
 
 async function main(): Promise<void> {

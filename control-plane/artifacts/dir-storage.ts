@@ -11,7 +11,7 @@
  * before it is reported held; commit renames the whole upload into place in
  * one step, so a reader sees all of an attempt's files or none.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -79,6 +79,8 @@ export class DirArtifactStorage implements ArtifactStorage {
       if (offset !== held) throw new ArtifactError('offset', `offset: ${offset}, but ${held} bytes of ${path} are held; send from there`);
       if (held === file.size) return held;
       const part = join(dir, `${i}.part`);
+      // The digest runs as the bytes arrive (a resumed file's held part is read into it first): no second pass at the end.
+      const hash = await hashOf(part, held);
       let written = held;
       await diskErrors(async () => {
         const fh = await open(part, 'a');
@@ -87,6 +89,7 @@ export class DirArtifactStorage implements ArtifactStorage {
             if (written + chunk.byteLength > file.size)
               throw new ArtifactError('invalid', `data: more than the ${file.size} bytes ${path} was declared with`);
             await fh.write(chunk);
+            hash.update(chunk);
             written += chunk.byteLength;
           }
         } finally {
@@ -94,7 +97,7 @@ export class DirArtifactStorage implements ArtifactStorage {
         }
       });
       if (written < file.size) return written;
-      if ((await sha256Of(part)) !== file.sha256) {
+      if (hash.digest('hex') !== file.sha256) {
         await rm(part, { force: true });
         throw new ArtifactError('checksum', `${path}: the bytes received do not match its sha256; send it again from 0`);
       }
@@ -254,10 +257,13 @@ async function dirNames(dir: string): Promise<string[]> {
   }
 }
 
-async function sha256Of(file: string): Promise<string> {
+/** A sha256 fed the first `bytes` of `file` (none: a fresh one). */
+async function hashOf(file: string, bytes: number): Promise<Hash> {
   const h = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>) h.update(chunk);
-  return h.digest('hex');
+  if (bytes > 0)
+    for await (const chunk of createReadStream(file, { end: bytes - 1, highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>)
+      h.update(chunk);
+  return h;
 }
 
 async function writeDurably(file: string, text: string): Promise<void> {
