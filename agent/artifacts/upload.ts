@@ -32,8 +32,8 @@ export const CHUNK_BYTES = 256 * 1024;
 export const MAX_TRIES = 6;
 const RETRY = { baseMs: 500, capMs: 15_000 };
 const BEGIN_DEADLINE_MS = 60_000;
-/** A commit copies the files to a second peer. */
-const COMMIT_DEADLINE_MS = 10 * 60_000;
+/** A commit copies the files to a second peer, which may take the peer up to 30 minutes (control-plane/mesh/artifact-copies.ts). */
+const COMMIT_DEADLINE_MS = 31 * 60_000;
 
 /** What the uploader needs of the agent. */
 export interface UploadLinks {
