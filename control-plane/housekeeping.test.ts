@@ -13,6 +13,8 @@ import { queuedRecord, type JobRecord, type ResolvedSpec } from './jobs/record.j
 import { validateSpec } from './jobs/validate.js';
 import { JobRepo } from './jobs/repo.js';
 import { LogStore } from './logs/log-store.js';
+import { DirArtifactStorage } from './artifacts/dir-storage.js';
+import { createHash } from 'node:crypto';
 import { isCompacted } from './store/errors.js';
 import { openEmbeddedStore } from './store/embedded.js';
 import { openEtcdStore } from './store/etcd.js';
@@ -63,12 +65,14 @@ async function setup(
   const store = await open();
   const repo = new JobRepo(store);
   const logs = new LogStore(join(await temp(), 'logs'));
+  const artifacts = new DirArtifactStorage(join(await temp(), 'artifacts'));
   // Live jobs as the tracker would count them: what is stored and not ended.
   const liveJobs = { n: 0 };
   const keeper = new Housekeeper({
     repo,
     store,
     logs,
+    artifacts,
     logger: silent,
     jobRetentionMs: o.retentionMs ?? 24 * HOUR,
     compactionIntervalMs: o.compactionIntervalMs ?? 0,
@@ -82,7 +86,16 @@ async function setup(
     f.append(0, 1, Buffer.from(`log of ${r.job.id}`));
     await logs.seal(r.job.id, 1);
   };
-  return { store, repo, logs, keeper, withLog, liveJobs };
+  /** Begins an upload of `r`'s attempt 1; with `commit`, stores it. */
+  const withArtifact = async (r: JobRecord, commit: boolean): Promise<void> => {
+    const body = Buffer.from(`artifact of ${r.job.id}`);
+    const file = { path: 'out.txt', size: BigInt(body.length), sha256: createHash('sha256').update(body).digest('hex') };
+    const key = { jobId: r.job.id, attempt: 1 };
+    await artifacts.begin(key, [file], { fileBytes: 1000, jobBytes: 1000, files: 1 });
+    await artifacts.append(key, 'out.txt', 0, [body]);
+    if (commit) await artifacts.commit(key);
+  };
+  return { store, repo, logs, artifacts, keeper, withLog, withArtifact, liveJobs };
 }
 
 describe.each(stores)('housekeeping on the %s store', (_name, open) => {
@@ -181,6 +194,32 @@ describe.each(stores)('housekeeping on the %s store', (_name, open) => {
     expect(await follower.logs.jobs()).toEqual([old.job.id]);
     await follower.logs.close();
     await follower.store.close();
+  });
+
+  it("deletes the artifacts of jobs that are gone, and uploads left unfinished by attempts no longer running, not a running one's", async () => {
+    const now = Date.now();
+    const { store, repo, artifacts, keeper, withArtifact } = await setup(open);
+    const kept = job(now - HOUR, now - HOUR + 1000);
+    const gone = job(now - 50 * HOUR, now - 49 * HOUR); // its record was deleted: only its artifacts are left here
+    const running = job(now - 2 * HOUR);
+    running.job.attempt = 1;
+    const ended = job(now - 3 * HOUR, now - 2 * HOUR); // ended without committing its upload
+    ended.job.attempt = 1;
+    await repo.storeNew([kept, running, ended]);
+    await withArtifact(kept, true);
+    await withArtifact(gone, true);
+    await withArtifact(running, false);
+    await withArtifact(ended, false);
+    // Within ten minutes an unfinished upload is left alone, whatever its attempt.
+    await keeper.sweep(now);
+    expect((await artifacts.uploads()).map((u) => u.jobId).sort()).toEqual([running.job.id, ended.job.id].sort());
+    expect(await artifacts.jobs()).toEqual([kept.job.id, running.job.id, ended.job.id].sort());
+    await keeper.sweep(now + 11 * 60_000);
+    expect((await artifacts.uploads()).map((u) => u.jobId)).toEqual([running.job.id]);
+    expect(await artifacts.list({ jobId: kept.job.id, attempt: 1 })).toHaveLength(1);
+    await keeper.forget(kept.job.id); // its record's delete, seen on the watch
+    expect(await artifacts.list({ jobId: kept.job.id, attempt: 1 })).toBeUndefined();
+    await store.close();
   });
 
   it('compacts history to the revision of the previous tick, so only older watches fail', async () => {

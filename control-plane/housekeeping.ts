@@ -123,9 +123,12 @@ export class Housekeeper {
       overCap += deleted;
       if (deleted < want) break;
     }
-    let logs = 0;
-    for (const blobs of this.blobs()) logs += await this.deleteOrphans(blobs, cutoff, now);
-    await this.dropAbandonedUploads(now);
+    const [logBlobs, artifactBlobs] = this.blobs();
+    const logs = await this.deleteOrphans(logBlobs!, cutoff, now);
+    const artifacts = artifactBlobs ? await this.deleteOrphans(artifactBlobs, cutoff, now) : 0;
+    const uploads = await this.dropAbandonedUploads(now);
+    if (artifacts + uploads > 0)
+      this.log.info({ artifacts, uploads }, 'deleted the artifacts of jobs that are gone, and uploads their attempts left unfinished');
     this.stats.jobsDeleted += jobs + overCap;
     this.stats.logsDeleted += logs;
     if (jobs + overCap + logs > 0) {
@@ -170,14 +173,16 @@ export class Housekeeper {
   }
 
   /** Uploads of attempts that ended (or whose job is gone) without a commit, untouched for a while: nothing of them is kept. */
-  private async dropAbandonedUploads(now: number): Promise<void> {
+  private async dropAbandonedUploads(now: number): Promise<number> {
+    let dropped = 0;
     for (const u of (await this.o.artifacts?.uploads()) ?? []) {
       if (u.changedAt > now - ABANDONED_UPLOAD_MS) continue;
       const r = (await this.o.repo.get(u.jobId))?.record;
       if (r && r.job.attempt === u.attempt && isActive(r.job.state)) continue;
       await this.o.artifacts?.abort(u);
-      this.log.info({ job_id: u.jobId, attempt: u.attempt }, 'dropped an artifact upload its attempt left unfinished');
+      dropped++;
     }
+    return dropped;
   }
 
   /**
