@@ -526,6 +526,7 @@ async function serve(
     storage: state.artifacts,
     replicate: (key, files) => artifactCopies.replicate(key, files),
     limits: o.artifactLimits,
+    onStored: (files, bytes) => state.metrics.artifactsStored(files, bytes),
     logger: log,
   });
   gateway.addToServer(ports.grpc, uploads.handlers());

@@ -155,6 +155,9 @@ describe('artifacts on the control plane', () => {
     const done = await client.waitDone(assign.jobId);
     expect(done.state).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(done.attempts[0]?.artifacts).toEqual({ files: 1, bytes: BigInt(body.length), error: '' });
+    const metrics = await (await fetch(`http://${a.httpAddress}/metrics`)).text();
+    expect(metrics).toContain('runmesh_artifact_files_stored_total 1\n');
+    expect(metrics).toContain(`runmesh_artifact_stored_bytes_total ${body.length}\n`);
 
     await a.close();
     const fromB = artifactsOn(b, admin);

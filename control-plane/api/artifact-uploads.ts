@@ -46,6 +46,8 @@ export interface ArtifactUploadDeps {
   replicate(key: ArtifactKey, files: readonly ArtifactFile[]): Promise<string[]>;
   /** This peer's limits (--artifact-max-file, --artifact-max-job, --artifact-max-files). */
   limits: ArtifactLimits;
+  /** Told of each commit (the peer's /metrics). */
+  onStored?: (files: number, bytes: number) => void;
   logger: Logger;
 }
 
@@ -127,6 +129,7 @@ export class ArtifactUploads {
       return true;
     });
     if (!stored) throw notOwned(key, agent);
+    this.d.onStored?.(files.length, Number(bytes));
     this.d.logger.info(
       { job_id: key.jobId, attempt: key.attempt, agent_id: agent, files: files.length, bytes: Number(bytes), peers },
       'artifacts stored',

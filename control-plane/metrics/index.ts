@@ -48,6 +48,8 @@ export class ControlPlaneMetrics {
   private readonly storeSeconds: Histogram<'store'>;
   private readonly storeBatch: Histogram<'store'>;
   private readonly storeFailures: Counter<'store'>;
+  private readonly artifactFiles: Counter;
+  private readonly artifactBytes: Counter;
 
   constructor() {
     // prom-client names its defaults process_* and nodejs_*: the prefix makes them runmesh_process_*, runmesh_nodejs_*.
@@ -94,6 +96,22 @@ export class ControlPlaneMetrics {
       labelNames: ['store'],
       registers,
     });
+    this.artifactFiles = new Counter({
+      name: 'runmesh_artifact_files_stored_total',
+      help: "Artifact files agents uploaded to this peer and it stored (committed); refused uploads are AgentService calls' codes",
+      registers,
+    });
+    this.artifactBytes = new Counter({
+      name: 'runmesh_artifact_stored_bytes_total',
+      help: 'Bytes of the artifact files counted by runmesh_artifact_files_stored_total',
+      registers,
+    });
+  }
+
+  /** An attempt's artifacts were stored on this peer (its agent's upload, committed). */
+  artifactsStored(files: number, bytes: number): void {
+    this.artifactFiles.inc(files);
+    this.artifactBytes.inc(bytes);
   }
 
   /** The observer to open the store with. */
