@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Assign, ConnectRequest, ConnectResponse, Welcome } from '../proto/gen/runmesh/v1/agent.js';
 import { FailureCategory, QosClass } from '../proto/gen/runmesh/v1/job.js';
-import { PROTOCOL_VERSION } from '../proto/protocol.js';
+import { AGENT_NAME_HEADER, PROTOCOL_VERSION } from '../proto/protocol.js';
 import {
   Backoff,
   delay,
@@ -507,7 +507,7 @@ export class Agent implements ConnectionHost {
   /** The agent's own identity for the calls beside its stream (artifact uploads): its name and credential. */
   private uploadMetadata(): Metadata {
     const md = new Metadata();
-    md.set('runmesh-agent', this.options.name);
+    md.set(AGENT_NAME_HEADER, this.options.name);
     md.set('authorization', `Bearer ${this.credential}`);
     return md;
   }

@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import type { BeginArtifactsResponse, CommitArtifactsResponse, UploadArtifactResponse } from '../../proto/gen/runmesh/v1/agent.js';
 import type { ArtifactFile } from '../../proto/gen/runmesh/v1/artifact.js';
 import { NamedError } from '../../proto/cause.js';
+import { ARTIFACTS_FEATURE } from '../../proto/protocol.js';
 import { Backoff, delay, statusCode } from '../../transport/index.js';
 import type { Link } from '../session/link.js';
 import { ArtifactsError, isArtifactsError } from './errors.js';
@@ -90,6 +91,8 @@ async function upload(r: UploadRequest): Promise<string> {
   let rereads = 0;
   for (;;) {
     const link = await r.links.live(r.signal);
+    if (!link.features?.has(ARTIFACTS_FEATURE))
+      throw new ArtifactsError('not stored: the control plane predates artifacts (it does not accept the upload calls)');
     try {
       await session(r, link, root, files);
       return '';
