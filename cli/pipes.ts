@@ -5,7 +5,8 @@
  * process with a stack trace. A command that prints and exits simply stops
  * (nobody is reading); a long-running one (server, agent, dev) keeps running
  * and its writes to the gone reader are dropped: a control plane must not die
- * because a terminal or a log pipe closed.
+ * because a terminal or a log pipe closed. A printing command whose stdout
+ * fails otherwise (a full disk) says so in one line and exits 1.
  */
 let longRunning = false;
 
@@ -18,7 +19,12 @@ export function handleClosedPipes(exit: (code: number) => void = (code) => proce
   const onError =
     (stream: 'stdout' | 'stderr') =>
     (err: NodeJS.ErrnoException): void => {
-      if (err.code !== 'EPIPE') throw err;
+      if (err.code !== 'EPIPE') {
+        if (longRunning || stream === 'stderr') throw err;
+        // stdout cannot take the output (`runmesh artifacts get ... > file` on a full disk): one line, and a failure.
+        process.stderr.write(`runmesh: cannot write to stdout: ${err.message}\n`);
+        return exit(1);
+      }
       // stderr gone: nothing more can be said there; stdout gone: a printing command's reader has what it wanted.
       if (!longRunning && stream === 'stdout') exit(0);
     };
