@@ -67,6 +67,7 @@ export class ArtifactDownloads {
       await pipe(body, c.res, abort.signal);
       c.res.end();
     } catch (err) {
+      if (abort.signal.aborted) return undefined; // the client went away: nobody to answer, nothing gone wrong here
       // Once the headers are out, a short body must not pass for the whole file: the connection is cut instead.
       if (c.res.headersSent) c.res.destroy();
       throw err;
