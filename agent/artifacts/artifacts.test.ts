@@ -1,5 +1,6 @@
 /** Which workspace files artifact globs name (links never followed), what each is, and the plan kept beside an attempt. */
 import { createHash } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,9 +8,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isArtifactsError } from './errors.js';
+import { ArtifactsError, isArtifactsError } from './errors.js';
 import { describeArtifact, findArtifacts, openArtifact, realRoot } from './find.js';
 import { ArtifactPlans, planOf } from './plan.js';
+import { nextStep, StepError, type Step } from './upload.js';
 
 let dir: string;
 let work: string;
@@ -102,5 +104,24 @@ describe('the artifact plan', () => {
     expect(plans.load('j_2/3')).toBeUndefined();
     writeFileSync(join(dir, 'artifacts', 'j_4.1.json'), '{"globs": "dist/**"}');
     expect(() => plans.load('j_4/1')).toThrow(/not one this agent wrote/);
+  });
+});
+
+describe('what follows a failed upload call', () => {
+  const failed = (step: Step, code: status): StepError =>
+    new StepError(step, 'peer said no', { cause: Object.assign(new Error('peer said no'), { code }) });
+
+  it("gives up quietly only when Begin says the attempt is not this agent's, and takes limits and bad input as the error", () => {
+    expect(nextStep(failed('begin', status.FAILED_PRECONDITION))).toBe('gone');
+    expect(nextStep(failed('upload', status.FAILED_PRECONDITION))).toBe('again'); // an offset the peer does not hold: Begin again
+    expect(nextStep(failed('commit', status.FAILED_PRECONDITION))).toBe('again');
+    expect(nextStep(failed('begin', status.RESOURCE_EXHAUSTED))).toBe('refused');
+    expect(nextStep(failed('begin', status.INVALID_ARGUMENT))).toBe('refused');
+    expect(nextStep(failed('begin', status.UNIMPLEMENTED))).toBe('refused');
+    expect(nextStep(failed('upload', status.DATA_LOSS))).toBe('reread');
+    expect(nextStep(failed('upload', status.UNAVAILABLE))).toBe('again');
+    expect(nextStep(failed('commit', status.DEADLINE_EXCEEDED))).toBe('again');
+    expect(nextStep(new ArtifactsError('big.bin: cannot open: EACCES'))).toBe('refused');
+    expect(nextStep(new StepError('upload', 'the peer holds 3 of its 5 bytes after the upload'))).toBe('again');
   });
 });

@@ -213,10 +213,10 @@ function unary<T>(
   });
 }
 
-type Step = 'begin' | 'upload' | 'commit';
+export type Step = 'begin' | 'upload' | 'commit';
 
 /** A failed call of the upload, and at which step (a FAILED_PRECONDITION means one thing on Begin, another after). */
-class StepError extends NamedError {
+export class StepError extends NamedError {
   constructor(
     readonly step: Step,
     message: string,
@@ -227,7 +227,7 @@ class StepError extends NamedError {
 }
 
 /** What follows a failure: see the header. */
-function nextStep(err: unknown): 'gone' | 'refused' | 'reread' | 'again' {
+export function nextStep(err: unknown): 'gone' | 'refused' | 'reread' | 'again' {
   if (isArtifactsError(err)) return 'refused';
   const code = statusCode(err);
   const step = (err as Partial<StepError>).step;
