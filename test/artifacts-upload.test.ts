@@ -75,8 +75,8 @@ describe('an artifact upload cut by a kill -9 of the agent', () => {
     // big.bin is the manifest's first file (sorted): its bytes land in .uploads/<job>/1/0.part until checked.
     const part = join(server.dataDir, 'blobs', 'artifacts', '.uploads', job.id, '1', '0.part');
     const partSize = (): number => statSync(part, { throwIfNoEntry: false })?.size ?? 0;
-    const cut = await waitUntil(() => partSize() >= 16 << 20 && partSize(), {
-      what: 'the peer to hold 16 MiB of big.bin',
+    const cut = await waitUntil(() => partSize() >= 8 << 20 && partSize(), {
+      what: 'the peer to hold 8 MiB of big.bin',
       timeoutMs: 30_000,
       intervalMs: 5,
       show: () => agent.output().slice(-3000),
