@@ -381,7 +381,7 @@ export class Agent implements ConnectionHost {
     this.starting.set(key, starting);
     const tenant = a.spec?.tenant ?? '';
     const caches = a.spec?.caches ?? [];
-    const plan = planOf(a.spec);
+    const plan = planOf(a.spec, a.secretFiles);
     let restore: CacheRestore[] = [];
     const started = Promise.resolve().then(() => {
       saveMasks(this.options.workDir, key, secrets);

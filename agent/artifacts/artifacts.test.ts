@@ -72,6 +72,12 @@ describe('findArtifacts', () => {
     expect(skipped.sort()).toEqual(['dist/linked', 'dist/shadow', 'via']);
   });
 
+  it("withholds the job's secret files whatever the globs, saying so", async () => {
+    writeFileSync(join(work, 'dist', 'token'), 'secret');
+    expect(await findArtifacts(work, ['dist/*'], log(), ['dist/token', 'not/matched'])).toEqual(['dist/.hidden', 'dist/a.js']);
+    expect(lines.filter((l) => l.msg === 'artifacts: not uploading a secret file of the job').map((l) => l.path)).toEqual(['dist/token']);
+  });
+
   it('refuses to open a link or read a file through one, and sizes and hashes a file as read', async () => {
     const root = await realRoot(work);
     const err = await openArtifact(root, 'dist/shadow').catch((e: unknown) => e);
@@ -93,13 +99,16 @@ describe('the artifact plan', () => {
     expect(planOf({ artifacts: [], artifactsOptional: true })).toBeUndefined();
     const plan = planOf({ artifacts: ['dist/**'], artifactsOptional: true });
     plans.save('j_1/1', plan);
-    plans.save('j_2/3', { globs: ['a'], optional: false });
+    plans.save('j_2/3', { globs: ['a'], optional: false, withheld: [] });
     plans.save('j_3/1', undefined);
-    expect(new ArtifactPlans(dir).load('j_1/1')).toEqual({ globs: ['dist/**'], optional: true });
+    expect(new ArtifactPlans(dir).load('j_1/1')).toEqual({ globs: ['dist/**'], optional: true, withheld: [] });
+    plans.save('j_5/1', planOf({ artifacts: ['**'], artifactsOptional: false }, [{ path: '.npmrc' }]));
+    expect(plans.load('j_5/1')).toMatchObject({ withheld: ['.npmrc'] });
     expect(plans.load('j_3/1')).toBeUndefined();
     plans.sweep(new Set(['j_2/3']));
+    expect(plans.load('j_5/1')).toBeUndefined();
     expect(plans.load('j_1/1')).toBeUndefined();
-    expect(plans.load('j_2/3')).toEqual({ globs: ['a'], optional: false });
+    expect(plans.load('j_2/3')).toEqual({ globs: ['a'], optional: false, withheld: [] });
     plans.drop('j_2/3');
     expect(plans.load('j_2/3')).toBeUndefined();
     writeFileSync(join(dir, 'artifacts', 'j_4.1.json'), '{"globs": "dist/**"}');

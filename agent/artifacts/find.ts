@@ -37,18 +37,23 @@ interface Walk {
 }
 
 /**
- * The regular files under `root` matching any of `globs`: relative paths,
- * sorted, each once. A glob's fixed leading directories must be directories
- * (not links); a directory that does not exist matches nothing; one that
- * cannot be read is an ArtifactsError.
+ * The regular files under `root` matching any of `globs`, but those
+ * `withheld` (logged): relative paths, sorted, each once. A glob's fixed
+ * leading directories must be directories (not links); a directory that does
+ * not exist matches nothing; one that cannot be read is an ArtifactsError.
  */
-export async function findArtifacts(root: string, globs: readonly string[], log: Logger): Promise<string[]> {
+export async function findArtifacts(
+  root: string,
+  globs: readonly string[],
+  log: Logger,
+  withheld: readonly string[] = [],
+): Promise<string[]> {
   const found = new Set<string>();
   for (const w of walksOf(globs)) {
     const isMatch = picomatch(w.globs, MATCH);
-    const start = await baseDir(root, w.base, log);
-    if (start !== undefined) await walk(root, w.base, w.depth, isMatch, found, log);
+    if (await isBaseDir(root, w.base, log)) await walk(root, w.base, w.depth, isMatch, found, log);
   }
+  for (const path of withheld) if (found.delete(path)) log.warn({ path }, 'artifacts: not uploading a secret file of the job');
   return [...found].sort();
 }
 
@@ -70,20 +75,20 @@ function walksOf(globs: readonly string[]): Walk[] {
   return [...walks.values()];
 }
 
-/** `base` as a directory reached without a link; undefined when it is not one. */
-async function baseDir(root: string, base: string, log: Logger): Promise<string | undefined> {
+/** True when `base` is a directory reached without a link. */
+async function isBaseDir(root: string, base: string, log: Logger): Promise<boolean> {
   let at = '';
   for (const segment of base === '' ? [] : base.split('/')) {
     at = at === '' ? segment : `${at}/${segment}`;
     const st = await lstat(join(root, at)).catch(absentOr(`cannot read ${at}`));
-    if (!st) return undefined;
+    if (!st) return false;
     if (st.isSymbolicLink()) {
       log.warn({ path: at }, 'artifacts: not following a symlink');
-      return undefined;
+      return false;
     }
-    if (!st.isDirectory()) return undefined;
+    if (!st.isDirectory()) return false;
   }
-  return at;
+  return true;
 }
 
 async function walk(

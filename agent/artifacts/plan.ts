@@ -12,12 +12,21 @@ export interface ArtifactPlan {
   readonly globs: readonly string[];
   /** JobSpec.artifacts_optional: a failed upload leaves the job's outcome as it was. */
   readonly optional: boolean;
+  /**
+   * Workspace paths never uploaded, whatever the globs: the attempt's secret
+   * files (`--secret-file`), which a glob such as `**` would otherwise carry,
+   * unmasked, to everyone who may read the job.
+   */
+  readonly withheld: readonly string[];
 }
 
-/** The plan of a spec that names artifacts; undefined when it names none. */
-export function planOf(spec: Pick<JobSpec, 'artifacts' | 'artifactsOptional'> | undefined): ArtifactPlan | undefined {
+/** The plan of a spec that names artifacts; undefined when it names none. `secretFiles`: the Assign's, whose paths are withheld. */
+export function planOf(
+  spec: Pick<JobSpec, 'artifacts' | 'artifactsOptional'> | undefined,
+  secretFiles: ReadonlyArray<{ readonly path: string }> = [],
+): ArtifactPlan | undefined {
   if (!spec || spec.artifacts.length === 0) return undefined;
-  return { globs: [...spec.artifacts], optional: spec.artifactsOptional };
+  return { globs: [...spec.artifacts], optional: spec.artifactsOptional, withheld: secretFiles.map((f) => f.path) };
 }
 
 /** The plans saved in a work dir, by attempt key (`jobId/attempt`). */
@@ -37,7 +46,8 @@ export class ArtifactPlans {
   load(key: string): ArtifactPlan | undefined {
     const plan = this.notes.load(key);
     if (plan === undefined) return undefined;
-    if (!Array.isArray(plan.globs) || !plan.globs.every((g) => typeof g === 'string') || typeof plan.optional !== 'boolean')
+    const strings = (v: unknown): boolean => Array.isArray(v) && v.every((g) => typeof g === 'string');
+    if (!strings(plan.globs) || !strings(plan.withheld) || typeof plan.optional !== 'boolean')
       throw new Error(`the artifact plan of ${key} is not one this agent wrote`);
     return plan;
   }

@@ -80,7 +80,7 @@ async function upload(r: UploadRequest): Promise<string> {
   const root = await realRoot(r.workspace).catch((err: unknown) => {
     throw new ArtifactsError(`the workspace is gone (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`, { cause: err });
   });
-  const paths = await findArtifacts(root, r.plan.globs, r.log);
+  const paths = await findArtifacts(root, r.plan.globs, r.log, r.plan.withheld);
   if (paths.length === 0) {
     r.log.warn({ globs: r.plan.globs }, 'no file matches the artifact globs: nothing to upload');
     return '';
