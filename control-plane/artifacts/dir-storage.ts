@@ -58,7 +58,9 @@ export class DirArtifactStorage implements ArtifactStorage {
           await writeDurably(join(dir, MANIFEST), JSON.stringify({ files: wanted } satisfies Manifest));
         });
       }
-      return { held: await Promise.all(wanted.map((f, i) => this.held(dir, i, f.size))), committed: false };
+      const held: number[] = [];
+      for (const [i, f] of wanted.entries()) held.push(await this.settle(dir, i, f));
+      return { held, committed: false };
     });
   }
 
@@ -77,7 +79,8 @@ export class DirArtifactStorage implements ArtifactStorage {
       if (!file) throw new ArtifactError('invalid', `path: ${path} is not in the upload's manifest`);
       const held = await this.held(dir, i, file.size);
       if (offset !== held) throw new ArtifactError('offset', `offset: ${offset}, but ${held} bytes of ${path} are held; send from there`);
-      if (held === file.size) return held;
+      // Checked and complete already. A part holding every byte (an empty file, or one whose check was cut short) goes on to it.
+      if (await exists(join(dir, String(i)))) return held;
       const part = join(dir, `${i}.part`);
       // The digest runs as the bytes arrive (a resumed file's held part is read into it first): no second pass at the end.
       const hash = await hashOf(part, held);
@@ -190,6 +193,26 @@ export class DirArtifactStorage implements ArtifactStorage {
 
   private uploadDir(k: ArtifactKey): string {
     return join(this.root, UPLOADS, checked(k.jobId), String(attemptOf(k)));
+  }
+
+  /**
+   * Bytes held of file `i`, its part checked when it holds every byte (an
+   * empty file, or one whose check an earlier append did not get to): kept
+   * if its sha256 matches, else dropped, to be sent again from 0.
+   */
+  private async settle(dir: string, i: number, f: Manifest['files'][number]): Promise<number> {
+    const held = await this.held(dir, i, f.size);
+    if (held < f.size || (await exists(join(dir, String(i))))) return held;
+    const part = join(dir, `${i}.part`);
+    if ((await hashOf(part, f.size)).digest('hex') !== f.sha256) {
+      await rm(part, { force: true });
+      return 0;
+    }
+    await diskErrors(async () => {
+      await writeFile(part, '', { flag: 'a' }); // an empty file may have no part yet
+      await rename(part, join(dir, String(i)));
+    });
+    return held;
   }
 
   /** Bytes held of file `i`: all of it once checked, else what its part file holds. */

@@ -83,6 +83,34 @@ describe.each(IMPLEMENTATIONS)('artifact storage: %s', (_name, make) => {
     expect(await storage.jobs()).toEqual([]);
   });
 
+  it('stores an empty file, and a file whose every byte was held but not yet checked, once Begin checks it', async () => {
+    const { storage } = make();
+    const empty = fileOf('empty.txt', Buffer.alloc(0));
+    const body = Buffer.from('all of it');
+    const full = fileOf('full.txt', body);
+    expect(await storage.begin(key, [empty, full], DEFAULT_ARTIFACT_LIMITS)).toEqual({ held: [0, 0], committed: false });
+    expect(await storage.append(key, 'empty.txt', 0, [])).toBe(0);
+    // As when the peer stopped between the last byte and its check: the part is whole, unchecked.
+    expect(
+      await storage
+        .append(
+          key,
+          'full.txt',
+          0,
+          (async function* () {
+            yield body;
+            throw new Error('the peer stopped');
+          })(),
+        )
+        .catch((e: unknown) => (e as Error).message),
+    ).toBe('the peer stopped');
+    // A Begin (the agent resuming) checks a whole part: nothing is left to send, and the commit goes through.
+    expect(await storage.begin(key, [empty, full], DEFAULT_ARTIFACT_LIMITS)).toEqual({ held: [0, body.length], committed: false });
+    expect(await storage.commit(key)).toEqual([empty, full]);
+    expect((await bytes(storage.read(key, 'empty.txt', 0))).length).toBe(0);
+    await storage.remove(JOB);
+  });
+
   it('drops a file whose bytes do not match its sha256, and never takes more than its size', async () => {
     const { storage } = make();
     const body = Buffer.from('0123456789');
