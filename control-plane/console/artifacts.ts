@@ -11,6 +11,7 @@ import type { ServerResponse } from 'node:http';
 import { basename } from 'node:path';
 import type { ArtifactFile, GetArtifactRequest, ListArtifactsRequest, ListArtifactsResponse } from '../../proto/gen/runmesh/v1/artifact.js';
 import { ApiError, invalid } from '../api/status.js';
+import { drained } from '../api/drain.js';
 import type { Principal } from '../auth/index.js';
 import { SAFE_HEADERS } from './http-io.js';
 import type { RouteCall } from './routes.js';
@@ -85,18 +86,6 @@ async function pipe(body: AsyncIterable<Uint8Array>, res: ServerResponse, signal
     signal.throwIfAborted();
     if (!res.write(chunk)) await drained(res, signal);
   }
-}
-
-function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    res.on('drain', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 function attemptOf(text: string, min: number): number {

@@ -7,7 +7,14 @@
  * log's second copy). Every call carries the cluster's peer token
  * (`peer-secret.ts`): PeerService refuses any call without it.
  */
-import { credentials as grpcCredentials, Metadata, status as Status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials as grpcCredentials,
+  Metadata,
+  status as Status,
+  type ChannelCredentials,
+  type ClientReadableStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import pino, { type Logger } from 'pino';
 import type { Assign, Cancel, Drain } from '../../proto/gen/runmesh/v1/agent.js';
 import type { ArtifactFile } from '../../proto/gen/runmesh/v1/artifact.js';
@@ -89,24 +96,9 @@ export class PeerClients {
    * loop. Ends with the abort reason when `signal` aborts.
    */
   async *readLog(address: string, request: ReadLogRequest, signal?: AbortSignal): AsyncGenerator<LogRecord> {
-    signal?.throwIfAborted();
-    const call = this.client(address).readLog(request, this.metadata());
-    const onAbort = (): void => call.cancel();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      for await (const msg of call) {
-        const r = msg as { seq: number; stream: LogRecord['stream']; data: Uint8Array };
-        yield { seq: r.seq, stream: r.stream, data: r.data };
-      }
-      signal?.throwIfAborted();
-    } catch (err) {
-      signal?.throwIfAborted();
-      throw wrap(err, address, 'ReadLog');
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      // The consumer may have left the loop early; the peer can stop reading then.
-      call.cancel();
-    }
+    type Msg = { seq: number; stream: LogRecord['stream']; data: Uint8Array };
+    for await (const r of this.stream<Msg>(address, 'ReadLog', (c, md) => c.readLog(request, md), signal))
+      yield { seq: r.seq, stream: r.stream, data: r.data };
   }
 
   /** The stored artifacts of an attempt that the peer at `address` holds (NOT_FOUND when none). */
@@ -128,18 +120,30 @@ export class PeerClients {
 
   /** Reads a stored artifact file from the peer at `address`, from `request.offset`; stop it with `signal` or by leaving the loop. */
   async *readArtifact(address: string, request: ReadArtifactRequest, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    for await (const m of this.stream<{ data: Uint8Array }>(address, 'ReadArtifact', (c, md) => c.readArtifact(request, md), signal))
+      yield m.data;
+  }
+
+  /** A server stream's messages; ends with the abort reason when `signal` aborts, and stops the peer's side when the consumer leaves early. */
+  private async *stream<T>(
+    address: string,
+    method: string,
+    open: (client: PeerServiceClient, md: Metadata) => ClientReadableStream<unknown>,
+    signal?: AbortSignal,
+  ): AsyncGenerator<T> {
     signal?.throwIfAborted();
-    const call = this.client(address).readArtifact(request, this.metadata());
+    const call = open(this.client(address), this.metadata());
     const onAbort = (): void => call.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      for await (const msg of call) yield (msg as { data: Uint8Array }).data;
+      for await (const msg of call) yield msg as T;
       signal?.throwIfAborted();
     } catch (err) {
       signal?.throwIfAborted();
-      throw wrap(err, address, 'ReadArtifact');
+      throw wrap(err, address, method);
     } finally {
       signal?.removeEventListener('abort', onAbort);
+      // The consumer may have left the loop early; the peer can stop reading then.
       call.cancel();
     }
   }
