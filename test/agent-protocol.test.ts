@@ -76,7 +76,17 @@ describe('agent stream, control-plane side', () => {
       const now = new Date().toISOString();
       send({
         $case: 'jobResult',
-        value: { ...ids, exitCode: 0, failure: 0, message: '', logRecords: records, startedAt: now, finishedAt: now, usage: undefined, artifactsError: '' },
+        value: {
+          ...ids,
+          exitCode: 0,
+          failure: 0,
+          message: '',
+          logRecords: records,
+          startedAt: now,
+          finishedAt: now,
+          usage: undefined,
+          artifactsError: '',
+        },
       });
     };
 
