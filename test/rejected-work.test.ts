@@ -112,7 +112,12 @@ describe('oversized requests', () => {
       true,
     );
     expect(anonymousCodes.has(status.UNAUTHENTICATED)).toBe(true);
-    expect(asAdmin.result.map((e) => e.code)).toEqual(Array(40).fill(status.RESOURCE_EXHAUSTED));
+    // As admin: each refused at its length prefix, or, when more than the cap of 4 arrive in one go (a busy runner
+    // delivers their headers together), UNAVAILABLE over the cap before its token is even looked at. Never read.
+    const overCap = (e: ServiceError): boolean =>
+      e.code === status.UNAVAILABLE && e.details.includes('too many calls awaiting authentication');
+    expect(asAdmin.result.filter((e) => e.code !== status.RESOURCE_EXHAUSTED && !overCap(e))).toEqual([]);
+    expect(asAdmin.result.filter((e) => e.code === status.RESOURCE_EXHAUSTED).length).toBeGreaterThan(0);
     // Before: 600 MB of bodies buffered and decoded, 1.2-1.3 GB RSS for 60 of them. Now each is refused at its length prefix.
     expect(anonymous.peakMb - baseline).toBeLessThan(150);
     expect(asAdmin.peakMb - baseline).toBeLessThan(150);
