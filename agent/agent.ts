@@ -459,8 +459,8 @@ export class Agent implements ConnectionHost {
       if (caches.length > 0) await this.saveCaches(st, tenant, caches, handle);
       try {
         if (plan === undefined || !UPLOADS_AFTER.has(st.failure)) return undefined;
-        if (typeof plan === 'string') return { artifactsError: plan, failsJob: true };
-        const artifactsError = await uploadArtifacts({
+        if (typeof plan === 'string') return { artifactsError: plan, artifactsUnmatched: false, failsJob: true };
+        const outcome = await uploadArtifacts({
           jobId: handle.jobId,
           attempt: handle.attempt,
           workspace: join(handle.dir, 'work'),
@@ -469,7 +469,7 @@ export class Agent implements ConnectionHost {
           log,
           signal: AbortSignal.any([signal, this.stop.signal]),
         });
-        return { artifactsError, failsJob: !plan.optional };
+        return { artifactsError: outcome.error, artifactsUnmatched: outcome.unmatched, failsJob: !plan.optional };
       } finally {
         this.artifactsPending.delete(key);
       }
@@ -656,6 +656,7 @@ function notRun(a: Assign, failure: FailureCategory, message: string): ConnectRe
     finishedAt: undefined,
     usage: undefined,
     artifactsError: '',
+    artifactsUnmatched: false,
   };
   return { msg: { $case: 'jobResult', value } };
 }

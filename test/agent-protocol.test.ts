@@ -86,6 +86,7 @@ describe('agent stream, control-plane side', () => {
           finishedAt: now,
           usage: undefined,
           artifactsError: '',
+          artifactsUnmatched: false,
         },
       });
     };

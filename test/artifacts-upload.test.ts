@@ -101,13 +101,14 @@ describe('an artifact upload cut by a kill -9 of the agent', () => {
 });
 
 describe('an upload the peer refuses', () => {
-  it('fails a job that succeeded with ARTIFACTS naming the file, unless optional; a failed job still uploads', async () => {
+  it('fails a job that succeeded with ARTIFACTS naming the file, unless optional; a failed job still uploads; one whose globs match nothing says so', async () => {
     // Sparse: over the per-file limit without writing 200 MB.
     const script = `truncate -s ${BIG + 1} huge.bin && echo ok > report.xml`;
-    const [required, optional, failing] = await Promise.all([
+    const [required, optional, failing, unmatched] = await Promise.all([
       client.submit({ script, artifacts: ['huge.bin', 'report.xml'] }),
       client.submit({ script, artifacts: ['huge.bin', 'report.xml'], artifactsOptional: true }),
       client.submit({ script: 'echo failed > report.xml; exit 3', artifacts: ['report.xml'] }),
+      client.submit({ script: 'true', artifacts: ['dist/**'] }),
     ]);
     const over = /^huge\.bin: 200000001 bytes, over the per-file limit of 200000000 \(--artifact-max-file\)$/;
 
@@ -125,5 +126,10 @@ describe('an upload the peer refuses', () => {
     expect(f.state).toBe(JobState.JOB_STATE_FAILED);
     expect(f.failure).toBe(FailureCategory.FAILURE_CATEGORY_EXIT_CODE);
     expect(f.attempts[0]?.artifacts).toMatchObject({ files: 1, error: '' });
+
+    // Nothing matched: not an error, but the attempt says so (no files, no error) rather than nothing at all.
+    const u = await client.waitDone(unmatched.id, 30_000);
+    expect(u.state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    expect(u.attempts[0]?.artifacts).toEqual({ files: 0, bytes: 0n, error: '' });
   }, 60_000);
 });

@@ -57,24 +57,32 @@ export interface UploadRequest {
   readonly signal: AbortSignal;
 }
 
-/**
- * Uploads the plan's files. Resolves '' once they are stored (or there were
- * none, or the attempt is no longer this agent's), else why they are not:
- * the attempt's artifacts error. Never rejects.
- */
-export async function uploadArtifacts(r: UploadRequest): Promise<string> {
+/** How an upload ended: `error` is '' once the files are stored (or the attempt is no longer this agent's). */
+export interface UploadOutcome {
+  /** Why the files are not stored: the attempt's artifacts error. */
+  error: string;
+  /** No file matched the globs: nothing to upload (not an error). */
+  unmatched: boolean;
+}
+
+/** Uploads the plan's files. Never rejects. */
+export async function uploadArtifacts(r: UploadRequest): Promise<UploadOutcome> {
   try {
-    return await upload(r);
+    return { error: await upload(r), unmatched: false };
   } catch (err) {
-    if (r.signal.aborted) return '';
+    if (r.signal.aborted) return { error: '', unmatched: false };
+    if (err instanceof NothingMatched) return { error: '', unmatched: true };
     if (isArtifactsError(err)) {
       r.log.warn({ err: (err as Error).message }, 'artifacts not stored');
-      return (err as Error).message;
+      return { error: (err as Error).message, unmatched: false };
     }
     r.log.error({ err }, 'artifacts not stored');
-    return `not stored: ${(err as Error).message}`;
+    return { error: `not stored: ${(err as Error).message}`, unmatched: false };
   }
 }
+
+/** No file matched the plan's globs. */
+class NothingMatched extends NamedError {}
 
 async function upload(r: UploadRequest): Promise<string> {
   const root = await realRoot(r.workspace).catch((err: unknown) => {
@@ -83,7 +91,7 @@ async function upload(r: UploadRequest): Promise<string> {
   const paths = await findArtifacts(root, r.plan.globs, r.log, r.plan.withheld);
   if (paths.length === 0) {
     r.log.warn({ globs: r.plan.globs }, 'no file matches the artifact globs: nothing to upload');
-    return '';
+    throw new NothingMatched('no file matches the artifact globs');
   }
   let files = await describeAll(root, paths);
   const backoff = new Backoff(RETRY);

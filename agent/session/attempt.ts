@@ -53,6 +53,8 @@ function usageOf(u: AttemptUsage | undefined): ResourceUsage | undefined {
 export interface AfterExit {
   /** Why the attempt's artifacts were not stored; '' when they were, or it had none. */
   readonly artifactsError: string;
+  /** The job named artifacts and none of its files matched. */
+  readonly artifactsUnmatched: boolean;
   /** An artifacts error fails a job that succeeded (JobSpec.artifacts_optional unset). */
   readonly failsJob: boolean;
 }
@@ -222,6 +224,7 @@ export class AttemptStream {
           finishedAt: new Date(s.finishedAt).toISOString(),
           usage: usageOf(s.usage),
           artifactsError: maskText(this.masks, after?.artifactsError ?? ''),
+          artifactsUnmatched: after?.artifactsUnmatched ?? false,
         },
       },
     });

@@ -105,6 +105,7 @@ function uploadedLine(job: Job): string | undefined {
   if (!a?.artifacts) return undefined;
   const { files, bytes, error } = a.artifacts;
   if (error) return `failed: ${error} (attempt ${a.number})`;
+  if (files === 0) return `none: no file matched the globs (attempt ${a.number})`;
   return `${files === 1 ? '1 file' : `${files} files`}, ${humanBytes(bytes)} (attempt ${a.number}; runmesh artifacts ls ${job.id})`;
 }
 

@@ -486,6 +486,7 @@ export class AgentSession implements AgentLink {
       // Stored artifacts were recorded by their commit; an upload that failed says why here, and nothing of it is kept.
       const a = r.job.attempts.find((x) => x.number === res.attempt);
       if (a && res.artifactsError) a.artifacts = { files: 0, bytes: 0n, error: res.artifactsError.slice(0, 1024) };
+      else if (a && res.artifactsUnmatched && !a.artifacts) a.artifacts = { files: 0, bytes: 0n, error: '' };
       return true;
     });
     if (!stored && progress && this.owns(res.jobId, res.attempt)) this.progress.offer(progress); // not stored: it waits for the next try

@@ -69,6 +69,7 @@ export function simAgent(address: string, o: SimAgentOptions): SimAgent {
           message: '',
           usage: undefined,
           artifactsError: '',
+          artifactsUnmatched: false,
           ...o.outcome?.(a),
           logRecords,
           startedAt: now,

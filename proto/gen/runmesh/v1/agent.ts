@@ -205,6 +205,12 @@ export interface JobResult {
    * ARTIFACTS for a job that succeeded and did not make them optional.
    */
   artifactsError: string;
+  /**
+   * The job named artifacts (JobSpec.artifacts) and no file of its
+   * workspace matched them: nothing was uploaded. Stored on the attempt as
+   * AttemptArtifacts with no files and no error, so that readers can say so.
+   */
+  artifactsUnmatched: boolean;
 }
 
 export interface BeginArtifactsRequest {
@@ -1886,6 +1892,7 @@ function createBaseJobResult(): JobResult {
     finishedAt: undefined,
     usage: undefined,
     artifactsError: "",
+    artifactsUnmatched: false,
   };
 }
 
@@ -1920,6 +1927,9 @@ export const JobResult: MessageFns<JobResult> = {
     }
     if (message.artifactsError !== "") {
       writer.uint32(82).string(message.artifactsError);
+    }
+    if (message.artifactsUnmatched !== false) {
+      writer.uint32(88).bool(message.artifactsUnmatched);
     }
     return writer;
   },
@@ -2017,6 +2027,14 @@ export const JobResult: MessageFns<JobResult> = {
             message.artifactsError = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.artifactsUnmatched = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2065,6 +2083,11 @@ export const JobResult: MessageFns<JobResult> = {
         : isSet(object.artifacts_error)
         ? globalThis.String(object.artifacts_error)
         : "",
+      artifactsUnmatched: isSet(object.artifactsUnmatched)
+        ? globalThis.Boolean(object.artifactsUnmatched)
+        : isSet(object.artifacts_unmatched)
+        ? globalThis.Boolean(object.artifacts_unmatched)
+        : false,
     };
   },
 
@@ -2100,6 +2123,9 @@ export const JobResult: MessageFns<JobResult> = {
     if (message.artifactsError !== "") {
       obj.artifactsError = message.artifactsError;
     }
+    if (message.artifactsUnmatched !== false) {
+      obj.artifactsUnmatched = message.artifactsUnmatched;
+    }
     return obj;
   },
 
@@ -2120,6 +2146,7 @@ export const JobResult: MessageFns<JobResult> = {
       ? ResourceUsage.fromPartial(object.usage)
       : undefined;
     message.artifactsError = object.artifactsError ?? "";
+    message.artifactsUnmatched = object.artifactsUnmatched ?? false;
     return message;
   },
 };
