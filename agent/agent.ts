@@ -39,6 +39,7 @@ import {
 import { executorLabels, executorName } from '../proto/executor-labels.js';
 import { CutOffWatch } from './cut-off.js';
 import { JobCache, type CacheRef, type CacheRestore } from './cache/cache.js';
+import { AttemptNotes } from './attempt-notes.js';
 import { identityEnv, serverEnvOf } from './job-identity.js';
 import { trustedKeysOf, untrusted } from '../proto/job-signature.js';
 import { readFileSync } from 'node:fs';
@@ -54,6 +55,12 @@ import type { Link } from './session/link.js';
 import { VERSION } from '../proto/version.js';
 import { traceEnv, type TraceContext } from '../transport/tracing/carrier.js';
 import { endAttemptSpan, traceAttempt } from './attempt-trace.js';
+
+/** What an attempt's Assign said of its caches (JobSpec.tenant, JobSpec.caches). */
+interface CacheNote {
+  tenant: string;
+  caches: CacheRef[];
+}
 
 /** Waits between reconnects: 100 ms doubling to 5 s, half jitter; the shortest again after a good connection. */
 const RECONNECT: BackoffOptions = { baseMs: 100, capMs: 5_000 };
@@ -96,6 +103,8 @@ export class Agent implements ConnectionHost {
   private readonly cache: JobCache;
   /** Each attempt's artifact globs, beside it from before it starts (a restarted agent uploads those of the attempts it recovers). */
   private readonly plans: ArtifactPlans;
+  /** Each running attempt's tenant and caches, kept beside it so that one recovered after a restart saves its caches too. */
+  private readonly cacheNotes: AttemptNotes<CacheNote>;
   /** Attempts whose artifacts are still to upload: their workspaces stay, a full disk or not. */
   private readonly artifactsPending = new Set<string>();
   /** Uploads waiting for a connection (the next Welcome). */
@@ -128,6 +137,7 @@ export class Agent implements ConnectionHost {
     });
     this.cache = new JobCache(join(this.options.workDir, 'cache'), this.options.cacheMaxBytes, this.log);
     this.plans = new ArtifactPlans(this.options.workDir);
+    this.cacheNotes = new AttemptNotes(this.options.workDir, 'caches');
     this.description = this.executor.describe();
     this.labels = { ...this.options.labels, ...executorLabels(this.description.executors) };
     this.serverEnv = serverEnvOf(this.options);
@@ -164,10 +174,12 @@ export class Agent implements ConnectionHost {
     for (const handle of await this.executor.recover()) {
       const log = this.attemptLog(handle.jobId, handle.attempt);
       const masks = matcherFor(loadMasks(this.options.workDir, attemptKey(handle)));
-      this.track(new AttemptStream(handle, log, masks, this.afterExit(handle, log, '', [], this.recoveredPlan(handle, log))));
+      const { tenant, caches } = this.recoveredCaches(handle, log);
+      this.track(new AttemptStream(handle, log, masks, this.afterExit(handle, log, tenant, caches, this.recoveredPlan(handle, log))));
     }
     sweepMasks(this.options.workDir, new Set(this.attempts.keys()));
     this.plans.sweep(new Set(this.attempts.keys()));
+    this.cacheNotes.sweep(new Set(this.attempts.keys()));
     if (this.attempts.size > 0) this.log.info({ attempts: this.attempts.size }, 'recovered attempts from disk');
     this.cutOff.disconnected();
     this.loop = this.connectLoop();
@@ -195,6 +207,7 @@ export class Agent implements ConnectionHost {
     void s.done.then(() => {
       dropMasks(this.options.workDir, s.key);
       this.plans.drop(s.key);
+      this.cacheNotes.drop(s.key);
       this.artifactsPending.delete(s.key);
       if (this.attempts.get(s.key) === s) this.attempts.delete(s.key);
     });
@@ -386,6 +399,7 @@ export class Agent implements ConnectionHost {
     const started = Promise.resolve().then(() => {
       saveMasks(this.options.workDir, key, secrets);
       this.plans.save(key, plan);
+      if (caches.length > 0) this.cacheNotes.save(key, { tenant, caches });
       const spec = attemptSpecOf(a, this.description, this.serverEnv, span.context);
       restore = this.cache.checkout(tenant, caches); // pinned until the attempt is done with
       return this.executor.start({ ...spec, restore });
@@ -424,6 +438,7 @@ export class Agent implements ConnectionHost {
         log.error({ err }, 'could not start attempt');
         span.end('could not start', maskText(masks, String((err as Error).message)));
         this.plans.drop(key);
+        this.cacheNotes.drop(key);
         if (starting.abandoned) return void dropMasks(this.options.workDir, key);
         // A spec no host could run is the job's fault; anything else is this host's.
         const failure = isInvalidAttemptSpecError(err)
@@ -474,6 +489,23 @@ export class Agent implements ConnectionHost {
         this.artifactsPending.delete(key);
       }
     };
+  }
+
+  /**
+   * The caches of an attempt found on disk at start, so that one that exits 0
+   * after the restart saves them as it would have; an unreadable note is
+   * logged, and its caches are not saved (the job's result stands).
+   */
+  private recoveredCaches(handle: AttemptHandle, log: Logger): CacheNote {
+    try {
+      const note = this.cacheNotes.load(attemptKey(handle));
+      if (note === undefined) return { tenant: '', caches: [] };
+      if (typeof note.tenant !== 'string' || !Array.isArray(note.caches)) throw new Error('not a cache note this agent wrote');
+      return { tenant: note.tenant, caches: note.caches.filter((c) => typeof c.key === 'string' && typeof c.path === 'string') };
+    } catch (err) {
+      log.error({ err }, 'could not read the caches of a recovered attempt: they will not be saved');
+      return { tenant: '', caches: [] };
+    }
   }
 
   /** The artifact plan of an attempt found on disk at start; an unreadable one is the attempt's artifacts error. */

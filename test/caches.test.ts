@@ -7,7 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobState } from '../proto/gen/runmesh/v1/job.js';
 import { adminToken, TestClient } from './support/client.js';
-import { run, startAgent, startServer, stopAll } from './support/processes.js';
+import { run, startAgent, startServer, stopAll, tempDir } from './support/processes.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AgentState } from '../proto/gen/runmesh/v1/cluster.js';
 import { waitUntil } from './support/wait.js';
 
 afterAll(async () => {
@@ -78,6 +81,38 @@ describe('job caches', () => {
     const { out } = await cli(['agents', 'get', 'cached']);
     expect(out).toMatch(/cache:\s+0\.0 MiB, 1 entries, 25% hit rate \(1 of 4 restores\)/);
   });
+
+  it('saves the caches of an attempt that outlived a kill -9 of its agent, once it exits 0 after the restart', async () => {
+    // A server of its own: a heartbeat timeout long enough for the killed agent to be back before its attempt is lost.
+    const server = await startServer({ args: ['--heartbeat-timeout', '10s'] });
+    const own = new TestClient(server.address, adminToken(server.dataDir));
+    try {
+      const agent = await startAgent(server.address, { name: 'restarted' });
+      await own.waitAgents(1);
+      const marker = join(await tempDir('runmesh-cache-marker-'), 'go');
+      const caches = [{ key: 'kept', path: 'keep' }];
+      const first = await own.submit({
+        script: `mkdir keep && echo survived > keep/f && while [ ! -e ${marker} ]; do sleep 0.05; done`,
+        caches,
+      });
+      await own.waitFor(first.id, (j) => j.state === JobState.JOB_STATE_RUNNING);
+      await agent.kill9();
+      await startAgent(server.address, { name: 'restarted', workDir: agent.workDir });
+      await waitUntil(
+        async () => (await own.agents()).agents.some((a) => a.name === 'restarted' && a.state === AgentState.AGENT_STATE_READY),
+        {
+          what: 'the agent back',
+        },
+      );
+      writeFileSync(marker, '');
+      expect((await own.waitDone(first.id)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+      const second = await own.waitDone((await own.submit({ argv: ['cat', 'keep/f'], caches })).id);
+      expect(second.state, second.attempts.at(-1)?.message).toBe(JobState.JOB_STATE_SUCCEEDED);
+      expect((await own.logs(second.id)).stdout).toBe('survived\n');
+    } finally {
+      own.close();
+    }
+  }, 60_000);
 
   it('refuses a cache path out of the workspace, naming the field', async () => {
     const { code, out } = await cli(['submit', '--cache', 'deps:../up', '--', 'true']);
