@@ -78,6 +78,7 @@ import { PipelineServiceImpl } from './api/pipeline-service.js';
 import { serveSchedules } from './serve-schedules.js';
 import { serveHooks } from './serve-hooks.js';
 import type { OutboundHooks } from './hooks/index.js';
+import { HookStore } from './hooks/hook-store.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/store.js';
 
@@ -569,7 +570,8 @@ async function serve(
   closers.add('hooks', () => hooks.close());
   mesh.onLeaderChange(() => hooks.kick());
   hooksOut.current = hooks;
-  new SecretServiceImpl({ gate, secrets: state.secrets, logger: log }).addToServer(ports.grpc);
+  const hookSecrets = new HookStore(store, state.secrets.keyRing);
+  new SecretServiceImpl({ gate, secrets: state.secrets, hooks: hookSecrets, logger: log }).addToServer(ports.grpc);
   new TokenServiceImpl({ gate, tokens, logger: log, caFingerprint: state.autoTls?.fingerprint ?? '' }).addToServer(ports.grpc);
   new AuditServiceImpl({ gate, audit, logger: log }).addToServer(ports.grpc);
   await serveOidc(o, log, state, ports, gate, mesh, closers);

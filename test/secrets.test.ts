@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobState, type Job, type ListResponse } from '../proto/gen/runmesh/v1/job.js';
 import { adminToken, bigintSafe, TestClient } from './support/client.js';
 import { freePort } from './support/etcd.js';
+import { sign } from '../control-plane/hooks/signature.js';
 import { CLI, startAgent, startServer, stopAll, tempDir, type AgentProc, type ServerProc } from './support/processes.js';
 
 const TOKEN_A = `tokA-${randomBytes(9).toString('hex')}`;
@@ -214,14 +215,33 @@ describe('secrets end to end', () => {
     }
   });
 
-  it('re-encrypts under a new key, after which the old key is not needed', async () => {
+  it('re-encrypts under a new key, webhook secrets too, after which the old key is not needed', async () => {
+    // A webhook's secret is sealed by the same key ring: made under the old key, it must verify under the new one alone.
+    const template = join(dir, 'hooked.yaml');
+    await writeFile(template, 'command: ["true"]\n');
+    expect(cli(['templates', 'create', 'hooked', '-f', template, '--tenant', 'a'], admin).code).toBe(0);
+    const hookSecret = join(dir, 'hook.secret');
+    await writeFile(hookSecret, `hook-${randomBytes(12).toString('hex')}`);
+    const made = cli(['hooks', 'create', 'rotated', '--template', 'hooked', '--secret-file', hookSecret, '--tenant', 'a'], admin);
+    expect(made.code, made.out).toBe(0);
     await stopServer();
     await start(['--secrets-key-file', keyNew, '--secrets-previous-key-file', keyOld]);
     const rotated = cli(['secrets', 'rotate-key'], admin);
     expect(rotated.code).toBe(0);
-    expect(rotated.out).toMatch(/^3 of 3 secrets re-encrypted; every secret is under key [0-9a-f]{16}\n$/);
+    expect(rotated.out).toMatch(/^3 of 3 secrets re-encrypted, 1 of 1 webhook secrets; every secret is under key [0-9a-f]{16}\n$/);
     await stopServer();
     await start(['--secrets-key-file', keyNew]);
+    const body = Buffer.from('{}');
+    const delivered = await fetch(`http://${server.http}/hooks/rotated`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-github-delivery': randomBytes(8).toString('hex'),
+        'x-hub-signature-256': sign(await readFile(hookSecret, 'utf8'), body),
+      },
+      body,
+    });
+    expect(delivered.status).toBe(202);
     const c = new TestClient(server.address, tokenA);
     try {
       await waitAgent();

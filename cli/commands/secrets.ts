@@ -54,7 +54,7 @@ export function registerSecrets(program: Command): void {
     )
     .addOption(serverOption())
     .addOption(tokenOption())
-    .option('--json', 'print {"keyId","reencrypted","total"} as JSON')
+    .option('--json', 'print {"keyId","reencrypted","total","hooksResealed","hooksTotal"} as JSON')
     .action((o: Target & { json?: boolean }) => rotate(o));
 }
 
@@ -115,5 +115,8 @@ async function rotate(o: Target & { json?: boolean }): Promise<void> {
     unary(conn, 'SecretService.RotateSecretsKey', conn.secrets.rotateSecretsKey.bind(conn.secrets), {}),
   );
   if (o.json) return printJson(RotateSecretsKeyResponse.toJSON(res));
-  process.stdout.write(`${res.reencrypted} of ${res.total} secrets re-encrypted; every secret is under key ${res.keyId}\n`);
+  process.stdout.write(
+    `${res.reencrypted} of ${res.total} secrets re-encrypted, ${res.hooksResealed} of ${res.hooksTotal} webhook secrets; ` +
+      `every secret is under key ${res.keyId}\n`,
+  );
 }

@@ -31,11 +31,14 @@ import {
   type SecretStore,
 } from '../secrets/index.js';
 import { auditedUnary, guardedUnary } from './guard.js';
+import type { HookStore } from '../hooks/hook-store.js';
 import { ApiError, invalid } from './status.js';
 
 export interface SecretServiceDeps {
   gate: Gate;
   secrets: SecretStore;
+  /** Webhook secrets, sealed by the same key ring: re-sealed with the secrets by RotateSecretsKey. */
+  hooks?: Pick<HookStore, 'reseal'>;
   logger: Logger;
 }
 
@@ -98,9 +101,13 @@ export class SecretServiceImpl {
 
   private async rotate(who: Principal): Promise<RotateSecretsKeyResponse> {
     const { reencrypted, total } = await this.d.secrets.reencrypt();
+    const hooks = (await this.d.hooks?.reseal()) ?? { resealed: 0, total: 0 };
     const keyId = this.d.secrets.currentKeyId;
-    this.d.logger.info({ audit: true, key_id: keyId, reencrypted, total, by: who.id }, 'secrets re-encrypted under the current key');
-    return { keyId, reencrypted, total };
+    this.d.logger.info(
+      { audit: true, key_id: keyId, reencrypted, total, hooks_resealed: hooks.resealed, hooks_total: hooks.total, by: who.id },
+      'secrets and webhook secrets re-encrypted under the current key',
+    );
+    return { keyId, reencrypted, total, hooksResealed: hooks.resealed, hooksTotal: hooks.total };
   }
 }
 

@@ -103,6 +103,44 @@ export class HookStore {
     return hook;
   }
 
+  /**
+   * Re-seals every hook secret not under the current key with it (`secrets
+   * rotate-key`), each write conditional on the hook being unchanged since it
+   * was read (a hook deleted or made again meanwhile is left as it now is).
+   * Without a key there is nothing sealed to re-seal.
+   */
+  async reseal(): Promise<{ resealed: number; total: number }> {
+    const ring = this.ring;
+    if (!ring) return { resealed: 0, total: 0 };
+    let resealed = 0;
+    let total = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.range(HOOKS_PREFIX, { after, limit: 500 });
+      for (const kv of page.kvs) {
+        total++;
+        const stored = parse(kv.key, kv.value);
+        if (stored.secret.kid === ring.currentId) continue;
+        const hook = Hook.fromJSON(stored.hook);
+        const aad = aadOf(hook.tenant, hook.name);
+        let plain: string;
+        try {
+          plain = ring.open(stored.secret, aad);
+        } catch (err) {
+          throw new RecordUnreadableError(`hook ${hook.name}: its secret cannot be opened to re-seal it`, { cause: err });
+        }
+        const record: StoredHook = { ...stored, secret: ring.seal(plain, aad) };
+        const res = await this.store.txn({
+          compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }],
+          success: [{ type: 'put', key: kv.key, value: JSON.stringify(record) }],
+        });
+        if (res.succeeded) resealed++;
+      }
+      after = page.kvs.at(-1)?.key;
+      if (!page.more || !after) return { resealed, total };
+    }
+  }
+
   private need(): KeyRing {
     if (!this.ring) throw new NoHookKeyError();
     return this.ring;

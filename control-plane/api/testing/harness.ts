@@ -30,6 +30,7 @@ import { SecretServiceImpl } from '../secret-service.js';
 import { PipelineServiceImpl } from '../pipeline-service.js';
 import { serveSchedules } from '../../serve-schedules.js';
 import { serveHooks } from '../../serve-hooks.js';
+import { HookStore } from '../../hooks/hook-store.js';
 import { ArtifactServiceImpl } from '../artifact-service.js';
 import { DirArtifactStorage } from '../../artifacts/dir-storage.js';
 import type { ArtifactStorage } from '../../artifacts/storage.js';
@@ -142,7 +143,7 @@ export async function startApi(o: ApiOptions = {}): Promise<ApiHarness> {
   const oidcKeys = await SigningKeys.open(store, keyTimes(7 * 24 * 3_600_000), log);
   const issuer = new Issuer('http://127.0.0.1', oidcKeys);
   new IdentityServiceImpl({ gate, repo, issuer, agentLabels: () => ({}), logger: log }).addToServer(server);
-  new SecretServiceImpl({ gate, secrets, logger: log }).addToServer(server);
+  new SecretServiceImpl({ gate, secrets, hooks: new HookStore(store, secrets.keyRing), logger: log }).addToServer(server);
   // Schedules and templates; this lone peer leads, so its ticker fires what is due.
   const schedules = await serveSchedules({ store, repo, tracker, jobs, gate, isLeader: () => true, fence: () => [], logger: log }, server);
   const httpRoutes: Record<string, Route> = {};

@@ -88,6 +88,12 @@ export interface RotateSecretsKeyResponse {
   reencrypted: number;
   /** Secrets in the store. */
   total: number;
+  /**
+   * Webhook secrets (HookService), sealed by the same key ring: re-sealed
+   * under the current key by this call, and in the store.
+   */
+  hooksResealed: number;
+  hooksTotal: number;
 }
 
 function createBaseSecretInfo(): SecretInfo {
@@ -784,7 +790,7 @@ export const RotateSecretsKeyRequest: MessageFns<RotateSecretsKeyRequest> = {
 };
 
 function createBaseRotateSecretsKeyResponse(): RotateSecretsKeyResponse {
-  return { keyId: "", reencrypted: 0, total: 0 };
+  return { keyId: "", reencrypted: 0, total: 0, hooksResealed: 0, hooksTotal: 0 };
 }
 
 export const RotateSecretsKeyResponse: MessageFns<RotateSecretsKeyResponse> = {
@@ -797,6 +803,12 @@ export const RotateSecretsKeyResponse: MessageFns<RotateSecretsKeyResponse> = {
     }
     if (message.total !== 0) {
       writer.uint32(24).uint32(message.total);
+    }
+    if (message.hooksResealed !== 0) {
+      writer.uint32(32).uint32(message.hooksResealed);
+    }
+    if (message.hooksTotal !== 0) {
+      writer.uint32(40).uint32(message.hooksTotal);
     }
     return writer;
   },
@@ -838,6 +850,22 @@ export const RotateSecretsKeyResponse: MessageFns<RotateSecretsKeyResponse> = {
             message.total = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.hooksResealed = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.hooksTotal = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -859,6 +887,16 @@ export const RotateSecretsKeyResponse: MessageFns<RotateSecretsKeyResponse> = {
         : "",
       reencrypted: isSet(object.reencrypted) ? globalThis.Number(object.reencrypted) : 0,
       total: isSet(object.total) ? globalThis.Number(object.total) : 0,
+      hooksResealed: isSet(object.hooksResealed)
+        ? globalThis.Number(object.hooksResealed)
+        : isSet(object.hooks_resealed)
+        ? globalThis.Number(object.hooks_resealed)
+        : 0,
+      hooksTotal: isSet(object.hooksTotal)
+        ? globalThis.Number(object.hooksTotal)
+        : isSet(object.hooks_total)
+        ? globalThis.Number(object.hooks_total)
+        : 0,
     };
   },
 
@@ -873,6 +911,12 @@ export const RotateSecretsKeyResponse: MessageFns<RotateSecretsKeyResponse> = {
     if (message.total !== 0) {
       obj.total = Math.round(message.total);
     }
+    if (message.hooksResealed !== 0) {
+      obj.hooksResealed = Math.round(message.hooksResealed);
+    }
+    if (message.hooksTotal !== 0) {
+      obj.hooksTotal = Math.round(message.hooksTotal);
+    }
     return obj;
   },
 
@@ -884,6 +928,8 @@ export const RotateSecretsKeyResponse: MessageFns<RotateSecretsKeyResponse> = {
     message.keyId = object.keyId ?? "";
     message.reencrypted = object.reencrypted ?? 0;
     message.total = object.total ?? 0;
+    message.hooksResealed = object.hooksResealed ?? 0;
+    message.hooksTotal = object.hooksTotal ?? 0;
     return message;
   },
 };
