@@ -170,6 +170,41 @@ describe('pipelines on one server', () => {
     ]);
   });
 
+  it('goes on past a need that failed once that need is retried and succeeds: its skipped dependents are held again', async () => {
+    const fixed = join(dir, 'fixed');
+    const file = join(dir, 'flaky.yaml');
+    await writeFile(
+      file,
+      `jobs:\n  build:\n    command: [test, -e, "${fixed}"]\n  test:\n    needs: [build]\n    command: ["true"]\n` +
+        '  deploy:\n    needs: [test]\n    command: ["true"]\n',
+    );
+    const id = (await cli(['submit', ...at(), '-f', file])).stdout.trim();
+    const settled = (want: PipelineState) =>
+      waitUntil(
+        async () => {
+          const p = await api.get(id);
+          return p.state === want && p;
+        },
+        { what: `the pipeline to be ${PipelineState[want]}`, timeoutMs: 20_000 },
+      );
+    const failed = await settled(PipelineState.PIPELINE_STATE_FAILED);
+    expect(byName(failed)).toEqual({ build: S.JOB_STATE_FAILED, test: S.JOB_STATE_SKIPPED, deploy: S.JOB_STATE_SKIPPED });
+    await writeFile(fixed, '');
+    await client.retry(failed.jobs.find((j) => j.name === 'build')!.id);
+    const passed = await settled(PipelineState.PIPELINE_STATE_SUCCEEDED);
+    expect(byName(passed)).toEqual({ build: S.JOB_STATE_SUCCEEDED, test: S.JOB_STATE_SUCCEEDED, deploy: S.JOB_STATE_SUCCEEDED });
+    const deploy = await client.get(passed.jobs.find((j) => j.name === 'deploy')!.id);
+    expect(deploy.timeline.map((t) => t.state)).toEqual([
+      S.JOB_STATE_WAITING,
+      S.JOB_STATE_SKIPPED,
+      S.JOB_STATE_WAITING,
+      S.JOB_STATE_QUEUED,
+      S.JOB_STATE_ASSIGNED,
+      S.JOB_STATE_RUNNING,
+      S.JOB_STATE_SUCCEEDED,
+    ]);
+  });
+
   it('refuses at submit a cycle, naming it, a need outside the batch, and job flags beside -f', async () => {
     const file = join(dir, 'one.yaml');
     await writeFile(file, 'name: lone\ncommand: ["true"]\n');

@@ -70,7 +70,34 @@ export function release(r: JobRecord, reason: string, now: Date): boolean {
   return true;
 }
 
-/** A need ended without letting it run: SKIPPED, for good. False when it is no longer held. */
+/**
+ * A job it (transitively) needs was retried: a SKIPPED job is held again
+ * (WAITING), and the leader decides it once its needs end, as at first.
+ * False when it is not a skipped pipeline job.
+ */
+export function unskip(r: JobRecord, reason: string, now: Date): boolean {
+  if (r.job.state !== S.JOB_STATE_SKIPPED || !r.needs?.length) return false;
+  r.held = true;
+  transition(r.job, S.JOB_STATE_WAITING, now, reason);
+  r.job.waitingReason = `needs: ${r.job.spec.needs.join(', ')}`;
+  return true;
+}
+
+/** The jobs of `records` that need `id`, directly or through others. */
+export function dependentsOf(id: string, records: readonly JobRecord[]): Set<string> {
+  const out = new Set<string>();
+  const next = [id];
+  for (let n = next.pop(); n !== undefined; n = next.pop()) {
+    for (const r of records) {
+      if (out.has(r.job.id) || !r.needs?.includes(n)) continue;
+      out.add(r.job.id);
+      next.push(r.job.id);
+    }
+  }
+  return out;
+}
+
+/** A need ended without letting it run: SKIPPED, for good (until a need is retried: unskip). False when it is no longer held. */
 export function skip(r: JobRecord, reason: string, now: Date): boolean {
   if (!r.held || r.job.state !== S.JOB_STATE_WAITING) return false;
   delete r.held;

@@ -30,6 +30,8 @@ const ALLOWED: ReadonlyMap<JobState, ReadonlySet<JobState>> = new Map([
   ...[S.JOB_STATE_FAILED, S.JOB_STATE_DEAD, S.JOB_STATE_TIMED_OUT, S.JOB_STATE_CANCELLED].map(
     (from) => [from, new Set([S.JOB_STATE_QUEUED])] as const,
   ),
+  // A need it was skipped for was retried (jobs/needs.ts unskip): held again, to be decided once its needs end.
+  [S.JOB_STATE_SKIPPED, new Set([S.JOB_STATE_WAITING])],
 ]);
 
 export const isTerminal = (state: JobState): boolean => TERMINAL.has(state);

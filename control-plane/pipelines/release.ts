@@ -79,6 +79,7 @@ export class NeedsRelease {
     const waiting = this.dependents.get(id);
     if (waiting) {
       if (isTerminal(v.record.job.state)) this.ended.set(id, endedOf(v));
+      else this.ended.delete(id); // retried: what it ended as before is not what it is now
       for (const d of waiting) this.due.add(d);
     }
     this.kick();
