@@ -161,8 +161,9 @@ export function registerAgent(program: Command): void {
           };
         },
       });
+      const stopped = untilSignal(); // before it starts: a signal as it comes up drains it rather than killing it
       await agent.start();
-      const outcome = await Promise.race([untilSignal(), agent.fatal]);
+      const outcome = await Promise.race([stopped, agent.fatal]);
       if (outcome instanceof Error) {
         await agent.close();
         await tracing.shutdown();

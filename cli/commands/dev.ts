@@ -84,6 +84,8 @@ export function registerDev(program: Command): void {
       const signedIn = existsSync(tokenFile)
         ? (saveContext('dev', { server: cp.address, tokenFile }), `admin token in ${tokenFile} (context "dev" in ${configPath()})`)
         : `no admin token in ${f.dataDir}: pass --token`;
+      // Listening before the ready line: whoever reads it may signal at once (the terminal closing, a test).
+      const stop = Promise.race([untilSignal(), untilHangup()]); // the terminal going away stops it too, cleanly
       process.stdout.write(
         [
           `runmesh dev: control plane on ${cp.address} (http ${cp.httpAddress}), ${f.agents} agent(s) with ${f.slots} slot(s) each, data in ${f.dataDir}`,
@@ -97,7 +99,7 @@ export function registerDev(program: Command): void {
           '',
         ].join('\n'),
       );
-      await Promise.race([untilSignal(), untilHangup()]); // the terminal going away stops it too, cleanly
+      await stop;
       process.stdout.write('runmesh dev: stopping\n');
       await Promise.all(agents.map((a) => a.shutdown(5000)));
       await cp.close();

@@ -305,6 +305,8 @@ export function registerServe(program: Command): void {
         },
         logger,
       });
+      // Listening before the ready line: whoever reads it may signal at once.
+      const stopped = untilSignal();
       process.stderr.write(`runmesh server: gRPC ${cp.grpcAddresses.join(', ')}, http ${cp.httpAddress}\n`);
       if (generated) process.stderr.write(`join token (saved in ${join(f.dataDir, 'join-token')}): ${token}\n`);
       if (cp.autoTls) {
@@ -329,7 +331,7 @@ export function registerServe(program: Command): void {
         },
       });
       // A lost lease (the store unreachable for a while) does not end the server: it is degraded and rejoins by itself.
-      await untilSignal();
+      await stopped;
       await cp.close();
       await tracing.shutdown();
     });
