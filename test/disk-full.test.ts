@@ -75,7 +75,8 @@ describe('a full disk', () => {
     await client.waitAgents(1); // space again once the spool went: ready
 
     // 2. A job that fills its own workspace: DISK_FULL too, and its files do not outlive it.
-    const b = await client.submit({ script: 'echo filling; dd if=/dev/zero of=big bs=64k count=100; exit 3', maxAttempts: 1 });
+    // The pause lets the line reach the spool before dd fills the disk (under load it was seen not to: the line was lost, as it must be then).
+    const b = await client.submit({ script: 'echo filling; sleep 0.5; dd if=/dev/zero of=big bs=64k count=100; exit 3', maxAttempts: 1 });
     const doneB = await client.waitDone(b.id, 30_000);
     expect(doneB.attempts[0]?.failure).toBe(FailureCategory.FAILURE_CATEGORY_DISK_FULL);
     expect((await client.logs(b.id)).stdout).toContain('filling\n');
