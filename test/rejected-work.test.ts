@@ -43,6 +43,13 @@ async function flood(address: string, o: { n: number; bytes: number; channels: n
         'grpc.use_local_subchannel_pool': 1,
       }),
   );
+  // Connected first: encoding the requests holds this process's event loop for seconds, and a connection that
+  // cannot send its HTTP/2 SETTINGS meanwhile is closed by the server's handshake deadline (1 s here).
+  await Promise.all(
+    clients.map(
+      (c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 15_000, (err) => (err ? reject(err) : resolve()))),
+    ),
+  );
   const spec = JobSpec.fromPartial({ name: 'big', script: 'x'.repeat(o.bytes) });
   const metadata = new Metadata();
   if (o.token) metadata.set('authorization', `Bearer ${o.token}`);
