@@ -12,7 +12,7 @@
  * one step, so a reader sees all of an attempt's files or none.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArtifactFile } from '../../proto/gen/runmesh/v1/artifact.js';
@@ -169,14 +169,8 @@ export class DirArtifactStorage implements ArtifactStorage {
         const attempt = Number(a);
         if (!Number.isInteger(attempt) || attempt < 1) continue;
         const dir = join(this.root, UPLOADS, jobId, a);
-        const times = await Promise.all(
-          (await readdir(dir).catch(() => [] as string[])).map((n) =>
-            stat(join(dir, n)).then(
-              (s) => s.mtimeMs,
-              () => 0,
-            ),
-          ),
-        );
+        // A file gone between the listing and its stat changed just now; any other failure is an error, never "old".
+        const times = await Promise.all((await dirNames(dir)).map(async (n) => (await statOf(join(dir, n)))?.mtimeMs ?? Date.now()));
         out.push({ jobId, attempt, changedAt: Math.max(0, ...times) });
       }
     }
@@ -218,11 +212,7 @@ export class DirArtifactStorage implements ArtifactStorage {
   /** Bytes held of file `i`: all of it once checked, else what its part file holds. */
   private async held(dir: string, i: number, size: number): Promise<number> {
     if (await exists(join(dir, String(i)))) return size;
-    const s = await stat(join(dir, `${i}.part`)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw err;
-    });
-    return Math.min(s?.size ?? 0, size);
+    return Math.min((await statOf(join(dir, `${i}.part`)))?.size ?? 0, size);
   }
 
   /** The manifest in `dir`; undefined only when there is none (any other failure to read it throws). */
@@ -261,15 +251,17 @@ function toFiles(m: Manifest): ArtifactFile[] {
   return m.files.map((f) => ({ path: f.path, size: BigInt(f.size), sha256: f.sha256 }));
 }
 
-async function exists(path: string): Promise<boolean> {
+/** `path`'s stat; undefined only when it does not exist (any other failure throws). */
+async function statOf(path: string): Promise<Stats | undefined> {
   try {
-    await stat(path);
-    return true;
+    return await stat(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
 }
+
+const exists = async (path: string): Promise<boolean> => (await statOf(path)) !== undefined;
 
 async function dirNames(dir: string): Promise<string[]> {
   try {
