@@ -66,12 +66,9 @@ export async function startEtcd(options: TestEtcdOptions = {}): Promise<TestEtcd
     throw new Error(`etcd binary not found at ${ETCD_BINARY} (apt-get install etcd-server, or set RUNMESH_TEST_ETCD)`);
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'runmesh-etcd-'));
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
   const certs = options.tls ? await makeEtcdCerts(dir) : undefined;
-  const endpoint = `${certs ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
-  const args = [...etcdArgs(dir, endpoint, `http://127.0.0.1:${peerPort}`), ...tlsArgs(certs)];
-  if (options.authTokenTtlSeconds) args.push(`--auth-token-ttl=${options.authTokenTtlSeconds}`);
-  let child = await launch(args, dir, endpoint, certs);
+  const { endpoint, args, ...first } = await launchOnFreePorts(dir, certs, options);
+  let child = first.child;
   const auth = options.auth ? await enableAuth(endpoint, certs, dir) : undefined;
   let stopped = false;
   return {
@@ -98,6 +95,30 @@ export async function startEtcd(options: TestEtcdOptions = {}): Promise<TestEtcd
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A free port is only free until someone else binds it: another test's
+ * server on port 0 can take it between our probe and etcd's bind. etcd then
+ * exits saying so, and we try again on other ports.
+ */
+async function launchOnFreePorts(
+  dir: string,
+  certs: TestEtcdCerts | undefined,
+  options: TestEtcdOptions,
+): Promise<{ child: ChildProcess; endpoint: string; args: string[] }> {
+  for (let attempt = 1; ; attempt++) {
+    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    const endpoint = `${certs ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
+    const args = [...etcdArgs(dir, endpoint, `http://127.0.0.1:${peerPort}`), ...tlsArgs(certs)];
+    if (options.authTokenTtlSeconds) args.push(`--auth-token-ttl=${options.authTokenTtlSeconds}`);
+    try {
+      return { child: await launch(args, dir, endpoint, certs), endpoint, args };
+    } catch (err) {
+      if (attempt >= 5 || !/address already in use/.test((err as Error).message)) throw err;
+      await rm(path.join(dir, 'data'), { recursive: true, force: true });
+    }
+  }
 }
 
 function etcdArgs(dir: string, client: string, peer: string): string[] {
