@@ -82,6 +82,26 @@ export const stdoutSink: ArtifactSink = {
 };
 
 /**
+ * `sink`, refusing bytes that look binary (a NUL in the first chunk, as curl
+ * and git judge it) when it is a terminal: they would garble it. `-o -`
+ * writes them anyway.
+ */
+export function refuseBinaryOnTerminal(sink: ArtifactSink, isTerminal: boolean): ArtifactSink {
+  let first = isTerminal;
+  return {
+    async write(chunk) {
+      if (first && chunk.includes(0)) {
+        throw new UsageError('the artifact is binary and stdout is a terminal: use -o FILE, or -o - to write it here anyway');
+      }
+      first = false;
+      await sink.write(chunk);
+    },
+    finish: () => sink.finish(),
+    discard: () => sink.discard(),
+  };
+}
+
+/**
  * Where `-o` puts an artifact: `output` itself, or `output/<basename of the
  * artifact>` when `output` ends with `/` or is an existing directory.
  */

@@ -17,6 +17,13 @@ export const JOB_PROGRESS_FEATURE = 'job-progress';
  */
 export const ARTIFACTS_FEATURE = 'artifacts';
 /**
+ * The largest BeginArtifacts request (the manifest: every file's path, size
+ * and sha256) a control plane takes. The agent checks its manifest against
+ * it first, so a job matching too many files fails saying so, not with the
+ * transport's "message larger than max".
+ */
+export const ARTIFACT_MANIFEST_BYTES = 4 * 1024 * 1024;
+/**
  * Metadata of the artifact upload calls: the agent's name, beside its
  * credential as `authorization: Bearer rma_...`.
  */

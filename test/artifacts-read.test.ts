@@ -35,6 +35,17 @@ function cli(args: string[]): Promise<CliResult> {
   );
 }
 
+/** The CLI with its stdout on a terminal (a pty from util-linux `script`): exit code and what the terminal showed. */
+function onTerminal(args: string[]): Promise<{ code: number; shown: string }> {
+  const env = { ...process.env, NO_COLOR: '1', RUNMESH_SERVER: address, RUNMESH_TOKEN: token, RUNMESH_LOG_LEVEL: 'silent' };
+  const command = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
+  return new Promise((resolve) =>
+    execFile('script', ['-qec', command, '/dev/null'], { env }, (err, stdout) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, shown: stdout.replace(/\r\n/g, '\n') }),
+    ),
+  );
+}
+
 /** `runmesh ARGS` as a job's script runs it, with the job's own environment (RUNMESH_SERVER, RUNMESH_JOB_TOKEN). */
 const rm = (args: string): string => `"${process.execPath}" "${CLI}" ${args}`;
 
@@ -90,6 +101,12 @@ describe('artifacts ls and get', () => {
     expect((await readFile(join(dir, 'blob.bin'))).equals(original)).toBe(true);
     const toStdout = await cli(['artifacts', 'get', job.id, 'dist/sub/report.txt']);
     expect(toStdout.stdout.toString()).toBe(`report of ${job.id}\n`);
+
+    // To a terminal: text is shown, binary refused unless -o - insists.
+    expect(await onTerminal(['artifacts', 'get', job.id, 'dist/sub/report.txt'])).toEqual({ code: 0, shown: `report of ${job.id}\n` });
+    const binary = await onTerminal(['artifacts', 'get', job.id, 'dist/blob.bin']);
+    expect(binary.code).toBe(2);
+    expect(binary.shown).toMatch(/the artifact is binary and stdout is a terminal: use -o FILE, or -o - to write it here anyway/);
 
     const missing = await cli(['artifacts', 'get', job.id, 'notes.txt', '-o', join(dir, 'notes.txt')]);
     expect(missing.code).toBe(1);

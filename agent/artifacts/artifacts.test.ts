@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ArtifactsError, isArtifactsError } from './errors.js';
 import { describeArtifact, findArtifacts, openArtifact, realRoot } from './find.js';
 import { ArtifactPlans, planOf } from './plan.js';
-import { nextStep, StepError, type Step } from './upload.js';
+import { nextStep, StepError, uploadArtifacts, type Step } from './upload.js';
 
 let dir: string;
 let work: string;
@@ -132,5 +132,37 @@ describe('what follows a failed upload call', () => {
     expect(nextStep(failed('commit', status.DEADLINE_EXCEEDED))).toBe('again');
     expect(nextStep(new ArtifactsError('big.bin: cannot open: EACCES'))).toBe('refused');
     expect(nextStep(new StepError('upload', 'the peer holds 3 of its 5 bytes after the upload'))).toBe('again');
+  });
+});
+
+describe('a manifest too large for the control plane', () => {
+  it('fails the upload naming the file count and sizes, before any call', async () => {
+    // 1200 paths of about 3.7 KB: a 4.5 MB manifest, over the 4 MiB a control plane takes.
+    const deep = join(work, 'many', ...Array.from({ length: 14 }, (_, i) => String(i).padEnd(250, 'x')));
+    mkdirSync(deep, { recursive: true });
+    for (let i = 0; i < 1200; i++) writeFileSync(join(deep, `${String(i).padStart(200, '0')}.txt`), '');
+    let called = false;
+    const links = {
+      live: () => ((called = true), Promise.reject(new Error('no call was expected'))),
+      metadata: () => {
+        throw new Error('no call was expected');
+      },
+    };
+    const outcome = await uploadArtifacts({
+      jobId: 'j_1',
+      attempt: 1,
+      workspace: work,
+      plan: { globs: ['many/**'], optional: false, withheld: [] },
+      links,
+      log: log(),
+      signal: new AbortController().signal,
+    });
+    expect(called).toBe(false);
+    expect(outcome).toEqual({
+      error: expect.stringMatching(
+        /^the list of the 1200 matching files takes 4\.\d MiB, over the 4\.0 MiB a control plane takes: match fewer files/,
+      ) as unknown,
+      unmatched: false,
+    });
   });
 });

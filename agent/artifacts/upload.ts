@@ -17,10 +17,15 @@
 import { once } from 'node:events';
 import { status, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { BeginArtifactsResponse, CommitArtifactsResponse, UploadArtifactResponse } from '../../proto/gen/runmesh/v1/agent.js';
+import {
+  BeginArtifactsRequest,
+  type BeginArtifactsResponse,
+  type CommitArtifactsResponse,
+  type UploadArtifactResponse,
+} from '../../proto/gen/runmesh/v1/agent.js';
 import type { ArtifactFile } from '../../proto/gen/runmesh/v1/artifact.js';
 import { NamedError } from '../../proto/cause.js';
-import { ARTIFACTS_FEATURE } from '../../proto/protocol.js';
+import { ARTIFACT_MANIFEST_BYTES, ARTIFACTS_FEATURE } from '../../proto/protocol.js';
 import { Backoff, delay, statusCode } from '../../transport/index.js';
 import type { Link } from '../session/link.js';
 import { ArtifactsError, isArtifactsError } from './errors.js';
@@ -94,6 +99,7 @@ async function upload(r: UploadRequest): Promise<string> {
     throw new NothingMatched('no file matches the artifact globs');
   }
   let files = await describeAll(root, paths);
+  checkManifest(r, files);
   const backoff = new Backoff(RETRY);
   let tries = 0;
   let rereads = 0;
@@ -128,6 +134,17 @@ async function upload(r: UploadRequest): Promise<string> {
       r.log.warn({ ...fields, tries }, 'artifact upload failed: beginning again');
     }
   }
+}
+
+/** Refuses, naming the sizes, a manifest the control plane would refuse for its size with nothing but the transport's message. */
+function checkManifest(r: UploadRequest, files: readonly FoundFile[]): void {
+  const bytes = BeginArtifactsRequest.encode({ jobId: r.jobId, attempt: r.attempt, files: files.map(wireFile) }).finish().length;
+  if (bytes <= ARTIFACT_MANIFEST_BYTES) return;
+  const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  throw new ArtifactsError(
+    `the list of the ${files.length} matching files takes ${mib(bytes)}, over the ${mib(ARTIFACT_MANIFEST_BYTES)} a control plane takes: ` +
+      'match fewer files (an archive of them is one file)',
+  );
 }
 
 async function describeAll(root: string, paths: readonly string[]): Promise<FoundFile[]> {

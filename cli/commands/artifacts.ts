@@ -7,7 +7,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { GetArtifactRequest, GetArtifactResponse, ListArtifactsResponse } from '../../proto/gen/runmesh/v1/artifact.js';
-import { destinationFor, fileSink, receiveArtifact, stdoutSink } from '../artifact-download.js';
+import { destinationFor, fileSink, receiveArtifact, refuseBinaryOnTerminal, stdoutSink } from '../artifact-download.js';
 import { type Connection, toRpcError, unary, withConnection } from '../client.js';
 import { UsageError } from '../errors.js';
 import { humanBytes, printJson, table } from '../format.js';
@@ -41,7 +41,7 @@ export function registerArtifacts(program: Command): void {
     .option('--json', 'print {"job_id","attempt","files":[{"path","size","sha256"}],"error"}')
     .action((job: string | undefined, options: ArtifactsOptions) => ls(job, options));
   common(artifacts.command('get'))
-    .description('download one artifact to stdout, or to a file (-o), checked against its sha256')
+    .description('download one artifact to stdout (not binary to a terminal), or to a file (-o), checked against its sha256')
     .argument('[job]', 'job id (none with --from)')
     .argument('[path]', 'the artifact as listed (dist/app.tar)')
     .option(
@@ -117,7 +117,10 @@ async function get(positional: [string | undefined, string | undefined], o: Arti
   const toStdout = o.output === undefined || o.output === '-';
   const destination = toStdout ? undefined : await destinationFor(o.output!, path);
   await withConnection(target(o), async (conn) => {
-    const sink = destination === undefined ? stdoutSink : await fileSink(destination);
+    const sink =
+      destination !== undefined
+        ? await fileSink(destination)
+        : refuseBinaryOnTerminal(stdoutSink, o.output === undefined && process.stdout.isTTY === true);
     const file = await receiveArtifact(artifactStream(conn, request), sink);
     if (o.json) printJson({ path: file.path, size: Number(file.size), sha256: file.sha256, written: destination });
   });

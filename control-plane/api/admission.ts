@@ -32,6 +32,7 @@ import {
 } from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
 import type { Http2Stream } from 'node:http2';
+import { ARTIFACT_MANIFEST_BYTES } from '../../proto/protocol.js';
 import { LIMITS as SPEC_LIMITS } from '../jobs/validate.js';
 
 const KiB = 1024;
@@ -53,7 +54,7 @@ export const MESSAGE_LIMITS: Readonly<Record<string, number>> = Object.freeze({
   // Log chunks: agents send spool records of up to 64 KiB; the rest of their messages are small.
   'AgentService.Connect': 4 * MiB,
   // Artifacts: a manifest of up to a few thousand files (a path is at most 1 KiB), and data in 256 KiB chunks.
-  'AgentService.BeginArtifacts': 4 * MiB,
+  'AgentService.BeginArtifacts': ARTIFACT_MANIFEST_BYTES,
   'AgentService.UploadArtifact': 256 * KiB + KiB,
 });
 
