@@ -602,6 +602,7 @@ async function serve(
     tls: state.autoTls !== undefined,
     breaker: (agent) => agentHealth.state(agent, Date.now()),
     explainWait: (id) => scheduler.explain(id, (agent) => agentHealth.state(agent, Date.now()) === 'open'),
+    store,
   });
   closers.add('console', () => web.close());
   ports.routes['/'] = web.route;

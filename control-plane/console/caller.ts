@@ -48,7 +48,7 @@ export class Callers {
   async identify(method: string, req: IncomingMessage): Promise<Caller> {
     const from = clientAddress(req);
     const id = cookieOf(req, cookieName(this.tls));
-    const session = id ? this.sessions.get(id) : undefined;
+    const session = id ? await this.sessions.get(id) : undefined;
     const bearer = req.headers.authorization;
     if (!session && !bearer) {
       // No credential at all is a signed-out browser, not a guess: it does not count against the address.
@@ -56,8 +56,8 @@ export class Callers {
     }
     const md = new Metadata();
     md.set('authorization', session ? `Bearer ${session.token.reveal()}` : (bearer ?? ''));
-    const who = await this.gate.identify(method, md, from).catch((err: unknown) => {
-      if (session) this.sessions.delete(session.id); // its token was revoked or expired
+    const who = await this.gate.identify(method, md, from).catch(async (err: unknown) => {
+      if (session) await this.sessions.delete(session.id); // its token was revoked or expired
       throw err;
     });
     return { who, session, from };

@@ -28,7 +28,8 @@ import { KeyRing, SecretStore } from '../secrets/index.js';
 import { openEmbeddedStore } from '../store/embedded.js';
 import type { Store } from '../store/store.js';
 import { attachment } from './artifacts.js';
-import { Console, ROUTE_METHODS } from './index.js';
+import { Console, ROUTE_METHODS, type ConsoleDeps } from './index.js';
+import { SESSIONS_PREFIX } from './sessions.js';
 import type { JobSummary } from './wire.js';
 
 const log = pino({ level: 'silent' });
@@ -68,6 +69,9 @@ let tracker: JobTracker;
 let tokens: TokenStore;
 let logs: LogStore;
 let web: Console;
+let web2: Console;
+let http2: Server;
+let base2: string;
 let jobs: JobServiceImpl;
 let http: Server;
 let base: string;
@@ -111,7 +115,7 @@ beforeAll(async () => {
     read: (key: ArtifactKey, _holders: readonly string[], path: string, signal: AbortSignal) => stored.read(key, path, 0, signal),
   };
   const artifacts = new ArtifactServiceImpl({ gate, repo, source, retention, logger: log });
-  web = new Console({
+  const deps: ConsoleDeps = {
     gate,
     jobs,
     artifacts,
@@ -121,20 +125,34 @@ beforeAll(async () => {
     tls: false,
     breaker: () => 'closed',
     rate: { perSecond: 10_000, burst: 10_000 },
-  });
-  http = createServer((req, res) => void web.route(req, res));
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    store,
+  };
+  web = new Console(deps);
+  [http, base] = await serve(web);
+  // A second peer's console on the same store, as behind a load balancer.
+  web2 = new Console(deps);
+  [http2, base2] = await serve(web2);
   for (const role of TOKEN_ROLES)
     token[role] = (await tokens.create({ name: `t-${role}`, role, tenants: role === 'admin' ? [] : ['a'], ttlMs: 0 })).token;
   jobA = await seed('a');
   jobB = await seed('b');
 });
 
+async function serve(c: Console): Promise<[Server, string]> {
+  const server = createServer((req, res) => void c.route(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return [server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`];
+}
+
 afterAll(async () => {
-  web?.close();
-  http?.closeAllConnections();
-  await new Promise((resolve) => http?.close(resolve));
+  for (const [c, server] of [
+    [web, http],
+    [web2, http2],
+  ] as const) {
+    c?.close();
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+  }
   await tracker?.close();
   await tokens?.close();
   await logs?.close();
@@ -273,6 +291,21 @@ describe('console sessions', () => {
     expect((await fetch(`${base}/api/jobs`, { headers: { cookie: s.cookie } })).status).toBe(200);
     await tokens.revoke(t.record.id);
     expect((await fetch(`${base}/api/jobs`, { headers: { cookie: s.cookie } })).status).toBe(401);
+  });
+
+  it('holds on every peer: signed in on one, used on the other, signed out there, ended on both; the store holds no token', async () => {
+    const s = await signIn(token.viewer!);
+    const jobsOn = (at: string) => fetch(`${at}/api/jobs`, { headers: { cookie: s.cookie } }).then((r) => r.status);
+    expect([await jobsOn(base), await jobsOn(base2)]).toEqual([200, 200]);
+    const held = await store.range(SESSIONS_PREFIX);
+    expect(held.kvs.length).toBeGreaterThan(0);
+    for (const kv of held.kvs) {
+      expect(kv.value).not.toContain(token.viewer!);
+      expect(kv.key).not.toContain(s.cookie.split('.')[1]!); // keyed by a hash of the cookie's secret, not the secret
+    }
+    const out = await fetch(`${base2}/api/session`, { method: 'DELETE', headers: { cookie: s.cookie, 'x-runmesh-csrf': s.csrf } });
+    expect(out.status).toBe(200);
+    expect([await jobsOn(base), await jobsOn(base2)]).toEqual([401, 401]);
   });
 
   it('refuses a bad token, agent tokens, and oversized bodies', async () => {

@@ -17,6 +17,7 @@ import type { JobServiceImpl } from '../api/job-service.js';
 import { ApiError, toServiceError } from '../api/status.js';
 import { allowed, isUnauthenticated, METHOD_VERBS, mutates, RateLimiter, type Gate, type Principal, type Rate } from '../auth/index.js';
 import { repoRoot } from '../paths.js';
+import type { Store } from '../store/store.js';
 import { ArtifactDownloads, type ArtifactReader } from './artifacts.js';
 import { Assets } from './assets.js';
 import { Callers, cookieName, cookieOf, CSRF_HEADER, sessionCookie } from './caller.js';
@@ -26,7 +27,7 @@ import { cancelJob, getJob, listJobs, parseFilter, retryJob } from './jobs-api.j
 import { streamLog, type LogSource } from './log-stream.js';
 import { overview } from './overview.js';
 import { match, ROUTE_METHODS, type ConsoleRoute, type RouteCall } from './routes.js';
-import { csrfMatches, SessionStore } from './sessions.js';
+import { csrfMatches, SessionStore, type SessionLimits } from './sessions.js';
 import { openEventStream } from './sse.js';
 import { agentView } from './views.js';
 import type { SessionInfo, WaitExplanation } from './wire.js';
@@ -53,13 +54,21 @@ export interface ConsoleDeps {
   assetsDir?: string;
   /** Console requests per client address (sign-ins included). */
   rate?: Rate;
+  /** The cluster's store: sessions are kept there, so every peer knows them (sessions.ts). */
+  store: Store;
+  /** Session lifetimes and caps; default DEFAULT_SESSION_LIMITS. */
+  sessionLimits?: SessionLimits;
 }
 
 /** Per client address: 50 requests a second, bursts of 200 (a page load is a handful). */
 export const CONSOLE_RATE: Rate = { perSecond: 50, burst: 200 };
 
+/** How often expired console sessions are deleted from the store. */
+const SESSION_SWEEP_MS = 10 * 60_000;
+
 export class Console {
-  private readonly sessions = new SessionStore();
+  private readonly sessions: SessionStore;
+  private readonly sweeper: NodeJS.Timeout;
   private readonly callers: Callers;
   private readonly hub: Hub;
   private readonly assets: Assets;
@@ -68,7 +77,12 @@ export class Console {
   private readonly downloads: ArtifactDownloads;
 
   constructor(private readonly d: ConsoleDeps) {
+    this.sessions = new SessionStore(d.store, d.logger, d.sessionLimits);
     this.callers = new Callers(d.gate, this.sessions, d.tls);
+    // Every peer sweeps (a delete compares the revision it read, so two sweeps never undo a sign-in or a use).
+    this.sweeper = setInterval(() => {
+      this.sessions.sweep().catch((err: unknown) => d.logger.warn({ err }, 'console session sweep failed: tried again later'));
+    }, SESSION_SWEEP_MS).unref();
     this.hub = new Hub({ tracker: d.logSource.tracker, agents: () => this.agents() });
     this.assets = new Assets(d.assetsDir ?? join(repoRoot(), 'dist', 'console'));
     this.limiter = new RateLimiter(d.rate ?? CONSOLE_RATE);
@@ -94,6 +108,7 @@ export class Console {
   };
 
   close(): void {
+    clearInterval(this.sweeper);
     this.hub.close();
   }
 
@@ -112,7 +127,7 @@ export class Console {
       // The gate counts a bad token against the address, as for any call, and records it.
       const who = await this.d.gate.identify('Console.SignIn', md, clientAddress(req));
       if (who.role === 'agent' || who.role === 'job') throw new ApiError(Status.PERMISSION_DENIED, `a ${who.role} token cannot sign in`);
-      const s = this.sessions.create(token);
+      const s = await this.sessions.create(token, who.id);
       // A session is a new credential for the token's holder: the trail says who opened one, and from where.
       this.d.gate.audit.record({ actor: who.id, method: 'Console.SignIn', target: '', from: clientAddress(req), result: 'OK' });
       this.d.logger.info({ audit: true, token_id: who.id, role: who.role, from: clientAddress(req) }, 'console sign-in');
@@ -121,8 +136,8 @@ export class Console {
     if (req.method === 'DELETE') {
       // Signing out needs the CSRF token too (else any page could sign a user out); the cookie is cleared regardless.
       const id = cookieOf(req, cookieName(this.d.tls));
-      const s = id ? this.sessions.get(id) : undefined;
-      if (s && csrfMatches(s, header(req, CSRF_HEADER))) this.sessions.delete(s.id);
+      const s = id ? await this.sessions.get(id) : undefined;
+      if (s && csrfMatches(s, header(req, CSRF_HEADER))) await this.sessions.delete(s.id);
       return sendJson(res, 200, {}, { 'set-cookie': sessionCookie(this.d.tls, undefined) });
     }
     if (req.method !== 'GET') return sendJson(res, 405, { error: 'method not allowed' });

@@ -1,21 +1,35 @@
 /**
  * Console sessions: signing in with an API token gives the browser an opaque
- * session id in an HttpOnly cookie; the token itself stays here, on the
- * server, as a Secret (never printed), and is checked by the gate again on
- * every request, so revoking or expiring the token ends its sessions at once.
- * Each session has its own CSRF token, which every mutation must send back
- * in a header (a cross-site form can send the cookie, never the header).
- * Sessions live in this peer's memory: a restart signs everyone out.
+ * session id in an HttpOnly cookie. The session lives in the cluster's store,
+ * so every peer behind a load balancer knows it, and signing out on one ends
+ * it on all.
+ *
+ * What the store holds cannot be used without the cookie: the record is kept
+ * under the sha256 of the id's secret part, and the API token in it is sealed
+ * (AES-256-GCM) with a key derived from that secret, which only the browser
+ * has. The session's CSRF token is derived from the secret too. The token is
+ * checked by the gate again on every request, so revoking or expiring it ends
+ * its sessions at once.
+ *
+ * An id is `<token group>.<secret>`: the group (a hash of the token's id)
+ * keeps one token's sessions under one prefix, at most `perToken` of them
+ * (past it, the least recently used goes), so one token holder signing in
+ * over and over cannot crowd out anyone else's sessions. Expired sessions are
+ * refused when presented and deleted by `sweep`.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
 import { Secret } from '../secret.js';
+import type { KeyValue, Store } from '../store/store.js';
+
+export const SESSIONS_PREFIX = '/runmesh/console-sessions/';
 
 export interface Session {
   readonly id: string;
   readonly token: Secret;
   readonly csrf: string;
   readonly createdAt: number;
-  lastSeen: number;
+  readonly lastSeen: number;
 }
 
 /** Session limits; defaults in DEFAULT_SESSION_LIMITS. */
@@ -24,44 +38,162 @@ export interface SessionLimits {
   idleMs: number;
   /** A session older than this is gone however busy it is (ms). */
   maxAgeMs: number;
-  /** Sessions held at most; past it, the least recently used goes. */
-  max: number;
+  /** Sessions one token holds at most; past it, its least recently used goes. */
+  perToken: number;
+  /** A session's last use is written back at most this often (ms): a page's every request is not a store write. */
+  touchMs: number;
 }
 
-export const DEFAULT_SESSION_LIMITS: SessionLimits = { idleMs: 8 * 3_600_000, maxAgeMs: 24 * 3_600_000, max: 10_000 };
+export const DEFAULT_SESSION_LIMITS: SessionLimits = { idleMs: 8 * 3_600_000, maxAgeMs: 24 * 3_600_000, perToken: 50, touchMs: 60_000 };
 
-const newId = (): string => randomBytes(32).toString('base64url');
+interface StoredSession {
+  v: 1;
+  /** iv (12) | ciphertext | tag (16), base64: the API token. */
+  token: string;
+  createdAt: number;
+  lastSeen: number;
+}
+
+const ID_FORMAT = /^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{43})$/;
+const SEAL_INFO = 'runmesh console session v1: token';
+const CSRF_INFO = 'runmesh console session v1: csrf';
+
+/** Where a session id's record is, and the secret that opens it; undefined for anything that is not an id. */
+function locate(id: string): { key: string; secret: Buffer } | undefined {
+  const m = ID_FORMAT.exec(id);
+  if (!m) return undefined;
+  const secret = Buffer.from(m[2]!, 'base64url');
+  return { key: `${SESSIONS_PREFIX}${m[1]}/${createHash('sha256').update(secret).digest('hex')}`, secret };
+}
+
+const sealKey = (secret: Buffer): Buffer => Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), SEAL_INFO, 32));
+const csrfOf = (secret: Buffer): string => createHmac('sha256', secret).update(CSRF_INFO).digest('base64url');
+
+function seal(token: string, secret: Buffer, key: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', sealKey(secret), iv).setAAD(Buffer.from(key));
+  const body = Buffer.concat([cipher.update(token, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64');
+}
+
+/** Throws when the record was not sealed with this secret for this key. */
+function unseal(sealed: string, secret: Buffer, key: string): string {
+  const raw = Buffer.from(sealed, 'base64');
+  if (raw.length < 12 + 16) throw new Error('sealed token too short');
+  const decipher = createDecipheriv('aes-256-gcm', sealKey(secret), raw.subarray(0, 12)).setAAD(Buffer.from(key));
+  decipher.setAuthTag(raw.subarray(raw.length - 16));
+  return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8');
+}
+
+/** The stored record, or undefined when it is not one (a record this version cannot read). */
+function parse(value: string): StoredSession | undefined {
+  try {
+    const r = JSON.parse(value) as Partial<StoredSession>;
+    if (r.v !== 1 || typeof r.token !== 'string' || typeof r.createdAt !== 'number' || typeof r.lastSeen !== 'number') return undefined;
+    return r as StoredSession;
+  } catch {
+    return undefined;
+  }
+}
 
 export class SessionStore {
-  /** Insertion order is recency order: a used session is moved to the end. */
-  private readonly sessions = new Map<string, Session>();
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly limits: SessionLimits = DEFAULT_SESSION_LIMITS,
+  ) {}
 
-  constructor(private readonly limits: SessionLimits = DEFAULT_SESSION_LIMITS) {}
-
-  create(token: string, now = Date.now()): Session {
-    const s: Session = { id: newId(), token: new Secret(token), csrf: newId(), createdAt: now, lastSeen: now };
-    this.sessions.set(s.id, s);
-    while (this.sessions.size > this.limits.max) this.sessions.delete(this.sessions.keys().next().value!);
-    return s;
+  /** A new session for `token`, whose gate principal is `principalId`; the token's least recently used sessions go past its cap. */
+  async create(token: string, principalId: string, now = Date.now()): Promise<Session> {
+    const group = createHash('sha256').update(principalId).digest('base64url').slice(0, 16);
+    const secret = randomBytes(32);
+    const id = `${group}.${secret.toString('base64url')}`;
+    const { key } = locate(id)!;
+    await this.makeRoom(`${SESSIONS_PREFIX}${group}/`, now);
+    const record: StoredSession = { v: 1, token: seal(token, secret, key), createdAt: now, lastSeen: now };
+    await this.store.put(key, JSON.stringify(record));
+    return { id, token: new Secret(token), csrf: csrfOf(secret), createdAt: now, lastSeen: now };
   }
 
-  /** The live session `id` names, touched; undefined when unknown or expired. */
-  get(id: string, now = Date.now()): Session | undefined {
-    const s = this.sessions.get(id);
-    if (!s) return undefined;
-    this.sessions.delete(id);
-    if (now - s.lastSeen > this.limits.idleMs || now - s.createdAt > this.limits.maxAgeMs) return undefined;
-    s.lastSeen = now;
-    this.sessions.set(id, s);
-    return s;
+  /**
+   * The live session `id` names (its last use recorded); undefined when there
+   * is none or it expired. A store error throws: it is not a signed-out user.
+   */
+  async get(id: string, now = Date.now()): Promise<Session | undefined> {
+    const at = locate(id);
+    if (!at) return undefined;
+    const kv = await this.store.get(at.key);
+    if (!kv) return undefined;
+    const record = parse(kv.value);
+    let token: string | undefined;
+    try {
+      token = record && unseal(record.token, at.secret, at.key);
+    } catch {
+      token = undefined;
+    }
+    if (!record || token === undefined) {
+      this.log.warn({ key: at.key }, 'console session record unreadable: deleted, its user signs in again');
+      await this.dropIfUnchanged(kv);
+      return undefined;
+    }
+    if (this.expired(record, now)) {
+      await this.dropIfUnchanged(kv);
+      return undefined;
+    }
+    if (now - record.lastSeen >= this.limits.touchMs) {
+      // Compared on its revision: a sign-out meanwhile is not undone by this write.
+      const touched: StoredSession = { ...record, lastSeen: now };
+      await this.store.txn({
+        compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }],
+        success: [{ type: 'put', key: kv.key, value: JSON.stringify(touched) }],
+      });
+    }
+    return { id, token: new Secret(token), csrf: csrfOf(at.secret), createdAt: record.createdAt, lastSeen: now };
   }
 
-  delete(id: string): void {
-    this.sessions.delete(id);
+  /** Ends session `id` (on every peer); a no-op for an unknown one. */
+  async delete(id: string): Promise<void> {
+    const at = locate(id);
+    if (at) await this.store.delete(at.key);
   }
 
-  get size(): number {
-    return this.sessions.size;
+  /** Deletes every expired (or unreadable) session; returns how many. */
+  async sweep(now = Date.now()): Promise<number> {
+    let after: string | undefined;
+    let dropped = 0;
+    for (;;) {
+      const page = await this.store.range(SESSIONS_PREFIX, { after, limit: 500 });
+      for (const kv of page.kvs) {
+        const record = parse(kv.value);
+        if ((!record || this.expired(record, now)) && (await this.dropIfUnchanged(kv))) dropped++;
+      }
+      if (!page.more || page.kvs.length === 0) return dropped;
+      after = page.kvs.at(-1)!.key;
+    }
+  }
+
+  private expired(r: StoredSession, now: number): boolean {
+    return now - r.lastSeen > this.limits.idleMs || now - r.createdAt > this.limits.maxAgeMs;
+  }
+
+  /** Keeps a token's sessions under its cap once one more is added: expired ones go first, then the least recently used. */
+  private async makeRoom(prefix: string, now: number): Promise<void> {
+    const { kvs } = await this.store.range(prefix);
+    const live = (record: StoredSession | undefined): record is StoredSession => record !== undefined && !this.expired(record, now);
+    const rank = (record: StoredSession | undefined): number => (live(record) ? record.lastSeen : -1);
+    const ranked = kvs.map((kv) => ({ kv, record: parse(kv.value) })).sort((a, b) => rank(a.record) - rank(b.record));
+    const stale = ranked.filter((r) => !live(r.record)).length;
+    const excess = Math.max(stale, ranked.length + 1 - this.limits.perToken);
+    for (const { kv } of ranked.slice(0, excess)) await this.dropIfUnchanged(kv);
+  }
+
+  /** Deletes `kv` unless it was written since it was read; true when it was deleted. */
+  private async dropIfUnchanged(kv: KeyValue): Promise<boolean> {
+    const res = await this.store.txn({
+      compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }],
+      success: [{ type: 'delete', key: kv.key }],
+    });
+    return res.succeeded;
   }
 }
 
