@@ -1,8 +1,9 @@
 /**
  * Console sessions in the store, on both stores: what is kept opens only with
  * the cookie, a session ends when idle, old, signed out or crowded out by its
- * own token's newer ones, its last use is written back sparingly, the sweep drops only what expired, and a store error is
- * an error, not a signed-out user.
+ * own token's newer ones, its last use is written back sparingly, the sweep drops only what expired, and while the store
+ * cannot be read a peer serves the sessions it saw, and errs on the rest
+ * (never reading the error as a signed-out user).
  */
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
@@ -111,11 +112,35 @@ describe.each(stores)('console sessions on the %s store', (_name, open) => {
     }
   });
 
-  it('throw on a store error rather than read it as signed out', async () => {
+  it("are served from the peer's memory while the store cannot be read, until they expire; one it never saw is an error, not signed out", async () => {
     const store = await open();
-    const sessions = new SessionStore(store, log, LIMITS);
-    const s = await sessions.create('rmt_x', 'tok-x', T0);
+    const here = new SessionStore(store, log, LIMITS);
+    const elsewhere = new SessionStore(store, log, LIMITS); // another peer
+    const mine = await here.create('rmt_mine', 'tok-x', T0);
+    const theirs = await elsewhere.create('rmt_theirs', 'tok-y', T0);
     await store.close();
-    await expect(sessions.get(s.id, T0 + 1)).rejects.toThrow();
+    expect((await here.get(mine.id, T0 + 500))?.token.reveal()).toBe('rmt_mine');
+    await expect(here.get(mine.id, T0 + 500 + 1001)).rejects.toThrow(); // expired: the store's error, not a session
+    await expect(here.get(theirs.id, T0 + 1)).rejects.toThrow();
+  });
+});
+
+describe('console sessions while etcd is frozen', () => {
+  it('serve a session this peer saw within a few seconds, not after the client call timeout', async () => {
+    const store = await openEtcdStore({ endpoints: [etcd.endpoint], prefix: `/sessions-${randomUUID()}/` });
+    try {
+      const sessions = new SessionStore(store, log);
+      const s = await sessions.create('rmt_frozen', 'tok-f', Date.now());
+      etcd.kill('SIGSTOP');
+      try {
+        const started = Date.now();
+        expect((await sessions.get(s.id))?.token.reveal()).toBe('rmt_frozen');
+        expect(Date.now() - started).toBeLessThan(5000);
+      } finally {
+        etcd.kill('SIGCONT');
+      }
+    } finally {
+      await store.close();
+    }
   });
 });

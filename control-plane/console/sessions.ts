@@ -96,7 +96,27 @@ function parse(value: string): StoredSession | undefined {
   }
 }
 
+/** Sessions a peer remembers having read or made, to serve while the store cannot be read. */
+const REMEMBERED = 10_000;
+/** How long a remembered session's read waits for the store before it is served from memory. */
+const STORE_WAIT_MS = 2_000;
+
+interface Remembered {
+  token: Secret;
+  csrf: string;
+  createdAt: number;
+  lastSeen: number;
+}
+
 export class SessionStore {
+  /**
+   * The sessions this peer last found live in the store, most recently used
+   * last. While the store cannot be read (an outage is when an operator most
+   * needs the console) they are served from here until they expire; a session
+   * this peer never saw is an error then, not a signed-out user.
+   */
+  private readonly remembered = new Map<string, Remembered>();
+
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
@@ -112,7 +132,9 @@ export class SessionStore {
     await this.makeRoom(`${SESSIONS_PREFIX}${group}/`, now);
     const record: StoredSession = { v: 1, token: seal(token, secret, key), createdAt: now, lastSeen: now };
     await this.store.put(key, JSON.stringify(record));
-    return { id, token: new Secret(token), csrf: csrfOf(secret), createdAt: now, lastSeen: now };
+    const session = { id, token: new Secret(token), csrf: csrfOf(secret), createdAt: now, lastSeen: now };
+    this.remember(session);
+    return session;
   }
 
   /**
@@ -122,8 +144,13 @@ export class SessionStore {
   async get(id: string, now = Date.now()): Promise<Session | undefined> {
     const at = locate(id);
     if (!at) return undefined;
-    const kv = await this.store.get(at.key);
-    if (!kv) return undefined;
+    let kv: KeyValue | undefined;
+    try {
+      kv = await this.read(id, at.key);
+    } catch (err) {
+      return this.fromMemory(id, now, err);
+    }
+    if (!kv) return this.forget(id);
     const record = parse(kv.value);
     let token: string | undefined;
     try {
@@ -133,10 +160,12 @@ export class SessionStore {
     }
     if (!record || token === undefined) {
       this.log.warn({ key: at.key }, 'console session record unreadable: deleted, its user signs in again');
+      this.forget(id);
       await this.dropIfUnchanged(kv);
       return undefined;
     }
     if (this.expired(record, now)) {
+      this.forget(id);
       await this.dropIfUnchanged(kv);
       return undefined;
     }
@@ -148,11 +177,14 @@ export class SessionStore {
         success: [{ type: 'put', key: kv.key, value: JSON.stringify(touched) }],
       });
     }
-    return { id, token: new Secret(token), csrf: csrfOf(at.secret), createdAt: record.createdAt, lastSeen: now };
+    const session = { id, token: new Secret(token), csrf: csrfOf(at.secret), createdAt: record.createdAt, lastSeen: now };
+    this.remember(session);
+    return session;
   }
 
   /** Ends session `id` (on every peer); a no-op for an unknown one. */
   async delete(id: string): Promise<void> {
+    this.forget(id);
     const at = locate(id);
     if (at) await this.store.delete(at.key);
   }
@@ -172,7 +204,47 @@ export class SessionStore {
     }
   }
 
-  private expired(r: StoredSession, now: number): boolean {
+  /**
+   * The record, from the store; for a session this peer remembers, a store
+   * that takes longer than STORE_WAIT_MS is taken as unreadable (etcd gone
+   * would hold each request for the client's whole call timeout).
+   */
+  private async read(id: string, key: string): Promise<KeyValue | undefined> {
+    const pending = this.store.get(key);
+    if (!this.remembered.has(id)) return pending;
+    let timer: NodeJS.Timeout | undefined;
+    const slow = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the store did not answer within ${STORE_WAIT_MS} ms`)), STORE_WAIT_MS);
+    });
+    pending.catch(() => undefined); // its failure after the timeout is not an unhandled rejection
+    try {
+      return await Promise.race([pending, slow]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Session `id` as this peer last saw it, while the store cannot be read; rethrows `err` for one it never saw or that expired. */
+  private fromMemory(id: string, now: number, err: unknown): Session {
+    const known = this.remembered.get(id);
+    if (!known || this.expired(known, now)) throw err;
+    this.log.warn({ err }, "console session served from this peer's memory: the store cannot be read");
+    known.lastSeen = now;
+    return { id, ...known };
+  }
+
+  private remember(s: Session): void {
+    this.remembered.delete(s.id);
+    this.remembered.set(s.id, { token: s.token, csrf: s.csrf, createdAt: s.createdAt, lastSeen: s.lastSeen });
+    if (this.remembered.size > REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
+  }
+
+  private forget(id: string): undefined {
+    this.remembered.delete(id);
+    return undefined;
+  }
+
+  private expired(r: Pick<StoredSession, 'createdAt' | 'lastSeen'>, now: number): boolean {
     return now - r.lastSeen > this.limits.idleMs || now - r.createdAt > this.limits.maxAgeMs;
   }
 
