@@ -59,7 +59,7 @@ describe('pipelines on one server', () => {
   beforeAll(async () => {
     server = await startServer();
     dir = await tempDir('runmesh-pipelines-');
-    // A matrix key becomes a label the job requires: one agent per os.
+    // A matrix job names its os as a label it requires: one agent per os.
     await Promise.all([
       startAgent(server.address, { name: 'pl-linux', slots: 4, labels: 'os=linux' }),
       startAgent(server.address, { name: 'pl-mac', slots: 4, labels: 'os=mac' }),
@@ -90,6 +90,7 @@ describe('pipelines on one server', () => {
         '  unit:',
         '    needs: build',
         '    matrix: {os: [linux, mac]}',
+        '    labels: {os: "${{ matrix.os }}"}',
         '    script: echo "unit $OS" >> "$ORDER"',
         '  lint:',
         '    needs: [build]',

@@ -36,7 +36,8 @@ jobs:
     matrix:
       os: [linux, mac]
       node: [20, 22]
-    command: [npm, test]
+    labels: {os: "\${{ matrix.os }}"}
+    command: [npm, test, "--node=\${{matrix.node}}"]
     env: {NODE_ENV: test}
   deploy:
     needs: test
@@ -67,7 +68,8 @@ describe('a pipeline file', () => {
       tenant: 'team-a',
       env: { CI: '1' },
     });
-    expect(test).toMatchObject({ argv: ['npm', 'test'], needs: ['build'], selector: 'os=linux,node=20' });
+    // A matrix value fills its placeholders; it is a required label only where a job's labels name it.
+    expect(test).toMatchObject({ argv: ['npm', 'test', '--node=20'], needs: ['build'], selector: 'os=linux' });
     expect(test!.env).toEqual({ CI: '1', NODE_ENV: 'test', OS: 'linux', NODE: '20' });
     expect(deploy!.needs).toEqual(specs.slice(1, 5).map((s) => s.name));
     expect(deploy).toMatchObject({ selector: '!spot', allowFailure: true, qos: QosClass.QOS_CLASS_CRITICAL });
@@ -117,6 +119,12 @@ describe('a pipeline file', () => {
     expect(refusal('script: x\nneeds: [b]\n')).toBe('ci.yaml:2: needs: needs names jobs of a pipeline (jobs: {...})');
     expect(refusal('script: x\nenv: {1A: b}\n')).toMatch(/^ci\.yaml:2: env: bad name "1A"/);
     expect(refusal('jobs:\n  a:\n    script: x\n  a:\n    script: y\n')).toMatch(/^ci\.yaml:4: Map keys must be unique/);
+    expect(refusal('jobs:\n  a:\n    script: echo ${{ matrix.os }}\n')).toBe(
+      'ci.yaml:3: jobs.a.script: ${{ matrix.os }}: this job has no matrix',
+    );
+    expect(refusal('jobs:\n  a:\n    script: x\n    matrix: {os: [l]}\n    labels: {arch: "${{ matrix.arch }}"}\n')).toBe(
+      "ci.yaml:5: jobs.a.labels.arch: ${{ matrix.arch }}: no such key in this job's matrix",
+    );
     expect(refusal('jobs:\n  a:\n    script: x\n    env: {OS: x}\n    matrix: {os: [l]}\n')).toBe(
       'ci.yaml:4: jobs.a.env.OS: also set by the matrix (os)',
     );

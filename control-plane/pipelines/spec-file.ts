@@ -24,13 +24,15 @@
  *     allow_failure: true
  *     artifacts: [dist/**, report.xml]   # or "dist/**,report.xml": uploaded after the run
  *     artifacts_optional: true    # an upload that fails does not fail the job
- *     matrix: {os: [linux, mac]}  # pipeline jobs only: one job per combination
+ *     matrix: {os: [linux, mac]}  # pipeline jobs only: one job per combination, ${{ matrix.os }}
  *
  * A pipeline file may also have `env` for every job, and where the caller
  * allows it (`tenant: true`: the CLI's submit) `tenant` for every job. A
  * matrix job is named `test (os=linux, node=20)`, gets each value as an
- * environment variable (the key upper-cased) and as a label it requires, and
- * a need naming it means all of its jobs. Numbers and booleans may be
+ * environment variable (the key upper-cased) and in place of each
+ * `${{ matrix.KEY }}` in its string values (so `labels: {os: "${{ matrix.os }}"}`
+ * sends each to agents of its os; a matrix alone requires no label), and a
+ * need naming it means all of its jobs. Numbers and booleans may be
  * written as strings ("2", "true"): a template's placeholders fill strings.
  * Unknown keys and wrong types are errors naming the key path and the line
  * (YamlText). The specs are checked further (validateSpec, the pipeline
@@ -142,7 +144,7 @@ function matrixOf(raw: unknown, at: YamlPath, yaml: YamlText): Cell[] {
 }
 
 function jobSpec(
-  raw: unknown,
+  given: unknown,
   at: YamlPath,
   yaml: YamlText,
   o: SpecFileOptions,
@@ -151,7 +153,8 @@ function jobSpec(
   common: { env: Record<string, string>; tenant: string },
   names?: ReadonlyMap<string, string[]>,
 ): JobSpec {
-  if (!isMap(raw)) return yaml.fail(at, 'a job: a map with command or script');
+  if (!isMap(given)) return yaml.fail(at, 'a job: a map with command or script');
+  const raw = withMatrix(given, at, yaml, cell);
   const f = new Fields(raw, at, yaml, o);
   const unknown = Object.keys(raw).find((k) => !JOB_KEYS.has(k));
   if (unknown) yaml.fail([...at, unknown], `unknown key "${unknown}" (${[...JOB_KEYS].join(', ')})`);
@@ -163,9 +166,7 @@ function jobSpec(
   for (const [k, v] of cell) {
     if (k.toUpperCase() in env && !(k.toUpperCase() in common.env))
       yaml.fail([...at, 'env', k.toUpperCase()], `also set by the matrix (${k})`);
-    if (k in labels) yaml.fail([...at, 'labels', k], 'also set by the matrix');
     env[k.toUpperCase()] = v;
-    labels[k] = v;
   }
   const selector = [...Object.entries(labels).map(([k, v]) => `${k}=${v}`), f.string('selector').trim()].filter((t) => t !== '').join(',');
   const retries = f.whole('retries', 0, MAX_RETRIES);
@@ -193,6 +194,35 @@ function jobSpec(
     artifacts: f.commaList('artifacts'),
     artifactsOptional: f.bool('artifacts_optional'),
   });
+}
+
+/** `${{ matrix.KEY }}`: the job's value of a matrix key, in any string value of the job. */
+const MATRIX_PLACEHOLDER = /\$\{\{\s*matrix\.([A-Za-z0-9_-]*)\s*\}\}/g;
+
+/**
+ * The job with each `${{ matrix.KEY }}` in its string values (not in
+ * `matrix` or `needs`) replaced by this combination's value, after parsing,
+ * so a value never becomes YAML structure. One naming a key the job's matrix
+ * does not have is refused, naming where.
+ */
+function withMatrix(raw: Record<string, unknown>, at: YamlPath, yaml: YamlText, cell: Cell): Record<string, unknown> {
+  const values = new Map(cell);
+  const fill = (v: unknown, path: YamlPath): unknown => {
+    if (typeof v === 'string')
+      return v.replace(MATRIX_PLACEHOLDER, (_m, key: string) => {
+        const value = values.get(key);
+        if (value === undefined)
+          yaml.fail(
+            path,
+            cell.length === 0 ? `\${{ matrix.${key} }}: this job has no matrix` : `\${{ matrix.${key} }}: no such key in this job's matrix`,
+          );
+        return value;
+      });
+    if (Array.isArray(v)) return v.map((item, i) => fill(item, [...path, i]));
+    if (isMap(v)) return Object.fromEntries(Object.entries(v).map(([k, item]) => [k, fill(item, [...path, k])]));
+    return v;
+  };
+  return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, k === 'matrix' || k === 'needs' ? v : fill(v, [...at, k])]));
 }
 
 /** Typed reads of one job's keys; a wrong type fails naming the key's path and line. */
