@@ -8,6 +8,8 @@
  * - Every peer deletes the logs and artifacts it holds for jobs whose records
  *   are gone, and artifact uploads left behind by attempts that ended
  *   without committing them (an agent that never came back).
+ * - The leader deletes the slot lists of concurrency groups no job holds a
+ *   slot in (group names such as deploy-$BRANCH come and go), a page a pass.
  * - The leader compacts the store's history every interval, to the revision
  *   seen one interval earlier (what kube-apiserver does for its etcd): etcd
  *   keeps every version of every key until compacted, and each job record is
@@ -17,6 +19,7 @@
  */
 import type { Logger } from 'pino';
 import { jobIdTime } from './jobs/ids.js';
+import type { GroupSlots } from './jobs/group-slots.js';
 import type { JobRepo } from './jobs/repo.js';
 import type { LogStore } from './logs/log-store.js';
 import type { ArtifactStorage } from './artifacts/storage.js';
@@ -30,6 +33,8 @@ export interface HousekeepingOptions {
   logs: LogStore;
   /** This peer's artifacts; none: nothing to sweep. */
   artifacts?: ArtifactStorage;
+  /** Concurrency groups' slot lists: the leader deletes those of idle groups. */
+  groups?: Pick<GroupSlots, 'dropIdle'>;
   /** Ended jobs are deleted this long after they ended; 0 keeps them forever. */
   jobRetentionMs: number;
   /** At most this many ended jobs are kept (the oldest submitted go first); 0: no cap. */
@@ -123,6 +128,8 @@ export class Housekeeper {
       overCap += deleted;
       if (deleted < want) break;
     }
+    const groups = await this.dropIdleGroups();
+    if (groups > 0) this.log.info({ groups }, 'deleted the slot lists of concurrency groups no job holds');
     const [logBlobs, artifactBlobs] = this.blobs();
     const logs = await this.deleteOrphans(logBlobs!, cutoff, now);
     const artifacts = artifactBlobs ? await this.deleteOrphans(artifactBlobs, cutoff, now) : 0;
@@ -155,6 +162,16 @@ export class Housekeeper {
       deleted += done.filter(Boolean).length;
     }
     return deleted;
+  }
+
+  private async dropIdleGroups(): Promise<number> {
+    if (!this.o.groups || !this.o.isLeader()) return 0;
+    try {
+      return await this.o.groups.dropIdle(this.o.fence());
+    } catch (err) {
+      if (isNotLeader(err)) return 0;
+      throw err;
+    }
   }
 
   /** Logs and artifacts: what this peer keeps per job. */

@@ -459,6 +459,7 @@ async function serve(
   const router = new Router({ tenantWeights: o.tenantWeights, health: agentHealth });
   /** The outbound webhooks, made once the job service is (below); told of lost agents. */
   const hooksOut: { current?: OutboundHooks } = {};
+  const groupSlots = new GroupSlots(store, repo, tracker);
   const scheduler = new Scheduler({
     writer: JobWriter.forLeader({ repo, tracker, logger: log }, () => mesh.fence()),
     tracker,
@@ -471,13 +472,14 @@ async function serve(
     agentLostAfterMs: o.heartbeatTimeoutMs,
     onAgentLost: (agent, jobs, reason) => hooksOut.current?.agentLost(agent, jobs, reason),
     tracing: o.tracing,
-    groupSlots: new GroupSlots(store, repo, tracker),
+    groupSlots,
     logger: log,
   });
   closers.add('scheduler', () => scheduler.close());
   const housekeeper = new Housekeeper({
     repo,
     store,
+    groups: groupSlots,
     logs,
     artifacts: state.artifacts,
     logger: log,

@@ -87,6 +87,30 @@ describe('GroupSlots', () => {
     expect(placed.map(Boolean)).toEqual([true, true, false]);
     expect(await a.place(other, 'x')).toBeDefined();
   });
+
+  it('drops the slot lists of groups no job holds, a page at a time, keeping busy ones and refusing a stale fence', async () => {
+    const { store, a, submit } = await setup();
+    const outcome = { exitCode: 0, failure: FailureCategory.FAILURE_CATEGORY_UNSPECIFIED, message: '', logRecords: 0 };
+    const ids = [];
+    for (const g of ['deploy-a', 'deploy-b', 'deploy-c', 'busy']) {
+      const id = await submit({ concurrencyGroup: g });
+      expect(await a.place(id, 'x')).toBeDefined();
+      ids.push(id);
+    }
+    for (const id of ids.slice(0, 3)) expect(await a.writer.write(id, (r) => finish(r, 1, outcome, new Date()))).toBeDefined();
+    const lists = async () => (await store.range('/runmesh/groups/')).kvs.map((kv) => kv.key.slice('/runmesh/groups/'.length));
+    expect(await lists()).toEqual(['default/busy', 'default/deploy-a', 'default/deploy-b', 'default/deploy-c']);
+
+    const stale = [{ key: '/runmesh/leader', target: 'createRevision' as const, op: '==' as const, value: 987_654 }];
+    expect(await a.slots.dropIdle(stale)).toBe(0);
+    expect(await a.slots.dropIdle([], 2)).toBe(1); // busy, deploy-a
+    expect(await a.slots.dropIdle([], 2)).toBe(2); // deploy-b, deploy-c
+    expect(await lists()).toEqual(['default/busy']);
+
+    // A group dropped is a group never used: the next job takes its slot, and the limit holds again.
+    const again = [await submit({ concurrencyGroup: 'deploy-a' }), await submit({ concurrencyGroup: 'deploy-a' })];
+    expect([Boolean(await a.place(again[0]!, 'x')), Boolean(await a.place(again[1]!, 'x'))]).toEqual([true, false]);
+  });
 });
 
 describe('validateSpec, concurrency groups', () => {

@@ -47,6 +47,8 @@ interface SlotList {
 
 export class GroupSlots {
   private readonly prefix: string;
+  /** Where dropIdle goes on from: the last key it looked at, or undefined to start over. */
+  private sweptTo: string | undefined;
 
   constructor(
     private readonly store: Store,
@@ -93,6 +95,32 @@ export class GroupSlots {
       holders: listed.filter((_, i) => held[i]),
       compare: kv ? { key, target: 'modRevision', op: '==', value: kv.modRevision } : { key, target: 'version', op: '==', value: 0 },
     };
+  }
+
+  /**
+   * Deletes the slot lists of groups no job holds a slot in, so a mesh whose
+   * group names come and go (deploy-$BRANCH) does not keep one key per name
+   * ever used. Looks at up to `limit` lists from where the previous call
+   * stopped (the next call goes on from there). Each delete compares the
+   * list's mod revision (and `fence`): an assignment that wrote the list
+   * meanwhile keeps it, and one that comes later finds no list and starts
+   * a new one, as for a group never used.
+   */
+  async dropIdle(fence: Compare[], limit = 500): Promise<number> {
+    const page = await this.store.range(this.prefix, { after: this.sweptTo, limit });
+    this.sweptTo = page.more ? page.kvs.at(-1)?.key : undefined;
+    let dropped = 0;
+    for (const kv of page.kvs) {
+      const listed = (JSON.parse(kv.value) as SlotList).holders;
+      const held = await Promise.all(listed.map((id) => this.holds(id, kv.modRevision)));
+      if (held.some(Boolean)) continue;
+      const res = await this.store.txn({
+        compare: [...fence, { key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }],
+        success: [{ type: 'delete', key: kv.key }],
+      });
+      if (res.succeeded) dropped++;
+    }
+    return dropped;
   }
 
   private async holds(id: string, listRevision: number): Promise<boolean> {
