@@ -57,7 +57,8 @@ export class Callers {
     const md = new Metadata();
     md.set('authorization', session ? `Bearer ${session.token.reveal()}` : (bearer ?? ''));
     const who = await this.gate.identify(method, md, from).catch(async (err: unknown) => {
-      if (session) await this.sessions.delete(session.id); // its token was revoked or expired
+      // Its token was revoked or expired: the session goes (a store that cannot delete it now still refuses the token).
+      if (session) await this.sessions.delete(session.id).catch(() => undefined);
       throw err;
     });
     return { who, session, from };

@@ -171,11 +171,14 @@ export class SessionStore {
     }
     if (now - record.lastSeen >= this.limits.touchMs) {
       // Compared on its revision: a sign-out meanwhile is not undone by this write.
+      // The session was read: a write that fails now costs an earlier idle end at worst, not this request.
       const touched: StoredSession = { ...record, lastSeen: now };
-      await this.store.txn({
-        compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }],
-        success: [{ type: 'put', key: kv.key, value: JSON.stringify(touched) }],
-      });
+      await this.store
+        .txn({
+          compare: [{ key: kv.key, target: 'modRevision', op: '==', value: kv.modRevision }],
+          success: [{ type: 'put', key: kv.key, value: JSON.stringify(touched) }],
+        })
+        .catch((err: unknown) => this.log.warn({ err }, 'console session use not recorded: the store refused the write'));
     }
     const session = { id, token: new Secret(token), csrf: csrfOf(at.secret), createdAt: record.createdAt, lastSeen: now };
     this.remember(session);
