@@ -20,7 +20,7 @@ import {
   type ListHooksResponse,
 } from '../../proto/gen/runmesh/v1/hook.js';
 import { canSee, type Gate, type Principal } from '../auth/index.js';
-import { isNoHookKey, NoHookKeyError, type HookStore } from '../hooks/hook-store.js';
+import { isHooksFull, isNoHookKey, NoHookKeyError, type HookStore } from '../hooks/hook-store.js';
 import type { Deliveries } from '../hooks/deliveries.js';
 import { checkEvents, checkUrl } from '../hooks/outbound-events.js';
 import { checkParamMap } from '../hooks/param-map.js';
@@ -118,6 +118,7 @@ async function mapped<T>(p: Promise<T>): Promise<T> {
     return await recordStatuses(p);
   } catch (err) {
     if (isNoHookKey(err)) throw new ApiError(Status.FAILED_PRECONDITION, (err as Error).message);
+    if (isHooksFull(err)) throw new ApiError(Status.RESOURCE_EXHAUSTED, (err as Error).message);
     throw err;
   }
 }

@@ -15,8 +15,10 @@ import { RecordExistsError, RecordNotFoundError, RecordUnreadableError, TenantRe
 export const HOOKS_PREFIX = '/runmesh/hooks/';
 export const SEEN_PREFIX = '/runmesh/hook-seen/';
 export const DELIVERIES_PREFIX = '/runmesh/hook-deliveries/';
+/** Hooks one tenant may have: one tenant filling the cluster's room would keep every other from making any. */
+export const MAX_HOOKS_PER_TENANT = 100;
 /** Hooks in the whole cluster, at most. */
-export const MAX_HOOKS = 1000;
+export const MAX_HOOKS = 5000;
 
 interface StoredHook {
   v: 1;
@@ -43,10 +45,13 @@ export class HookStore {
     return this.ring !== undefined;
   }
 
-  /** RecordExistsError when the name is taken in any tenant; TenantRecordsFullError past MAX_HOOKS. */
+  /** RecordExistsError when the name is taken in any tenant; TenantRecordsFullError past MAX_HOOKS_PER_TENANT, HooksFullError past MAX_HOOKS. */
   async create(hook: Hook, secret: Secret): Promise<void> {
     const ring = this.need();
-    if ((await this.store.count(HOOKS_PREFIX)) >= MAX_HOOKS) throw new TenantRecordsFullError('hook', hook.tenant, MAX_HOOKS);
+    const all = await this.list();
+    if (all.filter((h) => h.tenant === hook.tenant).length >= MAX_HOOKS_PER_TENANT)
+      throw new TenantRecordsFullError('hook', hook.tenant, MAX_HOOKS_PER_TENANT);
+    if (all.length >= MAX_HOOKS) throw new HooksFullError();
     const record: StoredHook = { v: 1, hook: Hook.toJSON(hook), secret: ring.seal(secret.reveal(), aadOf(hook.tenant, hook.name)) };
     const key = HOOKS_PREFIX + hook.name;
     const res = await this.store.txn({
@@ -147,6 +152,13 @@ export class HookStore {
   }
 }
 
+/** The cluster holds MAX_HOOKS hooks. RESOURCE_EXHAUSTED. */
+export class HooksFullError extends NamedError {
+  constructor() {
+    super(`the cluster has ${MAX_HOOKS} hooks, the most it may have; delete one first`);
+  }
+}
+
 /** The server has no secrets key: a hook's secret could not be stored sealed. FAILED_PRECONDITION. */
 export class NoHookKeyError extends NamedError {
   constructor() {
@@ -155,6 +167,7 @@ export class NoHookKeyError extends NamedError {
 }
 
 export const isNoHookKey = (err: unknown): boolean => hasCause(err, NoHookKeyError);
+export const isHooksFull = (err: unknown): boolean => hasCause(err, HooksFullError);
 
 function parse(key: string, text: string): StoredHook {
   try {

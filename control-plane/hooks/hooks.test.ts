@@ -2,13 +2,19 @@
  * The pure parts of webhooks, and the replay window on a real embedded
  * store: GitHub's published signature example, the parameter map's paths and
  * refusals, and delivery ids claimed once per window, with the oldest swept
- * when a hook is full.
+ * when a hook is full; hooks capped per tenant.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/support/processes.js';
 import { isValidation } from '../jobs/errors.js';
 import { openEmbeddedStore } from '../store/embedded.js';
 import type { Store } from '../store/store.js';
+import { Hook } from '../../proto/gen/runmesh/v1/hook.js';
+import { Secret } from '../secret.js';
+import { KeyRing } from '../secrets/index.js';
+import { isTenantRecordsFull } from '../store/tenant-records.js';
+import { HookStore, MAX_HOOKS_PER_TENANT } from './hook-store.js';
 import { mapParams, MissingFieldError, parseParamMap } from './param-map.js';
 import { ReplayWindow } from './replay.js';
 import { sign, signedContent, verify } from './signature.js';
@@ -99,5 +105,25 @@ describe('the replay window', () => {
     expect(await w.claim('full', 'x4', 500)).toBe('full');
     expect(await w.claim('full', 'x4', 1500)).toBe('claimed');
     expect(await store.count('/runmesh/hook-seen/full/')).toBe(1);
+  });
+});
+
+describe('the hook store', () => {
+  it('caps hooks per tenant, so one tenant cannot use up the room every other tenant has', async () => {
+    const store = await openEmbeddedStore({ dir: await tempDir('runmesh-hookstore-') });
+    try {
+      const hooks = new HookStore(store, KeyRing.of(randomBytes(32)));
+      const secret = new Secret('s'.repeat(32));
+      const hook = (tenant: string, name: string): Hook =>
+        Hook.fromPartial({ tenant, name, url: 'http://127.0.0.1:9/x', events: ['job.failed'] });
+      for (let i = 0; i < MAX_HOOKS_PER_TENANT; i++) await hooks.create(hook('greedy', `h${i}`), secret);
+      const refused = await hooks.create(hook('greedy', 'one-more'), secret).catch((err: unknown) => err);
+      expect(isTenantRecordsFull(refused)).toBe(true);
+      expect((refused as Error).message).toBe(`tenant greedy has ${MAX_HOOKS_PER_TENANT} hooks, the most it may have; delete one first`);
+      await hooks.create(hook('other', 'mine'), secret);
+      expect((await hooks.get('mine'))?.tenant).toBe('other');
+    } finally {
+      await store.close();
+    }
   });
 });

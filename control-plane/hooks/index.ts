@@ -5,7 +5,7 @@
  * template parameters by param-map.ts; outbound.ts sends job and agent
  * events (outbound-events.ts) to hooks' URLs, recorded by deliveries.ts.
  */
-export { HookStore, isNoHookKey, NoHookKeyError, MAX_HOOKS } from './hook-store.js';
+export { HookStore, isHooksFull, isNoHookKey, NoHookKeyError, MAX_HOOKS, MAX_HOOKS_PER_TENANT } from './hook-store.js';
 export { Deliveries, HISTORY } from './deliveries.js';
 export { ReplayWindow, DEFAULT_REPLAY, type ReplayOptions } from './replay.js';
 export { inboundRoute, HOOK_PATH, SIGNED_ROUTES, DEFAULT_INBOUND, type InboundLimits } from './inbound.js';
