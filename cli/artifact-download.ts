@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { absentIfMissing } from '../proto/absent.js';
 import type { ArtifactFile, GetArtifactResponse } from '../proto/gen/runmesh/v1/artifact.js';
 import { CliError, UsageError } from './errors.js';
 
@@ -108,11 +109,11 @@ export function refuseBinaryOnTerminal(sink: ArtifactSink, isTerminal: boolean):
 export async function destinationFor(output: string, artifactPath: string): Promise<string> {
   const name = basename(artifactPath);
   if (output.endsWith('/')) {
-    const dir = await stat(output).catch(() => undefined);
+    const dir = await stat(output).catch(absentIfMissing);
     if (!dir?.isDirectory()) throw new UsageError(`-o ${output}: no such directory`);
     return join(output, name);
   }
-  const existing = await stat(output).catch(() => undefined);
+  const existing = await stat(output).catch(absentIfMissing);
   return existing?.isDirectory() ? join(output, name) : output;
 }
 

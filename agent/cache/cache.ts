@@ -12,6 +12,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { cp, lstat, mkdir, readdir, realpath, rename, rm, utimes } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import type { Logger } from 'pino';
+import { absentIfMissing } from '../../proto/absent.js';
 
 export interface CacheRef {
   readonly key: string;
@@ -171,12 +172,6 @@ export class JobCache {
     const now = new Date();
     void utimes(join(this.dir, id), now, now).catch(() => undefined); // its place in the order after a restart
   }
-}
-
-/** A path that does not exist is absent (undefined); any other error (EACCES, EIO) is thrown, never read as absent. */
-function absentIfMissing(err: NodeJS.ErrnoException): undefined {
-  if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
-  throw err;
 }
 
 /** Bytes of the files under `path` (links count their own size); 0 when absent. */

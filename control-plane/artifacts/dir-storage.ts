@@ -27,6 +27,7 @@ import {
   type ArtifactStorage,
   type UploadState,
 } from './storage.js';
+import { absentIfMissing } from '../../proto/absent.js';
 
 const SAFE_ID = /^[A-Za-z0-9_.-]+$/;
 const UPLOADS = '.uploads';
@@ -217,12 +218,8 @@ export class DirArtifactStorage implements ArtifactStorage {
 
   /** The manifest in `dir`; undefined only when there is none (any other failure to read it throws). */
   private async readManifest(dir: string): Promise<Manifest | undefined> {
-    try {
-      return JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as Manifest;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
+    const text = await readFile(join(dir, MANIFEST), 'utf8').catch(absentIfMissing);
+    return text === undefined ? undefined : (JSON.parse(text) as Manifest);
   }
 
   private locked<T>(k: ArtifactKey, work: () => Promise<T>): Promise<T> {
@@ -252,24 +249,14 @@ function toFiles(m: Manifest): ArtifactFile[] {
 }
 
 /** `path`'s stat; undefined only when it does not exist (any other failure throws). */
-async function statOf(path: string): Promise<Stats | undefined> {
-  try {
-    return await stat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+function statOf(path: string): Promise<Stats | undefined> {
+  return stat(path).catch(absentIfMissing);
 }
 
 const exists = async (path: string): Promise<boolean> => (await statOf(path)) !== undefined;
 
 async function dirNames(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
+  return (await readdir(dir).catch(absentIfMissing)) ?? [];
 }
 
 /** A sha256 fed the first `bytes` of `file` (none: a fresh one). */
