@@ -128,8 +128,6 @@ export class Housekeeper {
       overCap += deleted;
       if (deleted < want) break;
     }
-    const groups = await this.dropIdleGroups();
-    if (groups > 0) this.log.info({ groups }, 'deleted the slot lists of concurrency groups no job holds');
     const [logBlobs, artifactBlobs] = this.blobs();
     const logs = await this.deleteOrphans(logBlobs!, cutoff, now);
     const artifacts = artifactBlobs ? await this.deleteOrphans(artifactBlobs, cutoff, now) : 0;
@@ -144,6 +142,8 @@ export class Housekeeper {
         'deleted ended jobs (past the retention, or oldest over the cap) and their logs',
       );
     }
+    const groups = await this.dropIdleGroups();
+    if (groups > 0) this.log.info({ groups }, 'deleted the slot lists of concurrency groups no job holds');
     return { jobs, overCap, logs };
   }
 

@@ -111,7 +111,8 @@ export class GroupSlots {
     this.sweptTo = page.more ? page.kvs.at(-1)?.key : undefined;
     let dropped = 0;
     for (const kv of page.kvs) {
-      const listed = (JSON.parse(kv.value) as SlotList).holders;
+      const listed = listedIn(kv.value);
+      if (!listed) continue; // unreadable: left as it is (assigning into that group fails loudly on it)
       const held = await Promise.all(listed.map((id) => this.holds(id, kv.modRevision)));
       if (held.some(Boolean)) continue;
       const res = await this.store.txn({
@@ -129,5 +130,15 @@ export class GroupSlots {
     if (known && known.modRevision > listRevision) return false;
     const stored = await this.repo.get(id);
     return stored !== undefined && isActive(stored.record.job.state);
+  }
+}
+
+/** A slot list's holders; undefined when the value is not a slot list. */
+function listedIn(value: string): string[] | undefined {
+  try {
+    const holders = (JSON.parse(value) as Partial<SlotList>).holders;
+    return Array.isArray(holders) ? holders : undefined;
+  } catch {
+    return undefined;
   }
 }
