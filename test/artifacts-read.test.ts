@@ -25,11 +25,19 @@ let address = '';
 let token = '';
 let dir = '';
 
+/** The environment the CLI runs in: this server, the admin token, no colour or logs. */
+const cliEnv = (): NodeJS.ProcessEnv => ({
+  ...process.env,
+  NO_COLOR: '1',
+  RUNMESH_SERVER: address,
+  RUNMESH_TOKEN: token,
+  RUNMESH_LOG_LEVEL: 'silent',
+});
+
 /** The CLI as a user runs it against the server: exit code, stdout as bytes (an artifact may be binary), stderr. */
 function cli(args: string[]): Promise<CliResult> {
-  const env = { ...process.env, NO_COLOR: '1', RUNMESH_SERVER: address, RUNMESH_TOKEN: token, RUNMESH_LOG_LEVEL: 'silent' };
   return new Promise((resolve) =>
-    execFile(process.execPath, [CLI, ...args], { env, encoding: 'buffer', maxBuffer: 8 << 20 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [CLI, ...args], { env: cliEnv(), encoding: 'buffer', maxBuffer: 8 << 20 }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr: stderr.toString() }),
     ),
   );
@@ -37,10 +45,9 @@ function cli(args: string[]): Promise<CliResult> {
 
 /** The CLI with its stdout on a terminal (a pty from util-linux `script`): exit code and what the terminal showed. */
 function onTerminal(args: string[]): Promise<{ code: number; shown: string }> {
-  const env = { ...process.env, NO_COLOR: '1', RUNMESH_SERVER: address, RUNMESH_TOKEN: token, RUNMESH_LOG_LEVEL: 'silent' };
   const command = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
   return new Promise((resolve) =>
-    execFile('script', ['-qec', command, '/dev/null'], { env }, (err, stdout) =>
+    execFile('script', ['-qec', command, '/dev/null'], { env: cliEnv() }, (err, stdout) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, shown: stdout.replace(/\r\n/g, '\n') }),
     ),
   );
